@@ -1,0 +1,100 @@
+/**
+ * Page frame allocator over one physical memory (system RAM or a device's
+ * local memory), handing out contiguous extents.
+ *
+ * Mirrors the role of the kernel's buddy allocator (alloc_pages /
+ * __free_pages) with the design rule of DESIGN.md section 3: allocate in
+ * contiguous runs, because copying runs reaches memcpy speed while
+ * scattered 4 KiB pages do not.
+ *
+ * Invariants:
+ * - `free` is sorted by start and no two extents touch (they are merged);
+ * - freeing a page bumps its generation (the safety checker compares device
+ *   TLB entries against it) and poisons its bytes;
+ * - only the main thread allocates; workers never call this.
+ */
+import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
+import { PeerVmaError } from '../errors.js';
+
+export interface Extent {
+  readonly start: number;
+  readonly count: number;
+}
+
+export class PageAllocator {
+  /** Free extents, sorted, coalesced. Guarded by: single-threaded main. */
+  private free: Extent[];
+  private used = 0;
+
+  constructor(
+    readonly name: string,
+    readonly totalPages: number,
+    private readonly bytes: Uint8Array,
+    private readonly gen: Int32Array,
+  ) {
+    this.free = totalPages > 0 ? [{ start: 0, count: totalPages }] : [];
+  }
+
+  get usedPages(): number {
+    return this.used;
+  }
+
+  get freePages(): number {
+    return this.totalPages - this.used;
+  }
+
+  /** First-fit contiguous allocation; ENOMEM names the allocator and the sizes. */
+  allocContig(count: number): Extent {
+    if (!Number.isInteger(count) || count <= 0) throw new PeerVmaError('EINVAL', `${this.name}`, `cannot allocate ${count} pages`);
+    const i = this.free.findIndex((e) => e.count >= count);
+    if (i < 0) {
+      const largest = this.free.reduce((m, e) => Math.max(m, e.count), 0);
+      throw new PeerVmaError('ENOMEM', this.name, `no run of ${count} free pages (largest free run ${largest}, ${this.freePages} free of ${this.totalPages})`);
+    }
+    const e = this.free[i];
+    if (e.count === count) this.free.splice(i, 1);
+    else this.free[i] = { start: e.start + count, count: e.count - count };
+    this.used += count;
+    return { start: e.start, count };
+  }
+
+  /** Allocates `count` pages as few extents as possible (largest first). */
+  allocPages(count: number): Extent[] {
+    if (count > this.freePages) throw new PeerVmaError('ENOMEM', this.name, `asked ${count} pages, ${this.freePages} free of ${this.totalPages}`);
+    const out: Extent[] = [];
+    let left = count;
+    while (left > 0) {
+      const largest = this.free.reduce((m, e) => Math.max(m, e.count), 0);
+      const e = this.allocContig(Math.min(left, largest));
+      out.push(e);
+      left -= e.count;
+    }
+    return out;
+  }
+
+  /** Returns an extent: generation bumped, bytes poisoned, merged back into the free list. */
+  freeExtent(x: Extent): void {
+    if (x.start < 0 || x.start + x.count > this.totalPages) throw new PeerVmaError('EINVAL', this.name, `free of pages [${x.start}, +${x.count}) outside 0..${this.totalPages}`);
+    for (let p = x.start; p < x.start + x.count; p++) Atomics.add(this.gen, p, 1);
+    this.bytes.fill(POISON_BYTE, x.start * PAGE_SIZE, (x.start + x.count) * PAGE_SIZE);
+    let i = 0;
+    while (i < this.free.length && this.free[i].start < x.start) i++;
+    const prev = this.free[i - 1];
+    const next = this.free[i];
+    if ((prev && prev.start + prev.count > x.start) || (next && x.start + x.count > next.start)) {
+      throw new PeerVmaError('EINVAL', this.name, `double free of pages [${x.start}, +${x.count})`);
+    }
+    this.free.splice(i, 0, { ...x });
+    this.coalesce(i);
+    this.used -= x.count;
+  }
+
+  private coalesce(i: number): void {
+    const cur = this.free[i];
+    const next = this.free[i + 1];
+    if (next && cur.start + cur.count === next.start) this.free.splice(i, 2, { start: cur.start, count: cur.count + next.count });
+    const prev = this.free[i - 1];
+    const now = this.free[i];
+    if (prev && prev.start + prev.count === now.start) this.free.splice(i - 1, 2, { start: prev.start, count: prev.count + now.count });
+  }
+}

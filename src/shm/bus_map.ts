@@ -1,0 +1,102 @@
+/**
+ * Bus-address decode: bus address -> (owner, region, backing bytes).
+ *
+ * Every DMA, from any device, and every access the kernel side makes "over
+ * the bus" goes through one decoder, so the two sides cannot disagree about
+ * where an address lands. BAR2 windows are decoded through the exporter's
+ * BAR slot table (slot -> device page), which is what makes BAR space
+ * management possible (DESIGN.md section 3).
+ *
+ * Invariants:
+ * - a returned run never crosses a region boundary nor an unmapped BAR slot;
+ * - adjacent BAR slots that map adjacent device pages are merged into one
+ *   run (copy runs, not pages);
+ * - decode never throws for a bad address: it returns a BusFault the caller
+ *   reports with its own name.
+ */
+import { PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+import type { BusRegionDesc, DeviceShm, MachineShm } from './phys_mem.js';
+
+export type RunTarget = 'ram' | 'devmem' | 'regs';
+
+/** A contiguous piece of backing memory that a bus range decodes to. */
+export interface BusRun {
+  readonly target: RunTarget;
+  /** Device index owning the memory, -1 for system RAM. */
+  readonly owner: number;
+  /** Backing bytes (RAM or the owner's local memory); for 'regs', the owner's register file bytes. */
+  readonly bytes: Uint8Array;
+  /** Byte offset of the run inside `bytes`. */
+  readonly offset: number;
+  /** Run length, 1..len asked. */
+  readonly len: number;
+  /** Page generation table of `bytes` (null for registers). */
+  readonly gen: Int32Array | null;
+}
+
+export interface BusFault {
+  readonly fault: string;
+}
+
+export function isBusFault(r: BusRun | BusFault): r is BusFault {
+  return (r as BusFault).fault !== undefined;
+}
+
+export function hex(addr: number): string {
+  return '0x' + addr.toString(16);
+}
+
+export class BusDecoder {
+  private readonly regions: readonly BusRegionDesc[];
+  private readonly regBytes: Uint8Array[];
+
+  constructor(private readonly shm: MachineShm) {
+    this.regions = shm.desc.regions;
+    this.regBytes = shm.devices.map((d) => new Uint8Array(d.regs.buffer));
+  }
+
+  /** Region containing `addr`, or undefined. Binary search over the sorted map. */
+  region(addr: number): BusRegionDesc | undefined {
+    let lo = 0;
+    let hi = this.regions.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = this.regions[mid];
+      if (addr < r.base) hi = mid - 1;
+      else if (addr >= r.base + r.size) lo = mid + 1;
+      else return r;
+    }
+    return undefined;
+  }
+
+  /** Decodes the first contiguous run of [addr, addr + len). */
+  decode(addr: number, len: number): BusRun | BusFault {
+    const r = this.region(addr);
+    if (!r) return { fault: `bus address ${hex(addr)} decodes to no region` };
+    const off = addr - r.base;
+    const avail = Math.min(len, r.size - off);
+    switch (r.kind) {
+      case 'ram':
+        return { target: 'ram', owner: -1, bytes: this.shm.ram, offset: off, len: avail, gen: this.shm.ramGen };
+      case 'bar-regs':
+        return { target: 'regs', owner: r.owner, bytes: this.regBytes[r.owner], offset: off, len: avail, gen: null };
+      case 'bar-mem':
+        return this.decodeBarMem(this.shm.devices[r.owner], addr, off, avail);
+    }
+  }
+
+  private decodeBarMem(dev: DeviceShm, addr: number, off: number, avail: number): BusRun | BusFault {
+    const slots = dev.barSlots!;
+    let slot = off >>> PAGE_SHIFT;
+    const page = Atomics.load(slots, slot);
+    if (page < 0) return { fault: `bus address ${hex(addr)} is in BAR2 slot ${slot} of ${dev.name}, which maps no device page` };
+    const inPage = off & (PAGE_SIZE - 1);
+    let len = Math.min(avail, PAGE_SIZE - inPage);
+    // Merge following slots while they map the following device pages.
+    while (len < avail && Atomics.load(slots, slot + 1) === page + (slot + 1 - (off >>> PAGE_SHIFT))) {
+      slot++;
+      len = Math.min(avail, len + PAGE_SIZE);
+    }
+    return { target: 'devmem', owner: dev.index, bytes: dev.mem!, offset: page * PAGE_SIZE + inPage, len, gen: dev.memGen };
+  }
+}

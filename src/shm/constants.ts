@@ -1,0 +1,24 @@
+/**
+ * Machine-wide constants of the emulated hardware. Named limits first, as
+ * lib/test_hmm.c does (DMIRROR_NDEVICES, DEVMEM_CHUNK_SIZE).
+ */
+
+/** Page size of system RAM, device memory and BAR slots. */
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+
+/**
+ * A streaming device looks at its wake word at least this often, whatever its
+ * DMA chunk size: it bounds invalidation latency (DESIGN.md section 4).
+ */
+export const DMA_CHECK_BYTES = 64 * 1024;
+
+/** Bus address where the first device's BAR space starts (system RAM sits below). */
+export const BAR_SPACE_BASE = 0x1_0000_0000;
+/** Bus address space reserved per device for its BARs. */
+export const BAR_SPACE_STRIDE = 0x1000_0000;
+/** Offset of the memory BAR (BAR2) within a device's BAR space; BAR0 (registers) is at 0. */
+export const BAR2_OFFSET = 0x0100_0000;
+
+/** Poison byte written into freed exporter pages (like the kernel's PAGE_POISON). */
+export const POISON_BYTE = 0x6b;

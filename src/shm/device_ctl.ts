@@ -1,0 +1,91 @@
+/**
+ * Per-device control block (not bus-visible) and register file (BAR0,
+ * bus-visible), plus the device's statistics block.
+ *
+ * Wake protocol — one wake word per worker, bumped by every producer of work:
+ *
+ *   producer (main or a peer device)      device worker
+ *   --------------------------------      -------------
+ *   Atomics.store(work word)              seen = Atomics.load(ctl, wake)
+ *   Atomics.add(ctl, wake, 1)             ...look at every work word...
+ *   Atomics.notify(ctl, wake)             Atomics.wait(ctl, wake, seen)
+ *                                         [Required: a store made before the
+ *                                          add is seen by the next pass]
+ *
+ * The worker loads `wake` *before* it looks for work, so a bump that lands
+ * while it looks makes the wait return at once (the value no longer equals
+ * `seen`). Pairs with ringWake() below and with DeviceLoop.run in
+ * workers/runtime/device_loop.ts.
+ *
+ * Invalidation slot (issue 5 fills the protocol): main writes up to
+ * INV_BATCH ranges, then stores invSeq, then bumps wake; the worker drops
+ * translations for the ranges and stores invAck = invSeq.
+ */
+import { defineLayout } from './layout.js';
+
+/** Number of submission/completion queue pairs a device exposes. */
+export const NR_QUEUES = 4;
+/** Ranges carried by one invalidation broadcast (DESIGN.md section 4). */
+export const INV_BATCH = 8;
+/** Words per invalidation range: start (u64), end (u64). */
+export const INV_RANGE_WORDS = 4;
+
+export const DeviceCtl = defineLayout({
+  wake: { writer: 'both', doc: 'bumped by anything that gives the worker work; the worker Atomics.waits on it' },
+  state: { writer: 'worker', doc: 'DeviceState: init, running, stopped, failed' },
+  ctrlReq: { writer: 'main', doc: 'control (comlink) calls posted; the worker yields to its event loop while ctrlReq != ctrlServed' },
+  ctrlServed: { writer: 'worker', doc: 'control calls the worker has started serving' },
+  irq: { writer: 'worker', doc: 'MSI to the host: bumped after a completion entry for the host is posted; main waits with waitAsync' },
+  heartbeat: { writer: 'worker', doc: 'bumped on every pass of the device loop' },
+  invSeq: { writer: 'main', doc: 'sequence of the latest invalidation batch posted to this device' },
+  invCount: { writer: 'main', doc: 'ranges valid in invRanges for invSeq' },
+  invRanges: { words: INV_BATCH * INV_RANGE_WORDS, writer: 'main', doc: '[start lo, start hi, end lo, end hi] per range' },
+  invAck: { writer: 'worker', doc: 'last invSeq whose ranges the device no longer touches' },
+  invDelayMs: { writer: 'main', doc: 'fault injection: the device acks invalidations this late' },
+  invIgnore: { writer: 'main', doc: 'fault injection: the device acks but keeps its translations (a rogue device)' },
+});
+
+export const enum DeviceState {
+  Init = 0,
+  Running = 1,
+  Stopped = 2,
+  Failed = 3,
+}
+
+/** BAR0: the registers a peer (or the host) may write through the bus. */
+export const DeviceRegs = defineLayout({
+  sqTail: { words: NR_QUEUES, writer: 'peer', doc: 'submission queue tail doorbells (NVMe SQyTDBL)' },
+  cqHead: { words: NR_QUEUES, writer: 'peer', doc: 'completion queue head doorbells (NVMe CQyHDBL)' },
+});
+
+/**
+ * Statistics, one float64 slot per field (the offsets index a
+ * Float64Array). Written by the worker only; main reads them after stop or
+ * as a live approximation.
+ */
+export const DeviceStats = defineLayout({
+  bytesFromRam: { writer: 'worker', doc: 'DMA bytes read from system RAM' },
+  bytesToRam: { writer: 'worker', doc: 'DMA bytes written to system RAM' },
+  bytesFromPeer: { writer: 'worker', doc: 'DMA bytes read from another device (P2P)' },
+  bytesToPeer: { writer: 'worker', doc: 'DMA bytes written to another device (P2P)' },
+  bytesLocal: { writer: 'worker', doc: 'DMA bytes between the device and its own memory' },
+  dmaOps: { writer: 'worker', doc: 'DMA transfers started' },
+  dmaErrors: { writer: 'worker', doc: 'DMA transfers aborted (bad address, IOMMU fault, revoked)' },
+  commands: { writer: 'worker', doc: 'queue commands completed' },
+  dmaNs: { writer: 'worker', doc: 'wall time spent copying' },
+  computeNs: { writer: 'worker', doc: 'wall time spent computing' },
+  invalidations: { writer: 'worker', doc: 'invalidation batches acked' },
+});
+
+export function allocStats(): Float64Array {
+  return new Float64Array(new SharedArrayBuffer(DeviceStats.kFieldCount * 8));
+}
+
+/**
+ * Wakes a device: the second half of every doorbell. Pairs with the
+ * Atomics.load(wake) at the top of DeviceLoop.run.
+ */
+export function ringWake(ctl: Int32Array): void {
+  Atomics.add(ctl, DeviceCtl.wake, 1);
+  Atomics.notify(ctl, DeviceCtl.wake);
+}
