@@ -100,3 +100,15 @@ export class BusDecoder {
     return { target: 'devmem', owner: dev.index, bytes: dev.mem!, offset: page * PAGE_SIZE + inPage, len, gen: dev.memGen };
   }
 }
+
+/**
+ * An Int32Array view of a ring or record at a bus address. The whole range
+ * must decode to one contiguous run (rings are allocated as one extent).
+ */
+export function busWordView(bus: BusDecoder, addr: number, bytes: number, what: string): Int32Array {
+  const r = bus.decode(addr, bytes);
+  if (isBusFault(r)) throw new RangeError(`${what}: ${r.fault}`);
+  if (r.len !== bytes) throw new RangeError(`${what}: [${hex(addr)}, +${bytes}) is not contiguous in memory (first run ${r.len} bytes)`);
+  if ((r.bytes.byteOffset + r.offset) % 4 !== 0) throw new RangeError(`${what}: ${hex(addr)} is not 4-byte aligned`);
+  return new Int32Array(r.bytes.buffer, r.bytes.byteOffset + r.offset, bytes / 4);
+}

@@ -1,0 +1,87 @@
+/**
+ * The kernel's handle on one device worker: spawns it, speaks the control
+ * plane through comlink, and turns every way a worker can go wrong into a
+ * DeviceError that names the device.
+ *
+ * Lifetime: created by Machine.create, configured once, terminated by
+ * Machine.shutdown (or on the first failure of any device). After a
+ * failure every further call rejects at once with the same error.
+ *
+ * Every wait on the worker has a deadline: a call that is not answered in
+ * `timeoutMs` fails with DeviceError(timeout) naming the device and call.
+ */
+import { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import { DeviceError } from '../errors.js';
+import { DeviceCtl, ringWake } from '../shm/device_ctl.js';
+import { nodeEndpoint } from './comlink_node.js';
+import type { DeviceEndpointApi } from './protocol.js';
+import { compiledModule } from './worker_entry.js';
+
+type Method = keyof DeviceEndpointApi;
+
+export class DeviceHandle {
+  private readonly worker: Worker;
+  private readonly remote: Comlink.Remote<DeviceEndpointApi>;
+  private failure: DeviceError | null = null;
+  private terminating = false;
+  private readonly failureListeners: ((e: DeviceError) => void)[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly ctl: Int32Array,
+    private readonly timeoutMs: number,
+  ) {
+    this.worker = new Worker(compiledModule('workers/device_main'), { name: `peervma:${name}` });
+    this.remote = Comlink.wrap<DeviceEndpointApi>(nodeEndpoint(this.worker));
+    this.worker.on('error', (e) => this.fail(new DeviceError(name, 'crashed', e instanceof Error ? e.message : String(e))));
+    this.worker.on('exit', (code) => {
+      if (!this.terminating) this.fail(new DeviceError(name, 'exited', `worker exited with code ${code}`));
+    });
+  }
+
+  get failed(): DeviceError | null {
+    return this.failure;
+  }
+
+  /** Registers a callback for the first failure of this device. */
+  onFailure(cb: (e: DeviceError) => void): void {
+    if (this.failure) cb(this.failure);
+    else this.failureListeners.push(cb);
+  }
+
+  /** A control call with a deadline. Pairs with DeviceLoop's ctrlReq/ctrlServed protocol. */
+  async call<M extends Method>(method: M, ...args: Parameters<DeviceEndpointApi[M]>): Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>> {
+    if (this.failure) throw this.failure;
+    Atomics.add(this.ctl, DeviceCtl.ctrlReq, 1);
+    const fn = this.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
+    const answer = fn(...args);
+    ringWake(this.ctl);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        answer,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(this.fail(new DeviceError(this.name, 'timeout', `no answer to '${method}' within ${this.timeoutMs} ms`))), this.timeoutMs);
+          this.onFailure(reject);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Records the first failure and tells the listeners; returns the error in force. */
+  fail(e: DeviceError): DeviceError {
+    if (this.failure || this.terminating) return this.failure ?? e;
+    this.failure = e;
+    for (const cb of this.failureListeners.splice(0)) cb(e);
+    return e;
+  }
+
+  async terminate(): Promise<void> {
+    this.terminating = true;
+    this.remote[Comlink.releaseProxy]();
+    await this.worker.terminate();
+  }
+}

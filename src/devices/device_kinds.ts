@@ -1,0 +1,44 @@
+/**
+ * Device kinds and their properties, as a table with defaults (QEMU's
+ * DEFINE_PROP_*). The scenario loader validates a device's `props` against
+ * its kind's row; the worker side has the matching model in
+ * workers/registry.ts. Test-only kinds and knobs carry an `x-` prefix.
+ */
+import { z } from 'zod';
+import { DEFAULT_MATRIX } from '../workloads/camera_chain/colour.js';
+
+export interface DeviceKind {
+  readonly doc: string;
+  /** Local memory the kind needs at least (line buffers, queues). */
+  readonly minMemBytes: number;
+  /** Properties accepted under `props:`, with their defaults. */
+  readonly props: z.ZodObject;
+}
+
+const KiB = 1024;
+
+export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
+  camera: {
+    doc: 'image sensor + DMA: renders the seeded pattern and writes frames to a bus address',
+    minMemBytes: 128 * KiB,
+    props: z.strictObject({}),
+  },
+  'colour-correction': {
+    doc: '3x3 Q8 colour matrix + per-channel gamma LUT, streaming through 64 KiB line buffers',
+    minMemBytes: 128 * KiB,
+    props: z.strictObject({
+      matrix: z.array(z.number().int().min(-4096).max(4096)).length(9).default([...DEFAULT_MATRIX]),
+      gamma: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([2.2, 2.2, 2.2]),
+      'x-corrupt-frame': z.number().int().min(0).optional().describe('test knob: flip one output byte of this frame'),
+      'x-corrupt-offset': z.number().int().min(0).default(0).describe('test knob: byte offset flipped in x-corrupt-frame'),
+    }),
+  },
+  'x-faulty': {
+    doc: 'test device that throws, hangs or exits, at start or on its first command',
+    minMemBytes: 0,
+    props: z.strictObject({
+      fault: z.enum(['throw', 'hang', 'exit']),
+      when: z.enum(['start', 'command']).default('command'),
+    }),
+  },
+};

@@ -1,0 +1,134 @@
+/**
+ * The emulated machine as the kernel sees it: physical memory, the bus
+ * decoder, one page allocator per memory, and a DeviceHandle per device
+ * worker.
+ *
+ * Lifetime: Machine.create checks limits, creates the shared memory,
+ * spawns and configures every worker (in parallel); shutdown stops and
+ * terminates them all. The first failure of any device rejects `failure`,
+ * which every wait of the kernel races against, so a crashed or hung
+ * device ends the run with its name instead of a hang.
+ */
+import { DeviceError } from '../errors.js';
+import { BusDecoder } from '../shm/bus_map.js';
+import { PAGE_SIZE } from '../shm/constants.js';
+import { DeviceCtl } from '../shm/device_ctl.js';
+import { attachMachineShm, createMachineShm, type DeviceShm, type MachineShm } from '../shm/phys_mem.js';
+import { PageAllocator } from '../kernel/page_alloc.js';
+import { DeviceHandle } from './device_handle.js';
+import { checkLimits } from './limits.js';
+
+export interface DeviceSpec {
+  readonly name: string;
+  readonly kind: string;
+  readonly memBytes: number;
+  readonly barBytes: number;
+  readonly props: Readonly<Record<string, unknown>>;
+}
+
+export interface MachineSpec {
+  readonly ramBytes: number;
+  readonly devices: readonly DeviceSpec[];
+  /** Deadline of every wait on a worker. */
+  readonly timeoutMs: number;
+}
+
+export interface Device {
+  readonly spec: DeviceSpec;
+  readonly shm: DeviceShm;
+  readonly handle: DeviceHandle;
+  /** Allocator of the device's local memory (null without memory). */
+  readonly mem: PageAllocator | null;
+}
+
+export class Machine {
+  readonly bus: BusDecoder;
+  readonly ram: PageAllocator;
+  private readonly byName = new Map<string, Device>();
+  private firstFailure: DeviceError | null = null;
+  /** Rejects with the first device failure; never resolves. */
+  readonly failure: Promise<never>;
+
+  private constructor(
+    readonly spec: MachineSpec,
+    readonly shm: MachineShm,
+    readonly devices: readonly Device[],
+  ) {
+    this.bus = new BusDecoder(shm);
+    this.ram = new PageAllocator('system RAM', spec.ramBytes / PAGE_SIZE, shm.ram, shm.ramGen);
+    for (const d of devices) this.byName.set(d.spec.name, d);
+    this.failure = new Promise<never>((_, reject) => {
+      for (const d of devices) {
+        d.handle.onFailure((e) => {
+          this.firstFailure ??= e;
+          reject(e);
+        });
+      }
+    });
+    this.failure.catch(() => undefined); // observed by whoever races it
+  }
+
+  static async create(spec: MachineSpec): Promise<Machine> {
+    checkLimits({ ramBytes: spec.ramBytes, devices: spec.devices });
+    const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes })));
+    const shm = attachMachineShm(desc);
+    const devices = spec.devices.map((s, i): Device => {
+      const dshm = shm.devices[i];
+      const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
+      return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs), mem };
+    });
+    const m = new Machine(spec, shm, devices);
+    try {
+      await m.race(Promise.all(devices.map((d, i) => d.handle.call('configure', { name: d.spec.name, index: i, kind: d.spec.kind, shm: desc, props: d.spec.props }))));
+    } catch (e) {
+      await m.shutdown();
+      throw e;
+    }
+    return m;
+  }
+
+  device(name: string): Device {
+    const d = this.byName.get(name);
+    if (!d) throw new Error(`machine: no device named '${name}' (devices: ${[...this.byName.keys()].join(', ')})`);
+    return d;
+  }
+
+  get failed(): DeviceError | null {
+    return this.firstFailure;
+  }
+
+  /** Resolves with p, or rejects with the first device failure, whichever comes first. */
+  race<T>(p: Promise<T>): Promise<T> {
+    return Promise.race([p, this.failure]);
+  }
+
+  async start(): Promise<void> {
+    await this.race(Promise.all(this.devices.map((d) => d.handle.call('start'))));
+  }
+
+  /**
+   * Waits until the device's interrupt count differs from `seen` (an MSI was
+   * raised), without blocking the event loop. Pairs with DeviceQueues.raise.
+   */
+  async waitIrq(dev: Device, seen: number): Promise<number> {
+    const ctl = dev.shm.ctl;
+    const r = Atomics.waitAsync(ctl, DeviceCtl.irq, seen, this.spec.timeoutMs);
+    const outcome = r.async ? await this.race(r.value) : r.value;
+    if (outcome === 'timed-out') {
+      throw dev.handle.fail(new DeviceError(dev.spec.name, 'timeout', `no interrupt within ${this.spec.timeoutMs} ms (heartbeat ${Atomics.load(ctl, DeviceCtl.heartbeat)})`));
+    }
+    return Atomics.load(ctl, DeviceCtl.irq);
+  }
+
+  /** Stops every device that still answers, then terminates every worker. Idempotent. */
+  async shutdown(): Promise<void> {
+    await Promise.allSettled(this.devices.filter((d) => !d.handle.failed).map((d) => d.handle.call('stop')));
+    await Promise.allSettled(this.devices.map((d) => d.handle.terminate()));
+    // Release any kernel-side waitAsync still parked on a device word, so no
+    // timer outlives the machine.
+    for (const d of this.devices) {
+      Atomics.notify(d.shm.ctl, DeviceCtl.irq);
+      Atomics.notify(d.shm.ctl, DeviceCtl.invAck);
+    }
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * Where compiled worker code lives. Device workers and piscina tasks always
+ * start from compiled JavaScript under dist/ (a TypeScript worker through
+ * tsx costs 5-8x the start-up CPU, and execArgv tsx loading fails for
+ * workers on Node 20), whether the caller runs compiled or through tsx.
+ */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const here = fileURLToPath(import.meta.url);
+/** Package root: this file is src/devices/worker_entry.{ts,js}, possibly under dist/. */
+const root = fileURLToPath(new URL(here.includes('/dist/') ? '../../../' : '../../', import.meta.url));
+
+/** Absolute path of a compiled module, given its path relative to the package root without extension. */
+export function compiledModule(rel: string): string {
+  const p = `${root}dist/${rel}.js`;
+  if (!existsSync(p)) throw new Error(`compiled module ${p} is missing: run 'npm run build' first`);
+  return p;
+}

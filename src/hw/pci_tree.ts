@@ -1,0 +1,405 @@
+/*
+ * The in-memory PCI hierarchy: what the kernel's bus scan would build
+ * (struct pci_dev / struct pci_bus / struct pci_host_bridge), from a
+ * validated TopologySpec.
+ *
+ * Mirrors (Linux):
+ *   drivers/pci/probe.c  pci_scan_bridge() depth-first bus numbering,
+ *                        pci_host_bridge per root bus
+ *   include/linux/pci.h  pci_upstream_bridge() (= PciDev.parent),
+ *                        pci_name() (= PciDev.bdf), pci_pcie_type()
+ *   drivers/pci/pci.c    pci_acs_init() → pci_enable_acs() → pci_disable_acs_redir()
+ *   drivers/pci/p2pdma.c pci_host_bridge_dev() (which function stands for the host bridge)
+ *
+ * Invariants:
+ *   - `parent` is the bridge whose secondary bus the function sits on, or
+ *     null on a root bus (host bridges are not pci_devs in that chain).
+ *   - Every bdf is unique; bus numbers of the subtree of a bridge lie in
+ *     [secondary, subordinate].
+ *   - ACS control bits are final after buildPciTree(): firmware value, then
+ *     pci_std_enable_acs() when the RC's IOMMU is on, then
+ *     pci=disable_acs_redir (in that order, as pci_enable_acs() does).
+ *   - A tree is immutable after it is built (lifetime: owned by one Fabric).
+ */
+import {
+  acsMask,
+  newAcsState,
+  pciDisableAcsRedir,
+  pciStdEnableAcs,
+  type AcsState,
+} from './acs.js';
+import type {
+  AcsSpec,
+  EndpointSpec,
+  FunctionSpec,
+  PolicyMode,
+  PortSpec,
+  RootComplexSpec,
+  TopologySpec,
+} from './topology_schema.js';
+
+export type PciDevType =
+  | 'host-bridge'
+  | 'root-port'
+  | 'upstream-port'
+  | 'downstream-port'
+  | 'endpoint'
+  | 'rc-endpoint';
+
+export const PCI_DEV_TYPE_LABEL: Record<PciDevType, string> = {
+  'host-bridge': 'host bridge',
+  'root-port': 'root port',
+  'upstream-port': 'switch upstream port',
+  'downstream-port': 'switch downstream port',
+  endpoint: 'endpoint',
+  'rc-endpoint': 'root complex integrated endpoint',
+};
+
+export interface PcieLinkState {
+  gen: number;
+  width: number;
+}
+
+/** One PCI function (struct pci_dev). */
+export interface PciDev {
+  bdf: string; // "0000:03:00.0" — pci_name()
+  domain: number;
+  bus: number;
+  devNum: number;
+  fn: number;
+  type: PciDevType;
+  /** vendor:device, lowercase, when known. */
+  id?: string;
+  /** Scenario device placed here (endpoints only). */
+  device?: string;
+  /** Free text: switch/port/endpoint name from the scenario or lspci description. */
+  name?: string;
+  /** pci_upstream_bridge(); null on a root bus. */
+  parent: PciDev | null;
+  rc: RootComplex;
+  acs: AcsState;
+  /** Bridges: the link below this port (root/downstream ports only). */
+  link?: PcieLinkState;
+  secondary?: number;
+  subordinate?: number;
+  /** Functions on this bridge's secondary bus. */
+  children: PciDev[];
+  /** Another function shares this bus/device number. */
+  multifunction: boolean;
+  /** Switch this port belongs to (upstream/downstream ports). */
+  switchName?: string;
+  /** Where in the scenario this came from, for messages ("topology.rootComplexes[0].ports[1]"). */
+  specPath: string;
+}
+
+/** One root complex / host bridge (struct pci_host_bridge) and its root bus. */
+export interface RootComplex {
+  index: number;
+  name: string;
+  domain: number;
+  bus: number;
+  /** Host bridge vendor:device as pci_host_bridge_dev() would find it. */
+  hostBridgeId?: string;
+  /** The function standing for the host bridge (00.0, else a root port first on the bus). */
+  hostBridgeDev?: PciDev;
+  iommu: boolean;
+  p2pEfficiency: number;
+  fabricGBps: number;
+  memGBps: number;
+  /** Functions on the root bus, in devfn order. */
+  rootBus: PciDev[];
+  specPath: string;
+}
+
+export interface PciTree {
+  rcs: RootComplex[];
+  /** All functions, depth-first in bus order (lspci order). */
+  devs: PciDev[];
+  byBdf: Map<string, PciDev>;
+  /** Scenario device name → function. */
+  byDevice: Map<string, PciDev>;
+  policy: PolicyMode;
+  cpuRoutesP2p: boolean;
+  /** Extra whitelist rows from the scenario. */
+  whitelistExtra: { id: string; sameHostBridgeOnly: boolean; name?: string }[];
+  disableAcsRedir: string[];
+  interconnectGBps: number;
+  /** Warnings of the build (log prefix p2pdma:/pci:), e.g. disable_acs_redir on a port without ACS. */
+  warnings: string[];
+}
+
+export class TopologyError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TopologyError';
+  }
+}
+
+const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+export function formatBdf(domain: number, bus: number, dev: number, fn: number): string {
+  return `${domain.toString(16).padStart(4, '0')}:${hex2(bus)}:${hex2(dev)}.${fn}`;
+}
+/** "02:08.0" → "0000:02:08.0"; lowercases. */
+export function normalizeBdf(s: string): string {
+  const t = s.trim().toLowerCase();
+  return /^[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/.test(t) ? `0000:${t}` : t;
+}
+
+function acsFromSpec(a: false | AcsSpec | undefined, dflt: false | AcsSpec): AcsState {
+  const s = a === undefined ? dflt : a;
+  if (s === false) return newAcsState(null, 0);
+  return newAcsState(acsMask(s.cap), acsMask(s.ctl));
+}
+const DEFAULT_PORT_ACS: AcsSpec = { cap: ['SV', 'RR', 'CR', 'UF'], ctl: [] };
+const DEFAULT_LINK: PcieLinkState = { gen: 4, width: 16 };
+
+/**
+ * Build the tree. `deviceNames`: the scenario's devices; every one must be
+ * placed exactly once, and every `device:` must name one of them (pass
+ * `null` to skip that check, e.g. for an lspci import).
+ */
+export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): PciTree {
+  const tree: PciTree = {
+    rcs: [],
+    devs: [],
+    byBdf: new Map(),
+    byDevice: new Map(),
+    policy: spec.policy,
+    cpuRoutesP2p: spec.cpuRoutesP2p,
+    whitelistExtra: spec.hostBridgeWhitelist.map((w) => ({ ...w, id: w.id.toLowerCase() })),
+    disableAcsRedir: spec.disableAcsRedir.map(normalizeBdf),
+    interconnectGBps: spec.interconnectGBps,
+    warnings: [],
+  };
+  const known = deviceNames ? new Set(deviceNames) : null;
+  let nextBus = 0;
+  const usedRcNames = new Set<string>();
+
+  const add = (d: PciDev) => {
+    if (tree.byBdf.has(d.bdf)) {
+      throw new TopologyError(`${d.specPath}: PCI address ${d.bdf} is used twice (also at ${tree.byBdf.get(d.bdf)!.specPath})`);
+    }
+    tree.byBdf.set(d.bdf, d);
+    tree.devs.push(d);
+    if (d.device !== undefined) {
+      if (known && !known.has(d.device)) {
+        throw new TopologyError(
+          `${d.specPath}.device: '${d.device}' is not a device of this scenario (devices: ${[...known].join(', ') || 'none'})`,
+        );
+      }
+      const prev = tree.byDevice.get(d.device);
+      if (prev) throw new TopologyError(`${d.specPath}.device: '${d.device}' is placed twice (also at ${prev.specPath}, ${prev.bdf})`);
+      tree.byDevice.set(d.device, d);
+    }
+  };
+
+  const mkDev = (
+    rc: RootComplex,
+    bus: number,
+    devNum: number,
+    fn: number,
+    type: PciDevType,
+    parent: PciDev | null,
+    acs: AcsState,
+    specPath: string,
+    extra: Partial<PciDev> = {},
+  ): PciDev => ({
+    bdf: formatBdf(rc.domain, bus, devNum, fn),
+    domain: rc.domain,
+    bus,
+    devNum,
+    fn,
+    type,
+    parent,
+    rc,
+    acs,
+    children: [],
+    multifunction: false,
+    specPath,
+    ...extra,
+  });
+
+  const endpointFunctions = (e: EndpointSpec): FunctionSpec[] =>
+    e.functions ?? [{ fn: 0, device: e.device, name: e.name, id: e.id, acs: e.acs }];
+
+  const addEndpoint = (
+    rc: RootComplex,
+    bus: number,
+    e: EndpointSpec,
+    parent: PciDev | null,
+    type: 'endpoint' | 'rc-endpoint',
+    path: string,
+  ): PciDev[] => {
+    const devNum = e.slot !== undefined ? parseInt(e.slot, 16) : 0;
+    const fns = endpointFunctions(e);
+    const seen = new Set<number>();
+    const out: PciDev[] = [];
+    fns.forEach((f, i) => {
+      if (seen.has(f.fn)) throw new TopologyError(`${path}.functions[${i}].fn: function ${f.fn} is listed twice`);
+      seen.add(f.fn);
+      const d = mkDev(rc, bus, devNum, f.fn, type, parent, acsFromSpec(f.acs, false), e.functions ? `${path}.functions[${i}]` : path, {
+        id: f.id?.toLowerCase(),
+        device: f.device,
+        name: f.name ?? (e.functions ? undefined : e.name),
+      });
+      add(d);
+      out.push(d);
+    });
+    const mf = out.length > 1;
+    for (const d of out) d.multifunction = mf;
+    return out;
+  };
+
+  const addPort = (
+    rc: RootComplex,
+    bus: number,
+    p: PortSpec,
+    idx: number,
+    parent: PciDev | null,
+    type: 'root-port' | 'downstream-port',
+    path: string,
+    switchName?: string,
+  ): PciDev => {
+    const [dn, fn] = p.slot ? p.slot.split('.').map((x) => parseInt(x, 16)) : [type === 'root-port' ? idx + 1 : idx, 0];
+    const port = mkDev(rc, bus, dn, fn, type, parent, acsFromSpec(p.acs, DEFAULT_PORT_ACS), path, {
+      id: p.id?.toLowerCase(),
+      name: p.name,
+      link: p.link ? { gen: p.link.gen, width: p.link.width } : { ...DEFAULT_LINK },
+      switchName,
+    });
+    add(port);
+    const sec = p.bus ?? nextBus;
+    if (sec <= bus) throw new TopologyError(`${path}.bus: secondary bus ${hex2(sec)} must be above the port's own bus ${hex2(bus)}`);
+    nextBus = Math.max(nextBus, sec + 1);
+    port.secondary = sec;
+    if (p.switch) {
+      const sw = p.switch;
+      const swName = sw.name ?? `switch@${formatBdf(rc.domain, sec, 0, 0)}`;
+      const up = mkDev(rc, sec, 0, 0, 'upstream-port', port, acsFromSpec(sw.upstreamAcs, false), `${path}.switch`, {
+        id: sw.id?.toLowerCase(),
+        name: sw.name,
+        switchName: swName,
+      });
+      add(up);
+      port.children.push(up);
+      const usec = sw.bus ?? nextBus;
+      if (usec <= sec) throw new TopologyError(`${path}.switch.bus: bus ${hex2(usec)} must be above ${hex2(sec)}`);
+      nextBus = Math.max(nextBus, usec + 1);
+      up.secondary = usec;
+      sw.ports.forEach((dp, i) => {
+        const d = addPort(rc, usec, dp, i, up, 'downstream-port', `${path}.switch.ports[${i}]`, swName);
+        up.children.push(d);
+      });
+      up.subordinate = nextBus - 1;
+    } else if (p.endpoint) {
+      port.children.push(...addEndpoint(rc, sec, p.endpoint, port, 'endpoint', `${path}.endpoint`));
+    }
+    port.subordinate = nextBus - 1;
+    return port;
+  };
+
+  spec.rootComplexes.forEach((r: RootComplexSpec, i) => {
+    const path = `topology.rootComplexes[${i}]`;
+    const name = r.name ?? `rc${i}`;
+    if (usedRcNames.has(name)) throw new TopologyError(`${path}.name: root complex name '${name}' is used twice`);
+    usedRcNames.add(name);
+    const bus = r.bus ?? (i === 0 ? 0 : nextBus);
+    nextBus = Math.max(nextBus, bus + 1);
+    const rc: RootComplex = {
+      index: i,
+      name,
+      domain: r.domain,
+      bus,
+      hostBridgeId: r.id?.toLowerCase(),
+      iommu: r.iommu,
+      p2pEfficiency: r.p2pEfficiency,
+      fabricGBps: r.fabricGBps,
+      memGBps: r.memGBps,
+      rootBus: [],
+      specPath: path,
+    };
+    tree.rcs.push(rc);
+    // Integrated endpoints first (they may sit at 00.0 and be the host bridge function).
+    r.endpoints.forEach((e, j) => {
+      rc.rootBus.push(...addEndpoint(rc, bus, e, null, 'rc-endpoint', `${path}.endpoints[${j}]`));
+    });
+    const has00 = rc.rootBus.some((d) => d.devNum === 0 && d.fn === 0);
+    if (!has00 && r.id) {
+      const hb = mkDev(rc, bus, 0, 0, 'host-bridge', null, newAcsState(null, 0), path, { id: r.id.toLowerCase(), name: `${name} host bridge` });
+      add(hb);
+      rc.rootBus.push(hb);
+    }
+    r.ports.forEach((p, j) => {
+      rc.rootBus.push(addPort(rc, bus, p, j, null, 'root-port', `${path}.ports[${j}]`));
+    });
+    rc.rootBus.sort((a, b) => a.devNum * 8 + a.fn - (b.devNum * 8 + b.fn));
+    // pci_host_bridge_dev(): 00.0 if present, else the first function if it is a root port.
+    const first = rc.rootBus[0];
+    if (first && (first.devNum === 0 && first.fn === 0 || first.type === 'root-port')) {
+      rc.hostBridgeDev = first;
+      if (!rc.hostBridgeId && first.id) rc.hostBridgeId = first.id;
+    }
+  });
+
+  // Multifunction: other functions with the same bus/device number.
+  const slots = new Map<string, PciDev[]>();
+  for (const d of tree.devs) {
+    const k = `${d.domain}:${d.bus}:${d.devNum}`;
+    (slots.get(k) ?? slots.set(k, []).get(k)!).push(d);
+  }
+  for (const list of slots.values()) if (list.length > 1) for (const d of list) d.multifunction = true;
+
+  // Order devs like lspci: by domain, bus, devfn.
+  tree.devs.sort((a, b) => a.domain - b.domain || a.bus - b.bus || a.devNum - b.devNum || a.fn - b.fn);
+  for (const d of tree.devs) d.children.sort((a, b) => a.devNum * 8 + a.fn - (b.devNum * 8 + b.fn));
+
+  if (known) {
+    const missing = [...known].filter((n) => !tree.byDevice.has(n));
+    if (missing.length) {
+      throw new TopologyError(
+        `topology: device${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not placed in the topology ` +
+          `(add an endpoint with \`device: ${missing[0]}\` below a port)`,
+      );
+    }
+  }
+
+  applyKernelAcs(tree);
+  return tree;
+}
+
+/**
+ * pci_acs_init() → pci_enable_acs() for every function, in bus-scan order:
+ * with an IOMMU (pci_request_acs() was called) pci_std_enable_acs(), then
+ * pci_disable_acs_redir() for functions named by pci=disable_acs_redir=.
+ */
+function applyKernelAcs(tree: PciTree): void {
+  const wanted = new Set(tree.disableAcsRedir);
+  for (const d of tree.devs) {
+    if (d.rc.iommu) pciStdEnableAcs(d.acs, `IOMMU on for ${d.rc.name}`);
+    if (wanted.has(d.bdf)) {
+      wanted.delete(d.bdf);
+      if (!pciDisableAcsRedir(d.acs)) {
+        tree.warnings.push(`pci: ${d.bdf}: cannot disable ACS redirect for this hardware as it does not have ACS capabilities`);
+      }
+    }
+  }
+  for (const w of wanted) tree.warnings.push(`pci: pci=disable_acs_redir names ${w}, which is not in the topology`);
+}
+
+/** The chain d, parent(d), … up to the root bus (inclusive of d). */
+export function upstreamChain(d: PciDev): PciDev[] {
+  const out: PciDev[] = [];
+  for (let x: PciDev | null = d; x; x = x.parent) out.push(x);
+  return out;
+}
+
+/** "gpu0 0000:03:00.0" / "0000:02:08.0 (switch downstream port)" — for messages. */
+export function devLabel(d: PciDev): string {
+  if (d.device) return `${d.device} (${d.bdf})`;
+  if (d.type === 'endpoint' || d.type === 'rc-endpoint') return d.name ? `${d.bdf} [${d.name}]` : d.bdf;
+  return `${d.bdf} (${PCI_DEV_TYPE_LABEL[d.type]}${d.switchName ? ` of ${d.switchName}` : ''})`;
+}
+
+export function rcLabel(rc: RootComplex): string {
+  return `${rc.name} [${rc.domain.toString(16).padStart(4, '0')}:${hex2(rc.bus)}]${rc.hostBridgeId ? ` ${rc.hostBridgeId}` : ''}`;
+}

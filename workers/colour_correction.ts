@@ -1,0 +1,82 @@
+/**
+ * The colour-correction engine: DMAs a frame in through its line buffers,
+ * applies the 3x3 Q8 matrix and the per-channel gamma LUT, and DMAs the
+ * result out. Same function as colourReference (src/workloads/camera_chain/
+ * colour.ts), computed differently: nine product tables of 256 entries and
+ * one 32-bit word per pixel, so the checker's reference is an independent
+ * implementation.
+ *
+ * Command PROCESS: src, dst, len = width*height*4, args = [frame].
+ * Properties: matrix (9 ints, Q8), lut (768 ints), x-corrupt-frame/-offset.
+ */
+import { CqStatus, type SqCommand } from '../src/shm/ring.js';
+import { DeviceStats } from '../src/shm/device_ctl.js';
+import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
+
+export const CC_OP_PROCESS = 1;
+/** Bytes per line-buffer burst; input and output buffers of this size each. */
+const BURST = 64 * 1024;
+
+interface Tables {
+  /** prod[(c * 3 + j) * 256 + v] = M[c][j] * v */
+  readonly prod: Int32Array;
+  readonly lut: Uint8Array;
+}
+
+function buildTables(props: Readonly<Record<string, unknown>>): Tables {
+  const m = props.matrix as number[];
+  const lutIn = props.lut as number[];
+  if (!Array.isArray(m) || m.length !== 9 || !Array.isArray(lutIn) || lutIn.length !== 768) throw new Error('colour-correction: props need matrix[9] and lut[768]');
+  const prod = new Int32Array(9 * 256);
+  for (let k = 0; k < 9; k++) for (let v = 0; v < 256; v++) prod[k * 256 + v] = m[k] * v;
+  return { prod, lut: Uint8Array.from(lutIn) };
+}
+
+function transform(inp: Uint32Array, out: Uint32Array, t: Tables): void {
+  const { prod, lut } = t;
+  for (let i = 0; i < inp.length; i++) {
+    const px = inp[i];
+    const r = px & 255;
+    const g = (px >>> 8) & 255;
+    const b = (px >>> 16) & 255;
+    let v0 = (prod[r] + prod[256 + g] + prod[512 + b] + 128) >> 8;
+    let v1 = (prod[768 + r] + prod[1024 + g] + prod[1280 + b] + 128) >> 8;
+    let v2 = (prod[1536 + r] + prod[1792 + g] + prod[2048 + b] + 128) >> 8;
+    v0 = v0 < 0 ? 0 : v0 > 255 ? 255 : v0;
+    v1 = v1 < 0 ? 0 : v1 > 255 ? 255 : v1;
+    v2 = v2 < 0 ? 0 : v2 > 255 ? 255 : v2;
+    out[i] = (lut[v0] | (lut[256 + v1] << 8) | (lut[512 + v2] << 16) | (px & 0xff000000)) >>> 0;
+  }
+}
+
+export function createColourCorrection(ctx: DeviceContext): DeviceModel {
+  const mem = ctx.self.mem;
+  if (!mem || mem.length < 2 * BURST) throw new Error(`${ctx.self.name}: colour correction needs ${2 * BURST} bytes of line buffer, has ${mem?.length ?? 0}`);
+  const tables = buildTables(ctx.props);
+  const inBuf = new Uint32Array(mem.buffer, mem.byteOffset, BURST / 4);
+  const outBuf = new Uint32Array(mem.buffer, mem.byteOffset + BURST, BURST / 4);
+  const outBytes = new Uint8Array(mem.buffer, mem.byteOffset + BURST, BURST);
+  const stats = ctx.self.stats;
+  // Test knob (x- prefix): flip one output byte of one frame, so tests can
+  // prove the end-to-end check catches a device that corrupts data.
+  const corruptFrame = ctx.props['x-corrupt-frame'] as number | undefined;
+  const corruptOffset = (ctx.props['x-corrupt-offset'] as number | undefined) ?? 0;
+  return {
+    execute(cmd: SqCommand) {
+      if (cmd.opcode !== CC_OP_PROCESS) return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${ctx.self.name}: unknown opcode ${cmd.opcode}`) };
+      if (cmd.len % 4 !== 0) return { status: CqStatus.InvalidField, result: ctx.logError(`${ctx.self.name}: PROCESS of ${cmd.len} bytes is not whole pixels`) };
+      for (let off = 0; off < cmd.len; off += BURST) {
+        const n = Math.min(BURST, cmd.len - off);
+        const inErr = ctx.dma.read(cmd.src + off, 0, n);
+        if (inErr) return { status: CqStatus.DataTransferError, result: ctx.logError(inErr) };
+        const t0 = performance.now();
+        transform(inBuf.subarray(0, n / 4), outBuf, tables);
+        stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+        if (cmd.args[0] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;
+        const outErr = ctx.dma.write(cmd.dst + off, BURST, n);
+        if (outErr) return { status: CqStatus.DataTransferError, result: ctx.logError(outErr) };
+      }
+      return { status: CqStatus.Success, result: cmd.args[0] };
+    },
+  };
+}

@@ -1,0 +1,97 @@
+/**
+ * Entry point of every device worker: becomes the device named in its
+ * configure call and exposes the control plane (DeviceEndpointApi) through
+ * comlink. Everything after start() is data plane: SAB + Atomics.
+ *
+ * Lifetime: configure once, createQueue any number of times, start once,
+ * stop once; the main thread then terminates the worker.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import { nodeEndpoint } from '../src/devices/comlink_node.js';
+import type { DeviceConfig, DeviceEndpointApi, DeviceErrorRecord, QueueConfig } from '../src/devices/protocol.js';
+import { BusDecoder } from '../src/shm/bus_map.js';
+import { attachMachineShm } from '../src/shm/phys_mem.js';
+import { DeviceLoop } from './runtime/device_loop.js';
+import { DeviceQueues } from './runtime/device_queues.js';
+import { DmaEngine } from './runtime/dma_engine.js';
+import { InvalidationPort } from './runtime/invalidation.js';
+import type { DeviceModel } from './runtime/device_model.js';
+import { deviceFactories } from './registry.js';
+
+interface Realised {
+  readonly model: DeviceModel;
+  readonly queues: DeviceQueues;
+  readonly loop: DeviceLoop;
+}
+
+class DeviceEndpoint implements DeviceEndpointApi {
+  private dev: Realised | null = null;
+  private readonly log: DeviceErrorRecord[] = [];
+
+  configure(cfg: DeviceConfig): void {
+    if (this.dev) throw new Error(`${cfg.name}: configure called twice`);
+    const factory = deviceFactories[cfg.kind];
+    if (!factory) throw new Error(`${cfg.name}: no device model for kind '${cfg.kind}'`);
+    const shm = attachMachineShm(cfg.shm);
+    const self = shm.devices[cfg.index];
+    const bus = new BusDecoder(shm);
+    const inv = new InvalidationPort(self.ctl, self.stats);
+    const dma = new DmaEngine(self, shm, bus, () => inv.check());
+    const logError = (message: string): number => {
+      this.log.push({ seq: this.log.length, message });
+      return this.log.length - 1;
+    };
+    const model = factory({ self, shm, bus, dma, inv, props: cfg.props, logError });
+    const queues = new DeviceQueues(self, bus);
+    const exec = model.execute.bind(model);
+    const work = model.poll ? () => queues.poll(exec) || model.poll!() : () => queues.poll(exec);
+    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, work, () => inv.check()) };
+  }
+
+  createQueue(q: QueueConfig): void {
+    this.realised().queues.create(q);
+  }
+
+  start(): void {
+    const d = this.realised();
+    d.loop.start();
+    d.model.start?.();
+  }
+
+  stop(): void {
+    this.realised().loop.stop();
+  }
+
+  errors(): DeviceErrorRecord[] {
+    return this.log.slice();
+  }
+
+  /** Counts a served control call, so a running loop may block again. */
+  served(): void {
+    this.dev?.loop.controlServed();
+  }
+
+  private realised(): Realised {
+    if (!this.dev) throw new Error('device not configured');
+    return this.dev;
+  }
+}
+
+/** Wraps each control method so the device loop learns the call was served. */
+function exposeControl(ep: DeviceEndpoint): DeviceEndpointApi {
+  const api = {} as Record<string, (...a: unknown[]) => unknown>;
+  for (const name of ['configure', 'createQueue', 'start', 'stop', 'errors'] as const) {
+    api[name] = (...args: unknown[]) => {
+      try {
+        return (ep[name] as (...a: unknown[]) => unknown)(...args);
+      } finally {
+        ep.served();
+      }
+    };
+  }
+  return api as unknown as DeviceEndpointApi;
+}
+
+if (!parentPort) throw new Error('workers/device_main.js must run in a worker_thread');
+Comlink.expose(exposeControl(new DeviceEndpoint()), nodeEndpoint(parentPort));

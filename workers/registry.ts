@@ -1,0 +1,15 @@
+/**
+ * Device kinds the hardware side can realise, by scenario `kind` name.
+ * Policy as data: adding a kind is one row here and one in
+ * src/devices/device_kinds.ts (its properties and memory needs).
+ */
+import type { DeviceFactory } from './runtime/device_model.js';
+import { createCamera } from './camera.js';
+import { createColourCorrection } from './colour_correction.js';
+import { createFaulty } from './x_faulty.js';
+
+export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
+  camera: createCamera,
+  'colour-correction': createColourCorrection,
+  'x-faulty': createFaulty,
+};

@@ -1,0 +1,73 @@
+/**
+ * Device side of its queue pairs: drains submission queues, executes each
+ * command through the device model, posts completions with the phase bit
+ * and raises the interrupt (src/shm/ring.ts has the protocol).
+ *
+ * A pass executes at most BATCH commands per queue, so a device with a
+ * deep queue still returns to its loop (invalidations, control calls)
+ * regularly.
+ */
+import { busWordView, type BusDecoder } from '../../src/shm/bus_map.js';
+import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import type { DeviceShm } from '../../src/shm/phys_mem.js';
+import { CqProducer, CQE_BYTES, SqConsumer, SQE_BYTES, type SqCommand } from '../../src/shm/ring.js';
+import type { QueueConfig } from '../../src/devices/protocol.js';
+
+const BATCH = 4;
+
+export interface CommandResult {
+  readonly status: number;
+  readonly result: number;
+}
+
+export type Execute = (cmd: SqCommand, qid: number) => CommandResult;
+
+interface QueuePair {
+  readonly sq: SqConsumer;
+  readonly cq: CqProducer;
+  readonly cfg: QueueConfig;
+}
+
+export class DeviceQueues {
+  private readonly pairs: QueuePair[] = [];
+
+  constructor(
+    private readonly self: DeviceShm,
+    private readonly bus: BusDecoder,
+  ) {}
+
+  create(cfg: QueueConfig): void {
+    if (cfg.qid < 0 || cfg.qid >= this.self.regs.length) throw new RangeError(`${this.self.name}: queue id ${cfg.qid} out of range`);
+    const what = `${this.self.name} queue ${cfg.qid}`;
+    const sq = new SqConsumer(busWordView(this.bus, cfg.sqBus, cfg.entries * SQE_BYTES, `${what} SQ`), cfg.entries, this.self.regs, cfg.qid);
+    const cq = new CqProducer(busWordView(this.bus, cfg.cqBus, cfg.entries * CQE_BYTES, `${what} CQ`), cfg.entries, this.self.regs, cfg.qid);
+    this.pairs[cfg.qid] = { sq, cq, cfg };
+  }
+
+  /** Executes what the queues hold; true when any command completed. */
+  poll(exec: Execute): boolean {
+    let progress = false;
+    for (const p of this.pairs) {
+      if (!p) continue;
+      let posted = 0;
+      while (posted < BATCH && p.sq.available() > 0 && !p.cq.full) {
+        const cmd = p.sq.peek();
+        const r = exec(cmd, p.cfg.qid);
+        p.sq.pop();
+        p.cq.post({ cid: cmd.cid, status: r.status, result: r.result, sqHead: p.sq.headIndex }, p.cfg.qid);
+        posted++;
+      }
+      if (posted > 0) {
+        this.raise();
+        progress = true;
+      }
+    }
+    return progress;
+  }
+
+  /** MSI to the host. Pairs with Machine.waitIrq's waitAsync on the irq word. */
+  private raise(): void {
+    Atomics.add(this.self.ctl, DeviceCtl.irq, 1);
+    Atomics.notify(this.self.ctl, DeviceCtl.irq);
+  }
+}

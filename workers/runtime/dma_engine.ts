@@ -1,0 +1,133 @@
+/**
+ * A device's DMA engine: copies between bus addresses and the device's own
+ * local memory, decoding every address through the shared bus map.
+ *
+ * Rules it keeps (DESIGN.md sections 3 and 4):
+ * - copy runs, not pages: a decoded run spans as many contiguous pages as
+ *   the memory gives, capped at DMA_CHECK_BYTES;
+ * - between two runs it serves pending invalidations, so an invalidation
+ *   waits at most one run;
+ * - a bad address aborts the transfer and is returned as a message naming
+ *   the device and the address; it never throws.
+ * - a write that lands in a device's register file (BAR0) is a doorbell:
+ *   aligned 32-bit stores only, followed by a wake of the owner.
+ */
+import { BusDecoder, hex, isBusFault, type BusRun } from '../../src/shm/bus_map.js';
+import { DMA_CHECK_BYTES } from '../../src/shm/constants.js';
+import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
+import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
+
+/** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. */
+export type Translate = (addr: number, len: number, write: boolean) => { addr: number; len: number } | { fault: string };
+
+export const identity: Translate = (addr, len) => ({ addr, len });
+
+export class DmaEngine {
+  private readonly local: Uint8Array;
+  translate: Translate = identity;
+
+  constructor(
+    private readonly self: DeviceShm,
+    private readonly shm: MachineShm,
+    private readonly bus: BusDecoder,
+    /** Serves pending invalidations between runs. */
+    private readonly checkpoint: () => void,
+  ) {
+    this.local = self.mem ?? new Uint8Array(0);
+  }
+
+  /** Device bus address `src` -> local memory [localOff, +len). Returns an error message or null. */
+  read(src: number, localOff: number, len: number): string | null {
+    this.checkLocal(localOff, len);
+    return this.transfer(src, len, false, (run, done) => {
+      this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), localOff + done);
+      return null;
+    });
+  }
+
+  /** Local memory [localOff, +len) -> device bus address `dst`. */
+  write(dst: number, localOff: number, len: number): string | null {
+    this.checkLocal(localOff, len);
+    return this.transfer(dst, len, true, (run, done) => {
+      if (run.target === 'regs') return this.doorbell(run, localOff + done);
+      run.bytes.set(this.local.subarray(localOff + done, localOff + done + run.len), run.offset);
+      return null;
+    });
+  }
+
+  /** Bus-to-bus copy (for devices that move data without staging it). */
+  copy(dst: number, src: number, len: number): string | null {
+    let done = 0;
+    while (done < len) {
+      const n = Math.min(len - done, DMA_CHECK_BYTES);
+      const s = this.resolve(src + done, n, false);
+      if (typeof s === 'string') return this.fail('read from', src + done, s);
+      const d = this.resolve(dst + done, s.len, true);
+      if (typeof d === 'string') return this.fail('write to', dst + done, d);
+      if (d.target === 'regs' || s.target === 'regs') return this.fail('copy to', dst + done, 'bus-to-bus copy cannot touch registers');
+      d.bytes.set(s.bytes.subarray(s.offset, s.offset + d.len), d.offset);
+      this.account(s, false);
+      this.account(d, true);
+      done += d.len;
+      this.checkpoint();
+    }
+    this.self.stats[DeviceStats.dmaOps]++;
+    return null;
+  }
+
+  private transfer(addr: number, len: number, write: boolean, move: (run: BusRun, done: number) => string | null): string | null {
+    const t0 = performance.now();
+    let done = 0;
+    while (done < len) {
+      const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
+      if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
+      const bad = move(run, done);
+      if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done, bad);
+      this.account(run, write);
+      done += run.len;
+      this.checkpoint();
+    }
+    this.self.stats[DeviceStats.dmaOps]++;
+    this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
+    return null;
+  }
+
+  private resolve(addr: number, len: number, write: boolean): BusRun | string {
+    const t = this.translate(addr, len, write);
+    if ('fault' in t) return t.fault;
+    const run = this.bus.decode(t.addr, t.len);
+    return isBusFault(run) ? run.fault : run;
+  }
+
+  private doorbell(run: BusRun, localOff: number): string | null {
+    if (run.offset % 4 !== 0 || run.len !== 4) return `register write of ${run.len} bytes at offset ${run.offset} of ${this.shm.devices[run.owner].name} BAR0 (doorbells take aligned 32-bit writes)`;
+    const owner = this.shm.devices[run.owner];
+    const value = new DataView(this.local.buffer, this.local.byteOffset).getInt32(localOff, true);
+    Atomics.store(owner.regs, run.offset / 4, value);
+    ringWake(owner.ctl);
+    return null;
+  }
+
+  private account(run: BusRun, write: boolean): void {
+    const s = this.self.stats;
+    if (run.target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += run.len;
+    else if (run.owner === this.self.index) s[DeviceStats.bytesLocal] += run.len;
+    else s[write ? DeviceStats.bytesToPeer : DeviceStats.bytesFromPeer] += run.len;
+  }
+
+  private fail(verb: string, addr: number, why: string): string {
+    this.self.stats[DeviceStats.dmaErrors]++;
+    return `${this.self.name}: DMA ${verb} ${hex(addr)} aborted: ${why}`;
+  }
+
+  private checkLocal(off: number, len: number): void {
+    if (off < 0 || off + len > this.local.length) {
+      throw new DmaFault(`${this.self.name}: local buffer [${off}, +${len}) outside its ${this.local.length}-byte memory`);
+    }
+  }
+}
+
+/** A programming error inside a device model (not a bad address from the outside). */
+export class DmaFault extends Error {
+  override name = 'DmaFault';
+}
