@@ -69,7 +69,7 @@ export function computeIommuGroups(tree: PciTree): { groups: IommuGroup[]; group
     let why = '';
     for (let bridge = d.parent; bridge; bridge = bridge.parent) {
       if (pciAcsPathEnabled(bridge, REQ_ACS_FLAGS)) break;
-      if (!why) why = `the path from ${bridge.bdf} to the root is not ACS-isolated (${acsMissing(bridge)})`;
+      if (!why) why = `not isolated by ACS: ${acsMissing(bridge)}`;
       p = bridge;
     }
     rootOf.set(d, p);

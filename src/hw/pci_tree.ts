@@ -286,6 +286,9 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
       if (usec <= sec) throw new TopologyError(`${path}.switch.bus: bus ${hex2(usec)} must be above ${hex2(sec)}`);
       nextBus = Math.max(nextBus, usec + 1);
       up.secondary = usec;
+      (sw.endpoints ?? []).forEach((e, i) => {
+        up.children.push(...addEndpoint(rc, usec, e, up, 'endpoint', `${path}.switch.endpoints[${i}]`));
+      });
       sw.ports.forEach((dp, i) => {
         const d = addPort(rc, usec, dp, i, up, 'downstream-port', `${path}.switch.ports[${i}]`, swName);
         up.children.push(d);
@@ -321,7 +324,11 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
     tree.rcs.push(rc);
     // Integrated endpoints first (they may sit at 00.0 and be the host bridge function).
     r.endpoints.forEach((e, j) => {
-      rc.rootBus.push(...addEndpoint(rc, bus, e, null, 'rc-endpoint', `${path}.endpoints[${j}]`));
+      for (const d of addEndpoint(rc, bus, e, null, 'rc-endpoint', `${path}.endpoints[${j}]`)) {
+        // A plain function at 00.0 of a root bus is the host bridge (pci_host_bridge_dev()).
+        if (d.devNum === 0 && d.fn === 0 && d.device === undefined) d.type = 'host-bridge';
+        rc.rootBus.push(d);
+      }
     });
     const has00 = rc.rootBus.some((d) => d.devNum === 0 && d.fn === 0);
     if (!has00 && r.id) {

@@ -107,6 +107,8 @@ export interface SwitchSpec {
   bus?: number;
   upstreamAcs?: false | z.infer<typeof AcsSpecSchema>;
   ports: PortSpec[];
+  /** Functions directly on the upstream port's internal bus (PCIe-to-PCI bridges, switch-integrated functions). */
+  endpoints?: z.infer<typeof EndpointSpecSchema>[];
 }
 
 export const PortSpecSchema: z.ZodType<PortSpec> = z.lazy(() =>
@@ -132,7 +134,10 @@ export const SwitchSpecSchema: z.ZodType<SwitchSpec> = z.lazy(() =>
     id: PciId.optional(),
     bus: BusNum.optional(),
     upstreamAcs: AcsField.optional(),
-    ports: z.array(PortSpecSchema).min(1),
+    ports: z.array(PortSpecSchema).default([]),
+    endpoints: z.array(EndpointSpecSchema).optional(),
+  }).refine((sw) => sw.ports.length > 0 || (sw.endpoints?.length ?? 0) > 0, {
+    message: 'a switch needs at least one downstream port (ports: [...])',
   }),
 ) as z.ZodType<SwitchSpec>;
 

@@ -1,0 +1,175 @@
+/*
+ * `peervma topo <scenario>` / `peervma topo --lspci tree.txt [--lspci-vvv v.txt]`:
+ * the PCIe tree, the IOMMU groups and the provider × client P2P matrix;
+ * `--explain A B` for the path and the reason; `--json` for scripts.
+ *
+ * Errors: "peervma topo: <message>" on stderr, exit code 2 for bad input
+ * (usage, unreadable or invalid files), 1 for anything else. No stack
+ * traces for user errors.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { parseDocument } from 'yaml';
+import { z } from 'zod';
+import { importLspci, LspciParseError } from '../hw/lspci.js';
+import { buildFabric, buildFabricUnchecked, FabricError, TopologyError, type Fabric } from '../hw/topology.js';
+import { formatTopologyIssues, TopologySchema, type PolicyMode, type TopologySpec } from '../hw/topology_schema.js';
+import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
+
+class UsageError extends Error {}
+
+export interface TopoFlags {
+  lspci?: string;
+  lspciVvv?: string;
+  iommu?: 'on' | 'off';
+  policy?: PolicyMode;
+  cpuRoutesP2p?: boolean;
+  disableAcsRedir?: string;
+  devices?: string;
+  explain?: string[];
+  json?: boolean;
+}
+
+/**
+ * What `topo` needs from a scenario file: device names, seed, topology.
+ * The full scenario schema (src/scenario/schema.ts) does not know
+ * `topology:` yet, so only these keys are read here; the topology itself is
+ * validated by TopologySchema and every error names its key.
+ */
+const ScenarioTopoView = z.looseObject({
+  seed: z.number().int().min(0).default(1),
+  devices: z.array(z.looseObject({ name: z.string() })).default([]),
+  topology: z.unknown().optional(),
+});
+
+export function readScenarioTopology(file: string): { devices: string[]; seed: number; topology?: TopologySpec } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new UsageError(`${file}: cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const doc = parseDocument(text, { prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    throw new UsageError(`${file}: line ${e.linePos?.[0].line ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`);
+  }
+  const view = ScenarioTopoView.safeParse(doc.toJS() ?? {});
+  if (!view.success) throw new UsageError(`${file}: ${formatTopologyIssues(view.error, '(scenario)')}`);
+  let topology: TopologySpec | undefined;
+  if (view.data.topology !== undefined) {
+    const t = TopologySchema.safeParse(view.data.topology);
+    if (!t.success) throw new UsageError(`${file}: invalid topology\n${formatTopologyIssues(t.error)}`);
+    topology = t.data;
+  }
+  return { devices: view.data.devices.map((d) => d.name), seed: view.data.seed, topology };
+}
+
+function splitList(s: string | undefined): string[] {
+  return s ? s.split(/[;,]/).map((x) => x.trim()).filter(Boolean) : [];
+}
+
+/** Build the fabric the flags describe, plus notes for the user. */
+export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fabric: Fabric; notes: string[]; source: string } {
+  const notes: string[] = [];
+  if (flags.lspci) {
+    if (scenario) throw new UsageError('give either a scenario or --lspci, not both');
+    let tree: string;
+    let verbose: string | null = null;
+    try {
+      tree = readFileSync(flags.lspci, 'utf8');
+      if (flags.lspciVvv) verbose = readFileSync(flags.lspciVvv, 'utf8');
+    } catch (e) {
+      throw new UsageError(`cannot read ${(e as { path?: string }).path ?? 'file'}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const imp = importLspci(
+      tree,
+      verbose,
+      {
+        iommu: flags.iommu === 'on',
+        cpuRoutesP2p: flags.cpuRoutesP2p ?? 'auto',
+        disableAcsRedir: splitList(flags.disableAcsRedir),
+        policy: flags.policy ?? 'iommu',
+      },
+      { tree: flags.lspci, verbose: flags.lspciVvv },
+    );
+    notes.push(...imp.notes);
+    return { fabric: buildFabricUnchecked(imp.spec), notes, source: flags.lspci };
+  }
+  if (flags.lspciVvv) throw new UsageError('--lspci-vvv needs --lspci <tree.txt> as well');
+  if (!scenario) throw new UsageError('give a scenario file or --lspci <tree.txt> (see peervma topo --help)');
+  const sc = readScenarioTopology(scenario);
+  let spec = sc.topology;
+  if (!spec) notes.push('no topology: in the scenario — default topology (one root complex, one switch, every device below it)');
+  if (spec && (flags.policy || flags.iommu || flags.cpuRoutesP2p !== undefined || flags.disableAcsRedir)) {
+    spec = {
+      ...spec,
+      policy: flags.policy ?? spec.policy,
+      cpuRoutesP2p: flags.cpuRoutesP2p ?? spec.cpuRoutesP2p,
+      disableAcsRedir: flags.disableAcsRedir !== undefined ? splitList(flags.disableAcsRedir) : spec.disableAcsRedir,
+      rootComplexes: spec.rootComplexes.map((r) => ({ ...r, iommu: flags.iommu ? flags.iommu === 'on' : r.iommu })),
+    };
+  } else if (!spec && (flags.policy || flags.iommu || flags.cpuRoutesP2p !== undefined || flags.disableAcsRedir)) {
+    notes.push('--policy/--iommu/--cpu-routes-p2p/--disable-acs-redir apply to an explicit topology only; ignored');
+  }
+  return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario };
+}
+
+export function runTopo(scenario: string | undefined, flags: TopoFlags): string {
+  const { fabric, notes, source } = topoFabric(scenario, flags);
+  let names = fabric.endpoints().map((d) => fabric.nameOf(d));
+  if (flags.devices) {
+    names = splitList(flags.devices);
+    for (const n of names) if (!fabric.resolve(n)) throw new UsageError(`--devices: '${n}' is not a device of ${source}`);
+    names = names.map((n) => fabric.nameOf(fabric.resolve(n)!));
+  }
+  if (flags.explain) {
+    if (flags.explain.length !== 2) throw new UsageError(`--explain takes two devices (provider client), got ${flags.explain.length}`);
+    const [a, b] = flags.explain;
+    for (const n of [a, b]) if (!fabric.resolve(n)) throw new UsageError(`--explain: '${n}' is not a device of ${source} (devices: ${names.join(', ')})`);
+    if (flags.json) {
+      const v = fabric.mapType(a, b);
+      return JSON.stringify({ provider: a, client: b, ...v, iommuGroups: [fabric.iommuGroupOf(a), fabric.iommuGroupOf(b)] }, null, 2);
+    }
+    return renderExplain(fabric, a, b);
+  }
+  if (flags.json) return JSON.stringify(topoJson(fabric, names, { source, notes }), null, 2);
+  const parts = [`# ${source}`];
+  if (notes.length) parts.push(notes.map((n) => `note: ${n}`).join('\n'));
+  if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => `warning: ${w}`).join('\n'));
+  parts.push('## PCI tree (lspci -tv)', renderTree(fabric));
+  parts.push('## Root complexes and ports', renderPorts(fabric));
+  parts.push('## IOMMU groups', renderGroups(fabric));
+  parts.push('## P2P', names.length ? renderMatrix(fabric, names) : '(no endpoints)');
+  return parts.join('\n\n');
+}
+
+export function registerTopo(program: Command): void {
+  program
+    .command('topo')
+    .description('show the PCIe tree, IOMMU groups and the P2P matrix of a scenario or of a real machine (lspci output)')
+    .argument('[scenario]', 'scenario YAML file')
+    .option('--lspci <tree.txt>', 'build the topology from `lspci -tv` (or -tvnn) output instead of a scenario')
+    .option('--lspci-vvv <verbose.txt>', 'with --lspci: `lspci -vvv` (or -nnvvv) output for ACSCtl bits, link speeds and ids')
+    .addOption(new Option('--iommu <state>', 'IOMMU on/off (lspci import; overrides a scenario topology)').choices(['on', 'off']))
+    .addOption(new Option('--policy <mode>', 'policy mode').choices(['rfc-v1', 'iommu']))
+    .option('--cpu-routes-p2p', 'the CPU routes P2P through its host bridge (AMD Zen-like)')
+    .option('--no-cpu-routes-p2p', 'the CPU does not route P2P (overrides AMD Zen detection)')
+    .option('--disable-acs-redir <list>', 'kernel parameter pci=disable_acs_redir=<bdf;bdf…>')
+    .option('--devices <list>', 'devices of the matrix, comma separated (default: every endpoint)')
+    .option('--explain <devices...>', 'explain the verdict for provider A and client B: --explain A B')
+    .option('--json', 'machine-readable output')
+    .action((scenario: string | undefined, flags: TopoFlags) => {
+      try {
+        process.stdout.write(runTopo(scenario, flags) + '\n');
+      } catch (e) {
+        if (e instanceof UsageError || e instanceof LspciParseError || e instanceof TopologyError || e instanceof FabricError || e instanceof InvalidArgumentError) {
+          process.stderr.write(`peervma topo: ${e.message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        process.stderr.write(`peervma topo: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
