@@ -43,7 +43,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
       return this.log.length - 1;
     };
     const model = factory({ self, shm, bus, dma, inv, props: cfg.props, logError });
-    const queues = new DeviceQueues(self, bus);
+    const queues = new DeviceQueues(self, bus, shm.hostIrq);
     const exec = model.execute.bind(model);
     const work = model.poll ? () => queues.poll(exec) || model.poll!() : () => queues.poll(exec);
     this.dev = { model, queues, loop: new DeviceLoop(self.ctl, work, () => inv.check()) };

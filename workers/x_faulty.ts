@@ -25,8 +25,11 @@ function misbehave(ctx: DeviceContext): never {
 
 export function createFaulty(ctx: DeviceContext): DeviceModel {
   return {
-    start() {
-      if (ctx.props.when === 'start') setImmediate(() => misbehave(ctx));
+    // The device loop never yields to timers while it runs, so 'start'
+    // faults fire from the first pass of the loop, as hardware would.
+    poll() {
+      if (ctx.props.when === 'start') misbehave(ctx);
+      return false;
     },
     execute(cmd: SqCommand) {
       if (ctx.props.when === 'command') misbehave(ctx);

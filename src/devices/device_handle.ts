@@ -20,6 +20,9 @@ import { compiledModule } from './worker_entry.js';
 
 type Method = keyof DeviceEndpointApi;
 
+/** Deadline of the first call, which includes starting the worker thread. */
+const BOOT_TIMEOUT_MS = 15000;
+
 export class DeviceHandle {
   private readonly worker: Worker;
   private readonly remote: Comlink.Remote<DeviceEndpointApi>;
@@ -50,19 +53,25 @@ export class DeviceHandle {
     else this.failureListeners.push(cb);
   }
 
-  /** A control call with a deadline. Pairs with DeviceLoop's ctrlReq/ctrlServed protocol. */
+  /**
+   * A control call with a deadline. Pairs with DeviceLoop's
+   * ctrlReq/ctrlServed protocol. The first call also waits for the worker
+   * to boot, which on a loaded 2-core machine takes far longer than a
+   * device answer, so it gets BOOT_TIMEOUT_MS at least.
+   */
   async call<M extends Method>(method: M, ...args: Parameters<DeviceEndpointApi[M]>): Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>> {
     if (this.failure) throw this.failure;
     Atomics.add(this.ctl, DeviceCtl.ctrlReq, 1);
     const fn = this.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
     const answer = fn(...args);
     ringWake(this.ctl);
+    const deadline = method === 'configure' ? Math.max(this.timeoutMs, BOOT_TIMEOUT_MS) : this.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
     try {
       return await Promise.race([
         answer,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(this.fail(new DeviceError(this.name, 'timeout', `no answer to '${method}' within ${this.timeoutMs} ms`))), this.timeoutMs);
+          timer = setTimeout(() => reject(this.fail(new DeviceError(this.name, 'timeout', `no answer to '${method}' within ${deadline} ms`))), deadline);
           this.onFailure(reject);
         }),
       ]);

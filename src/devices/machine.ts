@@ -107,17 +107,28 @@ export class Machine {
   }
 
   /**
-   * Waits until the device's interrupt count differs from `seen` (an MSI was
-   * raised), without blocking the event loop. Pairs with DeviceQueues.raise.
+   * Waits until the host interrupt line moves past `seen` (some device
+   * raised an MSI, or the kernel kicked itself with kickHost), without
+   * blocking the event loop. Pairs with DeviceQueues.raise. On timeout the
+   * devices that owed completions are failed by name (and terminated at
+   * shutdown).
    */
-  async waitIrq(dev: Device, seen: number): Promise<number> {
-    const ctl = dev.shm.ctl;
-    const r = Atomics.waitAsync(ctl, DeviceCtl.irq, seen, this.spec.timeoutMs);
+  async waitHostIrq(seen: number, owing: () => { dev: Device; outstanding: number }[]): Promise<number> {
+    const irq = this.shm.hostIrq;
+    const r = Atomics.waitAsync(irq, 0, seen, this.spec.timeoutMs);
     const outcome = r.async ? await this.race(r.value) : r.value;
     if (outcome === 'timed-out') {
-      throw dev.handle.fail(new DeviceError(dev.spec.name, 'timeout', `no interrupt within ${this.spec.timeoutMs} ms (heartbeat ${Atomics.load(ctl, DeviceCtl.heartbeat)})`));
+      const late = owing().filter((o) => o.outstanding > 0);
+      const errs = late.map((o) => o.dev.handle.fail(new DeviceError(o.dev.spec.name, 'timeout', `${o.outstanding} command(s) not completed within ${this.spec.timeoutMs} ms (heartbeat ${Atomics.load(o.dev.shm.ctl, DeviceCtl.heartbeat)})`)));
+      throw errs[0] ?? new DeviceError('(none)', 'timeout', `host waited ${this.spec.timeoutMs} ms with no command outstanding`);
     }
-    return Atomics.load(ctl, DeviceCtl.irq);
+    return Atomics.load(irq, 0);
+  }
+
+  /** A software interrupt: wakes waitHostIrq (for kernel-side events such as a finished check). */
+  kickHost(): void {
+    Atomics.add(this.shm.hostIrq, 0, 1);
+    Atomics.notify(this.shm.hostIrq, 0);
   }
 
   /** Stops every device that still answers, then terminates every worker. Idempotent. */
@@ -126,9 +137,7 @@ export class Machine {
     await Promise.allSettled(this.devices.map((d) => d.handle.terminate()));
     // Release any kernel-side waitAsync still parked on a device word, so no
     // timer outlives the machine.
-    for (const d of this.devices) {
-      Atomics.notify(d.shm.ctl, DeviceCtl.irq);
-      Atomics.notify(d.shm.ctl, DeviceCtl.invAck);
-    }
+    Atomics.notify(this.shm.hostIrq, 0);
+    for (const d of this.devices) Atomics.notify(d.shm.ctl, DeviceCtl.invAck);
   }
 }

@@ -41,6 +41,8 @@ export interface DeviceShmDesc {
 }
 
 export interface MachineShmDesc {
+  /** One word: the host's interrupt line. Every MSI bumps it after the device's own irq word. */
+  readonly hostIrq: SharedArrayBuffer;
   readonly ram: SharedArrayBuffer;
   readonly ramGen: SharedArrayBuffer;
   readonly devices: readonly DeviceShmDesc[];
@@ -92,7 +94,7 @@ export function createMachineShm(ramBytes: number, specs: readonly DeviceMemSpec
       barSlots,
     };
   });
-  return { ram: new SharedArrayBuffer(ramBytes), ramGen: new SharedArrayBuffer(ramPages * 4), devices, regions };
+  return { hostIrq: new SharedArrayBuffer(4), ram: new SharedArrayBuffer(ramBytes), ramGen: new SharedArrayBuffer(ramPages * 4), devices, regions };
 }
 
 /** Typed views of one device's shared memory. */
@@ -109,6 +111,7 @@ export interface DeviceShm {
 
 export interface MachineShm {
   readonly desc: MachineShmDesc;
+  readonly hostIrq: Int32Array;
   readonly ram: Uint8Array;
   readonly ramGen: Int32Array;
   readonly devices: readonly DeviceShm[];
@@ -117,6 +120,7 @@ export interface MachineShm {
 export function attachMachineShm(desc: MachineShmDesc): MachineShm {
   return {
     desc,
+    hostIrq: new Int32Array(desc.hostIrq),
     ram: new Uint8Array(desc.ram),
     ramGen: new Int32Array(desc.ramGen),
     devices: desc.devices.map((d) => ({

@@ -8,7 +8,7 @@
  * regularly.
  */
 import { busWordView, type BusDecoder } from '../../src/shm/bus_map.js';
-import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { CqProducer, CQE_BYTES, SqConsumer, SQE_BYTES, type SqCommand } from '../../src/shm/ring.js';
 import type { QueueConfig } from '../../src/devices/protocol.js';
@@ -34,6 +34,7 @@ export class DeviceQueues {
   constructor(
     private readonly self: DeviceShm,
     private readonly bus: BusDecoder,
+    private readonly hostIrq: Int32Array,
   ) {}
 
   create(cfg: QueueConfig): void {
@@ -56,6 +57,7 @@ export class DeviceQueues {
         p.sq.pop();
         p.cq.post({ cid: cmd.cid, status: r.status, result: r.result, sqHead: p.sq.headIndex }, p.cfg.qid);
         posted++;
+        this.self.stats[DeviceStats.commands]++;
       }
       if (posted > 0) {
         this.raise();
@@ -65,9 +67,13 @@ export class DeviceQueues {
     return progress;
   }
 
-  /** MSI to the host. Pairs with Machine.waitIrq's waitAsync on the irq word. */
+  /**
+   * MSI to the host: the device's own irq count, then the host's line.
+   * Pairs with the waitAsync on the host irq word in Machine.waitHostIrq.
+   */
   private raise(): void {
     Atomics.add(this.self.ctl, DeviceCtl.irq, 1);
-    Atomics.notify(this.self.ctl, DeviceCtl.irq);
+    Atomics.add(this.hostIrq, 0, 1);
+    Atomics.notify(this.hostIrq, 0);
   }
 }

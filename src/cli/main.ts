@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+/**
+ * The `peervma` command. Exit codes: 0 success; 1 the run failed (a device
+ * crashed, hung or reported an error, or data differed from the
+ * reference); 2 the input was refused before anything started (bad
+ * scenario file, limits, usage).
+ */
+import { fileURLToPath } from 'node:url';
+import { Command, InvalidArgumentError } from 'commander';
+import { DeviceError, LimitError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
+import { loadScenarioFile } from '../scenario/load.js';
+import { runScenario } from '../scenario/run.js';
+import { formatSummary, throughput } from '../trace/summary.js';
+import { assertChainExact } from '../workloads/camera_chain/run.js';
+
+const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../scenarios/camera-chain.yaml' : '../../scenarios/camera-chain.yaml', import.meta.url));
+
+function intArg(name: string, min: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
+    return n;
+  };
+}
+
+/** Prints an error the way a user needs it and returns the exit code. */
+export function reportError(e: unknown): number {
+  if (e instanceof ScenarioError || e instanceof LimitError) {
+    process.stderr.write(`peervma: ${e.message}\n`);
+    return 2;
+  }
+  if (e instanceof DeviceError || e instanceof VerifyError || e instanceof PeerVmaError) {
+    process.stderr.write(`peervma: run failed: ${e.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`peervma: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  return 1;
+}
+
+interface RunFlags {
+  seed?: number;
+  frames?: number;
+  json?: boolean;
+}
+
+async function runCommand(file: string, flags: RunFlags): Promise<void> {
+  const sc = await loadScenarioFile(file);
+  const report = await runScenario(sc, { seed: flags.seed, frames: flags.frames });
+  if (flags.json) {
+    process.stdout.write(JSON.stringify({ ...report, throughput: throughput(report), ratioToMemcpy: throughput(report) / report.memcpy.rate }, null, 2) + '\n');
+  } else {
+    process.stdout.write(formatSummary(report) + '\n');
+  }
+  assertChainExact(report.result);
+}
+
+export function buildProgram(): Command {
+  const program = new Command('peervma')
+    .description('Emulated PCIe machine whose devices talk peer to peer through mapped memory (Linux RFC "Device peer to peer (p2p) through vma").\nEach device is a worker_thread; the main thread plays the kernel.')
+    .showHelpAfterError()
+    .exitOverride();
+  program
+    .command('run')
+    .description('run a scenario (YAML) and print its summary; default: the camera chain')
+    .argument('[scenario]', 'scenario file', DEFAULT_SCENARIO)
+    .option('--seed <n>', 'seed of the run (overrides the scenario)', intArg('--seed', 0))
+    .option('--frames <n>', 'frames / iterations to run (overrides the scenario)', intArg('--frames', 1))
+    .option('--json', 'print the report as JSON')
+    .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused.\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
+    .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (e) {
+    const ce = e as { code?: string; exitCode?: number };
+    if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) return ce.exitCode === 0 ? 0 : 2;
+    return reportError(e);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await main(process.argv.slice(2));
+}

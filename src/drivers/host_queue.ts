@@ -1,0 +1,79 @@
+/**
+ * A host-side NVMe-style queue pair on one device: rings in system RAM,
+ * the kernel produces submissions and consumes completions (what the nvme
+ * host driver's nvme_queue does). Completions are matched to submissions
+ * by command id; `outstanding` tells a timeout whom to blame.
+ *
+ * Lifetime: create() allocates the rings and tells the device; destroy()
+ * frees them (the device must be stopped first).
+ */
+import { PAGE_SIZE } from '../shm/constants.js';
+import { CqConsumer, queuePairBytes, SqProducer, type Completion, type SqCommand } from '../shm/ring.js';
+import type { Extent } from '../kernel/page_alloc.js';
+import type { Device, Machine } from '../devices/machine.js';
+import { busWordView } from '../shm/bus_map.js';
+
+export class HostQueue {
+  private nextCid = 0;
+  private readonly pending = new Map<number, unknown>();
+
+  private constructor(
+    readonly dev: Device,
+    private readonly sq: SqProducer,
+    private readonly cq: CqConsumer,
+    private readonly extents: Extent[],
+    private readonly machine: Machine,
+  ) {}
+
+  static async create(machine: Machine, dev: Device, qid: number, entries: number): Promise<HostQueue> {
+    const { sq, cq } = queuePairBytes(entries);
+    const sqExt = machine.ram.allocContig(Math.ceil(sq / PAGE_SIZE));
+    const cqExt = machine.ram.allocContig(Math.ceil(cq / PAGE_SIZE));
+    const sqBus = sqExt.start * PAGE_SIZE;
+    const cqBus = cqExt.start * PAGE_SIZE;
+    machine.shm.ram.fill(0, sqBus, sqBus + sqExt.count * PAGE_SIZE);
+    machine.shm.ram.fill(0, cqBus, cqBus + cqExt.count * PAGE_SIZE);
+    const db = { regs: dev.shm.regs, ctl: dev.shm.ctl, qid };
+    const producer = new SqProducer(busWordView(machine.bus, sqBus, sq, `${dev.spec.name} SQ${qid}`), entries, db);
+    const consumer = new CqConsumer(busWordView(machine.bus, cqBus, cq, `${dev.spec.name} CQ${qid}`), entries, db);
+    await dev.handle.call('createQueue', { qid, entries, sqBus, cqBus, irq: { kind: 'host' } });
+    return new HostQueue(dev, producer, consumer, [sqExt, cqExt], machine);
+  }
+
+  get entries(): number {
+    return this.sq.entries;
+  }
+
+  get outstanding(): number {
+    return this.pending.size;
+  }
+
+  get full(): boolean {
+    return this.sq.full;
+  }
+
+  /** Submits a command with a fresh cid; `tag` comes back with its completion. False when the SQ is full. */
+  submit(cmd: Omit<SqCommand, 'cid'>, tag: unknown): boolean {
+    const cid = this.nextCid;
+    if (!this.sq.submit({ ...cmd, cid })) return false;
+    this.nextCid = (cid + 1) & 0xffff;
+    this.pending.set(cid, tag);
+    return true;
+  }
+
+  /** Drains the CQ: every completion with its submission's tag. */
+  reap(): { c: Completion; tag: unknown }[] {
+    const out: { c: Completion; tag: unknown }[] = [];
+    for (let c = this.cq.poll(); c; c = this.cq.poll()) {
+      this.sq.retire(c.sqHead);
+      const tag = this.pending.get(c.cid);
+      this.pending.delete(c.cid);
+      out.push({ c, tag });
+    }
+    return out;
+  }
+
+  destroy(): void {
+    for (const e of this.extents.splice(0)) this.machine.ram.freeExtent(e);
+  }
+}

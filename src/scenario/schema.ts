@@ -1,0 +1,59 @@
+/**
+ * The scenario file format, as one zod schema: what a YAML file under
+ * scenarios/ may say, with defaults. docs/scenario-format.md describes it
+ * for people; this file is the authority. Unknown keys are errors (a typo
+ * must not silently fall back to a default).
+ */
+import { z } from 'zod';
+import { PAGE_SIZE } from '../shm/constants.js';
+import { sizeSchema } from './size.js';
+
+const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
+const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
+
+export const deviceSchema = z.strictObject({
+  name,
+  kind: z.string(),
+  memory: pageSize.default(0).describe('local device memory'),
+  bar: pageSize.default(0).describe('BAR2 memory window (may be smaller than memory)'),
+  props: z.record(z.string(), z.unknown()).default({}),
+});
+
+export const processSchema = z.strictObject({
+  name,
+});
+
+export const cameraChainSchema = z.strictObject({
+  kind: z.literal('camera-chain'),
+  mode: z.enum(['bounce']).default('bounce'),
+  camera: name,
+  corrector: name,
+  output: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose memory receives the corrected frames'),
+  frames: z.number().int().min(1).max(100000).default(16),
+  width: z.number().int().min(1).max(8192).default(1280),
+  height: z.number().int().min(1).max(8192).default(720),
+  buffers: z.number().int().min(1).max(16).default(3).describe('frame buffers in system RAM between camera and colour correction'),
+  queueDepth: z.number().int().min(2).max(1024).default(16),
+});
+
+export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema]);
+
+export const scenarioSchema = z.strictObject({
+  name,
+  description: z.string().default(''),
+  seed: z.number().int().min(0).max(0xffffffff).default(1),
+  machine: z
+    .strictObject({
+      ram: pageSize.default(64 * 1024 * 1024),
+      timeoutMs: z.number().int().min(100).max(600000).default(10000).describe('deadline of every wait on a device worker'),
+    })
+    .prefault({}),
+  devices: z.array(deviceSchema).min(1),
+  processes: z.array(processSchema).default([]),
+  workload: workloadSchema,
+});
+
+export type ScenarioInput = z.input<typeof scenarioSchema>;
+export type Scenario = z.output<typeof scenarioSchema>;
+export type DeviceEntry = z.output<typeof deviceSchema>;
+export type CameraChainWorkload = z.output<typeof cameraChainSchema>;

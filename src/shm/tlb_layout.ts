@@ -1,0 +1,88 @@
+/**
+ * Importer-side SAB layouts: the page-request mailbox a device uses to ask
+ * the kernel for translations (ATS/PRI in spirit; in lib/test_hmm.c the
+ * driver calls dmirror_fault() itself), and the safety-violation log the
+ * checker writes (DESIGN.md section 6).
+ *
+ * Page request protocol (one outstanding request per device):
+ *
+ *   device worker (DeviceTlb.fault)         main (MirrorDriver fault server)
+ *   -------------------------------         --------------------------------
+ *   write start, npages, write flag
+ *   Atomics.store(reqSeq, s)                waitAsync(reqSeq != served)
+ *   Atomics.add/notify(bell)                seq = readBegin(); hmmRangeFault()
+ *   loop: seen = load(ctl.wake)             lock; if readRetry(seq): EBUSY
+ *         inv.check()  <- serves            write entries, errno, npages
+ *            invalidations while waiting    Atomics.store(replySeq, s)
+ *         if load(replySeq) == s: break     ringWake(device ctl); unlock
+ *         Atomics.wait(ctl.wake, seen)
+ *   inv.check(); if an invalidation overlapping the request was served
+ *   since the request was posted: retry   (the worker-side readRetry)
+ *   else install entries in the device TLB
+ *   [Required: no entry is installed from a reply computed before an
+ *    invalidation of its range that the device has acked]
+ *
+ * The worker serves invalidations while it waits, so a fault that needs an
+ * invalidation of the faulting device itself (a migration) cannot deadlock.
+ */
+import { defineLayout } from './layout.js';
+
+/** Pages one request may ask for (lib/test_hmm.c faults 64 pfns at a time). */
+export const FAULT_WINDOW = 64;
+
+export const PageRequest = defineLayout({
+  bell: { writer: 'worker', doc: 'bumped after reqSeq; main waits on it with waitAsync' },
+  reqSeq: { writer: 'worker', doc: 'sequence of the request posted last' },
+  reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
+  reqPages: { writer: 'worker', doc: 'pages asked, 1..FAULT_WINDOW' },
+  reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page' },
+  replySeq: { writer: 'main', doc: 'reqSeq this reply answers; stored last' },
+  replyErrno: { writer: 'main', doc: '0 or an ErrnoCode' },
+  replyPages: { writer: 'main', doc: 'entries valid in the reply' },
+  entries: { words: FAULT_WINDOW * 6, writer: 'main', doc: 'ReplyEntry records' },
+});
+
+/** One translation in a reply. */
+export const ReplyEntry = defineLayout({
+  devAddr: { words: 2, writer: 'main', doc: 'address the device puts on the bus (bus address, or IOVA with IOMMU on)' },
+  flags: { writer: 'main', doc: 'HMM_PFN_* result flags' },
+  gen: { writer: 'main', doc: 'page generation of the target when the translation was made' },
+  mem: { writer: 'main', doc: 'target memory: -1 system RAM, else device index' },
+  page: { writer: 'main', doc: 'target page index inside that memory' },
+});
+
+/** Numeric errno codes for SAB words (0 = success). */
+export const ERRNO_CODES = ['EPERM', 'ENOENT', 'EINTR', 'EFAULT', 'EBUSY', 'EINVAL', 'ENOMEM', 'ENOSPC', 'ENODEV', 'EAGAIN', 'ETIMEDOUT', 'EIO', 'E2BIG'] as const;
+export type ErrnoName = (typeof ERRNO_CODES)[number];
+export function errnoCode(e: ErrnoName): number {
+  return ERRNO_CODES.indexOf(e) + 1;
+}
+export function errnoName(code: number): ErrnoName {
+  const n = ERRNO_CODES[code - 1];
+  if (!n) throw new RangeError(`errno code ${code} unknown`);
+  return n;
+}
+
+/** Violation kinds the safety checker reports. */
+export const enum ViolationKind {
+  /** The page the entry points at was freed/reused since the entry was made (generation differs). */
+  StaleGeneration = 1,
+  /** The device address now decodes to a different page (BAR slot recycled, IOVA remapped). */
+  Remapped = 2,
+}
+
+export const VIOLATION_RECORDS = 16;
+
+export const SafetyLog = defineLayout({
+  count: { writer: 'worker', doc: 'violations recorded (records wrap after VIOLATION_RECORDS)' },
+  records: { words: VIOLATION_RECORDS * 8, writer: 'worker', doc: 'ViolationRecord records' },
+});
+
+export const ViolationRecord = defineLayout({
+  kind: { writer: 'worker', doc: 'ViolationKind' },
+  va: { words: 2, writer: 'worker', doc: 'virtual address the device used (u64)' },
+  devAddr: { words: 2, writer: 'worker', doc: 'device address of the entry (u64)' },
+  entryGen: { writer: 'worker', doc: 'generation recorded in the device TLB entry' },
+  liveGen: { writer: 'worker', doc: 'generation found in the live table' },
+  write: { writer: 'worker', doc: '1 = the access was a write' },
+});

@@ -1,0 +1,91 @@
+// Device workers under the kernel: bad DMA addresses, crashes, exits and hangs are
+// contained, named and never hang the run; limits are refused up front.
+import t from 'tap';
+import { DeviceError, LimitError } from '../../src/errors.js';
+import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
+import { checkLimits, MAX_DEVICES } from '../../src/devices/limits.js';
+import { HostQueue } from '../../src/drivers/host_queue.js';
+import { CqStatus } from '../../src/shm/ring.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+
+const MiB = 1024 * 1024;
+
+function faulty(name: string, fault: string, when = 'command'): DeviceSpec {
+  return { name, kind: 'x-faulty', memBytes: 0, barBytes: 0, props: { fault, when } };
+}
+
+async function machine(t: Tap.Test, devices: DeviceSpec[], timeoutMs = 2000): Promise<Machine> {
+  const m = await Machine.create({ ramBytes: 4 * MiB, devices, timeoutMs });
+  t.teardown(() => m.shutdown());
+  return m;
+}
+
+/** Submits one command to `dev` and waits for its completion or its failure. */
+async function oneCommand(m: Machine, name: string, cmd: { opcode: number; src: number; dst: number; len: number; args: number[] }) {
+  const dev = m.device(name);
+  const q = await HostQueue.create(m, dev, 0, 4);
+  await m.start();
+  const seen = Atomics.load(m.shm.hostIrq, 0);
+  q.submit(cmd, 'x');
+  for (;;) {
+    const done = q.reap();
+    if (done.length > 0) return done[0].c;
+    await m.waitHostIrq(seen, () => [{ dev, outstanding: q.outstanding }]);
+  }
+}
+
+t.test('a DMA to an unmapped bus address is a device error naming device and address', async (t) => {
+  const m = await machine(t, [{ name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }]);
+  const c = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: 8 * MiB, len: 8192, args: [0, 1, 64] });
+  t.equal(c.status, CqStatus.DataTransferError);
+  const log = await m.device('cam0').handle.call('errors');
+  t.equal(log[c.result].message, 'cam0: DMA write to 0x800000 aborted: bus address 0x800000 decodes to no region');
+  t.equal(m.failed, null, 'the device is still alive');
+});
+
+t.test('a worker that throws is reported by name and the run stops', async (t) => {
+  const m = await machine(t, [faulty('bad0', 'throw')]);
+  await t.rejects(oneCommand(m, 'bad0', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), {
+    name: 'DeviceError',
+    device: 'bad0',
+    what: 'crashed',
+    message: /device bad0 crashed: bad0: injected fault \(x-faulty, fault: throw\)/,
+  });
+});
+
+t.test('a worker that exits is reported by name', async (t) => {
+  const m = await machine(t, [faulty('bad1', 'exit')]);
+  await t.rejects(oneCommand(m, 'bad1', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), { device: 'bad1', what: 'exited', message: 'device bad1 exited: worker exited with code 3' });
+});
+
+t.test('a worker that hangs is timed out by name and terminated', async (t) => {
+  const m = await machine(t, [faulty('bad2', 'hang'), { name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }], 300);
+  const t0 = Date.now();
+  await t.rejects(oneCommand(m, 'bad2', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), {
+    device: 'bad2',
+    what: 'timeout',
+    message: /device bad2 timeout: 1 command\(s\) not completed within 300 ms/,
+  });
+  await m.shutdown();
+  t.ok(Date.now() - t0 < 3000, 'timeout and teardown are bounded');
+  await t.rejects(m.device('bad2').handle.call('errors'), { what: 'timeout' }, 'later calls fail at once with the same error');
+});
+
+t.test('a worker that throws while starting fails the machine', async (t) => {
+  const m = await machine(t, [faulty('bad3', 'throw', 'start')]);
+  await m.start();
+  await t.rejects(m.failure, { device: 'bad3', what: 'crashed' });
+});
+
+t.test('limits are refused up front with the numbers', async (t) => {
+  t.throws(() => checkLimits({ ramBytes: 512 * MiB, devices: [] }, 256 * MiB), new LimitError('host memory (RAM + device memory + worker overhead)', 512, 256, 'MiB'));
+  t.throws(() => checkLimits({ ramBytes: 0, devices: Array.from({ length: MAX_DEVICES + 1 }, (_, i) => ({ name: `d${i}`, memBytes: 0 })) }), {
+    message: `scenario asks for ${MAX_DEVICES + 1} devices of device workers, this machine can give ${MAX_DEVICES} devices`,
+  });
+  await t.rejects(Machine.create({ ramBytes: 64 * 1024 * MiB, devices: [], timeoutMs: 1000 }), LimitError, 'nothing is spawned for an impossible machine');
+});
+
+t.test('DeviceError is what a caller can switch on', async (t) => {
+  const e = new DeviceError('x', 'timeout', 'y');
+  t.equal(e.message, 'device x timeout: y');
+});

@@ -1,0 +1,55 @@
+// Bus-address decode: RAM, register BARs, BAR2 through the slot table, faults.
+import t from 'tap';
+import { BusDecoder, busWordView, isBusFault, type BusRun } from '../../src/shm/bus_map.js';
+import { BAR_SPACE_BASE, PAGE_SIZE } from '../../src/shm/constants.js';
+import { attachMachineShm, bar0Base, bar2Base, createMachineShm } from '../../src/shm/phys_mem.js';
+
+const shm = attachMachineShm(
+  createMachineShm(16 * PAGE_SIZE, [
+    { name: 'gpu0', memBytes: 8 * PAGE_SIZE, barBytes: 4 * PAGE_SIZE },
+    { name: 'nic0', memBytes: 0, barBytes: 0 },
+  ]),
+);
+const bus = new BusDecoder(shm);
+
+function run(addr: number, len: number): BusRun {
+  const r = bus.decode(addr, len);
+  if (isBusFault(r)) throw new Error(r.fault);
+  return r;
+}
+
+t.test('system RAM decodes to itself, capped at the end of RAM', async (t) => {
+  const r = run(3 * PAGE_SIZE + 5, 100);
+  t.match(r, { target: 'ram', owner: -1, offset: 3 * PAGE_SIZE + 5, len: 100 });
+  t.equal(run(15 * PAGE_SIZE, 3 * PAGE_SIZE).len, PAGE_SIZE, 'a run stops at the region end');
+});
+
+t.test('BAR0 decodes to the register file of its owner', async (t) => {
+  t.match(run(bar0Base(1) + 4, 4), { target: 'regs', owner: 1, offset: 4, len: 4 });
+});
+
+t.test('BAR2 goes through the slot table and merges adjacent pages', async (t) => {
+  const slots = shm.devices[0].barSlots!;
+  slots.set([5, 6, 2, -1]);
+  const r = run(bar2Base(0) + 100, 4 * PAGE_SIZE);
+  t.match(r, { target: 'devmem', owner: 0, offset: 5 * PAGE_SIZE + 100, len: 2 * PAGE_SIZE - 100 }, 'slots 0,1 -> pages 5,6 merge; slot 2 -> page 2 does not');
+  t.match(run(bar2Base(0) + 2 * PAGE_SIZE, PAGE_SIZE), { offset: 2 * PAGE_SIZE, len: PAGE_SIZE });
+  const f = bus.decode(bar2Base(0) + 3 * PAGE_SIZE + 8, 4);
+  t.ok(isBusFault(f));
+  t.match(f, { fault: /BAR2 slot 3 of gpu0, which maps no device page/ });
+});
+
+t.test('an address in no region is a fault naming it', async (t) => {
+  t.match(bus.decode(16 * PAGE_SIZE, 4), { fault: 'bus address 0x10000 decodes to no region' });
+  t.match(bus.decode(BAR_SPACE_BASE - 8, 4), { fault: /decodes to no region/ });
+  t.ok(isBusFault(bus.decode(bar0Base(1) + 0x100000, 4)), 'past a register file');
+});
+
+t.test('ring views must be contiguous', async (t) => {
+  t.equal(busWordView(bus, PAGE_SIZE, 256, 'q').length, 64);
+  t.throws(() => busWordView(bus, bar2Base(0) + PAGE_SIZE, 2 * PAGE_SIZE, 'q'), /not contiguous/);
+});
+
+t.test('machine shm rejects sizes that are not whole pages', async (t) => {
+  t.throws(() => createMachineShm(1000, []), /not a multiple of the 4096-byte page/);
+});
