@@ -330,7 +330,7 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
         rc.rootBus.push(d);
       }
     });
-    const has00 = rc.rootBus.some((d) => d.devNum === 0 && d.fn === 0);
+    const has00 = rc.rootBus.some((d) => d.devNum === 0 && d.fn === 0) || r.ports.some((p) => p.slot === '00.0');
     if (!has00 && r.id) {
       const hb = mkDev(rc, bus, 0, 0, 'host-bridge', null, newAcsState(null, 0), path, { id: r.id.toLowerCase(), name: `${name} host bridge` });
       add(hb);
