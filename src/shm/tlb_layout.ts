@@ -10,7 +10,7 @@
  *   -------------------------------         --------------------------------
  *   write start, npages, write flag
  *   Atomics.store(reqSeq, s)                waitAsync(reqSeq != served)
- *   Atomics.add/notify(bell)                seq = readBegin(); hmmRangeFault()
+ *   Atomics.notify(reqSeq)                  seq = readBegin(); hmmRangeFault()
  *   loop: seen = load(ctl.wake)             lock; if readRetry(seq): EBUSY
  *         inv.check()  <- serves            write entries, errno, npages
  *            invalidations while waiting    Atomics.store(replySeq, s)
@@ -31,8 +31,7 @@ import { defineLayout } from './layout.js';
 export const FAULT_WINDOW = 64;
 
 export const PageRequest = defineLayout({
-  bell: { writer: 'worker', doc: 'bumped after reqSeq; main waits on it with waitAsync' },
-  reqSeq: { writer: 'worker', doc: 'sequence of the request posted last' },
+  reqSeq: { writer: 'worker', doc: 'sequence of the request posted last; stored last, then notified (main waits on it with waitAsync)' },
   reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
   reqPages: { writer: 'worker', doc: 'pages asked, 1..FAULT_WINDOW' },
   reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page' },

@@ -1,0 +1,98 @@
+/**
+ * HMM device memory (RFC patch 4/5): a device's local memory handed out as
+ * device-private pages that anonymous memory can migrate to.
+ *
+ * Mirrors struct dev_pagemap with type MEMORY_DEVICE_PRIVATE and its ops:
+ *   dev_pagemap_ops.migrate_to_ram()  -> DevMem.migrateToRam (CPU fault)
+ *   dev_pagemap_ops.page_free()       -> DevMem.freePage
+ *   pgmap->owner                      -> DevMem itself (the dev_private_owner
+ *                                        hmmRangeFault compares against)
+ * and the RFC's devmem p2p callback: "return the number of pages mapped,
+ * 0 to refuse" -> DevMem.p2pMap, which maps the page into the owner's BAR
+ * window (BarManager) when the topology and IOMMU allow the pair.
+ *
+ * Invariants:
+ * - `rmap` knows, for every private page in use, the (mm, va) that maps it
+ *   (no fork: one mapping per page);
+ * - a freed page has its generation bumped and is poisoned (PageAllocator);
+ * - peers reach a private page only through a BAR slot the owner granted;
+ *   recycling that slot revokes the peer (BarManager).
+ */
+import { PAGE_SIZE } from '../shm/constants.js';
+import type { Errno } from '../errors.js';
+import type { Device } from '../devices/machine.js';
+import type { PageAllocator } from './page_alloc.js';
+import type { Kernel } from './kernel.js';
+import type { Mm } from './mm.js';
+import type { DeviceRef } from './p2p_map.js';
+import { migrateToRamLocked } from './migrate.js';
+
+export class DevMem {
+  readonly owner: DeviceRef;
+  readonly bytes: Uint8Array;
+  readonly gen: Int32Array;
+  /** page -> the one mapping of it. guarded by: the mm lock of that mapping. */
+  readonly rmap = new Map<number, { mm: Mm; va: number }>();
+  /**
+   * Set by the owner's driver: flushes its own device TLB for a range during
+   * migrations it caused (its invalidate callback skips those, as
+   * dmirror_interval_invalidate skips MMU_NOTIFY_MIGRATE with owner == itself).
+   */
+  ownerFlush: ((start: number, end: number) => Promise<void>) | null = null;
+  /** Owner's answer to peers (the devmem p2p callback may refuse: 0 pages). */
+  allowPeers = true;
+
+  constructor(
+    readonly kernel: Kernel,
+    readonly dev: Device,
+    private readonly alloc: PageAllocator,
+  ) {
+    this.owner = { name: dev.spec.name, index: dev.shm.index };
+    this.bytes = dev.shm.mem!;
+    this.gen = dev.shm.memGen!;
+  }
+
+  get freePages(): number {
+    return this.alloc.freePages;
+  }
+
+  /** One zeroed page, or -1. */
+  allocPage(): number {
+    if (this.alloc.freePages === 0) return -1;
+    const p = this.alloc.allocContig(1).start;
+    this.bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    return p;
+  }
+
+  /** page_free(): generation bump + poison; takes the page out of the BAR window first. */
+  freePage(page: number): void {
+    this.rmap.delete(page);
+    // Its peers were invalidated with the mapping (the caller ran the
+    // invalidation and waited for the acks): the slot just closes.
+    this.kernel.barIfAny(this.owner.name)?.dropPageNow(page);
+    this.alloc.freeExtent({ start: page, count: 1 });
+  }
+
+  /** migrate_to_ram() on a CPU (or non-P2P peer) fault. Caller holds mm.lock. */
+  migrateToRam(mm: Mm, va: number): Promise<0 | Errno> {
+    return migrateToRamLocked(mm, va, va + PAGE_SIZE, this).then((r) => (typeof r === 'number' ? 0 : r));
+  }
+
+  /**
+   * The RFC's devmem p2p callback: map private `page` for peer `importer`.
+   * Returns the peer (bus) address and generation, or null to refuse (the
+   * caller then migrates the page back to system RAM).
+   */
+  async p2pMap(page: number, importer: DeviceRef, mm: Mm, va: number): Promise<{ bus: number; gen: number } | null> {
+    if (!this.allowPeers) return null;
+    if (!this.kernel.p2pAllowed(this.owner, importer).ok) return null;
+    const bar = this.kernel.barIfAny(this.owner.name);
+    if (!bar) return null;
+    const bus = await bar.mapPages([page], () => ({
+      key: `${mm.name}@${va}`,
+      revoke: () => mm.revokeRange(va, va + PAGE_SIZE, this),
+    }));
+    if (!bus) return null;
+    return { bus: bus[0], gen: Atomics.load(this.gen, page) };
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * hmmRangeFault: snapshot or fault a range of a process address space for
+ * a device, page by page, the way the device may use it.
+ *
+ * Mirrors mm/hmm.c: hmm_range_fault(), hmm_vma_walk_test() (no VMA /
+ * unreadable VMA: EFAULT when a fault is required, HMM_PFN_ERROR for a
+ * snapshot), hmm_pte_need_fault() (REQ_FAULT, REQ_WRITE on a read-only
+ * PTE), hmm_vma_fault() (EPERM on a write to a read-only VMA),
+ * hmm_vma_handle_pte() (device-private entries: the dev_private_owner gets
+ * its own page directly; others fault, i.e. migrate it back), the -EBUSY
+ * collision test with mmu_interval_check_retry(); plus the RFC's additions:
+ * device-special VMAs go to vm_ops.p2pMap (patch 3/5), and a peer faulting
+ * another device's private page gets the owner's peer address from the
+ * devmem p2p callback when P2P is allowed (patch 4/5), else the fall-back
+ * migration to RAM.
+ *
+ * Request flags per page: HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE (0 = snapshot).
+ * Result flags: VALID, WRITE, ERROR, P2P (a peer bus address),
+ * DEVICE_PRIVATE (a device-private page: the owner's own, or another
+ * owner's when only snapshotting), ZERO (the shared zero page).
+ *
+ * Errors (return value; details in range.error):
+ *   EFAULT  no VMA / unreadable VMA asked to fault / device-special VMA
+ *           without p2pMap or without an importer
+ *   EPERM   write asked on a read-only VMA
+ *   EBUSY   an invalidation collided (mmu_interval_check_retry): retry
+ *   ENOMEM  no RAM to fault a page in
+ *   any errno of the exporter's p2pMap (the whole sub-range is ERROR)
+ * Caller holds mm.lock (mmap_read_lock) and took notifierSeq with readBegin.
+ */
+import { PeerVmaError, type Errno } from '../errors.js';
+import { PAGE_SIZE } from '../shm/constants.js';
+import type { DevMem } from './devmem.js';
+import type { Mm } from './mm.js';
+import type { IntervalNotifier } from './mmu_notifier.js';
+import type { DeviceRef } from './p2p_map.js';
+
+export const HMM_PFN_REQ_FAULT = 1;
+export const HMM_PFN_REQ_WRITE = 2;
+
+export const HMM_PFN_VALID = 1;
+export const HMM_PFN_WRITE = 2;
+export const HMM_PFN_ERROR = 4;
+export const HMM_PFN_P2P = 8;
+export const HMM_PFN_DEVICE_PRIVATE = 16;
+export const HMM_PFN_ZERO = 32;
+
+/** One page of the answer (hmm_pfns[] entry plus what the device needs to use it). */
+export interface HmmPfn {
+  flags: number;
+  /** Bus address for RAM / P2P pages; byte offset in the owner's memory for its own private pages. */
+  addr: number;
+  /** Generation of the target page when this was made (for the safety checker). */
+  gen: number;
+  /** Target memory: -1 system RAM, else the device index. */
+  mem: number;
+  /** Page index inside that memory. */
+  page: number;
+}
+
+/** struct hmm_range. */
+export interface HmmRange {
+  readonly notifier: IntervalNotifier;
+  readonly notifierSeq: number;
+  readonly start: number;
+  readonly end: number;
+  /** Applied to every page (default_flags). */
+  readonly defaultFlags: number;
+  /** Per-page request flags, OR-ed with defaultFlags (hmm_pfns input). */
+  readonly reqFlags?: Uint8Array;
+  /** pgmap owner whose private pages this device uses directly. */
+  readonly devPrivateOwner: DevMem | null;
+  /** The device the translations are for (null: none — device-special VMAs then fail with EFAULT). */
+  readonly importer: DeviceRef | null;
+  /** Output, one per page. */
+  pfns: HmmPfn[];
+  /** Why it failed, for messages. */
+  error?: PeerVmaError;
+}
+
+const NONE = (): HmmPfn => ({ flags: 0, addr: 0, gen: 0, mem: -1, page: -1 });
+
+export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno> {
+  mm.lock.assertHeld();
+  const n = (range.end - range.start) / PAGE_SIZE;
+  if (!Number.isInteger(n) || n <= 0 || range.start % PAGE_SIZE !== 0) return fail(range, 'EINVAL', mm.name, 'range empty or not page aligned');
+  range.pfns = Array.from({ length: n }, NONE);
+  if (range.notifier.checkRetry(range.notifierSeq)) return 'EBUSY';
+  for (let i = 0; i < n; ) {
+    const va = range.start + i * PAGE_SIZE;
+    const req = range.defaultFlags | (range.reqFlags?.[i] ?? 0);
+    const fault = (req & HMM_PFN_REQ_FAULT) !== 0;
+    const write = (req & HMM_PFN_REQ_WRITE) !== 0;
+    const vma = mm.findVma(va);
+    const what = `hmm: 0x${va.toString(16)} in ${mm.name}${range.importer ? ' for ' + range.importer.name : ''}`;
+    if (!vma) {
+      if (fault) return fail(range, 'EFAULT', what, 'no VMA');
+      i++;
+      continue;
+    }
+    if (!vma.readable) {
+      if (fault) return fail(range, 'EFAULT', what, `${vma} is not readable`);
+      range.pfns[i++].flags = HMM_PFN_ERROR;
+      continue;
+    }
+    if (write && !vma.writable) return fail(range, 'EPERM', what, `write asked on read-only ${vma}`);
+    if (vma.kind === 'device') {
+      const segEnd = Math.min(vma.end, range.end);
+      const segN = (segEnd - va) / PAGE_SIZE;
+      if (fault) {
+        const r = await faultDeviceVma(range, vma, va, segEnd, i, write, what);
+        if (r !== 0) return r;
+      }
+      i += segN;
+      continue;
+    }
+    const r = await handleAnonPage(mm, range, vma.writable, va, i, fault, write, what);
+    if (r !== 0) return r;
+    i++;
+  }
+  if (range.notifier.checkRetry(range.notifierSeq)) return 'EBUSY';
+  return 0;
+}
+
+async function faultDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, start: number, end: number, i0: number, write: boolean, what: string): Promise<0 | Errno> {
+  const ops = vma.vmOps!;
+  if (!ops.p2pMap) return fail(range, 'EFAULT', what, `${vma}: the exporter has no p2p_map (not mappable by devices)`);
+  if (!range.importer) return fail(range, 'EFAULT', what, `${vma}: no importing device to map it for`);
+  const r = await ops.p2pMap(vma, range.importer, start, end, write);
+  const n = (end - start) / PAGE_SIZE;
+  if (!r.ok) {
+    for (let k = 0; k < n; k++) range.pfns[i0 + k].flags = HMM_PFN_ERROR;
+    return fail(range, r.errno, what, r.reason);
+  }
+  for (let k = 0; k < n; k++) {
+    range.pfns[i0 + k] = { flags: HMM_PFN_VALID | HMM_PFN_P2P | (write ? HMM_PFN_WRITE : 0), addr: r.bus[k], gen: r.gens[k], mem: r.mem, page: r.pages[k] };
+  }
+  return 0;
+}
+
+async function handleAnonPage(mm: Mm, range: HmmRange, vmaWritable: boolean, va: number, i: number, fault: boolean, write: boolean, what: string): Promise<0 | Errno> {
+  const vpn = va / PAGE_SIZE;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const pte = mm.pt.get(vpn);
+    if (pte?.kind === 'devprivate') {
+      const owner = pte.devmem;
+      if (owner === range.devPrivateOwner) {
+        // dev_private_owner rule: the owner uses its own page directly.
+        range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (pte.write ? HMM_PFN_WRITE : 0), addr: pte.page * PAGE_SIZE, gen: Atomics.load(owner.gen, pte.page), mem: owner.owner.index, page: pte.page };
+        return 0;
+      }
+      const p2pOk = range.importer !== null && mm.kernel.p2pAllowed(owner.owner, range.importer).ok && owner.allowPeers;
+      if (!fault) {
+        // Snapshot: report a peer's private page only if we could reach it.
+        if (p2pOk) range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (pte.write ? HMM_PFN_WRITE : 0), addr: 0, gen: 0, mem: owner.owner.index, page: pte.page };
+        return 0;
+      }
+      if (p2pOk && (!write || pte.write)) {
+        const m = await owner.p2pMap(pte.page, range.importer!, mm, va);
+        if (m) {
+          range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_P2P | (write ? HMM_PFN_WRITE : 0), addr: m.bus, gen: m.gen, mem: owner.owner.index, page: pte.page };
+          return 0;
+        }
+      }
+      // The RFC's fall-back: migrate back to RAM, then map that.
+      const r = await owner.migrateToRam(mm, va);
+      if (r !== 0) return fail(range, r, what, 'migrating a peer-private page back to RAM failed');
+      continue;
+    }
+    if (pte?.kind === 'ram' && (!write || pte.write)) {
+      range.pfns[i] = { flags: HMM_PFN_VALID | (pte.write ? HMM_PFN_WRITE : 0), addr: pte.pfn * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), mem: -1, page: pte.pfn };
+      return 0;
+    }
+    if (pte?.kind === 'zero' && !write) {
+      const z = mm.kernel.zeroPfn;
+      range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_ZERO, addr: z * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, z), mem: -1, page: z };
+      return 0;
+    }
+    if (!fault) return 0; // not present (or not writable) and only a snapshot
+    const r = await mm.handleMmFaultLocked(mm.findVma(va)!, va, write);
+    if (r !== 0) return fail(range, r, what, r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
+    void vmaWritable;
+  }
+  return 'EBUSY';
+}
+
+function fail(range: HmmRange, code: Errno, object: string, reason: string): Errno {
+  range.error = new PeerVmaError(code, object, reason);
+  return code;
+}

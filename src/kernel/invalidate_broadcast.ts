@@ -1,0 +1,117 @@
+/**
+ * Invalidation across threads: the kernel's half of the device
+ * invalidation slot (src/shm/device_ctl.ts), one DeviceInvalidator per
+ * device worker.
+ *
+ *   main (DeviceInvalidator.roundTrip)      device worker (InvalidationPort.check)
+ *   ----------------------------------      --------------------------------------
+ *   write ranges[0..n), invCount            seq = Atomics.load(invSeq)
+ *   Atomics.store(invSeq, seq)              read ranges; re-load invSeq, redo
+ *   ringWake(ctl)                             if it moved (seqcount read side)
+ *   waitAsync(invAck, cur, timeout)         finish the DMA chunk in flight,
+ *     until invAck == seq                   drop TLB / IOTLB entries in ranges
+ *                                           Atomics.store(invAck, seq); notify
+ *   [Required: when invalidate() resolves, the device no longer uses any
+ *    translation of the ranges made before the call]
+ *
+ * Batching (DESIGN.md section 4): one batch is in flight per device; calls
+ * made meanwhile are merged into the next batch (up to INV_BATCH ranges; more
+ * are merged into covering ranges — over-invalidation is safe, never
+ * under-invalidation).
+ *
+ * A device that does not ack within the deadline is reported by name to
+ * `onTimeout` (the kernel logs it and, with the IOMMU on, fences the device
+ * off its domain); its unacked ranges are re-sent with every later batch
+ * until an ack covers them.
+ */
+import { DeviceCtl, INV_BATCH, INV_RANGE_WORDS, ringWake } from '../shm/device_ctl.js';
+import { storeU64 } from '../shm/layout.js';
+
+export interface InvRange {
+  readonly start: number;
+  readonly end: number;
+}
+
+export class DeviceInvalidator {
+  /** guarded by: main thread. Last seq posted. */
+  private seq: number;
+  private tail: Promise<void> = Promise.resolve();
+  private pending: InvRange[] = [];
+  private nextBatch: Promise<void> | null = null;
+  /** Ranges of batches that timed out, re-sent until acked. */
+  private unacked: InvRange[] = [];
+  /** Round trips completed (statistics). */
+  roundTrips = 0;
+
+  constructor(
+    readonly name: string,
+    private readonly ctl: Int32Array,
+    private readonly timeoutMs: number,
+    private readonly onTimeout: (device: string, seq: number, ms: number) => void,
+  ) {
+    this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
+  }
+
+  /** Posts the ranges and resolves once the device acked them (or timed out and was reported). */
+  invalidate(ranges: readonly InvRange[]): Promise<void> {
+    this.pending.push(...ranges);
+    if (!this.nextBatch) {
+      this.nextBatch = this.tail.then(() => {
+        const batch = this.pending.splice(0);
+        this.nextBatch = null;
+        return this.roundTrip(batch);
+      });
+      this.tail = this.nextBatch;
+    }
+    return this.nextBatch;
+  }
+
+  private async roundTrip(ranges: InvRange[]): Promise<void> {
+    const batch = coalesce([...this.unacked, ...ranges], INV_BATCH);
+    const ctl = this.ctl;
+    batch.forEach((r, i) => {
+      const w = DeviceCtl.invRanges + i * INV_RANGE_WORDS;
+      storeU64(ctl, w, r.start);
+      storeU64(ctl, w + 2, r.end);
+    });
+    Atomics.store(ctl, DeviceCtl.invCount, batch.length);
+    const seq = (this.seq = (this.seq + 1) | 0);
+    // Pairs with Atomics.load(invSeq) in InvalidationPort.check.
+    Atomics.store(ctl, DeviceCtl.invSeq, seq);
+    ringWake(ctl);
+    const deadline = performance.now() + this.timeoutMs;
+    for (;;) {
+      const ack = Atomics.load(ctl, DeviceCtl.invAck);
+      if (ack === seq) break;
+      const left = deadline - performance.now();
+      if (left <= 0) {
+        this.unacked = batch;
+        this.onTimeout(this.name, seq, this.timeoutMs);
+        return;
+      }
+      // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
+      const w = Atomics.waitAsync(ctl, DeviceCtl.invAck, ack, left);
+      if (w.async) await w.value;
+    }
+    this.unacked = [];
+    this.roundTrips++;
+  }
+}
+
+/** Sorts, merges overlapping/adjacent ranges, and folds the tail so at most `max` remain. */
+export function coalesce(ranges: readonly InvRange[], max: number): InvRange[] {
+  const s = [...ranges].sort((a, b) => a.start - b.start);
+  const out: { start: number; end: number }[] = [];
+  for (const r of s) {
+    const last = out[out.length - 1];
+    if (last && r.start <= last.end) last.end = Math.max(last.end, r.end);
+    else out.push({ start: r.start, end: r.end });
+  }
+  while (out.length > max) {
+    // Merge the pair with the smallest gap (over-invalidates the gap).
+    let best = 0;
+    for (let i = 1; i < out.length - 1; i++) if (out[i + 1].start - out[i].end < out[best + 1].start - out[best].end) best = i;
+    out.splice(best, 2, { start: out[best].start, end: out[best + 1].end });
+  }
+  return out;
+}

@@ -1,0 +1,118 @@
+/**
+ * The IOMMU: one domain per device (per IOMMU group), IOVA -> bus address
+ * page tables in SAB that device workers walk themselves, IOTLBs that live
+ * in the workers, and the flush-before-reuse rule.
+ *
+ * Mirrors drivers/iommu: iommu_domain_alloc(), iommu_attach_device(),
+ * iommu_map()/iommu_unmap(), iommu_iotlb_sync() (here a broadcast
+ * invalidation of the IOVA range to every device of the domain, acked like
+ * any other), report_iommu_fault() (the worker records device, IOVA and
+ * access in the domain header; src/shm/iommu_layout.ts has the protocol).
+ *
+ *   unmap(iova)                     ->  PTE perm := 0
+ *   flush()                         ->  IOTLB flush broadcast, wait for acks
+ *   only then: the IOVA returns to the allocator, the page may be reused
+ *   [Required: no IOVA is handed out again while a device may still hold
+ *    it in its IOTLB]
+ *
+ * Fencing: a device that does not ack an invalidation in time is cut off:
+ * `fenced` := 1 in its domain header, which the walk checks on every
+ * translation, IOTLB hit or not.
+ */
+import { PeerVmaError } from '../errors.js';
+import { PAGE_SIZE } from '../shm/constants.js';
+import { IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuDomainWords, iommuPteWord } from '../shm/iommu_layout.js';
+import { loadU64 } from '../shm/layout.js';
+import type { DeviceInvalidator } from './invalidate_broadcast.js';
+import type { DeviceRef } from './p2p_map.js';
+
+/** IOVA pages per domain (1 GiB of IOVA space). */
+export const IOVA_PAGES = 1 << 18;
+
+export interface IommuFaultInfo {
+  readonly count: number;
+  readonly iova: number;
+  readonly write: boolean;
+  readonly device: number;
+}
+
+export class IommuDomain {
+  readonly sab: SharedArrayBuffer;
+  private readonly view: Int32Array;
+  /** guarded by: main thread. Next never-used IOVA page, and freed ones ready for reuse. */
+  private nextPage = 0;
+  private readonly freeList: number[] = [];
+  /** Unmapped, not yet flushed: may still sit in an IOTLB. */
+  private readonly pendingFree: number[] = [];
+  mapped = 0;
+
+  constructor(
+    readonly name: string,
+    readonly devices: DeviceRef[],
+    private readonly invalidators: () => DeviceInvalidator[],
+  ) {
+    this.sab = new SharedArrayBuffer(iommuDomainWords(IOVA_PAGES) * 4);
+    this.view = new Int32Array(this.sab);
+    this.view[IommuDomainHdr.nPages] = IOVA_PAGES;
+  }
+
+  /** iommu_map() of one page: returns the IOVA the device must use. */
+  map(bus: number, write: boolean): number {
+    if (bus % PAGE_SIZE !== 0) throw new PeerVmaError('EINVAL', this.name, `iommu_map of unaligned bus address 0x${bus.toString(16)}`);
+    const i = this.freeList.pop() ?? this.nextPage++;
+    if (i >= IOVA_PAGES) throw new PeerVmaError('ENOSPC', this.name, `IOVA space of ${IOVA_PAGES} pages exhausted`);
+    const w = iommuPteWord(i);
+    this.view[w + IommuPte.pfn] = bus / PAGE_SIZE;
+    // Stored last: pairs with Atomics.load(perm) in IommuWalk.walk.
+    Atomics.store(this.view, w + IommuPte.perm, IOMMU_READ | (write ? IOMMU_WRITE : 0));
+    this.mapped++;
+    return IOVA_BASE + i * PAGE_SIZE;
+  }
+
+  /** iommu_unmap() without the flush: the IOVA is not reusable until flush(). */
+  unmap(iova: number): void {
+    const i = this.index(iova);
+    // Stored first: pairs with Atomics.load(perm) in IommuWalk.walk.
+    Atomics.store(this.view, iommuPteWord(i) + IommuPte.perm, 0);
+    this.pendingFree.push(i);
+    this.mapped--;
+  }
+
+  /** The IOVAs unmapped so far become reusable; call only after the IOTLB flush acks. */
+  releaseUnmapped(): void {
+    this.freeList.push(...this.pendingFree.splice(0));
+  }
+
+  /** iommu_iotlb_sync(): flush [iova, +len) from every IOTLB of the domain, then release. */
+  async flush(ranges: { start: number; end: number }[]): Promise<void> {
+    if (ranges.length === 0) return;
+    const taken = this.pendingFree.splice(0);
+    await Promise.all(this.invalidators().map((inv) => inv.invalidate(ranges)));
+    this.freeList.push(...taken);
+  }
+
+  fence(): void {
+    Atomics.store(this.view, IommuDomainHdr.fenced, 1);
+  }
+
+  get fenced(): boolean {
+    return Atomics.load(this.view, IommuDomainHdr.fenced) === 1;
+  }
+
+  /** The fault record the workers keep (report_iommu_fault). */
+  faults(): IommuFaultInfo {
+    const v = this.view;
+    return {
+      count: Atomics.load(v, IommuDomainHdr.faultCount),
+      iova: loadU64(v, IommuDomainHdr.lastFaultIova),
+      write: Atomics.load(v, IommuDomainHdr.lastFaultWrite) === 1,
+      device: Atomics.load(v, IommuDomainHdr.lastFaultDevice),
+    };
+  }
+
+  private index(iova: number): number {
+    const i = (iova - IOVA_BASE) / PAGE_SIZE;
+    if (!Number.isInteger(i) || i < 0 || i >= this.nextPage) throw new PeerVmaError('EINVAL', this.name, `IOVA 0x${iova.toString(16)} was never mapped`);
+    return i;
+  }
+}

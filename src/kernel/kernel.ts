@@ -1,0 +1,146 @@
+/**
+ * The kernel object: what every kernel-side piece shares on one machine —
+ * the RAM allocator and zero page, device memories (DevMem), BAR managers,
+ * IOMMU domains, per-device invalidators, the P2P policy and a log.
+ *
+ * Lifetime: Kernel.boot(machine, opts) after Machine.create; the kernel
+ * does not own the machine (the caller shuts it down). Main thread only.
+ *
+ * P2P decision for a pair (provider, client), used by DevMem.p2pMap and
+ * exporters (pci_p2pdma_distance + the IOMMU rule of DESIGN.md section 5):
+ *   policy says 'not-supported'           -> refuse, with the policy's reason
+ *   'thru-host-bridge' and IOMMU off      -> allowed (rfc-v1 would refuse;
+ *                                            the policy function decides that)
+ *   otherwise                              -> allowed
+ */
+import { PAGE_SIZE } from '../shm/constants.js';
+import type { Device, Machine } from '../devices/machine.js';
+import { PeerVmaError } from '../errors.js';
+import { BarManager } from './bar_manager.js';
+import { DevMem } from './devmem.js';
+import { DeviceInvalidator } from './invalidate_broadcast.js';
+import { IommuDomain } from './iommu.js';
+import { Mm } from './mm.js';
+import { allP2p, type DeviceRef, type P2pPolicy } from './p2p_map.js';
+import type { PageAllocator } from './page_alloc.js';
+
+export interface KernelOptions {
+  readonly policy?: P2pPolicy;
+  /** IOMMU on for every device (true) or for the named ones. */
+  readonly iommu?: boolean | readonly string[];
+  /** Safety-check mode: device TLB entries are compared with the live generation on every DMA chunk. */
+  readonly check?: boolean;
+  /** Deadline of an invalidation ack. */
+  readonly ackTimeoutMs?: number;
+}
+
+export class Kernel {
+  readonly ram: PageAllocator;
+  readonly ramBytes: Uint8Array;
+  readonly zeroPfn: number;
+  readonly policy: P2pPolicy;
+  readonly check: boolean;
+  readonly ackTimeoutMs: number;
+  /** Kernel log (dmesg): one line per notable event, prefixed by subsystem. */
+  readonly log: string[] = [];
+  private readonly devmems = new Map<string, DevMem>();
+  private readonly bars = new Map<string, BarManager>();
+  private readonly invs = new Map<string, DeviceInvalidator>();
+  private readonly domains = new Map<string, IommuDomain>();
+
+  private constructor(
+    readonly machine: Machine,
+    private readonly opts: KernelOptions,
+  ) {
+    this.ram = machine.ram;
+    this.ramBytes = machine.shm.ram;
+    this.policy = opts.policy ?? allP2p;
+    this.check = opts.check ?? false;
+    this.ackTimeoutMs = opts.ackTimeoutMs ?? 1000;
+    // The shared zero page: allocated once, never written, never freed.
+    this.zeroPfn = this.ram.allocContig(1).start;
+    this.ramBytes.fill(0, this.zeroPfn * PAGE_SIZE, (this.zeroPfn + 1) * PAGE_SIZE);
+  }
+
+  static boot(machine: Machine, opts: KernelOptions = {}): Kernel {
+    return new Kernel(machine, opts);
+  }
+
+  createMm(): Mm {
+    return new Mm(this);
+  }
+
+  ref(name: string): DeviceRef {
+    const d = this.machine.device(name);
+    return { name, index: d.shm.index };
+  }
+
+  iommuEnabledFor(name: string): boolean {
+    const o = this.opts.iommu;
+    return o === true || (Array.isArray(o) && o.includes(name));
+  }
+
+  /** The device's IOMMU domain (one device per group here), or null with the IOMMU off. */
+  domain(name: string): IommuDomain | null {
+    if (!this.iommuEnabledFor(name)) return null;
+    let d = this.domains.get(name);
+    if (!d) {
+      d = new IommuDomain(`iommu domain of ${name}`, [this.ref(name)], () => [this.invalidator(name)]);
+      this.domains.set(name, d);
+    }
+    return d;
+  }
+
+  invalidator(name: string): DeviceInvalidator {
+    let inv = this.invs.get(name);
+    if (!inv) {
+      const d = this.machine.device(name);
+      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms) => this.ackTimedOut(dev, seq, ms));
+      this.invs.set(name, inv);
+    }
+    return inv;
+  }
+
+  /** HMM device memory of a device; the first `reservePages` pages stay with the driver (bounce buffers). */
+  devmem(name: string): DevMem {
+    let m = this.devmems.get(name);
+    if (!m) {
+      const d: Device = this.machine.device(name);
+      if (!d.mem) throw new PeerVmaError('ENODEV', name, 'has no local memory to use as device-private memory');
+      m = new DevMem(this, d, d.mem);
+      this.devmems.set(name, m);
+    }
+    return m;
+  }
+
+  bar(name: string): BarManager {
+    let b = this.bars.get(name);
+    if (!b) {
+      b = new BarManager(this.machine.device(name));
+      this.bars.set(name, b);
+    }
+    return b;
+  }
+
+  barIfAny(name: string): BarManager | null {
+    const d = this.machine.device(name);
+    return d.shm.barSlots && d.shm.memGen ? this.bar(name) : null;
+  }
+
+  /** May `client` DMA to `provider`'s memory? With the reason when not. */
+  p2pAllowed(provider: DeviceRef, client: DeviceRef): { ok: boolean; reason: string } {
+    const v = this.policy(provider, client);
+    if (v.map === 'not-supported') return { ok: false, reason: `p2pdma: ${client.name} cannot reach ${provider.name}: ${v.reason}` };
+    return { ok: true, reason: v.reason };
+  }
+
+  private ackTimedOut(dev: string, seq: number, ms: number): void {
+    const dom = this.domains.get(dev);
+    if (dom) {
+      dom.fence();
+      this.log.push(`mmu_notifier: ${dev} did not ack invalidation ${seq} within ${ms} ms; iommu: ${dev} fenced off its domain`);
+    } else {
+      this.log.push(`mmu_notifier: ${dev} did not ack invalidation ${seq} within ${ms} ms; IOMMU off: it cannot be stopped, the safety checker will report any access`);
+    }
+  }
+}
