@@ -209,7 +209,11 @@ export class Fabric {
           `${why.join('; ')}. Kernel verdict: ${k.map}, distance ${k.distance} — ${k.reason}`;
         fixes = rfcFixes;
       }
-    } else if (map === 'thru-host-bridge') {
+    }
+    if (map === 'thru-host-bridge' && k.acsRedirects && k.fixes.length) {
+      reason += `; to route it directly below ${k.walk.common!.bdf} instead, ${k.fixes[0]}`;
+    }
+    if (this.policy === 'iommu' && map === 'thru-host-bridge') {
       const iommuRcs = [...new Set([P.rc, C.rc])].filter((rc) => rc.iommu);
       if (iommuRcs.length) reason += `; the IOMMU of ${iommuRcs.map((r) => r.name).join(' and ')} translates the peer addresses at the root complex`;
     }

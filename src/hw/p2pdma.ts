@@ -225,7 +225,7 @@ export interface MapTypeResult {
 function describeRedir(d: PciDev): string {
   const bits = formatAcs(acsRedirBits(d.acs));
   const who = d.acs.changes.find((c) => c.startsWith('pci_enable_acs()'));
-  const cause = who ? `, set by pci_enable_acs() because the IOMMU of ${d.rc.name} is on` : ', set by firmware/scenario';
+  const cause = who ? `, set by pci_enable_acs() because the IOMMU of ${d.rc.name} is on` : ', set before the kernel touched ACS (firmware, scenario or as captured)';
   return `${devLabel(d)} [ACSCtl ${bits}${cause}]`;
 }
 
