@@ -65,9 +65,9 @@ function crossCheck(s: Scenario): string[] {
 
 /** Parses and validates scenario text; `file` is only used in messages. */
 export function parseScenario(text: string, file: string): Scenario {
-  const doc = parseDocument(text, { prettyErrors: false });
+  const doc = parseDocument(text, { prettyErrors: true });
   if (doc.errors.length > 0) {
-    throw new ScenarioError(file, doc.errors.map((e) => `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`));
+    throw new ScenarioError(file, doc.errors.map((e) => `line ${e.linePos?.[0].line ?? '?'}, column ${e.linePos?.[0].col ?? '?'}: YAML syntax error: ${e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '')}`));
   }
   const parsed = scenarioSchema.safeParse(doc.toJS(), { reportInput: true });
   if (!parsed.success) throw new ScenarioError(file, parsed.error.issues.map((i) => describeIssue(i)));

@@ -14,7 +14,7 @@ function faulty(name: string, fault: string, when = 'command'): DeviceSpec {
   return { name, kind: 'x-faulty', memBytes: 0, barBytes: 0, props: { fault, when } };
 }
 
-async function machine(t: Tap.Test, devices: DeviceSpec[], timeoutMs = 2000): Promise<Machine> {
+async function machine(t: { teardown(fn: () => unknown): void }, devices: DeviceSpec[], timeoutMs = 2000): Promise<Machine> {
   const m = await Machine.create({ ramBytes: 4 * MiB, devices, timeoutMs });
   t.teardown(() => m.shutdown());
   return m;
@@ -55,7 +55,7 @@ t.test('a worker that throws is reported by name and the run stops', async (t) =
 
 t.test('a worker that exits is reported by name', async (t) => {
   const m = await machine(t, [faulty('bad1', 'exit')]);
-  await t.rejects(oneCommand(m, 'bad1', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), { device: 'bad1', what: 'exited', message: 'device bad1 exited: worker exited with code 3' });
+  await t.rejects(oneCommand(m, 'bad1', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), { name: 'DeviceError', device: 'bad1', what: 'exited', message: 'device bad1 exited: worker exited with code 3' });
 });
 
 t.test('a worker that hangs is timed out by name and terminated', async (t) => {
@@ -68,13 +68,13 @@ t.test('a worker that hangs is timed out by name and terminated', async (t) => {
   });
   await m.shutdown();
   t.ok(Date.now() - t0 < 3000, 'timeout and teardown are bounded');
-  await t.rejects(m.device('bad2').handle.call('errors'), { what: 'timeout' }, 'later calls fail at once with the same error');
+  await t.rejects(m.device('bad2').handle.call('errors'), { name: 'DeviceError', what: 'timeout' }, 'later calls fail at once with the same error');
 });
 
 t.test('a worker that throws while starting fails the machine', async (t) => {
   const m = await machine(t, [faulty('bad3', 'throw', 'start')]);
   await m.start();
-  await t.rejects(m.failure, { device: 'bad3', what: 'crashed' });
+  await t.rejects(m.failure, { name: 'DeviceError', device: 'bad3', what: 'crashed' });
 });
 
 t.test('limits are refused up front with the numbers', async (t) => {

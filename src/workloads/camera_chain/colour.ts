@@ -33,12 +33,13 @@ export function gammaLut(gamma: readonly [number, number, number]): number[] {
 }
 
 export function colourReference(input: Uint8Array, output: Uint8Array, p: ColourParams): void {
-  const m = p.matrix;
+  const m = Int32Array.from(p.matrix);
+  const lut = Uint8Array.from(p.lut);
   for (let i = 0; i < input.length; i += 4) {
     for (let c = 0; c < 3; c++) {
       const acc = m[c * 3] * input[i] + m[c * 3 + 1] * input[i + 1] + m[c * 3 + 2] * input[i + 2];
       const v = Math.min(255, Math.max(0, (acc + 128) >> 8));
-      output[i + c] = p.lut[c * 256 + v];
+      output[i + c] = lut[c * 256 + v];
     }
     output[i + 3] = input[i + 3];
   }

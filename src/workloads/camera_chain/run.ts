@@ -32,7 +32,7 @@ import type { VerifyResult, VerifyTask } from './verify_task.js';
 const OP_CAPTURE = 1;
 const OP_PROCESS = 1;
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
-const OUTPUT_SLOTS = 2;
+const OUTPUT_SLOTS = 3;
 
 export interface DeviceSummary {
   readonly name: string;

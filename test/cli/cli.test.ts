@@ -1,0 +1,57 @@
+// The peervma command as a user meets it: help, a good run, and refusals that name
+// the problem and exit non-zero without starting anything.
+import t from 'tap';
+import { spawnSync } from 'node:child_process';
+
+function peervma(...args: string[]) {
+  const r = spawnSync(process.execPath, ['bin/peervma.mjs', ...args], { encoding: 'utf8', timeout: 60000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+t.test('--help and run --help explain themselves', async (t) => {
+  const top = peervma('--help');
+  t.equal(top.code, 0);
+  t.match(top.out, /Usage: peervma \[options\] \[command\]/);
+  t.match(top.out, /run \[options\] \[scenario\]/);
+  const run = peervma('run', '--help');
+  t.equal(run.code, 0);
+  t.match(run.out, /--seed <n>/);
+  t.match(run.out, /--frames <n>/);
+  t.match(run.out, /--json/);
+  t.match(run.out, /Exit codes: 0 ok, 1 run failed/);
+});
+
+t.test('a good scenario prints JSON with the verified frames', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
+  t.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out);
+  t.match(j, { scenario: 'small-chain', seed: 5, result: { frames: 2, verified: 2, mismatches: [] } });
+  t.ok(j.ratioToMemcpy > 0);
+});
+
+t.test('a human summary names frames, throughput and RAM traffic', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml');
+  t.equal(r.code, 0, r.err);
+  t.match(r.out, /3 x 96x64 RGBA, 3 verified bit-exact, 0 mismatches/);
+  t.match(r.out, /x raw SAB memcpy/);
+  t.match(r.out, /system RAM traffic/);
+});
+
+t.test('a broken scenario exits 2 naming file, key and value', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/bad-types.yaml');
+  t.equal(r.code, 2);
+  t.equal(r.out, '');
+  t.match(r.err, /^peervma: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);
+});
+
+t.test('a scenario bigger than the machine is refused with the numbers', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/bad-limits.yaml');
+  t.equal(r.code, 2);
+  t.match(r.err, /^peervma: scenario asks for 28816 MiB of host memory \(RAM \+ device memory \+ worker overhead\), this machine can give \d+ MiB\n$/);
+});
+
+t.test('bad flags are usage errors', async (t) => {
+  const r = peervma('run', '--frames', 'zero');
+  t.equal(r.code, 2);
+  t.match(r.err, /--frames must be an integer >= 1, got 'zero'/);
+});

@@ -1,0 +1,57 @@
+// Scenario files: the shipped one loads with its defaults; bad ones are refused with
+// the file, the key path, the bad value and what was expected.
+import t from 'tap';
+import { ScenarioError } from '../../src/errors.js';
+import { loadScenarioFile, parseScenario } from '../../src/scenario/load.js';
+
+const fx = (n: string) => `test/fixtures/scenarios/${n}`;
+
+async function problems(file: string): Promise<readonly string[]> {
+  try {
+    await loadScenarioFile(file);
+  } catch (e) {
+    if (e instanceof ScenarioError) return e.problems;
+    throw e;
+  }
+  throw new Error(`${file} loaded`);
+}
+
+t.test('the default scenario loads with sizes and defaults resolved', async (t) => {
+  const s = await loadScenarioFile('scenarios/camera-chain.yaml');
+  t.equal(s.machine.ram, 64 * 1024 * 1024);
+  t.equal(s.devices[1].memory, 1024 * 1024);
+  t.match(s.workload, { kind: 'camera-chain', mode: 'bounce', width: 1280, height: 720, buffers: 3 });
+  t.same(s.devices[1].props.matrix, [300, -30, -14, -20, 290, -14, -10, -40, 306], 'kind defaults filled in');
+});
+
+t.test('a YAML syntax error names the line and column', async (t) => {
+  t.same(await problems(fx('bad-syntax.yaml')), ['line 5, column 1: YAML syntax error: Sequence item without - indicator']);
+});
+
+t.test('wrong types name the key path, the value and what was expected', async (t) => {
+  t.same(await problems(fx('bad-types.yaml')), [
+    'machine.ram: got "lots"; expected a size such as 4096, "256 KiB" or "64 MiB"',
+    "devices[1]: unknown key 'colour'",
+    'workload.frames: got -3; Too small: expected number to be >=1',
+  ]);
+});
+
+t.test('dangling names, unknown kinds and bad props are all reported together', async (t) => {
+  t.same(await problems(fx('bad-refs.yaml')), [
+    'devices[1].kind: got "colour-correctoin"; expected one of "camera"|"colour-correction"|"x-faulty"',
+    'devices[2].props.gamma: got [2.2,2.2]; Too small: expected array to have >=3 items',
+    'workload.camera: device "cc1" is a colour-correction; expected a camera',
+    'workload.corrector: got "cc9"; expected the name of a device (cam0, cc0, cc1)',
+    'workload.output: got "screen"; expected the name of a process (viewer)',
+  ]);
+});
+
+t.test('the error message starts with the file name', async (t) => {
+  await t.rejects(loadScenarioFile(fx('bad-types.yaml')), { message: /^test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram/ });
+  await t.rejects(loadScenarioFile(fx('missing.yaml')), { name: 'ScenarioError', problems: ['cannot read the file: ENOENT'] });
+});
+
+t.test('sizes must be whole pages and names well formed', async (t) => {
+  const base = 'devices: [{name: cam0, kind: camera, memory: 1000}]\nworkload: {kind: camera-chain, camera: cam0, corrector: cam0, output: v}\n';
+  t.throws(() => parseScenario(`name: Bad Name\n${base}`, 'x.yaml'), { name: 'ScenarioError', problems: [/^name: got "Bad Name"; expected a name of lower-case letters/, /^devices\[0\]\.memory: got 1000; must be a multiple of the 4096-byte page/] });
+});
