@@ -9,7 +9,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from '../src/devices/comlink_node.js';
-import type { DeviceConfig, DeviceEndpointApi, DeviceErrorRecord, QueueConfig } from '../src/devices/protocol.js';
+import type { DeviceCmd, DeviceCmdResult, DeviceConfig, DeviceEndpointApi, DeviceErrorRecord, QueueConfig } from '../src/devices/protocol.js';
 import { BusDecoder } from '../src/shm/bus_map.js';
 import { attachMachineShm } from '../src/shm/phys_mem.js';
 import { DeviceLoop } from './runtime/device_loop.js';
@@ -67,6 +67,12 @@ class DeviceEndpoint implements DeviceEndpointApi {
     return this.log.slice();
   }
 
+  deviceCmd(cmd: DeviceCmd): DeviceCmdResult {
+    const m = this.realised().model;
+    if (!m.control) return { errno: 'EINVAL', message: `device kind has no command '${cmd.op}'` };
+    return m.control(cmd);
+  }
+
   /** Counts a served control call, so a running loop may block again. */
   served(): void {
     this.dev?.loop.controlServed();
@@ -81,7 +87,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
 /** Wraps each control method so the device loop learns the call was served. */
 function exposeControl(ep: DeviceEndpoint): DeviceEndpointApi {
   const api = {} as Record<string, (...a: unknown[]) => unknown>;
-  for (const name of ['configure', 'createQueue', 'start', 'stop', 'errors'] as const) {
+  for (const name of ['configure', 'createQueue', 'start', 'stop', 'errors', 'deviceCmd'] as const) {
     api[name] = (...args: unknown[]) => {
       try {
         return (ep[name] as (...a: unknown[]) => unknown)(...args);

@@ -7,9 +7,11 @@ import type { DeviceFactory } from './runtime/device_model.js';
 import { createCamera } from './camera.js';
 import { createColourCorrection } from './colour_correction.js';
 import { createFaulty } from './x_faulty.js';
+import { createMirror } from './mirror.js';
 
 export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   camera: createCamera,
   'colour-correction': createColourCorrection,
   'x-faulty': createFaulty,
+  mirror: createMirror,
 };

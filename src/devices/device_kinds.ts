@@ -33,6 +33,11 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
       'x-corrupt-offset': z.number().int().min(0).default(0).describe('test knob: byte offset flipped in x-corrupt-frame'),
     }),
   },
+  mirror: {
+    doc: 'HMM mirror test device (lib/test_hmm.c dmirror): READ/WRITE a process range through its own device TLB; device-private memory for migration',
+    minMemBytes: 64 * KiB,
+    props: z.strictObject({}),
+  },
   'x-faulty': {
     doc: 'test device that throws, hangs or exits, at start or on its first command',
     minMemBytes: 0,

@@ -45,4 +45,23 @@ export interface DeviceEndpointApi {
   stop(): void;
   /** Device errors logged since start (bad DMA addresses and the like). */
   errors(): DeviceErrorRecord[];
+  /**
+   * Kind-specific command (issue 5: the mirror device's attach/READ/WRITE/
+   * counters). Runs synchronously in the worker; the command may wait on
+   * SAB words (page requests) while it keeps serving invalidations.
+   */
+  deviceCmd(cmd: DeviceCmd): DeviceCmdResult;
+}
+
+/** A kind-specific command: `op` names it, the rest is plain structured-clonable data. */
+export interface DeviceCmd {
+  readonly op: string;
+  readonly [arg: string]: unknown;
+}
+
+/** Answer to a DeviceCmd: errno 0 on success, else an errno name and a message. */
+export interface DeviceCmdResult {
+  readonly errno: 0 | string;
+  readonly message?: string;
+  readonly [field: string]: unknown;
 }

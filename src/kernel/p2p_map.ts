@@ -36,6 +36,8 @@ export interface DeviceRef {
 export interface VmOps {
   /** Name for messages ("bar-exporter of gpu0"). */
   readonly name: string;
+  /** Most pages one p2pMap call can map (the BAR budget); importers fault in windows no larger. */
+  readonly maxMapPages?: number;
   /** p2p_map: bus addresses (one per page of [start, end)) or an errno with a reason. */
   p2pMap?(vma: Vma, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult>;
   /** p2p_unmap: the importer dropped its mapping of [start, end). */

@@ -6,6 +6,7 @@
 import type { BusDecoder } from '../../src/shm/bus_map.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import type { SqCommand } from '../../src/shm/ring.js';
+import type { DeviceCmd, DeviceCmdResult } from '../../src/devices/protocol.js';
 import type { DmaEngine } from './dma_engine.js';
 import type { CommandResult } from './device_queues.js';
 import type { InvalidationPort } from './invalidation.js';
@@ -28,6 +29,8 @@ export interface DeviceModel {
   poll?(): boolean;
   /** Called once when the device is started. */
   start?(): void;
+  /** Kind-specific control command (DeviceEndpointApi.deviceCmd). */
+  control?(cmd: DeviceCmd): DeviceCmdResult;
 }
 
 export type DeviceFactory = (ctx: DeviceContext) => DeviceModel;

@@ -25,6 +25,12 @@ export const identity: Translate = (addr, len) => ({ addr, len });
 export class DmaEngine {
   private readonly local: Uint8Array;
   translate: Translate = identity;
+  /**
+   * Called for every decoded run before it is copied (issue 5: the safety
+   * checker compares the device TLB entry in use with the live generation
+   * table here). Returns an error message to abort the transfer, or null.
+   */
+  onRun: ((run: BusRun, addr: number, write: boolean) => string | null) | null = null;
 
   constructor(
     private readonly self: DeviceShm,
@@ -81,6 +87,8 @@ export class DmaEngine {
     while (done < len) {
       const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
       if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
+      const veto = this.onRun?.(run, addr + done, write) ?? null;
+      if (veto !== null) return this.fail(write ? 'write to' : 'read from', addr + done, veto);
       const bad = move(run, done);
       if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done, bad);
       this.account(run, write);

@@ -20,8 +20,18 @@ import { loadU64 } from '../../src/shm/layout.js';
 
 export type InvalidateHook = (start: number, end: number, seq: number) => void;
 
+/**
+ * Who a hook belongs to: the device model's own caches ('device': the
+ * device TLB, which a rogue device with invIgnore keeps), or the IOMMU
+ * ('iommu': the IOTLB is not the device's to ignore, so it is flushed even
+ * for a rogue device — that is what makes the IOMMU a containment).
+ */
+export type HookOwner = 'device' | 'iommu';
+
 export class InvalidationPort {
   private readonly hooks: InvalidateHook[] = [];
+  private readonly iommuHooks: InvalidateHook[] = [];
+  private readonly ranges: number[] = [];
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
 
   constructor(
@@ -30,24 +40,34 @@ export class InvalidationPort {
   ) {}
 
   /** Registers a translation cache (device TLB, IOTLB) to be flushed. */
-  addHook(h: InvalidateHook): void {
-    this.hooks.push(h);
+  addHook(h: InvalidateHook, owner: HookOwner = 'device'): void {
+    (owner === 'iommu' ? this.iommuHooks : this.hooks).push(h);
   }
 
   /** Serves a pending invalidation; returns true when one was acked. */
   check(): boolean {
-    const seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
+    let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
     if (seq === Atomics.load(this.ctl, DeviceCtl.invAck)) return false;
     const delay = Atomics.load(this.ctl, DeviceCtl.invDelayMs);
     if (delay > 0) Atomics.wait(this.sleeper, 0, 0, delay);
-    if (Atomics.load(this.ctl, DeviceCtl.invIgnore) === 0) {
+    // Seqcount read side: re-read if main posted a newer batch meanwhile
+    // (only after a timed-out batch; pairs with roundTrip in
+    // src/kernel/invalidate_broadcast.ts).
+    for (;;) {
+      this.ranges.length = 0;
       const n = Atomics.load(this.ctl, DeviceCtl.invCount);
       for (let i = 0; i < n; i++) {
         const w = DeviceCtl.invRanges + i * INV_RANGE_WORDS;
-        const start = loadU64(this.ctl, w);
-        const end = loadU64(this.ctl, w + 2);
-        for (const h of this.hooks) h(start, end, seq);
+        this.ranges.push(loadU64(this.ctl, w), loadU64(this.ctl, w + 2));
       }
+      const again = Atomics.load(this.ctl, DeviceCtl.invSeq);
+      if (again === seq) break;
+      seq = again;
+    }
+    const ignore = Atomics.load(this.ctl, DeviceCtl.invIgnore) !== 0;
+    for (let i = 0; i < this.ranges.length; i += 2) {
+      for (const h of this.iommuHooks) h(this.ranges[i], this.ranges[i + 1], seq);
+      if (!ignore) for (const h of this.hooks) h(this.ranges[i], this.ranges[i + 1], seq);
     }
     this.stats[DeviceStats.invalidations]++;
     // Pairs with the waitAsync on invAck in the kernel's broadcast.

@@ -1,0 +1,183 @@
+/**
+ * A generic exporter driver: a device's local memory offered to peers as a
+ * device-special VMA (the mmap of its device file), behind the RFC's
+ * vm_ops.p2pMap / p2pUnmap, with the exporter's policy as data.
+ *
+ * Mirrors the exporting side of RFC patch 3/5 ("the exporter decides"):
+ * the policy and the final decision belong to this driver alone; it hands
+ * out bus addresses of its BAR window, manages that window (BarManager:
+ * LRU recycling under pressure), and can take its memory back at any time
+ * (revoke: invalidate every importer mapping, wait for the acks, move the
+ * data, free the old pages — generation bump + poison).
+ *
+ * Policy (ExportPolicy), checked in this order by p2pMap; each refusal is
+ * an errno with a sentence naming both ends and the knob to change:
+ *   importers     '*' or the device names allowed            -> EPERM
+ *   readOnly      write mappings refused                      -> EPERM
+ *   requireIommu  importer must sit behind an IOMMU           -> EPERM
+ *   topology      kernel.p2pAllowed(exporter, importer)       -> EINVAL
+ *   BAR budget    more pages than the window has slots        -> ENOSPC
+ * cpuMappable: whether the CPU may touch the memory (else SIGBUS).
+ *
+ * Contract kept: a range mapped once stays mappable while the VMA lives
+ * (revocation remaps; it never turns into a refusal).
+ */
+import { PeerVmaError, type Errno } from '../errors.js';
+import { PAGE_SIZE } from '../shm/constants.js';
+import type { Device } from '../devices/machine.js';
+import type { BarManager } from '../kernel/bar_manager.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
+import type { DeviceRef, P2pMapResult, VmOps } from '../kernel/p2p_map.js';
+import type { Vma } from '../kernel/vma.js';
+import type { PageAllocator } from '../kernel/page_alloc.js';
+
+export interface ExportPolicy {
+  /** Importers allowed by name, or '*'. */
+  readonly importers: '*' | readonly string[];
+  readonly readOnly: boolean;
+  readonly requireIommu: boolean;
+  readonly cpuMappable: boolean;
+}
+
+export const defaultExportPolicy: ExportPolicy = { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false };
+
+interface Backing {
+  /** Device page of each VMA page. guarded by: main thread; changed only by revoke after the acks. */
+  pages: number[];
+}
+
+export class BarExporter implements VmOps {
+  readonly name: string;
+  readonly self: DeviceRef;
+  readonly maxMapPages: number;
+  private readonly dev: Device;
+  private readonly alloc: PageAllocator;
+  private readonly bar: BarManager;
+  private readonly backing = new Map<Vma, Backing>();
+  /** Statistics. */
+  mapCalls = 0;
+  refusals = 0;
+  revocations = 0;
+
+  constructor(
+    readonly kernel: Kernel,
+    devName: string,
+    readonly policy: ExportPolicy = defaultExportPolicy,
+  ) {
+    this.dev = kernel.machine.device(devName);
+    if (!this.dev.mem) throw new PeerVmaError('ENODEV', devName, 'has no local memory to export');
+    this.alloc = this.dev.mem;
+    this.bar = kernel.bar(devName);
+    this.self = kernel.ref(devName);
+    this.name = `bar-exporter of ${devName}`;
+    this.maxMapPages = this.bar.nSlots;
+  }
+
+  get barManager(): BarManager {
+    return this.bar;
+  }
+
+  /** mmap of the device file: `npages` of device memory as a device-special VMA of `mm`. */
+  async mmap(mm: Mm, npages: number): Promise<{ va: number; vma: Vma }> {
+    const ext = this.alloc.allocContig(npages);
+    const pages = Array.from({ length: npages }, (_, i) => ext.start + i);
+    for (const p of pages) this.dev.shm.mem!.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+    const prot = PROT_READ | (this.policy.readOnly ? 0 : PROT_WRITE);
+    const va = await mm.mmap({ length: npages * PAGE_SIZE, prot, kind: 'device', vmOps: this });
+    const vma = mm.findVma(va)!;
+    this.backing.set(vma, { pages });
+    return { va, vma };
+  }
+
+  /** The exporter writes its own memory (e.g. a device producing data). */
+  fill(vma: Vma, offset: number, data: Uint8Array): void {
+    const b = this.backingOf(vma);
+    for (let done = 0; done < data.length; ) {
+      const off = offset + done;
+      const page = b.pages[Math.floor(off / PAGE_SIZE)];
+      const n = Math.min(data.length - done, PAGE_SIZE - (off % PAGE_SIZE));
+      this.dev.shm.mem!.set(data.subarray(done, done + n), page * PAGE_SIZE + (off % PAGE_SIZE));
+      done += n;
+    }
+  }
+
+  /** Device page backing VMA page i (for tests and tools). */
+  pageOf(vma: Vma, i: number): number {
+    return this.backingOf(vma).pages[i];
+  }
+
+  /* ---------------- vm_ops ---------------- */
+
+  async p2pMap(vma: Vma, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult> {
+    this.mapCalls++;
+    const refuse = (errno: Errno, reason: string): P2pMapResult => {
+      this.refusals++;
+      return { ok: false, errno, reason: `${this.name} refuses ${importer.name}: ${reason}` };
+    };
+    const p = this.policy;
+    if (p.importers !== '*' && !p.importers.includes(importer.name)) return refuse('EPERM', `not an allowed importer (policy importers: [${p.importers.join(', ')}])`);
+    if (write && p.readOnly) return refuse('EPERM', 'the memory is exported read-only (policy readOnly: true)');
+    if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
+    const topo = this.kernel.p2pAllowed(this.self, importer);
+    if (!topo.ok) return refuse('EINVAL', topo.reason);
+    const b = this.backingOf(vma);
+    const i0 = (start - vma.start) / PAGE_SIZE;
+    const pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
+    const mm = vma.mm;
+    const bus = await this.bar.mapPages(pages, (page) => {
+      const va = vma.start + b.pages.indexOf(page) * PAGE_SIZE;
+      return { key: `${mm.name}@${va}`, revoke: () => mm.revokeRange(va, va + PAGE_SIZE, this) };
+    });
+    if (!bus) return refuse('ENOSPC', `${pages.length} pages do not fit its BAR window of ${this.bar.nSlots} slots`);
+    const gen = this.dev.shm.memGen!;
+    return { ok: true, bus, gens: pages.map((pg) => Atomics.load(gen, pg)), mem: this.self.index, pages };
+  }
+
+  p2pUnmap(): void {
+    // Nothing to undo per importer: the BAR slot stays until recycled or revoked.
+  }
+
+  cpuPage(vma: Vma, addr: number): Uint8Array | Errno {
+    if (!this.policy.cpuMappable) return 'EFAULT';
+    const page = this.backingOf(vma).pages[(addr - vma.start) / PAGE_SIZE];
+    return this.dev.shm.mem!.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
+  }
+
+  async close(vma: Vma): Promise<void> {
+    const b = this.backing.get(vma);
+    if (!b) return;
+    this.backing.delete(vma);
+    // The unmap invalidation already ran and was acked: close slots, free pages.
+    for (const p of b.pages) {
+      this.bar.dropPageNow(p);
+      this.alloc.freeExtent({ start: p, count: 1 });
+    }
+  }
+
+  /**
+   * Takes the memory behind `vma` back: invalidate every importer mapping,
+   * wait for the acks, then move the data to new pages and free the old
+   * ones (generation bump + poison). Importers refault and continue.
+   */
+  async revoke(vma: Vma): Promise<void> {
+    const b = this.backingOf(vma);
+    await vma.mm.revokeRange(vma.start, vma.end, this);
+    const mem = this.dev.shm.mem!;
+    const ext = this.alloc.allocContig(b.pages.length);
+    const old = b.pages;
+    b.pages = old.map((_, i) => ext.start + i);
+    old.forEach((p, i) => {
+      mem.copyWithin(b.pages[i] * PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+      this.bar.dropPageNow(p);
+      this.alloc.freeExtent({ start: p, count: 1 });
+    });
+    this.revocations++;
+  }
+
+  private backingOf(vma: Vma): Backing {
+    const b = this.backing.get(vma);
+    if (!b) throw new PeerVmaError('EINVAL', vma.toString(), `not a mapping of ${this.name}`);
+    return b;
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The mirror device, modelled on lib/test_hmm.c's dmirror: a device that
+ * mirrors a process address space through its own device TLB, faulting
+ * translations in from the kernel as needed, so tests (and users) can poke
+ * at the semantics: READ / WRITE a range, with counters of faults and pages.
+ * (MIGRATE_TO_DEV / MIGRATE_TO_SYS / SNAPSHOT are kernel work and live in
+ * the driver, src/drivers/mirror_driver.ts, as they do in test_hmm.c.)
+ *
+ * Commands (DeviceEndpointApi.deviceCmd):
+ *   attach   { pri, iommu, check, bounceOff, bouncePages }  once per open
+ *   read     { va, npages }          -> { data, faults, pagesFaulted, cpages }
+ *   write    { va, data }            -> { faults, pagesFaulted, cpages }
+ *   counters {}                      -> { faults, pagesFaulted, retries, tlb, iotlb }
+ *   detach   {}                      drops every translation
+ *
+ * Data path per page: device TLB (VA -> device address, made from a page
+ * generation) -> DMA engine (IOMMU walk when attached with a domain ->
+ * bus decode) -> bounce page in local memory. The DMA engine serves
+ * invalidations after every run, so an invalidation waits for at most one
+ * page of copying and the next page refaults.
+ *
+ * Safety checker (check mode): before each run is copied, the TLB entry in
+ * use is compared with what the address decodes to now — another page
+ * (Remapped) or the same page with another generation (StaleGeneration) —
+ * and the violation is recorded in the SafetyLog SAB. The access itself is
+ * not stopped: the checker reports what the hardware would have done.
+ */
+import { PAGE_SIZE } from '../src/shm/constants.js';
+import { DeviceStats } from '../src/shm/device_ctl.js';
+import { storeU64 } from '../src/shm/layout.js';
+import type { BusRun } from '../src/shm/bus_map.js';
+import type { CommandResult } from './runtime/device_queues.js';
+import { CqStatus } from '../src/shm/ring.js';
+import { FAULT_WINDOW, SafetyLog, VIOLATION_RECORDS, ViolationKind, ViolationRecord } from '../src/shm/tlb_layout.js';
+import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
+import { DeviceTlb, type TlbEntry } from './runtime/device_tlb.js';
+import { IommuWalk } from './runtime/iommu_walk.js';
+
+/** HMM_PFN_* result flags (src/kernel/hmm.ts). */
+const PFN_WRITE = 2;
+const PFN_DEVICE_PRIVATE = 16;
+
+interface Attached {
+  readonly tlb: DeviceTlb;
+  readonly walk: IommuWalk | null;
+  readonly safety: Int32Array;
+  readonly check: boolean;
+  readonly bounceOff: number;
+  readonly bouncePages: number;
+}
+
+export function createMirror(ctx: DeviceContext): DeviceModel {
+  const name = ctx.self.name;
+  const mem = ctx.self.mem;
+  if (!mem) throw new Error(`${name}: a mirror device needs local memory (bounce pages, device-private pages)`);
+  let a: Attached | null = null;
+  /** Entry and VA of the DMA in flight, for the checker. */
+  let cur: { e: TlbEntry; va: number } | null = null;
+
+  function record(kind: ViolationKind, e: TlbEntry, va: number, liveGen: number, write: boolean): void {
+    const s = a!.safety;
+    const n = Atomics.add(s, SafetyLog.count, 1);
+    const w = SafetyLog.records + (n % VIOLATION_RECORDS) * ViolationRecord.kFieldCount;
+    s[w + ViolationRecord.kind] = kind;
+    storeU64(s, w + ViolationRecord.va, va);
+    storeU64(s, w + ViolationRecord.devAddr, e.devAddr);
+    s[w + ViolationRecord.entryGen] = e.gen;
+    s[w + ViolationRecord.liveGen] = liveGen;
+    s[w + ViolationRecord.write] = write ? 1 : 0;
+    ctx.logError(`${name}: safety: ${kind === ViolationKind.Remapped ? 'remapped' : 'stale-generation'} access to va 0x${va.toString(16)} through device address 0x${e.devAddr.toString(16)} (entry gen ${e.gen}, live ${liveGen})`);
+  }
+
+  /** DmaEngine.onRun: compare the entry in use with the live tables. */
+  function checkRun(run: BusRun, _addr: number, write: boolean): null {
+    if (!cur || !run.gen || run.target === 'regs') return null;
+    const mem = run.target === 'ram' ? -1 : run.owner;
+    const page = Math.floor(run.offset / PAGE_SIZE);
+    const live = Atomics.load(run.gen, page);
+    if (mem !== cur.e.mem || page !== cur.e.page) record(ViolationKind.Remapped, cur.e, cur.va, live, write);
+    else if (live !== cur.e.gen) record(ViolationKind.StaleGeneration, cur.e, cur.va, live, write);
+    return null;
+  }
+
+  function attach(cmd: DeviceCmd): DeviceCmdResult {
+    if (a) return { errno: 'EBUSY', message: `${name}: already attached to a process (detach first)` };
+    const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri as SharedArrayBuffer));
+    let walk: IommuWalk | null = null;
+    if (cmd.iommu) {
+      const w = (walk = new IommuWalk(cmd.iommu as SharedArrayBuffer, ctx.self));
+      ctx.dma.translate = w.translate;
+      ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
+    }
+    a = { tlb, walk, safety: new Int32Array(cmd.safety as SharedArrayBuffer), check: cmd.check === true, bounceOff: cmd.bounceOff as number, bouncePages: cmd.bouncePages as number };
+    if (a.check) ctx.dma.onRun = checkRun;
+    return { errno: 0 };
+  }
+
+  /** Moves one page between the process (through the TLB) and bounce page `slot`. */
+  function pageIo(e: TlbEntry, va: number, slot: number, write: boolean): string | null {
+    const local = a!.bounceOff + slot * PAGE_SIZE;
+    cur = { e, va };
+    try {
+      if (e.flags & PFN_DEVICE_PRIVATE) {
+        // Our own device-private page: local memory, no bus.
+        if (a!.check) {
+          const live = Atomics.load(ctx.self.memGen!, e.page);
+          if (live !== e.gen) record(ViolationKind.StaleGeneration, e, va, live, write);
+        }
+        if (write) mem!.copyWithin(e.devAddr, local, local + PAGE_SIZE);
+        else mem!.copyWithin(local, e.devAddr, e.devAddr + PAGE_SIZE);
+        ctx.self.stats[DeviceStats.bytesLocal] += PAGE_SIZE;
+        ctx.inv.check();
+        return null;
+      }
+      return write ? ctx.dma.write(e.devAddr, local, PAGE_SIZE) : ctx.dma.read(e.devAddr, local, PAGE_SIZE);
+    } finally {
+      cur = null;
+    }
+  }
+
+  function rw(cmd: DeviceCmd, write: boolean): DeviceCmdResult {
+    if (!a) return { errno: 'EINVAL', message: `${name}: not attached to a process` };
+    const va0 = cmd.va as number;
+    const data = write ? (cmd.data as Uint8Array) : null;
+    const npages = write ? Math.ceil(data!.length / PAGE_SIZE) : (cmd.npages as number);
+    if (va0 % PAGE_SIZE !== 0 || npages <= 0) return { errno: 'EINVAL', message: `${name}: range 0x${va0.toString(16)} +${npages} pages` };
+    const out = write ? null : new Uint8Array(npages * PAGE_SIZE);
+    const f0 = a.tlb.faults;
+    const p0 = a.tlb.pagesFaulted;
+    const counters = () => ({ faults: a!.tlb.faults - f0, pagesFaulted: a!.tlb.pagesFaulted - p0, totalFaults: a!.tlb.faults });
+    let refaults = 0;
+    for (let i = 0; i < npages; ) {
+      const va = va0 + i * PAGE_SIZE;
+      const vpn = va / PAGE_SIZE;
+      const e = a.tlb.lookup(vpn);
+      if (!e || (write && (e.flags & PFN_WRITE) === 0)) {
+        const r = a.tlb.fault(va, Math.min(FAULT_WINDOW, npages - i), write);
+        if (r !== 0) return { errno: r, message: `${name}: ${write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...counters() };
+        continue;
+      }
+      const slot = i % a.bouncePages;
+      const local = a.bounceOff + slot * PAGE_SIZE;
+      if (write) mem!.set(data!.subarray(i * PAGE_SIZE, Math.min(data!.length, (i + 1) * PAGE_SIZE)), local);
+      const err = pageIo(e, va, slot, write);
+      if (err !== null) {
+        // An invalidation that landed mid-page dropped the entry: refault.
+        if (a.tlb.lookup(vpn) !== e && refaults++ < 1000) continue;
+        return { errno: 'EIO', message: err, cpages: i, ...counters() };
+      }
+      if (out) out.set(mem!.subarray(local, local + PAGE_SIZE), i * PAGE_SIZE);
+      i++;
+    }
+    return { errno: 0, data: out, cpages: npages, ...counters() };
+  }
+
+  return {
+    execute(): CommandResult {
+      return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: the mirror device takes commands through deviceCmd, not queues`) };
+    },
+    control(cmd: DeviceCmd): DeviceCmdResult {
+      switch (cmd.op) {
+        case 'attach':
+          return attach(cmd);
+        case 'read':
+          return rw(cmd, false);
+        case 'write':
+          return rw(cmd, true);
+        case 'counters':
+          return { errno: 0, faults: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 };
+        case 'detach':
+          a?.tlb.clear();
+          return { errno: 0 };
+        default:
+          return { errno: 'EINVAL', message: `${name}: unknown mirror command '${cmd.op}'` };
+      }
+    },
+  };
+}

@@ -1,0 +1,143 @@
+/**
+ * A device TLB: the importer's cache of process translations, filled by
+ * page requests to the kernel and emptied by invalidations.
+ *
+ * Mirrors lib/test_hmm.c's importer pattern (dmirror_range_fault +
+ * dmirror_interval_invalidate) split across the two threads: the kernel
+ * side (src/drivers/mirror_driver.ts) does readBegin -> hmmRangeFault
+ * (-EBUSY -> retry) -> driver lock -> readRetry -> reply; this side does
+ * the install, and its own retry test for the window between the reply
+ * and the install (the page-request protocol is drawn in
+ * src/shm/tlb_layout.ts). The whole loop gives up with EBUSY after
+ * HMM_RANGE_DEFAULT_TIMEOUT (1000 ms), as dmirror_range_fault does.
+ *
+ * Every entry records the page generation (and the target page) it was
+ * made from, so the safety checker can tell a stale use from a good one.
+ *
+ * Threading: worker only. The invalidation hook runs on this thread
+ * (InvalidationPort.check), so "holding the driver lock" here means "not
+ * calling check()" — install is atomic with respect to acks.
+ */
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { loadU64, storeU64 } from '../../src/shm/layout.js';
+import type { DeviceShm } from '../../src/shm/phys_mem.js';
+import { errnoCode, errnoName, PageRequest, ReplyEntry, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import type { InvalidationPort } from './invalidation.js';
+
+/** HMM_RANGE_DEFAULT_TIMEOUT. */
+export const FAULT_RETRY_MS = 1000;
+/** A kernel that does not answer a page request at all within this is reported. */
+const REPLY_DEADLINE_MS = 5000;
+const WAIT_SLICE_MS = 20;
+
+export interface TlbEntry {
+  readonly devAddr: number;
+  readonly flags: number;
+  readonly gen: number;
+  readonly mem: number;
+  readonly page: number;
+}
+
+export class DeviceTlb {
+  private readonly entries = new Map<number, TlbEntry>();
+  /** The range of the page request in flight, for the worker-side retry test. */
+  private outstanding: { start: number; end: number } | null = null;
+  private raced = false;
+  private reqSeq: number;
+  faults = 0;
+  pagesFaulted = 0;
+  retries = 0;
+
+  constructor(
+    private readonly self: DeviceShm,
+    private readonly inv: InvalidationPort,
+    private readonly pri: Int32Array,
+  ) {
+    this.reqSeq = Atomics.load(pri, PageRequest.reqSeq);
+    inv.addHook((s, e) => this.drop(s, e), 'device');
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  lookup(vpn: number): TlbEntry | undefined {
+    return this.entries.get(vpn);
+  }
+
+  /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
+  drop(start: number, end: number): void {
+    const o = this.outstanding;
+    if (o && o.start < end && start < o.end) this.raced = true;
+    const v0 = Math.floor(start / PAGE_SIZE);
+    const v1 = Math.ceil(end / PAGE_SIZE);
+    if (v1 - v0 > this.entries.size) {
+      for (const k of this.entries.keys()) if (k >= v0 && k < v1) this.entries.delete(k);
+    } else {
+      for (let k = v0; k < v1; k++) this.entries.delete(k);
+    }
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  /**
+   * Faults [va, +npages) in (write: REQ_WRITE). Returns 0 or an errno name;
+   * `message` holds the kernel's reason on failure.
+   */
+  fault(va: number, npages: number, write: boolean): 0 | ErrnoName {
+    const p = this.pri;
+    const ctl = this.self.ctl;
+    const giveUp = performance.now() + FAULT_RETRY_MS;
+    for (;;) {
+      if (performance.now() > giveUp) return this.done('EBUSY');
+      this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
+      this.raced = false;
+      storeU64(p, PageRequest.reqStart, va);
+      p[PageRequest.reqPages] = npages;
+      p[PageRequest.reqWrite] = write ? 1 : 0;
+      const s = (this.reqSeq = (this.reqSeq + 1) | 0);
+      // Pairs with the waitAsync on reqSeq in MirrorDriver.serve.
+      Atomics.store(p, PageRequest.reqSeq, s);
+      Atomics.notify(p, PageRequest.reqSeq);
+      const hard = performance.now() + REPLY_DEADLINE_MS;
+      for (;;) {
+        const seen = Atomics.load(ctl, DeviceCtl.wake);
+        this.inv.check(); // keep acking invalidations while we wait
+        // Pairs with Atomics.store(replySeq) + ringWake in MirrorDriver.reply.
+        if (Atomics.load(p, PageRequest.replySeq) === s) break;
+        if (performance.now() > hard) return this.done('ETIMEDOUT');
+        Atomics.wait(ctl, DeviceCtl.wake, seen, WAIT_SLICE_MS);
+      }
+      this.inv.check(); // "take the lock": serve what is pending, then install without checking again
+      const errno = p[PageRequest.replyErrno];
+      if (errno === errnoCode('EBUSY') || (errno === 0 && this.raced)) {
+        this.retries++;
+        continue;
+      }
+      if (errno !== 0) return this.done(errnoName(errno));
+      const n = p[PageRequest.replyPages];
+      const v0 = Math.floor(va / PAGE_SIZE);
+      for (let i = 0; i < n; i++) {
+        const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+        this.entries.set(v0 + i, {
+          devAddr: loadU64(p, w + ReplyEntry.devAddr),
+          flags: p[w + ReplyEntry.flags],
+          gen: p[w + ReplyEntry.gen],
+          mem: p[w + ReplyEntry.mem],
+          page: p[w + ReplyEntry.page],
+        });
+      }
+      this.faults++;
+      this.pagesFaulted += n;
+      return this.done(0);
+    }
+  }
+
+  private done<T>(r: T): T {
+    this.outstanding = null;
+    return r;
+  }
+}

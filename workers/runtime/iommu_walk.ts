@@ -1,0 +1,83 @@
+/**
+ * The device-side half of the IOMMU: walks the domain's page table in SAB
+ * (src/shm/iommu_layout.ts) and keeps this device's IOTLB.
+ *
+ * Mirrors the hardware page walk of an IOMMU (intel-iommu second-level
+ * translation) and its fault reporting (report_iommu_fault: device, IOVA,
+ * access). The IOTLB is flushed through InvalidationPort hooks owned by
+ * 'iommu', which run even for a rogue device (invIgnore): the IOTLB belongs
+ * to the IOMMU, not to the device.
+ *
+ * Invariants:
+ * - `fenced` is loaded on every translation (hit or miss), so a fenced
+ *   domain blocks at once, whatever the IOTLB holds;
+ * - a PTE's perm is loaded with Atomics before its pfn (pairs with
+ *   IommuDomain.map's store order in src/kernel/iommu.ts).
+ */
+import { hex } from '../../src/shm/bus_map.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuPteWord } from '../../src/shm/iommu_layout.js';
+import { storeU64 } from '../../src/shm/layout.js';
+import type { DeviceShm } from '../../src/shm/phys_mem.js';
+import type { Translate } from './dma_engine.js';
+
+interface IotlbEntry {
+  readonly pfn: number;
+  readonly perm: number;
+}
+
+export class IommuWalk {
+  private readonly view: Int32Array;
+  private readonly iotlb = new Map<number, IotlbEntry>();
+  private readonly nPages: number;
+
+  constructor(
+    sab: SharedArrayBuffer,
+    private readonly self: DeviceShm,
+  ) {
+    this.view = new Int32Array(sab);
+    this.nPages = this.view[IommuDomainHdr.nPages];
+  }
+
+  get iotlbSize(): number {
+    return this.iotlb.size;
+  }
+
+  readonly translate: Translate = (addr, len, write) => {
+    const v = this.view;
+    if (Atomics.load(v, IommuDomainHdr.fenced) === 1) return this.fault(addr, write, 'the device is fenced off its IOMMU domain');
+    const i = Math.floor((addr - IOVA_BASE) / PAGE_SIZE);
+    let e = this.iotlb.get(i);
+    if (!e) {
+      if (i < 0 || i >= this.nPages) return this.fault(addr, write, 'outside the IOVA space');
+      const w = iommuPteWord(i);
+      const perm = Atomics.load(v, w + IommuPte.perm);
+      if (perm === 0) return this.fault(addr, write, 'IOVA not mapped');
+      e = { pfn: v[w + IommuPte.pfn], perm };
+      this.iotlb.set(i, e);
+    }
+    if (write && (e.perm & IOMMU_WRITE) === 0) return this.fault(addr, write, 'IOVA mapped read-only');
+    const off = (addr - IOVA_BASE) % PAGE_SIZE;
+    return { addr: e.pfn * PAGE_SIZE + off, len: Math.min(len, PAGE_SIZE - off) };
+  };
+
+  /** IOTLB flush of [start, end) (an InvalidationPort hook owned by 'iommu'). */
+  flush(start: number, end: number): void {
+    const p0 = Math.floor((start - IOVA_BASE) / PAGE_SIZE);
+    const p1 = Math.ceil((end - IOVA_BASE) / PAGE_SIZE);
+    if (p1 - p0 > this.iotlb.size) {
+      for (const k of this.iotlb.keys()) if (k >= p0 && k < p1) this.iotlb.delete(k);
+    } else {
+      for (let k = Math.max(p0, 0); k < p1; k++) this.iotlb.delete(k);
+    }
+  }
+
+  private fault(iova: number, write: boolean, why: string): { fault: string } {
+    const v = this.view;
+    storeU64(v, IommuDomainHdr.lastFaultIova, iova);
+    Atomics.store(v, IommuDomainHdr.lastFaultWrite, write ? 1 : 0);
+    Atomics.store(v, IommuDomainHdr.lastFaultDevice, this.self.index);
+    Atomics.add(v, IommuDomainHdr.faultCount, 1);
+    return { fault: `IOMMU fault: device ${this.self.name}, IOVA ${hex(iova)}, ${write ? 'write' : 'read'} access: ${why}` };
+  }
+}
