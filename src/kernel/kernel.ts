@@ -38,7 +38,8 @@ export class Kernel {
   readonly ram: PageAllocator;
   readonly ramBytes: Uint8Array;
   readonly zeroPfn: number;
-  readonly policy: P2pPolicy;
+  /** Switchable: tests and scenarios swap it when src/hw lands or the topology changes. */
+  policy: P2pPolicy;
   readonly check: boolean;
   readonly ackTimeoutMs: number;
   /** Kernel log (dmesg): one line per notable event, prefixed by subsystem. */
