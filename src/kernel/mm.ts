@@ -28,7 +28,7 @@ import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DriverLock, makeRange, MmuNotifierSubscriptions, type MmuNotifyEvent } from './mmu_notifier.js';
 import type { VmOps } from './p2p_map.js';
-import { PROT_READ, PROT_WRITE, Vma, type Pte, type VmaKind } from './vma.js';
+import { PROT_NONE, PROT_READ, PROT_WRITE, Vma, type Pte, type VmaKind } from './vma.js';
 import type { Kernel } from './kernel.js';
 
 /** Where mmap starts placing mappings; one guard page is left between mappings. */
@@ -368,5 +368,5 @@ export class Mm {
   }
 }
 
-export { PROT_READ, PROT_WRITE };
+export { PROT_NONE, PROT_READ, PROT_WRITE };
 export const vpnOf = (va: number): number => Math.floor(va / PAGE_SIZE);

@@ -1,0 +1,159 @@
+// The hmm selftests' spirit with the mirror device (lib/test_hmm.c dmirror):
+// anonymous read/write with counters, protection errors, munmap during a READ,
+// migration to device memory and back, peers seeing private pages as P2P or
+// migrating them back, snapshot flags. One machine (two mirrors) for all.
+import t from 'tap';
+import { PeerVmaError } from '../../src/errors.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { MirrorDriver, MIRROR_PROT } from '../../src/drivers/mirror_driver.js';
+import { PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
+import { allP2p, denyPairs } from '../../src/kernel/p2p_map.js';
+import { kernelMachine, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
+
+const RW = PROT_READ | PROT_WRITE;
+
+t.test('mirror', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1')], { check: true });
+  const mm = kernel.createMm();
+  const d0 = await MirrorDriver.open(kernel, 'm0', mm);
+  const d1 = await MirrorDriver.open(kernel, 'm1', mm);
+  t.teardown(async () => {
+    await d0.close();
+    await d1.close();
+  });
+
+  t.test('read anonymous memory written by the CPU; counters', async (t) => {
+    const n = 16;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    const data = pattern(n * PAGE_SIZE, 1);
+    await mm.write(va, data);
+    const r = await d0.read(va, n);
+    t.same(r.data, data, 'the device reads what the CPU wrote');
+    t.equal(r.faults, 1, 'one page request for 16 pages (fault window 64)');
+    t.equal(r.pagesFaulted, n);
+    t.equal(r.cpages, n);
+    const again = await d0.read(va, n);
+    t.equal(again.faults, 0, 'the second read hits the device TLB');
+  });
+
+  t.test('write anonymous memory from the device; the CPU sees it', async (t) => {
+    const n = 8;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    const data = pattern(n * PAGE_SIZE, 2);
+    const r = await d0.write(va, data);
+    t.equal(r.faults, 1);
+    t.same(await mm.read(va, n * PAGE_SIZE), data);
+  });
+
+  t.test('read of PROT_NONE memory fails with EFAULT', async (t) => {
+    const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: PROT_NONE });
+    await t.rejects(d0.read(va, 4), { code: 'EFAULT' });
+  });
+
+  t.test('write to read-only memory fails with EPERM; reading it works', async (t) => {
+    const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: RW });
+    await mm.write(va, pattern(4 * PAGE_SIZE, 3));
+    await mm.mprotect(va, 4 * PAGE_SIZE, PROT_READ);
+    await t.rejects(d0.write(va, new Uint8Array(4 * PAGE_SIZE)), { code: 'EPERM' });
+    t.same((await d0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 3));
+  });
+
+  t.test('mprotect takes write access away from a device that had it', async (t) => {
+    const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
+    await d0.write(va, new Uint8Array(2 * PAGE_SIZE).fill(9));
+    await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ);
+    await t.rejects(d0.write(va, new Uint8Array(2 * PAGE_SIZE)), { code: 'EPERM' }, 'the cached writable entry was invalidated');
+  });
+
+  t.test('munmap while a mirror READ runs: the device never uses the unmapped pages', async (t) => {
+    const n = 192;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    await mm.write(va, pattern(n * PAGE_SIZE, 4));
+    let unmapped: Promise<void> | null = null;
+    d0.onFault = (errno, start) => {
+      if (!unmapped && errno === 0 && start === va) unmapped = mm.munmap(va + 64 * PAGE_SIZE, (n - 64) * PAGE_SIZE);
+    };
+    const before = d0.violations().count;
+    await t.rejects(d0.read(va, n), { code: 'EFAULT' }, 'the READ reaches the hole and stops');
+    d0.onFault = null;
+    await unmapped;
+    t.equal(d0.violations().count, before, 'no use after unmap (safety checker)');
+    const c = await d0.counters();
+    t.equal(c.tlb >= 0, true);
+  });
+
+  t.test('migrate to device memory; CPU touch migrates back; counters', async (t) => {
+    const n = 8;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    const data = pattern(n * PAGE_SIZE, 5);
+    await mm.write(va, data);
+    t.equal(await d0.migrateToDev(va, n), n, 'cpages');
+    const snap = await d0.snapshot(va, n);
+    t.same([...snap], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE));
+    const r = await d0.read(va, n);
+    t.same(r.data, data, 'the owner reads its own private pages directly');
+    t.equal(r.faults, 1);
+    t.same(await mm.read(va, PAGE_SIZE), data.subarray(0, PAGE_SIZE), 'CPU read migrates page 0 back');
+    const snap2 = await d0.snapshot(va, n);
+    t.equal(snap2[0], MIRROR_PROT.WRITE);
+    t.equal(snap2[1], MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE);
+    t.equal(await d0.migrateToSys(va, n), n - 1, 'the rest migrates back on request');
+    t.same(await mm.read(va, n * PAGE_SIZE), data);
+    t.equal(d0.violations().count, 0);
+  });
+
+  t.test('migrate over a hole fails with EINVAL', async (t) => {
+    const va = await mm.mmap({ length: 3 * PAGE_SIZE, prot: RW });
+    await mm.munmap(va + PAGE_SIZE, PAGE_SIZE);
+    await t.rejects(d0.migrateToDev(va, 3), { code: 'EINVAL' });
+  });
+
+  t.test('a page private to m0 is seen by m1 as P2P when allowed', async (t) => {
+    kernel.policy = allP2p;
+    const n = 4;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    const data = pattern(n * PAGE_SIZE, 6);
+    await mm.write(va, data);
+    await d0.migrateToDev(va, n);
+    t.same([...(await d1.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_REMOTE | MIRROR_PROT.WRITE), 'remote private');
+    const r = await d1.read(va, n);
+    t.same(r.data, data, 'm1 reads m0 memory through m0 BAR');
+    t.same([...(await d0.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE), 'the pages stayed on m0');
+    t.ok(kernel.bar('m0').mappedSlots >= n, 'owner BAR slots granted');
+  });
+
+  t.test('a page private to m0 migrates back when P2P is not allowed', async (t) => {
+    kernel.policy = denyPairs([['m0', 'm1']]);
+    t.teardown(() => void (kernel.policy = allP2p));
+    const n = 4;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    const data = pattern(n * PAGE_SIZE, 7);
+    await mm.write(va, data);
+    await d0.migrateToDev(va, n);
+    t.same([...(await d1.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.NONE), 'not reachable: not present for m1');
+    const r = await d1.read(va, n);
+    t.same(r.data, data);
+    t.same([...(await d0.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.WRITE), 'the RFC fall-back: migrated back to system RAM');
+  });
+
+  t.test('snapshot flags of a mixed range', async (t) => {
+    const va = await mm.mmap({ length: 6 * PAGE_SIZE, prot: RW });
+    await mm.write(va, new Uint8Array(PAGE_SIZE).fill(1)); // page 0: written RAM
+    await mm.read(va + PAGE_SIZE, 1); // page 1: zero page
+    await mm.write(va + 2 * PAGE_SIZE, new Uint8Array(2 * PAGE_SIZE).fill(2)); // pages 2, 3
+    await mm.mprotect(va + 3 * PAGE_SIZE, PAGE_SIZE, PROT_READ); // page 3 read-only
+    await d1.migrateToDev(va + 4 * PAGE_SIZE, 1); // page 4: private to m1
+    await mm.mprotect(va + 5 * PAGE_SIZE, PAGE_SIZE, PROT_NONE); // page 5: no access
+    const s = await d0.snapshot(va, 6);
+    t.same([...s], [MIRROR_PROT.WRITE, MIRROR_PROT.ZERO | MIRROR_PROT.READ, MIRROR_PROT.WRITE, MIRROR_PROT.READ, MIRROR_PROT.DEV_PRIVATE_REMOTE | MIRROR_PROT.WRITE, MIRROR_PROT.ERROR]);
+    const un = await mm.mmap({ length: PAGE_SIZE, prot: RW });
+    t.same([...(await d0.snapshot(un, 1))], [MIRROR_PROT.NONE], 'untouched: none');
+  });
+
+  t.test('errors name the object', async (t) => {
+    const va = await mm.mmap({ length: PAGE_SIZE, prot: PROT_NONE });
+    const e = await d0.read(va, 1).catch((x: unknown) => x);
+    t.ok(e instanceof PeerVmaError);
+    t.match((e as PeerVmaError).message, /m0/);
+  });
+});
