@@ -146,6 +146,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
       if (err !== null) {
         // An invalidation that landed mid-page dropped the entry: refault.
         if (a.tlb.lookup(vpn) !== e && refaults++ < 1000) continue;
+        ctx.logError(err);
         return { errno: 'EIO', message: err, cpages: i, ...counters() };
       }
       if (out) out.set(mem!.subarray(local, local + PAGE_SIZE), i * PAGE_SIZE);
