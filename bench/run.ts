@@ -39,9 +39,9 @@ async function main(): Promise<void> {
   const sc = await loadScenarioFile(`${root}scenarios/camera-chain.yaml`);
   const chain = await runScenario(sc, { frames: 32 });
   const rate = throughput(chain);
-  rows.push({ name: `camera chain (bounce) ${chain.width}x${chain.height}, ${chain.result.frames} frames, verified`, value: rate / MB, unit: 'MB/s', baseline: 'memcpy 1 MiB', ratio: rate / base.rate });
-  for (const d of chain.result.devices) {
-    rows.push({ name: `  ${d.name}: DMA ${d.dmaMs.toFixed(1)} ms, compute ${d.computeMs.toFixed(1)} ms`, value: (d.bytesFromRam + d.bytesToRam + d.bytesFromPeer + d.bytesToPeer) / MB / (d.dmaMs / 1000), unit: 'MB/s while in DMA', baseline: 'memcpy 1 MiB', ratio: (d.bytesFromRam + d.bytesToRam + d.bytesFromPeer + d.bytesToPeer) / (d.dmaMs / 1000) / base.rate });
+  rows.push({ name: `camera chain (${chain.mode}) ${chain.accounting.extra['frame size']}, ${chain.accounting.extra.frames} frames, verified`, value: rate / MB, unit: 'MB/s', baseline: 'memcpy 1 MiB', ratio: rate / base.rate });
+  for (const d of chain.accounting.devices) {
+    rows.push({ name: `  ${d.device}: DMA ${d.dmaMs.toFixed(1)} ms, compute ${d.computeMs.toFixed(1)} ms`, value: (d.bytesFromRam + d.bytesToRam + d.bytesFromPeer + d.bytesToPeer) / MB / (d.dmaMs / 1000), unit: 'MB/s while in DMA', baseline: 'memcpy 1 MiB', ratio: (d.bytesFromRam + d.bytesToRam + d.bytesFromPeer + d.bytesToPeer) / (d.dmaMs / 1000) / base.rate });
   }
 
   const table = new Table({ head: ['measurement', 'value', 'unit', 'vs', 'ratio'], style: { head: [], border: [] } });

@@ -61,3 +61,14 @@ export class VerifyError extends Error {
     this.name = 'VerifyError';
   }
 }
+
+/** The topology forbids the P2P path a run asked for (and the scenario does not allow falling back). */
+export class P2pRefusedError extends Error {
+  constructor(
+    readonly workload: string,
+    readonly reasons: string,
+  ) {
+    super(`p2p mode refused for ${workload}: the topology does not allow it\n${reasons}\n(set 'fallback: bounce' under workload to run through system RAM instead)`);
+    this.name = 'P2pRefusedError';
+  }
+}

@@ -7,11 +7,12 @@
  */
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { DeviceError, LimitError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
+import { DeviceError, LimitError, P2pRefusedError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
 import { loadScenarioFile } from '../scenario/load.js';
-import { runScenario } from '../scenario/run.js';
-import { formatSummary, throughput } from '../trace/summary.js';
-import { assertChainExact } from '../workloads/camera_chain/run.js';
+import { compareScenario, runScenario, type RunReport } from '../scenario/run.js';
+import { assertChecks, formatComparison, formatSummary, throughput } from '../trace/summary.js';
+import { registerTopo } from './topo.js';
+import type { Mode } from '../workloads/workload.js';
 
 const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../scenarios/camera-chain.yaml' : '../../scenarios/camera-chain.yaml', import.meta.url));
 
@@ -25,7 +26,7 @@ function intArg(name: string, min: number) {
 
 /** Prints an error the way a user needs it and returns the exit code. */
 export function reportError(e: unknown): number {
-  if (e instanceof ScenarioError || e instanceof LimitError) {
+  if (e instanceof ScenarioError || e instanceof LimitError || e instanceof P2pRefusedError) {
     process.stderr.write(`peervma: ${e.message}\n`);
     return 2;
   }
@@ -41,17 +42,25 @@ interface RunFlags {
   seed?: number;
   frames?: number;
   json?: boolean;
+  compare?: boolean;
+  mode?: Mode;
+}
+
+function asJson(r: RunReport) {
+  return { ...r, throughput: throughput(r), ratioToMemcpy: throughput(r) / r.memcpy.rate };
 }
 
 async function runCommand(file: string, flags: RunFlags): Promise<void> {
   const sc = await loadScenarioFile(file);
-  const report = await runScenario(sc, { seed: flags.seed, frames: flags.frames });
+  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode };
+  const reports = flags.compare ? await compareScenario(sc, opts) : [await runScenario(sc, opts)];
   if (flags.json) {
-    process.stdout.write(JSON.stringify({ ...report, throughput: throughput(report), ratioToMemcpy: throughput(report) / report.memcpy.rate }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify(flags.compare ? { p2p: asJson(reports[0]), bounce: asJson(reports[1]) } : asJson(reports[0]), null, 2) + '\n');
   } else {
-    process.stdout.write(formatSummary(report) + '\n');
+    process.stdout.write(reports.map(formatSummary).join('\n') + '\n');
+    if (flags.compare) process.stdout.write(formatComparison(reports as [RunReport, RunReport]) + '\n');
   }
-  assertChainExact(report.result);
+  for (const r of reports) assertChecks(r);
 }
 
 export function buildProgram(): Command {
@@ -66,8 +75,14 @@ export function buildProgram(): Command {
     .option('--seed <n>', 'seed of the run (overrides the scenario)', intArg('--seed', 0))
     .option('--frames <n>', 'frames / iterations to run (overrides the scenario)', intArg('--frames', 1))
     .option('--json', 'print the report as JSON')
-    .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused.\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
+    .option('--mode <mode>', 'p2p or bounce (overrides the scenario)', (v: string): Mode => {
+      if (v !== 'p2p' && v !== 'bounce') throw new InvalidArgumentError(`--mode must be p2p or bounce, got '${v}'`);
+      return v;
+    })
+    .option('--compare', 'run in p2p mode and in bounce mode, and print them side by side')
+    .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
+  registerTopo(program);
   return program;
 }
 
@@ -75,7 +90,8 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    // Subcommands that report their own errors (topo) leave an exit code.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
     const ce = e as { code?: string; exitCode?: number };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) return ce.exitCode === 0 ? 0 : 2;

@@ -10,7 +10,9 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ScenarioError } from '../errors.js';
 import { deviceKinds } from '../devices/device_kinds.js';
-import { scenarioSchema, type Scenario } from './schema.js';
+import { scenarioSchema, type Scenario, type Workload } from './schema.js';
+import { workloadDef } from '../workloads/registry.js';
+import { buildFabric, TopologyError } from '../hw/topology.js';
 
 type Issue = z.core.$ZodIssue;
 
@@ -51,15 +53,28 @@ function crossCheck(s: Scenario): string[] {
     if (p.success) d.props = p.data;
     else for (const iss of p.error.issues) problems.push(describeIssue(iss, ['devices', i, 'props']));
   });
-  const w = s.workload;
-  const wantKind = (role: 'camera' | 'corrector', kind: string) => {
-    const idx = names.get(w[role]);
-    if (idx === undefined) problems.push(`workload.${role}: got "${w[role]}"; expected the name of a device (${[...names.keys()].join(', ')})`);
-    else if (s.devices[idx].kind !== kind) problems.push(`workload.${role}: device "${w[role]}" is a ${s.devices[idx].kind}; expected a ${kind}`);
-  };
-  wantKind('camera', 'camera');
-  wantKind('corrector', 'colour-correction');
-  if (!s.processes.some((p) => p.name === w.output)) problems.push(`workload.output: got "${w.output}"; expected the name of a process (${s.processes.map((p) => p.name).join(', ') || 'none declared under processes'})`);
+  if (s.workload) problems.push(...workloadProblems(s, s.workload, names));
+  try {
+    buildFabric(s.topology, s.devices.map((d) => d.name), s.seed);
+  } catch (e) {
+    if (!(e instanceof TopologyError)) throw e;
+    problems.push(...e.message.split('\n'));
+  }
+  return problems;
+}
+
+/** Each role names a device of a kind that can play it; each process is declared. */
+function workloadProblems(s: Scenario, w: Workload, names: ReadonlyMap<string, number>): string[] {
+  const problems: string[] = [];
+  const def = workloadDef(w);
+  for (const r of def.roles(w)) {
+    const idx = names.get(r.device);
+    if (idx === undefined) problems.push(`workload.${r.key}: got "${r.device}"; expected the name of a device (${[...names.keys()].join(', ')})`);
+    else if (!r.kinds.includes(s.devices[idx].kind)) problems.push(`workload.${r.key}: device "${r.device}" is a ${s.devices[idx].kind}; expected a ${r.kinds.join(' or a ')}`);
+  }
+  for (const p of def.processes(w)) {
+    if (!s.processes.some((q) => q.name === p.name)) problems.push(`workload.${p.key}: got "${p.name}"; expected the name of a process (${s.processes.map((q) => q.name).join(', ') || 'none declared under processes'})`);
+  }
   return problems;
 }
 

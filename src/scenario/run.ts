@@ -1,29 +1,48 @@
 /**
- * Runs a validated scenario: builds the machine it describes, measures the
- * memcpy baseline, runs the workload, and always tears the machine down —
- * whatever failed, no worker outlives the run.
+ * Runs a validated scenario: decides the data path (p2p, or bounce when
+ * the topology forbids P2P and the scenario allows the fallback), builds
+ * the machine it describes, measures the memcpy baseline, runs the
+ * workload, and always tears the machine down — whatever failed, no
+ * worker outlives the run.
  */
-import type { Machine, MachineSpec } from '../devices/machine.js';
-import { Machine as MachineImpl } from '../devices/machine.js';
+import { Machine, type MachineSpec } from '../devices/machine.js';
+import { P2pRefusedError, ScenarioError } from '../errors.js';
+import { buildFabric } from '../hw/topology.js';
+import type { Fabric } from '../hw/fabric.js';
 import { measureMemcpy, type MemcpyResult } from '../workloads/memcpy_baseline.js';
-import { colourParams, runCameraChain, type ChainResult } from '../workloads/camera_chain/run.js';
-import type { Scenario } from './schema.js';
+import { colourParams } from '../workloads/camera_chain/run.js';
+import { workloadDef } from '../workloads/registry.js';
+import type { Accounting, Mode } from '../workloads/workload.js';
+import type { Scenario, Workload } from './schema.js';
 
 export interface RunOptions {
   readonly seed?: number;
+  /** Size knob of the workload (frames, requests, iterations). */
   readonly frames?: number;
+  /** Overrides the scenario's workload.mode. */
+  readonly mode?: Mode;
+}
+
+export interface PairVerdict {
+  readonly provider: string;
+  readonly client: string;
+  readonly map: string;
+  readonly reason: string;
 }
 
 export interface RunReport {
   readonly scenario: string;
   readonly description: string;
   readonly workload: string;
-  readonly mode: string;
+  /** Mode asked for, and the one that ran. */
+  readonly requestedMode: Mode;
+  readonly mode: Mode;
+  /** Why the run fell back to bounce, when it did. */
+  readonly fallback: string | null;
+  readonly verdicts: readonly PairVerdict[];
   readonly seed: number;
-  readonly width: number;
-  readonly height: number;
   readonly memcpy: MemcpyResult;
-  readonly result: ChainResult;
+  readonly accounting: Accounting;
 }
 
 /** The machine a scenario describes; device props are what the worker models take. */
@@ -41,21 +60,57 @@ export function machineSpec(sc: Scenario): MachineSpec {
   };
 }
 
+function workloadOf(sc: Scenario, opts: RunOptions): Workload {
+  if (!sc.workload) throw new ScenarioError(sc.name, ['workload: this scenario has no workload (a topology-only scenario: try `peervma topo`)']);
+  const def = workloadDef(sc.workload);
+  return opts.frames === undefined ? sc.workload : def.scale(sc.workload, opts.frames);
+}
+
 /**
- * Runs the scenario; throws DeviceError / LimitError on failure, after
- * teardown. Data mismatches are in the report (assertChainExact turns them
- * into a VerifyError) so the summary can still be printed.
+ * Decides the data path. p2p needs every pair the workload names to be
+ * allowed by the fabric under the scenario's policy; otherwise the
+ * scenario's `fallback` says refuse (P2pRefusedError, with the fabric's
+ * reasons) or bounce.
+ */
+export function decideMode(fabric: Fabric, w: Workload, requested: Mode): { mode: Mode; fallback: string | null; verdicts: PairVerdict[] } {
+  if (requested === 'bounce') return { mode: 'bounce', fallback: null, verdicts: [] };
+  const verdicts = workloadDef(w).p2pPairs(w).map(([provider, client]) => {
+    const v = fabric.mapType(provider, client);
+    return { provider, client, map: v.map, reason: v.reason };
+  });
+  const refused = verdicts.filter((v) => v.map === 'not-supported');
+  if (refused.length === 0) return { mode: 'p2p', fallback: null, verdicts };
+  const why = refused.map((v) => `${v.provider} -> ${v.client}: ${v.reason}`).join('\n');
+  if (w.fallback === 'bounce') return { mode: 'bounce', fallback: why, verdicts };
+  throw new P2pRefusedError(w.kind, why);
+}
+
+/**
+ * Runs the scenario; throws DeviceError / LimitError / P2pRefusedError on
+ * failure, after teardown. Failed data checks are in the report's
+ * accounting (assertChecks turns them into a VerifyError) so the summary
+ * can still be printed.
  */
 export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<RunReport> {
   const seed = opts.seed ?? sc.seed;
-  const w = { ...sc.workload, frames: opts.frames ?? sc.workload.frames };
+  const w = workloadOf(sc, opts);
+  const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), seed);
+  const requestedMode = opts.mode ?? w.mode;
+  const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
   const memcpy = measureMemcpy(1024 * 1024, 128 * 1024 * 1024);
-  const machine: Machine = await MachineImpl.create(machineSpec(sc));
-  let result: ChainResult;
+  const machine = await Machine.create(machineSpec(sc));
+  let accounting: Accounting;
   try {
-    result = await runCameraChain(machine, w, seed);
+    accounting = await workloadDef(w).run({ machine, fabric, seed, mode }, { ...w, mode });
   } finally {
     await machine.shutdown();
   }
-  return { scenario: sc.name, description: sc.description, workload: w.kind, mode: w.mode, seed, width: w.width, height: w.height, memcpy, result };
+  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, accounting };
+}
+
+/** Runs both modes, one fresh machine each: p2p first, then bounce. */
+export async function compareScenario(sc: Scenario, opts: RunOptions = {}): Promise<[RunReport, RunReport]> {
+  const p2p = await runScenario(sc, { ...opts, mode: 'p2p' });
+  const bounce = await runScenario(sc, { ...opts, mode: 'bounce' });
+  return [p2p, bounce];
 }

@@ -7,6 +7,8 @@
 import { z } from 'zod';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { sizeSchema } from './size.js';
+import { TopologySchema } from '../hw/topology_schema.js';
+import { cameraChainSchema } from '../workloads/camera_chain/schema.js';
 
 const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
 const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
@@ -23,19 +25,6 @@ export const processSchema = z.strictObject({
   name,
 });
 
-export const cameraChainSchema = z.strictObject({
-  kind: z.literal('camera-chain'),
-  mode: z.enum(['bounce']).default('bounce'),
-  camera: name,
-  corrector: name,
-  output: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose memory receives the corrected frames'),
-  frames: z.number().int().min(1).max(100000).default(16),
-  width: z.number().int().min(1).max(8192).default(1280),
-  height: z.number().int().min(1).max(8192).default(720),
-  buffers: z.number().int().min(1).max(16).default(3).describe('frame buffers in system RAM between camera and colour correction'),
-  queueDepth: z.number().int().min(2).max(1024).default(16),
-});
-
 export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema]);
 
 export const scenarioSchema = z.strictObject({
@@ -50,10 +39,12 @@ export const scenarioSchema = z.strictObject({
     .prefault({}),
   devices: z.array(deviceSchema).min(1),
   processes: z.array(processSchema).default([]),
-  workload: workloadSchema,
+  workload: workloadSchema.optional().describe('absent: a topology-only scenario, for `peervma topo`'),
+  topology: TopologySchema.optional().describe('PCIe tree; absent: one root complex, one switch, every device below it'),
 });
 
 export type ScenarioInput = z.input<typeof scenarioSchema>;
 export type Scenario = z.output<typeof scenarioSchema>;
 export type DeviceEntry = z.output<typeof deviceSchema>;
-export type CameraChainWorkload = z.output<typeof cameraChainSchema>;
+export type Workload = z.output<typeof workloadSchema>;
+export type { CameraChainWorkload } from '../workloads/camera_chain/schema.js';

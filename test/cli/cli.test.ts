@@ -25,14 +25,15 @@ t.test('a good scenario prints JSON with the verified frames', async (t) => {
   const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
   t.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
-  t.match(j, { scenario: 'small-chain', seed: 5, result: { frames: 2, verified: 2, mismatches: [] } });
+  t.match(j, { scenario: 'small-chain', seed: 5, mode: 'bounce', accounting: { extra: { frames: 2, verified: 2 }, checks: [{ ok: true, detail: '2 of 2 frames' }] } });
   t.ok(j.ratioToMemcpy > 0);
 });
 
 t.test('a human summary names frames, throughput and RAM traffic', async (t) => {
   const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml');
   t.equal(r.code, 0, r.err);
-  t.match(r.out, /3 x 96x64 RGBA, 3 verified bit-exact, 0 mismatches/);
+  t.match(r.out, /frame size +│ 96x64 RGBA \(24576 bytes\)/);
+  t.match(r.out, /check ok +│ frames bit-exact against the CPU reference: 3 of 3 frames/);
   t.match(r.out, /x raw SAB memcpy/);
   t.match(r.out, /system RAM traffic/);
 });

@@ -3,6 +3,7 @@
 import t from 'tap';
 import { ScenarioError } from '../../src/errors.js';
 import { loadScenarioFile, parseScenario } from '../../src/scenario/load.js';
+import { deviceKinds } from '../../src/devices/device_kinds.js';
 
 const fx = (n: string) => `test/fixtures/scenarios/${n}`;
 
@@ -38,12 +39,23 @@ t.test('wrong types name the key path, the value and what was expected', async (
 
 t.test('dangling names, unknown kinds and bad props are all reported together', async (t) => {
   t.same(await problems(fx('bad-refs.yaml')), [
-    'devices[1].kind: got "colour-correctoin"; expected one of "camera"|"colour-correction"|"x-faulty"',
+    `devices[1].kind: got "colour-correctoin"; expected one of ${Object.keys(deviceKinds).map((k) => `"${k}"`).join('|')}`,
     'devices[2].props.gamma: got [2.2,2.2]; Too small: expected array to have >=3 items',
     'workload.camera: device "cc1" is a colour-correction; expected a camera',
     'workload.corrector: got "cc9"; expected the name of a device (cam0, cc0, cc1)',
     'workload.output: got "screen"; expected the name of a process (viewer)',
   ]);
+});
+
+t.test('a topology that does not place a device is a scenario error', async (t) => {
+  const text = [
+    'name: t1',
+    'devices: [{name: cam0, kind: camera, memory: 256 KiB}, {name: cc0, kind: colour-correction, memory: 1 MiB}]',
+    'topology:',
+    '  rootComplexes:',
+    "    - {name: rc0, id: '8086:2020', ports: [{slot: '01.0', endpoint: {device: cam0}}]}",
+  ].join('\n');
+  t.throws(() => parseScenario(text, 't1.yaml'), { name: 'ScenarioError', problems: [/cc0/] });
 });
 
 t.test('the error message starts with the file name', async (t) => {

@@ -21,10 +21,11 @@ import { compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
 import { HostQueue } from '../../drivers/host_queue.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
-import { DeviceStats } from '../../shm/device_ctl.js';
+import { stageTimes, trafficTotals } from '../accounting.js';
+import type { StageTimes } from '../workload.js';
 import { CqStatus } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
-import type { CameraChainWorkload } from '../../scenario/schema.js';
+import type { CameraChainWorkload } from './schema.js';
 import { gammaLut, type ColourParams } from './colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 
@@ -33,17 +34,6 @@ const OP_CAPTURE = 1;
 const OP_PROCESS = 1;
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
-
-export interface DeviceSummary {
-  readonly name: string;
-  readonly commands: number;
-  readonly dmaMs: number;
-  readonly computeMs: number;
-  readonly bytesFromRam: number;
-  readonly bytesToRam: number;
-  readonly bytesFromPeer: number;
-  readonly bytesToPeer: number;
-}
 
 export interface ChainResult {
   readonly frames: number;
@@ -58,7 +48,7 @@ export interface ChainResult {
   /** Commands the kernel submitted: its interventions in the data path. */
   readonly hostCommands: number;
   readonly mismatches: readonly VerifyResult[];
-  readonly devices: readonly DeviceSummary[];
+  readonly devices: readonly StageTimes[];
 }
 
 interface Slot {
@@ -68,20 +58,6 @@ interface Slot {
 
 export function colourParams(props: Readonly<Record<string, unknown>>): ColourParams {
   return { matrix: props.matrix as number[], lut: gammaLut(props.gamma as [number, number, number]) };
-}
-
-function summarise(d: Device): DeviceSummary {
-  const s = d.shm.stats;
-  return {
-    name: d.spec.name,
-    commands: s[DeviceStats.commands],
-    dmaMs: s[DeviceStats.dmaNs] / 1e6,
-    computeMs: s[DeviceStats.computeNs] / 1e6,
-    bytesFromRam: s[DeviceStats.bytesFromRam],
-    bytesToRam: s[DeviceStats.bytesToRam],
-    bytesFromPeer: s[DeviceStats.bytesFromPeer],
-    bytesToPeer: s[DeviceStats.bytesToPeer],
-  };
 }
 
 /** Turns a failed completion into the device's own error message. */
@@ -188,15 +164,14 @@ export async function runCameraChain(machine: Machine, w: CameraChainWorkload, s
     }
     await Promise.all(checks);
     const wallMs = performance.now() - t0;
-    const devices = [summarise(cam), summarise(cc)];
+    const devices = [stageTimes(cam), stageTimes(cc)];
     return {
       frames: w.frames,
       verified,
       frameBytes,
       payloadBytes: frameBytes * w.frames,
       wallMs,
-      ramBytes: devices.reduce((s, d) => s + d.bytesFromRam + d.bytesToRam, 0),
-      p2pBytes: devices.reduce((s, d) => s + d.bytesToPeer, 0),
+      ...trafficTotals(devices),
       hostCommands,
       mismatches: mismatches.sort((a, b) => a.frame - b.frame),
       devices,

@@ -1,0 +1,18 @@
+/** The `workload:` section of a camera-chain scenario. */
+import { z } from 'zod';
+import { deviceName, modeFields } from '../common_schema.js';
+
+export const cameraChainSchema = z.strictObject({
+  kind: z.literal('camera-chain'),
+  ...modeFields('bounce'),
+  camera: deviceName,
+  corrector: deviceName,
+  output: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose memory receives the corrected frames'),
+  frames: z.number().int().min(1).max(100000).default(16),
+  width: z.number().int().min(1).max(8192).default(1280),
+  height: z.number().int().min(1).max(8192).default(720),
+  buffers: z.number().int().min(1).max(16).default(3).describe('frame buffers between camera and colour correction'),
+  queueDepth: z.number().int().min(2).max(1024).default(16),
+});
+
+export type CameraChainWorkload = z.output<typeof cameraChainSchema>;

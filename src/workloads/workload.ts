@@ -1,0 +1,70 @@
+/**
+ * What every workload is and reports. A workload runs on a booted machine
+ * in one of two modes — `p2p`, the direct device-to-device path the RFC
+ * enables, or `bounce`, through system RAM as without it — and returns the
+ * same accounting in both, so the two can be compared line by line.
+ *
+ * Counting rules (DESIGN.md section 7):
+ * - ramBytes: every byte a device DMA'd from or to system RAM;
+ * - bounceBytes: the part of ramBytes that only staged data between two
+ *   devices (each bounce counts its two copies); p2p mode has none;
+ * - p2pBytes: every byte a device DMA'd from or to another device's memory;
+ * - hostInterventions: times the kernel had to act in the data path
+ *   (commands it submitted, frames it passed along), after setup.
+ */
+import type { Machine } from '../devices/machine.js';
+import type { Fabric } from '../hw/fabric.js';
+
+export type Mode = 'p2p' | 'bounce';
+
+export interface Check {
+  readonly name: string;
+  readonly ok: boolean;
+  readonly detail: string;
+}
+
+export interface InvalidationStats {
+  readonly sent: number;
+  readonly acked: number;
+  readonly maxAckUs: number;
+  readonly p99AckUs: number;
+}
+
+export interface StageTimes {
+  readonly device: string;
+  readonly dmaMs: number;
+  readonly computeMs: number;
+  readonly commands: number;
+  readonly bytesFromRam: number;
+  readonly bytesToRam: number;
+  readonly bytesFromPeer: number;
+  readonly bytesToPeer: number;
+}
+
+export interface Accounting {
+  /** Useful bytes the workload delivered (frames, IO payload, streamed results). */
+  readonly payloadBytes: number;
+  readonly ramBytes: number;
+  readonly bounceBytes: number;
+  readonly p2pBytes: number;
+  readonly hostInterventions: number;
+  readonly invalidations: InvalidationStats;
+  readonly refaults: number;
+  readonly wallMs: number;
+  /** Modeled PCIe time of the same transfers (src/hw bandwidth model), virtual seconds. */
+  readonly modeledSeconds: number;
+  readonly devices: readonly StageTimes[];
+  /** Data checks; the run fails when one is not ok. */
+  readonly checks: readonly Check[];
+  /** Workload-specific figures, printed as they are. */
+  readonly extra: Readonly<Record<string, number | string>>;
+}
+
+export interface WorkloadContext {
+  readonly machine: Machine;
+  readonly fabric: Fabric;
+  readonly seed: number;
+  readonly mode: Mode;
+}
+
+export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0 };
