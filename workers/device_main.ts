@@ -18,6 +18,8 @@ import { DmaEngine } from './runtime/dma_engine.js';
 import { InvalidationPort } from './runtime/invalidation.js';
 import type { DeviceModel } from './runtime/device_model.js';
 import { deviceFactories } from './registry.js';
+import type { DeviceCtxCore } from './runtime/device_ctx.js';
+import { VaSpace, type BindMsg } from './runtime/va_space.js';
 
 interface Realised {
   readonly model: DeviceModel;
@@ -27,6 +29,9 @@ interface Realised {
 
 class DeviceEndpoint implements DeviceEndpointApi {
   private dev: Realised | null = null;
+  private core: DeviceCtxCore | null = null;
+  /** The process this device is bound to; set by 'bind-mm'. */
+  private va: VaSpace | null = null;
   private readonly log: DeviceErrorRecord[] = [];
 
   configure(cfg: DeviceConfig): void {
@@ -42,7 +47,13 @@ class DeviceEndpoint implements DeviceEndpointApi {
       this.log.push({ seq: this.log.length, message });
       return this.log.length - 1;
     };
-    const model = factory({ self, shm, bus, dma, inv, props: cfg.props, logError });
+    const core = { self, shm, bus, dma, inv, props: cfg.props, logError };
+    const va = (): VaSpace => {
+      if (!this.va) throw new Error(`${cfg.name}: not bound to a process (ImporterBinding.bind)`);
+      return this.va;
+    };
+    const model = factory({ ...core, va });
+    this.core = core;
     const queues = new DeviceQueues(self, bus, shm.hostIrq);
     const exec = model.execute.bind(model);
     const work = model.poll ? () => queues.poll(exec) || model.poll!() : () => queues.poll(exec);
@@ -69,6 +80,17 @@ class DeviceEndpoint implements DeviceEndpointApi {
 
   deviceCmd(cmd: DeviceCmd): DeviceCmdResult {
     const m = this.realised().model;
+    // Binding to a process is the runtime's, for every device kind.
+    if (cmd.op === 'bind-mm') {
+      if (this.va) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
+      this.va = new VaSpace(this.core!, cmd as unknown as BindMsg);
+      return { errno: 0 };
+    }
+    if (cmd.op === 'unbind-mm') {
+      this.va?.detach();
+      return { errno: 0 };
+    }
+    if (cmd.op === 'va-counters') return { errno: 0, ...(this.va?.counters ?? {}) };
     if (!m.control) return { errno: 'EINVAL', message: `device kind has no command '${cmd.op}'` };
     return m.control(cmd);
   }

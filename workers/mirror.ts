@@ -27,11 +27,11 @@
  */
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
-import { storeU64 } from '../src/shm/layout.js';
 import type { BusRun } from '../src/shm/bus_map.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import { CqStatus } from '../src/shm/ring.js';
-import { FAULT_WINDOW, SafetyLog, VIOLATION_RECORDS, ViolationKind, ViolationRecord } from '../src/shm/tlb_layout.js';
+import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
+import { SafetyChecker } from './runtime/safety_check.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceTlb, type TlbEntry } from './runtime/device_tlb.js';
@@ -44,7 +44,7 @@ const PFN_DEVICE_PRIVATE = 16;
 interface Attached {
   readonly tlb: DeviceTlb;
   readonly walk: IommuWalk | null;
-  readonly safety: Int32Array;
+  readonly checker: SafetyChecker;
   readonly check: boolean;
   readonly bounceOff: number;
   readonly bouncePages: number;
@@ -58,27 +58,9 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
   /** Entry and VA of the DMA in flight, for the checker. */
   let cur: { e: TlbEntry; va: number } | null = null;
 
-  function record(kind: ViolationKind, e: TlbEntry, va: number, liveGen: number, write: boolean): void {
-    const s = a!.safety;
-    const n = Atomics.add(s, SafetyLog.count, 1);
-    const w = SafetyLog.records + (n % VIOLATION_RECORDS) * ViolationRecord.kFieldCount;
-    s[w + ViolationRecord.kind] = kind;
-    storeU64(s, w + ViolationRecord.va, va);
-    storeU64(s, w + ViolationRecord.devAddr, e.devAddr);
-    s[w + ViolationRecord.entryGen] = e.gen;
-    s[w + ViolationRecord.liveGen] = liveGen;
-    s[w + ViolationRecord.write] = write ? 1 : 0;
-    ctx.logError(`${name}: safety: ${kind === ViolationKind.Remapped ? 'remapped' : 'stale-generation'} access to va 0x${va.toString(16)} through device address 0x${e.devAddr.toString(16)} (entry gen ${e.gen}, live ${liveGen})`);
-  }
-
   /** DmaEngine.onRun: compare the entry in use with the live tables. */
   function checkRun(run: BusRun, _addr: number, write: boolean): null {
-    if (!cur || !run.gen || run.target === 'regs') return null;
-    const mem = run.target === 'ram' ? -1 : run.owner;
-    const page = Math.floor(run.offset / PAGE_SIZE);
-    const live = Atomics.load(run.gen, page);
-    if (mem !== cur.e.mem || page !== cur.e.page) record(ViolationKind.Remapped, cur.e, cur.va, live, write);
-    else if (live !== cur.e.gen) record(ViolationKind.StaleGeneration, cur.e, cur.va, live, write);
+    if (cur) a!.checker.checkRun(run, cur.e, cur.va, write);
     return null;
   }
 
@@ -91,7 +73,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
       ctx.dma.translate = w.translate;
       ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
     }
-    a = { tlb, walk, safety: new Int32Array(cmd.safety as SharedArrayBuffer), check: cmd.check === true, bounceOff: cmd.bounceOff as number, bouncePages: cmd.bouncePages as number };
+    a = { tlb, walk, checker: new SafetyChecker(name, cmd.safety as SharedArrayBuffer, (m) => ctx.logError(m)), check: cmd.check === true, bounceOff: cmd.bounceOff as number, bouncePages: cmd.bouncePages as number };
     if (a.check) ctx.dma.onRun = checkRun;
     return { errno: 0 };
   }
@@ -103,10 +85,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
     try {
       if (e.flags & PFN_DEVICE_PRIVATE) {
         // Our own device-private page: local memory, no bus.
-        if (a!.check) {
-          const live = Atomics.load(ctx.self.memGen!, e.page);
-          if (live !== e.gen) record(ViolationKind.StaleGeneration, e, va, live, write);
-        }
+        if (a!.check) a!.checker.checkLocal(ctx.self.memGen!, e, va, write);
         if (write) mem!.copyWithin(e.devAddr, local, local + PAGE_SIZE);
         else mem!.copyWithin(local, e.devAddr, e.devAddr + PAGE_SIZE);
         ctx.self.stats[DeviceStats.bytesLocal] += PAGE_SIZE;

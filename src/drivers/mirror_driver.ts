@@ -12,8 +12,10 @@
  *   dmirror_migrate_to_device()/_to_system() -> migrateToDev / migrateToSys
  *   dmirror_snapshot() + dmirror_mkentry() -> snapshot (HMM_DMIRROR_PROT_*)
  *
- * Fault service, one request at a time (driver side of the protocol in
- * src/shm/tlb_layout.ts):
+ * The binding (fault service, invalidate callback, IOMMU mappings) is the
+ * generic ImporterBinding (src/drivers/importer_binding.ts); this file adds
+ * the dmirror commands. Fault service, one request at a time (driver side
+ * of the protocol in src/shm/tlb_layout.ts):
  *
  *   seq = notifier.readBegin()            (waits out an invalidation of us)
  *   mm.lock; hmmRangeFault(range)         EBUSY -> reply EBUSY (device retries)
@@ -30,23 +32,13 @@
  * whole address space); close() removes the notifier, drops the device's
  * translations and stops the fault server.
  */
-import { PeerVmaError, type Errno } from '../errors.js';
+import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { ringWake } from '../shm/device_ctl.js';
-import { loadU64, storeU64 } from '../shm/layout.js';
-import { errnoCode, PageRequest, ReplyEntry } from '../shm/tlb_layout.js';
-import type { Device } from '../devices/machine.js';
-import type { DeviceCmdResult } from '../devices/protocol.js';
-import type { DevMem } from '../kernel/devmem.js';
-import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
-import type { IommuDomain } from '../kernel/iommu.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { migrateToDevice, migrateToSystem } from '../kernel/migrate.js';
-import { TASK_SIZE, type Mm } from '../kernel/mm.js';
-import { DriverLock, type IntervalNotifier, type IntervalNotifierOps, type MmuNotifierRange } from '../kernel/mmu_notifier.js';
-import type { DeviceRef } from '../kernel/p2p_map.js';
-import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
-import type { Vma } from '../kernel/vma.js';
+import type { Mm } from '../kernel/mm.js';
+import { ImporterBinding } from './importer_binding.js';
 
 /** Snapshot bytes, HMM_DMIRROR_PROT_* of lib/test_hmm_uapi.h. */
 export const MIRROR_PROT = {
@@ -70,42 +62,7 @@ export interface MirrorIoResult {
   readonly cpages: number;
 }
 
-export class MirrorDriver implements IntervalNotifierOps {
-  readonly lock: DriverLock;
-  readonly ref: DeviceRef;
-  readonly notifier: IntervalNotifier;
-  readonly devmem: DevMem;
-  readonly domain: IommuDomain | null;
-  private readonly pri: Int32Array;
-  private readonly safetySab = allocSafetyLog();
-  /** VA page -> IOVA we mapped for it. guarded by: lock. */
-  private readonly iovaOf = new Map<number, number>();
-  /** VA page -> device-special VMA we hold a p2p mapping of. guarded by: lock. */
-  private readonly p2pHeld = new Map<number, Vma>();
-  private closed = false;
-  private served: number;
-  private server: Promise<void>;
-  /** Page requests answered (any outcome). */
-  requests = 0;
-  /** Called after every answered page request (tests use it to interleave). */
-  onFault: ((errno: 0 | Errno, start: number, npages: number) => void) | null = null;
-
-  private constructor(
-    readonly kernel: Kernel,
-    readonly dev: Device,
-    readonly mm: Mm,
-  ) {
-    this.ref = kernel.ref(dev.spec.name);
-    this.lock = new DriverLock(`${dev.spec.name} driver`);
-    this.devmem = kernel.devmem(dev.spec.name);
-    this.domain = kernel.domain(dev.spec.name);
-    this.pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
-    this.served = 0;
-    this.notifier = mm.notifiers.insert(0, TASK_SIZE, this, `${dev.spec.name} mirror`);
-    this.devmem.ownerFlush = (s, e) => this.flushOwn(s, e);
-    this.server = Promise.resolve();
-  }
-
+export class MirrorDriver extends ImporterBinding {
   /** dmirror_fops_open(): binds the device to `mm`. The machine must be started. */
   static async open(kernel: Kernel, devName: string, mm: Mm): Promise<MirrorDriver> {
     const dev = kernel.machine.device(devName);
@@ -114,13 +71,9 @@ export class MirrorDriver implements IntervalNotifierOps {
     // Keep the first pages as bounce buffers (allocated once, never freed).
     const bounce = devmem.dev.mem!.allocContig(MIRROR_BOUNCE_PAGES);
     const d = new MirrorDriver(kernel, dev, mm);
-    await d.cmd({ op: 'attach', pri: d.pri.buffer, iommu: d.domain?.sab ?? null, safety: d.safetySab, check: kernel.check, bounceOff: bounce.start * PAGE_SIZE, bouncePages: MIRROR_BOUNCE_PAGES });
-    d.server = d.serve();
+    await d.cmd({ op: 'attach', ...d.bindInfo(), bounceOff: bounce.start * PAGE_SIZE, bouncePages: MIRROR_BOUNCE_PAGES });
+    d.startServer();
     return d;
-  }
-
-  get name(): string {
-    return this.dev.spec.name;
   }
 
   /* ---------------- commands ---------------- */
@@ -172,173 +125,6 @@ export class MirrorDriver implements IntervalNotifierOps {
     return { faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, retries: r.retries as number, tlb: r.tlb as number, iotlb: r.iotlb as number };
   }
 
-  violations(): { count: number; records: Violation[] } {
-    return readViolations(this.name, this.safetySab);
-  }
-
-  /** dmirror_fops_release(). */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    Atomics.notify(this.pri, PageRequest.reqSeq);
-    await this.server;
-    await this.notifier.remove();
-    if (!this.dev.handle.failed) await this.cmd({ op: 'detach' }).catch(() => undefined);
-  }
-
-  /* ---------------- invalidation ---------------- */
-
-  /** dmirror_interval_invalidate(). */
-  invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean {
-    // Our own migrations: the migration code flushes us itself (ownerFlush).
-    if (range.event === 'migrate' && range.owner === this.devmem) return true;
-    if (!this.lock.tryLock()) {
-      if (!range.blockable) return false;
-      // Blockable with the lock held elsewhere: JS cannot sleep here, so the
-      // seq is set now (single-threaded: no reader can interleave) and the
-      // flush waits for the lock.
-      sub.setSeq(curSeq);
-      range.defer(this.lock.lock().then(() => this.flushLocked(range.start, range.end)).finally(() => this.lock.unlock()));
-      return true;
-    }
-    try {
-      sub.setSeq(curSeq);
-      range.defer(this.flushLocked(range.start, range.end));
-    } finally {
-      this.lock.unlock();
-    }
-    return true;
-  }
-
-  release(): void {
-    this.closed = true;
-  }
-
-  /** Own-migration flush (DevMem.ownerFlush). */
-  private async flushOwn(start: number, end: number): Promise<void> {
-    await this.lock.lock();
-    let p: Promise<void>;
-    try {
-      p = this.flushLocked(start, end);
-    } finally {
-      this.lock.unlock();
-    }
-    await p;
-  }
-
-  /** Drops our translations of [start, end): IOVAs unmapped now, device acks awaited by the returned promise. */
-  private flushLocked(start: number, end: number): Promise<void> {
-    this.lock.assertHeld();
-    const ranges = [{ start, end }];
-    const heldP2p: { vma: Vma; va: number }[] = [];
-    const v0 = Math.floor(start / PAGE_SIZE);
-    const v1 = Math.ceil(end / PAGE_SIZE);
-    for (const [vpn, iova] of [...this.iovaOf]) {
-      if (vpn < v0 || vpn >= v1) continue;
-      this.domain!.unmap(iova);
-      this.iovaOf.delete(vpn);
-      ranges.push({ start: iova, end: iova + PAGE_SIZE });
-    }
-    for (const [vpn, vma] of [...this.p2pHeld]) {
-      if (vpn < v0 || vpn >= v1) continue;
-      this.p2pHeld.delete(vpn);
-      heldP2p.push({ vma, va: vpn * PAGE_SIZE });
-    }
-    // One broadcast carries the VA range (device TLB) and the IOVAs (IOTLB).
-    return this.kernel
-      .invalidator(this.name)
-      .invalidate(ranges)
-      .then(() => {
-        this.domain?.releaseUnmapped();
-        for (const h of heldP2p) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.va, h.va + PAGE_SIZE);
-      });
-  }
-
-  /* ---------------- fault service ---------------- */
-
-  private async serve(): Promise<void> {
-    while (!this.closed && !this.dev.handle.failed) {
-      const cur = Atomics.load(this.pri, PageRequest.reqSeq);
-      if (cur === this.served) {
-        // Pairs with Atomics.store/notify(reqSeq) in DeviceTlb.fault.
-        const w = Atomics.waitAsync(this.pri, PageRequest.reqSeq, cur, 250);
-        if (w.async) await w.value;
-        continue;
-      }
-      this.served = cur;
-      await this.serveOne(cur);
-    }
-  }
-
-  private async serveOne(seq: number): Promise<void> {
-    const p = this.pri;
-    let start = loadU64(p, PageRequest.reqStart);
-    let npages = p[PageRequest.reqPages];
-    const write = p[PageRequest.reqWrite] === 1;
-    // A window never crosses into another VMA, nor past an exporter's BAR budget.
-    const vma = this.mm.findVma(start);
-    if (vma) {
-      npages = Math.min(npages, (vma.end - start) / PAGE_SIZE);
-      if (vma.vmOps?.maxMapPages) npages = Math.min(npages, vma.vmOps.maxMapPages);
-    }
-    const nseq = await this.notifier.readBegin();
-    const range: HmmRange = { notifier: this.notifier, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
-    let errno: 0 | Errno = 0;
-    try {
-      errno = await this.mm.locked(async () => {
-        const r = await hmmRangeFault(this.mm, range);
-        if (r !== 0) return r;
-        if (!this.lock.tryLock()) await this.lock.lock();
-        try {
-          if (this.notifier.readRetry(nseq)) return 'EBUSY';
-          this.fillReply(range, start);
-          return 0;
-        } finally {
-          this.lock.unlock();
-        }
-      });
-    } catch (e) {
-      errno = e instanceof PeerVmaError ? e.code : 'EIO';
-    }
-    if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
-    this.reply(seq, errno, errno === 0 ? npages : 0);
-    this.requests++;
-    start = 0;
-    this.onFault?.(errno, range.start, npages);
-  }
-
-  /** Writes the translations into the mailbox (lock held). */
-  private fillReply(range: HmmRange, start: number): void {
-    const p = this.pri;
-    range.pfns.forEach((pf, i) => {
-      const vpn = start / PAGE_SIZE + i;
-      let devAddr = pf.addr;
-      if (this.domain && (pf.flags & HMM_PFN_DEVICE_PRIVATE) === 0) {
-        const old = this.iovaOf.get(vpn);
-        if (old !== undefined) this.domain.unmap(old); // released with the next flush
-        devAddr = this.domain.map(pf.addr, (pf.flags & HMM_PFN_WRITE) !== 0);
-        this.iovaOf.set(vpn, devAddr);
-      }
-      const v = this.mm.findVma(vpn * PAGE_SIZE);
-      if (v?.kind === 'device') this.p2pHeld.set(vpn, v);
-      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
-      storeU64(p, w + ReplyEntry.devAddr, devAddr);
-      p[w + ReplyEntry.flags] = pf.flags;
-      p[w + ReplyEntry.gen] = pf.gen;
-      p[w + ReplyEntry.mem] = pf.mem;
-      p[w + ReplyEntry.page] = pf.page;
-    });
-  }
-
-  private reply(seq: number, errno: 0 | Errno, npages: number): void {
-    const p = this.pri;
-    p[PageRequest.replyErrno] = errno === 0 ? 0 : errnoCode(errno);
-    p[PageRequest.replyPages] = npages;
-    // Stored last: pairs with Atomics.load(replySeq) in DeviceTlb.fault.
-    Atomics.store(p, PageRequest.replySeq, seq);
-    ringWake(this.dev.shm.ctl);
-  }
-
   /** dmirror_mkentry(). */
   private mkentry(flags: number, mem: number): number {
     if (flags & HMM_PFN_ERROR) return MIRROR_PROT.ERROR;
@@ -349,9 +135,7 @@ export class MirrorDriver implements IntervalNotifierOps {
     return perm | (flags & HMM_PFN_WRITE ? MIRROR_PROT.WRITE : MIRROR_PROT.READ);
   }
 
-  private async cmd(c: { op: string; [k: string]: unknown }): Promise<DeviceCmdResult> {
-    const r = await this.kernel.machine.race(this.dev.handle.call('deviceCmd', c));
-    if (r.errno !== 0) throw new PeerVmaError(r.errno as Errno, this.name, r.message ?? `mirror command '${c.op}' failed`);
-    return r;
+  protected override get detachOp(): string {
+    return 'detach';
   }
 }

@@ -3,23 +3,15 @@
  * One file per device kind under workers/ builds a DeviceModel from a
  * DeviceContext (compare QEMU's TypeInfo.class_init / realize).
  */
-import type { BusDecoder } from '../../src/shm/bus_map.js';
-import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import type { SqCommand } from '../../src/shm/ring.js';
 import type { DeviceCmd, DeviceCmdResult } from '../../src/devices/protocol.js';
-import type { DmaEngine } from './dma_engine.js';
 import type { CommandResult } from './device_queues.js';
-import type { InvalidationPort } from './invalidation.js';
+import type { DeviceCtxCore } from './device_ctx.js';
+import type { VaSpace } from './va_space.js';
 
-export interface DeviceContext {
-  readonly self: DeviceShm;
-  readonly shm: MachineShm;
-  readonly bus: BusDecoder;
-  readonly dma: DmaEngine;
-  readonly inv: InvalidationPort;
-  readonly props: Readonly<Record<string, unknown>>;
-  /** Records a device error; returns its sequence number (carried in the completion's result). */
-  logError(message: string): number;
+export interface DeviceContext extends DeviceCtxCore {
+  /** The process this device is bound to (ImporterBinding.bind); throws when it is not bound. */
+  va(): VaSpace;
 }
 
 export interface DeviceModel {

@@ -22,6 +22,13 @@ export type Translate = (addr: number, len: number, write: boolean) => { addr: n
 
 export const identity: Translate = (addr, len) => ({ addr, len });
 
+/**
+ * Returned by an onRun veto when an invalidation killed the run in flight
+ * (workers/runtime/va_space.ts): the caller refaults and redoes the run; it
+ * is not a device error.
+ */
+export const INVALIDATED = 'invalidated mid-transfer';
+
 export class DmaEngine {
   private readonly local: Uint8Array;
   translate: Translate = identity;
@@ -88,6 +95,7 @@ export class DmaEngine {
       const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
       if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
       const veto = this.onRun?.(run, addr + done, write) ?? null;
+      if (veto === INVALIDATED) return INVALIDATED;
       if (veto !== null) return this.fail(write ? 'write to' : 'read from', addr + done, veto);
       const bad = move(run, done);
       if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done, bad);

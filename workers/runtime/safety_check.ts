@@ -1,0 +1,56 @@
+/**
+ * The safety checker's device half (DESIGN.md section 6): every DMA run a
+ * device makes through a device-TLB entry is compared with what the
+ * address decodes to now. A different page (BAR slot recycled, IOVA
+ * remapped) is a Remapped violation; the same page with another
+ * generation (freed and reused) is a StaleGeneration violation. Violations
+ * go to the binding's SafetyLog SAB, which the kernel reads
+ * (src/kernel/safety.ts). The access itself is not stopped: the checker
+ * reports what the hardware would have done.
+ */
+import type { BusRun } from '../../src/shm/bus_map.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { storeU64 } from '../../src/shm/layout.js';
+import { SafetyLog, VIOLATION_RECORDS, ViolationKind, ViolationRecord } from '../../src/shm/tlb_layout.js';
+import type { TlbEntry } from './device_tlb.js';
+
+export class SafetyChecker {
+  private readonly log: Int32Array;
+
+  constructor(
+    private readonly device: string,
+    safety: SharedArrayBuffer,
+    private readonly report: (message: string) => void,
+  ) {
+    this.log = new Int32Array(safety);
+  }
+
+  /** A bus run made through entry `e` (for va): compare with the live tables. */
+  checkRun(run: BusRun, e: TlbEntry, va: number, write: boolean): void {
+    if (!run.gen || run.target === 'regs') return;
+    const mem = run.target === 'ram' ? -1 : run.owner;
+    const page = Math.floor(run.offset / PAGE_SIZE);
+    const live = Atomics.load(run.gen, page);
+    if (mem !== e.mem || page !== e.page) this.record(ViolationKind.Remapped, e, va, live, write);
+    else if (live !== e.gen) this.record(ViolationKind.StaleGeneration, e, va, live, write);
+  }
+
+  /** An access to the device's own private page through entry `e`. */
+  checkLocal(gen: Int32Array, e: TlbEntry, va: number, write: boolean): void {
+    const live = Atomics.load(gen, e.page);
+    if (live !== e.gen) this.record(ViolationKind.StaleGeneration, e, va, live, write);
+  }
+
+  private record(kind: ViolationKind, e: TlbEntry, va: number, liveGen: number, write: boolean): void {
+    const s = this.log;
+    const n = Atomics.add(s, SafetyLog.count, 1);
+    const w = SafetyLog.records + (n % VIOLATION_RECORDS) * ViolationRecord.kFieldCount;
+    s[w + ViolationRecord.kind] = kind;
+    storeU64(s, w + ViolationRecord.va, va);
+    storeU64(s, w + ViolationRecord.devAddr, e.devAddr);
+    s[w + ViolationRecord.entryGen] = e.gen;
+    s[w + ViolationRecord.liveGen] = liveGen;
+    s[w + ViolationRecord.write] = write ? 1 : 0;
+    this.report(`${this.device}: safety: ${kind === ViolationKind.Remapped ? 'remapped' : 'stale-generation'} access to va 0x${va.toString(16)} through device address 0x${e.devAddr.toString(16)} (entry gen ${e.gen}, live ${liveGen})`);
+  }
+}
