@@ -8,10 +8,12 @@ import { createCamera } from './camera.js';
 import { createColourCorrection } from './colour_correction.js';
 import { createFaulty } from './x_faulty.js';
 import { createMirror } from './mirror.js';
+import { createNic } from './nic.js';
 
 export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   camera: createCamera,
   'colour-correction': createColourCorrection,
   'x-faulty': createFaulty,
   mirror: createMirror,
+  nic: createNic,
 };

@@ -38,6 +38,11 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
     minMemBytes: 64 * KiB,
     props: z.strictObject({}),
   },
+  nic: {
+    doc: 'network card: SEND process memory to a checksumming sink, MONITOR a progress record by seqcount, drive a peer NVMe queue (src/devices/nic_abi.ts); DMA by process VA',
+    minMemBytes: 256 * KiB,
+    props: z.strictObject({}),
+  },
   'x-faulty': {
     doc: 'test device that throws, hangs or exits, at start or on its first command',
     minMemBytes: 0,
