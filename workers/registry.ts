@@ -8,6 +8,7 @@ import { createCamera } from './camera.js';
 import { createColourCorrection } from './colour_correction.js';
 import { createFaulty } from './x_faulty.js';
 import { createMirror } from './mirror.js';
+import { createAccelerator } from './accelerator.js';
 import { createNic } from './nic.js';
 
 export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
@@ -15,5 +16,6 @@ export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   'colour-correction': createColourCorrection,
   'x-faulty': createFaulty,
   mirror: createMirror,
+  accelerator: createAccelerator,
   nic: createNic,
 };

@@ -33,6 +33,14 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
       'x-corrupt-offset': z.number().int().min(0).default(0).describe('test knob: byte offset flipped in x-corrupt-frame'),
     }),
   },
+  accelerator: {
+    doc: 'compute device: iterative integer kernel over buffers in its memory, publishing a seqcount progress record; copies and transforms by process VA (src/devices/accelerator_abi.ts)',
+    minMemBytes: 0, // keeps no memory of its own: the driver allocates every buffer and record
+    props: z.strictObject({
+      'x-corrupt-iteration': z.number().int().min(1).optional().describe('test knob: after this iteration of every COMPUTE (and every TRANSFORM), flip bit 0 of one buffer word'),
+      'x-corrupt-word': z.number().int().min(0).default(0).describe('test knob: the word x-corrupt-iteration flips'),
+    }),
+  },
   mirror: {
     doc: 'HMM mirror test device (lib/test_hmm.c dmirror): READ/WRITE a process range through its own device TLB; device-private memory for migration',
     minMemBytes: 64 * KiB,

@@ -1,0 +1,106 @@
+/**
+ * Command ABI of the `accelerator` device kind (workers/accelerator.ts).
+ * Constants and types only (comlink's protocol.ts style): what a driver
+ * puts in a host-queue submission (src/drivers/host_queue.ts, qid 0) and
+ * what comes back in the completion.
+ *
+ * The accelerator is a compute device with local memory ("VRAM"). It owns
+ * no part of that memory itself: its driver allocates every buffer and
+ * record from the device's PageAllocator (Machine.device(..).mem), exports
+ * some of it (BarExporter) or lends it to HMM (DevMem), and names local
+ * memory in commands by byte offset.
+ *
+ * ACC_OP_COMPUTE   the iterative integer kernel (src/workloads/accel_kernel.ts)
+ *                  over local words [src, +len) (4-aligned, len % 4 == 0):
+ *                  args[ACC_ARG_FLAGS] & ACC_F_INIT: seed the buffer first
+ *                  (accelInit, args[ACC_ARG_SEED]); then
+ *                  args[ACC_ARG_ITERATIONS] iterations (accelStep). With
+ *                  args[ACC_ARG_PUBLISH] = p > 0, after every p-th iteration
+ *                  and the last one it publishes a ProgressRecord
+ *                  (src/shm/progress_record.ts) at local offset dst:
+ *
+ *                    Atomics.store(seq, s + 1)      odd: being written
+ *                    store iteration, checksum, done
+ *                    Atomics.store(seq, s + 2)      even: stable
+ *
+ *                  A reader that is not this device (a NIC DMA-reading the
+ *                  record through a P2P mapping) must treat an odd or moved
+ *                  seq as torn. The record is never published for
+ *                  iteration 0: a zeroed record means "not started".
+ *                  With ACC_F_MIRROR_VA (bounce mode; the device must be
+ *                  bound, ImporterBinding.bind) every publish is also
+ *                  DMA-written to process VA args[ACC_ARG_MIRROR_LO] +
+ *                  args[ACC_ARG_MIRROR_HI] * 2^32 in the same seqcount
+ *                  order: seq (odd), body, seq (even) — three DMAs.
+ *                  -> Success, result = checksum after the last iteration | 0.
+ * ACC_OP_COPY_TO_VA  local [src, +len) -> process VA dst (bound device;
+ *                  the bounce copy of a result into system RAM).
+ *                  -> Success, result = 0.
+ * ACC_OP_TRANSFORM_VA  process VA [src, +len) (len % 4 == 0) through a
+ *                  local staging area of args[ACC_ARG_STAGE_PAGES] pages at
+ *                  page args[ACC_ARG_STAGE_PAGE]: read, accelTransform with
+ *                  args[ACC_ARG_SEED], write back. Pages of the range that
+ *                  were migrated to this device (HMM device-private) are
+ *                  copied locally, others by DMA.
+ *                  -> Success, result = 0.
+ *
+ * Errors: a VA fault or DMA error -> DataTransferError, result = the
+ * device error log sequence (DeviceHandle.call('errors') has the message);
+ * a bad field -> InvalidField; an unknown opcode -> InvalidOpcode.
+ *
+ * Control (DeviceEndpointApi.deviceCmd):
+ *   { op: 'acc-counters' } -> AccCounters (cumulative since start; the
+ *                             `last*` fields describe the last COMPUTE).
+ *
+ * Properties (src/devices/device_kinds.ts):
+ *   x-corrupt-iteration  test knob: after that iteration of every COMPUTE
+ *                        (and after every TRANSFORM), flip bit 0 of word
+ *                        x-corrupt-word of the buffer — a device bug the
+ *                        CPU reference must catch.
+ */
+
+/** Host queue the accelerator's commands go to. */
+export const ACC_HOST_QID = 0;
+
+export const ACC_OP_COMPUTE = 1;
+export const ACC_OP_COPY_TO_VA = 2;
+export const ACC_OP_TRANSFORM_VA = 3;
+
+/** ACC_OP_COMPUTE argument positions (SqCommand.args). */
+export const ACC_ARG_ITERATIONS = 0;
+export const ACC_ARG_SEED = 1;
+export const ACC_ARG_PUBLISH = 2;
+export const ACC_ARG_FLAGS = 3;
+export const ACC_ARG_MIRROR_LO = 4;
+export const ACC_ARG_MIRROR_HI = 5;
+
+/** ACC_OP_TRANSFORM_VA argument positions (ACC_ARG_SEED is shared). */
+export const ACC_ARG_STAGE_PAGE = 0;
+export const ACC_ARG_STAGE_PAGES = 2;
+
+/** ACC_ARG_FLAGS bits. */
+export const ACC_F_INIT = 1;
+export const ACC_F_MIRROR_VA = 2;
+
+/** Answer of deviceCmd({ op: 'acc-counters' }). */
+export interface AccCounters {
+  readonly errno: 0;
+  readonly computes: number;
+  readonly iterations: number;
+  /** ProgressRecord updates (local), and those also mirrored to process memory. */
+  readonly publishes: number;
+  readonly mirrored: number;
+  /** Wall time of the last COMPUTE, from its first word to its completion, µs. */
+  readonly lastComputeUs: number;
+  readonly lastIterations: number;
+  readonly transforms: number;
+}
+
+/** Splits a process VA (< 2^53) into the two int32 args of ACC_F_MIRROR_VA. */
+export function vaArgs(va: number): [lo: number, hi: number] {
+  return [va % 0x1_0000_0000 | 0, Math.floor(va / 0x1_0000_0000)];
+}
+
+export function vaFromArgs(lo: number, hi: number): number {
+  return (lo >>> 0) + hi * 0x1_0000_0000;
+}

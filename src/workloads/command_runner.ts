@@ -1,0 +1,98 @@
+/**
+ * Submits commands to host queues and resolves each with its completion,
+ * with one reaper for all of them — so a workload can keep commands on
+ * several devices in flight (a MONITOR on the NIC while the accelerator
+ * COMPUTEs) and simply await each one.
+ *
+ *   kernel (CommandRunner)                 device workers
+ *   ----------------------                 --------------
+ *   submit(q, cmd) -> promise              execute, post CQE, raise MSI
+ *   reaper: seen = load(hostIrq)
+ *           reap every queue, resolve
+ *           waitHostIrq(seen)  <---------- Atomics.add/notify(hostIrq)
+ *   [Required: the reaper loads hostIrq before reaping, so an MSI raised
+ *    while it reaps ends the next wait at once (Machine.waitHostIrq)]
+ *
+ * A failed completion rejects with a DeviceError carrying the device's own
+ * message (its error log). Lifetime: one per workload run; the reaper
+ * stops when nothing is pending and restarts on the next submit.
+ */
+import { DeviceError } from '../errors.js';
+import type { Device, Machine } from '../devices/machine.js';
+import type { HostQueue } from '../drivers/host_queue.js';
+import { CqStatus, type Completion, type SqCommand } from '../shm/ring.js';
+
+interface Waiter {
+  resolve(c: Completion): void;
+  reject(e: unknown): void;
+}
+
+export class CommandRunner {
+  private readonly waiters = new Map<HostQueue, Map<object, Waiter>>();
+  private reaper: Promise<void> | null = null;
+  /** Commands submitted (the kernel's interventions in the data path). */
+  submitted = 0;
+
+  constructor(private readonly machine: Machine) {}
+
+  /** Submits `cmd` on `q`; resolves with its completion, rejects on a failed status. */
+  run(q: HostQueue, cmd: Omit<SqCommand, 'cid'>): Promise<Completion> {
+    const tag = {};
+    const p = new Promise<Completion>((resolve, reject) => {
+      let m = this.waiters.get(q);
+      if (!m) this.waiters.set(q, (m = new Map()));
+      m.set(tag, { resolve, reject });
+    });
+    if (!q.submit(cmd, tag)) {
+      this.waiters.get(q)!.delete(tag);
+      throw new DeviceError(q.dev.spec.name, 'device-error', `submission queue full (${q.entries} entries, ${q.outstanding} outstanding)`);
+    }
+    this.submitted++;
+    this.reaper ??= this.reap().finally(() => (this.reaper = null));
+    return p;
+  }
+
+  private pending(): number {
+    let n = 0;
+    for (const m of this.waiters.values()) n += m.size;
+    return n;
+  }
+
+  private async reap(): Promise<void> {
+    try {
+      while (this.pending() > 0) {
+        const seen = Atomics.load(this.machine.shm.hostIrq, 0);
+        for (const [q, m] of this.waiters) {
+          for (const { c, tag } of q.reap()) {
+            const w = m.get(tag as object);
+            if (!w) continue;
+            m.delete(tag as object);
+            if (c.status === CqStatus.Success) w.resolve(c);
+            else w.reject(await completionError(q.dev, c.status, c.result));
+          }
+        }
+        if (this.pending() === 0) break;
+        await this.machine.waitHostIrq(seen, () => [...this.waiters].map(([q, m]) => ({ dev: q.dev, outstanding: m.size })));
+      }
+    } catch (e) {
+      for (const m of this.waiters.values()) {
+        for (const w of m.values()) w.reject(e);
+        m.clear();
+      }
+    }
+  }
+}
+
+/** Turns a failed completion into the device's own error message. */
+export async function completionError(dev: Device, status: number, result: number): Promise<DeviceError> {
+  const log = await dev.handle.call('errors').catch(() => []);
+  const rec = log.find((e) => e.seq === result);
+  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${status}`);
+}
+
+/** A device's kind-specific counters (deviceCmd), typed by the caller. */
+export async function deviceCounters<T>(machine: Machine, dev: Device, op: string): Promise<T> {
+  const r = await machine.race(dev.handle.call('deviceCmd', { op }));
+  if (r.errno !== 0) throw new DeviceError(dev.spec.name, 'device-error', r.message ?? `${op} failed`);
+  return r as unknown as T;
+}

@@ -1,0 +1,186 @@
+/**
+ * The accelerator: a compute device whose results and progress live in
+ * its own memory, for RFC use case [B] ("a device reads another device's
+ * memory without disturbing it") and the HMM path (process memory
+ * migrated to the device as device-private pages). The command ABI is in
+ * src/devices/accelerator_abi.ts, the kernel in src/workloads/accel_kernel.ts.
+ *
+ * COMPUTE publishes progress the way a GPU kernel bumps a fence/progress
+ * word a peer may poll — a seqcount over a small record in local memory,
+ * written with Atomics (src/shm/progress_record.ts):
+ *
+ *   accelerator (publish)                 peer NIC (MONITOR, P2P read)
+ *   ---------------------                 ----------------------------
+ *   Atomics.store(seq, s + 1)   odd       DMA-read record (s1 = seq)
+ *   store iteration, checksum, done       DMA-read seq again (s2)
+ *   Atomics.store(seq, s + 2)   even      s1 odd or s1 != s2: torn, retry
+ *   [Required: a reader never accepts a record whose seq was odd or moved]
+ *
+ * In bounce mode (ACC_F_MIRROR_VA) each publish is copied to system RAM by
+ * three DMAs by VA in the same order — seq (odd), body, seq (even) — so
+ * the RAM copy keeps the seqcount property for a reader there.
+ *
+ * Invariants: the model owns no memory (its driver names every buffer by
+ * local offset); between iterations it serves pending invalidations
+ * (ctx.inv.check), so a long COMPUTE never delays an ack by more than one
+ * iteration; COMPUTE always finishes (a command blocks the device's
+ * control calls until it completes).
+ */
+import { CqStatus, type SqCommand } from '../src/shm/ring.js';
+import { DeviceStats } from '../src/shm/device_ctl.js';
+import { PAGE_SIZE } from '../src/shm/constants.js';
+import { ProgressRecord } from '../src/shm/progress_record.js';
+import {
+  ACC_ARG_FLAGS,
+  ACC_ARG_ITERATIONS,
+  ACC_ARG_MIRROR_HI,
+  ACC_ARG_MIRROR_LO,
+  ACC_ARG_PUBLISH,
+  ACC_ARG_SEED,
+  ACC_ARG_STAGE_PAGE,
+  ACC_ARG_STAGE_PAGES,
+  ACC_F_INIT,
+  ACC_F_MIRROR_VA,
+  ACC_OP_COMPUTE,
+  ACC_OP_COPY_TO_VA,
+  ACC_OP_TRANSFORM_VA,
+  vaFromArgs,
+  type AccCounters,
+} from '../src/devices/accelerator_abi.js';
+import { accelInit, accelStep, accelTransform, checksumWords } from '../src/workloads/accel_kernel.js';
+import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CommandResult } from './runtime/device_queues.js';
+import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
+export function createAccelerator(ctx: DeviceContext): DeviceModel {
+  const name = ctx.self.name;
+  const mem = ctx.self.mem;
+  if (!mem || mem.length < PAGE_SIZE) throw new Error(`${name}: an accelerator needs local memory (buffers, progress records), has ${mem?.length ?? 0} bytes`);
+  const words = new Int32Array(mem.buffer, mem.byteOffset, mem.length >> 2);
+  const corruptAt = ctx.props['x-corrupt-iteration'] as number | undefined;
+  const corruptWord = (ctx.props['x-corrupt-word'] as number | undefined) ?? 0;
+  const c: Mutable<AccCounters> = { errno: 0, computes: 0, iterations: 0, publishes: 0, mirrored: 0, lastComputeUs: 0, lastIterations: 0, transforms: 0 };
+
+  const dataError = (message: string): CommandResult => ({ status: CqStatus.DataTransferError, result: ctx.logError(message) });
+  const badField = (message: string): CommandResult => ({ status: CqStatus.InvalidField, result: ctx.logError(`${name}: ${message}`) });
+  const inLocal = (off: number, len: number) => off >= 0 && len >= 0 && off % 4 === 0 && off + len <= mem.length;
+
+  /** x-corrupt-iteration: the device bug the CPU reference must catch. */
+  function maybeCorrupt(x: Int32Array, k: number): void {
+    if (corruptAt !== undefined && k === corruptAt && x.length > 0) x[corruptWord % x.length] ^= 1;
+  }
+
+  /** One seqcount update of the record at word `r`; mirrored to `va` when not null. */
+  function publish(r: number, va: number | null, k: number, h: number, done: number): string | null {
+    const s = Atomics.load(words, r + ProgressRecord.seq);
+    // Odd first: pairs with the reader's first seq load (NIC MONITOR, s1).
+    Atomics.store(words, r + ProgressRecord.seq, (s + 1) | 0);
+    if (va !== null) {
+      const err = ctx.va().write(va + ProgressRecord.seq * 4, (r + ProgressRecord.seq) * 4, 4);
+      if (err !== null) return err;
+    }
+    Atomics.store(words, r + ProgressRecord.iteration, k);
+    Atomics.store(words, r + ProgressRecord.checksum, h | 0);
+    Atomics.store(words, r + ProgressRecord.done, done);
+    if (va !== null) {
+      const err = ctx.va().write(va + ProgressRecord.iteration * 4, (r + ProgressRecord.iteration) * 4, ProgressRecord.kBytes - 4);
+      if (err !== null) return err;
+    }
+    // Even last: pairs with the reader's second seq load (s2).
+    Atomics.store(words, r + ProgressRecord.seq, (s + 2) | 0);
+    if (va !== null) {
+      const err = ctx.va().write(va + ProgressRecord.seq * 4, (r + ProgressRecord.seq) * 4, 4);
+      if (err !== null) return err;
+      c.mirrored++;
+    }
+    c.publishes++;
+    return null;
+  }
+
+  function compute(cmd: SqCommand): CommandResult {
+    const iterations = cmd.args[ACC_ARG_ITERATIONS];
+    const seed = cmd.args[ACC_ARG_SEED];
+    const every = cmd.args[ACC_ARG_PUBLISH];
+    const flags = cmd.args[ACC_ARG_FLAGS];
+    if (!inLocal(cmd.src, cmd.len) || cmd.len % 4 !== 0 || cmd.len === 0) return badField(`COMPUTE buffer [${cmd.src}, +${cmd.len}) must be 4-aligned words inside ${mem!.length} bytes of local memory`);
+    if (iterations < 0 || every < 0) return badField(`COMPUTE of ${iterations} iterations, publishing every ${every}`);
+    const r = cmd.dst / 4;
+    if (every > 0) {
+      if (!inLocal(cmd.dst, ProgressRecord.kBytes)) return badField(`COMPUTE progress record at ${cmd.dst} is not 4-aligned inside local memory`);
+      if (cmd.dst < cmd.src + cmd.len && cmd.src < cmd.dst + ProgressRecord.kBytes) return badField(`COMPUTE progress record at ${cmd.dst} overlaps the buffer [${cmd.src}, +${cmd.len})`);
+    }
+    const mirror = flags & ACC_F_MIRROR_VA ? vaFromArgs(cmd.args[ACC_ARG_MIRROR_LO], cmd.args[ACC_ARG_MIRROR_HI]) : null;
+    if (mirror !== null && every === 0) return badField('COMPUTE mirrors its progress record but publishes none (publish every 0)');
+    const x = words.subarray(cmd.src / 4, (cmd.src + cmd.len) / 4);
+    const t0 = performance.now();
+    const dma0 = ctx.self.stats[DeviceStats.dmaNs];
+    let h = flags & ACC_F_INIT ? accelInit(x, seed) : checksumWords(x);
+    for (let k = 1; k <= iterations; k++) {
+      h = accelStep(x, k, seed);
+      maybeCorrupt(x, k);
+      if (every > 0 && (k % every === 0 || k === iterations)) {
+        const err = publish(r, mirror, k, h, k === iterations ? 1 : 0);
+        if (err !== null) return dataError(`${name}: COMPUTE progress mirror to 0x${mirror!.toString(16)} at iteration ${k}: ${err}`);
+      }
+      c.iterations++;
+      ctx.inv.check();
+    }
+    const ms = performance.now() - t0;
+    // Mirror DMAs are already in dmaNs.
+    ctx.self.stats[DeviceStats.computeNs] += ms * 1e6 - (ctx.self.stats[DeviceStats.dmaNs] - dma0);
+    c.computes++;
+    c.lastComputeUs = ms * 1000;
+    c.lastIterations = iterations;
+    return { status: CqStatus.Success, result: h | 0 };
+  }
+
+  function copyToVa(cmd: SqCommand): CommandResult {
+    if (!inLocal(cmd.src, cmd.len)) return badField(`COPY_TO_VA source [${cmd.src}, +${cmd.len}) outside local memory`);
+    const err = ctx.va().write(cmd.dst, cmd.src, cmd.len);
+    if (err !== null) return dataError(`${name}: COPY_TO_VA of ${cmd.len} bytes to 0x${cmd.dst.toString(16)}: ${err}`);
+    return { status: CqStatus.Success, result: 0 };
+  }
+
+  function transformVa(cmd: SqCommand): CommandResult {
+    const stage = cmd.args[ACC_ARG_STAGE_PAGE] * PAGE_SIZE;
+    const stageBytes = cmd.args[ACC_ARG_STAGE_PAGES] * PAGE_SIZE;
+    const seed = cmd.args[ACC_ARG_SEED];
+    if (cmd.len % 4 !== 0 || stageBytes <= 0 || !inLocal(stage, stageBytes)) return badField(`TRANSFORM of ${cmd.len} bytes through ${stageBytes} staging bytes at ${stage}`);
+    for (let done = 0; done < cmd.len; ) {
+      const n = Math.min(stageBytes, cmd.len - done);
+      let err = ctx.va().read(cmd.src + done, stage, n);
+      if (err !== null) return dataError(`${name}: TRANSFORM read of 0x${(cmd.src + done).toString(16)}: ${err}`);
+      const x = words.subarray(stage / 4, (stage + n) / 4);
+      const t0 = performance.now();
+      accelTransform(x, done / 4, seed);
+      if (done === 0) maybeCorrupt(x, corruptAt ?? -1);
+      ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+      err = ctx.va().write(cmd.src + done, stage, n);
+      if (err !== null) return dataError(`${name}: TRANSFORM write of 0x${(cmd.src + done).toString(16)}: ${err}`);
+      done += n;
+    }
+    c.transforms++;
+    return { status: CqStatus.Success, result: 0 };
+  }
+
+  return {
+    execute(cmd: SqCommand): CommandResult {
+      switch (cmd.opcode) {
+        case ACC_OP_COMPUTE:
+          return compute(cmd);
+        case ACC_OP_COPY_TO_VA:
+          return copyToVa(cmd);
+        case ACC_OP_TRANSFORM_VA:
+          return transformVa(cmd);
+        default:
+          return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: unknown opcode ${cmd.opcode}`) };
+      }
+    },
+    control(cmd: DeviceCmd): DeviceCmdResult {
+      if (cmd.op === 'acc-counters') return { ...c };
+      return { errno: 'EINVAL', message: `${name}: unknown accelerator command '${cmd.op}'` };
+    },
+  };
+}
