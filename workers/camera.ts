@@ -1,42 +1,103 @@
 /**
  * The camera: renders the sensor pattern (src/workloads/camera_chain/
- * frame_pattern.ts) into its line buffer and DMAs it to wherever its
- * CAPTURE command points — system RAM in bounce mode, a peer's BAR in P2P
- * mode. It never knows which: the bus decides.
+ * frame_pattern.ts) into its line buffer and DMAs it out.
  *
- * Command CAPTURE: dst = frame buffer bus address, len = width*height*4,
- * args = [frame, seed, width].
+ * CAPTURE (bounce mode): dst = frame buffer bus address, len =
+ * width*height*4, args = [frame, seed, width]. The camera never knows what
+ * is at dst: the bus decides.
+ *
+ * CAPTURE_CHAINED (P2P mode, RFC use cases [A] + [B]): the camera is bound
+ * to a process (ImporterBinding) in which the colour-correction engine's
+ * memory is mapped (a device-special VMA). It writes the frame by virtual
+ * address straight into the engine's input buffer (through the engine's
+ * BAR; faulting and refaulting as the engine's driver recycles BAR slots),
+ * then drives the engine's queue itself: it writes a PROCESS_LOCAL entry
+ * into the engine's submission ring (also in the engine's BAR) and rings
+ * the engine's doorbell with a DMA write to its BAR0. No kernel on the
+ * path. dst = input buffer VA, src = where the engine must write the
+ * result (bus address), args = [frame, seed, width, input offset in the
+ * engine's memory]. The ring is set once with deviceCmd 'chain'.
+ *
+ * Invariant: the doorbell is rung only after the whole frame and the ring
+ * entry were written (DMA is in order on one engine).
  */
-import { CqStatus, type SqCommand } from '../src/shm/ring.js';
+import { CqStatus, SQE_BYTES, writeSqe, type SqCommand } from '../src/shm/ring.js';
 import { renderPattern } from '../src/workloads/camera_chain/frame_pattern.js';
+import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
+import { CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 
-export const CAMERA_OP_CAPTURE = 1;
 /** Bytes rendered per DMA burst; the line buffer holds two. */
 const BURST = 64 * 1024;
+/** Local scratch after the line buffers: one ring entry, then the doorbell value. */
+const SQE_SCRATCH = 2 * BURST;
+const DOORBELL_SCRATCH = SQE_SCRATCH + SQE_BYTES;
+
+/** The peer queue the camera drives in chained mode. */
+interface Chain {
+  readonly sqVa: number;
+  readonly entries: number;
+  /** Bus address of the engine's SQ tail doorbell. */
+  readonly doorbell: number;
+  tail: number;
+}
 
 export function createCamera(ctx: DeviceContext): DeviceModel {
   const mem = ctx.self.mem;
-  if (!mem || mem.length < 2 * BURST) throw new Error(`${ctx.self.name}: camera needs ${2 * BURST} bytes of line buffer, has ${mem?.length ?? 0}`);
+  if (!mem || mem.length < DOORBELL_SCRATCH + 4) throw new Error(`${ctx.self.name}: camera needs ${DOORBELL_SCRATCH + 4} bytes of local memory, has ${mem?.length ?? 0}`);
   const line = new Uint32Array(mem.buffer, mem.byteOffset, (2 * BURST) / 4);
+  const scratch = new Int32Array(mem.buffer, mem.byteOffset + SQE_SCRATCH, SQE_BYTES / 4 + 1);
   let half = 0;
+  let chain: Chain | null = null;
+  const fail = (status: number, msg: string) => ({ status, result: ctx.logError(msg) });
+
+  /** Renders frame `frame` and hands each burst to `out(offset, localOff, n)`. */
+  function render(cmd: SqCommand, out: (off: number, localOff: number, n: number) => string | null): string | null {
+    const [frame, seed, width] = cmd.args;
+    for (let off = 0; off < cmd.len; off += BURST) {
+      const n = Math.min(BURST, cmd.len - off);
+      const t0 = performance.now();
+      renderPattern(line.subarray((half * BURST) / 4, (half * BURST + n) / 4), seed, frame, off / 4, width);
+      ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+      const err = out(off, half * BURST, n);
+      if (err) return err;
+      half ^= 1;
+    }
+    return null;
+  }
+
+  /** Writes a PROCESS_LOCAL entry into the engine's ring and rings its doorbell. */
+  function submitToEngine(c: Chain, cmd: SqCommand): string | null {
+    const [frame, , , inputOff] = cmd.args;
+    writeSqe(scratch, 0, { opcode: CC_OP_PROCESS_LOCAL, cid: frame & 0xffff, src: inputOff, dst: cmd.src, len: cmd.len, args: [frame] });
+    const err = ctx.va().write(c.sqVa + c.tail * SQE_BYTES, SQE_SCRATCH, SQE_BYTES);
+    if (err) return err;
+    c.tail = (c.tail + 1) % c.entries;
+    scratch[SQE_BYTES / 4] = c.tail;
+    return ctx.dma.write(c.doorbell, DOORBELL_SCRATCH, 4);
+  }
+
   return {
     execute(cmd: SqCommand) {
-      if (cmd.opcode !== CAMERA_OP_CAPTURE) return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${ctx.self.name}: unknown opcode ${cmd.opcode}`) };
-      const [frame, seed, width] = cmd.args;
-      if (cmd.len % 4 !== 0 || width <= 0) return { status: CqStatus.InvalidField, result: ctx.logError(`${ctx.self.name}: CAPTURE of ${cmd.len} bytes, width ${width}`) };
-      for (let off = 0; off < cmd.len; off += BURST) {
-        const n = Math.min(BURST, cmd.len - off);
-        const t0 = performance.now();
-        const words = line.subarray((half * BURST) / 4, (half * BURST + n) / 4);
-        renderPattern(words, seed, frame, off / 4, width);
-        ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
-        const err = ctx.dma.write(cmd.dst + off, half * BURST, n);
-        if (err) return { status: CqStatus.DataTransferError, result: ctx.logError(err) };
-        half ^= 1;
+      if (cmd.len % 4 !== 0 || cmd.args[2] <= 0) return fail(CqStatus.InvalidField, `${ctx.self.name}: CAPTURE of ${cmd.len} bytes, width ${cmd.args[2]}`);
+      if (cmd.opcode === CAMERA_OP_CAPTURE) {
+        const err = render(cmd, (off, local, n) => ctx.dma.write(cmd.dst + off, local, n));
+        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[0] };
       }
-      return { status: CqStatus.Success, result: frame };
+      if (cmd.opcode === CAMERA_OP_CAPTURE_CHAINED) {
+        if (!chain) return fail(CqStatus.InvalidField, `${ctx.self.name}: CAPTURE_CHAINED before deviceCmd 'chain' named the engine's queue`);
+        const c = chain;
+        const end = cmd.dst + cmd.len;
+        const err = render(cmd, (off, local, n) => ctx.va().write(cmd.dst + off, local, n, end)) ?? submitToEngine(c, cmd);
+        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[0] };
+      }
+      return fail(CqStatus.InvalidOpcode, `${ctx.self.name}: unknown opcode ${cmd.opcode}`);
+    },
+    control(cmd: DeviceCmd): DeviceCmdResult {
+      if (cmd.op !== 'chain') return { errno: 'EINVAL', message: `${ctx.self.name}: unknown camera command '${cmd.op}'` };
+      chain = { sqVa: cmd.sqVa as number, entries: cmd.entries as number, doorbell: cmd.doorbell as number, tail: 0 };
+      return { errno: 0 };
     },
   };
 }

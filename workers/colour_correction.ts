@@ -7,13 +7,15 @@
  * implementation.
  *
  * Command PROCESS: src, dst, len = width*height*4, args = [frame].
+ * Command PROCESS_LOCAL: the same with src a byte offset in this device's
+ * own memory — the input a peer (the camera) wrote through our BAR.
  * Properties: matrix (9 ints, Q8), lut (768 ints), x-corrupt-frame/-offset.
  */
 import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 
-export const CC_OP_PROCESS = 1;
+import { CC_OP_PROCESS, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 /** Bytes per line-buffer burst; input and output buffers of this size each. */
 const BURST = 64 * 1024;
 
@@ -63,14 +65,22 @@ export function createColourCorrection(ctx: DeviceContext): DeviceModel {
   const corruptOffset = (ctx.props['x-corrupt-offset'] as number | undefined) ?? 0;
   return {
     execute(cmd: SqCommand) {
-      if (cmd.opcode !== CC_OP_PROCESS) return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${ctx.self.name}: unknown opcode ${cmd.opcode}`) };
+      const local = cmd.opcode === CC_OP_PROCESS_LOCAL;
+      if (cmd.opcode !== CC_OP_PROCESS && !local) return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${ctx.self.name}: unknown opcode ${cmd.opcode}`) };
       if (cmd.len % 4 !== 0) return { status: CqStatus.InvalidField, result: ctx.logError(`${ctx.self.name}: PROCESS of ${cmd.len} bytes is not whole pixels`) };
+      if (local && (cmd.src % 4 !== 0 || cmd.src + cmd.len > mem.length)) return { status: CqStatus.InvalidField, result: ctx.logError(`${ctx.self.name}: PROCESS_LOCAL of [${cmd.src}, +${cmd.len}) is outside its ${mem.length}-byte memory`) };
       for (let off = 0; off < cmd.len; off += BURST) {
         const n = Math.min(BURST, cmd.len - off);
-        const inErr = ctx.dma.read(cmd.src + off, 0, n);
-        if (inErr) return { status: CqStatus.DataTransferError, result: ctx.logError(inErr) };
+        let inp = inBuf;
+        if (local) {
+          inp = new Uint32Array(mem.buffer, mem.byteOffset + cmd.src + off, n / 4);
+          stats[DeviceStats.bytesLocal] += n;
+        } else {
+          const inErr = ctx.dma.read(cmd.src + off, 0, n);
+          if (inErr) return { status: CqStatus.DataTransferError, result: ctx.logError(inErr) };
+        }
         const t0 = performance.now();
-        transform(inBuf.subarray(0, n / 4), outBuf, tables);
+        transform(inp.subarray(0, n / 4), outBuf, tables);
         stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
         if (cmd.args[0] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;
         const outErr = ctx.dma.write(cmd.dst + off, BURST, n);

@@ -30,7 +30,7 @@ import { DeviceStats } from '../src/shm/device_ctl.js';
 import type { BusRun } from '../src/shm/bus_map.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import { CqStatus } from '../src/shm/ring.js';
-import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
+
 import { SafetyChecker } from './runtime/safety_check.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
@@ -40,6 +40,8 @@ import { IommuWalk } from './runtime/iommu_walk.js';
 /** HMM_PFN_* result flags (src/kernel/hmm.ts). */
 const PFN_WRITE = 2;
 const PFN_DEVICE_PRIVATE = 16;
+/** Pages per page request: dmirror_fault() faults 64 pfns at a time. */
+const MIRROR_FAULT_PAGES = 64;
 
 interface Attached {
   readonly tlb: DeviceTlb;
@@ -114,7 +116,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
       const vpn = va / PAGE_SIZE;
       const e = a.tlb.lookup(vpn);
       if (!e || (write && (e.flags & PFN_WRITE) === 0)) {
-        const r = a.tlb.fault(va, Math.min(FAULT_WINDOW, npages - i), write);
+        const r = a.tlb.fault(va, Math.min(MIRROR_FAULT_PAGES, npages - i), write);
         if (r !== 0) return { errno: r, message: `${name}: ${write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...counters() };
         continue;
       }

@@ -9,7 +9,11 @@ import { DEFAULT_MATRIX } from '../workloads/camera_chain/colour.js';
 
 export interface DeviceKind {
   readonly doc: string;
-  /** Local memory the kind needs at least (line buffers, queues). */
+  /**
+   * The model's own working memory (line buffers, scratch), at the start
+   * of its local memory: the scenario must give at least this much, and
+   * Machine reserves it so no driver allocates those pages.
+   */
   readonly minMemBytes: number;
   /** Properties accepted under `props:`, with their defaults. */
   readonly props: z.ZodObject;
@@ -19,8 +23,8 @@ const KiB = 1024;
 
 export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
   camera: {
-    doc: 'image sensor + DMA: renders the seeded pattern and writes frames to a bus address',
-    minMemBytes: 128 * KiB,
+    doc: 'image sensor + DMA: renders the seeded pattern and writes frames to a bus address or, bound to a process, to a virtual address',
+    minMemBytes: 132 * KiB,
     props: z.strictObject({}),
   },
   'colour-correction': {

@@ -17,6 +17,7 @@ import { attachMachineShm, createMachineShm, type DeviceShm, type MachineShm } f
 import { PageAllocator } from '../kernel/page_alloc.js';
 import { DeviceHandle } from './device_handle.js';
 import { checkLimits } from './limits.js';
+import { deviceKinds } from './device_kinds.js';
 
 export interface DeviceSpec {
   readonly name: string;
@@ -75,6 +76,10 @@ export class Machine {
     const devices = spec.devices.map((s, i): Device => {
       const dshm = shm.devices[i];
       const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
+      // The model's own working memory (line buffers, scratch) sits at the
+      // start of device memory; no driver may hand those pages out.
+      const own = Math.ceil((deviceKinds[s.kind]?.minMemBytes ?? 0) / PAGE_SIZE);
+      if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
       return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs), mem };
     });
     const m = new Machine(spec, shm, devices);

@@ -26,6 +26,12 @@ export interface QueueConfig {
   readonly entries: number;
   /** Bus address of the submission ring (must decode to one contiguous run). */
   readonly sqBus: number;
+  /**
+   * When set, the submission ring lives in the device's own memory at this
+   * byte offset (a queue a peer drives through the device's BAR, use case
+   * [A]); sqBus is then ignored.
+   */
+  readonly sqLocal?: number;
   /** Bus address of the completion ring. */
   readonly cqBus: number;
   readonly irq: IrqTarget;

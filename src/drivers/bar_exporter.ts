@@ -55,6 +55,7 @@ export class BarExporter implements VmOps {
   private readonly alloc: PageAllocator;
   private readonly bar: BarManager;
   private readonly backing = new Map<Vma, Backing>();
+  private readonly spans = new Map<Mm, (start: number, end: number) => Promise<void>>();
   /** Statistics. */
   mapCalls = 0;
   refusals = 0;
@@ -125,13 +126,25 @@ export class BarExporter implements VmOps {
     const i0 = (start - vma.start) / PAGE_SIZE;
     const pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
     const mm = vma.mm;
+    const vaOf = new Map(pages.map((pg, k) => [pg, start + k * PAGE_SIZE]));
+    const span = this.spanOf(mm);
     const bus = await this.bar.mapPages(pages, (page) => {
-      const va = vma.start + b.pages.indexOf(page) * PAGE_SIZE;
-      return { key: `${mm.name}@${va}`, revoke: () => mm.revokeRange(va, va + PAGE_SIZE, this) };
+      const va = vaOf.get(page)!;
+      return { key: `${mm.name}@${va}`, va, span, revoke: () => span(va, va + PAGE_SIZE) };
     });
     if (!bus) return refuse('ENOSPC', `${pages.length} pages do not fit its BAR window of ${this.bar.nSlots} slots`);
     const gen = this.dev.shm.memGen!;
     return { ok: true, bus, gens: pages.map((pg) => Atomics.load(gen, pg)), mem: this.self.index, pages };
+  }
+
+  /** One revoke function per process, so BarManager can merge adjacent pages into one invalidation. */
+  private spanOf(mm: Mm): (start: number, end: number) => Promise<void> {
+    let f = this.spans.get(mm);
+    if (!f) {
+      f = (start, end) => mm.revokeRange(start, end, this);
+      this.spans.set(mm, f);
+    }
+    return f;
   }
 
   p2pUnmap(): void {

@@ -77,3 +77,38 @@ export class HostQueue {
     for (const e of this.extents.splice(0)) this.machine.ram.freeExtent(e);
   }
 }
+
+/**
+ * The host's half of a queue that a peer drives ([A]): the submission ring
+ * lives in the device's own memory (sqLocal, reached by the peer through
+ * the device's BAR), the completions come to the host in system RAM. The
+ * host only consumes completions; it never submits.
+ */
+export class HostCompletionQueue {
+  private constructor(
+    readonly dev: Device,
+    private readonly cq: CqConsumer,
+    private readonly extent: Extent,
+    private readonly machine: Machine,
+  ) {}
+
+  static async create(machine: Machine, dev: Device, qid: number, entries: number, sqLocal: number): Promise<HostCompletionQueue> {
+    const { cq } = queuePairBytes(entries);
+    const ext = machine.ram.allocContig(Math.ceil(cq / PAGE_SIZE));
+    const cqBus = ext.start * PAGE_SIZE;
+    machine.shm.ram.fill(0, cqBus, cqBus + ext.count * PAGE_SIZE);
+    const consumer = new CqConsumer(busWordView(machine.bus, cqBus, cq, `${dev.spec.name} CQ${qid}`), entries, { regs: dev.shm.regs, ctl: dev.shm.ctl, qid });
+    await dev.handle.call('createQueue', { qid, entries, sqBus: 0, sqLocal, cqBus, irq: { kind: 'host' } });
+    return new HostCompletionQueue(dev, consumer, ext, machine);
+  }
+
+  reap(): Completion[] {
+    const out: Completion[] = [];
+    for (let c = this.cq.poll(); c; c = this.cq.poll()) out.push(c);
+    return out;
+  }
+
+  destroy(): void {
+    this.machine.ram.freeExtent(this.extent);
+  }
+}

@@ -49,6 +49,21 @@ export interface BindInfo {
   readonly check: boolean;
 }
 
+/**
+ * Keys of `m` in [v0, v1): walks the range when it is smaller than the map
+ * (an eviction invalidates pages one by one while thousands are held),
+ * else the map.
+ */
+function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): number[] {
+  const out: number[] = [];
+  if (v1 - v0 <= m.size) {
+    for (let v = v0; v < v1; v++) if (m.has(v)) out.push(v);
+  } else {
+    for (const v of m.keys()) if (v >= v0 && v < v1) out.push(v);
+  }
+  return out;
+}
+
 export class ImporterBinding implements IntervalNotifierOps {
   readonly lock: DriverLock;
   readonly ref: DeviceRef;
@@ -174,16 +189,15 @@ export class ImporterBinding implements IntervalNotifierOps {
     const heldP2p: { vma: Vma; va: number }[] = [];
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
-    for (const [vpn, iova] of [...this.iovaOf]) {
-      if (vpn < v0 || vpn >= v1) continue;
+    for (const vpn of pagesIn(this.iovaOf, v0, v1)) {
+      const iova = this.iovaOf.get(vpn)!;
       this.domain!.unmap(iova);
       this.iovaOf.delete(vpn);
       ranges.push({ start: iova, end: iova + PAGE_SIZE });
     }
-    for (const [vpn, vma] of [...this.p2pHeld]) {
-      if (vpn < v0 || vpn >= v1) continue;
+    for (const vpn of pagesIn(this.p2pHeld, v0, v1)) {
+      heldP2p.push({ vma: this.p2pHeld.get(vpn)!, va: vpn * PAGE_SIZE });
       this.p2pHeld.delete(vpn);
-      heldP2p.push({ vma, va: vpn * PAGE_SIZE });
     }
     // One broadcast carries the VA range (device TLB) and the IOVAs (IOTLB).
     return this.kernel

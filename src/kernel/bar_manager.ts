@@ -33,6 +33,13 @@ import { DriverLock } from './mmu_notifier.js';
 export interface SlotUser {
   readonly key: string;
   revoke(): Promise<void>;
+  /**
+   * Optional batching: users that share `span` (one process mapping) and
+   * hold adjacent pages (`va`) are revoked with one span call over the run
+   * instead of one call per page.
+   */
+  readonly va?: number;
+  readonly span?: (start: number, end: number) => Promise<void>;
 }
 
 interface SlotInfo {
@@ -82,13 +89,22 @@ export class BarManager {
     await this.lock.lock();
     try {
       const pinned = new Set(pages);
+      // Recycle every slot this call needs at once: the evictions' revokes
+      // run concurrently, so the importers' invalidations go out as one
+      // batch (DeviceInvalidator merges them), not one round trip per page.
+      const missing = pages.filter((p) => !this.slotOfPage.has(p)).length;
+      const short = missing - this.info.filter((i) => i === null).length;
+      if (short > 0) {
+        const victims = this.lruVictims(short, pinned);
+        if (victims.length < short) return null;
+        await this.evictManyLocked(victims);
+        this.recycled += victims.length;
+      }
       const out: number[] = [];
       for (const page of pages) {
         let slot = this.slotOfPage.get(page);
         if (slot === undefined) {
           slot = this.info.indexOf(null);
-          if (slot < 0) slot = await this.recycleLocked(pinned);
-          if (slot < 0) return null;
           this.info[slot] = { page, lastUse: 0, users: new Map() };
           this.slotOfPage.set(page, slot);
           // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
@@ -130,16 +146,55 @@ export class BarManager {
     this.info[slot] = null;
   }
 
-  private async recycleLocked(pinned: Set<number>): Promise<number> {
-    let best = -1;
+  /** The `n` least recently used mapped slots whose pages are not pinned. */
+  private lruVictims(n: number, pinned: Set<number>): number[] {
+    const cands: number[] = [];
     for (let s = 0; s < this.nSlots; s++) {
       const inf = this.info[s];
-      if (inf && !pinned.has(inf.page) && (best < 0 || inf.lastUse < this.info[best]!.lastUse)) best = s;
+      if (inf && !pinned.has(inf.page)) cands.push(s);
     }
-    if (best < 0) return -1;
-    await this.evictLocked(best);
-    this.recycled++;
-    return best;
+    return cands.sort((a, b) => this.info[a]!.lastUse - this.info[b]!.lastUse).slice(0, n);
+  }
+
+  /** Evicts several slots: one revoke per run of adjacent pages of one mapping, then the slots close. */
+  private async evictManyLocked(slots: readonly number[]): Promise<void> {
+    const single: SlotUser[] = [];
+    const spans = new Map<SlotUser['span'], number[]>();
+    for (const slot of slots) {
+      for (const u of this.info[slot]!.users.values()) {
+        if (u.span && u.va !== undefined) {
+          const l = spans.get(u.span) ?? [];
+          l.push(u.va);
+          spans.set(u.span, l);
+        } else single.push(u);
+      }
+    }
+    const work: Promise<void>[] = single.map((u) => u.revoke());
+    for (const [span, vas] of spans) {
+      vas.sort((a, b) => a - b);
+      let start = vas[0];
+      let end = start + PAGE_SIZE;
+      for (const va of vas.slice(1)) {
+        if (va === end) end += PAGE_SIZE;
+        else {
+          work.push(span!(start, end));
+          start = va;
+          end = va + PAGE_SIZE;
+        }
+      }
+      work.push(span!(start, end));
+    }
+    await Promise.all(work);
+    // Only after every ack: the bus addresses stop decoding to the pages.
+    for (const slot of slots) this.closeSlotLocked(slot);
+  }
+
+  private closeSlotLocked(slot: number): void {
+    const inf = this.info[slot]!;
+    Atomics.store(this.slots, slot, -1);
+    Atomics.add(this.dev.shm.memGen!, inf.page, 1);
+    this.slotOfPage.delete(inf.page);
+    this.info[slot] = null;
   }
 
   private async evictLocked(slot: number): Promise<void> {

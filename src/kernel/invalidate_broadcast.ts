@@ -42,6 +42,8 @@ export class DeviceInvalidator {
   private unacked: InvRange[] = [];
   /** Round trips completed (statistics). */
   roundTrips = 0;
+  /** Statistics: batches posted, batches acked in time, ack latency of each acked batch (µs). */
+  readonly stats = { sent: 0, acked: 0, ackUs: [] as number[] };
 
   constructor(
     readonly name: string,
@@ -79,7 +81,9 @@ export class DeviceInvalidator {
     // Pairs with Atomics.load(invSeq) in InvalidationPort.check.
     Atomics.store(ctl, DeviceCtl.invSeq, seq);
     ringWake(ctl);
-    const deadline = performance.now() + this.timeoutMs;
+    const posted = performance.now();
+    this.stats.sent++;
+    const deadline = posted + this.timeoutMs;
     for (;;) {
       const ack = Atomics.load(ctl, DeviceCtl.invAck);
       if (ack === seq) break;
@@ -95,6 +99,8 @@ export class DeviceInvalidator {
     }
     this.unacked = [];
     this.roundTrips++;
+    this.stats.acked++;
+    this.stats.ackUs.push((performance.now() - posted) * 1000);
   }
 }
 

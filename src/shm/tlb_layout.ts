@@ -27,8 +27,12 @@
  */
 import { defineLayout } from './layout.js';
 
-/** Pages one request may ask for (lib/test_hmm.c faults 64 pfns at a time). */
-export const FAULT_WINDOW = 64;
+/**
+ * Pages one request may ask for: the mailbox's capacity. A streaming
+ * importer asks for up to this many pages ahead (ATS-style range request);
+ * the mirror asks for 64 at a time, as lib/test_hmm.c does.
+ */
+export const FAULT_WINDOW = 512;
 
 export const PageRequest = defineLayout({
   reqSeq: { writer: 'worker', doc: 'sequence of the request posted last; stored last, then notified (main waits on it with waitAsync)' },

@@ -40,9 +40,16 @@ export class DeviceQueues {
   create(cfg: QueueConfig): void {
     if (cfg.qid < 0 || cfg.qid >= this.self.regs.length) throw new RangeError(`${this.self.name}: queue id ${cfg.qid} out of range`);
     const what = `${this.self.name} queue ${cfg.qid}`;
-    const sq = new SqConsumer(busWordView(this.bus, cfg.sqBus, cfg.entries * SQE_BYTES, `${what} SQ`), cfg.entries, this.self.regs, cfg.qid);
+    const sqView = cfg.sqLocal === undefined ? busWordView(this.bus, cfg.sqBus, cfg.entries * SQE_BYTES, `${what} SQ`) : this.localView(cfg.sqLocal, cfg.entries * SQE_BYTES, `${what} SQ`);
+    const sq = new SqConsumer(sqView, cfg.entries, this.self.regs, cfg.qid);
     const cq = new CqProducer(busWordView(this.bus, cfg.cqBus, cfg.entries * CQE_BYTES, `${what} CQ`), cfg.entries, this.self.regs, cfg.qid);
     this.pairs[cfg.qid] = { sq, cq, cfg };
+  }
+
+  private localView(off: number, bytes: number, what: string): Int32Array {
+    const mem = this.self.mem;
+    if (!mem || off % 4 !== 0 || off < 0 || off + bytes > mem.length) throw new RangeError(`${what}: local ring [${off}, +${bytes}) is not inside ${this.self.name}'s ${mem?.length ?? 0}-byte memory`);
+    return new Int32Array(mem.buffer, mem.byteOffset + off, bytes / 4);
   }
 
   /** Executes what the queues hold; true when any command completed. */

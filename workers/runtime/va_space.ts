@@ -84,21 +84,27 @@ export class VaSpace {
     return { faults: this.tlb.faults, pagesFaulted: this.tlb.pagesFaulted, retries: this.tlb.retries, refaults: this.refaults, tlb: this.tlb.size };
   }
 
-  /** Process memory [va, +len) -> local memory [localOff, +len). Null, or an error naming device and address. */
-  read(va: number, localOff: number, len: number): string | null {
-    return this.io(va, localOff, len, false);
+  /**
+   * Process memory [va, +len) -> local memory [localOff, +len). Null, or an
+   * error naming device and address. `streamEnd`: the end of the whole
+   * transfer this call is a burst of, so one page request covers up to
+   * FAULT_WINDOW pages of it instead of one burst (an ATS-style range
+   * request).
+   */
+  read(va: number, localOff: number, len: number, streamEnd = va + len): string | null {
+    return this.io(va, localOff, len, false, streamEnd);
   }
 
-  /** Local memory [localOff, +len) -> process memory [va, +len). */
-  write(va: number, localOff: number, len: number): string | null {
-    return this.io(va, localOff, len, true);
+  /** Local memory [localOff, +len) -> process memory [va, +len); `streamEnd` as for read. */
+  write(va: number, localOff: number, len: number, streamEnd = va + len): string | null {
+    return this.io(va, localOff, len, true, streamEnd);
   }
 
   detach(): void {
     this.tlb.clear();
   }
 
-  private io(va: number, localOff: number, len: number, write: boolean): string | null {
+  private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
     let done = 0;
     let redo = 0;
     while (done < len) {
@@ -106,7 +112,7 @@ export class VaSpace {
       const vpn = Math.floor(cur / PAGE_SIZE);
       const e = this.tlb.lookup(vpn);
       if (!e || (write && (e.flags & PFN_WRITE) === 0)) {
-        const last = Math.ceil((va + len) / PAGE_SIZE);
+        const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
         const r = this.tlb.fault(vpn * PAGE_SIZE, Math.min(FAULT_WINDOW, last - vpn), write);
         if (r !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${r}`;
         continue;

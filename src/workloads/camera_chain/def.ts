@@ -4,7 +4,6 @@
  */
 import type { WorkloadDef } from '../registry.js';
 import type { Accounting, Check } from '../workload.js';
-import { NO_INVALIDATIONS } from '../workload.js';
 import { modeledSeconds } from '../accounting.js';
 import { runCameraChain, type ChainResult } from './run.js';
 import type { CameraChainWorkload } from './schema.js';
@@ -29,7 +28,7 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   p2pPairs: (w) => [[w.corrector, w.camera]],
   scale: (w, n) => ({ ...w, frames: n }),
   async run(ctx, w): Promise<Accounting> {
-    const r = await runCameraChain(ctx.machine, w, ctx.seed);
+    const r = await runCameraChain(ctx, w);
     const cam = r.devices[0];
     const cc = r.devices[1];
     const flows = [
@@ -43,13 +42,18 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
       bounceBytes: cam.bytesToRam + cc.bytesFromRam,
       p2pBytes: r.p2pBytes,
       hostInterventions: r.hostCommands,
-      invalidations: NO_INVALIDATIONS,
-      refaults: 0,
+      invalidations: r.invalidations,
+      refaults: r.refaults,
       wallMs: r.wallMs,
       modeledSeconds: modeledSeconds(ctx.fabric, flows),
       devices: r.devices,
       checks: [frameCheck(r)],
-      extra: { frames: r.frames, 'frame size': `${w.width}x${w.height} RGBA (${r.frameBytes} bytes)`, verified: r.verified },
+      extra: {
+        frames: r.frames,
+        'frame size': `${w.width}x${w.height} RGBA (${r.frameBytes} bytes)`,
+        verified: r.verified,
+        ...(ctx.mode === 'p2p' ? { 'camera page requests': r.faults, 'BAR slots recycled': r.barRecycled } : {}),
+      },
     };
   },
 };

@@ -1,39 +1,60 @@
 /**
- * RFC workload (4), bounce mode: camera -> system RAM -> colour correction
- * -> the output process's memory, with the kernel passing every frame
- * along (the path the RFC wants to remove; the P2P path comes with the
- * workloads issue).
+ * RFC workload (4): camera -> colour correction -> the output process's
+ * memory, in two modes.
+ *
+ * bounce (as without the RFC): every frame crosses system RAM and the
+ * kernel passes it along.
  *
  *   kernel                         cam0                    cc0
- *   ------                         ----                    ---
- *   CAPTURE(f, in[b])   ------->   render + DMA to in[b]
+ *   CAPTURE(f, in[b])   ------->   render + DMA to RAM in[b]
  *                       <-------   CQE + MSI
- *   PROCESS(in[b] -> out[s]) -----------------------------> DMA in, matrix+LUT, DMA out
+ *   PROCESS(in[b] -> out[s]) -----------------------------> DMA in from RAM, transform, DMA out
  *                       <------------------------------------ CQE + MSI
- *   verify(out[s]) on piscina; then in[b] and out[s] are reused
  *
- * Invariant: a frame buffer is rewritten only after its last reader
- * completed; an output slot only after its frame was verified.
+ * p2p ([A] + [B]): cc0's driver exports its memory (input buffers and its
+ * submission ring) as a device-special VMA of the process, to cam0 only;
+ * cam0 is bound to the process and writes by VA straight into cc0's BAR,
+ * then drives cc0's queue itself. cc0's BAR window is smaller than the
+ * buffers, so its driver recycles BAR slots while frames flow and cam0 is
+ * invalidated mid-stream (and refaults).
+ *
+ *   kernel                         cam0                    cc0
+ *   CAPTURE_CHAINED(f, va[b]) ---> render + DMA by VA into cc0's BAR
+ *                                  SQE -> cc0's ring (BAR), doorbell (BAR0) --> transform from local memory,
+ *                                                                               DMA out
+ *                       <------------------------------------------------------ CQE + MSI
+ *
+ * Both: the kernel checks each output frame against the CPU reference (on
+ * piscina) before the output slot is reused. Invariant: an input buffer is
+ * rewritten only after cc0 completed the frame in it; an output slot only
+ * after its frame was verified.
  */
 import { Piscina } from 'piscina';
-import { DeviceError, VerifyError } from '../../errors.js';
+import { DeviceError } from '../../errors.js';
 import { compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
-import { HostQueue } from '../../drivers/host_queue.js';
+import { CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
+import { HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
+import { BarExporter } from '../../drivers/bar_exporter.js';
+import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
-import { stageTimes, trafficTotals } from '../accounting.js';
-import type { StageTimes } from '../workload.js';
-import { CqStatus } from '../../shm/ring.js';
+import { DeviceRegs } from '../../shm/device_ctl.js';
+import { bar0Base } from '../../shm/phys_mem.js';
+import { CqStatus, queuePairBytes, type Completion } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
+import { stageTimes, trafficTotals } from '../accounting.js';
+import { bootKernel } from '../kernel_boot.js';
+import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
+import { NO_INVALIDATIONS } from '../workload.js';
+import { p99 } from '../accounting.js';
 import type { CameraChainWorkload } from './schema.js';
 import { gammaLut, type ColourParams } from './colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 
-/** Opcodes of workers/camera.ts and workers/colour_correction.ts. */
-const OP_CAPTURE = 1;
-const OP_PROCESS = 1;
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
+/** Queue id of cc0's peer-driven queue in p2p mode (qid 0 is the host's). */
+const PEER_QID = 1;
 
 export interface ChainResult {
   readonly frames: number;
@@ -41,19 +62,18 @@ export interface ChainResult {
   readonly frameBytes: number;
   readonly payloadBytes: number;
   readonly wallMs: number;
-  /** Bytes every device read from or wrote to system RAM. */
   readonly ramBytes: number;
-  /** Bytes moved device to device (P2P). */
   readonly p2pBytes: number;
   /** Commands the kernel submitted: its interventions in the data path. */
   readonly hostCommands: number;
   readonly mismatches: readonly VerifyResult[];
   readonly devices: readonly StageTimes[];
-}
-
-interface Slot {
-  readonly pieces: { offset: number; len: number }[];
-  busy: boolean;
+  readonly invalidations: InvalidationStats;
+  /** Camera page requests (faults) and runs redone after an invalidation. */
+  readonly faults: number;
+  readonly refaults: number;
+  /** BAR slots of cc0 recycled under pressure. */
+  readonly barRecycled: number;
 }
 
 export function colourParams(props: Readonly<Record<string, unknown>>): ColourParams {
@@ -61,50 +81,158 @@ export function colourParams(props: Readonly<Record<string, unknown>>): ColourPa
 }
 
 /** Turns a failed completion into the device's own error message. */
-async function completionError(dev: Device, status: number, result: number): Promise<DeviceError> {
+async function completionError(dev: Device, c: Completion): Promise<DeviceError> {
   const log = await dev.handle.call('errors');
-  const rec = log.find((e) => e.seq === result);
-  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${status}`);
+  const rec = log.find((e) => e.seq === c.result);
+  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${c.status}`);
 }
 
-export async function runCameraChain(machine: Machine, w: CameraChainWorkload, seed: number): Promise<ChainResult> {
+/** Where frame buffers are for the camera (`dst`) and for cc0 (`local` offset or RAM bus address). */
+interface InputBuffer {
+  readonly dst: number;
+  readonly src: number;
+}
+
+/** How a frame travels: the part that differs between the modes. */
+interface Path {
+  readonly inputs: readonly InputBuffer[];
+  /** Submits the frame's first command; returns the commands submitted. */
+  capture(frame: number, buf: number, slotBus: number): number;
+  /** Reaps completions: frames handed to cc0 (bounce: to be submitted) and frames done. */
+  reap(onDone: (frame: number) => Promise<void>): Promise<number>;
+  outstanding(): { dev: Device; outstanding: number }[];
+  finish(): Promise<{ invalidations: InvalidationStats; faults: number; refaults: number; barRecycled: number }>;
+}
+
+interface Chain {
+  readonly machine: Machine;
+  readonly w: CameraChainWorkload;
+  readonly seed: number;
+  readonly cam: Device;
+  readonly cc: Device;
+  readonly frameBytes: number;
+  readonly framePages: number;
+  readonly extents: Extent[];
+}
+
+async function bouncePath(k: Chain): Promise<Path> {
+  const { machine, w, cam, cc, frameBytes, framePages } = k;
+  const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
+  const ccQ = await HostQueue.create(machine, cc, 0, w.queueDepth);
+  const inputs = Array.from({ length: w.buffers }, () => {
+    const e = machine.ram.allocContig(framePages);
+    k.extents.push(e);
+    return { dst: e.start * PAGE_SIZE, src: e.start * PAGE_SIZE };
+  });
+  await machine.start();
+  return {
+    inputs,
+    capture(frame, buf, slotBus) {
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width] }, { frame, buf, slotBus });
+      return 1;
+    },
+    async reap(onDone) {
+      let commands = 0;
+      for (const { c, tag } of camQ.reap()) {
+        if (c.status !== CqStatus.Success) throw await completionError(cam, c);
+        const t = tag as { frame: number; buf: number; slotBus: number };
+        ccQ.submit({ opcode: CC_OP_PROCESS, src: inputs[t.buf].src, dst: t.slotBus, len: frameBytes, args: [t.frame] }, t.frame);
+        commands++;
+      }
+      for (const { c, tag } of ccQ.reap()) {
+        if (c.status !== CqStatus.Success) throw await completionError(cc, c);
+        await onDone(tag as number);
+      }
+      return commands;
+    },
+    outstanding: () => [
+      { dev: cam, outstanding: camQ.outstanding },
+      { dev: cc, outstanding: ccQ.outstanding },
+    ],
+    finish: async () => ({ invalidations: NO_INVALIDATIONS, faults: 0, refaults: 0, barRecycled: 0 }),
+  };
+}
+
+async function p2pPath(k: Chain, ctx: WorkloadContext): Promise<Path> {
+  const { machine, w, cam, cc, frameBytes, framePages } = k;
+  const kernel = bootKernel(ctx);
+  const mm = kernel.createMm();
+  const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
+  await machine.start();
+  // cc0's driver: its memory, exported to the camera only.
+  const exporter = new BarExporter(kernel, w.corrector, { importers: [w.camera], readOnly: false, requireIommu: false, cpuMappable: false });
+  const bufs = await exporter.mmap(mm, framePages * w.buffers);
+  const sqPages = Math.ceil(queuePairBytes(w.queueDepth).sq / PAGE_SIZE);
+  const ring = await exporter.mmap(mm, sqPages);
+  const ccCq = await HostCompletionQueue.create(machine, cc, PEER_QID, w.queueDepth, exporter.pageOf(ring.vma, 0) * PAGE_SIZE);
+  const binding = await ImporterBinding.bind(kernel, w.camera, mm);
+  const doorbell = bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4;
+  await machine.race(cam.handle.call('deviceCmd', { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell }));
+  const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * framePages * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * framePages) * PAGE_SIZE }));
+  let inCc = 0;
+  return {
+    inputs,
+    capture(frame, buf, slotBus) {
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: slotBus, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width, inputs[buf].src] }, frame);
+      inCc++;
+      return 1;
+    },
+    async reap(onDone) {
+      for (const { c } of camQ.reap()) if (c.status !== CqStatus.Success) throw await completionError(cam, c);
+      for (const c of ccCq.reap()) {
+        if (c.status !== CqStatus.Success) throw await completionError(cc, c);
+        inCc--;
+        await onDone(c.result);
+      }
+      return 0;
+    },
+    outstanding: () => [
+      { dev: cam, outstanding: camQ.outstanding },
+      { dev: cc, outstanding: inCc },
+    ],
+    async finish() {
+      const va = await machine.race(cam.handle.call('deviceCmd', { op: 'va-counters' }));
+      const st = kernel.invalidator(w.camera).stats;
+      const invalidations = { sent: st.sent, acked: st.acked, maxAckUs: Math.max(0, ...st.ackUs), p99AckUs: p99(st.ackUs) };
+      const recycled = exporter.barManager.recycled;
+      await binding.close();
+      return { invalidations, faults: va.faults as number, refaults: va.refaults as number, barRecycled: recycled };
+    },
+  };
+}
+
+export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload): Promise<ChainResult> {
+  const { machine, seed } = ctx;
   const cam = machine.device(w.camera);
   const cc = machine.device(w.corrector);
   const params = colourParams(cc.spec.props);
   const frameBytes = w.width * w.height * 4;
   const framePages = Math.ceil(frameBytes / PAGE_SIZE);
-  const extents: Extent[] = [];
+  const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents: [] };
   const pool = new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000 });
   try {
-    const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
-    const ccQ = await HostQueue.create(machine, cc, 0, w.queueDepth);
-    const inBufs = Array.from({ length: w.buffers }, () => machine.ram.allocContig(framePages));
-    extents.push(...inBufs);
-    const slots: Slot[] = Array.from({ length: OUTPUT_SLOTS }, () => {
-      const ext = machine.ram.allocPages(framePages);
-      extents.push(...ext);
-      let left = frameBytes;
-      const pieces = ext.map((e) => {
-        const len = Math.min(left, e.count * PAGE_SIZE);
-        left -= len;
-        return { offset: e.start * PAGE_SIZE, len };
-      });
-      return { pieces: pieces.filter((p) => p.len > 0), busy: false };
+    const slots = Array.from({ length: OUTPUT_SLOTS }, () => {
+      const e = machine.ram.allocContig(framePages);
+      k.extents.push(e);
+      return { bus: e.start * PAGE_SIZE, busy: false };
     });
-    await machine.start();
+    const path = ctx.mode === 'p2p' ? await p2pPath(k, ctx) : await bouncePath(k);
     const t0 = performance.now();
-
-    const freeBufs = inBufs.map((_, i) => i);
-    const captured: { frame: number; buf: number }[] = [];
-    const piecesLeft = new Map<number, number>();
+    const freeBufs = path.inputs.map((_, i) => i);
+    const where = new Map<number, { buf: number; slot: number }>();
     const mismatches: VerifyResult[] = [];
     const checks: Promise<void>[] = [];
     let nextCapture = 0;
     let verified = 0;
     let hostCommands = 0;
 
-    const verify = (frame: number, slot: Slot) => {
-      const task: VerifyTask = { ram: machine.shm.desc.ram, pieces: slot.pieces, seed, frame, width: w.width, height: w.height, params };
+    const onDone = async (frame: number) => {
+      const at = where.get(frame & 0xffff);
+      if (!at) throw new DeviceError(w.corrector, 'device-error', `completed frame ${frame}, which is not in flight`);
+      where.delete(frame & 0xffff);
+      freeBufs.push(at.buf);
+      const slot = slots[at.slot];
+      const task: VerifyTask = { ram: machine.shm.desc.ram, pieces: [{ offset: slot.bus, len: frameBytes }], seed, frame, width: w.width, height: w.height, params };
       checks.push(
         (pool.run(task) as Promise<VerifyResult>).then((r) => {
           if (r.mismatchAt >= 0) mismatches.push(r);
@@ -115,55 +243,22 @@ export async function runCameraChain(machine: Machine, w: CameraChainWorkload, s
       );
     };
 
-    const pump = () => {
-      while (freeBufs.length > 0 && nextCapture < w.frames && !camQ.full) {
-        const buf = freeBufs.shift()!;
-        camQ.submit({ opcode: OP_CAPTURE, src: 0, dst: inBufs[buf].start * PAGE_SIZE, len: frameBytes, args: [nextCapture, seed, w.width] }, { frame: nextCapture, buf });
-        hostCommands++;
-        nextCapture++;
-      }
-      while (captured.length > 0) {
-        const slotIdx = slots.findIndex((s) => !s.busy);
-        const slot = slots[slotIdx];
-        if (!slot || ccQ.outstanding + slot.pieces.length >= ccQ.entries) break;
-        const { frame, buf } = captured.shift()!;
-        slot.busy = true;
-        piecesLeft.set(frame, slot.pieces.length);
-        let off = 0;
-        for (const p of slot.pieces) {
-          ccQ.submit({ opcode: OP_PROCESS, src: inBufs[buf].start * PAGE_SIZE + off, dst: p.offset, len: p.len, args: [frame] }, { frame, buf, slot: slotIdx });
-          hostCommands++;
-          off += p.len;
-        }
-      }
-    };
-
     for (;;) {
       const seen = Atomics.load(machine.shm.hostIrq, 0);
-      for (const { c, tag } of camQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cam, c.status, c.result);
-        captured.push(tag as { frame: number; buf: number });
+      hostCommands += await path.reap(onDone);
+      for (let s = slots.findIndex((x) => !x.busy); s >= 0 && freeBufs.length > 0 && nextCapture < w.frames && where.size < w.queueDepth - 1; s = slots.findIndex((x) => !x.busy)) {
+        const buf = freeBufs.shift()!;
+        slots[s].busy = true;
+        where.set(nextCapture & 0xffff, { buf, slot: s });
+        hostCommands += path.capture(nextCapture, buf, slots[s].bus);
+        nextCapture++;
       }
-      for (const { c, tag } of ccQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cc, c.status, c.result);
-        const t = tag as { frame: number; buf: number; slot: number };
-        const left = piecesLeft.get(t.frame)! - 1;
-        piecesLeft.set(t.frame, left);
-        if (left === 0) {
-          piecesLeft.delete(t.frame);
-          freeBufs.push(t.buf);
-          verify(t.frame, slots[t.slot]);
-        }
-      }
-      pump();
       if (verified === w.frames) break;
-      await machine.waitHostIrq(seen, () => [
-        { dev: cam, outstanding: camQ.outstanding },
-        { dev: cc, outstanding: ccQ.outstanding },
-      ]);
+      await machine.waitHostIrq(seen, path.outstanding);
     }
     await Promise.all(checks);
     const wallMs = performance.now() - t0;
+    const fin = await path.finish();
     const devices = [stageTimes(cam), stageTimes(cc)];
     return {
       frames: w.frames,
@@ -175,16 +270,10 @@ export async function runCameraChain(machine: Machine, w: CameraChainWorkload, s
       hostCommands,
       mismatches: mismatches.sort((a, b) => a.frame - b.frame),
       devices,
+      ...fin,
     };
   } finally {
     await pool.destroy();
-    for (const e of extents) machine.ram.freeExtent(e);
+    for (const e of k.extents) machine.ram.freeExtent(e);
   }
-}
-
-/** Throws a VerifyError naming the first bad frames and byte offsets. */
-export function assertChainExact(r: ChainResult): void {
-  if (r.mismatches.length === 0) return;
-  const lines = r.mismatches.slice(0, 5).map((m) => `frame ${m.frame}: byte ${m.mismatchAt} is 0x${m.got.toString(16)}, reference 0x${m.expected.toString(16)} (${m.mismatches} byte(s) differ)`);
-  throw new VerifyError(`${r.mismatches.length} of ${r.frames} frame(s) differ from the CPU reference:\n  ${lines.join('\n  ')}`);
 }

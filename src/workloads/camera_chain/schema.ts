@@ -4,7 +4,7 @@ import { deviceName, modeFields } from '../common_schema.js';
 
 export const cameraChainSchema = z.strictObject({
   kind: z.literal('camera-chain'),
-  ...modeFields('bounce'),
+  ...modeFields('p2p'),
   camera: deviceName,
   corrector: deviceName,
   output: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose memory receives the corrected frames'),
