@@ -25,7 +25,7 @@ t.test('a good scenario prints JSON with the verified frames', async (t) => {
   const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
   t.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
-  t.match(j, { scenario: 'small-chain', seed: 5, mode: 'bounce', accounting: { extra: { frames: 2, verified: 2 }, checks: [{ ok: true, detail: '2 of 2 frames' }] } });
+  t.match(j, { scenario: 'small-chain', seed: 5, mode: 'p2p', accounting: { extra: { frames: 2, verified: 2 }, checks: [{ ok: true, detail: '2 of 2 frames' }] } });
   t.ok(j.ratioToMemcpy > 0);
 });
 

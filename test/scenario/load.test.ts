@@ -20,8 +20,9 @@ async function problems(file: string): Promise<readonly string[]> {
 t.test('the default scenario loads with sizes and defaults resolved', async (t) => {
   const s = await loadScenarioFile('scenarios/camera-chain.yaml');
   t.equal(s.machine.ram, 64 * 1024 * 1024);
-  t.equal(s.devices[1].memory, 1024 * 1024);
-  t.match(s.workload, { kind: 'camera-chain', mode: 'bounce', width: 1280, height: 720, buffers: 3 });
+  t.equal(s.devices[1].memory, 16 * 1024 * 1024);
+  t.equal(s.devices[1].bar, 8 * 1024 * 1024);
+  t.match(s.workload, { kind: 'camera-chain', mode: 'p2p', fallback: 'refuse', width: 1280, height: 720, buffers: 3 });
   t.same(s.devices[1].props.matrix, [300, -30, -14, -20, 290, -14, -10, -40, 306], 'kind defaults filled in');
 });
 
