@@ -10,6 +10,7 @@ import { createFaulty } from './x_faulty.js';
 import { createMirror } from './mirror.js';
 import { createAccelerator } from './accelerator.js';
 import { createNic } from './nic.js';
+import { createNvme } from './nvme.js';
 
 export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   camera: createCamera,
@@ -18,4 +19,5 @@ export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   mirror: createMirror,
   accelerator: createAccelerator,
   nic: createNic,
+  nvme: createNvme,
 };

@@ -55,6 +55,15 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
     minMemBytes: 256 * KiB,
     props: z.strictObject({}),
   },
+  nvme: {
+    doc: 'NVMe controller: READ/WRITE of blocks kept in its own memory; host queues in RAM and CMB queues in its BAR that a peer drives, MSI to the peer (src/devices/nvme_abi.ts)',
+    minMemBytes: 4 * KiB,
+    props: z.strictObject({
+      blockBytes: z.number().int().min(512).max(65536).refine((n) => n % 512 === 0, { message: 'must be a multiple of 512' }).default(4096),
+      'x-corrupt-read': z.number().int().min(0).optional().describe('test knob: flip one byte of the data this READ (0-based count) returns'),
+      'x-corrupt-offset': z.number().int().min(0).default(0).describe('test knob: byte offset flipped in x-corrupt-read'),
+    }),
+  },
   'x-faulty': {
     doc: 'test device that throws, hangs or exits, at start or on its first command',
     minMemBytes: 0,

@@ -24,6 +24,34 @@
  *                  an accepted sample with done == 1, or max samples.
  *                  -> Success, result = samples written.
  *
+ * RFC workload (1), "a NIC drives an NVMe queue" (src/workloads/nic_nvme/):
+ * the client stream is ClientStream (src/workloads/nic_nvme/client.ts),
+ * given in args[NIC_ARG_SEED .. NIC_ARG_WRITE_PCT]; every request's outcome
+ * goes to the IO log (NicIoLog), indexed by request number.
+ *
+ * NIC_OP_NVME_ATTACH  src = VA of a CMB queue VMA (NvmeDriver.createCmbQueue:
+ *                  SQ at +0), len = its bytes, dst = bus address of the
+ *                  NVMe's BAR0 (doorbells), args[NIC_ARG_QID, _ENTRIES,
+ *                  _CQ_OFFSET, _DATA_OFFSET, _DATA_BYTES]. Faults the whole
+ *                  VMA into the device TLB (writable) now, so the stream
+ *                  needs no page request. -> Success, result = pages.
+ * NIC_OP_NVME_RUN  stream args + args[NIC_ARG_IOS, NIC_ARG_QDEPTH,
+ *                  NIC_ARG_IO_BYTES]: for requests 0..ios-1 the NIC writes
+ *                  WRITE data into a CMB data slot and NVMe commands into
+ *                  the SQ (by VA), rings the SQ tail doorbell (DMA write to
+ *                  BAR0), sleeps until the NVMe's MSI (a DMA write to
+ *                  NIC_MSI_REG of the NIC's BAR0), reads CQEs (by VA),
+ *                  reads READ data from the slot and checksums it, rings
+ *                  the CQ head doorbell. No CPU. -> Success, result = IOs.
+ * NIC_OP_RECV      (bounce path) stream args + args[NIC_ARG_IO]: receives
+ *                  request io; a WRITE's data is DMA-written to dst (a bus
+ *                  address: the kernel's staging buffer), len = IO bytes.
+ *                  -> Success, result = lba | (WRITE ? NIC_RECV_WRITE : 0).
+ * NIC_OP_XMIT      (bounce path) args[NIC_ARG_IO]: answers request io; a
+ *                  READ's data is DMA-read from src (bus address), len bytes,
+ *                  and checksummed; len 0 acknowledges a WRITE.
+ *                  -> Success, result = checksum | 0 (0 for an ack).
+ *
  * Errors: a VA fault or DMA error -> DataTransferError, result = the
  * device error log sequence (DeviceHandle.call('errors') has the message);
  * a bad field -> InvalidField; an unknown opcode -> InvalidOpcode.
@@ -32,14 +60,53 @@
  *   { op: 'nic-counters' } -> { errno: 0, sent, sendChecksum, sends, samples,
  *                               torn, nonMonotonic, monitors }
  *   (cumulative since the device started; sendChecksum is the last SEND's.)
+ *   { op: 'nic-iolog', first, count } -> { errno: 0, log: Int32Array }
+ *                              NicIoLog entries [first, first + count)
  */
-export { MonitorSample, NIC_PKT_SLOT_BYTES, NIC_PKT_SLOTS } from '../shm/nic_layout.js';
+import { DeviceRegs, NR_QUEUES } from '../shm/device_ctl.js';
+export { MonitorSample, NicIoLog, NIC_IOLOG_DONE, NIC_PKT_SLOT_BYTES, NIC_PKT_SLOTS } from '../shm/nic_layout.js';
 
 /** Host queue the NIC's commands go to. */
 export const NIC_HOST_QID = 0;
 
 export const NIC_OP_SEND = 1;
 export const NIC_OP_MONITOR = 2;
+
+export const NIC_OP_NVME_ATTACH = 3;
+export const NIC_OP_NVME_RUN = 4;
+export const NIC_OP_RECV = 5;
+export const NIC_OP_XMIT = 6;
+
+/** Client stream arguments (NVME_RUN, RECV) — ClientStream fields. */
+export const NIC_ARG_SEED = 0;
+export const NIC_ARG_BLOCKS = 1;
+export const NIC_ARG_BLOCKS_PER_IO = 2;
+export const NIC_ARG_WRITE_PCT = 3;
+/** NVME_RUN. */
+export const NIC_ARG_IOS = 4;
+export const NIC_ARG_QDEPTH = 5;
+export const NIC_ARG_IO_BYTES = 6;
+/** RECV, XMIT: the request number. */
+export const NIC_ARG_IO = 4;
+/** NVME_ATTACH. */
+export const NIC_ARG_QID = 0;
+export const NIC_ARG_ENTRIES = 1;
+export const NIC_ARG_CQ_OFFSET = 2;
+export const NIC_ARG_DATA_OFFSET = 3;
+export const NIC_ARG_DATA_BYTES = 4;
+
+/** RECV result bit: the request is a WRITE. */
+export const NIC_RECV_WRITE = 1 << 30;
+
+/**
+ * The NIC never creates host queue NIC_MSI_QID, so that queue's SQ tail
+ * doorbell in its BAR0 doubles as its MSI mailbox: a peer that completes
+ * work for the NIC DMA-writes a count there (the write wakes the NIC).
+ */
+export const NIC_MSI_QID = NR_QUEUES - 1;
+export const NIC_MSI_REG = DeviceRegs.sqTail + NIC_MSI_QID;
+/** NVME_RUN gives up when the NVMe posts nothing for this long. */
+export const NIC_NVME_STALL_MS = 5000;
 
 /** NIC_OP_MONITOR argument positions (SqCommand.args). */
 export const NIC_MON_PERIOD_US = 0;

@@ -9,6 +9,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import { sizeSchema } from './size.js';
 import { TopologySchema } from '../hw/topology_schema.js';
 import { cameraChainSchema } from '../workloads/camera_chain/schema.js';
+import { nicNvmeSchema } from '../workloads/nic_nvme/schema.js';
 
 const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
 const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
@@ -25,7 +26,7 @@ export const processSchema = z.strictObject({
   name,
 });
 
-export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema]);
+export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema, nicNvmeSchema]);
 
 export const scenarioSchema = z.strictObject({
   name,

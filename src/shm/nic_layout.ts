@@ -47,3 +47,17 @@ export const NicMem = defineLayout({
 
 /** Bytes of local memory the NIC needs (device_kinds.ts: minimum 256 KiB covers it). */
 export const NIC_MEM_BYTES = NicMem.kBytes;
+
+/**
+ * One entry of the NIC's IO log (workload (1)), indexed by request number:
+ * what the NIC did for client request i, in the order it submitted the
+ * requests to the NVMe. Kept inside the NIC (not bus-visible); the checker
+ * reads it after the run through deviceCmd 'nic-iolog'.
+ */
+export const NicIoLog = defineLayout({
+  opcode: { writer: 'worker', doc: 'NVMe opcode submitted for the request (NVME_OP_READ / NVME_OP_WRITE), 0 = not seen' },
+  lba: { writer: 'worker', doc: 'first block of the request' },
+  checksum: { writer: 'worker', doc: 'READ: fnv1a (| 0) of the data delivered to the client; WRITE: 0' },
+  flags: { writer: 'worker', doc: 'NIC_IOLOG_DONE once the response went back to the client' },
+});
+export const NIC_IOLOG_DONE = 1;

@@ -6,6 +6,7 @@
 import type { Workload } from '../scenario/schema.js';
 import type { Accounting, WorkloadContext } from './workload.js';
 import { cameraChainDef } from './camera_chain/def.js';
+import { nicNvmeDef } from './nic_nvme/def.js';
 
 export interface Role {
   /** Key under `workload:` naming the device. */
@@ -32,6 +33,7 @@ type Defs = { readonly [K in Workload['kind']]: WorkloadDef<Extract<Workload, { 
 
 export const workloadDefs: Defs = {
   'camera-chain': cameraChainDef,
+  'nic-nvme-queue': nicNvmeDef,
 };
 
 export function workloadDef(w: Workload): WorkloadDef {

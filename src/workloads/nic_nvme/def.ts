@@ -1,0 +1,92 @@
+/**
+ * RFC workload (1), "a NIC drives an NVMe queue, no CPU", as a registered
+ * workload: roles, the pair that must talk directly (the NVMe exports, the
+ * NIC imports), and the common accounting.
+ *
+ * Counting (src/workloads/workload.ts rules):
+ * - payload: IO data bytes (ios x ioBytes);
+ * - bounceBytes: every device byte to or from system RAM — in bounce mode
+ *   each request's data is staged once in RAM and crosses it twice (NIC ->
+ *   RAM -> NVMe for a WRITE, NVMe -> RAM -> NIC for a READ), so
+ *   bounceBytes = ramBytes = 2 x payload; in p2p mode 0;
+ * - p2pBytes: NIC <-> NVMe bus traffic: the data plus the queue traffic
+ *   (64-byte SQEs, 16-byte CQE reads, 4-byte doorbells and MSIs);
+ * - hostInterventions: bounce — the kernel's commands, 3 per request (RECV,
+ *   NVMe READ/WRITE, XMIT); p2p — kernel commands per request (none) plus
+ *   page requests the kernel served during the stream (none after the
+ *   NVME_ATTACH prefault); setup (bind, export, ATTACH, the one RUN) is not
+ *   counted, and the host wakeups during the stream are printed beside it.
+ */
+import type { WorkloadDef } from '../registry.js';
+import type { Accounting, Check } from '../workload.js';
+import { NO_INVALIDATIONS } from '../workload.js';
+import { modeledSeconds, trafficTotals } from '../accounting.js';
+import { runNicNvme, type NicNvmeResult } from './run.js';
+import type { NicNvmeWorkload } from './schema.js';
+
+function shadowCheck(r: NicNvmeResult): Check {
+  const s = r.shadow;
+  return {
+    name: 'every READ returns the data last written to its blocks (shadow copy)',
+    ok: s.problemCount === 0 && s.reads + s.writes === r.ios,
+    detail: s.problemCount === 0 ? `${s.reads} READs verified (${s.readsOfWritten} of previously written blocks), ${s.writes} WRITEs` : `${s.problemCount} of ${r.ios} request(s) wrong:\n  ${s.problems.join('\n  ')}`,
+  };
+}
+
+export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
+  kind: 'nic-nvme-queue',
+  doc: 'RFC workload (1): a NIC drives an NVMe queue in the NVMe BAR, no CPU',
+  roles: (w) => [
+    { key: 'nic', device: w.nic, kinds: ['nic'] },
+    { key: 'nvme', device: w.nvme, kinds: ['nvme'] },
+  ],
+  processes: (w) => [{ key: 'process', name: w.process }],
+  p2pPairs: (w) => [[w.nvme, w.nic]],
+  scale: (w, n) => ({ ...w, ios: n }),
+  async run(ctx, w): Promise<Accounting> {
+    const r = await runNicNvme(ctx, w);
+    const [nic, nvme] = r.devices;
+    const { ramBytes, p2pBytes } = trafficTotals(r.devices);
+    const payloadBytes = r.ios * r.ioBytes;
+    const flows =
+      ctx.mode === 'p2p'
+        ? [
+            { id: 'nic->nvme', src: w.nic, dst: w.nvme, bytes: nic.bytesToPeer },
+            { id: 'nvme->nic', src: w.nvme, dst: w.nic, bytes: nic.bytesFromPeer + nvme.bytesToPeer },
+          ]
+        : [
+            { id: 'nic->ram', src: w.nic, dst: 'ram', bytes: nic.bytesToRam },
+            { id: 'ram->nvme', src: 'ram', dst: w.nvme, bytes: nvme.bytesFromRam },
+            { id: 'nvme->ram', src: w.nvme, dst: 'ram', bytes: nvme.bytesToRam },
+            { id: 'ram->nic', src: 'ram', dst: w.nic, bytes: nic.bytesFromRam },
+          ];
+    const hostInterventions = r.hostCommands + r.pageRequests;
+    const checks: Check[] = [shadowCheck(r)];
+    if (ctx.mode === 'p2p') {
+      checks.push({ name: 'no kernel involvement per request after setup', ok: hostInterventions === 0, detail: `${r.hostCommands} kernel commands, ${r.pageRequests} page requests, ${r.hostWakeups} host wakeups during ${r.ios} requests` });
+    }
+    const perIo = (n: number) => (n / r.ios).toFixed(n % r.ios === 0 ? 0 : 3);
+    return {
+      payloadBytes,
+      ramBytes,
+      bounceBytes: nic.bytesToRam + nic.bytesFromRam + nvme.bytesToRam + nvme.bytesFromRam,
+      p2pBytes,
+      hostInterventions,
+      invalidations: NO_INVALIDATIONS,
+      refaults: 0,
+      wallMs: r.wallMs,
+      modeledSeconds: modeledSeconds(ctx.fabric, flows.filter((f) => f.bytes > 0)),
+      devices: r.devices,
+      checks,
+      extra: {
+        requests: `${r.ios} x ${r.ioBytes} bytes (${r.shadow.reads} READ, ${r.shadow.writes} WRITE), queue depth ${w.queueDepth}`,
+        IOPS: Math.round(r.ios / (r.wallMs / 1000)),
+        'kernel interventions per IO': perIo(hostInterventions),
+        'host wakeups during the stream': r.hostWakeups,
+        'page requests during the stream': r.pageRequests,
+        'NVMe commands from the peer / the host': `${r.nvme.cmbCommands} / ${r.nvme.hostCommands}`,
+        'MSIs to the NIC': r.nvme.msis,
+      },
+    };
+  },
+};

@@ -1,0 +1,225 @@
+/**
+ * The NVMe controller: a namespace of blocks kept in its own device memory,
+ * host queue pairs (rings in system RAM, run by the device runtime) and CMB
+ * queue pairs (rings and a data area in its controller memory buffer, run
+ * here), so a peer can drive it with no CPU — RFC use case [A], workload (1).
+ * Command ABI: src/devices/nvme_abi.ts.
+ *
+ * CMB queue protocol (the ring protocol of src/shm/ring.ts, the peer being
+ * the producer; the doorbells are BAR0 bus writes):
+ *
+ *   peer (NIC)                               nvme (poll, this file)
+ *   ----------                               ----------------------
+ *   DMA-write data into the CMB data slot
+ *   DMA-write the SQE into the CMB SQ
+ *   DMA-write SQ tail -> BAR0 sqTail[qid]    tail = Atomics.load(sqTail[qid])
+ *     (dma_engine: Atomics.store + wake)     execute SQE, copy CMB <-> blocks
+ *                                            post CQE (status word last, Atomics)
+ *   wait on own wake word              <---  MSI: DMA-write count -> peer BAR0
+ *   DMA-read CQE at head; phase?             (peer register store + wake)
+ *   DMA-read the data slot (READ)
+ *   DMA-write CQ head -> BAR0 cqHead[qid]    [Required: a CQE is never
+ *                                             overwritten before the peer
+ *                                             moved cqHead past it]
+ *
+ * Invariants: the namespace and CMB pages are placed by the driver (they
+ * come from the kernel's allocator of this memory); the model touches only
+ * what nvme-format / nvme-create-cmb-queue gave it. Commands of a queue run
+ * in order, so "the data a READ returns is the last WRITE before it in the
+ * queue" holds per queue.
+ */
+import { DeviceStats, NR_QUEUES } from '../src/shm/device_ctl.js';
+import { CqProducer, CqStatus, SqConsumer, CQE_BYTES, SQE_BYTES, type SqCommand } from '../src/shm/ring.js';
+import { NVME_ADMIN_BYTES, NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_F_CMB, NVME_HOST_QID, NVME_OP_READ, NVME_OP_WRITE, type NvmeCounters } from '../src/devices/nvme_abi.js';
+import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CommandResult } from './runtime/device_queues.js';
+import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
+
+/** Commands one CMB queue executes per poll before the loop looks at invalidations and control calls again. */
+const CMB_BATCH = 8;
+
+interface Namespace {
+  readonly blockOff: number;
+  readonly blocks: number;
+}
+
+/**
+ * The controller's own working memory: the first NVME_ADMIN_BYTES of its
+ * local memory, which Machine reserves for the model (device_kinds.ts
+ * minMemBytes), so no driver allocates it. Word 0: the MSI data.
+ */
+const ADMIN_OFF = 0;
+const MSI_WORD = 0;
+
+interface CmbQueue {
+  readonly qid: number;
+  readonly sq: SqConsumer;
+  readonly cq: CqProducer;
+  readonly dataOff: number;
+  readonly dataBytes: number;
+  readonly msiAddr: number;
+}
+
+export function createNvme(ctx: DeviceContext): DeviceModel {
+  const name = ctx.self.name;
+  const mem = ctx.self.mem;
+  if (!mem) throw new Error(`${name}: an nvme needs local memory (namespace and CMB)`);
+  const blockBytes = (ctx.props.blockBytes as number | undefined) ?? 4096;
+  // Test knob (x- prefix): flip one byte of the data the Nth READ returns
+  // (the namespace itself stays intact), so tests prove the checker's shadow
+  // copy catches a controller that returns wrong data.
+  const corruptRead = ctx.props['x-corrupt-read'] as number | undefined;
+  const corruptOffset = (ctx.props['x-corrupt-offset'] as number | undefined) ?? 0;
+  if (mem.length < NVME_ADMIN_BYTES) throw new Error(`${name}: an nvme needs at least ${NVME_ADMIN_BYTES} bytes of local memory`);
+  const admin = new Int32Array(mem.buffer, mem.byteOffset + ADMIN_OFF, NVME_ADMIN_BYTES / 4);
+  let ns: Namespace | null = null;
+  const cmb: CmbQueue[] = [];
+  const c = { reads: 0, writes: 0, blocksRead: 0, blocksWritten: 0, cmbCommands: 0, hostCommands: 0, msis: 0, corrupted: 0 };
+
+  const fail = (status: CqStatus, message: string): CommandResult => ({ status, result: ctx.logError(`${name}: ${message}`) });
+
+  function inMem(off: number, bytes: number): boolean {
+    return Number.isInteger(off) && off >= 0 && off + bytes <= mem!.length;
+  }
+
+  /** One READ or WRITE; `q` is the CMB queue it came from, null for a host queue. */
+  function rw(cmd: SqCommand, q: CmbQueue | null): CommandResult {
+    const write = cmd.opcode === NVME_OP_WRITE;
+    if (!write && cmd.opcode !== NVME_OP_READ) return fail(CqStatus.InvalidOpcode, `unknown opcode ${cmd.opcode}`);
+    if (!ns) return fail(CqStatus.InvalidField, 'no namespace (nvme-format first)');
+    const lba = cmd.args[NVME_ARG_LBA];
+    const flags = cmd.args[NVME_ARG_FLAGS];
+    const nblk = cmd.len / blockBytes;
+    const op = write ? 'WRITE' : 'READ';
+    if (!Number.isInteger(nblk) || nblk <= 0) return fail(CqStatus.InvalidField, `${op} of ${cmd.len} bytes is not whole ${blockBytes}-byte blocks`);
+    if (lba < 0 || lba + nblk > ns.blocks) return fail(CqStatus.InvalidField, `${op} of blocks [${lba}, +${nblk}) outside the namespace of ${ns.blocks} blocks`);
+    if ((flags & ~NVME_F_CMB) !== 0) return fail(CqStatus.InvalidField, `${op} with unknown flags 0x${flags.toString(16)}`);
+    const blk = ns.blockOff + lba * blockBytes;
+    const ptr = write ? cmd.src : cmd.dst;
+    const readIndex = write ? -1 : c.reads;
+    if (flags & NVME_F_CMB) {
+      if (!q) return fail(CqStatus.InvalidField, `${op} with NVME_F_CMB on a host queue (no CMB data area)`);
+      if (ptr < 0 || ptr + cmd.len > q.dataBytes) return fail(CqStatus.InvalidField, `${op}: CMB data [${ptr}, +${cmd.len}) outside queue ${q.qid}'s ${q.dataBytes}-byte data area`);
+      // Controller-internal copy between its CMB and its namespace: no bus.
+      const t0 = performance.now();
+      if (write) mem!.copyWithin(blk, q.dataOff + ptr, q.dataOff + ptr + cmd.len);
+      else {
+        mem!.copyWithin(q.dataOff + ptr, blk, blk + cmd.len);
+        if (readIndex === corruptRead) {
+          mem![q.dataOff + ptr + (corruptOffset % cmd.len)] ^= 0xff;
+          c.corrupted++;
+        }
+      }
+      ctx.self.stats[DeviceStats.bytesLocal] += cmd.len;
+      ctx.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
+    } else if (write) {
+      const err = ctx.dma.read(ptr, blk, cmd.len);
+      if (err) return { status: CqStatus.DataTransferError, result: ctx.logError(err) };
+    } else {
+      const flip = readIndex === corruptRead ? blk + (corruptOffset % cmd.len) : -1;
+      if (flip >= 0) mem![flip] ^= 0xff;
+      const err = ctx.dma.write(ptr, blk, cmd.len);
+      if (flip >= 0) {
+        mem![flip] ^= 0xff;
+        c.corrupted++;
+      }
+      if (err) return { status: CqStatus.DataTransferError, result: ctx.logError(err) };
+    }
+    if (write) {
+      c.writes++;
+      c.blocksWritten += nblk;
+    } else {
+      c.reads++;
+      c.blocksRead += nblk;
+    }
+    return { status: CqStatus.Success, result: nblk };
+  }
+
+  /** MSI to the peer: DMA-write the completion count to its register (dma_engine stores it and wakes the owner). */
+  function msi(q: CmbQueue): void {
+    if (q.msiAddr === 0) return;
+    admin[MSI_WORD] = ++c.msis;
+    const err = ctx.dma.write(q.msiAddr, ADMIN_OFF + MSI_WORD * 4, 4);
+    if (err) ctx.logError(`${name}: MSI of queue ${q.qid}: ${err}`);
+  }
+
+  function pollCmb(): boolean {
+    let progress = false;
+    for (const q of cmb) {
+      if (!q) continue;
+      let posted = 0;
+      while (posted < CMB_BATCH && q.sq.available() > 0 && !q.cq.full) {
+        const cmd = q.sq.peek();
+        const r = rw(cmd, q);
+        q.sq.pop();
+        q.cq.post({ cid: cmd.cid, status: r.status, result: r.result, sqHead: q.sq.headIndex }, q.qid);
+        posted++;
+        c.cmbCommands++;
+        ctx.self.stats[DeviceStats.commands]++;
+      }
+      if (posted > 0) {
+        msi(q);
+        progress = true;
+      }
+    }
+    return progress;
+  }
+
+  function format(cmd: DeviceCmd): DeviceCmdResult {
+    const blockOff = cmd.blockOff as number;
+    const blocks = cmd.blocks as number;
+    if (!Number.isInteger(blocks) || blocks <= 0 || !inMem(blockOff, blocks * blockBytes)) return { errno: 'EINVAL', message: `${name}: namespace of ${blocks} blocks at ${blockOff} does not fit its ${mem!.length}-byte memory` };
+    if (blockOff < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${name}: namespace at ${blockOff} overlaps the controller's working memory [0, ${NVME_ADMIN_BYTES})` };
+    mem!.fill(0, blockOff, blockOff + blocks * blockBytes);
+    ns = { blockOff, blocks };
+    return { errno: 0, blockBytes };
+  }
+
+  function createCmbQueue(cmd: DeviceCmd): DeviceCmdResult {
+    const qid = cmd.qid as number;
+    const entries = cmd.entries as number;
+    const sqOff = cmd.sqOff as number;
+    const cqOff = cmd.cqOff as number;
+    const dataOff = cmd.dataOff as number;
+    const dataBytes = cmd.dataBytes as number;
+    if (!ns) return { errno: 'EINVAL', message: `${name}: create a CMB queue after nvme-format ` };
+    if (!Number.isInteger(qid) || qid === NVME_HOST_QID || qid < 0 || qid >= NR_QUEUES) return { errno: 'EINVAL', message: `${name}: CMB queue id ${qid} (1..${NR_QUEUES - 1}; qid ${NVME_HOST_QID} is the host's)` };
+    if (cmb[qid]) return { errno: 'EBUSY', message: `${name}: CMB queue ${qid} exists` };
+    for (const [off, bytes, what] of [[sqOff, entries * SQE_BYTES, 'SQ'], [cqOff, entries * CQE_BYTES, 'CQ'], [dataOff, dataBytes, 'data area']] as const) {
+      if (!inMem(off, bytes) || off % 4 !== 0 || off < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${name}: CMB queue ${qid} ${what} [${off}, +${bytes}) is not inside its ${mem!.length}-byte memory past the controller's working memory` };
+    }
+    const view = (off: number, bytes: number) => new Int32Array(mem!.buffer, mem!.byteOffset + off, bytes / 4);
+    view(cqOff, entries * CQE_BYTES).fill(0);
+    cmb[qid] = {
+      qid,
+      sq: new SqConsumer(view(sqOff, entries * SQE_BYTES), entries, ctx.self.regs, qid),
+      cq: new CqProducer(view(cqOff, entries * CQE_BYTES), entries, ctx.self.regs, qid),
+      dataOff,
+      dataBytes,
+      msiAddr: cmd.msiAddr as number,
+    };
+    return { errno: 0 };
+  }
+
+  return {
+    execute(cmd: SqCommand): CommandResult {
+      c.hostCommands++;
+      return rw(cmd, null);
+    },
+    poll: pollCmb,
+    control(cmd: DeviceCmd): DeviceCmdResult {
+      switch (cmd.op) {
+        case 'nvme-format':
+          return format(cmd);
+        case 'nvme-create-cmb-queue':
+          return createCmbQueue(cmd);
+        case 'nvme-counters': {
+          const r: NvmeCounters = { errno: 0, ...c };
+          return { ...r };
+        }
+        default:
+          return { errno: 'EINVAL', message: `${name}: unknown nvme command '${cmd.op}'` };
+      }
+    },
+  };
+}
