@@ -47,10 +47,17 @@ export class DeviceHandle {
     return this.failure;
   }
 
-  /** Registers a callback for the first failure of this device. */
-  onFailure(cb: (e: DeviceError) => void): void {
-    if (this.failure) cb(this.failure);
-    else this.failureListeners.push(cb);
+  /** Registers a callback for the first failure of this device; returns its removal. */
+  onFailure(cb: (e: DeviceError) => void): () => void {
+    if (this.failure) {
+      cb(this.failure);
+      return () => undefined;
+    }
+    this.failureListeners.push(cb);
+    return () => {
+      const i = this.failureListeners.indexOf(cb);
+      if (i >= 0) this.failureListeners.splice(i, 1);
+    };
   }
 
   /**
@@ -67,16 +74,18 @@ export class DeviceHandle {
     ringWake(this.ctl);
     const deadline = method === 'configure' ? Math.max(this.timeoutMs, BOOT_TIMEOUT_MS) : this.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    let unlisten = (): void => undefined;
     try {
       return await Promise.race([
         answer,
         new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(this.fail(new DeviceError(this.name, 'timeout', `no answer to '${method}' within ${deadline} ms`))), deadline);
-          this.onFailure(reject);
+          unlisten = this.onFailure(reject);
         }),
       ]);
     } finally {
       clearTimeout(timer);
+      unlisten();
     }
   }
 
