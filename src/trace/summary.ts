@@ -67,6 +67,9 @@ export function formatComparison([p, b]: readonly [RunReport, RunReport]): strin
   row('throughput (real)', throughput, mbs);
   row('modeled PCIe throughput', (r) => (r.accounting.modeledSeconds > 0 ? r.accounting.payloadBytes / r.accounting.modeledSeconds : 0), mbs);
   row('wall time', (r) => r.accounting.wallMs, (n) => `${n.toFixed(1)} ms`);
+  const ms = (n: number) => `${n.toFixed(1)} ms`;
+  row('device DMA time (sum)', (r) => r.accounting.devices.reduce((x, d) => x + d.dmaMs, 0), ms);
+  row('device compute time (sum)', (r) => r.accounting.devices.reduce((x, d) => x + d.computeMs, 0), ms);
   row('system RAM traffic', (r) => r.accounting.ramBytes, formatBytes);
   row('bounce traffic', (r) => r.accounting.bounceBytes, formatBytes);
   row('device-to-device', (r) => r.accounting.p2pBytes, formatBytes);
