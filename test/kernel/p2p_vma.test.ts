@@ -63,7 +63,7 @@ t.test('device-special VMA', async (t) => {
     const data = pattern(n * PAGE_SIZE, 13);
     ex.fill(vma, 0, data);
     const oldPage = ex.pageOf(vma, 0);
-    const base = (await d0.counters()).faults;
+    const c0 = await d0.counters();
     let revoked: Promise<void> | null = null;
     let reads = 0;
     d0.onFault = () => {
@@ -78,7 +78,11 @@ t.test('device-special VMA', async (t) => {
     d0.onFault = null;
     t.equal(ex.revocations, 1);
     t.not(ex.pageOf(vma, 0), oldPage, 'the exporter took its pages back and moved the data');
-    t.ok((await d0.counters()).faults - base >= 2, 'the importer refaulted after the revocation');
+    // Either order is legal: the revocation lands after the first fault's
+    // reply (the entries die and the next pass refaults), or while the fault
+    // is in flight (the reply is stale: EBUSY, and the device retries).
+    const c1 = await d0.counters();
+    t.ok(c1.faults + c1.retries - (c0.faults + c0.retries) >= 2, 'the importer refaulted (or retried) after the revocation');
     t.equal(d0.violations().count, 0, 'no access to the revoked pages');
     t.equal(reads, 6);
     await mm.munmap(va, n * PAGE_SIZE);
