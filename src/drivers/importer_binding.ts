@@ -74,6 +74,12 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected readonly safetySab = allocSafetyLog();
   /** VA page -> IOVA we mapped for it. guarded by: lock. */
   private readonly iovaOf = new Map<number, number>();
+  /**
+   * IOVAs a refault replaced (unmapped, possibly still in the device's
+   * IOTLB): the next flush broadcasts them, and only then may they be
+   * reused. guarded by: lock.
+   */
+  private staleIovas: number[] = [];
   /** VA page -> device-special VMA we hold a p2p mapping of. guarded by: lock. */
   private readonly p2pHeld = new Map<number, Vma>();
   private closed = false;
@@ -195,6 +201,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       this.iovaOf.delete(vpn);
       ranges.push({ start: iova, end: iova + PAGE_SIZE });
     }
+    for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     for (const vpn of pagesIn(this.p2pHeld, v0, v1)) {
       heldP2p.push({ vma: this.p2pHeld.get(vpn)!, va: vpn * PAGE_SIZE });
       this.p2pHeld.delete(vpn);
@@ -204,7 +211,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       .invalidator(this.name)
       .invalidate(ranges)
       .then(() => {
-        this.domain?.releaseUnmapped();
+        this.domain?.releaseUnmapped(ranges);
         for (const h of heldP2p) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.va, h.va + PAGE_SIZE);
       });
   }
@@ -270,7 +277,10 @@ export class ImporterBinding implements IntervalNotifierOps {
       let devAddr = pf.addr;
       if (this.domain && (pf.flags & HMM_PFN_DEVICE_PRIVATE) === 0) {
         const old = this.iovaOf.get(vpn);
-        if (old !== undefined) this.domain.unmap(old); // released with the next flush
+        if (old !== undefined) {
+          this.domain.unmap(old);
+          this.staleIovas.push(old); // flushed, then released, with the next flush
+        }
         devAddr = this.domain.map(pf.addr, (pf.flags & HMM_PFN_WRITE) !== 0);
         this.iovaOf.set(vpn, devAddr);
       }

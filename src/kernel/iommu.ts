@@ -78,17 +78,27 @@ export class IommuDomain {
     this.mapped--;
   }
 
-  /** The IOVAs unmapped so far become reusable; call only after the IOTLB flush acks. */
-  releaseUnmapped(): void {
-    this.freeList.push(...this.pendingFree.splice(0));
+  /**
+   * After an IOTLB flush of `flushed` was acked: the unmapped IOVAs inside
+   * those ranges become reusable. Unmapped IOVAs outside them stay pending:
+   * an IOTLB may still hold them, and reusing one would hand its old page
+   * to whoever gets the IOVA next.
+   */
+  releaseUnmapped(flushed: readonly { start: number; end: number }[]): void {
+    const keep: number[] = [];
+    for (const i of this.pendingFree.splice(0)) {
+      const iova = IOVA_BASE + i * PAGE_SIZE;
+      if (flushed.some((r) => r.start <= iova && iova < r.end)) this.freeList.push(i);
+      else keep.push(i);
+    }
+    this.pendingFree.push(...keep);
   }
 
-  /** iommu_iotlb_sync(): flush [iova, +len) from every IOTLB of the domain, then release. */
+  /** iommu_iotlb_sync(): flush [iova, +len) from every IOTLB of the domain, then release what it covered. */
   async flush(ranges: { start: number; end: number }[]): Promise<void> {
     if (ranges.length === 0) return;
-    const taken = this.pendingFree.splice(0);
     await Promise.all(this.invalidators().map((inv) => inv.invalidate(ranges)));
-    this.freeList.push(...taken);
+    this.releaseUnmapped(ranges);
   }
 
   fence(): void {

@@ -34,6 +34,24 @@ t.test('iommu and safety checker', async (t) => {
     t.equal((await io0.counters()).iotlb, 0, 'IOTLB flushed');
   });
 
+  // Regression (review finding): a refault replaced page B's IOVA; the old
+  // IOVA must not be reused before an IOTLB flush covers it, or the next
+  // mapping to get it reads B's data through the stale IOTLB entry.
+  t.test('IOMMU on: an IOVA a refault replaced is not reused before its IOTLB flush', async (t) => {
+    const ab = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
+    await mm.write(ab, pattern(2 * PAGE_SIZE, 31));
+    const before = io0.violations().count;
+    await io0.read(ab + PAGE_SIZE, 1); // B alone
+    await io0.read(ab, 2); // A + B: B is faulted again and gets a new IOVA
+    await mm.munmap(ab, PAGE_SIZE); // A: a flush that does not cover B's old IOVA
+    const c = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
+    await mm.write(c, pattern(2 * PAGE_SIZE, 32));
+    t.same((await io0.read(c, 2)).data, pattern(2 * PAGE_SIZE, 32), 'the new mapping reads its own data');
+    t.equal(io0.violations().count, before, 'no stale translation was used');
+    await mm.munmap(ab + PAGE_SIZE, PAGE_SIZE);
+    await mm.munmap(c, 2 * PAGE_SIZE);
+  });
+
   t.test('IOMMU on: a rogue device DMA after unmap is blocked and logged as an IOMMU fault', async (t) => {
     const va = await mm.mmap({ length: PAGE_SIZE, prot: RW });
     await mm.write(va, pattern(PAGE_SIZE, 22));
