@@ -62,7 +62,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
 
   /** DmaEngine.onRun: compare the entry in use with the live tables. */
   function checkRun(run: BusRun, _addr: number, write: boolean): null {
-    if (cur) a!.checker.checkRun(run, cur.e, cur.va, write);
+    if (cur) a!.checker.checkRun(run, [cur.e], 0, cur.va, write);
     return null;
   }
 

@@ -25,6 +25,8 @@ export interface DeviceSpec {
   readonly memBytes: number;
   readonly barBytes: number;
   readonly props: Readonly<Record<string, unknown>>;
+  /** Fault injection: the device acks invalidations but keeps its translations (DeviceCtl.invIgnore). */
+  readonly ignoreInvalidations?: boolean;
 }
 
 export interface MachineSpec {
@@ -82,6 +84,7 @@ export class Machine {
       if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
       return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs), mem };
     });
+    for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
     const m = new Machine(spec, shm, devices);
     try {
       await m.race(Promise.all(devices.map((d, i) => d.handle.call('configure', { name: d.spec.name, index: i, kind: d.spec.kind, shm: desc, props: d.spec.props }))));

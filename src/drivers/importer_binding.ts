@@ -102,6 +102,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
     this.served = 0;
     this.notifier = mm.notifiers.insert(0, TASK_SIZE, this, `${dev.spec.name} importer`);
+    kernel.safetySources.push(this);
     this.devmem.ownerFlush = (s, e) => this.flushOwn(s, e);
     this.server = Promise.resolve();
   }

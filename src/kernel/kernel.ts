@@ -44,6 +44,8 @@ export class Kernel {
   readonly ackTimeoutMs: number;
   /** Kernel log (dmesg): one line per notable event, prefixed by subsystem. */
   readonly log: string[] = [];
+  /** Importer bindings' safety logs (ImporterBinding registers itself), read by the run's safety check. */
+  readonly safetySources: { readonly name: string; violations(): { count: number; records: readonly { kind: string }[] } }[] = [];
   private readonly devmems = new Map<string, DevMem>();
   private readonly bars = new Map<string, BarManager>();
   private readonly invs = new Map<string, DeviceInvalidator>();

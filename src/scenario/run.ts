@@ -12,6 +12,8 @@ import type { Fabric } from '../hw/fabric.js';
 import { measureMemcpy, type MemcpyResult } from '../workloads/memcpy_baseline.js';
 import { colourParams } from '../workloads/camera_chain/run.js';
 import { workloadDef } from '../workloads/registry.js';
+import { safetyCheck } from '../workloads/kernel_boot.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { Accounting, Mode } from '../workloads/workload.js';
 import type { Scenario, Workload } from './schema.js';
 
@@ -56,6 +58,7 @@ export function machineSpec(sc: Scenario): MachineSpec {
       memBytes: d.memory,
       barBytes: d.bar,
       props: d.kind === 'colour-correction' ? { ...d.props, ...colourParams(d.props) } : d.props,
+      ignoreInvalidations: d['x-ignore-invalidations'],
     })),
   };
 }
@@ -100,8 +103,10 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const memcpy = measureMemcpy(1024 * 1024, 128 * 1024 * 1024);
   const machine = await Machine.create(machineSpec(sc));
   let accounting: Accounting;
+  const kernels: Kernel[] = [];
   try {
-    accounting = await workloadDef(w).run({ machine, fabric, seed, mode }, { ...w, mode });
+    const a = await workloadDef(w).run({ machine, fabric, seed, mode, kernels }, { ...w, mode });
+    accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
   } finally {
     await machine.shutdown();
   }

@@ -20,6 +20,7 @@ export const deviceSchema = z.strictObject({
   memory: pageSize.default(0).describe('local device memory'),
   bar: pageSize.default(0).describe('BAR2 memory window (may be smaller than memory)'),
   props: z.record(z.string(), z.unknown()).default({}),
+  'x-ignore-invalidations': z.boolean().default(false).describe('test knob: the device acks invalidations but keeps using its translations (a rogue device)'),
 });
 
 export const processSchema = z.strictObject({

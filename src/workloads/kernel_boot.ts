@@ -7,7 +7,7 @@
 import { Kernel } from '../kernel/kernel.js';
 import type { P2pPolicy } from '../kernel/p2p_map.js';
 import type { Fabric } from '../hw/fabric.js';
-import type { WorkloadContext } from './workload.js';
+import type { Check, WorkloadContext } from './workload.js';
 
 export function fabricPolicy(fabric: Fabric): P2pPolicy {
   return (provider, client) => {
@@ -18,5 +18,31 @@ export function fabricPolicy(fabric: Fabric): P2pPolicy {
 
 export function bootKernel(ctx: WorkloadContext, opts: { check?: boolean } = {}): Kernel {
   const iommu = ctx.machine.devices.map((d) => d.spec.name).filter((n) => ctx.fabric.iommuEnabledFor(n));
-  return Kernel.boot(ctx.machine, { policy: fabricPolicy(ctx.fabric), iommu, check: opts.check ?? true });
+  const kernel = Kernel.boot(ctx.machine, { policy: fabricPolicy(ctx.fabric), iommu, check: opts.check ?? true });
+  ctx.kernels.push(kernel);
+  return kernel;
+}
+
+/**
+ * The safety invariant as a data check (DESIGN.md section 6): no device
+ * used a stale or remapped translation (the checker's violations), and
+ * every invalidation was acked in time (the kernel logs the ones that were
+ * not). A run that breaks it fails, whatever its data checks say.
+ */
+export function safetyCheck(kernels: readonly Kernel[]): Check {
+  const problems: string[] = [];
+  let importers = 0;
+  for (const k of kernels) {
+    for (const src of k.safetySources) {
+      importers++;
+      const v = src.violations();
+      if (v.count > 0) problems.push(`${src.name}: ${v.count} violation(s) (${[...new Set(v.records.map((r) => r.kind))].join(', ')})`);
+    }
+    problems.push(...k.log.filter((l) => l.includes('did not ack')));
+  }
+  return {
+    name: 'safety: no stale or remapped access, every invalidation acked',
+    ok: problems.length === 0,
+    detail: problems.length === 0 ? `${importers} importer(s) checked` : problems.join('\n'),
+  };
 }

@@ -14,6 +14,7 @@
  */
 import type { Machine } from '../devices/machine.js';
 import type { Fabric } from '../hw/fabric.js';
+import type { Kernel } from '../kernel/kernel.js';
 
 export type Mode = 'p2p' | 'bounce';
 
@@ -65,6 +66,8 @@ export interface WorkloadContext {
   readonly fabric: Fabric;
   readonly seed: number;
   readonly mode: Mode;
+  /** Kernels booted for the run (bootKernel adds them); the runner checks their safety logs after it. */
+  readonly kernels: Kernel[];
 }
 
 export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0 };

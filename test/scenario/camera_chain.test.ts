@@ -40,7 +40,10 @@ t.test('p2p: the camera writes into the engine BAR and drives its queue; slots r
   const r = await runScenario(await smallChain());
   const a = r.accounting;
   t.equal(r.mode, 'p2p');
-  t.same(details(r), [[true, '6 of 6 frames']]);
+  t.same(details(r), [
+    [true, '6 of 6 frames'],
+    [true, '1 importer(s) checked'],
+  ]);
   t.equal(a.bounceBytes, 0, 'no payload byte is staged in system RAM');
   t.equal(a.ramBytes, a.payloadBytes, 'system RAM sees only the final frames');
   t.ok(a.p2pBytes >= a.payloadBytes, 'every frame crossed device to device');
@@ -54,7 +57,7 @@ t.test('p2p: the camera writes into the engine BAR and drives its queue; slots r
 t.test('another seed and a --frames override also run exact', async (t) => {
   const r = await runScenario(await smallChain(), { seed: 77, frames: 3 });
   t.equal(r.seed, 77);
-  t.same(details(r), [[true, '3 of 3 frames']]);
+  t.same(details(r)[0], [true, '3 of 3 frames']);
 });
 
 t.test('--compare runs both modes on fresh machines', async (t) => {
@@ -78,6 +81,15 @@ t.test('fallback: bounce runs through system RAM and says why', async (t) => {
   t.equal(r.mode, 'bounce');
   t.match(r.fallback, /^cc0 -> cam0: /);
   t.same(details(r), [[true, '2 of 2 frames']]);
+});
+
+t.test('a camera that ignores invalidations fails the run: the safety checker sees it (IOMMU off)', async (t) => {
+  const s = await smallChain((s) => Object.assign(s.devices[0], { 'x-ignore-invalidations': true }));
+  const r = await runScenario(s);
+  const safety = r.accounting.checks.find((c) => c.name.startsWith('safety'))!;
+  t.equal(safety.ok, false);
+  t.match(safety.detail, /^cam0: \d+ violation\(s\) \(remapped/);
+  t.throws(() => assertChecks(r), VerifyError);
 });
 
 t.test('one corrupted byte is detected and named by frame and offset, in both modes', async (t) => {

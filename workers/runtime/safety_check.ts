@@ -25,14 +25,24 @@ export class SafetyChecker {
     this.log = new Int32Array(safety);
   }
 
-  /** A bus run made through entry `e` (for va): compare with the live tables. */
-  checkRun(run: BusRun, e: TlbEntry, va: number, write: boolean): void {
+  /**
+   * A bus run made through `entries[first..]` (one per page, the first for
+   * virtual page `va`): every page the run covers is compared with the
+   * live tables, not only the first.
+   */
+  checkRun(run: BusRun, entries: readonly TlbEntry[], first: number, va: number, write: boolean): void {
     if (!run.gen || run.target === 'regs') return;
     const mem = run.target === 'ram' ? -1 : run.owner;
-    const page = Math.floor(run.offset / PAGE_SIZE);
-    const live = Atomics.load(run.gen, page);
-    if (mem !== e.mem || page !== e.page) this.record(ViolationKind.Remapped, e, va, live, write);
-    else if (live !== e.gen) this.record(ViolationKind.StaleGeneration, e, va, live, write);
+    const p0 = Math.floor(run.offset / PAGE_SIZE);
+    const p1 = Math.floor((run.offset + run.len - 1) / PAGE_SIZE);
+    for (let page = p0; page <= p1; page++) {
+      const k = first + (page - p0);
+      const e = entries[k];
+      const live = Atomics.load(run.gen, page);
+      const pva = va + (page - p0) * PAGE_SIZE;
+      if (!e || mem !== e.mem || page !== e.page) this.record(ViolationKind.Remapped, e ?? entries[entries.length - 1], pva, live, write);
+      else if (live !== e.gen) this.record(ViolationKind.StaleGeneration, e, pva, live, write);
+    }
   }
 
   /** An access to the device's own private page through entry `e`. */

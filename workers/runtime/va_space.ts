@@ -183,8 +183,7 @@ export class VaSpace {
     if (f.dead) return INVALIDATED;
     if (this.checker) {
       const k = Math.floor((addr - f.devAddr) / PAGE_SIZE);
-      const e = f.entries[Math.min(k, f.entries.length - 1)];
-      this.checker.checkRun(run, e, f.v0 * PAGE_SIZE + k * PAGE_SIZE, write);
+      this.checker.checkRun(run, f.entries, k, f.v0 * PAGE_SIZE + k * PAGE_SIZE, write);
     }
     return null;
   }
