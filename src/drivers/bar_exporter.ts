@@ -30,6 +30,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
 import type { DeviceRef, P2pMapResult, VmOps } from '../kernel/p2p_map.js';
 import type { Vma } from '../kernel/vma.js';
+import { DriverLock } from '../kernel/mmu_notifier.js';
 import type { PageAllocator } from '../kernel/page_alloc.js';
 
 export interface ExportPolicy {
@@ -56,6 +57,8 @@ export class BarExporter implements VmOps {
   private readonly bar: BarManager;
   private readonly backing = new Map<Vma, Backing>();
   private readonly spans = new Map<Mm, (start: number, end: number) => Promise<void>>();
+  /** Serialises p2pMap's read of the backing pages against revoke's swap. protects: backing[*].pages */
+  private readonly lock: DriverLock;
   /** Statistics. */
   mapCalls = 0;
   refusals = 0;
@@ -73,6 +76,7 @@ export class BarExporter implements VmOps {
     this.self = kernel.ref(devName);
     this.name = `bar-exporter of ${devName}`;
     this.maxMapPages = this.bar.nSlots;
+    this.lock = new DriverLock(`${devName} exporter`);
   }
 
   get barManager(): BarManager {
@@ -122,16 +126,23 @@ export class BarExporter implements VmOps {
     if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
     const topo = this.kernel.p2pAllowed(this.self, importer);
     if (!topo.ok) return refuse('EINVAL', topo.reason);
-    const b = this.backingOf(vma);
-    const i0 = (start - vma.start) / PAGE_SIZE;
-    const pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
-    const mm = vma.mm;
-    const vaOf = new Map(pages.map((pg, k) => [pg, start + k * PAGE_SIZE]));
-    const span = this.spanOf(mm);
-    const bus = await this.bar.mapPages(pages, (page) => {
-      const va = vaOf.get(page)!;
-      return { key: `${mm.name}@${va}`, va, span, revoke: () => span(va, va + PAGE_SIZE) };
-    });
+    await this.lock.lock();
+    let pages: number[];
+    let bus: number[] | null;
+    try {
+      const b = this.backingOf(vma);
+      const i0 = (start - vma.start) / PAGE_SIZE;
+      pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
+      const mm = vma.mm;
+      const vaOf = new Map(pages.map((pg, k) => [pg, start + k * PAGE_SIZE]));
+      const span = this.spanOf(mm);
+      bus = await this.bar.mapPages(pages, (page) => {
+        const va = vaOf.get(page)!;
+        return { key: `${mm.name}@${va}`, va, span, revoke: () => span(va, va + PAGE_SIZE) };
+      });
+    } finally {
+      this.lock.unlock();
+    }
     if (!bus) return refuse('ENOSPC', `${pages.length} pages do not fit its BAR window of ${this.bar.nSlots} slots`);
     const gen = this.dev.shm.memGen!;
     return { ok: true, bus, gens: pages.map((pg) => Atomics.load(gen, pg)), mem: this.self.index, pages };
@@ -174,6 +185,20 @@ export class BarExporter implements VmOps {
    * ones (generation bump + poison). Importers refault and continue.
    */
   async revoke(vma: Vma): Promise<void> {
+    await this.lock.lock();
+    try {
+      await this.revokeLocked(vma);
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /**
+   * Lock held, so no p2pMap reads the old pages between the end of the
+   * invalidation and the swap: a fault that collided with the revoke sees
+   * readRetry and asks again, and then gets the new pages.
+   */
+  private async revokeLocked(vma: Vma): Promise<void> {
     const b = this.backingOf(vma);
     await vma.mm.revokeRange(vma.start, vma.end, this);
     const mem = this.dev.shm.mem!;
