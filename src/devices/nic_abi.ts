@@ -63,7 +63,7 @@
  *   { op: 'nic-iolog', first, count } -> { errno: 0, log: Int32Array }
  *                              NicIoLog entries [first, first + count)
  */
-import { DeviceRegs, NR_QUEUES } from '../shm/device_ctl.js';
+import { DeviceRegs } from '../shm/device_ctl.js';
 export { MonitorSample, NicIoLog, NIC_IOLOG_DONE, NIC_PKT_SLOT_BYTES, NIC_PKT_SLOTS } from '../shm/nic_layout.js';
 
 /** Host queue the NIC's commands go to. */
@@ -99,12 +99,10 @@ export const NIC_ARG_DATA_BYTES = 4;
 export const NIC_RECV_WRITE = 1 << 30;
 
 /**
- * The NIC never creates host queue NIC_MSI_QID, so that queue's SQ tail
- * doorbell in its BAR0 doubles as its MSI mailbox: a peer that completes
+ * The NIC's MSI mailbox in its BAR0 (DeviceRegs.msi): a peer that completes
  * work for the NIC DMA-writes a count there (the write wakes the NIC).
  */
-export const NIC_MSI_QID = NR_QUEUES - 1;
-export const NIC_MSI_REG = DeviceRegs.sqTail + NIC_MSI_QID;
+export const NIC_MSI_REG = DeviceRegs.msi;
 /** NVME_RUN gives up when the NVMe posts nothing for this long. */
 export const NIC_NVME_STALL_MS = 5000;
 

@@ -56,6 +56,7 @@ export const enum DeviceState {
 export const DeviceRegs = defineLayout({
   sqTail: { words: NR_QUEUES, writer: 'peer', doc: 'submission queue tail doorbells (NVMe SQyTDBL)' },
   cqHead: { words: NR_QUEUES, writer: 'peer', doc: 'completion queue head doorbells (NVMe CQyHDBL)' },
+  msi: { writer: 'peer', doc: 'interrupt mailbox: a peer that completes work for this device DMA-writes a count here (MSI), which wakes it' },
 });
 
 /**

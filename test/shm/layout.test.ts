@@ -18,7 +18,7 @@ t.test('the ABI layouts have the sizes the protocols assume', async (t) => {
   t.equal(SqEntry.kBytes, 64, 'SQE is 64 bytes as in NVMe');
   t.equal(CqEntry.kBytes, 16, 'CQE is 16 bytes as in NVMe');
   t.equal(CqEntry.status, 3, 'the phase/status word is stored last');
-  t.equal(DeviceRegs.kFieldCount, 2 * NR_QUEUES);
+  t.equal(DeviceRegs.kFieldCount, 2 * NR_QUEUES + 1, 'SQ tail and CQ head doorbells per queue, and the MSI mailbox');
   t.equal(DeviceCtl.fields.invRanges.words, INV_BATCH * INV_RANGE_WORDS);
   const offsets = Object.keys(DeviceCtl.fields).map((k) => (DeviceCtl as unknown as Record<string, number>)[k]);
   t.same([...new Set(offsets)].length, offsets.length, 'no two control fields share a word');

@@ -29,7 +29,8 @@ t.test('p2p: every READ matches the shadow copy, no RAM, no kernel per IO', asyn
   const r = await runScenario(await small(), { mode: 'p2p' });
   const a = r.accounting;
   t.equal(r.mode, 'p2p');
-  t.same(a.checks.map((c) => c.ok), [true, true], a.checks.map((c) => c.detail).join('; '));
+  t.same(a.checks.map((c) => c.ok), [true, true, true], a.checks.map((c) => c.detail).join('; '));
+  t.match(a.checks[2], { name: /^safety/, detail: '1 importer(s) checked' }, 'the NIC, bound to the process, used no stale translation');
   t.match(a.checks[0].detail, /READs verified \(\d+ of previously written blocks\)/);
   t.equal(a.payloadBytes, IOS * 4096);
   t.equal(a.ramBytes, 0, 'nothing of the data path touches system RAM');
@@ -46,7 +47,7 @@ t.test('bounce: the kernel relays every IO through RAM, same data checks', async
   const r = await runScenario(await small(), { mode: 'bounce' });
   const a = r.accounting;
   t.equal(r.mode, 'bounce');
-  t.same(a.checks.map((c) => c.ok), [true], a.checks.map((c) => c.detail).join('; '));
+  t.same(a.checks.map((c) => c.ok), [true, true], a.checks.map((c) => c.detail).join('; '));
   t.equal(a.bounceBytes, 2 * a.payloadBytes, 'each IO is staged in RAM once: two copies of its data');
   t.equal(a.ramBytes, a.bounceBytes);
   t.equal(a.p2pBytes, 0);
@@ -64,7 +65,7 @@ t.test('a topology without P2P: p2p refused up front, fallback runs bounce', asy
   t.equal(r.requestedMode, 'p2p');
   t.equal(r.mode, 'bounce');
   t.match(r.fallback, /nvme0 -> nic0: p2pdma:/);
-  t.same(r.accounting.checks.map((c) => c.ok), [true]);
+  t.same(r.accounting.checks.map((c) => c.ok), [true, true]);
   t.equal(r.accounting.bounceBytes, 2 * r.accounting.payloadBytes);
 });
 

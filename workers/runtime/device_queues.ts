@@ -8,7 +8,7 @@
  * regularly.
  */
 import { busWordView, type BusDecoder } from '../../src/shm/bus_map.js';
-import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats, NR_QUEUES } from '../../src/shm/device_ctl.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { CqProducer, CQE_BYTES, SqConsumer, SQE_BYTES, type SqCommand } from '../../src/shm/ring.js';
 import type { QueueConfig } from '../../src/devices/protocol.js';
@@ -38,7 +38,7 @@ export class DeviceQueues {
   ) {}
 
   create(cfg: QueueConfig): void {
-    if (cfg.qid < 0 || cfg.qid >= this.self.regs.length) throw new RangeError(`${this.self.name}: queue id ${cfg.qid} out of range`);
+    if (!Number.isInteger(cfg.qid) || cfg.qid < 0 || cfg.qid >= NR_QUEUES) throw new RangeError(`${this.self.name}: queue id ${cfg.qid} out of range 0..${NR_QUEUES - 1}`);
     const what = `${this.self.name} queue ${cfg.qid}`;
     const sqView = cfg.sqLocal === undefined ? busWordView(this.bus, cfg.sqBus, cfg.entries * SQE_BYTES, `${what} SQ`) : this.localView(cfg.sqLocal, cfg.entries * SQE_BYTES, `${what} SQ`);
     const sq = new SqConsumer(sqView, cfg.entries, this.self.regs, cfg.qid);
