@@ -50,6 +50,8 @@ export class DeviceInvalidator {
     private readonly ctl: Int32Array,
     private readonly timeoutMs: number,
     private readonly onTimeout: (device: string, seq: number, ms: number) => void,
+    /** Subscribes to the device's failure (returns the unsubscription): a dead device never acks, so its waits end at once. */
+    private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
   }
@@ -84,18 +86,28 @@ export class DeviceInvalidator {
     const posted = performance.now();
     this.stats.sent++;
     const deadline = posted + this.timeoutMs;
-    for (;;) {
-      const ack = Atomics.load(ctl, DeviceCtl.invAck);
-      if (ack === seq) break;
-      const left = deadline - performance.now();
-      if (left <= 0) {
-        this.unacked = batch;
-        this.onTimeout(this.name, seq, this.timeoutMs);
-        return;
+    let dead: Error | null = null;
+    const unsubscribe = this.onFailure((e) => {
+      dead = e;
+      Atomics.notify(ctl, DeviceCtl.invAck); // wakes the wait below
+    });
+    try {
+      for (;;) {
+        const ack = Atomics.load(ctl, DeviceCtl.invAck);
+        if (ack === seq) break;
+        if (dead) throw dead;
+        const left = deadline - performance.now();
+        if (left <= 0) {
+          this.unacked = batch;
+          this.onTimeout(this.name, seq, this.timeoutMs);
+          return;
+        }
+        // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
+        const w = Atomics.waitAsync(ctl, DeviceCtl.invAck, ack, left);
+        if (w.async) await w.value;
       }
-      // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
-      const w = Atomics.waitAsync(ctl, DeviceCtl.invAck, ack, left);
-      if (w.async) await w.value;
+    } finally {
+      unsubscribe();
     }
     this.unacked = [];
     this.roundTrips++;

@@ -98,7 +98,7 @@ export class Kernel {
     let inv = this.invs.get(name);
     if (!inv) {
       const d = this.machine.device(name);
-      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms) => this.ackTimedOut(dev, seq, ms));
+      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms) => this.ackTimedOut(dev, seq, ms), (cb) => d.handle.onFailure(cb));
       this.invs.set(name, inv);
     }
     return inv;

@@ -5,6 +5,7 @@ import { DeviceError, LimitError } from '../../src/errors.js';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { checkLimits, MAX_DEVICES } from '../../src/devices/limits.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
+import { Kernel } from '../../src/kernel/kernel.js';
 import { CqStatus } from '../../src/shm/ring.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 
@@ -75,6 +76,16 @@ t.test('a worker that throws while starting fails the machine', async (t) => {
   const m = await machine(t, [faulty('bad3', 'throw', 'start')]);
   await m.start();
   await t.rejects(m.failure, { name: 'DeviceError', device: 'bad3', what: 'crashed' });
+});
+
+t.test('an invalidation sent to a dead device fails at once with its error, not after the ack deadline', async (t) => {
+  const m = await machine(t, [faulty('bad4', 'exit', 'start')]);
+  await m.start();
+  await t.rejects(m.failure, { name: 'DeviceError', device: 'bad4' });
+  const kernel = Kernel.boot(m, { ackTimeoutMs: 5000 });
+  const t0 = Date.now();
+  await t.rejects(kernel.invalidator('bad4').invalidate([{ start: 0, end: PAGE_SIZE }]), { name: 'DeviceError', device: 'bad4', what: 'exited' });
+  t.ok(Date.now() - t0 < 1000, 'no wait for the 5 s ack deadline');
 });
 
 t.test('limits are refused up front with the numbers', async (t) => {
