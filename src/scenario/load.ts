@@ -31,7 +31,9 @@ function show(v: unknown): string {
 function describeIssue(i: Issue, prefix: readonly PropertyKey[] = []): string {
   const path = keyPath([...prefix, ...i.path]);
   if (i.code === 'unrecognized_keys') return `${path}: unknown key${i.keys.length > 1 ? 's' : ''} ${i.keys.map((k) => `'${k}'`).join(', ')}`;
+  // A refinement across keys reports the whole object as its input: the message names the values.
   const input = (i as { input?: unknown }).input;
+  if (i.code === 'custom' && typeof input === 'object' && input !== null) return `${path}: ${i.message}`;
   return `${path}: got ${show(input)}; ${i.message.replace(/^Invalid input: /, '')}`;
 }
 
