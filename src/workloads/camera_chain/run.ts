@@ -42,11 +42,9 @@ import { DeviceRegs } from '../../shm/device_ctl.js';
 import { bar0Base } from '../../shm/phys_mem.js';
 import { CqStatus, queuePairBytes, type Completion } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
-import { stageTimes, trafficTotals } from '../accounting.js';
+import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
-import { NO_INVALIDATIONS } from '../workload.js';
-import { p99 } from '../accounting.js';
 import type { CameraChainWorkload } from './schema.js';
 import { gammaLut, type ColourParams } from './colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
@@ -101,7 +99,8 @@ interface Path {
   /** Reaps completions: frames handed to cc0 (bounce: to be submitted) and frames done. */
   reap(onDone: (frame: number) => Promise<void>): Promise<number>;
   outstanding(): { dev: Device; outstanding: number }[];
-  finish(): Promise<{ invalidations: InvalidationStats; faults: number; refaults: number; barRecycled: number }>;
+  /** Tears the path down; returns how many of cc0's BAR slots were recycled. */
+  finish(): Promise<{ barRecycled: number }>;
 }
 
 interface Chain {
@@ -149,7 +148,7 @@ async function bouncePath(k: Chain): Promise<Path> {
       { dev: cam, outstanding: camQ.outstanding },
       { dev: cc, outstanding: ccQ.outstanding },
     ],
-    finish: async () => ({ invalidations: NO_INVALIDATIONS, faults: 0, refaults: 0, barRecycled: 0 }),
+    finish: async () => ({ barRecycled: 0 }),
   };
 }
 
@@ -191,12 +190,8 @@ async function p2pPath(k: Chain, ctx: WorkloadContext): Promise<Path> {
       { dev: cc, outstanding: inCc },
     ],
     async finish() {
-      const va = await machine.race(cam.handle.call('deviceCmd', { op: 'va-counters' }));
-      const st = kernel.invalidator(w.camera).stats;
-      const invalidations = { sent: st.sent, acked: st.acked, maxAckUs: Math.max(0, ...st.ackUs), p99AckUs: p99(st.ackUs) };
-      const recycled = exporter.barManager.recycled;
       await binding.close();
-      return { invalidations, faults: va.faults as number, refaults: va.refaults as number, barRecycled: recycled };
+      return { barRecycled: exporter.barManager.recycled };
     },
   };
 }
@@ -258,6 +253,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     }
     await Promise.all(checks);
     const wallMs = performance.now() - t0;
+    const imp = await importerStats(ctx, [w.camera]);
     const fin = await path.finish();
     const devices = [stageTimes(cam), stageTimes(cc)];
     return {
@@ -270,6 +266,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       hostCommands,
       mismatches: mismatches.sort((a, b) => a.frame - b.frame),
       devices,
+      ...imp,
       ...fin,
     };
   } finally {

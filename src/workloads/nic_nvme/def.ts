@@ -19,8 +19,7 @@
  */
 import type { WorkloadDef } from '../registry.js';
 import type { Accounting, Check } from '../workload.js';
-import { NO_INVALIDATIONS } from '../workload.js';
-import { modeledSeconds, trafficTotals } from '../accounting.js';
+import { importerStats, modeledSeconds, trafficTotals } from '../accounting.js';
 import { runNicNvme, type NicNvmeResult } from './run.js';
 import type { NicNvmeWorkload } from './schema.js';
 
@@ -61,6 +60,7 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
             { id: 'ram->nic', src: 'ram', dst: w.nic, bytes: nic.bytesFromRam },
           ];
     const hostInterventions = r.hostCommands + r.pageRequests;
+    const imp = await importerStats(ctx, [w.nic]);
     const checks: Check[] = [shadowCheck(r)];
     if (ctx.mode === 'p2p') {
       checks.push({ name: 'no kernel involvement per request after setup', ok: hostInterventions === 0, detail: `${r.hostCommands} kernel commands, ${r.pageRequests} page requests, ${r.hostWakeups} host wakeups during ${r.ios} requests` });
@@ -72,8 +72,8 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
       bounceBytes: nic.bytesToRam + nic.bytesFromRam + nvme.bytesToRam + nvme.bytesFromRam,
       p2pBytes,
       hostInterventions,
-      invalidations: NO_INVALIDATIONS,
-      refaults: 0,
+      invalidations: imp.invalidations,
+      refaults: imp.refaults,
       wallMs: r.wallMs,
       modeledSeconds: modeledSeconds(ctx.fabric, flows.filter((f) => f.bytes > 0)),
       devices: r.devices,
