@@ -10,6 +10,8 @@ import { sizeSchema } from './size.js';
 import { TopologySchema } from '../hw/topology_schema.js';
 import { cameraChainSchema } from '../workloads/camera_chain/schema.js';
 import { nicNvmeSchema } from '../workloads/nic_nvme/schema.js';
+import { accelProgressSchema } from '../workloads/accel_progress/schema.js';
+import { accelNicStreamSchema } from '../workloads/accel_nic_stream/schema.js';
 
 const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
 const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
@@ -27,7 +29,7 @@ export const processSchema = z.strictObject({
   name,
 });
 
-export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema, nicNvmeSchema]);
+export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema, accelProgressSchema, accelNicStreamSchema, nicNvmeSchema]);
 
 export const scenarioSchema = z.strictObject({
   name,

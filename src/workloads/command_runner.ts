@@ -29,7 +29,8 @@ interface Waiter {
 
 export class CommandRunner {
   private readonly waiters = new Map<HostQueue, Map<object, Waiter>>();
-  private reaper: Promise<void> | null = null;
+  /** True while the reaper runs; set before it starts and cleared inside it (no await between its last check and the clear). */
+  private reaping = false;
   /** Commands submitted (the kernel's interventions in the data path). */
   submitted = 0;
 
@@ -48,7 +49,10 @@ export class CommandRunner {
       throw new DeviceError(q.dev.spec.name, 'device-error', `submission queue full (${q.entries} entries, ${q.outstanding} outstanding)`);
     }
     this.submitted++;
-    this.reaper ??= this.reap().finally(() => (this.reaper = null));
+    if (!this.reaping) {
+      this.reaping = true;
+      void this.reap();
+    }
     return p;
   }
 
@@ -72,6 +76,7 @@ export class CommandRunner {
           }
         }
         if (this.pending() === 0) break;
+        // Every waiter's completion is reaped after this load, or wakes the wait.
         await this.machine.waitHostIrq(seen, () => [...this.waiters].map(([q, m]) => ({ dev: q.dev, outstanding: m.size })));
       }
     } catch (e) {
@@ -79,6 +84,10 @@ export class CommandRunner {
         for (const w of m.values()) w.reject(e);
         m.clear();
       }
+    } finally {
+      // Cleared in the same synchronous step as the last pending() check:
+      // a run() after it starts a new reaper.
+      this.reaping = false;
     }
   }
 }

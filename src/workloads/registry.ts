@@ -7,6 +7,8 @@ import type { Workload } from '../scenario/schema.js';
 import type { Accounting, WorkloadContext } from './workload.js';
 import { cameraChainDef } from './camera_chain/def.js';
 import { nicNvmeDef } from './nic_nvme/def.js';
+import { accelProgressDef } from './accel_progress/def.js';
+import { accelNicStreamDef } from './accel_nic_stream/def.js';
 
 export interface Role {
   /** Key under `workload:` naming the device. */
@@ -34,6 +36,8 @@ type Defs = { readonly [K in Workload['kind']]: WorkloadDef<Extract<Workload, { 
 export const workloadDefs: Defs = {
   'camera-chain': cameraChainDef,
   'nic-nvme-queue': nicNvmeDef,
+  'accel-progress': accelProgressDef,
+  'accel-nic-stream': accelNicStreamDef,
 };
 
 export function workloadDef(w: Workload): WorkloadDef {
