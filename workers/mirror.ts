@@ -25,6 +25,7 @@
  * and the violation is recorded in the SafetyLog SAB. The access itself is
  * not stopped: the checker reports what the hardware would have done.
  */
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../src/shm/hmm_pfn.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
 import type { BusRun } from '../src/shm/bus_map.js';
@@ -37,9 +38,6 @@ import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceTlb, type TlbEntry } from './runtime/device_tlb.js';
 import { IommuWalk } from './runtime/iommu_walk.js';
 
-/** HMM_PFN_* result flags (src/kernel/hmm.ts). */
-const PFN_WRITE = 2;
-const PFN_DEVICE_PRIVATE = 16;
 /** Pages per page request: dmirror_fault() faults 64 pfns at a time. */
 const MIRROR_FAULT_PAGES = 64;
 
@@ -85,7 +83,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
     const local = a!.bounceOff + slot * PAGE_SIZE;
     cur = { e, va };
     try {
-      if (e.flags & PFN_DEVICE_PRIVATE) {
+      if (e.flags & HMM_PFN_DEVICE_PRIVATE) {
         // Our own device-private page: local memory, no bus.
         if (a!.check) a!.checker.checkLocal(ctx.self.memGen!, e, va, write);
         if (write) mem!.copyWithin(e.devAddr, local, local + PAGE_SIZE);
@@ -115,7 +113,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
       const va = va0 + i * PAGE_SIZE;
       const vpn = va / PAGE_SIZE;
       const e = a.tlb.lookup(vpn);
-      if (!e || (write && (e.flags & PFN_WRITE) === 0)) {
+      if (!e || (write && (e.flags & HMM_PFN_WRITE) === 0)) {
         const r = a.tlb.fault(va, Math.min(MIRROR_FAULT_PAGES, npages - i), write);
         if (r !== 0) return { errno: r, message: `${name}: ${write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...counters() };
         continue;

@@ -127,7 +127,7 @@ export class BarManager {
     await this.lock.lock();
     try {
       const slot = this.slotOfPage.get(page);
-      if (slot !== undefined) await this.evictLocked(slot);
+      if (slot !== undefined) await this.evictManyLocked([slot]);
     } finally {
       this.lock.unlock();
     }
@@ -197,13 +197,4 @@ export class BarManager {
     this.info[slot] = null;
   }
 
-  private async evictLocked(slot: number): Promise<void> {
-    const inf = this.info[slot]!;
-    await Promise.all([...inf.users.values()].map((u) => u.revoke()));
-    // Only after every ack: the bus address stops decoding to the page.
-    Atomics.store(this.slots, slot, -1);
-    Atomics.add(this.dev.shm.memGen!, inf.page, 1);
-    this.slotOfPage.delete(inf.page);
-    this.info[slot] = null;
-  }
 }

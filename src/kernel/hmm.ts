@@ -35,15 +35,9 @@ import type { Mm } from './mm.js';
 import type { IntervalNotifier } from './mmu_notifier.js';
 import type { DeviceRef } from './p2p_map.js';
 
-export const HMM_PFN_REQ_FAULT = 1;
-export const HMM_PFN_REQ_WRITE = 2;
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO } from '../shm/hmm_pfn.js';
 
-export const HMM_PFN_VALID = 1;
-export const HMM_PFN_WRITE = 2;
-export const HMM_PFN_ERROR = 4;
-export const HMM_PFN_P2P = 8;
-export const HMM_PFN_DEVICE_PRIVATE = 16;
-export const HMM_PFN_ZERO = 32;
+export { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO };
 
 /** One page of the answer (hmm_pfns[] entry plus what the device needs to use it). */
 export interface HmmPfn {

@@ -7,7 +7,9 @@
  *   ----------------------------------      --------------------------------------
  *   write ranges[0..n), invCount            seq = Atomics.load(invSeq)
  *   Atomics.store(invSeq, seq)              read ranges; re-load invSeq, redo
- *   ringWake(ctl)                             if it moved (seqcount read side)
+ *   ringWake(ctl)                             if it moved (a newer batch was
+ *                                             posted meanwhile; safe because a
+ *                                             batch re-sends unacked ranges)
  *   waitAsync(invAck, cur, timeout)         finish the DMA chunk in flight,
  *     until invAck == seq                   drop TLB / IOTLB entries in ranges
  *                                           Atomics.store(invAck, seq); notify

@@ -5,7 +5,7 @@
  * What "correct" means: after invalidateRangeEnd returns, no device reads
  * or writes the old target of the range. Device TLB entries carry the page
  * generation (and page) they were made from; in check mode every DMA chunk
- * compares them with the live tables (workers/mirror.ts checkRun). Kinds:
+ * compares them with the live tables (workers/runtime/safety_check.ts). Kinds:
  *   stale-generation  the page was freed/reused since the entry was made
  *   remapped          the device address now decodes to another page
  *                     (a BAR slot was recycled, an IOVA reused)

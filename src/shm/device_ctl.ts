@@ -17,7 +17,7 @@
  * `seen`). Pairs with ringWake() below and with DeviceLoop.run in
  * workers/runtime/device_loop.ts.
  *
- * Invalidation slot (issue 5 fills the protocol): main writes up to
+ * Invalidation slot (protocol drawn in src/kernel/invalidate_broadcast.ts): main writes up to
  * INV_BATCH ranges, then stores invSeq, then bumps wake; the worker drops
  * translations for the ranges and stores invAck = invSeq.
  */

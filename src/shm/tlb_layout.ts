@@ -34,17 +34,6 @@ import { defineLayout } from './layout.js';
  */
 export const FAULT_WINDOW = 512;
 
-export const PageRequest = defineLayout({
-  reqSeq: { writer: 'worker', doc: 'sequence of the request posted last; stored last, then notified (main waits on it with waitAsync)' },
-  reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
-  reqPages: { writer: 'worker', doc: 'pages asked, 1..FAULT_WINDOW' },
-  reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page' },
-  replySeq: { writer: 'main', doc: 'reqSeq this reply answers; stored last' },
-  replyErrno: { writer: 'main', doc: '0 or an ErrnoCode' },
-  replyPages: { writer: 'main', doc: 'entries valid in the reply' },
-  entries: { words: FAULT_WINDOW * 6, writer: 'main', doc: 'ReplyEntry records' },
-});
-
 /** One translation in a reply. */
 export const ReplyEntry = defineLayout({
   devAddr: { words: 2, writer: 'main', doc: 'address the device puts on the bus (bus address, or IOVA with IOMMU on)' },
@@ -53,6 +42,18 @@ export const ReplyEntry = defineLayout({
   mem: { writer: 'main', doc: 'target memory: -1 system RAM, else device index' },
   page: { writer: 'main', doc: 'target page index inside that memory' },
 });
+
+export const PageRequest = defineLayout({
+  reqSeq: { writer: 'worker', doc: 'sequence of the request posted last; stored last, then notified (main waits on it with waitAsync)' },
+  reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
+  reqPages: { writer: 'worker', doc: 'pages asked, 1..FAULT_WINDOW' },
+  reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page' },
+  replySeq: { writer: 'main', doc: 'reqSeq this reply answers; stored last' },
+  replyErrno: { writer: 'main', doc: '0 or an ErrnoCode' },
+  replyPages: { writer: 'main', doc: 'entries valid in the reply' },
+  entries: { words: FAULT_WINDOW * ReplyEntry.kFieldCount, writer: 'main', doc: 'ReplyEntry records' },
+});
+
 
 /** Numeric errno codes for SAB words (0 = success). */
 export const ERRNO_CODES = ['EPERM', 'ENOENT', 'EINTR', 'EFAULT', 'EBUSY', 'EINVAL', 'ENOMEM', 'ENOSPC', 'ENODEV', 'EAGAIN', 'ETIMEDOUT', 'EIO', 'E2BIG'] as const;
@@ -76,11 +77,6 @@ export const enum ViolationKind {
 
 export const VIOLATION_RECORDS = 16;
 
-export const SafetyLog = defineLayout({
-  count: { writer: 'worker', doc: 'violations recorded (records wrap after VIOLATION_RECORDS)' },
-  records: { words: VIOLATION_RECORDS * 8, writer: 'worker', doc: 'ViolationRecord records' },
-});
-
 export const ViolationRecord = defineLayout({
   kind: { writer: 'worker', doc: 'ViolationKind' },
   va: { words: 2, writer: 'worker', doc: 'virtual address the device used (u64)' },
@@ -89,3 +85,9 @@ export const ViolationRecord = defineLayout({
   liveGen: { writer: 'worker', doc: 'generation found in the live table' },
   write: { writer: 'worker', doc: '1 = the access was a write' },
 });
+
+export const SafetyLog = defineLayout({
+  count: { writer: 'worker', doc: 'violations recorded (records wrap after VIOLATION_RECORDS)' },
+  records: { words: VIOLATION_RECORDS * ViolationRecord.kFieldCount, writer: 'worker', doc: 'ViolationRecord records' },
+});
+

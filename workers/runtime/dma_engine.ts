@@ -33,7 +33,7 @@ export class DmaEngine {
   private readonly local: Uint8Array;
   translate: Translate = identity;
   /**
-   * Called for every decoded run before it is copied (issue 5: the safety
+   * Called for every decoded run before it is copied (the safety
    * checker compares the device TLB entry in use with the live generation
    * table here). Returns an error message to abort the transfer, or null.
    */

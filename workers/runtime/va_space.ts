@@ -23,6 +23,7 @@
  * Own device-private pages (HMM migrated to this device) are copied
  * locally, without the bus (the dev_private_owner rule).
  */
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import type { BusRun } from '../../src/shm/bus_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
@@ -33,9 +34,6 @@ import { INVALIDATED, type DmaEngine } from './dma_engine.js';
 import { IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
 
-/** HMM_PFN_* result flags (src/kernel/hmm.ts). */
-const PFN_WRITE = 2;
-const PFN_DEVICE_PRIVATE = 16;
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
 
@@ -111,7 +109,7 @@ export class VaSpace {
       const cur = va + done;
       const vpn = Math.floor(cur / PAGE_SIZE);
       const e = this.tlb.lookup(vpn);
-      if (!e || (write && (e.flags & PFN_WRITE) === 0)) {
+      if (!e || (write && (e.flags & HMM_PFN_WRITE) === 0)) {
         const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
         const r = this.tlb.fault(vpn * PAGE_SIZE, Math.min(FAULT_WINDOW, last - vpn), write);
         if (r !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${r}`;
@@ -135,11 +133,11 @@ export class VaSpace {
     const first = this.tlb.lookup(vpn)!;
     const entries = [first];
     let len = Math.min(left, PAGE_SIZE - (cur % PAGE_SIZE));
-    const priv = first.flags & PFN_DEVICE_PRIVATE;
+    const priv = first.flags & HMM_PFN_DEVICE_PRIVATE;
     while (len < left) {
       const prev = entries[entries.length - 1];
       const n = this.tlb.lookup(vpn + entries.length);
-      if (!n || n.devAddr !== prev.devAddr + PAGE_SIZE || (n.flags & PFN_DEVICE_PRIVATE) !== priv || (write && (n.flags & PFN_WRITE) === 0)) break;
+      if (!n || n.devAddr !== prev.devAddr + PAGE_SIZE || (n.flags & HMM_PFN_DEVICE_PRIVATE) !== priv || (write && (n.flags & HMM_PFN_WRITE) === 0)) break;
       entries.push(n);
       len = Math.min(left, len + PAGE_SIZE);
     }
@@ -149,7 +147,7 @@ export class VaSpace {
   private move(run: { entries: TlbEntry[]; len: number; va: number }, localOff: number, write: boolean): string | null {
     const e0 = run.entries[0];
     const devAddr = e0.devAddr + (run.va % PAGE_SIZE);
-    if (e0.flags & PFN_DEVICE_PRIVATE) return this.moveLocal(run.entries, devAddr, run.va, localOff, run.len, write);
+    if (e0.flags & HMM_PFN_DEVICE_PRIVATE) return this.moveLocal(run.entries, devAddr, run.va, localOff, run.len, write);
     const v0 = Math.floor(run.va / PAGE_SIZE);
     this.flight = { v0, v1: v0 + run.entries.length, entries: run.entries, va: run.va, devAddr: e0.devAddr, dead: false };
     try {
