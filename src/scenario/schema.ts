@@ -12,6 +12,7 @@ import { cameraChainSchema } from '../workloads/camera_chain/schema.js';
 import { nicNvmeSchema } from '../workloads/nic_nvme/schema.js';
 import { accelProgressSchema } from '../workloads/accel_progress/schema.js';
 import { accelNicStreamSchema } from '../workloads/accel_nic_stream/schema.js';
+import { hmmPeerSchema } from '../workloads/hmm_peer/schema.js';
 
 const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
 const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
@@ -29,7 +30,7 @@ export const processSchema = z.strictObject({
   name,
 });
 
-export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema, accelProgressSchema, accelNicStreamSchema, nicNvmeSchema]);
+export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema, accelProgressSchema, accelNicStreamSchema, hmmPeerSchema, nicNvmeSchema]);
 
 export const scenarioSchema = z.strictObject({
   name,

@@ -9,6 +9,7 @@ import { cameraChainDef } from './camera_chain/def.js';
 import { nicNvmeDef } from './nic_nvme/def.js';
 import { accelProgressDef } from './accel_progress/def.js';
 import { accelNicStreamDef } from './accel_nic_stream/def.js';
+import { hmmPeerDef } from './hmm_peer/def.js';
 
 export interface Role {
   /** Key under `workload:` naming the device. */
@@ -38,6 +39,7 @@ export const workloadDefs: Defs = {
   'nic-nvme-queue': nicNvmeDef,
   'accel-progress': accelProgressDef,
   'accel-nic-stream': accelNicStreamDef,
+  'hmm-peer': hmmPeerDef,
 };
 
 export function workloadDef(w: Workload): WorkloadDef {

@@ -1,0 +1,21 @@
+/**
+ * hmm-peer as a registered workload: the RFC's other path — process
+ * memory migrated to the accelerator (HMM device-private), read by the
+ * NIC peer to peer through hmmRangeFault, partly taken back by the CPU.
+ */
+import type { WorkloadDef } from '../registry.js';
+import { runHmmPeer } from './run.js';
+import type { HmmPeerWorkload } from './schema.js';
+
+export const hmmPeerDef: WorkloadDef<HmmPeerWorkload> = {
+  kind: 'hmm-peer',
+  doc: 'RFC HMM path: anonymous memory migrated to an accelerator, read by a NIC at peer addresses, half migrated back by CPU touches',
+  roles: (w) => [
+    { key: 'accelerator', device: w.accelerator, kinds: ['accelerator'] },
+    { key: 'nic', device: w.nic, kinds: ['nic'] },
+  ],
+  processes: (w) => [{ key: 'process', name: w.process }],
+  p2pPairs: (w) => [[w.accelerator, w.nic]],
+  scale: (w, n) => ({ ...w, pages: Math.max(2, n) }),
+  run: (ctx, w) => runHmmPeer(ctx, w),
+};

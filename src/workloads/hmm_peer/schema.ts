@@ -1,0 +1,15 @@
+/** The `workload:` section of an hmm-peer scenario (the RFC's HMM device-memory path). */
+import { z } from 'zod';
+import { deviceName, modeFields } from '../common_schema.js';
+
+export const hmmPeerSchema = z.strictObject({
+  kind: z.literal('hmm-peer'),
+  ...modeFields('p2p'),
+  accelerator: deviceName,
+  nic: deviceName,
+  process: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose anonymous buffer migrates to the accelerator'),
+  pages: z.number().int().min(2).max(262_144).default(1024).describe('4 KiB pages of the anonymous buffer'),
+  stagePages: z.number().int().min(1).max(256).default(16).describe('accelerator staging area for TRANSFORM'),
+});
+
+export type HmmPeerWorkload = z.output<typeof hmmPeerSchema>;
