@@ -12,6 +12,7 @@ import { CqConsumer, queuePairBytes, SqProducer, type Completion, type SqCommand
 import type { Extent } from '../kernel/page_alloc.js';
 import type { Device, Machine } from '../devices/machine.js';
 import { busWordView } from '../shm/bus_map.js';
+import { DeviceError } from '../errors.js';
 
 export class HostQueue {
   private nextCid = 0;
@@ -111,4 +112,15 @@ export class HostCompletionQueue {
   destroy(): void {
     this.machine.ram.freeExtent(this.extent);
   }
+}
+
+/**
+ * A completion with an error status, as the device's own message: the
+ * device logged why (bad address, refused mapping) under the sequence
+ * number it put in the completion's result.
+ */
+export async function completionError(dev: Device, c: Pick<Completion, 'status' | 'result'>): Promise<DeviceError> {
+  const log = await dev.handle.call('errors').catch(() => []);
+  const rec = log.find((e) => e.seq === c.result);
+  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${c.status}`);
 }

@@ -3,7 +3,8 @@
  * DMA engine) into the workload accounting. Read after the devices have
  * gone idle, so the non-atomic float64 counters are final.
  */
-import type { Device } from '../devices/machine.js';
+import type { Device, Machine } from '../devices/machine.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { Fabric, FabricFlow } from '../hw/fabric.js';
 import { DeviceStats } from '../shm/device_ctl.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from './workload.js';
@@ -39,11 +40,48 @@ export function modeledSeconds(fabric: Fabric, flows: FabricFlow[]): number {
   return r.makespan;
 }
 
+/** Mean of a non-empty sample. */
+export function mean(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
 /** p99 of a sample (nearest rank); 0 for an empty one. */
 export function p99(xs: readonly number[]): number {
   if (xs.length === 0) return 0;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.ceil(0.99 * s.length) - 1)];
+}
+
+/** Invalidation batches the kernels sent to `devices` and got acked, with the ack latencies. */
+export function invalidationStats(kernels: readonly Kernel[], devices: readonly string[]): InvalidationStats {
+  let sent = 0;
+  let acked = 0;
+  const ackUs: number[] = [];
+  for (const k of kernels) {
+    for (const d of devices) {
+      const st = k.invalidator(d).stats;
+      sent += st.sent;
+      acked += st.acked;
+      ackUs.push(...st.ackUs);
+    }
+  }
+  return { sent, acked, maxAckUs: ackUs.reduce((m, x) => Math.max(m, x), 0), p99AckUs: p99(ackUs) };
+}
+
+/** Device-TLB counters of a device bound to a process (workers/runtime/va_space.ts, 'va-counters'); zeros when unbound. */
+export interface VaCounters {
+  readonly faults: number;
+  readonly pagesFaulted: number;
+  readonly retries: number;
+  /** Runs redone because an invalidation hit them mid-transfer. */
+  readonly refaults: number;
+  readonly tlb: number;
+}
+
+export async function vaCounters(machine: Machine, dev: Device): Promise<VaCounters> {
+  const c = await machine.race(dev.handle.call('deviceCmd', { op: 'va-counters' }));
+  const n = (k: string) => (typeof c[k] === 'number' ? (c[k] as number) : 0);
+  return { faults: n('faults'), pagesFaulted: n('pagesFaulted'), retries: n('retries'), refaults: n('refaults'), tlb: n('tlb') };
 }
 
 /**
@@ -53,23 +91,12 @@ export function p99(xs: readonly number[]): number {
  * in its VA space. Call before the machine shuts down.
  */
 export async function importerStats(ctx: WorkloadContext, devices: readonly string[]): Promise<{ invalidations: InvalidationStats; faults: number; refaults: number }> {
-  let sent = 0;
-  let acked = 0;
-  const ackUs: number[] = [];
-  for (const k of ctx.kernels) {
-    for (const d of devices) {
-      const st = k.invalidator(d).stats;
-      sent += st.sent;
-      acked += st.acked;
-      ackUs.push(...st.ackUs);
-    }
-  }
   let faults = 0;
   let refaults = 0;
   for (const d of devices) {
-    const va = await ctx.machine.race(ctx.machine.device(d).handle.call('deviceCmd', { op: 'va-counters' }));
-    faults += (va.faults as number | undefined) ?? 0;
-    refaults += (va.refaults as number | undefined) ?? 0;
+    const va = await vaCounters(ctx.machine, ctx.machine.device(d));
+    faults += va.faults;
+    refaults += va.refaults;
   }
-  return { invalidations: { sent, acked, maxAckUs: ackUs.length ? Math.max(...ackUs) : 0, p99AckUs: p99(ackUs) }, faults, refaults };
+  return { invalidations: invalidationStats(ctx.kernels, devices), faults, refaults };
 }

@@ -19,7 +19,7 @@
  */
 import { DeviceError } from '../errors.js';
 import type { Device, Machine } from '../devices/machine.js';
-import type { HostQueue } from '../drivers/host_queue.js';
+import { completionError, type HostQueue } from '../drivers/host_queue.js';
 import { CqStatus, type Completion, type SqCommand } from '../shm/ring.js';
 
 interface Waiter {
@@ -72,7 +72,7 @@ export class CommandRunner {
             if (!w) continue;
             m.delete(tag as object);
             if (c.status === CqStatus.Success) w.resolve(c);
-            else w.reject(await completionError(q.dev, c.status, c.result));
+            else w.reject(await completionError(q.dev, c));
           }
         }
         if (this.pending() === 0) break;
@@ -90,13 +90,6 @@ export class CommandRunner {
       this.reaping = false;
     }
   }
-}
-
-/** Turns a failed completion into the device's own error message. */
-export async function completionError(dev: Device, status: number, result: number): Promise<DeviceError> {
-  const log = await dev.handle.call('errors').catch(() => []);
-  const rec = log.find((e) => e.seq === result);
-  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${status}`);
 }
 
 /** A device's kind-specific counters (deviceCmd), typed by the caller. */

@@ -30,7 +30,7 @@ import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb, type TlbEntry } from './device_tlb.js';
-import { INVALIDATED, type DmaEngine } from './dma_engine.js';
+import { INVALIDATED } from './dma_engine.js';
 import { IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
 

@@ -38,8 +38,7 @@ import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_HOST_QID, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
 import { NIC_HOST_QID, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelReference } from '../accel_kernel.js';
-import { invalidationStats, vaCounters } from '../accel_common.js';
-import { modeledSeconds, stageTimes, trafficTotals } from '../accounting.js';
+import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1a } from '../checksum.js';
 import { CommandRunner } from '../command_runner.js';
 import { bootKernel } from '../kernel_boot.js';
@@ -184,7 +183,7 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
     const devices = [accSt, nicSt];
     const { ramBytes, p2pBytes } = trafficTotals(devices);
     const payloadBytes = w.results * w.resultBytes;
-    const inv = invalidationStats(kernel, [w.nic, w.accelerator]);
+    const inv = invalidationStats([kernel], [w.nic, w.accelerator]);
     // Pages the NIC had to fault in again after an invalidation took them (first touch excluded).
     const touched = Math.min(w.buffers, w.results) * pages;
     const refaultedPages = Math.max(0, nicVa.pagesFaulted - touched);

@@ -36,8 +36,7 @@ import type { Device } from '../../devices/machine.js';
 import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_HOST_QID, ACC_OP_COMPUTE, vaArgs, type AccCounters } from '../../devices/accelerator_abi.js';
 import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, type NicCounters } from '../../devices/nic_abi.js';
 import { accelReference } from '../accel_kernel.js';
-import { invalidationStats, mean, vaCounters } from '../accel_common.js';
-import { modeledSeconds, stageTimes, trafficTotals } from '../accounting.js';
+import { invalidationStats, mean, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { CommandRunner, deviceCounters } from '../command_runner.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
@@ -181,7 +180,7 @@ export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWor
       bounceBytes,
       p2pBytes,
       hostInterventions: interventions,
-      invalidations: invalidationStats(kernel, [w.nic, w.accelerator]),
+      invalidations: invalidationStats([kernel], [w.nic, w.accelerator]),
       refaults: nicVa.refaults + (accVa?.refaults ?? 0),
       wallMs,
       modeledSeconds: modeledSeconds(ctx.fabric, flows),

@@ -34,13 +34,13 @@ import { DeviceError } from '../../errors.js';
 import { compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
 import { CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
-import { HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
+import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { DeviceRegs } from '../../shm/device_ctl.js';
 import { bar0Base } from '../../shm/phys_mem.js';
-import { CqStatus, queuePairBytes, type Completion } from '../../shm/ring.js';
+import { CqStatus, queuePairBytes } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
 import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
@@ -76,13 +76,6 @@ export interface ChainResult {
 
 export function colourParams(props: Readonly<Record<string, unknown>>): ColourParams {
   return { matrix: props.matrix as number[], lut: gammaLut(props.gamma as [number, number, number]) };
-}
-
-/** Turns a failed completion into the device's own error message. */
-async function completionError(dev: Device, c: Completion): Promise<DeviceError> {
-  const log = await dev.handle.call('errors');
-  const rec = log.find((e) => e.seq === c.result);
-  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${c.status}`);
 }
 
 /** Where frame buffers are for the camera (`dst`) and for cc0 (`local` offset or RAM bus address). */

@@ -35,8 +35,7 @@ import { PAGE_SIZE } from '../../shm/constants.js';
 import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_HOST_QID, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
 import { NIC_HOST_QID, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelInit, accelTransform } from '../accel_kernel.js';
-import { invalidationStats, vaCounters } from '../accel_common.js';
-import { modeledSeconds, stageTimes, trafficTotals } from '../accounting.js';
+import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1a } from '../checksum.js';
 import { CommandRunner } from '../command_runner.js';
 import { bootKernel } from '../kernel_boot.js';
@@ -87,7 +86,7 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
     const wallMs = performance.now() - t0;
     const nic1 = stageTimes(nic);
     const acc1 = stageTimes(acc);
-    const inv1 = invalidationStats(kernel, [w.nic]).sent;
+    const inv1 = invalidationStats([kernel], [w.nic]).sent;
 
     // The CPU touches the first half: device-private pages migrate back to RAM.
     for (let i = 0; i < half; i++) {
@@ -104,7 +103,7 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
     const sum2 = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
     const want2 = fnv1a(new Uint8Array(ref.buffer)) | 0;
     const nic2 = stageTimes(nic);
-    const inv2 = invalidationStats(kernel, [w.nic]).sent - inv1;
+    const inv2 = invalidationStats([kernel], [w.nic]).sent - inv1;
     const nicVa = await vaCounters(machine, nic);
     // Last: the CPU reads everything back (in p2p mode this migrates the rest home).
     const back = new Int32Array((await mm.read(va, len)).buffer);
@@ -150,7 +149,7 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
       bounceBytes: acc1.bytesToRam + nic1.bytesFromRam,
       p2pBytes,
       hostInterventions: runner.submitted,
-      invalidations: invalidationStats(kernel, [w.nic, w.accelerator]),
+      invalidations: invalidationStats([kernel], [w.nic, w.accelerator]),
       refaults: Math.max(0, nicVa.pagesFaulted - w.pages),
       wallMs,
       modeledSeconds: modeledSeconds(ctx.fabric, flows),

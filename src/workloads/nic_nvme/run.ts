@@ -25,8 +25,8 @@
  * shadow copy of the namespace.
  */
 import { DeviceError } from '../../errors.js';
-import type { Device, Machine } from '../../devices/machine.js';
-import { HostQueue } from '../../drivers/host_queue.js';
+import type { Machine } from '../../devices/machine.js';
+import { completionError, HostQueue } from '../../drivers/host_queue.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { NvmeDriver } from '../../drivers/nvme_driver.js';
 import {
@@ -77,13 +77,6 @@ export interface NicNvmeResult {
   readonly devices: readonly StageTimes[];
   readonly nvme: NvmeCounters;
   readonly nic: Readonly<Record<string, number>>;
-}
-
-/** Turns a failed completion into the device's own error message. */
-async function completionError(dev: Device, c: Completion): Promise<DeviceError> {
-  const log = await dev.handle.call('errors');
-  const rec = log.find((e) => e.seq === c.result);
-  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${c.status}`);
 }
 
 /** Submits one command and waits for its completion (setup and the p2p stream). Counts the host's wakeups. */
