@@ -9,11 +9,11 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDocument } from 'yaml';
-import { z } from 'zod';
 import { importLspci, LspciParseError } from '../hw/lspci.js';
 import { buildFabric, buildFabricUnchecked, FabricError, TopologyError, type Fabric } from '../hw/topology.js';
-import { formatTopologyIssues, TopologySchema, type PolicyMode, type TopologySpec } from '../hw/topology_schema.js';
+import type { PolicyMode, TopologySpec } from '../hw/topology_schema.js';
+import { ScenarioError } from '../errors.js';
+import { parseScenario } from '../scenario/load.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
 
 class UsageError extends Error {}
@@ -30,18 +30,7 @@ export interface TopoFlags {
   json?: boolean;
 }
 
-/**
- * What `topo` needs from a scenario file: device names, seed, topology.
- * The full scenario schema (src/scenario/schema.ts) does not know
- * `topology:` yet, so only these keys are read here; the topology itself is
- * validated by TopologySchema and every error names its key.
- */
-const ScenarioTopoView = z.looseObject({
-  seed: z.number().int().min(0).default(1),
-  devices: z.array(z.looseObject({ name: z.string() })).default([]),
-  topology: z.unknown().optional(),
-});
-
+/** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
 export function readScenarioTopology(file: string): { devices: string[]; seed: number; topology?: TopologySpec } {
   let text: string;
   try {
@@ -49,20 +38,13 @@ export function readScenarioTopology(file: string): { devices: string[]; seed: n
   } catch (e) {
     throw new UsageError(`${file}: cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const doc = parseDocument(text, { prettyErrors: false });
-  if (doc.errors.length) {
-    const e = doc.errors[0];
-    throw new UsageError(`${file}: line ${e.linePos?.[0].line ?? '?'}: YAML syntax error: ${e.message.split('\n')[0]}`);
+  try {
+    const sc = parseScenario(text, file);
+    return { devices: sc.devices.map((d) => d.name), seed: sc.seed, topology: sc.topology };
+  } catch (e) {
+    if (e instanceof ScenarioError) throw new UsageError(e.message);
+    throw e;
   }
-  const view = ScenarioTopoView.safeParse(doc.toJS() ?? {});
-  if (!view.success) throw new UsageError(`${file}: ${formatTopologyIssues(view.error, '(scenario)')}`);
-  let topology: TopologySpec | undefined;
-  if (view.data.topology !== undefined) {
-    const t = TopologySchema.safeParse(view.data.topology);
-    if (!t.success) throw new UsageError(`${file}: invalid topology\n${formatTopologyIssues(t.error)}`);
-    topology = t.data;
-  }
-  return { devices: view.data.devices.map((d) => d.name), seed: view.data.seed, topology };
 }
 
 function splitList(s: string | undefined): string[] {

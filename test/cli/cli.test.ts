@@ -45,6 +45,12 @@ t.test('a broken scenario exits 2 naming file, key and value', async (t) => {
   t.match(r.err, /^peervma: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);
 });
 
+t.test('topo validates a scenario exactly as run does', async (t) => {
+  const r = peervma('topo', 'test/fixtures/scenarios/bad-types.yaml');
+  t.equal(r.code, 2);
+  t.match(r.err, /^peervma topo: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);
+});
+
 t.test('a scenario bigger than the machine is refused with the numbers', async (t) => {
   const r = peervma('run', 'test/fixtures/scenarios/bad-limits.yaml');
   t.equal(r.code, 2);
