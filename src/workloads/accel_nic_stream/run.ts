@@ -29,19 +29,16 @@
  * FNV-1a; each must equal what the NIC's sink saw.
  */
 import { BarExporter } from '../../drivers/bar_exporter.js';
-import { HostQueue } from '../../drivers/host_queue.js';
-import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
 import type { Vma } from '../../kernel/vma.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { mulberry32 } from '../../hw/p2pdma.js';
-import { ACC_F_INIT, ACC_HOST_QID, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
-import { NIC_HOST_QID, NIC_OP_SEND } from '../../devices/nic_abi.js';
+import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
+import { NIC_OP_SEND } from '../../devices/nic_abi.js';
+import { accelNicRig } from '../accel_nic_rig.js';
 import { accelReference } from '../accel_kernel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1a } from '../checksum.js';
-import { CommandRunner } from '../command_runner.js';
-import { bootKernel } from '../kernel_boot.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 
@@ -79,14 +76,8 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
   const nic = machine.device(w.nic);
   const bounce = ctx.mode === 'bounce';
   const pages = w.resultBytes / PAGE_SIZE;
-  const accQ = await HostQueue.create(machine, acc, ACC_HOST_QID, w.queueDepth);
-  const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, w.queueDepth);
-  await machine.start();
-  const kernel = bootKernel(ctx);
-  const mm = kernel.createMm();
-  const runner = new CommandRunner(machine);
-  const nicB = await ImporterBinding.bind(kernel, w.nic, mm);
-  const accB = bounce ? await ImporterBinding.bind(kernel, w.accelerator, mm) : null;
+  const rig = await accelNicRig(ctx, w, w.queueDepth, bounce);
+  const { accQ, nicQ, kernel, mm, runner } = rig;
   const timers = new Set<NodeJS.Timeout>();
   try {
     // p2p: exported buffers (their device pages move on revoke: ask pageOf each time).
@@ -231,7 +222,6 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
     };
   } finally {
     for (const tm of timers) clearTimeout(tm);
-    await nicB.close();
-    await accB?.close();
+    await rig.close();
   }
 }

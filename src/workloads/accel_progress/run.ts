@@ -28,17 +28,15 @@
  * a mismatch; a zeroed record (iteration 0, checksum 0) means "not started".
  */
 import { BarExporter } from '../../drivers/bar_exporter.js';
-import { HostQueue } from '../../drivers/host_queue.js';
-import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import type { Device } from '../../devices/machine.js';
-import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_HOST_QID, ACC_OP_COMPUTE, vaArgs, type AccCounters } from '../../devices/accelerator_abi.js';
-import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, type NicCounters } from '../../devices/nic_abi.js';
+import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_OP_COMPUTE, vaArgs, type AccCounters } from '../../devices/accelerator_abi.js';
+import { MonitorSample, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, type NicCounters } from '../../devices/nic_abi.js';
+import { accelNicRig } from '../accel_nic_rig.js';
 import { accelReference } from '../accel_kernel.js';
 import { invalidationStats, mean, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
-import { CommandRunner, deviceCounters } from '../command_runner.js';
-import { bootKernel } from '../kernel_boot.js';
+import { deviceCounters } from '../command_runner.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelProgressWorkload } from './schema.js';
 
@@ -61,17 +59,9 @@ function monArgs(periodUs: number, max: number): number[] {
 
 export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWorkload): Promise<Accounting> {
   const { machine } = ctx;
-  const acc = machine.device(w.accelerator);
-  const nic = machine.device(w.nic);
   const bounce = ctx.mode === 'bounce';
-  const accQ = await HostQueue.create(machine, acc, ACC_HOST_QID, 4);
-  const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, 4);
-  await machine.start();
-  const kernel = bootKernel(ctx);
-  const mm = kernel.createMm();
-  const runner = new CommandRunner(machine);
-  const nicB = await ImporterBinding.bind(kernel, w.nic, mm);
-  const accB = bounce ? await ImporterBinding.bind(kernel, w.accelerator, mm) : null;
+  const rig = await accelNicRig(ctx, w, 4, bounce);
+  const { acc, nic, accQ, nicQ, kernel, mm, runner, accB } = rig;
   try {
     const buf = acc.mem!.allocContig(w.bufferBytes / PAGE_SIZE).start * PAGE_SIZE;
     const scratchRec = zeroedPage(acc);
@@ -201,7 +191,6 @@ export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWor
       },
     };
   } finally {
-    await nicB.close();
-    await accB?.close();
+    await rig.close();
   }
 }

@@ -27,18 +27,15 @@
  * Payload: the first SEND (the accelerator's result); the second SEND is
  * the check after the migration back and is reported separately.
  */
-import { HostQueue } from '../../drivers/host_queue.js';
-import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
 import { migrateToDevice } from '../../kernel/migrate.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
-import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_HOST_QID, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
-import { NIC_HOST_QID, NIC_OP_SEND } from '../../devices/nic_abi.js';
+import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
+import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelInit, accelTransform } from '../accel_kernel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1a } from '../checksum.js';
-import { CommandRunner } from '../command_runner.js';
-import { bootKernel } from '../kernel_boot.js';
+import { accelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
 import type { HmmPeerWorkload } from './schema.js';
 
@@ -57,14 +54,8 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
   const bounce = ctx.mode === 'bounce';
   const len = w.pages * PAGE_SIZE;
   const half = Math.floor(w.pages / 2);
-  const accQ = await HostQueue.create(machine, acc, ACC_HOST_QID, 4);
-  const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, 4);
-  await machine.start();
-  const kernel = bootKernel(ctx);
-  const mm = kernel.createMm();
-  const runner = new CommandRunner(machine);
-  const nicB = await ImporterBinding.bind(kernel, w.nic, mm);
-  const accB = await ImporterBinding.bind(kernel, w.accelerator, mm);
+  const rig = await accelNicRig(ctx, w, 4, true);
+  const { accQ, nicQ, kernel, mm, runner } = rig;
   try {
     const stage = acc.mem!.allocContig(w.stagePages).start;
     const va = await mm.mmap({ length: len, prot: PROT_READ | PROT_WRITE });
@@ -164,7 +155,6 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
       },
     };
   } finally {
-    await nicB.close();
-    await accB.close();
+    await rig.close();
   }
 }
