@@ -5,22 +5,17 @@
 import t from 'tap';
 import { PeerVmaError } from '../../src/errors.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { MirrorDriver, MIRROR_PROT } from '../../src/drivers/mirror_driver.js';
+import { MIRROR_PROT } from '../../src/drivers/mirror_driver.js';
 import { PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { allP2p, denyPairs } from '../../src/kernel/p2p_map.js';
-import { kernelMachine, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
+import { kernelMachine, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
 t.test('mirror', async (t) => {
   const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1')], { check: true });
   const mm = kernel.createMm();
-  const d0 = await MirrorDriver.open(kernel, 'm0', mm);
-  const d1 = await MirrorDriver.open(kernel, 'm1', mm);
-  t.teardown(async () => {
-    await d0.close();
-    await d1.close();
-  });
+  const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
 
   t.test('read anonymous memory written by the CPU; counters', async (t) => {
     const n = 16;

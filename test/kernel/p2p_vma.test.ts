@@ -4,19 +4,13 @@
 import t from 'tap';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
-import { KiB, kernelMachine, MiB, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
 
 t.test('device-special VMA', async (t) => {
   // exp: 1 MiB of memory behind a 16 KiB (4-slot) BAR window.
   const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true });
   const mm = kernel.createMm();
-  const d0 = await MirrorDriver.open(kernel, 'm0', mm);
-  const d1 = await MirrorDriver.open(kernel, 'm1', mm);
-  t.teardown(async () => {
-    await d0.close();
-    await d1.close();
-  });
+  const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
 
   t.test('an allowed importer reads the exported memory peer to peer', async (t) => {
     const ex = new BarExporter(kernel, 'exp', { importers: ['m0'], readOnly: false, requireIommu: false, cpuMappable: false });
