@@ -19,7 +19,8 @@ import { InvalidationPort } from './runtime/invalidation.js';
 import type { DeviceModel } from './runtime/device_model.js';
 import { deviceFactories } from './registry.js';
 import type { DeviceCtxCore } from './runtime/device_ctx.js';
-import { VaSpace, type BindMsg } from './runtime/va_space.js';
+import { attachIommu, VaSpace, type BindMsg } from './runtime/va_space.js';
+import type { IommuWalk } from './runtime/iommu_walk.js';
 
 interface Realised {
   readonly model: DeviceModel;
@@ -32,6 +33,8 @@ class DeviceEndpoint implements DeviceEndpointApi {
   private core: DeviceCtxCore | null = null;
   /** The process this device is bound to; set by 'bind-mm'. */
   private va: VaSpace | null = null;
+  /** The device's IOMMU walker; set by 'iommu-attach' (or a bind that carries a domain). */
+  private iommu: IommuWalk | null = null;
   private readonly log: DeviceErrorRecord[] = [];
 
   configure(cfg: DeviceConfig): void {
@@ -81,9 +84,16 @@ class DeviceEndpoint implements DeviceEndpointApi {
   deviceCmd(cmd: DeviceCmd): DeviceCmdResult {
     const m = this.realised().model;
     // Binding to a process is the runtime's, for every device kind.
+    if (cmd.op === 'iommu-attach') {
+      if (this.iommu) return { errno: 'EBUSY', message: `${this.core!.self.name}: already behind an IOMMU domain` };
+      this.iommu = attachIommu(this.core!, cmd.domain as SharedArrayBuffer);
+      return { errno: 0 };
+    }
     if (cmd.op === 'bind-mm') {
       if (this.va) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
-      this.va = new VaSpace(this.core!, cmd as unknown as BindMsg);
+      const bind = cmd as unknown as BindMsg;
+      if (bind.iommu && !this.iommu) this.iommu = attachIommu(this.core!, bind.iommu);
+      this.va = new VaSpace(this.core!, bind, this.iommu);
       return { errno: 0 };
     }
     if (cmd.op === 'unbind-mm') {

@@ -69,6 +69,28 @@ export class IommuDomain {
     return IOVA_BASE + i * PAGE_SIZE;
   }
 
+  /**
+   * Maps the pages of [bus, bus + len) at consecutive IOVAs (as
+   * dma_map_single() / dma_map_resource() give a device one contiguous
+   * range); returns the IOVA of `bus`. Streaming mappings for the life of a
+   * run: taken from never-used IOVA space.
+   */
+  mapRange(bus: number, len: number, write: boolean): number {
+    const first = bus - (bus % PAGE_SIZE);
+    const npages = Math.ceil((bus + len - first) / PAGE_SIZE);
+    if (this.nextPage + npages > IOVA_PAGES) throw new PeerVmaError('ENOSPC', this.name, `IOVA space of ${IOVA_PAGES} pages exhausted mapping ${npages} pages`);
+    const i0 = this.nextPage;
+    this.nextPage += npages;
+    for (let k = 0; k < npages; k++) {
+      const w = iommuPteWord(i0 + k);
+      this.view[w + IommuPte.pfn] = first / PAGE_SIZE + k;
+      // Stored last: pairs with Atomics.load(perm) in IommuWalk.walk.
+      Atomics.store(this.view, w + IommuPte.perm, IOMMU_READ | (write ? IOMMU_WRITE : 0));
+    }
+    this.mapped += npages;
+    return IOVA_BASE + i0 * PAGE_SIZE + (bus - first);
+  }
+
   /** iommu_unmap() without the flush: the IOVA is not reusable until flush(). */
   unmap(iova: number): void {
     const i = this.index(iova);

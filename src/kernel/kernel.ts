@@ -84,6 +84,18 @@ export class Kernel {
   }
 
   /** The device's IOMMU domain (one device per group here), or null with the IOMMU off. */
+  /**
+   * dma_map_single() / dma_map_resource(): the address device `dev` must
+   * put on the bus to reach [bus, bus + len) — a buffer in RAM, or a peer's
+   * doorbell or MSI register. With the IOMMU on, the pages are mapped at
+   * consecutive IOVAs of the device's domain and the IOVA is returned;
+   * with it off, the bus address itself.
+   */
+  dmaMap(dev: string, bus: number, len: number, write: boolean): number {
+    const dom = this.domain(dev);
+    return dom ? dom.mapRange(bus, len, write) : bus;
+  }
+
   domain(name: string): IommuDomain | null {
     if (!this.iommuEnabledFor(name)) return null;
     let d = this.domains.get(name);

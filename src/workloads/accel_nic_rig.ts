@@ -36,7 +36,7 @@ export async function accelNicRig(ctx: WorkloadContext, names: { accelerator: st
   const accQ = await HostQueue.create(machine, acc, ACC_HOST_QID, queueDepth);
   const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, queueDepth);
   await machine.start();
-  const kernel = bootKernel(ctx);
+  const kernel = await bootKernel(ctx);
   const mm = kernel.createMm();
   const nicB = await ImporterBinding.bind(kernel, names.nic, mm);
   const accB = bindAccelerator ? await ImporterBinding.bind(kernel, names.accelerator, mm) : null;

@@ -16,10 +16,15 @@ export function fabricPolicy(fabric: Fabric): P2pPolicy {
   };
 }
 
-export function bootKernel(ctx: WorkloadContext, opts: { check?: boolean } = {}): Kernel {
+export async function bootKernel(ctx: WorkloadContext, opts: { check?: boolean } = {}): Promise<Kernel> {
   const iommu = ctx.machine.devices.map((d) => d.spec.name).filter((n) => ctx.fabric.iommuEnabledFor(n));
   const kernel = Kernel.boot(ctx.machine, { policy: fabricPolicy(ctx.fabric), iommu, check: opts.check ?? true });
   ctx.kernels.push(kernel);
+  // Every device behind an IOMMU translates all its DMA, bound to a process or not.
+  for (const name of iommu) {
+    const dev = ctx.machine.device(name);
+    await ctx.machine.race(dev.handle.call('deviceCmd', { op: 'iommu-attach', domain: kernel.domain(name)!.sab }));
+  }
   return kernel;
 }
 

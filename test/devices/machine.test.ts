@@ -44,6 +44,28 @@ t.test('a DMA to an unmapped bus address is a device error naming device and add
   t.equal(m.failed, null, 'the device is still alive');
 });
 
+t.test('behind an IOMMU, a raw bus address is blocked; the address the kernel mapped works', async (t) => {
+  const m = await machine(t, [{ name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }]);
+  const kernel = Kernel.boot(m, { iommu: ['cam0'] });
+  const cam = m.device('cam0');
+  t.same(await cam.handle.call('deviceCmd', { op: 'iommu-attach', domain: kernel.domain('cam0')!.sab }), { errno: 0 });
+  const buf = m.ram.allocContig(2).start * PAGE_SIZE;
+  const raw = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: buf, len: 8192, args: [0, 1, 64] });
+  t.equal(raw.status, CqStatus.DataTransferError);
+  const log = await cam.handle.call('errors');
+  t.match(log[raw.result].message, /^cam0: DMA write to 0x[0-9a-f]+ aborted: IOMMU fault: device cam0, IOVA 0x[0-9a-f]+, write access/);
+  const q = await HostQueue.create(m, cam, 1, 4);
+  const seen = Atomics.load(m.shm.hostIrq, 0);
+  q.submit({ opcode: 1, src: 0, dst: kernel.dmaMap('cam0', buf, 8192, true), len: 8192, args: [0, 1, 64] }, 'mapped');
+  let done = q.reap();
+  while (done.length === 0) {
+    await m.waitHostIrq(seen, () => [{ dev: cam, outstanding: q.outstanding }]);
+    done = q.reap();
+  }
+  t.equal(done[0].c.status, CqStatus.Success, 'dma_map gave the camera an IOVA it may write');
+  t.ok(m.shm.ram.subarray(buf, buf + 8192).some((b) => b !== 0), 'the frame landed in RAM');
+});
+
 t.test('a worker that throws is reported by name and the run stops', async (t) => {
   const m = await machine(t, [faulty('bad0', 'throw')]);
   await t.rejects(oneCommand(m, 'bad0', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), {

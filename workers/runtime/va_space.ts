@@ -31,7 +31,7 @@ import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb, type TlbEntry } from './device_tlb.js';
 import { INVALIDATED } from './dma_engine.js';
-import { IommuWalk } from './iommu_walk.js';
+import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
 
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
@@ -56,7 +56,6 @@ interface Flight {
 
 export class VaSpace {
   readonly tlb: DeviceTlb;
-  readonly walk: IommuWalk | null;
   private readonly checker: SafetyChecker | null;
   private flight: Flight | null = null;
   /** Runs redone because an invalidation hit them mid-transfer. */
@@ -65,21 +64,17 @@ export class VaSpace {
   constructor(
     private readonly ctx: DeviceCtxCore,
     bind: BindMsg,
+    /** The device's IOMMU walker (attachIommu), when its DMA is translated. */
+    readonly walk: IommuWalk | null,
   ) {
     this.tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(bind.pri));
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
-    this.walk = bind.iommu ? new IommuWalk(bind.iommu, ctx.self) : null;
-    if (this.walk) {
-      const w = this.walk;
-      ctx.dma.translate = w.translate;
-      ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
-    }
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
     ctx.dma.onRun = (run, addr, write) => this.onRun(run, addr, write);
   }
 
   get counters(): Record<string, number> {
-    return { faults: this.tlb.faults, pagesFaulted: this.tlb.pagesFaulted, retries: this.tlb.retries, refaults: this.refaults, tlb: this.tlb.size };
+    return { faults: this.tlb.faults, pagesFaulted: this.tlb.pagesFaulted, retries: this.tlb.retries, refaults: this.refaults, tlb: this.tlb.size, iotlb: this.walk?.iotlbSize ?? 0 };
   }
 
   /**
@@ -185,4 +180,17 @@ export class VaSpace {
     }
     return null;
   }
+}
+
+/**
+ * Puts a device's DMA behind its IOMMU domain: every address it DMAs to is
+ * an IOVA, walked in the domain's page table; IOTLB flushes ride on the
+ * invalidation broadcast, and run even for a device that ignores
+ * invalidations (the IOTLB belongs to the IOMMU).
+ */
+export function attachIommu(ctx: DeviceCtxCore, domain: SharedArrayBuffer): IommuWalk {
+  const w = new IommuWalkImpl(domain, ctx.self);
+  ctx.dma.translate = w.translate;
+  ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
+  return w;
 }

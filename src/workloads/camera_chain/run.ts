@@ -42,6 +42,7 @@ import { DeviceRegs } from '../../shm/device_ctl.js';
 import { bar0Base } from '../../shm/phys_mem.js';
 import { CqStatus, queuePairBytes } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
+import type { Kernel } from '../../kernel/kernel.js';
 import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
@@ -87,8 +88,8 @@ interface InputBuffer {
 /** How a frame travels: the part that differs between the modes. */
 interface Path {
   readonly inputs: readonly InputBuffer[];
-  /** Submits the frame's first command; returns the commands submitted. */
-  capture(frame: number, buf: number, slotBus: number): number;
+  /** Submits the frame's first command (output to slot `slot`); returns the commands submitted. */
+  capture(frame: number, buf: number, slot: number): number;
   /** Reaps completions: frames handed to cc0 (bounce: to be submitted) and frames done. */
   reap(onDone: (frame: number) => Promise<void>): Promise<number>;
   outstanding(): { dev: Device; outstanding: number }[];
@@ -105,22 +106,27 @@ interface Chain {
   readonly frameBytes: number;
   readonly framePages: number;
   readonly extents: Extent[];
+  readonly kernel: Kernel;
+  /** Bus addresses of the output slots in the viewer's memory. */
+  readonly slots: readonly number[];
 }
 
 async function bouncePath(k: Chain): Promise<Path> {
-  const { machine, w, cam, cc, frameBytes, framePages } = k;
+  const { machine, w, cam, cc, frameBytes, framePages, kernel } = k;
   const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
   const ccQ = await HostQueue.create(machine, cc, 0, w.queueDepth);
+  // Each device gets the buffers as its DMA addresses (IOVAs behind an IOMMU).
   const inputs = Array.from({ length: w.buffers }, () => {
     const e = machine.ram.allocContig(framePages);
     k.extents.push(e);
-    return { dst: e.start * PAGE_SIZE, src: e.start * PAGE_SIZE };
+    const bus = e.start * PAGE_SIZE;
+    return { dst: kernel.dmaMap(w.camera, bus, frameBytes, true), src: kernel.dmaMap(w.corrector, bus, frameBytes, false) };
   });
-  await machine.start();
+  const slotDst = k.slots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
   return {
     inputs,
-    capture(frame, buf, slotBus) {
-      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width] }, { frame, buf, slotBus });
+    capture(frame, buf, slot) {
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width] }, { frame, buf, slotBus: slotDst[slot] });
       return 1;
     },
     async reap(onDone) {
@@ -145,12 +151,10 @@ async function bouncePath(k: Chain): Promise<Path> {
   };
 }
 
-async function p2pPath(k: Chain, ctx: WorkloadContext): Promise<Path> {
-  const { machine, w, cam, cc, frameBytes, framePages } = k;
-  const kernel = bootKernel(ctx);
+async function p2pPath(k: Chain): Promise<Path> {
+  const { machine, w, cam, cc, frameBytes, framePages, kernel } = k;
   const mm = kernel.createMm();
   const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
-  await machine.start();
   // cc0's driver: its memory, exported to the camera only.
   const exporter = new BarExporter(kernel, w.corrector, { importers: [w.camera], readOnly: false, requireIommu: false, cpuMappable: false });
   const bufs = await exporter.mmap(mm, framePages * w.buffers);
@@ -158,14 +162,16 @@ async function p2pPath(k: Chain, ctx: WorkloadContext): Promise<Path> {
   const ring = await exporter.mmap(mm, sqPages);
   const ccCq = await HostCompletionQueue.create(machine, cc, PEER_QID, w.queueDepth, exporter.pageOf(ring.vma, 0) * PAGE_SIZE);
   const binding = await ImporterBinding.bind(kernel, w.camera, mm);
-  const doorbell = bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4;
+  const doorbell = kernel.dmaMap(w.camera, bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4, 4, true);
   await machine.race(cam.handle.call('deviceCmd', { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell }));
   const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * framePages * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * framePages) * PAGE_SIZE }));
+  // cc0 writes the results; the camera hands it these addresses in its ring entries.
+  const slotDst = k.slots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
   let inCc = 0;
   return {
     inputs,
-    capture(frame, buf, slotBus) {
-      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: slotBus, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width, inputs[buf].src] }, frame);
+    capture(frame, buf, slot) {
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: slotDst[slot], dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width, inputs[buf].src] }, frame);
       inCc++;
       return 1;
     },
@@ -196,15 +202,18 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
   const params = colourParams(cc.spec.props);
   const frameBytes = w.width * w.height * 4;
   const framePages = Math.ceil(frameBytes / PAGE_SIZE);
-  const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents: [] };
+  const extents: Extent[] = [];
   const pool = new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000 });
   try {
     const slots = Array.from({ length: OUTPUT_SLOTS }, () => {
       const e = machine.ram.allocContig(framePages);
-      k.extents.push(e);
+      extents.push(e);
       return { bus: e.start * PAGE_SIZE, busy: false };
     });
-    const path = ctx.mode === 'p2p' ? await p2pPath(k, ctx) : await bouncePath(k);
+    await machine.start();
+    const kernel = await bootKernel(ctx);
+    const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, slots: slots.map((s) => s.bus) };
+    const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
     const t0 = performance.now();
     const freeBufs = path.inputs.map((_, i) => i);
     const where = new Map<number, { buf: number; slot: number }>();
@@ -238,7 +247,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
         const buf = freeBufs.shift()!;
         slots[s].busy = true;
         where.set(nextCapture & 0xffff, { buf, slot: s });
-        hostCommands += path.capture(nextCapture, buf, slots[s].bus);
+        hostCommands += path.capture(nextCapture, buf, s);
         nextCapture++;
       }
       if (verified === w.frames) break;
@@ -264,6 +273,6 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     };
   } finally {
     await pool.destroy();
-    for (const e of k.extents) machine.ram.freeExtent(e);
+    for (const e of extents) machine.ram.freeExtent(e);
   }
 }

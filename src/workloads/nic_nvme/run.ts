@@ -54,6 +54,7 @@ import {
 import { NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_OP_READ, NVME_OP_WRITE, type NvmeCounters } from '../../devices/nvme_abi.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { bar0Base } from '../../shm/phys_mem.js';
+import { DeviceRegs } from '../../shm/device_ctl.js';
 import { CqStatus, type Completion, type SqCommand } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
@@ -121,7 +122,7 @@ async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): P
       entries: w.queueEntries,
       dataBytes: w.queueDepth * w.ioBytes,
       policy: { importers: [w.nic], readOnly: false, requireIommu: false, cpuMappable: false },
-      msiAddr: bar0Base(nic.shm.index) + NIC_MSI_REG * 4,
+      msiAddr: su.kernel.dmaMap(w.nvme, bar0Base(nic.shm.index) + NIC_MSI_REG * 4, 4, true),
     });
     const attach = [0, 0, 0, 0, 0];
     attach[NIC_ARG_QID] = q.qid;
@@ -129,7 +130,8 @@ async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): P
     attach[NIC_ARG_CQ_OFFSET] = q.cqOffset;
     attach[NIC_ARG_DATA_OFFSET] = q.dataOffset;
     attach[NIC_ARG_DATA_BYTES] = q.dataBytes;
-    await oneCommand(machine, su.nicQ, { opcode: NIC_OP_NVME_ATTACH, src: q.va, dst: q.doorbellBase, len: q.npages * PAGE_SIZE, args: attach });
+    const doorbells = su.kernel.dmaMap(w.nic, q.doorbellBase, DeviceRegs.kBytes, true);
+    await oneCommand(machine, su.nicQ, { opcode: NIC_OP_NVME_ATTACH, src: q.va, dst: doorbells, len: q.npages * PAGE_SIZE, args: attach });
     // Set up. From here the kernel only waits for the stream's one completion.
     const requests0 = binding.requests;
     const run = streamArgs(su.stream);
@@ -153,7 +155,9 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
   const bufs: Extent[] = [];
   try {
     for (let i = 0; i < w.queueDepth; i++) bufs.push(machine.ram.allocContig(Math.ceil(w.ioBytes / PAGE_SIZE)));
-    const busOf = (b: number) => bufs[b].start * PAGE_SIZE;
+    // Each device gets the buffers as its DMA addresses (IOVAs behind an IOMMU).
+    const nicAddr = bufs.map((e) => su.kernel.dmaMap(w.nic, e.start * PAGE_SIZE, w.ioBytes, true));
+    const nvmeAddr = bufs.map((e) => su.kernel.dmaMap(w.nvme, e.start * PAGE_SIZE, w.ioBytes, true));
     const free = bufs.map((_, i) => i);
     const toNvme: { io: number; buf: number; write: boolean; lba: number }[] = [];
     type Tag = { stage: 'recv' | 'xmit'; io: number; buf: number };
@@ -179,7 +183,7 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
         const args = streamArgs(su.stream);
         args[NIC_ARG_IO] = t.io;
         // Room is guaranteed: the NIC queue holds 2 x depth + 1 entries and at most depth requests are in flight.
-        su.nicQ.submit({ opcode: NIC_OP_XMIT, src: busOf(t.buf), dst: 0, len: t.write ? 0 : w.ioBytes, args }, { stage: 'xmit', io: t.io, buf: t.buf } satisfies Tag);
+        su.nicQ.submit({ opcode: NIC_OP_XMIT, src: nicAddr[t.buf], dst: 0, len: t.write ? 0 : w.ioBytes, args }, { stage: 'xmit', io: t.io, buf: t.buf } satisfies Tag);
         hostCommands++;
       }
       while (toNvme.length > 0 && !nvmeQ.full) {
@@ -187,14 +191,14 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
         const args = [0, 0];
         args[NVME_ARG_LBA] = r.lba;
         args[NVME_ARG_FLAGS] = 0;
-        nvmeQ.submit({ opcode: r.write ? NVME_OP_WRITE : NVME_OP_READ, src: r.write ? busOf(r.buf) : 0, dst: r.write ? 0 : busOf(r.buf), len: w.ioBytes, args }, r);
+        nvmeQ.submit({ opcode: r.write ? NVME_OP_WRITE : NVME_OP_READ, src: r.write ? nvmeAddr[r.buf] : 0, dst: r.write ? 0 : nvmeAddr[r.buf], len: w.ioBytes, args }, r);
         hostCommands++;
       }
       while (nextRecv < w.ios && free.length > 0 && !su.nicQ.full) {
         const buf = free.shift()!;
         const args = streamArgs(su.stream);
         args[NIC_ARG_IO] = nextRecv;
-        su.nicQ.submit({ opcode: NIC_OP_RECV, src: 0, dst: busOf(buf), len: w.ioBytes, args }, { stage: 'recv', io: nextRecv, buf } satisfies Tag);
+        su.nicQ.submit({ opcode: NIC_OP_RECV, src: 0, dst: nicAddr[buf], len: w.ioBytes, args }, { stage: 'recv', io: nextRecv, buf } satisfies Tag);
         hostCommands++;
         nextRecv++;
       }
@@ -221,7 +225,7 @@ export async function runNicNvme(ctx: WorkloadContext, w: NicNvmeWorkload): Prom
   const stream: ClientStream = { seed: ctx.seed, blocks: w.blocks, blocksPerIo: w.ioBytes / blockBytes, writePct: w.writePct };
   const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, 2 * w.queueDepth + 2);
   await machine.start();
-  const kernel = bootKernel(ctx);
+  const kernel = await bootKernel(ctx);
   const drv = await NvmeDriver.probe(kernel, w.nvme, w.blocks);
   {
     const su: Setup = { kernel, drv, nicQ, stream };
