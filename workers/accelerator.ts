@@ -43,6 +43,7 @@ import {
   ACC_F_MIRROR_VA,
   ACC_OP_COMPUTE,
   ACC_OP_COPY_TO_VA,
+  ACC_OP_DMA_IN,
   ACC_OP_TRANSFORM_VA,
   vaFromArgs,
   type AccCounters,
@@ -143,6 +144,13 @@ export function createAccelerator(ctx: DeviceContext): DeviceModel {
     return { status: CqStatus.Success, result: 0 };
   }
 
+  function dmaIn(cmd: SqCommand): CommandResult {
+    if (!inLocal(cmd.dst, cmd.len)) return badField(`DMA_IN destination [${cmd.dst}, +${cmd.len}) outside local memory`);
+    const err = ctx.dma.read(cmd.src, cmd.dst, cmd.len);
+    if (err !== null) return dataError(err);
+    return { status: CqStatus.Success, result: 0 };
+  }
+
   function transformVa(cmd: SqCommand): CommandResult {
     const stage = cmd.args[ACC_ARG_STAGE_PAGE] * PAGE_SIZE;
     const stageBytes = cmd.args[ACC_ARG_STAGE_PAGES] * PAGE_SIZE;
@@ -174,6 +182,8 @@ export function createAccelerator(ctx: DeviceContext): DeviceModel {
           return copyToVa(cmd);
         case ACC_OP_TRANSFORM_VA:
           return transformVa(cmd);
+        case ACC_OP_DMA_IN:
+          return dmaIn(cmd);
         default:
           return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: unknown opcode ${cmd.opcode}`) };
       }

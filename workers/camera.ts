@@ -15,8 +15,10 @@
  * into the engine's submission ring (also in the engine's BAR) and rings
  * the engine's doorbell with a DMA write to its BAR0. No kernel on the
  * path. dst = input buffer VA, src = where the engine must write the
- * result (bus address), args = [frame, seed, width, input offset in the
- * engine's memory]. The ring is set once with deviceCmd 'chain'.
+ * result (bus address, or a VA when the engine is bound to the process),
+ * args = CAM_ARG_* (frame, seed, width, input offset in the engine's
+ * memory, the engine's PROCESS_LOCAL flags). The ring is set once with
+ * deviceCmd 'chain'.
  *
  * Invariant: the doorbell is rung only after the whole frame and the ring
  * entry were written (DMA is in order on one engine).
@@ -26,7 +28,7 @@ import { renderPattern } from '../src/workloads/camera_chain/frame_pattern.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
-import { CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 
 /** Bytes rendered per DMA burst; the line buffer holds two. */
 const BURST = 64 * 1024;
@@ -69,8 +71,8 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
 
   /** Writes a PROCESS_LOCAL entry into the engine's ring and rings its doorbell. */
   function submitToEngine(c: Chain, cmd: SqCommand): string | null {
-    const [frame, , , inputOff] = cmd.args;
-    writeSqe(scratch, 0, { opcode: CC_OP_PROCESS_LOCAL, cid: frame & 0xffff, src: inputOff, dst: cmd.src, len: cmd.len, args: [frame] });
+    const frame = cmd.args[CAM_ARG_FRAME];
+    writeSqe(scratch, 0, { opcode: CC_OP_PROCESS_LOCAL, cid: frame & 0xffff, src: cmd.args[CAM_ARG_INPUT], dst: cmd.src, len: cmd.len, args: [frame, cmd.args[CAM_ARG_CC_FLAGS]] });
     const err = ctx.va().write(c.sqVa + c.tail * SQE_BYTES, SQE_SCRATCH, SQE_BYTES);
     if (err) return err;
     c.tail = (c.tail + 1) % c.entries;

@@ -36,6 +36,10 @@
  * ACC_OP_COPY_TO_VA  local [src, +len) -> process VA dst (bound device;
  *                  the bounce copy of a result into system RAM).
  *                  -> Success, result = 0.
+ * ACC_OP_DMA_IN    device address src (bus address, or IOVA behind an IOMMU)
+ *                  -> local [dst, +len): the accelerator pulls a buffer in
+ *                  from system RAM (the bounce path's last copy).
+ *                  -> Success, result = 0.
  * ACC_OP_TRANSFORM_VA  process VA [src, +len) (len % 4 == 0) through a
  *                  local staging area of args[ACC_ARG_STAGE_PAGES] pages at
  *                  page args[ACC_ARG_STAGE_PAGE]: read, accelTransform with
@@ -65,6 +69,7 @@ export const ACC_HOST_QID = 0;
 export const ACC_OP_COMPUTE = 1;
 export const ACC_OP_COPY_TO_VA = 2;
 export const ACC_OP_TRANSFORM_VA = 3;
+export const ACC_OP_DMA_IN = 4;
 
 /** ACC_OP_COMPUTE argument positions (SqCommand.args). */
 export const ACC_ARG_ITERATIONS = 0;

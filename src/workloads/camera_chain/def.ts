@@ -23,23 +23,28 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   roles: (w) => [
     { key: 'camera', device: w.camera, kinds: ['camera'] },
     { key: 'corrector', device: w.corrector, kinds: ['colour-correction'] },
+    ...(w.final ? [{ key: 'final', device: w.final, kinds: ['accelerator'] }] : []),
   ],
   processes: (w) => [{ key: 'output', name: w.output }],
-  p2pPairs: (w) => [[w.corrector, w.camera]],
+  p2pPairs: (w) => [[w.corrector, w.camera], ...(w.final ? ([[w.final, w.corrector]] as [string, string][]) : [])],
   scale: (w, n) => ({ ...w, frames: n }),
   async run(ctx, w): Promise<Accounting> {
     const r = await runCameraChain(ctx, w);
-    const cam = r.devices[0];
-    const cc = r.devices[1];
+    const [cam, cc, fin] = r.devices;
+    const p2p = ctx.mode === 'p2p';
+    // The link model prices the bytes the devices really moved, on the path each took.
     const flows = [
-      { id: 'capture', src: w.camera, dst: ctx.mode === 'p2p' ? w.corrector : 'ram', bytes: r.payloadBytes },
-      ...(ctx.mode === 'bounce' ? [{ id: 'bounce-in', src: 'ram', dst: w.corrector, bytes: r.payloadBytes }] : []),
-      { id: 'result', src: w.corrector, dst: 'ram', bytes: r.payloadBytes },
-    ];
+      { id: 'capture', src: w.camera, dst: p2p ? w.corrector : 'ram', bytes: cam.bytesToPeer + cam.bytesToRam },
+      { id: 'bounce-in', src: 'ram', dst: w.corrector, bytes: cc.bytesFromRam },
+      { id: 'result', src: w.corrector, dst: w.final && p2p ? w.final : 'ram', bytes: cc.bytesToPeer + cc.bytesToRam },
+      { id: 'final-in', src: 'ram', dst: w.final ?? 'ram', bytes: fin?.bytesFromRam ?? 0 },
+    ].filter((f) => f.bytes > 0);
     return {
       payloadBytes: r.payloadBytes,
       ramBytes: r.ramBytes,
-      bounceBytes: cam.bytesToRam + cc.bytesFromRam,
+      // RAM traffic that only staged frames between devices: all of it with a
+      // final device; without one, all but cc0's writes into the viewer's memory.
+      bounceBytes: w.final ? r.ramBytes : r.ramBytes - cc.bytesToRam,
       p2pBytes: r.p2pBytes,
       hostInterventions: r.hostCommands,
       invalidations: r.invalidations,

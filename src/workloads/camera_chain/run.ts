@@ -33,7 +33,7 @@ import { Piscina } from 'piscina';
 import { DeviceError } from '../../errors.js';
 import { compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
-import { CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_F_DST_VA, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
 import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
@@ -43,6 +43,10 @@ import { bar0Base } from '../../shm/phys_mem.js';
 import { CqStatus, queuePairBytes } from '../../shm/ring.js';
 import type { Extent } from '../../kernel/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
+import type { Mm } from '../../kernel/mm.js';
+import { ACC_HOST_QID, ACC_OP_DMA_IN } from '../../devices/accelerator_abi.js';
+import { CommandRunner } from '../command_runner.js';
+import type { Mode } from '../workload.js';
 import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
@@ -107,8 +111,69 @@ interface Chain {
   readonly framePages: number;
   readonly extents: Extent[];
   readonly kernel: Kernel;
-  /** Bus addresses of the output slots in the viewer's memory. */
-  readonly slots: readonly number[];
+  /** The viewer process: where the devices' VMAs live. */
+  readonly mm: Mm;
+  readonly store: FinalStore;
+}
+
+/**
+ * Where corrected frames land, slot by slot: the viewer's RAM (default), or
+ * the memory of a third device (`final:`, the [B] variant) — written by
+ * cc0 straight through that device's BAR in p2p mode, or staged in RAM and
+ * pulled in by the device (ACC_OP_DMA_IN) in bounce mode.
+ */
+interface FinalStore {
+  /** PROCESS_LOCAL flags for cc0 (CC_F_DST_VA when it writes by VA). */
+  readonly ccFlags: number;
+  /** The address cc0 writes slot `s` to. */
+  ccDst(s: number): number;
+  /** Moves slot `s` to its final place (bounce with a final device); counts as kernel commands. */
+  land(s: number): Promise<number>;
+  /** Where the checker reads slot `s`. */
+  view(s: number): { mem: SharedArrayBuffer; offset: number };
+  close(): Promise<void>;
+}
+
+async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, kernel: Kernel, mm: Mm, frameBytes: number, extents: Extent[]): Promise<FinalStore> {
+  const framePages = Math.ceil(frameBytes / PAGE_SIZE);
+  const ramSlots = Array.from({ length: OUTPUT_SLOTS }, () => {
+    const e = machine.ram.allocContig(framePages);
+    extents.push(e);
+    return e.start * PAGE_SIZE;
+  });
+  const toRam = ramSlots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
+  const ramView = (s: number) => ({ mem: machine.shm.desc.ram, offset: ramSlots[s] });
+  if (!w.final) return { ccFlags: 0, ccDst: (s) => toRam[s], land: async () => 0, view: ramView, close: async () => undefined };
+  const fin = machine.device(w.final);
+  const finMem = fin.shm.mem!.buffer as SharedArrayBuffer;
+  if (mode === 'p2p') {
+    // The final device's driver exports the output slots to cc0 only; cc0, bound to the process, writes them by VA.
+    const ex = new BarExporter(kernel, w.final, { importers: [w.corrector], readOnly: false, requireIommu: false, cpuMappable: false });
+    const out = await ex.mmap(mm, framePages * OUTPUT_SLOTS);
+    const binding = await ImporterBinding.bind(kernel, w.corrector, mm);
+    return {
+      ccFlags: CC_F_DST_VA,
+      ccDst: (s) => out.va + s * framePages * PAGE_SIZE,
+      land: async () => 0,
+      view: (s) => ({ mem: finMem, offset: ex.pageOf(out.vma, s * framePages) * PAGE_SIZE }),
+      close: () => binding.close(),
+    };
+  }
+  // Bounce: cc0 writes RAM, the final device pulls each frame in.
+  const local = Array.from({ length: OUTPUT_SLOTS }, () => fin.mem!.allocContig(framePages).start * PAGE_SIZE);
+  const pull = ramSlots.map((bus) => kernel.dmaMap(w.final!, bus, frameBytes, false));
+  const q = await HostQueue.create(machine, fin, ACC_HOST_QID, 4);
+  const runner = new CommandRunner(machine);
+  return {
+    ccFlags: 0,
+    ccDst: (s) => toRam[s],
+    async land(s) {
+      await runner.run(q, { opcode: ACC_OP_DMA_IN, src: pull[s], dst: local[s], len: frameBytes, args: [] });
+      return 1;
+    },
+    view: (s) => ({ mem: finMem, offset: local[s] }),
+    close: async () => undefined,
+  };
 }
 
 async function bouncePath(k: Chain): Promise<Path> {
@@ -122,11 +187,10 @@ async function bouncePath(k: Chain): Promise<Path> {
     const bus = e.start * PAGE_SIZE;
     return { dst: kernel.dmaMap(w.camera, bus, frameBytes, true), src: kernel.dmaMap(w.corrector, bus, frameBytes, false) };
   });
-  const slotDst = k.slots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
   return {
     inputs,
     capture(frame, buf, slot) {
-      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width] }, { frame, buf, slotBus: slotDst[slot] });
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width] }, { frame, buf, slotBus: k.store.ccDst(slot) });
       return 1;
     },
     async reap(onDone) {
@@ -152,8 +216,7 @@ async function bouncePath(k: Chain): Promise<Path> {
 }
 
 async function p2pPath(k: Chain): Promise<Path> {
-  const { machine, w, cam, cc, frameBytes, framePages, kernel } = k;
-  const mm = kernel.createMm();
+  const { machine, w, cam, cc, frameBytes, framePages, kernel, mm } = k;
   const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
   // cc0's driver: its memory, exported to the camera only.
   const exporter = new BarExporter(kernel, w.corrector, { importers: [w.camera], readOnly: false, requireIommu: false, cpuMappable: false });
@@ -165,13 +228,18 @@ async function p2pPath(k: Chain): Promise<Path> {
   const doorbell = kernel.dmaMap(w.camera, bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4, 4, true);
   await machine.race(cam.handle.call('deviceCmd', { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell }));
   const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * framePages * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * framePages) * PAGE_SIZE }));
-  // cc0 writes the results; the camera hands it these addresses in its ring entries.
-  const slotDst = k.slots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
   let inCc = 0;
   return {
     inputs,
     capture(frame, buf, slot) {
-      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: slotDst[slot], dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width, inputs[buf].src] }, frame);
+      // The camera hands cc0 the result's address in the ring entry it writes.
+      const args = [0, 0, 0, 0, 0];
+      args[CAM_ARG_FRAME] = frame;
+      args[CAM_ARG_SEED] = k.seed;
+      args[CAM_ARG_WIDTH] = w.width;
+      args[CAM_ARG_INPUT] = inputs[buf].src;
+      args[CAM_ARG_CC_FLAGS] = k.store.ccFlags;
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: k.store.ccDst(slot), dst: inputs[buf].dst, len: frameBytes, args }, frame);
       inCc++;
       return 1;
     },
@@ -205,14 +273,12 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
   const extents: Extent[] = [];
   const pool = new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000 });
   try {
-    const slots = Array.from({ length: OUTPUT_SLOTS }, () => {
-      const e = machine.ram.allocContig(framePages);
-      extents.push(e);
-      return { bus: e.start * PAGE_SIZE, busy: false };
-    });
     await machine.start();
     const kernel = await bootKernel(ctx);
-    const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, slots: slots.map((s) => s.bus) };
+    const mm = kernel.createMm();
+    const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
+    const slots = Array.from({ length: OUTPUT_SLOTS }, () => ({ busy: false }));
+    const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
     const t0 = performance.now();
     const freeBufs = path.inputs.map((_, i) => i);
@@ -228,8 +294,11 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       if (!at) throw new DeviceError(w.corrector, 'device-error', `completed frame ${frame}, which is not in flight`);
       where.delete(frame & 0xffff);
       freeBufs.push(at.buf);
+      const landed = await store.land(at.slot);
+      hostCommands += landed;
       const slot = slots[at.slot];
-      const task: VerifyTask = { ram: machine.shm.desc.ram, pieces: [{ offset: slot.bus, len: frameBytes }], seed, frame, width: w.width, height: w.height, params };
+      const out = store.view(at.slot);
+      const task: VerifyTask = { mem: out.mem, pieces: [{ offset: out.offset, len: frameBytes }], seed, frame, width: w.width, height: w.height, params };
       checks.push(
         (pool.run(task) as Promise<VerifyResult>).then((r) => {
           if (r.mismatchAt >= 0) mismatches.push(r);
@@ -242,7 +311,9 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
 
     for (;;) {
       const seen = Atomics.load(machine.shm.hostIrq, 0);
-      hostCommands += await path.reap(onDone);
+      // Not `+= await`: that reads hostCommands before onDone (inside reap) adds to it.
+      const submitted = await path.reap(onDone);
+      hostCommands += submitted;
       for (let s = slots.findIndex((x) => !x.busy); s >= 0 && freeBufs.length > 0 && nextCapture < w.frames && where.size < w.queueDepth - 1; s = slots.findIndex((x) => !x.busy)) {
         const buf = freeBufs.shift()!;
         slots[s].busy = true;
@@ -255,9 +326,10 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     }
     await Promise.all(checks);
     const wallMs = performance.now() - t0;
-    const imp = await importerStats(ctx, [w.camera]);
+    const imp = await importerStats(ctx, w.final ? [w.camera, w.corrector] : [w.camera]);
     const fin = await path.finish();
-    const devices = [stageTimes(cam), stageTimes(cc)];
+    await store.close();
+    const devices = [stageTimes(cam), stageTimes(cc), ...(w.final ? [stageTimes(machine.device(w.final))] : [])];
     return {
       frames: w.frames,
       verified,

@@ -8,6 +8,7 @@ export const cameraChainSchema = z.strictObject({
   camera: deviceName,
   corrector: deviceName,
   output: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose memory receives the corrected frames'),
+  final: deviceName.optional().describe('variant ([B]): the corrected frames land in this accelerator\'s memory instead of the process\'s RAM'),
   frames: z.number().int().min(1).max(100000).default(16),
   width: z.number().int().min(1).max(8192).default(1280),
   height: z.number().int().min(1).max(8192).default(720),

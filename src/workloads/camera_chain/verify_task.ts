@@ -3,14 +3,16 @@
  * reference (pattern -> colourReference). Runs off the main thread so the
  * kernel keeps serving devices while frames are checked.
  *
- * The frame is read straight from the shared system RAM (no copy through
- * the task message); `pieces` are the contiguous runs of the output buffer.
+ * The frame is read straight from the shared memory it landed in (system
+ * RAM, or a device's memory in the [B] variant; no copy through the task
+ * message); `pieces` are the contiguous runs of the output buffer.
  */
 import { colourReference, type ColourParams } from './colour.js';
 import { renderPattern } from './frame_pattern.js';
 
 export interface VerifyTask {
-  readonly ram: SharedArrayBuffer;
+  /** System RAM or the final device's memory. */
+  readonly mem: SharedArrayBuffer;
   readonly pieces: readonly { readonly offset: number; readonly len: number }[];
   readonly seed: number;
   readonly frame: number;
@@ -34,7 +36,7 @@ export default function verifyFrame(t: VerifyTask): VerifyResult {
   renderPattern(input, t.seed, t.frame, 0, t.width);
   const ref = new Uint8Array(pixels * 4);
   colourReference(new Uint8Array(input.buffer), ref, t.params);
-  const ram = new Uint8Array(t.ram);
+  const ram = new Uint8Array(t.mem);
   let base = 0;
   let first = -1;
   let count = 0;
