@@ -15,6 +15,7 @@
 import type { Machine } from '../devices/machine.js';
 import type { Fabric } from '../hw/fabric.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { Workload } from '../scenario/schema.js';
 
 export type Mode = 'p2p' | 'bounce';
 
@@ -71,3 +72,27 @@ export interface WorkloadContext {
 }
 
 export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0 };
+
+/** A device a workload needs, named under `workload:`. */
+export interface Role {
+  /** Key under `workload:` naming the device. */
+  readonly key: string;
+  readonly device: string;
+  /** Device kinds that can play the role. */
+  readonly kinds: readonly string[];
+}
+
+/** What a workload kind is: its roles, what it needs of the fabric, and how it runs. */
+export interface WorkloadDef<W extends Workload = Workload> {
+  readonly kind: W['kind'];
+  readonly doc: string;
+  roles(w: W): Role[];
+  /** Processes the workload uses, by the key naming them. */
+  processes(w: W): { key: string; name: string }[];
+  /** (provider, client) pairs that must be able to talk directly in p2p mode. */
+  p2pPairs(w: W): [provider: string, client: string][];
+  /** The workload with its size knob (frames, requests, iterations) set to n (--frames). */
+  scale(w: W, n: number): W;
+  run(ctx: WorkloadContext, w: W): Promise<Accounting>;
+}
+

@@ -2,7 +2,7 @@
  * accel-nic-stream as a registered workload: the accelerator computes,
  * the NIC streams the results straight out of its memory (RFC workload 3).
  */
-import type { WorkloadDef } from '../registry.js';
+import type { WorkloadDef } from '../workload.js';
 import { runAccelNicStream } from './run.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 

@@ -2,7 +2,7 @@
  * accel-progress as a registered workload: the accelerator computes, the
  * NIC watches its progress record (RFC workload 2, use case [B]).
  */
-import type { WorkloadDef } from '../registry.js';
+import type { WorkloadDef } from '../workload.js';
 import { runAccelProgress } from './run.js';
 import type { AccelProgressWorkload } from './schema.js';
 

@@ -2,8 +2,7 @@
  * The camera chain as a registered workload: its device roles, the pairs
  * that must talk directly in p2p mode, and its accounting.
  */
-import type { WorkloadDef } from '../registry.js';
-import type { Accounting, Check } from '../workload.js';
+import type { WorkloadDef, Accounting, Check } from '../workload.js';
 import { modeledSeconds } from '../accounting.js';
 import { runCameraChain, type ChainResult } from './run.js';
 import type { CameraChainWorkload } from './schema.js';

@@ -3,7 +3,7 @@
  * memory migrated to the accelerator (HMM device-private), read by the
  * NIC peer to peer through hmmRangeFault, partly taken back by the CPU.
  */
-import type { WorkloadDef } from '../registry.js';
+import type { WorkloadDef } from '../workload.js';
 import { runHmmPeer } from './run.js';
 import type { HmmPeerWorkload } from './schema.js';
 

@@ -17,8 +17,7 @@
  *   NVME_ATTACH prefault); setup (bind, export, ATTACH, the one RUN) is not
  *   counted, and the host wakeups during the stream are printed beside it.
  */
-import type { WorkloadDef } from '../registry.js';
-import type { Accounting, Check } from '../workload.js';
+import type { WorkloadDef, Accounting, Check } from '../workload.js';
 import { importerStats, modeledSeconds, trafficTotals } from '../accounting.js';
 import { runNicNvme, type NicNvmeResult } from './run.js';
 import type { NicNvmeWorkload } from './schema.js';
