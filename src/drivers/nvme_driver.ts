@@ -64,13 +64,24 @@ export class NvmeDriver {
     readonly blockBytes: number,
   ) {}
 
+  /** Pages of controller memory a namespace of `blocks` blocks takes. */
+  static namespacePages(blocks: number, blockBytes: number): number {
+    return pagesFor(blocks * blockBytes);
+  }
+
+  /** Pages a CMB queue pair of `entries` entries and a `dataBytes` data area takes (memory and BAR slots). */
+  static cmbPages(entries: number, dataBytes: number): number {
+    const { sq, cq } = queuePairBytes(entries);
+    return pagesFor(sq) + pagesFor(cq) + pagesFor(dataBytes);
+  }
+
   /** Formats a namespace of `blocks` blocks (zeroed) in the controller's memory. */
   static async probe(kernel: Kernel, devName: string, blocks: number): Promise<NvmeDriver> {
     const dev = kernel.machine.device(devName);
     if (!dev.mem) throw new PeerVmaError('ENODEV', devName, 'an nvme needs local memory for its namespace');
     const blockBytes = (dev.spec.props.blockBytes as number | undefined) ?? 4096;
     const d = new NvmeDriver(kernel, dev, blocks, blockBytes);
-    const need = pagesFor(blocks * blockBytes);
+    const need = NvmeDriver.namespacePages(blocks, blockBytes);
     if (dev.mem.freePages < need) throw new PeerVmaError('ENOSPC', devName, `a namespace of ${blocks} blocks of ${blockBytes} bytes needs ${need} pages of its memory; ${dev.mem.freePages} free (scenario devices[].memory)`);
     const ns = dev.mem.allocContig(need);
     d.extents.push(ns);
@@ -101,7 +112,7 @@ export class NvmeDriver {
     const { sq, cq } = queuePairBytes(o.entries);
     const sqPages = pagesFor(sq);
     const cqPages = pagesFor(cq);
-    const npages = sqPages + cqPages + pagesFor(o.dataBytes);
+    const npages = NvmeDriver.cmbPages(o.entries, o.dataBytes);
     const ex = new BarExporter(this.kernel, this.name, o.policy);
     if (npages > ex.maxMapPages) throw new PeerVmaError('ENOSPC', this.name, `a CMB queue of ${npages} pages does not fit its BAR window of ${ex.maxMapPages} pages (scenario devices[].bar)`);
     const { va, vma } = await ex.mmap(mm, npages);

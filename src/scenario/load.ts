@@ -74,6 +74,7 @@ function workloadProblems(s: Scenario, w: Workload, names: ReadonlyMap<string, n
     if (idx === undefined) problems.push(`workload.${r.key}: got "${r.device}"; expected the name of a device (${[...names.keys()].join(', ')})`);
     else if (!r.kinds.includes(s.devices[idx].kind)) problems.push(`workload.${r.key}: device "${r.device}" is a ${s.devices[idx].kind}; expected a ${r.kinds.join(' or a ')}`);
   }
+  problems.push(...(def.validate?.(w, s.devices) ?? []));
   for (const p of def.processes(w)) {
     if (!s.processes.some((q) => q.name === p.name)) problems.push(`workload.${p.key}: got "${p.name}"; expected the name of a process (${s.processes.map((q) => q.name).join(', ') || 'none declared under processes'})`);
   }

@@ -91,6 +91,12 @@ export interface WorkloadDef<W extends Workload = Workload> {
   processes(w: W): { key: string; name: string }[];
   /** (provider, client) pairs that must be able to talk directly in p2p mode. */
   p2pPairs(w: W): [provider: string, client: string][];
+  /**
+   * Cross-checks against the devices that the schema cannot see (sizes
+   * that must fit a device's memory or BAR), as `key path: problem`
+   * lines; the loader refuses the file before anything starts.
+   */
+  validate?(w: W, devices: readonly { name: string; kind: string; memory: number; bar: number; props: Readonly<Record<string, unknown>> }[]): string[];
   /** The workload with its size knob (frames, requests, iterations) set to n (--frames). */
   scale(w: W, n: number): W;
   run(ctx: WorkloadContext, w: W): Promise<Accounting>;

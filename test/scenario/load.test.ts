@@ -1,6 +1,8 @@
 // Scenario files: the shipped one loads with its defaults; bad ones are refused with
 // the file, the key path, the bad value and what was expected.
 import t from 'tap';
+import { readFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
 import { ScenarioError } from '../../src/errors.js';
 import { loadScenarioFile, parseScenario } from '../../src/scenario/load.js';
 import { deviceKinds } from '../../src/devices/device_kinds.js';
@@ -57,6 +59,15 @@ t.test('a topology that does not place a device is a scenario error', async (t) 
     "    - {name: rc0, id: '8086:2020', ports: [{slot: '01.0', endpoint: {device: cam0}}]}",
   ].join('\n');
   t.throws(() => parseScenario(text, 't1.yaml'), { name: 'ScenarioError', problems: [/cc0/] });
+});
+
+t.test('a workload that does not fit its devices is refused before anything starts', async (t) => {
+  const sc = parse(await readFile('scenarios/nic-nvme-queue.yaml', 'utf8'));
+  sc.workload.blocks = 100000;
+  t.throws(() => parseScenario(stringify(sc), 'nn.yaml'), {
+    name: 'ScenarioError',
+    problems: [/^workload\.blocks: got 100000; nvme0 needs \d+ pages of memory for the namespace and its CMB queue, its devices\[\]\.memory gives \d+ \(after \d+ of its own\)$/],
+  });
 });
 
 t.test('the error message starts with the file name', async (t) => {

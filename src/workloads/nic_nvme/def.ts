@@ -18,6 +18,9 @@
  *   counted, and the host wakeups during the stream are printed beside it.
  */
 import type { WorkloadDef, Accounting, Check } from '../workload.js';
+import { NvmeDriver } from '../../drivers/nvme_driver.js';
+import { deviceKinds } from '../../devices/device_kinds.js';
+import { PAGE_SIZE } from '../../shm/constants.js';
 import { importerStats, modeledSeconds, trafficTotals } from '../accounting.js';
 import { runNicNvme, type NicNvmeResult } from './run.js';
 import type { NicNvmeWorkload } from './schema.js';
@@ -40,6 +43,21 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
   ],
   processes: (w) => [{ key: 'process', name: w.process }],
   p2pPairs: (w) => [[w.nvme, w.nic]],
+  validate(w, devices) {
+    const nvme = devices.find((d) => d.name === w.nvme && d.kind === 'nvme');
+    if (!nvme) return []; // the role check reports it
+    const blockBytes = (nvme.props.blockBytes as number | undefined) ?? 4096;
+    const problems: string[] = [];
+    if (w.ioBytes % blockBytes !== 0) problems.push(`workload.ioBytes: got ${w.ioBytes}; expected whole ${blockBytes}-byte blocks of ${w.nvme}`);
+    const ns = NvmeDriver.namespacePages(w.blocks, blockBytes);
+    const cmb = NvmeDriver.cmbPages(w.queueEntries, w.queueDepth * w.ioBytes);
+    const own = Math.ceil(deviceKinds.nvme.minMemBytes / PAGE_SIZE);
+    const have = nvme.memory / PAGE_SIZE - own;
+    const need = ns + (w.mode === 'p2p' ? cmb : 0);
+    if (need > have) problems.push(`workload.blocks: got ${w.blocks}; ${w.nvme} needs ${need} pages of memory for the namespace${w.mode === 'p2p' ? ' and its CMB queue' : ''}, its devices[].memory gives ${have} (after ${own} of its own)`);
+    if (w.mode === 'p2p' && cmb > nvme.bar / PAGE_SIZE) problems.push(`workload.queueEntries: got ${w.queueEntries}; the CMB queue (${w.queueEntries} entries + ${w.queueDepth} x ${w.ioBytes}-byte buffers) takes ${cmb} pages, ${w.nvme}'s BAR window (devices[].bar) has ${nvme.bar / PAGE_SIZE}`);
+    return problems;
+  },
   scale: (w, n) => ({ ...w, ios: n }),
   async run(ctx, w): Promise<Accounting> {
     const r = await runNicNvme(ctx, w);
