@@ -70,6 +70,7 @@ export class DmaEngine {
 
   /** Bus-to-bus copy (for devices that move data without staging it). */
   copy(dst: number, src: number, len: number): string | null {
+    const t0 = performance.now();
     let done = 0;
     while (done < len) {
       const n = Math.min(len - done, DMA_CHECK_BYTES);
@@ -78,6 +79,10 @@ export class DmaEngine {
       const d = this.resolve(dst + done, s.len, true);
       if (typeof d === 'string') return this.fail('write to', dst + done, d);
       if (d.target === 'regs' || s.target === 'regs') return this.fail('copy to', dst + done, 'bus-to-bus copy cannot touch registers');
+      // Both ends pass the same veto and checks as a read or a write.
+      const veto = this.onRun?.(s, src + done, false) ?? this.onRun?.(d, dst + done, true) ?? null;
+      if (veto === INVALIDATED) return INVALIDATED;
+      if (veto !== null) return this.fail('copy to', dst + done, veto);
       d.bytes.set(s.bytes.subarray(s.offset, s.offset + d.len), d.offset);
       this.account(s, false);
       this.account(d, true);
@@ -85,6 +90,7 @@ export class DmaEngine {
       this.checkpoint();
     }
     this.self.stats[DeviceStats.dmaOps]++;
+    this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
     return null;
   }
 
