@@ -5,7 +5,7 @@
  * workers/registry.ts. Test-only kinds and knobs carry an `x-` prefix.
  */
 import { z } from 'zod';
-import { DEFAULT_MATRIX } from '../workloads/camera_chain/colour.js';
+import { colourParams, DEFAULT_MATRIX } from '../workloads/camera_chain/colour.js';
 
 export interface DeviceKind {
   readonly doc: string;
@@ -17,6 +17,8 @@ export interface DeviceKind {
   readonly minMemBytes: number;
   /** Properties accepted under `props:`, with their defaults. */
   readonly props: z.ZodObject;
+  /** What the worker model gets, derived from the validated props (default: the props themselves). */
+  readonly modelProps?: (props: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>;
 }
 
 const KiB = 1024;
@@ -36,6 +38,7 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
       'x-corrupt-frame': z.number().int().min(0).optional().describe('test knob: flip one output byte of this frame'),
       'x-corrupt-offset': z.number().int().min(0).default(0).describe('test knob: byte offset flipped in x-corrupt-frame'),
     }),
+    modelProps: (p) => ({ ...p, ...colourParams(p) }),
   },
   accelerator: {
     doc: 'compute device: iterative integer kernel over buffers in its memory, publishing a seqcount progress record; copies and transforms by process VA (src/devices/accelerator_abi.ts)',

@@ -115,6 +115,14 @@ export class Machine {
   }
 
   /**
+   * The host interrupt count, read before looking for completions: passing
+   * it to waitHostIrq makes an interrupt raised meanwhile end the wait at once.
+   */
+  irqSeen(): number {
+    return Atomics.load(this.shm.hostIrq, 0);
+  }
+
+  /**
    * Waits until the host interrupt line moves past `seen` (some device
    * raised an MSI, or the kernel kicked itself with kickHost), without
    * blocking the event loop. Pairs with DeviceQueues.raise. On timeout the

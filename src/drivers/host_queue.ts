@@ -14,6 +14,14 @@ import type { Device, Machine } from '../devices/machine.js';
 import { busWordView } from '../shm/bus_map.js';
 import { DeviceError } from '../errors.js';
 
+/** A zeroed ring of `bytes` in system RAM, one contiguous extent, with its bus address and word view. */
+function ramRing(machine: Machine, bytes: number, what: string): { ext: Extent; bus: number; view: Int32Array } {
+  const ext = machine.ram.allocContig(Math.ceil(bytes / PAGE_SIZE));
+  const bus = ext.start * PAGE_SIZE;
+  machine.shm.ram.fill(0, bus, bus + ext.count * PAGE_SIZE);
+  return { ext, bus, view: busWordView(machine.bus, bus, bytes, what) };
+}
+
 export class HostQueue {
   private nextCid = 0;
   private readonly pending = new Map<number, unknown>();
@@ -27,18 +35,12 @@ export class HostQueue {
   ) {}
 
   static async create(machine: Machine, dev: Device, qid: number, entries: number): Promise<HostQueue> {
-    const { sq, cq } = queuePairBytes(entries);
-    const sqExt = machine.ram.allocContig(Math.ceil(sq / PAGE_SIZE));
-    const cqExt = machine.ram.allocContig(Math.ceil(cq / PAGE_SIZE));
-    const sqBus = sqExt.start * PAGE_SIZE;
-    const cqBus = cqExt.start * PAGE_SIZE;
-    machine.shm.ram.fill(0, sqBus, sqBus + sqExt.count * PAGE_SIZE);
-    machine.shm.ram.fill(0, cqBus, cqBus + cqExt.count * PAGE_SIZE);
+    const bytes = queuePairBytes(entries);
+    const sq = ramRing(machine, bytes.sq, `${dev.spec.name} SQ${qid}`);
+    const cq = ramRing(machine, bytes.cq, `${dev.spec.name} CQ${qid}`);
     const db = { regs: dev.shm.regs, ctl: dev.shm.ctl, qid };
-    const producer = new SqProducer(busWordView(machine.bus, sqBus, sq, `${dev.spec.name} SQ${qid}`), entries, db);
-    const consumer = new CqConsumer(busWordView(machine.bus, cqBus, cq, `${dev.spec.name} CQ${qid}`), entries, db);
-    await dev.handle.call('createQueue', { qid, entries, sqBus, cqBus, irq: { kind: 'host' } });
-    return new HostQueue(dev, producer, consumer, [sqExt, cqExt], machine);
+    await dev.handle.call('createQueue', { qid, entries, sqBus: sq.bus, cqBus: cq.bus, irq: { kind: 'host' } });
+    return new HostQueue(dev, new SqProducer(sq.view, entries, db), new CqConsumer(cq.view, entries, db), [sq.ext, cq.ext], machine);
   }
 
   get entries(): number {
@@ -94,13 +96,9 @@ export class HostCompletionQueue {
   ) {}
 
   static async create(machine: Machine, dev: Device, qid: number, entries: number, sqLocal: number): Promise<HostCompletionQueue> {
-    const { cq } = queuePairBytes(entries);
-    const ext = machine.ram.allocContig(Math.ceil(cq / PAGE_SIZE));
-    const cqBus = ext.start * PAGE_SIZE;
-    machine.shm.ram.fill(0, cqBus, cqBus + ext.count * PAGE_SIZE);
-    const consumer = new CqConsumer(busWordView(machine.bus, cqBus, cq, `${dev.spec.name} CQ${qid}`), entries, { regs: dev.shm.regs, ctl: dev.shm.ctl, qid });
-    await dev.handle.call('createQueue', { qid, entries, sqBus: 0, sqLocal, cqBus, irq: { kind: 'host' } });
-    return new HostCompletionQueue(dev, consumer, ext, machine);
+    const cq = ramRing(machine, queuePairBytes(entries).cq, `${dev.spec.name} CQ${qid}`);
+    await dev.handle.call('createQueue', { qid, entries, sqBus: 0, sqLocal, cqBus: cq.bus, irq: { kind: 'host' } });
+    return new HostCompletionQueue(dev, new CqConsumer(cq.view, entries, { regs: dev.shm.regs, ctl: dev.shm.ctl, qid }), cq.ext, machine);
   }
 
   reap(): Completion[] {

@@ -10,7 +10,7 @@ import { P2pRefusedError, ScenarioError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
 import type { Fabric } from '../hw/fabric.js';
 import { measureMemcpy, type MemcpyResult } from '../workloads/memcpy_baseline.js';
-import { colourParams } from '../workloads/camera_chain/run.js';
+import { deviceKinds } from '../devices/device_kinds.js';
 import { workloadDef } from '../workloads/registry.js';
 import { safetyCheck } from '../workloads/kernel_boot.js';
 import type { Kernel } from '../kernel/kernel.js';
@@ -57,7 +57,7 @@ export function machineSpec(sc: Scenario): MachineSpec {
       kind: d.kind,
       memBytes: d.memory,
       barBytes: d.bar,
-      props: d.kind === 'colour-correction' ? { ...d.props, ...colourParams(d.props) } : d.props,
+      props: deviceKinds[d.kind]?.modelProps?.(d.props) ?? d.props,
       ignoreInvalidations: d['x-ignore-invalidations'],
     })),
   };

@@ -65,7 +65,7 @@ export class CommandRunner {
   private async reap(): Promise<void> {
     try {
       while (this.pending() > 0) {
-        const seen = Atomics.load(this.machine.shm.hostIrq, 0);
+        const seen = this.machine.irqSeen();
         for (const [q, m] of this.waiters) {
           for (const { c, tag } of q.reap()) {
             const w = m.get(tag as object);

@@ -26,7 +26,7 @@ async function oneCommand(m: Machine, name: string, cmd: { opcode: number; src: 
   const dev = m.device(name);
   const q = await HostQueue.create(m, dev, 0, 4);
   await m.start();
-  const seen = Atomics.load(m.shm.hostIrq, 0);
+  const seen = m.irqSeen();
   q.submit(cmd, 'x');
   for (;;) {
     const done = q.reap();
@@ -55,7 +55,7 @@ t.test('behind an IOMMU, a raw bus address is blocked; the address the kernel ma
   const log = await cam.handle.call('errors');
   t.match(log[raw.result].message, /^cam0: DMA write to 0x[0-9a-f]+ aborted: IOMMU fault: device cam0, IOVA 0x[0-9a-f]+, write access/);
   const q = await HostQueue.create(m, cam, 1, 4);
-  const seen = Atomics.load(m.shm.hostIrq, 0);
+  const seen = m.irqSeen();
   q.submit({ opcode: 1, src: 0, dst: kernel.dmaMap('cam0', buf, 8192, true), len: 8192, args: [0, 1, 64] }, 'mapped');
   let done = q.reap();
   while (done.length === 0) {

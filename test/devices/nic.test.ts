@@ -17,7 +17,7 @@ import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
 /** Waits for the next completion of q. */
 async function completion(machine: Machine, q: HostQueue, dev: Device): Promise<Completion> {
   for (;;) {
-    const seen = Atomics.load(machine.shm.hostIrq, 0);
+    const seen = machine.irqSeen();
     const got = q.reap();
     if (got.length > 0) return got[0].c;
     await machine.waitHostIrq(seen, () => [{ dev, outstanding: q.outstanding }]);

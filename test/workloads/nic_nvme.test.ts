@@ -96,7 +96,7 @@ t.test('the NVMe exports its CMB queue to the NIC only: another importer gets EP
   q1.submit({ opcode: NIC_OP_SEND, src: cmb.va, dst: 0, len: 64, args: [] }, null);
   let got = q1.reap();
   while (got.length === 0) {
-    const seen = Atomics.load(machine.shm.hostIrq, 0);
+    const seen = machine.irqSeen();
     got = q1.reap();
     if (got.length === 0) await machine.waitHostIrq(seen, () => [{ dev: machine.device('nic1'), outstanding: q1.outstanding }]);
   }

@@ -32,6 +32,11 @@ export function gammaLut(gamma: readonly [number, number, number]): number[] {
   return lut;
 }
 
+/** The engine's parameters from its scenario props (matrix, per-channel gamma): the LUT is computed once, here. */
+export function colourParams(props: Readonly<Record<string, unknown>>): ColourParams {
+  return { matrix: props.matrix as number[], lut: gammaLut(props.gamma as [number, number, number]) };
+}
+
 export function colourReference(input: Uint8Array, output: Uint8Array, p: ColourParams): void {
   const m = Int32Array.from(p.matrix);
   const lut = Uint8Array.from(p.lut);

@@ -51,7 +51,7 @@ import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
 import type { CameraChainWorkload } from './schema.js';
-import { gammaLut, type ColourParams } from './colour.js';
+import { colourParams } from './colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
@@ -77,10 +77,6 @@ export interface ChainResult {
   readonly refaults: number;
   /** BAR slots of cc0 recycled under pressure. */
   readonly barRecycled: number;
-}
-
-export function colourParams(props: Readonly<Record<string, unknown>>): ColourParams {
-  return { matrix: props.matrix as number[], lut: gammaLut(props.gamma as [number, number, number]) };
 }
 
 /** Where frame buffers are for the camera (`dst`) and for cc0 (`local` offset or RAM bus address). */
@@ -310,7 +306,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     };
 
     for (;;) {
-      const seen = Atomics.load(machine.shm.hostIrq, 0);
+      const seen = machine.irqSeen();
       // Not `+= await`: that reads hostCommands before onDone (inside reap) adds to it.
       const submitted = await path.reap(onDone);
       hostCommands += submitted;

@@ -85,7 +85,7 @@ async function oneCommand(machine: Machine, q: HostQueue, cmd: Omit<SqCommand, '
   q.submit(cmd, null);
   let wakeups = 0;
   for (;;) {
-    const seen = Atomics.load(machine.shm.hostIrq, 0);
+    const seen = machine.irqSeen();
     const got = q.reap();
     if (got.length > 0) {
       if (got[0].c.status !== CqStatus.Success) throw await completionError(q.dev, got[0].c);
@@ -167,7 +167,7 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
     let wakeups = 0;
     const t0 = performance.now();
     while (done < w.ios) {
-      const seen = Atomics.load(machine.shm.hostIrq, 0);
+      const seen = machine.irqSeen();
       for (const { c, tag } of su.nicQ.reap()) {
         if (c.status !== CqStatus.Success) throw await completionError(su.nicQ.dev, c);
         const t = tag as Tag;
