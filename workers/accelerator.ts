@@ -3,7 +3,7 @@
  * its own memory, for RFC use case [B] ("a device reads another device's
  * memory without disturbing it") and the HMM path (process memory
  * migrated to the device as device-private pages). The command ABI is in
- * src/devices/accelerator_abi.ts, the kernel in src/workloads/accel_kernel.ts.
+ * src/devices/accelerator_abi.ts, the kernel in src/devices/models/accel_kernel.ts.
  *
  * COMPUTE publishes progress the way a GPU kernel bumps a fence/progress
  * word a peer may poll — a seqcount over a small record in local memory,
@@ -48,7 +48,7 @@ import {
   vaFromArgs,
   type AccCounters,
 } from '../src/devices/accelerator_abi.js';
-import { accelInit, accelStep, accelTransform, checksumWords } from '../src/workloads/accel_kernel.js';
+import { accelInit, accelStep, accelTransform, checksumWords } from '../src/devices/models/accel_kernel.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';

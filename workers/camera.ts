@@ -1,5 +1,5 @@
 /**
- * The camera: renders the sensor pattern (src/workloads/camera_chain/
+ * The camera: renders the sensor pattern (src/devices/models/
  * frame_pattern.ts) into its line buffer and DMAs it out.
  *
  * CAPTURE (bounce mode): dst = frame buffer bus address, len =
@@ -24,7 +24,7 @@
  * entry were written (DMA is in order on one engine).
  */
 import { CqStatus, SQE_BYTES, writeSqe, type SqCommand } from '../src/shm/ring.js';
-import { renderPattern } from '../src/workloads/camera_chain/frame_pattern.js';
+import { renderPattern } from '../src/devices/models/frame_pattern.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';

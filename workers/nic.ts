@@ -33,7 +33,7 @@ import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { ProgressRecord } from '../src/shm/progress_record.js';
 import { MonitorSample, NIC_PKT_SLOT_BYTES, NicMem, NIC_MEM_BYTES } from '../src/shm/nic_layout.js';
 import { NIC_MON_MAX_SAMPLES, NIC_MON_MAX_TORN_IN_A_ROW, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
-import { fnv1a, FNV_OFFSET } from '../src/workloads/checksum.js';
+import { fnv1a, FNV_OFFSET } from '../src/devices/models/checksum.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';

@@ -10,7 +10,7 @@
  * some of it (BarExporter) or lends it to HMM (DevMem), and names local
  * memory in commands by byte offset.
  *
- * ACC_OP_COMPUTE   the iterative integer kernel (src/workloads/accel_kernel.ts)
+ * ACC_OP_COMPUTE   the iterative integer kernel (src/devices/models/accel_kernel.ts)
  *                  over local words [src, +len) (4-aligned, len % 4 == 0):
  *                  args[ACC_ARG_FLAGS] & ACC_F_INIT: seed the buffer first
  *                  (accelInit, args[ACC_ARG_SEED]); then

@@ -5,7 +5,7 @@
  * workers/registry.ts. Test-only kinds and knobs carry an `x-` prefix.
  */
 import { z } from 'zod';
-import { colourParams, DEFAULT_MATRIX } from '../workloads/camera_chain/colour.js';
+import { colourParams, DEFAULT_MATRIX } from './models/colour.js';
 
 export interface DeviceKind {
   readonly doc: string;

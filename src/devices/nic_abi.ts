@@ -11,7 +11,7 @@
  * NIC_OP_SEND      src = VA of the data, len = bytes.
  *                  The NIC DMAs [src, +len) in chunks of at most
  *                  NIC_PKT_SLOT_BYTES into a packet buffer; the sink runs
- *                  fnv1a (src/workloads/checksum.ts) over every byte in
+ *                  fnv1a (src/devices/models/checksum.ts) over every byte in
  *                  order, continued across chunks.
  *                  -> Success, result = checksum | 0.
  * NIC_OP_MONITOR   src = VA of a ProgressRecord (src/shm/progress_record.ts),
@@ -25,7 +25,7 @@
  *                  -> Success, result = samples written.
  *
  * RFC workload (1), "a NIC drives an NVMe queue" (src/workloads/nic_nvme/):
- * the client stream is ClientStream (src/workloads/nic_nvme/client.ts),
+ * the client stream is ClientStream (src/devices/models/nic_client.ts),
  * given in args[NIC_ARG_SEED .. NIC_ARG_WRITE_PCT]; every request's outcome
  * goes to the IO log (NicIoLog), indexed by request number.
  *

@@ -10,7 +10,7 @@ import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../../src/devices/nic_abi.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { CqStatus, type Completion } from '../../src/shm/ring.js';
-import { fnv1a } from '../../src/workloads/checksum.js';
+import { fnv1a } from '../../src/devices/models/checksum.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
 

@@ -10,7 +10,7 @@ import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_HOST_QID, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, ACC_OP_TRANSFORM_VA, vaArgs, type AccCounters } from '../../src/devices/accelerator_abi.js';
-import { accelReference, accelTransform } from '../../src/workloads/accel_kernel.js';
+import { accelReference, accelTransform } from '../../src/devices/models/accel_kernel.js';
 import { CommandRunner, deviceCounters } from '../../src/workloads/command_runner.js';
 import { MiB } from '../fixtures/kernel_machine.js';
 

@@ -36,9 +36,9 @@ import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig } from '../accel_nic_rig.js';
-import { accelReference } from '../accel_kernel.js';
+import { accelReference } from '../../devices/models/accel_kernel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
-import { fnv1a } from '../checksum.js';
+import { fnv1a } from '../../devices/models/checksum.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 

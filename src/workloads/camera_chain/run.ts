@@ -51,7 +51,7 @@ import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
 import type { CameraChainWorkload } from './schema.js';
-import { colourParams } from './colour.js';
+import { colourParams } from '../../devices/models/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */

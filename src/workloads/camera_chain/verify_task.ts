@@ -7,8 +7,8 @@
  * RAM, or a device's memory in the [B] variant; no copy through the task
  * message); `pieces` are the contiguous runs of the output buffer.
  */
-import { colourReference, type ColourParams } from './colour.js';
-import { renderPattern } from './frame_pattern.js';
+import { colourReference, type ColourParams } from '../../devices/models/colour.js';
+import { renderPattern } from '../../devices/models/frame_pattern.js';
 
 export interface VerifyTask {
   /** System RAM or the final device's memory. */

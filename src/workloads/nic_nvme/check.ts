@@ -9,8 +9,8 @@
  */
 import { NicIoLog, NIC_IOLOG_DONE } from '../../devices/nic_abi.js';
 import { NVME_OP_READ, NVME_OP_WRITE } from '../../devices/nvme_abi.js';
-import { fnv1a } from '../checksum.js';
-import { clientPayload, clientRequest, type ClientStream } from './client.js';
+import { fnv1a } from '../../devices/models/checksum.js';
+import { clientPayload, clientRequest, type ClientStream } from '../../devices/models/nic_client.js';
 
 export interface ShadowCheck {
   readonly ios: number;
