@@ -1,10 +1,11 @@
 /**
  * The colour-correction engine: DMAs a frame in through its line buffers,
  * applies the 3x3 Q8 matrix and the per-channel gamma LUT, and DMAs the
- * result out. Same function as colourReference (src/workloads/camera_chain/
- * colour.ts), computed differently: nine product tables of 256 entries and
- * one 32-bit word per pixel, so the checker's reference is an independent
- * implementation.
+ * result out. The function is defined in src/devices/camera_chain_abi.ts
+ * (ColourParams); the checker's colourReference (src/workloads/reference/
+ * colour.ts) computes it plainly, this engine differently: nine product
+ * tables of 256 entries and one 32-bit word per pixel, so the checker's
+ * reference is an independent implementation.
  *
  * Command PROCESS: src, dst, len = width*height*4, args = [frame].
  * Command PROCESS_LOCAL: the same with src a byte offset in this device's

@@ -64,7 +64,8 @@ import {
 } from '../src/devices/nic_abi.js';
 import { NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_F_CMB, NVME_OP_READ, NVME_OP_WRITE } from '../src/devices/nvme_abi.js';
 import { DeviceRegs } from '../src/shm/device_ctl.js';
-import { clientPayload, clientRequest, type ClientStream } from '../src/devices/models/nic_client.js';
+import { clientPayload, clientRequest } from '../src/devices/models/nic_client.js';
+import type { ClientStream } from '../src/devices/nic_abi.js';
 import { fnv1a } from '../src/devices/models/checksum.js';
 import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';

@@ -109,3 +109,22 @@ export function vaArgs(va: number): [lo: number, hi: number] {
 export function vaFromArgs(lo: number, hi: number): number {
   return (lo >>> 0) + hi * 0x1_0000_0000;
 }
+
+/**
+ * The COMPUTE / TRANSFORM kernel's definition. The device runs
+ * src/devices/models/accel_kernel.ts; the workloads recompute it with
+ * src/workloads/reference/accel.ts (two implementations, one definition).
+ * All arithmetic is 32-bit (Math.imul, | 0); x is an Int32Array.
+ *
+ *   mix32(v)    v = imul(v ^ v >>> 16, ACC_MIX_A); v = imul(v ^ v >>> 15, ACC_MIX_B); v ^ v >>> 16
+ *   init        x[i] = mix32(seed ^ imul(i, ACC_GOLDEN))
+ *   iteration k prev = seed ^ k; for i in 0..n-1:
+ *                 x[i] = imul(x[i] ^ x[i] >>> 15, ACC_STEP_MUL) + prev + k; prev = x[i]
+ *   transform   x[i] = mix32(x[i] ^ seed ^ imul(first + i, ACC_GOLDEN)) + 1
+ *               (i counted from the start of the whole range)
+ *   checksum    FNV-1a (src/devices/fnv.ts) over the words x[0..n-1]
+ */
+export const ACC_GOLDEN = 0x9e3779b1 | 0;
+export const ACC_MIX_A = 0x7feb352d;
+export const ACC_MIX_B = 0x846ca68b | 0;
+export const ACC_STEP_MUL = 0x2c1b3c6d;

@@ -5,7 +5,8 @@
  * workers/registry.ts. Test-only kinds and knobs carry an `x-` prefix.
  */
 import { z } from 'zod';
-import { colourParams, DEFAULT_MATRIX } from './models/colour.js';
+import { DEFAULT_MATRIX } from './camera_chain_abi.js';
+import { colourParams } from './models/colour.js';
 
 export interface DeviceKind {
   readonly doc: string;

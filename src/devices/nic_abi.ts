@@ -25,7 +25,8 @@
  *                  -> Success, result = samples written.
  *
  * RFC workload (1), "a NIC drives an NVMe queue" (src/workloads/nic_nvme/):
- * the client stream is ClientStream (src/devices/models/nic_client.ts),
+ * the client stream is ClientStream (below; the NIC generates it with
+ * src/devices/models/nic_client.ts),
  * given in args[NIC_ARG_SEED .. NIC_ARG_WRITE_PCT]; every request's outcome
  * goes to the IO log (NicIoLog), indexed by request number.
  *
@@ -127,3 +128,40 @@ export interface NicCounters {
   readonly nonMonotonic: number;
   readonly monitors: number;
 }
+
+/**
+ * The synthetic client of workload (1): a seeded stream of block READs and
+ * WRITEs that "arrives over the network" at the NIC. Stateless per request
+ * (request i is a function of the seed and i), so the NIC generates it on
+ * the device (src/devices/models/nic_client.ts) and the checker replays it
+ * on the CPU (src/workloads/reference/nic_client.ts) without a channel
+ * between them. Definition:
+ *
+ *   mix(x)     lowbias32: x ^= x >>> 16; x = imul(x, CLIENT_MIX_A);
+ *              x ^= x >>> 15; x = imul(x, CLIENT_MIX_B); (x ^ x >>> 16) >>> 0
+ *   request i  h = mix(mix(seed ^ CLIENT_SEED_SALT) ^ i)
+ *              write = h % 100 < writePct
+ *              lba   = mix(h ^ CLIENT_LBA_SALT) % (blocks - blocksPerIo + 1)
+ *   payload i  x = mix(seed * CLIENT_PAYLOAD_SEED_MUL + i) | 1, then one
+ *              xorshift32 step (<< 13, >>> 17, << 5) per 32-bit word,
+ *              little-endian, the word after the step
+ */
+export interface ClientStream {
+  readonly seed: number;
+  /** Blocks the client addresses: LBAs [0, blocks - blocksPerIo]. */
+  readonly blocks: number;
+  readonly blocksPerIo: number;
+  /** Percentage of WRITEs. */
+  readonly writePct: number;
+}
+
+export interface ClientRequest {
+  readonly write: boolean;
+  readonly lba: number;
+}
+
+export const CLIENT_MIX_A = 0x7feb352d;
+export const CLIENT_MIX_B = 0x846ca68b;
+export const CLIENT_SEED_SALT = 0x9e3779b9;
+export const CLIENT_LBA_SALT = 0x85ebca6b;
+export const CLIENT_PAYLOAD_SEED_MUL = 0x10001;

@@ -10,7 +10,7 @@ import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../../src/devices/nic_abi.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { CqStatus, type Completion } from '../../src/shm/ring.js';
-import { fnv1a } from '../../src/devices/models/checksum.js';
+import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
 
@@ -51,10 +51,10 @@ t.test('nic', async (t) => {
     q.submit({ opcode: NIC_OP_SEND, src: va + 7, dst: 0, len, args: [] }, 'send');
     const c = await completion(machine, q, nic);
     t.equal(c.status, CqStatus.Success);
-    t.equal(c.result, fnv1a(data) | 0, 'result = fnv1a of the bytes, | 0');
+    t.equal(c.result, fnv1aReference(data), 'result = fnv1a of the bytes, | 0');
     const k = (await nic.handle.call('deviceCmd', { op: 'nic-counters' })) as unknown as NicCounters;
     t.equal(k.sent, len);
-    t.equal(k.sendChecksum, fnv1a(data) | 0);
+    t.equal(k.sendChecksum, fnv1aReference(data));
     t.equal(bind.violations().count, 0);
   });
 

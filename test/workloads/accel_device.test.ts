@@ -10,7 +10,7 @@ import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_HOST_QID, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, ACC_OP_TRANSFORM_VA, vaArgs, type AccCounters } from '../../src/devices/accelerator_abi.js';
-import { accelReference, accelTransform } from '../../src/devices/models/accel_kernel.js';
+import { accelReference, accelTransformReference } from '../../src/workloads/reference/accel.js';
 import { CommandRunner, deviceCounters } from '../../src/workloads/command_runner.js';
 import { MiB } from '../fixtures/kernel_machine.js';
 
@@ -66,7 +66,7 @@ t.test('bound to a process: mirrored progress, COPY_TO_VA and TRANSFORM_VA', asy
   const stage = acc.mem!.allocContig(1);
   await runner.run(q, { opcode: ACC_OP_TRANSFORM_VA, src: out, dst: 0, len: 4 * PAGE_SIZE, args: [stage.start, 5, 1] });
   const want = ref.buffer.slice();
-  accelTransform(want, 0, 5);
+  accelTransformReference(want, 0, 5);
   t.same(new Int32Array((await mm.read(out, 4 * PAGE_SIZE)).buffer), want, 'TRANSFORM through a one-page staging area');
   t.equal(bind.violations().count, 0);
 });

@@ -1,20 +1,19 @@
 /**
- * The scene the emulated camera sensor sees: a deterministic RGBA pattern
- * from (seed, frame, pixel index). It is the stimulus of the camera chain,
- * shared by the camera device (which renders it) and the checker (which
- * feeds it to the CPU reference), so any corruption between the two shows
- * up as a mismatch in the output.
- *
- * A moving gradient plus hashed noise, so every channel sweeps all 256
- * values and neighbouring pixels differ.
+ * The scene the emulated camera sensor sees, as the camera renders it
+ * (workers/camera.ts): definition in src/devices/camera_chain_abi.ts
+ * (PAT_*). Walks the pixels in order, stepping (x, y) instead of dividing;
+ * the checker's reference (src/workloads/reference/frame_pattern.ts)
+ * computes each pixel from its index, so any corruption between the two
+ * shows up as a mismatch in the output.
  */
+import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** 32-bit mix (the finaliser of MurmurHash3). */
 function mix(h: number): number {
   h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
+  h = Math.imul(h, PAT_MIX_A);
   h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
+  h = Math.imul(h, PAT_MIX_B);
   return h ^ (h >>> 16);
 }
 
@@ -23,13 +22,13 @@ function mix(h: number): number {
  * one little-endian RGBA word per pixel (R in the low byte).
  */
 export function renderPattern(out: Uint32Array, seed: number, frame: number, first: number, width: number): void {
-  const key = mix((seed * 0x9e3779b1) ^ Math.imul(frame + 1, 0x27d4eb2f));
+  const key = mix((seed * PAT_SEED_MUL) ^ Math.imul(frame + 1, PAT_FRAME_MUL));
   let x = first % width;
   let y = (first - x) / width;
   for (let i = 0; i < out.length; i++) {
     const n = mix((first + i) ^ key);
-    const r = (x + frame * 7 + (n & 15)) & 255;
-    const g = (y * 2 + frame * 3 + ((n >>> 4) & 15)) & 255;
+    const r = (x + frame * PAT_R_PER_FRAME + (n & 15)) & 255;
+    const g = (y * PAT_G_PER_ROW + frame * PAT_G_PER_FRAME + ((n >>> 4) & 15)) & 255;
     const b = (n >>> 8) & 255;
     const a = 0xff - ((n >>> 16) & 3);
     out[i] = (r | (g << 8) | (b << 16) | (a << 24)) >>> 0;

@@ -1,38 +1,25 @@
 /**
- * The synthetic client of workload (1): a seeded stream of block READs and
- * WRITEs that "arrives over the network" at the NIC. Stateless per request
- * (request i is a function of the seed and i), so the NIC (workers/nic_
- * nvme_engine.ts) generates it on the device and the checker (check.ts)
- * replays it on the CPU without a channel between them.
+ * The NIC's generator of the synthetic client stream of workload (1)
+ * (workers/nic_nvme_engine.ts): definition (ClientStream, CLIENT_*) in
+ * src/devices/nic_abi.ts. The checker replays the stream with its own
+ * implementation, src/workloads/reference/nic_client.ts.
  */
-export interface ClientStream {
-  readonly seed: number;
-  /** Blocks the client addresses: LBAs [0, blocks - blocksPerIo]. */
-  readonly blocks: number;
-  readonly blocksPerIo: number;
-  /** Percentage of WRITEs. */
-  readonly writePct: number;
-}
-
-export interface ClientRequest {
-  readonly write: boolean;
-  readonly lba: number;
-}
+import { CLIENT_LBA_SALT, CLIENT_MIX_A, CLIENT_MIX_B, CLIENT_PAYLOAD_SEED_MUL, CLIENT_SEED_SALT, type ClientRequest, type ClientStream } from '../nic_abi.js';
 
 /** A 32-bit integer hash (lowbias32, Chris Wellons). */
 function mix(x: number): number {
   x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d);
+  x = Math.imul(x, CLIENT_MIX_A);
   x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
+  x = Math.imul(x, CLIENT_MIX_B);
   x ^= x >>> 16;
   return x >>> 0;
 }
 
 export function clientRequest(s: ClientStream, io: number): ClientRequest {
-  const h = mix(mix(s.seed ^ 0x9e3779b9) ^ io);
+  const h = mix(mix(s.seed ^ CLIENT_SEED_SALT) ^ io);
   const write = h % 100 < s.writePct;
-  const lba = mix(h ^ 0x85ebca6b) % (s.blocks - s.blocksPerIo + 1);
+  const lba = mix(h ^ CLIENT_LBA_SALT) % (s.blocks - s.blocksPerIo + 1);
   return { write, lba };
 }
 
@@ -40,7 +27,7 @@ export function clientRequest(s: ClientStream, io: number): ClientRequest {
 export function clientPayload(s: ClientStream, io: number, out: Uint8Array): void {
   if (out.length % 4 !== 0 || out.byteOffset % 4 !== 0) throw new RangeError(`client payload of ${out.length} bytes at ${out.byteOffset}: whole aligned words only`);
   const w = new Uint32Array(out.buffer, out.byteOffset, out.length / 4);
-  let x = mix(s.seed * 0x10001 + io) | 1;
+  let x = mix(s.seed * CLIENT_PAYLOAD_SEED_MUL + io) | 1;
   for (let i = 0; i < w.length; i++) {
     // xorshift32
     x ^= x << 13;

@@ -36,9 +36,9 @@ import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig } from '../accel_nic_rig.js';
-import { accelReference } from '../../devices/models/accel_kernel.js';
+import { accelReference } from '../reference/accel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
-import { fnv1a } from '../../devices/models/checksum.js';
+import { fnv1aReference } from '../reference/checksum.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 
@@ -164,7 +164,7 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
     const bad: string[] = [];
     for (let r = 0; r < w.results; r++) {
       const ref = accelReference(w.resultBytes / 4, resultSeed(ctx.seed, r), w.iterations).buffer;
-      const want = fnv1a(new Uint8Array(ref.buffer)) | 0;
+      const want = fnv1aReference(new Uint8Array(ref.buffer));
       if (sent[r] !== want) bad.push(`result ${r}: the NIC sent checksum 0x${(sent[r] >>> 0).toString(16)}, reference 0x${(want >>> 0).toString(16)}`);
     }
 

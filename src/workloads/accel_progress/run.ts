@@ -34,7 +34,7 @@ import type { Device } from '../../devices/machine.js';
 import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_OP_COMPUTE, vaArgs, type AccCounters } from '../../devices/accelerator_abi.js';
 import { MonitorSample, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, type NicCounters } from '../../devices/nic_abi.js';
 import { accelNicRig } from '../accel_nic_rig.js';
-import { accelReference } from '../../devices/models/accel_kernel.js';
+import { accelReference } from '../reference/accel.js';
 import { invalidationStats, mean, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { deviceCounters } from '../command_runner.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';

@@ -51,7 +51,7 @@ import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
 import type { CameraChainWorkload } from './schema.js';
-import { colourParams } from '../../devices/models/colour.js';
+import { colourReferenceParams } from '../reference/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
@@ -263,7 +263,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
   const { machine, seed } = ctx;
   const cam = machine.device(w.camera);
   const cc = machine.device(w.corrector);
-  const params = colourParams(cc.spec.props);
+  const params = colourReferenceParams(cc.spec.props);
   const frameBytes = w.width * w.height * 4;
   const framePages = Math.ceil(frameBytes / PAGE_SIZE);
   const extents: Extent[] = [];

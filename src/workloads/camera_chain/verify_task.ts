@@ -7,8 +7,9 @@
  * RAM, or a device's memory in the [B] variant; no copy through the task
  * message); `pieces` are the contiguous runs of the output buffer.
  */
-import { colourReference, type ColourParams } from '../../devices/models/colour.js';
-import { renderPattern } from '../../devices/models/frame_pattern.js';
+import type { ColourParams } from '../../devices/camera_chain_abi.js';
+import { colourReference } from '../reference/colour.js';
+import { patternReference } from '../reference/frame_pattern.js';
 
 export interface VerifyTask {
   /** System RAM or the final device's memory. */
@@ -33,7 +34,7 @@ export interface VerifyResult {
 export default function verifyFrame(t: VerifyTask): VerifyResult {
   const pixels = t.width * t.height;
   const input = new Uint32Array(pixels);
-  renderPattern(input, t.seed, t.frame, 0, t.width);
+  patternReference(input, t.seed, t.frame, t.width);
   const ref = new Uint8Array(pixels * 4);
   colourReference(new Uint8Array(input.buffer), ref, t.params);
   const ram = new Uint8Array(t.mem);

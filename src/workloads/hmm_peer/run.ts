@@ -32,9 +32,9 @@ import { migrateToDevice } from '../../kernel/migrate.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
-import { accelInit, accelTransform } from '../../devices/models/accel_kernel.js';
+import { accelInitReference, accelTransformReference } from '../reference/accel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
-import { fnv1a } from '../../devices/models/checksum.js';
+import { fnv1aReference } from '../reference/checksum.js';
 import { accelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
 import type { HmmPeerWorkload } from './schema.js';
@@ -61,7 +61,7 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
     const va = await mm.mmap({ length: len, prot: PROT_READ | PROT_WRITE });
     // The process's data, written by the CPU (system RAM).
     const ref = new Int32Array(len / 4);
-    accelInit(ref, ctx.seed);
+    accelInitReference(ref, ctx.seed);
     await mm.write(va, new Uint8Array(ref.buffer));
 
     const t0 = performance.now();
@@ -71,9 +71,9 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
     args[ACC_ARG_SEED] = ctx.seed;
     args[ACC_ARG_STAGE_PAGES] = w.stagePages;
     await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
-    accelTransform(ref, 0, ctx.seed);
+    accelTransformReference(ref, 0, ctx.seed);
     const sum1 = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
-    const want1 = fnv1a(new Uint8Array(ref.buffer)) | 0;
+    const want1 = fnv1aReference(new Uint8Array(ref.buffer));
     const wallMs = performance.now() - t0;
     const nic1 = stageTimes(nic);
     const acc1 = stageTimes(acc);
@@ -92,7 +92,7 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
       else kinds.other++;
     }
     const sum2 = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
-    const want2 = fnv1a(new Uint8Array(ref.buffer)) | 0;
+    const want2 = fnv1aReference(new Uint8Array(ref.buffer));
     const nic2 = stageTimes(nic);
     const inv2 = invalidationStats([kernel], [w.nic]).sent - inv1;
     const nicVa = await vaCounters(machine, nic);

@@ -7,10 +7,10 @@
  *
  * The IO log comes from the NIC (deviceCmd 'nic-iolog', NicIoLog entries).
  */
-import { NicIoLog, NIC_IOLOG_DONE } from '../../devices/nic_abi.js';
+import { NicIoLog, NIC_IOLOG_DONE, type ClientStream } from '../../devices/nic_abi.js';
 import { NVME_OP_READ, NVME_OP_WRITE } from '../../devices/nvme_abi.js';
-import { fnv1a } from '../../devices/models/checksum.js';
-import { clientPayload, clientRequest, type ClientStream } from '../../devices/models/nic_client.js';
+import { fnv1aReference } from '../reference/checksum.js';
+import { clientPayloadReference, clientRequestReference } from '../reference/nic_client.js';
 
 export interface ShadowCheck {
   readonly ios: number;
@@ -28,7 +28,6 @@ export function checkAgainstShadow(s: ClientStream, blockBytes: number, ios: num
   const ioBytes = s.blocksPerIo * blockBytes;
   const shadow = new Uint8Array(s.blocks * blockBytes);
   const written = new Uint8Array(s.blocks);
-  const payload = new Uint8Array(ioBytes);
   const problems: string[] = [];
   let problemCount = 0;
   let reads = 0;
@@ -38,7 +37,7 @@ export function checkAgainstShadow(s: ClientStream, blockBytes: number, ios: num
     if (problemCount++ < 5) problems.push(p);
   };
   for (let io = 0; io < ios; io++) {
-    const req = clientRequest(s, io);
+    const req = clientRequestReference(s, io);
     const e = io * NicIoLog.kFieldCount;
     const what = `request ${io} (${req.write ? 'WRITE' : 'READ'} lba ${req.lba})`;
     if (e + NicIoLog.kFieldCount > log.length || (log[e + NicIoLog.flags] & NIC_IOLOG_DONE) === 0) {
@@ -52,15 +51,14 @@ export function checkAgainstShadow(s: ClientStream, blockBytes: number, ios: num
     }
     const at = req.lba * blockBytes;
     if (req.write) {
-      clientPayload(s, io, payload);
-      shadow.set(payload, at);
+      shadow.set(clientPayloadReference(s, io, ioBytes), at);
       written.fill(1, req.lba, req.lba + s.blocksPerIo);
       writes++;
       continue;
     }
     reads++;
     if (written.subarray(req.lba, req.lba + s.blocksPerIo).some((b) => b === 1)) readsOfWritten++;
-    const want = fnv1a(shadow.subarray(at, at + ioBytes)) | 0;
+    const want = fnv1aReference(shadow.subarray(at, at + ioBytes));
     const got = log[e + NicIoLog.checksum];
     if (got !== want) problem(`${what}: the client got data with checksum ${hex(got)}, the shadow copy has ${hex(want)}`);
   }

@@ -61,7 +61,7 @@ import type { Kernel } from '../../kernel/kernel.js';
 import { bootKernel } from '../kernel_boot.js';
 import { stageTimes } from '../accounting.js';
 import type { StageTimes, WorkloadContext } from '../workload.js';
-import type { ClientStream } from '../../devices/models/nic_client.js';
+import type { ClientStream } from '../../devices/nic_abi.js';
 import { checkAgainstShadow, type ShadowCheck } from './check.js';
 import type { NicNvmeWorkload } from './schema.js';
 
