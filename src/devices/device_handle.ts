@@ -16,7 +16,7 @@ import { DeviceError } from '../errors.js';
 import { DeviceCtl, ringWake } from '../shm/device_ctl.js';
 import { nodeEndpoint } from './comlink_node.js';
 import type { DeviceEndpointApi } from './protocol.js';
-import { compiledModule } from './worker_entry.js';
+import { WORKER_EXEC_ARGV, compiledModule } from './worker_entry.js';
 
 type Method = keyof DeviceEndpointApi;
 
@@ -35,7 +35,7 @@ export class DeviceHandle {
     readonly ctl: Int32Array,
     private readonly timeoutMs: number,
   ) {
-    this.worker = new Worker(compiledModule('workers/device_main'), { name: `peervma:${name}` });
+    this.worker = new Worker(compiledModule('workers/device_main'), { name: `peervma:${name}`, execArgv: WORKER_EXEC_ARGV });
     this.remote = Comlink.wrap<DeviceEndpointApi>(nodeEndpoint(this.worker));
     this.worker.on('error', (e) => this.fail(new DeviceError(name, 'crashed', e instanceof Error ? e.message : String(e))));
     this.worker.on('exit', (code) => {

@@ -31,7 +31,7 @@
  */
 import { Piscina } from 'piscina';
 import { DeviceError } from '../../errors.js';
-import { compiledModule } from '../../devices/worker_entry.js';
+import { WORKER_EXEC_ARGV, compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
 import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_F_DST_VA, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
 import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
@@ -267,7 +267,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
   const frameBytes = w.width * w.height * 4;
   const framePages = Math.ceil(frameBytes / PAGE_SIZE);
   const extents: Extent[] = [];
-  const pool = new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000 });
+  const pool = new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
   try {
     await machine.start();
     const kernel = await bootKernel(ctx);
