@@ -11,7 +11,6 @@ const here = fileURLToPath(import.meta.url);
 /** Package root: this file is src/devices/worker_entry.{ts,js}, possibly under dist/. */
 const root = fileURLToPath(new URL(here.includes('/dist/') ? '../../../' : '../../', import.meta.url));
 
-/** Absolute path of a compiled module, given its path relative to the package root without extension. */
 /**
  * Options every worker (device or piscina task) starts with. execArgv is
  * empty on purpose: by default a worker inherits the parent's --import
@@ -22,6 +21,7 @@ const root = fileURLToPath(new URL(here.includes('/dist/') ? '../../../' : '../.
  */
 export const WORKER_EXEC_ARGV: string[] = [];
 
+/** Absolute path of a compiled module, given its path relative to the package root without extension. */
 export function compiledModule(rel: string): string {
   const p = `${root}dist/${rel}.js`;
   if (!existsSync(p)) throw new Error(`compiled module ${p} is missing: run 'npm run build' first`);
