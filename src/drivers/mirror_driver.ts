@@ -56,9 +56,12 @@ export const MIRROR_BOUNCE_PAGES = 16;
 
 export interface MirrorIoResult {
   readonly data: Uint8Array | null;
-  /** Page requests that installed translations during this command. */
+  /** dmirror_fault() calls during this command (`cmd->faults`). */
   readonly faults: number;
+  /** Page requests to the kernel (64 pages at most each) during this command. */
+  readonly requests: number;
   readonly pagesFaulted: number;
+  /** Pages copied (`cmd->cpages`). */
   readonly cpages: number;
 }
 
@@ -78,16 +81,29 @@ export class MirrorDriver extends ImporterBinding {
 
   /* ---------------- commands ---------------- */
 
-  /** HMM_DMIRROR_READ: the device reads [va, +npages) through its TLB. */
-  async read(va: number, npages: number): Promise<MirrorIoResult> {
-    const r = await this.cmd({ op: 'read', va, npages });
-    return { data: r.data as Uint8Array, faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+  /** dmirror_fops_unlocked_ioctl()'s checks: page-aligned address, npages >= 1. */
+  private checkCmd(what: string, va: number, npages: number): void {
+    if (!Number.isSafeInteger(va) || va % PAGE_SIZE !== 0 || !Number.isSafeInteger(npages) || npages <= 0) {
+      throw new PeerVmaError('EINVAL', this.name, `${what} of 0x${va.toString(16)} +${npages} pages: the address must be page aligned and npages >= 1`);
+    }
   }
 
-  /** HMM_DMIRROR_WRITE: the device writes `data` at va. */
-  async write(va: number, data: Uint8Array): Promise<MirrorIoResult> {
-    const r = await this.cmd({ op: 'write', va, data });
-    return { data: null, faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+  /** HMM_DMIRROR_READ: the device reads [va, +npages) through its TLB. */
+  async read(va: number, npages: number): Promise<MirrorIoResult> {
+    this.checkCmd('READ', va, npages);
+    const r = await this.cmd({ op: 'read', va, npages });
+    return { data: r.data as Uint8Array, faults: r.faults as number, requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+  }
+
+  /**
+   * HMM_DMIRROR_WRITE: the device writes npages pages of `data` at va.
+   * `data` must be exactly npages pages (EINVAL otherwise), as the ioctl
+   * copies npages pages from cmd->ptr.
+   */
+  async write(va: number, npages: number, data: Uint8Array): Promise<MirrorIoResult> {
+    this.checkCmd('WRITE', va, npages);
+    const r = await this.cmd({ op: 'write', va, npages, data });
+    return { data: null, faults: r.faults as number, requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
   }
 
   /** HMM_DMIRROR_MIGRATE_TO_DEV: returns cpages. */
@@ -120,9 +136,10 @@ export class MirrorDriver extends ImporterBinding {
     throw new PeerVmaError('EBUSY', this.name, 'snapshot kept colliding with invalidations for 1000 ms');
   }
 
-  async counters(): Promise<{ faults: number; pagesFaulted: number; retries: number; tlb: number; iotlb: number }> {
+  /** Since open: page requests, pages they installed, retries, TLB and IOTLB entries now. */
+  async counters(): Promise<{ requests: number; pagesFaulted: number; retries: number; tlb: number; iotlb: number }> {
     const r = await this.cmd({ op: 'counters' });
-    return { faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, retries: r.retries as number, tlb: r.tlb as number, iotlb: r.iotlb as number };
+    return { requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, retries: r.retries as number, tlb: r.tlb as number, iotlb: r.iotlb as number };
   }
 
   /** dmirror_mkentry(). */

@@ -35,7 +35,7 @@ t.test('mirror', async (t) => {
     const n = 8;
     const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
     const data = pattern(n * PAGE_SIZE, 2);
-    const r = await d0.write(va, data);
+    const r = await d0.write(va, n, data);
     t.equal(r.faults, 1);
     t.same(await mm.read(va, n * PAGE_SIZE), data);
   });
@@ -49,15 +49,15 @@ t.test('mirror', async (t) => {
     const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: RW });
     await mm.write(va, pattern(4 * PAGE_SIZE, 3));
     await mm.mprotect(va, 4 * PAGE_SIZE, PROT_READ);
-    await t.rejects(d0.write(va, new Uint8Array(4 * PAGE_SIZE)), { code: 'EPERM' });
+    await t.rejects(d0.write(va, 4, new Uint8Array(4 * PAGE_SIZE)), { code: 'EPERM' });
     t.same((await d0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 3));
   });
 
   t.test('mprotect takes write access away from a device that had it', async (t) => {
     const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
-    await d0.write(va, new Uint8Array(2 * PAGE_SIZE).fill(9));
+    await d0.write(va, 2, new Uint8Array(2 * PAGE_SIZE).fill(9));
     await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ);
-    await t.rejects(d0.write(va, new Uint8Array(2 * PAGE_SIZE)), { code: 'EPERM' }, 'the cached writable entry was invalidated');
+    await t.rejects(d0.write(va, 2, new Uint8Array(2 * PAGE_SIZE)), { code: 'EPERM' }, 'the cached writable entry was invalidated');
   });
 
   t.test('munmap while a mirror READ runs: the device never uses the unmapped pages', async (t) => {
