@@ -15,7 +15,8 @@
  *   importers     '*' or the device names allowed            -> EPERM
  *   readOnly      write mappings refused                      -> EPERM
  *   requireIommu  importer must sit behind an IOMMU           -> EPERM
- *   topology      kernel.p2pAllowed(exporter, importer)       -> EINVAL
+ *   topology      kernel.p2pAllowed(exporter, importer)       -> EOPNOTSUPP
+ *                (pci_p2pdma_distance() < 0: what vfio's dma-buf attach returns)
  *   BAR budget    more pages than the window has slots        -> ENOSPC
  * cpuMappable: whether the CPU may touch the memory (else SIGBUS).
  *
@@ -125,7 +126,7 @@ export class BarExporter implements VmOps {
     if (write && p.readOnly) return refuse('EPERM', 'the memory is exported read-only (policy readOnly: true)');
     if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
     const topo = this.kernel.p2pAllowed(this.self, importer);
-    if (!topo.ok) return refuse('EINVAL', topo.reason);
+    if (!topo.ok) return refuse('EOPNOTSUPP', topo.reason);
     await this.lock.lock();
     let pages: number[];
     let bus: number[] | null;
