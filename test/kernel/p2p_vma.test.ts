@@ -2,13 +2,14 @@
 // errnos with reasons, read-only exports, revocation while an importer streams,
 // BAR slot recycling under pressure.
 import t from 'tap';
+import { allP2p } from '../../src/kernel/p2p_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
 
 t.test('device-special VMA', async (t) => {
   // exp: 1 MiB of memory behind a 16 KiB (4-slot) BAR window.
-  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true });
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, policy: allP2p });
   const mm = kernel.createMm();
   const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
 
