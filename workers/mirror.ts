@@ -61,6 +61,8 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
   let a: Attached | null = null;
   /** Entry and VA of the DMA in flight, for the checker. */
   let cur: { e: TlbEntry; va: number } | null = null;
+  /** The DMA engine's translation before attach (restored at detach). */
+  let prevTranslate = ctx.dma.translate;
 
   /** DmaEngine.onRun: compare the entry in use with the live tables. */
   function checkRun(run: BusRun, _addr: number, write: boolean): null {
@@ -71,6 +73,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
   function attach(cmd: DeviceCmd): DeviceCmdResult {
     if (a) return { errno: 'EBUSY', message: `${name}: already attached to a process (detach first)` };
     const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri as SharedArrayBuffer));
+    prevTranslate = ctx.dma.translate;
     let walk: IommuWalk | null = null;
     if (cmd.iommu) {
       const w = (walk = new IommuWalk(cmd.iommu as SharedArrayBuffer, ctx.self));
@@ -183,7 +186,14 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
         case 'counters':
           return { errno: 0, requests: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 };
         case 'detach':
+          // dmirror_fops_release(): the device file may be opened again
+          // (by another process). The old TLB's invalidation hook stays
+          // registered (InvalidationPort has no removal) but drops nothing
+          // from an empty map.
           a?.tlb.clear();
+          ctx.dma.translate = prevTranslate;
+          ctx.dma.onRun = null;
+          a = null;
           return { errno: 0 };
         default:
           return { errno: 'EINVAL', message: `${name}: unknown mirror command '${cmd.op}'` };
