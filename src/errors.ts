@@ -4,7 +4,10 @@
  * a sentence a person can act on.
  */
 
-export type Errno = 'EPERM' | 'ENOENT' | 'EINTR' | 'EFAULT' | 'EBUSY' | 'EINVAL' | 'ENOMEM' | 'ENOSPC' | 'ENODEV' | 'EAGAIN' | 'ETIMEDOUT' | 'EIO' | 'E2BIG';
+import type { Errno } from './shm/errno.js';
+
+/** The errno names: declared once, in src/shm/errno.ts (the kernel and the workers share them). */
+export type { Errno };
 
 /** Kernel-path refusal: `code` is the errno, `object` names what was refused. */
 export class PeerVmaError extends Error {

@@ -8,9 +8,13 @@
  *
  * Commands (DeviceEndpointApi.deviceCmd):
  *   attach   { pri, iommu, check, bounceOff, bouncePages }  once per open
- *   read     { va, npages }          -> { data, faults, pagesFaulted, cpages }
- *   write    { va, data }            -> { faults, pagesFaulted, cpages }
- *   counters {}                      -> { faults, pagesFaulted, retries, tlb, iotlb }
+ *   read     { va, npages }          -> { data, faults, requests, pagesFaulted, cpages }
+ *   write    { va, npages, data }    -> { faults, requests, pagesFaulted, cpages }
+ *            data is exactly npages pages (else EINVAL), as HMM_DMIRROR_WRITE
+ *            copies npages pages from cmd->ptr
+ *   faults = dmirror_fault() calls (one per miss, however many pages it
+ *   faults in), requests = page requests to the kernel (64 pages each)
+ *   counters {}                      -> { requests, pagesFaulted, retries, tlb, iotlb }
  *   detach   {}                      drops every translation
  *
  * Data path per page: device TLB (VA -> device address, made from a page
@@ -57,6 +61,8 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
   let a: Attached | null = null;
   /** Entry and VA of the DMA in flight, for the checker. */
   let cur: { e: TlbEntry; va: number } | null = null;
+  /** The DMA engine's translation before attach (restored at detach). */
+  let prevTranslate = ctx.dma.translate;
 
   /** DmaEngine.onRun: compare the entry in use with the live tables. */
   function checkRun(run: BusRun, _addr: number, write: boolean): null {
@@ -67,6 +73,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
   function attach(cmd: DeviceCmd): DeviceCmdResult {
     if (a) return { errno: 'EBUSY', message: `${name}: already attached to a process (detach first)` };
     const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri as SharedArrayBuffer));
+    prevTranslate = ctx.dma.translate;
     let walk: IommuWalk | null = null;
     if (cmd.iommu) {
       const w = (walk = new IommuWalk(cmd.iommu as SharedArrayBuffer, ctx.self));
@@ -98,29 +105,58 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
     }
   }
 
+  function usable(e: TlbEntry | undefined, write: boolean): e is TlbEntry {
+    return e !== undefined && (!write || (e.flags & HMM_PFN_WRITE) !== 0);
+  }
+
+  /**
+   * dmirror_read() / dmirror_write(): [va, +npages) page by page through the
+   * TLB; a missing (or, for a write, read-only) entry -> a dmirror_fault()
+   * from that page on, then carry on (dmirror_do_read's -ENOENT loop). A WRITE
+   * carries exactly npages pages of data: any other length is EINVAL, so no
+   * byte of the bounce page that was not given can reach the target.
+   */
   function rw(cmd: DeviceCmd, write: boolean): DeviceCmdResult {
     if (!a) return { errno: 'EINVAL', message: `${name}: not attached to a process` };
     const va0 = cmd.va as number;
+    const npages = cmd.npages as number;
+    if (!Number.isSafeInteger(va0) || va0 % PAGE_SIZE !== 0 || !Number.isSafeInteger(npages) || npages <= 0) return { errno: 'EINVAL', message: `${name}: range 0x${va0.toString(16)} +${npages} pages (page-aligned address, npages >= 1)` };
     const data = write ? (cmd.data as Uint8Array) : null;
-    const npages = write ? Math.ceil(data!.length / PAGE_SIZE) : (cmd.npages as number);
-    if (va0 % PAGE_SIZE !== 0 || npages <= 0) return { errno: 'EINVAL', message: `${name}: range 0x${va0.toString(16)} +${npages} pages` };
+    if (data && data.length !== npages * PAGE_SIZE) return { errno: 'EINVAL', message: `${name}: WRITE of ${npages} pages carries ${data.length} bytes, not ${npages * PAGE_SIZE}` };
     const out = write ? null : new Uint8Array(npages * PAGE_SIZE);
-    const f0 = a.tlb.faults;
     const p0 = a.tlb.pagesFaulted;
-    const counters = () => ({ faults: a!.tlb.faults - f0, pagesFaulted: a!.tlb.pagesFaulted - p0, totalFaults: a!.tlb.faults });
+    const r0 = a.tlb.faults;
+    let faults = 0;
+    const counters = () => ({ faults, requests: a!.tlb.faults - r0, pagesFaulted: a!.tlb.pagesFaulted - p0 });
     let refaults = 0;
+    /**
+     * Page where the running dmirror_fault() call goes on. test_hmm.c's
+     * dmirror_fault() faults the whole rest of the range, 64 pages per
+     * hmm_range_fault, before copying; here each window is faulted when the
+     * copy reaches it (a BAR budget smaller than the range would otherwise
+     * recycle the first windows before they are used), and a miss anywhere
+     * else starts a new call: `faults` counts the same calls either way.
+     */
+    let next = -1;
     for (let i = 0; i < npages; ) {
       const va = va0 + i * PAGE_SIZE;
       const vpn = va / PAGE_SIZE;
       const e = a.tlb.lookup(vpn);
-      if (!e || (write && (e.flags & HMM_PFN_WRITE) === 0)) {
+      if (!usable(e, write)) {
+        if (refaults++ > 1000) return { errno: 'EBUSY', message: `${name}: 0x${va.toString(16)} kept being invalidated while faulted in`, cpages: i, ...counters() };
+        if (i !== next) faults++;
         const r = a.tlb.fault(va, Math.min(MIRROR_FAULT_PAGES, npages - i), write);
         if (r !== 0) return { errno: r, message: `${name}: ${write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...counters() };
+        // The reply may cover fewer pages (a window stops at a VMA's end or
+        // at the exporter's BAR budget): the call goes on after them.
+        let k = i + 1;
+        while (k < npages && k < i + MIRROR_FAULT_PAGES && usable(a.tlb.lookup(vpn + k - i), write)) k++;
+        next = k;
         continue;
       }
       const slot = i % a.bouncePages;
       const local = a.bounceOff + slot * PAGE_SIZE;
-      if (write) mem!.set(data!.subarray(i * PAGE_SIZE, Math.min(data!.length, (i + 1) * PAGE_SIZE)), local);
+      if (write) mem!.set(data!.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), local);
       const err = pageIo(e, va, slot, write);
       if (err !== null) {
         // An invalidation that landed mid-page dropped the entry: refault.
@@ -129,6 +165,7 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
         return { errno: 'EIO', message: err, cpages: i, ...counters() };
       }
       if (out) out.set(mem!.subarray(local, local + PAGE_SIZE), i * PAGE_SIZE);
+      if (next === i) next = i + 1; // the call faults the rest of the range, hits included
       i++;
     }
     return { errno: 0, data: out, cpages: npages, ...counters() };
@@ -147,9 +184,16 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
         case 'write':
           return rw(cmd, true);
         case 'counters':
-          return { errno: 0, faults: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 };
+          return { errno: 0, requests: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 };
         case 'detach':
+          // dmirror_fops_release(): the device file may be opened again
+          // (by another process). The old TLB's invalidation hook stays
+          // registered (InvalidationPort has no removal) but drops nothing
+          // from an empty map.
           a?.tlb.clear();
+          ctx.dma.translate = prevTranslate;
+          ctx.dma.onRun = null;
+          a = null;
           return { errno: 0 };
         default:
           return { errno: 'EINVAL', message: `${name}: unknown mirror command '${cmd.op}'` };

@@ -15,12 +15,16 @@
  *   importers     '*' or the device names allowed            -> EPERM
  *   readOnly      write mappings refused                      -> EPERM
  *   requireIommu  importer must sit behind an IOMMU           -> EPERM
- *   topology      kernel.p2pAllowed(exporter, importer)       -> EINVAL
+ *   topology      kernel.p2pAllowed(exporter, importer)       -> EOPNOTSUPP
+ *                (pci_p2pdma_distance() < 0: what vfio's dma-buf attach returns)
  *   BAR budget    more pages than the window has slots        -> ENOSPC
  * cpuMappable: whether the CPU may touch the memory (else SIGBUS).
  *
  * Contract kept: a range mapped once stays mappable while the VMA lives
- * (revocation remaps; it never turns into a refusal).
+ * (revoke remaps; it never turns into a refusal) — unless the exporter
+ * revokes access itself (revokeAccess, the dma-buf / VFIO kind: importers
+ * are invalidated as after dma_buf_move_notify, later maps fail ENODEV
+ * until restoreAccess; the data stays where it is).
  */
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
@@ -63,6 +67,10 @@ export class BarExporter implements VmOps {
   mapCalls = 0;
   refusals = 0;
   revocations = 0;
+  /** Revocable access (revokeAccess/restoreAccess): VMA -> revoked page indexes. guarded by: lock. */
+  private readonly revoked = new Map<Vma, Set<number>>();
+  accessRevocations = 0;
+  accessRestores = 0;
 
   constructor(
     readonly kernel: Kernel,
@@ -125,11 +133,12 @@ export class BarExporter implements VmOps {
     if (write && p.readOnly) return refuse('EPERM', 'the memory is exported read-only (policy readOnly: true)');
     if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
     const topo = this.kernel.p2pAllowed(this.self, importer);
-    if (!topo.ok) return refuse('EINVAL', topo.reason);
+    if (!topo.ok) return refuse('EOPNOTSUPP', topo.reason);
     await this.lock.lock();
     let pages: number[];
     let bus: number[] | null;
     try {
+      if (this.revokedIn(vma, start, end)) return refuse('ENODEV', `[0x${start.toString(16)}, 0x${end.toString(16)}) is revoked by the exporter (dma-buf move_notify / VFIO revoke): maps fail until it restores access`);
       const b = this.backingOf(vma);
       const i0 = (start - vma.start) / PAGE_SIZE;
       pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
@@ -164,6 +173,7 @@ export class BarExporter implements VmOps {
 
   cpuPage(vma: Vma, addr: number): Uint8Array | Errno {
     if (!this.policy.cpuMappable) return 'EFAULT';
+    if (this.revokedIn(vma, addr, addr + PAGE_SIZE)) return 'EFAULT'; // VFIO: a revoked BAR mmap faults with SIGBUS
     const page = this.backingOf(vma).pages[(addr - vma.start) / PAGE_SIZE];
     return this.dev.shm.mem!.subarray(page * PAGE_SIZE, (page + 1) * PAGE_SIZE);
   }
@@ -172,6 +182,7 @@ export class BarExporter implements VmOps {
     const b = this.backing.get(vma);
     if (!b) return;
     this.backing.delete(vma);
+    this.revoked.delete(vma);
     // The unmap invalidation already ran and was acked: close slots, free pages.
     for (const p of b.pages) {
       this.bar.dropPageNow(p);
@@ -211,6 +222,57 @@ export class BarExporter implements VmOps {
       this.alloc.freeExtent({ start: p, count: 1 });
     });
     this.revocations++;
+  }
+
+  /* ---------------- revocable access (dma-buf / VFIO style) ---------------- */
+
+  /**
+   * Revokes access to [start, end) of `vma`, as a dma-buf exporter (or
+   * VFIO, on reset or a disabled BAR) does: every importer is invalidated
+   * and its acks awaited (dma_buf_move_notify), the BAR slots of the pages
+   * close (a device that kept its translation reaches nothing, and with the
+   * IOMMU on its IOVAs are gone: IOMMU fault), and later p2pMap calls fail
+   * ENODEV until restoreAccess. The pages and their bytes stay as they are.
+   *
+   *   mark revoked (lock held: no p2pMap in between)
+   *   invalidate importers, wait for acks   -> a fault in flight sees
+   *                                            readRetry, asks again: ENODEV
+   *   close the BAR slots of the pages
+   */
+  async revokeAccess(vma: Vma, start = vma.start, end = vma.end): Promise<void> {
+    const b = this.backingOf(vma);
+    await this.lock.lock();
+    try {
+      const set = this.revoked.get(vma) ?? new Set<number>();
+      this.revoked.set(vma, set);
+      for (let va = start; va < end; va += PAGE_SIZE) set.add((va - vma.start) / PAGE_SIZE);
+      await vma.mm.revokeRange(start, end, this);
+      for (let va = start; va < end; va += PAGE_SIZE) this.bar.dropPageNow(b.pages[(va - vma.start) / PAGE_SIZE]);
+      this.accessRevocations++;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** Gives access to [start, end) back: importers map it again on their next fault. */
+  async restoreAccess(vma: Vma, start = vma.start, end = vma.end): Promise<void> {
+    await this.lock.lock();
+    try {
+      const set = this.revoked.get(vma);
+      for (let va = start; va < end; va += PAGE_SIZE) set?.delete((va - vma.start) / PAGE_SIZE);
+      if (set?.size === 0) this.revoked.delete(vma);
+      this.accessRestores++;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** Is any page of [start, end) of `vma` revoked? */
+  revokedIn(vma: Vma, start: number, end: number): boolean {
+    const set = this.revoked.get(vma);
+    if (!set) return false;
+    for (let va = start; va < end; va += PAGE_SIZE) if (set.has((va - vma.start) / PAGE_SIZE)) return true;
+    return false;
   }
 
   private backingOf(vma: Vma): Backing {

@@ -36,7 +36,7 @@ import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { migrateToDevice, migrateToSystem } from '../kernel/migrate.js';
+import { migrateToDevice, migrateToRamLocked, migrateToSystem } from '../kernel/migrate.js';
 import type { Mm } from '../kernel/mm.js';
 import { ImporterBinding } from './importer_binding.js';
 
@@ -51,14 +51,20 @@ export const MIRROR_PROT = {
   DEV_PRIVATE_REMOTE: 0x30,
 } as const;
 
+/** Pages per hmm_range_fault of a snapshot (dmirror_snapshot's pfns[64]). */
+const SNAPSHOT_PAGES = 64;
+
 /** Bounce pages the driver keeps out of the device-private pool. */
 export const MIRROR_BOUNCE_PAGES = 16;
 
 export interface MirrorIoResult {
   readonly data: Uint8Array | null;
-  /** Page requests that installed translations during this command. */
+  /** dmirror_fault() calls during this command (`cmd->faults`). */
   readonly faults: number;
+  /** Page requests to the kernel (64 pages at most each) during this command. */
+  readonly requests: number;
   readonly pagesFaulted: number;
+  /** Pages copied (`cmd->cpages`). */
   readonly cpages: number;
 }
 
@@ -78,30 +84,98 @@ export class MirrorDriver extends ImporterBinding {
 
   /* ---------------- commands ---------------- */
 
+  /** dmirror_fops_unlocked_ioctl()'s checks: page-aligned address, npages >= 1. */
+  private checkCmd(what: string, va: number, npages: number): void {
+    if (!Number.isSafeInteger(va) || va % PAGE_SIZE !== 0 || !Number.isSafeInteger(npages) || npages <= 0) {
+      throw new PeerVmaError('EINVAL', this.name, `${what} of 0x${va.toString(16)} +${npages} pages: the address must be page aligned and npages >= 1`);
+    }
+  }
+
   /** HMM_DMIRROR_READ: the device reads [va, +npages) through its TLB. */
   async read(va: number, npages: number): Promise<MirrorIoResult> {
+    this.checkCmd('READ', va, npages);
     const r = await this.cmd({ op: 'read', va, npages });
-    return { data: r.data as Uint8Array, faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+    return { data: r.data as Uint8Array, faults: r.faults as number, requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
   }
 
-  /** HMM_DMIRROR_WRITE: the device writes `data` at va. */
-  async write(va: number, data: Uint8Array): Promise<MirrorIoResult> {
-    const r = await this.cmd({ op: 'write', va, data });
-    return { data: null, faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+  /**
+   * HMM_DMIRROR_WRITE: the device writes npages pages of `data` at va.
+   * `data` must be exactly npages pages (EINVAL otherwise), as the ioctl
+   * copies npages pages from cmd->ptr.
+   */
+  async write(va: number, npages: number, data: Uint8Array): Promise<MirrorIoResult> {
+    this.checkCmd('WRITE', va, npages);
+    const r = await this.cmd({ op: 'write', va, npages, data });
+    return { data: null, faults: r.faults as number, requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
   }
 
-  /** HMM_DMIRROR_MIGRATE_TO_DEV: returns cpages. */
-  migrateToDev(va: number, npages: number): Promise<number> {
-    return migrateToDevice(this.mm, va, va + npages * PAGE_SIZE, this.devmem);
+  /**
+   * HMM_DMIRROR_MIGRATE_TO_DEV: migrates the system pages of [va, +npages)
+   * to this device, then reads the range back from device memory as
+   * dmirror_do_read does: `cpages` counts the pages that are this device's
+   * now (migrated now or before), `data` holds their bytes. A page that is
+   * not (shared anonymous memory, another device's page, no device memory
+   * left) fails the command with ENOENT, as upstream.
+   */
+  async migrateToDev(va: number, npages: number): Promise<{ cpages: number; data: Uint8Array }> {
+    this.checkCmd('MIGRATE_TO_DEV', va, npages);
+    await migrateToDevice(this.mm, va, va + npages * PAGE_SIZE, this.devmem);
+    return this.mm.locked(() => {
+      const data = new Uint8Array(npages * PAGE_SIZE);
+      for (let i = 0; i < npages; i++) {
+        const pte = this.mm.pt.get(va / PAGE_SIZE + i);
+        if (pte?.kind !== 'devprivate' || pte.devmem !== this.devmem) {
+          throw new PeerVmaError('ENOENT', this.name, `MIGRATE_TO_DEV: 0x${(va + i * PAGE_SIZE).toString(16)} is not in ${this.name}'s memory after the migration (${pte?.kind === 'devprivate' ? `it is ${pte.devmem.owner.name}'s` : 'not migratable'}); cpages ${i}`);
+        }
+        data.set(this.devmem.bytes.subarray(pte.page * PAGE_SIZE, (pte.page + 1) * PAGE_SIZE), i * PAGE_SIZE);
+      }
+      return { cpages: npages, data };
+    });
   }
 
-  /** HMM_DMIRROR_MIGRATE_TO_SYS: returns cpages. */
-  migrateToSys(va: number, npages: number): Promise<number> {
-    return migrateToSystem(this.mm, va, va + npages * PAGE_SIZE);
+  /** HMM_DMIRROR_MIGRATE_TO_SYS: this device's pages of the range back to RAM; cpages = pages moved. */
+  async migrateToSys(va: number, npages: number): Promise<{ cpages: number }> {
+    this.checkCmd('MIGRATE_TO_SYS', va, npages);
+    return { cpages: await migrateToSystem(this.mm, va, va + npages * PAGE_SIZE, this.devmem) };
   }
 
-  /** HMM_DMIRROR_SNAPSHOT: one MIRROR_PROT byte per page, without faulting. */
-  async snapshot(va: number, npages: number): Promise<Uint8Array> {
+  /**
+   * HMM_DMIRROR_RELEASE (dmirror_device_remove_chunks ->
+   * dmirror_device_evict_chunk): every page of this device's memory, in any
+   * process, migrates back to system RAM. Returns the pages moved.
+   */
+  async releaseDeviceMemory(): Promise<number> {
+    const byMm = new Map<Mm, number[]>();
+    for (const { mm, va } of this.devmem.rmap.values()) byMm.set(mm, [...(byMm.get(mm) ?? []), va]);
+    let moved = 0;
+    for (const [mm, vas] of byMm) {
+      await mm.locked(async () => {
+        for (const va of vas) {
+          const r = await migrateToRamLocked(mm, va, va + PAGE_SIZE, this.devmem);
+          if (typeof r === 'string') throw new PeerVmaError(r, this.name, `RELEASE: evicting 0x${va.toString(16)} of ${mm.name}`);
+          moved += r;
+        }
+      });
+    }
+    return moved;
+  }
+
+  /**
+   * HMM_DMIRROR_SNAPSHOT: one MIRROR_PROT byte per page, without faulting
+   * (dmirror_range_snapshot: 64 pages per hmm_range_fault); cpages = npages.
+   */
+  async snapshot(va: number, npages: number): Promise<{ prot: Uint8Array; cpages: number }> {
+    this.checkCmd('SNAPSHOT', va, npages);
+    const prot = new Uint8Array(npages);
+    for (let i = 0; i < npages; i += SNAPSHOT_PAGES) {
+      const n = Math.min(SNAPSHOT_PAGES, npages - i);
+      prot.set(await this.rangeSnapshot(va + i * PAGE_SIZE, n), i);
+    }
+    return { prot, cpages: npages };
+  }
+
+  /** dmirror_range_snapshot(): read_begin -> hmm_range_fault -> lock -> read_retry, EBUSY after 1000 ms. */
+  private async rangeSnapshot(va: number, npages: number): Promise<Uint8Array> {
     const deadline = performance.now() + 1000;
     while (performance.now() < deadline) {
       const seq = await this.notifier.readBegin();
@@ -120,9 +194,9 @@ export class MirrorDriver extends ImporterBinding {
     throw new PeerVmaError('EBUSY', this.name, 'snapshot kept colliding with invalidations for 1000 ms');
   }
 
-  async counters(): Promise<{ faults: number; pagesFaulted: number; retries: number; tlb: number; iotlb: number }> {
+  async counters(): Promise<{ requests: number; pagesFaulted: number; retries: number; tlb: number; iotlb: number }> {
     const r = await this.cmd({ op: 'counters' });
-    return { faults: r.faults as number, pagesFaulted: r.pagesFaulted as number, retries: r.retries as number, tlb: r.tlb as number, iotlb: r.iotlb as number };
+    return { requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, retries: r.retries as number, tlb: r.tlb as number, iotlb: r.iotlb as number };
   }
 
   /** dmirror_mkentry(). */

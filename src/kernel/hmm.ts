@@ -19,6 +19,11 @@
  * DEVICE_PRIVATE (a device-private page: the owner's own, or another
  * owner's when only snapshotting), ZERO (the shared zero page).
  *
+ * Snapshot (no REQ_FAULT) of what cannot be shown: no VMA, an unreadable
+ * VMA, a device-special VMA -> HMM_PFN_ERROR (hmm_vma_walk_hole,
+ * hmm_vma_walk_test); not present -> 0. Request flags are read per page
+ * everywhere (default_flags | hmm_pfns[i]).
+ *
  * Errors (return value; details in range.error):
  *   EFAULT  no VMA / unreadable VMA asked to fault / device-special VMA
  *           without p2pMap or without an importer
@@ -82,14 +87,15 @@ export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno>
   if (range.notifier.checkRetry(range.notifierSeq)) return 'EBUSY';
   for (let i = 0; i < n; ) {
     const va = range.start + i * PAGE_SIZE;
-    const req = range.defaultFlags | (range.reqFlags?.[i] ?? 0);
+    const req = reqOf(range, i);
     const fault = (req & HMM_PFN_REQ_FAULT) !== 0;
     const write = (req & HMM_PFN_REQ_WRITE) !== 0;
     const vma = mm.findVma(va);
     const what = `hmm: 0x${va.toString(16)} in ${mm.name}${range.importer ? ' for ' + range.importer.name : ''}`;
     if (!vma) {
+      // hmm_vma_walk_hole() without a VMA: EFAULT if a fault is required, else HMM_PFN_ERROR.
       if (fault) return fail(range, 'EFAULT', what, 'no VMA');
-      i++;
+      range.pfns[i++].flags = HMM_PFN_ERROR;
       continue;
     }
     if (!vma.readable) {
@@ -100,12 +106,9 @@ export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno>
     if (write && !vma.writable) return fail(range, 'EPERM', what, `write asked on read-only ${vma}`);
     if (vma.kind === 'device') {
       const segEnd = Math.min(vma.end, range.end);
-      const segN = (segEnd - va) / PAGE_SIZE;
-      if (fault) {
-        const r = await faultDeviceVma(range, vma, va, segEnd, i, write, what);
-        if (r !== 0) return r;
-      }
-      i += segN;
+      const r = await walkDeviceVma(range, vma, i, (segEnd - range.start) / PAGE_SIZE, what);
+      if (r !== 0) return r;
+      i = (segEnd - range.start) / PAGE_SIZE;
       continue;
     }
     const r = await handleAnonPage(mm, range, vma.writable, va, i, fault, write, what);
@@ -113,6 +116,40 @@ export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno>
     i++;
   }
   if (range.notifier.checkRetry(range.notifierSeq)) return 'EBUSY';
+  return 0;
+}
+
+/**
+ * Request flags of page i (hmm_pfns[i] input OR default_flags). REQ_WRITE
+ * means nothing without REQ_FAULT (hmm_pte_need_fault), so it is dropped.
+ */
+function reqOf(range: HmmRange, i: number): number {
+  const req = range.defaultFlags | (range.reqFlags?.[i] ?? 0);
+  return req & HMM_PFN_REQ_FAULT ? req & (HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE) : 0;
+}
+
+/**
+ * Pages [i0, i1) of a device-special VMA, request flags honoured per page:
+ * each run of pages asking the same (fault, write) goes to the exporter's
+ * p2pMap (RFC 3/5); pages that ask no fault get HMM_PFN_ERROR, as
+ * hmm_vma_walk_test() fills a VM_IO | VM_PFNMAP VMA for a snapshot (the
+ * CPU page table has nothing to show for it).
+ */
+async function walkDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, i0: number, i1: number, what: string): Promise<0 | Errno> {
+  for (let i = i0; i < i1; ) {
+    const req = reqOf(range, i);
+    let j = i + 1;
+    while (j < i1 && reqOf(range, j) === req) j++;
+    if ((req & HMM_PFN_REQ_FAULT) === 0) {
+      for (let k = i; k < j; k++) range.pfns[k].flags = HMM_PFN_ERROR;
+    } else {
+      const write = (req & HMM_PFN_REQ_WRITE) !== 0;
+      if (write && !vma.writable) return fail(range, 'EPERM', what, `write asked on read-only ${vma}`);
+      const r = await faultDeviceVma(range, vma, range.start + i * PAGE_SIZE, range.start + j * PAGE_SIZE, i, write, what);
+      if (r !== 0) return r;
+    }
+    i = j;
+  }
   return 0;
 }
 

@@ -21,10 +21,11 @@ import { DevMem } from './devmem.js';
 import { DeviceInvalidator } from './invalidate_broadcast.js';
 import { IommuDomain } from './iommu.js';
 import { Mm } from './mm.js';
-import { allP2p, type DeviceRef, type P2pPolicy } from './p2p_map.js';
+import { noFabricPolicy, type DeviceRef, type P2pPolicy } from './p2p_map.js';
 import type { PageAllocator } from './page_alloc.js';
 
 export interface KernelOptions {
+  /** Fabric verdicts (src/hw via workloads/kernel_boot.ts). Without one, every P2P pair is refused (noFabricPolicy). */
   readonly policy?: P2pPolicy;
   /** IOMMU on for every device (true) or for the named ones. */
   readonly iommu?: boolean | readonly string[];
@@ -38,7 +39,7 @@ export class Kernel {
   readonly ram: PageAllocator;
   readonly ramBytes: Uint8Array;
   readonly zeroPfn: number;
-  /** Switchable: tests and scenarios swap it when src/hw lands or the topology changes. */
+  /** pci_p2pdma_distance() in policy form; switchable (tests swap it, a topology change would). */
   policy: P2pPolicy;
   readonly check: boolean;
   readonly ackTimeoutMs: number;
@@ -57,7 +58,7 @@ export class Kernel {
   ) {
     this.ram = machine.ram;
     this.ramBytes = machine.shm.ram;
-    this.policy = opts.policy ?? allP2p;
+    this.policy = opts.policy ?? noFabricPolicy;
     this.check = opts.check ?? false;
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 1000;
     // The shared zero page: allocated once, never written, never freed.

@@ -34,14 +34,21 @@ function checkMigrateRange(mm: Mm, start: number, end: number): void {
   }
 }
 
-/** dmirror_migrate_to_device(): returns the pages migrated (cpages). */
+/**
+ * dmirror_migrate_to_device()'s migrate_vma part: returns the pages
+ * migrated. (The dmirror's `cpages` is what it can read back afterwards:
+ * MirrorDriver.migrateToDev.)
+ */
 export async function migrateToDevice(mm: Mm, start: number, end: number, devmem: DevMem): Promise<number> {
   return mm.locked(async () => {
     checkMigrateRange(mm, start, end);
     const vpns: number[] = [];
     for (let va = start; va < end; va += PAGE_SIZE) {
       const pte = mm.pt.get(va / PAGE_SIZE);
-      if (pte?.kind !== 'devprivate') vpns.push(va / PAGE_SIZE); // MIGRATE_VMA_SELECT_SYSTEM
+      // MIGRATE_VMA_SELECT_SYSTEM: system pages (present, zero or none) of
+      // private anonymous memory; shared anonymous pages live in shmem's
+      // page cache and are not collected (migrate_vma_collect_pmd).
+      if (pte?.kind !== 'devprivate' && mm.findVma(va)!.kind === 'anon-private') vpns.push(va / PAGE_SIZE);
     }
     if (vpns.length > devmem.freePages) throw new PeerVmaError('ENOMEM', `${devmem.owner.name} device memory`, `migrating ${vpns.length} pages, ${devmem.freePages} free`);
     await mm.invalidateLocked(start, end, 'migrate', devmem, () => undefined);
@@ -64,11 +71,16 @@ export async function migrateToDevice(mm: Mm, start: number, end: number, devmem
   });
 }
 
-/** dmirror_migrate_to_system(): device-private pages of [start, end) back to RAM. */
-export async function migrateToSystem(mm: Mm, start: number, end: number): Promise<number> {
+/**
+ * dmirror_migrate_to_system(): device-private pages of [start, end) back to
+ * RAM — those of `owner` only when given (migrate_vma's pgmap_owner, as the
+ * dmirror passes its own device), else of any device. Returns the pages
+ * moved (dmirror_successful_migrated_pages).
+ */
+export async function migrateToSystem(mm: Mm, start: number, end: number, owner: DevMem | null = null): Promise<number> {
   return mm.locked(async () => {
     checkMigrateRange(mm, start, end);
-    const r = await migrateToRamLocked(mm, start, end, null);
+    const r = await migrateToRamLocked(mm, start, end, owner);
     if (typeof r === 'string') throw new PeerVmaError(r, mm.name, 'out of system RAM while migrating back');
     return r;
   });

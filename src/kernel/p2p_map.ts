@@ -61,11 +61,21 @@ export interface P2pVerdict {
 
 /**
  * Injected topology policy: can `client` reach `provider`'s memory?
- * Until src/hw's Fabric is wired in, everyone gets bus-addr (allP2p).
+ * Workloads pass src/hw's Fabric verdicts (workloads/kernel_boot.ts,
+ * fabricPolicy); a kernel booted without one refuses every pair
+ * (noFabricPolicy), as pci_p2pdma_distance() refuses what it cannot prove.
  */
 export type P2pPolicy = (provider: DeviceRef, client: DeviceRef) => P2pVerdict;
 
-export const allP2p: P2pPolicy = () => ({ map: 'bus-addr', distance: 4, reason: 'no topology given: every pair is treated as behind one switch' });
+/** Kernel.boot's default: no topology, so no pair is known to reach another. */
+export const noFabricPolicy: P2pPolicy = () => ({
+  map: 'not-supported',
+  distance: -1,
+  reason: 'the kernel was booted without a fabric policy (Kernel.boot opts.policy: the topology\'s fabricPolicy, or allP2p for a machine where every pair may talk)',
+});
+
+/** Every pair behind one switch: an explicit choice for test machines without a topology. */
+export const allP2p: P2pPolicy = () => ({ map: 'bus-addr', distance: 4, reason: 'allP2p policy: every pair is treated as behind one switch' });
 
 /** A policy refusing P2P between the named pairs (tests, scenarios without topology). */
 export function denyPairs(pairs: readonly [string, string][]): P2pPolicy {

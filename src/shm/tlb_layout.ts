@@ -55,17 +55,8 @@ export const PageRequest = defineLayout({
 });
 
 
-/** Numeric errno codes for SAB words (0 = success). */
-export const ERRNO_CODES = ['EPERM', 'ENOENT', 'EINTR', 'EFAULT', 'EBUSY', 'EINVAL', 'ENOMEM', 'ENOSPC', 'ENODEV', 'EAGAIN', 'ETIMEDOUT', 'EIO', 'E2BIG'] as const;
-export type ErrnoName = (typeof ERRNO_CODES)[number];
-export function errnoCode(e: ErrnoName): number {
-  return ERRNO_CODES.indexOf(e) + 1;
-}
-export function errnoName(code: number): ErrnoName {
-  const n = ERRNO_CODES[code - 1];
-  if (!n) throw new RangeError(`errno code ${code} unknown`);
-  return n;
-}
+/** Replies carry errnos as Linux numbers (replyErrno): the list is src/shm/errno.ts. */
+export { errnoCode, errnoName, type Errno as ErrnoName } from './errno.js';
 
 /** Violation kinds the safety checker reports. */
 export const enum ViolationKind {

@@ -3,6 +3,7 @@
 // checker when it is off — one test per violation kind; a device that acks too
 // late is named and, with the IOMMU on, fenced.
 import t from 'tap';
+import { allP2p } from '../../src/kernel/p2p_map.js';
 import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
@@ -13,7 +14,7 @@ import { KiB, kernelMachine, MiB, mirrorSpec, pattern } from '../fixtures/kernel
 const RW = PROT_READ | PROT_WRITE;
 
 t.test('iommu and safety checker', async (t) => {
-  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('io0'), mirrorSpec('rogue'), mirrorSpec('m2'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, iommu: ['io0'], ackTimeoutMs: 300 });
+  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('io0'), mirrorSpec('rogue'), mirrorSpec('m2'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, iommu: ['io0'], ackTimeoutMs: 300, policy: allP2p });
   const mm = kernel.createMm();
   const io0 = await MirrorDriver.open(kernel, 'io0', mm);
   const rogue = await MirrorDriver.open(kernel, 'rogue', mm);

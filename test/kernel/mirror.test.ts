@@ -13,7 +13,7 @@ import { kernelMachine, mirrorSpec, pattern, openMirrors } from '../fixtures/ker
 const RW = PROT_READ | PROT_WRITE;
 
 t.test('mirror', async (t) => {
-  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1')], { check: true });
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1')], { check: true, policy: allP2p });
   const mm = kernel.createMm();
   const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
 
@@ -35,7 +35,7 @@ t.test('mirror', async (t) => {
     const n = 8;
     const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
     const data = pattern(n * PAGE_SIZE, 2);
-    const r = await d0.write(va, data);
+    const r = await d0.write(va, n, data);
     t.equal(r.faults, 1);
     t.same(await mm.read(va, n * PAGE_SIZE), data);
   });
@@ -49,15 +49,15 @@ t.test('mirror', async (t) => {
     const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: RW });
     await mm.write(va, pattern(4 * PAGE_SIZE, 3));
     await mm.mprotect(va, 4 * PAGE_SIZE, PROT_READ);
-    await t.rejects(d0.write(va, new Uint8Array(4 * PAGE_SIZE)), { code: 'EPERM' });
+    await t.rejects(d0.write(va, 4, new Uint8Array(4 * PAGE_SIZE)), { code: 'EPERM' });
     t.same((await d0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 3));
   });
 
   t.test('mprotect takes write access away from a device that had it', async (t) => {
     const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
-    await d0.write(va, new Uint8Array(2 * PAGE_SIZE).fill(9));
+    await d0.write(va, 2, new Uint8Array(2 * PAGE_SIZE).fill(9));
     await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ);
-    await t.rejects(d0.write(va, new Uint8Array(2 * PAGE_SIZE)), { code: 'EPERM' }, 'the cached writable entry was invalidated');
+    await t.rejects(d0.write(va, 2, new Uint8Array(2 * PAGE_SIZE)), { code: 'EPERM' }, 'the cached writable entry was invalidated');
   });
 
   t.test('munmap while a mirror READ runs: the device never uses the unmapped pages', async (t) => {
@@ -82,17 +82,17 @@ t.test('mirror', async (t) => {
     const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
     const data = pattern(n * PAGE_SIZE, 5);
     await mm.write(va, data);
-    t.equal(await d0.migrateToDev(va, n), n, 'cpages');
-    const snap = await d0.snapshot(va, n);
+    t.equal((await d0.migrateToDev(va, n)).cpages, n, 'cpages');
+    const snap = (await d0.snapshot(va, n)).prot;
     t.same([...snap], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE));
     const r = await d0.read(va, n);
     t.same(r.data, data, 'the owner reads its own private pages directly');
     t.equal(r.faults, 1);
     t.same(await mm.read(va, PAGE_SIZE), data.subarray(0, PAGE_SIZE), 'CPU read migrates page 0 back');
-    const snap2 = await d0.snapshot(va, n);
+    const snap2 = (await d0.snapshot(va, n)).prot;
     t.equal(snap2[0], MIRROR_PROT.WRITE);
     t.equal(snap2[1], MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE);
-    t.equal(await d0.migrateToSys(va, n), n - 1, 'the rest migrates back on request');
+    t.equal((await d0.migrateToSys(va, n)).cpages, n - 1, 'the rest migrates back on request');
     t.same(await mm.read(va, n * PAGE_SIZE), data);
     t.equal(d0.violations().count, 0);
   });
@@ -110,10 +110,10 @@ t.test('mirror', async (t) => {
     const data = pattern(n * PAGE_SIZE, 6);
     await mm.write(va, data);
     await d0.migrateToDev(va, n);
-    t.same([...(await d1.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_REMOTE | MIRROR_PROT.WRITE), 'remote private');
+    t.same([...((await d1.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_REMOTE | MIRROR_PROT.WRITE), 'remote private');
     const r = await d1.read(va, n);
     t.same(r.data, data, 'm1 reads m0 memory through m0 BAR');
-    t.same([...(await d0.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE), 'the pages stayed on m0');
+    t.same([...((await d0.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE), 'the pages stayed on m0');
     t.ok(kernel.bar('m0').mappedSlots >= n, 'owner BAR slots granted');
   });
 
@@ -125,10 +125,10 @@ t.test('mirror', async (t) => {
     const data = pattern(n * PAGE_SIZE, 7);
     await mm.write(va, data);
     await d0.migrateToDev(va, n);
-    t.same([...(await d1.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.NONE), 'not reachable: not present for m1');
+    t.same([...((await d1.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.NONE), 'not reachable: not present for m1');
     const r = await d1.read(va, n);
     t.same(r.data, data);
-    t.same([...(await d0.snapshot(va, n))], new Array(n).fill(MIRROR_PROT.WRITE), 'the RFC fall-back: migrated back to system RAM');
+    t.same([...((await d0.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.WRITE), 'the RFC fall-back: migrated back to system RAM');
   });
 
   t.test('snapshot flags of a mixed range', async (t) => {
@@ -139,10 +139,10 @@ t.test('mirror', async (t) => {
     await mm.mprotect(va + 3 * PAGE_SIZE, PAGE_SIZE, PROT_READ); // page 3 read-only
     await d1.migrateToDev(va + 4 * PAGE_SIZE, 1); // page 4: private to m1
     await mm.mprotect(va + 5 * PAGE_SIZE, PAGE_SIZE, PROT_NONE); // page 5: no access
-    const s = await d0.snapshot(va, 6);
+    const s = (await d0.snapshot(va, 6)).prot;
     t.same([...s], [MIRROR_PROT.WRITE, MIRROR_PROT.ZERO | MIRROR_PROT.READ, MIRROR_PROT.WRITE, MIRROR_PROT.READ, MIRROR_PROT.DEV_PRIVATE_REMOTE | MIRROR_PROT.WRITE, MIRROR_PROT.ERROR]);
     const un = await mm.mmap({ length: PAGE_SIZE, prot: RW });
-    t.same([...(await d0.snapshot(un, 1))], [MIRROR_PROT.NONE], 'untouched: none');
+    t.same([...((await d0.snapshot(un, 1)).prot)], [MIRROR_PROT.NONE], 'untouched: none');
   });
 
   t.test('errors name the object', async (t) => {

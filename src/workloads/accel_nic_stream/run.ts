@@ -10,6 +10,10 @@
  *           its ack, copy to new pages, free the old ones) at seeded
  *           delays; a BAR window smaller than the buffers adds LRU slot
  *           evictions. The NIC refaults and the stream stays byte-exact.
+ *           With `evict: revoke` the driver revokes access instead
+ *           (BarExporter.revokeAccess, dma-buf/VFIO style): the NIC is
+ *           invalidated and its refault fails ENODEV, so the SEND fails;
+ *           the driver restores access and sends the result again.
  *   bounce: accelerator -> system RAM (COPY_TO_VA into a staging buffer
  *           of the process) -> NIC: two copies of every result byte.
  *
@@ -31,6 +35,7 @@
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
 import type { Vma } from '../../kernel/vma.js';
+import type { Completion } from '../../shm/ring.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
@@ -105,13 +110,15 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
     let revokesFired = 0;
     let revokesDuringSend = 0;
     let revokeErrors: unknown = null;
+    const revokeAccess = w.evict === 'revoke';
+    /** evict: revoke — SENDs the NIC could not finish (ENODEV) and sent again after the restore. */
+    let sendsRefused = 0;
 
     const fireRevoke = (b: number, r: number) => {
       if (revoking[b] || !ex) return;
       revokesFired++;
       const atStart = inFlight[b] === r;
-      revoking[b] = ex
-        .revoke(exported[b].vma)
+      revoking[b] = (revokeAccess ? ex.revokeAccess(exported[b].vma) : ex.revoke(exported[b].vma))
         .then(() => {
           if (atStart && inFlight[b] === r) revokesDuringSend++;
         })
@@ -124,12 +131,22 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
       const b = r % w.buffers;
       await sendDone[b];
       await revoking[b];
+      if (revokeAccess && ex!.revokedIn(exported[b].vma, exported[b].va, exported[b].va + w.resultBytes)) await ex!.restoreAccess(exported[b].vma);
       await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufLocal(b), dst: 0, len: w.resultBytes, args: [w.iterations, resultSeed(ctx.seed, r), 0, ACC_F_INIT] });
       if (bounce) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufLocal(b), dst: staging[b], len: w.resultBytes, args: [] });
       const s0 = performance.now();
       inFlight[b] = r;
       const p = plan.get(r);
-      const send = runner.run(nicQ, { opcode: NIC_OP_SEND, src: sendVa(b), dst: 0, len: w.resultBytes, args: [] });
+      const sendCmd = { opcode: NIC_OP_SEND, src: sendVa(b), dst: 0, len: w.resultBytes, args: [] };
+      // evict: revoke — a SEND refused by the revocation is sent again once access is restored.
+      const resend = async (e: unknown): Promise<Completion> => {
+        if (!revokeAccess || !(e instanceof Error) || !/ENODEV/.test(e.message) || !ex!.revokedIn(exported[b].vma, exported[b].va, exported[b].va + w.resultBytes)) throw e;
+        sendsRefused++;
+        await revoking[b];
+        await ex!.restoreAccess(exported[b].vma);
+        return runner.run(nicQ, sendCmd).catch(resend);
+      };
+      const send = runner.run(nicQ, sendCmd).catch(resend);
       let tm: NodeJS.Timeout | null = null;
       if (p) {
         const est = cleanSendMs.length > 0 ? cleanSendMs.reduce((a, x) => a + x, 0) / cleanSendMs.length : 1;
@@ -195,7 +212,7 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
       checks.push({
         name: 'invalidations survived',
         ok: revokesFired === plan.size && bad.length === 0 && inv.acked === inv.sent,
-        detail: `${revokesFired} of ${plan.size} planned buffer moves done (${revokesDuringSend} while their SEND was in flight), ${ex!.barManager.recycled} BAR slots recycled; the NIC acked ${inv.acked} of ${inv.sent} invalidation batches, redid ${nicVa.refaults} runs, refaulted ${refaultedPages} pages`,
+        detail: `${revokesFired} of ${plan.size} planned buffer ${revokeAccess ? `revocations done (${sendsRefused} SENDs refused with ENODEV and sent again after the restore)` : 'moves done'} (${revokesDuringSend} while their SEND was in flight), ${ex!.barManager.recycled} BAR slots recycled; the NIC acked ${inv.acked} of ${inv.sent} invalidation batches, redid ${nicVa.refaults} runs, refaulted ${refaultedPages} pages`,
       });
     }
     return {
@@ -212,7 +229,8 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
       checks,
       extra: {
         results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
-        'buffer moves (revoke)': bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
+        [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
+        sendsRefused,
         revokesFired,
         revokesDuringSend,
         'BAR slots recycled': ex ? ex.barManager.recycled : 0,

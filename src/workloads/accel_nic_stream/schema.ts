@@ -14,6 +14,10 @@ export const accelNicStreamSchema = z.strictObject({
   buffers: z.number().int().min(1).max(16).default(2).describe('result buffers in accelerator memory (and RAM slots in bounce mode)'),
   iterations: z.number().int().min(0).max(1000).default(1).describe('kernel iterations per result (compute cost)'),
   revokes: z.number().int().min(0).max(1000).default(4).describe('p2p: times the driver moves a result buffer while the NIC streams it (seeded results and delays)'),
+  evict: z
+    .enum(['move', 'revoke'])
+    .default('move')
+    .describe("p2p: what each planned eviction does — 'move': the RFC's invalidate, move the data, remap (the NIC refaults and goes on); 'revoke': dma-buf/VFIO-style revocation (the NIC is invalidated, its refault fails ENODEV, the driver restores access and sends the result again)"),
   queueDepth: z.number().int().min(2).max(1024).default(8),
 });
 

@@ -1,0 +1,46 @@
+// hmm_range_fault() flags per mm/hmm.c: holes (no VMA) give HMM_PFN_ERROR to
+// a snapshot and EFAULT to a fault; request flags are read per page, in
+// device-special VMAs too; REQ_WRITE without REQ_FAULT asks nothing.
+import t from 'tap';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { BarExporter } from '../../src/drivers/bar_exporter.js';
+import { HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../../src/kernel/hmm.js';
+import { PROT_READ, PROT_WRITE, type Mm } from '../../src/kernel/mm.js';
+import type { MirrorDriver } from '../../src/drivers/mirror_driver.js';
+import { allP2p } from '../../src/kernel/p2p_map.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, openMirrors } from '../fixtures/kernel_machine.js';
+
+async function walk(mm: Mm, d: MirrorDriver, start: number, npages: number, defaultFlags: number, reqFlags?: number[]): Promise<{ r: string | 0; flags: number[] }> {
+  const range: HmmRange = { notifier: d.notifier, notifierSeq: await d.notifier.readBegin(), start, end: start + npages * PAGE_SIZE, defaultFlags, reqFlags: reqFlags ? Uint8Array.from(reqFlags) : undefined, devPrivateOwner: d.devmem, importer: d.ref, pfns: [] };
+  const r = await mm.locked(() => hmmRangeFault(mm, range));
+  return { r, flags: range.pfns.map((p) => p.flags) };
+}
+
+t.test('hmm_range_fault flags', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * KiB)], { policy: allP2p });
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0']);
+
+  t.test('a hole: HMM_PFN_ERROR for a snapshot, EFAULT for a fault', async (t) => {
+    const va = await mm.mmap({ length: 3 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+    await mm.write(va, new Uint8Array(PAGE_SIZE).fill(1));
+    await mm.munmap(va + PAGE_SIZE, PAGE_SIZE);
+    const s = await walk(mm, d0, va, 3, 0);
+    t.equal(s.r, 0);
+    t.same(s.flags, [HMM_PFN_VALID | HMM_PFN_WRITE, HMM_PFN_ERROR, 0], 'present, hole, not present');
+    t.equal((await walk(mm, d0, va, 3, 0, [0, HMM_PFN_REQ_FAULT, 0])).r, 'EFAULT', 'a fault asked on the hole');
+    t.equal((await walk(mm, d0, va, 3, 0, [HMM_PFN_REQ_WRITE, HMM_PFN_REQ_WRITE, 0])).r, 0, 'REQ_WRITE alone asks no fault');
+  });
+
+  t.test('device-special VMA: request flags per page', async (t) => {
+    const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+    const { va } = await ex.mmap(mm, 4);
+    const s = await walk(mm, d0, va, 4, 0, [HMM_PFN_REQ_FAULT, 0, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE]);
+    t.equal(s.r, 0);
+    t.same(s.flags, [HMM_PFN_VALID | HMM_PFN_P2P, HMM_PFN_ERROR, HMM_PFN_VALID | HMM_PFN_P2P | HMM_PFN_WRITE, HMM_PFN_VALID | HMM_PFN_P2P | HMM_PFN_WRITE], 'read map, snapshot (VM_PFNMAP: error), write map x2');
+    t.equal(ex.mapCalls, 2, 'one p2pMap per run of equal requests');
+    const snap = await walk(mm, d0, va, 4, 0);
+    t.same(snap.flags, [HMM_PFN_ERROR, HMM_PFN_ERROR, HMM_PFN_ERROR, HMM_PFN_ERROR], 'a snapshot of a device VMA shows nothing');
+    await mm.munmap(va, 4 * PAGE_SIZE);
+  });
+});
