@@ -156,10 +156,12 @@ t.test('safety properties with live devices', async (t) => {
     const ex = new BarExporter(kernel, 'exp');
     const a = await ex.mmap(mm, 3);
     const calls: string[] = [];
-    const orig = ex.p2pUnmap.bind(ex);
-    ex.p2pUnmap = (vma: Vma, imp: DeviceRef, start: number, end: number) => {
+    // A spy around whatever the exporter's p2pUnmap does (its signature is the vm_ops one).
+    const spied = ex as unknown as { p2pUnmap: (vma: Vma, imp: DeviceRef, start: number, end: number) => unknown };
+    const orig = spied.p2pUnmap.bind(ex);
+    spied.p2pUnmap = (vma, imp, start, end) => {
       calls.push(`${imp.name}:${(start - a.va) / P}-${(end - a.va) / P}`);
-      return (orig as (...x: unknown[]) => void)(vma, imp, start, end);
+      return orig(vma, imp, start, end);
     };
     await m0.read(a.va, 3);
     t.same(calls, []);
