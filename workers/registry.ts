@@ -11,6 +11,7 @@ import { createMirror } from './mirror.js';
 import { createAccelerator } from './accelerator.js';
 import { createNic } from './nic.js';
 import { createNvme } from './nvme.js';
+import { createStress } from './x_stress.js';
 
 export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   camera: createCamera,
@@ -20,4 +21,5 @@ export const deviceFactories: Readonly<Record<string, DeviceFactory>> = {
   accelerator: createAccelerator,
   nic: createNic,
   nvme: createNvme,
+  'x-stress': createStress,
 };

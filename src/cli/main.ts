@@ -12,6 +12,7 @@ import { loadScenarioFile } from '../scenario/load.js';
 import { compareScenario, runScenario, type RunReport } from '../scenario/run.js';
 import { assertChecks, formatComparison, formatSummary, throughput } from '../trace/summary.js';
 import { registerTopo } from './topo.js';
+import { registerStress } from './stress.js';
 import type { Mode } from '../workloads/workload.js';
 
 const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../scenarios/camera-chain.yaml' : '../../scenarios/camera-chain.yaml', import.meta.url));
@@ -83,6 +84,7 @@ export function buildProgram(): Command {
     .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
   registerTopo(program);
+  registerStress(program);
   return program;
 }
 

@@ -68,6 +68,11 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
       'x-corrupt-offset': z.number().int().min(0).default(0).describe('test knob: byte offset flipped in x-corrupt-read'),
     }),
   },
+  'x-stress': {
+    doc: 'stress importer (peervma stress): streams self-describing reads and writes over the job table by process VA and judges every page it reads back',
+    minMemBytes: 64 * KiB,
+    props: z.strictObject({}),
+  },
   'x-faulty': {
     doc: 'test device that throws, hangs or exits, at start or on its first command',
     minMemBytes: 0,

@@ -21,10 +21,13 @@
  * are merged into covering ranges — over-invalidation is safe, never
  * under-invalidation).
  *
- * A device that does not ack within the deadline is reported by name to
- * `onTimeout` (the kernel logs it and, with the IOMMU on, fences the device
- * off its domain); its unacked ranges are re-sent with every later batch
- * until an ack covers them.
+ * A device that does not ack within the deadline is counted
+ * (stats.timedOut) and reported by name to `onTimeout`: with the IOMMU on
+ * the kernel fences the device off its domain (contained); with it off the
+ * device may still reach the pages the caller now frees, and the kernel
+ * records a safety violation (src/kernel/kernel.ts ackTimedOut). Its
+ * unacked ranges are re-sent with every later batch until an ack covers
+ * them.
  */
 import { DeviceCtl, INV_BATCH, INV_RANGE_WORDS, ringWake } from '../shm/device_ctl.js';
 import { storeU64 } from '../shm/layout.js';
@@ -44,14 +47,18 @@ export class DeviceInvalidator {
   private unacked: InvRange[] = [];
   /** Round trips completed (statistics). */
   roundTrips = 0;
-  /** Statistics: batches posted, batches acked in time, ack latency of each acked batch (µs). */
-  readonly stats = { sent: 0, acked: 0, ackUs: [] as number[] };
+  /**
+   * Statistics: batches posted, batches acked in time, batches that timed
+   * out (the safety verdict reads these, not the log), ranges posted, ack
+   * latency of each acked batch (µs).
+   */
+  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, ackUs: [] as number[] };
 
   constructor(
     readonly name: string,
     private readonly ctl: Int32Array,
     private readonly timeoutMs: number,
-    private readonly onTimeout: (device: string, seq: number, ms: number) => void,
+    private readonly onTimeout: (device: string, seq: number, ms: number, ranges: readonly InvRange[]) => void,
     /** Subscribes to the device's failure (returns the unsubscription): a dead device never acks, so its waits end at once. */
     private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
   ) {
@@ -87,6 +94,7 @@ export class DeviceInvalidator {
     ringWake(ctl);
     const posted = performance.now();
     this.stats.sent++;
+    this.stats.ranges += batch.length;
     const deadline = posted + this.timeoutMs;
     let dead: Error | null = null;
     const unsubscribe = this.onFailure((e) => {
@@ -101,7 +109,8 @@ export class DeviceInvalidator {
         const left = deadline - performance.now();
         if (left <= 0) {
           this.unacked = batch;
-          this.onTimeout(this.name, seq, this.timeoutMs);
+          this.stats.timedOut++;
+          this.onTimeout(this.name, seq, this.timeoutMs, batch);
           return;
         }
         // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.

@@ -59,7 +59,11 @@ export class IommuDomain {
   /** iommu_map() of one page: returns the IOVA the device must use. */
   map(bus: number, write: boolean): number {
     if (bus % PAGE_SIZE !== 0) throw new PeerVmaError('EINVAL', this.name, `iommu_map of unaligned bus address 0x${bus.toString(16)}`);
-    const i = this.freeList.pop() ?? this.nextPage++;
+    // Fresh IOVA space first, then the oldest freed IOVA (FIFO), as late as
+    // possible (Linux defers reuse through its flush queue): a device that
+    // kept a stale IOVA in its own TLB then meets an unmapped PTE (an IOMMU
+    // fault, contained) and not, yet, a page mapped for someone else.
+    const i = this.nextPage < IOVA_PAGES ? this.nextPage++ : (this.freeList.shift() ?? IOVA_PAGES);
     if (i >= IOVA_PAGES) throw new PeerVmaError('ENOSPC', this.name, `IOVA space of ${IOVA_PAGES} pages exhausted`);
     const w = iommuPteWord(i);
     this.view[w + IommuPte.pfn] = bus / PAGE_SIZE;

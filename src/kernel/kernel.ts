@@ -18,7 +18,7 @@ import type { Device, Machine } from '../devices/machine.js';
 import { PeerVmaError } from '../errors.js';
 import { BarManager } from './bar_manager.js';
 import { DevMem } from './devmem.js';
-import { DeviceInvalidator } from './invalidate_broadcast.js';
+import { DeviceInvalidator, type InvRange } from './invalidate_broadcast.js';
 import { IommuDomain } from './iommu.js';
 import { Mm } from './mm.js';
 import { noFabricPolicy, type DeviceRef, type P2pPolicy } from './p2p_map.js';
@@ -35,6 +35,32 @@ export interface KernelOptions {
   readonly ackTimeoutMs?: number;
 }
 
+/**
+ * A breach of the safety invariant the kernel itself saw (the device-side
+ * checker's are in each importer's SafetyLog): an invalidation that ended
+ * without the ack of a device the IOMMU cannot stop.
+ */
+export interface KernelViolation {
+  readonly kind: 'ack-timeout';
+  readonly device: string;
+  /** The invalidation batch (DeviceCtl.invSeq) that was not acked. */
+  readonly seq: number;
+  readonly ms: number;
+  readonly ranges: readonly InvRange[];
+}
+
+/** Per-device invalidation counters (DeviceInvalidator.stats), for verdicts and reports. */
+export interface InvalidatorCounters {
+  readonly device: string;
+  readonly sent: number;
+  readonly acked: number;
+  readonly timedOut: number;
+  readonly ranges: number;
+  /** Behind an IOMMU domain that was fenced after a timeout. */
+  readonly fenced: boolean;
+  readonly ackUs: readonly number[];
+}
+
 export class Kernel {
   readonly ram: PageAllocator;
   readonly ramBytes: Uint8Array;
@@ -45,6 +71,8 @@ export class Kernel {
   readonly ackTimeoutMs: number;
   /** Kernel log (dmesg): one line per notable event, prefixed by subsystem. */
   readonly log: string[] = [];
+  /** Safety violations seen by the kernel (ack timeouts with the IOMMU off). */
+  readonly violations: KernelViolation[] = [];
   /** Importer bindings' safety logs (ImporterBinding registers itself), read by the run's safety check. */
   readonly safetySources: { readonly name: string; violations(): { count: number; records: readonly { kind: string }[] } }[] = [];
   private readonly devmems = new Map<string, DevMem>();
@@ -111,7 +139,7 @@ export class Kernel {
     let inv = this.invs.get(name);
     if (!inv) {
       const d = this.machine.device(name);
-      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms) => this.ackTimedOut(dev, seq, ms), (cb) => d.handle.onFailure(cb));
+      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms, ranges) => this.ackTimedOut(dev, seq, ms, ranges), (cb) => d.handle.onFailure(cb));
       this.invs.set(name, inv);
     }
     return inv;
@@ -150,13 +178,25 @@ export class Kernel {
     return { ok: true, reason: v.reason };
   }
 
-  private ackTimedOut(dev: string, seq: number, ms: number): void {
+  /** Counters of every device invalidated so far. */
+  invalidatorCounters(): InvalidatorCounters[] {
+    return [...this.invs.values()].map((inv) => ({ device: inv.name, ...inv.stats, fenced: this.domains.get(inv.name)?.fenced ?? false }));
+  }
+
+  /**
+   * An invalidation ended without `dev`'s ack. With the IOMMU on the device
+   * is fenced off its domain (contained: every later DMA faults). With it
+   * off nothing can stop it reaching the pages the caller frees next: that
+   * is a safety violation, recorded for the run's verdict, not a log line.
+   */
+  private ackTimedOut(dev: string, seq: number, ms: number, ranges: readonly InvRange[]): void {
     const dom = this.domains.get(dev);
     if (dom) {
       dom.fence();
       this.log.push(`mmu_notifier: ${dev} did not ack invalidation ${seq} within ${ms} ms; iommu: ${dev} fenced off its domain`);
     } else {
-      this.log.push(`mmu_notifier: ${dev} did not ack invalidation ${seq} within ${ms} ms; IOMMU off: it cannot be stopped, the safety checker will report any access`);
+      this.violations.push({ kind: 'ack-timeout', device: dev, seq, ms, ranges: ranges.map((r) => ({ start: r.start, end: r.end })) });
+      this.log.push(`mmu_notifier: ${dev} did not ack invalidation ${seq} within ${ms} ms; IOMMU off: it cannot be stopped (safety violation: ack-timeout)`);
     }
   }
 }

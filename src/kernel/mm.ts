@@ -55,7 +55,7 @@ export function pageAlign(n: number): number {
 export class Mm {
   readonly id = nextMmId++;
   readonly name = `mm ${this.id}`;
-  readonly notifiers = new MmuNotifierSubscriptions(this.name);
+  readonly notifiers: MmuNotifierSubscriptions;
   /** mmap_lock. */
   readonly lock = new DriverLock(`${this.name} mmap_lock`);
   /** guarded by: lock. Sorted, non-overlapping. */
@@ -65,7 +65,9 @@ export class Mm {
   private nextAddr = MMAP_BASE;
   private dead = false;
 
-  constructor(readonly kernel: Kernel) {}
+  constructor(readonly kernel: Kernel) {
+    this.notifiers = new MmuNotifierSubscriptions(this.name, (m) => kernel.log.push(m));
+  }
 
   get vmaList(): readonly Vma[] {
     return this.vmas;

@@ -153,8 +153,14 @@ export class MmuNotifierSubscriptions {
   private readonly deferred: IntervalNotifier[] = [];
   private waiters: (() => void)[] = [];
   private released = false;
+  /** WARN_ON()s hit (a blockable invalidation refused by a callback). guarded by: main thread. */
+  warnings = 0;
 
-  constructor(readonly owner: string) {}
+  constructor(
+    readonly owner: string,
+    /** Where WARN_ON() prints (the kernel log); the invalidation goes on either way. */
+    private readonly warn: (message: string) => void = () => undefined,
+  ) {}
 
   /** mmu_interval_notifier_insert(). */
   insert(start: number, length: number, ops: IntervalNotifierOps, name: string): IntervalNotifier {
@@ -208,19 +214,29 @@ export class MmuNotifierSubscriptions {
   }
 
   /**
-   * __mmu_notifier_invalidate_range_start(): calls every overlapping
-   * subscriber. Returns 0, or 'EAGAIN' when a non-blockable range met a
-   * callback that could not take its lock — then the invalidation is already
-   * ended and the caller must NOT call invalidateRangeEnd.
+   * __mmu_notifier_invalidate_range_start() (mn_itree_invalidate): calls
+   * every overlapping subscriber. Returns 0, or 'EAGAIN' when a
+   * non-blockable range met a callback that could not take its lock — then
+   * the invalidation is already ended and the caller must NOT call
+   * invalidateRangeEnd.
+   *
+   * A blockable invalidation cannot fail: a callback that refuses one is a
+   * driver bug, warned about (WARN_ON(mmu_notifier_range_blockable(range)))
+   * and skipped, and the invalidation goes on. Throwing here instead would
+   * leave the seq odd after invStartRange, with no invEnd to come, and every
+   * later readBegin of this mm would wait forever.
    */
   invalidateRangeStart(range: MmuNotifierRange): 0 | Errno {
     const { subs, seq } = invStartRange(this, range);
     for (const sub of subs) {
-      if (!sub.ops.invalidate(sub, range, seq)) {
-        if (range.blockable) throw new Error(`mmu_notifier: notifier '${sub.name}' refused a blockable invalidation`);
-        invEnd(this);
-        return 'EAGAIN';
+      if (sub.ops.invalidate(sub, range, seq)) continue;
+      if (range.blockable) {
+        this.warnings++;
+        this.warn(`mmu_notifier: WARNING: notifier '${sub.name}' of ${this.owner} refused a blockable ${range.event} invalidation of [0x${range.start.toString(16)}, 0x${range.end.toString(16)}); going on (a blockable invalidation cannot fail)`);
+        continue;
       }
+      invEnd(this);
+      return 'EAGAIN';
     }
     return 0;
   }

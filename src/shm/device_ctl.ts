@@ -43,6 +43,7 @@ export const DeviceCtl = defineLayout({
   invAck: { writer: 'worker', doc: 'last invSeq whose ranges the device no longer touches' },
   invDelayMs: { writer: 'main', doc: 'fault injection: the device acks invalidations this late' },
   invIgnore: { writer: 'main', doc: 'fault injection: the device acks but keeps its translations (a rogue device)' },
+  invLagMs: { writer: 'main', doc: 'fault injection: a slow but legal device, which keeps DMAing through its old translations this long after an invalidation is posted, then drops them and acks' },
 });
 
 export const enum DeviceState {

@@ -31,8 +31,9 @@ export async function bootKernel(ctx: WorkloadContext, opts: { check?: boolean }
 /**
  * The safety invariant as a data check (DESIGN.md section 6): no device
  * used a stale or remapped translation (the checker's violations), and
- * every invalidation was acked in time (the kernel logs the ones that were
- * not). A run that breaks it fails, whatever its data checks say.
+ * every invalidation was acked in time (the invalidators' counters: with
+ * the IOMMU off a missed ack is a kernel violation, with it on the device
+ * was fenced). A run that breaks it fails, whatever its data checks say.
  */
 export function safetyCheck(kernels: readonly Kernel[]): Check {
   const problems: string[] = [];
@@ -43,7 +44,10 @@ export function safetyCheck(kernels: readonly Kernel[]): Check {
       const v = src.violations();
       if (v.count > 0) problems.push(`${src.name}: ${v.count} violation(s) (${[...new Set(v.records.map((r) => r.kind))].join(', ')})`);
     }
-    problems.push(...k.log.filter((l) => l.includes('did not ack')));
+    for (const c of k.invalidatorCounters()) {
+      if (c.timedOut === 0) continue;
+      problems.push(`${c.device}: ${c.timedOut} invalidation(s) not acked in time (${c.fenced ? 'fenced off its IOMMU domain' : 'IOMMU off: safety violation ack-timeout'})`);
+    }
   }
   return {
     name: 'safety: no stale or remapped access, every invalidation acked',

@@ -14,6 +14,13 @@
  *
  * check() runs at the top of each device-loop pass and between DMA chunks,
  * so latency is bounded by one chunk (DMA_CHECK_BYTES).
+ *
+ * Fault-injection knobs (DeviceCtl, written by main): invDelayMs sleeps
+ * before serving (the device stops, then acks late); invLagMs leaves a
+ * posted batch unserved for that long while the device goes on DMAing
+ * through its old translations (slow but legal: until it acks, the kernel
+ * must keep the old targets alive); invIgnore acks without dropping the
+ * device's own translations (rogue).
  */
 import { DeviceCtl, DeviceStats, INV_RANGE_WORDS } from '../../src/shm/device_ctl.js';
 import { loadU64 } from '../../src/shm/layout.js';
@@ -33,6 +40,9 @@ export class InvalidationPort {
   private readonly iommuHooks: InvalidateHook[] = [];
   private readonly ranges: number[] = [];
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
+  /** The batch first seen while invLagMs was set, and when (worker clock). */
+  private lagSeq = 0;
+  private lagSince = 0;
 
   constructor(
     private readonly ctl: Int32Array,
@@ -48,6 +58,15 @@ export class InvalidationPort {
   check(): boolean {
     let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
     if (seq === Atomics.load(this.ctl, DeviceCtl.invAck)) return false;
+    const lag = Atomics.load(this.ctl, DeviceCtl.invLagMs);
+    if (lag > 0) {
+      const now = performance.now();
+      if (seq !== this.lagSeq) {
+        this.lagSeq = seq;
+        this.lagSince = now;
+      }
+      if (now - this.lagSince < lag) return false;
+    }
     const delay = Atomics.load(this.ctl, DeviceCtl.invDelayMs);
     if (delay > 0) Atomics.wait(this.sleeper, 0, 0, delay);
     // Seqcount read side: re-read if main posted a newer batch meanwhile

@@ -1,0 +1,130 @@
+/*
+ * `peervma stress`: seeded concurrent-invalidation stress runs (src/stress/*).
+ *
+ *   peervma stress [--seed N | --seeds A..B] [--ops N | --duration S] [--importers K]
+ *                  [--iommu on|off] [--inject rogue|late|crash|hang] [--shard I/N] [--json]
+ *   peervma stress merge FILES... [--json]
+ *
+ * Exit codes: 0 no violation; 1 at least one violation (or a run failed);
+ * 2 bad flags or files. A sweep prints one line per seed (a progress bar on
+ * stderr when it is a terminal and --json is off); --shard writes JSON.
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
+import { runStress, type StressOptions } from '../stress/run.js';
+import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
+
+interface StressFlags {
+  seed?: number;
+  seeds?: [number, number];
+  ops: number;
+  duration?: number;
+  importers: number;
+  iommu: 'on' | 'off';
+  inject?: InjectKind;
+  shard?: { index: number; count: number };
+  json?: boolean;
+  jobs: number;
+  gapUs: number;
+  ackTimeoutMs: number;
+}
+
+function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in ${min}..${max}, got '${v}'`);
+    return n;
+  };
+}
+
+function seedRange(v: string): [number, number] {
+  const m = /^(\d+)\.\.(\d+)$/.exec(v);
+  if (!m || Number(m[1]) > Number(m[2])) throw new InvalidArgumentError(`--seeds takes A..B with A <= B (e.g. 1..100), got '${v}'`);
+  return [Number(m[1]), Number(m[2])];
+}
+
+function shardArg(v: string): { index: number; count: number } {
+  const m = /^(\d+)\/(\d+)$/.exec(v);
+  if (!m || Number(m[2]) < 1 || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError(`--shard takes I/N with 0 <= I < N (e.g. $JOB_COMPLETION_INDEX/8), got '${v}'`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
+
+function formatTotals(t: SweepTotals): string {
+  const inj = Object.entries(t.injected).map(([k, o]) => `  injected ${k}: ${Object.entries(o).map(([x, n]) => `${x} ${n}`).join(', ')}`);
+  return [`${t.seeds} seed(s): ops ${t.ops}, invalidations ${t.invalidations} (${t.ranges} ranges), violations ${t.violations} in ${t.seedsWithViolations} seed(s), IOMMU faults ${t.iommuFaults}; ack p50 ${t.ackP50Us.toFixed(1)} us, worst p99 ${t.ackP99Us.toFixed(1)} us, max ${t.ackMaxUs.toFixed(1)} us`, ...inj].join('\n');
+}
+
+async function stressCommand(f: StressFlags): Promise<void> {
+  if (f.seed !== undefined && f.seeds) throw new InvalidArgumentError('give --seed N or --seeds A..B, not both');
+  if (f.shard && !f.seeds) throw new InvalidArgumentError('--shard I/N slices a sweep: give --seeds A..B');
+  const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs };
+  if (!f.seeds) {
+    const r = await runStress({ ...base, seed: f.seed ?? 1 });
+    process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r)) + '\n');
+    process.exitCode = r.exitCode;
+    return;
+  }
+  const seeds = seedsOfShard(f.seeds[0], f.seeds[1], f.shard ?? null);
+  const json = f.json || f.shard !== undefined;
+  const bar = !json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'stress {bar} {value}/{total} seeds | violations {violations}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
+  let violations = 0;
+  bar?.start(seeds.length, 0, { violations });
+  let reports: StressReport[];
+  try {
+    reports = await runSweep(seeds, base, f.jobs, (r) => {
+      violations += r.violationCount;
+      if (bar) bar.increment(1, { violations });
+      else if (!json) process.stdout.write(formatRunLine(r) + '\n');
+    });
+  } finally {
+    bar?.stop();
+  }
+  const totals = totalsOf(reports);
+  if (json) process.stdout.write(JSON.stringify({ kind: 'peervma-stress', shard: f.shard ?? null, seeds: reports, totals } satisfies SweepFile, null, 2) + '\n');
+  else {
+    if (bar) process.stdout.write(reports.map(formatRunLine).join('\n') + '\n');
+    process.stdout.write(formatTotals(totals) + '\n');
+  }
+  process.exitCode = reports.some((r) => r.exitCode !== 0) ? 1 : 0;
+}
+
+export function registerStress(program: Command): void {
+  const cmd = program
+    .command('stress')
+    .description('concurrent-invalidation stress: importers stream reads and writes through P2P (BAR) and HMM mappings while the kernel revokes, recycles, migrates, munmaps, mprotects and flushes under them at seeded random points; every access is checked')
+    .option('--seed <n>', 'seed of one run (default 1)', int('--seed', 0))
+    .option('--seeds <A..B>', 'sweep seeds A to B, each on its own machine, in a piscina pool', seedRange)
+    .option('--ops <n>', 'kernel operations per run', int('--ops', 1, 10_000_000), 500)
+    .option('--duration <s>', 'run for this many seconds instead of --ops', int('--duration', 1, 86400))
+    .option('--importers <k>', 'streaming importer devices', int('--importers', 1, 8), 4)
+    .addOption(new Option('--iommu <state>', 'IOMMU for every device').choices(['on', 'off']).default('off'))
+    .addOption(new Option('--inject <fault>', 'fault injected on imp0 at a seeded step: rogue (acks, keeps translations), late (acks after the deadline), hang (stops answering), crash (worker throws)').choices(['rogue', 'late', 'crash', 'hang']))
+    .option('--shard <I/N>', 'run the I-th of N slices of --seeds (0 <= I < N) and write JSON', shardArg)
+    .option('--json', 'machine-readable output (seed, schedule digest, ops, invalidations, violations, iommuFaults, ack percentiles, injected outcomes)')
+    .option('--jobs <n>', 'seeds run at once in a sweep (each is a whole machine: 1 per 2 cores)', int('--jobs', 1, 64), 1)
+    .option('--gap-us <n>', 'longest pause before a kernel operation, µs (0: back to back)', int('--gap-us', 0, 1_000_000), 2000)
+    .option('--ack-timeout-ms <n>', 'invalidation ack deadline', int('--ack-timeout-ms', 10, 60000), 1000)
+    .addHelpText('after', '\nExit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.\nReplay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.\nExamples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json')
+    .action(async (flags: StressFlags) => stressCommand(flags));
+  cmd
+    .command('merge')
+    .description('combine --shard JSON files into one (every seed listed once) and print the totals')
+    .argument('<files...>', 'JSON files written by --shard or --json')
+    .option('--json', 'print the merged JSON')
+    .action((files: string[], flags: { json?: boolean }) => {
+      let merged: SweepFile;
+      try {
+        merged = mergeFiles(files);
+      } catch (e) {
+        if (e instanceof MergeError) {
+          process.stderr.write(`peervma stress merge: ${e.message}\n`);
+          process.exitCode = 2;
+          return;
+        }
+        throw e;
+      }
+      process.stdout.write((flags.json ? JSON.stringify(merged, null, 2) : [...merged.seeds.map(formatRunLine), formatTotals(merged.totals)].join('\n')) + '\n');
+      process.exitCode = merged.seeds.some((r) => r.exitCode !== 0) ? 1 : 0;
+    });
+}

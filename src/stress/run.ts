@@ -1,0 +1,287 @@
+/**
+ * One stress run: boot the rig, measure the Atomics round trip, stream,
+ * apply the seeded schedule (with the injected fault at its step), collect
+ * every violation after every step, stop, compare the shadow model, and
+ * report. Exit code 1 when any violation was seen.
+ *
+ * The checks (DESIGN.md section 6), all always on:
+ *   checker   page generations per DMA run (workers/runtime/safety_check.ts):
+ *             stale-generation, remapped
+ *   payload   the importers' own judgement of every page they read back
+ *             (workers/x_stress.ts): poison-read, stale-data, corrupt-data
+ *   kernel    an invalidation that ended without the ack of a device the
+ *             IOMMU cannot stop (ack-timeout)
+ *   protocol  seq odd or invalidations active at rest, a readBegin that
+ *             hangs, a refused blockable invalidation (WARN)
+ *   shadow    at the end, every page of every surviving buffer against
+ *             its writer's shadow (the seqs it wrote there this epoch)
+ */
+import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
+import { DeviceCtl } from '../shm/device_ctl.js';
+import { judgePage, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, StressViolation as SV } from '../shm/stress_layout.js';
+import { DeviceError } from '../errors.js';
+import { percentile, type InjectKind, type InjectOutcome, type StressReport, type StressViolation } from './report.js';
+import { StressRig } from './rig.js';
+import { bufferPlan, Schedule, type Op } from './schedule.js';
+
+export interface StressOptions {
+  readonly seed: number;
+  /** Operations to run; ignored when durationS is set. */
+  readonly ops: number;
+  readonly durationS?: number;
+  readonly importers: number;
+  readonly iommu: boolean;
+  readonly inject?: InjectKind;
+  readonly ackTimeoutMs?: number;
+  /** Longest pause before a kernel operation, µs (default 2000; 0: back to back). */
+  readonly gapMaxUs?: number;
+  /** Called after every step (progress bars). */
+  readonly onStep?: (step: number) => void;
+}
+
+const MAX_LISTED = 200;
+const POISON_WORD = POISON_BYTE * 0x01010101;
+
+export async function runStress(o: StressOptions): Promise<StressReport> {
+  const ackTimeoutMs = o.ackTimeoutMs ?? 1000;
+  const bufs = bufferPlan(o.importers);
+  const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000);
+  const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed });
+  const { kernel, mm } = rig;
+  const violations: StressViolation[] = [];
+  let violationCount = 0;
+  const add = (v: StressViolation): void => {
+    violationCount++;
+    if (violations.length < MAX_LISTED) violations.push(v);
+  };
+  let curStep = -1;
+  let curOp = 'setup';
+  const seen = { checker: new Map<string, number>(), payload: new Array<number>(o.importers).fill(0), kernel: 0, warnings: 0 };
+
+  /** Moves every new violation of every source into the report, stamped with the step. */
+  const collect = (): void => {
+    for (const src of rig.bindings) {
+      const v = src.violations();
+      const before = seen.checker.get(src.name) ?? 0;
+      if (v.count === before) continue;
+      seen.checker.set(src.name, v.count);
+      for (const r of v.records.slice(-Math.min(v.count - before, v.records.length))) {
+        const at = rig.locate(r.va);
+        add({ source: 'checker', kind: r.kind, device: r.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: `entry ${r.entryGen}, live ${r.liveGen}`, step: curStep, op: curOp, detail: `${r.write ? 'write' : 'read'} of va 0x${r.va.toString(16)} through device address 0x${r.devAddr.toString(16)}` });
+      }
+      for (let k = v.records.length; k < v.count - before; k++) violationCount++;
+    }
+    for (let i = 0; i < o.importers; i++) {
+      const count = rig.devStat(i, 'violations');
+      for (let n = Math.max(seen.payload[i], count - STRESS_VIOLATION_RECORDS); n < count; n++) {
+        const w = stressDevWord(i) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * SV.kFieldCount;
+        const s = rig.shm;
+        const kind = STRESS_VIOLATION_NAMES[s[w + SV.kind]] ?? 'unknown';
+        const buf = s[w + SV.buf];
+        add({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: curOp, detail: `page holds seq ${s[w + SV.seen]}, the device last wrote seq ${s[w + SV.expected]}` });
+      }
+      violationCount += Math.max(0, count - seen.payload[i] - STRESS_VIOLATION_RECORDS);
+      seen.payload[i] = count;
+    }
+    for (const kv of kernel.violations.slice(seen.kernel)) {
+      const at = kv.ranges.map((r) => rig.locate(r.start)).find((x) => x !== null) ?? null;
+      add({ source: 'kernel', kind: kv.kind, device: kv.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: null, step: curStep, op: curOp, detail: `invalidation ${kv.seq} not acked within ${kv.ms} ms (IOMMU off: the device may still reach ${kv.ranges.length} range(s) now freed)` });
+    }
+    seen.kernel = kernel.violations.length;
+    if (mm.notifiers.warnings > seen.warnings) {
+      add({ source: 'protocol', kind: 'refused-blockable', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `${mm.notifiers.warnings - seen.warnings} blockable invalidation(s) refused by a notifier (WARN)` });
+      seen.warnings = mm.notifiers.warnings;
+    }
+  };
+
+  const injected: InjectOutcome[] = [];
+  const total = o.durationS ? Number.POSITIVE_INFINITY : o.ops;
+  const injectAt = o.inject ? sched.injectStep(Math.min(5, Math.floor((o.durationS ? 100 : o.ops) / 5)), Math.max(1, Math.floor((o.durationS ? 100 : o.ops) / 3))) : -1;
+  let injectState: { kind: InjectKind; device: string; slot: number; step: number; cleared: boolean } | null = null;
+  const crashed: string[] = [];
+  for (let i = 0; i < o.importers; i++) rig.machine.device(`imp${i}`).handle.onFailure(() => crashed.push(`imp${i}`));
+
+  let report: StressReport;
+  try {
+    const roundTripUs = await measureRoundTrip(rig);
+    rig.startStreaming();
+    const t0 = performance.now();
+    const deadline = o.durationS ? t0 + o.durationS * 1000 : Number.POSITIVE_INFINITY;
+    let ops = 0;
+    let opsFailed = 0;
+    while (ops < total && performance.now() < deadline) {
+      const op = sched.next();
+      curStep = op.step;
+      curOp = opName(op);
+      rig.setStep(op.step);
+      if (op.step === injectAt && o.inject) injectState = inject(rig, o.inject, op.step, ackTimeoutMs);
+      if (op.gapUs >= 1000) await new Promise((res) => setTimeout(res, op.gapUs / 1000));
+      else await new Promise((res) => setImmediate(res));
+      const why = await rig.apply(op);
+      ops++;
+      if (why !== null) {
+        opsFailed++;
+        if (why.startsWith('protocol:')) add({ source: 'protocol', kind: 'readbegin-hang', device: '-', buf: op.buf, page: op.page, generation: null, step: op.step, op: curOp, detail: why });
+      }
+      collect();
+      if (injectState && !injectState.cleared) await settleInjection(rig, injectState, crashed);
+      for (const d of crashed.splice(0)) await rig.tearDown(d);
+      o.onStep?.(op.step);
+    }
+    const wallMs = performance.now() - t0;
+    rig.stopStreaming();
+    curOp = 'end of run';
+    // Idle: every live importer answers a control call only between two passes.
+    const shadows = await shadowsOf(rig);
+    collect();
+    shadowCompare(rig, shadows, add, curStep);
+    if (mm.notifiers.activeInvalidateRanges !== 0 || (mm.notifiers.invalidateSeq & 1) === 1) {
+      add({ source: 'protocol', kind: 'seq-odd-at-rest', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `seq ${mm.notifiers.invalidateSeq}, ${mm.notifiers.activeInvalidateRanges} invalidation(s) active with every device idle` });
+    }
+    const counters = kernel.invalidatorCounters().filter((c) => c.device.startsWith('imp'));
+    const ack = counters.flatMap((c) => c.ackUs).sort((a, b) => a - b);
+    const iommuFaults = o.iommu ? rig.names.reduce((s, n) => s + (kernel.domain(n)?.faults().count ?? 0), 0) : 0;
+    if (injectState) injected.push(outcomeOf(rig, injectState, o.iommu, iommuFaults, violations));
+    const ranges = counters.reduce((s, c) => s + c.ranges, 0);
+    report = {
+      seed: o.seed,
+      schedule: sched.digest(),
+      iommu: o.iommu,
+      importers: o.importers,
+      gapMaxUs: o.gapMaxUs ?? 2000,
+      ops,
+      opsFailed,
+      invalidations: counters.reduce((s, c) => s + c.sent, 0),
+      ranges,
+      wallMs,
+      rangesPerSec: ranges / (wallMs / 1000),
+      pagesRead: sum(o.importers, (i) => rig.devStat(i, 'pagesRead')),
+      pagesWritten: sum(o.importers, (i) => rig.devStat(i, 'pagesWritten')),
+      ioErrors: sum(o.importers, (i) => rig.devStat(i, 'ioErrors')),
+      iommuFaults,
+      ackUs: { p50: percentile(ack, 50), p99: percentile(ack, 99), max: ack.at(-1) ?? 0, n: ack.length },
+      roundTripUs,
+      violations,
+      violationCount,
+      injected,
+      exitCode: violationCount > 0 ? 1 : 0,
+    };
+  } finally {
+    await rig.shutdown();
+  }
+  return report;
+}
+
+function sum(n: number, f: (i: number) => number): number {
+  let s = 0;
+  for (let i = 0; i < n; i++) s += f(i);
+  return s;
+}
+
+function opName(op: Op): string {
+  return `${op.kind} buffer ${op.buf} pages ${op.page}+${op.npages}${op.kind === 'migrate-dev' || op.kind === 'iotlb-flush' ? ` imp${op.dev}` : ''}`;
+}
+
+/** p50 of 200 empty invalidations to an idle importer: the Atomics round trip of this machine, now. */
+async function measureRoundTrip(rig: StressRig): Promise<number> {
+  const inv = rig.kernel.invalidator(rig.names[0]);
+  const us: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    const t = performance.now();
+    await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
+    us.push((performance.now() - t) * 1000);
+  }
+  // These are not the run's acks: keep the run's latency figures clean.
+  inv.stats.ackUs.length = 0;
+  return percentile(us.sort((a, b) => a - b), 50);
+}
+
+function inject(rig: StressRig, kind: InjectKind, step: number, ackTimeoutMs: number): { kind: InjectKind; device: string; slot: number; step: number; cleared: boolean } {
+  const slot = 0;
+  const device = rig.names[slot];
+  const ctl = rig.machine.device(device).shm.ctl;
+  const w = stressDevWord(slot) + StressDevStat.inject;
+  if (kind === 'rogue') Atomics.store(ctl, DeviceCtl.invIgnore, 1);
+  else if (kind === 'late') Atomics.store(ctl, DeviceCtl.invDelayMs, Math.round(ackTimeoutMs * 1.5));
+  else if (kind === 'hang') Atomics.store(rig.shm, w, StressInject.Hang);
+  else Atomics.store(rig.shm, w, StressInject.Throw);
+  return { kind, device, slot, step, cleared: kind === 'rogue' };
+}
+
+/** After the injected fault shows: late acks are cleared; a hung device is named, failed and torn down. */
+async function settleInjection(rig: StressRig, s: { kind: InjectKind; device: string; cleared: boolean }, crashed: string[]): Promise<void> {
+  const c = rig.kernel.invalidatorCounters().find((x) => x.device === s.device);
+  if ((s.kind === 'late' || s.kind === 'hang') && c && c.timedOut > 0) {
+    s.cleared = true;
+    if (s.kind === 'late') Atomics.store(rig.machine.device(s.device).shm.ctl, DeviceCtl.invDelayMs, 0);
+    else {
+      rig.machine.device(s.device).handle.fail(new DeviceError(s.device, 'timeout', 'stopped acking invalidations (stress --inject hang)'));
+      crashed.push(s.device);
+    }
+  }
+  if (s.kind === 'crash' && rig.gone.has(s.device)) s.cleared = true;
+}
+
+function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: number }, iommu: boolean, iommuFaults: number, violations: readonly StressViolation[]): InjectOutcome {
+  const mine = violations.filter((v) => v.device === s.device).length;
+  const c = rig.kernel.invalidatorCounters().find((x) => x.device === s.device);
+  const base = { kind: s.kind, device: s.device, step: s.step };
+  if (s.kind === 'crash') {
+    const dead = rig.machine.device(s.device).handle.failed;
+    return { ...base, expected: 'torn-down', outcome: dead && rig.gone.has(s.device) ? 'torn-down' : 'missed', detail: dead ? `${dead.message}; binding closed, device-private pages migrated back` : 'the device did not crash' };
+  }
+  const expected = iommu ? 'contained' : 'caught';
+  if (s.kind === 'rogue') {
+    if (mine > 0) return { ...base, expected, outcome: 'caught', detail: `${mine} violation(s) by the rogue device (IOMMU faults ${iommuFaults})` };
+    if (iommuFaults > 0) return { ...base, expected, outcome: 'contained', detail: `${iommuFaults} stale access(es) blocked as IOMMU faults, no violation` };
+    return { ...base, expected, outcome: 'missed', detail: 'the rogue device never used a stale translation' };
+  }
+  const t = c?.timedOut ?? 0;
+  if (t === 0) return { ...base, expected, outcome: 'missed', detail: 'no invalidation timed out' };
+  const torn = s.kind === 'hang' ? '; failed and torn down' : '';
+  if (c?.fenced) return { ...base, expected, outcome: 'contained', detail: `${t} invalidation(s) not acked in time: fenced off its IOMMU domain${torn}` };
+  return { ...base, expected, outcome: 'caught', detail: `${t} invalidation(s) not acked in time: ack-timeout violation${torn}` };
+}
+
+/** Every live importer's shadow (its accepted seqs per page of the buffers it writes). */
+async function shadowsOf(rig: StressRig): Promise<Map<number, { epoch: number; acc: (number[] | null)[] }>> {
+  const out = new Map<number, { epoch: number; acc: (number[] | null)[] }>();
+  for (let i = 0; i < rig.names.length; i++) {
+    const d = rig.machine.device(rig.names[i]);
+    if (rig.gone.has(d.spec.name) || d.handle.failed) continue;
+    const r = await d.handle.call('deviceCmd', { op: 'stress-shadow' });
+    for (const s of r.shadows as { buf: number; epoch: number; acc: (number[] | null)[] }[]) out.set(s.buf, { epoch: s.epoch, acc: s.acc });
+  }
+  return out;
+}
+
+/** The end-of-run compare: every page of every buffer, read by the kernel, against its writer's shadow. */
+function shadowCompare(rig: StressRig, shadows: Map<number, { epoch: number; acc: (number[] | null)[] }>, add: (v: StressViolation) => void, step: number): void {
+  const k = rig.kernel;
+  const page = new Int32Array(PAGE_SIZE / 4);
+  const bytes = new Uint8Array(page.buffer);
+  rig.bufs.forEach((b, i) => {
+    const sh = shadows.get(i);
+    const writer = rig.names[b.spec.writer];
+    for (let p = 0; p < b.spec.npages; p++) {
+      const va = b.va + p * PAGE_SIZE;
+      if (b.spec.kind === 'bar') {
+        const pg = rig.exporter.pageOf(b.vma!, p);
+        bytes.set(rig.machine.device('exp0').shm.mem!.subarray(pg * PAGE_SIZE, (pg + 1) * PAGE_SIZE));
+      } else {
+        const pte = rig.mm.pt.get(va / PAGE_SIZE);
+        if (!pte || pte.kind === 'zero') bytes.fill(0);
+        else if (pte.kind === 'ram') bytes.set(k.ramBytes.subarray(pte.pfn * PAGE_SIZE, (pte.pfn + 1) * PAGE_SIZE));
+        else bytes.set(pte.devmem.bytes.subarray(pte.page * PAGE_SIZE, (pte.page + 1) * PAGE_SIZE));
+      }
+      const st = judgePage(page, 0, POISON_WORD);
+      const v = (kind: string, detail: string): void => add({ source: 'shadow', kind, device: writer, buf: i, page: p, generation: `epoch ${b.epoch}`, step, op: 'end of run', detail });
+      if (st.kind === 'poison') v('poison-live', 'a live page of a surviving buffer holds poison (freed under its mapping)');
+      else if (st.kind === 'corrupt') v('corrupt', 'neither zero nor a valid payload (torn or foreign write)');
+      else if (st.kind === 'payload' && sh && sh.epoch === b.epoch) {
+        const acc = sh.acc[p];
+        if (st.epoch !== b.epoch || !acc || !acc.includes(st.seq)) v('stale', `holds seq ${st.seq} of epoch ${st.epoch}; the writer last wrote seq ${acc?.at(-1) ?? 'none'} this epoch`);
+      } else if (st.kind === 'payload' && st.epoch !== b.epoch) v('stale', `holds a payload of epoch ${st.epoch}, buffer is at epoch ${b.epoch}`);
+    }
+  });
+}
