@@ -12,7 +12,7 @@ import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { coalesce, type InvRange } from '../../src/kernel/invalidate_broadcast.js';
 import { PROT_READ, PROT_WRITE, vpnOf } from '../../src/kernel/mm.js';
 import type { Vma } from '../../src/kernel/vma.js';
-import type { DeviceRef } from '../../src/kernel/p2p_map.js';
+import { allP2p, type DeviceRef } from '../../src/kernel/p2p_map.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
 
 const P = PAGE_SIZE;
@@ -44,7 +44,7 @@ t.test('coalesce: more than INV_BATCH ranges, none dropped or shrunk', async (t)
 });
 
 t.test('safety properties with live devices', async (t) => {
-  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m2'), mirrorSpec('rogue'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, ackTimeoutMs: 5000 });
+  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m2'), mirrorSpec('rogue'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, ackTimeoutMs: 5000, policy: allP2p });
   const mm = kernel.createMm();
   const m0 = await MirrorDriver.open(kernel, 'm0', mm);
   const m2 = await MirrorDriver.open(kernel, 'm2', mm);
@@ -70,7 +70,7 @@ t.test('safety properties with live devices', async (t) => {
   t.test('a slow but in-time device writing through a munmap: munmap returns after its ack; no write lands in a freed page', async (t) => {
     const n = 64;
     const va = await mm.mmap({ length: n * P, prot: RW });
-    await m0.write(va, pattern(n * P, 1)); // the device TLB holds writable entries
+    await m0.write(va, n, pattern(n * P, 1)); // the device TLB holds writable entries
     const doomed = pfnsOf(va + 16 * P, 32);
     const before = m0.violations().count;
     Atomics.store(ctl('m0'), DeviceCtl.invLagMs, 800);
@@ -79,7 +79,7 @@ t.test('safety properties with live devices', async (t) => {
     const un = mm.munmap(va + 16 * P, 32 * P).then(() => void (unmappedAt = performance.now()));
     const seq = await posted('m0');
     // The device, which has not acked, goes on writing through its old translations: legal.
-    const w = await m0.write(va, pattern(n * P, 2));
+    const w = await m0.write(va, n, pattern(n * P, 2));
     const wroteAt = performance.now();
     t.equal(w.cpages, n, 'the device wrote all pages before acking (its translations were still valid)');
     t.equal(unmappedAt, 0, 'munmap had not returned while the device was still writing');
