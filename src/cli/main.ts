@@ -11,6 +11,7 @@ import { DeviceError, LimitError, P2pRefusedError, PeerVmaError, ScenarioError, 
 import { loadScenarioFile } from '../scenario/load.js';
 import { compareScenario, runScenario, type RunReport } from '../scenario/run.js';
 import { assertChecks, formatComparison, formatSummary, throughput } from '../trace/summary.js';
+import { paragraph, terminalColumns } from '../trace/text_layout.js';
 import { registerTopo } from './topo.js';
 import type { Mode } from '../workloads/workload.js';
 
@@ -26,7 +27,12 @@ function intArg(name: string, min: number) {
 
 /** Prints an error the way a user needs it and returns the exit code. */
 export function reportError(e: unknown): number {
-  if (e instanceof ScenarioError || e instanceof LimitError || e instanceof P2pRefusedError) {
+  if (e instanceof P2pRefusedError) {
+    // The fabric's reasons run to a thousand characters: wrapped to the terminal.
+    process.stderr.write(`${paragraph(`peervma: ${e.message}`, terminalColumns(), 0, 2)}\n`);
+    return 2;
+  }
+  if (e instanceof ScenarioError || e instanceof LimitError) {
     process.stderr.write(`peervma: ${e.message}\n`);
     return 2;
   }
@@ -57,8 +63,8 @@ async function runCommand(file: string, flags: RunFlags): Promise<void> {
   if (flags.json) {
     process.stdout.write(JSON.stringify(flags.compare ? { p2p: asJson(reports[0]), bounce: asJson(reports[1]) } : asJson(reports[0]), null, 2) + '\n');
   } else {
-    process.stdout.write(reports.map(formatSummary).join('\n') + '\n');
-    if (flags.compare) process.stdout.write(formatComparison(reports as [RunReport, RunReport]) + '\n');
+    process.stdout.write(reports.map((r) => formatSummary(r)).join('\n'));
+    if (flags.compare) process.stdout.write('\n' + formatComparison(reports as [RunReport, RunReport]));
   }
   for (const r of reports) assertChecks(r);
 }

@@ -26,7 +26,7 @@
  */
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { ringWake } from '../shm/device_ctl.js';
+import { DeviceStats, ringWake } from '../shm/device_ctl.js';
 import { loadU64, storeU64 } from '../shm/layout.js';
 import { errnoCode, PageRequest, ReplyEntry } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
@@ -234,6 +234,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   private async serveOne(seq: number): Promise<void> {
+    const t0 = performance.now();
     const p = this.pri;
     let start = loadU64(p, PageRequest.reqStart);
     let npages = p[PageRequest.reqPages];
@@ -266,6 +267,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
     this.reply(seq, errno, errno === 0 ? npages : 0);
     this.requests++;
+    this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     start = 0;
     this.onFault?.(errno, range.start, npages);
   }
