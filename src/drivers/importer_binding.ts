@@ -40,6 +40,7 @@ import { DriverLock, type IntervalNotifier, type IntervalNotifierOps, type MmuNo
 import type { DeviceRef } from '../kernel/p2p_map.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';
+import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** What the device is told when bound: its mailbox, IOMMU domain and safety log. */
 export interface BindInfo {
@@ -268,6 +269,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.reply(seq, errno, errno === 0 ? npages : 0);
     this.requests++;
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
+    traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
     start = 0;
     this.onFault?.(errno, range.start, npages);
   }

@@ -24,6 +24,7 @@ import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { errnoCode, errnoName, PageRequest, ReplyEntry, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
+import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT. */
 export const FAULT_RETRY_MS = 1000;
@@ -120,7 +121,10 @@ export class DeviceTlb {
         this.retries++;
         continue;
       }
-      if (errno !== 0) return this.done(errnoName(errno), t0);
+      if (errno !== 0) {
+        traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, npages, errno, 0, this.retries);
+        return this.done(errnoName(errno), t0);
+      }
       const n = p[PageRequest.replyPages];
       const v0 = Math.floor(va / PAGE_SIZE);
       let refaulted = 0;
@@ -138,6 +142,7 @@ export class DeviceTlb {
       this.faults++;
       this.pagesFaulted += n;
       this.self.stats[DeviceStats.pagesRefaulted] += refaulted;
+      traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, n, 0, refaulted, this.retries);
       return this.done(0, t0);
     }
   }
