@@ -30,6 +30,7 @@ import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { ProgressRecord } from '../src/shm/progress_record.js';
+import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 import {
   ACC_ARG_FLAGS,
   ACC_ARG_ITERATIONS,
@@ -131,6 +132,7 @@ export function createAccelerator(ctx: DeviceContext): DeviceModel {
     const ms = performance.now() - t0;
     // Mirror DMAs are already in dmaNs.
     ctx.self.stats[DeviceStats.computeNs] += ms * 1e6 - (ctx.self.stats[DeviceStats.dmaNs] - dma0);
+    traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, ms, x.byteLength);
     c.computes++;
     c.lastComputeUs = ms * 1000;
     c.lastIterations = iterations;
@@ -165,6 +167,7 @@ export function createAccelerator(ctx: DeviceContext): DeviceModel {
       accelTransform(x, done / 4, seed);
       if (done === 0) maybeCorrupt(x, corruptAt ?? -1);
       ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+      traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, x.byteLength);
       err = ctx.va().write(cmd.src + done, stage, n);
       if (err !== null) return dataError(`${name}: TRANSFORM write of 0x${(cmd.src + done).toString(16)}: ${err}`);
       done += n;

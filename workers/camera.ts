@@ -29,6 +29,7 @@ import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
 import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 
 /** Bytes rendered per DMA burst; the line buffer holds two. */
 const BURST = 64 * 1024;
@@ -62,6 +63,7 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
       const t0 = performance.now();
       renderPattern(line.subarray((half * BURST) / 4, (half * BURST + n) / 4), seed, frame, off / 4, width);
       ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+      traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, n);
       const err = out(off, half * BURST, n);
       if (err) return err;
       half ^= 1;

@@ -17,6 +17,7 @@
 import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
+import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 
 import { CC_F_DST_VA, CC_OP_PROCESS, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 /** Bytes per line-buffer burst; input and output buffers of this size each. */
@@ -87,6 +88,7 @@ export function createColourCorrection(ctx: DeviceContext): DeviceModel {
         const t0 = performance.now();
         transform(inp.subarray(0, n / 4), outBuf, tables);
         stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+        traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, n);
         if (cmd.args[0] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;
         const outErr = toVa ? ctx.va().write(cmd.dst + off, BURST, n, cmd.dst + cmd.len) : ctx.dma.write(cmd.dst + off, BURST, n);
         if (outErr) return { status: CqStatus.DataTransferError, result: ctx.logError(outErr) };

@@ -21,6 +21,7 @@ import { deviceFactories } from './registry.js';
 import type { DeviceCtxCore } from './runtime/device_ctx.js';
 import { attachIommu, VaSpace, type BindMsg } from './runtime/va_space.js';
 import type { IommuWalk } from './runtime/iommu_walk.js';
+import { traceSink, TraceWriter } from '../src/shm/trace_ring.js';
 
 interface Realised {
   readonly model: DeviceModel;
@@ -43,6 +44,8 @@ class DeviceEndpoint implements DeviceEndpointApi {
     if (!factory) throw new Error(`${cfg.name}: no device model for kind '${cfg.kind}'`);
     const shm = attachMachineShm(cfg.shm);
     const self = shm.devices[cfg.index];
+    const ring = cfg.shm.devices[cfg.index].trace;
+    traceSink.w = ring ? new TraceWriter(ring) : null;
     const bus = new BusDecoder(shm);
     const inv = new InvalidationPort(self.ctl, self.stats);
     const dma = new DmaEngine(self, shm, bus, () => inv.check());

@@ -11,6 +11,8 @@ import { DeviceError, LimitError, P2pRefusedError, PeerVmaError, ScenarioError, 
 import { loadScenarioFile } from '../scenario/load.js';
 import { compareScenario, runScenario, type RunReport } from '../scenario/run.js';
 import { assertChecks, formatComparison, formatSummary, throughput } from '../trace/summary.js';
+import { paragraph, terminalColumns } from '../trace/text_layout.js';
+import { openObservers, registerObserveOptions, type ObserveFlags } from './observe.js';
 import { registerTopo } from './topo.js';
 import { registerStress } from './stress.js';
 import type { Mode } from '../workloads/workload.js';
@@ -27,7 +29,12 @@ function intArg(name: string, min: number) {
 
 /** Prints an error the way a user needs it and returns the exit code. */
 export function reportError(e: unknown): number {
-  if (e instanceof ScenarioError || e instanceof LimitError || e instanceof P2pRefusedError) {
+  if (e instanceof P2pRefusedError) {
+    // The fabric's reasons run to a thousand characters: wrapped to the terminal.
+    process.stderr.write(`${paragraph(`peervma: ${e.message}`, terminalColumns(), 0, 2)}\n`);
+    return 2;
+  }
+  if (e instanceof ScenarioError || e instanceof LimitError) {
     process.stderr.write(`peervma: ${e.message}\n`);
     return 2;
   }
@@ -51,15 +58,17 @@ function asJson(r: RunReport) {
   return { ...r, throughput: throughput(r), ratioToMemcpy: throughput(r) / r.memcpy.rate };
 }
 
-async function runCommand(file: string, flags: RunFlags): Promise<void> {
+async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise<void> {
   const sc = await loadScenarioFile(file);
-  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode };
+  const obs = openObservers(flags);
+  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, trace: obs.trace };
   const reports = flags.compare ? await compareScenario(sc, opts) : [await runScenario(sc, opts)];
+  for (const note of obs.finish(reports)) process.stderr.write(`peervma: ${note}\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(flags.compare ? { p2p: asJson(reports[0]), bounce: asJson(reports[1]) } : asJson(reports[0]), null, 2) + '\n');
   } else {
-    process.stdout.write(reports.map(formatSummary).join('\n') + '\n');
-    if (flags.compare) process.stdout.write(formatComparison(reports as [RunReport, RunReport]) + '\n');
+    process.stdout.write(reports.map((r) => formatSummary(r)).join('\n'));
+    if (flags.compare) process.stdout.write('\n' + formatComparison(reports as [RunReport, RunReport]));
   }
   for (const r of reports) assertChecks(r);
 }
@@ -83,6 +92,7 @@ export function buildProgram(): Command {
     .option('--compare', 'run in p2p mode and in bounce mode, and print them side by side')
     .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
+  registerObserveOptions(program.commands.find((c) => c.name() === 'run')!);
   registerTopo(program);
   registerStress(program);
   return program;

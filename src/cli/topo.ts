@@ -15,6 +15,7 @@ import type { PolicyMode, TopologySpec } from '../hw/topology_schema.js';
 import { ScenarioError } from '../errors.js';
 import { parseScenario } from '../scenario/load.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
+import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
 
 class UsageError extends Error {}
 
@@ -28,6 +29,7 @@ export interface TopoFlags {
   devices?: string;
   explain?: string[];
   json?: boolean;
+  format?: TopoFormat;
 }
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
@@ -115,7 +117,8 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
     }
     return renderExplain(fabric, a, b);
   }
-  if (flags.json) return JSON.stringify(topoJson(fabric, names, { source, notes }), null, 2);
+  if (flags.format === 'dot' || flags.format === 'svg') return renderTopoPicture(fabric, names, flags.format, source);
+  if (flags.json || flags.format === 'json') return JSON.stringify(topoJson(fabric, names, { source, notes }), null, 2);
   const parts = [`# ${source}`];
   if (notes.length) parts.push(notes.map((n) => `note: ${n}`).join('\n'));
   if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => `warning: ${w}`).join('\n'));
@@ -141,6 +144,7 @@ export function registerTopo(program: Command): void {
     .option('--devices <list>', 'devices of the matrix, comma separated (default: every endpoint)')
     .option('--explain <devices...>', 'explain the verdict for provider A and client B: --explain A B')
     .option('--json', 'machine-readable output')
+    .addOption(new Option('--format <format>', 'text (default), json (= --json), dot (Graphviz) or svg (a picture, drawn by peervma)').choices(TOPO_FORMATS))
     .action((scenario: string | undefined, flags: TopoFlags) => {
       try {
         process.stdout.write(runTopo(scenario, flags) + '\n');

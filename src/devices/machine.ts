@@ -18,6 +18,7 @@ import { PageAllocator } from '../kernel/page_alloc.js';
 import { DeviceHandle } from './device_handle.js';
 import { checkLimits } from './limits.js';
 import { deviceKinds } from './device_kinds.js';
+import { TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 export interface DeviceSpec {
   readonly name: string;
@@ -34,6 +35,8 @@ export interface MachineSpec {
   readonly devices: readonly DeviceSpec[];
   /** Deadline of every wait on a worker. */
   readonly timeoutMs: number;
+  /** Records per device trace ring; 0 or absent: the run is not traced (src/shm/trace_ring.ts). */
+  readonly traceRecords?: number;
 }
 
 export interface Device {
@@ -73,7 +76,7 @@ export class Machine {
 
   static async create(spec: MachineSpec): Promise<Machine> {
     checkLimits({ ramBytes: spec.ramBytes, devices: spec.devices });
-    const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes })));
+    const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
     const devices = spec.devices.map((s, i): Device => {
       const dshm = shm.devices[i];
@@ -138,7 +141,9 @@ export class Machine {
       const errs = late.map((o) => o.dev.handle.fail(new DeviceError(o.dev.spec.name, 'timeout', `${o.outstanding} command(s) not completed within ${this.spec.timeoutMs} ms (heartbeat ${Atomics.load(o.dev.shm.ctl, DeviceCtl.heartbeat)})`)));
       throw errs[0] ?? new DeviceError('(none)', 'timeout', `host waited ${this.spec.timeoutMs} ms with no command outstanding`);
     }
-    return Atomics.load(irq, 0);
+    const n = Atomics.load(irq, 0);
+    traceSink.w?.instant(TraceEvent.HostIrq, n);
+    return n;
   }
 
   /** A software interrupt: wakes waitHostIrq (for kernel-side events such as a finished check). */

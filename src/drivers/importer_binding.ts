@@ -26,7 +26,7 @@
  */
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { ringWake } from '../shm/device_ctl.js';
+import { DeviceStats, ringWake } from '../shm/device_ctl.js';
 import { loadU64, storeU64 } from '../shm/layout.js';
 import { errnoCode, PageRequest, ReplyEntry } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
@@ -40,6 +40,7 @@ import { DriverLock, type IntervalNotifier, type IntervalNotifierOps, type MmuNo
 import type { DeviceRef } from '../kernel/p2p_map.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';
+import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** What the device is told when bound: its mailbox, IOMMU domain and safety log. */
 export interface BindInfo {
@@ -234,6 +235,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   private async serveOne(seq: number): Promise<void> {
+    const t0 = performance.now();
     const p = this.pri;
     let start = loadU64(p, PageRequest.reqStart);
     let npages = p[PageRequest.reqPages];
@@ -266,6 +268,8 @@ export class ImporterBinding implements IntervalNotifierOps {
     if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
     this.reply(seq, errno, errno === 0 ? npages : 0);
     this.requests++;
+    this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
+    traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
     start = 0;
     this.onFault?.(errno, range.start, npages);
   }

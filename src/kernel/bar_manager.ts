@@ -28,6 +28,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import { bar2Base } from '../shm/phys_mem.js';
 import type { Device } from '../devices/machine.js';
 import { DriverLock } from './mmu_notifier.js';
+import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** Who holds a translation through a slot, and how to take it back. */
 export interface SlotUser {
@@ -97,8 +98,10 @@ export class BarManager {
       if (short > 0) {
         const victims = this.lruVictims(short, pinned);
         if (victims.length < short) return null;
+        const t0 = performance.now();
         await this.evictManyLocked(victims);
         this.recycled += victims.length;
+        traceSink.w?.emit(TraceEvent.SlotRecycle, performance.timeOrigin + t0, performance.now() - t0, this.dev.shm.index, victims.length, pages[0] ?? 0);
       }
       const out: number[] = [];
       for (const page of pages) {

@@ -31,6 +31,7 @@
  */
 import { DeviceCtl, INV_BATCH, INV_RANGE_WORDS, ringWake } from '../shm/device_ctl.js';
 import { storeU64 } from '../shm/layout.js';
+import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 export interface InvRange {
   readonly start: number;
@@ -124,6 +125,12 @@ export class DeviceInvalidator {
     this.roundTrips++;
     this.stats.acked++;
     this.stats.ackUs.push((performance.now() - posted) * 1000);
+    const tw = traceSink.w;
+    if (tw) {
+      const dev = traceDev(this.name);
+      tw.emit(TraceEvent.Invalidation, performance.timeOrigin + posted, performance.now() - posted, dev, seq, batch.length, batch[0]?.start ?? 0, batch[batch.length - 1]?.end ?? 0);
+      tw.instant(TraceEvent.InvalidationAcked, dev, seq, (performance.now() - posted) * 1000);
+    }
   }
 }
 

@@ -23,6 +23,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { DevMem } from './devmem.js';
 import type { Mm } from './mm.js';
 import type { Pte } from './vma.js';
+import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 function checkMigrateRange(mm: Mm, start: number, end: number): void {
   if (start % PAGE_SIZE !== 0 || end <= start) throw new PeerVmaError('EINVAL', mm.name, `migrate of [0x${start.toString(16)}, 0x${end.toString(16)}) is empty or unaligned`);
@@ -67,6 +68,7 @@ export async function migrateToDevice(mm: Mm, start: number, end: number, devmem
       devmem.rmap.set(page, { mm, va: vpn * PAGE_SIZE });
     }
     mm.freePtes(freed);
+    traceSink.w?.instant(TraceEvent.Migrate, traceDev(devmem.owner.name), vpns.length, 1);
     return vpns.length;
   });
 }
@@ -114,5 +116,6 @@ export async function migrateToRamLocked(mm: Mm, start: number, end: number, onl
     mm.pt.set(vpn, { kind: 'ram', pfn, write: pte.write });
     pte.devmem.freePage(pte.page);
   }
+  traceSink.w?.instant(TraceEvent.Migrate, traceDev(moves[0].pte.devmem.owner.name), moves.length, 0);
   return moves.length;
 }

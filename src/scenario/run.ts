@@ -23,6 +23,15 @@ export interface RunOptions {
   readonly frames?: number;
   /** Overrides the scenario's workload.mode. */
   readonly mode?: Mode;
+  /** Records the run's timeline (src/trace/recorder.ts TraceRecorder); absent: not traced. */
+  readonly trace?: RunTracer;
+}
+
+/** What the runner needs of a trace recorder: ring size, and attach/detach around the workload. */
+export interface RunTracer {
+  readonly records: number;
+  attach(machine: Machine, label: string): void;
+  detach(): void;
 }
 
 export interface PairVerdict {
@@ -101,13 +110,15 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const requestedMode = opts.mode ?? w.mode;
   const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
   const memcpy = measureMemcpy(1024 * 1024, 128 * 1024 * 1024);
-  const machine = await Machine.create(machineSpec(sc));
+  const machine = await Machine.create({ ...machineSpec(sc), traceRecords: opts.trace?.records ?? 0 });
   let accounting: Accounting;
   const kernels: Kernel[] = [];
+  opts.trace?.attach(machine, `${sc.name} (${mode})`);
   try {
     const a = await workloadDef(w).run({ machine, fabric, seed, mode, kernels }, { ...w, mode });
     accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
   } finally {
+    opts.trace?.detach();
     await machine.shutdown();
   }
   return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, accounting };

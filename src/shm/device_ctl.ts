@@ -62,8 +62,9 @@ export const DeviceRegs = defineLayout({
 
 /**
  * Statistics, one float64 slot per field (the offsets index a
- * Float64Array). Written by the worker only; main reads them after stop or
- * as a live approximation.
+ * Float64Array). Each field has one writer (the worker, or for mapNs the
+ * kernel's fault server); the other side reads them after stop or as a
+ * live approximation.
  */
 export const DeviceStats = defineLayout({
   bytesFromRam: { writer: 'worker', doc: 'DMA bytes read from system RAM' },
@@ -77,6 +78,9 @@ export const DeviceStats = defineLayout({
   dmaNs: { writer: 'worker', doc: 'wall time spent copying' },
   computeNs: { writer: 'worker', doc: 'wall time spent computing' },
   invalidations: { writer: 'worker', doc: 'invalidation batches acked' },
+  faultWaitNs: { writer: 'worker', doc: 'wall time the device waited on its page requests (request posted to reply seen, retries included)' },
+  pagesRefaulted: { writer: 'worker', doc: 'pages faulted in again after an invalidation dropped their translation (the device TLB counts them)' },
+  mapNs: { writer: 'main', doc: "kernel time serving this device's page requests (hmmRangeFault, p2p map, IOMMU map, reply): the mapping stage" },
 });
 
 export function allocStats(): Float64Array {

@@ -14,6 +14,7 @@
  */
 import { BAR2_OFFSET, BAR_SPACE_BASE, BAR_SPACE_STRIDE, PAGE_SIZE } from './constants.js';
 import { DeviceCtl, DeviceRegs, DeviceStats } from './device_ctl.js';
+import { allocTraceRing } from './trace_ring.js';
 
 export type BusRegionKind = 'ram' | 'bar-regs' | 'bar-mem';
 
@@ -38,6 +39,8 @@ export interface DeviceShmDesc {
   readonly memGen: SharedArrayBuffer | null;
   /** BAR2 slot table: slot -> device page, -1 = slot not mapped. */
   readonly barSlots: SharedArrayBuffer | null;
+  /** The device's trace ring (src/shm/trace_ring.ts) when the run is traced. */
+  readonly trace: SharedArrayBuffer | null;
 }
 
 export interface MachineShmDesc {
@@ -71,7 +74,8 @@ export function bar2Base(index: number): number {
   return bar0Base(index) + BAR2_OFFSET;
 }
 
-export function createMachineShm(ramBytes: number, specs: readonly DeviceMemSpec[]): MachineShmDesc {
+/** `traceRecords` > 0: every device gets a trace ring of that many records. */
+export function createMachineShm(ramBytes: number, specs: readonly DeviceMemSpec[], traceRecords = 0): MachineShmDesc {
   const ramPages = pagesOf(ramBytes, 'system RAM');
   if (ramBytes > BAR_SPACE_BASE) throw new RangeError(`system RAM of ${ramBytes} bytes overlaps BAR space at 0x${BAR_SPACE_BASE.toString(16)}`);
   const regions: BusRegionDesc[] = [{ kind: 'ram', base: 0, size: ramBytes, owner: -1 }];
@@ -92,6 +96,7 @@ export function createMachineShm(ramBytes: number, specs: readonly DeviceMemSpec
       mem: memPages > 0 ? new SharedArrayBuffer(s.memBytes) : null,
       memGen: memPages > 0 ? new SharedArrayBuffer(memPages * 4) : null,
       barSlots,
+      trace: traceRecords > 0 ? allocTraceRing(traceRecords) : null,
     };
   });
   return { hostIrq: new SharedArrayBuffer(4), ram: new SharedArrayBuffer(ramBytes), ramGen: new SharedArrayBuffer(ramPages * 4), devices, regions };

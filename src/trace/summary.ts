@@ -1,58 +1,120 @@
 /**
- * Human summaries of runs: the figures a user looks for first (payload,
- * wall time, throughput beside the memcpy baseline of the same run,
- * modeled PCIe time, system RAM and P2P traffic, kernel interventions,
- * invalidations), the data checks, then a per-device table; and the
- * side-by-side comparison of a p2p and a bounce run.
+ * Human summaries of runs, laid out for a terminal of `$COLUMNS` (default
+ * 100; src/trace/text_layout.ts): the figures a user looks for first
+ * (payload, wall time, throughput beside the memcpy baseline of the same
+ * run, modeled PCIe time, system RAM and P2P traffic, kernel
+ * interventions, invalidations and refaults, time per stage), the data
+ * checks, a per-device table, and under it the fabric's reason for the
+ * mode; then the side-by-side comparison of a p2p and a bounce run.
+ *
+ * Rules: every count carries its unit; camelCase `extra` keys are machine
+ * figures and stay in --json; words are the README's ("page requests" are
+ * what a device sends to fault translations in, "refaults" the pages it
+ * faults in again after an invalidation dropped them).
  */
-import Table from 'cli-table3';
 import { VerifyError } from '../errors.js';
 import { formatBytes } from '../scenario/size.js';
 import type { RunReport } from '../scenario/run.js';
+import { workloadDefs } from '../workloads/registry.js';
+import type { Accounting } from '../workloads/workload.js';
+import { kvBlock, paragraph, table, terminalColumns } from './text_layout.js';
 
 const MB = 1e6;
-const plain = { style: { head: [], border: [] } };
 
 export function throughput(r: RunReport): number {
   return r.accounting.payloadBytes / (r.accounting.wallMs / 1000);
 }
 
-function modeled(r: RunReport): string {
-  const a = r.accounting;
+/** A count with its unit, singular when it is one ("1 slot", "26763 slots"). */
+export function count(n: number, unit: string): string {
+  if (unit === 'B') return formatBytes(n);
+  const figure = Number.isInteger(n) ? String(n) : n.toFixed(3).replace(/\.?0+$/, '');
+  const u = n === 1 && unit.endsWith('s') && !unit.endsWith('ss') && unit !== 'IO/s' ? unit.slice(0, -1) : unit;
+  return `${figure} ${u}`;
+}
+
+/** camelCase keys of `extra` are machine figures: --json only. */
+export function isMachineKey(k: string): boolean {
+  return /^[a-z]+[A-Z]/.test(k);
+}
+
+function modeled(a: Accounting): string {
   if (a.modeledSeconds <= 0) return 'n/a';
-  return `${(a.modeledSeconds * 1000).toFixed(3)} ms, ${(a.payloadBytes / a.modeledSeconds / MB).toFixed(0)} MB/s (virtual PCIe time)`;
+  return `${(a.modeledSeconds * 1000).toFixed(3)} ms of virtual PCIe time (${(a.payloadBytes / a.modeledSeconds / MB).toFixed(0)} MB/s)`;
 }
 
 function share(part: number, whole: number): string {
   return whole > 0 ? ` (${(part / whole).toFixed(2)}x payload)` : '';
 }
 
-export function formatSummary(r: RunReport): string {
+/** The five stages of a run's time, summed over devices (compute, DMA, fault wait) or kernel (mapping, invalidation). */
+export interface StageSums {
+  readonly computeMs: number;
+  readonly dmaMs: number;
+  readonly faultWaitMs: number;
+  readonly mapMs: number;
+  readonly invalidationMs: number;
+}
+
+export function stageSums(a: Accounting): StageSums {
+  const sum = (f: (d: Accounting['devices'][number]) => number) => a.devices.reduce((t, d) => t + f(d), 0);
+  return { computeMs: sum((d) => d.computeMs), dmaMs: sum((d) => d.dmaMs), faultWaitMs: sum((d) => d.faultWaitMs), mapMs: sum((d) => d.mapMs), invalidationMs: a.invalidations.ackWaitMs };
+}
+
+function stageLine(a: Accounting): string {
+  const s = stageSums(a);
+  const ms = (n: number) => `${n.toFixed(1)} ms`;
+  return `device compute ${ms(s.computeMs)}, DMA ${ms(s.dmaMs)}, fault wait ${ms(s.faultWaitMs)}; kernel mapping ${ms(s.mapMs)}, invalidation (ack wait) ${ms(s.invalidationMs)}`;
+}
+
+function invalidationLine(a: Accounting): string {
+  const i = a.invalidations;
+  const acks = i.sent > 0 ? `; ack p99 ${i.p99AckUs.toFixed(0)} us, max ${i.maxAckUs.toFixed(0)} us` : '';
+  return `${count(i.sent, 'batches')} sent, ${i.acked} acked${acks}`;
+}
+
+/** The mode row, and the paragraph under the tables saying why (the fabric's reasons). */
+function modeAndWhy(r: RunReport): { mode: string; why: string | null } {
+  if (r.fallback) return { mode: `bounce (asked ${r.requestedMode}; the topology forbids P2P: see below)`, why: `Why bounce: ${r.fallback}` };
+  if (r.mode === 'bounce') return { mode: 'bounce (asked for: every transfer crosses system RAM)', why: null };
+  const pairs = r.verdicts.map((v) => `${v.provider} -> ${v.client}: ${v.map}, ${v.reason}`);
+  return { mode: `p2p (${r.verdicts.map((v) => `${v.provider} -> ${v.client} ${v.map}`).join(', ')}: see below)`, why: `Why p2p: ${pairs.join('\n')}` };
+}
+
+function extraRows(r: RunReport): [string, string][] {
+  const units = workloadDefs[r.workload as keyof typeof workloadDefs]?.units ?? {};
+  return Object.entries(r.accounting.extra)
+    .filter(([k]) => !isMachineKey(k))
+    .map(([k, v]) => [k, typeof v === 'number' ? (units[k] ? count(v, units[k]) : String(v)) : v]);
+}
+
+export function formatSummary(r: RunReport, cols = terminalColumns()): string {
   const a = r.accounting;
   const rate = throughput(r);
-  const head = new Table(plain);
-  const mode = r.mode === r.requestedMode ? r.mode : `${r.mode} (asked ${r.requestedMode}; fell back: the topology forbids P2P)`;
-  head.push(
-    { scenario: `${r.scenario} (${r.workload}, seed ${r.seed})` },
-    { mode },
-    ...Object.entries(a.extra).map(([k, v]) => ({ [k]: String(v) })),
-    { payload: formatBytes(a.payloadBytes) },
-    { 'wall time': `${a.wallMs.toFixed(1)} ms` },
-    { throughput: `${(rate / MB).toFixed(1)} MB/s  (${(rate / r.memcpy.rate).toFixed(3)}x raw SAB memcpy of ${(r.memcpy.rate / MB).toFixed(0)} MB/s, same run)` },
-    { 'modeled PCIe': modeled(r) },
-    { 'system RAM traffic': formatBytes(a.ramBytes) + share(a.ramBytes, a.payloadBytes) },
-    { 'of which bounce': formatBytes(a.bounceBytes) + share(a.bounceBytes, a.payloadBytes) },
-    { 'device-to-device': formatBytes(a.p2pBytes) + share(a.p2pBytes, a.payloadBytes) },
-    { 'kernel interventions': String(a.hostInterventions) },
-    { invalidations: `${a.invalidations.sent} sent, ${a.invalidations.acked} acked, ack max ${a.invalidations.maxAckUs.toFixed(0)} us, p99 ${a.invalidations.p99AckUs.toFixed(0)} us; ${a.refaults} refaults` },
-    ...a.checks.map((c) => ({ [c.ok ? 'check ok' : 'CHECK FAILED']: `${c.name}: ${c.detail}` })),
+  const { mode, why } = modeAndWhy(r);
+  const rows: [string, string][] = [
+    ['scenario', `${r.scenario} (workload ${r.workload}, seed ${r.seed})`],
+    ['mode', mode],
+    ...extraRows(r),
+    ['payload', formatBytes(a.payloadBytes)],
+    ['wall time', `${a.wallMs.toFixed(1)} ms`],
+    ['throughput', `${(rate / MB).toFixed(1)} MB/s = ${(rate / r.memcpy.rate).toFixed(3)}x raw SAB memcpy (${(r.memcpy.rate / MB).toFixed(0)} MB/s, same run)`],
+    ['modeled PCIe', modeled(a)],
+    ['system RAM traffic', `${formatBytes(a.ramBytes)}${share(a.ramBytes, a.payloadBytes)}, of which bounce ${formatBytes(a.bounceBytes)}`],
+    ['device-to-device', formatBytes(a.p2pBytes) + share(a.p2pBytes, a.payloadBytes)],
+    ['kernel interventions', count(a.hostInterventions, 'interventions')],
+    ['invalidations', invalidationLine(a)],
+    ['refaults', `${count(a.refaults, 'pages')} faulted in again after an invalidation`],
+    ['time per stage', stageLine(a)],
+    ...a.checks.map((c): [string, string] => [c.ok ? 'check ok' : 'CHECK FAILED', `${c.name}: ${c.detail}`]),
+  ];
+  const devs = table(
+    ['device', 'commands', 'DMA ms', 'compute ms', 'RAM read', 'RAM written', 'P2P read', 'P2P written'],
+    a.devices.map((d) => [d.device, String(d.commands), d.dmaMs.toFixed(1), d.computeMs.toFixed(1), formatBytes(d.bytesFromRam), formatBytes(d.bytesToRam), formatBytes(d.bytesFromPeer), formatBytes(d.bytesToPeer)]),
   );
-  if (r.fallback) head.push({ 'why bounce': r.fallback });
-  const devs = new Table({ head: ['device', 'commands', 'DMA ms', 'compute ms', 'RAM read', 'RAM written', 'P2P read', 'P2P written'], ...plain });
-  for (const d of a.devices) {
-    devs.push([d.device, d.commands, d.dmaMs.toFixed(1), d.computeMs.toFixed(1), formatBytes(d.bytesFromRam), formatBytes(d.bytesToRam), formatBytes(d.bytesFromPeer), formatBytes(d.bytesToPeer)]);
-  }
-  return `${head.toString()}\n${devs.toString()}`;
+  const parts = [kvBlock(rows, cols), '', devs];
+  if (why) parts.push('', paragraph(why, cols, 0, 2));
+  return parts.join('\n') + '\n';
 }
 
 function ratio(a: number, b: number): string {
@@ -60,24 +122,30 @@ function ratio(a: number, b: number): string {
   return `${(a / b).toFixed(3)}x`;
 }
 
-export function formatComparison([p, b]: readonly [RunReport, RunReport]): string {
-  const t = new Table({ head: [`${p.scenario}`, `p2p${p.mode !== 'p2p' ? ' (fell back)' : ''}`, 'bounce', 'p2p / bounce'], ...plain });
-  const row = (name: string, f: (r: RunReport) => number, fmt: (n: number) => string) => t.push([name, fmt(f(p)), fmt(f(b)), ratio(f(p), f(b))]);
+export function formatComparison([p, b]: readonly [RunReport, RunReport], cols = terminalColumns()): string {
+  const rows: string[][] = [];
+  const row = (name: string, f: (r: RunReport) => number, fmt: (n: number) => string) => rows.push([name, fmt(f(p)), fmt(f(b)), ratio(f(p), f(b))]);
   const mbs = (n: number) => `${(n / MB).toFixed(1)} MB/s`;
+  const ms = (n: number) => `${n.toFixed(1)} ms`;
+  const stage = (k: keyof StageSums) => (r: RunReport) => stageSums(r.accounting)[k];
   row('throughput (real)', throughput, mbs);
   row('modeled PCIe throughput', (r) => (r.accounting.modeledSeconds > 0 ? r.accounting.payloadBytes / r.accounting.modeledSeconds : 0), mbs);
-  row('wall time', (r) => r.accounting.wallMs, (n) => `${n.toFixed(1)} ms`);
-  const ms = (n: number) => `${n.toFixed(1)} ms`;
-  row('device DMA time (sum)', (r) => r.accounting.devices.reduce((x, d) => x + d.dmaMs, 0), ms);
-  row('device compute time (sum)', (r) => r.accounting.devices.reduce((x, d) => x + d.computeMs, 0), ms);
+  row('wall time', (r) => r.accounting.wallMs, ms);
+  row('device compute (sum)', stage('computeMs'), ms);
+  row('device DMA (sum)', stage('dmaMs'), ms);
+  row('device fault wait (sum)', stage('faultWaitMs'), ms);
+  row('kernel mapping', stage('mapMs'), ms);
+  row('kernel invalidation wait', stage('invalidationMs'), ms);
   row('system RAM traffic', (r) => r.accounting.ramBytes, formatBytes);
   row('bounce traffic', (r) => r.accounting.bounceBytes, formatBytes);
   row('device-to-device', (r) => r.accounting.p2pBytes, formatBytes);
   row('kernel interventions', (r) => r.accounting.hostInterventions, String);
-  row('invalidations sent', (r) => r.accounting.invalidations.sent, String);
-  row('refaults', (r) => r.accounting.refaults, String);
+  row('invalidation batches', (r) => r.accounting.invalidations.sent, String);
+  row('refaults (pages)', (r) => r.accounting.refaults, String);
+  const head = [p.scenario, `p2p${p.mode !== 'p2p' ? ' (fell back)' : ''}`, 'bounce', 'p2p / bounce'];
   const saved = b.accounting.ramBytes - p.accounting.ramBytes;
-  return `${t.toString()}\nsystem RAM bytes saved by p2p: ${formatBytes(Math.max(0, saved))}; memcpy baseline ${(p.memcpy.rate / MB).toFixed(0)} / ${(b.memcpy.rate / MB).toFixed(0)} MB/s`;
+  const note = `System RAM bytes saved by p2p: ${formatBytes(Math.max(0, saved))}; memcpy baseline ${(p.memcpy.rate / MB).toFixed(0)} MB/s (p2p run), ${(b.memcpy.rate / MB).toFixed(0)} MB/s (bounce run).`;
+  return `${table(head, rows)}\n${paragraph(note, cols)}\n`;
 }
 
 /** Throws a VerifyError listing every failed data check of the run. */

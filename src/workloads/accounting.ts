@@ -16,6 +16,8 @@ export function stageTimes(d: Device): StageTimes {
     commands: s[DeviceStats.commands],
     dmaMs: s[DeviceStats.dmaNs] / 1e6,
     computeMs: s[DeviceStats.computeNs] / 1e6,
+    faultWaitMs: s[DeviceStats.faultWaitNs] / 1e6,
+    mapMs: s[DeviceStats.mapNs] / 1e6,
     bytesFromRam: s[DeviceStats.bytesFromRam],
     bytesToRam: s[DeviceStats.bytesToRam],
     bytesFromPeer: s[DeviceStats.bytesFromPeer],
@@ -65,7 +67,7 @@ export function invalidationStats(kernels: readonly Kernel[], devices: readonly 
       ackUs.push(...st.ackUs);
     }
   }
-  return { sent, acked, maxAckUs: ackUs.reduce((m, x) => Math.max(m, x), 0), p99AckUs: p99(ackUs) };
+  return { sent, acked, maxAckUs: ackUs.reduce((m, x) => Math.max(m, x), 0), p99AckUs: p99(ackUs), ackWaitMs: ackUs.reduce((t, x) => t + x, 0) / 1000 };
 }
 
 /** Device-TLB counters of a device bound to a process (workers/runtime/va_space.ts, 'va-counters'); zeros when unbound. */
@@ -75,28 +77,33 @@ export interface VaCounters {
   readonly retries: number;
   /** Runs redone because an invalidation hit them mid-transfer. */
   readonly refaults: number;
+  /** Pages faulted in again after an invalidation dropped them (DeviceStats.pagesRefaulted). */
+  readonly pagesRefaulted: number;
   readonly tlb: number;
 }
 
 export async function vaCounters(machine: Machine, dev: Device): Promise<VaCounters> {
   const c = await machine.race(dev.handle.call('deviceCmd', { op: 'va-counters' }));
   const n = (k: string) => (typeof c[k] === 'number' ? (c[k] as number) : 0);
-  return { faults: n('faults'), pagesFaulted: n('pagesFaulted'), retries: n('retries'), refaults: n('refaults'), tlb: n('tlb') };
+  return { faults: n('faults'), pagesFaulted: n('pagesFaulted'), retries: n('retries'), refaults: n('refaults'), pagesRefaulted: dev.shm.stats[DeviceStats.pagesRefaulted], tlb: n('tlb') };
 }
 
 /**
  * What the kernel saw of the importers `devices` during the run: the
- * invalidation batches sent to each and their ack latencies, and the
- * page requests (faults) and mid-run redos (refaults) each device counted
- * in its VA space. Call before the machine shuts down.
+ * invalidation batches sent to each and their ack latencies, the page
+ * requests (faults) each device sent, the pages it faulted in again after
+ * an invalidation dropped them (refaults), and the runs it redid because
+ * an invalidation hit them mid-transfer. Call before the machine shuts down.
  */
-export async function importerStats(ctx: WorkloadContext, devices: readonly string[]): Promise<{ invalidations: InvalidationStats; faults: number; refaults: number }> {
+export async function importerStats(ctx: WorkloadContext, devices: readonly string[]): Promise<{ invalidations: InvalidationStats; faults: number; refaults: number; runsRedone: number }> {
   let faults = 0;
   let refaults = 0;
+  let runsRedone = 0;
   for (const d of devices) {
     const va = await vaCounters(ctx.machine, ctx.machine.device(d));
     faults += va.faults;
-    refaults += va.refaults;
+    refaults += va.pagesRefaulted;
+    runsRedone += va.refaults;
   }
-  return { invalidations: invalidationStats(ctx.kernels, devices), faults, refaults };
+  return { invalidations: invalidationStats(ctx.kernels, devices), faults, refaults, runsRedone };
 }

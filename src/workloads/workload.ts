@@ -30,12 +30,18 @@ export interface InvalidationStats {
   readonly acked: number;
   readonly maxAckUs: number;
   readonly p99AckUs: number;
+  /** Sum of the ack latencies: kernel time spent waiting for devices to drop translations (the invalidation stage). */
+  readonly ackWaitMs: number;
 }
 
 export interface StageTimes {
   readonly device: string;
   readonly dmaMs: number;
   readonly computeMs: number;
+  /** Device time spent waiting on its page requests (DeviceStats.faultWaitNs). */
+  readonly faultWaitMs: number;
+  /** Kernel time spent serving the device's page requests (DeviceStats.mapNs). */
+  readonly mapMs: number;
   readonly commands: number;
   readonly bytesFromRam: number;
   readonly bytesToRam: number;
@@ -51,6 +57,7 @@ export interface Accounting {
   readonly p2pBytes: number;
   readonly hostInterventions: number;
   readonly invalidations: InvalidationStats;
+  /** Pages devices faulted in again after an invalidation dropped their translation. */
   readonly refaults: number;
   readonly wallMs: number;
   /** Modeled PCIe time of the same transfers (src/hw bandwidth model), virtual seconds. */
@@ -58,7 +65,11 @@ export interface Accounting {
   readonly devices: readonly StageTimes[];
   /** Data checks; the run fails when one is not ok. */
   readonly checks: readonly Check[];
-  /** Workload-specific figures, printed as they are. */
+  /**
+   * Workload-specific figures. Keys with spaces are for people (the
+   * summary prints them, a number with its unit from WorkloadDef.units);
+   * camelCase keys are machine figures, in --json only.
+   */
   readonly extra: Readonly<Record<string, number | string>>;
 }
 
@@ -71,7 +82,7 @@ export interface WorkloadContext {
   readonly kernels: Kernel[];
 }
 
-export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0 };
+export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0, ackWaitMs: 0 };
 
 /** A device a workload needs, named under `workload:`. */
 export interface Role {
@@ -97,6 +108,8 @@ export interface WorkloadDef<W extends Workload = Workload> {
    * lines; the loader refuses the file before anything starts.
    */
   validate?(w: W, devices: readonly { name: string; kind: string; memory: number; bar: number; props: Readonly<Record<string, unknown>> }[]): string[];
+  /** Unit of each numeric `extra` figure the summary prints ('B' means bytes, shown as KiB/MiB). */
+  readonly units?: Readonly<Record<string, string>>;
   /** The workload with its size knob (frames, requests, iterations) set to n (--frames). */
   scale(w: W, n: number): W;
   run(ctx: WorkloadContext, w: W): Promise<Accounting>;

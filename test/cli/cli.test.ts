@@ -36,8 +36,8 @@ t.test('a good scenario prints JSON with the verified frames', async (t) => {
 t.test('a human summary names frames, throughput and RAM traffic', async (t) => {
   const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml');
   t.equal(r.code, 0, r.err);
-  t.match(r.out, /frame size +│ 96x64 RGBA \(24576 bytes\)/);
-  t.match(r.out, /check ok +│ frames bit-exact against the CPU reference: 3 of 3 frames/);
+  t.match(r.out, /\nframe size +96x64 RGBA \(24576 bytes\)\n/);
+  t.match(r.out, /\ncheck ok +frames bit-exact against the CPU reference: 3 of 3 frames\n/);
   t.match(r.out, /x raw SAB memcpy/);
   t.match(r.out, /system RAM traffic/);
 });

@@ -37,7 +37,7 @@ t.test('p2p: every READ matches the shadow copy, no RAM, no kernel per IO', asyn
   t.equal(a.bounceBytes, 0);
   t.ok(a.p2pBytes >= a.payloadBytes, 'data + queue traffic went NIC <-> NVMe');
   t.equal(a.hostInterventions, 0, 'no kernel command or page request per IO after setup');
-  t.equal(a.extra['kernel interventions per IO'], '0');
+  t.equal(a.extra['kernel interventions per IO'], 0);
   t.equal(a.extra['page requests during the stream'], 0);
   t.equal(a.extra['NVMe commands from the peer / the host'], `${IOS} / 0`);
   t.ok(a.modeledSeconds > 0);

@@ -12,6 +12,7 @@ import { DeviceCtl, DeviceStats, NR_QUEUES } from '../../src/shm/device_ctl.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { CqProducer, CQE_BYTES, SqConsumer, SQE_BYTES, type SqCommand } from '../../src/shm/ring.js';
 import type { QueueConfig } from '../../src/devices/protocol.js';
+import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 const BATCH = 4;
 
@@ -80,7 +81,8 @@ export class DeviceQueues {
    */
   private raise(): void {
     Atomics.add(this.self.ctl, DeviceCtl.irq, 1);
-    Atomics.add(this.hostIrq, 0, 1);
+    const n = Atomics.add(this.hostIrq, 0, 1) + 1;
     Atomics.notify(this.hostIrq, 0);
+    traceSink.w?.instant(TraceEvent.Msi, 0, n);
   }
 }

@@ -19,11 +19,12 @@
  * calling check()" — install is atomic with respect to acks.
  */
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { errnoCode, errnoName, PageRequest, ReplyEntry, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
+import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT. */
 export const FAULT_RETRY_MS = 1000;
@@ -45,6 +46,8 @@ export class DeviceTlb {
   private outstanding: { start: number; end: number } | null = null;
   private raced = false;
   private reqSeq: number;
+  /** Pages an invalidation dropped and no fault has brought back yet: the next fault of one is a refault. */
+  private readonly dropped = new Set<number>();
   faults = 0;
   pagesFaulted = 0;
   retries = 0;
@@ -73,9 +76,9 @@ export class DeviceTlb {
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
     if (v1 - v0 > this.entries.size) {
-      for (const k of this.entries.keys()) if (k >= v0 && k < v1) this.entries.delete(k);
+      for (const k of this.entries.keys()) if (k >= v0 && k < v1 && this.entries.delete(k)) this.dropped.add(k);
     } else {
-      for (let k = v0; k < v1; k++) this.entries.delete(k);
+      for (let k = v0; k < v1; k++) if (this.entries.delete(k)) this.dropped.add(k);
     }
   }
 
@@ -90,9 +93,10 @@ export class DeviceTlb {
   fault(va: number, npages: number, write: boolean): 0 | ErrnoName {
     const p = this.pri;
     const ctl = this.self.ctl;
-    const giveUp = performance.now() + FAULT_RETRY_MS;
+    const t0 = performance.now();
+    const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
-      if (performance.now() > giveUp) return this.done('EBUSY');
+      if (performance.now() > giveUp) return this.done('EBUSY', t0);
       this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
       this.raced = false;
       storeU64(p, PageRequest.reqStart, va);
@@ -108,7 +112,7 @@ export class DeviceTlb {
         this.inv.check(); // keep acking invalidations while we wait
         // Pairs with Atomics.store(replySeq) + ringWake in MirrorDriver.reply.
         if (Atomics.load(p, PageRequest.replySeq) === s) break;
-        if (performance.now() > hard) return this.done('ETIMEDOUT');
+        if (performance.now() > hard) return this.done('ETIMEDOUT', t0);
         Atomics.wait(ctl, DeviceCtl.wake, seen, WAIT_SLICE_MS);
       }
       this.inv.check(); // "take the lock": serve what is pending, then install without checking again
@@ -117,11 +121,16 @@ export class DeviceTlb {
         this.retries++;
         continue;
       }
-      if (errno !== 0) return this.done(errnoName(errno));
+      if (errno !== 0) {
+        traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, npages, errno, 0, this.retries);
+        return this.done(errnoName(errno), t0);
+      }
       const n = p[PageRequest.replyPages];
       const v0 = Math.floor(va / PAGE_SIZE);
+      let refaulted = 0;
       for (let i = 0; i < n; i++) {
         const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+        if (this.dropped.delete(v0 + i)) refaulted++;
         this.entries.set(v0 + i, {
           devAddr: loadU64(p, w + ReplyEntry.devAddr),
           flags: p[w + ReplyEntry.flags],
@@ -132,11 +141,14 @@ export class DeviceTlb {
       }
       this.faults++;
       this.pagesFaulted += n;
-      return this.done(0);
+      this.self.stats[DeviceStats.pagesRefaulted] += refaulted;
+      traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, n, 0, refaulted, this.retries);
+      return this.done(0, t0);
     }
   }
 
-  private done<T>(r: T): T {
+  private done<T>(r: T, t0: number): T {
+    this.self.stats[DeviceStats.faultWaitNs] += (performance.now() - t0) * 1e6;
     this.outstanding = null;
     return r;
   }

@@ -16,6 +16,7 @@ import { BusDecoder, hex, isBusFault, type BusRun } from '../../src/shm/bus_map.
 import { DMA_CHECK_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
+import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. */
 export type Translate = (addr: number, len: number, write: boolean) => { addr: number; len: number } | { fault: string };
@@ -91,12 +92,14 @@ export class DmaEngine {
     }
     this.self.stats[DeviceStats.dmaOps]++;
     this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
+    traceSink.w?.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, DMA_TARGET.peer, dst, 1, -1);
     return null;
   }
 
   private transfer(addr: number, len: number, write: boolean, move: (run: BusRun, done: number) => string | null): string | null {
     const t0 = performance.now();
     let done = 0;
+    let last: BusRun | null = null;
     while (done < len) {
       const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
       if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
@@ -106,12 +109,21 @@ export class DmaEngine {
       const bad = move(run, done);
       if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done, bad);
       this.account(run, write);
+      last = run;
       done += run.len;
       this.checkpoint();
     }
     this.self.stats[DeviceStats.dmaOps]++;
     this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
+    const tw = traceSink.w;
+    if (tw && last) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, this.targetOf(last), addr, write ? 1 : 0, last.owner);
     return null;
+  }
+
+  /** DMA_TARGET of a run, for the trace. */
+  private targetOf(run: BusRun): number {
+    if (run.target === 'ram') return DMA_TARGET.ram;
+    return run.owner === this.self.index ? DMA_TARGET.local : DMA_TARGET.peer;
   }
 
   private resolve(addr: number, len: number, write: boolean): BusRun | string {
@@ -127,6 +139,7 @@ export class DmaEngine {
     const value = new DataView(this.local.buffer, this.local.byteOffset).getInt32(localOff, true);
     Atomics.store(owner.regs, run.offset / 4, value);
     ringWake(owner.ctl);
+    traceSink.w?.instant(TraceEvent.Doorbell, run.owner, run.offset / 4, value);
     return null;
   }
 

@@ -24,6 +24,7 @@
  */
 import { DeviceCtl, DeviceStats, INV_RANGE_WORDS } from '../../src/shm/device_ctl.js';
 import { loadU64 } from '../../src/shm/layout.js';
+import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 export type InvalidateHook = (start: number, end: number, seq: number) => void;
 
@@ -89,6 +90,7 @@ export class InvalidationPort {
       if (!ignore) for (const h of this.hooks) h(this.ranges[i], this.ranges[i + 1], seq);
     }
     this.stats[DeviceStats.invalidations]++;
+    traceSink.w?.instant(TraceEvent.InvalidationAck, seq, this.ranges.length / 2, this.ranges[0] ?? 0, this.ranges[this.ranges.length - 1] ?? 0);
     // Pairs with the waitAsync on invAck in the kernel's broadcast.
     Atomics.store(this.ctl, DeviceCtl.invAck, seq);
     Atomics.notify(this.ctl, DeviceCtl.invAck);

@@ -20,6 +20,7 @@ import { IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuPteWord } from '
 import { storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import type { Translate } from './dma_engine.js';
+import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 interface IotlbEntry {
   readonly pfn: number;
@@ -78,6 +79,7 @@ export class IommuWalk {
     Atomics.store(v, IommuDomainHdr.lastFaultWrite, write ? 1 : 0);
     Atomics.store(v, IommuDomainHdr.lastFaultDevice, this.self.index);
     Atomics.add(v, IommuDomainHdr.faultCount, 1);
+    traceSink.w?.instant(TraceEvent.IommuFault, iova, write ? 1 : 0);
     return { fault: `IOMMU fault: device ${this.self.name}, IOVA ${hex(iova)}, ${write ? 'write' : 'read'} access: ${why}` };
   }
 }

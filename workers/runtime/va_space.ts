@@ -33,6 +33,7 @@ import { DeviceTlb, type TlbEntry } from './device_tlb.js';
 import { INVALIDATED } from './dma_engine.js';
 import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
+import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
@@ -115,6 +116,7 @@ export class VaSpace {
       if (err === INVALIDATED) {
         if (++redo > MAX_REFAULTS) return `${this.ctx.self.name}: va 0x${cur.toString(16)} invalidated ${MAX_REFAULTS} times in one transfer`;
         this.refaults++;
+        traceSink.w?.instant(TraceEvent.RunRedone, cur, run.len);
         continue;
       }
       if (err !== null) return err;

@@ -15,6 +15,7 @@ export const accelProgressDef: WorkloadDef<AccelProgressWorkload> = {
   ],
   processes: (w) => [{ key: 'process', name: w.process }],
   p2pPairs: (w) => [[w.accelerator, w.nic]],
+  units: { iterations: 'iterations', 'samples (monitoring packets)': 'packets', 'torn reads retried': 'reads', 'progress updates': 'updates' },
   scale: (w, n) => ({ ...w, iterations: n }),
   run: (ctx, w) => runAccelProgress(ctx, w),
 };

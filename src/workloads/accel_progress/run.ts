@@ -171,7 +171,7 @@ export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWor
       p2pBytes,
       hostInterventions: interventions,
       invalidations: invalidationStats([kernel], [w.nic, w.accelerator]),
-      refaults: nicVa.refaults + (accVa?.refaults ?? 0),
+      refaults: nicVa.pagesRefaulted + (accVa?.pagesRefaulted ?? 0),
       wallMs,
       modeledSeconds: modeledSeconds(ctx.fabric, flows),
       devices,

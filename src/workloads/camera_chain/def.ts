@@ -26,6 +26,7 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   ],
   processes: (w) => [{ key: 'output', name: w.output }],
   p2pPairs: (w) => [[w.corrector, w.camera], ...(w.final ? ([[w.final, w.corrector]] as [string, string][]) : [])],
+  units: { frames: 'frames', verified: 'frames', 'camera page requests': 'requests', 'BAR slots recycled': 'slots' },
   scale: (w, n) => ({ ...w, frames: n }),
   async run(ctx, w): Promise<Accounting> {
     const r = await runCameraChain(ctx, w);

@@ -16,6 +16,7 @@ export const hmmPeerDef: WorkloadDef<HmmPeerWorkload> = {
   ],
   processes: (w) => [{ key: 'process', name: w.process }],
   p2pPairs: (w) => [[w.accelerator, w.nic]],
+  units: { 'migrated to the accelerator': 'pages' },
   scale: (w, n) => ({ ...w, pages: Math.max(2, n) }),
   run: (ctx, w) => runHmmPeer(ctx, w),
 };

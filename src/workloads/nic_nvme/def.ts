@@ -58,6 +58,7 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
     if (w.mode === 'p2p' && cmb > nvme.bar / PAGE_SIZE) problems.push(`workload.queueEntries: got ${w.queueEntries}; the CMB queue (${w.queueEntries} entries + ${w.queueDepth} x ${w.ioBytes}-byte buffers) takes ${cmb} pages, ${w.nvme}'s BAR window (devices[].bar) has ${nvme.bar / PAGE_SIZE}`);
     return problems;
   },
+  units: { IOPS: 'IO/s', 'kernel interventions per IO': 'interventions', 'host wakeups during the stream': 'wakeups', 'page requests during the stream': 'requests', 'MSIs to the NIC': 'MSIs' },
   scale: (w, n) => ({ ...w, ios: n }),
   async run(ctx, w): Promise<Accounting> {
     const r = await runNicNvme(ctx, w);
@@ -82,7 +83,7 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
     if (ctx.mode === 'p2p') {
       checks.push({ name: 'no kernel involvement per request after setup', ok: hostInterventions === 0, detail: `${r.hostCommands} kernel commands, ${r.pageRequests} page requests, ${r.hostWakeups} host wakeups during ${r.ios} requests` });
     }
-    const perIo = (n: number) => (n / r.ios).toFixed(n % r.ios === 0 ? 0 : 3);
+    const perIo = (n: number) => Number((n / r.ios).toFixed(3));
     return {
       payloadBytes,
       ramBytes,

@@ -1,0 +1,126 @@
+/**
+ * Records a run's timeline and writes it as Chrome trace-event JSON, which
+ * the Perfetto UI (ui.perfetto.dev: "Open trace file") and chrome://tracing
+ * open: one process per run (scenario and mode), one track for the kernel
+ * (main thread) and one per device worker.
+ *
+ * The threads record into trace rings (src/shm/trace_ring.ts): each device
+ * into the ring in its shared memory, the kernel into one this recorder
+ * allocates and installs as the main thread's traceSink. The recorder
+ * drains them every DRAIN_MS while the run goes (so a ring rarely fills)
+ * and once more when the run ends, converting each record on the way:
+ * times are already on one clock (epoch ms), made relative to the
+ * recorder's start and turned into µs.
+ *
+ * Lifetime: attach() after Machine.create (the rings exist), detach()
+ * before Machine.shutdown; a recorder may record several runs (--compare)
+ * one after the other, never two at once (traceSink is per thread).
+ */
+import { writeFileSync } from 'node:fs';
+import type { Machine } from '../devices/machine.js';
+import { TRACE_EVENTS, TRACE_RING_RECORDS, TraceEvent, TraceRingReader, TraceWriter, allocTraceRing, traceSink, type TraceRecordView } from '../shm/trace_ring.js';
+
+const DRAIN_MS = 25;
+
+/** One Chrome trace event (the subset we write). */
+export interface ChromeTraceEvent {
+  readonly name: string;
+  readonly cat?: string;
+  readonly ph: 'X' | 'i' | 'M';
+  readonly ts?: number;
+  readonly dur?: number;
+  readonly s?: 't';
+  readonly pid: number;
+  readonly tid: number;
+  readonly args?: Record<string, string | number>;
+}
+
+const ADDRESS_ARGS = new Set(['va', 'busAddr', 'iova', 'start', 'end']);
+const TARGETS = ['ram', 'peer', 'local'];
+
+interface Track {
+  readonly tid: number;
+  readonly reader: TraceRingReader;
+}
+
+export class TraceRecorder {
+  readonly events: ChromeTraceEvent[] = [];
+  private readonly t0 = performance.timeOrigin + performance.now();
+  private tracks: Track[] = [];
+  private devices: readonly string[] = [];
+  private pid = 0;
+  private timer: NodeJS.Timeout | null = null;
+  /** Events lost because a ring was full (per run, summed). */
+  dropped = 0;
+
+  constructor(readonly records = TRACE_RING_RECORDS) {}
+
+  /** Starts recording the run on `machine` (traced: created with traceRecords), as process `label`. */
+  attach(machine: Machine, label: string): void {
+    if (this.timer) throw new Error('trace: a run is already being recorded');
+    this.pid++;
+    this.devices = machine.devices.map((d) => d.spec.name);
+    const kernelRing = allocTraceRing(this.records);
+    traceSink.w = new TraceWriter(kernelRing);
+    traceSink.devices = this.devices;
+    this.tracks = [{ tid: 0, reader: new TraceRingReader(kernelRing) }];
+    machine.shm.desc.devices.forEach((d, i) => {
+      if (!d.trace) throw new Error(`trace: ${d.name} has no trace ring (create the machine with traceRecords)`);
+      this.tracks.push({ tid: i + 1, reader: new TraceRingReader(d.trace) });
+    });
+    this.meta('process_name', 0, { name: label });
+    this.meta('thread_name', 0, { name: 'kernel (main thread)' });
+    this.meta('thread_sort_index', 0, { sort_index: 0 });
+    this.devices.forEach((n, i) => {
+      this.meta('thread_name', i + 1, { name: `${n} (${machine.devices[i].spec.kind} worker)` });
+      this.meta('thread_sort_index', i + 1, { sort_index: i + 1 });
+    });
+    this.timer = setInterval(() => this.drain(), DRAIN_MS);
+    this.timer.unref();
+  }
+
+  /** Stops recording: a last drain, and the main thread's sink is off again. */
+  detach(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.drain();
+    for (const t of this.tracks) this.dropped += t.reader.dropped;
+    traceSink.w = null;
+    traceSink.devices = [];
+    this.tracks = [];
+  }
+
+  private meta(name: string, tid: number, args: Record<string, string | number>): void {
+    this.events.push({ name, ph: 'M', pid: this.pid, tid, args });
+  }
+
+  private drain(): void {
+    for (const t of this.tracks) t.reader.drain((r) => this.events.push(this.convert(r, t.tid)));
+  }
+
+  private convert(r: TraceRecordView, tid: number): ChromeTraceEvent {
+    const def = TRACE_EVENTS[r.code] ?? { name: `event ${r.code}`, cat: 'unknown', args: [] };
+    const args: Record<string, string | number> = {};
+    def.args.forEach((name, i) => {
+      const v = r.args[i];
+      if (name === 'device' || name === 'peer' || name === 'exporter') args[name] = this.devices[v] ?? (v < 0 ? 'host' : v);
+      else if (ADDRESS_ARGS.has(name)) args[name] = `0x${v.toString(16)}`;
+      else if (name === 'target') args[name] = TARGETS[v] ?? v;
+      else if (name === 'toDevice' || name === 'write') args[name] = v ? 'yes' : 'no';
+      else args[name] = v;
+    });
+    if (r.code === TraceEvent.Doorbell) args.device = this.devices[r.args[0]] ?? r.args[0];
+    const ts = (r.t - this.t0) * 1000;
+    if (r.dur < 0) return { name: def.name, cat: def.cat, ph: 'i', s: 't', ts, pid: this.pid, tid, args };
+    return { name: def.name, cat: def.cat, ph: 'X', ts, dur: r.dur * 1000, pid: this.pid, tid, args };
+  }
+
+  /** The trace as Chrome trace-event JSON (object form). */
+  toJSON(): { traceEvents: ChromeTraceEvent[]; displayTimeUnit: 'ms'; otherData: Record<string, string | number> } {
+    return { traceEvents: this.events, displayTimeUnit: 'ms', otherData: { producer: 'peervma', droppedEvents: this.dropped } };
+  }
+
+  write(file: string): void {
+    writeFileSync(file, JSON.stringify(this.toJSON()));
+  }
+}
