@@ -7,7 +7,9 @@
  * does not own the machine (the caller shuts it down). Main thread only.
  *
  * P2P decision for a pair (provider, client), used by DevMem.p2pMap and
- * exporters (pci_p2pdma_distance + the IOMMU rule of DESIGN.md section 5):
+ * exporters (pci_p2pdma_distance + the IOMMU rule of DESIGN.md section 5).
+ * The policy is the fabric's verdict (workloads/kernel_boot.ts passes it);
+ * booted without one, the kernel refuses every pair (noFabricPolicy):
  *   policy says 'not-supported'           -> refuse, with the policy's reason
  *   'thru-host-bridge' and IOMMU off      -> allowed (rfc-v1 would refuse;
  *                                            the policy function decides that)
