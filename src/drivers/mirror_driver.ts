@@ -11,6 +11,8 @@
  *   dmirror_read()/dmirror_write()      -> read / write (done by the device)
  *   dmirror_migrate_to_device()/_to_system() -> migrateToDev / migrateToSys
  *   dmirror_snapshot() + dmirror_mkentry() -> snapshot (HMM_DMIRROR_PROT_*)
+ *   dmirror_exclusive()/dmirror_check_atomic() -> exclusive / checkExclusive
+ *   HMM_DMIRROR_RELEASE                 -> releaseDeviceMemory
  *
  * The binding (fault service, invalidate callback, IOMMU mappings) is the
  * generic ImporterBinding (src/drivers/importer_binding.ts); this file adds
@@ -38,6 +40,7 @@ import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, HM
 import type { Kernel } from '../kernel/kernel.js';
 import { migrateToDevice, migrateToRamLocked, migrateToSystem } from '../kernel/migrate.js';
 import type { Mm } from '../kernel/mm.js';
+import type { IntervalNotifier, MmuNotifierRange } from '../kernel/mmu_notifier.js';
 import { ImporterBinding } from './importer_binding.js';
 
 /** Snapshot bytes, HMM_DMIRROR_PROT_* of lib/test_hmm_uapi.h. */
@@ -69,6 +72,9 @@ export interface MirrorIoResult {
 }
 
 export class MirrorDriver extends ImporterBinding {
+  /** VA pages with an atomic (device-exclusive) entry: DPT_XA_TAG_ATOMIC of the dmirror's table. */
+  private readonly atomic = new Set<number>();
+
   /** dmirror_fops_open(): binds the device to `mm`. The machine must be started. */
   static async open(kernel: Kernel, devName: string, mm: Mm): Promise<MirrorDriver> {
     const dev = kernel.machine.device(devName);
@@ -158,6 +164,44 @@ export class MirrorDriver extends ImporterBinding {
       });
     }
     return moved;
+  }
+
+  /**
+   * HMM_DMIRROR_EXCLUSIVE (dmirror_exclusive): make_device_exclusive() on
+   * each page, then an atomic entry in the mirror's table
+   * (dmirror_atomic_map); returns the data read back and cpages. A CPU
+   * touch of a page restores it and the invalidation drops the entry.
+   */
+  async exclusive(va: number, npages: number): Promise<{ cpages: number; data: Uint8Array }> {
+    this.checkCmd('EXCLUSIVE', va, npages);
+    return this.mm.locked(async () => {
+      const data = new Uint8Array(npages * PAGE_SIZE);
+      for (let i = 0; i < npages; i++) {
+        const addr = va + i * PAGE_SIZE;
+        const r = await this.mm.makeDeviceExclusiveLocked(addr, this.devmem);
+        if (r !== 0) throw new PeerVmaError(r, this.name, `EXCLUSIVE: make_device_exclusive of 0x${addr.toString(16)} failed`);
+        const pte = this.mm.pt.get(addr / PAGE_SIZE);
+        if (pte?.kind !== 'ram') throw new PeerVmaError('EFAULT', this.name, `EXCLUSIVE: 0x${addr.toString(16)} is not in system RAM`);
+        this.atomic.add(addr / PAGE_SIZE);
+        data.set(this.kernel.ramBytes.subarray(pte.pfn * PAGE_SIZE, (pte.pfn + 1) * PAGE_SIZE), i * PAGE_SIZE);
+      }
+      return { cpages: npages, data };
+    });
+  }
+
+  /** HMM_DMIRROR_CHECK_EXCLUSIVE (dmirror_check_atomic): EPERM while any page of the range still has an atomic entry. */
+  checkExclusive(va: number, npages: number): void {
+    this.checkCmd('CHECK_EXCLUSIVE', va, npages);
+    for (let i = 0; i < npages; i++) {
+      if (this.atomic.has(va / PAGE_SIZE + i)) throw new PeerVmaError('EPERM', this.name, `0x${(va + i * PAGE_SIZE).toString(16)} is still held exclusively by ${this.name}`);
+    }
+  }
+
+  /** dmirror_interval_invalidate() also erases atomic entries (dmirror_do_update). */
+  override invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean {
+    const ok = super.invalidate(sub, range, curSeq);
+    if (ok) for (const vpn of [...this.atomic]) if (vpn * PAGE_SIZE >= range.start && vpn * PAGE_SIZE < range.end) this.atomic.delete(vpn);
+    return ok;
   }
 
   /**

@@ -198,6 +198,12 @@ async function handleAnonPage(mm: Mm, range: HmmRange, vmaWritable: boolean, va:
       if (r !== 0) return fail(range, r, what, 'migrating a peer-private page back to RAM failed');
       continue;
     }
+    if (pte?.kind === 'ram' && pte.exclusive !== undefined && fault) {
+      // A device-exclusive entry: hmm_vma_handle_pte faults it (the fault restores it).
+      const r = await mm.handleMmFaultLocked(mm.findVma(va)!, va, write);
+      if (r !== 0) return fail(range, r, what, 'restoring a device-exclusive page failed');
+      continue;
+    }
     if (pte?.kind === 'ram' && (!write || pte.write)) {
       range.pfns[i] = { flags: HMM_PFN_VALID | (pte.write ? HMM_PFN_WRITE : 0), addr: pte.pfn * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), mem: -1, page: pte.pfn };
       return 0;

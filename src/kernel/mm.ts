@@ -251,6 +251,12 @@ export class Mm {
       if (r !== 0) return r;
       pte = this.pt.get(vpn);
     }
+    if (pte?.kind === 'ram' && pte.exclusive !== undefined) {
+      // do_swap_page -> remove_device_exclusive_entry(): the exclusive
+      // holder is invalidated (MMU_NOTIFY_EXCLUSIVE), then the PTE is usable again.
+      const p = pte;
+      await this.invalidateLocked(vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE, 'exclusive', null, () => void (p.exclusive = undefined));
+    }
     if (!pte) {
       if (!write) {
         this.pt.set(vpn, { kind: 'zero' });
@@ -269,6 +275,25 @@ export class Mm {
       return 0;
     }
     if (write && pte.kind === 'ram' && !pte.write) pte.write = true; // raising protection needs no invalidation
+    return 0;
+  }
+
+  /**
+   * make_device_exclusive(): faults the page in for write, invalidates
+   * every other mapping of it (MMU_NOTIFY_EXCLUSIVE with `owner`) and marks
+   * the PTE as held by `owner`; the next CPU or device fault on it restores
+   * it (handleMmFaultLocked) with an invalidation the holder sees. Lock held.
+   */
+  async makeDeviceExclusiveLocked(va: number, owner: unknown): Promise<0 | Errno> {
+    this.lock.assertHeld();
+    const vma = this.findVma(va);
+    if (!vma || !vma.isAnon) return 'EFAULT';
+    const r = await this.handleMmFaultLocked(vma, va, true);
+    if (r !== 0) return r;
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const pte = this.pt.get(vpn);
+    if (pte?.kind !== 'ram') return 'EFAULT';
+    await this.invalidateLocked(vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE, 'exclusive', owner, () => void (pte.exclusive = owner));
     return 0;
   }
 
@@ -330,7 +355,7 @@ export class Mm {
       } else {
         const vpn = Math.floor(va / PAGE_SIZE);
         let pte = this.pt.get(vpn);
-        if (!pte || pte.kind === 'devprivate' || (write && (pte.kind === 'zero' || !pte.write))) {
+        if (!pte || pte.kind === 'devprivate' || (pte.kind === 'ram' && pte.exclusive !== undefined) || (write && (pte.kind === 'zero' || !pte.write))) {
           const r = await this.handleMmFaultLocked(vma, va, write);
           if (r !== 0) throw new PeerVmaError(r, what, r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
           pte = this.pt.get(vpn)!;

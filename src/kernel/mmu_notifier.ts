@@ -55,7 +55,7 @@
 import { PeerVmaError, type Errno } from '../errors.js';
 
 /** Why a translation changes (enum mmu_notifier_event). */
-export type MmuNotifyEvent = 'unmap' | 'clear' | 'protection' | 'migrate' | 'release';
+export type MmuNotifyEvent = 'unmap' | 'clear' | 'protection' | 'migrate' | 'release' | 'exclusive';
 
 /** struct mmu_notifier_range. */
 export interface MmuNotifierRange {

@@ -61,6 +61,11 @@ export class Vma {
 }
 
 export type Pte =
-  | { readonly kind: 'ram'; readonly pfn: number; write: boolean }
+  /**
+   * exclusive: set while a device holds the page exclusively
+   * (make_device_exclusive, the device-exclusive entry): the owner passed
+   * to it. A CPU (or another device's) fault restores the PTE first.
+   */
+  | { readonly kind: 'ram'; readonly pfn: number; write: boolean; exclusive?: unknown }
   | { readonly kind: 'zero' }
   | { readonly kind: 'devprivate'; readonly devmem: DevMem; readonly page: number; write: boolean };

@@ -111,4 +111,35 @@ t.test('hmm (device private)', async (t) => {
     }
     t.equal(fd[0].violations().count, 0, `no use after unmap (${ok} of ${NTIMES} reads finished first)`);
   });
+
+  // Basic check of exclusive faulting.
+  t.test('exclusive', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => i));
+    // Map memory exclusively for device access.
+    const r = await fd[0].exclusive(ptr, npages);
+    t.equal(r.cpages, npages);
+    t.equal(firstMismatch(r.data, (i) => i), -1, 'what the device read');
+    await t.rejects(Promise.resolve().then(() => fd[0].checkExclusive(ptr, npages)), { code: 'EPERM' }, 'atomic access held');
+    // Fault pages back to system memory and check them (ptr[i]++).
+    const cur = asInts(await mm.read(ptr, size));
+    t.equal(firstMismatch(new Uint8Array(cur.buffer), (i) => i), -1);
+    await mm.write(ptr, ints(npages, (i) => cur[i] + 1));
+    t.equal(firstMismatch(await mm.read(ptr, size), (i) => i + 1), -1);
+    // Check atomic access revoked.
+    fd[0].checkExclusive(ptr, npages);
+  });
+
+  t.test('exclusive_mprotect', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => i));
+    const r = await fd[0].exclusive(ptr, npages);
+    t.equal(r.cpages, npages);
+    t.equal(firstMismatch(r.data, (i) => i), -1, 'what the device read');
+    await mm.mprotect(ptr, size, PROT_READ);
+    // Simulate a device writing system memory.
+    await t.rejects(fd[0].write(ptr, npages, ints(npages, (i) => i)), { code: 'EPERM' });
+  });
 });
