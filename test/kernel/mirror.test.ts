@@ -1,7 +1,8 @@
-// The hmm selftests' spirit with the mirror device (lib/test_hmm.c dmirror):
-// anonymous read/write with counters, protection errors, munmap during a READ,
-// migration to device memory and back, peers seeing private pages as P2P or
-// migrating them back, snapshot flags. One machine (two mirrors) for all.
+// The mirror device (lib/test_hmm.c dmirror) beyond upstream's selftests (those
+// are ported case by case in hmm_selftests_*.test.ts): the RFC's P2P view of a
+// peer's private pages (snapshot REMOTE, reads through the owner's BAR) and its
+// fall-back when P2P is refused, page-request counters, munmap during a READ
+// with the safety checker on, error messages. One machine (two mirrors) for all.
 import t from 'tap';
 import { PeerVmaError } from '../../src/errors.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
