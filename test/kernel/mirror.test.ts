@@ -25,11 +25,27 @@ t.test('mirror', async (t) => {
     await mm.write(va, data);
     const r = await d0.read(va, n);
     t.same(r.data, data, 'the device reads what the CPU wrote');
-    t.equal(r.faults, 1, 'one page request for 16 pages (fault window 64)');
+    t.equal(r.faults, 1, 'one dmirror_fault() call');
+    t.equal(r.requests, 1, 'one page request: 16 pages fit the 64-page window');
     t.equal(r.pagesFaulted, n);
     t.equal(r.cpages, n);
     const again = await d0.read(va, n);
     t.equal(again.faults, 0, 'the second read hits the device TLB');
+  });
+
+  t.test('faults counts dmirror_fault() calls, requests count 64-page windows', async (t) => {
+    const n = 200;
+    const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    await mm.write(va, pattern(n * PAGE_SIZE, 8));
+    const r = await d0.read(va, n);
+    t.same(r.data, pattern(n * PAGE_SIZE, 8));
+    t.equal(r.faults, 1, 'one call faults the whole range');
+    t.equal(r.requests, 4, '64 + 64 + 64 + 8 pages');
+    await mm.madviseDontneed(va + 10 * PAGE_SIZE, PAGE_SIZE);
+    const again = await d0.read(va, n);
+    t.equal(again.faults, 1, 'one page refaulted after MADV_DONTNEED: one more call');
+    t.equal(again.requests, 1, 'the call asks for the rest of the range in one window');
+    t.equal(again.pagesFaulted, 64);
   });
 
   t.test('write anonymous memory from the device; the CPU sees it', async (t) => {
