@@ -6,7 +6,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { MIRROR_PROT } from '../../src/drivers/mirror_driver.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
-import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors, bytesEq } from '../fixtures/kernel_machine.js';
 
 t.test('a kernel booted without a fabric policy refuses P2P', async (t) => {
   const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
@@ -24,6 +24,6 @@ t.test('a kernel booted without a fabric policy refuses P2P', async (t) => {
   const a = await mm.mmap({ length: 2 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
   await mm.write(a, pattern(2 * PAGE_SIZE, 1));
   await d0.migrateToDev(a, 2);
-  t.same((await d1.read(a, 2)).data, pattern(2 * PAGE_SIZE, 1), 'a peer reads m0-private pages after they migrate back');
+  bytesEq(t, (await d1.read(a, 2)).data, pattern(2 * PAGE_SIZE, 1), 'a peer reads m0-private pages after they migrate back');
   t.same([...(await d0.snapshot(a, 2)).prot], [MIRROR_PROT.WRITE, MIRROR_PROT.WRITE], 'no P2P: the RFC fall-back moved them to RAM');
 });

@@ -9,7 +9,7 @@ import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
-import { KiB, kernelMachine, MiB, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, pattern, bytesEq } from '../fixtures/kernel_machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
@@ -28,7 +28,7 @@ t.test('iommu and safety checker', async (t) => {
     const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: RW });
     await mm.write(va, pattern(4 * PAGE_SIZE, 21));
     const dom = kernel.domain('io0')!;
-    t.same((await io0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 21));
+    bytesEq(t, (await io0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 21));
     t.equal(dom.mapped, 4, 'four IOVAs mapped in io0 domain');
     await mm.munmap(va, 4 * PAGE_SIZE);
     t.equal(dom.mapped, 0, 'unmapped with the invalidation');
@@ -47,7 +47,7 @@ t.test('iommu and safety checker', async (t) => {
     await mm.munmap(ab, PAGE_SIZE); // A: a flush that does not cover B's old IOVA
     const c = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
     await mm.write(c, pattern(2 * PAGE_SIZE, 32));
-    t.same((await io0.read(c, 2)).data, pattern(2 * PAGE_SIZE, 32), 'the new mapping reads its own data');
+    bytesEq(t, (await io0.read(c, 2)).data, pattern(2 * PAGE_SIZE, 32), 'the new mapping reads its own data');
     t.equal(io0.violations().count, before, 'no stale translation was used');
     await mm.munmap(ab + PAGE_SIZE, PAGE_SIZE);
     await mm.munmap(c, 2 * PAGE_SIZE);
@@ -99,7 +99,7 @@ t.test('iommu and safety checker', async (t) => {
     t.teardown(() => Atomics.store(ctl('rogue'), DeviceCtl.invIgnore, 0));
     await m2.read(b.va, 4); // recycles all four slots to pages of b
     const r = await rogue.read(a.va, 4);
-    t.same(r.data, pattern(4 * PAGE_SIZE, 25), 'the rogue read the other mapping through the recycled slots');
+    bytesEq(t, r.data, pattern(4 * PAGE_SIZE, 25), 'the rogue read the other mapping through the recycled slots');
     const v = rogue.violations();
     t.equal(v.count - before, 4);
     t.equal(v.records.at(-1)!.kind, 'remapped');

@@ -9,7 +9,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { MIRROR_PROT } from '../../src/drivers/mirror_driver.js';
 import { PROT_NONE, PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { allP2p, denyPairs } from '../../src/kernel/p2p_map.js';
-import { kernelMachine, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
+import { kernelMachine, mirrorSpec, pattern, openMirrors, bytesEq } from '../fixtures/kernel_machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
@@ -24,7 +24,7 @@ t.test('mirror', async (t) => {
     const data = pattern(n * PAGE_SIZE, 1);
     await mm.write(va, data);
     const r = await d0.read(va, n);
-    t.same(r.data, data, 'the device reads what the CPU wrote');
+    bytesEq(t, r.data, data, 'the device reads what the CPU wrote');
     t.equal(r.faults, 1, 'one dmirror_fault() call');
     t.equal(r.requests, 1, 'one page request: 16 pages fit the 64-page window');
     t.equal(r.pagesFaulted, n);
@@ -38,7 +38,7 @@ t.test('mirror', async (t) => {
     const va = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
     await mm.write(va, pattern(n * PAGE_SIZE, 8));
     const r = await d0.read(va, n);
-    t.same(r.data, pattern(n * PAGE_SIZE, 8));
+    bytesEq(t, r.data, pattern(n * PAGE_SIZE, 8));
     t.equal(r.faults, 1, 'one call faults the whole range');
     t.equal(r.requests, 4, '64 + 64 + 64 + 8 pages');
     await mm.madviseDontneed(va + 10 * PAGE_SIZE, PAGE_SIZE);
@@ -54,7 +54,7 @@ t.test('mirror', async (t) => {
     const data = pattern(n * PAGE_SIZE, 2);
     const r = await d0.write(va, n, data);
     t.equal(r.faults, 1);
-    t.same(await mm.read(va, n * PAGE_SIZE), data);
+    bytesEq(t, await mm.read(va, n * PAGE_SIZE), data);
   });
 
   t.test('read of PROT_NONE memory fails with EFAULT', async (t) => {
@@ -67,7 +67,7 @@ t.test('mirror', async (t) => {
     await mm.write(va, pattern(4 * PAGE_SIZE, 3));
     await mm.mprotect(va, 4 * PAGE_SIZE, PROT_READ);
     await t.rejects(d0.write(va, 4, new Uint8Array(4 * PAGE_SIZE)), { code: 'EPERM' });
-    t.same((await d0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 3));
+    bytesEq(t, (await d0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 3));
   });
 
   t.test('mprotect takes write access away from a device that had it', async (t) => {
@@ -112,14 +112,14 @@ t.test('mirror', async (t) => {
     const snap = (await d0.snapshot(va, n)).prot;
     t.same([...snap], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE));
     const r = await d0.read(va, n);
-    t.same(r.data, data, 'the owner reads its own private pages directly');
+    bytesEq(t, r.data, data, 'the owner reads its own private pages directly');
     t.equal(r.faults, 1);
-    t.same(await mm.read(va, PAGE_SIZE), data.subarray(0, PAGE_SIZE), 'CPU read migrates page 0 back');
+    bytesEq(t, await mm.read(va, PAGE_SIZE), data.subarray(0, PAGE_SIZE), 'CPU read migrates page 0 back');
     const snap2 = (await d0.snapshot(va, n)).prot;
     t.equal(snap2[0], MIRROR_PROT.WRITE);
     t.equal(snap2[1], MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE);
     t.equal((await d0.migrateToSys(va, n)).cpages, n - 1, 'the rest migrates back on request');
-    t.same(await mm.read(va, n * PAGE_SIZE), data);
+    bytesEq(t, await mm.read(va, n * PAGE_SIZE), data);
     t.equal(d0.violations().count, 0);
   });
 
@@ -138,7 +138,7 @@ t.test('mirror', async (t) => {
     await d0.migrateToDev(va, n);
     t.same([...((await d1.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_REMOTE | MIRROR_PROT.WRITE), 'remote private');
     const r = await d1.read(va, n);
-    t.same(r.data, data, 'm1 reads m0 memory through m0 BAR');
+    bytesEq(t, r.data, data, 'm1 reads m0 memory through m0 BAR');
     t.same([...((await d0.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.DEV_PRIVATE_LOCAL | MIRROR_PROT.WRITE), 'the pages stayed on m0');
     t.ok(kernel.bar('m0').mappedSlots >= n, 'owner BAR slots granted');
   });
@@ -153,7 +153,7 @@ t.test('mirror', async (t) => {
     await d0.migrateToDev(va, n);
     t.same([...((await d1.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.NONE), 'not reachable: not present for m1');
     const r = await d1.read(va, n);
-    t.same(r.data, data);
+    bytesEq(t, r.data, data);
     t.same([...((await d0.snapshot(va, n)).prot)], new Array(n).fill(MIRROR_PROT.WRITE), 'the RFC fall-back: migrated back to system RAM');
   });
 

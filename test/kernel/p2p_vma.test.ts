@@ -5,7 +5,7 @@ import t from 'tap';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors, bytesEq } from '../fixtures/kernel_machine.js';
 
 t.test('device-special VMA', async (t) => {
   // exp: 1 MiB of memory behind a 16 KiB (4-slot) BAR window.
@@ -19,7 +19,7 @@ t.test('device-special VMA', async (t) => {
     const data = pattern(4 * PAGE_SIZE, 11);
     ex.fill(vma, 0, data);
     const r = await d0.read(va, 4);
-    t.same(r.data, data);
+    bytesEq(t, r.data, data);
     t.equal(ex.mapCalls, 1);
     await t.rejects(mm.read(va, 16), { code: 'EFAULT' }, 'not CPU-mappable: the CPU gets SIGBUS');
     await mm.munmap(va, 4 * PAGE_SIZE);
@@ -45,9 +45,9 @@ t.test('device-special VMA', async (t) => {
     const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: true, requireIommu: false, cpuMappable: true });
     const { va, vma } = await ex.mmap(mm, 2);
     ex.fill(vma, 0, pattern(2 * PAGE_SIZE, 12));
-    t.same((await d0.read(va, 2)).data, pattern(2 * PAGE_SIZE, 12));
+    bytesEq(t, (await d0.read(va, 2)).data, pattern(2 * PAGE_SIZE, 12));
     await t.rejects(d0.write(va, 1, new Uint8Array(PAGE_SIZE)), { code: 'EPERM' });
-    t.same(await mm.read(va, 8), pattern(8, 12), 'cpuMappable: the CPU reads it');
+    bytesEq(t, await mm.read(va, 8), pattern(8, 12), 'cpuMappable: the CPU reads it');
     await mm.munmap(va, 2 * PAGE_SIZE);
   });
 
@@ -66,7 +66,7 @@ t.test('device-special VMA', async (t) => {
     };
     for (let k = 0; k < 6; k++) {
       const r = await d0.read(va, n);
-      t.same(r.data, data, `pass ${k}: data correct`);
+      bytesEq(t, r.data, data, `pass ${k}: data correct`);
       reads++;
       await revoked;
     }
@@ -91,12 +91,12 @@ t.test('device-special VMA', async (t) => {
     ex.fill(vma, 0, data);
     const before = ex.barManager.recycled;
     const r = await d0.read(va, n);
-    t.same(r.data, data);
+    bytesEq(t, r.data, data);
     t.ok(r.requests >= 3, `faulted in windows no larger than the BAR (${r.requests} page requests)`);
     t.equal(r.faults, 1, 'one dmirror_fault() call, however many windows');
     t.ok(ex.barManager.recycled - before >= 8, `LRU slots recycled (${ex.barManager.recycled - before})`);
     t.ok(ex.barManager.mappedSlots <= 4);
-    t.same((await d0.read(va, n)).data, data, 'a second pass recycles again and stays correct');
+    bytesEq(t, (await d0.read(va, n)).data, data, 'a second pass recycles again and stays correct');
     t.equal(d0.violations().count, 0);
     await mm.munmap(va, n * PAGE_SIZE);
   });
