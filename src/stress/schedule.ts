@@ -96,6 +96,8 @@ export class Schedule {
     readonly bufs: readonly BufSpec[],
     readonly importers: number,
     private readonly gapMaxUs = 2000,
+    /** Explicit operations (replayed in order, steps renumbered) instead of drawn ones. */
+    private readonly fixed?: readonly Op[],
   ) {
     this.hash.update(`peervma-stress/1 seed ${seed} importers ${importers} gap ${gapMaxUs};`);
     this.rng = new Rng(seed);
@@ -103,6 +105,10 @@ export class Schedule {
 
   /** The next operation (deterministic in the seed and the number of calls). */
   next(): Op {
+    if (this.fixed) {
+      const f = this.fixed[this.step % this.fixed.length];
+      return this.record({ ...f, step: this.step++ });
+    }
     const r = this.rng;
     const buf = r.int(this.bufs.length);
     const b = this.bufs[buf];
@@ -118,7 +124,10 @@ export class Schedule {
     }
     const page = r.int(b.npages);
     const npages = 1 + r.int(Math.min(8, b.npages - page));
-    const op: Op = { step: this.step++, kind, buf, page, npages, dev: r.int(this.importers), gapUs: this.gapMaxUs > 0 ? r.int(this.gapMaxUs) : 0 };
+    return this.record({ step: this.step++, kind, buf, page, npages, dev: r.int(this.importers), gapUs: this.gapMaxUs > 0 ? r.int(this.gapMaxUs) : 0 });
+  }
+
+  private record(op: Op): Op {
     this.hash.update(`${op.step}:${op.kind}:${op.buf}:${op.page}:${op.npages}:${op.dev}:${op.gapUs};`);
     return op;
   }
