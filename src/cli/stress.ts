@@ -97,7 +97,7 @@ export function registerStress(program: Command): void {
     .option('--seeds <A..B>', 'sweep seeds A to B, each on its own machine, in a piscina pool', seedRange)
     .option('--ops <n>', 'kernel operations per run', int('--ops', 1, 10_000_000), 500)
     .option('--duration <s>', 'run for this many seconds instead of --ops', int('--duration', 1, 86400))
-    .option('--importers <k>', 'streaming importer devices', int('--importers', 1, 8), 4)
+    .option('--importers <k>', 'streaming importer devices', int('--importers', 1, 4), 4)
     .addOption(new Option('--iommu <state>', 'IOMMU for every device').choices(['on', 'off']).default('off'))
     .addOption(new Option('--inject <fault>', 'fault injected on imp0 at a seeded step: rogue (acks, keeps translations), late (acks after the deadline), hang (stops answering), crash (worker throws)').choices(['rogue', 'late', 'crash', 'hang']))
     .option('--shard <I/N>', 'run the I-th of N slices of --seeds (0 <= I < N) and write JSON', shardArg)

@@ -18,7 +18,8 @@ export type OpKind =
   | 'dontneed' // madvise(MADV_DONTNEED): pages dropped, next touch reads zero
   | 'notifier-insert' // a passive interval notifier inserted over a range (and a readBegin on it)
   | 'notifier-remove' // one of those removed
-  | 'iotlb-flush'; // an IOTLB flush of a device's whole IOVA space (IOMMU on)
+  | 'iotlb-flush' // an IOTLB flush of a device's whole IOVA space (IOMMU on)
+  | 'slow-device'; // toggles a device between prompt and slow-but-legal acks (invLagMs 1..4 ms): widens every race window
 
 export interface BufSpec {
   readonly kind: 'anon' | 'bar';
@@ -50,6 +51,7 @@ const WEIGHTS: Readonly<Record<BufSpec['kind'], readonly (readonly [OpKind, numb
     ['notifier-insert', 1],
     ['notifier-remove', 1],
     ['iotlb-flush', 1],
+    ['slow-device', 1],
   ],
   bar: [
     ['revoke', 3],
@@ -57,6 +59,7 @@ const WEIGHTS: Readonly<Record<BufSpec['kind'], readonly (readonly [OpKind, numb
     ['munmap', 1],
     ['notifier-insert', 1],
     ['notifier-remove', 1],
+    ['slow-device', 1],
   ],
 };
 
