@@ -51,15 +51,20 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
         for (let p = 0; p < b0.spec.npages; p++) writePayload(words, (p * PAGE_SIZE) / 4, index, 0, p, b0.epoch, 0);
         await rig.mm.write(b0.va, old);
         await until(rig, 'violations', 1);
-        await rig.mm.write(b0.va, new Uint8Array(n).map((_, i) => (i * 131) & 0xff)); // foreign bytes: corrupt
+        const junk = new Uint8Array(n).map((_, i) => (i * 131) & 0xff);
+        await rig.mm.write(b0.va, junk); // foreign bytes: corrupt
         await until(rig, 'violations', 1);
+        // With the devices idle, junk that stays to the end is the shadow compare's to find.
+        rig.stopStreaming();
+        await sleep(100);
+        await rig.mm.write(b0.va, junk);
       },
     },
   });
   const k = kinds(r);
   t.ok(k.includes('payload/stale-data'), `stale-data reported (${k.join(', ')})`);
   t.ok(k.includes('payload/corrupt-data'), 'corrupt-data reported');
-  t.ok(k.includes('shadow/corrupt') || k.includes('shadow/stale'), 'the end-of-run shadow compare saw it too');
+  t.ok(k.includes('shadow/corrupt'), 'the end-of-run shadow compare saw it too');
   t.ok(k.includes('protocol/refused-blockable'), 'the refusing notifier is reported (and nothing hung)');
   const v = r.violations.find((x) => x.kind === 'stale-data')!;
   t.match(v, { device: 'imp0', buf: 0 });
