@@ -100,7 +100,10 @@ export function createStress(ctx: DeviceContext): DeviceModel {
     const p0 = rand(npages);
     const n = Math.min(1 + rand(BURST_PAGES), npages - p0);
     const vs = ctx.va();
-    const end = va + npages * PAGE_SIZE;
+    // Fault only the burst: K importers x BURST_PAGES fit the exporter's BAR
+    // window at once, so two importers cannot evict each other's run in
+    // flight forever (a BAR thrash livelock).
+    const end = va + (p0 + n) * PAGE_SIZE;
     if (mine && rand(2) === 0) {
       const sh = shadowOf(buf, epoch, npages);
       const q = ++seq;

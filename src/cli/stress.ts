@@ -55,9 +55,14 @@ function formatTotals(t: SweepTotals): string {
   return [`${t.seeds} seed(s): ops ${t.ops}, invalidations ${t.invalidations} (${t.ranges} ranges), violations ${t.violations} in ${t.seedsWithViolations} seed(s), IOMMU faults ${t.iommuFaults}; ack p50 ${t.ackP50Us.toFixed(1)} us, worst p99 ${t.ackP99Us.toFixed(1)} us, max ${t.ackMaxUs.toFixed(1)} us`, ...inj].join('\n');
 }
 
+function usage(message: string): void {
+  process.stderr.write(`peervma stress: ${message}\n`);
+  process.exitCode = 2;
+}
+
 async function stressCommand(f: StressFlags): Promise<void> {
-  if (f.seed !== undefined && f.seeds) throw new InvalidArgumentError('give --seed N or --seeds A..B, not both');
-  if (f.shard && !f.seeds) throw new InvalidArgumentError('--shard I/N slices a sweep: give --seeds A..B');
+  if (f.seed !== undefined && f.seeds) return usage('give --seed N or --seeds A..B, not both');
+  if (f.shard && !f.seeds) return usage('--shard I/N slices a sweep: give --seeds A..B');
   const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs };
   if (!f.seeds) {
     const r = await runStress({ ...base, seed: f.seed ?? 1 });
@@ -97,7 +102,7 @@ export function registerStress(program: Command): void {
     .option('--seeds <A..B>', 'sweep seeds A to B, each on its own machine, in a piscina pool', seedRange)
     .option('--ops <n>', 'kernel operations per run', int('--ops', 1, 10_000_000), 500)
     .option('--duration <s>', 'run for this many seconds instead of --ops', int('--duration', 1, 86400))
-    .option('--importers <k>', 'streaming importer devices', int('--importers', 1, 8), 4)
+    .option('--importers <k>', 'streaming importer devices', int('--importers', 1, 4), 4)
     .addOption(new Option('--iommu <state>', 'IOMMU for every device').choices(['on', 'off']).default('off'))
     .addOption(new Option('--inject <fault>', 'fault injected on imp0 at a seeded step: rogue (acks, keeps translations), late (acks after the deadline), hang (stops answering), crash (worker throws)').choices(['rogue', 'late', 'crash', 'hang']))
     .option('--shard <I/N>', 'run the I-th of N slices of --seeds (0 <= I < N) and write JSON', shardArg)
@@ -112,7 +117,9 @@ export function registerStress(program: Command): void {
     .description('combine --shard JSON files into one (every seed listed once) and print the totals')
     .argument('<files...>', 'JSON files written by --shard or --json')
     .option('--json', 'print the merged JSON')
-    .action((files: string[], flags: { json?: boolean }) => {
+    .action((files: string[], _flags: unknown, command: Command) => {
+      // --json may be parsed by `stress` itself (it has the same flag).
+      const flags = command.optsWithGlobals<{ json?: boolean }>();
       let merged: SweepFile;
       try {
         merged = mergeFiles(files);

@@ -72,10 +72,12 @@ export class StressRig {
   }
 
   static async create(opts: RigOptions): Promise<StressRig> {
+    if (opts.importers > 4) throw new Error(`stress: at most 4 importers share the exporter's 32 BAR slots without thrashing (asked ${opts.importers})`);
     if (opts.bufs.length > STRESS_MAX_BUFS) throw new Error(`stress: ${opts.bufs.length} buffers, the job table holds ${STRESS_MAX_BUFS}`);
     const devices: DeviceSpec[] = [];
     for (let i = 0; i < opts.importers; i++) devices.push({ name: `imp${i}`, kind: 'x-stress', memBytes: 1 * MiB, barBytes: 64 * KiB, props: {} });
-    devices.push({ name: 'exp0', kind: 'x-stress', memBytes: 2 * MiB, barBytes: 64 * KiB, props: {} });
+    // 32 BAR slots: every importer's burst in flight fits (8 x 4), the BAR buffers (12 x K) do not: slots recycle.
+    devices.push({ name: 'exp0', kind: 'x-stress', memBytes: 2 * MiB, barBytes: 128 * KiB, props: {} });
     const machine = await Machine.create({ ramBytes: 32 * MiB, devices, timeoutMs: 10000 });
     try {
       await machine.start();
@@ -188,6 +190,11 @@ export class StressRig {
         case 'notifier-remove':
           await this.notifiers.splice(op.page % Math.max(1, this.notifiers.length), 1)[0]?.remove();
           return null;
+        case 'slow-device': {
+          const ctl = this.machine.device(dev).shm.ctl;
+          Atomics.store(ctl, DeviceCtl.invLagMs, Atomics.load(ctl, DeviceCtl.invLagMs) > 0 ? 0 : 1 + (op.page % 4));
+          return null;
+        }
         case 'iotlb-flush': {
           const dom = this.kernel.domain(dev);
           if (!dom || this.gone.has(dev)) return 'no IOMMU domain';

@@ -37,6 +37,15 @@ export interface StressOptions {
   readonly gapMaxUs?: number;
   /** Called after every step (progress bars). */
   readonly onStep?: (step: number) => void;
+  /** An explicit list of operations instead of the seeded schedule (property tests shrink these). */
+  readonly schedule?: readonly Op[];
+  /**
+   * Hook for a trace recorder (the --trace flag belongs to the trace work):
+   * every operation as it starts and ends, and every violation as it is collected.
+   */
+  readonly trace?: (ev: { readonly ph: 'op-start' | 'op-end' | 'violation'; readonly step: number; readonly name: string; readonly tUs: number }) => void;
+  /** Test-only hooks (x- knobs): break something on purpose after boot or before the end. */
+  readonly xHooks?: { readonly noStream?: boolean; readonly afterBoot?: (rig: StressRig) => void | Promise<void>; readonly beforeEnd?: (rig: StressRig) => void | Promise<void> };
 }
 
 const MAX_LISTED = 200;
@@ -45,13 +54,14 @@ const POISON_WORD = POISON_BYTE * 0x01010101;
 export async function runStress(o: StressOptions): Promise<StressReport> {
   const ackTimeoutMs = o.ackTimeoutMs ?? 1000;
   const bufs = bufferPlan(o.importers);
-  const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000);
+  const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000, o.schedule);
   const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed });
   const { kernel, mm } = rig;
   const violations: StressViolation[] = [];
   let violationCount = 0;
   const add = (v: StressViolation): void => {
     violationCount++;
+    o.trace?.({ ph: 'violation', step: v.step, name: `${v.source}/${v.kind} ${v.device}`, tUs: performance.now() * 1000 });
     if (violations.length < MAX_LISTED) violations.push(v);
   };
   let curStep = -1;
@@ -95,7 +105,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   };
 
   const injected: InjectOutcome[] = [];
-  const total = o.durationS ? Number.POSITIVE_INFINITY : o.ops;
+  const total = o.schedule ? o.schedule.length : o.durationS ? Number.POSITIVE_INFINITY : o.ops;
   const injectAt = o.inject ? sched.injectStep(Math.min(5, Math.floor((o.durationS ? 100 : o.ops) / 5)), Math.max(1, Math.floor((o.durationS ? 100 : o.ops) / 3))) : -1;
   let injectState: { kind: InjectKind; device: string; slot: number; step: number; cleared: boolean } | null = null;
   const crashed: string[] = [];
@@ -104,7 +114,8 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   let report: StressReport;
   try {
     const roundTripUs = await measureRoundTrip(rig);
-    rig.startStreaming();
+    await o.xHooks?.afterBoot?.(rig);
+    if (!o.xHooks?.noStream) rig.startStreaming();
     const t0 = performance.now();
     const deadline = o.durationS ? t0 + o.durationS * 1000 : Number.POSITIVE_INFINITY;
     let ops = 0;
@@ -117,7 +128,9 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       if (op.step === injectAt && o.inject) injectState = inject(rig, o.inject, op.step, ackTimeoutMs);
       if (op.gapUs >= 1000) await new Promise((res) => setTimeout(res, op.gapUs / 1000));
       else await new Promise((res) => setImmediate(res));
+      o.trace?.({ ph: 'op-start', step: op.step, name: curOp, tUs: performance.now() * 1000 });
       const why = await rig.apply(op);
+      o.trace?.({ ph: 'op-end', step: op.step, name: curOp, tUs: performance.now() * 1000 });
       ops++;
       if (why !== null) {
         opsFailed++;
@@ -128,6 +141,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       for (const d of crashed.splice(0)) await rig.tearDown(d);
       o.onStep?.(op.step);
     }
+    await o.xHooks?.beforeEnd?.(rig);
     const wallMs = performance.now() - t0;
     rig.stopStreaming();
     curOp = 'end of run';

@@ -18,7 +18,8 @@ export type OpKind =
   | 'dontneed' // madvise(MADV_DONTNEED): pages dropped, next touch reads zero
   | 'notifier-insert' // a passive interval notifier inserted over a range (and a readBegin on it)
   | 'notifier-remove' // one of those removed
-  | 'iotlb-flush'; // an IOTLB flush of a device's whole IOVA space (IOMMU on)
+  | 'iotlb-flush' // an IOTLB flush of a device's whole IOVA space (IOMMU on)
+  | 'slow-device'; // toggles a device between prompt and slow-but-legal acks (invLagMs 1..4 ms): widens every race window
 
 export interface BufSpec {
   readonly kind: 'anon' | 'bar';
@@ -50,6 +51,7 @@ const WEIGHTS: Readonly<Record<BufSpec['kind'], readonly (readonly [OpKind, numb
     ['notifier-insert', 1],
     ['notifier-remove', 1],
     ['iotlb-flush', 1],
+    ['slow-device', 1],
   ],
   bar: [
     ['revoke', 3],
@@ -57,6 +59,7 @@ const WEIGHTS: Readonly<Record<BufSpec['kind'], readonly (readonly [OpKind, numb
     ['munmap', 1],
     ['notifier-insert', 1],
     ['notifier-remove', 1],
+    ['slow-device', 1],
   ],
 };
 
@@ -96,6 +99,8 @@ export class Schedule {
     readonly bufs: readonly BufSpec[],
     readonly importers: number,
     private readonly gapMaxUs = 2000,
+    /** Explicit operations (replayed in order, steps renumbered) instead of drawn ones. */
+    private readonly fixed?: readonly Op[],
   ) {
     this.hash.update(`peervma-stress/1 seed ${seed} importers ${importers} gap ${gapMaxUs};`);
     this.rng = new Rng(seed);
@@ -103,6 +108,10 @@ export class Schedule {
 
   /** The next operation (deterministic in the seed and the number of calls). */
   next(): Op {
+    if (this.fixed) {
+      const f = this.fixed[this.step % this.fixed.length];
+      return this.record({ ...f, step: this.step++ });
+    }
     const r = this.rng;
     const buf = r.int(this.bufs.length);
     const b = this.bufs[buf];
@@ -118,7 +127,10 @@ export class Schedule {
     }
     const page = r.int(b.npages);
     const npages = 1 + r.int(Math.min(8, b.npages - page));
-    const op: Op = { step: this.step++, kind, buf, page, npages, dev: r.int(this.importers), gapUs: this.gapMaxUs > 0 ? r.int(this.gapMaxUs) : 0 };
+    return this.record({ step: this.step++, kind, buf, page, npages, dev: r.int(this.importers), gapUs: this.gapMaxUs > 0 ? r.int(this.gapMaxUs) : 0 });
+  }
+
+  private record(op: Op): Op {
     this.hash.update(`${op.step}:${op.kind}:${op.buf}:${op.page}:${op.npages}:${op.dev}:${op.gapUs};`);
     return op;
   }

@@ -113,7 +113,7 @@ export class DeviceTlb {
         // Pairs with Atomics.store(replySeq) + ringWake in MirrorDriver.reply.
         if (Atomics.load(p, PageRequest.replySeq) === s) break;
         if (performance.now() > hard) return this.done('ETIMEDOUT', t0);
-        Atomics.wait(ctl, DeviceCtl.wake, seen, WAIT_SLICE_MS);
+        Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
       }
       this.inv.check(); // "take the lock": serve what is pending, then install without checking again
       const errno = p[PageRequest.replyErrno];

@@ -55,6 +55,17 @@ export class InvalidationPort {
     (owner === 'iommu' ? this.iommuHooks : this.hooks).push(h);
   }
 
+  /**
+   * How long a wait of at most `ms` may sleep: a batch held back by
+   * invLagMs must be served when its lag ends, not at the end of a long
+   * sleep (the lag models a slow device, not a sleeping one).
+   */
+  sleepBound(ms: number): number {
+    if (this.lagSeq === 0 || Atomics.load(this.ctl, DeviceCtl.invAck) === this.lagSeq) return ms;
+    const left = Atomics.load(this.ctl, DeviceCtl.invLagMs) - (performance.now() - this.lagSince);
+    return Math.max(0, Math.min(ms, Math.ceil(left)));
+  }
+
   /** Serves a pending invalidation; returns true when one was acked. */
   check(): boolean {
     let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
