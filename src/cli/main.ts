@@ -63,7 +63,7 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
   const obs = openObservers(flags);
   const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, trace: obs.trace };
   const reports = flags.compare ? await compareScenario(sc, opts) : [await runScenario(sc, opts)];
-  for (const note of obs.finish(reports)) process.stderr.write(`peervma: ${note}\n`);
+  for (const note of obs.finish(reports, sc)) process.stderr.write(`peervma: ${note}\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(flags.compare ? { p2p: asJson(reports[0]), bounce: asJson(reports[1]) } : asJson(reports[0]), null, 2) + '\n');
   } else {

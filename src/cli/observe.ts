@@ -8,34 +8,62 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { buildFabric } from '../hw/topology.js';
 import type { RunReport } from '../scenario/run.js';
+import type { Scenario } from '../scenario/schema.js';
 import { TraceRecorder } from '../trace/recorder.js';
+import { renderReport } from '../trace/report_html.js';
+import { topoGraph } from '../trace/topo_graph.js';
 
 export interface ObserveFlags {
   trace?: string;
+  report?: string;
   quiet?: boolean;
   json?: boolean;
+  compare?: boolean;
 }
 
 export function registerObserveOptions(cmd: Command): Command {
   return cmd
     .option('--trace <file>', 'write a Chrome/Perfetto trace of the run(s) (open it at ui.perfetto.dev)')
-    .option('--quiet', 'no progress bar on stderr');
+    .option('--report <file>', 'with --compare: write a self-contained HTML report (charts, topology)')
+    .option('--quiet', 'no progress bar on stderr')
+    .hook('preAction', (c) => {
+      const o = c.opts<ObserveFlags>();
+      if (o.report && !o.compare) c.error('peervma: --report compares the two modes: add --compare', { exitCode: 2, code: 'commander.usage' });
+    });
+}
+
+/** The report of p2p/bounce pairs of one scenario, with its topology; for run --compare, bench and stress. */
+export function writeReport(file: string, sc: Scenario, pairs: readonly (readonly [RunReport, RunReport])[], notes: readonly string[] = []): void {
+  const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), sc.seed);
+  const names = fabric.endpoints().map((d) => fabric.nameOf(d));
+  const html = renderReport({
+    title: `peervma: ${sc.name}, p2p vs bounce`,
+    comparisons: pairs.map(([p2p, bounce]) => ({ p2p, bounce })),
+    topology: { graph: topoGraph(fabric, names), source: sc.name },
+    notes: [sc.description, ...notes].filter(Boolean),
+  });
+  writeFileSync(file, html);
 }
 
 export interface Observers {
   /** Passed to runScenario / compareScenario as `trace`. */
   readonly trace?: TraceRecorder;
   /** Writes the files asked for; returns the lines to tell the user (on stderr). */
-  finish(reports: readonly RunReport[]): string[];
+  finish(reports: readonly RunReport[], sc: Scenario): string[];
 }
 
 export function openObservers(flags: ObserveFlags): Observers {
   const trace = flags.trace ? new TraceRecorder() : undefined;
   return {
     trace,
-    finish(): string[] {
+    finish(reports, sc): string[] {
       const notes: string[] = [];
+      if (flags.report && reports.length === 2) {
+        writeReport(flags.report, sc, [[reports[0], reports[1]]], [`seed ${reports[0].seed}; ${new Date().toISOString()}`]);
+        notes.push(`report written to ${flags.report}`);
+      }
       if (trace && flags.trace) {
         trace.write(flags.trace);
         const n = trace.events.filter((e) => e.ph !== 'M').length;
@@ -44,9 +72,4 @@ export function openObservers(flags: ObserveFlags): Observers {
       return notes;
     },
   };
-}
-
-/** Writes `text` to `file`, creating or replacing it. */
-export function writeOut(file: string, text: string): void {
-  writeFileSync(file, text);
 }

@@ -54,6 +54,32 @@ export interface RunReport {
   readonly seed: number;
   readonly memcpy: MemcpyResult;
   readonly accounting: Accounting;
+  /** Every invalidation ack latency of the run, µs (every kernel, every device): the distribution behind p99/max. */
+  readonly ackUs: readonly number[];
+  /** Modeled PCIe links of the workload's transfers (the last link model it priced), with their utilisation. */
+  readonly links: readonly LinkUse[];
+}
+
+export interface LinkUse {
+  readonly id: string;
+  readonly label: string;
+  /** Weighted bytes the link carried. */
+  readonly bytes: number;
+  /** bytes / (capacity x makespan), 0..1. */
+  readonly utilisation: number;
+  readonly peak: number;
+}
+
+/** The fabric, with every modelFlows() answer kept: the links a workload priced, for the report. */
+function observedFabric(fabric: Fabric, links: LinkUse[]): Fabric {
+  const o = Object.create(fabric) as Fabric;
+  o.modelFlows = (flows) => {
+    const r = fabric.modelFlows(flows);
+    links.length = 0;
+    for (const u of r.resources) if (u.bytes > 0) links.push({ id: u.id, label: u.label ?? u.id, bytes: u.bytes, utilisation: u.utilisation, peak: u.peak });
+    return r;
+  };
+  return o;
 }
 
 /** The machine a scenario describes; device props are what the worker models take. */
@@ -113,15 +139,17 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const machine = await Machine.create({ ...machineSpec(sc), traceRecords: opts.trace?.records ?? 0 });
   let accounting: Accounting;
   const kernels: Kernel[] = [];
+  const links: LinkUse[] = [];
   opts.trace?.attach(machine, `${sc.name} (${mode})`);
   try {
-    const a = await workloadDef(w).run({ machine, fabric, seed, mode, kernels }, { ...w, mode });
+    const a = await workloadDef(w).run({ machine, fabric: observedFabric(fabric, links), seed, mode, kernels }, { ...w, mode });
     accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
   } finally {
     opts.trace?.detach();
     await machine.shutdown();
   }
-  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, accounting };
+  const ackUs = kernels.flatMap((k) => machine.devices.flatMap((d) => k.invalidator(d.spec.name).stats.ackUs));
+  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, accounting, ackUs, links };
 }
 
 /** Runs both modes, one fresh machine each: p2p first, then bounce. */

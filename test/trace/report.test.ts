@@ -1,0 +1,60 @@
+// --report: the HTML report of a small --compare, opened in headless Chromium
+// (Debian's /usr/bin/chromium through playwright-core): every chart rendered with
+// its marks, the headline numbers in the page, no console error, no network.
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+import { writeReport } from '../../src/cli/observe.js';
+import { loadScenarioFile } from '../../src/scenario/load.js';
+import { compareScenario } from '../../src/scenario/run.js';
+import { throughput } from '../../src/trace/summary.js';
+import { formatBytes } from '../../src/scenario/size.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+t.test('the report renders in Chromium with every chart, the headline figures and no error', async (t) => {
+  t.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed (apt-get install chromium; .ci/run installs it when missing)`);
+  if (!existsSync(CHROMIUM)) return;
+  const sc = await loadScenarioFile('scenarios/camera-chain.yaml');
+  // Small frames and BAR: slots recycle, so there are invalidations to plot.
+  Object.assign(sc.workload!, { width: 200, height: 150, buffers: 2 });
+  Object.assign(sc.devices[1], { memory: 1024 * 1024, bar: 128 * 1024 });
+  const [p2p, bounce] = await compareScenario(sc, { frames: 4 });
+  const file = join(mkdtempSync(join(tmpdir(), 'peervma-report-')), 'report.html');
+  writeReport(file, sc, [[p2p, bounce]]);
+  t.notMatch(readFileSync(file, 'utf8'), /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'self-contained: no script, no URL but the SVG namespace');
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  const remote: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('request', (r) => {
+    if (!r.url().startsWith('file:')) remote.push(r.url());
+  });
+  await page.goto(`file://${file}`, { timeout: 60_000 });
+  const charts = await page.$$eval('svg.chart', (svgs) =>
+    svgs.map((s) => {
+      const r = s.getBoundingClientRect();
+      return { name: s.getAttribute('data-chart'), w: r.width, h: r.height, marks: s.querySelectorAll('rect.mark').length };
+    }),
+  );
+  t.same(charts.map((c) => c.name), ['throughput', 'modeled', 'ram', 'stages', 'acks-0', 'links-0'], 'every chart is in the page');
+  for (const c of charts) t.ok(c.w > 100 && c.h > 40 && c.marks > 0, `${c.name}: rendered ${c.w}x${c.h} with ${c.marks} marks`);
+  const topo = await page.$eval('.topo svg', (s) => ({ h: s.getBoundingClientRect().height, nodes: s.querySelectorAll('g.node').length, cells: s.querySelectorAll('rect.cell').length }));
+  t.ok(topo.h > 100 && topo.nodes === 7 && topo.cells === 4, `the topology: ${topo.nodes} nodes (rc, root port, 3 switch ports, 2 devices), a 2x2 P2P matrix`);
+  const head = await page.$$eval('td.headline', (tds) => Object.fromEntries(tds.map((td) => [td.getAttribute('data-key'), td.textContent])));
+  t.equal(head['camera-chain:throughput-p2p'], `${(throughput(p2p) / 1e6).toFixed(1)} MB/s`);
+  t.equal(head['camera-chain:throughput-bounce'], `${(throughput(bounce) / 1e6).toFixed(1)} MB/s`);
+  t.equal(head['camera-chain:ram-saved'], formatBytes(bounce.accounting.ramBytes - p2p.accounting.ramBytes));
+  t.equal(head['camera-chain:modeled-p2p'], `${(p2p.accounting.modeledSeconds * 1000).toFixed(2)} ms`);
+  t.same(errors, [], 'no console error');
+  t.same(remote, [], 'no network request');
+});
