@@ -28,6 +28,7 @@ interface StressFlags {
   jobs: number;
   gapUs: number;
   ackTimeoutMs: number;
+  slow: 'on' | 'off';
 }
 
 function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -63,7 +64,7 @@ function usage(message: string): void {
 async function stressCommand(f: StressFlags): Promise<void> {
   if (f.seed !== undefined && f.seeds) return usage('give --seed N or --seeds A..B, not both');
   if (f.shard && !f.seeds) return usage('--shard I/N slices a sweep: give --seeds A..B');
-  const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs };
+  const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs, slow: f.slow === 'on' };
   if (!f.seeds) {
     const r = await runStress({ ...base, seed: f.seed ?? 1 });
     process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r)) + '\n');
@@ -109,6 +110,7 @@ export function registerStress(program: Command): void {
     .option('--json', 'machine-readable output (seed, schedule digest, ops, invalidations, violations, iommuFaults, ack percentiles, injected outcomes)')
     .option('--jobs <n>', 'seeds run at once in a sweep (each is a whole machine: 1 per 2 cores)', int('--jobs', 1, 64), 1)
     .option('--gap-us <n>', 'longest pause before a kernel operation, µs (0: back to back)', int('--gap-us', 0, 1_000_000), 2000)
+    .addOption(new Option('--slow <state>', 'slow-device operations: devices that ack late but in time, widening every race window (off: measure prompt devices)').choices(['on', 'off']).default('on'))
     .option('--ack-timeout-ms <n>', 'invalidation ack deadline', int('--ack-timeout-ms', 10, 60000), 1000)
     .addHelpText('after', '\nExit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.\nReplay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.\nExamples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json')
     .action(async (flags: StressFlags) => stressCommand(flags));

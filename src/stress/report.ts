@@ -36,6 +36,8 @@ export interface StressReport {
   readonly iommu: boolean;
   readonly importers: number;
   readonly gapMaxUs: number;
+  /** Slow-device operations drawn (legal late acks that widen race windows). */
+  readonly slow: boolean;
   readonly ops: number;
   readonly opsFailed: number;
   /** Invalidation batches posted to devices, and the ranges they carried. */
@@ -82,6 +84,6 @@ export function formatRun(r: StressReport): string {
   }
   if (r.violations.length > 20) out.push(`  ... ${r.violationCount - 20} more (--json lists up to 200)`);
   for (const i of r.injected) out.push(`  injected ${i.kind} on ${i.device} at step ${i.step}: ${i.outcome} (expected ${i.expected}) — ${i.detail}`);
-  out.push(`  exit ${r.exitCode}; replay: peervma stress --seed ${r.seed} --ops ${r.ops} --importers ${r.importers} --iommu ${r.iommu ? 'on' : 'off'}${r.gapMaxUs !== 2000 ? ` --gap-us ${r.gapMaxUs}` : ''}${r.injected.length ? ` --inject ${r.injected[0].kind}` : ''}`);
+  out.push(`  exit ${r.exitCode}; replay: peervma stress --seed ${r.seed} --ops ${r.ops} --importers ${r.importers} --iommu ${r.iommu ? 'on' : 'off'}${r.gapMaxUs !== 2000 ? ` --gap-us ${r.gapMaxUs}` : ''}${r.slow ? '' : ' --slow off'}${r.injected.length ? ` --inject ${r.injected[0].kind}` : ''}`);
   return out.join('\n');
 }

@@ -22,6 +22,7 @@ import { BarExporter } from '../drivers/bar_exporter.js';
 import { ImporterBinding } from '../drivers/importer_binding.js';
 import { IOVA_PAGES } from '../kernel/iommu.js';
 import { Kernel } from '../kernel/kernel.js';
+import { allP2p } from '../kernel/p2p_map.js';
 import { migrateToDevice, migrateToSystem } from '../kernel/migrate.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
 import { DriverLock, type IntervalNotifier } from '../kernel/mmu_notifier.js';
@@ -58,6 +59,8 @@ export class StressRig {
   /** Importers torn down (crashed, hung): no more ops target them. */
   readonly gone = new Set<string>();
   private readonly lock = new DriverLock('stress notifier');
+  /** RAM pages in use before the process touched anything (the zero page). */
+  readonly ramBase: number;
 
   private constructor(
     readonly machine: Machine,
@@ -68,6 +71,7 @@ export class StressRig {
     readonly opts: RigOptions,
   ) {
     this.names = bindings.map((b) => b.name);
+    this.ramBase = machine.ram.usedPages;
     this.shm = new Int32Array(new SharedArrayBuffer(stressShmBytes(opts.importers)));
   }
 
@@ -81,7 +85,8 @@ export class StressRig {
     const machine = await Machine.create({ ramBytes: 32 * MiB, devices, timeoutMs: 10000 });
     try {
       await machine.start();
-      const kernel = Kernel.boot(machine, { iommu: opts.iommu, check: true, ackTimeoutMs: opts.ackTimeoutMs });
+      // One switch under every device: the stress is about invalidation, not topology.
+      const kernel = Kernel.boot(machine, { policy: allP2p, iommu: opts.iommu, check: true, ackTimeoutMs: opts.ackTimeoutMs });
       const mm = kernel.createMm();
       const bindings: ImporterBinding[] = [];
       for (let i = 0; i < opts.importers; i++) bindings.push(await ImporterBinding.bind(kernel, `imp${i}`, mm));
@@ -190,6 +195,14 @@ export class StressRig {
         case 'notifier-remove':
           await this.notifiers.splice(op.page % Math.max(1, this.notifiers.length), 1)[0]?.remove();
           return null;
+        case 'inv-storm': {
+          const n = b.spec.npages;
+          await Promise.all(Array.from({ length: 8 * op.npages }, (_, k) => {
+            const va = b.va + ((op.page + k * 5) % n) * PAGE_SIZE;
+            return this.mm.revokeRange(va, va + PAGE_SIZE, this);
+          }));
+          return null;
+        }
         case 'slow-device': {
           const ctl = this.machine.device(dev).shm.ctl;
           Atomics.store(ctl, DeviceCtl.invLagMs, Atomics.load(ctl, DeviceCtl.invLagMs) > 0 ? 0 : 1 + (op.page % 4));

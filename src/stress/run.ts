@@ -12,7 +12,8 @@
  *   kernel    an invalidation that ended without the ack of a device the
  *             IOMMU cannot stop (ack-timeout)
  *   protocol  seq odd or invalidations active at rest, a readBegin that
- *             hangs, a refused blockable invalidation (WARN)
+ *             hangs, RAM pages left after the process exits, a refused
+ *             blockable invalidation (WARN)
  *   shadow    at the end, every page of every surviving buffer against
  *             its writer's shadow (the seqs it wrote there this epoch)
  */
@@ -35,6 +36,8 @@ export interface StressOptions {
   readonly ackTimeoutMs?: number;
   /** Longest pause before a kernel operation, µs (default 2000; 0: back to back). */
   readonly gapMaxUs?: number;
+  /** Draw slow-device operations (default true). */
+  readonly slow?: boolean;
   /** Called after every step (progress bars). */
   readonly onStep?: (step: number) => void;
   /** An explicit list of operations instead of the seeded schedule (property tests shrink these). */
@@ -54,7 +57,7 @@ const POISON_WORD = POISON_BYTE * 0x01010101;
 export async function runStress(o: StressOptions): Promise<StressReport> {
   const ackTimeoutMs = o.ackTimeoutMs ?? 1000;
   const bufs = bufferPlan(o.importers);
-  const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000, o.schedule);
+  const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000, o.schedule, o.slow ?? true);
   const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed });
   const { kernel, mm } = rig;
   const violations: StressViolation[] = [];
@@ -151,6 +154,15 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     shadowCompare(rig, shadows, add, curStep);
     if (mm.notifiers.activeInvalidateRanges !== 0 || (mm.notifiers.invalidateSeq & 1) === 1) {
       add({ source: 'protocol', kind: 'seq-odd-at-rest', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `seq ${mm.notifiers.invalidateSeq}, ${mm.notifiers.activeInvalidateRanges} invalidation(s) active with every device idle` });
+    } else {
+      // The process exits (exit_mmap: the release invalidation to every
+      // importer, then every page freed); with no device lost on the way,
+      // every RAM page it had must be back.
+      curOp = 'process exit';
+      await mm.exit();
+      collect();
+      const leaked = rig.machine.ram.usedPages - rig.ramBase;
+      if (rig.gone.size === 0 && leaked !== 0) add({ source: 'protocol', kind: 'pages-leaked-at-exit', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `${leaked} RAM page(s) still allocated after the process exited` });
     }
     const counters = kernel.invalidatorCounters().filter((c) => c.device.startsWith('imp'));
     const ack = counters.flatMap((c) => c.ackUs).sort((a, b) => a - b);
@@ -163,6 +175,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       iommu: o.iommu,
       importers: o.importers,
       gapMaxUs: o.gapMaxUs ?? 2000,
+      slow: o.slow ?? true,
       ops,
       opsFailed,
       invalidations: counters.reduce((s, c) => s + c.sent, 0),

@@ -19,6 +19,7 @@ export type OpKind =
   | 'notifier-insert' // a passive interval notifier inserted over a range (and a readBegin on it)
   | 'notifier-remove' // one of those removed
   | 'iotlb-flush' // an IOTLB flush of a device's whole IOVA space (IOMMU on)
+  | 'inv-storm' // 8 x npages single-page invalidations at once over the buffer (exporter-style, no PTE change): batching under load
   | 'slow-device'; // toggles a device between prompt and slow-but-legal acks (invLagMs 1..4 ms): widens every race window
 
 export interface BufSpec {
@@ -52,6 +53,7 @@ const WEIGHTS: Readonly<Record<BufSpec['kind'], readonly (readonly [OpKind, numb
     ['notifier-remove', 1],
     ['iotlb-flush', 1],
     ['slow-device', 1],
+    ['inv-storm', 2],
   ],
   bar: [
     ['revoke', 3],
@@ -60,6 +62,7 @@ const WEIGHTS: Readonly<Record<BufSpec['kind'], readonly (readonly [OpKind, numb
     ['notifier-insert', 1],
     ['notifier-remove', 1],
     ['slow-device', 1],
+    ['inv-storm', 2],
   ],
 };
 
@@ -101,8 +104,10 @@ export class Schedule {
     private readonly gapMaxUs = 2000,
     /** Explicit operations (replayed in order, steps renumbered) instead of drawn ones. */
     private readonly fixed?: readonly Op[],
+    /** Draw slow-device operations (legal late acks); off to measure ack latency of prompt devices. */
+    private readonly slow = true,
   ) {
-    this.hash.update(`peervma-stress/1 seed ${seed} importers ${importers} gap ${gapMaxUs};`);
+    this.hash.update(`peervma-stress/1 seed ${seed} importers ${importers} gap ${gapMaxUs}${slow ? '' : ' no-slow'};`);
     this.rng = new Rng(seed);
   }
 
@@ -115,7 +120,7 @@ export class Schedule {
     const r = this.rng;
     const buf = r.int(this.bufs.length);
     const b = this.bufs[buf];
-    const w = WEIGHTS[b.kind];
+    const w = this.slow ? WEIGHTS[b.kind] : WEIGHTS[b.kind].filter(([k]) => k !== 'slow-device');
     let x = r.int(w.reduce((s, [, n]) => s + n, 0));
     let kind = w[0][0];
     for (const [k, n] of w) {

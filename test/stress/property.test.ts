@@ -9,8 +9,8 @@ import { bufferPlan, type Op, type OpKind } from '../../src/stress/schedule.js';
 
 const IMPORTERS = 1;
 const bufs = bufferPlan(IMPORTERS);
-const ANON: OpKind[] = ['migrate-dev', 'migrate-ram', 'munmap', 'mprotect', 'dontneed', 'notifier-insert', 'notifier-remove', 'iotlb-flush', 'slow-device'];
-const BAR: OpKind[] = ['revoke', 'slot-close', 'munmap', 'notifier-insert', 'notifier-remove', 'slow-device'];
+const ANON: OpKind[] = ['migrate-dev', 'migrate-ram', 'munmap', 'mprotect', 'dontneed', 'notifier-insert', 'notifier-remove', 'iotlb-flush', 'slow-device', 'inv-storm'];
+const BAR: OpKind[] = ['revoke', 'slot-close', 'munmap', 'notifier-insert', 'notifier-remove', 'slow-device', 'inv-storm'];
 
 /** One operation valid for its buffer. */
 const opArb: fc.Arbitrary<Op> = fc.integer({ min: 0, max: bufs.length - 1 }).chain((buf) => {

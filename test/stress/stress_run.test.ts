@@ -1,6 +1,6 @@
 // Small, fast versions of `peervma stress`: a clean run with each IOMMU
 // setting finds nothing and streams both ways, and every violation kind the
-// stress checker reports (payload, shadow, protocol) is provoked once by
+// stress checker reports (payload, shadow, protocol, leaks at exit) is provoked once by
 // breaking something on purpose (xHooks). Kernel and generation kinds are
 // provoked by the injected faults (inject.test.ts).
 import t from 'tap';
@@ -31,6 +31,7 @@ for (const iommu of [false, true]) {
     t.ok(r.pagesRead > 0 && r.pagesWritten > 0, `pages read ${r.pagesRead}, written ${r.pagesWritten}`);
     t.ok(r.ackUs.n > 0 && r.ackUs.p99 >= r.ackUs.p50 && r.roundTripUs > 0);
     t.match(r.schedule, /^[0-9a-f]{16}$/);
+    t.notOk(r.violations.some((v) => v.kind === 'pages-leaked-at-exit'), 'the exit gave every page back');
   });
 }
 
@@ -40,7 +41,10 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
     seed: 12,
     iommu: false,
     xHooks: {
-      afterBoot: (rig) => void rig.mm.notifiers.insert(0, TASK_SIZE, { invalidate: () => false }, 'x-refuser'),
+      afterBoot: (rig) => {
+        rig.mm.notifiers.insert(0, TASK_SIZE, { invalidate: () => false }, 'x-refuser');
+        rig.machine.ram.allocContig(1); // a page nobody will free
+      },
       beforeEnd: async (rig) => {
         const b0 = rig.bufs[0]; // imp0's anonymous buffer
         const n = b0.spec.npages * PAGE_SIZE;
@@ -66,6 +70,7 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
   t.ok(k.includes('payload/corrupt-data'), 'corrupt-data reported');
   t.ok(k.includes('shadow/corrupt'), 'the end-of-run shadow compare saw it too');
   t.ok(k.includes('protocol/refused-blockable'), 'the refusing notifier is reported (and nothing hung)');
+  t.ok(k.includes('protocol/pages-leaked-at-exit'), 'the page left allocated after the process exited is reported');
   const v = r.violations.find((x) => x.kind === 'stale-data')!;
   t.match(v, { device: 'imp0', buf: 0 });
   t.ok(v.page !== null && v.step >= 0 && v.op.length > 0, 'named: device, buffer, page, step, operation');
