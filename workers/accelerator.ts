@@ -50,7 +50,7 @@ import {
   type AccCounters,
 } from '../src/devices/accelerator_abi.js';
 import { accelInit, accelStep, accelTransform, checksumWords } from '../src/devices/models/accel_kernel.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { AcceleratorOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 
@@ -191,9 +191,8 @@ export function createAccelerator(ctx: DeviceContext): DeviceModel {
           return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: unknown opcode ${cmd.opcode}`) };
       }
     },
-    control(cmd: DeviceCmd): DeviceCmdResult {
-      if (cmd.op === 'acc-counters') return { ...c };
-      return { errno: 'EINVAL', message: `${name}: unknown accelerator command '${cmd.op}'` };
-    },
+    commands: {
+      'acc-counters': () => ({ ...c }),
+    } satisfies CmdHandlers<keyof AcceleratorOps>,
   };
 }

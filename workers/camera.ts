@@ -3,7 +3,7 @@
  * frame_pattern.ts) into its line buffer and DMAs it out.
  *
  * CAPTURE (bounce mode): dst = frame buffer bus address, len =
- * width*height*4, args = [frame, seed, width]. The camera never knows what
+ * width*height*4, args = CAM_ARG_FRAME, _SEED, _WIDTH. The camera never knows what
  * is at dst: the bus decides.
  *
  * CAPTURE_CHAINED (P2P mode, RFC use cases [A] + [B]): the camera is bound
@@ -25,10 +25,10 @@
  */
 import { CqStatus, SQE_BYTES, writeSqe, type SqCommand } from '../src/shm/ring.js';
 import { renderPattern } from '../src/devices/models/frame_pattern.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CameraOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FLAGS, CC_ARG_FRAME, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 
 /** Bytes rendered per DMA burst; the line buffer holds two. */
@@ -57,7 +57,9 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
 
   /** Renders frame `frame` and hands each burst to `out(offset, localOff, n)`. */
   function render(cmd: SqCommand, out: (off: number, localOff: number, n: number) => string | null): string | null {
-    const [frame, seed, width] = cmd.args;
+    const frame = cmd.args[CAM_ARG_FRAME];
+    const seed = cmd.args[CAM_ARG_SEED];
+    const width = cmd.args[CAM_ARG_WIDTH];
     for (let off = 0; off < cmd.len; off += BURST) {
       const n = Math.min(BURST, cmd.len - off);
       const t0 = performance.now();
@@ -74,7 +76,10 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
   /** Writes a PROCESS_LOCAL entry into the engine's ring and rings its doorbell. */
   function submitToEngine(c: Chain, cmd: SqCommand): string | null {
     const frame = cmd.args[CAM_ARG_FRAME];
-    writeSqe(scratch, 0, { opcode: CC_OP_PROCESS_LOCAL, cid: frame & 0xffff, src: cmd.args[CAM_ARG_INPUT], dst: cmd.src, len: cmd.len, args: [frame, cmd.args[CAM_ARG_CC_FLAGS]] });
+    const args = [0, 0];
+    args[CC_ARG_FRAME] = frame;
+    args[CC_ARG_FLAGS] = cmd.args[CAM_ARG_CC_FLAGS];
+    writeSqe(scratch, 0, { opcode: CC_OP_PROCESS_LOCAL, cid: frame & 0xffff, src: cmd.args[CAM_ARG_INPUT], dst: cmd.src, len: cmd.len, args });
     const err = ctx.va().write(c.sqVa + c.tail * SQE_BYTES, SQE_SCRATCH, SQE_BYTES);
     if (err) return err;
     c.tail = (c.tail + 1) % c.entries;
@@ -84,24 +89,26 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
 
   return {
     execute(cmd: SqCommand) {
-      if (cmd.len % 4 !== 0 || cmd.args[2] <= 0) return fail(CqStatus.InvalidField, `${ctx.self.name}: CAPTURE of ${cmd.len} bytes, width ${cmd.args[2]}`);
+      const width = cmd.args[CAM_ARG_WIDTH];
+      if (cmd.len % 4 !== 0 || width <= 0) return fail(CqStatus.InvalidField, `${ctx.self.name}: CAPTURE of ${cmd.len} bytes, width ${width}`);
       if (cmd.opcode === CAMERA_OP_CAPTURE) {
         const err = render(cmd, (off, local, n) => ctx.dma.write(cmd.dst + off, local, n));
-        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[0] };
+        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[CAM_ARG_FRAME] };
       }
       if (cmd.opcode === CAMERA_OP_CAPTURE_CHAINED) {
         if (!chain) return fail(CqStatus.InvalidField, `${ctx.self.name}: CAPTURE_CHAINED before deviceCmd 'chain' named the engine's queue`);
         const c = chain;
         const end = cmd.dst + cmd.len;
         const err = render(cmd, (off, local, n) => ctx.va().write(cmd.dst + off, local, n, end)) ?? submitToEngine(c, cmd);
-        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[0] };
+        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[CAM_ARG_FRAME] };
       }
       return fail(CqStatus.InvalidOpcode, `${ctx.self.name}: unknown opcode ${cmd.opcode}`);
     },
-    control(cmd: DeviceCmd): DeviceCmdResult {
-      if (cmd.op !== 'chain') return { errno: 'EINVAL', message: `${ctx.self.name}: unknown camera command '${cmd.op}'` };
-      chain = { sqVa: cmd.sqVa as number, entries: cmd.entries as number, doorbell: cmd.doorbell as number, tail: 0 };
-      return { errno: 0 };
-    },
+    commands: {
+      chain: (cmd) => {
+        chain = { sqVa: cmd.sqVa, entries: cmd.entries, doorbell: cmd.doorbell, tail: 0 };
+        return { errno: 0 };
+      },
+    } satisfies CmdHandlers<keyof CameraOps>,
   };
 }

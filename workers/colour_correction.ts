@@ -7,10 +7,10 @@
  * tables of 256 entries and one 32-bit word per pixel, so the checker's
  * reference is an independent implementation.
  *
- * Command PROCESS: src, dst, len = width*height*4, args = [frame].
+ * Command PROCESS: src, dst, len = width*height*4, args[CC_ARG_FRAME] = frame.
  * Command PROCESS_LOCAL: the same with src a byte offset in this device's
  * own memory — the input a peer (the camera) wrote through our BAR; with
- * CC_F_DST_VA in args[1], dst is a process virtual address (the engine is
+ * CC_F_DST_VA in args[CC_ARG_FLAGS], dst is a process virtual address (the engine is
  * bound to the process; a final buffer in a third device's BAR).
  * Properties: matrix (9 ints, Q8), lut (768 ints), x-corrupt-frame/-offset.
  */
@@ -19,7 +19,7 @@ import { DeviceStats } from '../src/shm/device_ctl.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 
-import { CC_F_DST_VA, CC_OP_PROCESS, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { CC_ARG_FLAGS, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 /** Bytes per line-buffer burst; input and output buffers of this size each. */
 const BURST = 64 * 1024;
 
@@ -71,7 +71,7 @@ export function createColourCorrection(ctx: DeviceContext): DeviceModel {
     execute(cmd: SqCommand) {
       const local = cmd.opcode === CC_OP_PROCESS_LOCAL;
       // A final buffer in a third device's BAR, mapped in the process the engine is bound to.
-      const toVa = local && (cmd.args[1] & CC_F_DST_VA) !== 0;
+      const toVa = local && (cmd.args[CC_ARG_FLAGS] & CC_F_DST_VA) !== 0;
       if (cmd.opcode !== CC_OP_PROCESS && !local) return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${ctx.self.name}: unknown opcode ${cmd.opcode}`) };
       if (cmd.len % 4 !== 0) return { status: CqStatus.InvalidField, result: ctx.logError(`${ctx.self.name}: PROCESS of ${cmd.len} bytes is not whole pixels`) };
       if (local && (cmd.src % 4 !== 0 || cmd.src + cmd.len > mem.length)) return { status: CqStatus.InvalidField, result: ctx.logError(`${ctx.self.name}: PROCESS_LOCAL of [${cmd.src}, +${cmd.len}) is outside its ${mem.length}-byte memory`) };
@@ -89,11 +89,11 @@ export function createColourCorrection(ctx: DeviceContext): DeviceModel {
         transform(inp.subarray(0, n / 4), outBuf, tables);
         stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
         traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, n);
-        if (cmd.args[0] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;
+        if (cmd.args[CC_ARG_FRAME] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;
         const outErr = toVa ? ctx.va().write(cmd.dst + off, BURST, n, cmd.dst + cmd.len) : ctx.dma.write(cmd.dst + off, BURST, n);
         if (outErr) return { status: CqStatus.DataTransferError, result: ctx.logError(outErr) };
       }
-      return { status: CqStatus.Success, result: cmd.args[0] };
+      return { status: CqStatus.Success, result: cmd.args[CC_ARG_FRAME] };
     },
   };
 }

@@ -9,17 +9,17 @@
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from '../src/devices/comlink_node.js';
-import type { DeviceCmd, DeviceCmdResult, DeviceConfig, DeviceEndpointApi, DeviceErrorRecord, QueueConfig } from '../src/devices/protocol.js';
+import type { CmdHandlers, DeviceCmd, DeviceConfig, DeviceEndpointApi, DeviceErrorRecord, DeviceReply, QueueConfig, RuntimeOps } from '../src/devices/protocol.js';
 import { BusDecoder } from '../src/shm/bus_map.js';
 import { attachMachineShm } from '../src/shm/phys_mem.js';
 import { DeviceLoop } from './runtime/device_loop.js';
 import { DeviceQueues } from './runtime/device_queues.js';
 import { DmaEngine } from './runtime/dma_engine.js';
 import { InvalidationPort } from './runtime/invalidation.js';
-import type { DeviceModel } from './runtime/device_model.js';
+import { serveCmd, type DeviceModel } from './runtime/device_model.js';
 import { deviceFactories } from './registry.js';
 import type { DeviceCtxCore } from './runtime/device_ctx.js';
-import { attachIommu, VaSpace, type BindMsg } from './runtime/va_space.js';
+import { attachIommu, VaSpace } from './runtime/va_space.js';
 import type { IommuWalk } from './runtime/iommu_walk.js';
 import { traceSink, TraceWriter } from '../src/shm/trace_ring.js';
 
@@ -84,28 +84,29 @@ class DeviceEndpoint implements DeviceEndpointApi {
     return this.log.slice();
   }
 
-  deviceCmd(cmd: DeviceCmd): DeviceCmdResult {
-    const m = this.realised().model;
-    // Binding to a process is the runtime's, for every device kind.
-    if (cmd.op === 'iommu-attach') {
+  /** Binding to a process is the runtime's, for every device kind. */
+  private readonly runtimeCmds: CmdHandlers<keyof RuntimeOps> = {
+    'iommu-attach': (cmd) => {
       if (this.iommu) return { errno: 'EBUSY', message: `${this.core!.self.name}: already behind an IOMMU domain` };
-      this.iommu = attachIommu(this.core!, cmd.domain as SharedArrayBuffer);
+      this.iommu = attachIommu(this.core!, cmd.domain);
       return { errno: 0 };
-    }
-    if (cmd.op === 'bind-mm') {
+    },
+    'bind-mm': (cmd) => {
       if (this.va) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
-      const bind = cmd as unknown as BindMsg;
-      if (bind.iommu && !this.iommu) this.iommu = attachIommu(this.core!, bind.iommu);
-      this.va = new VaSpace(this.core!, bind, this.iommu);
+      if (cmd.iommu && !this.iommu) this.iommu = attachIommu(this.core!, cmd.iommu);
+      this.va = new VaSpace(this.core!, cmd, this.iommu);
       return { errno: 0 };
-    }
-    if (cmd.op === 'unbind-mm') {
+    },
+    'unbind-mm': () => {
       this.va?.detach();
       return { errno: 0 };
-    }
-    if (cmd.op === 'va-counters') return { errno: 0, ...(this.va?.counters ?? {}) };
-    if (!m.control) return { errno: 'EINVAL', message: `device kind has no command '${cmd.op}'` };
-    return m.control(cmd);
+    },
+    'va-counters': () => ({ errno: 0, ...(this.va?.counters ?? {}) }),
+  };
+
+  deviceCmd(cmd: DeviceCmd): DeviceReply {
+    const m = this.realised().model;
+    return serveCmd(this.runtimeCmds, cmd) ?? (m.commands && serveCmd(m.commands, cmd)) ?? { errno: 'EINVAL', message: `${this.core!.self.name}: its device kind has no command '${cmd.op}'` };
   }
 
   /** Counts a served control call, so a running loop may block again. */

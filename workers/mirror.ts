@@ -37,7 +37,7 @@ import type { CommandResult } from './runtime/device_queues.js';
 import { CqStatus } from '../src/shm/ring.js';
 
 import { SafetyChecker } from './runtime/safety_check.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CmdHandlers, DeviceCmd, DeviceReply, MirrorOps } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceTlb, type TlbEntry } from './runtime/device_tlb.js';
 import { IommuWalk } from './runtime/iommu_walk.js';
@@ -70,17 +70,17 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
     return null;
   }
 
-  function attach(cmd: DeviceCmd): DeviceCmdResult {
+  function attach(cmd: DeviceCmd<'attach'>): DeviceReply<'attach'> {
     if (a) return { errno: 'EBUSY', message: `${name}: already attached to a process (detach first)` };
-    const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri as SharedArrayBuffer));
+    const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri));
     prevTranslate = ctx.dma.translate;
     let walk: IommuWalk | null = null;
     if (cmd.iommu) {
-      const w = (walk = new IommuWalk(cmd.iommu as SharedArrayBuffer, ctx.self));
+      const w = (walk = new IommuWalk(cmd.iommu, ctx.self));
       ctx.dma.translate = w.translate;
       ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
     }
-    a = { tlb, walk, checker: new SafetyChecker(name, cmd.safety as SharedArrayBuffer, (m) => ctx.logError(m)), check: cmd.check === true, bounceOff: cmd.bounceOff as number, bouncePages: cmd.bouncePages as number };
+    a = { tlb, walk, checker: new SafetyChecker(name, cmd.safety, (m) => ctx.logError(m)), check: cmd.check, bounceOff: cmd.bounceOff, bouncePages: cmd.bouncePages };
     if (a.check) ctx.dma.onRun = checkRun;
     return { errno: 0 };
   }
@@ -116,12 +116,13 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
    * carries exactly npages pages of data: any other length is EINVAL, so no
    * byte of the bounce page that was not given can reach the target.
    */
-  function rw(cmd: DeviceCmd, write: boolean): DeviceCmdResult {
+  function rw(cmd: DeviceCmd<'read' | 'write'>): DeviceReply<'read' | 'write'> {
     if (!a) return { errno: 'EINVAL', message: `${name}: not attached to a process` };
-    const va0 = cmd.va as number;
-    const npages = cmd.npages as number;
+    const write = cmd.op === 'write';
+    const va0 = cmd.va;
+    const npages = cmd.npages;
     if (!Number.isSafeInteger(va0) || va0 % PAGE_SIZE !== 0 || !Number.isSafeInteger(npages) || npages <= 0) return { errno: 'EINVAL', message: `${name}: range 0x${va0.toString(16)} +${npages} pages (page-aligned address, npages >= 1)` };
-    const data = write ? (cmd.data as Uint8Array) : null;
+    const data = cmd.op === 'write' ? cmd.data : null;
     if (data && data.length !== npages * PAGE_SIZE) return { errno: 'EINVAL', message: `${name}: WRITE of ${npages} pages carries ${data.length} bytes, not ${npages * PAGE_SIZE}` };
     const out = write ? null : new Uint8Array(npages * PAGE_SIZE);
     const p0 = a.tlb.pagesFaulted;
@@ -175,29 +176,22 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
     execute(): CommandResult {
       return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: the mirror device takes commands through deviceCmd, not queues`) };
     },
-    control(cmd: DeviceCmd): DeviceCmdResult {
-      switch (cmd.op) {
-        case 'attach':
-          return attach(cmd);
-        case 'read':
-          return rw(cmd, false);
-        case 'write':
-          return rw(cmd, true);
-        case 'counters':
-          return { errno: 0, requests: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 };
-        case 'detach':
-          // dmirror_fops_release(): the device file may be opened again
-          // (by another process). The old TLB's invalidation hook stays
-          // registered (InvalidationPort has no removal) but drops nothing
-          // from an empty map.
-          a?.tlb.clear();
-          ctx.dma.translate = prevTranslate;
-          ctx.dma.onRun = null;
-          a = null;
-          return { errno: 0 };
-        default:
-          return { errno: 'EINVAL', message: `${name}: unknown mirror command '${cmd.op}'` };
-      }
-    },
+    commands: {
+      attach,
+      read: rw,
+      write: rw,
+      counters: () => ({ errno: 0, requests: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 }),
+      detach: () => {
+        // dmirror_fops_release(): the device file may be opened again
+        // (by another process). The old TLB's invalidation hook stays
+        // registered (InvalidationPort has no removal) but drops nothing
+        // from an empty map.
+        a?.tlb.clear();
+        ctx.dma.translate = prevTranslate;
+        ctx.dma.onRun = null;
+        a = null;
+        return { errno: 0 };
+      },
+    } satisfies CmdHandlers<keyof MirrorOps>,
   };
 }

@@ -35,7 +35,7 @@ import { MonitorSample, NIC_PKT_SLOT_BYTES, NicMem, NIC_MEM_BYTES } from '../src
 import { NIC_MON_MAX_SAMPLES, NIC_MON_MAX_TORN_IN_A_ROW, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
 import { fnv1a } from '../src/devices/models/checksum.js';
 import { FNV_OFFSET } from '../src/devices/fnv.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CmdHandlers, NicOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { createNicNvmeEngine, type NicNvmeEngine } from './nic_nvme_engine.js';
@@ -150,12 +150,12 @@ export function createNic(ctx: DeviceContext): DeviceModel {
           return nvme.execute(cmd) ?? { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: unknown opcode ${cmd.opcode}`) };
       }
     },
-    control(cmd: DeviceCmd): DeviceCmdResult {
-      if (cmd.op === 'nic-counters') {
-        const r: NicCounters = { errno: 0, ...c };
-        return { ...r, ...nvme.counters() };
-      }
-      return nvme.control(cmd) ?? { errno: 'EINVAL', message: `${name}: unknown nic command '${cmd.op}'` };
-    },
+    commands: {
+      'nic-counters': () => {
+        const r: NicCounters = { errno: 0, ...c, ...nvme.counters() };
+        return r;
+      },
+      'nic-iolog': (cmd) => nvme.iolog(cmd.first, cmd.count),
+    } satisfies CmdHandlers<keyof NicOps>,
   };
 }

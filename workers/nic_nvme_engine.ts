@@ -67,15 +67,16 @@ import { DeviceRegs } from '../src/shm/device_ctl.js';
 import { clientPayload, clientRequest } from '../src/devices/models/nic_client.js';
 import type { ClientStream } from '../src/devices/nic_abi.js';
 import { fnv1a } from '../src/devices/models/checksum.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { NicNvmeCounters } from '../src/devices/nic_abi.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext } from './runtime/device_model.js';
 
 export interface NicNvmeEngine {
   /** Executes an NVMe-stream opcode; null when the opcode is not one of its own. */
   execute(cmd: SqCommand): CommandResult | null;
-  control(cmd: DeviceCmd): DeviceCmdResult | null;
-  counters(): Record<string, number>;
+  /** NicIoLog entries [first, first + count) (deviceCmd 'nic-iolog'). */
+  iolog(first?: number, count?: number): { readonly errno: 0; readonly log: Int32Array };
+  counters(): NicNvmeCounters;
 }
 
 /** The attached CMB queue, as NVME_ATTACH described it. */
@@ -307,10 +308,7 @@ export function createNicNvmeEngine(ctx: DeviceContext, words: Int32Array): NicN
           return null;
       }
     },
-    control(cmd) {
-      if (cmd.op !== 'nic-iolog') return null;
-      const first = (cmd.first as number | undefined) ?? 0;
-      const count = (cmd.count as number | undefined) ?? log.length / NicIoLog.kFieldCount - first;
+    iolog(first = 0, count = log.length / NicIoLog.kFieldCount - first) {
       const out = new Int32Array(Math.max(0, count) * NicIoLog.kFieldCount);
       out.set(log.subarray(first * NicIoLog.kFieldCount, Math.min(log.length, (first + count) * NicIoLog.kFieldCount)));
       return { errno: 0, log: out };

@@ -31,7 +31,7 @@
 import { DeviceStats, NR_QUEUES } from '../src/shm/device_ctl.js';
 import { CqProducer, CqStatus, SqConsumer, CQE_BYTES, SQE_BYTES, type SqCommand } from '../src/shm/ring.js';
 import { NVME_ADMIN_BYTES, NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_F_CMB, NVME_HOST_QID, NVME_OP_READ, NVME_OP_WRITE, type NvmeCounters } from '../src/devices/nvme_abi.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CmdHandlers, DeviceCmd, DeviceReply, NvmeOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 
@@ -165,9 +165,8 @@ export function createNvme(ctx: DeviceContext): DeviceModel {
     return progress;
   }
 
-  function format(cmd: DeviceCmd): DeviceCmdResult {
-    const blockOff = cmd.blockOff as number;
-    const blocks = cmd.blocks as number;
+  function format(cmd: DeviceCmd<'nvme-format'>): DeviceReply<'nvme-format'> {
+    const { blockOff, blocks } = cmd;
     if (!Number.isInteger(blocks) || blocks <= 0 || !inMem(blockOff, blocks * blockBytes)) return { errno: 'EINVAL', message: `${name}: namespace of ${blocks} blocks at ${blockOff} does not fit its ${mem!.length}-byte memory` };
     if (blockOff < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${name}: namespace at ${blockOff} overlaps the controller's working memory [0, ${NVME_ADMIN_BYTES})` };
     mem!.fill(0, blockOff, blockOff + blocks * blockBytes);
@@ -175,13 +174,8 @@ export function createNvme(ctx: DeviceContext): DeviceModel {
     return { errno: 0, blockBytes };
   }
 
-  function createCmbQueue(cmd: DeviceCmd): DeviceCmdResult {
-    const qid = cmd.qid as number;
-    const entries = cmd.entries as number;
-    const sqOff = cmd.sqOff as number;
-    const cqOff = cmd.cqOff as number;
-    const dataOff = cmd.dataOff as number;
-    const dataBytes = cmd.dataBytes as number;
+  function createCmbQueue(cmd: DeviceCmd<'nvme-create-cmb-queue'>): DeviceReply<'nvme-create-cmb-queue'> {
+    const { qid, entries, sqOff, cqOff, dataOff, dataBytes } = cmd;
     if (!ns) return { errno: 'EINVAL', message: `${name}: create a CMB queue after nvme-format ` };
     if (!Number.isInteger(qid) || qid === NVME_HOST_QID || qid < 0 || qid >= NR_QUEUES) return { errno: 'EINVAL', message: `${name}: CMB queue id ${qid} (1..${NR_QUEUES - 1}; qid ${NVME_HOST_QID} is the host's)` };
     if (cmb[qid]) return { errno: 'EBUSY', message: `${name}: CMB queue ${qid} exists` };
@@ -196,7 +190,7 @@ export function createNvme(ctx: DeviceContext): DeviceModel {
       cq: new CqProducer(view(cqOff, entries * CQE_BYTES), entries, ctx.self.regs, qid),
       dataOff,
       dataBytes,
-      msiAddr: cmd.msiAddr as number,
+      msiAddr: cmd.msiAddr,
     };
     return { errno: 0 };
   }
@@ -207,19 +201,13 @@ export function createNvme(ctx: DeviceContext): DeviceModel {
       return rw(cmd, null);
     },
     poll: pollCmb,
-    control(cmd: DeviceCmd): DeviceCmdResult {
-      switch (cmd.op) {
-        case 'nvme-format':
-          return format(cmd);
-        case 'nvme-create-cmb-queue':
-          return createCmbQueue(cmd);
-        case 'nvme-counters': {
-          const r: NvmeCounters = { errno: 0, ...c };
-          return { ...r };
-        }
-        default:
-          return { errno: 'EINVAL', message: `${name}: unknown nvme command '${cmd.op}'` };
-      }
-    },
+    commands: {
+      'nvme-format': format,
+      'nvme-create-cmb-queue': createCmbQueue,
+      'nvme-counters': () => {
+        const r: NvmeCounters = { errno: 0, ...c };
+        return r;
+      },
+    } satisfies CmdHandlers<keyof NvmeOps>,
   };
 }

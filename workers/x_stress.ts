@@ -21,7 +21,7 @@ import { PAGE_SIZE, POISON_BYTE } from '../src/shm/constants.js';
 import { loadU64 } from '../src/shm/layout.js';
 import { CqStatus } from '../src/shm/ring.js';
 import { judgePage, STRESS_MAX_BUFS, STRESS_VIOLATION_RECORDS, StressBuf, stressBufWord, stressDevWord, StressDevStat, StressHdr, StressInject, StressViolation, StressViolationKind, writePayload } from '../src/shm/stress_layout.js';
-import type { DeviceCmd, DeviceCmdResult } from '../src/devices/protocol.js';
+import type { CmdHandlers, StressOps, StressShadow } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 
 /** Pages per burst (the scratch area holds one write and one read burst). */
@@ -147,26 +147,25 @@ export function createStress(ctx: DeviceContext): DeviceModel {
     return true;
   }
 
-  function control(cmd: DeviceCmd): DeviceCmdResult {
-    if (cmd.op === 'stress-attach') {
-      shm = new Int32Array(cmd.shm as SharedArrayBuffer);
-      dw = stressDevWord(cmd.slot as number);
-      rng = ((cmd.seed as number) * 2654435761 + ctx.self.index * 40503 + 1) | 0 || 1;
+  const commands: CmdHandlers<keyof StressOps> = {
+    'stress-attach': (cmd) => {
+      shm = new Int32Array(cmd.shm);
+      dw = stressDevWord(cmd.slot);
+      rng = (cmd.seed * 2654435761 + ctx.self.index * 40503 + 1) | 0 || 1;
       return { errno: 0 };
-    }
-    if (cmd.op === 'stress-shadow') {
-      const out: { buf: number; epoch: number; acc: (number[] | null)[] }[] = [];
+    },
+    'stress-shadow': () => {
+      const out: StressShadow[] = [];
       for (const [buf, sh] of shadows) if (buf < STRESS_MAX_BUFS) out.push({ buf, epoch: sh.epoch, acc: sh.acc });
       return { errno: 0, shadows: out };
-    }
-    return { errno: 'EINVAL', message: `${name}: unknown x-stress command '${cmd.op}'` };
-  }
+    },
+  };
 
   return {
     execute() {
       return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: the x-stress device takes no queue commands`) };
     },
     poll: () => (shm ? pass() : false),
-    control,
+    commands,
   };
 }

@@ -16,9 +16,12 @@ export const CC_OP_PROCESS = 1;
 /** Colour correction with the input already in its own memory at byte offset src. */
 export const CC_OP_PROCESS_LOCAL = 2;
 
-/** PROCESS_LOCAL args[1] flag: dst is a virtual address of the process the engine is bound to (a final buffer in a third device's BAR). */
+/** PROCESS and PROCESS_LOCAL argument positions: the frame number (the completion's result), PROCESS_LOCAL's CC_F_* flags. */
+export const CC_ARG_FRAME = 0;
+export const CC_ARG_FLAGS = 1;
+/** PROCESS_LOCAL CC_ARG_FLAGS flag: dst is a virtual address of the process the engine is bound to (a final buffer in a third device's BAR). */
 export const CC_F_DST_VA = 1;
-/** CAPTURE_CHAINED argument positions. */
+/** CAPTURE and CAPTURE_CHAINED argument positions (CAPTURE takes the first three). */
 export const CAM_ARG_FRAME = 0;
 export const CAM_ARG_SEED = 1;
 export const CAM_ARG_WIDTH = 2;
@@ -26,6 +29,8 @@ export const CAM_ARG_WIDTH = 2;
 export const CAM_ARG_INPUT = 3;
 /** PROCESS_LOCAL flags the camera puts in the engine's ring entry (CC_F_*). */
 export const CAM_ARG_CC_FLAGS = 4;
+/** Argument words of a camera command. */
+export const CAM_ARGS = 5;
 
 /**
  * The sensor pattern the camera renders (src/devices/models/frame_pattern.ts)

@@ -15,7 +15,7 @@ import * as Comlink from 'comlink';
 import { DeviceError } from '../errors.js';
 import { DeviceCtl, ringWake } from '../shm/device_ctl.js';
 import { nodeEndpoint } from './comlink_node.js';
-import type { DeviceEndpointApi } from './protocol.js';
+import type { DeviceCmd, DeviceEndpointApi, DeviceOp, DeviceReply } from './protocol.js';
 import { WORKER_EXEC_ARGV, compiledModule } from './worker_entry.js';
 
 type Method = keyof DeviceEndpointApi;
@@ -67,10 +67,17 @@ export class DeviceHandle {
    * device answer, so it gets BOOT_TIMEOUT_MS at least.
    */
   async call<M extends Method>(method: M, ...args: Parameters<DeviceEndpointApi[M]>): Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>> {
+    return this.answer(method, () => {
+      const fn = this.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
+      return fn(...args);
+    });
+  }
+
+  /** Sends one control call (`send`, not run after a failure: the proxy may be released) and waits for its answer with the deadline of `method`. */
+  private async answer<T>(method: Method, send: () => Promise<T>): Promise<T> {
     if (this.failure) throw this.failure;
     Atomics.add(this.ctl, DeviceCtl.ctrlReq, 1);
-    const fn = this.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
-    const answer = fn(...args);
+    const answer = send();
     ringWake(this.ctl);
     const deadline = method === 'configure' ? Math.max(this.timeoutMs, BOOT_TIMEOUT_MS) : this.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
@@ -87,6 +94,21 @@ export class DeviceHandle {
       clearTimeout(timer);
       unlisten();
     }
+  }
+
+  /**
+   * A kind-specific command (src/devices/protocol.ts), its reply typed by
+   * the op. comlink's Remote type drops the op's correlation (a structured
+   * clone crosses the wire), so the remote deviceCmd is restated here with
+   * it: the worker answers through the handler of cmd.op (serveCmd in
+   * workers/runtime/device_model.ts), which the compiler checked against
+   * the same row of the table.
+   */
+  cmd<O extends DeviceOp>(cmd: DeviceCmd<O>): Promise<DeviceReply<O>> {
+    return this.answer('deviceCmd', () => {
+      const deviceCmd = this.remote.deviceCmd as unknown as (c: DeviceCmd<O>) => Promise<DeviceReply<O>>;
+      return deviceCmd(cmd);
+    });
   }
 
   /** Records the first failure and tells the listeners; returns the error in force. */

@@ -14,7 +14,7 @@ import { BusDecoder } from '../shm/bus_map.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceCtl } from '../shm/device_ctl.js';
 import { attachMachineShm, createMachineShm, type DeviceShm, type MachineShm } from '../shm/phys_mem.js';
-import { PageAllocator } from '../kernel/page_alloc.js';
+import { PageAllocator } from '../shm/page_alloc.js';
 import { DeviceHandle } from './device_handle.js';
 import { checkLimits } from './limits.js';
 import { deviceKinds } from './device_kinds.js';

@@ -114,8 +114,26 @@ export const NIC_MON_MAX_SAMPLES = 1;
 /** Consecutive torn reads after which MONITOR gives up (a writer stuck mid-update). */
 export const NIC_MON_MAX_TORN_IN_A_ROW = 100000;
 
+/** The NVMe-driving engine's part of the 'nic-counters' answer (workers/nic_nvme_engine.ts). */
+export interface NicNvmeCounters {
+  /** Requests completed, and of them READs and WRITEs (both paths). */
+  readonly ios: number;
+  readonly ioReads: number;
+  readonly ioWrites: number;
+  /** P2P path: doorbell writes to the NVMe, CQ polls that found nothing new, sleeps on the wake word. */
+  readonly sqDoorbells: number;
+  readonly cqDoorbells: number;
+  readonly emptyCqPolls: number;
+  readonly waits: number;
+  /** Bounce path: RECV and XMIT commands. */
+  readonly recvs: number;
+  readonly xmits: number;
+  /** MSIs the NVMe wrote to the NIC's NIC_MSI_REG. */
+  readonly msi: number;
+}
+
 /** Answer of deviceCmd({ op: 'nic-counters' }). */
-export interface NicCounters {
+export interface NicCounters extends NicNvmeCounters {
   readonly errno: 0;
   /** Bytes transmitted by SEND. */
   readonly sent: number;

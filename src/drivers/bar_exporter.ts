@@ -35,7 +35,7 @@ import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
 import type { DeviceRef, P2pMapResult, VmOps } from '../kernel/p2p_map.js';
 import type { Vma } from '../kernel/vma.js';
 import { DriverLock } from '../kernel/mmu_notifier.js';
-import type { PageAllocator } from '../kernel/page_alloc.js';
+import type { PageAllocator } from '../shm/page_alloc.js';
 
 export interface ExportPolicy {
   /** Importers allowed by name, or '*'. */

@@ -9,7 +9,7 @@
  */
 import { PAGE_SIZE } from '../shm/constants.js';
 import { CqConsumer, queuePairBytes, SqProducer, type Completion, type SqCommand } from '../shm/ring.js';
-import type { Extent } from '../kernel/page_alloc.js';
+import type { Extent } from '../shm/page_alloc.js';
 import type { Device, Machine } from '../devices/machine.js';
 import { busWordView } from '../shm/bus_map.js';
 import { DeviceError } from '../errors.js';

@@ -30,7 +30,8 @@ import { DeviceStats, ringWake } from '../shm/device_ctl.js';
 import { loadU64, storeU64 } from '../shm/layout.js';
 import { errnoCode, PageRequest, ReplyEntry } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
-import type { DeviceCmdResult } from '../devices/protocol.js';
+import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
+import { deviceCmdOk } from './device_cmd.js';
 import type { DevMem } from '../kernel/devmem.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
@@ -43,12 +44,7 @@ import type { Vma } from '../kernel/vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** What the device is told when bound: its mailbox, IOMMU domain and safety log. */
-export interface BindInfo {
-  readonly pri: SharedArrayBuffer;
-  readonly iommu: SharedArrayBuffer | null;
-  readonly safety: SharedArrayBuffer;
-  readonly check: boolean;
-}
+export type { BindInfo };
 
 /**
  * Keys of `m` in [v0, v1): walks the range when it is smaller than the map
@@ -146,7 +142,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /** Device command that drops every translation at close. */
-  protected get detachOp(): string {
+  protected get detachOp(): 'unbind-mm' | 'detach' {
     return 'unbind-mm';
   }
 
@@ -309,9 +305,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     ringWake(this.dev.shm.ctl);
   }
 
-  protected async cmd(c: { op: string; [k: string]: unknown }): Promise<DeviceCmdResult> {
-    const r = await this.kernel.machine.race(this.dev.handle.call('deviceCmd', c));
-    if (r.errno !== 0) throw new PeerVmaError(r.errno as Errno, this.name, r.message ?? `device command '${c.op}' failed`);
-    return r;
+  protected cmd<O extends DeviceOp>(c: DeviceCmd<O>): Promise<DeviceOk<O>> {
+    return deviceCmdOk(this.kernel.machine, this.dev, this.name, c);
   }
 }

@@ -101,7 +101,7 @@ export class MirrorDriver extends ImporterBinding {
   async read(va: number, npages: number): Promise<MirrorIoResult> {
     this.checkCmd('READ', va, npages);
     const r = await this.cmd({ op: 'read', va, npages });
-    return { data: r.data as Uint8Array, faults: r.faults as number, requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+    return { data: r.data, faults: r.faults, requests: r.requests, pagesFaulted: r.pagesFaulted, cpages: r.cpages };
   }
 
   /**
@@ -112,7 +112,7 @@ export class MirrorDriver extends ImporterBinding {
   async write(va: number, npages: number, data: Uint8Array): Promise<MirrorIoResult> {
     this.checkCmd('WRITE', va, npages);
     const r = await this.cmd({ op: 'write', va, npages, data });
-    return { data: null, faults: r.faults as number, requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, cpages: r.cpages as number };
+    return { data: null, faults: r.faults, requests: r.requests, pagesFaulted: r.pagesFaulted, cpages: r.cpages };
   }
 
   /**
@@ -240,7 +240,7 @@ export class MirrorDriver extends ImporterBinding {
 
   async counters(): Promise<{ requests: number; pagesFaulted: number; retries: number; tlb: number; iotlb: number }> {
     const r = await this.cmd({ op: 'counters' });
-    return { requests: r.requests as number, pagesFaulted: r.pagesFaulted as number, retries: r.retries as number, tlb: r.tlb as number, iotlb: r.iotlb as number };
+    return { requests: r.requests, pagesFaulted: r.pagesFaulted, retries: r.retries, tlb: r.tlb, iotlb: r.iotlb };
   }
 
   /** dmirror_mkentry(). */
@@ -253,7 +253,7 @@ export class MirrorDriver extends ImporterBinding {
     return perm | (flags & HMM_PFN_WRITE ? MIRROR_PROT.WRITE : MIRROR_PROT.READ);
   }
 
-  protected override get detachOp(): string {
+  protected override get detachOp(): 'detach' {
     return 'detach';
   }
 }

@@ -21,17 +21,18 @@
  * revokes it (a revoke moves the pages under the controller's rings), and
  * munmap happens at teardown after the importer stopped.
  */
-import { PeerVmaError, type Errno } from '../errors.js';
+import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceRegs } from '../shm/device_ctl.js';
 import { bar0Base } from '../shm/phys_mem.js';
 import { queuePairBytes } from '../shm/ring.js';
 import type { Device } from '../devices/machine.js';
-import type { DeviceCmdResult } from '../devices/protocol.js';
+import type { DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
+import { deviceCmdOk } from './device_cmd.js';
 import { NVME_CMB_QID, NVME_HOST_QID, type NvmeCounters } from '../devices/nvme_abi.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Mm } from '../kernel/mm.js';
-import type { Extent } from '../kernel/page_alloc.js';
+import type { Extent } from '../shm/page_alloc.js';
 import type { Vma } from '../kernel/vma.js';
 import { BarExporter, type ExportPolicy } from './bar_exporter.js';
 import { HostQueue } from './host_queue.js';
@@ -130,7 +131,7 @@ export class NvmeDriver {
   }
 
   async counters(): Promise<NvmeCounters> {
-    return (await this.cmd({ op: 'nvme-counters' })) as unknown as NvmeCounters;
+    return this.cmd({ op: 'nvme-counters' });
   }
 
   /** Frees the namespace (the device must be stopped or idle). */
@@ -138,10 +139,8 @@ export class NvmeDriver {
     for (const e of this.extents.splice(0).reverse()) this.dev.mem!.freeExtent(e);
   }
 
-  private async cmd(c: { op: string; [k: string]: unknown }): Promise<DeviceCmdResult> {
-    const r = await this.kernel.machine.race(this.dev.handle.call('deviceCmd', c));
-    if (r.errno !== 0) throw new PeerVmaError(r.errno as Errno, this.name, r.message ?? `device command '${c.op}' failed`);
-    return r;
+  private cmd<O extends DeviceOp>(c: DeviceCmd<O>): Promise<DeviceOk<O>> {
+    return deviceCmdOk(this.kernel.machine, this.dev, this.name, c);
   }
 }
 

@@ -21,7 +21,7 @@
 import { PAGE_SIZE } from '../shm/constants.js';
 import type { Errno } from '../errors.js';
 import type { Device } from '../devices/machine.js';
-import type { PageAllocator } from './page_alloc.js';
+import type { PageAllocator } from '../shm/page_alloc.js';
 import type { Kernel } from './kernel.js';
 import type { Mm } from './mm.js';
 import type { DeviceRef } from './p2p_map.js';

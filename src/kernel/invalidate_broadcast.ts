@@ -29,7 +29,7 @@
  * unacked ranges are re-sent with every later batch until an ack covers
  * them.
  */
-import { DeviceCtl, INV_BATCH, INV_RANGE_WORDS, ringWake } from '../shm/device_ctl.js';
+import { DeviceCtl, INV_BATCH, INV_RANGE_WORDS, InvRange, ringWake } from '../shm/device_ctl.js';
 import { storeU64 } from '../shm/layout.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
@@ -85,8 +85,8 @@ export class DeviceInvalidator {
     const ctl = this.ctl;
     batch.forEach((r, i) => {
       const w = DeviceCtl.invRanges + i * INV_RANGE_WORDS;
-      storeU64(ctl, w, r.start);
-      storeU64(ctl, w + 2, r.end);
+      storeU64(ctl, w + InvRange.start, r.start);
+      storeU64(ctl, w + InvRange.end, r.end);
     });
     Atomics.store(ctl, DeviceCtl.invCount, batch.length);
     const seq = (this.seq = (this.seq + 1) | 0);

@@ -24,7 +24,7 @@ import { DeviceInvalidator, type InvRange } from './invalidate_broadcast.js';
 import { IommuDomain } from './iommu.js';
 import { Mm } from './mm.js';
 import { noFabricPolicy, type DeviceRef, type P2pPolicy } from './p2p_map.js';
-import type { PageAllocator } from './page_alloc.js';
+import type { PageAllocator } from '../shm/page_alloc.js';
 
 export interface KernelOptions {
   /** Fabric verdicts (src/hw via workloads/kernel_boot.ts). Without one, every P2P pair is refused (noFabricPolicy). */

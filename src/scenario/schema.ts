@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { sizeSchema } from './size.js';
+import { sizeSchema } from '../common/size.js';
 import { TopologySchema } from '../hw/topology_schema.js';
 import { cameraChainSchema } from '../workloads/camera_chain/schema.js';
 import { nicNvmeSchema } from '../workloads/nic_nvme/schema.js';

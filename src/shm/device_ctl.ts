@@ -27,8 +27,13 @@ import { defineLayout } from './layout.js';
 export const NR_QUEUES = 4;
 /** Ranges carried by one invalidation broadcast (DESIGN.md section 4). */
 export const INV_BATCH = 8;
-/** Words per invalidation range: start (u64), end (u64). */
-export const INV_RANGE_WORDS = 4;
+/** One invalidation range inside DeviceCtl.invRanges: [start, end) of process VAs, two u64s. */
+export const InvRange = defineLayout({
+  start: { words: 2, writer: 'main', doc: 'first byte of the range (u64: lo, hi; storeU64/loadU64)' },
+  end: { words: 2, writer: 'main', doc: 'end of the range, exclusive (u64: lo, hi)' },
+});
+/** Words per invalidation range. */
+export const INV_RANGE_WORDS = InvRange.kFieldCount;
 
 export const DeviceCtl = defineLayout({
   wake: { writer: 'both', doc: 'bumped by anything that gives the worker work; the worker Atomics.waits on it' },
@@ -39,7 +44,7 @@ export const DeviceCtl = defineLayout({
   heartbeat: { writer: 'worker', doc: 'bumped on every pass of the device loop' },
   invSeq: { writer: 'main', doc: 'sequence of the latest invalidation batch posted to this device' },
   invCount: { writer: 'main', doc: 'ranges valid in invRanges for invSeq' },
-  invRanges: { words: INV_BATCH * INV_RANGE_WORDS, writer: 'main', doc: '[start lo, start hi, end lo, end hi] per range' },
+  invRanges: { words: INV_BATCH * INV_RANGE_WORDS, writer: 'main', doc: 'INV_BATCH InvRange records' },
   invAck: { writer: 'worker', doc: 'last invSeq whose ranges the device no longer touches' },
   invDelayMs: { writer: 'main', doc: 'fault injection: the device acks invalidations this late' },
   invIgnore: { writer: 'main', doc: 'fault injection: the device acks but keeps its translations (a rogue device)' },

@@ -52,7 +52,7 @@ export interface LiveBuf {
 }
 
 export class StressRig {
-  readonly shm: Int32Array;
+  readonly shm: Int32Array<SharedArrayBuffer>;
   readonly names: string[];
   readonly bufs: LiveBuf[] = [];
   readonly notifiers: IntervalNotifier[] = [];

@@ -276,8 +276,9 @@ async function shadowsOf(rig: StressRig): Promise<Map<number, { epoch: number; a
   for (let i = 0; i < rig.names.length; i++) {
     const d = rig.machine.device(rig.names[i]);
     if (rig.gone.has(d.spec.name) || d.handle.failed) continue;
-    const r = await d.handle.call('deviceCmd', { op: 'stress-shadow' });
-    for (const s of r.shadows as { buf: number; epoch: number; acc: (number[] | null)[] }[]) out.set(s.buf, { epoch: s.epoch, acc: s.acc });
+    const r = await d.handle.cmd({ op: 'stress-shadow' });
+    if (r.errno !== 0) throw new DeviceError(d.spec.name, 'device-error', r.message);
+    for (const s of r.shadows) out.set(s.buf, { epoch: s.epoch, acc: s.acc });
   }
   return out;
 }

@@ -14,7 +14,7 @@
  * - modeled link utilisation per PCIe link;
  * - the topology with its P2P matrix.
  */
-import { formatBytes } from '../scenario/size.js';
+import { formatBytes } from '../common/size.js';
 import type { RunReport } from '../scenario/run.js';
 import { groupedBars, histogram, stackedBars } from './svg_charts.js';
 import { stageSums, throughput } from './summary.js';

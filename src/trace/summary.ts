@@ -13,7 +13,7 @@
  * faults in again after an invalidation dropped them).
  */
 import { VerifyError } from '../errors.js';
-import { formatBytes } from '../scenario/size.js';
+import { formatBytes } from '../common/size.js';
 import type { RunReport } from '../scenario/run.js';
 import { workloadDefs } from '../workloads/registry.js';
 import type { Accounting } from '../workloads/workload.js';

@@ -4,6 +4,8 @@
  * gone idle, so the non-atomic float64 counters are final.
  */
 import type { Device, Machine } from '../devices/machine.js';
+import type { VaCounters as DeviceVaCounters } from '../devices/protocol.js';
+import { deviceQuery } from './command_runner.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Fabric, FabricFlow } from '../hw/fabric.js';
 import { DeviceStats } from '../shm/device_ctl.js';
@@ -71,21 +73,14 @@ export function invalidationStats(kernels: readonly Kernel[], devices: readonly 
 }
 
 /** Device-TLB counters of a device bound to a process (workers/runtime/va_space.ts, 'va-counters'); zeros when unbound. */
-export interface VaCounters {
-  readonly faults: number;
-  readonly pagesFaulted: number;
-  readonly retries: number;
-  /** Runs redone because an invalidation hit them mid-transfer. */
-  readonly refaults: number;
+export interface VaCounters extends Omit<DeviceVaCounters, 'iotlb'> {
   /** Pages faulted in again after an invalidation dropped them (DeviceStats.pagesRefaulted). */
   readonly pagesRefaulted: number;
-  readonly tlb: number;
 }
 
 export async function vaCounters(machine: Machine, dev: Device): Promise<VaCounters> {
-  const c = await machine.race(dev.handle.call('deviceCmd', { op: 'va-counters' }));
-  const n = (k: string) => (typeof c[k] === 'number' ? (c[k] as number) : 0);
-  return { faults: n('faults'), pagesFaulted: n('pagesFaulted'), retries: n('retries'), refaults: n('refaults'), pagesRefaulted: dev.shm.stats[DeviceStats.pagesRefaulted], tlb: n('tlb') };
+  const c = await deviceQuery(machine, dev, { op: 'va-counters' });
+  return { faults: c.faults ?? 0, pagesFaulted: c.pagesFaulted ?? 0, retries: c.retries ?? 0, refaults: c.refaults ?? 0, pagesRefaulted: dev.shm.stats[DeviceStats.pagesRefaulted], tlb: c.tlb ?? 0 };
 }
 
 /**

@@ -19,6 +19,7 @@
  */
 import { DeviceError } from '../errors.js';
 import type { Device, Machine } from '../devices/machine.js';
+import type { DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { completionError, type HostQueue } from '../drivers/host_queue.js';
 import { CqStatus, type Completion, type SqCommand } from '../shm/ring.js';
 
@@ -92,9 +93,9 @@ export class CommandRunner {
   }
 }
 
-/** A device's kind-specific counters (deviceCmd), typed by the caller. */
-export async function deviceCounters<T>(machine: Machine, dev: Device, op: string): Promise<T> {
-  const r = await machine.race(dev.handle.call('deviceCmd', { op }));
-  if (r.errno !== 0) throw new DeviceError(dev.spec.name, 'device-error', r.message ?? `${op} failed`);
-  return r as unknown as T;
+/** A device's kind-specific command (src/devices/protocol.ts); a refusal becomes DeviceError naming the device. */
+export async function deviceQuery<O extends DeviceOp>(machine: Machine, dev: Device, cmd: DeviceCmd<O>): Promise<DeviceOk<O>> {
+  const r = await machine.race(dev.handle.cmd(cmd));
+  if (r.errno !== 0) throw new DeviceError(dev.spec.name, 'device-error', r.message);
+  return r;
 }

@@ -5,6 +5,7 @@
  * devices whose root complex has it on.
  */
 import { Kernel } from '../kernel/kernel.js';
+import { deviceQuery } from './command_runner.js';
 import type { P2pPolicy } from '../kernel/p2p_map.js';
 import type { Fabric } from '../hw/fabric.js';
 import type { Check, WorkloadContext } from './workload.js';
@@ -23,7 +24,7 @@ export async function bootKernel(ctx: WorkloadContext, opts: { check?: boolean }
   // Every device behind an IOMMU translates all its DMA, bound to a process or not.
   for (const name of iommu) {
     const dev = ctx.machine.device(name);
-    await ctx.machine.race(dev.handle.call('deviceCmd', { op: 'iommu-attach', domain: kernel.domain(name)!.sab }));
+    await deviceQuery(ctx.machine, dev, { op: 'iommu-attach', domain: kernel.domain(name)!.sab });
   }
   return kernel;
 }

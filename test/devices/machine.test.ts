@@ -48,7 +48,7 @@ t.test('behind an IOMMU, a raw bus address is blocked; the address the kernel ma
   const m = await machine(t, [{ name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }]);
   const kernel = Kernel.boot(m, { iommu: ['cam0'] });
   const cam = m.device('cam0');
-  t.same(await cam.handle.call('deviceCmd', { op: 'iommu-attach', domain: kernel.domain('cam0')!.sab }), { errno: 0 });
+  t.same(await cam.handle.cmd({ op: 'iommu-attach', domain: kernel.domain('cam0')!.sab }), { errno: 0 });
   const buf = m.ram.allocContig(2).start * PAGE_SIZE;
   const raw = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: buf, len: 8192, args: [0, 1, 64] });
   t.equal(raw.status, CqStatus.DataTransferError);

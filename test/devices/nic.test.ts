@@ -3,11 +3,12 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Machine, type Device } from '../../src/devices/machine.js';
+import { deviceQuery } from '../../src/workloads/command_runner.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
-import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../../src/devices/nic_abi.js';
+import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { CqStatus, type Completion } from '../../src/shm/ring.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
@@ -52,7 +53,7 @@ t.test('nic', async (t) => {
     const c = await completion(machine, q, nic);
     t.equal(c.status, CqStatus.Success);
     t.equal(c.result, fnv1aReference(data), 'result = fnv1a of the bytes, | 0');
-    const k = (await nic.handle.call('deviceCmd', { op: 'nic-counters' })) as unknown as NicCounters;
+    const k = await deviceQuery(machine, nic, { op: 'nic-counters' });
     t.equal(k.sent, len);
     t.equal(k.sendChecksum, fnv1aReference(data));
     t.equal(bind.violations().count, 0);
@@ -102,7 +103,7 @@ t.test('nic', async (t) => {
     }
     t.same(bad, [], 'every sample monotonic and whole');
     t.equal(prev, iterations, 'the last sample is the final record');
-    const k = (await nic.handle.call('deviceCmd', { op: 'nic-counters' })) as unknown as NicCounters;
+    const k = await deviceQuery(machine, nic, { op: 'nic-counters' });
     t.equal(k.samples, n);
     t.equal(k.nonMonotonic, 0);
     t.equal(s[(n - 1) * MonitorSample.kFieldCount + MonitorSample.torn], k.torn, 'the last sample carries the torn count');

@@ -10,7 +10,7 @@ import { writeReport } from '../../src/cli/observe.js';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { throughput } from '../../src/trace/summary.js';
-import { formatBytes } from '../../src/scenario/size.js';
+import { formatBytes } from '../../src/common/size.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];

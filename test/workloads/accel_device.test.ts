@@ -9,9 +9,9 @@ import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
-import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_HOST_QID, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, ACC_OP_TRANSFORM_VA, vaArgs, type AccCounters } from '../../src/devices/accelerator_abi.js';
+import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_HOST_QID, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, ACC_OP_TRANSFORM_VA, vaArgs } from '../../src/devices/accelerator_abi.js';
 import { accelReference, accelTransformReference } from '../../src/workloads/reference/accel.js';
-import { CommandRunner, deviceCounters } from '../../src/workloads/command_runner.js';
+import { CommandRunner, deviceQuery } from '../../src/workloads/command_runner.js';
 import { MiB } from '../fixtures/kernel_machine.js';
 
 async function accMachine(t: { teardown(fn: () => unknown): void }, props: Record<string, unknown> = {}) {
@@ -34,7 +34,7 @@ t.test('COMPUTE matches the CPU reference and leaves a final progress record', a
   t.same([words[ProgressRecord.iteration], words[ProgressRecord.checksum], words[ProgressRecord.done]], [50, ref.checksums[50] | 0, 1]);
   t.equal(words[ProgressRecord.seq], 2 * 17, 'published after iterations 3, 6, ..., 48 and 50: 17 updates, seq even');
   t.same(new Int32Array(acc.shm.mem!.buffer, acc.shm.mem!.byteOffset + buf.start * PAGE_SIZE, PAGE_SIZE), ref.buffer);
-  const k = await deviceCounters<AccCounters>(machine, acc, 'acc-counters');
+  const k = await deviceQuery(machine, acc, { op: 'acc-counters' });
   t.equal(k.publishes, 17);
   t.equal(k.lastIterations, 50);
   t.ok(k.lastComputeUs > 0);

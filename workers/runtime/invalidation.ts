@@ -22,7 +22,7 @@
  * must keep the old targets alive); invIgnore acks without dropping the
  * device's own translations (rogue).
  */
-import { DeviceCtl, DeviceStats, INV_RANGE_WORDS } from '../../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats, INV_RANGE_WORDS, InvRange } from '../../src/shm/device_ctl.js';
 import { loadU64 } from '../../src/shm/layout.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -89,7 +89,7 @@ export class InvalidationPort {
       const n = Atomics.load(this.ctl, DeviceCtl.invCount);
       for (let i = 0; i < n; i++) {
         const w = DeviceCtl.invRanges + i * INV_RANGE_WORDS;
-        this.ranges.push(loadU64(this.ctl, w), loadU64(this.ctl, w + 2));
+        this.ranges.push(loadU64(this.ctl, w + InvRange.start), loadU64(this.ctl, w + InvRange.end));
       }
       const again = Atomics.load(this.ctl, DeviceCtl.invSeq);
       if (again === seq) break;

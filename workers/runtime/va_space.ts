@@ -28,6 +28,7 @@ import type { BusRun } from '../../src/shm/bus_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
+import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb, type TlbEntry } from './device_tlb.js';
 import { INVALIDATED } from './dma_engine.js';
@@ -38,13 +39,6 @@ import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
 
-/** What ImporterBinding.bind sends (BindInfo in src/drivers/importer_binding.ts). */
-export interface BindMsg {
-  readonly pri: SharedArrayBuffer;
-  readonly iommu: SharedArrayBuffer | null;
-  readonly safety: SharedArrayBuffer;
-  readonly check: boolean;
-}
 
 interface Flight {
   readonly v0: number;
@@ -64,7 +58,7 @@ export class VaSpace {
 
   constructor(
     private readonly ctx: DeviceCtxCore,
-    bind: BindMsg,
+    bind: BindInfo,
     /** The device's IOMMU walker (attachIommu), when its DMA is translated. */
     readonly walk: IommuWalk | null,
   ) {
@@ -74,7 +68,7 @@ export class VaSpace {
     ctx.dma.onRun = (run, addr, write) => this.onRun(run, addr, write);
   }
 
-  get counters(): Record<string, number> {
+  get counters(): VaCounters {
     return { faults: this.tlb.faults, pagesFaulted: this.tlb.pagesFaulted, retries: this.tlb.retries, refaults: this.refaults, tlb: this.tlb.size, iotlb: this.walk?.iotlbSize ?? 0 };
   }
 

@@ -31,12 +31,12 @@ import { BarExporter } from '../../drivers/bar_exporter.js';
 import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import type { Device } from '../../devices/machine.js';
-import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_OP_COMPUTE, vaArgs, type AccCounters } from '../../devices/accelerator_abi.js';
-import { MonitorSample, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, type NicCounters } from '../../devices/nic_abi.js';
+import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_OP_COMPUTE, vaArgs } from '../../devices/accelerator_abi.js';
+import { MonitorSample, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR } from '../../devices/nic_abi.js';
 import { accelNicRig } from '../accel_nic_rig.js';
 import { accelReference } from '../reference/accel.js';
 import { invalidationStats, mean, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
-import { deviceCounters } from '../command_runner.js';
+import { deviceQuery } from '../command_runner.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelProgressWorkload } from './schema.js';
 
@@ -82,7 +82,7 @@ export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWor
     const compute = async (rec: number, mirror: number | null, iterations: number): Promise<{ result: number; us: number }> => {
       const flags = ACC_F_INIT | (mirror !== null ? ACC_F_MIRROR_VA : 0);
       const c = await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: buf, dst: rec, len: w.bufferBytes, args: [iterations, ctx.seed, w.publishEvery, flags, ...(mirror !== null ? vaArgs(mirror) : [0, 0])] });
-      const k = await deviceCounters<AccCounters>(machine, acc, 'acc-counters');
+      const k = await deviceQuery(machine, acc, { op: 'acc-counters' });
       return { result: c.result, us: k.lastComputeUs };
     };
 
@@ -97,7 +97,7 @@ export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWor
     const unwatchedB = await compute(scratchRec, null, w.iterations);
 
     const samples = cm.result;
-    const nicK = await deviceCounters<NicCounters>(machine, nic, 'nic-counters');
+    const nicK = await deviceQuery(machine, nic, { op: 'nic-counters' });
     const log = new Int32Array((await mm.read(logVa, samples * MonitorSample.kBytes)).buffer);
     const ref = accelReference(w.bufferBytes / 4, ctx.seed, w.iterations);
     const final = ref.checksums[w.iterations] | 0;

@@ -1,7 +1,7 @@
 /** The `workload:` section of an accel-progress scenario (RFC workload 2, use case [B]). */
 import { z } from 'zod';
 import { deviceName, modeFields } from '../common_schema.js';
-import { sizeSchema } from '../../scenario/size.js';
+import { sizeSchema } from '../../common/size.js';
 
 export const accelProgressSchema = z.strictObject({
   kind: z.literal('accel-progress'),

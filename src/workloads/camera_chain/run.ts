@@ -33,7 +33,7 @@ import { Piscina } from 'piscina';
 import { DeviceError } from '../../errors.js';
 import { WORKER_EXEC_ARGV, compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_F_DST_VA, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
 import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
@@ -41,11 +41,11 @@ import { PAGE_SIZE } from '../../shm/constants.js';
 import { DeviceRegs } from '../../shm/device_ctl.js';
 import { bar0Base } from '../../shm/phys_mem.js';
 import { CqStatus, queuePairBytes } from '../../shm/ring.js';
-import type { Extent } from '../../kernel/page_alloc.js';
+import type { Extent } from '../../shm/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import type { Mm } from '../../kernel/mm.js';
 import { ACC_HOST_QID, ACC_OP_DMA_IN } from '../../devices/accelerator_abi.js';
-import { CommandRunner } from '../command_runner.js';
+import { CommandRunner, deviceQuery } from '../command_runner.js';
 import type { Mode } from '../workload.js';
 import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel } from '../kernel_boot.js';
@@ -186,7 +186,7 @@ async function bouncePath(k: Chain): Promise<Path> {
   return {
     inputs,
     capture(frame, buf, slot) {
-      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: [frame, k.seed, w.width] }, { frame, buf, slotBus: k.store.ccDst(slot) });
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE, src: 0, dst: inputs[buf].dst, len: frameBytes, args: captureArgs(frame, k.seed, w.width) }, { frame, buf, slotBus: k.store.ccDst(slot) });
       return 1;
     },
     async reap(onDone) {
@@ -194,7 +194,7 @@ async function bouncePath(k: Chain): Promise<Path> {
       for (const { c, tag } of camQ.reap()) {
         if (c.status !== CqStatus.Success) throw await completionError(cam, c);
         const t = tag as { frame: number; buf: number; slotBus: number };
-        ccQ.submit({ opcode: CC_OP_PROCESS, src: inputs[t.buf].src, dst: t.slotBus, len: frameBytes, args: [t.frame] }, t.frame);
+        ccQ.submit({ opcode: CC_OP_PROCESS, src: inputs[t.buf].src, dst: t.slotBus, len: frameBytes, args: processArgs(t.frame) }, t.frame);
         commands++;
       }
       for (const { c, tag } of ccQ.reap()) {
@@ -222,17 +222,14 @@ async function p2pPath(k: Chain): Promise<Path> {
   const ccCq = await HostCompletionQueue.create(machine, cc, PEER_QID, w.queueDepth, exporter.pageOf(ring.vma, 0) * PAGE_SIZE);
   const binding = await ImporterBinding.bind(kernel, w.camera, mm);
   const doorbell = kernel.dmaMap(w.camera, bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4, 4, true);
-  await machine.race(cam.handle.call('deviceCmd', { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell }));
+  await deviceQuery(machine, cam, { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell });
   const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * framePages * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * framePages) * PAGE_SIZE }));
   let inCc = 0;
   return {
     inputs,
     capture(frame, buf, slot) {
       // The camera hands cc0 the result's address in the ring entry it writes.
-      const args = [0, 0, 0, 0, 0];
-      args[CAM_ARG_FRAME] = frame;
-      args[CAM_ARG_SEED] = k.seed;
-      args[CAM_ARG_WIDTH] = w.width;
+      const args = captureArgs(frame, k.seed, w.width);
       args[CAM_ARG_INPUT] = inputs[buf].src;
       args[CAM_ARG_CC_FLAGS] = k.store.ccFlags;
       camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: k.store.ccDst(slot), dst: inputs[buf].dst, len: frameBytes, args }, frame);
@@ -257,6 +254,22 @@ async function p2pPath(k: Chain): Promise<Path> {
       return { barRecycled: exporter.barManager.recycled };
     },
   };
+}
+
+/** CAPTURE's arguments (CAPTURE_CHAINED adds the engine's input offset and flags). */
+function captureArgs(frame: number, seed: number, width: number): number[] {
+  const args = new Array<number>(CAM_ARGS).fill(0);
+  args[CAM_ARG_FRAME] = frame;
+  args[CAM_ARG_SEED] = seed;
+  args[CAM_ARG_WIDTH] = width;
+  return args;
+}
+
+/** PROCESS's arguments. */
+function processArgs(frame: number): number[] {
+  const args = [0];
+  args[CC_ARG_FRAME] = frame;
+  return args;
 }
 
 export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload): Promise<ChainResult> {

@@ -56,12 +56,13 @@ import { PAGE_SIZE } from '../../shm/constants.js';
 import { bar0Base } from '../../shm/phys_mem.js';
 import { DeviceRegs } from '../../shm/device_ctl.js';
 import { CqStatus, type Completion, type SqCommand } from '../../shm/ring.js';
-import type { Extent } from '../../kernel/page_alloc.js';
+import type { Extent } from '../../shm/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { bootKernel } from '../kernel_boot.js';
 import { stageTimes } from '../accounting.js';
 import type { StageTimes, WorkloadContext } from '../workload.js';
-import type { ClientStream } from '../../devices/nic_abi.js';
+import type { ClientStream, NicCounters } from '../../devices/nic_abi.js';
+import { deviceQuery } from '../command_runner.js';
 import { checkAgainstShadow, type ShadowCheck } from './check.js';
 import type { NicNvmeWorkload } from './schema.js';
 
@@ -77,7 +78,7 @@ export interface NicNvmeResult {
   readonly shadow: ShadowCheck;
   readonly devices: readonly StageTimes[];
   readonly nvme: NvmeCounters;
-  readonly nic: Readonly<Record<string, number>>;
+  readonly nic: NicCounters;
 }
 
 /** Submits one command and waits for its completion (setup and the p2p stream). Counts the host's wakeups. */
@@ -230,9 +231,9 @@ export async function runNicNvme(ctx: WorkloadContext, w: NicNvmeWorkload): Prom
   {
     const su: Setup = { kernel, drv, nicQ, stream };
     const r = ctx.mode === 'p2p' ? await p2pStream(ctx, w, su) : await bounceStream(ctx, w, su);
-    const logR = await machine.race(nic.handle.call('deviceCmd', { op: 'nic-iolog', first: 0, count: w.ios }));
-    const shadow = checkAgainstShadow(stream, blockBytes, w.ios, logR.log as Int32Array);
-    const nicCounters = (await machine.race(nic.handle.call('deviceCmd', { op: 'nic-counters' }))) as unknown as Record<string, number>;
+    const { log } = await deviceQuery(machine, nic, { op: 'nic-iolog', first: 0, count: w.ios });
+    const shadow = checkAgainstShadow(stream, blockBytes, w.ios, log);
+    const nicCounters = await deviceQuery(machine, nic, { op: 'nic-counters' });
     return {
       ios: w.ios,
       ioBytes: w.ioBytes,

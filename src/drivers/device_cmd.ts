@@ -1,0 +1,14 @@
+/**
+ * A driver's kind-specific device command (src/devices/protocol.ts): sent
+ * through the device's handle, raced against the machine's failure, and a
+ * refusal turned into PeerVmaError(errno, driver, the device's message).
+ */
+import { PeerVmaError } from '../errors.js';
+import type { Device, Machine } from '../devices/machine.js';
+import type { DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
+
+export async function deviceCmdOk<O extends DeviceOp>(machine: Machine, dev: Device, who: string, cmd: DeviceCmd<O>): Promise<DeviceOk<O>> {
+  const r = await machine.race(dev.handle.cmd(cmd));
+  if (r.errno !== 0) throw new PeerVmaError(r.errno, who, r.message);
+  return r;
+}
