@@ -13,7 +13,7 @@
  *   TLB entries against it) and poisons its bytes;
  * - only the main thread allocates; workers never call this.
  */
-import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
+import { PAGE_SIZE, POISON_BYTE } from './constants.js';
 import { PeerVmaError } from '../errors.js';
 
 export interface Extent {
