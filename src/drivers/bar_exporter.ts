@@ -34,7 +34,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
 import type { DeviceRef, P2pMapResult, VmOps } from '../kernel/p2p_map.js';
 import type { Vma } from '../kernel/vma.js';
-import { DriverLock } from '../kernel/mmu_notifier.js';
+import { DriverLock } from '../kernel/driver_lock.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
 
 export interface ExportPolicy {

@@ -37,7 +37,8 @@ import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_W
 import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
-import { DriverLock, type IntervalNotifier, type IntervalNotifierOps, type MmuNotifierRange } from '../kernel/mmu_notifier.js';
+import { DriverLock } from '../kernel/driver_lock.js';
+import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange } from '../kernel/mmu_notifier.js';
 import type { DeviceRef } from '../kernel/p2p_map.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';

@@ -27,7 +27,7 @@ import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { bar2Base } from '../shm/phys_mem.js';
 import type { Device } from '../devices/machine.js';
-import { DriverLock } from './mmu_notifier.js';
+import { DriverLock } from './driver_lock.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** Who holds a translation through a slot, and how to take it back. */

@@ -26,7 +26,8 @@
  */
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { DriverLock, makeRange, MmuNotifierSubscriptions, type MmuNotifyEvent } from './mmu_notifier.js';
+import { DriverLock } from './driver_lock.js';
+import { makeRange, MmuNotifierSubscriptions, type MmuNotifyEvent } from './mmu_notifier.js';
 import type { VmOps } from './p2p_map.js';
 import { PROT_NONE, PROT_READ, PROT_WRITE, Vma, type Pte, type VmaKind } from './vma.js';
 import type { Kernel } from './kernel.js';

@@ -48,7 +48,7 @@
  * Lifetime: one MmuNotifierSubscriptions per Mm, created with it, released
  * on exit (release event) after which inserts fail with ENODEV.
  * Threading: main thread only; "locks" are the JS run-to-completion rule
- * plus the explicit DriverLock of each driver. Callbacks run synchronously
+ * plus the explicit DriverLock (driver_lock.ts) of each driver. Callbacks run synchronously
  * inside invalidateRangeStart; work they must wait for (device acks) is
  * handed to range.defer() and awaited by invalidateRangeEnd.
  */
@@ -323,41 +323,4 @@ function invEnd(subs: MmuNotifierSubscriptions): void {
 export function makeRange(start: number, end: number, event: MmuNotifyEvent, owner: unknown, blockable = true): MmuNotifierRange & { readonly deferred: Promise<unknown>[] } {
   const deferred: Promise<unknown>[] = [];
   return { start, end, event, owner, blockable, deferred, defer: (p) => void deferred.push(p) };
-}
-
-/**
- * Driver lock (the mutex of struct dmirror): async, with tryLock for
- * non-blockable callbacks (mutex_trylock).
- */
-export class DriverLock {
-  private held = false;
-  private readonly queue: (() => void)[] = [];
-
-  constructor(readonly name: string) {}
-
-  get isHeld(): boolean {
-    return this.held;
-  }
-
-  tryLock(): boolean {
-    if (this.held) return false;
-    this.held = true;
-    return true;
-  }
-
-  async lock(): Promise<void> {
-    if (this.tryLock()) return;
-    await new Promise<void>((resolve) => this.queue.push(resolve));
-  }
-
-  unlock(): void {
-    if (!this.held) throw new Error(`${this.name}: unlock of a lock not held`);
-    const next = this.queue.shift();
-    if (next) next(); // ownership passes straight to the next waiter
-    else this.held = false;
-  }
-
-  assertHeld(): void {
-    if (!this.held) throw new Error(`${this.name}: lock not held (lockdep_assert_held)`);
-  }
 }

@@ -25,7 +25,8 @@ import { Kernel } from '../kernel/kernel.js';
 import { allP2p } from '../kernel/p2p_map.js';
 import { migrateToDevice, migrateToSystem } from '../kernel/migrate.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
-import { DriverLock, type IntervalNotifier } from '../kernel/mmu_notifier.js';
+import { DriverLock } from '../kernel/driver_lock.js';
+import type { IntervalNotifier } from '../kernel/mmu_notifier.js';
 import type { Vma } from '../kernel/vma.js';
 import type { BufSpec, Op } from './schedule.js';
 

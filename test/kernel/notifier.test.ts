@@ -1,7 +1,8 @@
 // Interval-notifier protocol (mm/mmu_notifier.c): seq parity, readBegin/readRetry,
 // nesting, deferred inserts, EAGAIN for non-blockable invalidations. Main thread only.
 import t from 'tap';
-import { DriverLock, isInvalidating, makeRange, MmuNotifierSubscriptions, type IntervalNotifier, type MmuNotifierRange } from '../../src/kernel/mmu_notifier.js';
+import { DriverLock } from '../../src/kernel/driver_lock.js';
+import { isInvalidating, makeRange, MmuNotifierSubscriptions, type IntervalNotifier, type MmuNotifierRange } from '../../src/kernel/mmu_notifier.js';
 
 const P = 4096;
 
