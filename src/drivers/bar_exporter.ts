@@ -32,7 +32,7 @@ import type { Device } from '../devices/machine.js';
 import type { BarManager } from '../kernel/bar_manager.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
-import type { DeviceRef, P2pMapResult, VmOps } from '../kernel/p2p_map.js';
+import type { DeviceRef, MmRef, P2pMapResult, VmOps } from '../kernel/kernel_types.js';
 import type { Vma } from '../kernel/vma.js';
 import { DriverLock } from '../kernel/driver_lock.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
@@ -60,7 +60,7 @@ export class BarExporter implements VmOps {
   private readonly alloc: PageAllocator;
   private readonly bar: BarManager;
   private readonly backing = new Map<Vma, Backing>();
-  private readonly spans = new Map<Mm, (start: number, end: number) => Promise<void>>();
+  private readonly spans = new Map<MmRef, (start: number, end: number) => Promise<void>>();
   /** Serialises p2pMap's read of the backing pages against revoke's swap. protects: backing[*].pages */
   private readonly lock: DriverLock;
   /** Statistics. */
@@ -158,7 +158,7 @@ export class BarExporter implements VmOps {
   }
 
   /** One revoke function per process, so BarManager can merge adjacent pages into one invalidation. */
-  private spanOf(mm: Mm): (start: number, end: number) => Promise<void> {
+  private spanOf(mm: MmRef): (start: number, end: number) => Promise<void> {
     let f = this.spans.get(mm);
     if (!f) {
       f = (start, end) => mm.revokeRange(start, end, this);

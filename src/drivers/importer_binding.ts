@@ -39,7 +39,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
 import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange } from '../kernel/mmu_notifier.js';
-import type { DeviceRef } from '../kernel/p2p_map.js';
+import type { DeviceRef } from '../kernel/kernel_types.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';

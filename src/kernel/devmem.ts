@@ -22,12 +22,13 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { Errno } from '../errors.js';
 import type { Device } from '../devices/machine.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
-import type { Kernel } from './kernel.js';
+import type { DevMemRef, DeviceRef, KernelCore } from './kernel_types.js';
 import type { Mm } from './mm.js';
-import type { DeviceRef } from './p2p_map.js';
-import { migrateToRamLocked } from './migrate.js';
 
-export class DevMem {
+/** migrate_to_ram's core (migrate.ts migrateToRamLocked), given by the kernel: DevMem sits below migrate. */
+export type MigrateToRam = (mm: Mm, start: number, end: number, only: DevMem) => Promise<number | Errno>;
+
+export class DevMem implements DevMemRef {
   readonly owner: DeviceRef;
   readonly bytes: Uint8Array;
   readonly gen: Int32Array;
@@ -43,9 +44,10 @@ export class DevMem {
   allowPeers = true;
 
   constructor(
-    readonly kernel: Kernel,
+    readonly kernel: KernelCore,
     readonly dev: Device,
     private readonly alloc: PageAllocator,
+    private readonly migrate: MigrateToRam,
   ) {
     this.owner = { name: dev.spec.name, index: dev.shm.index };
     this.bytes = dev.shm.mem!;
@@ -75,7 +77,7 @@ export class DevMem {
 
   /** migrate_to_ram() on a CPU (or non-P2P peer) fault. Caller holds mm.lock. */
   migrateToRam(mm: Mm, va: number): Promise<0 | Errno> {
-    return migrateToRamLocked(mm, va, va + PAGE_SIZE, this).then((r) => (typeof r === 'number' ? 0 : r));
+    return this.migrate(mm, va, va + PAGE_SIZE, this).then((r) => (typeof r === 'number' ? 0 : r));
   }
 
   /**

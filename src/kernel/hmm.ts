@@ -38,7 +38,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { DevMem } from './devmem.js';
 import type { Mm } from './mm.js';
 import type { IntervalNotifier } from './mmu_notifier.js';
-import type { DeviceRef } from './p2p_map.js';
+import type { DeviceRef } from './kernel_types.js';
 
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO } from '../shm/hmm_pfn.js';
 

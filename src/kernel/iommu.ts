@@ -24,7 +24,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import { IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuDomainWords, iommuPteWord } from '../shm/iommu_layout.js';
 import { loadU64 } from '../shm/layout.js';
 import type { DeviceInvalidator } from './invalidate_broadcast.js';
-import type { DeviceRef } from './p2p_map.js';
+import type { DeviceRef } from './kernel_types.js';
 
 /** IOVA pages per domain (1 GiB of IOVA space). */
 export const IOVA_PAGES = 1 << 18;

@@ -23,7 +23,9 @@ import { DevMem } from './devmem.js';
 import { DeviceInvalidator, type InvRange } from './invalidate_broadcast.js';
 import { IommuDomain } from './iommu.js';
 import { Mm } from './mm.js';
-import { noFabricPolicy, type DeviceRef, type P2pPolicy } from './p2p_map.js';
+import type { DeviceRef, KernelCore, P2pPolicy } from './kernel_types.js';
+import { migrateToRamLocked } from './migrate.js';
+import { noFabricPolicy } from './p2p_map.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
 
 export interface KernelOptions {
@@ -63,7 +65,7 @@ export interface InvalidatorCounters {
   readonly ackUs: readonly number[];
 }
 
-export class Kernel {
+export class Kernel implements KernelCore {
   readonly ram: PageAllocator;
   readonly ramBytes: Uint8Array;
   readonly zeroPfn: number;
@@ -114,7 +116,6 @@ export class Kernel {
     return o === true || (Array.isArray(o) && o.includes(name));
   }
 
-  /** The device's IOMMU domain (one device per group here), or null with the IOMMU off. */
   /**
    * dma_map_single() / dma_map_resource(): the address device `dev` must
    * put on the bus to reach [bus, bus + len) — a buffer in RAM, or a peer's
@@ -127,6 +128,7 @@ export class Kernel {
     return dom ? dom.mapRange(bus, len, write) : bus;
   }
 
+  /** The device's IOMMU domain (one device per group here), or null with the IOMMU off. */
   domain(name: string): IommuDomain | null {
     if (!this.iommuEnabledFor(name)) return null;
     let d = this.domains.get(name);
@@ -153,7 +155,7 @@ export class Kernel {
     if (!m) {
       const d: Device = this.machine.device(name);
       if (!d.mem) throw new PeerVmaError('ENODEV', name, 'has no local memory to use as device-private memory');
-      m = new DevMem(this, d, d.mem);
+      m = new DevMem(this, d, d.mem, migrateToRamLocked);
       this.devmems.set(name, m);
     }
     return m;

@@ -28,9 +28,8 @@ import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DriverLock } from './driver_lock.js';
 import { makeRange, MmuNotifierSubscriptions, type MmuNotifyEvent } from './mmu_notifier.js';
-import type { VmOps } from './p2p_map.js';
+import type { KernelCore, MmRef, VmOps } from './kernel_types.js';
 import { PROT_NONE, PROT_READ, PROT_WRITE, Vma, type Pte, type VmaKind } from './vma.js';
-import type { Kernel } from './kernel.js';
 
 /** Where mmap starts placing mappings; one guard page is left between mappings. */
 export const MMAP_BASE = 0x7f00_0000_0000;
@@ -66,7 +65,7 @@ export class Mm {
   private nextAddr = MMAP_BASE;
   private dead = false;
 
-  constructor(readonly kernel: Kernel) {
+  constructor(readonly kernel: KernelCore) {
     this.notifiers = new MmuNotifierSubscriptions(this.name, (m) => kernel.log.push(m));
   }
 

@@ -1,6 +1,8 @@
 /**
- * The RFC's driver interface for device-special VMAs and the P2P policy
- * hook the kernel asks before two devices may talk.
+ * The P2P policies the kernel asks before two devices may talk, when no
+ * topology (src/hw's Fabric) is given. The types of the RFC's driver
+ * interface quoted below (VmOps, P2pMapResult, P2pPolicy) are in
+ * kernel_types.ts.
  *
  * Mirrors J. Glisse, "mm/vma: add support for peer to peer to device vma"
  * (RFC patch 3/5): two callbacks added to struct vm_operations_struct,
@@ -23,49 +25,7 @@
  * - importers obey invalidation: after the exporter invalidates a range and
  *   the acks are in, no importer uses the old bus addresses.
  */
-import type { Errno } from '../errors.js';
-import type { Vma } from './vma.js';
-
-/** The importing device, as the kernel names it (struct device *). */
-export interface DeviceRef {
-  readonly name: string;
-  readonly index: number;
-}
-
-/** vm_operations_struct of a device-special VMA. */
-export interface VmOps {
-  /** Name for messages ("bar-exporter of gpu0"). */
-  readonly name: string;
-  /** Most pages one p2pMap call can map (the BAR budget); importers fault in windows no larger. */
-  readonly maxMapPages?: number;
-  /** p2p_map: bus addresses (one per page of [start, end)) or an errno with a reason. */
-  p2pMap?(vma: Vma, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult>;
-  /** p2p_unmap: the importer dropped its mapping of [start, end). */
-  p2pUnmap?(vma: Vma, importer: DeviceRef, start: number, end: number): void;
-  /** CPU access (only for CPU-mappable exports): a view of the bytes of one page, or an errno. */
-  cpuPage?(vma: Vma, addr: number, write: boolean): Uint8Array | Errno;
-  /** The VMA is going away (munmap, exit): release what backs it. Called after the unmap invalidation. */
-  close?(vma: Vma): Promise<void>;
-}
-
-export type P2pMapResult =
-  | { readonly ok: true; readonly bus: readonly number[]; readonly gens: readonly number[]; readonly mem: number; readonly pages: readonly number[] }
-  | { readonly ok: false; readonly errno: Errno; readonly reason: string };
-
-/** pci_p2pdma_map_type() answer, as src/hw will give it. */
-export interface P2pVerdict {
-  readonly map: 'bus-addr' | 'thru-host-bridge' | 'not-supported';
-  readonly distance: number;
-  readonly reason: string;
-}
-
-/**
- * Injected topology policy: can `client` reach `provider`'s memory?
- * Workloads pass src/hw's Fabric verdicts (workloads/kernel_boot.ts,
- * fabricPolicy); a kernel booted without one refuses every pair
- * (noFabricPolicy), as pci_p2pdma_distance() refuses what it cannot prove.
- */
-export type P2pPolicy = (provider: DeviceRef, client: DeviceRef) => P2pVerdict;
+import type { P2pPolicy } from './kernel_types.js';
 
 /** Kernel.boot's default: no topology, so no pair is known to reach another. */
 export const noFabricPolicy: P2pPolicy = () => ({

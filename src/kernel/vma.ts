@@ -13,9 +13,7 @@
  * - a 'zero' PTE is never writable; a 'ram' PTE owns its pfn (no fork, so
  *   no sharing: freeing the PTE frees the page).
  */
-import type { VmOps } from './p2p_map.js';
-import type { DevMem } from './devmem.js';
-import type { Mm } from './mm.js';
+import type { DevMemRef, MmRef, VmArea, VmOps } from './kernel_types.js';
 
 export const PROT_NONE = 0;
 export const PROT_READ = 1;
@@ -23,9 +21,9 @@ export const PROT_WRITE = 2;
 
 export type VmaKind = 'anon-private' | 'anon-shared' | 'device';
 
-export class Vma {
+export class Vma implements VmArea {
   constructor(
-    readonly mm: Mm,
+    readonly mm: MmRef,
     /** guarded by: mm.lock (mmap_lock). */
     public start: number,
     public end: number,
@@ -68,4 +66,4 @@ export type Pte =
    */
   | { readonly kind: 'ram'; readonly pfn: number; write: boolean; exclusive?: unknown }
   | { readonly kind: 'zero' }
-  | { readonly kind: 'devprivate'; readonly devmem: DevMem; readonly page: number; write: boolean };
+  | { readonly kind: 'devprivate'; readonly devmem: DevMemRef; readonly page: number; write: boolean };

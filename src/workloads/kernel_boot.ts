@@ -6,7 +6,7 @@
  */
 import { Kernel } from '../kernel/kernel.js';
 import { deviceQuery } from './command_runner.js';
-import type { P2pPolicy } from '../kernel/p2p_map.js';
+import type { P2pPolicy } from '../kernel/kernel_types.js';
 import type { Fabric } from '../hw/fabric.js';
 import type { Check, WorkloadContext } from './workload.js';
 

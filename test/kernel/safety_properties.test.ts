@@ -12,7 +12,8 @@ import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { coalesce, type InvRange } from '../../src/kernel/invalidate_broadcast.js';
 import { PROT_READ, PROT_WRITE, vpnOf } from '../../src/kernel/mm.js';
 import type { Vma } from '../../src/kernel/vma.js';
-import { allP2p, type DeviceRef } from '../../src/kernel/p2p_map.js';
+import type { DeviceRef } from '../../src/kernel/kernel_types.js';
+import { allP2p } from '../../src/kernel/p2p_map.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
 
 const P = PAGE_SIZE;
