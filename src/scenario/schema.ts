@@ -8,11 +8,7 @@ import { z } from 'zod';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { sizeSchema } from '../common/size.js';
 import { TopologySchema } from '../hw/topology_schema.js';
-import { cameraChainSchema } from '../workloads/camera_chain/schema.js';
-import { nicNvmeSchema } from '../workloads/nic_nvme/schema.js';
-import { accelProgressSchema } from '../workloads/accel_progress/schema.js';
-import { accelNicStreamSchema } from '../workloads/accel_nic_stream/schema.js';
-import { hmmPeerSchema } from '../workloads/hmm_peer/schema.js';
+import { workloadSchema } from '../workloads/schema.js';
 
 const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
 const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
@@ -29,8 +25,6 @@ export const deviceSchema = z.strictObject({
 export const processSchema = z.strictObject({
   name,
 });
-
-export const workloadSchema = z.discriminatedUnion('kind', [cameraChainSchema, accelProgressSchema, accelNicStreamSchema, hmmPeerSchema, nicNvmeSchema]);
 
 export const scenarioSchema = z.strictObject({
   name,
@@ -51,5 +45,5 @@ export const scenarioSchema = z.strictObject({
 export type ScenarioInput = z.input<typeof scenarioSchema>;
 export type Scenario = z.output<typeof scenarioSchema>;
 export type DeviceEntry = z.output<typeof deviceSchema>;
-export type Workload = z.output<typeof workloadSchema>;
+export type { Workload } from '../workloads/schema.js';
 export type { CameraChainWorkload } from '../workloads/camera_chain/schema.js';

@@ -3,7 +3,7 @@
  * workload is its schema (joined into src/scenario/schema.ts) and one row
  * here.
  */
-import type { Workload } from '../scenario/schema.js';
+import type { Workload } from './schema.js';
 
 export type { Role, WorkloadDef } from './workload.js';
 import type { WorkloadDef } from './workload.js';

@@ -15,7 +15,7 @@
 import type { Machine } from '../devices/machine.js';
 import type { Fabric } from '../hw/fabric.js';
 import type { Kernel } from '../kernel/kernel.js';
-import type { Workload } from '../scenario/schema.js';
+import type { Workload } from './schema.js';
 
 export type Mode = 'p2p' | 'bounce';
 
