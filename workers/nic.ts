@@ -38,7 +38,7 @@ import { FNV_OFFSET } from '../src/devices/fnv.js';
 import type { CmdHandlers, NicOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
-import { createNicNvmeEngine, type NicNvmeEngine } from './nic_nvme_engine.js';
+import { NicNvmeEngine } from './nic_nvme_engine.js';
 
 /** Byte offsets into local memory (NicMem is in words). */
 const REC_OFF = NicMem.record * 4;
@@ -62,7 +62,7 @@ export function createNic(ctx: DeviceContext): DeviceModel {
   if (!mem || mem.length < NIC_MEM_BYTES) throw new Error(`${name}: a nic needs ${NIC_MEM_BYTES} bytes of local memory (staging + packet buffers), has ${mem?.length ?? 0}`);
   const words = new Int32Array(mem.buffer, mem.byteOffset, NIC_MEM_BYTES / 4);
   const c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0 };
-  const nvme: NicNvmeEngine = createNicNvmeEngine(ctx, words);
+  const nvme = new NicNvmeEngine(ctx, words);
 
   const dataError = (message: string): CommandResult => ({ status: CqStatus.DataTransferError, result: ctx.logError(message) });
   const badField = (message: string): CommandResult => ({ status: CqStatus.InvalidField, result: ctx.logError(`${name}: ${message}`) });

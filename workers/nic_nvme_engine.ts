@@ -71,14 +71,6 @@ import type { NicNvmeCounters } from '../src/devices/nic_abi.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext } from './runtime/device_model.js';
 
-export interface NicNvmeEngine {
-  /** Executes an NVMe-stream opcode; null when the opcode is not one of its own. */
-  execute(cmd: SqCommand): CommandResult | null;
-  /** NicIoLog entries [first, first + count) (deviceCmd 'nic-iolog'). */
-  iolog(first?: number, count?: number): { readonly errno: 0; readonly log: Int32Array };
-  counters(): NicNvmeCounters;
-}
-
 /** The attached CMB queue, as NVME_ATTACH described it. */
 interface PeerQueue {
   readonly qid: number;
@@ -108,211 +100,282 @@ const PKT_OFF = NicMem.pkt * 4;
 /** Longest single sleep while the queue is busy (a lost MSI costs this, not a hang). */
 const WAIT_SLICE_MS = 20;
 
-export function createNicNvmeEngine(ctx: DeviceContext, words: Int32Array): NicNvmeEngine {
-  const name = ctx.self.name;
-  const mem = ctx.self.mem!;
-  const sqeView = words.subarray(NicMem.sqe, NicMem.sqe + SQE_BYTES / 4);
-  let q: PeerQueue | null = null;
-  let log = new Int32Array(0);
-  const c = { ios: 0, ioReads: 0, ioWrites: 0, sqDoorbells: 0, cqDoorbells: 0, emptyCqPolls: 0, waits: 0, recvs: 0, xmits: 0 };
+/** One NVME_RUN in progress: the client stream, its limits, and the requests in flight (oldest first). */
+interface Run {
+  readonly stream: ClientStream;
+  readonly q: PeerQueue;
+  readonly ios: number;
+  readonly ioBytes: number;
+  readonly depth: number;
+  /** The packet buffer: WRITE data on its way out, READ data on its way in. */
+  readonly pkt: Uint8Array;
+  readonly flight: InFlight[];
+  /** Next request to submit; requests completed. */
+  next: number;
+  done: number;
+}
 
-  const dataError = (message: string): CommandResult => ({ status: CqStatus.DataTransferError, result: ctx.logError(`${name}: ${message}`) });
-  const badField = (message: string): CommandResult => ({ status: CqStatus.InvalidField, result: ctx.logError(`${name}: ${message}`) });
+/**
+ * The engine: the attached queue, the IO log and the counters of one NIC.
+ * Lifetime: created with the NIC model; the queue survives across NVME_RUN
+ * commands (NVME_ATTACH replaces it); the IO log grows with the highest
+ * request number seen and is read out by deviceCmd 'nic-iolog'.
+ */
+export class NicNvmeEngine {
+  private readonly name: string;
+  private readonly mem: Uint8Array;
+  private readonly sqeView: Int32Array;
+  private q: PeerQueue | null = null;
+  private log = new Int32Array(0);
+  private readonly c = { ios: 0, ioReads: 0, ioWrites: 0, sqDoorbells: 0, cqDoorbells: 0, emptyCqPolls: 0, waits: 0, recvs: 0, xmits: 0 };
 
-  function streamOf(cmd: SqCommand): ClientStream | string {
+  constructor(
+    private readonly ctx: DeviceContext,
+    /** The NIC's local memory as words (NicMem). */
+    private readonly words: Int32Array,
+  ) {
+    this.name = ctx.self.name;
+    this.mem = ctx.self.mem!;
+    this.sqeView = words.subarray(NicMem.sqe, NicMem.sqe + SQE_BYTES / 4);
+  }
+
+  /** Executes an NVMe-stream opcode; null when the opcode is not one of its own. */
+  execute(cmd: SqCommand): CommandResult | null {
+    switch (cmd.opcode) {
+      case NIC_OP_NVME_ATTACH:
+        return this.attach(cmd);
+      case NIC_OP_NVME_RUN:
+        return this.run(cmd);
+      case NIC_OP_RECV:
+        return this.recv(cmd);
+      case NIC_OP_XMIT:
+        return this.xmit(cmd);
+      default:
+        return null;
+    }
+  }
+
+  /** NicIoLog entries [first, first + count) (deviceCmd 'nic-iolog'). */
+  iolog(first = 0, count = this.log.length / NicIoLog.kFieldCount - first): { readonly errno: 0; readonly log: Int32Array } {
+    const out = new Int32Array(Math.max(0, count) * NicIoLog.kFieldCount);
+    out.set(this.log.subarray(first * NicIoLog.kFieldCount, Math.min(this.log.length, (first + count) * NicIoLog.kFieldCount)));
+    return { errno: 0, log: out };
+  }
+
+  counters(): NicNvmeCounters {
+    return { ...this.c, msi: Atomics.load(this.ctx.self.regs, NIC_MSI_REG) };
+  }
+
+  private dataError(message: string): CommandResult {
+    return { status: CqStatus.DataTransferError, result: this.ctx.logError(`${this.name}: ${message}`) };
+  }
+
+  private badField(message: string): CommandResult {
+    return { status: CqStatus.InvalidField, result: this.ctx.logError(`${this.name}: ${message}`) };
+  }
+
+  private streamOf(cmd: SqCommand): ClientStream | string {
     const s = { seed: cmd.args[NIC_ARG_SEED] >>> 0, blocks: cmd.args[NIC_ARG_BLOCKS], blocksPerIo: cmd.args[NIC_ARG_BLOCKS_PER_IO], writePct: cmd.args[NIC_ARG_WRITE_PCT] };
     if (s.blocksPerIo <= 0 || s.blocks < s.blocksPerIo || s.writePct < 0 || s.writePct > 100) return `client stream of ${s.blocks} blocks, ${s.blocksPerIo} per IO, ${s.writePct}% writes`;
     return s;
   }
 
-  /** Makes sure the IO log holds entry `io`. */
-  function logEntry(io: number): number {
+  /** Makes sure the IO log holds entry `io`; returns its first word. */
+  private logEntry(io: number): number {
     const need = (io + 1) * NicIoLog.kFieldCount;
-    if (log.length < need) {
-      const grown = new Int32Array(Math.max(need, log.length * 2, 1024 * NicIoLog.kFieldCount));
-      grown.set(log);
-      log = grown;
+    if (this.log.length < need) {
+      const grown = new Int32Array(Math.max(need, this.log.length * 2, 1024 * NicIoLog.kFieldCount));
+      grown.set(this.log);
+      this.log = grown;
     }
     return io * NicIoLog.kFieldCount;
   }
 
-  /** Writes a doorbell register of the attached NVMe (aligned 32-bit DMA write to its BAR0). */
-  function ring(reg: number, value: number): string | null {
-    words[NicMem.doorbell] = value;
-    return ctx.dma.write(q!.doorbellBase + reg * 4, DB_OFF, 4);
+  /** Logs request `io` as submitted (not done yet), on either path. */
+  private logSubmitted(io: number, opcode: number, lba: number): void {
+    const e = this.logEntry(io);
+    this.log[e + NicIoLog.opcode] = opcode;
+    this.log[e + NicIoLog.lba] = lba;
+    this.log[e + NicIoLog.checksum] = 0;
+    this.log[e + NicIoLog.flags] = 0;
   }
 
-  function attach(cmd: SqCommand): CommandResult {
+  /** Writes a doorbell register of the attached NVMe (aligned 32-bit DMA write to its BAR0). */
+  private ring(q: PeerQueue, reg: number, value: number): string | null {
+    this.words[NicMem.doorbell] = value;
+    return this.ctx.dma.write(q.doorbellBase + reg * 4, DB_OFF, 4);
+  }
+
+  private attach(cmd: SqCommand): CommandResult {
     const entries = cmd.args[NIC_ARG_ENTRIES];
     const cqOff = cmd.args[NIC_ARG_CQ_OFFSET];
     const dataOff = cmd.args[NIC_ARG_DATA_OFFSET];
     const dataBytes = cmd.args[NIC_ARG_DATA_BYTES];
-    if (entries < 2 || cqOff < entries * SQE_BYTES || dataOff < cqOff + entries * CQE_BYTES || dataOff + dataBytes > cmd.len) return badField(`NVME_ATTACH: queue area of ${cmd.len} bytes with ${entries} entries, CQ at +${cqOff}, data [+${dataOff}, +${dataBytes})`);
+    if (entries < 2 || cqOff < entries * SQE_BYTES || dataOff < cqOff + entries * CQE_BYTES || dataOff + dataBytes > cmd.len) return this.badField(`NVME_ATTACH: queue area of ${cmd.len} bytes with ${entries} entries, CQ at +${cqOff}, data [+${dataOff}, +${dataBytes})`);
     // Prefault the whole area (writable): the stream then runs on TLB hits.
     const npages = Math.ceil(cmd.len / PAGE_SIZE);
-    const va = ctx.va();
+    const va = this.ctx.va();
     for (let i = 0; i < npages; i += FAULT_WINDOW) {
       const r = va.tlb.fault(cmd.src + i * PAGE_SIZE, Math.min(FAULT_WINDOW, npages - i), true);
-      if (r !== 0) return dataError(`NVME_ATTACH: faulting the queue area at 0x${(cmd.src + i * PAGE_SIZE).toString(16)}: ${r}`);
+      if (r !== 0) return this.dataError(`NVME_ATTACH: faulting the queue area at 0x${(cmd.src + i * PAGE_SIZE).toString(16)}: ${r}`);
     }
-    q = { qid: cmd.args[NIC_ARG_QID], entries, sqVa: cmd.src, cqVa: cmd.src + cqOff, dataVa: cmd.src + dataOff, dataBytes, doorbellBase: cmd.dst, tail: 0, head: 0, phase: 1 };
+    this.q = { qid: cmd.args[NIC_ARG_QID], entries, sqVa: cmd.src, cqVa: cmd.src + cqOff, dataVa: cmd.src + dataOff, dataBytes, doorbellBase: cmd.dst, tail: 0, head: 0, phase: 1 };
     return { status: CqStatus.Success, result: npages };
   }
 
-  /** nic_nvme_run: the whole client stream against the peer queue. */
-  function run(cmd: SqCommand): CommandResult {
-    if (!q) return badField('NVME_RUN before NVME_ATTACH');
-    const s = streamOf(cmd);
-    if (typeof s === 'string') return badField(`NVME_RUN: ${s}`);
+  /** NVME_RUN's arguments checked against the attached queue, or what is wrong with them. */
+  private startRun(cmd: SqCommand, q: PeerQueue): Run | string {
+    const stream = this.streamOf(cmd);
+    if (typeof stream === 'string') return `NVME_RUN: ${stream}`;
     const ios = cmd.args[NIC_ARG_IOS];
     const ioBytes = cmd.args[NIC_ARG_IO_BYTES];
     const depth = Math.min(cmd.args[NIC_ARG_QDEPTH], q.entries - 1);
-    if (ios < 0 || depth < 1 || ioBytes <= 0 || ioBytes % 4 !== 0 || ioBytes > NIC_PKT_SLOT_BYTES || depth * ioBytes > q.dataBytes) return badField(`NVME_RUN: ${ios} IOs of ${ioBytes} bytes, depth ${depth}, with a ${q.dataBytes}-byte CMB data area and ${NIC_PKT_SLOT_BYTES}-byte packet slots`);
-    const va = ctx.va();
-    const pkt = mem.subarray(PKT_OFF, PKT_OFF + ioBytes);
-    const flight: InFlight[] = [];
-    const sqTail = DeviceRegs.sqTail + q.qid;
-    const cqHead = DeviceRegs.cqHead + q.qid;
-    let next = 0;
-    let done = 0;
+    if (ios < 0 || depth < 1 || ioBytes <= 0 || ioBytes % 4 !== 0 || ioBytes > NIC_PKT_SLOT_BYTES || depth * ioBytes > q.dataBytes) return `NVME_RUN: ${ios} IOs of ${ioBytes} bytes, depth ${depth}, with a ${q.dataBytes}-byte CMB data area and ${NIC_PKT_SLOT_BYTES}-byte packet slots`;
+    return { stream, q, ios, ioBytes, depth, pkt: this.mem.subarray(PKT_OFF, PKT_OFF + ioBytes), flight: [], next: 0, done: 0 };
+  }
+
+  /**
+   * nic_nvme_run: the whole client stream against the peer queue. Each pass
+   * submits while there is room (one SQ doorbell for the batch), reaps what
+   * completed (one CQ doorbell), and sleeps on the wake word only when
+   * neither moved; see the timeline at the top of the file.
+   */
+  private run(cmd: SqCommand): CommandResult {
+    if (!this.q) return this.badField('NVME_RUN before NVME_ATTACH');
+    const r = this.startRun(cmd, this.q);
+    if (typeof r === 'string') return this.badField(r);
+    const q = r.q;
     let lastProgress = performance.now();
-    while (done < ios) {
-      // Submit while there is room.
-      let submitted = 0;
-      while (next < ios && flight.length < depth) {
-        const req = clientRequest(s, next);
-        const slotOff = (next % depth) * ioBytes;
-        if (req.write) {
-          clientPayload(s, next, pkt);
-          const err = va.write(q.dataVa + slotOff, PKT_OFF, ioBytes);
-          if (err) return dataError(`request ${next}: WRITE data to the CMB: ${err}`);
-        }
-        const opcode = req.write ? NVME_OP_WRITE : NVME_OP_READ;
-        const args = [0, 0];
-        args[NVME_ARG_LBA] = req.lba;
-        args[NVME_ARG_FLAGS] = NVME_F_CMB;
-        writeSqe(sqeView, 0, { opcode, cid: next & 0xffff, src: req.write ? slotOff : 0, dst: req.write ? 0 : slotOff, len: ioBytes, args });
-        const err = va.write(q.sqVa + q.tail * SQE_BYTES, SQE_OFF, SQE_BYTES);
-        if (err) return dataError(`request ${next}: SQE to the CMB SQ: ${err}`);
-        q.tail = (q.tail + 1) % q.entries;
-        const e = logEntry(next);
-        log[e + NicIoLog.opcode] = opcode;
-        log[e + NicIoLog.lba] = req.lba;
-        log[e + NicIoLog.checksum] = 0;
-        log[e + NicIoLog.flags] = 0;
-        flight.push({ io: next, write: req.write, lba: req.lba, slotOff });
-        next++;
-        submitted++;
-      }
+    while (r.done < r.ios) {
+      const submitted = this.submit(r);
+      if (typeof submitted === 'string') return this.dataError(submitted);
       if (submitted > 0) {
-        const err = ring(sqTail, q.tail);
-        if (err) return dataError(`SQ tail doorbell: ${err}`);
-        c.sqDoorbells++;
+        const err = this.ring(q, DeviceRegs.sqTail + q.qid, q.tail);
+        if (err) return this.dataError(`SQ tail doorbell: ${err}`);
+        this.c.sqDoorbells++;
       }
-      // Reap what has completed. `seen` is loaded before the CQ is looked
-      // at: pairs with the MSI's ringWake (dma_engine doorbell) in workers/nvme.ts.
-      const seen = Atomics.load(ctx.self.ctl, DeviceCtl.wake);
-      let reaped = 0;
-      while (flight.length > 0) {
-        const err = va.read(q.cqVa + q.head * CQE_BYTES, CQE_OFF, CQE_BYTES);
-        if (err) return dataError(`CQE ${q.head}: ${err}`);
-        const st = words[NicMem.cqe + CqEntry.status];
-        const f = flight[0];
-        if (((st >>> 16) & 1) !== q.phase || (st & 0xffff) !== (f.io & 0xffff)) {
-          if (reaped === 0) c.emptyCqPolls++;
-          break;
-        }
-        const status = st >>> 17;
-        if (status !== CqStatus.Success) return dataError(`request ${f.io} (${f.write ? 'WRITE' : 'READ'} lba ${f.lba}): NVMe completion status ${status}`);
-        const e = logEntry(f.io);
-        if (!f.write) {
-          const err2 = va.read(q.dataVa + f.slotOff, PKT_OFF, ioBytes);
-          if (err2) return dataError(`request ${f.io}: READ data from the CMB: ${err2}`);
-          log[e + NicIoLog.checksum] = fnv1a(pkt) | 0;
-          c.ioReads++;
-        } else c.ioWrites++;
-        log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
-        flight.shift();
-        q.head = (q.head + 1) % q.entries;
-        if (q.head === 0) q.phase ^= 1;
-        reaped++;
-        done++;
-        c.ios++;
-      }
+      // `seen` is loaded before the CQ is looked at: pairs with the MSI's
+      // ringWake (dma_engine doorbell) in workers/nvme.ts.
+      const seen = Atomics.load(this.ctx.self.ctl, DeviceCtl.wake);
+      const reaped = this.reap(r);
+      if (typeof reaped === 'string') return this.dataError(reaped);
       if (reaped > 0) {
-        const err = ring(cqHead, q.head);
-        if (err) return dataError(`CQ head doorbell: ${err}`);
-        c.cqDoorbells++;
+        const err = this.ring(q, DeviceRegs.cqHead + q.qid, q.head);
+        if (err) return this.dataError(`CQ head doorbell: ${err}`);
+        this.c.cqDoorbells++;
         lastProgress = performance.now();
         continue;
       }
-      if (next < ios && flight.length < depth) continue;
-      if (performance.now() - lastProgress > NIC_NVME_STALL_MS) return dataError(`NVME_RUN: the NVMe posted no completion for ${NIC_NVME_STALL_MS} ms (${flight.length} in flight, oldest request ${flight[0]?.io})`);
-      ctx.inv.check();
-      c.waits++;
-      Atomics.wait(ctx.self.ctl, DeviceCtl.wake, seen, WAIT_SLICE_MS);
+      if (r.next < r.ios && r.flight.length < r.depth) continue;
+      if (performance.now() - lastProgress > NIC_NVME_STALL_MS) return this.dataError(`NVME_RUN: the NVMe posted no completion for ${NIC_NVME_STALL_MS} ms (${r.flight.length} in flight, oldest request ${r.flight[0]?.io})`);
+      this.ctx.inv.check();
+      this.c.waits++;
+      Atomics.wait(this.ctx.self.ctl, DeviceCtl.wake, seen, WAIT_SLICE_MS);
     }
-    return { status: CqStatus.Success, result: done };
+    return { status: CqStatus.Success, result: r.done };
   }
 
-  function recv(cmd: SqCommand): CommandResult {
-    const s = streamOf(cmd);
-    if (typeof s === 'string') return badField(`RECV: ${s}`);
+  /** Writes requests into the CMB SQ while the depth allows; returns how many, or an error. */
+  private submit(r: Run): number | string {
+    const { q, ioBytes } = r;
+    const va = this.ctx.va();
+    let submitted = 0;
+    while (r.next < r.ios && r.flight.length < r.depth) {
+      const io = r.next;
+      const req = clientRequest(r.stream, io);
+      const slotOff = (io % r.depth) * ioBytes;
+      if (req.write) {
+        clientPayload(r.stream, io, r.pkt);
+        const err = va.write(q.dataVa + slotOff, PKT_OFF, ioBytes);
+        if (err) return `request ${io}: WRITE data to the CMB: ${err}`;
+      }
+      const opcode = req.write ? NVME_OP_WRITE : NVME_OP_READ;
+      const args = [0, 0];
+      args[NVME_ARG_LBA] = req.lba;
+      args[NVME_ARG_FLAGS] = NVME_F_CMB;
+      writeSqe(this.sqeView, 0, { opcode, cid: io & 0xffff, src: req.write ? slotOff : 0, dst: req.write ? 0 : slotOff, len: ioBytes, args });
+      const err = va.write(q.sqVa + q.tail * SQE_BYTES, SQE_OFF, SQE_BYTES);
+      if (err) return `request ${io}: SQE to the CMB SQ: ${err}`;
+      q.tail = (q.tail + 1) % q.entries;
+      this.logSubmitted(io, opcode, req.lba);
+      r.flight.push({ io, write: req.write, lba: req.lba, slotOff });
+      r.next++;
+      submitted++;
+    }
+    return submitted;
+  }
+
+  /**
+   * Consumes the completions posted for the oldest requests in flight, in
+   * order (a READ's data is read and checksummed before its slot can be
+   * reused); returns how many, or an error.
+   */
+  private reap(r: Run): number | string {
+    const { q, ioBytes } = r;
+    const va = this.ctx.va();
+    let reaped = 0;
+    while (r.flight.length > 0) {
+      const err = va.read(q.cqVa + q.head * CQE_BYTES, CQE_OFF, CQE_BYTES);
+      if (err) return `CQE ${q.head}: ${err}`;
+      const st = this.words[NicMem.cqe + CqEntry.status];
+      const f = r.flight[0];
+      if (((st >>> 16) & 1) !== q.phase || (st & 0xffff) !== (f.io & 0xffff)) {
+        if (reaped === 0) this.c.emptyCqPolls++;
+        break;
+      }
+      const status = st >>> 17;
+      if (status !== CqStatus.Success) return `request ${f.io} (${f.write ? 'WRITE' : 'READ'} lba ${f.lba}): NVMe completion status ${status}`;
+      const e = this.logEntry(f.io);
+      if (!f.write) {
+        const err2 = va.read(q.dataVa + f.slotOff, PKT_OFF, ioBytes);
+        if (err2) return `request ${f.io}: READ data from the CMB: ${err2}`;
+        this.log[e + NicIoLog.checksum] = fnv1a(r.pkt) | 0;
+        this.c.ioReads++;
+      } else this.c.ioWrites++;
+      this.log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
+      r.flight.shift();
+      q.head = (q.head + 1) % q.entries;
+      if (q.head === 0) q.phase ^= 1;
+      reaped++;
+      r.done++;
+      this.c.ios++;
+    }
+    return reaped;
+  }
+
+  /** Bounce path: request `io` of the stream arrives; a WRITE's data is DMAed to dst (RAM). */
+  private recv(cmd: SqCommand): CommandResult {
+    const s = this.streamOf(cmd);
+    if (typeof s === 'string') return this.badField(`RECV: ${s}`);
     const io = cmd.args[NIC_ARG_IO];
-    if (io < 0 || cmd.len <= 0 || cmd.len % 4 !== 0 || cmd.len > NIC_PKT_SLOT_BYTES) return badField(`RECV of request ${io}, ${cmd.len} bytes`);
+    if (io < 0 || cmd.len <= 0 || cmd.len % 4 !== 0 || cmd.len > NIC_PKT_SLOT_BYTES) return this.badField(`RECV of request ${io}, ${cmd.len} bytes`);
     const req = clientRequest(s, io);
     if (req.write) {
-      clientPayload(s, io, mem.subarray(PKT_OFF, PKT_OFF + cmd.len));
-      const err = ctx.dma.write(cmd.dst, PKT_OFF, cmd.len);
-      if (err) return dataError(`RECV of request ${io}: ${err}`);
+      clientPayload(s, io, this.mem.subarray(PKT_OFF, PKT_OFF + cmd.len));
+      const err = this.ctx.dma.write(cmd.dst, PKT_OFF, cmd.len);
+      if (err) return this.dataError(`RECV of request ${io}: ${err}`);
     }
-    const e = logEntry(io);
-    log[e + NicIoLog.opcode] = req.write ? NVME_OP_WRITE : NVME_OP_READ;
-    log[e + NicIoLog.lba] = req.lba;
-    log[e + NicIoLog.checksum] = 0;
-    log[e + NicIoLog.flags] = 0;
-    c.recvs++;
+    this.logSubmitted(io, req.write ? NVME_OP_WRITE : NVME_OP_READ, req.lba);
+    this.c.recvs++;
     return { status: CqStatus.Success, result: req.lba | (req.write ? NIC_RECV_WRITE : 0) };
   }
 
-  function xmit(cmd: SqCommand): CommandResult {
+  /** Bounce path: the response to request `io` leaves; a READ's data (len > 0) is read from src and checksummed. */
+  private xmit(cmd: SqCommand): CommandResult {
     const io = cmd.args[NIC_ARG_IO];
-    if (io < 0 || (io + 1) * NicIoLog.kFieldCount > log.length || cmd.len < 0 || cmd.len % 4 !== 0 || cmd.len > NIC_PKT_SLOT_BYTES) return badField(`XMIT of request ${io}, ${cmd.len} bytes`);
-    const e = logEntry(io);
+    if (io < 0 || (io + 1) * NicIoLog.kFieldCount > this.log.length || cmd.len < 0 || cmd.len % 4 !== 0 || cmd.len > NIC_PKT_SLOT_BYTES) return this.badField(`XMIT of request ${io}, ${cmd.len} bytes`);
+    const e = this.logEntry(io);
     let h = 0;
     if (cmd.len > 0) {
-      const err = ctx.dma.read(cmd.src, PKT_OFF, cmd.len);
-      if (err) return dataError(`XMIT of request ${io}: ${err}`);
-      h = fnv1a(mem.subarray(PKT_OFF, PKT_OFF + cmd.len)) | 0;
-      log[e + NicIoLog.checksum] = h;
-      c.ioReads++;
-    } else c.ioWrites++;
-    log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
-    c.xmits++;
-    c.ios++;
+      const err = this.ctx.dma.read(cmd.src, PKT_OFF, cmd.len);
+      if (err) return this.dataError(`XMIT of request ${io}: ${err}`);
+      h = fnv1a(this.mem.subarray(PKT_OFF, PKT_OFF + cmd.len)) | 0;
+      this.log[e + NicIoLog.checksum] = h;
+      this.c.ioReads++;
+    } else this.c.ioWrites++;
+    this.log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
+    this.c.xmits++;
+    this.c.ios++;
     return { status: CqStatus.Success, result: h };
   }
-
-  return {
-    execute(cmd) {
-      switch (cmd.opcode) {
-        case NIC_OP_NVME_ATTACH:
-          return attach(cmd);
-        case NIC_OP_NVME_RUN:
-          return run(cmd);
-        case NIC_OP_RECV:
-          return recv(cmd);
-        case NIC_OP_XMIT:
-          return xmit(cmd);
-        default:
-          return null;
-      }
-    },
-    iolog(first = 0, count = log.length / NicIoLog.kFieldCount - first) {
-      const out = new Int32Array(Math.max(0, count) * NicIoLog.kFieldCount);
-      out.set(log.subarray(first * NicIoLog.kFieldCount, Math.min(log.length, (first + count) * NicIoLog.kFieldCount)));
-      return { errno: 0, log: out };
-    },
-    counters: () => ({ ...c, msi: Atomics.load(ctx.self.regs, NIC_MSI_REG) }),
-  };
 }
