@@ -60,154 +60,191 @@ interface CmbQueue {
   readonly msiAddr: number;
 }
 
-export function createNvme(ctx: DeviceContext): DeviceModel {
-  const name = ctx.self.name;
-  const mem = ctx.self.mem;
-  if (!mem) throw new Error(`${name}: an nvme needs local memory (namespace and CMB)`);
-  const blockBytes = (ctx.props.blockBytes as number | undefined) ?? 4096;
-  // Test knob (x- prefix): flip one byte of the data the Nth READ returns
-  // (the namespace itself stays intact), so tests prove the checker's shadow
-  // copy catches a controller that returns wrong data.
-  const corruptRead = ctx.props['x-corrupt-read'] as number | undefined;
-  const corruptOffset = (ctx.props['x-corrupt-offset'] as number | undefined) ?? 0;
-  if (mem.length < NVME_ADMIN_BYTES) throw new Error(`${name}: an nvme needs at least ${NVME_ADMIN_BYTES} bytes of local memory`);
-  const admin = new Int32Array(mem.buffer, mem.byteOffset + ADMIN_OFF, NVME_ADMIN_BYTES / 4);
-  let ns: Namespace | null = null;
-  const cmb: CmbQueue[] = [];
-  const c = { reads: 0, writes: 0, blocksRead: 0, blocksWritten: 0, cmbCommands: 0, hostCommands: 0, msis: 0, corrupted: 0 };
+type Counters = { -readonly [K in keyof Omit<NvmeCounters, 'errno'>]: number };
 
-  const fail = (status: CqStatus, message: string): CommandResult => ({ status, result: ctx.logError(`${name}: ${message}`) });
+/** The controller. Lifetime: one per worker, built by createNvme; nvme-format and nvme-create-cmb-queue configure it once. */
+class NvmeController implements DeviceModel {
+  private readonly name: string;
+  private readonly mem: Uint8Array;
+  private readonly blockBytes: number;
+  /** Test knob (x- prefix): flip one byte of the data the Nth READ returns (the namespace itself stays intact), so tests prove the checker's shadow copy catches a controller that returns wrong data. */
+  private readonly corruptRead: number | undefined;
+  private readonly corruptOffset: number;
+  private readonly admin: Int32Array;
+  private ns: Namespace | null = null;
+  private readonly cmb: CmbQueue[] = [];
+  private readonly c: Counters = { reads: 0, writes: 0, blocksRead: 0, blocksWritten: 0, cmbCommands: 0, hostCommands: 0, msis: 0, corrupted: 0 };
 
-  function inMem(off: number, bytes: number): boolean {
-    return Number.isInteger(off) && off >= 0 && off + bytes <= mem!.length;
+  constructor(private readonly ctx: DeviceContext) {
+    this.name = ctx.self.name;
+    const mem = ctx.self.mem;
+    if (!mem) throw new Error(`${this.name}: an nvme needs local memory (namespace and CMB)`);
+    if (mem.length < NVME_ADMIN_BYTES) throw new Error(`${this.name}: an nvme needs at least ${NVME_ADMIN_BYTES} bytes of local memory`);
+    this.mem = mem;
+    this.blockBytes = (ctx.props.blockBytes as number | undefined) ?? 4096;
+    this.corruptRead = ctx.props['x-corrupt-read'] as number | undefined;
+    this.corruptOffset = (ctx.props['x-corrupt-offset'] as number | undefined) ?? 0;
+    this.admin = new Int32Array(mem.buffer, mem.byteOffset + ADMIN_OFF, NVME_ADMIN_BYTES / 4);
+  }
+
+  execute(cmd: SqCommand): CommandResult {
+    this.c.hostCommands++;
+    return this.rw(cmd, null);
+  }
+
+  poll(): boolean {
+    return this.pollCmb();
+  }
+
+  readonly commands = {
+    'nvme-format': (cmd) => this.format(cmd),
+    'nvme-create-cmb-queue': (cmd) => this.createCmbQueue(cmd),
+    'nvme-counters': () => {
+      const r: NvmeCounters = { errno: 0, ...this.c };
+      return r;
+    },
+  } satisfies CmdHandlers<keyof NvmeOps>;
+
+  private fail(status: CqStatus, message: string): CommandResult {
+    return { status, result: this.ctx.logError(`${this.name}: ${message}`) };
+  }
+
+  private inMem(off: number, bytes: number): boolean {
+    return Number.isInteger(off) && off >= 0 && off + bytes <= this.mem.length;
   }
 
   /** One READ or WRITE; `q` is the CMB queue it came from, null for a host queue. */
-  function rw(cmd: SqCommand, q: CmbQueue | null): CommandResult {
+  private rw(cmd: SqCommand, q: CmbQueue | null): CommandResult {
     const write = cmd.opcode === NVME_OP_WRITE;
-    if (!write && cmd.opcode !== NVME_OP_READ) return fail(CqStatus.InvalidOpcode, `unknown opcode ${cmd.opcode}`);
-    if (!ns) return fail(CqStatus.InvalidField, 'no namespace (nvme-format first)');
-    const lba = cmd.args[NVME_ARG_LBA];
-    const flags = cmd.args[NVME_ARG_FLAGS];
-    const nblk = cmd.len / blockBytes;
-    const op = write ? 'WRITE' : 'READ';
-    if (!Number.isInteger(nblk) || nblk <= 0) return fail(CqStatus.InvalidField, `${op} of ${cmd.len} bytes is not whole ${blockBytes}-byte blocks`);
-    if (lba < 0 || lba + nblk > ns.blocks) return fail(CqStatus.InvalidField, `${op} of blocks [${lba}, +${nblk}) outside the namespace of ${ns.blocks} blocks`);
-    if ((flags & ~NVME_F_CMB) !== 0) return fail(CqStatus.InvalidField, `${op} with unknown flags 0x${flags.toString(16)}`);
-    const blk = ns.blockOff + lba * blockBytes;
-    const ptr = write ? cmd.src : cmd.dst;
-    const readIndex = write ? -1 : c.reads;
-    if (flags & NVME_F_CMB) {
-      if (!q) return fail(CqStatus.InvalidField, `${op} with NVME_F_CMB on a host queue (no CMB data area)`);
-      if (ptr < 0 || ptr + cmd.len > q.dataBytes) return fail(CqStatus.InvalidField, `${op}: CMB data [${ptr}, +${cmd.len}) outside queue ${q.qid}'s ${q.dataBytes}-byte data area`);
-      // Controller-internal copy between its CMB and its namespace: no bus.
-      const t0 = performance.now();
-      if (write) mem!.copyWithin(blk, q.dataOff + ptr, q.dataOff + ptr + cmd.len);
-      else {
-        mem!.copyWithin(q.dataOff + ptr, blk, blk + cmd.len);
-        if (readIndex === corruptRead) {
-          mem![q.dataOff + ptr + (corruptOffset % cmd.len)] ^= 0xff;
-          c.corrupted++;
-        }
-      }
-      ctx.self.stats[DeviceStats.bytesLocal] += cmd.len;
-      ctx.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
-    } else if (write) {
-      const err = ctx.dma.read(ptr, blk, cmd.len);
-      if (err) return { status: CqStatus.DataTransferError, result: ctx.logError(err) };
-    } else {
-      const flip = readIndex === corruptRead ? blk + (corruptOffset % cmd.len) : -1;
-      if (flip >= 0) mem![flip] ^= 0xff;
-      const err = ctx.dma.write(ptr, blk, cmd.len);
-      if (flip >= 0) {
-        mem![flip] ^= 0xff;
-        c.corrupted++;
-      }
-      if (err) return { status: CqStatus.DataTransferError, result: ctx.logError(err) };
-    }
+    const bad = this.checkRw(cmd, write, q);
+    if (bad) return bad;
+    const nblk = cmd.len / this.blockBytes;
+    const blk = this.ns!.blockOff + cmd.args[NVME_ARG_LBA] * this.blockBytes;
+    const readIndex = write ? -1 : this.c.reads;
+    const err = cmd.args[NVME_ARG_FLAGS] & NVME_F_CMB ? this.cmbCopy(cmd, write, q!, blk, readIndex) : this.busCopy(cmd, write, blk, readIndex);
+    if (err) return { status: CqStatus.DataTransferError, result: this.ctx.logError(err) };
     if (write) {
-      c.writes++;
-      c.blocksWritten += nblk;
+      this.c.writes++;
+      this.c.blocksWritten += nblk;
     } else {
-      c.reads++;
-      c.blocksRead += nblk;
+      this.c.reads++;
+      this.c.blocksRead += nblk;
     }
     return { status: CqStatus.Success, result: nblk };
   }
 
-  /** MSI to the peer: DMA-write the completion count to its register (dma_engine stores it and wakes the owner). */
-  function msi(q: CmbQueue): void {
-    if (q.msiAddr === 0) return;
-    admin[MSI_WORD] = ++c.msis;
-    const err = ctx.dma.write(q.msiAddr, ADMIN_OFF + MSI_WORD * 4, 4);
-    if (err) ctx.logError(`${name}: MSI of queue ${q.qid}: ${err}`);
+  /** The failure a READ/WRITE gets before any data moves (opcode, namespace, range, flags, CMB data area), or null. */
+  private checkRw(cmd: SqCommand, write: boolean, q: CmbQueue | null): CommandResult | null {
+    if (!write && cmd.opcode !== NVME_OP_READ) return this.fail(CqStatus.InvalidOpcode, `unknown opcode ${cmd.opcode}`);
+    const ns = this.ns;
+    if (!ns) return this.fail(CqStatus.InvalidField, 'no namespace (nvme-format first)');
+    const lba = cmd.args[NVME_ARG_LBA];
+    const flags = cmd.args[NVME_ARG_FLAGS];
+    const nblk = cmd.len / this.blockBytes;
+    const op = write ? 'WRITE' : 'READ';
+    if (!Number.isInteger(nblk) || nblk <= 0) return this.fail(CqStatus.InvalidField, `${op} of ${cmd.len} bytes is not whole ${this.blockBytes}-byte blocks`);
+    if (lba < 0 || lba + nblk > ns.blocks) return this.fail(CqStatus.InvalidField, `${op} of blocks [${lba}, +${nblk}) outside the namespace of ${ns.blocks} blocks`);
+    if ((flags & ~NVME_F_CMB) !== 0) return this.fail(CqStatus.InvalidField, `${op} with unknown flags 0x${flags.toString(16)}`);
+    if ((flags & NVME_F_CMB) === 0) return null;
+    const ptr = write ? cmd.src : cmd.dst;
+    if (!q) return this.fail(CqStatus.InvalidField, `${op} with NVME_F_CMB on a host queue (no CMB data area)`);
+    if (ptr < 0 || ptr + cmd.len > q.dataBytes) return this.fail(CqStatus.InvalidField, `${op}: CMB data [${ptr}, +${cmd.len}) outside queue ${q.qid}'s ${q.dataBytes}-byte data area`);
+    return null;
   }
 
-  function pollCmb(): boolean {
+  /** Controller-internal copy between its CMB data area and its namespace: no bus. */
+  private cmbCopy(cmd: SqCommand, write: boolean, q: CmbQueue, blk: number, readIndex: number): null {
+    const mem = this.mem;
+    const at = q.dataOff + (write ? cmd.src : cmd.dst);
+    const t0 = performance.now();
+    if (write) mem.copyWithin(blk, at, at + cmd.len);
+    else {
+      mem.copyWithin(at, blk, blk + cmd.len);
+      if (readIndex === this.corruptRead) {
+        mem[at + (this.corruptOffset % cmd.len)] ^= 0xff;
+        this.c.corrupted++;
+      }
+    }
+    this.ctx.self.stats[DeviceStats.bytesLocal] += cmd.len;
+    this.ctx.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
+    return null;
+  }
+
+  /** DMA between a bus address (host queue: RAM) and the namespace; an error message or null. */
+  private busCopy(cmd: SqCommand, write: boolean, blk: number, readIndex: number): string | null {
+    if (write) return this.ctx.dma.read(cmd.src, blk, cmd.len);
+    // The corrupted byte is flipped for the DMA only: the namespace stays intact.
+    const flip = readIndex === this.corruptRead ? blk + (this.corruptOffset % cmd.len) : -1;
+    if (flip >= 0) this.mem[flip] ^= 0xff;
+    const err = this.ctx.dma.write(cmd.dst, blk, cmd.len);
+    if (flip >= 0) {
+      this.mem[flip] ^= 0xff;
+      this.c.corrupted++;
+    }
+    return err;
+  }
+
+  /** MSI to the peer: DMA-write the completion count to its register (dma_engine stores it and wakes the owner). */
+  private msi(q: CmbQueue): void {
+    if (q.msiAddr === 0) return;
+    this.admin[MSI_WORD] = ++this.c.msis;
+    const err = this.ctx.dma.write(q.msiAddr, ADMIN_OFF + MSI_WORD * 4, 4);
+    if (err) this.ctx.logError(`${this.name}: MSI of queue ${q.qid}: ${err}`);
+  }
+
+  private pollCmb(): boolean {
     let progress = false;
-    for (const q of cmb) {
+    for (const q of this.cmb) {
       if (!q) continue;
       let posted = 0;
       while (posted < CMB_BATCH && q.sq.available() > 0 && !q.cq.full) {
         const cmd = q.sq.peek();
-        const r = rw(cmd, q);
+        const r = this.rw(cmd, q);
         q.sq.pop();
         q.cq.post({ cid: cmd.cid, status: r.status, result: r.result, sqHead: q.sq.headIndex }, q.qid);
         posted++;
-        c.cmbCommands++;
-        ctx.self.stats[DeviceStats.commands]++;
+        this.c.cmbCommands++;
+        this.ctx.self.stats[DeviceStats.commands]++;
       }
       if (posted > 0) {
-        msi(q);
+        this.msi(q);
         progress = true;
       }
     }
     return progress;
   }
 
-  function format(cmd: DeviceCmd<'nvme-format'>): DeviceReply<'nvme-format'> {
+  private format(cmd: DeviceCmd<'nvme-format'>): DeviceReply<'nvme-format'> {
     const { blockOff, blocks } = cmd;
-    if (!Number.isInteger(blocks) || blocks <= 0 || !inMem(blockOff, blocks * blockBytes)) return { errno: 'EINVAL', message: `${name}: namespace of ${blocks} blocks at ${blockOff} does not fit its ${mem!.length}-byte memory` };
-    if (blockOff < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${name}: namespace at ${blockOff} overlaps the controller's working memory [0, ${NVME_ADMIN_BYTES})` };
-    mem!.fill(0, blockOff, blockOff + blocks * blockBytes);
-    ns = { blockOff, blocks };
-    return { errno: 0, blockBytes };
+    if (!Number.isInteger(blocks) || blocks <= 0 || !this.inMem(blockOff, blocks * this.blockBytes)) return { errno: 'EINVAL', message: `${this.name}: namespace of ${blocks} blocks at ${blockOff} does not fit its ${this.mem.length}-byte memory` };
+    if (blockOff < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${this.name}: namespace at ${blockOff} overlaps the controller's working memory [0, ${NVME_ADMIN_BYTES})` };
+    this.mem.fill(0, blockOff, blockOff + blocks * this.blockBytes);
+    this.ns = { blockOff, blocks };
+    return { errno: 0, blockBytes: this.blockBytes };
   }
 
-  function createCmbQueue(cmd: DeviceCmd<'nvme-create-cmb-queue'>): DeviceReply<'nvme-create-cmb-queue'> {
+  private createCmbQueue(cmd: DeviceCmd<'nvme-create-cmb-queue'>): DeviceReply<'nvme-create-cmb-queue'> {
     const { qid, entries, sqOff, cqOff, dataOff, dataBytes } = cmd;
-    if (!ns) return { errno: 'EINVAL', message: `${name}: create a CMB queue after nvme-format ` };
-    if (!Number.isInteger(qid) || qid === NVME_HOST_QID || qid < 0 || qid >= NR_QUEUES) return { errno: 'EINVAL', message: `${name}: CMB queue id ${qid} (1..${NR_QUEUES - 1}; qid ${NVME_HOST_QID} is the host's)` };
-    if (cmb[qid]) return { errno: 'EBUSY', message: `${name}: CMB queue ${qid} exists` };
+    if (!this.ns) return { errno: 'EINVAL', message: `${this.name}: create a CMB queue after nvme-format ` };
+    if (!Number.isInteger(qid) || qid === NVME_HOST_QID || qid < 0 || qid >= NR_QUEUES) return { errno: 'EINVAL', message: `${this.name}: CMB queue id ${qid} (1..${NR_QUEUES - 1}; qid ${NVME_HOST_QID} is the host's)` };
+    if (this.cmb[qid]) return { errno: 'EBUSY', message: `${this.name}: CMB queue ${qid} exists` };
     for (const [off, bytes, what] of [[sqOff, entries * SQE_BYTES, 'SQ'], [cqOff, entries * CQE_BYTES, 'CQ'], [dataOff, dataBytes, 'data area']] as const) {
-      if (!inMem(off, bytes) || off % 4 !== 0 || off < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${name}: CMB queue ${qid} ${what} [${off}, +${bytes}) is not inside its ${mem!.length}-byte memory past the controller's working memory` };
+      if (!this.inMem(off, bytes) || off % 4 !== 0 || off < NVME_ADMIN_BYTES) return { errno: 'EINVAL', message: `${this.name}: CMB queue ${qid} ${what} [${off}, +${bytes}) is not inside its ${this.mem.length}-byte memory past the controller's working memory` };
     }
-    const view = (off: number, bytes: number) => new Int32Array(mem!.buffer, mem!.byteOffset + off, bytes / 4);
+    const view = (off: number, bytes: number) => new Int32Array(this.mem.buffer, this.mem.byteOffset + off, bytes / 4);
     view(cqOff, entries * CQE_BYTES).fill(0);
-    cmb[qid] = {
+    this.cmb[qid] = {
       qid,
-      sq: new SqConsumer(view(sqOff, entries * SQE_BYTES), entries, ctx.self.regs, qid),
-      cq: new CqProducer(view(cqOff, entries * CQE_BYTES), entries, ctx.self.regs, qid),
+      sq: new SqConsumer(view(sqOff, entries * SQE_BYTES), entries, this.ctx.self.regs, qid),
+      cq: new CqProducer(view(cqOff, entries * CQE_BYTES), entries, this.ctx.self.regs, qid),
       dataOff,
       dataBytes,
       msiAddr: cmd.msiAddr,
     };
     return { errno: 0 };
   }
+}
 
-  return {
-    execute(cmd: SqCommand): CommandResult {
-      c.hostCommands++;
-      return rw(cmd, null);
-    },
-    poll: pollCmb,
-    commands: {
-      'nvme-format': format,
-      'nvme-create-cmb-queue': createCmbQueue,
-      'nvme-counters': () => {
-        const r: NvmeCounters = { errno: 0, ...c };
-        return r;
-      },
-    } satisfies CmdHandlers<keyof NvmeOps>,
-  };
+export function createNvme(ctx: DeviceContext): DeviceModel {
+  return new NvmeController(ctx);
 }
