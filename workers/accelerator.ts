@@ -56,143 +56,172 @@ import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
-export function createAccelerator(ctx: DeviceContext): DeviceModel {
-  const name = ctx.self.name;
-  const mem = ctx.self.mem;
-  if (!mem || mem.length < PAGE_SIZE) throw new Error(`${name}: an accelerator needs local memory (buffers, progress records), has ${mem?.length ?? 0} bytes`);
-  const words = new Int32Array(mem.buffer, mem.byteOffset, mem.length >> 2);
-  const corruptAt = ctx.props['x-corrupt-iteration'] as number | undefined;
-  const corruptWord = (ctx.props['x-corrupt-word'] as number | undefined) ?? 0;
-  const c: Mutable<AccCounters> = { errno: 0, computes: 0, iterations: 0, publishes: 0, mirrored: 0, lastComputeUs: 0, lastIterations: 0, transforms: 0 };
+/** The accelerator. Lifetime: one per worker, built by createAccelerator; keeps nothing across commands but its counters. */
+class Accelerator implements DeviceModel {
+  private readonly name: string;
+  private readonly mem: Uint8Array;
+  private readonly words: Int32Array;
+  /** Test knob (x- prefix): after this iteration of every COMPUTE (and every TRANSFORM), flip bit 0 of word corruptWord. */
+  private readonly corruptAt: number | undefined;
+  private readonly corruptWord: number;
+  private readonly c: Mutable<AccCounters> = { errno: 0, computes: 0, iterations: 0, publishes: 0, mirrored: 0, lastComputeUs: 0, lastIterations: 0, transforms: 0 };
 
-  const dataError = (message: string): CommandResult => ({ status: CqStatus.DataTransferError, result: ctx.logError(message) });
-  const badField = (message: string): CommandResult => ({ status: CqStatus.InvalidField, result: ctx.logError(`${name}: ${message}`) });
-  const inLocal = (off: number, len: number) => off >= 0 && len >= 0 && off % 4 === 0 && off + len <= mem.length;
+  constructor(private readonly ctx: DeviceContext) {
+    this.name = ctx.self.name;
+    const mem = ctx.self.mem;
+    if (!mem || mem.length < PAGE_SIZE) throw new Error(`${this.name}: an accelerator needs local memory (buffers, progress records), has ${mem?.length ?? 0} bytes`);
+    this.mem = mem;
+    this.words = new Int32Array(mem.buffer, mem.byteOffset, mem.length >> 2);
+    this.corruptAt = ctx.props['x-corrupt-iteration'] as number | undefined;
+    this.corruptWord = (ctx.props['x-corrupt-word'] as number | undefined) ?? 0;
+  }
+
+  execute(cmd: SqCommand): CommandResult {
+    switch (cmd.opcode) {
+      case ACC_OP_COMPUTE:
+        return this.compute(cmd);
+      case ACC_OP_COPY_TO_VA:
+        return this.copyToVa(cmd);
+      case ACC_OP_TRANSFORM_VA:
+        return this.transformVa(cmd);
+      case ACC_OP_DMA_IN:
+        return this.dmaIn(cmd);
+      default:
+        return { status: CqStatus.InvalidOpcode, result: this.ctx.logError(`${this.name}: unknown opcode ${cmd.opcode}`) };
+    }
+  }
+
+  readonly commands = {
+    'acc-counters': () => ({ ...this.c }),
+  } satisfies CmdHandlers<keyof AcceleratorOps>;
+
+  private dataError(message: string): CommandResult {
+    return { status: CqStatus.DataTransferError, result: this.ctx.logError(message) };
+  }
+
+  private badField(message: string): CommandResult {
+    return { status: CqStatus.InvalidField, result: this.ctx.logError(`${this.name}: ${message}`) };
+  }
+
+  private inLocal(off: number, len: number): boolean {
+    return off >= 0 && len >= 0 && off % 4 === 0 && off + len <= this.mem.length;
+  }
 
   /** x-corrupt-iteration: the device bug the CPU reference must catch. */
-  function maybeCorrupt(x: Int32Array, k: number): void {
-    if (corruptAt !== undefined && k === corruptAt && x.length > 0) x[corruptWord % x.length] ^= 1;
+  private maybeCorrupt(x: Int32Array, k: number): void {
+    if (this.corruptAt !== undefined && k === this.corruptAt && x.length > 0) x[this.corruptWord % x.length] ^= 1;
   }
 
   /** One seqcount update of the record at word `r`; mirrored to `va` when not null. */
-  function publish(r: number, va: number | null, k: number, h: number, done: number): string | null {
-    const s = Atomics.load(words, r + ProgressRecord.seq);
+  private publish(r: number, va: number | null, k: number, h: number, done: number): string | null {
+    const s = Atomics.load(this.words, r + ProgressRecord.seq);
     // Odd first: pairs with the reader's first seq load (NIC MONITOR, s1).
-    Atomics.store(words, r + ProgressRecord.seq, (s + 1) | 0);
+    Atomics.store(this.words, r + ProgressRecord.seq, (s + 1) | 0);
     if (va !== null) {
-      const err = ctx.va().write(va + ProgressRecord.seq * 4, (r + ProgressRecord.seq) * 4, 4);
+      const err = this.ctx.va().write(va + ProgressRecord.seq * 4, (r + ProgressRecord.seq) * 4, 4);
       if (err !== null) return err;
     }
-    Atomics.store(words, r + ProgressRecord.iteration, k);
-    Atomics.store(words, r + ProgressRecord.checksum, h | 0);
-    Atomics.store(words, r + ProgressRecord.done, done);
+    Atomics.store(this.words, r + ProgressRecord.iteration, k);
+    Atomics.store(this.words, r + ProgressRecord.checksum, h | 0);
+    Atomics.store(this.words, r + ProgressRecord.done, done);
     if (va !== null) {
-      const err = ctx.va().write(va + ProgressRecord.iteration * 4, (r + ProgressRecord.iteration) * 4, ProgressRecord.kBytes - 4);
+      const err = this.ctx.va().write(va + ProgressRecord.iteration * 4, (r + ProgressRecord.iteration) * 4, ProgressRecord.kBytes - 4);
       if (err !== null) return err;
     }
     // Even last: pairs with the reader's second seq load (s2).
-    Atomics.store(words, r + ProgressRecord.seq, (s + 2) | 0);
+    Atomics.store(this.words, r + ProgressRecord.seq, (s + 2) | 0);
     if (va !== null) {
-      const err = ctx.va().write(va + ProgressRecord.seq * 4, (r + ProgressRecord.seq) * 4, 4);
+      const err = this.ctx.va().write(va + ProgressRecord.seq * 4, (r + ProgressRecord.seq) * 4, 4);
       if (err !== null) return err;
-      c.mirrored++;
+      this.c.mirrored++;
     }
-    c.publishes++;
+    this.c.publishes++;
     return null;
   }
 
-  function compute(cmd: SqCommand): CommandResult {
+  private compute(cmd: SqCommand): CommandResult {
     const iterations = cmd.args[ACC_ARG_ITERATIONS];
     const seed = cmd.args[ACC_ARG_SEED];
     const every = cmd.args[ACC_ARG_PUBLISH];
     const flags = cmd.args[ACC_ARG_FLAGS];
-    if (!inLocal(cmd.src, cmd.len) || cmd.len % 4 !== 0 || cmd.len === 0) return badField(`COMPUTE buffer [${cmd.src}, +${cmd.len}) must be 4-aligned words inside ${mem!.length} bytes of local memory`);
-    if (iterations < 0 || every < 0) return badField(`COMPUTE of ${iterations} iterations, publishing every ${every}`);
+    const bad = this.checkCompute(cmd, every, iterations, flags);
+    if (bad) return bad;
     const r = cmd.dst / 4;
-    if (every > 0) {
-      if (!inLocal(cmd.dst, ProgressRecord.kBytes)) return badField(`COMPUTE progress record at ${cmd.dst} is not 4-aligned inside local memory`);
-      if (cmd.dst < cmd.src + cmd.len && cmd.src < cmd.dst + ProgressRecord.kBytes) return badField(`COMPUTE progress record at ${cmd.dst} overlaps the buffer [${cmd.src}, +${cmd.len})`);
-    }
     const mirror = flags & ACC_F_MIRROR_VA ? vaFromArgs(cmd.args[ACC_ARG_MIRROR_LO], cmd.args[ACC_ARG_MIRROR_HI]) : null;
-    if (mirror !== null && every === 0) return badField('COMPUTE mirrors its progress record but publishes none (publish every 0)');
-    const x = words.subarray(cmd.src / 4, (cmd.src + cmd.len) / 4);
+    const x = this.words.subarray(cmd.src / 4, (cmd.src + cmd.len) / 4);
     const t0 = performance.now();
-    const dma0 = ctx.self.stats[DeviceStats.dmaNs];
+    const dma0 = this.ctx.self.stats[DeviceStats.dmaNs];
     let h = flags & ACC_F_INIT ? accelInit(x, seed) : checksumWords(x);
     for (let k = 1; k <= iterations; k++) {
       h = accelStep(x, k, seed);
-      maybeCorrupt(x, k);
+      this.maybeCorrupt(x, k);
       if (every > 0 && (k % every === 0 || k === iterations)) {
-        const err = publish(r, mirror, k, h, k === iterations ? 1 : 0);
-        if (err !== null) return dataError(`${name}: COMPUTE progress mirror to 0x${mirror!.toString(16)} at iteration ${k}: ${err}`);
+        const err = this.publish(r, mirror, k, h, k === iterations ? 1 : 0);
+        if (err !== null) return this.dataError(`${this.name}: COMPUTE progress mirror to 0x${mirror!.toString(16)} at iteration ${k}: ${err}`);
       }
-      c.iterations++;
-      ctx.inv.check();
+      this.c.iterations++;
+      this.ctx.inv.check();
     }
     const ms = performance.now() - t0;
     // Mirror DMAs are already in dmaNs.
-    ctx.self.stats[DeviceStats.computeNs] += ms * 1e6 - (ctx.self.stats[DeviceStats.dmaNs] - dma0);
+    this.ctx.self.stats[DeviceStats.computeNs] += ms * 1e6 - (this.ctx.self.stats[DeviceStats.dmaNs] - dma0);
     traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, ms, x.byteLength);
-    c.computes++;
-    c.lastComputeUs = ms * 1000;
-    c.lastIterations = iterations;
+    this.c.computes++;
+    this.c.lastComputeUs = ms * 1000;
+    this.c.lastIterations = iterations;
     return { status: CqStatus.Success, result: h | 0 };
   }
 
-  function copyToVa(cmd: SqCommand): CommandResult {
-    if (!inLocal(cmd.src, cmd.len)) return badField(`COPY_TO_VA source [${cmd.src}, +${cmd.len}) outside local memory`);
-    const err = ctx.va().write(cmd.dst, cmd.src, cmd.len);
-    if (err !== null) return dataError(`${name}: COPY_TO_VA of ${cmd.len} bytes to 0x${cmd.dst.toString(16)}: ${err}`);
+  /** The failure COMPUTE gets before it touches the buffer (range, counts, record placement, mirror without publishing), or null. */
+  private checkCompute(cmd: SqCommand, every: number, iterations: number, flags: number): CommandResult | null {
+    if (!this.inLocal(cmd.src, cmd.len) || cmd.len % 4 !== 0 || cmd.len === 0) return this.badField(`COMPUTE buffer [${cmd.src}, +${cmd.len}) must be 4-aligned words inside ${this.mem.length} bytes of local memory`);
+    if (iterations < 0 || every < 0) return this.badField(`COMPUTE of ${iterations} iterations, publishing every ${every}`);
+    if (every > 0) {
+      if (!this.inLocal(cmd.dst, ProgressRecord.kBytes)) return this.badField(`COMPUTE progress record at ${cmd.dst} is not 4-aligned inside local memory`);
+      if (cmd.dst < cmd.src + cmd.len && cmd.src < cmd.dst + ProgressRecord.kBytes) return this.badField(`COMPUTE progress record at ${cmd.dst} overlaps the buffer [${cmd.src}, +${cmd.len})`);
+    }
+    if (flags & ACC_F_MIRROR_VA && every === 0) return this.badField('COMPUTE mirrors its progress record but publishes none (publish every 0)');
+    return null;
+  }
+
+  private copyToVa(cmd: SqCommand): CommandResult {
+    if (!this.inLocal(cmd.src, cmd.len)) return this.badField(`COPY_TO_VA source [${cmd.src}, +${cmd.len}) outside local memory`);
+    const err = this.ctx.va().write(cmd.dst, cmd.src, cmd.len);
+    if (err !== null) return this.dataError(`${this.name}: COPY_TO_VA of ${cmd.len} bytes to 0x${cmd.dst.toString(16)}: ${err}`);
     return { status: CqStatus.Success, result: 0 };
   }
 
-  function dmaIn(cmd: SqCommand): CommandResult {
-    if (!inLocal(cmd.dst, cmd.len)) return badField(`DMA_IN destination [${cmd.dst}, +${cmd.len}) outside local memory`);
-    const err = ctx.dma.read(cmd.src, cmd.dst, cmd.len);
-    if (err !== null) return dataError(err);
+  private dmaIn(cmd: SqCommand): CommandResult {
+    if (!this.inLocal(cmd.dst, cmd.len)) return this.badField(`DMA_IN destination [${cmd.dst}, +${cmd.len}) outside local memory`);
+    const err = this.ctx.dma.read(cmd.src, cmd.dst, cmd.len);
+    if (err !== null) return this.dataError(err);
     return { status: CqStatus.Success, result: 0 };
   }
 
-  function transformVa(cmd: SqCommand): CommandResult {
+  private transformVa(cmd: SqCommand): CommandResult {
     const stage = cmd.args[ACC_ARG_STAGE_PAGE] * PAGE_SIZE;
     const stageBytes = cmd.args[ACC_ARG_STAGE_PAGES] * PAGE_SIZE;
     const seed = cmd.args[ACC_ARG_SEED];
-    if (cmd.len % 4 !== 0 || stageBytes <= 0 || !inLocal(stage, stageBytes)) return badField(`TRANSFORM of ${cmd.len} bytes through ${stageBytes} staging bytes at ${stage}`);
+    if (cmd.len % 4 !== 0 || stageBytes <= 0 || !this.inLocal(stage, stageBytes)) return this.badField(`TRANSFORM of ${cmd.len} bytes through ${stageBytes} staging bytes at ${stage}`);
     for (let done = 0; done < cmd.len; ) {
       const n = Math.min(stageBytes, cmd.len - done);
-      let err = ctx.va().read(cmd.src + done, stage, n);
-      if (err !== null) return dataError(`${name}: TRANSFORM read of 0x${(cmd.src + done).toString(16)}: ${err}`);
-      const x = words.subarray(stage / 4, (stage + n) / 4);
+      let err = this.ctx.va().read(cmd.src + done, stage, n);
+      if (err !== null) return this.dataError(`${this.name}: TRANSFORM read of 0x${(cmd.src + done).toString(16)}: ${err}`);
+      const x = this.words.subarray(stage / 4, (stage + n) / 4);
       const t0 = performance.now();
       accelTransform(x, done / 4, seed);
-      if (done === 0) maybeCorrupt(x, corruptAt ?? -1);
-      ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+      if (done === 0) this.maybeCorrupt(x, this.corruptAt ?? -1);
+      this.ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
       traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, x.byteLength);
-      err = ctx.va().write(cmd.src + done, stage, n);
-      if (err !== null) return dataError(`${name}: TRANSFORM write of 0x${(cmd.src + done).toString(16)}: ${err}`);
+      err = this.ctx.va().write(cmd.src + done, stage, n);
+      if (err !== null) return this.dataError(`${this.name}: TRANSFORM write of 0x${(cmd.src + done).toString(16)}: ${err}`);
       done += n;
     }
-    c.transforms++;
+    this.c.transforms++;
     return { status: CqStatus.Success, result: 0 };
   }
+}
 
-  return {
-    execute(cmd: SqCommand): CommandResult {
-      switch (cmd.opcode) {
-        case ACC_OP_COMPUTE:
-          return compute(cmd);
-        case ACC_OP_COPY_TO_VA:
-          return copyToVa(cmd);
-        case ACC_OP_TRANSFORM_VA:
-          return transformVa(cmd);
-        case ACC_OP_DMA_IN:
-          return dmaIn(cmd);
-        default:
-          return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: unknown opcode ${cmd.opcode}`) };
-      }
-    },
-    commands: {
-      'acc-counters': () => ({ ...c }),
-    } satisfies CmdHandlers<keyof AcceleratorOps>,
-  };
+export function createAccelerator(ctx: DeviceContext): DeviceModel {
+  return new Accelerator(ctx);
 }
