@@ -111,7 +111,7 @@ export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno>
       i = (segEnd - range.start) / PAGE_SIZE;
       continue;
     }
-    const r = await handleAnonPage(mm, range, vma.writable, va, i, fault, write, what);
+    const r = await handleAnonPage(mm, range, { va, i, fault, write, what });
     if (r !== 0) return r;
     i++;
   }
@@ -169,9 +169,33 @@ async function faultDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, star
   return 0;
 }
 
-async function handleAnonPage(mm: Mm, range: HmmRange, vmaWritable: boolean, va: number, i: number, fault: boolean, write: boolean, what: string): Promise<0 | Errno> {
+/** One page of an anonymous VMA being looked up by hmmRangeFault. */
+interface AnonPage {
+  readonly va: number;
+  /** Its index in range.pfns. */
+  readonly i: number;
+  /** HMM_PFN_REQ_FAULT and HMM_PFN_REQ_WRITE of the page. */
+  readonly fault: boolean;
+  readonly write: boolean;
+  /** Names page and importer in errors. */
+  readonly what: string;
+}
+
+/**
+ * Passes over one PTE before it is reported. Each pass either reports the
+ * PTE or changes it once: a peer's device-private page migrates back to RAM
+ * (pass 1), a missing, zero or read-only page is faulted in (pass 1 or 2),
+ * and the next pass reports the RAM page. mm.lock is held throughout, so
+ * nothing else changes the PTE meanwhile; needing a fourth pass would mean
+ * a fault handler left the PTE unusable, and ends in EBUSY rather than a
+ * loop.
+ */
+const ANON_PAGE_PASSES = 3;
+
+async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<0 | Errno> {
+  const { va, i, fault, write, what } = page;
   const vpn = va / PAGE_SIZE;
-  for (let attempt = 0; attempt < 3; attempt++) {
+  for (let pass = 0; pass < ANON_PAGE_PASSES; pass++) {
     const pte = mm.pt.get(vpn);
     if (pte?.kind === 'devprivate') {
       const owner = pte.devmem;
@@ -216,8 +240,8 @@ async function handleAnonPage(mm: Mm, range: HmmRange, vmaWritable: boolean, va:
     if (!fault) return 0; // not present (or not writable) and only a snapshot
     const r = await mm.handleMmFaultLocked(mm.findVma(va)!, va, write);
     if (r !== 0) return fail(range, r, what, r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
-    void vmaWritable;
   }
+  // As a notifier collision: the caller retries the whole range (readBegin again).
   return 'EBUSY';
 }
 
