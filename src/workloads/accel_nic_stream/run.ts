@@ -40,7 +40,7 @@ import { PAGE_SIZE } from '../../shm/constants.js';
 import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
-import { accelNicRig } from '../accel_nic_rig.js';
+import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import { accelReference } from '../reference/accel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1aReference } from '../reference/checksum.js';
@@ -75,171 +75,261 @@ export function revokePlan(seed: number, results: number, revokes: number): Revo
     .map((result) => ({ result, delayFrac: DELAY_MIN + rnd() * (DELAY_MAX - DELAY_MIN) }));
 }
 
-export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamWorkload): Promise<Accounting> {
-  const { machine } = ctx;
-  const acc = machine.device(w.accelerator);
-  const nic = machine.device(w.nic);
-  const bounce = ctx.mode === 'bounce';
+/** The result buffers: exported VMAs (p2p; their device pages move on revoke, so ask pageOf each time), or private device buffers plus RAM staging buffers of the process (bounce). */
+interface Buffers {
+  readonly ex: BarExporter | null;
+  readonly exported: readonly { va: number; vma: Vma; bytes: number }[];
+  /** Byte offset of buffer b in the accelerator's memory, now. */
+  local(b: number): number;
+  /** The VA the NIC SENDs buffer b from. */
+  sendVa(b: number): number;
+  /** Bounce only: the RAM staging buffer of b. */
+  readonly staging: readonly number[];
+}
+
+async function allocBuffers(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<Buffers> {
   const pages = w.resultBytes / PAGE_SIZE;
+  const ex = bounce ? null : new BarExporter(rig.kernel, w.accelerator, { importers: [w.nic], readOnly: true, requireIommu: false, cpuMappable: false });
+  const exported: { va: number; vma: Vma; bytes: number }[] = [];
+  const local: number[] = [];
+  const staging: number[] = [];
+  for (let b = 0; b < w.buffers; b++) {
+    if (ex) exported.push({ ...(await ex.mmap(rig.mm, pages)), bytes: w.resultBytes });
+    else {
+      local.push(rig.acc.mem!.allocContig(pages).start * PAGE_SIZE);
+      staging.push(await rig.mm.mmap({ length: w.resultBytes, prot: PROT_READ | PROT_WRITE }));
+    }
+  }
+  return {
+    ex,
+    exported,
+    staging,
+    local: (b) => (ex ? ex.pageOf(exported[b].vma, 0) * PAGE_SIZE : local[b]),
+    sendVa: (b) => (ex ? exported[b].va : staging[b]),
+  };
+}
+
+/**
+ * The driver's buffer moves (p2p; evict: revoke — access revocations): at
+ * most one of a buffer at a time; counts those that finished while the SEND
+ * that was in flight when they started still was. Timers are its own,
+ * cleared by stop().
+ */
+class Revoker {
+  fired = 0;
+  duringSend = 0;
+  /** evict: revoke — SENDs the NIC could not finish (ENODEV) and sent again after the restore. */
+  sendsRefused = 0;
+  private error: unknown = null;
+  private readonly revoking: (Promise<void> | undefined)[];
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    private readonly bufs: Buffers,
+    /** Result whose SEND is in flight from each buffer, or -1. */
+    private readonly inFlight: readonly number[],
+    /** evict: revoke (BarExporter.revokeAccess) instead of the RFC's move. */
+    readonly revokeAccess: boolean,
+  ) {
+    this.revoking = new Array(inFlight.length);
+  }
+
+  /** Moves buffer b (holding result r) now, unless a move of it is running. */
+  fire(b: number, r: number): void {
+    const ex = this.bufs.ex;
+    if (this.revoking[b] || !ex) return;
+    this.fired++;
+    const atStart = this.inFlight[b] === r;
+    const vma = this.bufs.exported[b].vma;
+    this.revoking[b] = (this.revokeAccess ? ex.revokeAccess(vma) : ex.revoke(vma))
+      .then(() => {
+        if (atStart && this.inFlight[b] === r) this.duringSend++;
+      })
+      .catch((e: unknown) => void (this.error ??= e))
+      .finally(() => (this.revoking[b] = undefined));
+  }
+
+  /** Schedules fire(b, r) after `ms`; the returned cancel() says whether it had not fired yet. */
+  later(b: number, r: number, ms: number): () => boolean {
+    const tm = setTimeout(() => {
+      this.timers.delete(tm);
+      this.fire(b, r);
+    }, ms);
+    this.timers.add(tm);
+    return () => {
+      clearTimeout(tm);
+      return this.timers.delete(tm);
+    };
+  }
+
+  /** evict: revoke — whether buffer b's access is revoked now. */
+  revoked(b: number): boolean {
+    const e = this.bufs.exported[b];
+    return this.revokeAccess && this.bufs.ex !== null && this.bufs.ex.revokedIn(e.vma, e.va, e.va + e.bytes);
+  }
+
+  /** evict: revoke — gives buffer b's access back (after any revocation of it in progress). */
+  async restore(b: number): Promise<void> {
+    await this.revoking[b];
+    await this.bufs.ex!.restoreAccess(this.bufs.exported[b].vma);
+  }
+
+  /** The move of buffer b in progress, if any. */
+  running(b: number): Promise<void> | undefined {
+    return this.revoking[b];
+  }
+
+  stop(): void {
+    for (const tm of this.timers) clearTimeout(tm);
+    this.timers.clear();
+  }
+
+  /** Waits for every move; rethrows the first that failed. */
+  async settle(): Promise<void> {
+    await Promise.all(this.revoking);
+    if (this.error) throw this.error;
+  }
+}
+
+/**
+ * The timed stream: COMPUTE result r into buffer r % buffers (after that
+ * buffer's previous SEND and move finished), [bounce: COPY_TO_VA], SEND;
+ * planned moves fire at their seeded fraction of the mean clean SEND time,
+ * or, when the SEND ends first, right after it. Returns the checksums the
+ * NIC's sink saw.
+ */
+async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, plan: ReadonlyMap<number, RevokePlan>, rev: Revoker, inFlight: number[]): Promise<{ sent: number[]; wallMs: number }> {
+  const { accQ, nicQ, runner } = rig;
+  const sent = new Array<number>(w.results).fill(0);
+  const sendDone: (Promise<void> | undefined)[] = new Array(w.buffers);
+  const cleanSendMs: number[] = [];
+  const t0 = performance.now();
+  for (let r = 0; r < w.results; r++) {
+    const b = r % w.buffers;
+    await sendDone[b];
+    await rev.running(b);
+    if (rev.revoked(b)) await rev.restore(b);
+    await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: w.resultBytes, args: [w.iterations, resultSeed(ctx.seed, r), 0, ACC_F_INIT] });
+    if (!bufs.ex) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: w.resultBytes, args: [] });
+    const s0 = performance.now();
+    inFlight[b] = r;
+    const p = plan.get(r);
+    const sendCmd = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: w.resultBytes, args: [] };
+    // evict: revoke — a SEND refused by the revocation is sent again once access is restored.
+    const resend = async (e: unknown): Promise<Completion> => {
+      if (!(e instanceof Error) || !/ENODEV/.test(e.message) || !rev.revoked(b)) throw e;
+      rev.sendsRefused++;
+      await rev.restore(b);
+      return runner.run(nicQ, sendCmd).catch(resend);
+    };
+    const send = runner.run(nicQ, sendCmd).catch(resend);
+    const est = cleanSendMs.length > 0 ? cleanSendMs.reduce((a, x) => a + x, 0) / cleanSendMs.length : 1;
+    const cancel = p ? rev.later(b, r, p.delayFrac * est) : null;
+    sendDone[b] = send.then((c) => {
+      inFlight[b] = -1;
+      sent[r] = c.result;
+      if (!p) cleanSendMs.push(performance.now() - s0);
+      // A planned move whose delay outlived the SEND happens now, before
+      // the buffer is recomputed (never while the accelerator writes it).
+      if (cancel?.()) rev.fire(b, r);
+    });
+  }
+  await Promise.all(sendDone);
+  return { sent, wallMs: performance.now() - t0 };
+}
+
+/** The CPU reference, after the stream (not in the wall time): one line per result whose checksum differs. */
+function mismatches(ctx: WorkloadContext, w: AccelNicStreamWorkload, sent: readonly number[]): string[] {
+  const bad: string[] = [];
+  for (let r = 0; r < w.results; r++) {
+    const ref = accelReference(w.resultBytes / 4, resultSeed(ctx.seed, r), w.iterations).buffer;
+    const want = fnv1aReference(new Uint8Array(ref.buffer));
+    if (sent[r] !== want) bad.push(`result ${r}: the NIC sent checksum 0x${(sent[r] >>> 0).toString(16)}, reference 0x${(want >>> 0).toString(16)}`);
+  }
+  return bad;
+}
+
+export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamWorkload): Promise<Accounting> {
+  const bounce = ctx.mode === 'bounce';
   const rig = await accelNicRig(ctx, w, w.queueDepth, bounce);
-  const { accQ, nicQ, kernel, mm, runner } = rig;
-  const timers = new Set<NodeJS.Timeout>();
+  let rev: Revoker | null = null;
   try {
-    // p2p: exported buffers (their device pages move on revoke: ask pageOf each time).
-    // bounce: private device buffers + RAM staging buffers of the process.
-    const ex = bounce ? null : new BarExporter(kernel, w.accelerator, { importers: [w.nic], readOnly: true, requireIommu: false, cpuMappable: false });
-    const exported: { va: number; vma: Vma }[] = [];
-    const local: number[] = [];
-    const staging: number[] = [];
-    for (let b = 0; b < w.buffers; b++) {
-      if (ex) exported.push(await ex.mmap(mm, pages));
-      else {
-        local.push(acc.mem!.allocContig(pages).start * PAGE_SIZE);
-        staging.push(await mm.mmap({ length: w.resultBytes, prot: PROT_READ | PROT_WRITE }));
-      }
-    }
-    const bufLocal = (b: number) => (ex ? ex.pageOf(exported[b].vma, 0) * PAGE_SIZE : local[b]);
-    const sendVa = (b: number) => (ex ? exported[b].va : staging[b]);
-
+    const bufs = await allocBuffers(w, rig, bounce);
     const plan = new Map((bounce ? [] : revokePlan(ctx.seed, w.results, w.revokes)).map((p) => [p.result, p]));
-    const sent = new Array<number>(w.results).fill(0);
-    const sendDone: (Promise<void> | undefined)[] = new Array(w.buffers);
-    const revoking: (Promise<void> | undefined)[] = new Array(w.buffers);
     const inFlight = new Array<number>(w.buffers).fill(-1);
-    const cleanSendMs: number[] = [];
-    let revokesFired = 0;
-    let revokesDuringSend = 0;
-    let revokeErrors: unknown = null;
-    const revokeAccess = w.evict === 'revoke';
-    /** evict: revoke — SENDs the NIC could not finish (ENODEV) and sent again after the restore. */
-    let sendsRefused = 0;
-
-    const fireRevoke = (b: number, r: number) => {
-      if (revoking[b] || !ex) return;
-      revokesFired++;
-      const atStart = inFlight[b] === r;
-      revoking[b] = (revokeAccess ? ex.revokeAccess(exported[b].vma) : ex.revoke(exported[b].vma))
-        .then(() => {
-          if (atStart && inFlight[b] === r) revokesDuringSend++;
-        })
-        .catch((e: unknown) => void (revokeErrors ??= e))
-        .finally(() => (revoking[b] = undefined));
-    };
-
-    const t0 = performance.now();
-    for (let r = 0; r < w.results; r++) {
-      const b = r % w.buffers;
-      await sendDone[b];
-      await revoking[b];
-      if (revokeAccess && ex!.revokedIn(exported[b].vma, exported[b].va, exported[b].va + w.resultBytes)) await ex!.restoreAccess(exported[b].vma);
-      await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufLocal(b), dst: 0, len: w.resultBytes, args: [w.iterations, resultSeed(ctx.seed, r), 0, ACC_F_INIT] });
-      if (bounce) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufLocal(b), dst: staging[b], len: w.resultBytes, args: [] });
-      const s0 = performance.now();
-      inFlight[b] = r;
-      const p = plan.get(r);
-      const sendCmd = { opcode: NIC_OP_SEND, src: sendVa(b), dst: 0, len: w.resultBytes, args: [] };
-      // evict: revoke — a SEND refused by the revocation is sent again once access is restored.
-      const resend = async (e: unknown): Promise<Completion> => {
-        if (!revokeAccess || !(e instanceof Error) || !/ENODEV/.test(e.message) || !ex!.revokedIn(exported[b].vma, exported[b].va, exported[b].va + w.resultBytes)) throw e;
-        sendsRefused++;
-        await revoking[b];
-        await ex!.restoreAccess(exported[b].vma);
-        return runner.run(nicQ, sendCmd).catch(resend);
-      };
-      const send = runner.run(nicQ, sendCmd).catch(resend);
-      let tm: NodeJS.Timeout | null = null;
-      if (p) {
-        const est = cleanSendMs.length > 0 ? cleanSendMs.reduce((a, x) => a + x, 0) / cleanSendMs.length : 1;
-        tm = setTimeout(() => {
-          timers.delete(tm!);
-          tm = null;
-          fireRevoke(b, r);
-        }, p.delayFrac * est);
-        timers.add(tm);
-      }
-      sendDone[b] = send.then((c) => {
-        inFlight[b] = -1;
-        sent[r] = c.result;
-        if (!p) cleanSendMs.push(performance.now() - s0);
-        // A planned move whose delay outlived the SEND happens now, before
-        // the buffer is recomputed (never while the accelerator writes it).
-        if (tm) {
-          clearTimeout(tm);
-          timers.delete(tm);
-          tm = null;
-          fireRevoke(b, r);
-        }
-      });
-    }
-    await Promise.all(sendDone);
-    const wallMs = performance.now() - t0;
-    for (const tm of timers) clearTimeout(tm);
-    await Promise.all(revoking);
-    if (revokeErrors) throw revokeErrors;
-
-    // CPU reference, after the stream (not in the wall time).
-    const bad: string[] = [];
-    for (let r = 0; r < w.results; r++) {
-      const ref = accelReference(w.resultBytes / 4, resultSeed(ctx.seed, r), w.iterations).buffer;
-      const want = fnv1aReference(new Uint8Array(ref.buffer));
-      if (sent[r] !== want) bad.push(`result ${r}: the NIC sent checksum 0x${(sent[r] >>> 0).toString(16)}, reference 0x${(want >>> 0).toString(16)}`);
-    }
-
-    const nicVa = await vaCounters(machine, nic);
-    const accSt = stageTimes(acc);
-    const nicSt = stageTimes(nic);
-    const devices = [accSt, nicSt];
-    const { ramBytes, p2pBytes } = trafficTotals(devices);
-    const payloadBytes = w.results * w.resultBytes;
-    const inv = invalidationStats([kernel], [w.nic, w.accelerator]);
-    // Pages the NIC had to fault in again after an invalidation took them (first touch excluded).
-    const touched = Math.min(w.buffers, w.results) * pages;
-    const refaultedPages = Math.max(0, nicVa.pagesFaulted - touched);
-    const flows = bounce
-      ? [
-          { id: 'results-to-ram', src: w.accelerator, dst: 'ram', bytes: payloadBytes },
-          { id: 'results-from-ram', src: 'ram', dst: w.nic, bytes: payloadBytes },
-        ]
-      : [{ id: 'results-p2p', src: w.accelerator, dst: w.nic, bytes: payloadBytes }];
-    const checks: Check[] = [
-      {
-        name: 'stream byte-exact against the CPU reference',
-        ok: bad.length === 0,
-        detail: bad.length === 0 ? `${w.results} of ${w.results} results (${payloadBytes} bytes) checksum-equal` : `${bad.length} of ${w.results} result(s) differ:\n  ${bad.slice(0, 5).join('\n  ')}`,
-      },
-    ];
-    if (!bounce && w.revokes > 0) {
-      checks.push({
-        name: 'invalidations survived',
-        ok: revokesFired === plan.size && bad.length === 0 && inv.acked === inv.sent,
-        detail: `${revokesFired} of ${plan.size} planned buffer ${revokeAccess ? `revocations done (${sendsRefused} SENDs refused with ENODEV and sent again after the restore)` : 'moves done'} (${revokesDuringSend} while their SEND was in flight), ${ex!.barManager.recycled} BAR slots recycled; the NIC acked ${inv.acked} of ${inv.sent} invalidation batches, redid ${nicVa.refaults} runs, refaulted ${refaultedPages} pages`,
-      });
-    }
-    return {
-      payloadBytes,
-      ramBytes,
-      bounceBytes: accSt.bytesToRam + nicSt.bytesFromRam,
-      p2pBytes,
-      hostInterventions: runner.submitted,
-      invalidations: inv,
-      refaults: refaultedPages,
-      wallMs,
-      modeledSeconds: modeledSeconds(ctx.fabric, flows),
-      devices,
-      checks,
-      extra: {
-        results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
-        [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
-        sendsRefused,
-        revokesFired,
-        revokesDuringSend,
-        'BAR slots recycled': ex ? ex.barManager.recycled : 0,
-        'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaultedPages} refaulted after an invalidation; ${nicVa.refaults} runs redone mid-transfer)`,
-        'system RAM bytes for the stream': ramBytes,
-      },
-    };
+    rev = new Revoker(bufs, inFlight, w.evict === 'revoke');
+    const { sent, wallMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
+    rev.stop();
+    await rev.settle();
+    return await account(ctx, w, rig, bufs, { sent, wallMs, plan, rev });
   } finally {
-    for (const tm of timers) clearTimeout(tm);
+    rev?.stop();
     await rig.close();
   }
+}
+
+/** The run's Accounting: traffic, invalidations, refaults, and the data and invalidation checks. */
+async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker }): Promise<Accounting> {
+  const { kernel, runner, acc, nic } = rig;
+  const { ex } = bufs;
+  const bounce = ex === null;
+  const { wallMs, plan } = run;
+  const revokesFired = run.rev.fired;
+  const revokesDuringSend = run.rev.duringSend;
+  const { revokeAccess, sendsRefused } = run.rev;
+  const bad = mismatches(ctx, w, run.sent);
+  const pages = w.resultBytes / PAGE_SIZE;
+  const nicVa = await vaCounters(ctx.machine, nic);
+  const accSt = stageTimes(acc);
+  const nicSt = stageTimes(nic);
+  const devices = [accSt, nicSt];
+  const { ramBytes, p2pBytes } = trafficTotals(devices);
+  const payloadBytes = w.results * w.resultBytes;
+  const inv = invalidationStats([kernel], [w.nic, w.accelerator]);
+  // Pages the NIC had to fault in again after an invalidation took them (first touch excluded).
+  const touched = Math.min(w.buffers, w.results) * pages;
+  const refaultedPages = Math.max(0, nicVa.pagesFaulted - touched);
+  const flows = bounce
+    ? [
+        { id: 'results-to-ram', src: w.accelerator, dst: 'ram', bytes: payloadBytes },
+        { id: 'results-from-ram', src: 'ram', dst: w.nic, bytes: payloadBytes },
+      ]
+    : [{ id: 'results-p2p', src: w.accelerator, dst: w.nic, bytes: payloadBytes }];
+  const checks: Check[] = [
+    {
+      name: 'stream byte-exact against the CPU reference',
+      ok: bad.length === 0,
+      detail: bad.length === 0 ? `${w.results} of ${w.results} results (${payloadBytes} bytes) checksum-equal` : `${bad.length} of ${w.results} result(s) differ:\n  ${bad.slice(0, 5).join('\n  ')}`,
+    },
+  ];
+  if (!bounce && w.revokes > 0) {
+    checks.push({
+      name: 'invalidations survived',
+      ok: revokesFired === plan.size && bad.length === 0 && inv.acked === inv.sent,
+      detail: `${revokesFired} of ${plan.size} planned buffer ${revokeAccess ? `revocations done (${sendsRefused} SENDs refused with ENODEV and sent again after the restore)` : 'moves done'} (${revokesDuringSend} while their SEND was in flight), ${ex!.barManager.recycled} BAR slots recycled; the NIC acked ${inv.acked} of ${inv.sent} invalidation batches, redid ${nicVa.refaults} runs, refaulted ${refaultedPages} pages`,
+    });
+  }
+  return {
+    payloadBytes,
+    ramBytes,
+    bounceBytes: accSt.bytesToRam + nicSt.bytesFromRam,
+    p2pBytes,
+    hostInterventions: runner.submitted,
+    invalidations: inv,
+    refaults: refaultedPages,
+    wallMs,
+    modeledSeconds: modeledSeconds(ctx.fabric, flows),
+    devices,
+    checks,
+    extra: {
+      results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
+      [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
+      sendsRefused,
+      revokesFired,
+      revokesDuringSend,
+      'BAR slots recycled': ex ? ex.barManager.recycled : 0,
+      'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaultedPages} refaulted after an invalidation; ${nicVa.refaults} runs redone mid-transfer)`,
+      'system RAM bytes for the stream': ramBytes,
+    },
+  };
 }
