@@ -52,7 +52,7 @@ export function pageAlign(n: number): number {
   return Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 }
 
-export class Mm {
+export class Mm implements MmRef {
   readonly id = nextMmId++;
   readonly name = `mm ${this.id}`;
   readonly notifiers: MmuNotifierSubscriptions;
