@@ -234,7 +234,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   private async serveOne(seq: number): Promise<void> {
     const t0 = performance.now();
     const p = this.pri;
-    let start = loadU64(p, PageRequest.reqStart);
+    const start = loadU64(p, PageRequest.reqStart);
     let npages = p[PageRequest.reqPages];
     const write = p[PageRequest.reqWrite] === 1;
     // A window never crosses into another VMA, nor past an exporter's BAR budget.
@@ -250,7 +250,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       errno = await this.mm.locked(async () => {
         const r = await hmmRangeFault(this.mm, range);
         if (r !== 0) return r;
-        if (!this.lock.tryLock()) await this.lock.lock();
+        await this.lock.lock();
         try {
           if (this.notifier.readRetry(nseq)) return 'EBUSY';
           this.fillReply(range, start);
@@ -267,7 +267,6 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.requests++;
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
-    start = 0;
     this.onFault?.(errno, range.start, npages);
   }
 

@@ -5,7 +5,7 @@
  *   dmirror_fops_open()/release()       -> MirrorDriver.open / close
  *   dmirror_interval_invalidate()       -> MirrorDriver.invalidate (ops table
  *       mirrorOps; skips MMU_NOTIFY_MIGRATE whose owner is our own devmem)
- *   dmirror_range_fault()/dmirror_fault() -> MirrorDriver.serveOne (the
+ *   dmirror_range_fault()/dmirror_fault() -> ImporterBinding.serveOne (the
  *       device asks through its page-request mailbox; the retry loop is
  *       completed in the worker, workers/runtime/device_tlb.ts)
  *   dmirror_read()/dmirror_write()      -> read / write (done by the device)
@@ -227,7 +227,7 @@ export class MirrorDriver extends ImporterBinding {
       const r = await this.mm.locked(() => hmmRangeFault(this.mm, range));
       if (r === 'EBUSY') continue;
       if (r !== 0) throw range.error ?? new PeerVmaError(r, this.name, 'snapshot failed');
-      if (!this.lock.tryLock()) await this.lock.lock();
+      await this.lock.lock();
       try {
         if (this.notifier.readRetry(seq)) continue;
         return Uint8Array.from(range.pfns, (p) => this.mkentry(p.flags, p.mem));

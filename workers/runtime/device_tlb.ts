@@ -103,14 +103,14 @@ export class DeviceTlb {
       p[PageRequest.reqPages] = npages;
       p[PageRequest.reqWrite] = write ? 1 : 0;
       const s = (this.reqSeq = (this.reqSeq + 1) | 0);
-      // Pairs with the waitAsync on reqSeq in MirrorDriver.serve.
+      // Pairs with the waitAsync on reqSeq in ImporterBinding.serve (src/drivers/importer_binding.ts).
       Atomics.store(p, PageRequest.reqSeq, s);
       Atomics.notify(p, PageRequest.reqSeq);
       const hard = performance.now() + REPLY_DEADLINE_MS;
       for (;;) {
         const seen = Atomics.load(ctl, DeviceCtl.wake);
         this.inv.check(); // keep acking invalidations while we wait
-        // Pairs with Atomics.store(replySeq) + ringWake in MirrorDriver.reply.
+        // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
         if (Atomics.load(p, PageRequest.replySeq) === s) break;
         if (performance.now() > hard) return this.done('ETIMEDOUT', t0);
         Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
