@@ -56,106 +56,132 @@ interface Counters {
   monitors: number;
 }
 
-export function createNic(ctx: DeviceContext): DeviceModel {
-  const name = ctx.self.name;
-  const mem = ctx.self.mem;
-  if (!mem || mem.length < NIC_MEM_BYTES) throw new Error(`${name}: a nic needs ${NIC_MEM_BYTES} bytes of local memory (staging + packet buffers), has ${mem?.length ?? 0}`);
-  const words = new Int32Array(mem.buffer, mem.byteOffset, NIC_MEM_BYTES / 4);
-  const c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0 };
-  const nvme = new NicNvmeEngine(ctx, words);
+/** The NIC. Lifetime: one per worker, built by createNic; nothing is cached across commands but the counters (and the NVMe engine's queue and IO log). */
+class Nic implements DeviceModel {
+  private readonly name: string;
+  private readonly mem: Uint8Array;
+  private readonly words: Int32Array;
+  private readonly c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0 };
+  private readonly nvme: NicNvmeEngine;
 
-  const dataError = (message: string): CommandResult => ({ status: CqStatus.DataTransferError, result: ctx.logError(message) });
-  const badField = (message: string): CommandResult => ({ status: CqStatus.InvalidField, result: ctx.logError(`${name}: ${message}`) });
+  constructor(private readonly ctx: DeviceContext) {
+    this.name = ctx.self.name;
+    const mem = ctx.self.mem;
+    if (!mem || mem.length < NIC_MEM_BYTES) throw new Error(`${this.name}: a nic needs ${NIC_MEM_BYTES} bytes of local memory (staging + packet buffers), has ${mem?.length ?? 0}`);
+    this.mem = mem;
+    this.words = new Int32Array(mem.buffer, mem.byteOffset, NIC_MEM_BYTES / 4);
+    this.nvme = new NicNvmeEngine(ctx, this.words);
+  }
+
+  execute(cmd: SqCommand): CommandResult {
+    switch (cmd.opcode) {
+      case NIC_OP_SEND:
+        return this.send(cmd);
+      case NIC_OP_MONITOR:
+        return this.monitor(cmd);
+      default:
+        return this.nvme.execute(cmd) ?? { status: CqStatus.InvalidOpcode, result: this.ctx.logError(`${this.name}: unknown opcode ${cmd.opcode}`) };
+    }
+  }
+
+  readonly commands = {
+    'nic-counters': () => {
+      const r: NicCounters = { errno: 0, ...this.c, ...this.nvme.counters() };
+      return r;
+    },
+    'nic-iolog': (cmd) => this.nvme.iolog(cmd.first, cmd.count),
+  } satisfies CmdHandlers<keyof NicOps>;
+
+  private dataError(message: string): CommandResult {
+    return { status: CqStatus.DataTransferError, result: this.ctx.logError(message) };
+  }
 
   /** nic_send: process memory -> packet buffer -> sink checksum. */
-  function send(cmd: SqCommand): CommandResult {
+  private send(cmd: SqCommand): CommandResult {
     let h = FNV_OFFSET;
     for (let done = 0; done < cmd.len; ) {
       const n = Math.min(NIC_PKT_SLOT_BYTES, cmd.len - done);
-      const err = ctx.va().read(cmd.src + done, PKT_OFF, n);
-      if (err !== null) return dataError(`${name}: SEND of [0x${cmd.src.toString(16)}, +${cmd.len}) at +${done}: ${err}`);
-      h = fnv1a(mem!.subarray(PKT_OFF, PKT_OFF + n), h);
+      const err = this.ctx.va().read(cmd.src + done, PKT_OFF, n);
+      if (err !== null) return this.dataError(`${this.name}: SEND of [0x${cmd.src.toString(16)}, +${cmd.len}) at +${done}: ${err}`);
+      h = fnv1a(this.mem.subarray(PKT_OFF, PKT_OFF + n), h);
       done += n;
     }
-    c.sent += cmd.len;
-    c.sends++;
-    c.sendChecksum = h | 0;
+    this.c.sent += cmd.len;
+    this.c.sends++;
+    this.c.sendChecksum = h | 0;
     return { status: CqStatus.Success, result: h | 0 };
   }
 
   /** Sleeps until `ms` from now, acking invalidations as they come (they bump the wake word). */
-  function sleepServing(ms: number): void {
+  private sleepServing(ms: number): void {
     const deadline = performance.now() + ms;
     for (;;) {
       // Loaded before the check: pairs with ringWake in src/shm/device_ctl.ts.
-      const seen = Atomics.load(ctx.self.ctl, DeviceCtl.wake);
-      ctx.inv.check();
+      const seen = Atomics.load(this.ctx.self.ctl, DeviceCtl.wake);
+      this.ctx.inv.check();
       const left = deadline - performance.now();
       if (left <= 0) return;
-      Atomics.wait(ctx.self.ctl, DeviceCtl.wake, seen, left);
+      Atomics.wait(this.ctx.self.ctl, DeviceCtl.wake, seen, left);
     }
   }
 
-  /** nic_monitor: poll a ProgressRecord by seqcount; log the accepted samples. */
-  function monitor(cmd: SqCommand): CommandResult {
+  /** One poll: DMA-reads the whole record, then its seq again; stable when s1 is even and unmoved (s1 == s2), or the DMA error. */
+  private pollRecord(src: number): { stable: boolean; s1: number; s2: number } | string {
+    let err = this.ctx.va().read(src, REC_OFF, ProgressRecord.kBytes);
+    if (err === null) err = this.ctx.va().read(src + ProgressRecord.seq * 4, SEQ_OFF, 4);
+    if (err !== null) return err;
+    const s1 = this.words[NicMem.record + ProgressRecord.seq];
+    const s2 = this.words[NicMem.recordSeq];
+    return { stable: (s1 & 1) === 0 && s1 === s2, s1, s2 };
+  }
+
+  /** Writes the accepted record as sample `i` of the log at `dst`. */
+  private writeSample(dst: number, i: number, torn: number): string | null {
+    const w = this.words;
+    const sw = NicMem.sample;
+    w[sw + MonitorSample.iteration] = w[NicMem.record + ProgressRecord.iteration];
+    w[sw + MonitorSample.checksum] = w[NicMem.record + ProgressRecord.checksum];
+    w[sw + MonitorSample.torn] = torn;
+    w[sw + MonitorSample.rsvd] = 0;
+    return this.ctx.va().write(dst + i * MonitorSample.kBytes, SAMPLE_OFF, MonitorSample.kBytes);
+  }
+
+  /** nic_monitor: poll a ProgressRecord by seqcount (timeline at the top of the file); log the accepted samples. */
+  private monitor(cmd: SqCommand): CommandResult {
     const periodUs = cmd.args[NIC_MON_PERIOD_US];
     const max = cmd.args[NIC_MON_MAX_SAMPLES];
-    if (periodUs < 0 || max <= 0) return badField(`MONITOR period ${periodUs} us, max samples ${max}`);
-    c.monitors++;
+    if (periodUs < 0 || max <= 0) return { status: CqStatus.InvalidField, result: this.ctx.logError(`${this.name}: MONITOR period ${periodUs} us, max samples ${max}`) };
+    this.c.monitors++;
     let samples = 0;
     let torn = 0;
     let tornInARow = 0;
     let last = -Infinity;
-    const what = `${name}: MONITOR of the record at 0x${cmd.src.toString(16)}`;
+    const what = `${this.name}: MONITOR of the record at 0x${cmd.src.toString(16)}`;
     while (samples < max) {
-      let err = ctx.va().read(cmd.src, REC_OFF, ProgressRecord.kBytes);
-      if (err === null) err = ctx.va().read(cmd.src + ProgressRecord.seq * 4, SEQ_OFF, 4);
-      if (err !== null) return dataError(`${what}: ${err}`);
-      const s1 = words[NicMem.record + ProgressRecord.seq];
-      const s2 = words[NicMem.recordSeq];
-      if ((s1 & 1) !== 0 || s1 !== s2) {
+      const poll = this.pollRecord(cmd.src);
+      if (typeof poll === 'string') return this.dataError(`${what}: ${poll}`);
+      if (!poll.stable) {
         torn++;
-        c.torn++;
-        if (++tornInARow > NIC_MON_MAX_TORN_IN_A_ROW) return dataError(`${what}: ${tornInARow} torn reads in a row (seq ${s1} -> ${s2}): the writer seems stuck mid-update`);
-        ctx.inv.check();
+        this.c.torn++;
+        if (++tornInARow > NIC_MON_MAX_TORN_IN_A_ROW) return this.dataError(`${what}: ${tornInARow} torn reads in a row (seq ${poll.s1} -> ${poll.s2}): the writer seems stuck mid-update`);
+        this.ctx.inv.check();
         continue;
       }
       tornInARow = 0;
-      const iteration = words[NicMem.record + ProgressRecord.iteration];
-      if (iteration < last) c.nonMonotonic++;
+      const iteration = this.words[NicMem.record + ProgressRecord.iteration];
+      if (iteration < last) this.c.nonMonotonic++;
       last = Math.max(last, iteration);
-      const sw = NicMem.sample;
-      words[sw + MonitorSample.iteration] = iteration;
-      words[sw + MonitorSample.checksum] = words[NicMem.record + ProgressRecord.checksum];
-      words[sw + MonitorSample.torn] = torn;
-      words[sw + MonitorSample.rsvd] = 0;
-      err = ctx.va().write(cmd.dst + samples * MonitorSample.kBytes, SAMPLE_OFF, MonitorSample.kBytes);
-      if (err !== null) return dataError(`${what}: sample ${samples}: ${err}`);
+      const err = this.writeSample(cmd.dst, samples, torn);
+      if (err !== null) return this.dataError(`${what}: sample ${samples}: ${err}`);
       samples++;
-      c.samples++;
-      if (words[NicMem.record + ProgressRecord.done] === 1) break;
-      if (samples < max) sleepServing(periodUs / 1000);
+      this.c.samples++;
+      if (this.words[NicMem.record + ProgressRecord.done] === 1) break;
+      if (samples < max) this.sleepServing(periodUs / 1000);
     }
     return { status: CqStatus.Success, result: samples };
   }
+}
 
-  return {
-    execute(cmd: SqCommand): CommandResult {
-      switch (cmd.opcode) {
-        case NIC_OP_SEND:
-          return send(cmd);
-        case NIC_OP_MONITOR:
-          return monitor(cmd);
-        default:
-          return nvme.execute(cmd) ?? { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: unknown opcode ${cmd.opcode}`) };
-      }
-    },
-    commands: {
-      'nic-counters': () => {
-        const r: NicCounters = { errno: 0, ...c, ...nvme.counters() };
-        return r;
-      },
-      'nic-iolog': (cmd) => nvme.iolog(cmd.first, cmd.count),
-    } satisfies CmdHandlers<keyof NicOps>,
-  };
+export function createNic(ctx: DeviceContext): DeviceModel {
+  return new Nic(ctx);
 }
