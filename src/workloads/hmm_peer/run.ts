@@ -27,7 +27,7 @@
  * Payload: the first SEND (the accelerator's result); the second SEND is
  * the check after the migration back and is reported separately.
  */
-import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
+import { PROT_READ, PROT_WRITE, type Mm } from '../../kernel/mm.js';
 import { migrateToDevice } from '../../kernel/migrate.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
@@ -35,7 +35,7 @@ import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelInitReference, accelTransformReference } from '../reference/accel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1aReference } from '../reference/checksum.js';
-import { accelNicRig } from '../accel_nic_rig.js';
+import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
 import type { HmmPeerWorkload } from './schema.js';
 
@@ -47,6 +47,86 @@ function stamp(seed: number, i: number): Uint8Array {
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
+/** The timed part: migrate the buffer to the accelerator (p2p), TRANSFORM it in place by VA, then the NIC SENDs it. */
+async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, va: number, ref: Int32Array): Promise<{ migratedIn: number; sum: number; want: number; wallMs: number; nic: StageTimes; acc: StageTimes; invSent: number }> {
+  const { accQ, nicQ, kernel, mm, runner } = rig;
+  const len = w.pages * PAGE_SIZE;
+  const stage = rig.acc.mem!.allocContig(w.stagePages).start;
+  const t0 = performance.now();
+  const migratedIn = ctx.mode === 'bounce' ? 0 : await migrateToDevice(mm, va, va + len, kernel.devmem(w.accelerator));
+  const args = [0, 0, 0];
+  args[ACC_ARG_STAGE_PAGE] = stage;
+  args[ACC_ARG_SEED] = ctx.seed;
+  args[ACC_ARG_STAGE_PAGES] = w.stagePages;
+  await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
+  accelTransformReference(ref, 0, ctx.seed);
+  const sum = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
+  const want = fnv1aReference(new Uint8Array(ref.buffer));
+  const wallMs = performance.now() - t0;
+  return { migratedIn, sum, want, wallMs, nic: stageTimes(rig.nic), acc: stageTimes(rig.acc), invSent: invalidationStats([kernel], [w.nic]).sent };
+}
+
+/** The CPU stamps the first `half` pages (device-private pages migrate back to RAM); returns where the pages are afterwards. */
+async function touchHalf(ctx: WorkloadContext, w: HmmPeerWorkload, mm: Mm, va: number, ref: Int32Array, half: number): Promise<{ ram: number; devprivate: number; other: number }> {
+  for (let i = 0; i < half; i++) {
+    const s = stamp(ctx.seed, i);
+    await mm.write(va + i * PAGE_SIZE, s);
+    new Uint8Array(ref.buffer).set(s, i * PAGE_SIZE);
+  }
+  const kinds = { ram: 0, devprivate: 0, other: 0 };
+  for (let i = 0; i < w.pages; i++) {
+    const k = mm.pt.get(va / PAGE_SIZE + i)?.kind;
+    if (k === 'ram' || k === 'devprivate') kinds[k]++;
+    else kinds.other++;
+  }
+  return kinds;
+}
+
+/** What the run saw, for its checks. */
+interface Seen {
+  readonly sum1: number;
+  readonly want1: number;
+  readonly sum2: number;
+  readonly want2: number;
+  /** Process memory read back by the CPU, the reference, and the first word where they differ (-1: none). */
+  readonly back: Int32Array;
+  readonly ref: Int32Array;
+  readonly firstBad: number;
+  readonly migratedIn: number;
+  /** The NIC's traffic after the first SEND, and the second SEND's. */
+  readonly nic1: StageTimes;
+  readonly second: { readonly fromPeer: number; readonly fromRam: number };
+  readonly kinds: { readonly ram: number; readonly devprivate: number };
+  readonly inv2: number;
+}
+
+/** The data checks (both modes) and, in p2p mode, the checks that the peer path and the migration back were taken. */
+function hmmChecks(w: HmmPeerWorkload, bounce: boolean, r: Seen): Check[] {
+  const { sum1, want1, sum2, want2, back, ref, firstBad, migratedIn, nic1, second, kinds, inv2 } = r;
+  const len = w.pages * PAGE_SIZE;
+  const half = Math.floor(w.pages / 2);
+  const checks: Check[] = [
+    { name: 'first SEND matches the CPU reference', ok: sum1 === want1, detail: sum1 === want1 ? `${len} bytes transformed by the accelerator, checksum ${hex(want1)}` : `the NIC sent ${hex(sum1)}, reference ${hex(want1)}` },
+    { name: 'SEND after the CPU touch matches the CPU reference', ok: sum2 === want2, detail: sum2 === want2 ? `checksum ${hex(want2)} with ${half} pages stamped by the CPU` : `the NIC sent ${hex(sum2)}, reference ${hex(want2)}` },
+    { name: 'process memory equals the reference', ok: firstBad < 0, detail: firstBad < 0 ? `${len} bytes read back by the CPU` : `word ${firstBad} is ${hex(back[firstBad])}, reference ${hex(ref[firstBad])}` },
+  ];
+  if (!bounce) {
+    checks.push(
+      {
+        name: 'the NIC read accelerator memory at peer addresses',
+        ok: migratedIn === w.pages && nic1.bytesFromPeer === len && nic1.bytesFromRam === 0,
+        detail: `${migratedIn} of ${w.pages} pages migrated to ${w.accelerator}; first SEND: ${nic1.bytesFromPeer} bytes peer to peer, ${nic1.bytesFromRam} from RAM`,
+      },
+      {
+        name: 'CPU touch migrated half back; the NIC was invalidated and refaulted to RAM',
+        ok: kinds.ram === half && kinds.devprivate === w.pages - half && second.fromRam === half * PAGE_SIZE && second.fromPeer === (w.pages - half) * PAGE_SIZE && inv2 > 0,
+        detail: `after the touch ${kinds.ram} pages in RAM, ${kinds.devprivate} device-private; ${inv2} invalidation batches to the NIC; second SEND: ${second.fromRam} bytes from RAM, ${second.fromPeer} peer to peer`,
+      },
+    );
+  }
+  return checks;
+}
+
 export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Promise<Accounting> {
   const { machine } = ctx;
   const acc = machine.device(w.accelerator);
@@ -55,73 +135,29 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
   const len = w.pages * PAGE_SIZE;
   const half = Math.floor(w.pages / 2);
   const rig = await accelNicRig(ctx, w, 4, true);
-  const { accQ, nicQ, kernel, mm, runner } = rig;
+  const { nicQ, kernel, mm, runner } = rig;
   try {
-    const stage = acc.mem!.allocContig(w.stagePages).start;
     const va = await mm.mmap({ length: len, prot: PROT_READ | PROT_WRITE });
     // The process's data, written by the CPU (system RAM).
     const ref = new Int32Array(len / 4);
     accelInitReference(ref, ctx.seed);
     await mm.write(va, new Uint8Array(ref.buffer));
 
-    const t0 = performance.now();
-    const migratedIn = bounce ? 0 : await migrateToDevice(mm, va, va + len, kernel.devmem(w.accelerator));
-    const args = [0, 0, 0];
-    args[ACC_ARG_STAGE_PAGE] = stage;
-    args[ACC_ARG_SEED] = ctx.seed;
-    args[ACC_ARG_STAGE_PAGES] = w.stagePages;
-    await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
-    accelTransformReference(ref, 0, ctx.seed);
-    const sum1 = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
-    const want1 = fnv1aReference(new Uint8Array(ref.buffer));
-    const wallMs = performance.now() - t0;
-    const nic1 = stageTimes(nic);
-    const acc1 = stageTimes(acc);
-    const inv1 = invalidationStats([kernel], [w.nic]).sent;
-
-    // The CPU touches the first half: device-private pages migrate back to RAM.
-    for (let i = 0; i < half; i++) {
-      const s = stamp(ctx.seed, i);
-      await mm.write(va + i * PAGE_SIZE, s);
-      new Uint8Array(ref.buffer).set(s, i * PAGE_SIZE);
-    }
-    const kinds = { ram: 0, devprivate: 0, other: 0 };
-    for (let i = 0; i < w.pages; i++) {
-      const k = mm.pt.get(va / PAGE_SIZE + i)?.kind;
-      if (k === 'ram' || k === 'devprivate') kinds[k]++;
-      else kinds.other++;
-    }
+    const first = await firstPass(ctx, w, rig, va, ref);
+    const { migratedIn, sum: sum1, want: want1, wallMs, nic: nic1, acc: acc1 } = first;
+    const kinds = await touchHalf(ctx, w, mm, va, ref, half);
     const sum2 = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
     const want2 = fnv1aReference(new Uint8Array(ref.buffer));
     const nic2 = stageTimes(nic);
-    const inv2 = invalidationStats([kernel], [w.nic]).sent - inv1;
+    const inv2 = invalidationStats([kernel], [w.nic]).sent - first.invSent;
     const nicVa = await vaCounters(machine, nic);
     // Last: the CPU reads everything back (in p2p mode this migrates the rest home).
     const back = new Int32Array((await mm.read(va, len)).buffer);
     let firstBad = -1;
     for (let i = 0; i < back.length && firstBad < 0; i++) if (back[i] !== ref[i]) firstBad = i;
 
-    const delta = (a: StageTimes, b: StageTimes) => ({ fromPeer: b.bytesFromPeer - a.bytesFromPeer, fromRam: b.bytesFromRam - a.bytesFromRam });
-    const second = delta(nic1, nic2);
-    const checks: Check[] = [
-      { name: 'first SEND matches the CPU reference', ok: sum1 === want1, detail: sum1 === want1 ? `${len} bytes transformed by the accelerator, checksum ${hex(want1)}` : `the NIC sent ${hex(sum1)}, reference ${hex(want1)}` },
-      { name: 'SEND after the CPU touch matches the CPU reference', ok: sum2 === want2, detail: sum2 === want2 ? `checksum ${hex(want2)} with ${half} pages stamped by the CPU` : `the NIC sent ${hex(sum2)}, reference ${hex(want2)}` },
-      { name: 'process memory equals the reference', ok: firstBad < 0, detail: firstBad < 0 ? `${len} bytes read back by the CPU` : `word ${firstBad} is ${hex(back[firstBad])}, reference ${hex(ref[firstBad])}` },
-    ];
-    if (!bounce) {
-      checks.push(
-        {
-          name: 'the NIC read accelerator memory at peer addresses',
-          ok: migratedIn === w.pages && nic1.bytesFromPeer === len && nic1.bytesFromRam === 0,
-          detail: `${migratedIn} of ${w.pages} pages migrated to ${w.accelerator}; first SEND: ${nic1.bytesFromPeer} bytes peer to peer, ${nic1.bytesFromRam} from RAM`,
-        },
-        {
-          name: 'CPU touch migrated half back; the NIC was invalidated and refaulted to RAM',
-          ok: kinds.ram === half && kinds.devprivate === w.pages - half && second.fromRam === half * PAGE_SIZE && second.fromPeer === (w.pages - half) * PAGE_SIZE && inv2 > 0,
-          detail: `after the touch ${kinds.ram} pages in RAM, ${kinds.devprivate} device-private; ${inv2} invalidation batches to the NIC; second SEND: ${second.fromRam} bytes from RAM, ${second.fromPeer} peer to peer`,
-        },
-      );
-    }
+    const second = { fromPeer: nic2.bytesFromPeer - nic1.bytesFromPeer, fromRam: nic2.bytesFromRam - nic1.bytesFromRam };
+    const checks = hmmChecks(w, bounce, { sum1, want1, sum2, want2, back, ref, firstBad, migratedIn, nic1, kinds, second, inv2 });
 
     const accSt = stageTimes(acc);
     const nicSt = stageTimes(nic);
