@@ -106,6 +106,20 @@ export function vaArgs(va: number): [lo: number, hi: number] {
   return [va % 0x1_0000_0000 | 0, Math.floor(va / 0x1_0000_0000)];
 }
 
+/** ACC_OP_COMPUTE's args, each at its ACC_ARG_* position; `mirrorVa` sets ACC_F_MIRROR_VA. */
+export function computeArgs(a: { iterations: number; seed: number; publishEvery: number; flags: number; mirrorVa?: number | null }): number[] {
+  const args = [0, 0, 0, 0, 0, 0];
+  args[ACC_ARG_ITERATIONS] = a.iterations;
+  args[ACC_ARG_SEED] = a.seed;
+  args[ACC_ARG_PUBLISH] = a.publishEvery;
+  args[ACC_ARG_FLAGS] = a.flags;
+  if (a.mirrorVa !== undefined && a.mirrorVa !== null) {
+    args[ACC_ARG_FLAGS] |= ACC_F_MIRROR_VA;
+    [args[ACC_ARG_MIRROR_LO], args[ACC_ARG_MIRROR_HI]] = vaArgs(a.mirrorVa);
+  }
+  return args;
+}
+
 export function vaFromArgs(lo: number, hi: number): number {
   return (lo >>> 0) + hi * 0x1_0000_0000;
 }

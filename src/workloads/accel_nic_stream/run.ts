@@ -38,7 +38,7 @@ import type { Vma } from '../../kernel/vma.js';
 import type { Completion } from '../../shm/ring.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { mulberry32 } from '../../hw/p2pdma.js';
-import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA } from '../../devices/accelerator_abi.js';
+import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import { accelReference } from '../reference/accel.js';
@@ -209,7 +209,7 @@ async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acce
     await sendDone[b];
     await rev.running(b);
     if (rev.revoked(b)) await rev.restore(b);
-    await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: w.resultBytes, args: [w.iterations, resultSeed(ctx.seed, r), 0, ACC_F_INIT] });
+    await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: w.resultBytes, args: computeArgs({ iterations: w.iterations, seed: resultSeed(ctx.seed, r), publishEvery: 0, flags: ACC_F_INIT }) });
     if (!bufs.ex) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: w.resultBytes, args: [] });
     const s0 = performance.now();
     inFlight[b] = r;

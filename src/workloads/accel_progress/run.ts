@@ -31,7 +31,7 @@ import { BarExporter } from '../../drivers/bar_exporter.js';
 import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import type { Device } from '../../devices/machine.js';
-import { ACC_F_INIT, ACC_F_MIRROR_VA, ACC_OP_COMPUTE, vaArgs } from '../../devices/accelerator_abi.js';
+import { ACC_F_INIT, ACC_OP_COMPUTE, computeArgs } from '../../devices/accelerator_abi.js';
 import { MonitorSample, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, type NicCounters } from '../../devices/nic_abi.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import { accelReference } from '../reference/accel.js';
@@ -90,8 +90,8 @@ async function measure(ctx: WorkloadContext, w: AccelProgressWorkload, rig: Acce
   const { recLocal, recVa } = await placeRecord(w, rig, bounce);
   const logVa = await mm.mmap({ length: w.maxSamples * MonitorSample.kBytes, prot: PROT_READ | PROT_WRITE });
   const compute = async (rec: number, mirror: number | null, iterations: number): Promise<ComputeRun> => {
-    const flags = ACC_F_INIT | (mirror !== null ? ACC_F_MIRROR_VA : 0);
-    const c = await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: buf, dst: rec, len: w.bufferBytes, args: [iterations, ctx.seed, w.publishEvery, flags, ...(mirror !== null ? vaArgs(mirror) : [0, 0])] });
+    const args = computeArgs({ iterations, seed: ctx.seed, publishEvery: w.publishEvery, flags: ACC_F_INIT, mirrorVa: mirror });
+    const c = await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: buf, dst: rec, len: w.bufferBytes, args });
     const k = await deviceQuery(ctx.machine, acc, { op: 'acc-counters' });
     return { result: c.result, us: k.lastComputeUs };
   };
