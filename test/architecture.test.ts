@@ -11,12 +11,14 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 /**
  * What each layer may import besides itself (docs/ARCHITECTURE.md, "Who
  * may import what"). Layers are folders; src/errors.ts is a layer of its
- * own at the bottom; src/devices/models/ is split out of src/devices/ so
- * the workloads can be kept from it.
+ * own at the bottom, over the errno list (src/shm/errno.ts, a leaf every
+ * layer may use); src/devices/models/ is split out of src/devices/ so the
+ * workloads can be kept from it.
  */
-const BASE = ['src/errors', 'src/common'];
+const BASE = ['src/shm/errno', 'src/errors', 'src/common'];
 const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
-  'src/errors': [],
+  'src/shm/errno': [],
+  'src/errors': ['src/shm/errno'],
   'src/common': [],
   'src/hw': [...BASE],
   'src/shm': [...BASE],
@@ -27,10 +29,12 @@ const MAY_IMPORT: Readonly<Record<string, readonly string[]>> = {
   'src/drivers': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel'],
   // Not src/devices/models: a workload's check must not share code with the device it checks.
   'src/workloads': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers'],
+  // The stress harness drives the kernel and its drivers directly, beside the workloads.
+  'src/stress': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers'],
   'src/scenario': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers', 'src/workloads'],
   'src/trace': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers', 'src/workloads', 'src/scenario'],
-  'src/cli': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers', 'src/workloads', 'src/scenario', 'src/trace'],
-  bench: [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers', 'src/workloads', 'src/scenario', 'src/trace', 'src/cli'],
+  'src/cli': [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers', 'src/workloads', 'src/stress', 'src/scenario', 'src/trace'],
+  bench: [...BASE, 'src/hw', 'src/shm', 'src/devices', 'src/kernel', 'src/drivers', 'src/workloads', 'src/stress', 'src/scenario', 'src/trace', 'src/cli'],
 };
 
 /** The layer of a repository path (no extension needed). */
@@ -39,6 +43,7 @@ function layerOf(path: string): string {
   if (p[0] !== 'src') return p[0];
   if (p.length === 2) return `src/${p[1].replace(/\.(js|ts)$/, '')}`;
   if (p[1] === 'devices' && p[2] === 'models' && p.length > 3) return 'src/devices/models';
+  if (p[1] === 'shm' && /^errno\.(js|ts)$/.test(p[2] ?? '')) return 'src/shm/errno';
   return `src/${p[1]}`;
 }
 
