@@ -90,6 +90,24 @@ export class TraceRecorder {
     this.tracks = [];
   }
 
+  private opStart = new Map<number, number>();
+
+  /**
+   * A stress run's own events (src/stress/run.ts StressOptions.trace), on
+   * the kernel track of the run being recorded: each kernel operation as a
+   * slice named after it, each violation as an instant. `tUs` is the main
+   * thread's performance.now() in µs.
+   */
+  stressEvent(ev: { readonly ph: 'op-start' | 'op-end' | 'violation'; readonly step: number; readonly name: string; readonly tUs: number }): void {
+    const ts = (performance.timeOrigin + ev.tUs / 1000 - this.t0) * 1000;
+    if (ev.ph === 'op-start') this.opStart.set(ev.step, ts);
+    else if (ev.ph === 'op-end') {
+      const start = this.opStart.get(ev.step) ?? ts;
+      this.opStart.delete(ev.step);
+      this.events.push({ name: ev.name, cat: 'stress', ph: 'X', ts: start, dur: ts - start, pid: this.pid, tid: 0, args: { step: ev.step } });
+    } else this.events.push({ name: `violation: ${ev.name}`, cat: 'stress', ph: 'i', s: 't', ts, pid: this.pid, tid: 0, args: { step: ev.step } });
+  }
+
   private meta(name: string, tid: number, args: Record<string, string | number>): void {
     this.events.push({ name, ph: 'M', pid: this.pid, tid, args });
   }
