@@ -178,6 +178,25 @@ export class TraceRingReader {
     return Atomics.load(this.hdr, TraceRingHead.dropped);
   }
 
+  /**
+   * Copies every published record out as raw words (TraceRecord.kWords per
+   * record, oldest first) and releases their slots: a memcpy, cheap enough
+   * to run while devices stream; decode later with decodeRecords().
+   */
+  drainRaw(): Float64Array {
+    const head = Atomics.load(this.hdr, TraceRingHead.head);
+    const tail = Atomics.load(this.hdr, TraceRingHead.tail);
+    const K = TraceRecord.kWords;
+    const out = new Float64Array((head - tail) * K);
+    const a = tail % this.cap;
+    const first = Math.min(head - tail, this.cap - a);
+    out.set(this.rec.subarray(a * K, (a + first) * K), 0);
+    if (first < head - tail) out.set(this.rec.subarray(0, (head - tail - first) * K), first * K);
+    // Releases the slots; pairs with the Atomics.load(tail) in TraceWriter.emit.
+    Atomics.store(this.hdr, TraceRingHead.tail, head);
+    return out;
+  }
+
   /** Copies out every published record and releases their slots. */
   drain(out: (r: TraceRecordView) => void): number {
     const head = Atomics.load(this.hdr, TraceRingHead.head);
@@ -191,6 +210,13 @@ export class TraceRingReader {
     // Releases the slots; pairs with the Atomics.load(tail) in TraceWriter.emit.
     Atomics.store(this.hdr, TraceRingHead.tail, tail);
     return n;
+  }
+}
+
+/** Records of a drainRaw() copy, decoded. */
+export function decodeRecords(raw: Float64Array, out: (r: TraceRecordView) => void): void {
+  for (let o = 0; o < raw.length; o += TraceRecord.kWords) {
+    out({ t: raw[o], dur: raw[o + 1], code: raw[o + 2], args: [raw[o + 3], raw[o + 4], raw[o + 5], raw[o + 6], raw[o + 7]] });
   }
 }
 
