@@ -68,6 +68,7 @@ export const enum TraceEvent {
   SlotRecycle = 23,
   Migrate = 24,
   HostIrq = 25,
+  MmInvalidation = 26,
 }
 
 /** What each code is on the timeline: its name, category and argument names (a0..a4, in order). */
@@ -86,7 +87,11 @@ export const TRACE_EVENTS: Readonly<Record<number, { readonly name: string; read
   [TraceEvent.SlotRecycle]: { name: 'BAR slots recycled', cat: 'mapping', args: ['exporter', 'slots', 'firstPage'] },
   [TraceEvent.Migrate]: { name: 'migrate', cat: 'migration', args: ['device', 'pages', 'toDevice'] },
   [TraceEvent.HostIrq]: { name: 'host interrupt', cat: 'irq', args: ['irqCount'] },
+  [TraceEvent.MmInvalidation]: { name: 'mmu notifier invalidate (start..end)', cat: 'invalidation', args: ['start', 'end', 'event', 'subscribers'] },
 };
+
+/** MmInvalidation `event` argument values (MmuNotifyEvent, in src/kernel/mmu_notifier.ts order). */
+export const MMU_EVENTS = ['unmap', 'clear', 'protection', 'migrate', 'release', 'exclusive'] as const;
 
 /** DMA `target` argument values. */
 export const DMA_TARGET = { ram: 0, peer: 1, local: 2 } as const;

@@ -19,7 +19,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Machine } from '../devices/machine.js';
-import { TRACE_EVENTS, TRACE_RING_RECORDS, TraceEvent, TraceRingReader, TraceWriter, allocTraceRing, decodeRecords, traceSink, type TraceRecordView } from '../shm/trace_ring.js';
+import { TRACE_EVENTS, TRACE_RING_RECORDS, TraceEvent, TraceRingReader, TraceWriter, allocTraceRing, decodeRecords, MMU_EVENTS, traceSink, type TraceRecordView } from '../shm/trace_ring.js';
 
 const DRAIN_MS = 25;
 
@@ -137,6 +137,7 @@ export class TraceRecorder {
       if (name === 'device' || name === 'peer' || name === 'exporter') args[name] = devices[v] ?? (v < 0 ? 'host' : v);
       else if (ADDRESS_ARGS.has(name)) args[name] = `0x${v.toString(16)}`;
       else if (name === 'target') args[name] = TARGETS[v] ?? v;
+      else if (name === 'event') args[name] = MMU_EVENTS[v] ?? v;
       else if (name === 'toDevice' || name === 'write') args[name] = v ? 'yes' : 'no';
       else args[name] = v;
     });

@@ -51,7 +51,7 @@ t.test('a traced --compare: valid JSON, a kernel track and a track per device in
   }
   // p2p: the slot recycling story, on both sides.
   t.ok(p2p.accounting.invalidations.sent > 0, 'the run did invalidate');
-  for (const n of ['invalidation', 'ack received', 'BAR slots recycled', 'map (page request served)']) t.ok(names(1, 0).has(n), `kernel: ${n}`);
+  for (const n of ['mmu notifier invalidate (start..end)', 'invalidation', 'ack received', 'BAR slots recycled', 'map (page request served)']) t.ok(names(1, 0).has(n), `kernel: ${n}`);
   for (const n of ['page request', 'invalidation ack', 'doorbell']) t.ok(names(1, 1).has(n), `camera: ${n}`);
   const inv = ev.filter((e) => e.pid === 1 && e.name === 'invalidation');
   t.equal(inv.length, p2p.accounting.invalidations.acked, 'one invalidation slice per acked batch');
