@@ -61,7 +61,7 @@ function asJson(r: RunReport) {
 async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise<void> {
   const sc = await loadScenarioFile(file);
   const obs = openObservers(flags);
-  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, trace: obs.trace };
+  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, trace: obs.trace, progress: obs.progress };
   const reports = flags.compare ? await compareScenario(sc, opts) : [await runScenario(sc, opts)];
   for (const note of obs.finish(reports, sc)) process.stderr.write(`peervma: ${note}\n`);
   if (flags.json) {

@@ -9,11 +9,12 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { buildFabric } from '../hw/topology.js';
-import type { RunReport } from '../scenario/run.js';
+import type { RunProgress, RunReport } from '../scenario/run.js';
 import type { Scenario } from '../scenario/schema.js';
 import { TraceRecorder } from '../trace/recorder.js';
 import { renderReport } from '../trace/report_html.js';
 import { topoGraph } from '../trace/topo_graph.js';
+import { progressBar } from './progress.js';
 
 export interface ObserveFlags {
   trace?: string;
@@ -48,8 +49,9 @@ export function writeReport(file: string, sc: Scenario, pairs: readonly (readonl
 }
 
 export interface Observers {
-  /** Passed to runScenario / compareScenario as `trace`. */
+  /** Passed to runScenario / compareScenario as `trace` and `progress`. */
   readonly trace?: TraceRecorder;
+  readonly progress?: (p: RunProgress) => void;
   /** Writes the files asked for; returns the lines to tell the user (on stderr). */
   finish(reports: readonly RunReport[], sc: Scenario): string[];
 }
@@ -58,6 +60,7 @@ export function openObservers(flags: ObserveFlags): Observers {
   const trace = flags.trace ? new TraceRecorder() : undefined;
   return {
     trace,
+    progress: progressBar(flags),
     finish(reports, sc): string[] {
       const notes: string[] = [];
       if (flags.report && reports.length === 2) {

@@ -11,6 +11,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
+import { TraceRecorder } from '../trace/recorder.js';
 import { formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
 import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
@@ -29,6 +30,7 @@ interface StressFlags {
   gapUs: number;
   ackTimeoutMs: number;
   slow: 'on' | 'off';
+  trace?: string;
 }
 
 function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -65,8 +67,14 @@ async function stressCommand(f: StressFlags): Promise<void> {
   if (f.seed !== undefined && f.seeds) return usage('give --seed N or --seeds A..B, not both');
   if (f.shard && !f.seeds) return usage('--shard I/N slices a sweep: give --seeds A..B');
   const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs, slow: f.slow === 'on' };
+  if (f.trace && f.seeds) return usage('--trace records one run: give --seed N');
   if (!f.seeds) {
-    const r = await runStress({ ...base, seed: f.seed ?? 1 });
+    const rec = f.trace ? new TraceRecorder() : undefined;
+    const r = await runStress({ ...base, seed: f.seed ?? 1, recorder: rec, trace: rec && ((ev) => rec.stressEvent(ev)) });
+    if (rec && f.trace) {
+      rec.write(f.trace);
+      process.stderr.write(`peervma: trace: ${rec.events.length} events written to ${f.trace}; open it at https://ui.perfetto.dev\n`);
+    }
     process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r)) + '\n');
     process.exitCode = r.exitCode;
     return;
@@ -112,6 +120,7 @@ export function registerStress(program: Command): void {
     .option('--gap-us <n>', 'longest pause before a kernel operation, µs (0: back to back)', int('--gap-us', 0, 1_000_000), 2000)
     .addOption(new Option('--slow <state>', 'slow-device operations: devices that ack late but in time, widening every race window (off: measure prompt devices)').choices(['on', 'off']).default('on'))
     .option('--ack-timeout-ms <n>', 'invalidation ack deadline', int('--ack-timeout-ms', 10, 60000), 1000)
+    .option('--trace <file>', 'with --seed: write a Chrome/Perfetto trace (kernel operations, invalidations, acks, device DMA and faults)')
     .addHelpText('after', '\nExit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.\nReplay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.\nExamples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json')
     .action(async (flags: StressFlags) => stressCommand(flags));
   cmd

@@ -53,9 +53,13 @@
  * handed to range.defer() and awaited by invalidateRangeEnd.
  */
 import { PeerVmaError, type Errno } from '../errors.js';
+import { MMU_EVENTS, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** Why a translation changes (enum mmu_notifier_event). */
 export type MmuNotifyEvent = 'unmap' | 'clear' | 'protection' | 'migrate' | 'release' | 'exclusive';
+
+/** Start time of each traced invalidation, for its trace slice (invalidateRangeStart -> invalidateRangeEnd). */
+const traceStarts = new WeakMap<MmuNotifierRange, { t0: number; subs: number }>();
 
 /** struct mmu_notifier_range. */
 export interface MmuNotifierRange {
@@ -228,6 +232,7 @@ export class MmuNotifierSubscriptions {
    */
   invalidateRangeStart(range: MmuNotifierRange): 0 | Errno {
     const { subs, seq } = invStartRange(this, range);
+    if (traceSink.w) traceStarts.set(range, { t0: traceSink.w.now(), subs: subs.length });
     for (const sub of subs) {
       if (sub.ops.invalidate(sub, range, seq)) continue;
       if (range.blockable) {
@@ -247,8 +252,10 @@ export class MmuNotifierSubscriptions {
       await Promise.all(deferred);
     } finally {
       invEnd(this);
+      const tw = traceSink.w;
+      const st = traceStarts.get(range);
+      if (tw && st) tw.emit(TraceEvent.MmInvalidation, st.t0, tw.now() - st.t0, range.start, range.end, MMU_EVENTS.indexOf(range.event), st.subs);
     }
-    void range;
   }
 
   /** __mmu_notifier_release(): process exit. Callers ran the final invalidation first. */

@@ -11,6 +11,7 @@ import { buildFabric } from '../hw/topology.js';
 import type { Fabric } from '../hw/fabric.js';
 import { measureMemcpy, type MemcpyResult } from '../workloads/memcpy_baseline.js';
 import { deviceKinds } from '../devices/device_kinds.js';
+import { DeviceStats } from '../shm/device_ctl.js';
 import { workloadDef } from '../workloads/registry.js';
 import { safetyCheck } from '../workloads/kernel_boot.js';
 import type { Kernel } from '../kernel/kernel.js';
@@ -25,6 +26,35 @@ export interface RunOptions {
   readonly mode?: Mode;
   /** Records the run's timeline (src/trace/recorder.ts TraceRecorder); absent: not traced. */
   readonly trace?: RunTracer;
+  /** Told how far the run is, every PROGRESS_MS, for workloads that say (WorkloadDef.progress). */
+  readonly progress?: (p: RunProgress) => void;
+}
+
+export interface RunProgress {
+  readonly label: string;
+  readonly done: number;
+  readonly total: number;
+  readonly unit: string;
+  /** The last call of the run (done = total when it succeeded). */
+  readonly final: boolean;
+}
+
+const PROGRESS_MS = 200;
+
+/** Polls the workload's progress device while the run goes; returns the stopper. */
+function watchProgress(machine: Machine, w: Workload, label: string, report: ((p: RunProgress) => void) | undefined): () => void {
+  const p = workloadDef(w).progress;
+  if (!report || !p) return () => undefined;
+  const stats = machine.device(p.device(w)).shm.stats;
+  const total = p.total(w);
+  const tell = (final: boolean) => report({ label, done: Math.min(total, stats[DeviceStats.commands]), total, unit: p.unit, final });
+  tell(false);
+  const timer = setInterval(() => tell(false), PROGRESS_MS);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    tell(true);
+  };
 }
 
 /** What the runner needs of a trace recorder: ring size, and attach/detach around the workload. */
@@ -141,10 +171,12 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const kernels: Kernel[] = [];
   const links: LinkUse[] = [];
   opts.trace?.attach(machine, `${sc.name} (${mode})`);
+  const stopProgress = watchProgress(machine, w, `${sc.name} ${mode}`, opts.progress);
   try {
     const a = await workloadDef(w).run({ machine, fabric: observedFabric(fabric, links), seed, mode, kernels }, { ...w, mode });
     accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
   } finally {
+    stopProgress();
     opts.trace?.detach();
     await machine.shutdown();
   }

@@ -68,6 +68,7 @@ export const enum TraceEvent {
   SlotRecycle = 23,
   Migrate = 24,
   HostIrq = 25,
+  MmInvalidation = 26,
 }
 
 /** What each code is on the timeline: its name, category and argument names (a0..a4, in order). */
@@ -86,7 +87,11 @@ export const TRACE_EVENTS: Readonly<Record<number, { readonly name: string; read
   [TraceEvent.SlotRecycle]: { name: 'BAR slots recycled', cat: 'mapping', args: ['exporter', 'slots', 'firstPage'] },
   [TraceEvent.Migrate]: { name: 'migrate', cat: 'migration', args: ['device', 'pages', 'toDevice'] },
   [TraceEvent.HostIrq]: { name: 'host interrupt', cat: 'irq', args: ['irqCount'] },
+  [TraceEvent.MmInvalidation]: { name: 'mmu notifier invalidate (start..end)', cat: 'invalidation', args: ['start', 'end', 'event', 'subscribers'] },
 };
+
+/** MmInvalidation `event` argument values (MmuNotifyEvent, in src/kernel/mmu_notifier.ts order). */
+export const MMU_EVENTS = ['unmap', 'clear', 'protection', 'migrate', 'release', 'exclusive'] as const;
 
 /** DMA `target` argument values. */
 export const DMA_TARGET = { ram: 0, peer: 1, local: 2 } as const;
@@ -178,6 +183,25 @@ export class TraceRingReader {
     return Atomics.load(this.hdr, TraceRingHead.dropped);
   }
 
+  /**
+   * Copies every published record out as raw words (TraceRecord.kWords per
+   * record, oldest first) and releases their slots: a memcpy, cheap enough
+   * to run while devices stream; decode later with decodeRecords().
+   */
+  drainRaw(): Float64Array {
+    const head = Atomics.load(this.hdr, TraceRingHead.head);
+    const tail = Atomics.load(this.hdr, TraceRingHead.tail);
+    const K = TraceRecord.kWords;
+    const out = new Float64Array((head - tail) * K);
+    const a = tail % this.cap;
+    const first = Math.min(head - tail, this.cap - a);
+    out.set(this.rec.subarray(a * K, (a + first) * K), 0);
+    if (first < head - tail) out.set(this.rec.subarray(0, (head - tail - first) * K), first * K);
+    // Releases the slots; pairs with the Atomics.load(tail) in TraceWriter.emit.
+    Atomics.store(this.hdr, TraceRingHead.tail, head);
+    return out;
+  }
+
   /** Copies out every published record and releases their slots. */
   drain(out: (r: TraceRecordView) => void): number {
     const head = Atomics.load(this.hdr, TraceRingHead.head);
@@ -191,6 +215,13 @@ export class TraceRingReader {
     // Releases the slots; pairs with the Atomics.load(tail) in TraceWriter.emit.
     Atomics.store(this.hdr, TraceRingHead.tail, tail);
     return n;
+  }
+}
+
+/** Records of a drainRaw() copy, decoded. */
+export function decodeRecords(raw: Float64Array, out: (r: TraceRecordView) => void): void {
+  for (let o = 0; o < raw.length; o += TraceRecord.kWords) {
+    out({ t: raw[o], dur: raw[o + 1], code: raw[o + 2], args: [raw[o + 3], raw[o + 4], raw[o + 5], raw[o + 6], raw[o + 7]] });
   }
 }
 

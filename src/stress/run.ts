@@ -21,6 +21,7 @@ import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
 import { DeviceCtl } from '../shm/device_ctl.js';
 import { judgePage, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, StressViolation as SV } from '../shm/stress_layout.js';
 import { DeviceError } from '../errors.js';
+import type { Machine } from '../devices/machine.js';
 import { percentile, type InjectKind, type InjectOutcome, type StressReport, type StressViolation } from './report.js';
 import { StressRig } from './rig.js';
 import { bufferPlan, Schedule, type Op } from './schedule.js';
@@ -48,6 +49,8 @@ export interface StressOptions {
    */
   readonly trace?: (ev: { readonly ph: 'op-start' | 'op-end' | 'violation'; readonly step: number; readonly name: string; readonly tUs: number }) => void;
   /** Test-only hooks (x- knobs): break something on purpose after boot or before the end. */
+  /** Records the devices' and the kernel's timeline (src/trace/recorder.ts TraceRecorder, --trace). */
+  readonly recorder?: { readonly records: number; attach(machine: Machine, label: string): void; detach(): void };
   readonly xHooks?: { readonly noStream?: boolean; readonly afterBoot?: (rig: StressRig) => void | Promise<void>; readonly beforeEnd?: (rig: StressRig) => void | Promise<void> };
 }
 
@@ -58,7 +61,8 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const ackTimeoutMs = o.ackTimeoutMs ?? 1000;
   const bufs = bufferPlan(o.importers);
   const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000, o.schedule, o.slow ?? true);
-  const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed });
+  const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed, traceRecords: o.recorder?.records });
+  o.recorder?.attach(rig.machine, `stress seed ${o.seed}${o.iommu ? ', IOMMU on' : ''}`);
   const { kernel, mm } = rig;
   const violations: StressViolation[] = [];
   let violationCount = 0;
@@ -194,6 +198,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       exitCode: violationCount > 0 ? 1 : 0,
     };
   } finally {
+    o.recorder?.detach();
     await rig.shutdown();
   }
   return report;

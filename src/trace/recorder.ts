@@ -7,9 +7,10 @@
  * The threads record into trace rings (src/shm/trace_ring.ts): each device
  * into the ring in its shared memory, the kernel into one this recorder
  * allocates and installs as the main thread's traceSink. The recorder
- * drains them every DRAIN_MS while the run goes (so a ring rarely fills)
- * and once more when the run ends, converting each record on the way:
- * times are already on one clock (epoch ms), made relative to the
+ * copies them out every DRAIN_MS while the run goes (a memcpy per ring,
+ * so a ring rarely fills and the devices' cores are not taken) and once
+ * more when the run ends; records are decoded only when the trace is
+ * read: times are already on one clock (epoch ms), made relative to the
  * recorder's start and turned into µs.
  *
  * Lifetime: attach() after Machine.create (the rings exist), detach()
@@ -18,7 +19,7 @@
  */
 import { writeFileSync } from 'node:fs';
 import type { Machine } from '../devices/machine.js';
-import { TRACE_EVENTS, TRACE_RING_RECORDS, TraceEvent, TraceRingReader, TraceWriter, allocTraceRing, traceSink, type TraceRecordView } from '../shm/trace_ring.js';
+import { TRACE_EVENTS, TRACE_RING_RECORDS, TraceEvent, TraceRingReader, TraceWriter, allocTraceRing, decodeRecords, MMU_EVENTS, traceSink, type TraceRecordView } from '../shm/trace_ring.js';
 
 const DRAIN_MS = 25;
 
@@ -44,7 +45,7 @@ interface Track {
 }
 
 export class TraceRecorder {
-  readonly events: ChromeTraceEvent[] = [];
+  private readonly decoded: ChromeTraceEvent[] = [];
   private readonly t0 = performance.timeOrigin + performance.now();
   private tracks: Track[] = [];
   private devices: readonly string[] = [];
@@ -90,29 +91,66 @@ export class TraceRecorder {
     this.tracks = [];
   }
 
-  private meta(name: string, tid: number, args: Record<string, string | number>): void {
-    this.events.push({ name, ph: 'M', pid: this.pid, tid, args });
+  private opStart = new Map<number, number>();
+
+  /**
+   * A stress run's own events (src/stress/run.ts StressOptions.trace), on
+   * the kernel track of the run being recorded: each kernel operation as a
+   * slice named after it, each violation as an instant. `tUs` is the main
+   * thread's performance.now() in µs.
+   */
+  stressEvent(ev: { readonly ph: 'op-start' | 'op-end' | 'violation'; readonly step: number; readonly name: string; readonly tUs: number }): void {
+    const ts = (performance.timeOrigin + ev.tUs / 1000 - this.t0) * 1000;
+    if (ev.ph === 'op-start') this.opStart.set(ev.step, ts);
+    else if (ev.ph === 'op-end') {
+      const start = this.opStart.get(ev.step) ?? ts;
+      this.opStart.delete(ev.step);
+      this.decoded.push({ name: ev.name, cat: 'stress', ph: 'X', ts: start, dur: ts - start, pid: this.pid, tid: 0, args: { step: ev.step } });
+    } else this.decoded.push({ name: `violation: ${ev.name}`, cat: 'stress', ph: 'i', s: 't', ts, pid: this.pid, tid: 0, args: { step: ev.step } });
   }
+
+  private meta(name: string, tid: number, args: Record<string, string | number>): void {
+    this.decoded.push({ name, ph: 'M', pid: this.pid, tid, args });
+  }
+
+  /** Raw records copied out of the rings during the run, decoded when the trace is written (off the timed window). */
+  private raw: { pid: number; tid: number; devices: readonly string[]; words: Float64Array }[] = [];
 
   private drain(): void {
-    for (const t of this.tracks) t.reader.drain((r) => this.events.push(this.convert(r, t.tid)));
+    for (const t of this.tracks) {
+      const words = t.reader.drainRaw();
+      if (words.length > 0) this.raw.push({ pid: this.pid, tid: t.tid, devices: this.devices, words });
+    }
   }
 
-  private convert(r: TraceRecordView, tid: number): ChromeTraceEvent {
+  /** Decodes what the rings gave into trace events (called by toJSON / the events getter). */
+  private decode(): void {
+    for (const c of this.raw) decodeRecords(c.words, (r) => this.decoded.push(this.convert(r, c.pid, c.tid, c.devices)));
+    this.raw = [];
+  }
+
+  private convert(r: TraceRecordView, pid: number, tid: number, devices: readonly string[]): ChromeTraceEvent {
     const def = TRACE_EVENTS[r.code] ?? { name: `event ${r.code}`, cat: 'unknown', args: [] };
     const args: Record<string, string | number> = {};
     def.args.forEach((name, i) => {
       const v = r.args[i];
-      if (name === 'device' || name === 'peer' || name === 'exporter') args[name] = this.devices[v] ?? (v < 0 ? 'host' : v);
+      if (name === 'device' || name === 'peer' || name === 'exporter') args[name] = devices[v] ?? (v < 0 ? 'host' : v);
       else if (ADDRESS_ARGS.has(name)) args[name] = `0x${v.toString(16)}`;
       else if (name === 'target') args[name] = TARGETS[v] ?? v;
+      else if (name === 'event') args[name] = MMU_EVENTS[v] ?? v;
       else if (name === 'toDevice' || name === 'write') args[name] = v ? 'yes' : 'no';
       else args[name] = v;
     });
-    if (r.code === TraceEvent.Doorbell) args.device = this.devices[r.args[0]] ?? r.args[0];
+    if (r.code === TraceEvent.Doorbell) args.device = devices[r.args[0]] ?? r.args[0];
     const ts = (r.t - this.t0) * 1000;
-    if (r.dur < 0) return { name: def.name, cat: def.cat, ph: 'i', s: 't', ts, pid: this.pid, tid, args };
-    return { name: def.name, cat: def.cat, ph: 'X', ts, dur: r.dur * 1000, pid: this.pid, tid, args };
+    if (r.dur < 0) return { name: def.name, cat: def.cat, ph: 'i', s: 't', ts, pid, tid, args };
+    return { name: def.name, cat: def.cat, ph: 'X', ts, dur: r.dur * 1000, pid, tid, args };
+  }
+
+  /** Every event recorded so far (ring records decoded on first ask after a run). */
+  get events(): ChromeTraceEvent[] {
+    this.decode();
+    return this.decoded;
   }
 
   /** The trace as Chrome trace-event JSON (object form). */

@@ -108,6 +108,12 @@ export interface WorkloadDef<W extends Workload = Workload> {
    * lines; the loader refuses the file before anything starts.
    */
   validate?(w: W, devices: readonly { name: string; kind: string; memory: number; bar: number; props: Readonly<Record<string, unknown>> }[]): string[];
+  /**
+   * How far a run is, read from the devices while it goes (a progress
+   * bar): the device whose completed commands (DeviceStats.commands) count
+   * one unit of the size knob each, in both modes, and how many there are.
+   */
+  readonly progress?: { device(w: W): string; total(w: W): number; readonly unit: string };
   /** Unit of each numeric `extra` figure the summary prints ('B' means bytes, shown as KiB/MiB). */
   readonly units?: Readonly<Record<string, string>>;
   /** The workload with its size knob (frames, requests, iterations) set to n (--frames). */

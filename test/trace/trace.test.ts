@@ -4,7 +4,7 @@
 import t from 'tap';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
-import { allocTraceRing, TraceEvent, TraceRingReader, TraceWriter, traceSink, type TraceRecordView } from '../../src/shm/trace_ring.js';
+import { allocTraceRing, decodeRecords, TraceEvent, TraceRingReader, TraceWriter, traceSink, type TraceRecordView } from '../../src/shm/trace_ring.js';
 import { TraceRecorder, type ChromeTraceEvent } from '../../src/trace/recorder.js';
 
 t.test('ring: records come out in order; a full ring drops and counts', async (t) => {
@@ -21,6 +21,12 @@ t.test('ring: records come out in order; a full ring drops and counts', async (t
   r.drain((x) => got.push(x));
   t.equal(got.length, 1, 'slots are reused once drained');
   t.ok(got[0].dur >= 1, 'a slice carries its duration');
+  // drainRaw across the end of the ring: head is at 5, so slots 1..3 then 0.
+  for (let i = 10; i < 14; i++) w.instant(TraceEvent.Doorbell, i);
+  const raw: number[] = [];
+  decodeRecords(r.drainRaw(), (x) => raw.push(x.args[0]));
+  t.same(raw, [10, 11, 12, 13], 'a raw copy keeps the order across the wrap');
+  t.equal(r.drainRaw().length, 0, 'and releases the slots');
 });
 
 t.test('a traced --compare: valid JSON, a kernel track and a track per device in each run', async (t) => {
@@ -45,7 +51,7 @@ t.test('a traced --compare: valid JSON, a kernel track and a track per device in
   }
   // p2p: the slot recycling story, on both sides.
   t.ok(p2p.accounting.invalidations.sent > 0, 'the run did invalidate');
-  for (const n of ['invalidation', 'ack received', 'BAR slots recycled', 'map (page request served)']) t.ok(names(1, 0).has(n), `kernel: ${n}`);
+  for (const n of ['mmu notifier invalidate (start..end)', 'invalidation', 'ack received', 'BAR slots recycled', 'map (page request served)']) t.ok(names(1, 0).has(n), `kernel: ${n}`);
   for (const n of ['page request', 'invalidation ack', 'doorbell']) t.ok(names(1, 1).has(n), `camera: ${n}`);
   const inv = ev.filter((e) => e.pid === 1 && e.name === 'invalidation');
   t.equal(inv.length, p2p.accounting.invalidations.acked, 'one invalidation slice per acked batch');

@@ -15,6 +15,7 @@ export const accelNicStreamDef: WorkloadDef<AccelNicStreamWorkload> = {
   ],
   processes: (w) => [{ key: 'process', name: w.process }],
   p2pPairs: (w) => [[w.accelerator, w.nic]],
+  progress: { device: (w) => w.nic, total: (w) => w.results, unit: 'results' },
   units: { 'BAR slots recycled': 'slots', 'system RAM bytes for the stream': 'B' },
   scale: (w, n) => ({ ...w, results: n }),
   run: (ctx, w) => runAccelNicStream(ctx, w),

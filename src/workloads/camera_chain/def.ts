@@ -26,6 +26,7 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   ],
   processes: (w) => [{ key: 'output', name: w.output }],
   p2pPairs: (w) => [[w.corrector, w.camera], ...(w.final ? ([[w.final, w.corrector]] as [string, string][]) : [])],
+  progress: { device: (w) => w.corrector, total: (w) => w.frames, unit: 'frames' },
   units: { frames: 'frames', verified: 'frames', 'camera page requests': 'requests', 'BAR slots recycled': 'slots' },
   scale: (w, n) => ({ ...w, frames: n }),
   async run(ctx, w): Promise<Accounting> {

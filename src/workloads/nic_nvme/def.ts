@@ -58,6 +58,7 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
     if (w.mode === 'p2p' && cmb > nvme.bar / PAGE_SIZE) problems.push(`workload.queueEntries: got ${w.queueEntries}; the CMB queue (${w.queueEntries} entries + ${w.queueDepth} x ${w.ioBytes}-byte buffers) takes ${cmb} pages, ${w.nvme}'s BAR window (devices[].bar) has ${nvme.bar / PAGE_SIZE}`);
     return problems;
   },
+  progress: { device: (w) => w.nvme, total: (w) => w.ios, unit: 'requests' },
   units: { IOPS: 'IO/s', 'kernel interventions per IO': 'interventions', 'host wakeups during the stream': 'wakeups', 'page requests during the stream': 'requests', 'MSIs to the NIC': 'MSIs' },
   scale: (w, n) => ({ ...w, ios: n }),
   async run(ctx, w): Promise<Accounting> {

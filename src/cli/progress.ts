@@ -1,0 +1,42 @@
+/**
+ * The progress bar of long runs (cli-progress, on stderr): one bar per
+ * run (a --compare shows the p2p run, then the bounce run), fed by
+ * runScenario's progress callback (RunOptions.progress). Off with
+ * --quiet, with --json, when stderr is not a terminal, and for short runs
+ * (fewer than MIN_UNITS frames / requests / results), so it never
+ * pollutes output that a script reads.
+ */
+import cliProgress from 'cli-progress';
+import type { RunProgress } from '../scenario/run.js';
+
+/** Runs smaller than this finish before a bar would tell anything. */
+export const MIN_UNITS = 20;
+
+export interface ProgressFlags {
+  quiet?: boolean;
+  json?: boolean;
+}
+
+/** The progress callback for runScenario, or undefined when no bar should show. */
+export function progressBar(flags: ProgressFlags, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): ((p: RunProgress) => void) | undefined {
+  if (flags.quiet || flags.json || !stream.isTTY) return undefined;
+  let bar: cliProgress.SingleBar | null = null;
+  let label = '';
+  return (p) => {
+    if (p.total < MIN_UNITS) return;
+    if (!bar || label !== p.label) {
+      bar?.stop();
+      label = p.label;
+      bar = new cliProgress.SingleBar(
+        { stream: stream as NodeJS.WriteStream, format: '{label} [{bar}] {value}/{total} {unit} | {percentage}% | ETA {eta_formatted}', barsize: 30, hideCursor: false, clearOnComplete: true, etaBuffer: 20 },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(p.total, p.done, { label: p.label, unit: p.unit });
+    } else bar.update(p.done);
+    if (p.final) {
+      bar.stop();
+      bar = null;
+      label = '';
+    }
+  };
+}
