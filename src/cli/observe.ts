@@ -6,14 +6,11 @@
  * the command's action opens the observers before running and closes
  * them with the reports after.
  */
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { buildFabric } from '../hw/topology.js';
 import type { RunProgress, RunReport } from '../scenario/run.js';
 import type { Scenario } from '../scenario/schema.js';
 import { TraceRecorder } from '../trace/recorder.js';
-import { renderReport } from '../trace/report_html.js';
-import { topoGraph } from '../trace/topo_graph.js';
+import { writeReport } from '../trace/report_html.js';
 import { progressBar } from './progress.js';
 
 export interface ObserveFlags {
@@ -35,18 +32,6 @@ export function registerObserveOptions(cmd: Command): Command {
     });
 }
 
-/** The report of p2p/bounce pairs of one scenario, with its topology; for run --compare, bench and stress. */
-export function writeReport(file: string, sc: Scenario, pairs: readonly (readonly [RunReport, RunReport])[], notes: readonly string[] = []): void {
-  const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), sc.seed);
-  const names = fabric.endpoints().map((d) => fabric.nameOf(d));
-  const html = renderReport({
-    title: `peervma: ${sc.name}, p2p vs bounce`,
-    comparisons: pairs.map(([p2p, bounce]) => ({ p2p, bounce })),
-    topology: { graph: topoGraph(fabric, names), source: sc.name },
-    notes: [sc.description, ...notes].filter(Boolean),
-  });
-  writeFileSync(file, html);
-}
 
 export interface Observers {
   /** Passed to runScenario / compareScenario as `trace` and `progress`. */

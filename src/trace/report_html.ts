@@ -14,11 +14,14 @@
  * - modeled link utilisation per PCIe link;
  * - the topology with its P2P matrix.
  */
+import { writeFileSync } from 'node:fs';
+import { buildFabric } from '../hw/topology.js';
 import { formatBytes } from '../common/size.js';
+import type { Scenario } from '../scenario/schema.js';
 import type { RunReport } from '../scenario/run.js';
 import { groupedBars, histogram, stackedBars } from './svg_charts.js';
 import { stageSums, throughput } from './summary.js';
-import type { TopoGraph } from './topo_graph.js';
+import { topoGraph, type TopoGraph } from './topo_graph.js';
 import { esc, renderTopoSvg } from './topo_svg.js';
 
 export interface ReportComparison {
@@ -131,4 +134,17 @@ svg.chart { display: block; margin: 10px 0 18px; }
 ${body.join('\n')}
 </body></html>
 `;
+}
+
+/** The report of p2p/bounce pairs of one scenario, with its topology; for run --compare, bench and stress. */
+export function writeReport(file: string, sc: Scenario, pairs: readonly (readonly [RunReport, RunReport])[], notes: readonly string[] = []): void {
+  const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), sc.seed);
+  const names = fabric.endpoints().map((d) => fabric.nameOf(d));
+  const html = renderReport({
+    title: `peervma: ${sc.name}, p2p vs bounce`,
+    comparisons: pairs.map(([p2p, bounce]) => ({ p2p, bounce })),
+    topology: { graph: topoGraph(fabric, names), source: sc.name },
+    notes: [sc.description, ...notes].filter(Boolean),
+  });
+  writeFileSync(file, html);
 }

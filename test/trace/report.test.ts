@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import { writeReport } from '../../src/cli/observe.js';
+import { writeReport } from '../../src/trace/report_html.js';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { throughput } from '../../src/trace/summary.js';
