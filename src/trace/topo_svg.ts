@@ -66,7 +66,7 @@ function layout(g: TopoGraph, h: number): Placed[] {
       const xs = n.children.map((c) => place(c, depth + 1));
       x = (xs[0] + xs[xs.length - 1]) / 2;
     }
-    const layer = n.device ? bottom : depth;
+    const layer = n.kind === 'endpoint' || n.kind === 'rc-endpoint' ? bottom : depth;
     out.push({ n, x, y: PAD + 24 + layer * (h + VGAP) });
     return x;
   };
