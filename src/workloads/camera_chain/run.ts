@@ -33,7 +33,7 @@ import { Piscina } from 'piscina';
 import { DeviceError } from '../../errors.js';
 import { WORKER_EXEC_ARGV, compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS } from '../../devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, type ColourParams } from '../../devices/camera_chain_abi.js';
 import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
@@ -272,6 +272,64 @@ function processArgs(frame: number): number[] {
   return args;
 }
 
+/**
+ * The timed stream: captures while an input buffer, an output slot and
+ * queue room are free; each completed frame is landed and checked against
+ * the CPU reference on a piscina thread (its slot is free again once
+ * checked); ends when every frame is verified.
+ */
+async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number }> {
+  const { machine, w, seed, frameBytes, store } = k;
+  const slots = Array.from({ length: OUTPUT_SLOTS }, () => ({ busy: false }));
+  const t0 = performance.now();
+  const freeBufs = path.inputs.map((_, i) => i);
+  const where = new Map<number, { buf: number; slot: number }>();
+  const mismatches: VerifyResult[] = [];
+  const checks: Promise<void>[] = [];
+  let nextCapture = 0;
+  let verified = 0;
+  let hostCommands = 0;
+
+  const onDone = async (frame: number) => {
+    const at = where.get(frame & 0xffff);
+    if (!at) throw new DeviceError(w.corrector, 'device-error', `completed frame ${frame}, which is not in flight`);
+    where.delete(frame & 0xffff);
+    freeBufs.push(at.buf);
+    const landed = await store.land(at.slot);
+    hostCommands += landed;
+    const slot = slots[at.slot];
+    const out = store.view(at.slot);
+    const task: VerifyTask = { mem: out.mem, pieces: [{ offset: out.offset, len: frameBytes }], seed, frame, width: w.width, height: w.height, params };
+    checks.push(
+      (pool.run(task) as Promise<VerifyResult>).then((r) => {
+        if (r.mismatchAt >= 0) mismatches.push(r);
+        verified++;
+        slot.busy = false;
+        machine.kickHost();
+      }),
+    );
+  };
+
+  for (;;) {
+    const seen = machine.irqSeen();
+    // Not `+= await`: that reads hostCommands before onDone (inside reap) adds to it.
+    const submitted = await path.reap(onDone);
+    hostCommands += submitted;
+    for (let s = slots.findIndex((x) => !x.busy); s >= 0 && freeBufs.length > 0 && nextCapture < w.frames && where.size < w.queueDepth - 1; s = slots.findIndex((x) => !x.busy)) {
+      const buf = freeBufs.shift()!;
+      slots[s].busy = true;
+      where.set(nextCapture & 0xffff, { buf, slot: s });
+      hostCommands += path.capture(nextCapture, buf, s);
+      nextCapture++;
+    }
+    if (verified === w.frames) break;
+    await machine.waitHostIrq(seen, path.outstanding);
+  }
+  await Promise.all(checks);
+  const wallMs = performance.now() - t0;
+  return { verified, mismatches: mismatches.sort((a, b) => a.frame - b.frame), hostCommands, wallMs };
+}
+
 export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload): Promise<ChainResult> {
   const { machine, seed } = ctx;
   const cam = machine.device(w.camera);
@@ -286,55 +344,9 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const kernel = await bootKernel(ctx);
     const mm = kernel.createMm();
     const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
-    const slots = Array.from({ length: OUTPUT_SLOTS }, () => ({ busy: false }));
     const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
-    const t0 = performance.now();
-    const freeBufs = path.inputs.map((_, i) => i);
-    const where = new Map<number, { buf: number; slot: number }>();
-    const mismatches: VerifyResult[] = [];
-    const checks: Promise<void>[] = [];
-    let nextCapture = 0;
-    let verified = 0;
-    let hostCommands = 0;
-
-    const onDone = async (frame: number) => {
-      const at = where.get(frame & 0xffff);
-      if (!at) throw new DeviceError(w.corrector, 'device-error', `completed frame ${frame}, which is not in flight`);
-      where.delete(frame & 0xffff);
-      freeBufs.push(at.buf);
-      const landed = await store.land(at.slot);
-      hostCommands += landed;
-      const slot = slots[at.slot];
-      const out = store.view(at.slot);
-      const task: VerifyTask = { mem: out.mem, pieces: [{ offset: out.offset, len: frameBytes }], seed, frame, width: w.width, height: w.height, params };
-      checks.push(
-        (pool.run(task) as Promise<VerifyResult>).then((r) => {
-          if (r.mismatchAt >= 0) mismatches.push(r);
-          verified++;
-          slot.busy = false;
-          machine.kickHost();
-        }),
-      );
-    };
-
-    for (;;) {
-      const seen = machine.irqSeen();
-      // Not `+= await`: that reads hostCommands before onDone (inside reap) adds to it.
-      const submitted = await path.reap(onDone);
-      hostCommands += submitted;
-      for (let s = slots.findIndex((x) => !x.busy); s >= 0 && freeBufs.length > 0 && nextCapture < w.frames && where.size < w.queueDepth - 1; s = slots.findIndex((x) => !x.busy)) {
-        const buf = freeBufs.shift()!;
-        slots[s].busy = true;
-        where.set(nextCapture & 0xffff, { buf, slot: s });
-        hostCommands += path.capture(nextCapture, buf, s);
-        nextCapture++;
-      }
-      if (verified === w.frames) break;
-      await machine.waitHostIrq(seen, path.outstanding);
-    }
-    await Promise.all(checks);
-    const wallMs = performance.now() - t0;
+    const { verified, mismatches, hostCommands, wallMs } = await streamFrames(k, path, pool, params);
     const imp = await importerStats(ctx, w.final ? [w.camera, w.corrector] : [w.camera]);
     const fin = await path.finish();
     await store.close();
@@ -347,7 +359,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       wallMs,
       ...trafficTotals(devices),
       hostCommands,
-      mismatches: mismatches.sort((a, b) => a.frame - b.frame),
+      mismatches,
       devices,
       ...imp,
       ...fin,
