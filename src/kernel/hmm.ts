@@ -199,10 +199,20 @@ async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<
     const pte = mm.pt.get(vpn);
     if (pte?.kind === 'devprivate') {
       const owner = pte.devmem;
-      if (owner === range.devPrivateOwner) {
+      if (owner === range.devPrivateOwner && !(fault && write && !pte.write)) {
         // dev_private_owner rule: the owner uses its own page directly.
         range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (pte.write ? HMM_PFN_WRITE : 0), addr: pte.page * PAGE_SIZE, gen: Atomics.load(owner.gen, pte.page), mem: owner.owner.index, page: pte.page };
         return 0;
+      }
+      if (owner === range.devPrivateOwner) {
+        // A write fault on our own page left read-only by an mprotect (raising
+        // protection does not touch device-private entries): do_swap_page ->
+        // migrate_to_ram, then the RAM path grants the write. Answering VALID
+        // without WRITE instead made the device ask again forever (seen by
+        // peervma stress: 574,500 page requests in 10 s).
+        const r = await owner.migrateToRam(mm, va);
+        if (r !== 0) return fail(range, r, what, 'migrating our own read-only private page back to RAM for a write failed');
+        continue;
       }
       const p2pOk = range.importer !== null && mm.kernel.p2pAllowed(owner.owner, range.importer).ok && owner.allowPeers;
       if (!fault) {

@@ -41,7 +41,9 @@ export class IommuDomain {
   private readonly view: Int32Array;
   /** guarded by: main thread. Next never-used IOVA page, and freed ones ready for reuse. */
   private nextPage = 0;
-  private readonly freeList: number[] = [];
+  private freeList: number[] = [];
+  /** FIFO head into freeList (shift() is O(n), and the list holds up to IOVA_PAGES entries). */
+  private freeHead = 0;
   /** Unmapped, not yet flushed: may still sit in an IOTLB. */
   private readonly pendingFree: number[] = [];
   mapped = 0;
@@ -56,6 +58,17 @@ export class IommuDomain {
     this.view[IommuDomainHdr.nPages] = IOVA_PAGES;
   }
 
+  /** The oldest flushed IOVA page, or IOVA_PAGES when none (ENOSPC below). */
+  private takeOldestFree(): number {
+    if (this.freeHead >= this.freeList.length) return IOVA_PAGES;
+    const i = this.freeList[this.freeHead++];
+    if (this.freeHead > 4096 && this.freeHead * 2 > this.freeList.length) {
+      this.freeList = this.freeList.slice(this.freeHead);
+      this.freeHead = 0;
+    }
+    return i;
+  }
+
   /** iommu_map() of one page: returns the IOVA the device must use. */
   map(bus: number, write: boolean): number {
     if (bus % PAGE_SIZE !== 0) throw new PeerVmaError('EINVAL', this.name, `iommu_map of unaligned bus address 0x${bus.toString(16)}`);
@@ -63,7 +76,7 @@ export class IommuDomain {
     // possible (Linux defers reuse through its flush queue): a device that
     // kept a stale IOVA in its own TLB then meets an unmapped PTE (an IOMMU
     // fault, contained) and not, yet, a page mapped for someone else.
-    const i = this.nextPage < IOVA_PAGES ? this.nextPage++ : (this.freeList.shift() ?? IOVA_PAGES);
+    const i = this.nextPage < IOVA_PAGES ? this.nextPage++ : this.takeOldestFree();
     if (i >= IOVA_PAGES) throw new PeerVmaError('ENOSPC', this.name, `IOVA space of ${IOVA_PAGES} pages exhausted`);
     const w = iommuPteWord(i);
     this.view[w + IommuPte.pfn] = bus / PAGE_SIZE;

@@ -153,6 +153,20 @@ t.test('safety properties with live devices', async (t) => {
     await mm.munmap(a.va, 4 * P);
   });
 
+  // Found by peervma stress (seed 9): hmmRangeFault answered the owner's write
+  // fault on its own private page, left read-only by an mprotect round trip,
+  // VALID without WRITE, and the device asked again forever.
+  t.test('a device writes its own private page after mprotect RO then RW: no endless refault', async (t) => {
+    const va = await mm.mmap({ length: P, prot: RW });
+    await mm.write(va, pattern(P, 7));
+    await m2.migrateToDev(va, 1);
+    await mm.mprotect(va, P, PROT_READ);
+    await mm.mprotect(va, P, RW);
+    const w = await m2.write(va, 1, pattern(P, 8));
+    t.equal(w.cpages, 1, 'the write completes (it used to refault until the control call timed out)');
+    t.same(await mm.read(va, P), pattern(P, 8), 'and the CPU sees it');
+  });
+
   t.test('p2pUnmap is called for every exporter page an importer held', async (t) => {
     const ex = new BarExporter(kernel, 'exp');
     const a = await ex.mmap(mm, 3);
