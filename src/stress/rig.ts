@@ -42,6 +42,8 @@ export interface RigOptions {
   readonly seed: number;
   /** Records per device trace ring (--trace); 0 or absent: not traced. */
   readonly traceRecords?: number;
+  /** Deadline of every control call to a device (Machine timeoutMs). */
+  readonly controlTimeoutMs: number;
 }
 
 /** A live buffer and the mappings it had (for naming violations by VA). */
@@ -85,7 +87,7 @@ export class StressRig {
     for (let i = 0; i < opts.importers; i++) devices.push({ name: `imp${i}`, kind: 'x-stress', memBytes: 1 * MiB, barBytes: 64 * KiB, props: {} });
     // 32 BAR slots: every importer's burst in flight fits (8 x 4), the BAR buffers (12 x K) do not: slots recycle.
     devices.push({ name: 'exp0', kind: 'x-stress', memBytes: 2 * MiB, barBytes: 128 * KiB, props: {} });
-    const machine = await Machine.create({ ramBytes: 32 * MiB, devices, timeoutMs: 10000, traceRecords: opts.traceRecords ?? 0 });
+    const machine = await Machine.create({ ramBytes: 32 * MiB, devices, timeoutMs: opts.controlTimeoutMs, traceRecords: opts.traceRecords ?? 0 });
     try {
       await machine.start();
       // One switch under every device: the stress is about invalidation, not topology.

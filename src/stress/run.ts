@@ -51,7 +51,7 @@ export interface StressOptions {
   /** Test-only hooks (x- knobs): break something on purpose after boot or before the end. */
   /** Records the devices' and the kernel's timeline (src/trace/recorder.ts TraceRecorder, --trace). */
   readonly recorder?: { readonly records: number; attach(machine: Machine, label: string): void; detach(): void };
-  readonly xHooks?: { readonly noStream?: boolean; readonly afterBoot?: (rig: StressRig) => void | Promise<void>; readonly beforeEnd?: (rig: StressRig) => void | Promise<void> };
+  readonly xHooks?: { readonly noStream?: boolean; readonly controlTimeoutMs?: number; readonly afterBoot?: (rig: StressRig) => void | Promise<void>; readonly beforeEnd?: (rig: StressRig) => void | Promise<void> };
 }
 
 const MAX_LISTED = 200;
@@ -61,7 +61,7 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const ackTimeoutMs = o.ackTimeoutMs ?? 1000;
   const bufs = bufferPlan(o.importers);
   const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000, o.schedule, o.slow ?? true);
-  const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed, traceRecords: o.recorder?.records });
+  const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed, traceRecords: o.recorder?.records, controlTimeoutMs: o.xHooks?.controlTimeoutMs ?? 10000 });
   o.recorder?.attach(rig.machine, `stress seed ${o.seed}${o.iommu ? ', IOMMU on' : ''}`);
   const { kernel, mm } = rig;
   const violations: StressViolation[] = [];
@@ -153,7 +153,12 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
     rig.stopStreaming();
     curOp = 'end of run';
     // Idle: every live importer answers a control call only between two passes.
-    const shadows = await shadowsOf(rig);
+    const stuck: string[] = [];
+    const shadows = await shadowsOf(rig, (name, why) => {
+      stuck.push(name);
+      add({ source: 'protocol', kind: 'device-stuck', device: name, buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `no answer between two passes: ${why} (a livelock in one transfer, or a hang)` });
+    });
+    for (const d of stuck) await rig.tearDown(d);
     collect();
     shadowCompare(rig, shadows, add, curStep);
     if (mm.notifiers.activeInvalidateRanges !== 0 || (mm.notifiers.invalidateSeq & 1) === 1) {
@@ -279,12 +284,18 @@ function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: 
 }
 
 /** Every live importer's shadow (its accepted seqs per page of the buffers it writes). */
-async function shadowsOf(rig: StressRig): Promise<Map<number, { epoch: number; acc: (number[] | null)[] }>> {
+async function shadowsOf(rig: StressRig, stuck: (name: string, why: string) => void): Promise<Map<number, { epoch: number; acc: (number[] | null)[] }>> {
   const out = new Map<number, { epoch: number; acc: (number[] | null)[] }>();
   for (let i = 0; i < rig.names.length; i++) {
     const d = rig.machine.device(rig.names[i]);
     if (rig.gone.has(d.spec.name) || d.handle.failed) continue;
-    const r = await d.handle.cmd({ op: 'stress-shadow' });
+    let r;
+    try {
+      r = await d.handle.cmd({ op: 'stress-shadow' });
+    } catch (e) {
+      stuck(d.spec.name, e instanceof Error ? e.message : String(e));
+      continue;
+    }
     if (r.errno !== 0) throw new DeviceError(d.spec.name, 'device-error', r.message);
     for (const s of r.shadows) out.set(s.buf, { epoch: s.epoch, acc: s.acc });
   }

@@ -70,7 +70,12 @@ export async function runSweep(seeds: readonly number[], base: Omit<StressOption
   try {
     const out = await Promise.all(
       seeds.map(async (seed) => {
-        const r = (await pool.run({ ...base, seed })) as StressReport;
+        let r: StressReport;
+        try {
+          r = (await pool.run({ ...base, seed })) as StressReport;
+        } catch (e) {
+          r = failedRun(seed, base, e instanceof Error ? e.message : String(e));
+        }
         onDone(r);
         return r;
       }),
@@ -79,6 +84,12 @@ export async function runSweep(seeds: readonly number[], base: Omit<StressOption
   } finally {
     await pool.destroy();
   }
+}
+
+/** A seed whose run could not finish (the machine failed to boot, an internal error): reported, exit 1. */
+export function failedRun(seed: number, o: Omit<StressOptions, 'seed' | 'onStep'>, message: string): StressReport {
+  const v = { source: 'protocol' as const, kind: 'run-failed', device: '-', buf: null, page: null, generation: null, step: -1, op: 'run', detail: message };
+  return { seed, schedule: '-', iommu: o.iommu, importers: o.importers, gapMaxUs: o.gapMaxUs ?? 2000, slow: o.slow ?? true, ops: 0, opsFailed: 0, invalidations: 0, ranges: 0, wallMs: 0, rangesPerSec: 0, pagesRead: 0, pagesWritten: 0, ioErrors: 0, iommuFaults: 0, ackUs: { p50: 0, p99: 0, max: 0, n: 0 }, roundTripUs: 0, violations: [v], violationCount: 1, injected: [], exitCode: 1 };
 }
 
 /** `stress merge`: shard files in, one file out listing every seed once. */

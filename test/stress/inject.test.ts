@@ -5,6 +5,8 @@
 // down and reported. Small runs; the seeds are fixed.
 import t from 'tap';
 import { runStress } from '../../src/stress/run.js';
+import { runSweep } from '../../src/stress/sweep.js';
+import { stressDevWord, StressDevStat, StressInject } from '../../src/shm/stress_layout.js';
 import type { InjectKind } from '../../src/stress/report.js';
 
 const small = { ops: 40, importers: 2, gapMaxUs: 500, ackTimeoutMs: 300 };
@@ -50,4 +52,17 @@ t.test('hang: named, torn down, the run finishes; crash: torn down and reported'
   t.match(crash.injected[0].detail, /injected crash/);
   t.equal(crash.ops, small.ops);
   t.same(crash.violations, []);
+});
+
+t.test('a device stuck in one pass at the end is named (device-stuck); a seed that cannot run is a failed seed, not a failed sweep', async (t) => {
+  const r = await runStress({
+    ...small,
+    ops: 10,
+    seed: 22,
+    iommu: true,
+    xHooks: { controlTimeoutMs: 1500, beforeEnd: (rig) => void Atomics.store(rig.shm, stressDevWord(1) + StressDevStat.inject, StressInject.Hang) },
+  });
+  t.ok(r.violations.some((v) => v.kind === 'device-stuck' && v.device === 'imp1'), 'the stuck device is named');
+  const sweep = await runSweep([1], { ...small, importers: 5, iommu: false }, 1, () => undefined);
+  t.match(sweep, [{ seed: 1, exitCode: 1, violations: [{ kind: 'run-failed', detail: /at most 4 importers/ }] }]);
 });
