@@ -48,9 +48,9 @@ export interface StressOptions {
    * every operation as it starts and ends, and every violation as it is collected.
    */
   readonly trace?: (ev: { readonly ph: 'op-start' | 'op-end' | 'violation'; readonly step: number; readonly name: string; readonly tUs: number }) => void;
-  /** Test-only hooks (x- knobs): break something on purpose after boot or before the end. */
   /** Records the devices' and the kernel's timeline (src/trace/recorder.ts TraceRecorder, --trace). */
   readonly recorder?: { readonly records: number; attach(machine: Machine, label: string): void; detach(): void };
+  /** Test-only hooks (x- knobs): break something on purpose after boot or before the end. */
   readonly xHooks?: { readonly noStream?: boolean; readonly controlTimeoutMs?: number; readonly afterBoot?: (rig: StressRig) => void | Promise<void>; readonly beforeEnd?: (rig: StressRig) => void | Promise<void> };
 }
 
