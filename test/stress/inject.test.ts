@@ -60,7 +60,8 @@ t.test('a device stuck in one pass at the end is named (device-stuck); a seed th
     ops: 10,
     seed: 22,
     iommu: true,
-    xHooks: { controlTimeoutMs: 4000, // every control call of this run: setup under load too beforeEnd: (rig) => void Atomics.store(rig.shm, stressDevWord(1) + StressDevStat.inject, StressInject.Hang) },
+    // controlTimeoutMs bounds every control call of this run, setup on a loaded machine too.
+    xHooks: { controlTimeoutMs: 4000, beforeEnd: (rig) => void Atomics.store(rig.shm, stressDevWord(1) + StressDevStat.inject, StressInject.Hang) },
   });
   t.ok(r.violations.some((v) => v.kind === 'device-stuck' && v.device === 'imp1'), 'the stuck device is named');
   const sweep = await runSweep([1], { ...small, importers: 5, iommu: false }, 1, () => undefined);
