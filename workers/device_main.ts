@@ -20,6 +20,7 @@ import { serveCmd, type DeviceModel } from './runtime/device_model.js';
 import { deviceFactories } from './registry.js';
 import type { DeviceCtxCore } from './runtime/device_ctx.js';
 import { attachIommu, VaSpace } from './runtime/va_space.js';
+import { vaStream } from './runtime/va_stream.js';
 import type { IommuWalk } from './runtime/iommu_walk.js';
 import { traceSink, TraceWriter } from '../src/shm/trace_ring.js';
 
@@ -102,6 +103,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
       return { errno: 0 };
     },
     'va-counters': () => ({ errno: 0, ...(this.va?.counters ?? {}) }),
+    'va-stream': (cmd) => (this.va ? vaStream(this.va, cmd) : { errno: 'EINVAL', message: `${this.core!.self.name}: va-stream on a device not bound to a process` }),
   };
 
   deviceCmd(cmd: DeviceCmd): DeviceReply {

@@ -91,10 +91,16 @@ export class BarExporter implements VmOps {
     return this.bar;
   }
 
-  /** mmap of the device file: `npages` of device memory as a device-special VMA of `mm`. */
-  async mmap(mm: Mm, npages: number): Promise<{ va: number; vma: Vma }> {
-    const ext = this.alloc.allocContig(npages);
-    const pages = Array.from({ length: npages }, (_, i) => ext.start + i);
+  /**
+   * mmap of the device file: `npages` of device memory as a device-special
+   * VMA of `mm`. `backing`, when given, names the device pages to use (taken
+   * from this device's allocator by the caller, owned by the exporter from
+   * now on: benchmarks use it for scattered backing); else one contiguous run.
+   */
+  async mmap(mm: Mm, npages: number, backing?: readonly number[]): Promise<{ va: number; vma: Vma }> {
+    if (backing && backing.length !== npages) throw new PeerVmaError('EINVAL', this.name, `mmap of ${npages} pages given ${backing.length} backing pages`);
+    const ext = backing ? null : this.alloc.allocContig(npages);
+    const pages = backing ? [...backing] : Array.from({ length: npages }, (_, i) => ext!.start + i);
     for (const p of pages) this.dev.shm.mem!.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
     const prot = PROT_READ | (this.policy.readOnly ? 0 : PROT_WRITE);
     const va = await mm.mmap({ length: npages * PAGE_SIZE, prot, kind: 'device', vmOps: this });
