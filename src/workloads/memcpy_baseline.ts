@@ -65,6 +65,6 @@ let memo: Baselines | null = null;
  * a --compare share the same figure.
  */
 export function memcpyBaselines(): Baselines {
-  memo ??= { dram: measureMemcpy(MiB, 2 * DRAM_SPAN, DRAM_SPAN), cached: measureMemcpy(MiB, 16 * CACHED_SPAN, CACHED_SPAN) };
+  memo ??= { dram: measureMemcpy(MiB, DRAM_SPAN, DRAM_SPAN), cached: measureMemcpy(MiB, 16 * CACHED_SPAN, CACHED_SPAN) };
   return memo;
 }
