@@ -33,7 +33,7 @@ import type { Device } from '../devices/machine.js';
 import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { deviceCmdOk } from './device_cmd.js';
 import type { DevMem } from '../kernel/devmem.js';
-import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
@@ -62,6 +62,14 @@ function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): numbe
   return out;
 }
 
+/** A VA range an importer holds p2p mappings of: from a device-special VMA's exporter, or from a peer's device memory. */
+interface HeldRange {
+  readonly vma: Vma | null;
+  readonly devmem: DevMem | null;
+  readonly start: number;
+  readonly end: number;
+}
+
 export class ImporterBinding implements IntervalNotifierOps {
   readonly lock: DriverLock;
   readonly ref: DeviceRef;
@@ -78,8 +86,13 @@ export class ImporterBinding implements IntervalNotifierOps {
    * reused. guarded by: lock.
    */
   private staleIovas: number[] = [];
-  /** VA page -> device-special VMA we hold a p2p mapping of. guarded by: lock. */
-  private readonly p2pHeld = new Map<number, Vma>();
+  /**
+   * VA ranges we hold p2p mappings of, and whom to unmap them from: a
+   * device-special VMA's exporter (vm_ops.p2pUnmap) or a peer's device
+   * memory (DevMem.p2pUnmap). One entry per fault window, trimmed by
+   * flushes. guarded by: lock.
+   */
+  private p2pHeld: HeldRange[] = [];
   private closed = false;
   private served: number;
   private server: Promise<void>;
@@ -191,7 +204,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
-    const heldP2p: { vma: Vma; va: number }[] = [];
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
     for (const vpn of pagesIn(this.iovaOf, v0, v1)) {
@@ -201,17 +213,18 @@ export class ImporterBinding implements IntervalNotifierOps {
       ranges.push({ start: iova, end: iova + PAGE_SIZE });
     }
     for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
-    for (const vpn of pagesIn(this.p2pHeld, v0, v1)) {
-      heldP2p.push({ vma: this.p2pHeld.get(vpn)!, va: vpn * PAGE_SIZE });
-      this.p2pHeld.delete(vpn);
-    }
+    const heldP2p = this.takeHeld(start, end);
     // One broadcast carries the VA range (device TLB) and the IOVAs (IOTLB).
     return this.kernel
       .invalidator(this.name)
       .invalidate(ranges)
       .then(() => {
         this.domain?.releaseUnmapped(ranges);
-        for (const h of heldP2p) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.va, h.va + PAGE_SIZE);
+        // p2p_unmap after the ack: the exporters may now reuse the slots without invalidating us.
+        for (const h of heldP2p) {
+          if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
+          else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
+        }
       });
   }
 
@@ -252,6 +265,8 @@ export class ImporterBinding implements IntervalNotifierOps {
         if (r !== 0) return r;
         await this.lock.lock();
         try {
+          // Recorded even when the reply is EBUSY: the exporters hold slots for us now, and the next flush of the range releases them.
+          this.recordHeld(range);
           if (this.notifier.readRetry(nseq)) return 'EBUSY';
           this.fillReply(range, start);
           return 0;
@@ -270,6 +285,51 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.onFault?.(errno, range.start, npages);
   }
 
+  /**
+   * Notes the p2p mappings a fault made (lock held): the window lies in one
+   * VMA (serveOne clips it), so a device-special VMA is one range; in an
+   * anonymous VMA, each run of a peer's device-private pages is one.
+   */
+  private recordHeld(range: HmmRange): void {
+    this.lock.assertHeld();
+    const vma = this.mm.findVma(range.start);
+    if (!vma) return;
+    if (vma.kind === 'device') {
+      if (vma.vmOps?.p2pUnmap) this.p2pHeld.push({ vma, devmem: null, start: range.start, end: range.end });
+      return;
+    }
+    const pf = range.pfns;
+    for (let i = 0; i < pf.length; ) {
+      if ((pf[i].flags & HMM_PFN_P2P) === 0 || pf[i].mem < 0) {
+        i++;
+        continue;
+      }
+      const mem = pf[i].mem;
+      let j = i + 1;
+      while (j < pf.length && (pf[j].flags & HMM_PFN_P2P) !== 0 && pf[j].mem === mem) j++;
+      const devmem = this.kernel.devmem(this.kernel.machine.devices[mem].spec.name);
+      this.p2pHeld.push({ vma: null, devmem, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
+      i = j;
+    }
+  }
+
+  /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
+  private takeHeld(start: number, end: number): HeldRange[] {
+    const out: HeldRange[] = [];
+    const keep: HeldRange[] = [];
+    for (const h of this.p2pHeld) {
+      if (h.end <= start || end <= h.start) {
+        keep.push(h);
+        continue;
+      }
+      out.push({ ...h, start: Math.max(h.start, start), end: Math.min(h.end, end) });
+      if (h.start < start) keep.push({ ...h, end: start });
+      if (end < h.end) keep.push({ ...h, start: end });
+    }
+    if (out.length > 0) this.p2pHeld = keep;
+    return out;
+  }
+
   /** Writes the translations into the mailbox (lock held). */
   private fillReply(range: HmmRange, start: number): void {
     const p = this.pri;
@@ -285,8 +345,6 @@ export class ImporterBinding implements IntervalNotifierOps {
         devAddr = this.domain.map(pf.addr, (pf.flags & HMM_PFN_WRITE) !== 0);
         this.iovaOf.set(vpn, devAddr);
       }
-      const v = this.mm.findVma(vpn * PAGE_SIZE);
-      if (v?.kind === 'device') this.p2pHeld.set(vpn, v);
       const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
       storeU64(p, w + ReplyEntry.devAddr, devAddr);
       p[w + ReplyEntry.flags] = pf.flags;

@@ -66,7 +66,7 @@ export interface VmOps {
 }
 
 export type P2pMapResult =
-  | { readonly ok: true; readonly bus: readonly number[]; readonly gens: readonly number[]; readonly mem: number; readonly pages: readonly number[] }
+  | { readonly ok: true; readonly bus: ArrayLike<number>; readonly gens: ArrayLike<number>; readonly mem: number; readonly pages: ArrayLike<number> }
   | { readonly ok: false; readonly errno: Errno; readonly reason: string };
 
 /** pci_p2pdma_map_type() answer, as src/hw gives it. */
