@@ -62,6 +62,14 @@ function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): numbe
   return out;
 }
 
+/** A fault window's notifier only records that an invalidation hit it (mmu_interval_set_seq); the binding's own notifier flushes. */
+const windowOps: IntervalNotifierOps = {
+  invalidate(sub, _range, curSeq) {
+    sub.setSeq(curSeq);
+    return true;
+  },
+};
+
 /** A VA range an importer holds p2p mappings of: from a device-special VMA's exporter, or from a peer's device memory. */
 interface HeldRange {
   readonly vma: Vma | null;
@@ -256,18 +264,23 @@ export class ImporterBinding implements IntervalNotifierOps {
       npages = Math.min(npages, (vma.end - start) / PAGE_SIZE);
       if (vma.vmOps?.maxMapPages) npages = Math.min(npages, vma.vmOps.maxMapPages);
     }
-    const nseq = await this.notifier.readBegin();
-    const range: HmmRange = { notifier: this.notifier, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
+    // The collision test covers the fault window only (an interval notifier
+    // over it, as drivers insert per range): an invalidation elsewhere — e.g.
+    // the exporter recycling other BAR slots inside this very p2pMap — does
+    // not make the fault retry. Flushing stays with the binding's notifier.
+    const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, windowOps, `${this.name} fault window`);
+    const nseq = await win.readBegin();
+    const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
     let errno: 0 | Errno = 0;
     try {
       errno = await this.mm.locked(async () => {
         const r = await hmmRangeFault(this.mm, range);
-        if (r !== 0) return r;
+        if (r !== 0 && r !== 'EBUSY') return r;
         await this.lock.lock();
         try {
           // Recorded even when the reply is EBUSY: the exporters hold slots for us now, and the next flush of the range releases them.
           this.recordHeld(range);
-          if (this.notifier.readRetry(nseq)) return 'EBUSY';
+          if (r !== 0 || win.readRetry(nseq)) return 'EBUSY';
           this.fillReply(range, start);
           return 0;
         } finally {
@@ -276,6 +289,8 @@ export class ImporterBinding implements IntervalNotifierOps {
       });
     } catch (e) {
       errno = e instanceof PeerVmaError ? e.code : 'EIO';
+    } finally {
+      void win.remove(); // not awaited: nothing waits on a window that is done
     }
     if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
     this.reply(seq, errno, errno === 0 ? npages : 0);

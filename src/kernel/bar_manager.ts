@@ -251,6 +251,7 @@ export class BarManager {
       if (s !== NIL) pin[s] = 1;
     }
     const held: number[] = [];
+    const top0 = this.freeTop;
     const s0 = this.nSlots;
     for (let s = this.next[s0]; s !== s0 && short > 0; ) {
       const nx = this.next[s];
@@ -264,15 +265,31 @@ export class BarManager {
       }
       s = nx;
     }
-    if (short === 0) return true;
-    if (held.length < short) return false;
+    if (short === 0) {
+      this.lowestOnTop(top0);
+      return true;
+    }
+    if (held.length < short) {
+      this.lowestOnTop(top0);
+      return false;
+    }
     const victims = held.slice(0, short);
     const t0 = performance.now();
     await this.evictLocked(victims);
     traceSink.w?.emit(TraceEvent.SlotRecycle, performance.timeOrigin + t0, performance.now() - t0, this.dev.shm.index, victims.length, pinned[0] ?? 0);
+    this.lowestOnTop(top0);
     this.recycled += victims.length;
     this.revokedForReuse += victims.length;
     return true;
+  }
+
+  /**
+   * Orders the slots freed since the stack top was `from` so the lowest
+   * pops first: a run of pages mapped next gets a run of bus addresses
+   * (one DMA run for the importer), in the order the window had them.
+   */
+  private lowestOnTop(from: number): void {
+    if (this.freeTop - from > 1) this.freeStack.subarray(Math.min(from, this.freeTop), this.freeTop).sort().reverse();
   }
 
   /** Evicts slots: one revoke per run of adjacent VA pages of one hold, then the slots close. */

@@ -91,6 +91,8 @@ export interface RunReport {
   readonly ackUs: readonly number[];
   /** Modeled PCIe links of the workload's transfers (the last link model it priced), with their utilisation. */
   readonly links: readonly LinkUse[];
+  /** BAR slot holds over the run (every exporter): p2p maps and unmaps, slots recycled, and how many of those needed a revoke. */
+  readonly p2pSlots: P2pSlotStats;
 }
 
 export interface LinkUse {
@@ -113,6 +115,28 @@ function observedFabric(fabric: Fabric, links: LinkUse[]): Fabric {
     return r;
   };
   return o;
+}
+
+export interface P2pSlotStats {
+  readonly maps: number;
+  readonly mappedPages: number;
+  readonly unmaps: number;
+  readonly unmappedPages: number;
+  readonly recycled: number;
+  readonly revokedForReuse: number;
+}
+
+function slotStats(kernels: readonly Kernel[]): P2pSlotStats {
+  const s = { maps: 0, mappedPages: 0, unmaps: 0, unmappedPages: 0, recycled: 0, revokedForReuse: 0 };
+  for (const b of kernels.flatMap((k) => k.barManagers())) {
+    s.maps += b.stats.maps;
+    s.mappedPages += b.stats.mappedPages;
+    s.unmaps += b.stats.unmaps;
+    s.unmappedPages += b.stats.unmappedPages;
+    s.recycled += b.recycled;
+    s.revokedForReuse += b.revokedForReuse;
+  }
+  return s;
 }
 
 /** The machine a scenario describes; device props are what the worker models take. */
@@ -184,7 +208,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
     await machine.shutdown();
   }
   const ackUs = kernels.flatMap((k) => machine.devices.flatMap((d) => k.invalidator(d.spec.name).stats.ackUs));
-  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links };
+  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links, p2pSlots: slotStats(kernels) };
 }
 
 /** Runs both modes, one fresh machine each: p2p first, then bounce. */
