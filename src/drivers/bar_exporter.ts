@@ -200,9 +200,18 @@ export class BarExporter implements VmOps {
     this.backing.delete(vma);
     this.revoked.delete(vma);
     // The unmap invalidation already ran and was acked: close slots, free pages.
-    for (const p of b.pages) {
-      this.bar.dropPageNow(p);
-      this.alloc.freeExtent({ start: p, count: 1 });
+    for (const p of b.pages) this.bar.dropPageNow(p);
+    this.freeRuns(b.pages);
+  }
+
+  /** Frees pages as runs of consecutive pages: one extent each, not one per page. */
+  private freeRuns(pages: Int32Array): void {
+    const sorted = Int32Array.from(pages).sort();
+    for (let i = 0; i < sorted.length; ) {
+      let j = i + 1;
+      while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+      this.alloc.freeExtent({ start: sorted[i], count: j - i });
+      i = j;
     }
   }
 
@@ -235,8 +244,8 @@ export class BarExporter implements VmOps {
     old.forEach((p, i) => {
       mem.copyWithin(b.pages[i] * PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
       this.bar.dropPageNow(p);
-      this.alloc.freeExtent({ start: p, count: 1 });
     });
+    this.freeRuns(old);
     this.revocations++;
   }
 

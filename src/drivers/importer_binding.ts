@@ -310,7 +310,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     const vma = this.mm.findVma(range.start);
     if (!vma) return;
     if (vma.kind === 'device') {
-      if (vma.vmOps?.p2pUnmap) this.p2pHeld.push({ vma, devmem: null, start: range.start, end: range.end });
+      if (vma.vmOps?.p2pUnmap) this.addHeld({ vma, devmem: null, start: range.start, end: range.end });
       return;
     }
     const pf = range.pfns;
@@ -323,9 +323,23 @@ export class ImporterBinding implements IntervalNotifierOps {
       let j = i + 1;
       while (j < pf.length && (pf[j].flags & HMM_PFN_P2P) !== 0 && pf[j].mem === mem) j++;
       const devmem = this.kernel.devmem(this.kernel.machine.devices[mem].spec.name);
-      this.p2pHeld.push({ vma: null, devmem, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
+      this.addHeld({ vma: null, devmem, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
       i = j;
     }
+  }
+
+  /** Adds a held range, merged with the ranges of the same target it overlaps or touches (the list stays one entry per region). */
+  private addHeld(h: HeldRange): void {
+    let { start, end } = h;
+    const keep: HeldRange[] = [];
+    for (const x of this.p2pHeld) {
+      if (x.vma === h.vma && x.devmem === h.devmem && x.start <= end && start <= x.end) {
+        start = Math.min(start, x.start);
+        end = Math.max(end, x.end);
+      } else keep.push(x);
+    }
+    keep.push({ ...h, start, end });
+    this.p2pHeld = keep;
   }
 
   /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
