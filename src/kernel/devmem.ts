@@ -22,7 +22,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { Errno } from '../errors.js';
 import type { Device } from '../devices/machine.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
-import type { DevMemRef, DeviceRef, KernelCore } from './kernel_types.js';
+import type { DevMemRef, DeviceRef, KernelCore, MmRef } from './kernel_types.js';
 import type { Mm } from './mm.js';
 import type { SlotOwner } from './bar_manager.js';
 
@@ -100,7 +100,7 @@ export class DevMem implements DevMemRef {
    * run starting at `va` is pages[i]. One BAR mapping and one hold for the
    * whole run; null to refuse.
    */
-  async p2pMapRange(pages: Int32Array, importer: DeviceRef, mm: Mm, va: number): Promise<{ bus: Float64Array; gens: Int32Array } | null> {
+  async p2pMapRange(pages: Int32Array, importer: DeviceRef, mm: MmRef, va: number): Promise<{ bus: Float64Array; gens: Int32Array } | null> {
     if (!this.allowPeers) return null;
     if (!this.kernel.p2pAllowed(this.owner, importer).ok) return null;
     const bar = this.kernel.barIfAny(this.owner.name);
@@ -118,12 +118,12 @@ export class DevMem implements DevMemRef {
    * those BAR slots goes; a slot nobody holds is reused without an
    * invalidation.
    */
-  p2pUnmap(importer: DeviceRef, mm: Mm, start: number, end: number): void {
+  p2pUnmap(importer: DeviceRef, mm: MmRef, start: number, end: number): void {
     this.unmapCalls++;
     this.kernel.barIfAny(this.owner.name)?.release(`${importer.name}@${mm.name}/devmem`, start, end);
   }
 
-  private slotOwner(importer: DeviceRef, mm: Mm): SlotOwner {
+  private slotOwner(importer: DeviceRef, mm: MmRef): SlotOwner {
     const key = `${importer.name}@${mm.name}/devmem`;
     let o = this.owners.get(key);
     if (!o) {

@@ -101,7 +101,14 @@ export class VaSpace {
       const e = this.tlb.lookup(vpn);
       if (!e || (write && (e.flags & HMM_PFN_WRITE) === 0)) {
         const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
-        const r = this.tlb.fault(vpn * PAGE_SIZE, Math.min(FAULT_WINDOW, last - vpn), write);
+        // Ask for the missing pages only: the window ends at the first entry we still hold (a revoke of one page refaults one page).
+        const cap = Math.min(FAULT_WINDOW, last - vpn);
+        let n = 1;
+        for (; n < cap; n++) {
+          const x = this.tlb.lookup(vpn + n);
+          if (x && (!write || (x.flags & HMM_PFN_WRITE) !== 0)) break;
+        }
+        const r = this.tlb.fault(vpn * PAGE_SIZE, n, write);
         if (r !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${r}`;
         continue;
       }
