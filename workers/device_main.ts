@@ -49,7 +49,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     traceSink.w = ring ? new TraceWriter(ring) : null;
     const bus = new BusDecoder(shm);
     const inv = new InvalidationPort(self.ctl, self.stats);
-    const dma = new DmaEngine(self, shm, bus, () => inv.check());
+    const dma = new DmaEngine(self, shm, bus, () => inv.check(), () => inv.pending());
     const logError = (message: string): number => {
       this.log.push({ seq: this.log.length, message });
       return this.log.length - 1;
