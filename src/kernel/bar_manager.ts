@@ -30,7 +30,7 @@
  *
  * The slot table itself is src/shm/phys_mem.ts's barSlots (written here,
  * main only; read by every BusDecoder with Atomics.load). Everything else
- * is main-thread state in typed arrays: free slots as a stack, LRU order
+ * is main-thread state in typed arrays: free slots as a bitmap, LRU order
  * as an intrusive doubly linked list, the slot of each device page.
  *
  * Locking: `lock` serialises map/recycle (recycling awaits acks). Release
@@ -74,9 +74,11 @@ export class BarManager {
   private readonly users: Int32Array;
   /** Bumped when a slot closes, so a hold made before cannot release the slot's next life. */
   private readonly epoch: Int32Array;
-  /** Unmapped slots, as a stack. */
-  private readonly freeStack: Int32Array;
-  private freeTop = 0;
+  /** Mapped slots as a bitmap (bit set = mapped); the lowest free slot is handed out first. */
+  private readonly usedBits: Uint32Array;
+  /** No free slot below this one (a search hint). */
+  private lowFree = 0;
+  private freeCount: number;
   /** LRU list of mapped slots (head = least recently used); sentinel at index nSlots. */
   private readonly prev: Int32Array;
   private readonly next: Int32Array;
@@ -96,10 +98,8 @@ export class BarManager {
     this.pageSlot = new Int32Array(dev.shm.memGen.length).fill(NIL);
     this.users = new Int32Array(this.nSlots);
     this.epoch = new Int32Array(this.nSlots);
-    this.freeStack = new Int32Array(this.nSlots);
-    // Lowest slots on top: slots are handed out in ascending order, so a run of pages gets a run of bus addresses.
-    for (let s = 0; s < this.nSlots; s++) this.freeStack[s] = this.nSlots - 1 - s;
-    this.freeTop = this.nSlots;
+    this.usedBits = new Uint32Array(Math.ceil(this.nSlots / 32));
+    this.freeCount = this.nSlots;
     this.prev = new Int32Array(this.nSlots + 1).fill(this.nSlots);
     this.next = new Int32Array(this.nSlots + 1).fill(this.nSlots);
     this.lock = new DriverLock(`${dev.spec.name} BAR manager`);
@@ -115,7 +115,7 @@ export class BarManager {
   }
 
   get mappedSlots(): number {
-    return this.nSlots - this.freeTop;
+    return this.nSlots - this.freeCount;
   }
 
   /** Live holds on the slot of `page` (0 when unmapped): for tests and tools. */
@@ -138,7 +138,7 @@ export class BarManager {
     try {
       let missing = 0;
       for (let i = 0; i < n; i++) if (this.pageSlot[pages[i]] === NIL) missing++;
-      if (missing > this.freeTop && !(await this.makeRoomLocked(missing - this.freeTop, pages))) return null;
+      if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, pages))) return null;
       // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
       if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
       const bus = new Float64Array(n);
@@ -148,7 +148,7 @@ export class BarManager {
         const page = pages[i];
         let slot = this.pageSlot[page];
         if (slot === NIL) {
-          slot = this.freeStack[--this.freeTop];
+          slot = this.takeLowestFree();
           this.pageSlot[page] = slot;
           // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
           Atomics.store(this.slots, slot, page);
@@ -251,7 +251,6 @@ export class BarManager {
       if (s !== NIL) pin[s] = 1;
     }
     const held: number[] = [];
-    const top0 = this.freeTop;
     const s0 = this.nSlots;
     for (let s = this.next[s0]; s !== s0 && short > 0; ) {
       const nx = this.next[s];
@@ -265,31 +264,36 @@ export class BarManager {
       }
       s = nx;
     }
-    if (short === 0) {
-      this.lowestOnTop(top0);
-      return true;
-    }
-    if (held.length < short) {
-      this.lowestOnTop(top0);
-      return false;
-    }
+    if (short === 0) return true;
+    if (held.length < short) return false;
     const victims = held.slice(0, short);
     const t0 = performance.now();
     await this.evictLocked(victims);
     traceSink.w?.emit(TraceEvent.SlotRecycle, performance.timeOrigin + t0, performance.now() - t0, this.dev.shm.index, victims.length, pinned[0] ?? 0);
-    this.lowestOnTop(top0);
     this.recycled += victims.length;
     this.revokedForReuse += victims.length;
     return true;
   }
 
   /**
-   * Orders the slots freed since the stack top was `from` so the lowest
-   * pops first: a run of pages mapped next gets a run of bus addresses
-   * (one DMA run for the importer), in the order the window had them.
+   * The lowest free slot, marked used: a run of pages mapped in one call
+   * gets ascending slots, so contiguous pages decode as one DMA run. The
+   * hint makes a window filling up from slot 0 cost O(1) per slot.
    */
-  private lowestOnTop(from: number): void {
-    if (this.freeTop - from > 1) this.freeStack.subarray(Math.min(from, this.freeTop), this.freeTop).sort().reverse();
+  private takeLowestFree(): number {
+    const bits = this.usedBits;
+    for (let w = this.lowFree >>> 5; w < bits.length; w++) {
+      const used = bits[w];
+      if (used === 0xffffffff) continue;
+      const b = 31 - Math.clz32(~used & (used + 1)); // lowest clear bit
+      const s = (w << 5) + b;
+      if (s >= this.nSlots) break;
+      bits[w] = used | (1 << b);
+      this.freeCount--;
+      this.lowFree = s + 1;
+      return s;
+    }
+    throw new Error(`${this.dev.spec.name} BAR manager: no free slot (caller checked freeCount)`);
   }
 
   /** Evicts slots: one revoke per run of adjacent VA pages of one hold, then the slots close. */
@@ -334,7 +338,9 @@ export class BarManager {
     this.users[slot] = 0;
     this.epoch[slot]++;
     this.unlinkLru(slot);
-    this.freeStack[this.freeTop++] = slot;
+    this.usedBits[slot >>> 5] &= ~(1 << (slot & 31));
+    this.freeCount++;
+    if (slot < this.lowFree) this.lowFree = slot;
   }
 
   private unlinkLru(s: number): void {
