@@ -128,7 +128,7 @@ export function formatTable(r: BenchReport): string {
   const vs = (x: BenchRow) => (x.baseline === null ? '' : x.baseline.startsWith(x.id + '.') ? x.baseline.slice(x.id.length) : x.baseline);
   for (const x of r.rows) out.push(line([x.id, x.unit, num(x.median), num(x.min), num(x.max), x.ratio === null ? '' : x.ratio.toFixed(3), vs(x)]));
   const m = r.machine;
-  out.push('-'.repeat(100), `${m.suite} suite, ${m.repeats} runs per row, ${m.seconds} s; ${m.cpus} cpus, node ${m.node}; load ${(m.loadAvgAtStart as number[]).join(' ')} -> ${(m.loadAvgAtEnd as number[]).join(' ')}`);
-  out.push('ratio = median / the vs row\'s median, both measured in this run. Other processes share these cores: compare ratios, not MB/s.');
+  out.push('-'.repeat(100), `${m.suite} suite, ${m.repeats} runs per row, ${m.seconds} s; ${m.cpus} cpus, node ${m.node}; load ${(m.loadAvgAtStart as number[]).join(' ')} -> ${(m.loadAvgAtEnd as number[]).join(' ')}`.slice(0, 100));
+  out.push('ratio = median / median of the vs row, both measured in this run.', 'Other processes share these cores: compare ratios, not MB/s.');
   return out.join('\n');
 }

@@ -40,6 +40,14 @@ export class DmaEngine {
    * table here). Returns an error message to abort the transfer, or null.
    */
   onRun: ((run: BusRun, addr: number, write: boolean) => string | null) | null = null;
+  /**
+   * Asked before each chunk is decoded: true when an invalidation served at
+   * the last checkpoint killed the transfer in flight (VaSpace). Checked
+   * before the decode, because the kernel may already have closed the BAR
+   * slot the dead translation points at: decoding it would report a bus
+   * error for what is only a refault.
+   */
+  killed: (() => boolean) | null = null;
 
   constructor(
     private readonly self: DeviceShm,
@@ -77,6 +85,7 @@ export class DmaEngine {
     const t0 = performance.now();
     let done = 0;
     while (done < len) {
+      if (this.killed?.()) return INVALIDATED;
       const n = Math.min(len - done, DMA_CHECK_BYTES);
       const s = this.resolve(src + done, n, false);
       if (typeof s === 'string') return this.fail('read from', src + done, s);
@@ -111,6 +120,7 @@ export class DmaEngine {
     let done = 0;
     let last: BusRun | null = null;
     while (done < len) {
+      if (this.killed?.()) return INVALIDATED;
       const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
       if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
       const veto = this.onRun?.(run, addr + done, write) ?? null;

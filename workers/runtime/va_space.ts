@@ -69,6 +69,7 @@ export class VaSpace {
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
     ctx.dma.onRun = (run, addr, write) => this.onRun(run, addr, write);
+    ctx.dma.killed = () => this.flight?.dead === true;
   }
 
   get counters(): VaCounters {
