@@ -1,75 +1,46 @@
 /**
- * Invalidation round trip with one idle importer (issue 5): the time from
- * posting an invalidation to a device worker's invalidation slot until its
- * ack is seen on the main thread (DeviceInvalidator: Atomics.store +
- * notify, worker wakes from Atomics.wait in its device loop, acks, main's
- * waitAsync resolves). Printed by bench/run.ts beside the Atomics
- * ping-pong baseline.
+ * Invalidation round trips with one idle importer: the time from posting
+ * an invalidation to a device worker's invalidation slot until its ack is
+ * seen on the main thread (DeviceInvalidator: Atomics.store + notify, the
+ * worker wakes from Atomics.wait in its device loop, acks, main's
+ * waitAsync resolves).
  *
- * Rows:
- *   raw broadcast        one range per round trip, DeviceInvalidator only
- *   notifier path        Mm.revokeRange over a range a mirror notifier
- *                        covers: seq odd -> callback -> broadcast -> ack ->
- *                        seq even
- *   batched x8           eight ranges in one broadcast (per-range cost)
+ *   inval.raw    one range per round trip, DeviceInvalidator only
+ *   inval.idle   Mm.revokeRange over a range a mirror's notifier covers:
+ *                seq odd -> callback -> broadcast -> ack -> seq even
+ *                (ratio to inval.raw: what the notifier path adds)
+ *
+ * Each sample is the mean round trip of `iterations` calls.
  */
 import { Machine } from '../src/devices/machine.js';
 import { MirrorDriver } from '../src/drivers/mirror_driver.js';
 import { Kernel } from '../src/kernel/kernel.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
-
-export interface InvalidationBenchRow {
-  name: string;
-  roundTripUs: number;
-  p50Us: number;
-  p99Us: number;
-  iterations: number;
-}
+import { repeat, type RowSet } from './stats.js';
 
 const MiB = 1024 * 1024;
 
-function stats(name: string, samples: number[], per = 1): InvalidationBenchRow {
-  const s = samples.map((x) => (x * 1000) / per).sort((a, b) => a - b);
-  const mean = s.reduce((a, b) => a + b, 0) / s.length;
-  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
-  const r = (x: number) => Math.round(x * 10) / 10;
-  return { name, roundTripUs: r(mean), p50Us: r(q(0.5)), p99Us: r(q(0.99)), iterations: s.length };
-}
-
-async function time(n: number, fn: () => Promise<void>): Promise<number[]> {
+async function meanUs(n: number, fn: () => Promise<void>): Promise<number> {
   for (let i = 0; i < Math.min(50, n); i++) await fn(); // warm up
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const t0 = performance.now();
-    await fn();
-    out.push(performance.now() - t0);
-  }
-  return out;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) await fn();
+  return ((performance.now() - t0) * 1000) / n;
 }
 
-export async function benchInvalidation(iterations = 500): Promise<InvalidationBenchRow[]> {
+export async function invalidationRows(rows: RowSet, repeats: number, iterations: number): Promise<void> {
   const machine = await Machine.create({ ramBytes: 8 * MiB, devices: [{ name: 'm0', kind: 'mirror', memBytes: 1 * MiB, barBytes: 64 * 1024, props: {} }], timeoutMs: 5000 });
   try {
     await machine.start();
-    const kernel = Kernel.boot(machine);
+    const kernel = Kernel.boot(machine, { policy: () => ({ map: 'bus-addr', distance: 2, reason: 'bench' }) });
     const mm = kernel.createMm();
     const drv = await MirrorDriver.open(kernel, 'm0', mm);
     const inv = kernel.invalidator('m0');
     const va = await mm.mmap({ length: 16 * PAGE_SIZE, prot: 3 });
-    const rows: InvalidationBenchRow[] = [];
-    rows.push(stats('invalidation round trip, raw broadcast, 1 idle importer', await time(iterations, () => inv.invalidate([{ start: va, end: va + PAGE_SIZE }]))));
-    rows.push(stats('invalidation round trip, notifier path (revokeRange), 1 idle importer', await time(iterations, () => mm.revokeRange(va, va + PAGE_SIZE, null))));
-    const eight = Array.from({ length: 8 }, (_, i) => ({ start: va + 2 * i * PAGE_SIZE, end: va + (2 * i + 1) * PAGE_SIZE }));
-    rows.push(stats('invalidation per range, batched x8 in one broadcast', await time(iterations, () => inv.invalidate(eight)), 8));
+    rows.add('inval.raw', 'us', await repeat(repeats, () => meanUs(iterations, () => inv.invalidate([{ start: va, end: va + PAGE_SIZE }]))), null, 'broadcast + ack, one idle worker (DeviceInvalidator alone), mean');
+    rows.add('inval.idle', 'us', await repeat(repeats, () => meanUs(iterations, () => mm.revokeRange(va, va + PAGE_SIZE, null))), 'inval.raw', 'revokeRange through the interval notifier to one idle importer, mean');
     await drv.close();
     await mm.exit();
-    return rows;
   } finally {
     await machine.shutdown();
   }
-}
-
-// Run directly: node dist/bench/invalidation.js
-if (import.meta.url === `file://${process.argv[1]}`) {
-  benchInvalidation().then((rows) => console.table(rows));
 }

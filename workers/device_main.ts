@@ -20,6 +20,7 @@ import { serveCmd, type DeviceModel } from './runtime/device_model.js';
 import { deviceFactories } from './registry.js';
 import type { DeviceCtxCore } from './runtime/device_ctx.js';
 import { attachIommu, VaSpace } from './runtime/va_space.js';
+import { vaStream } from './runtime/va_stream.js';
 import type { IommuWalk } from './runtime/iommu_walk.js';
 import { traceSink, TraceWriter } from '../src/shm/trace_ring.js';
 
@@ -48,7 +49,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     traceSink.w = ring ? new TraceWriter(ring) : null;
     const bus = new BusDecoder(shm);
     const inv = new InvalidationPort(self.ctl, self.stats);
-    const dma = new DmaEngine(self, shm, bus, () => inv.check());
+    const dma = new DmaEngine(self, shm, bus, () => inv.check(), () => inv.pending());
     const logError = (message: string): number => {
       this.log.push({ seq: this.log.length, message });
       return this.log.length - 1;
@@ -102,6 +103,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
       return { errno: 0 };
     },
     'va-counters': () => ({ errno: 0, ...(this.va?.counters ?? {}) }),
+    'va-stream': (cmd) => (this.va ? vaStream(this.va, cmd) : { errno: 'EINVAL', message: `${this.core!.self.name}: va-stream on a device not bound to a process` }),
   };
 
   deviceCmd(cmd: DeviceCmd): DeviceReply {

@@ -101,7 +101,7 @@ class Nic implements DeviceModel {
     let h = FNV_OFFSET;
     for (let done = 0; done < cmd.len; ) {
       const n = Math.min(NIC_PKT_SLOT_BYTES, cmd.len - done);
-      const err = this.ctx.va().read(cmd.src + done, PKT_OFF, n);
+      const err = this.ctx.va().read(cmd.src + done, PKT_OFF, n, cmd.src + cmd.len);
       if (err !== null) return this.dataError(`${this.name}: SEND of [0x${cmd.src.toString(16)}, +${cmd.len}) at +${done}: ${err}`);
       h = fnv1a(this.mem.subarray(PKT_OFF, PKT_OFF + n), h);
       done += n;

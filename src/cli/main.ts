@@ -15,6 +15,7 @@ import { paragraph, terminalColumns } from '../trace/text_layout.js';
 import { openObservers, registerObserveOptions, type ObserveFlags } from './observe.js';
 import { registerTopo } from './topo.js';
 import { registerStress } from './stress.js';
+import { registerBench } from './bench.js';
 import type { Mode } from '../workloads/workload.js';
 
 const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../scenarios/camera-chain.yaml' : '../../scenarios/camera-chain.yaml', import.meta.url));
@@ -95,6 +96,7 @@ export function buildProgram(): Command {
   registerObserveOptions(program.commands.find((c) => c.name() === 'run')!);
   registerTopo(program);
   registerStress(program);
+  registerBench(program);
   return program;
 }
 

@@ -109,6 +109,35 @@ export interface RuntimeOps {
   'bind-mm': Op<BindInfo>;
   'unbind-mm': Op<None>;
   'va-counters': Op<None, Partial<VaCounters>>;
+  /** workers/runtime/va_stream.ts: stream process memory by VA, no compute (peervma bench's data-path rows). */
+  'va-stream': Op<VaStreamArgs, VaStreamResult>;
+}
+
+export interface VaStreamArgs {
+  readonly va: number;
+  readonly len: number;
+  /** Bytes per command (one VaSpace read or write). */
+  readonly cmdBytes: number;
+  readonly localOff?: number;
+  /** Local memory span the commands cycle through (default len). */
+  readonly localSpan?: number;
+  /** Write local memory to the process (default: read from it). */
+  readonly write?: boolean;
+  readonly passes?: number;
+  /** Run whole passes until this much time has passed (overrides passes). */
+  readonly untilMs?: number;
+}
+
+export interface VaStreamResult {
+  readonly bytes: number;
+  /** Time inside the loop, worker clock; t0/t1 absolute (ms since the epoch). */
+  readonly ms: number;
+  readonly t0: number;
+  readonly t1: number;
+  readonly faults: number;
+  readonly pagesFaulted: number;
+  readonly refaults: number;
+  readonly retries: number;
 }
 
 /** workers/camera.ts: the peer queue CAPTURE_CHAINED drives (the engine's SQ, by VA, and its tail doorbell). */

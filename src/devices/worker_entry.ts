@@ -4,7 +4,7 @@
  * tsx costs 5-8x the start-up CPU, and execArgv tsx loading fails for
  * workers on Node 20), whether the caller runs compiled or through tsx.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const here = fileURLToPath(import.meta.url);
@@ -21,9 +21,18 @@ const root = fileURLToPath(new URL(here.includes('/dist/') ? '../../../' : '../.
  */
 export const WORKER_EXEC_ARGV: string[] = [];
 
-/** Absolute path of a compiled module, given its path relative to the package root without extension. */
+/**
+ * Absolute path of a compiled module, given its path relative to the
+ * package root without extension. When `npm run build` also bundled it
+ * (`<rel>.bundle.js`, one file holding the module and everything it
+ * imports: a worker loads one module instead of its whole graph), the
+ * bundle is used — only if it is at least as new as the compiled module,
+ * so a build by tsc alone never starts a stale bundle.
+ */
 export function compiledModule(rel: string): string {
   const p = `${root}dist/${rel}.js`;
   if (!existsSync(p)) throw new Error(`compiled module ${p} is missing: run 'npm run build' first`);
+  const b = `${root}dist/${rel}.bundle.js`;
+  if (existsSync(b) && statSync(b).mtimeMs >= statSync(p).mtimeMs) return b;
   return p;
 }

@@ -29,7 +29,7 @@
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import type { Device } from '../devices/machine.js';
-import type { BarManager } from '../kernel/bar_manager.js';
+import type { BarManager, SlotOwner } from '../kernel/bar_manager.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
 import type { DeviceRef, MmRef, P2pMapResult, VmOps } from '../kernel/kernel_types.js';
@@ -49,7 +49,7 @@ export const defaultExportPolicy: ExportPolicy = { importers: '*', readOnly: fal
 
 interface Backing {
   /** Device page of each VMA page. guarded by: main thread; changed only by revoke after the acks. */
-  pages: number[];
+  pages: Int32Array;
 }
 
 export class BarExporter implements VmOps {
@@ -60,11 +60,13 @@ export class BarExporter implements VmOps {
   private readonly alloc: PageAllocator;
   private readonly bar: BarManager;
   private readonly backing = new Map<Vma, Backing>();
-  private readonly spans = new Map<MmRef, (start: number, end: number) => Promise<void>>();
+  /** One slot owner per (importer, process): its holds are released by p2pUnmap. */
+  private readonly owners = new Map<string, SlotOwner>();
   /** Serialises p2pMap's read of the backing pages against revoke's swap. protects: backing[*].pages */
   private readonly lock: DriverLock;
   /** Statistics. */
   mapCalls = 0;
+  unmapCalls = 0;
   refusals = 0;
   revocations = 0;
   /** Revocable access (revokeAccess/restoreAccess): VMA -> revoked page indexes. guarded by: lock. */
@@ -91,10 +93,16 @@ export class BarExporter implements VmOps {
     return this.bar;
   }
 
-  /** mmap of the device file: `npages` of device memory as a device-special VMA of `mm`. */
-  async mmap(mm: Mm, npages: number): Promise<{ va: number; vma: Vma }> {
-    const ext = this.alloc.allocContig(npages);
-    const pages = Array.from({ length: npages }, (_, i) => ext.start + i);
+  /**
+   * mmap of the device file: `npages` of device memory as a device-special
+   * VMA of `mm`. `backing`, when given, names the device pages to use (taken
+   * from this device's allocator by the caller, owned by the exporter from
+   * now on: benchmarks use it for scattered backing); else one contiguous run.
+   */
+  async mmap(mm: Mm, npages: number, backing?: readonly number[]): Promise<{ va: number; vma: Vma }> {
+    if (backing && backing.length !== npages) throw new PeerVmaError('EINVAL', this.name, `mmap of ${npages} pages given ${backing.length} backing pages`);
+    const ext = backing ? null : this.alloc.allocContig(npages);
+    const pages = backing ? Int32Array.from(backing) : Int32Array.from({ length: npages }, (_, i) => ext!.start + i);
     for (const p of pages) this.dev.shm.mem!.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
     const prot = PROT_READ | (this.policy.readOnly ? 0 : PROT_WRITE);
     const va = await mm.mmap({ length: npages * PAGE_SIZE, prot, kind: 'device', vmOps: this });
@@ -134,41 +142,49 @@ export class BarExporter implements VmOps {
     if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
     const topo = this.kernel.p2pAllowed(this.self, importer);
     if (!topo.ok) return refuse('EOPNOTSUPP', topo.reason);
-    await this.lock.lock();
-    let pages: number[];
-    let bus: number[] | null;
+    if (!this.lock.tryLock()) await this.lock.lock();
+    let pages: Int32Array;
+    let bus: Float64Array | null;
     try {
       if (this.revokedIn(vma, start, end)) return refuse('ENODEV', `[0x${start.toString(16)}, 0x${end.toString(16)}) is revoked by the exporter (dma-buf move_notify / VFIO revoke): maps fail until it restores access`);
       const b = this.backingOf(vma);
       const i0 = (start - vma.start) / PAGE_SIZE;
+      // A copy: revoke replaces b.pages, and the caller keeps these.
       pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
-      const mm = vma.mm;
-      const vaOf = new Map(pages.map((pg, k) => [pg, start + k * PAGE_SIZE]));
-      const span = this.spanOf(mm);
-      bus = await this.bar.mapPages(pages, (page) => {
-        const va = vaOf.get(page)!;
-        return { key: `${mm.name}@${va}`, va, span, revoke: () => span(va, va + PAGE_SIZE) };
-      });
+      bus = await this.bar.mapPages(pages, this.ownerOf(importer, vma.mm), start);
     } finally {
       this.lock.unlock();
     }
     if (!bus) return refuse('ENOSPC', `${pages.length} pages do not fit its BAR window of ${this.bar.nSlots} slots`);
     const gen = this.dev.shm.memGen!;
-    return { ok: true, bus, gens: pages.map((pg) => Atomics.load(gen, pg)), mem: this.self.index, pages };
+    const gens = new Int32Array(pages.length);
+    for (let k = 0; k < pages.length; k++) gens[k] = Atomics.load(gen, pages[k]);
+    return { ok: true, bus, gens, mem: this.self.index, pages };
   }
 
-  /** One revoke function per process, so BarManager can merge adjacent pages into one invalidation. */
-  private spanOf(mm: MmRef): (start: number, end: number) => Promise<void> {
-    let f = this.spans.get(mm);
-    if (!f) {
-      f = (start, end) => mm.revokeRange(start, end, this);
-      this.spans.set(mm, f);
+  /**
+   * The slot owner of `importer` in `mm`: its revoke invalidates a VA run of
+   * the process (every importer of it: over-invalidation is safe), so
+   * BarManager can take slots back in runs, one invalidation per run.
+   */
+  private ownerOf(importer: DeviceRef, mm: MmRef): SlotOwner {
+    const key = `${importer.name}@${mm.name}`;
+    let o = this.owners.get(key);
+    if (!o) {
+      o = { key, revoke: (start, end) => mm.revokeRange(start, end, this) };
+      this.owners.set(key, o);
     }
-    return f;
+    return o;
   }
 
-  p2pUnmap(): void {
-    // Nothing to undo per importer: the BAR slot stays until recycled or revoked.
+  /**
+   * p2p_unmap: `importer` dropped its translations of [start, end) (after
+   * the invalidation's ack): its hold on those slots goes, and a slot
+   * nobody holds any more is reused later without an invalidation.
+   */
+  p2pUnmap(vma: Vma, importer: DeviceRef, start: number, end: number): void {
+    this.unmapCalls++;
+    this.bar.release(`${importer.name}@${vma.mm.name}`, start, end);
   }
 
   cpuPage(vma: Vma, addr: number): Uint8Array | Errno {
@@ -184,9 +200,18 @@ export class BarExporter implements VmOps {
     this.backing.delete(vma);
     this.revoked.delete(vma);
     // The unmap invalidation already ran and was acked: close slots, free pages.
-    for (const p of b.pages) {
-      this.bar.dropPageNow(p);
-      this.alloc.freeExtent({ start: p, count: 1 });
+    for (const p of b.pages) this.bar.dropPageNow(p);
+    this.freeRuns(b.pages);
+  }
+
+  /** Frees pages as runs of consecutive pages: one extent each, not one per page. */
+  private freeRuns(pages: Int32Array): void {
+    const sorted = Int32Array.from(pages).sort();
+    for (let i = 0; i < sorted.length; ) {
+      let j = i + 1;
+      while (j < sorted.length && sorted[j] === sorted[j - 1] + 1) j++;
+      this.alloc.freeExtent({ start: sorted[i], count: j - i });
+      i = j;
     }
   }
 
@@ -215,12 +240,12 @@ export class BarExporter implements VmOps {
     const mem = this.dev.shm.mem!;
     const ext = this.alloc.allocContig(b.pages.length);
     const old = b.pages;
-    b.pages = old.map((_, i) => ext.start + i);
+    b.pages = Int32Array.from({ length: old.length }, (_, i) => ext.start + i);
     old.forEach((p, i) => {
       mem.copyWithin(b.pages[i] * PAGE_SIZE, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
       this.bar.dropPageNow(p);
-      this.alloc.freeExtent({ start: p, count: 1 });
     });
+    this.freeRuns(old);
     this.revocations++;
   }
 

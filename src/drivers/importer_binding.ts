@@ -33,7 +33,7 @@ import type { Device } from '../devices/machine.js';
 import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { deviceCmdOk } from './device_cmd.js';
 import type { DevMem } from '../kernel/devmem.js';
-import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
@@ -62,6 +62,22 @@ function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): numbe
   return out;
 }
 
+/** A fault window's notifier only records that an invalidation hit it (mmu_interval_set_seq); the binding's own notifier flushes. */
+const windowOps: IntervalNotifierOps = {
+  invalidate(sub, _range, curSeq) {
+    sub.setSeq(curSeq);
+    return true;
+  },
+};
+
+/** A VA range an importer holds p2p mappings of: from a device-special VMA's exporter, or from a peer's device memory. */
+interface HeldRange {
+  readonly vma: Vma | null;
+  readonly devmem: DevMem | null;
+  readonly start: number;
+  readonly end: number;
+}
+
 export class ImporterBinding implements IntervalNotifierOps {
   readonly lock: DriverLock;
   readonly ref: DeviceRef;
@@ -78,8 +94,13 @@ export class ImporterBinding implements IntervalNotifierOps {
    * reused. guarded by: lock.
    */
   private staleIovas: number[] = [];
-  /** VA page -> device-special VMA we hold a p2p mapping of. guarded by: lock. */
-  private readonly p2pHeld = new Map<number, Vma>();
+  /**
+   * VA ranges we hold p2p mappings of, and whom to unmap them from: a
+   * device-special VMA's exporter (vm_ops.p2pUnmap) or a peer's device
+   * memory (DevMem.p2pUnmap). One entry per fault window, trimmed by
+   * flushes. guarded by: lock.
+   */
+  private p2pHeld: HeldRange[] = [];
   private closed = false;
   private served: number;
   private server: Promise<void>;
@@ -191,7 +212,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
-    const heldP2p: { vma: Vma; va: number }[] = [];
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
     for (const vpn of pagesIn(this.iovaOf, v0, v1)) {
@@ -201,17 +221,18 @@ export class ImporterBinding implements IntervalNotifierOps {
       ranges.push({ start: iova, end: iova + PAGE_SIZE });
     }
     for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
-    for (const vpn of pagesIn(this.p2pHeld, v0, v1)) {
-      heldP2p.push({ vma: this.p2pHeld.get(vpn)!, va: vpn * PAGE_SIZE });
-      this.p2pHeld.delete(vpn);
-    }
+    const heldP2p = this.takeHeld(start, end);
     // One broadcast carries the VA range (device TLB) and the IOVAs (IOTLB).
     return this.kernel
       .invalidator(this.name)
       .invalidate(ranges)
       .then(() => {
         this.domain?.releaseUnmapped(ranges);
-        for (const h of heldP2p) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.va, h.va + PAGE_SIZE);
+        // p2p_unmap after the ack: the exporters may now reuse the slots without invalidating us.
+        for (const h of heldP2p) {
+          if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
+          else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
+        }
       });
   }
 
@@ -243,16 +264,23 @@ export class ImporterBinding implements IntervalNotifierOps {
       npages = Math.min(npages, (vma.end - start) / PAGE_SIZE);
       if (vma.vmOps?.maxMapPages) npages = Math.min(npages, vma.vmOps.maxMapPages);
     }
-    const nseq = await this.notifier.readBegin();
-    const range: HmmRange = { notifier: this.notifier, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
+    // The collision test covers the fault window only (an interval notifier
+    // over it, as drivers insert per range): an invalidation elsewhere — e.g.
+    // the exporter recycling other BAR slots inside this very p2pMap — does
+    // not make the fault retry. Flushing stays with the binding's notifier.
+    const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, windowOps, `${this.name} fault window`);
+    const nseq = await win.readBegin();
+    const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
     let errno: 0 | Errno = 0;
     try {
       errno = await this.mm.locked(async () => {
         const r = await hmmRangeFault(this.mm, range);
-        if (r !== 0) return r;
+        if (r !== 0 && r !== 'EBUSY') return r;
         await this.lock.lock();
         try {
-          if (this.notifier.readRetry(nseq)) return 'EBUSY';
+          // Recorded even when the reply is EBUSY: the exporters hold slots for us now, and the next flush of the range releases them.
+          this.recordHeld(range);
+          if (r !== 0 || win.readRetry(nseq)) return 'EBUSY';
           this.fillReply(range, start);
           return 0;
         } finally {
@@ -261,6 +289,8 @@ export class ImporterBinding implements IntervalNotifierOps {
       });
     } catch (e) {
       errno = e instanceof PeerVmaError ? e.code : 'EIO';
+    } finally {
+      void win.remove(); // not awaited: nothing waits on a window that is done
     }
     if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
     this.reply(seq, errno, errno === 0 ? npages : 0);
@@ -268,6 +298,65 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
     this.onFault?.(errno, range.start, npages);
+  }
+
+  /**
+   * Notes the p2p mappings a fault made (lock held): the window lies in one
+   * VMA (serveOne clips it), so a device-special VMA is one range; in an
+   * anonymous VMA, each run of a peer's device-private pages is one.
+   */
+  private recordHeld(range: HmmRange): void {
+    this.lock.assertHeld();
+    const vma = this.mm.findVma(range.start);
+    if (!vma) return;
+    if (vma.kind === 'device') {
+      if (vma.vmOps?.p2pUnmap) this.addHeld({ vma, devmem: null, start: range.start, end: range.end });
+      return;
+    }
+    const pf = range.pfns;
+    for (let i = 0; i < pf.length; ) {
+      if ((pf[i].flags & HMM_PFN_P2P) === 0 || pf[i].mem < 0) {
+        i++;
+        continue;
+      }
+      const mem = pf[i].mem;
+      let j = i + 1;
+      while (j < pf.length && (pf[j].flags & HMM_PFN_P2P) !== 0 && pf[j].mem === mem) j++;
+      const devmem = this.kernel.devmem(this.kernel.machine.devices[mem].spec.name);
+      this.addHeld({ vma: null, devmem, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
+      i = j;
+    }
+  }
+
+  /** Adds a held range, merged with the ranges of the same target it overlaps or touches (the list stays one entry per region). */
+  private addHeld(h: HeldRange): void {
+    let { start, end } = h;
+    const keep: HeldRange[] = [];
+    for (const x of this.p2pHeld) {
+      if (x.vma === h.vma && x.devmem === h.devmem && x.start <= end && start <= x.end) {
+        start = Math.min(start, x.start);
+        end = Math.max(end, x.end);
+      } else keep.push(x);
+    }
+    keep.push({ ...h, start, end });
+    this.p2pHeld = keep;
+  }
+
+  /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
+  private takeHeld(start: number, end: number): HeldRange[] {
+    const out: HeldRange[] = [];
+    const keep: HeldRange[] = [];
+    for (const h of this.p2pHeld) {
+      if (h.end <= start || end <= h.start) {
+        keep.push(h);
+        continue;
+      }
+      out.push({ ...h, start: Math.max(h.start, start), end: Math.min(h.end, end) });
+      if (h.start < start) keep.push({ ...h, end: start });
+      if (end < h.end) keep.push({ ...h, start: end });
+    }
+    if (out.length > 0) this.p2pHeld = keep;
+    return out;
   }
 
   /** Writes the translations into the mailbox (lock held). */
@@ -285,8 +374,6 @@ export class ImporterBinding implements IntervalNotifierOps {
         devAddr = this.domain.map(pf.addr, (pf.flags & HMM_PFN_WRITE) !== 0);
         this.iovaOf.set(vpn, devAddr);
       }
-      const v = this.mm.findVma(vpn * PAGE_SIZE);
-      if (v?.kind === 'device') this.p2pHeld.set(vpn, v);
       const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
       storeU64(p, w + ReplyEntry.devAddr, devAddr);
       p[w + ReplyEntry.flags] = pf.flags;

@@ -1,17 +1,27 @@
 /**
  * BAR space management: a device's BAR2 window is smaller than its memory,
  * so the driver maps device pages into BAR slots on demand and recycles
- * the least recently used slot under pressure (DESIGN.md section 3; the
- * RFC leaves this to drivers: "BAR space management lives in the driver").
+ * least recently used slots under pressure (DESIGN.md section 3; the RFC
+ * leaves this to drivers: "BAR space management lives in the driver").
  *
- * Recycling a slot (the only way a bus address changes meaning):
+ * Holds: every p2p map of a range by an importer is one hold — (owner =
+ * importer + process, VA start, the slot of each page) — registered with
+ * one call, not one record per page. A slot's `users` counts the live
+ * holds on it. The importer's p2p_unmap releases its hold on a range
+ * (release): a slot nobody holds can be taken for another page at once,
+ * with no invalidation, because no importer has a translation through it.
  *
- *   main (BarManager.recycle)               importer device worker
- *   -------------------------               ----------------------
- *   for each user of the slot:
- *     mm.revokeRange(va)  -> notifier ->    InvalidationPort.check():
+ * Recycling a slot someone holds (the only way a bus address changes
+ * meaning while in use):
+ *
+ *   main (BarManager.mapPages)              importer device worker
+ *   --------------------------              ----------------------
+ *   for each hold on the victim slots:
+ *     owner.revoke(va run) -> notifier ->   InvalidationPort.check():
  *       broadcast, wait for acks              drop TLB entries, ack
- *   Atomics.store(barSlots[slot], -1)
+ *     (the importer's p2p_unmap releases
+ *      its hold after the ack)
+ *   Atomics.store(barSlots[slot], -1); epoch[slot]++
  *   bump the old page's generation
  *   map the new page: store(barSlots[slot], page)
  *   [Required: no importer DMA through the slot's bus address reaches the
@@ -19,52 +29,79 @@
  *    safety checker as a 'remapped' violation]
  *
  * The slot table itself is src/shm/phys_mem.ts's barSlots (written here,
- * main only; read by every BusDecoder with Atomics.load).
+ * main only; read by every BusDecoder with Atomics.load). Everything else
+ * is main-thread state in typed arrays: free slots as a bitmap, LRU order
+ * as an intrusive doubly linked list, the slot of each device page.
  *
- * Locking: `lock` serialises map/recycle (recycling awaits acks).
+ * Locking: `lock` serialises map/recycle (recycling awaits acks). Release
+ * and dropPageNow are synchronous and need no lock (single thread, and they
+ * never await).
  */
 import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { bar2Base } from '../shm/phys_mem.js';
 import type { Device } from '../devices/machine.js';
 import { DriverLock } from './driver_lock.js';
-import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
+import { TraceEvent, traceSink } from '../shm/trace_ring.js';
 
-/** Who holds a translation through a slot, and how to take it back. */
-export interface SlotUser {
+/** Who holds translations through slots (an importer in one process), and how to take a VA run back. */
+export interface SlotOwner {
+  /** Stable per (importer, process): release() finds the owner's holds by it. */
   readonly key: string;
-  revoke(): Promise<void>;
-  /**
-   * Optional batching: users that share `span` (one process mapping) and
-   * hold adjacent pages (`va`) are revoked with one span call over the run
-   * instead of one call per page.
-   */
-  readonly va?: number;
-  readonly span?: (start: number, end: number) => Promise<void>;
+  /** Invalidates the owner's translations of [start, end) (VA) and waits for the acks. */
+  revoke(start: number, end: number): Promise<void>;
 }
 
-interface SlotInfo {
-  page: number;
-  lastUse: number;
-  readonly users: Map<string, SlotUser>;
+/** One p2p map of a range: VA page i uses slots[i] (as of epochs[i]); -1 once released. */
+interface Hold {
+  readonly owner: SlotOwner;
+  readonly va: number;
+  readonly slots: Int32Array;
+  readonly epochs: Int32Array;
+  live: number;
 }
+
+const NIL = -1;
 
 export class BarManager {
   readonly lock: DriverLock;
+  /** barSlots in SAB: device page of each slot, -1 = unmapped. written by: main (here) only. */
   private readonly slots: Int32Array;
   readonly nSlots: number;
-  /** guarded by: lock. */
-  private readonly info: (SlotInfo | null)[];
-  private readonly slotOfPage = new Map<number, number>();
-  private tick = 0;
-  /** Slots recycled under pressure (statistics). */
+  /** Slot of each device page, -1 = none. guarded by: main thread. */
+  private readonly pageSlot: Int32Array;
+  /** Live holds on each slot. */
+  private readonly users: Int32Array;
+  /** Bumped when a slot closes, so a hold made before cannot release the slot's next life. */
+  private readonly epoch: Int32Array;
+  /** Mapped slots as a bitmap (bit set = mapped); the lowest free slot is handed out first. */
+  private readonly usedBits: Uint32Array;
+  /** No free slot below this one (a search hint). */
+  private lowFree = 0;
+  private freeCount: number;
+  /** LRU list of mapped slots (head = least recently used); sentinel at index nSlots. */
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  /** Holds by owner key. */
+  private readonly holds = new Map<string, Hold[]>();
+  /** Slots taken from one page for another (statistics). */
   recycled = 0;
+  /** Of those, slots somebody held, so importers were invalidated first. */
+  revokedForReuse = 0;
+  /** Statistics: holds made / pages held, releases / pages released. */
+  readonly stats = { maps: 0, mappedPages: 0, unmaps: 0, unmappedPages: 0 };
 
   constructor(readonly dev: Device) {
     if (!dev.shm.barSlots || !dev.shm.memGen) throw new PeerVmaError('ENODEV', dev.spec.name, 'has no BAR2 window or no local memory to export');
     this.slots = dev.shm.barSlots;
     this.nSlots = this.slots.length;
-    this.info = new Array<SlotInfo | null>(this.nSlots).fill(null);
+    this.pageSlot = new Int32Array(dev.shm.memGen.length).fill(NIL);
+    this.users = new Int32Array(this.nSlots);
+    this.epoch = new Int32Array(this.nSlots);
+    this.usedBits = new Uint32Array(Math.ceil(this.nSlots / 32));
+    this.freeCount = this.nSlots;
+    this.prev = new Int32Array(this.nSlots + 1).fill(this.nSlots);
+    this.next = new Int32Array(this.nSlots + 1).fill(this.nSlots);
     this.lock = new DriverLock(`${dev.spec.name} BAR manager`);
   }
 
@@ -73,64 +110,119 @@ export class BarManager {
   }
 
   slotOf(page: number): number | undefined {
-    return this.slotOfPage.get(page);
+    const s = this.pageSlot[page];
+    return s === NIL ? undefined : s;
   }
 
   get mappedSlots(): number {
-    return this.slotOfPage.size;
+    return this.nSlots - this.freeCount;
+  }
+
+  /** Live holds on the slot of `page` (0 when unmapped): for tests and tools. */
+  holdersOf(page: number): number {
+    const s = this.pageSlot[page];
+    return s === NIL ? 0 : this.users[s];
   }
 
   /**
-   * Maps `pages` (device page indexes) into BAR slots, recycling LRU slots
-   * not in this call. Returns the bus address of each page, or null with
-   * ENOSPC when the window cannot hold them all at once.
+   * Maps `pages` (device pages, VA page i of the range starting at `va` is
+   * pages[i]) into BAR slots, recycling LRU slots not in this call, and
+   * records one hold of `owner` on them (null owner: no hold, for callers
+   * that never unmap). Returns the bus address of each page, or null when
+   * the window cannot hold them all at once (ENOSPC for the caller).
    */
-  async mapPages(pages: readonly number[], user: (page: number) => SlotUser): Promise<number[] | null> {
-    if (pages.length > this.nSlots) return null;
-    await this.lock.lock();
+  async mapPages(pages: ArrayLike<number>, owner: SlotOwner | null, va = 0): Promise<Float64Array | null> {
+    const n = pages.length;
+    if (n > this.nSlots) return null;
+    if (!this.lock.tryLock()) await this.lock.lock();
     try {
-      const pinned = new Set(pages);
-      // Recycle every slot this call needs at once: the evictions' revokes
-      // run concurrently, so the importers' invalidations go out as one
-      // batch (DeviceInvalidator merges them), not one round trip per page.
-      const missing = pages.filter((p) => !this.slotOfPage.has(p)).length;
-      const short = missing - this.info.filter((i) => i === null).length;
-      if (short > 0) {
-        const victims = this.lruVictims(short, pinned);
-        if (victims.length < short) return null;
-        const t0 = performance.now();
-        await this.evictManyLocked(victims);
-        this.recycled += victims.length;
-        traceSink.w?.emit(TraceEvent.SlotRecycle, performance.timeOrigin + t0, performance.now() - t0, this.dev.shm.index, victims.length, pages[0] ?? 0);
-      }
-      const out: number[] = [];
-      for (const page of pages) {
-        let slot = this.slotOfPage.get(page);
-        if (slot === undefined) {
-          slot = this.info.indexOf(null);
-          this.info[slot] = { page, lastUse: 0, users: new Map() };
-          this.slotOfPage.set(page, slot);
+      let missing = 0;
+      for (let i = 0; i < n; i++) if (this.pageSlot[pages[i]] === NIL) missing++;
+      if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, pages))) return null;
+      // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
+      if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
+      const bus = new Float64Array(n);
+      const hold: Hold | null = owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null;
+      const base = bar2Base(this.dev.shm.index);
+      for (let i = 0; i < n; i++) {
+        const page = pages[i];
+        let slot = this.pageSlot[page];
+        if (slot === NIL) {
+          slot = this.takeLowestFree();
+          this.pageSlot[page] = slot;
           // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
           Atomics.store(this.slots, slot, page);
+        } else this.unlinkLru(slot);
+        this.linkLruTail(slot);
+        if (hold) {
+          hold.slots[i] = slot;
+          hold.epochs[i] = this.epoch[slot];
+          this.users[slot]++;
         }
-        const inf = this.info[slot]!;
-        inf.lastUse = ++this.tick;
-        const u = user(page);
-        inf.users.set(u.key, u);
-        out.push(this.busOf(slot));
+        bus[i] = base + slot * PAGE_SIZE;
       }
-      return out;
+      if (hold) {
+        const l = this.holds.get(hold.owner.key);
+        if (l) l.push(hold);
+        else this.holds.set(hold.owner.key, [hold]);
+        this.stats.maps++;
+        this.stats.mappedPages += n;
+      }
+      return bus;
     } finally {
       this.lock.unlock();
     }
   }
 
-  /** Takes a page out of the window: revoke its users, unmap the slot. */
+  /**
+   * p2p_unmap: `ownerKey` no longer uses its translations of VA [start,
+   * end). Releases those pages of its holds; a slot whose last hold goes
+   * stays mapped but may be reused without an invalidation. Returns the
+   * pages released.
+   */
+  release(ownerKey: string, start: number, end: number): number {
+    const released = this.releaseRange(ownerKey, start, end);
+    if (released > 0) {
+      this.stats.unmaps++;
+      this.stats.unmappedPages += released;
+    }
+    return released;
+  }
+
+  private releaseRange(ownerKey: string, start: number, end: number): number {
+    const l = this.holds.get(ownerKey);
+    if (!l) return 0;
+    let released = 0;
+    for (let h = 0; h < l.length; h++) {
+      const hold = l[h];
+      const n = hold.slots.length;
+      if (hold.va >= end || hold.va + n * PAGE_SIZE <= start) continue;
+      const i0 = Math.max(0, Math.floor((start - hold.va) / PAGE_SIZE));
+      const i1 = Math.min(n, Math.ceil((end - hold.va) / PAGE_SIZE));
+      for (let i = i0; i < i1; i++) {
+        const s = hold.slots[i];
+        if (s === NIL) continue;
+        hold.slots[i] = NIL;
+        hold.live--;
+        released++;
+        // A hold on a slot that closed since (evicted, dropped) has nothing left to release.
+        if (this.epoch[s] === hold.epochs[i]) this.users[s]--;
+      }
+    }
+    if (released > 0) {
+      const kept = l.filter((x) => x.live > 0);
+      if (kept.length === 0) this.holds.delete(ownerKey);
+      else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
+    }
+    return released;
+  }
+
+  /** Takes a page out of the window: revoke its holders, unmap the slot. */
   async unmapPage(page: number): Promise<void> {
     await this.lock.lock();
     try {
-      const slot = this.slotOfPage.get(page);
-      if (slot !== undefined) await this.evictManyLocked([slot]);
+      const slot = this.pageSlot[page];
+      if (slot !== NIL) await this.evictLocked([slot]);
     } finally {
       this.lock.unlock();
     }
@@ -142,62 +234,128 @@ export class BarManager {
    * the free bumps it.
    */
   dropPageNow(page: number): void {
-    const slot = this.slotOfPage.get(page);
-    if (slot === undefined) return;
-    Atomics.store(this.slots, slot, -1);
-    this.slotOfPage.delete(page);
-    this.info[slot] = null;
+    const slot = this.pageSlot[page];
+    if (slot === NIL) return;
+    this.closeSlot(slot);
   }
 
-  /** The `n` least recently used mapped slots whose pages are not pinned. */
-  private lruVictims(n: number, pinned: Set<number>): number[] {
-    const cands: number[] = [];
-    for (let s = 0; s < this.nSlots; s++) {
-      const inf = this.info[s];
-      if (inf && !pinned.has(inf.page)) cands.push(s);
+  /**
+   * Frees `short` slots for a call mapping `pinned`: unheld LRU slots first
+   * (closed at once, no invalidation), then held ones (their holders revoked
+   * first, all in one batch). False when not enough slots can be freed.
+   */
+  private async makeRoomLocked(short: number, pinned: ArrayLike<number>): Promise<boolean> {
+    const pin = new Uint8Array(this.nSlots);
+    for (let i = 0; i < pinned.length; i++) {
+      const s = this.pageSlot[pinned[i]];
+      if (s !== NIL) pin[s] = 1;
     }
-    return cands.sort((a, b) => this.info[a]!.lastUse - this.info[b]!.lastUse).slice(0, n);
-  }
-
-  /** Evicts several slots: one revoke per run of adjacent pages of one mapping, then the slots close. */
-  private async evictManyLocked(slots: readonly number[]): Promise<void> {
-    const single: SlotUser[] = [];
-    const spans = new Map<SlotUser['span'], number[]>();
-    for (const slot of slots) {
-      for (const u of this.info[slot]!.users.values()) {
-        if (u.span && u.va !== undefined) {
-          const l = spans.get(u.span) ?? [];
-          l.push(u.va);
-          spans.set(u.span, l);
-        } else single.push(u);
+    const held: number[] = [];
+    const s0 = this.nSlots;
+    for (let s = this.next[s0]; s !== s0 && short > 0; ) {
+      const nx = this.next[s];
+      if (!pin[s]) {
+        if (this.users[s] === 0) {
+          this.gen(s);
+          this.closeSlot(s);
+          this.recycled++;
+          short--;
+        } else held.push(s);
       }
+      s = nx;
     }
-    const work: Promise<void>[] = single.map((u) => u.revoke());
-    for (const [span, vas] of spans) {
-      vas.sort((a, b) => a - b);
-      let start = vas[0];
-      let end = start + PAGE_SIZE;
-      for (const va of vas.slice(1)) {
-        if (va === end) end += PAGE_SIZE;
-        else {
-          work.push(span!(start, end));
-          start = va;
-          end = va + PAGE_SIZE;
+    if (short === 0) return true;
+    if (held.length < short) return false;
+    const victims = held.slice(0, short);
+    const t0 = performance.now();
+    await this.evictLocked(victims);
+    traceSink.w?.emit(TraceEvent.SlotRecycle, performance.timeOrigin + t0, performance.now() - t0, this.dev.shm.index, victims.length, pinned[0] ?? 0);
+    this.recycled += victims.length;
+    this.revokedForReuse += victims.length;
+    return true;
+  }
+
+  /**
+   * The lowest free slot, marked used: a run of pages mapped in one call
+   * gets ascending slots, so contiguous pages decode as one DMA run. The
+   * hint makes a window filling up from slot 0 cost O(1) per slot.
+   */
+  private takeLowestFree(): number {
+    const bits = this.usedBits;
+    for (let w = this.lowFree >>> 5; w < bits.length; w++) {
+      const used = bits[w];
+      if (used === 0xffffffff) continue;
+      const b = 31 - Math.clz32(~used & (used + 1)); // lowest clear bit
+      const s = (w << 5) + b;
+      if (s >= this.nSlots) break;
+      bits[w] = used | (1 << b);
+      this.freeCount--;
+      this.lowFree = s + 1;
+      return s;
+    }
+    throw new Error(`${this.dev.spec.name} BAR manager: no free slot (caller checked freeCount)`);
+  }
+
+  /** Evicts slots: one revoke per run of adjacent VA pages of one hold, then the slots close. */
+  private async evictLocked(victims: readonly number[]): Promise<void> {
+    const mark = new Uint8Array(this.nSlots);
+    for (const s of victims) mark[s] = 1;
+    const work: Promise<void>[] = [];
+    for (const l of this.holds.values()) {
+      for (const hold of l) {
+        const n = hold.slots.length;
+        for (let i = 0; i < n; ) {
+          const s = hold.slots[i];
+          if (s === NIL || !mark[s] || this.epoch[s] !== hold.epochs[i]) {
+            i++;
+            continue;
+          }
+          let j = i + 1;
+          while (j < n && hold.slots[j] !== NIL && mark[hold.slots[j]] && this.epoch[hold.slots[j]] === hold.epochs[j]) j++;
+          work.push(hold.owner.revoke(hold.va + i * PAGE_SIZE, hold.va + j * PAGE_SIZE));
+          i = j;
         }
       }
-      work.push(span!(start, end));
     }
     await Promise.all(work);
     // Only after every ack: the bus addresses stop decoding to the pages.
-    for (const slot of slots) this.closeSlotLocked(slot);
+    for (const s of victims) {
+      if (Atomics.load(this.slots, s) === NIL) continue; // dropped meanwhile
+      this.gen(s);
+      this.closeSlot(s);
+    }
   }
 
-  private closeSlotLocked(slot: number): void {
-    const inf = this.info[slot]!;
-    Atomics.store(this.slots, slot, -1);
-    Atomics.add(this.dev.shm.memGen!, inf.page, 1);
-    this.slotOfPage.delete(inf.page);
-    this.info[slot] = null;
+  /** The old page's generation moves on: a translation made through the slot can no longer pass the checker. */
+  private gen(slot: number): void {
+    Atomics.add(this.dev.shm.memGen!, Atomics.load(this.slots, slot), 1);
   }
 
+  private closeSlot(slot: number): void {
+    const page = Atomics.load(this.slots, slot);
+    Atomics.store(this.slots, slot, NIL);
+    this.pageSlot[page] = NIL;
+    this.users[slot] = 0;
+    this.epoch[slot]++;
+    this.unlinkLru(slot);
+    this.usedBits[slot >>> 5] &= ~(1 << (slot & 31));
+    this.freeCount++;
+    if (slot < this.lowFree) this.lowFree = slot;
+  }
+
+  private unlinkLru(s: number): void {
+    const p = this.prev[s];
+    const n = this.next[s];
+    this.next[p] = n;
+    this.prev[n] = p;
+  }
+
+  private linkLruTail(s: number): void {
+    const head = this.nSlots;
+    const last = this.prev[head];
+    this.next[last] = s;
+    this.prev[s] = last;
+    this.next[s] = head;
+    this.prev[head] = s;
+  }
 }

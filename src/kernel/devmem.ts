@@ -22,8 +22,9 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { Errno } from '../errors.js';
 import type { Device } from '../devices/machine.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
-import type { DevMemRef, DeviceRef, KernelCore } from './kernel_types.js';
+import type { DevMemRef, DeviceRef, KernelCore, MmRef } from './kernel_types.js';
 import type { Mm } from './mm.js';
+import type { SlotOwner } from './bar_manager.js';
 
 /** migrate_to_ram's core (migrate.ts migrateToRamLocked), given by the kernel: DevMem sits below migrate. */
 export type MigrateToRam = (mm: Mm, start: number, end: number, only: DevMem) => Promise<number | Errno>;
@@ -42,6 +43,10 @@ export class DevMem implements DevMemRef {
   ownerFlush: ((start: number, end: number) => Promise<void>) | null = null;
   /** Owner's answer to peers (the devmem p2p callback may refuse: 0 pages). */
   allowPeers = true;
+  /** p2p unmaps received (statistics). */
+  unmapCalls = 0;
+  /** One slot owner per (importer, process). */
+  private readonly owners = new Map<string, SlotOwner>();
 
   constructor(
     readonly kernel: KernelCore,
@@ -86,15 +91,45 @@ export class DevMem implements DevMemRef {
    * caller then migrates the page back to system RAM).
    */
   async p2pMap(page: number, importer: DeviceRef, mm: Mm, va: number): Promise<{ bus: number; gen: number } | null> {
+    const r = await this.p2pMapRange(Int32Array.of(page), importer, mm, va);
+    return r ? { bus: r.bus[0], gen: r.gens[0] } : null;
+  }
+
+  /**
+   * The devmem p2p callback for a run of private pages: VA page i of the
+   * run starting at `va` is pages[i]. One BAR mapping and one hold for the
+   * whole run; null to refuse.
+   */
+  async p2pMapRange(pages: Int32Array, importer: DeviceRef, mm: MmRef, va: number): Promise<{ bus: Float64Array; gens: Int32Array } | null> {
     if (!this.allowPeers) return null;
     if (!this.kernel.p2pAllowed(this.owner, importer).ok) return null;
     const bar = this.kernel.barIfAny(this.owner.name);
     if (!bar) return null;
-    const bus = await bar.mapPages([page], () => ({
-      key: `${mm.name}@${va}`,
-      revoke: () => mm.revokeRange(va, va + PAGE_SIZE, this),
-    }));
+    const bus = await bar.mapPages(pages, this.slotOwner(importer, mm), va);
     if (!bus) return null;
-    return { bus: bus[0], gen: Atomics.load(this.gen, page) };
+    const gens = new Int32Array(pages.length);
+    for (let i = 0; i < pages.length; i++) gens[i] = Atomics.load(this.gen, pages[i]);
+    return { bus, gens };
+  }
+
+  /**
+   * The matching unmap: `importer` dropped its peer translations of
+   * [start, end) of `mm` (after the invalidation's ack), so its hold on
+   * those BAR slots goes; a slot nobody holds is reused without an
+   * invalidation.
+   */
+  p2pUnmap(importer: DeviceRef, mm: MmRef, start: number, end: number): void {
+    this.unmapCalls++;
+    this.kernel.barIfAny(this.owner.name)?.release(`${importer.name}@${mm.name}/devmem`, start, end);
+  }
+
+  private slotOwner(importer: DeviceRef, mm: MmRef): SlotOwner {
+    const key = `${importer.name}@${mm.name}/devmem`;
+    let o = this.owners.get(key);
+    if (!o) {
+      o = { key, revoke: (start, end) => mm.revokeRange(start, end, this) };
+      this.owners.set(key, o);
+    }
+    return o;
   }
 }

@@ -111,6 +111,12 @@ export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno>
       i = (segEnd - range.start) / PAGE_SIZE;
       continue;
     }
+    // A run of a peer's device-private pages is mapped with one devmem p2p call (one BAR mapping, one hold).
+    const run = fault ? await mapPeerPrivateRun(mm, range, vma.end, va, i, write) : 0;
+    if (run > 0) {
+      i += run;
+      continue;
+    }
     const r = await handleAnonPage(mm, range, { va, i, fault, write, what });
     if (r !== 0) return r;
     i++;
@@ -253,6 +259,38 @@ async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<
   }
   // As a notifier collision: the caller retries the whole range (readBegin again).
   return 'EBUSY';
+}
+
+/**
+ * The devmem p2p callback over a run: from `va`, the pages that are private
+ * to one other device (not ours), reachable peer to peer, writable if
+ * `write`, asked with the same flags, inside the VMA and the range, go to
+ * the owner in one p2pMapRange call. Returns the pages filled, or 0 to
+ * leave the first page to handleAnonPage (not such a page; refused: the
+ * fall-back migration happens there).
+ */
+async function mapPeerPrivateRun(mm: Mm, range: HmmRange, vmaEnd: number, va: number, i0: number, write: boolean): Promise<number> {
+  const vpn0 = va / PAGE_SIZE;
+  const first = mm.pt.get(vpn0);
+  if (first?.kind !== 'devprivate' || range.importer === null) return 0;
+  const owner = first.devmem;
+  if (owner === range.devPrivateOwner || !owner.allowPeers || (write && !first.write) || !mm.kernel.p2pAllowed(owner.owner, range.importer).ok) return 0;
+  const req0 = range.reqFlags?.[i0] ?? 0;
+  const max = Math.min((vmaEnd - va) / PAGE_SIZE, (range.end - va) / PAGE_SIZE);
+  let n = 1;
+  for (; n < max; n++) {
+    const pte = mm.pt.get(vpn0 + n);
+    if (pte?.kind !== 'devprivate' || pte.devmem !== owner || (write && !pte.write) || (range.reqFlags?.[i0 + n] ?? 0) !== req0) break;
+  }
+  if (n < 2) return 0; // one page: the per-page path does the same
+  const pages = new Int32Array(n);
+  for (let k = 0; k < n; k++) pages[k] = (mm.pt.get(vpn0 + k) as { page: number }).page;
+  const m = await owner.p2pMapRange(pages, range.importer, mm, va);
+  if (!m) return 0;
+  for (let k = 0; k < n; k++) {
+    range.pfns[i0 + k] = { flags: HMM_PFN_VALID | HMM_PFN_P2P | (write ? HMM_PFN_WRITE : 0), addr: m.bus[k], gen: m.gens[k], mem: owner.owner.index, page: pages[k] };
+  }
+  return n;
 }
 
 function fail(range: HmmRange, code: Errno, object: string, reason: string): Errno {

@@ -170,6 +170,11 @@ export class Kernel implements KernelCore {
     return b;
   }
 
+  /** Every BAR manager made so far (statistics: p2p maps, unmaps, recycled slots). */
+  barManagers(): BarManager[] {
+    return [...this.bars.values()];
+  }
+
   barIfAny(name: string): BarManager | null {
     const d = this.machine.device(name);
     return d.shm.barSlots && d.shm.memGen ? this.bar(name) : null;

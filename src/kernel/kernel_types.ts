@@ -66,7 +66,7 @@ export interface VmOps {
 }
 
 export type P2pMapResult =
-  | { readonly ok: true; readonly bus: readonly number[]; readonly gens: readonly number[]; readonly mem: number; readonly pages: readonly number[] }
+  | { readonly ok: true; readonly bus: ArrayLike<number>; readonly gens: ArrayLike<number>; readonly mem: number; readonly pages: ArrayLike<number> }
   | { readonly ok: false; readonly errno: Errno; readonly reason: string };
 
 /** pci_p2pdma_map_type() answer, as src/hw gives it. */
@@ -105,6 +105,10 @@ export interface DevMemRef {
   migrateToRam(mm: MmRef, va: number): Promise<0 | Errno>;
   /** The RFC's devmem p2p callback: the peer address of `page` for `importer`, or null to refuse. */
   p2pMap(page: number, importer: DeviceRef, mm: MmRef, va: number): Promise<{ bus: number; gen: number } | null>;
+  /** The same for a run of pages (VA page i of the run at `va` is pages[i]): one BAR mapping, one hold. */
+  p2pMapRange(pages: Int32Array, importer: DeviceRef, mm: MmRef, va: number): Promise<{ bus: Float64Array; gens: Int32Array } | null>;
+  /** The matching unmap: `importer` dropped its peer translations of [start, end) of `mm`. */
+  p2pUnmap(importer: DeviceRef, mm: MmRef, start: number, end: number): void;
 }
 
 /** What mm, migrate, hmm and devmem use of the kernel (class Kernel). */

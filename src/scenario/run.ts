@@ -9,7 +9,7 @@ import { Machine, type MachineSpec } from '../devices/machine.js';
 import { P2pRefusedError, ScenarioError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
 import type { Fabric } from '../hw/fabric.js';
-import { measureMemcpy, type MemcpyResult } from '../workloads/memcpy_baseline.js';
+import { memcpyBaselines, type MemcpyResult } from '../workloads/memcpy_baseline.js';
 import { deviceKinds } from '../devices/device_kinds.js';
 import { DeviceStats } from '../shm/device_ctl.js';
 import { workloadDef } from '../workloads/registry.js';
@@ -82,12 +82,17 @@ export interface RunReport {
   readonly fallback: string | null;
   readonly verdicts: readonly PairVerdict[];
   readonly seed: number;
+  /** The DRAM-scale copy baseline ratios are taken against (measured once per process). */
   readonly memcpy: MemcpyResult;
+  /** The same copy over a span that sits in cache: shown beside, never used for ratios. */
+  readonly memcpyCached: MemcpyResult;
   readonly accounting: Accounting;
   /** Every invalidation ack latency of the run, µs (every kernel, every device): the distribution behind p99/max. */
   readonly ackUs: readonly number[];
   /** Modeled PCIe links of the workload's transfers (the last link model it priced), with their utilisation. */
   readonly links: readonly LinkUse[];
+  /** BAR slot holds over the run (every exporter): p2p maps and unmaps, slots recycled, and how many of those needed a revoke. */
+  readonly p2pSlots: P2pSlotStats;
 }
 
 export interface LinkUse {
@@ -110,6 +115,28 @@ function observedFabric(fabric: Fabric, links: LinkUse[]): Fabric {
     return r;
   };
   return o;
+}
+
+export interface P2pSlotStats {
+  readonly maps: number;
+  readonly mappedPages: number;
+  readonly unmaps: number;
+  readonly unmappedPages: number;
+  readonly recycled: number;
+  readonly revokedForReuse: number;
+}
+
+function slotStats(kernels: readonly Kernel[]): P2pSlotStats {
+  const s = { maps: 0, mappedPages: 0, unmaps: 0, unmappedPages: 0, recycled: 0, revokedForReuse: 0 };
+  for (const b of kernels.flatMap((k) => k.barManagers())) {
+    s.maps += b.stats.maps;
+    s.mappedPages += b.stats.mappedPages;
+    s.unmaps += b.stats.unmaps;
+    s.unmappedPages += b.stats.unmappedPages;
+    s.recycled += b.recycled;
+    s.revokedForReuse += b.revokedForReuse;
+  }
+  return s;
 }
 
 /** The machine a scenario describes; device props are what the worker models take. */
@@ -165,7 +192,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), seed);
   const requestedMode = opts.mode ?? w.mode;
   const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
-  const memcpy = measureMemcpy(1024 * 1024, 128 * 1024 * 1024);
+  const { dram: memcpy, cached: memcpyCached } = memcpyBaselines();
   const machine = await Machine.create({ ...machineSpec(sc), traceRecords: opts.trace?.records ?? 0 });
   let accounting: Accounting;
   const kernels: Kernel[] = [];
@@ -181,7 +208,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
     await machine.shutdown();
   }
   const ackUs = kernels.flatMap((k) => machine.devices.flatMap((d) => k.invalidator(d.spec.name).stats.ackUs));
-  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, accounting, ackUs, links };
+  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links, p2pSlots: slotStats(kernels) };
 }
 
 /** Runs both modes, one fresh machine each: p2p first, then bounce. */

@@ -13,6 +13,14 @@ export const PAGE_SIZE = 1 << PAGE_SHIFT;
  */
 export const DMA_CHECK_BYTES = 64 * 1024;
 
+/**
+ * Inside a DMA chunk the engine copies pieces of this size and polls its
+ * invalidation word between them (two Atomics.loads): a pending
+ * invalidation cuts the chunk there and is served at once, so an ack waits
+ * for at most ~4 µs of copying instead of a whole chunk (issue 11, item 6).
+ */
+export const DMA_POLL_BYTES = 16 * 1024;
+
 /** Bus address where the first device's BAR space starts (system RAM sits below). */
 export const BAR_SPACE_BASE = 0x1_0000_0000;
 /** Bus address space reserved per device for its BARs. */

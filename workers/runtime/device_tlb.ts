@@ -40,8 +40,22 @@ export interface TlbEntry {
   readonly page: number;
 }
 
+/**
+ * Entries are kept in blocks of TLB_BLOCK consecutive VA pages (a fault
+ * window fills whole blocks): a lookup is one block find — the block of the
+ * previous lookup is tried first, so a stream costs an array index per page
+ * — instead of a Map probe keyed by a 35-bit page number (not a small
+ * integer, so hashed as a double).
+ */
+const TLB_BLOCK_SHIFT = 9;
+const TLB_BLOCK = 1 << TLB_BLOCK_SHIFT;
+
 export class DeviceTlb {
-  private readonly entries = new Map<number, TlbEntry>();
+  /** Block number (vpn / TLB_BLOCK) -> the block's entries. guarded by: worker thread. */
+  private readonly blocks = new Map<number, (TlbEntry | undefined)[]>();
+  private lastKey = -1;
+  private lastBlock: (TlbEntry | undefined)[] | null = null;
+  private count = 0;
   /** The range of the page request in flight, for the worker-side retry test. */
   private outstanding: { start: number; end: number } | null = null;
   private raced = false;
@@ -62,28 +76,66 @@ export class DeviceTlb {
   }
 
   get size(): number {
-    return this.entries.size;
+    return this.count;
   }
 
   lookup(vpn: number): TlbEntry | undefined {
-    return this.entries.get(vpn);
+    const key = Math.floor(vpn / TLB_BLOCK);
+    if (key === this.lastKey) return this.lastBlock![vpn - key * TLB_BLOCK];
+    const b = this.blocks.get(key);
+    if (!b) return undefined;
+    this.lastKey = key;
+    this.lastBlock = b;
+    return b[vpn - key * TLB_BLOCK];
+  }
+
+  private set(vpn: number, e: TlbEntry): void {
+    const key = Math.floor(vpn / TLB_BLOCK);
+    let b = key === this.lastKey ? this.lastBlock! : this.blocks.get(key);
+    if (!b) {
+      b = new Array<TlbEntry | undefined>(TLB_BLOCK).fill(undefined);
+      this.blocks.set(key, b);
+    }
+    const i = vpn - key * TLB_BLOCK;
+    if (b[i] === undefined) this.count++;
+    b[i] = e;
   }
 
   /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
   drop(start: number, end: number): void {
     const o = this.outstanding;
     if (o && o.start < end && start < o.end) this.raced = true;
+    if (this.count === 0) return;
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
-    if (v1 - v0 > this.entries.size) {
-      for (const k of this.entries.keys()) if (k >= v0 && k < v1 && this.entries.delete(k)) this.dropped.add(k);
+    const k0 = Math.floor(v0 / TLB_BLOCK);
+    const k1 = Math.floor((v1 - 1) / TLB_BLOCK);
+    const dropBlock = (key: number, b: (TlbEntry | undefined)[]) => {
+      const i0 = Math.max(0, v0 - key * TLB_BLOCK);
+      const i1 = Math.min(TLB_BLOCK, v1 - key * TLB_BLOCK);
+      for (let i = i0; i < i1; i++) {
+        if (b[i] !== undefined) {
+          b[i] = undefined;
+          this.count--;
+          this.dropped.add(key * TLB_BLOCK + i);
+        }
+      }
+    };
+    if (k1 - k0 + 1 > this.blocks.size) {
+      for (const [key, b] of this.blocks) if (key >= k0 && key <= k1) dropBlock(key, b);
     } else {
-      for (let k = v0; k < v1; k++) if (this.entries.delete(k)) this.dropped.add(k);
+      for (let key = k0; key <= k1; key++) {
+        const b = this.blocks.get(key);
+        if (b) dropBlock(key, b);
+      }
     }
   }
 
   clear(): void {
-    this.entries.clear();
+    this.blocks.clear();
+    this.lastKey = -1;
+    this.lastBlock = null;
+    this.count = 0;
   }
 
   /**
@@ -131,7 +183,7 @@ export class DeviceTlb {
       for (let i = 0; i < n; i++) {
         const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
         if (this.dropped.delete(v0 + i)) refaulted++;
-        this.entries.set(v0 + i, {
+        this.set(v0 + i, {
           devAddr: loadU64(p, w + ReplyEntry.devAddr),
           flags: p[w + ReplyEntry.flags],
           gen: p[w + ReplyEntry.gen],

@@ -5,15 +5,16 @@
  * Rules it keeps (DESIGN.md sections 3 and 4):
  * - copy runs, not pages: a decoded run spans as many contiguous pages as
  *   the memory gives, capped at DMA_CHECK_BYTES;
- * - between two runs it serves pending invalidations, so an invalidation
- *   waits at most one run;
+ * - between two runs it serves pending invalidations, and inside a run it
+ *   polls for one every DMA_POLL_BYTES: a pending invalidation cuts the run
+ *   there, so an ack waits for at most one piece;
  * - a bad address aborts the transfer and is returned as a message naming
  *   the device and the address; it never throws.
  * - a write that lands in a device's register file (BAR0) is a doorbell:
  *   aligned 32-bit stores only, followed by a wake of the owner.
  */
 import { BusDecoder, hex, isBusFault, type BusRun } from '../../src/shm/bus_map.js';
-import { DMA_CHECK_BYTES } from '../../src/shm/constants.js';
+import { DMA_CHECK_BYTES, DMA_POLL_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
@@ -39,6 +40,14 @@ export class DmaEngine {
    * table here). Returns an error message to abort the transfer, or null.
    */
   onRun: ((run: BusRun, addr: number, write: boolean) => string | null) | null = null;
+  /**
+   * Asked before each chunk is decoded: true when an invalidation served at
+   * the last checkpoint killed the transfer in flight (VaSpace). Checked
+   * before the decode, because the kernel may already have closed the BAR
+   * slot the dead translation points at: decoding it would report a bus
+   * error for what is only a refault.
+   */
+  killed: (() => boolean) | null = null;
 
   constructor(
     private readonly self: DeviceShm,
@@ -46,6 +55,8 @@ export class DmaEngine {
     private readonly bus: BusDecoder,
     /** Serves pending invalidations between runs. */
     private readonly checkpoint: () => void,
+    /** Is an invalidation pending? Polled between pieces of a run. */
+    private readonly pending: () => boolean = () => false,
   ) {
     this.local = self.mem ?? new Uint8Array(0);
   }
@@ -53,8 +64,8 @@ export class DmaEngine {
   /** Device bus address `src` -> local memory [localOff, +len). Returns an error message or null. */
   read(src: number, localOff: number, len: number): string | null {
     this.checkLocal(localOff, len);
-    return this.transfer(src, len, false, (run, done) => {
-      this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), localOff + done);
+    return this.transfer(src, len, false, (run, done, off, n) => {
+      this.local.set(run.bytes.subarray(run.offset + off, run.offset + off + n), localOff + done + off);
       return null;
     });
   }
@@ -62,9 +73,9 @@ export class DmaEngine {
   /** Local memory [localOff, +len) -> device bus address `dst`. */
   write(dst: number, localOff: number, len: number): string | null {
     this.checkLocal(localOff, len);
-    return this.transfer(dst, len, true, (run, done) => {
+    return this.transfer(dst, len, true, (run, done, off, n) => {
       if (run.target === 'regs') return this.doorbell(run, localOff + done);
-      run.bytes.set(this.local.subarray(localOff + done, localOff + done + run.len), run.offset);
+      run.bytes.set(this.local.subarray(localOff + done + off, localOff + done + off + n), run.offset + off);
       return null;
     });
   }
@@ -74,6 +85,7 @@ export class DmaEngine {
     const t0 = performance.now();
     let done = 0;
     while (done < len) {
+      if (this.killed?.()) return INVALIDATED;
       const n = Math.min(len - done, DMA_CHECK_BYTES);
       const s = this.resolve(src + done, n, false);
       if (typeof s === 'string') return this.fail('read from', src + done, s);
@@ -85,8 +97,8 @@ export class DmaEngine {
       if (veto === INVALIDATED) return INVALIDATED;
       if (veto !== null) return this.fail('copy to', dst + done, veto);
       d.bytes.set(s.bytes.subarray(s.offset, s.offset + d.len), d.offset);
-      this.account(s, false);
-      this.account(d, true);
+      this.account(s, false, d.len);
+      this.account(d, true, d.len);
       done += d.len;
       this.checkpoint();
     }
@@ -96,21 +108,35 @@ export class DmaEngine {
     return null;
   }
 
-  private transfer(addr: number, len: number, write: boolean, move: (run: BusRun, done: number) => string | null): string | null {
+  /**
+   * `move(run, done, off, n)` copies bytes [off, off + n) of the run, which
+   * starts `done` bytes into the transfer. A run is copied in pieces of
+   * DMA_POLL_BYTES; when an invalidation is pending after a piece, the rest
+   * of the run is left for the next turn of the loop, after the checkpoint
+   * served it (and the onRun veto had its say again).
+   */
+  private transfer(addr: number, len: number, write: boolean, move: (run: BusRun, done: number, off: number, n: number) => string | null): string | null {
     const t0 = performance.now();
     let done = 0;
     let last: BusRun | null = null;
     while (done < len) {
+      if (this.killed?.()) return INVALIDATED;
       const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
       if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
       const veto = this.onRun?.(run, addr + done, write) ?? null;
       if (veto === INVALIDATED) return INVALIDATED;
       if (veto !== null) return this.fail(write ? 'write to' : 'read from', addr + done, veto);
-      const bad = move(run, done);
-      if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done, bad);
-      this.account(run, write);
+      let off = 0;
+      while (off < run.len) {
+        const n = run.target === 'regs' ? run.len : Math.min(DMA_POLL_BYTES, run.len - off);
+        const bad = move(run, done, off, n);
+        if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done + off, bad);
+        off += n;
+        if (off < run.len && this.pending()) break;
+      }
+      this.account(run, write, off);
       last = run;
-      done += run.len;
+      done += off;
       this.checkpoint();
     }
     this.self.stats[DeviceStats.dmaOps]++;
@@ -143,11 +169,11 @@ export class DmaEngine {
     return null;
   }
 
-  private account(run: BusRun, write: boolean): void {
+  private account(run: BusRun, write: boolean, bytes: number): void {
     const s = this.self.stats;
-    if (run.target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += run.len;
-    else if (run.owner === this.self.index) s[DeviceStats.bytesLocal] += run.len;
-    else s[write ? DeviceStats.bytesToPeer : DeviceStats.bytesFromPeer] += run.len;
+    if (run.target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += bytes;
+    else if (run.owner === this.self.index) s[DeviceStats.bytesLocal] += bytes;
+    else s[write ? DeviceStats.bytesToPeer : DeviceStats.bytesFromPeer] += bytes;
   }
 
   private fail(verb: string, addr: number, why: string): string {

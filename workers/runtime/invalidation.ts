@@ -66,6 +66,11 @@ export class InvalidationPort {
     return Math.max(0, Math.min(ms, Math.ceil(left)));
   }
 
+  /** Is an invalidation posted and not acked yet? Two loads; the DMA engine polls it between pieces of a chunk. */
+  pending(): boolean {
+    return Atomics.load(this.ctl, DeviceCtl.invSeq) !== Atomics.load(this.ctl, DeviceCtl.invAck);
+  }
+
   /** Serves a pending invalidation; returns true when one was acked. */
   check(): boolean {
     let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);

@@ -36,6 +36,9 @@ import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
+/** A page request stops before this many pages in a row that the TLB still holds. */
+const HELD_RUN_STOP = 16;
+
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
 
@@ -66,6 +69,7 @@ export class VaSpace {
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
     ctx.dma.onRun = (run, addr, write) => this.onRun(run, addr, write);
+    ctx.dma.killed = () => this.flight?.dead === true;
   }
 
   get counters(): VaCounters {
@@ -101,7 +105,18 @@ export class VaSpace {
       const e = this.tlb.lookup(vpn);
       if (!e || (write && (e.flags & HMM_PFN_WRITE) === 0)) {
         const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
-        const r = this.tlb.fault(vpn * PAGE_SIZE, Math.min(FAULT_WINDOW, last - vpn), write);
+        // Ask for the missing pages, holes and all, up to the first HELD_RUN_STOP entries in a row that we still hold:
+        // a range taken back refaults just that range, while scattered revoked pages still go in one request.
+        const cap = Math.min(FAULT_WINDOW, last - vpn);
+        let n = 1;
+        for (let k = 1, held = 0; k < cap; k++) {
+          const x = this.tlb.lookup(vpn + k);
+          if (!x || (write && (x.flags & HMM_PFN_WRITE) === 0)) {
+            held = 0;
+            n = k + 1;
+          } else if (++held >= HELD_RUN_STOP) break;
+        }
+        const r = this.tlb.fault(vpn * PAGE_SIZE, n, write);
         if (r !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${r}`;
         continue;
       }

@@ -208,6 +208,7 @@ export async function runAccelProgress(ctx: WorkloadContext, w: AccelProgressWor
         'progress updates': Math.ceil(w.iterations / w.publishEvery),
         'compute unwatched': `${(unwatchedA.us / 1000).toFixed(2)} ms, ${(unwatchedB.us / 1000).toFixed(2)} ms`,
         'compute watched': `${(watched.us / 1000).toFixed(2)} ms`,
+        watchedMs: Number((watched.us / 1000).toFixed(3)),
         'accelerator slowdown from being watched': `${(slowdown * 100).toFixed(2)} % (noise floor: the two unwatched runs differ by ${((Math.abs(unwatchedA.us - unwatchedB.us) / baselineUs) * 100).toFixed(2)} %)`,
         slowdownPct: Number((slowdown * 100).toFixed(3)),
         'system RAM for monitoring': `${bounce ? PAGE_SIZE : 0} bytes of record page, ${bounceBytes} bytes of progress traffic (sample log: ${nicSt.bytesToRam} bytes, both modes)`,

@@ -1,0 +1,23 @@
+/**
+ * One thread of the memcpy.2threads baseline (bench/memcpy.ts): copies its
+ * own span in 1 MiB chunks when told to start, for `passes` passes, and
+ * reports the bytes and the time it took.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { copyPass } from '../src/workloads/memcpy_baseline.js';
+
+const { src, dst, chunk, go } = workerData as { src: SharedArrayBuffer; dst: SharedArrayBuffer; chunk: number; go: SharedArrayBuffer };
+const s = new Uint8Array(src);
+const d = new Uint8Array(dst);
+const goWord = new Int32Array(go);
+copyPass(s, d, chunk); // warm-up: page in, JIT
+parentPort!.on('message', (m: { round: number; passes: number }) => {
+  // Both threads leave together: pairs with Atomics.store/notify(go) in bench/memcpy.ts.
+  while (Atomics.load(goWord, 0) < m.round) Atomics.wait(goWord, 0, m.round - 1, 1000);
+  const t0 = performance.now();
+  for (let i = 0; i < m.passes; i++) copyPass(s, d, chunk);
+  // Absolute times: a worker's performance.now() counts from its own start.
+  const o = performance.timeOrigin;
+  parentPort!.postMessage({ bytes: m.passes * s.length, t0: o + t0, t1: o + performance.now() });
+});
+parentPort!.postMessage('ready');
