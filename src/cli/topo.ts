@@ -7,12 +7,13 @@
  * (usage, unreadable or invalid files), 1 for anything else. No stack
  * traces for user errors.
  */
-import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { importLspci, LspciParseError } from '../hw/lspci.js';
 import { buildFabric, buildFabricUnchecked, FabricError, TopologyError, type Fabric } from '../hw/topology.js';
 import type { PolicyMode, TopologySpec } from '../hw/topology_schema.js';
-import { ScenarioError } from '../errors.js';
+import { InputError, ScenarioError } from '../errors.js';
+import { readInputFileSync } from '../scenario/input_file.js';
+import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
@@ -34,12 +35,7 @@ export interface TopoFlags {
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
 export function readScenarioTopology(file: string): { devices: string[]; seed: number; topology?: TopologySpec } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`${file}: cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readInputFileSync(file, 'scenario file');
   try {
     const sc = parseScenario(text, file);
     return { devices: sc.devices.map((d) => d.name), seed: sc.seed, topology: sc.topology };
@@ -58,14 +54,8 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
   const notes: string[] = [];
   if (flags.lspci) {
     if (scenario) throw new UsageError('give either a scenario or --lspci, not both');
-    let tree: string;
-    let verbose: string | null = null;
-    try {
-      tree = readFileSync(flags.lspci, 'utf8');
-      if (flags.lspciVvv) verbose = readFileSync(flags.lspciVvv, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read ${(e as { path?: string }).path ?? 'file'}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const tree = readInputFileSync(flags.lspci, '--lspci file');
+    const verbose = flags.lspciVvv ? readInputFileSync(flags.lspciVvv, '--lspci-vvv file') : null;
     const imp = importLspci(
       tree,
       verbose,
@@ -149,12 +139,12 @@ export function registerTopo(program: Command): void {
       try {
         process.stdout.write(runTopo(scenario, flags) + '\n');
       } catch (e) {
-        if (e instanceof UsageError || e instanceof LspciParseError || e instanceof TopologyError || e instanceof FabricError || e instanceof InvalidArgumentError) {
+        if (e instanceof UsageError || e instanceof InputError || e instanceof LspciParseError || e instanceof TopologyError || e instanceof FabricError || e instanceof InvalidArgumentError) {
           process.stderr.write(`peervma topo: ${e.message}\n`);
           process.exitCode = 2;
           return;
         }
-        process.stderr.write(`peervma topo: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        process.stderr.write(internalErrorLine('peervma topo', e));
         process.exitCode = 1;
       }
     });
