@@ -282,6 +282,13 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
       });
       add(up);
       port.children.push(up);
+      (sw.beside ?? []).forEach((e, i) => {
+        const fns = addEndpoint(rc, sec, e, port, 'endpoint', `${path}.switch.beside[${i}]`);
+        port.children.push(...fns);
+        // Functions of the upstream port's own slot make it a multi-function device.
+        const sameSlot = fns.filter((d) => d.devNum === 0);
+        if (sameSlot.length > 0) for (const d of [up, ...sameSlot]) d.multifunction = true;
+      });
       const usec = sw.bus ?? nextBus;
       if (usec <= sec) throw new TopologyError(`${path}.switch.bus: bus ${hex2(usec)} must be above ${hex2(sec)}`);
       nextBus = Math.max(nextBus, usec + 1);
