@@ -15,6 +15,7 @@ import { InputError, ScenarioError } from '../errors.js';
 import { readInputFileSync } from '../scenario/input_file.js';
 import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
+import { inputAssumptions, verdictAssumptions, type InputFacts } from '../hw/assumptions.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
 
@@ -31,6 +32,7 @@ export interface TopoFlags {
   explain?: string[];
   json?: boolean;
   format?: TopoFormat;
+  hostBridge?: string;
 }
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
@@ -49,8 +51,17 @@ function splitList(s: string | undefined): string[] {
   return s ? s.split(/[;,]/).map((x) => x.trim()).filter(Boolean) : [];
 }
 
-/** Build the fabric the flags describe, plus notes for the user. */
-export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fabric: Fabric; notes: string[]; source: string } {
+/** "--host-bridge 00=8086:2020,0000:80=8086:2020": root bus -> host bridge vendor:device. */
+function parseHostBridges(list: string | undefined): { domain: number; bus: number; id: string }[] {
+  return splitList(list).map((item) => {
+    const m = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2})=([0-9a-fA-F]{4}:[0-9a-fA-F]{4})$/.exec(item);
+    if (!m) throw new UsageError(`--host-bridge: expected BUS=VVVV:DDDD (e.g. 00=8086:2020 or 0000:80=1022:14a4), got '${item}'`);
+    return { domain: m[1] ? parseInt(m[1], 16) : 0, bus: parseInt(m[2], 16), id: m[3].toLowerCase() };
+  });
+}
+
+/** Build the fabric the flags describe, plus notes for the user and what the input left to assume. */
+export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fabric: Fabric; notes: string[]; source: string; facts: InputFacts } {
   const notes: string[] = [];
   if (flags.lspci) {
     if (scenario) throw new UsageError('give either a scenario or --lspci, not both');
@@ -68,7 +79,17 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
       { tree: flags.lspci, verbose: flags.lspciVvv },
     );
     notes.push(...imp.notes);
-    return { fabric: buildFabricUnchecked(imp.spec), notes, source: flags.lspci };
+    for (const hb of parseHostBridges(flags.hostBridge)) {
+      const rc = imp.spec.rootComplexes.find((r) => r.domain === hb.domain && r.bus === hb.bus);
+      if (!rc) throw new UsageError(`--host-bridge: no root bus ${hb.domain.toString(16).padStart(4, '0')}:${hb.bus.toString(16).padStart(2, '0')} in ${flags.lspci} (root buses: ${imp.spec.rootComplexes.map((r) => (r.bus ?? 0).toString(16).padStart(2, '0')).join(', ')})`);
+      rc.id = hb.id;
+    }
+    const facts: InputFacts = {
+      iommuAssumed: flags.iommu === undefined,
+      cpuRouting: flags.cpuRoutesP2p !== undefined ? 'flag' : imp.spec.cpuRoutesP2p ? 'recognised' : 'assumed',
+      lspci: true,
+    };
+    return { fabric: buildFabricUnchecked(imp.spec), notes, source: flags.lspci, facts };
   }
   if (flags.lspciVvv) throw new UsageError('--lspci-vvv needs --lspci <tree.txt> as well');
   if (!scenario) throw new UsageError('give a scenario file or --lspci <tree.txt> (see peervma topo --help)');
@@ -86,11 +107,12 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
   } else if (!spec && (flags.policy || flags.iommu || flags.cpuRoutesP2p !== undefined || flags.disableAcsRedir)) {
     notes.push('--policy/--iommu/--cpu-routes-p2p/--disable-acs-redir apply to an explicit topology only; ignored');
   }
-  return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario };
+  if (flags.hostBridge) throw new UsageError('--host-bridge applies to --lspci captures; a scenario states the id as topology.rootComplexes[].id');
+  return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario, facts: { iommuAssumed: false, cpuRouting: 'scenario', lspci: false } };
 }
 
 export function runTopo(scenario: string | undefined, flags: TopoFlags): string {
-  const { fabric, notes, source } = topoFabric(scenario, flags);
+  const { fabric, notes, source, facts } = topoFabric(scenario, flags);
   let names = fabric.endpoints().map((d) => fabric.nameOf(d));
   if (flags.devices) {
     names = splitList(flags.devices);
@@ -101,14 +123,22 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
     if (flags.explain.length !== 2) throw new UsageError(`--explain takes two devices (provider client), got ${flags.explain.length}`);
     const [a, b] = flags.explain;
     for (const n of [a, b]) if (!fabric.resolve(n)) throw new UsageError(`--explain: '${n}' is not a device of ${source} (devices: ${names.join(', ')})`);
+    const assumptions = verdictAssumptions(fabric, a, b, facts);
     if (flags.json) {
       const v = fabric.mapType(a, b);
-      return JSON.stringify({ provider: a, client: b, ...v, iommuGroups: [fabric.iommuGroupOf(a), fabric.iommuGroupOf(b)] }, null, 2);
+      return JSON.stringify({ provider: a, client: b, ...v, assumptions, notes, iommuGroups: [fabric.iommuGroupOf(a), fabric.iommuGroupOf(b)] }, null, 2);
     }
-    return renderExplain(fabric, a, b);
+    const text = [renderExplain(fabric, a, b)];
+    if (assumptions.length) text.push(['assumptions:', ...assumptions.map((x) => `  - ${x}`)].join('\n'));
+    if (notes.length) text.push(['notes on the input:', ...notes.map((x) => `  - ${x}`)].join('\n'));
+    return text.join('\n');
+  }
+  const assumptions = inputAssumptions(fabric, facts);
+  if (flags.json || flags.format === 'json') {
+    const pairs = names.flatMap((p) => names.filter((c) => c !== p).map((c) => ({ provider: p, client: c, assumptions: verdictAssumptions(fabric, p, c, facts) })));
+    return JSON.stringify(topoJson(fabric, names, { source, notes, assumptions, pairAssumptions: pairs.filter((x) => x.assumptions.length > 0) }), null, 2);
   }
   if (flags.format === 'dot' || flags.format === 'svg') return renderTopoPicture(fabric, names, flags.format, source);
-  if (flags.json || flags.format === 'json') return JSON.stringify(topoJson(fabric, names, { source, notes }), null, 2);
   const parts = [`# ${source}`];
   if (notes.length) parts.push(notes.map((n) => `note: ${n}`).join('\n'));
   if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => `warning: ${w}`).join('\n'));
@@ -116,6 +146,7 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
   parts.push('## Root complexes and ports', renderPorts(fabric));
   parts.push('## IOMMU groups', renderGroups(fabric));
   parts.push('## P2P', names.length ? renderMatrix(fabric, names) : '(no endpoints)');
+  if (assumptions.length) parts.push('## Assumptions behind these verdicts', assumptions.map((x) => `- ${x}`).join('\n'));
   return parts.join('\n\n');
 }
 
@@ -130,6 +161,7 @@ export function registerTopo(program: Command): void {
     .addOption(new Option('--policy <mode>', 'policy mode').choices(['rfc-v1', 'iommu']))
     .option('--cpu-routes-p2p', 'the CPU routes P2P through its host bridge (AMD Zen-like)')
     .option('--no-cpu-routes-p2p', 'the CPU does not route P2P (overrides AMD Zen detection)')
+    .option('--host-bridge <list>', 'with --lspci: host bridge vendor:device of a root bus, BUS=VVVV:DDDD[,…] (when the capture lacks -nn)')
     .option('--disable-acs-redir <list>', 'kernel parameter pci=disable_acs_redir=<bdf;bdf…>')
     .option('--devices <list>', 'devices of the matrix, comma separated (default: every endpoint)')
     .option('--explain <devices...>', 'explain the verdict for provider A and client B: --explain A B')

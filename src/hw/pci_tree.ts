@@ -78,6 +78,8 @@ export interface PciDev {
   parent: PciDev | null;
   rc: RootComplex;
   acs: AcsState;
+  /** The ACS state is the default for a port, not from the spec (an lspci capture without -vvv, say). */
+  acsAssumed?: boolean;
   /** Bridges: the link below this port (root/downstream ports only). */
   link?: PcieLinkState;
   secondary?: number;
@@ -267,6 +269,7 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
       link: p.link ? { gen: p.link.gen, width: p.link.width } : { ...DEFAULT_LINK },
       switchName,
     });
+    if (p.acs === undefined) port.acsAssumed = true;
     add(port);
     const sec = p.bus ?? nextBus;
     if (sec <= bus) throw new TopologyError(`${path}.bus: secondary bus ${hex2(sec)} must be above the port's own bus ${hex2(bus)}`);
