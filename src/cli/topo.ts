@@ -89,7 +89,8 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
       cpuRouting: flags.cpuRoutesP2p !== undefined ? 'flag' : imp.spec.cpuRoutesP2p ? 'recognised' : 'assumed',
       lspci: true,
     };
-    return { fabric: buildFabricUnchecked(imp.spec), notes, source: flags.lspci, facts };
+    const fabric = buildFabricUnchecked(imp.spec, 0, 'lspci'); // fixes worded as topo flags (fix_hints.ts)
+    return { fabric, notes, source: flags.lspci, facts };
   }
   if (flags.lspciVvv) throw new UsageError('--lspci-vvv needs --lspci <tree.txt> as well');
   if (!scenario) throw new UsageError('give a scenario file or --lspci <tree.txt> (see peervma topo --help)');

@@ -21,6 +21,7 @@
  *           through the root complex ('thru-host-bridge', translated by the
  *           IOMMU when it is on) is allowed where the platform allows it.
  */
+import { fixHints } from './fix_hints.js';
 import { simulateFlows, type BwFlow, type BwHop, type BwResource, type BwResult } from './bandwidth.js';
 import { computeIommuGroups, type IommuGroup } from './iommu_groups.js';
 import {
@@ -192,7 +193,8 @@ export class Fabric {
         if (iommuRcs.length) {
           why.push(`the IOMMU is on for ${iommuRcs.map((r) => r.name).join(' and ')}`);
           for (const rc of iommuRcs) {
-            if (!k.fixes.some((f) => f.includes(`${rc.specPath}.iommu`))) rfcFixes.push(`set ${rc.specPath}.iommu: false`);
+            const off = fixHints.iommuOff(this.tree.inputKind, rc);
+            if (!k.fixes.some((f) => f.includes(off))) rfcFixes.push(`set ${off}`);
           }
         }
         if (k.acsRedirects) why.push(`ACS redirect is set on ${k.walk.acsList.map((d) => `${d.bdf} [${formatAcs(acsRedirBits(d.acs))}]`).join(', ')}`);
@@ -202,7 +204,7 @@ export class Fabric {
         }
         if (k.map !== 'bus-addr') rfcFixes.push(...k.fixes);
         if (k.map === 'thru-host-bridge' || (k.map === 'bus-addr' && iommuRcs.length)) {
-          rfcFixes.push('or set topology.policy: iommu to allow P2P routed through (and translated by) the root complex');
+          rfcFixes.push(`or set ${fixHints.policyIommu(this.tree.inputKind)} to allow P2P routed through (and translated by) the root complex`);
         }
         reason =
           `p2pdma: policy rfc-v1 (direct P2P only: IOMMU off, no ACS redirect, same sub-tree) refuses ${devLabel(C)} → ${devLabel(P)}: ` +

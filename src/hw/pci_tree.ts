@@ -21,6 +21,7 @@
  *     pci=disable_acs_redir (in that order, as pci_enable_acs() does).
  *   - A tree is immutable after it is built (lifetime: owned by one Fabric).
  */
+import type { InputKind } from './fix_hints.js';
 import {
   acsMask,
   newAcsState,
@@ -128,6 +129,8 @@ export interface PciTree {
   interconnectGBps: number;
   /** Warnings of the build (log prefix p2pdma:/pci:), e.g. disable_acs_redir on a port without ACS. */
   warnings: string[];
+  /** Where the topology came from: words the fixes (scenario keys or topo flags; fix_hints.ts). */
+  inputKind: InputKind;
 }
 
 export class TopologyError extends Error {
@@ -160,7 +163,7 @@ const DEFAULT_LINK: PcieLinkState = { gen: 4, width: 16 };
  * placed exactly once, and every `device:` must name one of them (pass
  * `null` to skip that check, e.g. for an lspci import).
  */
-export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): PciTree {
+export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null, inputKind: InputKind = 'scenario'): PciTree {
   const tree: PciTree = {
     rcs: [],
     devs: [],
@@ -168,6 +171,7 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
     byDevice: new Map(),
     policy: spec.policy,
     cpuRoutesP2p: spec.cpuRoutesP2p,
+    inputKind,
     whitelistExtra: spec.hostBridgeWhitelist.map((w) => ({ ...w, id: w.id.toLowerCase() })),
     disableAcsRedir: spec.disableAcsRedir.map(normalizeBdf),
     interconnectGBps: spec.interconnectGBps,

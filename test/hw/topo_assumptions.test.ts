@@ -43,3 +43,15 @@ t.test('--host-bridge states an unknown host bridge id and changes the verdict',
   t.throws(() => runTopo(undefined, { lspci: TREE, hostBridge: '3a=intel' }), /--host-bridge: expected BUS=VVVV:DDDD/);
   t.throws(() => runTopo(undefined, { lspci: TREE, hostBridge: '42=8086:2030' }), /--host-bridge: no root bus 0000:42 .*\(root buses: 00, 3a, 5d, ae, d7\)/);
 });
+
+t.test('in --lspci mode the fixes are topo flags or the recapture command, never scenario keys', async (t) => {
+  const v = JSON.parse(runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', 'b1:00.0'], json: true }));
+  t.match(v.reason, /its function 0000:3a:00\.0 has no vendor:device id \(the capture lacks -nn: state it with --host-bridge or recapture with `lspci -tvnn`\)/);
+  t.match(v.fixes.join('\n'), /--host-bridge BUS=VVVV:DDDD or recapture with `lspci -tvnn`/);
+  t.match(v.fixes.join('\n'), /--cpu-routes-p2p/);
+  const redir = JSON.parse(runTopo(undefined, { lspci: TREE, lspciVvv: fx('server-skylake-plx.nnvvv.txt'), explain: ['3d:00.0', '3e:00.0'], json: true }));
+  t.match(redir.reason, /--disable-acs-redir '0000:3c:08\.0;0000:3c:09\.0'/);
+  for (const x of [v, redir]) t.notMatch(JSON.stringify(x), /topology\.|scenario:/);
+  const sc = JSON.parse(runTopo(`${root}scenarios/topo-acs-redirect.yaml`, { explain: ['gpu0', 'nvme0'], json: true }));
+  t.match(sc.reason, /scenario: topology\.disableAcsRedir/, 'a scenario is fixed by its keys');
+});
