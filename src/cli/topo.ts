@@ -15,6 +15,7 @@ import { InputError, ScenarioError } from '../errors.js';
 import { readInputFileSync } from '../scenario/input_file.js';
 import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
+import { applyAcsRedir, applyHostBridges, applyIommuPerRc, StateFlagError } from './topo_state_flags.js';
 import { inputAssumptions, verdictAssumptions, type InputFacts } from '../hw/assumptions.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
@@ -33,6 +34,8 @@ export interface TopoFlags {
   json?: boolean;
   format?: TopoFormat;
   hostBridge?: string;
+  iommuRc?: string;
+  acsRedir?: string;
 }
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
@@ -49,15 +52,6 @@ export function readScenarioTopology(file: string): { devices: string[]; seed: n
 
 function splitList(s: string | undefined): string[] {
   return s ? s.split(/[;,]/).map((x) => x.trim()).filter(Boolean) : [];
-}
-
-/** "--host-bridge 00=8086:2020,0000:80=8086:2020": root bus -> host bridge vendor:device. */
-function parseHostBridges(list: string | undefined): { domain: number; bus: number; id: string }[] {
-  return splitList(list).map((item) => {
-    const m = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2})=([0-9a-fA-F]{4}:[0-9a-fA-F]{4})$/.exec(item);
-    if (!m) throw new UsageError(`--host-bridge: expected BUS=VVVV:DDDD (e.g. 00=8086:2020 or 0000:80=1022:14a4), got '${item}'`);
-    return { domain: m[1] ? parseInt(m[1], 16) : 0, bus: parseInt(m[2], 16), id: m[3].toLowerCase() };
-  });
 }
 
 /** Build the fabric the flags describe, plus notes for the user and what the input left to assume. */
@@ -79,13 +73,16 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
       { tree: flags.lspci, verbose: flags.lspciVvv },
     );
     notes.push(...imp.notes);
-    for (const hb of parseHostBridges(flags.hostBridge)) {
-      const rc = imp.spec.rootComplexes.find((r) => r.domain === hb.domain && r.bus === hb.bus);
-      if (!rc) throw new UsageError(`--host-bridge: no root bus ${hb.domain.toString(16).padStart(4, '0')}:${hb.bus.toString(16).padStart(2, '0')} in ${flags.lspci} (root buses: ${imp.spec.rootComplexes.map((r) => (r.bus ?? 0).toString(16).padStart(2, '0')).join(', ')})`);
-      rc.id = hb.id;
+    try {
+      applyHostBridges(imp.spec, flags.hostBridge);
+      applyIommuPerRc(imp.spec, flags.iommuRc);
+      applyAcsRedir(imp.spec, flags.acsRedir);
+    } catch (e) {
+      if (e instanceof StateFlagError) throw new UsageError(e.message);
+      throw e;
     }
     const facts: InputFacts = {
-      iommuAssumed: flags.iommu === undefined,
+      iommuAssumed: flags.iommu === undefined && flags.iommuRc === undefined,
       cpuRouting: flags.cpuRoutesP2p !== undefined ? 'flag' : imp.spec.cpuRoutesP2p ? 'recognised' : 'assumed',
       lspci: true,
     };
@@ -108,7 +105,7 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
   } else if (!spec && (flags.policy || flags.iommu || flags.cpuRoutesP2p !== undefined || flags.disableAcsRedir)) {
     notes.push('--policy/--iommu/--cpu-routes-p2p/--disable-acs-redir apply to an explicit topology only; ignored');
   }
-  if (flags.hostBridge) throw new UsageError('--host-bridge applies to --lspci captures; a scenario states the id as topology.rootComplexes[].id');
+  if (flags.hostBridge || flags.iommuRc || flags.acsRedir) throw new UsageError('--host-bridge, --iommu-rc and --acs-redir apply to --lspci captures; a scenario states these as topology keys (rootComplexes[].id, .iommu, ports[].acs)');
   return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario, facts: { iommuAssumed: false, cpuRouting: 'scenario', lspci: false } };
 }
 
@@ -163,6 +160,8 @@ export function registerTopo(program: Command): void {
     .option('--cpu-routes-p2p', 'the CPU routes P2P through its host bridge (AMD Zen-like)')
     .option('--no-cpu-routes-p2p', 'the CPU does not route P2P (overrides AMD Zen detection)')
     .option('--host-bridge <list>', 'with --lspci: host bridge vendor:device of a root bus, BUS=VVVV:DDDD[,…] (when the capture lacks -nn)')
+    .option('--iommu-rc <list>', 'with --lspci: IOMMU of one root complex, BUS=on|off[,…] (overrides --iommu there)')
+    .option('--acs-redir <list>', 'with --lspci: ACS P2P redirect (RR CR) of a port as firmware left it, BDF=on|off[,…] (when -vvv is missing)')
     .option('--disable-acs-redir <list>', 'kernel parameter pci=disable_acs_redir=<bdf;bdf…>')
     .option('--devices <list>', 'devices of the matrix, comma separated (default: every endpoint)')
     .option('--explain <devices...>', 'explain the verdict for provider A and client B: --explain A B')

@@ -55,3 +55,20 @@ t.test('in --lspci mode the fixes are topo flags or the recapture command, never
   const sc = JSON.parse(runTopo(`${root}scenarios/topo-acs-redirect.yaml`, { explain: ['gpu0', 'nvme0'], json: true }));
   t.match(sc.reason, /scenario: topology\.disableAcsRedir/, 'a scenario is fixed by its keys');
 });
+
+t.test('--iommu-rc and --acs-redir state the IOMMU of one root complex and the redirect of one port', async (t) => {
+  // Without -vvv the PLX downstream ports' ACS is assumed off: the V100s talk below the switch.
+  const base = JSON.parse(runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', '3e:00.0'], json: true }));
+  t.equal(base.map, 'bus-addr');
+  const redir = JSON.parse(runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', '3e:00.0'], json: true, acsRedir: '0000:3c:08.0=on', hostBridge: '3a=8086:2030' }));
+  t.equal(redir.map, 'thru-host-bridge', 'redirect on one downstream port forces the TLPs up to the root complex');
+  t.match(redir.reason, /0000:3c:08\.0 .*ACSCtl RR CR/);
+  const iommu = JSON.parse(runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', '3e:00.0'], json: true, iommuRc: '3a=on', hostBridge: '3a=8086:2030' }));
+  t.equal(iommu.map, 'thru-host-bridge', 'the IOMMU of pci0000:3a sets redirect on its ports');
+  t.notMatch(iommu.assumptions.join('\n'), /IOMMU state not in the capture/);
+  const other = JSON.parse(runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', '3e:00.0'], json: true, iommuRc: 'ae=on' }));
+  t.equal(other.map, 'bus-addr', 'another root complex\'s IOMMU does not touch this path');
+  t.throws(() => runTopo(undefined, { lspci: TREE, acsRedir: '0000:3d:00.0=on' }), /--acs-redir: 0000:3d:00\.0 is not a root or switch downstream port of the capture/);
+  t.throws(() => runTopo(undefined, { lspci: TREE, iommuRc: '3a=maybe' }), /--iommu-rc: expected BUS=on\|off/);
+  t.throws(() => runTopo(`${root}scenarios/topo-dual-rc.yaml`, { iommuRc: '00=on' }), /apply to --lspci captures/);
+});
