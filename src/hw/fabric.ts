@@ -250,7 +250,8 @@ export class Fabric {
     const d = upstreamBridgeDistance(A, B);
     const k = calcMapTypeAndDist(this.tree, A, B);
     if (d >= 0) return { ok: true, distance: d, reason: `p2pdma: ${devLabel(A)} and ${devLabel(B)} share an upstream bridge, distance ${d}` };
-    return { ok: false, distance: d, reason: d === -2 ? k.reason.replace(/; (host bridge|the CPU|p2pdma: ).*$/, '') + `. Fix: ${k.fixes[0]}` : `p2pdma: ${devLabel(A)} and ${devLabel(B)} do not share an upstream bridge` };
+    // -2: ACS redirect on the path; the 2019 rule stops there (no host bridge routing to weigh).
+    return { ok: false, distance: d, reason: d === -2 && k.redirectReason ? `${k.redirectReason}. Fix: ${k.fixes[0]}` : `p2pdma: ${devLabel(A)} and ${devLabel(B)} do not share an upstream bridge` };
   }
 
   /** The RFC's device_test_p2p(): false for non-PCI devices, else the policy mode's verdict. */

@@ -224,6 +224,8 @@ export interface MapTypeResult {
   reason: string;
   /** Suggested fixes (kernel parameter, scenario key). Empty when map is bus-addr. */
   fixes: string[];
+  /** The ACS-redirect sentence alone (when acsRedirects), for the 2019 rule's message (pci_test_p2p()). */
+  redirectReason?: string;
 }
 
 /** "0000:02:08.0 [RR CR] (set by pci_enable_acs(): IOMMU on for rc0)" */
@@ -251,9 +253,10 @@ export function calcMapTypeAndDist(tree: PciTree, provider: PciDev, client: PciD
     return { map: 'bus-addr', distance: w.distance, walk: w, acsRedirects: false, reason, fixes };
   }
 
+  let redirectReason: string | undefined;
   if (redirect) {
     const list = w.acsList.map((d) => d.bdf).join(';');
-    reason =
+    redirectReason = reason =
       `p2pdma: ${C}: ACS redirect is set between the client and provider ${P} ` +
       `(common upstream bridge ${devLabel(w.common!)}): ${w.acsList.map(describeRedir).join(', ')}; ` +
       `peer TLPs are forced up to the root complex ${client.rc.name}`;
@@ -277,7 +280,7 @@ export function calcMapTypeAndDist(tree: PciTree, provider: PciDev, client: PciD
   const hb = hostBridgeVerdict(tree, provider, client);
   if (hb.ok) {
     reason += `; ${hb.why}, so the transfer goes through the host bridge`;
-    return { map: 'thru-host-bridge', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes };
+    return { map: 'thru-host-bridge', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes, redirectReason };
   }
   reason +=
     `; p2pdma: ${C} cannot be used for peer-to-peer DMA as the client and provider ${P} ` +
@@ -290,7 +293,7 @@ export function calcMapTypeAndDist(tree: PciTree, provider: PciDev, client: PciD
     `or use a platform whose host bridge is whitelisted (pci_p2pdma_whitelist[]; ${fixHints.whitelist(tree.inputKind, ids)}) ` +
       `or whose CPU routes P2P (AMD Zen; ${fixHints.cpuRoutes(tree.inputKind)})`,
   );
-  return { map: 'not-supported', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes };
+  return { map: 'not-supported', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes, redirectReason };
 }
 
 /* ------------------------------------------------------------------ */
