@@ -4,14 +4,13 @@
  * flags (or by recapturing). The verdict code names the fix; this table
  * words it, so a user is never told to edit a file they do not have.
  */
-import type { RootComplex } from './pci_tree.js';
 
 export type InputKind = 'scenario' | 'lspci';
 
 export const fixHints = {
   disableAcsRedir: (k: InputKind, bdfs: readonly string[]) =>
     k === 'lspci' ? `(here: --disable-acs-redir '${bdfs.join(';')}')` : `(scenario: topology.disableAcsRedir: [${bdfs.map((b) => `'${b}'`).join(', ')}])`,
-  iommuOff: (k: InputKind, rc: RootComplex) => (k === 'lspci' ? `--iommu off` : `${rc.specPath}.iommu: false`),
+  iommuOff: (k: InputKind, rc: { readonly specPath: string }) => (k === 'lspci' ? `--iommu off` : `${rc.specPath}.iommu: false`),
   whitelist: (k: InputKind, ids: string) =>
     k === 'lspci'
       ? `if ${ids || 'the host bridge'} lacks its id in the capture, state it with --host-bridge BUS=VVVV:DDDD or recapture with \`lspci -tvnn\``
