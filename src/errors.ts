@@ -44,6 +44,18 @@ export class ScenarioError extends Error {
   }
 }
 
+/**
+ * Input refused before anything started that is not a scenario's content:
+ * a file that cannot be read, flags that contradict each other. The
+ * message names the path or the flags and says what to do.
+ */
+export class InputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
 /** A scenario asks for more than this machine can hold. */
 export class LimitError extends Error {
   constructor(

@@ -5,9 +5,10 @@
  * reference); 2 the input was refused before anything started (bad
  * scenario file, limits, usage).
  */
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { DeviceError, LimitError, P2pRefusedError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
+import { DeviceError, InputError, LimitError, P2pRefusedError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
 import { loadScenarioFile } from '../scenario/load.js';
 import { compareScenario, runScenario, type RunReport } from '../scenario/run.js';
 import { assertChecks, formatComparison, formatSummary, throughput } from '../trace/summary.js';
@@ -16,14 +17,22 @@ import { openObservers, registerObserveOptions, type ObserveFlags } from './obse
 import { registerTopo } from './topo.js';
 import { registerStress } from './stress.js';
 import { registerBench } from './bench.js';
+import { internalErrorLine, setDebug } from './internal_error.js';
 import type { Mode } from '../workloads/workload.js';
 
+const PACKAGE_JSON = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../package.json' : '../../package.json', import.meta.url));
 const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../scenarios/camera-chain.yaml' : '../../scenarios/camera-chain.yaml', import.meta.url));
 
+/**
+ * An integer flag: only its form is checked here (digits); its range is the
+ * scenario key's, checked by applyOverrides with the same schema and
+ * message as the file (one validation path).
+ */
 function intArg(name: string, min: number) {
   return (v: string): number => {
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
+    // A number as the YAML file would read it (1e9 is 1000000000, then refused by the range check).
+    const n = v.trim() === '' ? NaN : Number(v);
+    if (!Number.isSafeInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}, got '${v}'`);
     return n;
   };
 }
@@ -35,7 +44,7 @@ export function reportError(e: unknown): number {
     process.stderr.write(`${paragraph(`peervma: ${e.message}`, terminalColumns(), 0, 2)}\n`);
     return 2;
   }
-  if (e instanceof ScenarioError || e instanceof LimitError) {
+  if (e instanceof ScenarioError || e instanceof LimitError || e instanceof InputError) {
     process.stderr.write(`peervma: ${e.message}\n`);
     return 2;
   }
@@ -43,7 +52,7 @@ export function reportError(e: unknown): number {
     process.stderr.write(`peervma: run failed: ${e.message}\n`);
     return 1;
   }
-  process.stderr.write(`peervma: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.stderr.write(internalErrorLine('peervma', e));
   return 1;
 }
 
@@ -60,6 +69,7 @@ function asJson(r: RunReport) {
 }
 
 async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise<void> {
+  if (flags.compare && flags.mode) throw new InputError(`--compare runs the scenario in both modes (p2p, then bounce); it cannot be combined with --mode ${flags.mode}: drop one of them`);
   const sc = await loadScenarioFile(file);
   const obs = openObservers(flags);
   const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, trace: obs.trace, progress: obs.progress };
@@ -77,8 +87,11 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
 export function buildProgram(): Command {
   const program = new Command('peervma')
     .description('Emulated PCIe machine whose devices talk peer to peer through mapped memory (Linux RFC "Device peer to peer (p2p) through vma").\nEach device is a worker_thread; the main thread plays the kernel.')
+    .version(JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')).version, '-V, --version', 'print the peervma version')
+    .option('--debug', 'print the stack of an internal error')
     .showHelpAfterError()
     .exitOverride();
+  program.hook('preAction', () => setDebug(program.opts().debug === true));
   program
     .command('run')
     .description('run a scenario (YAML) and print its summary; default: the camera chain')
@@ -90,7 +103,7 @@ export function buildProgram(): Command {
       if (v !== 'p2p' && v !== 'bounce') throw new InvalidArgumentError(`--mode must be p2p or bounce, got '${v}'`);
       return v;
     })
-    .option('--compare', 'run in p2p mode and in bounce mode, and print them side by side')
+    .option('--compare', 'run in p2p mode and in bounce mode, and print them side by side (not with --mode)')
     .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
   registerObserveOptions(program.commands.find((c) => c.name() === 'run')!);

@@ -7,13 +7,16 @@
  * (usage, unreadable or invalid files), 1 for anything else. No stack
  * traces for user errors.
  */
-import { readFileSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { importLspci, LspciParseError } from '../hw/lspci.js';
 import { buildFabric, buildFabricUnchecked, FabricError, TopologyError, type Fabric } from '../hw/topology.js';
 import type { PolicyMode, TopologySpec } from '../hw/topology_schema.js';
-import { ScenarioError } from '../errors.js';
+import { InputError, ScenarioError } from '../errors.js';
+import { readInputFileSync } from '../scenario/input_file.js';
+import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
+import { applyAcsRedir, applyHostBridges, applyIommuPerRc, StateFlagError } from './topo_state_flags.js';
+import { inputAssumptions, verdictAssumptions, type InputFacts } from '../hw/assumptions.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
 
@@ -30,16 +33,14 @@ export interface TopoFlags {
   explain?: string[];
   json?: boolean;
   format?: TopoFormat;
+  hostBridge?: string;
+  iommuRc?: string;
+  acsRedir?: string;
 }
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
 export function readScenarioTopology(file: string): { devices: string[]; seed: number; topology?: TopologySpec } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UsageError(`${file}: cannot read the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const text = readInputFileSync(file, 'scenario file');
   try {
     const sc = parseScenario(text, file);
     return { devices: sc.devices.map((d) => d.name), seed: sc.seed, topology: sc.topology };
@@ -53,19 +54,13 @@ function splitList(s: string | undefined): string[] {
   return s ? s.split(/[;,]/).map((x) => x.trim()).filter(Boolean) : [];
 }
 
-/** Build the fabric the flags describe, plus notes for the user. */
-export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fabric: Fabric; notes: string[]; source: string } {
+/** Build the fabric the flags describe, plus notes for the user and what the input left to assume. */
+export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fabric: Fabric; notes: string[]; source: string; facts: InputFacts } {
   const notes: string[] = [];
   if (flags.lspci) {
     if (scenario) throw new UsageError('give either a scenario or --lspci, not both');
-    let tree: string;
-    let verbose: string | null = null;
-    try {
-      tree = readFileSync(flags.lspci, 'utf8');
-      if (flags.lspciVvv) verbose = readFileSync(flags.lspciVvv, 'utf8');
-    } catch (e) {
-      throw new UsageError(`cannot read ${(e as { path?: string }).path ?? 'file'}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const tree = readInputFileSync(flags.lspci, '--lspci file');
+    const verbose = flags.lspciVvv ? readInputFileSync(flags.lspciVvv, '--lspci-vvv file') : null;
     const imp = importLspci(
       tree,
       verbose,
@@ -78,7 +73,21 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
       { tree: flags.lspci, verbose: flags.lspciVvv },
     );
     notes.push(...imp.notes);
-    return { fabric: buildFabricUnchecked(imp.spec), notes, source: flags.lspci };
+    try {
+      applyHostBridges(imp.spec, flags.hostBridge);
+      applyIommuPerRc(imp.spec, flags.iommuRc);
+      applyAcsRedir(imp.spec, flags.acsRedir);
+    } catch (e) {
+      if (e instanceof StateFlagError) throw new UsageError(e.message);
+      throw e;
+    }
+    const facts: InputFacts = {
+      iommuAssumed: flags.iommu === undefined && flags.iommuRc === undefined,
+      cpuRouting: flags.cpuRoutesP2p !== undefined ? 'flag' : imp.spec.cpuRoutesP2p ? 'recognised' : 'assumed',
+      lspci: true,
+    };
+    const fabric = buildFabricUnchecked(imp.spec, 0, 'lspci'); // fixes worded as topo flags (fix_hints.ts)
+    return { fabric, notes, source: flags.lspci, facts };
   }
   if (flags.lspciVvv) throw new UsageError('--lspci-vvv needs --lspci <tree.txt> as well');
   if (!scenario) throw new UsageError('give a scenario file or --lspci <tree.txt> (see peervma topo --help)');
@@ -96,11 +105,12 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
   } else if (!spec && (flags.policy || flags.iommu || flags.cpuRoutesP2p !== undefined || flags.disableAcsRedir)) {
     notes.push('--policy/--iommu/--cpu-routes-p2p/--disable-acs-redir apply to an explicit topology only; ignored');
   }
-  return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario };
+  if (flags.hostBridge || flags.iommuRc || flags.acsRedir) throw new UsageError('--host-bridge, --iommu-rc and --acs-redir apply to --lspci captures; a scenario states these as topology keys (rootComplexes[].id, .iommu, ports[].acs)');
+  return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario, facts: { iommuAssumed: false, cpuRouting: 'scenario', lspci: false } };
 }
 
 export function runTopo(scenario: string | undefined, flags: TopoFlags): string {
-  const { fabric, notes, source } = topoFabric(scenario, flags);
+  const { fabric, notes, source, facts } = topoFabric(scenario, flags);
   let names = fabric.endpoints().map((d) => fabric.nameOf(d));
   if (flags.devices) {
     names = splitList(flags.devices);
@@ -111,14 +121,22 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
     if (flags.explain.length !== 2) throw new UsageError(`--explain takes two devices (provider client), got ${flags.explain.length}`);
     const [a, b] = flags.explain;
     for (const n of [a, b]) if (!fabric.resolve(n)) throw new UsageError(`--explain: '${n}' is not a device of ${source} (devices: ${names.join(', ')})`);
+    const assumptions = verdictAssumptions(fabric, a, b, facts);
     if (flags.json) {
       const v = fabric.mapType(a, b);
-      return JSON.stringify({ provider: a, client: b, ...v, iommuGroups: [fabric.iommuGroupOf(a), fabric.iommuGroupOf(b)] }, null, 2);
+      return JSON.stringify({ provider: a, client: b, ...v, assumptions, notes, iommuGroups: [fabric.iommuGroupOf(a), fabric.iommuGroupOf(b)] }, null, 2);
     }
-    return renderExplain(fabric, a, b);
+    const text = [renderExplain(fabric, a, b)];
+    if (assumptions.length) text.push(['assumptions:', ...assumptions.map((x) => `  - ${x}`)].join('\n'));
+    if (notes.length) text.push(['notes on the input:', ...notes.map((x) => `  - ${x}`)].join('\n'));
+    return text.join('\n');
+  }
+  const assumptions = inputAssumptions(fabric, facts);
+  if (flags.json || flags.format === 'json') {
+    const pairs = names.flatMap((p) => names.filter((c) => c !== p).map((c) => ({ provider: p, client: c, assumptions: verdictAssumptions(fabric, p, c, facts) })));
+    return JSON.stringify(topoJson(fabric, names, { source, notes, assumptions, pairAssumptions: pairs.filter((x) => x.assumptions.length > 0) }), null, 2);
   }
   if (flags.format === 'dot' || flags.format === 'svg') return renderTopoPicture(fabric, names, flags.format, source);
-  if (flags.json || flags.format === 'json') return JSON.stringify(topoJson(fabric, names, { source, notes }), null, 2);
   const parts = [`# ${source}`];
   if (notes.length) parts.push(notes.map((n) => `note: ${n}`).join('\n'));
   if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => `warning: ${w}`).join('\n'));
@@ -126,6 +144,7 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
   parts.push('## Root complexes and ports', renderPorts(fabric));
   parts.push('## IOMMU groups', renderGroups(fabric));
   parts.push('## P2P', names.length ? renderMatrix(fabric, names) : '(no endpoints)');
+  if (assumptions.length) parts.push('## Assumptions behind these verdicts', assumptions.map((x) => `- ${x}`).join('\n'));
   return parts.join('\n\n');
 }
 
@@ -140,6 +159,9 @@ export function registerTopo(program: Command): void {
     .addOption(new Option('--policy <mode>', 'policy mode').choices(['rfc-v1', 'iommu']))
     .option('--cpu-routes-p2p', 'the CPU routes P2P through its host bridge (AMD Zen-like)')
     .option('--no-cpu-routes-p2p', 'the CPU does not route P2P (overrides AMD Zen detection)')
+    .option('--host-bridge <list>', 'with --lspci: host bridge vendor:device of a root bus, BUS=VVVV:DDDD[,…] (when the capture lacks -nn)')
+    .option('--iommu-rc <list>', 'with --lspci: IOMMU of one root complex, BUS=on|off[,…] (overrides --iommu there)')
+    .option('--acs-redir <list>', 'with --lspci: ACS P2P redirect (RR CR) of a port as firmware left it, BDF=on|off[,…] (when -vvv is missing)')
     .option('--disable-acs-redir <list>', 'kernel parameter pci=disable_acs_redir=<bdf;bdf…>')
     .option('--devices <list>', 'devices of the matrix, comma separated (default: every endpoint)')
     .option('--explain <devices...>', 'explain the verdict for provider A and client B: --explain A B')
@@ -149,12 +171,12 @@ export function registerTopo(program: Command): void {
       try {
         process.stdout.write(runTopo(scenario, flags) + '\n');
       } catch (e) {
-        if (e instanceof UsageError || e instanceof LspciParseError || e instanceof TopologyError || e instanceof FabricError || e instanceof InvalidArgumentError) {
+        if (e instanceof UsageError || e instanceof InputError || e instanceof LspciParseError || e instanceof TopologyError || e instanceof FabricError || e instanceof InvalidArgumentError) {
           process.stderr.write(`peervma topo: ${e.message}\n`);
           process.exitCode = 2;
           return;
         }
-        process.stderr.write(`peervma topo: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+        process.stderr.write(internalErrorLine('peervma topo', e));
         process.exitCode = 1;
       }
     });

@@ -40,8 +40,10 @@ export const CAM_ARGS = 5;
  *
  *   mix(h)  MurmurHash3 finaliser: h ^= h >>> 16; h = imul(h, PAT_MIX_A);
  *           h ^= h >>> 13; h = imul(h, PAT_MIX_B); h ^ h >>> 16
- *   key     mix((seed * PAT_SEED_MUL) ^ imul(f + 1, PAT_FRAME_MUL))
- *           (seed * PAT_SEED_MUL is a double product, truncated by ^)
+ *   key     mix(imul(seed, PAT_SEED_MUL) ^ imul(f + 1, PAT_FRAME_MUL))
+ *           (imul, not `*`: the seed is a u32 on the checker's side and the
+ *           i32 of a ring word on the camera's; imul gives both the same low
+ *           32 bits, where a double product of a seed >= 2^31 loses them)
  *   n       mix(p ^ key); x = p % w; y = floor(p / w)
  *   R = x + f * PAT_R_PER_FRAME + (n & 15)          (& 255)
  *   G = y * PAT_G_PER_ROW + f * PAT_G_PER_FRAME + ((n >>> 4) & 15)   (& 255)

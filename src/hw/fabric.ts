@@ -21,6 +21,7 @@
  *           through the root complex ('thru-host-bridge', translated by the
  *           IOMMU when it is on) is allowed where the platform allows it.
  */
+import { fixHints } from './fix_hints.js';
 import { simulateFlows, type BwFlow, type BwHop, type BwResource, type BwResult } from './bandwidth.js';
 import { computeIommuGroups, type IommuGroup } from './iommu_groups.js';
 import {
@@ -192,7 +193,8 @@ export class Fabric {
         if (iommuRcs.length) {
           why.push(`the IOMMU is on for ${iommuRcs.map((r) => r.name).join(' and ')}`);
           for (const rc of iommuRcs) {
-            if (!k.fixes.some((f) => f.includes(`${rc.specPath}.iommu`))) rfcFixes.push(`set ${rc.specPath}.iommu: false`);
+            const off = fixHints.iommuOff(this.tree.inputKind, rc);
+            if (!k.fixes.some((f) => f.includes(off))) rfcFixes.push(`set ${off}`);
           }
         }
         if (k.acsRedirects) why.push(`ACS redirect is set on ${k.walk.acsList.map((d) => `${d.bdf} [${formatAcs(acsRedirBits(d.acs))}]`).join(', ')}`);
@@ -202,7 +204,7 @@ export class Fabric {
         }
         if (k.map !== 'bus-addr') rfcFixes.push(...k.fixes);
         if (k.map === 'thru-host-bridge' || (k.map === 'bus-addr' && iommuRcs.length)) {
-          rfcFixes.push('or set topology.policy: iommu to allow P2P routed through (and translated by) the root complex');
+          rfcFixes.push(`or set ${fixHints.policyIommu(this.tree.inputKind)} to allow P2P routed through (and translated by) the root complex`);
         }
         reason =
           `p2pdma: policy rfc-v1 (direct P2P only: IOMMU off, no ACS redirect, same sub-tree) refuses ${devLabel(C)} → ${devLabel(P)}: ` +
@@ -248,7 +250,8 @@ export class Fabric {
     const d = upstreamBridgeDistance(A, B);
     const k = calcMapTypeAndDist(this.tree, A, B);
     if (d >= 0) return { ok: true, distance: d, reason: `p2pdma: ${devLabel(A)} and ${devLabel(B)} share an upstream bridge, distance ${d}` };
-    return { ok: false, distance: d, reason: d === -2 ? k.reason.replace(/; (host bridge|the CPU|p2pdma: ).*$/, '') + `. Fix: ${k.fixes[0]}` : `p2pdma: ${devLabel(A)} and ${devLabel(B)} do not share an upstream bridge` };
+    // -2: ACS redirect on the path; the 2019 rule stops there (no host bridge routing to weigh).
+    return { ok: false, distance: d, reason: d === -2 && k.redirectReason ? `${k.redirectReason}. Fix: ${k.fixes[0]}` : `p2pdma: ${devLabel(A)} and ${devLabel(B)} do not share an upstream bridge` };
   }
 
   /** The RFC's device_test_p2p(): false for non-PCI devices, else the policy mode's verdict. */

@@ -28,56 +28,91 @@ import { genFromLspciSpeed } from './pcie_link.js';
 import { AMD_ZEN_ROOT_COMPLEXES } from './p2pdma.js';
 import { TopologySchema, type EndpointSpec, type PolicyMode, type PortSpec, type SwitchSpec, type TopologySpec } from './topology_schema.js';
 import { formatBdf } from './pci_tree.js';
+import { LspciParseError, type LspciRootBus, type LspciTreeFn } from './lspci_types.js';
+import { classifyNoise, noiseNote } from './lspci_noise.js';
+import { idFromUnnamedDevice } from './lspci_ids.js';
+import { rebuildTree } from './lspci_rebuild.js';
 
-export class LspciParseError extends Error {
-  constructor(
-    readonly file: string,
-    readonly line: number,
-    message: string,
-  ) {
-    super(`${file}:${line}: ${message}`);
-    this.name = 'LspciParseError';
-  }
-}
-
-export interface LspciTreeFn {
-  domain: number;
-  bus: number;
-  dev: number;
-  fn: number;
-  bdf: string;
-  name?: string;
-  id?: string;
-  /** Bridges: secondary/subordinate bus. */
-  secondary?: number;
-  subordinate?: number;
-  /** Functions on the secondary bus (bridges only). */
-  children: LspciTreeFn[];
-  line: number;
-}
-
-export interface LspciRootBus {
-  domain: number;
-  bus: number;
-  functions: LspciTreeFn[];
-  line: number;
-}
+export { LspciParseError, type LspciRootBus, type LspciTreeFn } from './lspci_types.js';
 
 const ID_RE = /\s*\[([0-9a-fA-F]{4}):([0-9a-fA-F]{4})\]\s*$/;
 
-/** Parse `lspci -tv` / `-tvnn` / `-t` output. */
-export function parseLspciTree(text: string, file = '<lspci -tv>'): LspciRootBus[] {
+/** Name and id of a function from the text after its BDF ("  Name [vvvv:dddd]", or "  Vendor Device 14a4"). */
+function readName(f: LspciTreeFn, tail: string, file: string, ln: number): void {
+  if (tail === '') return;
+  const nm = /^ {2}(\S.*)$/.exec(tail) ?? /^\s+(\S.*)$/.exec(tail);
+  if (!nm) throw new LspciParseError(file, ln, `after function ${f.bdf.slice(-4)} expected two spaces and a name, or a bridge "-[bus]-", got "${tail.slice(0, 20)}"`);
+  let name = nm[1].trim();
+  const id = ID_RE.exec(name);
+  if (id) {
+    f.id = `${id[1]}:${id[2]}`.toLowerCase();
+    name = name.slice(0, id.index).trim();
+  } else f.id = idFromUnnamedDevice(name);
+  f.name = name;
+}
+
+/** Lines of a capture with the non-lspci ones (prompt, cut marks, pcilib warnings...) taken out, one note each. */
+function lspciLines(text: string, file: string, notes: string[]): { text: string; ln: number }[] {
+  const out: { text: string; ln: number }[] = [];
+  text.split(/\r?\n/).forEach((line, idx) => {
+    if (line.trim() === '') return;
+    const noise = classifyNoise(line);
+    if (noise) notes.push(noiseNote(file, idx + 1, line, noise.note));
+    else out.push({ text: line.replace(/\t/g, '        ').replace(/\s+$/, ''), ln: idx + 1 });
+  });
+  return out;
+}
+
+/** A device header of plain `lspci` / `lspci -vvv` ("00:1f.3 Audio device: ..."), which a tree never has. */
+const PLAIN_HEADER = /^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7] \S/;
+
+/** The text is a plain (non-tree) lspci listing: every device line is a header. */
+export function isPlainListing(text: string): boolean {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '' && !classifyNoise(l));
+  return lines.length > 0 && PLAIN_HEADER.test(lines[0]) && !lines.some((l) => /^[\s|+\\-]*-\[[0-9a-fA-F]{4}:[0-9a-fA-F]{2}\]/.test(l));
+}
+
+/**
+ * Parse `lspci -tv` / `-tvnn` / `-t` output. Non-lspci lines are skipped
+ * with a note in `notes`; a tree whose indentation was lost is rebuilt from
+ * its markers and bus brackets (lspci_rebuild.ts) when that is unambiguous.
+ */
+export function parseLspciTree(text: string, file = '<lspci -tv>', notes: string[] = []): LspciRootBus[] {
+  const lines = lspciLines(text, file, notes);
+  if (lines.length === 0) throw new LspciParseError(file, 1, 'no root bus found: expected `lspci -tv` output starting with "-[0000:00]-" or "-+-[0000:00]-"');
+  if (PLAIN_HEADER.test(lines[0].text)) {
+    throw new LspciParseError(file, lines[0].ln, 'this is a plain `lspci` listing, not a tree: capture `lspci -tvnn` for --lspci, or give `lspci -nnvvv` output to --lspci-vvv as well (its "Bus:" lines give the nesting)');
+  }
+  try {
+    return parseByColumns(lines, file);
+  } catch (e) {
+    if (!(e instanceof LspciParseError) || !(e as LspciParseError & { indentation?: boolean }).indentation) throw e;
+    let roots: LspciRootBus[];
+    try {
+      roots = rebuildTree(lines, file, (f, tail, ln) => readName(f, tail, file, ln));
+    } catch (r) {
+      if (!(r instanceof LspciParseError)) throw r;
+      // Both readings failed: the column error says where, the rebuild why it cannot be guessed.
+      throw new LspciParseError(file, e.line, `${e.message.slice(`${file}:${e.line}: `.length)}; ${r.message.slice(`${file}:${r.line}: `.length)}`);
+    }
+    notes.push(`${file}:${e.line}: the indentation of the tree is not lspci's (lost in a paste?): the tree was rebuilt from its "+-"/"\\-" markers and [bus] brackets`);
+    return roots;
+  }
+}
+
+/** An error that means "the columns do not line up": the tree may still be rebuilt from its markers. */
+function indentationError(file: string, ln: number, message: string): LspciParseError {
+  return Object.assign(new LspciParseError(file, ln, message), { indentation: true });
+}
+
+function parseByColumns(lines: readonly { text: string; ln: number }[], file: string): LspciRootBus[] {
   const roots: LspciRootBus[] = [];
   const seen = new Map<string, number>();
   // column → bus whose functions start there (domain, bus, where to attach)
   const ctx = new Map<number, { domain: number; bus: number; attach: LspciTreeFn[] }>();
-  const lines = text.split(/\r?\n/);
   let sawAny = false;
-  lines.forEach((line, idx) => {
-    const ln = idx + 1;
-    if (line.trim() === '') return;
+  for (const { text: line, ln } of lines) {
     let i = 0;
-    let lastWasLeaf = false;
     while (i < line.length) {
       const ch = line[i];
       if (ch === ' ' || ch === '|' || ch === '+' || ch === '\\' || ch === '-') {
@@ -98,15 +133,11 @@ export function parseLspciTree(text: string, file = '<lspci -tv>'): LspciRootBus
       if (dev) {
         const parent = ctx.get(i);
         if (!parent) {
-          throw new LspciParseError(
-            file,
-            ln,
-            `function ${dev[0]} at column ${i + 1} does not hang off any bus (expected the tree of \`lspci -tv\`; is the indentation intact?)`,
-          );
+          throw indentationError(file, ln, `function ${dev[0]} at column ${i + 1} does not hang off any bus (expected the tree of \`lspci -tv\`; is the indentation intact?)`);
         }
         const before = line.slice(Math.max(0, i - 2), i);
         if (!/^[+\\-]-$/.test(before)) {
-          throw new LspciParseError(file, ln, `function ${dev[0]} at column ${i + 1} is not preceded by "+-", "\\-" or "--" (got "${before}")`);
+          throw indentationError(file, ln, `function ${dev[0]} at column ${i + 1} is not preceded by "+-", "\\-" or "--" (got "${before}")`);
         }
         const f: LspciTreeFn = {
           domain: parent.domain,
@@ -128,27 +159,14 @@ export function parseLspciTree(text: string, file = '<lspci -tv>'): LspciRootBus
           const close = i + br[0].length - 2; // index of ']'
           ctx.set(close + 5, { domain: f.domain, bus: f.secondary, attach: f.children });
           i += br[0].length;
-          lastWasLeaf = false;
           continue;
         }
-        const tail = line.slice(i);
-        if (tail === '') break;
-        const nm = /^ {2}(\S.*)$/.exec(tail);
-        if (!nm) throw new LspciParseError(file, ln, `after function ${dev[0]} expected two spaces and a name, or a bridge "-[bus]-", got "${tail.slice(0, 20)}"`);
-        let name = nm[1].trim();
-        const id = ID_RE.exec(name);
-        if (id) {
-          f.id = `${id[1]}:${id[2]}`.toLowerCase();
-          name = name.slice(0, id.index).trim();
-        }
-        f.name = name;
-        lastWasLeaf = true;
+        readName(f, line.slice(i), file, ln);
         break;
       }
       throw new LspciParseError(file, ln, `unexpected "${rest.slice(0, 24)}" at column ${i + 1} (expected a tree of \`lspci -tv\`: "-[0000:00]-+-00.0  Name")`);
     }
-    void lastWasLeaf;
-  });
+  }
   if (!sawAny) throw new LspciParseError(file, 1, 'no root bus found: expected `lspci -tv` output starting with "-[0000:00]-" or "-+-[0000:00]-"');
   return roots;
 }
@@ -164,16 +182,24 @@ export interface LspciVerboseFn {
   acsCap?: number;
   acsCtl?: number;
   link?: { gen: number; width: number };
+  /** Bridges: "Bus: primary=00, secondary=01, subordinate=02". */
+  secondary?: number;
+  subordinate?: number;
 }
 
-/** Parse `lspci -vvv` (optionally -nn, -D): one block per function. */
-export function parseLspciVerbose(text: string, file = '<lspci -vvv>'): Map<string, LspciVerboseFn> {
+/** Parse `lspci -vvv` (optionally -nn, -D): one block per function. Non-lspci lines are skipped with a note in `notes`. */
+export function parseLspciVerbose(text: string, file = '<lspci -vvv>', notes: string[] = []): Map<string, LspciVerboseFn> {
   const out = new Map<string, LspciVerboseFn>();
   let cur: LspciVerboseFn | null = null;
   const lines = text.split(/\r?\n/);
   lines.forEach((line, idx) => {
     const ln = idx + 1;
     if (line.trim() === '') return;
+    const noise = classifyNoise(line);
+    if (noise) {
+      notes.push(noiseNote(file, ln, line, noise.note));
+      return;
+    }
     if (!/^\s/.test(line)) {
       const h = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2}):([0-9a-fA-F]{2})\.([0-7]) (.+?)(?: \[[0-9a-fA-F]{4}\])?: (.*)$/.exec(line);
       if (!h) throw new LspciParseError(file, ln, `expected a device header like "00:01.0 PCI bridge: Name", got "${line.slice(0, 40)}"`);
@@ -184,7 +210,7 @@ export function parseLspciVerbose(text: string, file = '<lspci -vvv>'): Map<stri
       if (m) {
         id = `${m[1]}:${m[2]}`.toLowerCase();
         name = name.slice(0, m.index).trim();
-      }
+      } else id = idFromUnnamedDevice(name);
       cur = { bdf, line: ln, classLabel: h[5], name, id };
       out.set(bdf, cur);
       return;
@@ -200,6 +226,11 @@ export function parseLspciVerbose(text: string, file = '<lspci -vvv>'): Map<stri
       if (mask === null) throw new LspciParseError(file, ln, `cannot read ${acs[1]} flags "${acs[2]}" (expected e.g. "SrcValid+ TransBlk- ReqRedir+ CmpltRedir+ UpstreamFwd+ EgressCtrl- DirectTrans-")`);
       if (acs[1] === 'ACSCap') c.acsCap = mask;
       else c.acsCtl = mask;
+    }
+    const bus = /^Bus: primary=([0-9a-fA-F]{2}), secondary=([0-9a-fA-F]{2}), subordinate=([0-9a-fA-F]{2})/.exec(t);
+    if (bus) {
+      c.secondary = parseInt(bus[2], 16);
+      c.subordinate = parseInt(bus[3], 16);
     }
     const lnk = /^LnkSta:\s*Speed ([0-9.]+GT\/s)[^,]*, Width x(\d+)/.exec(t);
     if (lnk) {
@@ -284,10 +315,11 @@ export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, Lspc
     if (!below.length) return p;
     const bridges = below.filter(isBridge);
     if (bridges.length) {
-      if (bridges.length > 1 || below.length > 1 || bridges[0].dev !== 0) {
-        notes.push(`${f.bdf}: several functions below one port, some of them bridges; treated as one switch upstream port ${bridges[0].bdf}`);
+      const up = bridges.find((b) => b.dev === 0 && b.fn === 0) ?? bridges[0];
+      if (bridges.length > 1) {
+        notes.push(`${f.bdf}: ${bridges.length} bridges below one port (${bridges.map((b) => b.bdf).join(', ')}); ${up.bdf} is modelled as the switch upstream port, the others and what is below them are left out`);
       }
-      const up = bridges[0];
+      if (up.dev !== 0 || up.fn !== 0) notes.push(`${f.bdf}: the switch upstream port is ${up.bdf}, modelled at 00.0 of its bus`);
       const sw: SwitchSpec = {
         name: nameOf(up) ?? `switch@${up.bdf}`,
         id: idOf(up),
@@ -297,6 +329,10 @@ export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, Lspc
       };
       const eps = up.children.filter((c) => !isBridge(c));
       if (eps.length) sw.endpoints = endpointsOf(eps);
+      // Functions on the port's bus beside the upstream port (a switch's
+      // management endpoint at function 1, say) stay in the tree.
+      const beside = below.filter((c) => !isBridge(c));
+      if (beside.length) sw.beside = endpointsOf(beside);
       p.switch = sw;
       return p;
     }
@@ -346,11 +382,73 @@ export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, Lspc
   return { spec, notes };
 }
 
-/** Convenience: both texts → import. */
+/**
+ * The tree a plain `lspci` listing cannot show, rebuilt from the "Bus:
+ * primary=, secondary=, subordinate=" lines of `lspci -vvv`: a function on
+ * bus B hangs below the bridge whose secondary bus is B, or on root bus B
+ * when no bridge has it. Refused when a bridge lacks its Bus: line (run as
+ * root?) or two bridges claim one bus.
+ */
+export function treeFromVerbose(verbose: Map<string, LspciVerboseFn>, file: string): LspciRootBus[] {
+  const fns = [...verbose.values()].sort((a, b) => (a.bdf < b.bdf ? -1 : 1));
+  const bridgeOf = new Map<string, LspciTreeFn>();
+  const node = new Map<string, LspciTreeFn>();
+  for (const x of fns) {
+    const [dom, bus, df] = x.bdf.split(':');
+    const [dev, fn] = df.split('.');
+    const f: LspciTreeFn = { domain: parseInt(dom, 16), bus: parseInt(bus, 16), dev: parseInt(dev, 16), fn: parseInt(fn, 10), bdf: x.bdf, name: x.name, id: x.id, children: [], line: x.line };
+    node.set(x.bdf, f);
+    if (/bridge/i.test(x.classLabel) && x.secondary === undefined && !/^(Host|ISA) bridge/i.test(x.classLabel)) {
+      throw new LspciParseError(file, x.line, `bridge ${x.bdf} has no "Bus: primary=…, secondary=…" line, so the tree cannot be rebuilt: capture \`sudo lspci -nnvvv\` (as root) or \`lspci -tvnn\``);
+    }
+    if (x.secondary !== undefined) {
+      f.secondary = x.secondary;
+      f.subordinate = x.subordinate;
+      const key = `${dom}:${x.secondary.toString(16).padStart(2, '0')}`;
+      const other = bridgeOf.get(key);
+      if (other) throw new LspciParseError(file, x.line, `bridges ${other.bdf} and ${x.bdf} both claim bus ${key}: the tree cannot be rebuilt; capture \`lspci -tvnn\``);
+      bridgeOf.set(key, f);
+    }
+  }
+  const roots = new Map<string, LspciRootBus>();
+  for (const f of node.values()) {
+    const key = `${f.bdf.slice(0, 7)}`;
+    const parent = bridgeOf.get(key);
+    if (parent) parent.children.push(f);
+    else {
+      const r = roots.get(key) ?? { domain: f.domain, bus: f.bus, functions: [], line: f.line };
+      roots.set(key, r);
+      r.functions.push(f);
+    }
+  }
+  return [...roots.values()];
+}
+
+/**
+ * Both texts → import. `treeText` is `lspci -tv[nn]` output, or a plain
+ * `lspci` / `lspci -vvv` listing when the -vvv output (given or the file
+ * itself) has the Bus: lines to rebuild the tree from. The notes of both
+ * parsers (skipped lines, rebuilt trees) come first in the import's notes.
+ */
 export function importLspci(treeText: string, verboseText: string | null, opts: LspciImportOptions = {}, files: { tree?: string; verbose?: string } = {}): LspciImport {
-  const roots = parseLspciTree(treeText, files.tree);
-  const verbose = verboseText === null ? null : parseLspciVerbose(verboseText, files.verbose);
-  return lspciToTopology(roots, verbose, opts);
+  const notes: string[] = [];
+  const treeFile = files.tree ?? '<lspci -tv>';
+  let verbose = verboseText === null ? null : parseLspciVerbose(verboseText, files.verbose, notes);
+  let roots: LspciRootBus[];
+  if (isPlainListing(treeText)) {
+    const own = parseLspciVerbose(treeText, treeFile, notes);
+    const withBus = (v: Map<string, LspciVerboseFn> | null) => v !== null && [...v.values()].some((x) => x.secondary !== undefined);
+    const source = withBus(verbose) ? verbose! : withBus(own) ? own : null;
+    if (!source) {
+      throw new LspciParseError(treeFile, 1, 'this is a plain `lspci` listing, not a tree: capture `lspci -tvnn` for --lspci, or give `sudo lspci -nnvvv` output to --lspci-vvv as well (its "Bus:" lines give the nesting)');
+    }
+    roots = treeFromVerbose(source, source === verbose ? (files.verbose ?? '<lspci -vvv>') : treeFile);
+    for (const f of own.keys()) if (!source.has(f)) notes.push(`${treeFile}: ${f} is in the listing but not in the -vvv output; left out`);
+    notes.push(`${treeFile}: no tree (lspci -t) given: the tree was rebuilt from the "Bus:" lines of the -vvv output`);
+    verbose ??= own;
+  } else roots = parseLspciTree(treeText, treeFile, notes);
+  const imp = lspciToTopology(roots, verbose, opts);
+  return { spec: imp.spec, notes: [...notes, ...imp.notes] };
 }
 
 /** For --explain output: "ACSCtl: ReqRedir+ CmpltRedir+" of a verbose entry. */

@@ -37,6 +37,7 @@
  * Log/warning prefix: "p2pdma:". Every refusal names both ends, the port(s)
  * and bit(s) or the host bridge(s) to blame, and the fix.
  */
+import { fixHints } from './fix_hints.js';
 import { acsRedirBits, formatAcs } from './acs.js';
 import { devLabel, rcLabel, type PciDev, type PciTree, type RootComplex } from './pci_tree.js';
 
@@ -180,8 +181,12 @@ export function findWhitelistEntry(tree: PciTree, id: string | undefined): White
 /** __host_bridge_whitelist(host, same_host_bridge). */
 function hostBridgeOk(tree: PciTree, rc: RootComplex, sameHostBridge: boolean): { ok: boolean; why: string } {
   const label = rcLabel(rc);
-  if (!rc.hostBridgeDev || !rc.hostBridgeId) {
-    return { ok: false, why: `host bridge ${label} has no identifiable 00.0 function or root port (vendor:device unknown), so it cannot match the P2PDMA whitelist` };
+  if (!rc.hostBridgeDev) {
+    return { ok: false, why: `host bridge ${label} has no 00.0 function or root port to identify it, so it cannot match the P2PDMA whitelist` };
+  }
+  if (!rc.hostBridgeId) {
+    const how = tree.inputKind === 'lspci' ? ' (the capture lacks -nn: state it with --host-bridge or recapture with `lspci -tvnn`)' : '';
+    return { ok: false, why: `host bridge ${label}: its function ${rc.hostBridgeDev.bdf} has no vendor:device id${how}, so it cannot match the P2PDMA whitelist` };
   }
   const e = findWhitelistEntry(tree, rc.hostBridgeId);
   if (!e) return { ok: false, why: `host bridge ${label} is not in the P2PDMA whitelist` };
@@ -194,7 +199,7 @@ function hostBridgeOk(tree: PciTree, rc: RootComplex, sameHostBridge: boolean): 
 /** host_bridge_whitelist(a, b) — plus cpu_supports_p2pdma() first, as calc_map_type_and_dist() asks. */
 export function hostBridgeVerdict(tree: PciTree, a: PciDev, b: PciDev): HostBridgeVerdict {
   if (tree.cpuRoutesP2p) {
-    return { ok: true, why: 'the CPU routes P2P through its host bridges (cpu_supports_p2pdma(): AMD Zen or newer; topology.cpuRoutesP2p)', blame: [] };
+    return { ok: true, why: `the CPU routes P2P through its host bridges (cpu_supports_p2pdma(): AMD Zen or newer; ${fixHints.cpuRoutesSource(tree.inputKind)})`, blame: [] };
   }
   if (a.rc === b.rc) {
     const r = hostBridgeOk(tree, a.rc, true);
@@ -219,6 +224,8 @@ export interface MapTypeResult {
   reason: string;
   /** Suggested fixes (kernel parameter, scenario key). Empty when map is bus-addr. */
   fixes: string[];
+  /** The ACS-redirect sentence alone (when acsRedirects), for the 2019 rule's message (pci_test_p2p()). */
+  redirectReason?: string;
 }
 
 /** "0000:02:08.0 [RR CR] (set by pci_enable_acs(): IOMMU on for rc0)" */
@@ -246,19 +253,20 @@ export function calcMapTypeAndDist(tree: PciTree, provider: PciDev, client: PciD
     return { map: 'bus-addr', distance: w.distance, walk: w, acsRedirects: false, reason, fixes };
   }
 
+  let redirectReason: string | undefined;
   if (redirect) {
     const list = w.acsList.map((d) => d.bdf).join(';');
-    reason =
+    redirectReason = reason =
       `p2pdma: ${C}: ACS redirect is set between the client and provider ${P} ` +
       `(common upstream bridge ${devLabel(w.common!)}): ${w.acsList.map(describeRedir).join(', ')}; ` +
       `peer TLPs are forced up to the root complex ${client.rc.name}`;
     fixes.push(
       `to disable ACS redirect for this path, add the kernel parameter: pci=disable_acs_redir=${list} ` +
-        `(scenario: topology.disableAcsRedir: [${w.acsList.map((d) => `'${d.bdf}'`).join(', ')}])`,
+        fixHints.disableAcsRedir(tree.inputKind, w.acsList.map((d) => d.bdf)),
     );
     const iommuRcs = [...new Set(w.acsList.filter((d) => d.acs.changes.some((c) => c.startsWith('pci_enable_acs()'))).map((d) => d.rc))];
     for (const rc of iommuRcs) {
-      fixes.push(`or turn the IOMMU off for ${rc.name} (${rc.specPath}.iommu: false) — the redirect bits were set because an IOMMU asked for ACS; note that this also merges IOMMU groups`);
+      fixes.push(`or turn the IOMMU off for ${rc.name} (${fixHints.iommuOff(tree.inputKind, rc)}) — the redirect bits were set because an IOMMU asked for ACS; note that this also merges IOMMU groups`);
     }
   } else {
     const topA = w.pathA[w.pathA.length - 1];
@@ -272,7 +280,7 @@ export function calcMapTypeAndDist(tree: PciTree, provider: PciDev, client: PciD
   const hb = hostBridgeVerdict(tree, provider, client);
   if (hb.ok) {
     reason += `; ${hb.why}, so the transfer goes through the host bridge`;
-    return { map: 'thru-host-bridge', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes };
+    return { map: 'thru-host-bridge', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes, redirectReason };
   }
   reason +=
     `; p2pdma: ${C} cannot be used for peer-to-peer DMA as the client and provider ${P} ` +
@@ -282,10 +290,10 @@ export function calcMapTypeAndDist(tree: PciTree, provider: PciDev, client: PciD
   }
   const ids = hb.blame.map((rc) => `${rc.name}${rc.hostBridgeId ? ` (${rc.hostBridgeId})` : ''}`).join(', ');
   fixes.push(
-    `or use a platform whose host bridge is whitelisted (pci_p2pdma_whitelist[]; scenario: topology.hostBridgeWhitelist for ${ids || 'the host bridge'}) ` +
-      'or whose CPU routes P2P (AMD Zen; topology.cpuRoutesP2p: true)',
+    `or use a platform whose host bridge is whitelisted (pci_p2pdma_whitelist[]; ${fixHints.whitelist(tree.inputKind, ids)}) ` +
+      `or whose CPU routes P2P (AMD Zen; ${fixHints.cpuRoutes(tree.inputKind)})`,
   );
-  return { map: 'not-supported', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes };
+  return { map: 'not-supported', distance: w.distance, walk: w, acsRedirects: redirect, hostBridge: hb, reason, fixes, redirectReason };
 }
 
 /* ------------------------------------------------------------------ */

@@ -21,6 +21,7 @@
  *     pci=disable_acs_redir (in that order, as pci_enable_acs() does).
  *   - A tree is immutable after it is built (lifetime: owned by one Fabric).
  */
+import type { InputKind } from './fix_hints.js';
 import {
   acsMask,
   newAcsState,
@@ -78,6 +79,8 @@ export interface PciDev {
   parent: PciDev | null;
   rc: RootComplex;
   acs: AcsState;
+  /** The ACS state is the default for a port, not from the spec (an lspci capture without -vvv, say). */
+  acsAssumed?: boolean;
   /** Bridges: the link below this port (root/downstream ports only). */
   link?: PcieLinkState;
   secondary?: number;
@@ -126,6 +129,8 @@ export interface PciTree {
   interconnectGBps: number;
   /** Warnings of the build (log prefix p2pdma:/pci:), e.g. disable_acs_redir on a port without ACS. */
   warnings: string[];
+  /** Where the topology came from: words the fixes (scenario keys or topo flags; fix_hints.ts). */
+  inputKind: InputKind;
 }
 
 export class TopologyError extends Error {
@@ -158,7 +163,7 @@ const DEFAULT_LINK: PcieLinkState = { gen: 4, width: 16 };
  * placed exactly once, and every `device:` must name one of them (pass
  * `null` to skip that check, e.g. for an lspci import).
  */
-export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): PciTree {
+export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null, inputKind: InputKind = 'scenario'): PciTree {
   const tree: PciTree = {
     rcs: [],
     devs: [],
@@ -166,6 +171,7 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
     byDevice: new Map(),
     policy: spec.policy,
     cpuRoutesP2p: spec.cpuRoutesP2p,
+    inputKind,
     whitelistExtra: spec.hostBridgeWhitelist.map((w) => ({ ...w, id: w.id.toLowerCase() })),
     disableAcsRedir: spec.disableAcsRedir.map(normalizeBdf),
     interconnectGBps: spec.interconnectGBps,
@@ -267,6 +273,7 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
       link: p.link ? { gen: p.link.gen, width: p.link.width } : { ...DEFAULT_LINK },
       switchName,
     });
+    if (p.acs === undefined) port.acsAssumed = true;
     add(port);
     const sec = p.bus ?? nextBus;
     if (sec <= bus) throw new TopologyError(`${path}.bus: secondary bus ${hex2(sec)} must be above the port's own bus ${hex2(bus)}`);
@@ -282,6 +289,13 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null): 
       });
       add(up);
       port.children.push(up);
+      (sw.beside ?? []).forEach((e, i) => {
+        const fns = addEndpoint(rc, sec, e, port, 'endpoint', `${path}.switch.beside[${i}]`);
+        port.children.push(...fns);
+        // Functions of the upstream port's own slot make it a multi-function device.
+        const sameSlot = fns.filter((d) => d.devNum === 0);
+        if (sameSlot.length > 0) for (const d of [up, ...sameSlot]) d.multifunction = true;
+      });
       const usec = sw.bus ?? nextBus;
       if (usec <= sec) throw new TopologyError(`${path}.switch.bus: bus ${hex2(usec)} must be above ${hex2(sec)}`);
       nextBus = Math.max(nextBus, usec + 1);

@@ -16,6 +16,7 @@
  *
  * Mirrors: nothing in the kernel; see pci_tree.ts for the bus scan.
  */
+import type { InputKind } from './fix_hints.js';
 import { Fabric } from './fabric.js';
 import { buildPciTree, TopologyError } from './pci_tree.js';
 import { formatTopologyIssues, TopologySchema, type TopologySpec } from './topology_schema.js';
@@ -77,6 +78,6 @@ export function buildFabric(spec: TopologySpec | undefined, deviceNames: string[
 }
 
 /** Same, for an imported machine (lspci): no scenario devices to check. */
-export function buildFabricUnchecked(spec: TopologySpec, seed = 0): Fabric {
-  return new Fabric(buildPciTree(spec, null), seed);
+export function buildFabricUnchecked(spec: TopologySpec, seed = 0, inputKind: InputKind = 'scenario'): Fabric {
+  return new Fabric(buildPciTree(spec, null, inputKind), seed);
 }

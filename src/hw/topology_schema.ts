@@ -109,6 +109,8 @@ export interface SwitchSpec {
   ports: PortSpec[];
   /** Functions directly on the upstream port's internal bus (PCIe-to-PCI bridges, switch-integrated functions). */
   endpoints?: z.infer<typeof EndpointSpecSchema>[];
+  /** Functions on the port's secondary bus beside the upstream port (which is 00.0 there), e.g. a management endpoint at 00.1. */
+  beside?: z.infer<typeof EndpointSpecSchema>[];
 }
 
 export const PortSpecSchema: z.ZodType<PortSpec> = z.lazy(() =>
@@ -136,6 +138,7 @@ export const SwitchSpecSchema: z.ZodType<SwitchSpec> = z.lazy(() =>
     upstreamAcs: AcsField.optional(),
     ports: z.array(PortSpecSchema).default([]),
     endpoints: z.array(EndpointSpecSchema).optional(),
+    beside: z.array(EndpointSpecSchema).optional(),
   }).refine((sw) => sw.ports.length > 0 || (sw.endpoints?.length ?? 0) > 0, {
     message: 'a switch needs at least one downstream port (ports: [...])',
   }),

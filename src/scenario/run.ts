@@ -6,7 +6,7 @@
  * worker outlives the run.
  */
 import { Machine, type MachineSpec } from '../devices/machine.js';
-import { P2pRefusedError, ScenarioError } from '../errors.js';
+import { P2pRefusedError, PeerVmaError, ScenarioError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
 import type { Fabric } from '../hw/fabric.js';
 import { memcpyBaselines, type MemcpyResult } from '../workloads/memcpy_baseline.js';
@@ -17,13 +17,10 @@ import { safetyCheck } from '../workloads/kernel_boot.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Accounting, Mode } from '../workloads/workload.js';
 import type { Scenario, Workload } from './schema.js';
+import { prepareRun, scenarioSource, type Overrides } from './load.js';
 
-export interface RunOptions {
-  readonly seed?: number;
-  /** Size knob of the workload (frames, requests, iterations). */
-  readonly frames?: number;
-  /** Overrides the scenario's workload.mode. */
-  readonly mode?: Mode;
+/** seed, frames (the workload's size knob) and mode override the scenario, checked as the file is (prepareRun). */
+export interface RunOptions extends Overrides {
   /** Records the run's timeline (src/trace/recorder.ts TraceRecorder); absent: not traced. */
   readonly trace?: RunTracer;
   /** Told how far the run is, every PROGRESS_MS, for workloads that say (WorkloadDef.progress). */
@@ -155,10 +152,24 @@ export function machineSpec(sc: Scenario): MachineSpec {
   };
 }
 
-function workloadOf(sc: Scenario, opts: RunOptions): Workload {
-  if (!sc.workload) throw new ScenarioError(sc.name, ['workload: this scenario has no workload (a topology-only scenario: try `peervma topo`)']);
-  const def = workloadDef(sc.workload);
-  return opts.frames === undefined ? sc.workload : def.scale(sc.workload, opts.frames);
+function workloadOf(sc: Scenario): Workload {
+  if (!sc.workload) throw new ScenarioError(scenarioSource(sc), ['workload: this scenario has no workload (a topology-only scenario: try `peervma topo`)']);
+  return sc.workload;
+}
+
+/**
+ * A memory too small for what the workload allocates is the scenario's
+ * fault, not the run's: an input error naming the key that sizes it
+ * (machine.ram or devices[i].memory). Pairs with the allocator names given
+ * in src/devices/machine.ts ('system RAM', '<device> memory').
+ */
+function memoryTooSmall(e: unknown, sc: Scenario): unknown {
+  if (!(e instanceof PeerVmaError) || e.code !== 'ENOMEM') return e;
+  const dev = sc.devices.findIndex((d) => e.object === `${d.name} memory`);
+  const key = e.object === 'system RAM' ? 'machine.ram' : dev >= 0 ? `devices[${dev}].memory` : null;
+  if (key === null) return e;
+  const got = dev >= 0 ? sc.devices[dev].memory : sc.machine.ram;
+  return new ScenarioError(scenarioSource(sc), [`${key}: got ${got}; too small for this run of ${sc.workload?.kind ?? 'the scenario'} (${e.object}: ${e.reason})`]);
 }
 
 /**
@@ -187,10 +198,11 @@ export function decideMode(fabric: Fabric, w: Workload, requested: Mode): { mode
  * can still be printed.
  */
 export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<RunReport> {
-  const seed = opts.seed ?? sc.seed;
-  const w = workloadOf(sc, opts);
+  sc = prepareRun(sc, opts);
+  const seed = sc.seed;
+  const w = workloadOf(sc);
   const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), seed);
-  const requestedMode = opts.mode ?? w.mode;
+  const requestedMode = w.mode;
   const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
   const { dram: memcpy, cached: memcpyCached } = memcpyBaselines();
   const machine = await Machine.create({ ...machineSpec(sc), traceRecords: opts.trace?.records ?? 0 });
@@ -202,6 +214,8 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   try {
     const a = await workloadDef(w).run({ machine, fabric: observedFabric(fabric, links), seed, mode, kernels }, { ...w, mode });
     accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
+  } catch (e) {
+    throw memoryTooSmall(e, sc);
   } finally {
     stopProgress();
     opts.trace?.detach();

@@ -6,11 +6,15 @@
  */
 import { z } from 'zod';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { sizeSchema } from '../common/size.js';
+import { formatBytes, sizeSchema } from '../common/size.js';
+import { MAX_DEVICES, MAX_MEMORY_BYTES } from '../devices/limits.js';
 import { TopologySchema } from '../hw/topology_schema.js';
 import { workloadSchema } from '../workloads/schema.js';
 
-const pageSize = sizeSchema.refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` });
+const MiB = 1024 * 1024;
+const pageSize = sizeSchema
+  .refine((n) => n % PAGE_SIZE === 0, { message: `must be a multiple of the ${PAGE_SIZE}-byte page` })
+  .refine((n) => n <= MAX_MEMORY_BYTES, { error: (iss) => `that is ${formatBytes(iss.input as number)}; at most ${MAX_MEMORY_BYTES / MiB} MiB: each memory is one SharedArrayBuffer, indexed by 32-bit typed arrays` });
 const name = z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected a name of lower-case letters, digits, - and _, starting with a letter');
 
 export const deviceSchema = z.strictObject({
@@ -32,11 +36,12 @@ export const scenarioSchema = z.strictObject({
   seed: z.number().int().min(0).max(0xffffffff).default(1),
   machine: z
     .strictObject({
-      ram: pageSize.default(64 * 1024 * 1024),
+      ram: pageSize.refine((n) => n >= PAGE_SIZE, { message: `system RAM needs at least one ${PAGE_SIZE}-byte page` }).default(64 * 1024 * 1024),
       timeoutMs: z.number().int().min(100).max(600000).default(10000).describe('deadline of every wait on a device worker'),
     })
     .prefault({}),
-  devices: z.array(deviceSchema).min(1),
+  // The count is also checked before the schema walks the list (load.ts: checkShape).
+  devices: z.array(deviceSchema).min(1).max(MAX_DEVICES, `at most ${MAX_DEVICES} devices: each is a worker thread`),
   processes: z.array(processSchema).default([]),
   workload: workloadSchema.optional().describe('absent: a topology-only scenario, for `peervma topo`'),
   topology: TopologySchema.optional().describe('PCIe tree; absent: one root complex, one switch, every device below it'),

@@ -2,6 +2,7 @@
 // the problem and exit non-zero without starting anything.
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 // The command runs as a user starts it: compiled JavaScript, without the loaders tap
 // puts in NODE_OPTIONS (they would add their start-up CPU to every spawn).
@@ -55,15 +56,48 @@ t.test('topo validates a scenario exactly as run does', async (t) => {
   t.match(r.err, /^peervma topo: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);
 });
 
-t.test('a scenario bigger than the machine is refused with the numbers', async (t) => {
+t.test('a scenario bigger than the machine is refused with the numbers, naming the key', async (t) => {
   // A static limit (one SharedArrayBuffer), so the answer is the same on every host.
   const r = peervma('run', 'test/fixtures/scenarios/bad-limits.yaml');
   t.equal(r.code, 2);
-  t.match(r.err, /^peervma: scenario asks for 8192 MiB of device memory of cc0, this machine can give 4096 MiB\n$/);
+  t.equal(r.err, 'peervma: test/fixtures/scenarios/bad-limits.yaml: invalid scenario\n  - devices[1].memory: got 8589934592; that is 8.00 GiB; at most 4096 MiB: each memory is one SharedArrayBuffer, indexed by 32-bit typed arrays\n');
 });
 
 t.test('bad flags are usage errors', async (t) => {
   const r = peervma('run', '--frames', 'zero');
   t.equal(r.code, 2);
   t.match(r.err, /--frames must be an integer >= 1, got 'zero'/);
+});
+
+t.test('--frames goes through the file\'s limit: a huge count is refused naming the key, not run', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '1e9');
+  t.equal(r.code, 2);
+  t.equal(r.err, 'peervma: test/fixtures/scenarios/small-chain.yaml: invalid scenario\n  - --frames (workload.frames): got 1000000000; Too big: expected number to be <=100000\n');
+});
+
+t.test('--seed above 2^32-1 is refused as the file\'s seed is', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--seed', '4294967296');
+  t.equal(r.code, 2);
+  t.match(r.err, /- --seed \(seed\): got 4294967296; Too big: expected number to be <=4294967295\n$/);
+});
+
+t.test('--compare with --mode is refused, saying why', async (t) => {
+  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--mode', 'bounce');
+  t.equal(r.code, 2);
+  t.equal(r.err, 'peervma: --compare runs the scenario in both modes (p2p, then bounce); it cannot be combined with --mode bounce: drop one of them\n');
+});
+
+t.test('a missing scenario file or a directory is refused naming the path', async (t) => {
+  const r = peervma('run', 'no/such.yaml');
+  t.equal(r.code, 2);
+  t.equal(r.err, 'peervma: cannot read scenario file no/such.yaml: no such file (ENOENT)\n');
+  const d = peervma('topo', '--lspci', 'test/fixtures');
+  t.equal(d.code, 2);
+  t.equal(d.err, 'peervma topo: cannot read --lspci file test/fixtures: it is a directory, not a file (EISDIR)\n');
+});
+
+t.test('--version prints the package version', async (t) => {
+  const r = peervma('--version');
+  t.equal(r.code, 0);
+  t.equal(r.out, `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`);
 });

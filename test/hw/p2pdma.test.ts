@@ -198,6 +198,8 @@ t.test('pciTestP2p (2019 rule) vs deviceTestP2p (policy mode)', async (t) => {
   const r = h.pciTestP2p('a', 'b');
   t.equal(r.distance, -2);
   t.match(r.reason, /pci=disable_acs_redir=0000:02:00\.0/);
+  t.match(r.reason, /^p2pdma: b \(0000:04:00\.0\): ACS redirect is set between the client and provider a \(0000:03:00\.0\) .*; peer TLPs are forced up to the root complex rc0\. Fix: to disable ACS redirect/, 'the redirect sentence, then the fix');
+  t.notMatch(r.reason, /whitelist|host bridge pci/, 'nothing of the host-bridge verdict the 2019 rule never weighs');
 });
 
 t.test('p2pmemFind: closest provider, ties broken by the seed', async (t) => {

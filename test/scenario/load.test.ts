@@ -34,7 +34,7 @@ t.test('a YAML syntax error names the line and column', async (t) => {
 
 t.test('wrong types name the key path, the value and what was expected', async (t) => {
   t.same(await problems(fx('bad-types.yaml')), [
-    'machine.ram: got "lots"; expected a size such as 4096, "256 KiB" or "64 MiB"',
+    'machine.ram: got "lots"; expected a size such as 4096, "256 KiB", "64 MiB" or "1 GiB" (units B, KiB, MiB, GiB, TiB)',
     "devices[1]: unknown key 'colour'",
     'workload.frames: got -3; Too small: expected number to be >=1',
   ]);
@@ -72,7 +72,7 @@ t.test('a workload that does not fit its devices is refused before anything star
 
 t.test('the error message starts with the file name', async (t) => {
   await t.rejects(loadScenarioFile(fx('bad-types.yaml')), { message: /^test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram/ });
-  await t.rejects(loadScenarioFile(fx('missing.yaml')), { name: 'ScenarioError', problems: ['cannot read the file: ENOENT'] });
+  await t.rejects(loadScenarioFile(fx('missing.yaml')), { name: 'InputError', message: 'cannot read scenario file test/fixtures/scenarios/missing.yaml: no such file (ENOENT)' });
 });
 
 t.test('sizes must be whole pages and names well formed', async (t) => {

@@ -22,7 +22,7 @@ function mix(h: number): number {
  * one little-endian RGBA word per pixel (R in the low byte).
  */
 export function renderPattern(out: Uint32Array, seed: number, frame: number, first: number, width: number): void {
-  const key = mix((seed * PAT_SEED_MUL) ^ Math.imul(frame + 1, PAT_FRAME_MUL));
+  const key = mix(Math.imul(seed, PAT_SEED_MUL) ^ Math.imul(frame + 1, PAT_FRAME_MUL));
   let x = first % width;
   let y = (first - x) / width;
   for (let i = 0; i < out.length; i++) {

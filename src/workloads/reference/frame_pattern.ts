@@ -14,7 +14,7 @@ function murmurFinal(h: number): number {
 
 /** Frame `frame` of `out.length` pixels, `width` pixels a row, as little-endian RGBA words. */
 export function patternReference(out: Uint32Array, seed: number, frame: number, width: number): void {
-  const key = murmurFinal((seed * PAT_SEED_MUL) ^ Math.imul(frame + 1, PAT_FRAME_MUL));
+  const key = murmurFinal(Math.imul(seed, PAT_SEED_MUL) ^ Math.imul(frame + 1, PAT_FRAME_MUL));
   for (let p = 0; p < out.length; p++) {
     const n = murmurFinal(p ^ key);
     const x = p % width;
