@@ -155,6 +155,9 @@ export function createStress(ctx: DeviceContext): DeviceModel {
       return { errno: 0 };
     },
     'stress-shadow': () => {
+      // A device told to hang or crash does so here too: an idle device may be
+      // asked for its shadow before its next pass would have seen the flag.
+      injected();
       const out: StressShadow[] = [];
       for (const [buf, sh] of shadows) if (buf < STRESS_MAX_BUFS) out.push({ buf, epoch: sh.epoch, acc: sh.acc });
       return { errno: 0, shadows: out };
