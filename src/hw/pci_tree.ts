@@ -36,6 +36,7 @@ import type {
   PolicyMode,
   PortSpec,
   RootComplexSpec,
+  SwitchSpec,
   TopologySpec,
 } from './topology_schema.js';
 
@@ -162,9 +163,42 @@ const DEFAULT_LINK: PcieLinkState = { gen: 4, width: 16 };
  * Build the tree. `deviceNames`: the scenario's devices; every one must be
  * placed exactly once, and every `device:` must name one of them (pass
  * `null` to skip that check, e.g. for an lspci import).
+ *
+ * The steps, in order (bus numbers are given depth-first as pci_scan_bridge()
+ * does, so root complexes and the ports below them are placed in spec order):
+ *   newTree → placeRootComplex (each) → markMultifunction → sortLikeLspci
+ *   → checkAllDevicesPlaced → applyKernelAcs.
  */
 export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null, inputKind: InputKind = 'scenario'): PciTree {
-  const tree: PciTree = {
+  const b: TreeBuild = {
+    tree: newTree(spec, inputKind),
+    known: deviceNames ? new Set(deviceNames) : null,
+    nextBus: 0,
+    usedRcNames: new Set(),
+  };
+  spec.rootComplexes.forEach((r, i) => placeRootComplex(b, r, i));
+  markMultifunction(b.tree);
+  sortLikeLspci(b.tree);
+  checkAllDevicesPlaced(b);
+  applyKernelAcs(b.tree);
+  return b.tree;
+}
+
+/**
+ * State of one buildPciTree() call while it runs (lifetime: that call).
+ * `nextBus` only grows: the next free bus number for a bridge without `bus:`.
+ */
+interface TreeBuild {
+  tree: PciTree;
+  /** The scenario's device names; null skips the device checks. */
+  known: Set<string> | null;
+  nextBus: number;
+  usedRcNames: Set<string>;
+}
+
+/** Step 1: the empty tree with the scenario-wide settings (policy, whitelist, disable_acs_redir). */
+function newTree(spec: TopologySpec, inputKind: InputKind): PciTree {
+  return {
     rcs: [],
     devs: [],
     byBdf: new Map(),
@@ -177,39 +211,41 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null, i
     interconnectGBps: spec.interconnectGBps,
     warnings: [],
   };
-  const known = deviceNames ? new Set(deviceNames) : null;
-  let nextBus = 0;
-  const usedRcNames = new Set<string>();
+}
 
-  const add = (d: PciDev) => {
-    if (tree.byBdf.has(d.bdf)) {
-      throw new TopologyError(`${d.specPath}: PCI address ${d.bdf} is used twice (also at ${tree.byBdf.get(d.bdf)!.specPath})`);
+/** Register a function: its bdf must be unique, its `device:` known and placed once. */
+function registerDev(b: TreeBuild, d: PciDev): void {
+  const { tree, known } = b;
+  if (tree.byBdf.has(d.bdf)) {
+    throw new TopologyError(`${d.specPath}: PCI address ${d.bdf} is used twice (also at ${tree.byBdf.get(d.bdf)!.specPath})`);
+  }
+  tree.byBdf.set(d.bdf, d);
+  tree.devs.push(d);
+  if (d.device !== undefined) {
+    if (known && !known.has(d.device)) {
+      throw new TopologyError(
+        `${d.specPath}.device: '${d.device}' is not a device of this scenario (devices: ${[...known].join(', ') || 'none'})`,
+      );
     }
-    tree.byBdf.set(d.bdf, d);
-    tree.devs.push(d);
-    if (d.device !== undefined) {
-      if (known && !known.has(d.device)) {
-        throw new TopologyError(
-          `${d.specPath}.device: '${d.device}' is not a device of this scenario (devices: ${[...known].join(', ') || 'none'})`,
-        );
-      }
-      const prev = tree.byDevice.get(d.device);
-      if (prev) throw new TopologyError(`${d.specPath}.device: '${d.device}' is placed twice (also at ${prev.specPath}, ${prev.bdf})`);
-      tree.byDevice.set(d.device, d);
-    }
-  };
+    const prev = tree.byDevice.get(d.device);
+    if (prev) throw new TopologyError(`${d.specPath}.device: '${d.device}' is placed twice (also at ${prev.specPath}, ${prev.bdf})`);
+    tree.byDevice.set(d.device, d);
+  }
+}
 
-  const mkDev = (
-    rc: RootComplex,
-    bus: number,
-    devNum: number,
-    fn: number,
-    type: PciDevType,
-    parent: PciDev | null,
-    acs: AcsState,
-    specPath: string,
-    extra: Partial<PciDev> = {},
-  ): PciDev => ({
+/** A new function (struct pci_dev) at domain:bus:devNum.fn of `rc`, not yet registered. */
+function mkDev(
+  rc: RootComplex,
+  bus: number,
+  devNum: number,
+  fn: number,
+  type: PciDevType,
+  parent: PciDev | null,
+  acs: AcsState,
+  specPath: string,
+  extra: Partial<PciDev> = {},
+): PciDev {
+  return {
     bdf: formatBdf(rc.domain, bus, devNum, fn),
     domain: rc.domain,
     bus,
@@ -223,173 +259,201 @@ export function buildPciTree(spec: TopologySpec, deviceNames: string[] | null, i
     multifunction: false,
     specPath,
     ...extra,
-  });
-
-  const endpointFunctions = (e: EndpointSpec): FunctionSpec[] =>
-    e.functions ?? [{ fn: 0, device: e.device, name: e.name, id: e.id, acs: e.acs }];
-
-  const addEndpoint = (
-    rc: RootComplex,
-    bus: number,
-    e: EndpointSpec,
-    parent: PciDev | null,
-    type: 'endpoint' | 'rc-endpoint',
-    path: string,
-  ): PciDev[] => {
-    const devNum = e.slot !== undefined ? parseInt(e.slot, 16) : 0;
-    const fns = endpointFunctions(e);
-    const seen = new Set<number>();
-    const out: PciDev[] = [];
-    fns.forEach((f, i) => {
-      if (seen.has(f.fn)) throw new TopologyError(`${path}.functions[${i}].fn: function ${f.fn} is listed twice`);
-      seen.add(f.fn);
-      const d = mkDev(rc, bus, devNum, f.fn, type, parent, acsFromSpec(f.acs, false), e.functions ? `${path}.functions[${i}]` : path, {
-        id: f.id?.toLowerCase(),
-        device: f.device,
-        name: f.name ?? (e.functions ? undefined : e.name),
-      });
-      add(d);
-      out.push(d);
-    });
-    const mf = out.length > 1;
-    for (const d of out) d.multifunction = mf;
-    return out;
   };
+}
 
-  const addPort = (
-    rc: RootComplex,
-    bus: number,
-    p: PortSpec,
-    idx: number,
-    parent: PciDev | null,
-    type: 'root-port' | 'downstream-port',
-    path: string,
-    switchName?: string,
-  ): PciDev => {
-    const [dn, fn] = p.slot ? p.slot.split('.').map((x) => parseInt(x, 16)) : [type === 'root-port' ? idx + 1 : idx, 0];
-    const port = mkDev(rc, bus, dn, fn, type, parent, acsFromSpec(p.acs, DEFAULT_PORT_ACS), path, {
-      id: p.id?.toLowerCase(),
-      name: p.name,
-      link: p.link ? { gen: p.link.gen, width: p.link.width } : { ...DEFAULT_LINK },
-      switchName,
+/** Claim bus `want` (else the next free one) as a bridge's secondary bus; it must be above `above`. */
+function claimBus(b: TreeBuild, want: number | undefined, above: number, tooLow: (bus: number) => string): number {
+  const bus = want ?? b.nextBus;
+  if (bus <= above) throw new TopologyError(tooLow(bus));
+  b.nextBus = Math.max(b.nextBus, bus + 1);
+  return bus;
+}
+
+const endpointFunctions = (e: EndpointSpec): FunctionSpec[] =>
+  e.functions ?? [{ fn: 0, device: e.device, name: e.name, id: e.id, acs: e.acs }];
+
+/** Place endpoints: the functions of one endpoint slot on `bus` (a function number listed twice is an error). */
+function placeEndpoint(
+  b: TreeBuild,
+  rc: RootComplex,
+  bus: number,
+  e: EndpointSpec,
+  parent: PciDev | null,
+  type: 'endpoint' | 'rc-endpoint',
+  path: string,
+): PciDev[] {
+  const devNum = e.slot !== undefined ? parseInt(e.slot, 16) : 0;
+  const fns = endpointFunctions(e);
+  const seen = new Set<number>();
+  const out: PciDev[] = [];
+  fns.forEach((f, i) => {
+    if (seen.has(f.fn)) throw new TopologyError(`${path}.functions[${i}].fn: function ${f.fn} is listed twice`);
+    seen.add(f.fn);
+    const d = mkDev(rc, bus, devNum, f.fn, type, parent, acsFromSpec(f.acs, false), e.functions ? `${path}.functions[${i}]` : path, {
+      id: f.id?.toLowerCase(),
+      device: f.device,
+      name: f.name ?? (e.functions ? undefined : e.name),
     });
-    if (p.acs === undefined) port.acsAssumed = true;
-    add(port);
-    const sec = p.bus ?? nextBus;
-    if (sec <= bus) throw new TopologyError(`${path}.bus: secondary bus ${hex2(sec)} must be above the port's own bus ${hex2(bus)}`);
-    nextBus = Math.max(nextBus, sec + 1);
-    port.secondary = sec;
-    if (p.switch) {
-      const sw = p.switch;
-      const swName = sw.name ?? `switch@${formatBdf(rc.domain, sec, 0, 0)}`;
-      const up = mkDev(rc, sec, 0, 0, 'upstream-port', port, acsFromSpec(sw.upstreamAcs, false), `${path}.switch`, {
-        id: sw.id?.toLowerCase(),
-        name: sw.name,
-        switchName: swName,
-      });
-      add(up);
-      port.children.push(up);
-      (sw.beside ?? []).forEach((e, i) => {
-        const fns = addEndpoint(rc, sec, e, port, 'endpoint', `${path}.switch.beside[${i}]`);
-        port.children.push(...fns);
-        // Functions of the upstream port's own slot make it a multi-function device.
-        const sameSlot = fns.filter((d) => d.devNum === 0);
-        if (sameSlot.length > 0) for (const d of [up, ...sameSlot]) d.multifunction = true;
-      });
-      const usec = sw.bus ?? nextBus;
-      if (usec <= sec) throw new TopologyError(`${path}.switch.bus: bus ${hex2(usec)} must be above ${hex2(sec)}`);
-      nextBus = Math.max(nextBus, usec + 1);
-      up.secondary = usec;
-      (sw.endpoints ?? []).forEach((e, i) => {
-        up.children.push(...addEndpoint(rc, usec, e, up, 'endpoint', `${path}.switch.endpoints[${i}]`));
-      });
-      sw.ports.forEach((dp, i) => {
-        const d = addPort(rc, usec, dp, i, up, 'downstream-port', `${path}.switch.ports[${i}]`, swName);
-        up.children.push(d);
-      });
-      up.subordinate = nextBus - 1;
-    } else if (p.endpoint) {
-      port.children.push(...addEndpoint(rc, sec, p.endpoint, port, 'endpoint', `${path}.endpoint`));
-    }
-    port.subordinate = nextBus - 1;
-    return port;
+    registerDev(b, d);
+    out.push(d);
+  });
+  const mf = out.length > 1;
+  for (const d of out) d.multifunction = mf;
+  return out;
+}
+
+/** Place a port (root or switch downstream), its secondary bus, and the switch or endpoint below it. */
+function placePort(
+  b: TreeBuild,
+  rc: RootComplex,
+  bus: number,
+  p: PortSpec,
+  idx: number,
+  parent: PciDev | null,
+  type: 'root-port' | 'downstream-port',
+  path: string,
+  switchName?: string,
+): PciDev {
+  const [dn, fn] = p.slot ? p.slot.split('.').map((x) => parseInt(x, 16)) : [type === 'root-port' ? idx + 1 : idx, 0];
+  const port = mkDev(rc, bus, dn, fn, type, parent, acsFromSpec(p.acs, DEFAULT_PORT_ACS), path, {
+    id: p.id?.toLowerCase(),
+    name: p.name,
+    link: p.link ? { gen: p.link.gen, width: p.link.width } : { ...DEFAULT_LINK },
+    switchName,
+  });
+  if (p.acs === undefined) port.acsAssumed = true;
+  registerDev(b, port);
+  port.secondary = claimBus(b, p.bus, bus, (sec) => `${path}.bus: secondary bus ${hex2(sec)} must be above the port's own bus ${hex2(bus)}`);
+  if (p.switch) {
+    placeSwitch(b, rc, port, p.switch, path);
+  } else if (p.endpoint) {
+    port.children.push(...placeEndpoint(b, rc, port.secondary, p.endpoint, port, 'endpoint', `${path}.endpoint`));
+  }
+  port.subordinate = b.nextBus - 1;
+  return port;
+}
+
+/**
+ * Place a switch below `port`: its upstream port on the port's secondary bus,
+ * endpoints beside it, its internal bus, then endpoints and downstream ports there.
+ */
+function placeSwitch(b: TreeBuild, rc: RootComplex, port: PciDev, sw: SwitchSpec, path: string): void {
+  const sec = port.secondary!;
+  const swName = sw.name ?? `switch@${formatBdf(rc.domain, sec, 0, 0)}`;
+  const up = mkDev(rc, sec, 0, 0, 'upstream-port', port, acsFromSpec(sw.upstreamAcs, false), `${path}.switch`, {
+    id: sw.id?.toLowerCase(),
+    name: sw.name,
+    switchName: swName,
+  });
+  registerDev(b, up);
+  port.children.push(up);
+  (sw.beside ?? []).forEach((e, i) => {
+    const fns = placeEndpoint(b, rc, sec, e, port, 'endpoint', `${path}.switch.beside[${i}]`);
+    port.children.push(...fns);
+    // Functions of the upstream port's own slot make it a multi-function device.
+    const sameSlot = fns.filter((d) => d.devNum === 0);
+    if (sameSlot.length > 0) for (const d of [up, ...sameSlot]) d.multifunction = true;
+  });
+  const usec = claimBus(b, sw.bus, sec, (bus) => `${path}.switch.bus: bus ${hex2(bus)} must be above ${hex2(sec)}`);
+  up.secondary = usec;
+  (sw.endpoints ?? []).forEach((e, i) => {
+    up.children.push(...placeEndpoint(b, rc, usec, e, up, 'endpoint', `${path}.switch.endpoints[${i}]`));
+  });
+  sw.ports.forEach((dp, i) => {
+    up.children.push(placePort(b, rc, usec, dp, i, up, 'downstream-port', `${path}.switch.ports[${i}]`, swName));
+  });
+  up.subordinate = b.nextBus - 1;
+}
+
+/** Step 2 (per root complex): its root bus, integrated endpoints, host bridge function, root ports. */
+function placeRootComplex(b: TreeBuild, r: RootComplexSpec, i: number): void {
+  const path = `topology.rootComplexes[${i}]`;
+  const name = r.name ?? `rc${i}`;
+  if (b.usedRcNames.has(name)) throw new TopologyError(`${path}.name: root complex name '${name}' is used twice`);
+  b.usedRcNames.add(name);
+  const bus = r.bus ?? (i === 0 ? 0 : b.nextBus);
+  b.nextBus = Math.max(b.nextBus, bus + 1);
+  const rc: RootComplex = {
+    index: i,
+    name,
+    domain: r.domain,
+    bus,
+    hostBridgeId: r.id?.toLowerCase(),
+    iommu: r.iommu,
+    p2pEfficiency: r.p2pEfficiency,
+    fabricGBps: r.fabricGBps,
+    memGBps: r.memGBps,
+    rootBus: [],
+    specPath: path,
   };
+  b.tree.rcs.push(rc);
+  placeRootBusFunctions(b, rc, r);
+  pickHostBridgeDev(rc);
+}
 
-  spec.rootComplexes.forEach((r: RootComplexSpec, i) => {
-    const path = `topology.rootComplexes[${i}]`;
-    const name = r.name ?? `rc${i}`;
-    if (usedRcNames.has(name)) throw new TopologyError(`${path}.name: root complex name '${name}' is used twice`);
-    usedRcNames.add(name);
-    const bus = r.bus ?? (i === 0 ? 0 : nextBus);
-    nextBus = Math.max(nextBus, bus + 1);
-    const rc: RootComplex = {
-      index: i,
-      name,
-      domain: r.domain,
-      bus,
-      hostBridgeId: r.id?.toLowerCase(),
-      iommu: r.iommu,
-      p2pEfficiency: r.p2pEfficiency,
-      fabricGBps: r.fabricGBps,
-      memGBps: r.memGBps,
-      rootBus: [],
-      specPath: path,
-    };
-    tree.rcs.push(rc);
-    // Integrated endpoints first (they may sit at 00.0 and be the host bridge function).
-    r.endpoints.forEach((e, j) => {
-      for (const d of addEndpoint(rc, bus, e, null, 'rc-endpoint', `${path}.endpoints[${j}]`)) {
-        // A plain function at 00.0 of a root bus is the host bridge (pci_host_bridge_dev()).
-        if (d.devNum === 0 && d.fn === 0 && d.device === undefined) d.type = 'host-bridge';
-        rc.rootBus.push(d);
-      }
-    });
-    const has00 = rc.rootBus.some((d) => d.devNum === 0 && d.fn === 0) || r.ports.some((p) => p.slot === '00.0');
-    if (!has00 && r.id) {
-      const hb = mkDev(rc, bus, 0, 0, 'host-bridge', null, newAcsState(null, 0), path, { id: r.id.toLowerCase(), name: `${name} host bridge` });
-      add(hb);
-      rc.rootBus.push(hb);
-    }
-    r.ports.forEach((p, j) => {
-      rc.rootBus.push(addPort(rc, bus, p, j, null, 'root-port', `${path}.ports[${j}]`));
-    });
-    rc.rootBus.sort((a, b) => a.devNum * 8 + a.fn - (b.devNum * 8 + b.fn));
-    // pci_host_bridge_dev(): 00.0 if present, else the first function if it is a root port.
-    const first = rc.rootBus[0];
-    if (first && (first.devNum === 0 && first.fn === 0 || first.type === 'root-port')) {
-      rc.hostBridgeDev = first;
-      if (!rc.hostBridgeId && first.id) rc.hostBridgeId = first.id;
+/** Place the root bus: integrated endpoints, a host bridge function for `id:` if no 00.0, then root ports. */
+function placeRootBusFunctions(b: TreeBuild, rc: RootComplex, r: RootComplexSpec): void {
+  const { bus, specPath: path } = rc;
+  // Integrated endpoints first (they may sit at 00.0 and be the host bridge function).
+  r.endpoints.forEach((e, j) => {
+    for (const d of placeEndpoint(b, rc, bus, e, null, 'rc-endpoint', `${path}.endpoints[${j}]`)) {
+      // A plain function at 00.0 of a root bus is the host bridge (pci_host_bridge_dev()).
+      if (d.devNum === 0 && d.fn === 0 && d.device === undefined) d.type = 'host-bridge';
+      rc.rootBus.push(d);
     }
   });
+  const has00 = rc.rootBus.some((d) => d.devNum === 0 && d.fn === 0) || r.ports.some((p) => p.slot === '00.0');
+  if (!has00 && r.id) {
+    const hb = mkDev(rc, bus, 0, 0, 'host-bridge', null, newAcsState(null, 0), path, { id: r.id.toLowerCase(), name: `${rc.name} host bridge` });
+    registerDev(b, hb);
+    rc.rootBus.push(hb);
+  }
+  r.ports.forEach((p, j) => {
+    rc.rootBus.push(placePort(b, rc, bus, p, j, null, 'root-port', `${path}.ports[${j}]`));
+  });
+  rc.rootBus.sort((a, b2) => a.devNum * 8 + a.fn - (b2.devNum * 8 + b2.fn));
+}
 
-  // Multifunction: other functions with the same bus/device number.
+/** pci_host_bridge_dev(): 00.0 if present, else the first function if it is a root port. */
+function pickHostBridgeDev(rc: RootComplex): void {
+  const first = rc.rootBus[0];
+  if (first && (first.devNum === 0 && first.fn === 0 || first.type === 'root-port')) {
+    rc.hostBridgeDev = first;
+    if (!rc.hostBridgeId && first.id) rc.hostBridgeId = first.id;
+  }
+}
+
+/** Step 3: multifunction, i.e. other functions with the same bus/device number. */
+function markMultifunction(tree: PciTree): void {
   const slots = new Map<string, PciDev[]>();
   for (const d of tree.devs) {
     const k = `${d.domain}:${d.bus}:${d.devNum}`;
     (slots.get(k) ?? slots.set(k, []).get(k)!).push(d);
   }
   for (const list of slots.values()) if (list.length > 1) for (const d of list) d.multifunction = true;
+}
 
-  // Order devs like lspci: by domain, bus, devfn.
+/** Step 4: order devs like lspci (domain, bus, devfn) and each bridge's children by devfn. */
+function sortLikeLspci(tree: PciTree): void {
   tree.devs.sort((a, b) => a.domain - b.domain || a.bus - b.bus || a.devNum - b.devNum || a.fn - b.fn);
   for (const d of tree.devs) d.children.sort((a, b) => a.devNum * 8 + a.fn - (b.devNum * 8 + b.fn));
+}
 
-  if (known) {
-    const missing = [...known].filter((n) => !tree.byDevice.has(n));
-    if (missing.length) {
-      throw new TopologyError(
-        `topology: device${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not placed in the topology ` +
-          `(add an endpoint with \`device: ${missing[0]}\` below a port)`,
-      );
-    }
+/** Step 5: every scenario device is placed somewhere in the topology. */
+function checkAllDevicesPlaced(b: TreeBuild): void {
+  if (!b.known) return;
+  const missing = [...b.known].filter((n) => !b.tree.byDevice.has(n));
+  if (missing.length) {
+    throw new TopologyError(
+      `topology: device${missing.length > 1 ? 's' : ''} ${missing.map((m) => `'${m}'`).join(', ')} not placed in the topology ` +
+        `(add an endpoint with \`device: ${missing[0]}\` below a port)`,
+    );
   }
-
-  applyKernelAcs(tree);
-  return tree;
 }
 
 /**
- * pci_acs_init() → pci_enable_acs() for every function, in bus-scan order:
+ * Step 6, wire ACS: pci_acs_init() → pci_enable_acs() for every function, in bus-scan order:
  * with an IOMMU (pci_request_acs() was called) pci_std_enable_acs(), then
  * pci_disable_acs_redir() for functions named by pci=disable_acs_redir=.
  */
