@@ -54,59 +54,186 @@ interface Attached {
   readonly bouncePages: number;
 }
 
-export function createMirror(ctx: DeviceContext): DeviceModel {
-  const name = ctx.self.name;
-  const mem = ctx.self.mem;
-  if (!mem) throw new Error(`${name}: a mirror device needs local memory (bounce pages, device-private pages)`);
-  let a: Attached | null = null;
-  /** Entry and VA of the DMA in flight, for the checker. */
-  let cur: { e: TlbEntry; va: number } | null = null;
-  /** The DMA engine's translation before attach (restored at detach). */
-  let prevTranslate = ctx.dma.translate;
+/** One READ / WRITE in flight: its arguments and the counters its reply carries. */
+interface RwCall {
+  readonly write: boolean;
+  readonly va0: number;
+  readonly npages: number;
+  /** The pages a WRITE carries (null for a READ). */
+  readonly data: Uint8Array | null;
+  /** The pages a READ returns (null for a WRITE). */
+  readonly out: Uint8Array | null;
+  /** tlb.pagesFaulted and tlb.faults at the start, for the deltas. */
+  readonly p0: number;
+  readonly r0: number;
+  /** dmirror_fault() calls. */
+  faults: number;
+  /** Refaults after an invalidation; bounded so a range that keeps moving gives EBUSY. */
+  refaults: number;
+  /**
+   * Page where the running dmirror_fault() call goes on. test_hmm.c's
+   * dmirror_fault() faults the whole rest of the range, 64 pages per
+   * hmm_range_fault, before copying; here each window is faulted when the
+   * copy reaches it (a BAR budget smaller than the range would otherwise
+   * recycle the first windows before they are used), and a miss anywhere
+   * else starts a new call: `faults` counts the same calls either way.
+   */
+  next: number;
+}
 
-  /** DmaEngine.onRun: compare the entry in use with the live tables. */
-  function checkRun(run: BusRun, _addr: number, write: boolean): null {
-    if (cur) a!.checker.checkRun(run, [cur.e], 0, cur.va, write);
-    return null;
+type RwReply = DeviceReply<'read' | 'write'>;
+
+/** Refaults allowed per READ / WRITE before it gives up with EBUSY (or EIO after a DMA error). */
+const MIRROR_MAX_REFAULTS = 1000;
+
+function usable(e: TlbEntry | undefined, write: boolean): e is TlbEntry {
+  return e !== undefined && (!write || (e.flags & HMM_PFN_WRITE) !== 0);
+}
+
+/**
+ * The mirror device. Lifetime: one per worker, built by createMirror; the
+ * attach state (`a`) lives from attach to detach, one process at a time
+ * (dmirror_fops_open / _release).
+ */
+class Mirror implements DeviceModel {
+  private readonly name: string;
+  private readonly mem: Uint8Array;
+  private a: Attached | null = null;
+  /** Entry and VA of the DMA in flight, for the checker. */
+  private cur: { e: TlbEntry; va: number } | null = null;
+  /** The DMA engine's translation before attach (restored at detach). */
+  private prevTranslate: DeviceContext['dma']['translate'];
+
+  constructor(private readonly ctx: DeviceContext) {
+    this.name = ctx.self.name;
+    const mem = ctx.self.mem;
+    if (!mem) throw new Error(`${this.name}: a mirror device needs local memory (bounce pages, device-private pages)`);
+    this.mem = mem;
+    this.prevTranslate = ctx.dma.translate;
   }
 
-  function attach(cmd: DeviceCmd<'attach'>): DeviceReply<'attach'> {
-    if (a) return { errno: 'EBUSY', message: `${name}: already attached to a process (detach first)` };
+  execute(): CommandResult {
+    return { status: CqStatus.InvalidOpcode, result: this.ctx.logError(`${this.name}: the mirror device takes commands through deviceCmd, not queues`) };
+  }
+
+  readonly commands = {
+    attach: (cmd) => this.attach(cmd),
+    read: (cmd) => this.rw(cmd),
+    write: (cmd) => this.rw(cmd),
+    counters: () => {
+      const a = this.a;
+      return { errno: 0, requests: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 };
+    },
+    detach: () => this.detach(),
+  } satisfies CmdHandlers<keyof MirrorOps>;
+
+  /** DmaEngine.onRun: compare the entry in use with the live tables. */
+  private readonly checkRun = (run: BusRun, _addr: number, write: boolean): null => {
+    if (this.cur) this.a!.checker.checkRun(run, [this.cur.e], 0, this.cur.va, write);
+    return null;
+  };
+
+  private attach(cmd: DeviceCmd<'attach'>): DeviceReply<'attach'> {
+    const ctx = this.ctx;
+    if (this.a) return { errno: 'EBUSY', message: `${this.name}: already attached to a process (detach first)` };
     const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri));
-    prevTranslate = ctx.dma.translate;
+    this.prevTranslate = ctx.dma.translate;
     let walk: IommuWalk | null = null;
     if (cmd.iommu) {
       const w = (walk = new IommuWalk(cmd.iommu, ctx.self));
       ctx.dma.translate = w.translate;
       ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
     }
-    a = { tlb, walk, checker: new SafetyChecker(name, cmd.safety, (m) => ctx.logError(m)), check: cmd.check, bounceOff: cmd.bounceOff, bouncePages: cmd.bouncePages };
-    if (a.check) ctx.dma.onRun = checkRun;
+    this.a = { tlb, walk, checker: new SafetyChecker(this.name, cmd.safety, (m) => ctx.logError(m)), check: cmd.check, bounceOff: cmd.bounceOff, bouncePages: cmd.bouncePages };
+    if (this.a.check) ctx.dma.onRun = this.checkRun;
+    return { errno: 0 };
+  }
+
+  /**
+   * dmirror_fops_release(): the device file may be opened again (by another
+   * process). The old TLB's invalidation hook stays registered
+   * (InvalidationPort has no removal) but drops nothing from an empty map.
+   */
+  private detach(): DeviceReply<'detach'> {
+    this.a?.tlb.clear();
+    this.ctx.dma.translate = this.prevTranslate;
+    this.ctx.dma.onRun = null;
+    this.a = null;
     return { errno: 0 };
   }
 
   /** Moves one page between the process (through the TLB) and bounce page `slot`. */
-  function pageIo(e: TlbEntry, va: number, slot: number, write: boolean): string | null {
-    const local = a!.bounceOff + slot * PAGE_SIZE;
-    cur = { e, va };
+  private pageIo(a: Attached, e: TlbEntry, va: number, slot: number, write: boolean): string | null {
+    const ctx = this.ctx;
+    const mem = this.mem;
+    const local = a.bounceOff + slot * PAGE_SIZE;
+    this.cur = { e, va };
     try {
       if (e.flags & HMM_PFN_DEVICE_PRIVATE) {
         // Our own device-private page: local memory, no bus.
-        if (a!.check) a!.checker.checkLocal(ctx.self.memGen!, e, va, write);
-        if (write) mem!.copyWithin(e.devAddr, local, local + PAGE_SIZE);
-        else mem!.copyWithin(local, e.devAddr, e.devAddr + PAGE_SIZE);
+        if (a.check) a.checker.checkLocal(ctx.self.memGen!, e, va, write);
+        if (write) mem.copyWithin(e.devAddr, local, local + PAGE_SIZE);
+        else mem.copyWithin(local, e.devAddr, e.devAddr + PAGE_SIZE);
         ctx.self.stats[DeviceStats.bytesLocal] += PAGE_SIZE;
         ctx.inv.check();
         return null;
       }
       return write ? ctx.dma.write(e.devAddr, local, PAGE_SIZE) : ctx.dma.read(e.devAddr, local, PAGE_SIZE);
     } finally {
-      cur = null;
+      this.cur = null;
     }
   }
 
-  function usable(e: TlbEntry | undefined, write: boolean): e is TlbEntry {
-    return e !== undefined && (!write || (e.flags & HMM_PFN_WRITE) !== 0);
+  /** The argument checks of READ / WRITE: a page-aligned range of >= 1 page; a WRITE's data exactly npages pages. */
+  private checkArgs(cmd: DeviceCmd<'read' | 'write'>): RwReply | null {
+    const { va, npages } = cmd;
+    if (!Number.isSafeInteger(va) || va % PAGE_SIZE !== 0 || !Number.isSafeInteger(npages) || npages <= 0) return { errno: 'EINVAL', message: `${this.name}: range 0x${va.toString(16)} +${npages} pages (page-aligned address, npages >= 1)` };
+    if (cmd.op === 'write' && cmd.data.length !== npages * PAGE_SIZE) return { errno: 'EINVAL', message: `${this.name}: WRITE of ${npages} pages carries ${cmd.data.length} bytes, not ${npages * PAGE_SIZE}` };
+    return null;
+  }
+
+  private counters(a: Attached, c: RwCall): { faults: number; requests: number; pagesFaulted: number } {
+    return { faults: c.faults, requests: a.tlb.faults - c.r0, pagesFaulted: a.tlb.pagesFaulted - c.p0 };
+  }
+
+  /**
+   * dmirror_fault() from page i on (one page request of up to 64 pages);
+   * null when the caller may look the page up again, else the error reply.
+   */
+  private faultFrom(a: Attached, c: RwCall, i: number): RwReply | null {
+    const va = c.va0 + i * PAGE_SIZE;
+    const vpn = va / PAGE_SIZE;
+    if (c.refaults++ > MIRROR_MAX_REFAULTS) return { errno: 'EBUSY', message: `${this.name}: 0x${va.toString(16)} kept being invalidated while faulted in`, cpages: i, ...this.counters(a, c) };
+    if (i !== c.next) c.faults++;
+    const r = a.tlb.fault(va, Math.min(MIRROR_FAULT_PAGES, c.npages - i), c.write);
+    if (r !== 0) return { errno: r, message: `${this.name}: ${c.write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...this.counters(a, c) };
+    // The reply may cover fewer pages (a window stops at a VMA's end or
+    // at the exporter's BAR budget): the call goes on after them.
+    let k = i + 1;
+    while (k < c.npages && k < i + MIRROR_FAULT_PAGES && usable(a.tlb.lookup(vpn + k - i), c.write)) k++;
+    c.next = k;
+    return null;
+  }
+
+  /**
+   * Copies page i through entry e (bounce page i % bouncePages): null when
+   * done, 'refault' when an invalidation dropped the entry mid-page, else
+   * the error reply.
+   */
+  private copyPage(a: Attached, c: RwCall, i: number, e: TlbEntry): RwReply | 'refault' | null {
+    const va = c.va0 + i * PAGE_SIZE;
+    const slot = i % a.bouncePages;
+    const local = a.bounceOff + slot * PAGE_SIZE;
+    if (c.data) this.mem.set(c.data.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), local);
+    const err = this.pageIo(a, e, va, slot, c.write);
+    if (err !== null) {
+      // An invalidation that landed mid-page dropped the entry: refault.
+      if (a.tlb.lookup(va / PAGE_SIZE) !== e && c.refaults++ < MIRROR_MAX_REFAULTS) return 'refault';
+      this.ctx.logError(err);
+      return { errno: 'EIO', message: err, cpages: i, ...this.counters(a, c) };
+    }
+    if (c.out) c.out.set(this.mem.subarray(local, local + PAGE_SIZE), i * PAGE_SIZE);
+    return null;
   }
 
   /**
@@ -116,82 +243,41 @@ export function createMirror(ctx: DeviceContext): DeviceModel {
    * carries exactly npages pages of data: any other length is EINVAL, so no
    * byte of the bounce page that was not given can reach the target.
    */
-  function rw(cmd: DeviceCmd<'read' | 'write'>): DeviceReply<'read' | 'write'> {
-    if (!a) return { errno: 'EINVAL', message: `${name}: not attached to a process` };
+  private rw(cmd: DeviceCmd<'read' | 'write'>): RwReply {
+    const a = this.a;
+    if (!a) return { errno: 'EINVAL', message: `${this.name}: not attached to a process` };
+    const bad = this.checkArgs(cmd);
+    if (bad) return bad;
     const write = cmd.op === 'write';
-    const va0 = cmd.va;
-    const npages = cmd.npages;
-    if (!Number.isSafeInteger(va0) || va0 % PAGE_SIZE !== 0 || !Number.isSafeInteger(npages) || npages <= 0) return { errno: 'EINVAL', message: `${name}: range 0x${va0.toString(16)} +${npages} pages (page-aligned address, npages >= 1)` };
-    const data = cmd.op === 'write' ? cmd.data : null;
-    if (data && data.length !== npages * PAGE_SIZE) return { errno: 'EINVAL', message: `${name}: WRITE of ${npages} pages carries ${data.length} bytes, not ${npages * PAGE_SIZE}` };
-    const out = write ? null : new Uint8Array(npages * PAGE_SIZE);
-    const p0 = a.tlb.pagesFaulted;
-    const r0 = a.tlb.faults;
-    let faults = 0;
-    const counters = () => ({ faults, requests: a!.tlb.faults - r0, pagesFaulted: a!.tlb.pagesFaulted - p0 });
-    let refaults = 0;
-    /**
-     * Page where the running dmirror_fault() call goes on. test_hmm.c's
-     * dmirror_fault() faults the whole rest of the range, 64 pages per
-     * hmm_range_fault, before copying; here each window is faulted when the
-     * copy reaches it (a BAR budget smaller than the range would otherwise
-     * recycle the first windows before they are used), and a miss anywhere
-     * else starts a new call: `faults` counts the same calls either way.
-     */
-    let next = -1;
-    for (let i = 0; i < npages; ) {
-      const va = va0 + i * PAGE_SIZE;
-      const vpn = va / PAGE_SIZE;
-      const e = a.tlb.lookup(vpn);
+    const c: RwCall = {
+      write,
+      va0: cmd.va,
+      npages: cmd.npages,
+      data: cmd.op === 'write' ? cmd.data : null,
+      out: write ? null : new Uint8Array(cmd.npages * PAGE_SIZE),
+      p0: a.tlb.pagesFaulted,
+      r0: a.tlb.faults,
+      faults: 0,
+      refaults: 0,
+      next: -1,
+    };
+    for (let i = 0; i < c.npages; ) {
+      const e = a.tlb.lookup(c.va0 / PAGE_SIZE + i);
       if (!usable(e, write)) {
-        if (refaults++ > 1000) return { errno: 'EBUSY', message: `${name}: 0x${va.toString(16)} kept being invalidated while faulted in`, cpages: i, ...counters() };
-        if (i !== next) faults++;
-        const r = a.tlb.fault(va, Math.min(MIRROR_FAULT_PAGES, npages - i), write);
-        if (r !== 0) return { errno: r, message: `${name}: ${write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...counters() };
-        // The reply may cover fewer pages (a window stops at a VMA's end or
-        // at the exporter's BAR budget): the call goes on after them.
-        let k = i + 1;
-        while (k < npages && k < i + MIRROR_FAULT_PAGES && usable(a.tlb.lookup(vpn + k - i), write)) k++;
-        next = k;
+        const err = this.faultFrom(a, c, i);
+        if (err) return err;
         continue;
       }
-      const slot = i % a.bouncePages;
-      const local = a.bounceOff + slot * PAGE_SIZE;
-      if (write) mem!.set(data!.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE), local);
-      const err = pageIo(e, va, slot, write);
-      if (err !== null) {
-        // An invalidation that landed mid-page dropped the entry: refault.
-        if (a.tlb.lookup(vpn) !== e && refaults++ < 1000) continue;
-        ctx.logError(err);
-        return { errno: 'EIO', message: err, cpages: i, ...counters() };
-      }
-      if (out) out.set(mem!.subarray(local, local + PAGE_SIZE), i * PAGE_SIZE);
-      if (next === i) next = i + 1; // the call faults the rest of the range, hits included
+      const r = this.copyPage(a, c, i, e);
+      if (r === 'refault') continue;
+      if (r) return r;
+      if (c.next === i) c.next = i + 1; // the call faults the rest of the range, hits included
       i++;
     }
-    return { errno: 0, data: out, cpages: npages, ...counters() };
+    return { errno: 0, data: c.out, cpages: c.npages, ...this.counters(a, c) };
   }
+}
 
-  return {
-    execute(): CommandResult {
-      return { status: CqStatus.InvalidOpcode, result: ctx.logError(`${name}: the mirror device takes commands through deviceCmd, not queues`) };
-    },
-    commands: {
-      attach,
-      read: rw,
-      write: rw,
-      counters: () => ({ errno: 0, requests: a?.tlb.faults ?? 0, pagesFaulted: a?.tlb.pagesFaulted ?? 0, retries: a?.tlb.retries ?? 0, tlb: a?.tlb.size ?? 0, iotlb: a?.walk?.iotlbSize ?? 0 }),
-      detach: () => {
-        // dmirror_fops_release(): the device file may be opened again
-        // (by another process). The old TLB's invalidation hook stays
-        // registered (InvalidationPort has no removal) but drops nothing
-        // from an empty map.
-        a?.tlb.clear();
-        ctx.dma.translate = prevTranslate;
-        ctx.dma.onRun = null;
-        a = null;
-        return { errno: 0 };
-      },
-    } satisfies CmdHandlers<keyof MirrorOps>,
-  };
+export function createMirror(ctx: DeviceContext): DeviceModel {
+  return new Mirror(ctx);
 }

@@ -63,130 +63,158 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
   const sched = new Schedule(o.seed, bufs, o.importers, o.gapMaxUs ?? 2000, o.schedule, o.slow ?? true);
   const rig = await StressRig.create({ importers: o.importers, iommu: o.iommu, ackTimeoutMs, bufs, seed: o.seed, traceRecords: o.recorder?.records, controlTimeoutMs: o.xHooks?.controlTimeoutMs ?? 10000 });
   o.recorder?.attach(rig.machine, `stress seed ${o.seed}${o.iommu ? ', IOMMU on' : ''}`);
-  const { kernel, mm } = rig;
-  const violations: StressViolation[] = [];
-  let violationCount = 0;
-  const add = (v: StressViolation): void => {
-    violationCount++;
-    o.trace?.({ ph: 'violation', step: v.step, name: `${v.source}/${v.kind} ${v.device}`, tUs: performance.now() * 1000 });
-    if (violations.length < MAX_LISTED) violations.push(v);
-  };
-  let curStep = -1;
-  let curOp = 'setup';
-  const seen = { checker: new Map<string, number>(), payload: new Array<number>(o.importers).fill(0), kernel: 0, warnings: 0 };
-
-  /** Moves every new violation of every source into the report, stamped with the step. */
-  const collect = (): void => {
-    for (const src of rig.bindings) {
-      const v = src.violations();
-      const before = seen.checker.get(src.name) ?? 0;
-      if (v.count === before) continue;
-      seen.checker.set(src.name, v.count);
-      for (const r of v.records.slice(-Math.min(v.count - before, v.records.length))) {
-        const at = rig.locate(r.va);
-        add({ source: 'checker', kind: r.kind, device: r.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: `entry ${r.entryGen}, live ${r.liveGen}`, step: curStep, op: curOp, detail: `${r.write ? 'write' : 'read'} of va 0x${r.va.toString(16)} through device address 0x${r.devAddr.toString(16)}` });
-      }
-      for (let k = v.records.length; k < v.count - before; k++) violationCount++;
-    }
-    for (let i = 0; i < o.importers; i++) {
-      const count = rig.devStat(i, 'violations');
-      for (let n = Math.max(seen.payload[i], count - STRESS_VIOLATION_RECORDS); n < count; n++) {
-        const w = stressDevWord(i) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * SV.kFieldCount;
-        const s = rig.shm;
-        const kind = STRESS_VIOLATION_NAMES[s[w + SV.kind]] ?? 'unknown';
-        const buf = s[w + SV.buf];
-        add({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: curOp, detail: `page holds seq ${s[w + SV.seen]}, the device last wrote seq ${s[w + SV.expected]}` });
-      }
-      violationCount += Math.max(0, count - seen.payload[i] - STRESS_VIOLATION_RECORDS);
-      seen.payload[i] = count;
-    }
-    for (const kv of kernel.violations.slice(seen.kernel)) {
-      const at = kv.ranges.map((r) => rig.locate(r.start)).find((x) => x !== null) ?? null;
-      add({ source: 'kernel', kind: kv.kind, device: kv.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: null, step: curStep, op: curOp, detail: `invalidation ${kv.seq} not acked within ${kv.ms} ms (IOMMU off: the device may still reach ${kv.ranges.length} range(s) now freed)` });
-    }
-    seen.kernel = kernel.violations.length;
-    if (mm.notifiers.warnings > seen.warnings) {
-      add({ source: 'protocol', kind: 'refused-blockable', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `${mm.notifiers.warnings - seen.warnings} blockable invalidation(s) refused by a notifier (WARN)` });
-      seen.warnings = mm.notifiers.warnings;
-    }
-  };
-
-  const injected: InjectOutcome[] = [];
-  const total = o.schedule ? o.schedule.length : o.durationS ? Number.POSITIVE_INFINITY : o.ops;
-  const injectAt = o.inject ? sched.injectStep(Math.min(5, Math.floor((o.durationS ? 100 : o.ops) / 5)), Math.max(1, Math.floor((o.durationS ? 100 : o.ops) / 3))) : -1;
-  let injectState: { kind: InjectKind; device: string; slot: number; step: number; cleared: boolean } | null = null;
-  const crashed: string[] = [];
-  for (let i = 0; i < o.importers; i++) rig.machine.device(`imp${i}`).handle.onFailure(() => crashed.push(`imp${i}`));
-
-  let report: StressReport;
+  const run = new StressRun(o, rig, sched, ackTimeoutMs);
   try {
+    return await run.run();
+  } finally {
+    o.recorder?.detach();
+    await rig.shutdown();
+  }
+}
+
+/** The injected fault in flight: on which device (and job slot), from which step; cleared once it showed and was dealt with. */
+interface InjectState {
+  readonly kind: InjectKind;
+  readonly device: string;
+  readonly slot: number;
+  readonly step: number;
+  cleared: boolean;
+}
+
+/**
+ * One run's state between boot and report: the violations collected so
+ * far, the step and operation they are stamped with, and the injected
+ * fault. Lifetime: built by runStress once the rig is up; the rig is shut
+ * down by runStress, not here.
+ */
+class StressRun {
+  /** The first MAX_LISTED violations; violationCount counts them all. */
+  readonly violations: StressViolation[] = [];
+  private violationCount = 0;
+  private curStep = -1;
+  private curOp = 'setup';
+  /** How many of each source's violations were already collected. */
+  private readonly seen: { checker: Map<string, number>; payload: number[]; kernel: number; warnings: number };
+  private readonly total: number;
+  private readonly injectAt: number;
+  private injectState: InjectState | null = null;
+  /** Importers that failed since the last step, to tear down. */
+  private readonly crashed: string[] = [];
+  private ops = 0;
+  private opsFailed = 0;
+
+  constructor(
+    private readonly o: StressOptions,
+    private readonly rig: StressRig,
+    private readonly sched: Schedule,
+    private readonly ackTimeoutMs: number,
+  ) {
+    this.seen = { checker: new Map<string, number>(), payload: new Array<number>(o.importers).fill(0), kernel: 0, warnings: 0 };
+    this.total = o.schedule ? o.schedule.length : o.durationS ? Number.POSITIVE_INFINITY : o.ops;
+    this.injectAt = o.inject ? sched.injectStep(Math.min(5, Math.floor((o.durationS ? 100 : o.ops) / 5)), Math.max(1, Math.floor((o.durationS ? 100 : o.ops) / 3))) : -1;
+    for (let i = 0; i < o.importers; i++) rig.machine.device(`imp${i}`).handle.onFailure(() => this.crashed.push(`imp${i}`));
+  }
+
+  /** Round trip, stream, the schedule, the end-of-run checks, the report. */
+  async run(): Promise<StressReport> {
+    const rig = this.rig;
     const roundTripUs = await measureRoundTrip(rig);
-    await o.xHooks?.afterBoot?.(rig);
-    if (!o.xHooks?.noStream) rig.startStreaming();
+    await this.o.xHooks?.afterBoot?.(rig);
+    if (!this.o.xHooks?.noStream) rig.startStreaming();
     const t0 = performance.now();
-    const deadline = o.durationS ? t0 + o.durationS * 1000 : Number.POSITIVE_INFINITY;
-    let ops = 0;
-    let opsFailed = 0;
-    while (ops < total && performance.now() < deadline) {
-      const op = sched.next();
-      curStep = op.step;
-      curOp = opName(op);
-      rig.setStep(op.step);
-      if (op.step === injectAt && o.inject) injectState = inject(rig, o.inject, op.step, ackTimeoutMs);
-      if (op.gapUs >= 1000) await new Promise((res) => setTimeout(res, op.gapUs / 1000));
-      else await new Promise((res) => setImmediate(res));
-      o.trace?.({ ph: 'op-start', step: op.step, name: curOp, tUs: performance.now() * 1000 });
-      const why = await rig.apply(op);
-      o.trace?.({ ph: 'op-end', step: op.step, name: curOp, tUs: performance.now() * 1000 });
-      ops++;
-      if (why !== null) {
-        opsFailed++;
-        if (why.startsWith('protocol:')) add({ source: 'protocol', kind: 'readbegin-hang', device: '-', buf: op.buf, page: op.page, generation: null, step: op.step, op: curOp, detail: why });
-      }
-      collect();
-      if (injectState && !injectState.cleared) await settleInjection(rig, injectState, crashed);
-      for (const d of crashed.splice(0)) await rig.tearDown(d);
-      o.onStep?.(op.step);
-    }
-    await o.xHooks?.beforeEnd?.(rig);
+    await this.scheduleLoop(t0);
+    await this.o.xHooks?.beforeEnd?.(rig);
     const wallMs = performance.now() - t0;
     rig.stopStreaming();
-    curOp = 'end of run';
+    await this.endChecks();
+    return this.buildReport(roundTripUs, wallMs);
+  }
+
+  private readonly add = (v: StressViolation): void => {
+    this.violationCount++;
+    this.o.trace?.({ ph: 'violation', step: v.step, name: `${v.source}/${v.kind} ${v.device}`, tUs: performance.now() * 1000 });
+    if (this.violations.length < MAX_LISTED) this.violations.push(v);
+  };
+
+  /** Operations until the count (or the duration) is reached. */
+  private async scheduleLoop(t0: number): Promise<void> {
+    const deadline = this.o.durationS ? t0 + this.o.durationS * 1000 : Number.POSITIVE_INFINITY;
+    while (this.ops < this.total && performance.now() < deadline) await this.step(this.sched.next());
+  }
+
+  /** One operation: inject at its step, wait its gap, apply, collect, settle the injection, tear down the crashed. */
+  private async step(op: Op): Promise<void> {
+    const { o, rig } = this;
+    this.curStep = op.step;
+    this.curOp = opName(op);
+    rig.setStep(op.step);
+    if (op.step === this.injectAt && o.inject) this.injectState = inject(rig, o.inject, op.step, this.ackTimeoutMs);
+    if (op.gapUs >= 1000) await new Promise((res) => setTimeout(res, op.gapUs / 1000));
+    else await new Promise((res) => setImmediate(res));
+    o.trace?.({ ph: 'op-start', step: op.step, name: this.curOp, tUs: performance.now() * 1000 });
+    const why = await rig.apply(op);
+    o.trace?.({ ph: 'op-end', step: op.step, name: this.curOp, tUs: performance.now() * 1000 });
+    this.ops++;
+    if (why !== null) {
+      this.opsFailed++;
+      if (why.startsWith('protocol:')) this.add({ source: 'protocol', kind: 'readbegin-hang', device: '-', buf: op.buf, page: op.page, generation: null, step: op.step, op: this.curOp, detail: why });
+    }
+    this.collect();
+    if (this.injectState && !this.injectState.cleared) await settleInjection(rig, this.injectState, this.crashed);
+    for (const d of this.crashed.splice(0)) await rig.tearDown(d);
+    o.onStep?.(op.step);
+  }
+
+  /**
+   * With streaming stopped: every live importer's shadow (a device that
+   * does not answer is stuck), the shadow compare, then either the
+   * at-rest seq check or, when at rest, the process exit and its leak check.
+   */
+  private async endChecks(): Promise<void> {
+    const { rig } = this;
+    const notifiers = rig.mm.notifiers;
+    this.curOp = 'end of run';
     // Idle: every live importer answers a control call only between two passes.
     const stuck: string[] = [];
     const shadows = await shadowsOf(rig, (name, why) => {
       stuck.push(name);
-      add({ source: 'protocol', kind: 'device-stuck', device: name, buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `no answer between two passes: ${why} (a livelock in one transfer, or a hang)` });
+      this.add({ source: 'protocol', kind: 'device-stuck', device: name, buf: null, page: null, generation: null, step: this.curStep, op: this.curOp, detail: `no answer between two passes: ${why} (a livelock in one transfer, or a hang)` });
     });
     for (const d of stuck) await rig.tearDown(d);
-    collect();
-    shadowCompare(rig, shadows, add, curStep);
-    if (mm.notifiers.activeInvalidateRanges !== 0 || (mm.notifiers.invalidateSeq & 1) === 1) {
-      add({ source: 'protocol', kind: 'seq-odd-at-rest', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `seq ${mm.notifiers.invalidateSeq}, ${mm.notifiers.activeInvalidateRanges} invalidation(s) active with every device idle` });
-    } else {
-      // The process exits (exit_mmap: the release invalidation to every
-      // importer, then every page freed); with no device lost on the way,
-      // every RAM page it had must be back.
-      curOp = 'process exit';
-      await mm.exit();
-      collect();
-      const leaked = rig.machine.ram.usedPages - rig.ramBase;
-      if (rig.gone.size === 0 && leaked !== 0) add({ source: 'protocol', kind: 'pages-leaked-at-exit', device: '-', buf: null, page: null, generation: null, step: curStep, op: curOp, detail: `${leaked} RAM page(s) still allocated after the process exited` });
+    this.collect();
+    shadowCompare(rig, shadows, this.add, this.curStep);
+    if (notifiers.activeInvalidateRanges !== 0 || (notifiers.invalidateSeq & 1) === 1) {
+      this.add({ source: 'protocol', kind: 'seq-odd-at-rest', device: '-', buf: null, page: null, generation: null, step: this.curStep, op: this.curOp, detail: `seq ${notifiers.invalidateSeq}, ${notifiers.activeInvalidateRanges} invalidation(s) active with every device idle` });
+      return;
     }
+    // The process exits (exit_mmap: the release invalidation to every
+    // importer, then every page freed); with no device lost on the way,
+    // every RAM page it had must be back.
+    this.curOp = 'process exit';
+    await rig.mm.exit();
+    this.collect();
+    const leaked = rig.machine.ram.usedPages - rig.ramBase;
+    if (rig.gone.size === 0 && leaked !== 0) this.add({ source: 'protocol', kind: 'pages-leaked-at-exit', device: '-', buf: null, page: null, generation: null, step: this.curStep, op: this.curOp, detail: `${leaked} RAM page(s) still allocated after the process exited` });
+  }
+
+  private buildReport(roundTripUs: number, wallMs: number): StressReport {
+    const { o, rig } = this;
+    const kernel = rig.kernel;
     const counters = kernel.invalidatorCounters().filter((c) => c.device.startsWith('imp'));
     const ack = counters.flatMap((c) => c.ackUs).sort((a, b) => a - b);
     const iommuFaults = o.iommu ? rig.names.reduce((s, n) => s + (kernel.domain(n)?.faults().count ?? 0), 0) : 0;
-    if (injectState) injected.push(outcomeOf(rig, injectState, o.iommu, iommuFaults, violations));
+    const injected: InjectOutcome[] = [];
+    if (this.injectState) injected.push(outcomeOf(rig, this.injectState, o.iommu, iommuFaults, this.violations));
     const ranges = counters.reduce((s, c) => s + c.ranges, 0);
-    report = {
+    return {
       seed: o.seed,
-      schedule: sched.digest(),
+      schedule: this.sched.digest(),
       iommu: o.iommu,
       importers: o.importers,
       gapMaxUs: o.gapMaxUs ?? 2000,
       slow: o.slow ?? true,
-      ops,
-      opsFailed,
+      ops: this.ops,
+      opsFailed: this.opsFailed,
       invalidations: counters.reduce((s, c) => s + c.sent, 0),
       ranges,
       wallMs,
@@ -197,16 +225,68 @@ export async function runStress(o: StressOptions): Promise<StressReport> {
       iommuFaults,
       ackUs: { p50: percentile(ack, 50), p99: percentile(ack, 99), max: ack.at(-1) ?? 0, n: ack.length },
       roundTripUs,
-      violations,
-      violationCount,
+      violations: this.violations,
+      violationCount: this.violationCount,
       injected,
-      exitCode: violationCount > 0 ? 1 : 0,
+      exitCode: this.violationCount > 0 ? 1 : 0,
     };
-  } finally {
-    o.recorder?.detach();
-    await rig.shutdown();
   }
-  return report;
+
+  /** Moves every new violation of every source into the report, stamped with the step. */
+  private collect(): void {
+    this.collectChecker();
+    this.collectPayload();
+    this.collectKernel();
+  }
+
+  /** The safety checkers' records (per binding), beyond those already collected. */
+  private collectChecker(): void {
+    const { rig, seen } = this;
+    for (const src of rig.bindings) {
+      const v = src.violations();
+      const before = seen.checker.get(src.name) ?? 0;
+      if (v.count === before) continue;
+      seen.checker.set(src.name, v.count);
+      for (const r of v.records.slice(-Math.min(v.count - before, v.records.length))) {
+        const at = rig.locate(r.va);
+        this.add({ source: 'checker', kind: r.kind, device: r.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: `entry ${r.entryGen}, live ${r.liveGen}`, step: this.curStep, op: this.curOp, detail: `${r.write ? 'write' : 'read'} of va 0x${r.va.toString(16)} through device address 0x${r.devAddr.toString(16)}` });
+      }
+      for (let k = v.records.length; k < v.count - before; k++) this.violationCount++;
+    }
+  }
+
+  /** The importers' payload judgements, from their record rings in the job table (the overwritten ones are counted). */
+  private collectPayload(): void {
+    const { rig, seen } = this;
+    for (let i = 0; i < this.o.importers; i++) {
+      const count = rig.devStat(i, 'violations');
+      for (let n = Math.max(seen.payload[i], count - STRESS_VIOLATION_RECORDS); n < count; n++) {
+        const w = stressDevWord(i) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * SV.kFieldCount;
+        const s = rig.shm;
+        const kind = STRESS_VIOLATION_NAMES[s[w + SV.kind]] ?? 'unknown';
+        const buf = s[w + SV.buf];
+        this.add({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: this.curOp, detail: `page holds seq ${s[w + SV.seen]}, the device last wrote seq ${s[w + SV.expected]}` });
+      }
+      this.violationCount += Math.max(0, count - seen.payload[i] - STRESS_VIOLATION_RECORDS);
+      seen.payload[i] = count;
+    }
+  }
+
+  /** The kernel's ack timeouts and the notifiers' refused blockable invalidations. */
+  private collectKernel(): void {
+    const { rig, seen } = this;
+    const kernel = rig.kernel;
+    const notifiers = rig.mm.notifiers;
+    for (const kv of kernel.violations.slice(seen.kernel)) {
+      const at = kv.ranges.map((r) => rig.locate(r.start)).find((x) => x !== null) ?? null;
+      this.add({ source: 'kernel', kind: kv.kind, device: kv.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: null, step: this.curStep, op: this.curOp, detail: `invalidation ${kv.seq} not acked within ${kv.ms} ms (IOMMU off: the device may still reach ${kv.ranges.length} range(s) now freed)` });
+    }
+    seen.kernel = kernel.violations.length;
+    if (notifiers.warnings > seen.warnings) {
+      this.add({ source: 'protocol', kind: 'refused-blockable', device: '-', buf: null, page: null, generation: null, step: this.curStep, op: this.curOp, detail: `${notifiers.warnings - seen.warnings} blockable invalidation(s) refused by a notifier (WARN)` });
+      seen.warnings = notifiers.warnings;
+    }
+  }
 }
 
 function sum(n: number, f: (i: number) => number): number {
@@ -236,7 +316,7 @@ async function measureRoundTrip(rig: StressRig): Promise<number> {
   return percentile(us.sort((a, b) => a - b), 50);
 }
 
-function inject(rig: StressRig, kind: InjectKind, step: number, ackTimeoutMs: number): { kind: InjectKind; device: string; slot: number; step: number; cleared: boolean } {
+function inject(rig: StressRig, kind: InjectKind, step: number, ackTimeoutMs: number): InjectState {
   const slot = 0;
   const device = rig.names[slot];
   const ctl = rig.machine.device(device).shm.ctl;
