@@ -73,7 +73,7 @@ export function registerBench(program: Command): void {
     .option('--json <file>', 'also write { machine, rows: [{ id, unit, median, min, max, baseline, ratio }] } to FILE')
     .option('--only <sections>', `comma-separated subset of ${SECTIONS.join(', ')}`, sections)
     .option('--scenarios <names>', 'scenario section: only these scenarios (comma-separated names)', (v: string) => v.split(',').map((x) => x.trim()).filter(Boolean))
-    .option('--trace <file>', 'write a Chrome/Perfetto trace of the last repeat of each scenario.* row (its p2p and bounce runs); other rows are not traced')
+    .option('--trace <file>', 'write a Chrome/Perfetto trace of the last repeat of each scenario.* row (its p2p and bounce runs, timed with the trace on); other rows are not traced')
     .option('--report <file>', 'write a self-contained HTML report: P2P vs bounce per scenario (last repeat) and a table of every bench row')
     .option('--quiet', 'no progress bar nor section lines on stderr')
     .action(async (flags: BenchFlags) => {
