@@ -7,10 +7,15 @@
  * scenario.<name>, so its ratio is p2p / bounce. For accel-progress the
  * figure is the accelerator's progress while watched (iterations per
  * second), p2p / bounce. Every run's data checks must pass.
+ *
+ * Observed (peervma bench --trace / --report): the last repeat of each
+ * scenario, both modes, is recorded by the trace recorder and handed to
+ * `pair` (the HTML report's P2P vs bounce pairs); earlier repeats are not
+ * traced, so the recorder's draining does not touch most timed runs.
  */
 import { readdirSync } from 'node:fs';
 import { loadScenarioFile } from '../src/scenario/load.js';
-import { runScenario, type RunReport } from '../src/scenario/run.js';
+import { runScenario, type RunReport, type RunTracer } from '../src/scenario/run.js';
 import { assertChecks, throughput } from '../src/trace/summary.js';
 import type { Mode } from '../src/workloads/workload.js';
 import type { RowSet } from './stats.js';
@@ -26,23 +31,41 @@ function figure(r: RunReport): { value: number; unit: string } {
   return { value: throughput(r) / 1e6, unit: 'MB/s' };
 }
 
-export async function scenarioRows(rows: RowSet, dir: string, repeats: number, quick: boolean): Promise<void> {
+/** What watches the scenario rows (bench --trace / --report). */
+export interface ScenarioObserver {
+  /** Records the last repeat of each scenario, both modes. */
+  readonly trace?: RunTracer;
+  /** Given the last repeat's p2p and bounce reports of each scenario. */
+  readonly pair?: (p2p: RunReport, bounce: RunReport) => void;
+  /** Only these scenarios (names); absent: every one with a workload. */
+  readonly names?: readonly string[];
+  /** Told as each scenario starts. */
+  readonly log?: (m: string) => void;
+}
+
+export async function scenarioRows(rows: RowSet, dir: string, repeats: number, quick: boolean, obs: ScenarioObserver = {}): Promise<void> {
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
-  for (const f of files) {
-    const sc = await loadScenarioFile(`${dir}/${f}`);
-    if (!sc.workload) continue;
+  const scs = (await Promise.all(files.map((f) => loadScenarioFile(`${dir}/${f}`)))).filter((sc) => sc.workload);
+  const unknown = (obs.names ?? []).filter((n) => !scs.some((sc) => sc.name === n));
+  if (unknown.length > 0) throw new Error(`bench: no scenario with a workload named ${unknown.join(', ')} in ${dir} (have ${scs.map((sc) => sc.name).join(', ')})`);
+  for (const sc of scs) {
+    if (obs.names && !obs.names.includes(sc.name)) continue;
+    obs.log?.(`bench: scenario ${sc.name}`);
     const frames = quick ? QUICK_SIZE[sc.name] : undefined;
     const out: Record<Mode, number[]> = { p2p: [], bounce: [] };
+    const last: Partial<Record<Mode, RunReport>> = {};
     let unit = 'MB/s';
     for (let k = 0; k < repeats; k++) {
       for (const mode of ['p2p', 'bounce'] as const) {
-        const r = await runScenario(sc, { frames, mode });
+        const r = await runScenario(sc, { frames, mode, trace: k === repeats - 1 ? obs.trace : undefined });
         assertChecks(r);
         const fg = figure(r);
         out[mode].push(fg.value);
         unit = fg.unit;
+        last[mode] = r;
       }
     }
+    if (last.p2p && last.bounce) obs.pair?.(last.p2p, last.bounce);
     const size = frames === undefined ? 'shipped size' : `size ${frames}`;
     rows.add(`scenario.${sc.name}.bounce`, unit, out.bounce, null, `${sc.name} in bounce mode, ${size}`);
     rows.add(`scenario.${sc.name}`, unit, out.p2p, `scenario.${sc.name}.bounce`, `${sc.name} in p2p mode, ${size}; ratio = p2p / bounce`);

@@ -24,7 +24,7 @@ import { memcpyRate, twoThreads } from './memcpy.js';
 import { invalidationRows } from './invalidation.js';
 import { dmaRows } from './dma_rig.js';
 import { bootRows } from './boot.js';
-import { scenarioRows } from './scenarios.js';
+import { scenarioRows, type ScenarioObserver } from './scenarios.js';
 import { repeat, RowSet, type BenchRow } from './stats.js';
 import { CACHED_SPAN, DRAM_SPAN, MiB } from '../src/workloads/memcpy_baseline.js';
 
@@ -56,9 +56,19 @@ export interface BenchReport {
 
 const root = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../' : '../', import.meta.url));
 
-export async function runSuite(suite: 'quick' | 'full', only: readonly Section[] = SECTIONS, log: (m: string) => void = () => undefined): Promise<BenchReport> {
-  const s = SUITES[suite];
+/** The sections runSuite runs for `only`, in order (with the ones their baselines need). */
+export function sectionsToRun(only: readonly Section[] = SECTIONS): Section[] {
   const want = new Set<Section>(only.flatMap((x) => [...NEEDS[x], x]));
+  return SECTIONS.filter((x) => want.has(x));
+}
+
+/**
+ * `log` is told each section as it starts (and the dma and scenario steps);
+ * `scenarios` watches the scenario rows (trace, report pairs, a subset).
+ */
+export async function runSuite(suite: 'quick' | 'full', only: readonly Section[] = SECTIONS, log: (m: string) => void = () => undefined, scenarios: ScenarioObserver = {}): Promise<BenchReport> {
+  const s = SUITES[suite];
+  const want = new Set<Section>(sectionsToRun(only));
   const rows = new RowSet();
   const t0 = performance.now();
   const machine = {
@@ -104,7 +114,7 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   }
   if (want.has('scenario')) {
     step('scenario');
-    await scenarioRows(rows, `${root}scenarios`, s.repeats, s.quickScenarios);
+    await scenarioRows(rows, `${root}scenarios`, s.repeats, s.quickScenarios, { log, ...scenarios });
   }
   log(`bench: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return { machine: { ...machine, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)), loadAvgAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))) }, rows: rows.rows };

@@ -3,15 +3,19 @@
  *
  *   peervma stress [--seed N | --seeds A..B] [--ops N | --duration S] [--importers K]
  *                  [--iommu on|off] [--inject rogue|late|crash|hang] [--shard I/N] [--json]
+ *                  [--trace FILE] [--report FILE]
  *   peervma stress merge FILES... [--json]
  *
  * Exit codes: 0 no violation; 1 at least one violation (or a run failed);
  * 2 bad flags or files. A sweep prints one line per seed (a progress bar on
  * stderr when it is a terminal and --json is off); --shard writes JSON.
+ * --report writes the per-seed table and ack latency chart as one HTML
+ * page (src/trace/report_stress_html.ts).
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { TraceRecorder } from '../trace/recorder.js';
+import { writeStressReport } from '../trace/report_stress_html.js';
 import { formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
 import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
@@ -31,6 +35,14 @@ interface StressFlags {
   ackTimeoutMs: number;
   slow: 'on' | 'off';
   trace?: string;
+  report?: string;
+}
+
+function report(f: StressFlags, reports: readonly StressReport[]): void {
+  if (!f.report) return;
+  const cmd = `--ops ${f.ops}${f.duration ? ` --duration ${f.duration}` : ''} --importers ${f.importers} --iommu ${f.iommu}${f.inject ? ` --inject ${f.inject}` : ''} --gap-us ${f.gapUs} --slow ${f.slow}`;
+  writeStressReport(f.report, reports, [`${new Date().toISOString()}; ${cmd}`]);
+  process.stderr.write(`peervma: report written to ${f.report}\n`);
 }
 
 function int(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
@@ -75,6 +87,7 @@ async function stressCommand(f: StressFlags): Promise<void> {
       rec.write(f.trace);
       process.stderr.write(`peervma: trace: ${rec.events.length} events written to ${f.trace}; open it at https://ui.perfetto.dev\n`);
     }
+    report(f, [r]);
     process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r)) + '\n');
     process.exitCode = r.exitCode;
     return;
@@ -94,6 +107,7 @@ async function stressCommand(f: StressFlags): Promise<void> {
   } finally {
     bar?.stop();
   }
+  report(f, reports);
   const totals = totalsOf(reports);
   if (json) process.stdout.write(JSON.stringify({ kind: 'peervma-stress', shard: f.shard ?? null, seeds: reports, totals } satisfies SweepFile, null, 2) + '\n');
   else {
@@ -121,6 +135,7 @@ export function registerStress(program: Command): void {
     .addOption(new Option('--slow <state>', 'slow-device operations: devices that ack late but in time, widening every race window (off: measure prompt devices)').choices(['on', 'off']).default('on'))
     .option('--ack-timeout-ms <n>', 'invalidation ack deadline', int('--ack-timeout-ms', 10, 60000), 1000)
     .option('--trace <file>', 'with --seed: write a Chrome/Perfetto trace (kernel operations, invalidations, acks, device DMA and faults)')
+    .option('--report <file>', 'write a self-contained HTML report: one row per seed (ops, invalidations, violations, IOMMU faults, ack p50/p99/max) and an ack latency chart')
     .addHelpText('after', '\nExit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.\nReplay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.\nExamples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json')
     .action(async (flags: StressFlags) => stressCommand(flags));
   cmd

@@ -12,7 +12,9 @@
  *   invalidation ack wait) per scenario and mode;
  * - the invalidation ack latency distribution;
  * - modeled link utilisation per PCIe link;
- * - the topology with its P2P matrix.
+ * - the topology with its P2P matrix;
+ * - with bench rows (peervma bench --report): every row of the bench,
+ *   id, unit, median, min, max and ratio to its baseline row.
  */
 import { writeFileSync } from 'node:fs';
 import { buildFabric } from '../hw/topology.js';
@@ -36,6 +38,19 @@ export interface ReportInput {
   readonly topology?: { readonly graph: TopoGraph; readonly source: string };
   /** Free lines under the title (command line, host). */
   readonly notes?: readonly string[];
+  /** peervma bench's rows (bench/stats.ts BenchRow), shown as one table. */
+  readonly benchRows?: readonly BenchRowView[];
+}
+
+/** What the report shows of a bench row (the shape of bench/stats.ts BenchRow, which src/ does not import). */
+export interface BenchRowView {
+  readonly id: string;
+  readonly unit: string;
+  readonly median: number;
+  readonly min: number;
+  readonly max: number;
+  readonly baseline: string | null;
+  readonly ratio: number | null;
 }
 
 const MB = 1e6;
@@ -83,42 +98,22 @@ function ackChart(c: ReportComparison, i: number): string {
   return histogram({ name: `acks-${i}`, title: `${c.p2p.scenario}: invalidation ack latency, ${samples.length} acks (both modes)`, samples, bins: Math.min(30, Math.max(5, Math.ceil(Math.sqrt(samples.length)))), unit: 'us', marks: [{ label: 'p50', value: p50 }, { label: 'p99', value: p99 }] });
 }
 
-export function renderReport(input: ReportInput): string {
-  const cs = input.comparisons;
-  const pairs = (f: (r: RunReport) => number) => cs.map((c) => ({ label: c.p2p.scenario, values: [f(c.p2p), f(c.bounce)] }));
-  const charts = [
-    groupedBars({ name: 'throughput', title: 'Real throughput (emulator, wall clock)', series: ['p2p', 'bounce'], groups: pairs(throughput), format: mbs }),
-    groupedBars({ name: 'modeled', title: 'Modeled PCIe time of the same transfers (virtual)', series: ['p2p', 'bounce'], groups: pairs(modeledMs), format: ms }),
-    groupedBars({ name: 'ram', title: 'System RAM traffic', series: ['p2p', 'bounce'], groups: pairs((r) => r.accounting.ramBytes), format: formatBytes }),
-  ];
-  const stageRows = cs.flatMap((c) =>
-    [c.p2p, c.bounce].map((r) => {
-      const s = stageSums(r.accounting);
-      return { label: `${r.scenario} ${r.mode}`, values: [s.computeMs, s.dmaMs, s.faultWaitMs, s.mapMs, s.invalidationMs] };
-    }),
-  );
-  const stages = stackedBars({ name: 'stages', title: 'Where the time goes (device sums and kernel time, ms)', parts: STAGES, rows: stageRows, format: ms });
-  const body = [
-    `<h1>${esc(input.title)}</h1>`,
-    ...(input.notes ?? []).map((n) => `<p class="note">${esc(n)}</p>`),
-    '<h2>Headline</h2>',
-    `<table class="headline"><tr><th>scenario</th><th>throughput p2p</th><th>throughput bounce</th><th>p2p / bounce</th><th>modeled PCIe p2p</th><th>modeled PCIe bounce</th><th>RAM traffic p2p</th><th>RAM traffic bounce</th><th>RAM saved by p2p</th></tr>${cs.map(headline).join('')}</table>`,
-    '<p class="note">Real throughput is bytes moved through shared memory by the device workers per second of wall time on this host; modeled PCIe time is the virtual time of the same transfers on the modeled links. The two are never mixed.</p>',
-    '<h2>P2P vs bounce</h2>',
-    ...charts,
-    '<h2>Time per stage</h2>',
-    stages,
-    '<h2>Invalidation ack latency</h2>',
-    ...cs.map(ackChart),
-    '<h2>PCIe link utilisation (modeled)</h2>',
-    ...cs.map(linkChart),
-    ...(input.topology ? ['<h2>Topology and P2P matrix</h2>', `<div class="topo">${renderTopoSvg(input.topology.graph, `PCIe topology of ${input.topology.source}`)}</div>`] : []),
-    '<h2>Devices</h2>',
-    ...cs.flatMap((c) => [deviceTable(c.p2p), deviceTable(c.bounce)]),
-    '<p class="note">Not in this report: throughput against command size (a sweep: see <code>peervma bench</code>).</p>',
-  ];
+function benchNum(x: number): string {
+  if (x >= 1000) return x.toFixed(0);
+  if (x >= 10) return x.toFixed(1);
+  return x.toFixed(2);
+}
+
+function benchTable(rows: readonly BenchRowView[]): string {
+  const tr = (r: BenchRowView) =>
+    `<tr data-row="${esc(r.id)}"><td>${esc(r.id)}</td><td>${esc(r.unit)}</td><td>${benchNum(r.median)}</td><td>${benchNum(r.min)}</td><td>${benchNum(r.max)}</td><td>${r.ratio === null ? '' : r.ratio.toFixed(3)}</td><td>${esc(r.baseline ?? '')}</td></tr>`;
+  return `<table class="bench"><tr><th>id</th><th>unit</th><th>median</th><th>min</th><th>max</th><th>ratio</th><th>vs</th></tr>${rows.map(tr).join('')}</table><p class="note">ratio = median / median of the vs row, both measured in the same bench run. Other processes share the cores: compare ratios, not absolute figures.</p>`;
+}
+
+/** The page around a report's body: inline CSS only, no script. */
+export function reportPage(title: string, body: readonly string[]): string {
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${esc(input.title)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>
 body { font-family: Helvetica, Arial, sans-serif; margin: 24px; color: #222; max-width: 1200px; }
 h1 { font-size: 20px; } h2 { font-size: 16px; margin-top: 28px; border-bottom: 1px solid #ddd; }
@@ -134,6 +129,46 @@ svg.chart { display: block; margin: 10px 0 18px; }
 ${body.join('\n')}
 </body></html>
 `;
+}
+
+export function renderReport(input: ReportInput): string {
+  const cs = input.comparisons;
+  const pairs = (f: (r: RunReport) => number) => cs.map((c) => ({ label: c.p2p.scenario, values: [f(c.p2p), f(c.bounce)] }));
+  const charts = [
+    groupedBars({ name: 'throughput', title: 'Real throughput (emulator, wall clock)', series: ['p2p', 'bounce'], groups: pairs(throughput), format: mbs }),
+    groupedBars({ name: 'modeled', title: 'Modeled PCIe time of the same transfers (virtual)', series: ['p2p', 'bounce'], groups: pairs(modeledMs), format: ms }),
+    groupedBars({ name: 'ram', title: 'System RAM traffic', series: ['p2p', 'bounce'], groups: pairs((r) => r.accounting.ramBytes), format: formatBytes }),
+  ];
+  const stageRows = cs.flatMap((c) =>
+    [c.p2p, c.bounce].map((r) => {
+      const s = stageSums(r.accounting);
+      return { label: `${r.scenario} ${r.mode}`, values: [s.computeMs, s.dmaMs, s.faultWaitMs, s.mapMs, s.invalidationMs] };
+    }),
+  );
+  const stages = stackedBars({ name: 'stages', title: 'Where the time goes (device sums and kernel time, ms)', parts: STAGES, rows: stageRows, format: ms });
+  const compared = cs.length === 0 ? [] : [
+    '<h2>Headline</h2>',
+    `<table class="headline"><tr><th>scenario</th><th>throughput p2p</th><th>throughput bounce</th><th>p2p / bounce</th><th>modeled PCIe p2p</th><th>modeled PCIe bounce</th><th>RAM traffic p2p</th><th>RAM traffic bounce</th><th>RAM saved by p2p</th></tr>${cs.map(headline).join('')}</table>`,
+    '<p class="note">Real throughput is bytes moved through shared memory by the device workers per second of wall time on this host; modeled PCIe time is the virtual time of the same transfers on the modeled links. The two are never mixed.</p>',
+    '<h2>P2P vs bounce</h2>',
+    ...charts,
+    '<h2>Time per stage</h2>',
+    stages,
+    '<h2>Invalidation ack latency</h2>',
+    ...cs.map(ackChart),
+    '<h2>PCIe link utilisation (modeled)</h2>',
+    ...cs.map(linkChart),
+  ];
+  const body = [
+    `<h1>${esc(input.title)}</h1>`,
+    ...(input.notes ?? []).map((n) => `<p class="note">${esc(n)}</p>`),
+    ...compared,
+    ...(input.benchRows ? ['<h2>Bench rows</h2>', benchTable(input.benchRows)] : []),
+    ...(input.topology ? ['<h2>Topology and P2P matrix</h2>', `<div class="topo">${renderTopoSvg(input.topology.graph, `PCIe topology of ${input.topology.source}`)}</div>`] : []),
+    ...(cs.length === 0 ? [] : ['<h2>Devices</h2>', ...cs.flatMap((c) => [deviceTable(c.p2p), deviceTable(c.bounce)])]),
+    '<p class="note">Not in this report: throughput against command size (a sweep: see <code>peervma bench</code>).</p>',
+  ];
+  return reportPage(input.title, body);
 }
 
 /** The report of p2p/bounce pairs of one scenario, with its topology; for run --compare, bench and stress. */
