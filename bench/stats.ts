@@ -4,6 +4,7 @@
  * the same process run (ratio = median / baseline median). Nothing here
  * asserts a speed.
  */
+import type { BenchRowView } from '../src/trace/report_html.js';
 
 export interface Samples {
   readonly median: number;
@@ -12,17 +13,12 @@ export interface Samples {
   readonly n: number;
 }
 
-/** One row of the JSON report (stable ids: see bench/suite.ts). */
-export interface BenchRow {
-  readonly id: string;
-  readonly unit: string;
-  readonly median: number;
-  readonly min: number;
-  readonly max: number;
-  /** Id of the baseline row this one is compared with, or null for a baseline. */
-  readonly baseline: string | null;
-  /** median / baseline's median (null for a baseline). */
-  readonly ratio: number | null;
+/**
+ * One row of the JSON report (stable ids: see bench/suite.ts): the fields the
+ * HTML report shows (id, unit, median/min/max, baseline id or null, ratio =
+ * median / baseline's median or null), plus a one-line note of what was measured.
+ */
+export interface BenchRow extends BenchRowView {
   /** What was measured and how, one line (not in the table). */
   readonly note?: string;
 }

@@ -42,7 +42,7 @@ export interface ReportInput {
   readonly benchRows?: readonly BenchRowView[];
 }
 
-/** What the report shows of a bench row (the shape of bench/stats.ts BenchRow, which src/ does not import). */
+/** What the report shows of a bench row; bench/stats.ts BenchRow extends it (src/ never imports bench/). */
 export interface BenchRowView {
   readonly id: string;
   readonly unit: string;
