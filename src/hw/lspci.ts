@@ -32,6 +32,7 @@ import { LspciParseError, type LspciRootBus, type LspciTreeFn } from './lspci_ty
 import { classifyNoise, noiseNote } from './lspci_noise.js';
 import { idFromUnnamedDevice } from './lspci_ids.js';
 import { rebuildTree } from './lspci_rebuild.js';
+import { assignSockets, type SocketSource } from './lspci_sockets.js';
 
 export { LspciParseError, type LspciRootBus, type LspciTreeFn } from './lspci_types.js';
 
@@ -185,6 +186,8 @@ export interface LspciVerboseFn {
   /** Bridges: "Bus: primary=00, secondary=01, subordinate=02". */
   secondary?: number;
   subordinate?: number;
+  /** "NUMA node: N" (printed by -vvv when the firmware gives one). */
+  numaNode?: number;
 }
 
 /** Parse `lspci -vvv` (optionally -nn, -D): one block per function. Non-lspci lines are skipped with a note in `notes`. */
@@ -232,6 +235,8 @@ export function parseLspciVerbose(text: string, file = '<lspci -vvv>', notes: st
       c.secondary = parseInt(bus[2], 16);
       c.subordinate = parseInt(bus[3], 16);
     }
+    const numa = /^NUMA node: (\d+)$/.exec(t);
+    if (numa) c.numaNode = parseInt(numa[1], 10);
     const lnk = /^LnkSta:\s*Speed ([0-9.]+GT\/s)[^,]*, Width x(\d+)/.exec(t);
     if (lnk) {
       const gen = genFromLspciSpeed(lnk[1]);
@@ -255,6 +260,8 @@ export interface LspciImport {
   spec: TopologySpec;
   /** What was assumed or recognised, for the user. */
   notes: string[];
+  /** How each root complex's socket was decided (see lspci_sockets.ts). */
+  sockets: SocketSource;
 }
 
 const toBits = (m: number): AcsBit[] => acsBitsOf(m);
@@ -373,13 +380,14 @@ export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, Lspc
     cpu = true;
     notes.push(`recognised an AMD Zen root complex (${zen}): the CPU routes P2P through its host bridge (cpu_supports_p2pdma()); override with --no-cpu-routes-p2p`);
   }
+  const sockets = assignSockets(sorted, rootComplexes, (bdf) => v(bdf)?.numaNode, notes);
   const spec = TopologySchema.parse({
     policy: opts.policy ?? 'iommu',
     cpuRoutesP2p: cpu,
     disableAcsRedir: opts.disableAcsRedir ?? [],
     rootComplexes,
   });
-  return { spec, notes };
+  return { spec, notes, sockets };
 }
 
 /**
@@ -448,7 +456,7 @@ export function importLspci(treeText: string, verboseText: string | null, opts: 
     verbose ??= own;
   } else roots = parseLspciTree(treeText, treeFile, notes);
   const imp = lspciToTopology(roots, verbose, opts);
-  return { spec: imp.spec, notes: [...notes, ...imp.notes] };
+  return { spec: imp.spec, notes: [...notes, ...imp.notes], sockets: imp.sockets };
 }
 
 /** For --explain output: "ACSCtl: ReqRedir+ CmpltRedir+" of a verbose entry. */
