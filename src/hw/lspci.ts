@@ -106,70 +106,97 @@ function indentationError(file: string, ln: number, message: string): LspciParse
   return Object.assign(new LspciParseError(file, ln, message), { indentation: true });
 }
 
-function parseByColumns(lines: readonly { text: string; ln: number }[], file: string): LspciRootBus[] {
-  const roots: LspciRootBus[] = [];
-  const seen = new Map<string, number>();
-  // column → bus whose functions start there (domain, bus, where to attach)
-  const ctx = new Map<number, { domain: number; bus: number; attach: LspciTreeFn[] }>();
-  let sawAny = false;
-  for (const { text: line, ln } of lines) {
+/** Where the functions of one bus hang: its domain and number, and the list they are added to. */
+interface BusAnchor {
+  domain: number;
+  bus: number;
+  attach: LspciTreeFn[];
+}
+
+/** Tree-drawing characters between the tokens of a line. */
+const isTreeDrawing = (ch: string) => ch === ' ' || ch === '|' || ch === '+' || ch === '\\' || ch === '-';
+
+/**
+ * The column reading of a tree (see the file comment): each root-bus marker
+ * and each bridge's bus range opens a bus whose functions start at a fixed
+ * column; a function must sit on such a column after "+-", "\-" or "--".
+ */
+class ColumnTreeParser {
+  readonly roots: LspciRootBus[] = [];
+  private readonly seen = new Map<string, number>();
+  /** column → the bus whose functions start there */
+  private readonly ctx = new Map<number, BusAnchor>();
+
+  constructor(private readonly file: string) {}
+
+  line(line: string, ln: number): void {
     let i = 0;
     while (i < line.length) {
-      const ch = line[i];
-      if (ch === ' ' || ch === '|' || ch === '+' || ch === '\\' || ch === '-') {
+      if (isTreeDrawing(line[i])) {
         i++;
         continue;
       }
       const rest = line.slice(i);
       const root = /^\[([0-9a-fA-F]{4}):([0-9a-fA-F]{2})\]/.exec(rest);
       if (root) {
-        const r: LspciRootBus = { domain: parseInt(root[1], 16), bus: parseInt(root[2], 16), functions: [], line: ln };
-        roots.push(r);
-        ctx.set(i + 8 + 4, { domain: r.domain, bus: r.bus, attach: r.functions });
+        this.rootBus(root, i, ln);
         i += root[0].length;
-        sawAny = true;
         continue;
       }
       const dev = /^([0-9a-fA-F]{2})\.([0-7])(?=$|\s|-)/.exec(rest);
-      if (dev) {
-        const parent = ctx.get(i);
-        if (!parent) {
-          throw indentationError(file, ln, `function ${dev[0]} at column ${i + 1} does not hang off any bus (expected the tree of \`lspci -tv\`; is the indentation intact?)`);
-        }
-        const before = line.slice(Math.max(0, i - 2), i);
-        if (!/^[+\\-]-$/.test(before)) {
-          throw indentationError(file, ln, `function ${dev[0]} at column ${i + 1} is not preceded by "+-", "\\-" or "--" (got "${before}")`);
-        }
-        const f: LspciTreeFn = {
-          domain: parent.domain,
-          bus: parent.bus,
-          dev: parseInt(dev[1], 16),
-          fn: parseInt(dev[2], 10),
-          bdf: formatBdf(parent.domain, parent.bus, parseInt(dev[1], 16), parseInt(dev[2], 10)),
-          children: [],
-          line: ln,
-        };
-        if (seen.has(f.bdf)) throw new LspciParseError(file, ln, `${f.bdf} appears twice (first on line ${seen.get(f.bdf)})`);
-        seen.set(f.bdf, ln);
-        parent.attach.push(f);
-        i += dev[0].length;
-        const br = /^-\[([0-9a-fA-F]{2})(?:-([0-9a-fA-F]{2}))?\]-/.exec(line.slice(i));
-        if (br) {
-          f.secondary = parseInt(br[1], 16);
-          f.subordinate = br[2] ? parseInt(br[2], 16) : f.secondary;
-          const close = i + br[0].length - 2; // index of ']'
-          ctx.set(close + 5, { domain: f.domain, bus: f.secondary, attach: f.children });
-          i += br[0].length;
-          continue;
-        }
-        readName(f, line.slice(i), file, ln);
-        break;
+      if (!dev) throw new LspciParseError(this.file, ln, `unexpected "${rest.slice(0, 24)}" at column ${i + 1} (expected a tree of \`lspci -tv\`: "-[0000:00]-+-00.0  Name")`);
+      const f = this.fn(dev, line, i, ln);
+      i += dev[0].length;
+      const br = /^-\[([0-9a-fA-F]{2})(?:-([0-9a-fA-F]{2}))?\]-/.exec(line.slice(i));
+      if (!br) {
+        readName(f, line.slice(i), this.file, ln);
+        return;
       }
-      throw new LspciParseError(file, ln, `unexpected "${rest.slice(0, 24)}" at column ${i + 1} (expected a tree of \`lspci -tv\`: "-[0000:00]-+-00.0  Name")`);
+      this.bridgeBus(f, br, i);
+      i += br[0].length;
     }
   }
-  if (!sawAny) throw new LspciParseError(file, 1, 'no root bus found: expected `lspci -tv` output starting with "-[0000:00]-" or "-+-[0000:00]-"');
-  return roots;
+
+  /** "[dddd:bb]": a root bus; its functions start 4 columns after the ']'. */
+  private rootBus(m: RegExpExecArray, col: number, ln: number): void {
+    const r: LspciRootBus = { domain: parseInt(m[1], 16), bus: parseInt(m[2], 16), functions: [], line: ln };
+    this.roots.push(r);
+    this.ctx.set(col + 8 + 4, { domain: r.domain, bus: r.bus, attach: r.functions });
+  }
+
+  /** "dd.f" at column `col`: a function of the bus opened at that column. */
+  private fn(m: RegExpExecArray, line: string, col: number, ln: number): LspciTreeFn {
+    const parent = this.ctx.get(col);
+    if (!parent) {
+      throw indentationError(this.file, ln, `function ${m[0]} at column ${col + 1} does not hang off any bus (expected the tree of \`lspci -tv\`; is the indentation intact?)`);
+    }
+    const before = line.slice(Math.max(0, col - 2), col);
+    if (!/^[+\\-]-$/.test(before)) {
+      throw indentationError(this.file, ln, `function ${m[0]} at column ${col + 1} is not preceded by "+-", "\\-" or "--" (got "${before}")`);
+    }
+    const dev = parseInt(m[1], 16);
+    const fn = parseInt(m[2], 10);
+    const f: LspciTreeFn = { domain: parent.domain, bus: parent.bus, dev, fn, bdf: formatBdf(parent.domain, parent.bus, dev, fn), children: [], line: ln };
+    if (this.seen.has(f.bdf)) throw new LspciParseError(this.file, ln, `${f.bdf} appears twice (first on line ${this.seen.get(f.bdf)})`);
+    this.seen.set(f.bdf, ln);
+    parent.attach.push(f);
+    return f;
+  }
+
+  /** "-[ss]-" or "-[ss-uu]-" after bridge `f` at column `col`: its secondary bus, whose functions start 5 columns after the ']'. */
+  private bridgeBus(f: LspciTreeFn, m: RegExpExecArray, col: number): void {
+    f.secondary = parseInt(m[1], 16);
+    f.subordinate = m[2] ? parseInt(m[2], 16) : f.secondary;
+    const close = col + m[0].length - 2; // index of ']'
+    this.ctx.set(close + 5, { domain: f.domain, bus: f.secondary, attach: f.children });
+  }
+}
+
+function parseByColumns(lines: readonly { text: string; ln: number }[], file: string): LspciRootBus[] {
+  const p = new ColumnTreeParser(file);
+  for (const { text, ln } of lines) p.line(text, ln);
+  if (p.roots.length === 0) throw new LspciParseError(file, 1, 'no root bus found: expected `lspci -tv` output starting with "-[0000:00]-" or "-+-[0000:00]-"');
+  return p.roots;
 }
 
 export interface LspciVerboseFn {
