@@ -15,7 +15,7 @@ import { InputError, ScenarioError } from '../errors.js';
 import { readInputFileSync } from '../scenario/input_file.js';
 import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
-import { applyAcsRedir, applyHostBridges, applyIommuPerRc, StateFlagError } from './topo_state_flags.js';
+import { applyAcsRedir, applyHostBridges, applyIommuPerRc, applySockets, StateFlagError } from './topo_state_flags.js';
 import { inputAssumptions, verdictAssumptions, type InputFacts } from '../hw/assumptions.js';
 import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
@@ -36,6 +36,7 @@ export interface TopoFlags {
   hostBridge?: string;
   iommuRc?: string;
   acsRedir?: string;
+  socket?: string;
 }
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
@@ -77,6 +78,10 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
       applyHostBridges(imp.spec, flags.hostBridge);
       applyIommuPerRc(imp.spec, flags.iommuRc);
       applyAcsRedir(imp.spec, flags.acsRedir);
+      for (const name of applySockets(imp.spec, flags.socket)) {
+        imp.sockets.assumed = imp.sockets.assumed.filter((n) => n !== name);
+        imp.sockets.numa.delete(name);
+      }
     } catch (e) {
       if (e instanceof StateFlagError) throw new UsageError(e.message);
       throw e;
@@ -85,6 +90,7 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
       iommuAssumed: flags.iommu === undefined && flags.iommuRc === undefined,
       cpuRouting: flags.cpuRoutesP2p !== undefined ? 'flag' : imp.spec.cpuRoutesP2p ? 'recognised' : 'assumed',
       lspci: true,
+      sockets: imp.sockets,
     };
     const fabric = buildFabricUnchecked(imp.spec, 0, 'lspci'); // fixes worded as topo flags (fix_hints.ts)
     return { fabric, notes, source: flags.lspci, facts };
@@ -105,7 +111,7 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
   } else if (!spec && (flags.policy || flags.iommu || flags.cpuRoutesP2p !== undefined || flags.disableAcsRedir)) {
     notes.push('--policy/--iommu/--cpu-routes-p2p/--disable-acs-redir apply to an explicit topology only; ignored');
   }
-  if (flags.hostBridge || flags.iommuRc || flags.acsRedir) throw new UsageError('--host-bridge, --iommu-rc and --acs-redir apply to --lspci captures; a scenario states these as topology keys (rootComplexes[].id, .iommu, ports[].acs)');
+  if (flags.hostBridge || flags.iommuRc || flags.acsRedir || flags.socket) throw new UsageError('--host-bridge, --iommu-rc, --acs-redir and --socket apply to --lspci captures; a scenario states these as topology keys (rootComplexes[].id, .iommu, .socket, ports[].acs)');
   return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario, facts: { iommuAssumed: false, cpuRouting: 'scenario', lspci: false } };
 }
 
@@ -162,6 +168,7 @@ export function registerTopo(program: Command): void {
     .option('--host-bridge <list>', 'with --lspci: host bridge vendor:device of a root bus, BUS=VVVV:DDDD[,…] (when the capture lacks -nn)')
     .option('--iommu-rc <list>', 'with --lspci: IOMMU of one root complex, BUS=on|off[,…] (overrides --iommu there)')
     .option('--acs-redir <list>', 'with --lspci: ACS P2P redirect (RR CR) of a port as firmware left it, BDF=on|off[,…] (when -vvv is missing)')
+    .option('--socket <list>', 'with --lspci: CPU socket of a root bus, BUS=N[,…] (when the capture has no "NUMA node:" lines, or nodes are not sockets)')
     .option('--disable-acs-redir <list>', 'kernel parameter pci=disable_acs_redir=<bdf;bdf…>')
     .option('--devices <list>', 'devices of the matrix, comma separated (default: every endpoint)')
     .option('--explain <devices...>', 'explain the verdict for provider A and client B: --explain A B')

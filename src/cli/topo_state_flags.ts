@@ -5,6 +5,7 @@
  *   --iommu-rc BUS=on|off         the IOMMU of one root complex (pci_enable_acs()
  *                                 then sets ACS redirect on its ports)
  *   --acs-redir BDF=on|off        ACS P2P redirect (RR CR) of one port as firmware left it
+ *   --socket BUS=N                the CPU socket of a root bus (no "NUMA node:" in the capture)
  * Each names the root bus or port it could not find.
  */
 import type { AcsBit } from '../hw/acs.js';
@@ -39,6 +40,19 @@ export function applyIommuPerRc(spec: TopologySpec, list: string | undefined): v
     if (!m) throw new StateFlagError(`--iommu-rc: expected BUS=on|off (e.g. 3a=on), got '${item}'`);
     rootOf(spec, '--iommu-rc', item, m[1] ? parseInt(m[1], 16) : 0, parseInt(m[2], 16)).iommu = m[3] === 'on';
   }
+}
+
+/** Set the socket of each named root bus; returns the names of the root complexes it set. */
+export function applySockets(spec: TopologySpec, list: string | undefined): string[] {
+  const set: string[] = [];
+  for (const item of items(list)) {
+    const m = /^(?:([0-9a-fA-F]{4}):)?([0-9a-fA-F]{2})=(\d{1,3})$/.exec(item);
+    if (!m || parseInt(m[3], 10) > 255) throw new StateFlagError(`--socket: expected BUS=N with N 0…255 (e.g. 80=1), got '${item}'`);
+    const rc = rootOf(spec, '--socket', item, m[1] ? parseInt(m[1], 16) : 0, parseInt(m[2], 16));
+    rc.socket = parseInt(m[3], 10);
+    set.push(rc.name ?? '');
+  }
+  return set;
 }
 
 /** Every port of the spec with its BDF (root ports, then switch downstream ports, depth first). */

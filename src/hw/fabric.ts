@@ -238,7 +238,13 @@ export class Fabric {
       if (up.length) up[up.length - 1] += ' ← common upstream bridge';
       return [...up, ...down];
     }
-    const mid = P.rc === C.rc ? [`host bridge ${P.rc.name}`] : [`host bridge ${P.rc.name}`, 'socket interconnect', `host bridge ${C.rc.name}`];
+    // Root complexes of one socket meet in the CPU's own fabric; only different sockets cross the interconnect.
+    const mid =
+      P.rc === C.rc
+        ? [`host bridge ${P.rc.name}`]
+        : P.rc.socket === C.rc.socket
+          ? [`host bridge ${P.rc.name}`, `host bridge ${C.rc.name} (same socket)`]
+          : [`host bridge ${P.rc.name}`, 'socket interconnect', `host bridge ${C.rc.name}`];
     return [...w.pathA.map(show), ...mid, ...w.pathB.map(show).reverse()];
   }
 
@@ -320,7 +326,7 @@ export class Fabric {
     }
     for (const a of this.tree.rcs) {
       for (const b of this.tree.rcs) {
-        if (a !== b) out.push({ id: `xlink:${a.name}->${b.name}`, capacity: this.tree.interconnectGBps * 1e9, label: `interconnect ${a.name} → ${b.name}` });
+        if (a.socket !== b.socket) out.push({ id: `xlink:${a.name}->${b.name}`, capacity: this.tree.interconnectGBps * 1e9, label: `interconnect ${a.name} → ${b.name}` });
       }
     }
     return out;
@@ -355,7 +361,9 @@ export class Fabric {
   }
 
   private cross(a: RootComplex, b: RootComplex): BwHop[] {
-    return a === b ? [] : [{ res: `xlink:${a.name}->${b.name}`, weight: 1 }, { res: `rc:${b.name}`, weight: 1 }];
+    if (a === b) return [];
+    if (a.socket === b.socket) return [{ res: `rc:${b.name}`, weight: 1 }];
+    return [{ res: `xlink:${a.name}->${b.name}`, weight: 1 }, { res: `rc:${b.name}`, weight: 1 }];
   }
 
   /**

@@ -32,6 +32,7 @@ import { LspciParseError, type LspciRootBus, type LspciTreeFn } from './lspci_ty
 import { classifyNoise, noiseNote } from './lspci_noise.js';
 import { idFromUnnamedDevice } from './lspci_ids.js';
 import { rebuildTree } from './lspci_rebuild.js';
+import { assignSockets, type SocketSource } from './lspci_sockets.js';
 
 export { LspciParseError, type LspciRootBus, type LspciTreeFn } from './lspci_types.js';
 
@@ -105,70 +106,97 @@ function indentationError(file: string, ln: number, message: string): LspciParse
   return Object.assign(new LspciParseError(file, ln, message), { indentation: true });
 }
 
-function parseByColumns(lines: readonly { text: string; ln: number }[], file: string): LspciRootBus[] {
-  const roots: LspciRootBus[] = [];
-  const seen = new Map<string, number>();
-  // column → bus whose functions start there (domain, bus, where to attach)
-  const ctx = new Map<number, { domain: number; bus: number; attach: LspciTreeFn[] }>();
-  let sawAny = false;
-  for (const { text: line, ln } of lines) {
+/** Where the functions of one bus hang: its domain and number, and the list they are added to. */
+interface BusAnchor {
+  domain: number;
+  bus: number;
+  attach: LspciTreeFn[];
+}
+
+/** Tree-drawing characters between the tokens of a line. */
+const isTreeDrawing = (ch: string) => ch === ' ' || ch === '|' || ch === '+' || ch === '\\' || ch === '-';
+
+/**
+ * The column reading of a tree (see the file comment): each root-bus marker
+ * and each bridge's bus range opens a bus whose functions start at a fixed
+ * column; a function must sit on such a column after "+-", "\-" or "--".
+ */
+class ColumnTreeParser {
+  readonly roots: LspciRootBus[] = [];
+  private readonly seen = new Map<string, number>();
+  /** column → the bus whose functions start there */
+  private readonly ctx = new Map<number, BusAnchor>();
+
+  constructor(private readonly file: string) {}
+
+  line(line: string, ln: number): void {
     let i = 0;
     while (i < line.length) {
-      const ch = line[i];
-      if (ch === ' ' || ch === '|' || ch === '+' || ch === '\\' || ch === '-') {
+      if (isTreeDrawing(line[i])) {
         i++;
         continue;
       }
       const rest = line.slice(i);
       const root = /^\[([0-9a-fA-F]{4}):([0-9a-fA-F]{2})\]/.exec(rest);
       if (root) {
-        const r: LspciRootBus = { domain: parseInt(root[1], 16), bus: parseInt(root[2], 16), functions: [], line: ln };
-        roots.push(r);
-        ctx.set(i + 8 + 4, { domain: r.domain, bus: r.bus, attach: r.functions });
+        this.rootBus(root, i, ln);
         i += root[0].length;
-        sawAny = true;
         continue;
       }
       const dev = /^([0-9a-fA-F]{2})\.([0-7])(?=$|\s|-)/.exec(rest);
-      if (dev) {
-        const parent = ctx.get(i);
-        if (!parent) {
-          throw indentationError(file, ln, `function ${dev[0]} at column ${i + 1} does not hang off any bus (expected the tree of \`lspci -tv\`; is the indentation intact?)`);
-        }
-        const before = line.slice(Math.max(0, i - 2), i);
-        if (!/^[+\\-]-$/.test(before)) {
-          throw indentationError(file, ln, `function ${dev[0]} at column ${i + 1} is not preceded by "+-", "\\-" or "--" (got "${before}")`);
-        }
-        const f: LspciTreeFn = {
-          domain: parent.domain,
-          bus: parent.bus,
-          dev: parseInt(dev[1], 16),
-          fn: parseInt(dev[2], 10),
-          bdf: formatBdf(parent.domain, parent.bus, parseInt(dev[1], 16), parseInt(dev[2], 10)),
-          children: [],
-          line: ln,
-        };
-        if (seen.has(f.bdf)) throw new LspciParseError(file, ln, `${f.bdf} appears twice (first on line ${seen.get(f.bdf)})`);
-        seen.set(f.bdf, ln);
-        parent.attach.push(f);
-        i += dev[0].length;
-        const br = /^-\[([0-9a-fA-F]{2})(?:-([0-9a-fA-F]{2}))?\]-/.exec(line.slice(i));
-        if (br) {
-          f.secondary = parseInt(br[1], 16);
-          f.subordinate = br[2] ? parseInt(br[2], 16) : f.secondary;
-          const close = i + br[0].length - 2; // index of ']'
-          ctx.set(close + 5, { domain: f.domain, bus: f.secondary, attach: f.children });
-          i += br[0].length;
-          continue;
-        }
-        readName(f, line.slice(i), file, ln);
-        break;
+      if (!dev) throw new LspciParseError(this.file, ln, `unexpected "${rest.slice(0, 24)}" at column ${i + 1} (expected a tree of \`lspci -tv\`: "-[0000:00]-+-00.0  Name")`);
+      const f = this.fn(dev, line, i, ln);
+      i += dev[0].length;
+      const br = /^-\[([0-9a-fA-F]{2})(?:-([0-9a-fA-F]{2}))?\]-/.exec(line.slice(i));
+      if (!br) {
+        readName(f, line.slice(i), this.file, ln);
+        return;
       }
-      throw new LspciParseError(file, ln, `unexpected "${rest.slice(0, 24)}" at column ${i + 1} (expected a tree of \`lspci -tv\`: "-[0000:00]-+-00.0  Name")`);
+      this.bridgeBus(f, br, i);
+      i += br[0].length;
     }
   }
-  if (!sawAny) throw new LspciParseError(file, 1, 'no root bus found: expected `lspci -tv` output starting with "-[0000:00]-" or "-+-[0000:00]-"');
-  return roots;
+
+  /** "[dddd:bb]": a root bus; its functions start 4 columns after the ']'. */
+  private rootBus(m: RegExpExecArray, col: number, ln: number): void {
+    const r: LspciRootBus = { domain: parseInt(m[1], 16), bus: parseInt(m[2], 16), functions: [], line: ln };
+    this.roots.push(r);
+    this.ctx.set(col + 8 + 4, { domain: r.domain, bus: r.bus, attach: r.functions });
+  }
+
+  /** "dd.f" at column `col`: a function of the bus opened at that column. */
+  private fn(m: RegExpExecArray, line: string, col: number, ln: number): LspciTreeFn {
+    const parent = this.ctx.get(col);
+    if (!parent) {
+      throw indentationError(this.file, ln, `function ${m[0]} at column ${col + 1} does not hang off any bus (expected the tree of \`lspci -tv\`; is the indentation intact?)`);
+    }
+    const before = line.slice(Math.max(0, col - 2), col);
+    if (!/^[+\\-]-$/.test(before)) {
+      throw indentationError(this.file, ln, `function ${m[0]} at column ${col + 1} is not preceded by "+-", "\\-" or "--" (got "${before}")`);
+    }
+    const dev = parseInt(m[1], 16);
+    const fn = parseInt(m[2], 10);
+    const f: LspciTreeFn = { domain: parent.domain, bus: parent.bus, dev, fn, bdf: formatBdf(parent.domain, parent.bus, dev, fn), children: [], line: ln };
+    if (this.seen.has(f.bdf)) throw new LspciParseError(this.file, ln, `${f.bdf} appears twice (first on line ${this.seen.get(f.bdf)})`);
+    this.seen.set(f.bdf, ln);
+    parent.attach.push(f);
+    return f;
+  }
+
+  /** "-[ss]-" or "-[ss-uu]-" after bridge `f` at column `col`: its secondary bus, whose functions start 5 columns after the ']'. */
+  private bridgeBus(f: LspciTreeFn, m: RegExpExecArray, col: number): void {
+    f.secondary = parseInt(m[1], 16);
+    f.subordinate = m[2] ? parseInt(m[2], 16) : f.secondary;
+    const close = col + m[0].length - 2; // index of ']'
+    this.ctx.set(close + 5, { domain: f.domain, bus: f.secondary, attach: f.children });
+  }
+}
+
+function parseByColumns(lines: readonly { text: string; ln: number }[], file: string): LspciRootBus[] {
+  const p = new ColumnTreeParser(file);
+  for (const { text, ln } of lines) p.line(text, ln);
+  if (p.roots.length === 0) throw new LspciParseError(file, 1, 'no root bus found: expected `lspci -tv` output starting with "-[0000:00]-" or "-+-[0000:00]-"');
+  return p.roots;
 }
 
 export interface LspciVerboseFn {
@@ -185,6 +213,8 @@ export interface LspciVerboseFn {
   /** Bridges: "Bus: primary=00, secondary=01, subordinate=02". */
   secondary?: number;
   subordinate?: number;
+  /** "NUMA node: N" (printed by -vvv when the firmware gives one). */
+  numaNode?: number;
 }
 
 /** Parse `lspci -vvv` (optionally -nn, -D): one block per function. Non-lspci lines are skipped with a note in `notes`. */
@@ -232,6 +262,8 @@ export function parseLspciVerbose(text: string, file = '<lspci -vvv>', notes: st
       c.secondary = parseInt(bus[2], 16);
       c.subordinate = parseInt(bus[3], 16);
     }
+    const numa = /^NUMA node: (\d+)$/.exec(t);
+    if (numa) c.numaNode = parseInt(numa[1], 10);
     const lnk = /^LnkSta:\s*Speed ([0-9.]+GT\/s)[^,]*, Width x(\d+)/.exec(t);
     if (lnk) {
       const gen = genFromLspciSpeed(lnk[1]);
@@ -255,131 +287,177 @@ export interface LspciImport {
   spec: TopologySpec;
   /** What was assumed or recognised, for the user. */
   notes: string[];
+  /** How each root complex's socket was decided (see lspci_sockets.ts). */
+  sockets: SocketSource;
 }
 
 const toBits = (m: number): AcsBit[] => acsBitsOf(m);
+const isBridge = (f: LspciTreeFn) => f.secondary !== undefined;
+const NO_VVV_NOTE = 'no `lspci -vvv` given: ACS assumed present on every port (SV RR CR UF) with nothing enabled, links assumed Gen4 x16; pass --lspci-vvv for the real ACSCtl bits and link speeds';
 
-/** Convert parsed lspci output to a TopologySpec. */
-export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, LspciVerboseFn> | null, opts: LspciImportOptions = {}): LspciImport {
-  const notes: string[] = [];
-  const v = (bdf: string) => verbose?.get(bdf);
-  const isBridge = (f: LspciTreeFn) => f.secondary !== undefined;
-  const idOf = (f: LspciTreeFn) => v(f.bdf)?.id ?? f.id;
-  const nameOf = (f: LspciTreeFn) => f.name ?? v(f.bdf)?.name;
-  if (!verbose) {
-    notes.push('no `lspci -vvv` given: ACS assumed present on every port (SV RR CR UF) with nothing enabled, links assumed Gen4 x16; pass --lspci-vvv for the real ACSCtl bits and link speeds');
+/**
+ * One function of the tree as the spec needs it: id, name, ACS and link
+ * from the -vvv entry where there is one, else from the tree. Notes what it
+ * had to leave out or assume; counts bridges missing from the -vvv output.
+ */
+class LspciSpecReader {
+  missingAcs = 0;
+
+  constructor(
+    private readonly verbose: Map<string, LspciVerboseFn> | null,
+    private readonly notes: string[],
+  ) {}
+
+  private v(bdf: string): LspciVerboseFn | undefined {
+    return this.verbose?.get(bdf);
   }
-  let missingAcs = 0;
-  const acsOf = (f: LspciTreeFn): PortSpec['acs'] => {
-    if (!verbose) return undefined;
-    const x = v(f.bdf);
+
+  idOf(f: LspciTreeFn): string | undefined {
+    return this.v(f.bdf)?.id ?? f.id;
+  }
+
+  nameOf(f: LspciTreeFn): string | undefined {
+    return f.name ?? this.v(f.bdf)?.name;
+  }
+
+  /** A bridge's ACS: undefined without -vvv (assumed later), false when -vvv shows no ACS capability. */
+  acsOf(f: LspciTreeFn): PortSpec['acs'] {
+    if (!this.verbose) return undefined;
+    const x = this.v(f.bdf);
     if (!x) {
-      missingAcs++;
+      this.missingAcs++;
       return undefined;
     }
     if (x.acsCap === undefined) return false;
     return { cap: toBits(x.acsCap), ctl: toBits((x.acsCtl ?? 0) & x.acsCap) };
-  };
-  const linkOf = (f: LspciTreeFn): PortSpec['link'] => {
-    const l = v(f.bdf)?.link;
-    return l ? ({ gen: l.gen, width: l.width } as PortSpec['link']) : undefined;
-  };
+  }
 
-  const endpointsOf = (fns: LspciTreeFn[]): EndpointSpec[] => {
+  linkOf(f: LspciTreeFn): PortSpec['link'] {
+    const l = this.v(f.bdf)?.link;
+    return l ? ({ gen: l.gen, width: l.width } as PortSpec['link']) : undefined;
+  }
+
+  /** Non-bridge functions grouped by slot (device number), functions in order. */
+  endpointsOf(fns: LspciTreeFn[]): EndpointSpec[] {
     const bySlot = new Map<number, LspciTreeFn[]>();
     for (const f of fns) (bySlot.get(f.dev) ?? bySlot.set(f.dev, []).get(f.dev)!).push(f);
     return [...bySlot].map(([dev, list]) => ({
       slot: dev.toString(16).padStart(2, '0'),
       functions: list.map((f) => {
-        const x = v(f.bdf);
+        const x = this.v(f.bdf);
         return {
           fn: f.fn,
-          name: nameOf(f),
-          id: idOf(f),
+          name: this.nameOf(f),
+          id: this.idOf(f),
           acs: x?.acsCap !== undefined ? { cap: toBits(x.acsCap), ctl: toBits((x.acsCtl ?? 0) & x.acsCap) } : undefined,
         };
       }),
     }));
-  };
+  }
 
-  const portOf = (f: LspciTreeFn): PortSpec => {
+  /** A root or switch downstream port and what is below it: a switch, or one endpoint slot. */
+  portOf(f: LspciTreeFn): PortSpec {
     const p: PortSpec = {
       slot: `${f.dev.toString(16).padStart(2, '0')}.${f.fn}`,
       bus: f.secondary,
-      id: idOf(f),
-      name: nameOf(f),
-      link: linkOf(f),
-      acs: acsOf(f),
+      id: this.idOf(f),
+      name: this.nameOf(f),
+      link: this.linkOf(f),
+      acs: this.acsOf(f),
     };
     const below = f.children;
     if (!below.length) return p;
-    const bridges = below.filter(isBridge);
-    if (bridges.length) {
-      const up = bridges.find((b) => b.dev === 0 && b.fn === 0) ?? bridges[0];
-      if (bridges.length > 1) {
-        notes.push(`${f.bdf}: ${bridges.length} bridges below one port (${bridges.map((b) => b.bdf).join(', ')}); ${up.bdf} is modelled as the switch upstream port, the others and what is below them are left out`);
-      }
-      if (up.dev !== 0 || up.fn !== 0) notes.push(`${f.bdf}: the switch upstream port is ${up.bdf}, modelled at 00.0 of its bus`);
-      const sw: SwitchSpec = {
-        name: nameOf(up) ?? `switch@${up.bdf}`,
-        id: idOf(up),
-        bus: up.secondary,
-        upstreamAcs: acsOf(up) ?? false,
-        ports: up.children.filter(isBridge).map(portOf),
-      };
-      const eps = up.children.filter((c) => !isBridge(c));
-      if (eps.length) sw.endpoints = endpointsOf(eps);
-      // Functions on the port's bus beside the upstream port (a switch's
-      // management endpoint at function 1, say) stay in the tree.
-      const beside = below.filter((c) => !isBridge(c));
-      if (beside.length) sw.beside = endpointsOf(beside);
-      p.switch = sw;
+    if (below.some(isBridge)) {
+      p.switch = this.switchBelow(f);
       return p;
     }
-    const eps = endpointsOf(below);
-    if (eps.length > 1) notes.push(`${f.bdf}: functions in more than one slot below one port; only slot ${eps[0].slot} kept`);
+    const eps = this.endpointsOf(below);
+    if (eps.length > 1) this.notes.push(`${f.bdf}: functions in more than one slot below one port; only slot ${eps[0].slot} kept`);
     p.endpoint = eps[0];
     return p;
-  };
+  }
 
-  let zen: string | undefined;
-  const sorted = [...roots].sort((a, b) => a.domain - b.domain || a.bus - b.bus);
-  const rootComplexes = sorted.map((r) => {
-    const first = r.functions.find((f) => f.dev === 0 && f.fn === 0);
-    const hbId = first ? idOf(first) : undefined;
-    const hbName = first ? nameOf(first) : undefined;
-    const amd = AMD_ZEN_ROOT_COMPLEXES.find((z) => z.id === hbId);
-    if (amd) zen ??= `${amd.name} (${amd.id})`;
-    else if (hbName && /Advanced Micro Devices|\[AMD\]/.test(hbName) && /Root Complex/.test(hbName) && /(Family 1[7-9a-f]h|Starship|Matisse|Renoir|Cezanne|Raven|Raphael|Phoenix|Genoa|Rome|Milan|Vermeer)/.test(hbName)) {
-      zen ??= hbName;
+  /** The switch below port `f` (which has a bridge below it): its upstream port is 00.0, else the first bridge. */
+  private switchBelow(f: LspciTreeFn): SwitchSpec {
+    const below = f.children;
+    const bridges = below.filter(isBridge);
+    const up = bridges.find((b) => b.dev === 0 && b.fn === 0) ?? bridges[0];
+    if (bridges.length > 1) {
+      this.notes.push(`${f.bdf}: ${bridges.length} bridges below one port (${bridges.map((b) => b.bdf).join(', ')}); ${up.bdf} is modelled as the switch upstream port, the others and what is below them are left out`);
     }
-    if (!hbId) {
-      notes.push(`root bus ${formatBdf(r.domain, r.bus, 0, 0).slice(0, 7)}: host bridge vendor:device unknown${verbose ? '' : ' (use `lspci -tvnn` or pass `lspci -nnvvv` output)'}, so it cannot match the P2PDMA whitelist`);
+    if (up.dev !== 0 || up.fn !== 0) this.notes.push(`${f.bdf}: the switch upstream port is ${up.bdf}, modelled at 00.0 of its bus`);
+    const sw: SwitchSpec = {
+      name: this.nameOf(up) ?? `switch@${up.bdf}`,
+      id: this.idOf(up),
+      bus: up.secondary,
+      upstreamAcs: this.acsOf(up) ?? false,
+      ports: up.children.filter(isBridge).map((c) => this.portOf(c)),
+    };
+    const eps = up.children.filter((c) => !isBridge(c));
+    if (eps.length) sw.endpoints = this.endpointsOf(eps);
+    // Functions on the port's bus beside the upstream port (a switch's
+    // management endpoint at function 1, say) stay in the tree.
+    const beside = below.filter((c) => !isBridge(c));
+    if (beside.length) sw.beside = this.endpointsOf(beside);
+    return sw;
+  }
+
+  /** One root bus → one root complex (named like Linux: pci0000:00); notes an unknown host bridge id. */
+  rootComplexOf(r: LspciRootBus, iommu: boolean) {
+    const first = r.functions.find((f) => f.dev === 0 && f.fn === 0);
+    if (!(first && this.idOf(first))) {
+      this.notes.push(`root bus ${formatBdf(r.domain, r.bus, 0, 0).slice(0, 7)}: host bridge vendor:device unknown${this.verbose ? '' : ' (use `lspci -tvnn` or pass `lspci -nnvvv` output)'}, so it cannot match the P2PDMA whitelist`);
     }
     return {
-      // Linux names a host bridge after its root bus: pci0000:00
       name: `pci${formatBdf(r.domain, r.bus, 0, 0).slice(0, 7)}`,
       domain: r.domain,
       bus: r.bus,
-      iommu: opts.iommu ?? false,
-      ports: r.functions.filter(isBridge).map(portOf),
-      endpoints: endpointsOf(r.functions.filter((f) => !isBridge(f))),
+      iommu,
+      ports: r.functions.filter(isBridge).map((f) => this.portOf(f)),
+      endpoints: this.endpointsOf(r.functions.filter((f) => !isBridge(f))),
     };
-  });
-  if (verbose && missingAcs) notes.push(`${missingAcs} bridge(s) missing from the -vvv output; their ACS was assumed as without -vvv`);
-  let cpu = false;
-  if (opts.cpuRoutesP2p === true) cpu = true;
-  else if (opts.cpuRoutesP2p !== false && zen) {
-    cpu = true;
-    notes.push(`recognised an AMD Zen root complex (${zen}): the CPU routes P2P through its host bridge (cpu_supports_p2pdma()); override with --no-cpu-routes-p2p`);
   }
+
+  /** The first AMD Zen root complex among the root buses (by id, else by lspci's name for it), for cpu_supports_p2pdma(). */
+  zenRootComplex(roots: readonly LspciRootBus[]): string | undefined {
+    for (const r of roots) {
+      const first = r.functions.find((f) => f.dev === 0 && f.fn === 0);
+      if (!first) continue;
+      const id = this.idOf(first);
+      const name = this.nameOf(first);
+      const amd = AMD_ZEN_ROOT_COMPLEXES.find((z) => z.id === id);
+      if (amd) return `${amd.name} (${amd.id})`;
+      if (name && /Advanced Micro Devices|\[AMD\]/.test(name) && /Root Complex/.test(name) && /(Family 1[7-9a-f]h|Starship|Matisse|Renoir|Cezanne|Raven|Raphael|Phoenix|Genoa|Rome|Milan|Vermeer)/.test(name)) return name;
+    }
+    return undefined;
+  }
+}
+
+/** Whether the CPU routes P2P: the option, else recognised from an AMD Zen root complex (with a note). */
+function cpuRoutesP2p(opt: boolean | 'auto' | undefined, zen: string | undefined, notes: string[]): boolean {
+  if (opt === true) return true;
+  if (opt === false || !zen) return false;
+  notes.push(`recognised an AMD Zen root complex (${zen}): the CPU routes P2P through its host bridge (cpu_supports_p2pdma()); override with --no-cpu-routes-p2p`);
+  return true;
+}
+
+/** Convert parsed lspci output to a TopologySpec. */
+export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, LspciVerboseFn> | null, opts: LspciImportOptions = {}): LspciImport {
+  const notes: string[] = [];
+  if (!verbose) notes.push(NO_VVV_NOTE);
+  const rd = new LspciSpecReader(verbose, notes);
+  const sorted = [...roots].sort((a, b) => a.domain - b.domain || a.bus - b.bus);
+  const rootComplexes = sorted.map((r) => rd.rootComplexOf(r, opts.iommu ?? false));
+  if (verbose && rd.missingAcs) notes.push(`${rd.missingAcs} bridge(s) missing from the -vvv output; their ACS was assumed as without -vvv`);
+  const cpu = cpuRoutesP2p(opts.cpuRoutesP2p, rd.zenRootComplex(sorted), notes);
+  const sockets = assignSockets(sorted, rootComplexes, (bdf) => verbose?.get(bdf)?.numaNode, notes);
   const spec = TopologySchema.parse({
     policy: opts.policy ?? 'iommu',
     cpuRoutesP2p: cpu,
     disableAcsRedir: opts.disableAcsRedir ?? [],
     rootComplexes,
   });
-  return { spec, notes };
+  return { spec, notes, sockets };
 }
 
 /**
@@ -448,7 +526,7 @@ export function importLspci(treeText: string, verboseText: string | null, opts: 
     verbose ??= own;
   } else roots = parseLspciTree(treeText, treeFile, notes);
   const imp = lspciToTopology(roots, verbose, opts);
-  return { spec: imp.spec, notes: [...notes, ...imp.notes] };
+  return { spec: imp.spec, notes: [...notes, ...imp.notes], sockets: imp.sockets };
 }
 
 /** For --explain output: "ACSCtl: ReqRedir+ CmpltRedir+" of a verbose entry. */

@@ -106,6 +106,8 @@ export interface RootComplex {
   hostBridgeId?: string;
   /** The function standing for the host bridge (00.0, else a root port first on the bus). */
   hostBridgeDev?: PciDev;
+  /** CPU socket (spec `socket`, else its own): root complexes of one socket share no interconnect hop. */
+  socket: number;
   iommu: boolean;
   p2pEfficiency: number;
   fabricGBps: number;
@@ -380,6 +382,7 @@ function placeRootComplex(b: TreeBuild, r: RootComplexSpec, i: number): void {
     domain: r.domain,
     bus,
     hostBridgeId: r.id?.toLowerCase(),
+    socket: r.socket ?? 256 + i, // a socket of its own: above any stated number (max 255)
     iommu: r.iommu,
     p2pEfficiency: r.p2pEfficiency,
     fabricGBps: r.fabricGBps,

@@ -70,7 +70,7 @@ export function renderTree(fabric: Fabric): string {
 }
 
 function rcLine(rc: RootComplex, fabric: Fabric): string {
-  return `${rcLabel(rc)}: IOMMU ${rc.iommu ? 'on' : 'off'}, P2P efficiency ${rc.p2pEfficiency}${fabric.tree.cpuRoutesP2p ? ', CPU routes P2P' : ''}`;
+  return `${rcLabel(rc)}: IOMMU ${rc.iommu ? 'on' : 'off'}, P2P efficiency ${rc.p2pEfficiency}${fabric.tree.cpuRoutesP2p ? ', CPU routes P2P' : ''}${rc.socket <= 255 ? `, socket ${rc.socket}` : ''}`; // ≥ 256: no socket stated (one of its own)
 }
 
 /** Root complexes, bridges and their link / ACS state. */

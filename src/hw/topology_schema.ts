@@ -151,6 +151,8 @@ export const RootComplexSpecSchema = z.strictObject({
   bus: BusNum.optional(),
   /** Host bridge vendor:device (the 00.0 function of the root bus), matched against the whitelist. */
   id: PciId.optional(),
+  /** CPU socket of this root complex; root complexes of one socket reach each other without the socket interconnect. Default: a socket of its own. */
+  socket: z.number().int().min(0).max(255).optional(),
   /** IOMMU on: pci_enable_acs() sets SV RR CR UF on every ACS-capable port below. */
   iommu: z.boolean().default(false),
   /** Bandwidth of P2P routed through this RC as a fraction of the path's link speed (0.75 … 1). */

@@ -20,7 +20,7 @@ t.test('--explain lists the assumptions and the notes on the input', async (t) =
 t.test('--json carries the assumptions and notes, per verdict and for the matrix', async (t) => {
   const one = JSON.parse(runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', 'b1:00.0'], json: true }));
   t.equal(one.map, 'not-supported');
-  t.match(one.assumptions, [/^ACS state of/, /^host bridge id of pci0000:3a unknown/, /^host bridge id of pci0000:ae unknown/, /^IOMMU state not in the capture/, /^CPU vendor and family unknown/]);
+  t.match(one.assumptions, [/^ACS state of/, /^host bridge id of pci0000:3a unknown/, /^host bridge id of pci0000:ae unknown/, /^socket of pci0000:3a and pci0000:ae not in the capture/, /^IOMMU state not in the capture/, /^CPU vendor and family unknown/]);
   t.match(one.notes, [/no `lspci -vvv` given/]);
   const all = JSON.parse(runTopo(undefined, { lspci: TREE, json: true }));
   t.ok(all.assumptions.length > 0);
