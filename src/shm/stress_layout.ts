@@ -44,15 +44,6 @@ export const enum StressBufKind {
   Bar = 1,
 }
 
-export const StressDevStat = defineLayout({
-  inject: { writer: 'main', doc: 'StressInject: fault the device commits at its next pass' },
-  pagesRead: { writer: 'worker', doc: 'pages read and judged' },
-  pagesWritten: { writer: 'worker', doc: 'pages written with a payload' },
-  ioErrors: { writer: 'worker', doc: 'transfers that failed (EFAULT after munmap, EPERM after mprotect, IOMMU faults, ...)' },
-  violations: { writer: 'worker', doc: 'payload violations found (exact count)' },
-  records: { words: STRESS_VIOLATION_RECORDS * 6, writer: 'worker', doc: 'ring of StressViolation records' },
-});
-
 /** One payload violation a device saw. */
 export const StressViolation = defineLayout({
   kind: { writer: 'worker', doc: 'StressViolationKind' },
@@ -61,6 +52,15 @@ export const StressViolation = defineLayout({
   step: { writer: 'worker', doc: 'schedule step (StressHdr.step) when seen' },
   seen: { writer: 'worker', doc: 'seq found in the page (-1: no payload)' },
   expected: { writer: 'worker', doc: 'last seq the device wrote there (-1: none)' },
+});
+
+export const StressDevStat = defineLayout({
+  inject: { writer: 'main', doc: 'StressInject: fault the device commits at its next pass' },
+  pagesRead: { writer: 'worker', doc: 'pages read and judged' },
+  pagesWritten: { writer: 'worker', doc: 'pages written with a payload' },
+  ioErrors: { writer: 'worker', doc: 'transfers that failed (EFAULT after munmap, EPERM after mprotect, IOMMU faults, ...)' },
+  violations: { writer: 'worker', doc: 'payload violations found (exact count)' },
+  records: { words: STRESS_VIOLATION_RECORDS * StressViolation.kFieldCount, writer: 'worker', doc: 'ring of StressViolation records' },
 });
 
 export const enum StressViolationKind {
