@@ -57,6 +57,11 @@ export interface HmmPfn {
   page: number;
 }
 
+/** Flags of a valid entry of kind `kind` (P2P, device-private, zero page, or 0 for plain RAM), writable when `write`. */
+function validFlags(kind: number, write: boolean): number {
+  return HMM_PFN_VALID | kind | (write ? HMM_PFN_WRITE : 0);
+}
+
 /** struct hmm_range. */
 export interface HmmRange {
   readonly notifier: IntervalNotifier;
@@ -170,7 +175,7 @@ async function faultDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, star
     return fail(range, r.errno, what, r.reason);
   }
   for (let k = 0; k < n; k++) {
-    range.pfns[i0 + k] = { flags: HMM_PFN_VALID | HMM_PFN_P2P | (write ? HMM_PFN_WRITE : 0), addr: r.bus[k], gen: r.gens[k], mem: r.mem, page: r.pages[k] };
+    range.pfns[i0 + k] = { flags: validFlags(HMM_PFN_P2P, write), addr: r.bus[k], gen: r.gens[k], mem: r.mem, page: r.pages[k] };
   }
   return 0;
 }
@@ -207,7 +212,7 @@ async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<
       const owner = pte.devmem;
       if (owner === range.devPrivateOwner && !(fault && write && !pte.write)) {
         // dev_private_owner rule: the owner uses its own page directly.
-        range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (pte.write ? HMM_PFN_WRITE : 0), addr: pte.page * PAGE_SIZE, gen: Atomics.load(owner.gen, pte.page), mem: owner.owner.index, page: pte.page };
+        range.pfns[i] = { flags: validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), addr: pte.page * PAGE_SIZE, gen: Atomics.load(owner.gen, pte.page), mem: owner.owner.index, page: pte.page };
         return 0;
       }
       if (owner === range.devPrivateOwner) {
@@ -223,13 +228,13 @@ async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<
       const p2pOk = range.importer !== null && mm.kernel.p2pAllowed(owner.owner, range.importer).ok && owner.allowPeers;
       if (!fault) {
         // Snapshot: report a peer's private page only if we could reach it.
-        if (p2pOk) range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (pte.write ? HMM_PFN_WRITE : 0), addr: 0, gen: 0, mem: owner.owner.index, page: pte.page };
+        if (p2pOk) range.pfns[i] = { flags: validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), addr: 0, gen: 0, mem: owner.owner.index, page: pte.page };
         return 0;
       }
       if (p2pOk && (!write || pte.write)) {
         const m = await owner.p2pMap(pte.page, range.importer!, mm, va);
         if (m) {
-          range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_P2P | (write ? HMM_PFN_WRITE : 0), addr: m.bus, gen: m.gen, mem: owner.owner.index, page: pte.page };
+          range.pfns[i] = { flags: validFlags(HMM_PFN_P2P, write), addr: m.bus, gen: m.gen, mem: owner.owner.index, page: pte.page };
           return 0;
         }
       }
@@ -245,12 +250,12 @@ async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<
       continue;
     }
     if (pte?.kind === 'ram' && (!write || pte.write)) {
-      range.pfns[i] = { flags: HMM_PFN_VALID | (pte.write ? HMM_PFN_WRITE : 0), addr: pte.pfn * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), mem: -1, page: pte.pfn };
+      range.pfns[i] = { flags: validFlags(0, pte.write), addr: pte.pfn * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), mem: -1, page: pte.pfn };
       return 0;
     }
     if (pte?.kind === 'zero' && !write) {
       const z = mm.kernel.zeroPfn;
-      range.pfns[i] = { flags: HMM_PFN_VALID | HMM_PFN_ZERO, addr: z * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, z), mem: -1, page: z };
+      range.pfns[i] = { flags: validFlags(HMM_PFN_ZERO, false), addr: z * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, z), mem: -1, page: z };
       return 0;
     }
     if (!fault) return 0; // not present (or not writable) and only a snapshot
@@ -288,7 +293,7 @@ async function mapPeerPrivateRun(mm: Mm, range: HmmRange, vmaEnd: number, va: nu
   const m = await owner.p2pMapRange(pages, range.importer, mm, va);
   if (!m) return 0;
   for (let k = 0; k < n; k++) {
-    range.pfns[i0 + k] = { flags: HMM_PFN_VALID | HMM_PFN_P2P | (write ? HMM_PFN_WRITE : 0), addr: m.bus[k], gen: m.gens[k], mem: owner.owner.index, page: pages[k] };
+    range.pfns[i0 + k] = { flags: validFlags(HMM_PFN_P2P, write), addr: m.bus[k], gen: m.gens[k], mem: owner.owner.index, page: pages[k] };
   }
   return n;
 }
