@@ -83,9 +83,7 @@ export class DmaEngine {
   /** Bus-to-bus copy (for devices that move data without staging it). */
   copy(dst: number, src: number, len: number): string | null {
     const t0 = performance.now();
-    let done = 0;
-    while (done < len) {
-      if (this.killed?.()) return INVALIDATED;
+    const bad = this.chunks(t0, len, (done) => {
       const n = Math.min(len - done, DMA_CHECK_BYTES);
       const s = this.resolve(src + done, n, false);
       if (typeof s === 'string') return this.fail('read from', src + done, s);
@@ -93,17 +91,14 @@ export class DmaEngine {
       if (typeof d === 'string') return this.fail('write to', dst + done, d);
       if (d.target === 'regs' || s.target === 'regs') return this.fail('copy to', dst + done, 'bus-to-bus copy cannot touch registers');
       // Both ends pass the same veto and checks as a read or a write.
-      const veto = this.onRun?.(s, src + done, false) ?? this.onRun?.(d, dst + done, true) ?? null;
-      if (veto === INVALIDATED) return INVALIDATED;
-      if (veto !== null) return this.fail('copy to', dst + done, veto);
+      const veto = this.vetoed(this.onRun?.(s, src + done, false) ?? this.onRun?.(d, dst + done, true) ?? null, 'copy to', dst + done);
+      if (veto !== null) return veto;
       d.bytes.set(s.bytes.subarray(s.offset, s.offset + d.len), d.offset);
       this.account(s, false, d.len);
       this.account(d, true, d.len);
-      done += d.len;
-      this.checkpoint();
-    }
-    this.self.stats[DeviceStats.dmaOps]++;
-    this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
+      return d.len;
+    });
+    if (bad !== null) return bad;
     traceSink.w?.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, DMA_TARGET.peer, dst, 1, -1);
     return null;
   }
@@ -117,33 +112,58 @@ export class DmaEngine {
    */
   private transfer(addr: number, len: number, write: boolean, move: (run: BusRun, done: number, off: number, n: number) => string | null): string | null {
     const t0 = performance.now();
-    let done = 0;
+    const verb = write ? 'write to' : 'read from';
     let last: BusRun | null = null;
-    while (done < len) {
-      if (this.killed?.()) return INVALIDATED;
+    const bad = this.chunks(t0, len, (done) => {
       const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
-      if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
-      const veto = this.onRun?.(run, addr + done, write) ?? null;
-      if (veto === INVALIDATED) return INVALIDATED;
-      if (veto !== null) return this.fail(write ? 'write to' : 'read from', addr + done, veto);
+      if (typeof run === 'string') return this.fail(verb, addr + done, run);
+      const veto = this.vetoed(this.onRun?.(run, addr + done, write) ?? null, verb, addr + done);
+      if (veto !== null) return veto;
       let off = 0;
       while (off < run.len) {
         const n = run.target === 'regs' ? run.len : Math.min(DMA_POLL_BYTES, run.len - off);
-        const bad = move(run, done, off, n);
-        if (bad !== null) return this.fail(write ? 'write to' : 'read from', addr + done + off, bad);
+        const moved = move(run, done, off, n);
+        if (moved !== null) return this.fail(verb, addr + done + off, moved);
         off += n;
         if (off < run.len && this.pending()) break;
       }
       this.account(run, write, off);
       last = run;
-      done += off;
+      return off;
+    });
+    if (bad !== null) return bad;
+    const tw = traceSink.w;
+    const end = last as BusRun | null; // set inside the step: TypeScript's narrowing does not see that
+    if (tw && end) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, this.targetOf(end), addr, write ? 1 : 0, end.owner);
+    return null;
+  }
+
+  /**
+   * The loop copy() and transfer() share: before each chunk, stop if an
+   * invalidation killed the transfer; `step(done)` copies the chunk that
+   * starts `done` bytes in and returns the bytes it moved, or an error
+   * message that ends the transfer; pending invalidations are served after
+   * every chunk; a transfer that completes counts in the device stats from
+   * `t0`. Returns the error message or null.
+   */
+  private chunks(t0: number, len: number, step: (done: number) => number | string): string | null {
+    let done = 0;
+    while (done < len) {
+      if (this.killed?.()) return INVALIDATED;
+      const n = step(done);
+      if (typeof n === 'string') return n;
+      done += n;
       this.checkpoint();
     }
     this.self.stats[DeviceStats.dmaOps]++;
     this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
-    const tw = traceSink.w;
-    if (tw && last) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, this.targetOf(last), addr, write ? 1 : 0, last.owner);
     return null;
+  }
+
+  /** The onRun veto's verdict: INVALIDATED passes through (a refault, not a device error); any other message fails the transfer at `addr`. */
+  private vetoed(why: string | null, verb: string, addr: number): string | null {
+    if (why === null || why === INVALIDATED) return why;
+    return this.fail(verb, addr, why);
   }
 
   /** DMA_TARGET of a run, for the trace. */
