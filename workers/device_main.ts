@@ -16,6 +16,7 @@ import { DeviceLoop } from './runtime/device_loop.js';
 import { DeviceQueues } from './runtime/device_queues.js';
 import { DmaEngine } from './runtime/dma_engine.js';
 import { InvalidationPort } from './runtime/invalidation.js';
+import { RunToken } from './runtime/run_token.js';
 import { serveCmd, type DeviceModel } from './runtime/device_model.js';
 import { deviceFactories } from './registry.js';
 import type { DeviceCtxCore } from './runtime/device_ctx.js';
@@ -50,6 +51,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     const bus = new BusDecoder(shm);
     const inv = new InvalidationPort(self.ctl, self.stats);
     const dma = new DmaEngine(self, shm, bus, () => inv.check(), () => inv.pending());
+    if (cfg.runTokens) dma.runToken = new RunToken(cfg.runTokens.sab, self, shm, inv, cfg.runTokens.timeoutMs);
     const logError = (message: string): number => {
       this.log.push({ seq: this.log.length, message });
       return this.log.length - 1;

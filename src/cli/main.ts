@@ -19,6 +19,7 @@ import { registerStress } from './stress.js';
 import { registerBench } from './bench.js';
 import { internalErrorLine, setDebug } from './internal_error.js';
 import type { Mode } from '../workloads/workload.js';
+import { parseRunTokens, type RunTokenSetting } from '../devices/run_tokens.js';
 
 const PACKAGE_JSON = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../package.json' : '../../package.json', import.meta.url));
 const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/') ? '../../../scenarios/camera-chain.yaml' : '../../scenarios/camera-chain.yaml', import.meta.url));
@@ -62,6 +63,7 @@ interface RunFlags {
   json?: boolean;
   compare?: boolean;
   mode?: Mode;
+  runTokens?: RunTokenSetting;
 }
 
 function asJson(r: RunReport) {
@@ -72,7 +74,7 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
   if (flags.compare && flags.mode) throw new InputError(`--compare runs the scenario in both modes (p2p, then bounce); it cannot be combined with --mode ${flags.mode}: drop one of them`);
   const sc = await loadScenarioFile(file);
   const obs = openObservers(flags);
-  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, trace: obs.trace, progress: obs.progress };
+  const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, runTokens: flags.runTokens, trace: obs.trace, progress: obs.progress };
   const reports = flags.compare ? await compareScenario(sc, opts) : [await runScenario(sc, opts)];
   for (const note of obs.finish(reports, sc)) process.stderr.write(`peervma: ${note}\n`);
   if (flags.json) {
@@ -104,6 +106,11 @@ export function buildProgram(): Command {
       return v;
     })
     .option('--compare', 'run in p2p mode and in bounce mode, and print them side by side (not with --mode)')
+    .option('--run-tokens <n>', 'cooperative run tokens: auto (one per core when devices outnumber cores), off, or a count (overrides machine.runTokens)', (v: string): RunTokenSetting => {
+      const r = parseRunTokens(v);
+      if (r === null) throw new InvalidArgumentError(`--run-tokens must be auto, off or a whole number, got '${v}'`);
+      return r;
+    })
     .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
   registerObserveOptions(program.commands.find((c) => c.name() === 'run')!);

@@ -17,6 +17,7 @@ import { attachMachineShm, createMachineShm, type DeviceShm, type MachineShm } f
 import { PageAllocator } from '../shm/page_alloc.js';
 import { DeviceHandle } from './device_handle.js';
 import { checkLimits } from './limits.js';
+import { resolveRunTokens, RunTokens, type RunTokenSetting } from './run_tokens.js';
 import { deviceKinds } from './device_kinds.js';
 import { TraceEvent, traceSink } from '../shm/trace_ring.js';
 
@@ -37,6 +38,8 @@ export interface MachineSpec {
   readonly timeoutMs: number;
   /** Records per device trace ring; 0 or absent: the run is not traced (src/shm/trace_ring.ts). */
   readonly traceRecords?: number;
+  /** Cooperative run tokens (src/devices/run_tokens.ts); absent: 'auto'. */
+  readonly runTokens?: RunTokenSetting;
 }
 
 export interface Device {
@@ -59,13 +62,16 @@ export class Machine {
     readonly spec: MachineSpec,
     readonly shm: MachineShm,
     readonly devices: readonly Device[],
+    /** The run tokens in force; null: off. */
+    readonly runTokens: RunTokens | null,
   ) {
     this.bus = new BusDecoder(shm);
     this.ram = new PageAllocator('system RAM', spec.ramBytes / PAGE_SIZE, shm.ram, shm.ramGen);
     for (const d of devices) this.byName.set(d.spec.name, d);
     this.failure = new Promise<never>((_, reject) => {
-      for (const d of devices) {
+      for (const [i, d] of devices.entries()) {
         d.handle.onFailure((e) => {
+          runTokens?.reap(i); // a dead device's token goes to the next one
           this.firstFailure ??= e;
           reject(e);
         });
@@ -88,9 +94,14 @@ export class Machine {
       return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs), mem };
     });
     for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
-    const m = new Machine(spec, shm, devices);
+    const nTokens = resolveRunTokens(spec.runTokens, devices.length);
+    const tokens = nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null;
+    const m = new Machine(spec, shm, devices, tokens);
+    // Half the machine deadline: a device starved of a token fails its transfer naming the
+    // holders before the kernel's own wait on that device times out without a reason.
+    const runTokens = tokens ? { sab: tokens.sab, timeoutMs: Math.max(1, Math.floor(spec.timeoutMs / 2)) } : undefined;
     try {
-      await m.race(Promise.all(devices.map((d, i) => d.handle.call('configure', { name: d.spec.name, index: i, kind: d.spec.kind, shm: desc, props: d.spec.props }))));
+      await m.race(Promise.all(devices.map((d, i) => d.handle.call('configure', { name: d.spec.name, index: i, kind: d.spec.kind, shm: desc, props: d.spec.props, runTokens }))));
     } catch (e) {
       await m.shutdown();
       throw e;

@@ -26,6 +26,8 @@ export interface DeviceConfig {
   readonly shm: MachineShmDesc;
   /** Kind-specific properties, already validated against the kind's property table. */
   readonly props: Readonly<Record<string, unknown>>;
+  /** The machine's cooperative run tokens (src/shm/run_token_layout.ts); absent: tokens off. */
+  readonly runTokens?: { readonly sab: SharedArrayBuffer; readonly timeoutMs: number };
 }
 
 /** Where a device sends completion interrupts of a queue. */

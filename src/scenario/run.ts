@@ -6,6 +6,7 @@
  * worker outlives the run.
  */
 import { Machine, type MachineSpec } from '../devices/machine.js';
+import type { RunTokenSetting } from '../devices/run_tokens.js';
 import { P2pRefusedError, PeerVmaError, ScenarioError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
 import type { Fabric } from '../hw/fabric.js';
@@ -25,6 +26,8 @@ export interface RunOptions extends Overrides {
   readonly trace?: RunTracer;
   /** Told how far the run is, every PROGRESS_MS, for workloads that say (WorkloadDef.progress). */
   readonly progress?: (p: RunProgress) => void;
+  /** Overrides the scenario's machine.runTokens (`--run-tokens`). */
+  readonly runTokens?: RunTokenSetting;
 }
 
 export interface RunProgress {
@@ -141,6 +144,7 @@ export function machineSpec(sc: Scenario): MachineSpec {
   return {
     ramBytes: sc.machine.ram,
     timeoutMs: sc.machine.timeoutMs,
+    runTokens: sc.machine.runTokens,
     devices: sc.devices.map((d) => ({
       name: d.name,
       kind: d.kind,
@@ -205,7 +209,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const requestedMode = w.mode;
   const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
   const { dram: memcpy, cached: memcpyCached } = memcpyBaselines();
-  const machine = await Machine.create({ ...machineSpec(sc), traceRecords: opts.trace?.records ?? 0 });
+  const machine = await Machine.create({ ...machineSpec(sc), ...(opts.runTokens !== undefined ? { runTokens: opts.runTokens } : {}), traceRecords: opts.trace?.records ?? 0 });
   let accounting: Accounting;
   const kernels: Kernel[] = [];
   const links: LinkUse[] = [];

@@ -38,6 +38,10 @@ export const scenarioSchema = z.strictObject({
     .strictObject({
       ram: pageSize.refine((n) => n >= PAGE_SIZE, { message: `system RAM needs at least one ${PAGE_SIZE}-byte page` }).default(64 * 1024 * 1024),
       timeoutMs: z.number().int().min(100).max(600000).default(10000).describe('deadline of every wait on a device worker'),
+      runTokens: z
+        .union([z.enum(['auto', 'off']), z.number().int().min(0).max(1024)])
+        .default('auto')
+        .describe('cooperative run tokens (src/devices/run_tokens.ts): auto = one per core when devices outnumber cores; off; or a count'),
     })
     .prefault({}),
   // The count is also checked before the schema walks the list (load.ts: checkShape).

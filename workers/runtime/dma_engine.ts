@@ -18,6 +18,7 @@ import { DMA_CHECK_BYTES, DMA_POLL_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
+import type { RunTokenHook } from './run_token.js';
 
 /** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. */
 export type Translate = (addr: number, len: number, write: boolean) => { addr: number; len: number } | { fault: string };
@@ -48,6 +49,8 @@ export class DmaEngine {
    * error for what is only a refault.
    */
   killed: (() => boolean) | null = null;
+  /** Cooperative run tokens (workers/runtime/run_token.ts), when the machine has them. */
+  runToken: RunTokenHook | null = null;
 
   constructor(
     private readonly self: DeviceShm,
@@ -147,8 +150,18 @@ export class DmaEngine {
    * `t0`. Returns the error message or null.
    */
   private chunks(t0: number, len: number, step: (done: number) => number | string): string | null {
+    try {
+      return this.chunkLoop(t0, len, step);
+    } finally {
+      this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
+    }
+  }
+
+  private chunkLoop(t0: number, len: number, step: (done: number) => number | string): string | null {
     let done = 0;
     while (done < len) {
+      const noToken = this.runToken?.chunk() ?? null; // waits for a run token, acking invalidations meanwhile
+      if (noToken !== null) return noToken;
       if (this.killed?.()) return INVALIDATED;
       const n = step(done);
       if (typeof n === 'string') return n;

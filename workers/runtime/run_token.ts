@@ -1,0 +1,130 @@
+/**
+ * A device worker's side of the cooperative run tokens (protocol and
+ * layout: src/shm/run_token_layout.ts). The DMA engine asks for a token at
+ * every chunk boundary (chunk()) and gives it back when the transfer ends
+ * (done()); a holder that has had its quantum yields to the next ticket at
+ * a chunk boundary.
+ *
+ * Invariants:
+ * - acks never wait for a token: while it waits, the device serves its
+ *   invalidations (InvalidationPort.check) every time its wake word moves
+ *   and at least every RUN_TOKEN_CHECK_MS;
+ * - a token is held only inside a DMA transfer, whose chunks never block
+ *   (page requests are served before the transfer), so holders always reach
+ *   a chunk boundary and give it back: no wait-for cycle through tokens;
+ * - a wait has the machine's deadline; past it the transfer fails with a
+ *   message naming the devices that hold the tokens.
+ */
+import { DeviceCtl, ringWake } from '../../src/shm/device_ctl.js';
+import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
+import {
+  giveBackTicket,
+  RUN_TOKEN_CHECK_MS,
+  RUN_TOKEN_QUANTUM_MS,
+  RunTokenHdr,
+  RunTokenSlot,
+  RunTokenState,
+  runTokenRingWord,
+  runTokenSlotWord,
+  ticketAdmitted,
+} from '../../src/shm/run_token_layout.js';
+
+/** What the token wait needs of the invalidation port (workers/runtime/invalidation.ts). */
+export interface InvalidationPoll {
+  check(): boolean;
+  sleepBound(ms: number): number;
+}
+
+export class RunToken {
+  private readonly v: Int32Array;
+  private readonly dev: number;
+  private readonly stateWord: number;
+  private held = false;
+  private since = 0;
+  private readonly wake = (dev: number): void => ringWake(this.shm.devices[dev].ctl);
+
+  constructor(
+    sab: SharedArrayBuffer,
+    private readonly self: DeviceShm,
+    private readonly shm: MachineShm,
+    private readonly inv: InvalidationPoll,
+    private readonly timeoutMs: number,
+  ) {
+    this.v = new Int32Array(sab);
+    this.dev = self.index;
+    this.stateWord = runTokenSlotWord(this.dev, RunTokenSlot.state);
+  }
+
+  /** At a chunk boundary: holds a token when it returns null; otherwise the error that ends the transfer. */
+  chunk(): string | null {
+    if (this.held) {
+      if (performance.now() - this.since < RUN_TOKEN_QUANTUM_MS || !this.othersWait()) return null;
+      this.done(); // quantum used and someone waits: to the back of the queue
+    }
+    return this.acquire();
+  }
+
+  /** The transfer ended (or yields): gives the token back and wakes the next ticket. */
+  done(): void {
+    if (!this.held) return;
+    this.held = false;
+    giveBackTicket(this.v, this.dev, this.wake);
+  }
+
+  private othersWait(): boolean {
+    const v = this.v;
+    return ((Atomics.load(v, RunTokenHdr.next) - Atomics.load(v, RunTokenHdr.released) - v[RunTokenHdr.tokens]) | 0) > 0;
+  }
+
+  private acquire(): string | null {
+    const v = this.v;
+    const t = Atomics.add(v, RunTokenHdr.next, 1);
+    Atomics.store(v, runTokenSlotWord(this.dev, RunTokenSlot.ticket), t);
+    Atomics.store(v, this.stateWord, RunTokenState.Queued);
+    // Before the admitted test: pairs with the ring load in giveBackTicket.
+    Atomics.store(v, runTokenRingWord(v[RunTokenHdr.devices], t), this.dev + 1);
+    if (!ticketAdmitted(v, t)) {
+      const why = this.wait(t);
+      if (why !== null) return why;
+    }
+    this.held = true;
+    this.since = performance.now();
+    return null;
+  }
+
+  /** Sleeps until ticket `t` is admitted, serving invalidations meanwhile. */
+  private wait(t: number): string | null {
+    const v = this.v;
+    const ctl = this.self.ctl;
+    Atomics.add(v, RunTokenHdr.waits, 1);
+    const t0 = performance.now();
+    for (;;) {
+      // Loaded before the tests: pairs with ringWake (invalidation, doorbell, token hand-off).
+      const seen = Atomics.load(ctl, DeviceCtl.wake);
+      if (Atomics.load(v, this.stateWord) !== RunTokenState.Queued) return `${this.self.name}: its run-token ticket was taken back by the kernel (the device was failed)`;
+      if (ticketAdmitted(v, t)) return null;
+      this.inv.check();
+      const waited = performance.now() - t0;
+      if (waited >= this.timeoutMs) {
+        const holders = this.holders();
+        giveBackTicket(v, this.dev, this.wake);
+        return `${this.self.name}: DMA waited ${Math.round(waited)} ms for a run token (deadline ${this.timeoutMs} ms); held by ${holders.join(', ') || 'nobody (lost wake?)'}`;
+      }
+      Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(Math.min(RUN_TOKEN_CHECK_MS, this.timeoutMs - waited)));
+    }
+  }
+
+  /** Names of the devices whose tickets are admitted now. */
+  private holders(): string[] {
+    const v = this.v;
+    const out: string[] = [];
+    for (let d = 0; d < v[RunTokenHdr.devices]; d++) {
+      if (d === this.dev || Atomics.load(v, runTokenSlotWord(d, RunTokenSlot.state)) !== RunTokenState.Queued) continue;
+      if (ticketAdmitted(v, Atomics.load(v, runTokenSlotWord(d, RunTokenSlot.ticket)))) out.push(this.shm.devices[d].name);
+    }
+    return out;
+  }
+}
+
+/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk() before every chunk, done() when the transfer ends. */
+export type RunTokenHook = Pick<RunToken, 'chunk' | 'done'>;
