@@ -16,8 +16,8 @@ import { DeviceCtl } from '../shm/device_ctl.js';
 import { attachMachineShm, createMachineShm, type DeviceShm, type MachineShm } from '../shm/phys_mem.js';
 import { PageAllocator } from '../shm/page_alloc.js';
 import { DeviceHandle } from './device_handle.js';
-import { checkLimits } from './limits.js';
-import { resolveRunTokens, RunTokens, type RunTokenSetting } from './run_tokens.js';
+import { checkLimits, deviceLimit } from './limits.js';
+import { hostCores, resolveRunTokens, RunTokens, type RunTokenSetting } from './run_tokens.js';
 import { deviceKinds } from './device_kinds.js';
 import { TraceEvent, traceSink } from '../shm/trace_ring.js';
 
@@ -40,6 +40,19 @@ export interface MachineSpec {
   readonly traceRecords?: number;
   /** Cooperative run tokens (src/devices/run_tokens.ts); absent: 'auto'. */
   readonly runTokens?: RunTokenSetting;
+}
+
+/** Boot figures of a machine: the run's machine line (src/trace/summary.ts) and `--json`. */
+export interface MachineBoot {
+  /** Machine.create: spawn and configure every worker. */
+  readonly ms: number;
+  /** Host RSS growth over the boot, per device worker (a measure, noisy with other main-thread work). */
+  readonly rssPerWorkerBytes: number;
+  /** Device workers this host could hold beside this machine's memories (src/devices/limits.ts). */
+  readonly deviceLimit: number;
+  readonly cores: number;
+  /** Run tokens in force; 0: off. */
+  readonly runTokens: number;
 }
 
 export interface Device {
@@ -80,8 +93,13 @@ export class Machine {
     this.failure.catch(() => undefined); // observed by whoever races it
   }
 
+  /** How the machine came up, for the run's machine line (set once by create). */
+  boot: MachineBoot = { ms: 0, rssPerWorkerBytes: 0, deviceLimit: 0, cores: 0, runTokens: 0 };
+
   static async create(spec: MachineSpec): Promise<Machine> {
     checkLimits({ ramBytes: spec.ramBytes, devices: spec.devices });
+    const t0 = performance.now();
+    const rss0 = process.memoryUsage.rss();
     const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
     const devices = spec.devices.map((s, i): Device => {
@@ -106,6 +124,15 @@ export class Machine {
       await m.shutdown();
       throw e;
     }
+    const memories = spec.ramBytes + spec.devices.reduce((sum, d) => sum + d.memBytes, 0);
+    m.boot = {
+      ms: performance.now() - t0,
+      // The host's RSS delta over spawn + configure, per worker (SABs excluded: they are not touched yet).
+      rssPerWorkerBytes: devices.length > 0 ? Math.max(0, process.memoryUsage.rss() - rss0) / devices.length : 0,
+      deviceLimit: deviceLimit(memories),
+      cores: hostCores(),
+      runTokens: nTokens,
+    };
     return m;
   }
 

@@ -14,7 +14,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { ScenarioError } from '../errors.js';
 import { deviceKinds } from '../devices/device_kinds.js';
-import { MAX_DEVICES } from '../devices/limits.js';
+import { MAX_DEVICE_WORKERS } from '../devices/limits.js';
 import { scenarioSchema, type Scenario, type Workload } from './schema.js';
 import { workloadSchema } from '../workloads/schema.js';
 import { workloadDef } from '../workloads/registry.js';
@@ -64,7 +64,7 @@ function describeIssue(i: Issue, prefix: readonly PropertyKey[] = []): string {
  */
 function checkShape(raw: unknown): string[] {
   const devices = typeof raw === 'object' && raw !== null ? (raw as { devices?: unknown }).devices : undefined;
-  if (Array.isArray(devices) && devices.length > MAX_DEVICES) return [`devices: got ${devices.length} devices; at most ${MAX_DEVICES}: each is a worker thread`];
+  if (Array.isArray(devices) && devices.length > MAX_DEVICE_WORKERS) return [`devices: got ${devices.length} devices; at most ${MAX_DEVICE_WORKERS} in a scenario file (how many this host runs follows from its memory)`];
   return [];
 }
 

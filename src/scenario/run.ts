@@ -5,7 +5,7 @@
  * workload, and always tears the machine down — whatever failed, no
  * worker outlives the run.
  */
-import { Machine, type MachineSpec } from '../devices/machine.js';
+import { Machine, type MachineBoot, type MachineSpec } from '../devices/machine.js';
 import type { RunTokenSetting } from '../devices/run_tokens.js';
 import { P2pRefusedError, PeerVmaError, ScenarioError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
@@ -93,6 +93,12 @@ export interface RunReport {
   readonly links: readonly LinkUse[];
   /** BAR slot holds over the run (every exporter): p2p maps and unmaps, slots recycled, and how many of those needed a revoke. */
   readonly p2pSlots: P2pSlotStats;
+  /** The emulated machine on this host: devices, boot time and per-worker memory, the device limit, run tokens. */
+  readonly machine: MachineLine;
+}
+
+export interface MachineLine extends MachineBoot {
+  readonly devices: number;
 }
 
 export interface LinkUse {
@@ -226,7 +232,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
     await machine.shutdown();
   }
   const ackUs = kernels.flatMap((k) => machine.devices.flatMap((d) => k.invalidator(d.spec.name).stats.ackUs));
-  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links, p2pSlots: slotStats(kernels) };
+  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links, p2pSlots: slotStats(kernels), machine: { devices: machine.devices.length, ...machine.boot } };
 }
 
 /** Runs both modes, one fresh machine each: p2p first, then bounce. */

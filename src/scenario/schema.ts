@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { formatBytes, sizeSchema } from '../common/size.js';
-import { MAX_DEVICES, MAX_MEMORY_BYTES } from '../devices/limits.js';
+import { MAX_DEVICE_WORKERS, MAX_MEMORY_BYTES } from '../devices/limits.js';
 import { TopologySchema } from '../hw/topology_schema.js';
 import { workloadSchema } from '../workloads/schema.js';
 
@@ -45,7 +45,8 @@ export const scenarioSchema = z.strictObject({
     })
     .prefault({}),
   // The count is also checked before the schema walks the list (load.ts: checkShape).
-  devices: z.array(deviceSchema).min(1).max(MAX_DEVICES, `at most ${MAX_DEVICES} devices: each is a worker thread`),
+  // How many this host can run follows from its memory (checkLimits, before the machine starts).
+  devices: z.array(deviceSchema).min(1).max(MAX_DEVICE_WORKERS, `at most ${MAX_DEVICE_WORKERS} devices in a scenario file`),
   processes: z.array(processSchema).default([]),
   workload: workloadSchema.optional().describe('absent: a topology-only scenario, for `peervma topo`'),
   topology: TopologySchema.optional().describe('PCIe tree; absent: one root complex, one switch, every device below it'),

@@ -88,6 +88,13 @@ function extraRows(r: RunReport): [string, string][] {
     .map(([k, v]) => [k, typeof v === 'number' ? (units[k] ? count(v, units[k]) : String(v)) : v]);
 }
 
+/** Devices, boot, memory per worker, the host's device limit and the run tokens (src/devices/limits.ts, run_tokens.ts). */
+function machineLine(r: RunReport): string {
+  const m = r.machine;
+  const tokens = m.runTokens > 0 ? `run tokens ${m.runTokens}` : 'run tokens off';
+  return `${m.devices} workers, ${m.cores} cores; boot ${m.ms.toFixed(0)} ms, ~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB/worker; host limit ${m.deviceLimit}; ${tokens}`;
+}
+
 export function formatSummary(r: RunReport, cols = terminalColumns()): string {
   const a = r.accounting;
   const rate = throughput(r);
@@ -95,6 +102,7 @@ export function formatSummary(r: RunReport, cols = terminalColumns()): string {
   const rows: [string, string][] = [
     ['scenario', `${r.scenario} (workload ${r.workload}, seed ${r.seed})`],
     ['mode', mode],
+    ['machine', machineLine(r)],
     ...extraRows(r),
     ['payload', formatBytes(a.payloadBytes)],
     ['wall time', `${a.wallMs.toFixed(1)} ms`],

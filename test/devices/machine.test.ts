@@ -3,7 +3,7 @@
 import t from 'tap';
 import { DeviceError, LimitError } from '../../src/errors.js';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
-import { checkLimits, MAX_DEVICES } from '../../src/devices/limits.js';
+import { checkLimits, deviceLimit, WORKER_BYTES } from '../../src/devices/limits.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { CqStatus } from '../../src/shm/ring.js';
@@ -115,8 +115,13 @@ t.test('an invalidation sent to a dead device fails at once with its error, not 
 
 t.test('limits are refused up front with the numbers', async (t) => {
   t.throws(() => checkLimits({ ramBytes: 512 * MiB, devices: [] }, 256 * MiB), new LimitError('host memory (RAM + device memory + worker overhead)', 512, 256, 'MiB'));
-  t.throws(() => checkLimits({ ramBytes: 0, devices: Array.from({ length: MAX_DEVICES + 1 }, (_, i) => ({ name: `d${i}`, memBytes: 0 })) }), {
-    message: `scenario asks for ${MAX_DEVICES + 1} devices of device workers, this machine can give ${MAX_DEVICES} devices`,
+  // The device limit follows from memory: 1 GiB left after 64 MiB of RAM holds 80 workers of 12 MiB.
+  t.equal(deviceLimit(64 * MiB, 1024 * MiB), Math.floor(960 * MiB / WORKER_BYTES));
+  t.equal(deviceLimit(0, 24 * 1024 * MiB) >= 256, true, 'a 24 GiB host holds at least 256 device workers');
+  const many = (n: number) => Array.from({ length: n }, (_, i) => ({ name: `d${i}`, memBytes: MiB }));
+  t.doesNotThrow(() => checkLimits({ ramBytes: 64 * MiB, devices: many(80) }, 1104 * MiB));
+  t.throws(() => checkLimits({ ramBytes: 64 * MiB, devices: many(81) }, 1104 * MiB), {
+    message: 'scenario asks for 81 devices of device workers (12 MiB each, in 959 MiB left after RAM and device memory), this machine can give 79 devices',
   });
   await t.rejects(Machine.create({ ramBytes: 64 * 1024 * MiB, devices: [], timeoutMs: 1000 }), LimitError, 'nothing is spawned for an impossible machine');
 });
