@@ -92,7 +92,7 @@ function extraRows(r: RunReport): [string, string][] {
 function machineLine(r: RunReport): string {
   const m = r.machine;
   const tokens = m.runTokens > 0 ? `run tokens ${m.runTokens}` : 'run tokens off';
-  return `${m.devices} workers, ${m.cores} cores; boot ${m.ms.toFixed(0)} ms, ~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB/worker; host limit ${m.deviceLimit}; ${tokens}`;
+  return `${m.devices} workers on ${m.cores} cores, boot ${m.ms.toFixed(0)} ms, ~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB each, limit ${m.deviceLimit}; ${tokens}`;
 }
 
 export function formatSummary(r: RunReport, cols = terminalColumns()): string {
