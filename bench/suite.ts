@@ -12,7 +12,7 @@
  *   dma       dma.p2p.contig, dma.p2p.64k, inval.streaming.p50/.p99,
  *             inval.batched, dma.p2p.storm, memcpy.scattered,
  *             dma.p2p.scattered, dma.p2p.cold, dma.p2p.2streams, dma.bounce
- *   boot      boot.64.plain (baseline), boot.64
+ *   boot      boot.64.plain (baseline), boot.64, boot.256, boot.rss.plain (baseline), boot.rss
  *   scenario  scenario.<name>.bounce (baseline), scenario.<name>
  * A section whose baseline lives in another section needs that one too
  * (--only dma runs memcpy and atomics first).
@@ -110,7 +110,7 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   }
   if (want.has('boot')) {
     step('boot');
-    await bootRows(rows, s.repeats);
+    await bootRows(rows, s.repeats, suite === 'quick' ? 1 : 3);
   }
   if (want.has('scenario')) {
     step('scenario');
