@@ -14,6 +14,8 @@
  *             dma.p2p.scattered, dma.p2p.cold, dma.p2p.2streams, dma.bounce
  *   boot      boot.64.plain (baseline), boot.64, boot.256, boot.rss.plain (baseline), boot.rss
  *   scenario  scenario.<name>.bounce (baseline), scenario.<name>
+ *   scale     scale.stream.<N>[.notokens], scale.ack.p50|p99.<N>[.notokens],
+ *             scale.pcie.<N>.bounce (baseline), scale.pcie.<N> (bench/scale.ts)
  * A section whose baseline lives in another section needs that one too
  * (--only dma runs memcpy and atomics first).
  */
@@ -24,11 +26,12 @@ import { memcpyRate, twoThreads } from './memcpy.js';
 import { invalidationRows } from './invalidation.js';
 import { dmaRows } from './dma_rig.js';
 import { bootRows } from './boot.js';
+import { scaleRows, SCALE_FULL, SCALE_QUICK } from './scale.js';
 import { scenarioRows, type ScenarioObserver } from './scenarios.js';
 import { repeat, RowSet, type BenchRow } from './stats.js';
 import { CACHED_SPAN, DRAM_SPAN, MiB } from '../src/workloads/memcpy_baseline.js';
 
-export const SECTIONS = ['memcpy', 'atomics', 'inval', 'dma', 'boot', 'scenario'] as const;
+export const SECTIONS = ['memcpy', 'atomics', 'inval', 'dma', 'boot', 'scenario', 'scale'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface SuiteSpec {
@@ -47,7 +50,7 @@ export const SUITES: Readonly<Record<'quick' | 'full', SuiteSpec>> = {
 };
 
 /** Sections a section's baselines come from. */
-const NEEDS: Readonly<Record<Section, readonly Section[]>> = { memcpy: [], atomics: [], inval: [], dma: ['memcpy', 'atomics'], boot: [], scenario: [] };
+const NEEDS: Readonly<Record<Section, readonly Section[]>> = { memcpy: [], atomics: [], inval: [], dma: ['memcpy', 'atomics'], boot: [], scenario: [], scale: ['memcpy', 'atomics'] };
 
 export interface BenchReport {
   readonly machine: Record<string, unknown>;
@@ -115,6 +118,10 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   if (want.has('scenario')) {
     step('scenario');
     await scenarioRows(rows, `${root}scenarios`, s.repeats, s.quickScenarios, { log, ...scenarios });
+  }
+  if (want.has('scale')) {
+    step('scale');
+    await scaleRows(rows, { counts: suite === 'quick' ? SCALE_QUICK : SCALE_FULL, repeats: s.repeats, streamMs: s.streamMs }, log);
   }
   log(`bench: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return { machine: { ...machine, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)), loadAvgAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))) }, rows: rows.rows };
