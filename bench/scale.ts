@@ -12,7 +12,7 @@
  *                               device (the kernel's per-device ack times)
  *                               while the main thread revokes a page outside
  *                               the streams: µs, ratio to atomics.rtt; tokens on
- *   scale.ack.p99.<N>.notokens  the same with run tokens off
+ *   scale.ack.p50|p99.<N>.notokens  the same with run tokens off
  *   scale.pcie.<N>              modeled PCIe aggregate of N accelerator ->
  *                               NIC streams, P2P under their switch, in a
  *                               DGX-style tree (switches of 2 pairs, half of
@@ -54,23 +54,48 @@ const oneSwitch: P2pPolicy = () => ({ map: 'bus-addr', distance: 2, reason: 'ben
 
 export async function scaleRows(rows: RowSet, o: ScaleOptions, log: (m: string) => void = () => undefined): Promise<void> {
   const tokens = hostCores();
-  const on = new Map<number, Window[]>();
-  const off = new Map<number, Window[]>();
-  log(`bench:   scale: run tokens on (${tokens})`);
-  await measure(o, tokens, on);
-  log('bench:   scale: run tokens off');
-  await measure(o, 'off', off);
+  log(`bench:   scale: two machines, run tokens on (${tokens}) and off`);
+  // Both machines live at once and their windows alternate, so load that drifts
+  // during the run (other processes on these cores) weighs on both alike.
+  const on = await openScaleRig(o, tokens);
+  const off = await openScaleRig(o, 'off').catch(async (e: unknown) => {
+    await on.close();
+    throw e;
+  });
+  const won = new Map<number, Window[]>();
+  const woff = new Map<number, Window[]>();
+  try {
+    for (const n of o.counts) {
+      log(`bench:   scale: ${n} streaming device(s)`);
+      await on.prepare(n);
+      await off.prepare(n);
+      const a: Window[] = [];
+      const b: Window[] = [];
+      for (let k = 0; k < o.repeats; k++) {
+        a.push(await on.window(n));
+        b.push(await off.window(n));
+      }
+      won.set(n, a);
+      woff.set(n, b);
+    }
+    await on.finish();
+    await off.finish();
+  } finally {
+    await on.close();
+    await off.close();
+  }
   for (const n of o.counts) {
-    const a = on.get(n)!;
-    const b = off.get(n)!;
+    const a = won.get(n)!;
+    const b = woff.get(n)!;
     rows.add(`scale.stream.${n}`, 'MB/s', a.map((w) => w.mbs), 'memcpy.2threads', `${n} devices stream ${SPAN / MiB / n} MiB each of one exported VMA at once, aggregate; run tokens on (${tokens})`);
     rows.add(`scale.stream.${n}.notokens`, 'MB/s', b.map((w) => w.mbs), 'memcpy.2threads', `as scale.stream.${n}, run tokens off`);
   }
   for (const n of o.counts) {
-    const a = on.get(n)!;
-    const b = off.get(n)!;
+    const a = won.get(n)!;
+    const b = woff.get(n)!;
     rows.add(`scale.ack.p50.${n}`, 'us', a.map((w) => w.p50), 'atomics.rtt', `invalidation ack of each of ${n} streaming devices (kernel's ack times), p50 of each window; run tokens on`);
     rows.add(`scale.ack.p99.${n}`, 'us', a.map((w) => w.p99), 'atomics.rtt', `as scale.ack.p50.${n}, p99`);
+    rows.add(`scale.ack.p50.${n}.notokens`, 'us', b.map((w) => w.p50), 'atomics.rtt', `as scale.ack.p50.${n}, run tokens off`);
     rows.add(`scale.ack.p99.${n}.notokens`, 'us', b.map((w) => w.p99), 'atomics.rtt', `as scale.ack.p99.${n}, run tokens off`);
   }
   for (const n of o.counts) {
@@ -86,8 +111,18 @@ interface Window {
   p99: number;
 }
 
-/** One machine (acc0 + 32 NICs, tokens as given): for each N, `repeats` throughput windows and as many ack windows. */
-async function measure(o: ScaleOptions, runTokens: number | 'off', out: Map<number, Window[]>): Promise<void> {
+interface ScaleRig {
+  /** Binds the first n NICs (more as n grows), streams each slice once (faults) and checks the bytes. */
+  prepare(n: number): Promise<void>;
+  /** One throughput window, then one ack window, with n devices streaming. */
+  window(n: number): Promise<Window>;
+  /** Safety violations must be 0; unbinds. */
+  finish(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** acc0 exports a 128 MiB VMA; nic0..nic<max-1> import it; run tokens as given. */
+async function openScaleRig(o: ScaleOptions, runTokens: number | 'off'): Promise<ScaleRig> {
   const max = Math.max(...o.counts);
   const names = Array.from({ length: max }, (_, i) => `nic${i}`);
   const machine = await Machine.create({
@@ -113,26 +148,30 @@ async function measure(o: ScaleOptions, runTokens: number | 'off', out: Map<numb
       if (r.errno !== 0) throw new Error(`bench: scale: va-stream on ${names[i]} failed: ${(r as { message?: string }).message}`);
       return r as unknown as VaStreamResult;
     };
-    for (const n of o.counts) {
-      while (bound.length < n) bound.push(await ImporterBinding.bind(kernel, names[bound.length], mm));
-      const all = (args: { untilMs?: number }) => Promise.all(Array.from({ length: n }, (_, i) => stream(i, n, args)));
-      await all({}); // faults the slices in (first pass), then checks them
-      for (let i = 0; i < n; i++) verifySlice(machine, names[i], accMem, pages, (i * SPAN) / n / PAGE_SIZE, Math.min(SPAN / n, LOCAL) / PAGE_SIZE);
-      const ws: Window[] = [];
-      for (let k = 0; k < o.repeats; k++) {
-        const r = await all({ untilMs: o.streamMs });
+    const all = (n: number, args: { untilMs?: number }) => Promise.all(Array.from({ length: n }, (_, i) => stream(i, n, args)));
+    return {
+      prepare: async (n) => {
+        while (bound.length < n) bound.push(await ImporterBinding.bind(kernel, names[bound.length], mm));
+        await all(n, {});
+        for (let i = 0; i < n; i++) verifySlice(machine, names[i], accMem, pages, (i * SPAN) / n / PAGE_SIZE, Math.min(SPAN / n, LOCAL) / PAGE_SIZE);
+      },
+      window: async (n) => {
+        const r = await all(n, { untilMs: o.streamMs });
         const mbs = r.reduce((s, x) => s + x.bytes, 0) / 1e3 / (Math.max(...r.map((x) => x.t1)) - Math.min(...r.map((x) => x.t0)));
-        const acks = await ackWindow(kernel, names.slice(0, n), () => all({ untilMs: o.streamMs }), () => mm.revokeRange(other, other + PAGE_SIZE, null));
-        ws.push({ mbs, p50: quantile(acks, 0.5), p99: quantile(acks, 0.99) });
-      }
-      out.set(n, ws);
-    }
-    const violations = bound.reduce((s, b) => s + b.violations().count, 0);
-    if (violations !== 0) throw new Error(`bench: scale: the safety checker saw ${violations} violation(s)`);
-    for (const b of bound) await b.close();
-    await mm.exit();
-  } finally {
+        const acks = await ackWindow(kernel, names.slice(0, n), () => all(n, { untilMs: o.streamMs }), () => mm.revokeRange(other, other + PAGE_SIZE, null));
+        return { mbs, p50: quantile(acks, 0.5), p99: quantile(acks, 0.99) };
+      },
+      finish: async () => {
+        const violations = bound.reduce((s, b) => s + b.violations().count, 0);
+        if (violations !== 0) throw new Error(`bench: scale: the safety checker saw ${violations} violation(s)`);
+        for (const b of bound.splice(0)) await b.close();
+        await mm.exit();
+      },
+      close: () => machine.shutdown(),
+    };
+  } catch (e) {
     await machine.shutdown();
+    throw e;
   }
 }
 
