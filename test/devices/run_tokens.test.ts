@@ -119,10 +119,12 @@ t.test('streams share one token fairly (FIFO hand-off at chunk boundaries)', asy
     const b = await ImporterBinding.bind(r.kernel, n, r.mm);
     t.teardown(() => b.close());
   }
-  const res = await Promise.all(names.map((n) => stream(r, n, MiB, 48)));
-  const start = Math.max(...res.map((x) => x.t0));
+  // Round robin ends the three streams together; a greedy token (the releaser takes it
+  // again before a sleeping waiter runs) would end them at 1/3, 2/3 and 3/3 of the time.
+  const res = await Promise.all(names.map((n) => stream(r, n, MiB, 128)));
+  const start = Math.min(...res.map((x) => x.t0));
   const ends = res.map((x) => x.t1 - start);
-  t.ok(Math.min(...ends) >= 0.5 * Math.max(...ends), `no stream finished long before the others (ends at ${ends.map((x) => x.toFixed(0)).join(', ')} ms after the last start)`);
+  t.ok(Math.min(...ends) >= 0.6 * Math.max(...ends), `no stream finished long before the others (ends at ${ends.map((x) => x.toFixed(0)).join(', ')} ms after the first start)`);
   t.ok(r.machine.runTokens!.stats.handoffs > 3, `the token went round (${r.machine.runTokens!.stats.handoffs} hand-offs)`);
   for (const n of names) bytesEq(t, r.machine.device(n).shm.mem!.subarray(0, MiB), r.want, `${n} read the process buffer`);
 });
