@@ -45,9 +45,12 @@ export interface ScaleOptions {
   readonly repeats: number;
   /** Length of each streaming window (ms). */
   readonly streamMs: number;
+  /** Bytes of the exported VMA the N devices share (default 128 MiB, DRAM scale like dma.*). */
+  readonly span?: number;
 }
 
 const SPAN = 128 * MiB;
+const spanOf = (o: ScaleOptions): number => o.span ?? SPAN;
 const LOCAL = 16 * MiB;
 const CMD = MiB;
 const oneSwitch: P2pPolicy = () => ({ map: 'bus-addr', distance: 2, reason: 'bench: exporter and importers behind one switch' });
@@ -87,7 +90,7 @@ export async function scaleRows(rows: RowSet, o: ScaleOptions, log: (m: string) 
   for (const n of o.counts) {
     const a = won.get(n)!;
     const b = woff.get(n)!;
-    rows.add(`scale.stream.${n}`, 'MB/s', a.map((w) => w.mbs), 'memcpy.2threads', `${n} devices stream ${SPAN / MiB / n} MiB each of one exported VMA at once, aggregate; run tokens on (${tokens})`);
+    rows.add(`scale.stream.${n}`, 'MB/s', a.map((w) => w.mbs), 'memcpy.2threads', `${n} devices stream ${spanOf(o) / MiB / n} MiB each of one exported VMA at once, aggregate; run tokens on (${tokens})`);
     rows.add(`scale.stream.${n}.notokens`, 'MB/s', b.map((w) => w.mbs), 'memcpy.2threads', `as scale.stream.${n}, run tokens off`);
   }
   for (const n of o.counts) {
@@ -123,6 +126,7 @@ interface ScaleRig {
 
 /** acc0 exports a 128 MiB VMA; nic0..nic<max-1> import it; run tokens as given. */
 async function openScaleRig(o: ScaleOptions, runTokens: number | 'off'): Promise<ScaleRig> {
+  const SPAN = spanOf(o);
   const max = Math.max(...o.counts);
   const names = Array.from({ length: max }, (_, i) => `nic${i}`);
   const machine = await Machine.create({
