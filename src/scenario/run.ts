@@ -99,6 +99,9 @@ export interface RunReport {
 
 export interface MachineLine extends MachineBoot {
   readonly devices: number;
+  /** Run-token acquires that had to sleep, and releases that woke a waiting device (0 with tokens off). */
+  readonly tokenWaits: number;
+  readonly tokenHandoffs: number;
 }
 
 export interface LinkUse {
@@ -231,8 +234,9 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
     opts.trace?.detach();
     await machine.shutdown();
   }
+  const tokens = machine.runTokens?.stats ?? { waits: 0, handoffs: 0 };
   const ackUs = kernels.flatMap((k) => machine.devices.flatMap((d) => k.invalidator(d.spec.name).stats.ackUs));
-  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links, p2pSlots: slotStats(kernels), machine: { devices: machine.devices.length, ...machine.boot } };
+  return { scenario: sc.name, description: sc.description, workload: w.kind, requestedMode, mode, fallback, verdicts, seed, memcpy, memcpyCached, accounting, ackUs, links, p2pSlots: slotStats(kernels), machine: { devices: machine.devices.length, ...machine.boot, tokenWaits: tokens.waits, tokenHandoffs: tokens.handoffs } };
 }
 
 /** Runs both modes, one fresh machine each: p2p first, then bounce. */

@@ -91,8 +91,8 @@ function extraRows(r: RunReport): [string, string][] {
 /** Devices, boot, memory per worker, the host's device limit and the run tokens (src/devices/limits.ts, run_tokens.ts). */
 function machineLine(r: RunReport): string {
   const m = r.machine;
-  const tokens = m.runTokens > 0 ? `run tokens ${m.runTokens}` : 'run tokens off';
-  return `${m.devices} workers on ${m.cores} cores, boot ${m.ms.toFixed(0)} ms, ~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB each, limit ${m.deviceLimit}; ${tokens}`;
+  const tokens = m.runTokens > 0 ? `run tokens ${m.runTokens}, ${m.tokenWaits} waits` : 'run tokens off';
+  return `${m.devices} workers (~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB, boot ${m.ms.toFixed(0)} ms), limit ${m.deviceLimit}; ${m.cores} cores, ${tokens}`;
 }
 
 export function formatSummary(r: RunReport, cols = terminalColumns()): string {
