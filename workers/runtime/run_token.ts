@@ -10,7 +10,8 @@
  *   invalidations (InvalidationPort.check) every time its wake word moves
  *   and at least every RUN_TOKEN_CHECK_MS;
  * - a token is held only inside a DMA transfer, whose chunks never block
- *   (page requests are served before the transfer), so holders always reach
+ *   (page requests are served before the transfer; only the invDelayMs
+ *   fault injection sleeps, for a bounded time), so holders always reach
  *   a chunk boundary and give it back: no wait-for cycle through tokens;
  * - a wait has the machine's deadline; past it the transfer fails with a
  *   message naming the devices that hold the tokens.
