@@ -21,6 +21,7 @@ import { workloadDef } from '../workloads/registry.js';
 import { buildFabric, TopologyError } from '../hw/topology.js';
 import type { Mode } from '../workloads/workload.js';
 import { readInputFile } from './input_file.js';
+import { takeGenerate, withGeneratedTopology } from './generated_topology.js';
 
 /** Where each loaded scenario came from, for the messages of checks made after loading. */
 const sources = new WeakMap<Scenario, string>();
@@ -143,15 +144,26 @@ function exportProblems(s: Scenario): string[] {
 }
 
 /** Schema, then cross-checks; `source` names the file in messages. */
-function validate(raw: unknown, source: string): Scenario {
-  const shape = checkShape(raw);
+function validate(input: unknown, source: string): Scenario {
+  const shape = checkShape(input);
   if (shape.length > 0) throw new ScenarioError(source, shape);
-  const parsed = scenarioSchema.safeParse(raw, { reportInput: true });
-  if (!parsed.success) throw new ScenarioError(source, parsed.error.issues.map((i) => describeIssue(i)));
-  const problems = crossCheck(parsed.data);
+  const gen = takeGenerate(input);
+  const parsed = scenarioSchema.safeParse(gen.raw, { reportInput: true });
+  if (!parsed.success || gen.problems.length > 0) throw new ScenarioError(source, [...gen.problems, ...(parsed.error?.issues.map((i) => describeIssue(i)) ?? [])]);
+  const sc = gen.spec ? generated(parsed.data, gen.spec, source) : parsed.data;
+  const problems = crossCheck(sc);
   if (problems.length > 0) throw new ScenarioError(source, problems);
-  sources.set(parsed.data, source);
-  return parsed.data;
+  sources.set(sc, source);
+  return sc;
+}
+
+/** The scenario with its generated topology (src/scenario/generated_topology.ts); a fabric too big to generate is the file's fault. */
+function generated(sc: Scenario, spec: Parameters<typeof withGeneratedTopology>[1], source: string): Scenario {
+  try {
+    return withGeneratedTopology(sc, spec);
+  } catch (e) {
+    throw new ScenarioError(source, [e instanceof Error ? e.message : String(e)]);
+  }
 }
 
 /** Parses and validates scenario text; `file` is only used in messages. */

@@ -8,7 +8,26 @@ import { Kernel } from '../kernel/kernel.js';
 import { deviceQuery } from './command_runner.js';
 import type { P2pPolicy } from '../kernel/kernel_types.js';
 import type { Fabric } from '../hw/fabric.js';
-import type { Check, WorkloadContext } from './workload.js';
+import type { Mm } from '../kernel/mm.js';
+import type { Check, SharedBoot, WorkloadContext } from './workload.js';
+
+export function sharedBoot(): SharedBoot {
+  return { started: null, kernel: null, mms: new Map() };
+}
+
+/** Starts every device of the machine, once per run (Machine.start may not be called twice). */
+export function startMachine(ctx: WorkloadContext): Promise<void> {
+  if (!ctx.boot) return ctx.machine.start();
+  return (ctx.boot.started ??= ctx.machine.start());
+}
+
+/** The process `name` of the run: one Mm per name when instances share a boot, a new one otherwise. */
+export function processMm(ctx: WorkloadContext, kernel: Kernel, name: string): Mm {
+  if (!ctx.boot) return kernel.createMm();
+  let mm = ctx.boot.mms.get(name);
+  if (!mm) ctx.boot.mms.set(name, (mm = kernel.createMm()));
+  return mm;
+}
 
 export function fabricPolicy(fabric: Fabric): P2pPolicy {
   return (provider, client) => {
@@ -17,7 +36,13 @@ export function fabricPolicy(fabric: Fabric): P2pPolicy {
   };
 }
 
-export async function bootKernel(ctx: WorkloadContext, opts: { check?: boolean } = {}): Promise<Kernel> {
+/** Boots the run's kernel (once per run when instances share a boot: they all get the same one). */
+export function bootKernel(ctx: WorkloadContext, opts: { check?: boolean } = {}): Promise<Kernel> {
+  if (!ctx.boot) return bootOnce(ctx, opts);
+  return (ctx.boot.kernel ??= bootOnce(ctx, opts));
+}
+
+async function bootOnce(ctx: WorkloadContext, opts: { check?: boolean }): Promise<Kernel> {
   const iommu = ctx.machine.devices.map((d) => d.spec.name).filter((n) => ctx.fabric.iommuEnabledFor(n));
   const kernel = Kernel.boot(ctx.machine, { policy: fabricPolicy(ctx.fabric), iommu, check: opts.check ?? true });
   ctx.kernels.push(kernel);

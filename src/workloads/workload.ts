@@ -16,6 +16,7 @@ import type { Machine } from '../devices/machine.js';
 import type { Fabric } from '../hw/fabric.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Workload } from './schema.js';
+import type { Mm } from '../kernel/mm.js';
 
 export type Mode = 'p2p' | 'bounce';
 
@@ -80,6 +81,22 @@ export interface WorkloadContext {
   readonly mode: Mode;
   /** Kernels booted for the run (bootKernel adds them); the runner checks their safety logs after it. */
   readonly kernels: Kernel[];
+  /** Set when several instances run on the machine (src/workloads/instances.ts): they share one start, one kernel, processes by name. */
+  readonly boot?: SharedBoot;
+}
+
+/**
+ * What the instances of one run share (src/workloads/instances.ts): the
+ * machine is started once, one kernel is booted, and a process named by
+ * several instances is one Mm. Absent from a context (a single instance),
+ * each call below does its work itself, as before.
+ * Lifetime: one per runInstances call; main thread only.
+ */
+export interface SharedBoot {
+  started: Promise<void> | null;
+  kernel: Promise<Kernel> | null;
+  /** Processes by scenario name. */
+  readonly mms: Map<string, Mm>;
 }
 
 export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0, ackWaitMs: 0 };

@@ -4,8 +4,25 @@
  */
 import type { WorkloadDef, Accounting, Check } from '../workload.js';
 import { modeledSeconds } from '../accounting.js';
-import { runCameraChain, type ChainResult } from './run.js';
+import { runCameraChain, verifyPool, type ChainResult } from './run.js';
 import type { CameraChainWorkload } from './schema.js';
+import { instanceName, runInstances, type Instance } from '../instances.js';
+import type { Piscina } from 'piscina';
+import type { WorkloadContext } from '../workload.js';
+
+/** Pipeline i's own workload: its devices (`cam` -> cam<i>), its output process, one pipeline. */
+function pipeline(w: CameraChainWorkload, i: number): CameraChainWorkload {
+  const n = w.pipelines;
+  const name = (x: string) => instanceName(x, i, n);
+  return { ...w, camera: name(w.camera), corrector: name(w.corrector), final: w.final && name(w.final), output: w.outputs === 'per-pipeline' ? name(w.output) : w.output, pipelines: 1 };
+}
+
+function pipelines(w: CameraChainWorkload): Instance<CameraChainWorkload>[] {
+  return Array.from({ length: w.pipelines }, (_, i) => {
+    const p = pipeline(w, i);
+    return { label: `${p.camera} -> ${p.corrector}${p.final ? ` -> ${p.final}` : ''}`, w: p };
+  });
+}
 
 function frameCheck(r: ChainResult): Check {
   const bad = r.mismatches.slice(0, 5).map((m) => `frame ${m.frame}: byte ${m.mismatchAt} is 0x${m.got.toString(16)}, reference 0x${m.expected.toString(16)} (${m.mismatches} byte(s) differ)`);
@@ -19,47 +36,60 @@ function frameCheck(r: ChainResult): Check {
 export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   kind: 'camera-chain',
   doc: 'RFC workload (4): camera -> colour correction -> process memory',
-  roles: (w) => [
-    { key: 'camera', device: w.camera, kinds: ['camera'] },
-    { key: 'corrector', device: w.corrector, kinds: ['colour-correction'] },
-    ...(w.final ? [{ key: 'final', device: w.final, kinds: ['accelerator'] }] : []),
-  ],
-  processes: (w) => [{ key: 'output', name: w.output }],
-  p2pPairs: (w) => [[w.corrector, w.camera], ...(w.final ? ([[w.final, w.corrector]] as [string, string][]) : [])],
-  progress: { device: (w) => w.corrector, total: (w) => w.frames, unit: 'frames' },
+  roles: (w) =>
+    pipelines(w).flatMap(({ w: p }) => [
+      { key: 'camera', device: p.camera, kinds: ['camera'] },
+      { key: 'corrector', device: p.corrector, kinds: ['colour-correction'] },
+      ...(p.final ? [{ key: 'final', device: p.final, kinds: ['accelerator'] }] : []),
+    ]),
+  processes: (w) => [...new Set(pipelines(w).map(({ w: p }) => p.output))].map((name) => ({ key: 'output', name })),
+  p2pPairs: (w) => pipelines(w).flatMap(({ w: p }) => [[p.corrector, p.camera], ...(p.final ? ([[p.final, p.corrector]] as [string, string][]) : [])] as [string, string][]),
+  // Pipeline 0's frames: the pipelines run at once, each with the same count.
+  progress: { device: (w) => pipeline(w, 0).corrector, total: (w) => w.frames, unit: 'frames' },
   units: { frames: 'frames', verified: 'frames', 'camera page requests': 'requests', 'BAR slots recycled': 'slots' },
   scale: (w, n) => ({ ...w, frames: n }),
   async run(ctx, w): Promise<Accounting> {
-    const r = await runCameraChain(ctx, w);
-    const [cam, cc, fin] = r.devices;
-    const p2p = ctx.mode === 'p2p';
-    // The link model prices the bytes the devices really moved, on the path each took.
-    const flows = [
-      { id: 'capture', src: w.camera, dst: p2p ? w.corrector : 'ram', bytes: cam.bytesToPeer + cam.bytesToRam },
-      { id: 'bounce-in', src: 'ram', dst: w.corrector, bytes: cc.bytesFromRam },
-      { id: 'result', src: w.corrector, dst: w.final && p2p ? w.final : 'ram', bytes: cc.bytesToPeer + cc.bytesToRam },
-      { id: 'final-in', src: 'ram', dst: w.final ?? 'ram', bytes: fin?.bytesFromRam ?? 0 },
-    ].filter((f) => f.bytes > 0);
-    return {
-      payloadBytes: r.payloadBytes,
-      ramBytes: r.ramBytes,
-      // RAM traffic that only staged frames between devices: all of it with a
-      // final device; without one, all but cc0's writes into the viewer's memory.
-      bounceBytes: w.final ? r.ramBytes : r.ramBytes - cc.bytesToRam,
-      p2pBytes: r.p2pBytes,
-      hostInterventions: r.hostCommands,
-      invalidations: r.invalidations,
-      refaults: r.refaults,
-      wallMs: r.wallMs,
-      modeledSeconds: modeledSeconds(ctx.fabric, flows),
-      devices: r.devices,
-      checks: [frameCheck(r)],
-      extra: {
-        frames: r.frames,
-        'frame size': `${w.width}x${w.height} RGBA (${r.frameBytes} bytes)`,
-        verified: r.verified,
-        ...(ctx.mode === 'p2p' ? { 'camera page requests': r.faults, 'BAR slots recycled': r.barRecycled } : {}),
-      },
-    };
+    if (w.pipelines === 1) return runPipeline(ctx, w);
+    const pool = verifyPool();
+    try {
+      return (await runInstances(ctx, pipelines(w), (c, p) => runPipeline(c, p, pool))).merged;
+    } finally {
+      await pool.destroy();
+    }
   },
 };
+
+/** One pipeline, run and accounted. */
+async function runPipeline(ctx: WorkloadContext, w: CameraChainWorkload, pool?: Piscina): Promise<Accounting> {
+  const r = await runCameraChain(ctx, w, pool);
+  const [cam, cc, fin] = r.devices;
+  const p2p = ctx.mode === 'p2p';
+  // The link model prices the bytes the devices really moved, on the path each took.
+  const flows = [
+    { id: 'capture', src: w.camera, dst: p2p ? w.corrector : 'ram', bytes: cam.bytesToPeer + cam.bytesToRam },
+    { id: 'bounce-in', src: 'ram', dst: w.corrector, bytes: cc.bytesFromRam },
+    { id: 'result', src: w.corrector, dst: w.final && p2p ? w.final : 'ram', bytes: cc.bytesToPeer + cc.bytesToRam },
+    { id: 'final-in', src: 'ram', dst: w.final ?? 'ram', bytes: fin?.bytesFromRam ?? 0 },
+  ].filter((f) => f.bytes > 0);
+  return {
+    payloadBytes: r.payloadBytes,
+    ramBytes: r.ramBytes,
+    // RAM traffic that only staged frames between devices: all of it with a
+    // final device; without one, all but cc0's writes into the viewer's memory.
+    bounceBytes: w.final ? r.ramBytes : r.ramBytes - cc.bytesToRam,
+    p2pBytes: r.p2pBytes,
+    hostInterventions: r.hostCommands,
+    invalidations: r.invalidations,
+    refaults: r.refaults,
+    wallMs: r.wallMs,
+    modeledSeconds: modeledSeconds(ctx.fabric, flows),
+    devices: r.devices,
+    checks: [frameCheck(r)],
+    extra: {
+      frames: r.frames,
+      'frame size': `${w.width}x${w.height} RGBA (${r.frameBytes} bytes)`,
+      verified: r.verified,
+      ...(ctx.mode === 'p2p' ? { 'camera page requests': r.faults, 'BAR slots recycled': r.barRecycled } : {}),
+    },
+  };
+}

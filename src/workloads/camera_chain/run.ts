@@ -50,7 +50,7 @@ import { ACC_HOST_QID, ACC_OP_DMA_IN } from '../../devices/accelerator_abi.js';
 import { CommandRunner, deviceQuery } from '../command_runner.js';
 import type { Mode } from '../workload.js';
 import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
-import { bootKernel } from '../kernel_boot.js';
+import { bootKernel, processMm, startMachine } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
 import type { CameraChainWorkload } from './schema.js';
 import { colourReferenceParams } from '../reference/colour.js';
@@ -330,7 +330,13 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
   return { verified, mismatches: mismatches.sort((a, b) => a.frame - b.frame), hostCommands, wallMs };
 }
 
-export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload): Promise<ChainResult> {
+/** The piscina pool that checks frames against the CPU reference (one per run; instances share it). */
+export function verifyPool(): Piscina {
+  return new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
+}
+
+/** One pipeline; `shared` is the verify pool of a run with several (the caller destroys it), absent: a pool of its own. */
+export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload, shared?: Piscina): Promise<ChainResult> {
   const { machine, seed } = ctx;
   const cam = machine.device(w.camera);
   const cc = machine.device(w.corrector);
@@ -338,11 +344,11 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
   const frameBytes = w.width * w.height * 4;
   const framePages = Math.ceil(frameBytes / PAGE_SIZE);
   const extents: Extent[] = [];
-  const pool = new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
+  const pool = shared ?? verifyPool();
   try {
-    await machine.start();
+    await startMachine(ctx);
     const kernel = await bootKernel(ctx);
-    const mm = kernel.createMm();
+    const mm = processMm(ctx, kernel, w.output);
     const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
     const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
@@ -365,7 +371,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       ...fin,
     };
   } finally {
-    await pool.destroy();
+    if (!shared) await pool.destroy();
     for (const e of extents) machine.ram.freeExtent(e);
   }
 }
