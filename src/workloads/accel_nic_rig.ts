@@ -12,7 +12,7 @@ import { ImporterBinding } from '../drivers/importer_binding.js';
 import type { Kernel } from '../kernel/kernel.js';
 import type { Mm } from '../kernel/mm.js';
 import { CommandRunner } from './command_runner.js';
-import { bootKernel } from './kernel_boot.js';
+import { bootKernel, processMm, startMachine } from './kernel_boot.js';
 import type { WorkloadContext } from './workload.js';
 
 export interface AccelNicRig {
@@ -29,15 +29,15 @@ export interface AccelNicRig {
   close(): Promise<void>;
 }
 
-export async function accelNicRig(ctx: WorkloadContext, names: { accelerator: string; nic: string }, queueDepth: number, bindAccelerator: boolean): Promise<AccelNicRig> {
+export async function accelNicRig(ctx: WorkloadContext, names: { accelerator: string; nic: string; process: string }, queueDepth: number, bindAccelerator: boolean): Promise<AccelNicRig> {
   const { machine } = ctx;
   const acc = machine.device(names.accelerator);
   const nic = machine.device(names.nic);
   const accQ = await HostQueue.create(machine, acc, ACC_HOST_QID, queueDepth);
   const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, queueDepth);
-  await machine.start();
+  await startMachine(ctx);
   const kernel = await bootKernel(ctx);
-  const mm = kernel.createMm();
+  const mm = processMm(ctx, kernel, names.process);
   const nicB = await ImporterBinding.bind(kernel, names.nic, mm);
   const accB = bindAccelerator ? await ImporterBinding.bind(kernel, names.accelerator, mm) : null;
   return {

@@ -60,13 +60,22 @@ function capturingFabric(fabric: Fabric, prefix: string, out: FabricFlow[][], sl
 
 /**
  * Runs every instance at once on ctx's machine (one start, one kernel) and
- * merges their accounting. An instance that throws fails the run (the
+ * merges their accounting. A runner whose checks read counters another
+ * instance can move calls quiesce(ctx) (kernel_boot.ts) before reading. An instance that throws fails the run (the
  * caller's teardown stops the others' devices).
  */
 export async function runInstances<W>(ctx: WorkloadContext, instances: readonly Instance<W>[], run: (ctx: WorkloadContext, w: W) => Promise<Accounting>): Promise<InstancesResult> {
-  const boot = ctx.boot ?? sharedBoot();
+  const boot = sharedBoot(instances.length);
   const flows: FabricFlow[][] = instances.map(() => []);
-  const each = await Promise.all(instances.map((inst, i) => run({ ...ctx, boot, fabric: capturingFabric(ctx.fabric, `i${i}`, flows, i) }, inst.w)));
+  const each = await Promise.all(
+    instances.map((inst, i) =>
+      run({ ...ctx, boot, fabric: capturingFabric(ctx.fabric, `i${i}`, flows, i) }, inst.w).catch((e: unknown) => {
+        // A failed instance no longer holds the others at quiesce().
+        void boot.quiesce();
+        throw e;
+      }),
+    ),
+  );
   return { merged: mergeAccounting(ctx.fabric, instances, each, flows.flat()), each };
 }
 
@@ -98,7 +107,7 @@ function ranges(ix: readonly number[]): string {
 }
 
 /** One check per check name: which instances passed, and every failing instance named with its detail. */
-export function mergeChecks(labels: readonly string[], each: readonly (readonly Check[])[]): Check[] {
+export function mergeChecks(labels: readonly string[], each: readonly (readonly Check[])[], noun = 'instance'): Check[] {
   const names: string[] = [];
   for (const cs of each) for (const c of cs) if (!names.includes(c.name)) names.push(c.name);
   return names.map((name) => {
@@ -108,24 +117,25 @@ export function mergeChecks(labels: readonly string[], each: readonly (readonly 
       const c = cs.find((x) => x.name === name);
       if (!c) return;
       if (c.ok) ok.push(i);
-      else bad.push(`instance ${i} (${labels[i]}): FAIL: ${c.detail.replace(/\n/g, '\n    ')}`);
+      else bad.push(`${noun} ${i} (${labels[i]}): FAIL: ${c.detail.replace(/\n/g, '\n    ')}`);
     });
     const first = each.map((cs) => cs.find((x) => x.name === name)).find((c) => c !== undefined)!;
-    const passed = `${ok.length} of ${ok.length + bad.length} instances pass${ok.length > 0 ? ` (${ranges(ok)})` : ''}`;
+    const passed = `${ok.length} of ${ok.length + bad.length} ${noun}s pass${ok.length > 0 ? ` (${ranges(ok)})` : ''}`;
     return {
       name,
       ok: bad.length === 0,
-      detail: bad.length === 0 ? `${passed}; instance 0: ${first.detail}` : `${passed}:\n  ${bad.join('\n  ')}`,
+      detail: bad.length === 0 ? `${passed}; ${noun} 0: ${first.detail}` : `${passed}:\n  ${bad.join('\n  ')}`,
     };
   });
 }
 
-/** Numbers add up; a text figure is kept when every instance says the same, else instance 0's, marked. */
+/** Numbers add up (a ratio, 'per ...', is averaged); a text figure is kept when every instance says the same, else instance 0's, marked. */
 function mergeExtra(each: readonly Accounting[]): Record<string, number | string> {
   const out: Record<string, number | string> = {};
   for (const key of Object.keys(each[0].extra)) {
     const vals = each.map((a) => a.extra[key]);
-    if (vals.every((v) => typeof v === 'number')) out[key] = (vals as number[]).reduce((t, v) => t + v, 0);
+    const total = (xs: number[]) => xs.reduce((t, v) => t + v, 0);
+    if (vals.every((v) => typeof v === 'number')) out[key] = / per /.test(key) ? Number((total(vals as number[]) / vals.length).toFixed(3)) : total(vals as number[]);
     else out[key] = vals.every((v) => v === vals[0]) ? vals[0] : `${String(vals[0])} (instance 0)`;
   }
   return out;

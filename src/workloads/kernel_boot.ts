@@ -11,8 +11,25 @@ import type { Fabric } from '../hw/fabric.js';
 import type { Mm } from '../kernel/mm.js';
 import type { Check, SharedBoot, WorkloadContext } from './workload.js';
 
-export function sharedBoot(): SharedBoot {
-  return { started: null, kernel: null, mms: new Map() };
+/** What `instances` instances share; each must call quiesce() once (runInstances does it for one that fails). */
+export function sharedBoot(instances: number): SharedBoot {
+  let arrived = 0;
+  let release: () => void = () => undefined;
+  const all = new Promise<void>((r) => (release = r));
+  return {
+    started: null,
+    kernel: null,
+    mms: new Map(),
+    quiesce() {
+      if (++arrived >= instances) release();
+      return all;
+    },
+  };
+}
+
+/** Waits until every instance of the run reached this point (at once when it runs alone). */
+export function quiesce(ctx: WorkloadContext): Promise<void> {
+  return ctx.boot ? ctx.boot.quiesce() : Promise.resolve();
 }
 
 /** Starts every device of the machine, once per run (Machine.start may not be called twice). */

@@ -97,6 +97,12 @@ export interface SharedBoot {
   kernel: Promise<Kernel> | null;
   /** Processes by scenario name. */
   readonly mms: Map<string, Mm>;
+  /**
+   * Resolves once every instance has called it (or failed): an instance
+   * that reads counters another instance can still move (invalidations of
+   * a shared process) waits here first.
+   */
+  readonly quiesce: () => Promise<void>;
 }
 
 export const NO_INVALIDATIONS: InvalidationStats = { sent: 0, acked: 0, maxAckUs: 0, p99AckUs: 0, ackWaitMs: 0 };

@@ -41,6 +41,7 @@ import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
+import { quiesce } from '../kernel_boot.js';
 import { accelReference } from '../reference/accel.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1aReference } from '../reference/checksum.js';
@@ -261,6 +262,8 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
     const { sent, wallMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
     rev.stop();
     await rev.settle();
+    // With other streams on the process, their moves invalidate this NIC too: count once all are done.
+    await quiesce(ctx);
     return await account(ctx, w, rig, bufs, { sent, wallMs, plan, rev });
   } finally {
     rev?.stop();

@@ -22,6 +22,11 @@
  *   [Required: every SEND equals the CPU reference of the buffer as it is
  *    at that moment]
  *
+ * With `importers: N`, N NICs are bound to the process and SEND the one
+ * buffer at once (each checked against the reference on its own): the
+ * migration back invalidates all N (one broadcast fans out to N workers)
+ * and each refaults.
+ *
  * Bounce mode: no migration, the buffer stays in RAM; the accelerator
  * reads and writes it by DMA and the NIC reads what it wrote from RAM.
  * Payload: the first SEND (the accelerator's result); the second SEND is
@@ -38,6 +43,44 @@ import { fnv1aReference } from '../reference/checksum.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
 import type { HmmPeerWorkload } from './schema.js';
+import type { Device } from '../../devices/machine.js';
+import { HostQueue } from '../../drivers/host_queue.js';
+import { ImporterBinding } from '../../drivers/importer_binding.js';
+import { NIC_HOST_QID } from '../../devices/nic_abi.js';
+import { instanceNames, mergeChecks } from '../instances.js';
+
+/** The importers: every NIC reading the buffer, its host queue, and (past the rig's first) its binding. */
+interface Importers {
+  readonly names: readonly string[];
+  readonly devs: readonly Device[];
+  readonly queues: readonly HostQueue[];
+  close(): Promise<void>;
+}
+
+/** The rig's NIC plus the other importers, each with a host queue and bound to the process. */
+async function importers(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig): Promise<Importers> {
+  const names = instanceNames(w.nic, w.importers);
+  const devs = names.map((n) => ctx.machine.device(n));
+  const queues = [rig.nicQ];
+  const bindings: ImporterBinding[] = [];
+  for (const d of devs.slice(1)) {
+    queues.push(await HostQueue.create(ctx.machine, d, NIC_HOST_QID, 4));
+    bindings.push(await ImporterBinding.bind(rig.kernel, d.spec.name, rig.mm));
+  }
+  return {
+    names,
+    devs,
+    queues,
+    async close() {
+      for (const b of bindings.reverse()) await b.close();
+    },
+  };
+}
+
+/** Every importer SENDs the buffer at once; the checksums each saw. */
+async function sendAll(rig: AccelNicRig, imp: Importers, va: number, len: number): Promise<number[]> {
+  return Promise.all(imp.queues.map(async (q) => (await rig.runner.run(q, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result));
+}
 
 /** The 8-byte stamp the CPU writes at the start of page i when it touches it. */
 function stamp(seed: number, i: number): Uint8Array {
@@ -48,8 +91,8 @@ function stamp(seed: number, i: number): Uint8Array {
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
 /** The timed part: migrate the buffer to the accelerator (p2p), TRANSFORM it in place by VA, then the NIC SENDs it. */
-async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, va: number, ref: Int32Array): Promise<{ migratedIn: number; sum: number; want: number; wallMs: number; nic: StageTimes; acc: StageTimes; invSent: number }> {
-  const { accQ, nicQ, kernel, mm, runner } = rig;
+async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array): Promise<{ migratedIn: number; sums: number[]; want: number; wallMs: number; nics: StageTimes[]; acc: StageTimes; invSent: number[] }> {
+  const { accQ, kernel, mm, runner } = rig;
   const len = w.pages * PAGE_SIZE;
   const stage = rig.acc.mem!.allocContig(w.stagePages).start;
   const t0 = performance.now();
@@ -59,12 +102,12 @@ async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNic
   args[ACC_ARG_SEED] = ctx.seed;
   args[ACC_ARG_STAGE_PAGES] = w.stagePages;
   await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
-  const sum = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
+  const sums = await sendAll(rig, imp, va, len);
   const wallMs = performance.now() - t0;
   // The CPU reference, outside the timed window.
   accelTransformReference(ref, 0, ctx.seed);
   const want = fnv1aReference(new Uint8Array(ref.buffer));
-  return { migratedIn, sum, want, wallMs, nic: stageTimes(rig.nic), acc: stageTimes(rig.acc), invSent: invalidationStats([kernel], [w.nic]).sent };
+  return { migratedIn, sums, want, wallMs, nics: imp.devs.map(stageTimes), acc: stageTimes(rig.acc), invSent: imp.names.map((n) => invalidationStats([kernel], [n]).sent) };
 }
 
 /** The CPU stamps the first `half` pages (device-private pages migrate back to RAM); returns where the pages are afterwards. */
@@ -83,115 +126,151 @@ async function touchHalf(ctx: WorkloadContext, w: HmmPeerWorkload, mm: Mm, va: n
   return kinds;
 }
 
-/** What the run saw, for its checks. */
-interface Seen {
+/** What one importer saw: its checksums, its traffic after the first SEND and in the second, its invalidations after the touch. */
+interface NicSeen {
   readonly sum1: number;
-  readonly want1: number;
   readonly sum2: number;
+  readonly nic1: StageTimes;
+  readonly second: { readonly fromPeer: number; readonly fromRam: number };
+  readonly inv2: number;
+}
+
+/** What the run saw of the buffer, for its checks. */
+interface Seen {
+  readonly want1: number;
   readonly want2: number;
   /** Process memory read back by the CPU, the reference, and the first word where they differ (-1: none). */
   readonly back: Int32Array;
   readonly ref: Int32Array;
   readonly firstBad: number;
   readonly migratedIn: number;
-  /** The NIC's traffic after the first SEND, and the second SEND's. */
-  readonly nic1: StageTimes;
-  readonly second: { readonly fromPeer: number; readonly fromRam: number };
   readonly kinds: { readonly ram: number; readonly devprivate: number };
-  readonly inv2: number;
 }
 
-/** The data checks (both modes) and, in p2p mode, the checks that the peer path and the migration back were taken. */
-function hmmChecks(w: HmmPeerWorkload, bounce: boolean, r: Seen): Check[] {
-  const { sum1, want1, sum2, want2, back, ref, firstBad, migratedIn, nic1, second, kinds, inv2 } = r;
+/** One importer's checks: its SENDs against the reference (both modes) and, in p2p mode, that it read peer addresses, was invalidated and refaulted. */
+function nicChecks(w: HmmPeerWorkload, bounce: boolean, r: Seen, n: NicSeen): Check[] {
+  const { want1, want2, migratedIn, kinds } = r;
+  const { sum1, sum2, nic1, second, inv2 } = n;
   const len = w.pages * PAGE_SIZE;
   const half = Math.floor(w.pages / 2);
   const checks: Check[] = [
     { name: 'first SEND matches the CPU reference', ok: sum1 === want1, detail: sum1 === want1 ? `${len} bytes transformed by the accelerator, checksum ${hex(want1)}` : `the NIC sent ${hex(sum1)}, reference ${hex(want1)}` },
     { name: 'SEND after the CPU touch matches the CPU reference', ok: sum2 === want2, detail: sum2 === want2 ? `checksum ${hex(want2)} with ${half} pages stamped by the CPU` : `the NIC sent ${hex(sum2)}, reference ${hex(want2)}` },
-    { name: 'process memory equals the reference', ok: firstBad < 0, detail: firstBad < 0 ? `${len} bytes read back by the CPU` : `word ${firstBad} is ${hex(back[firstBad])}, reference ${hex(ref[firstBad])}` },
   ];
-  if (!bounce) {
-    checks.push(
-      {
-        name: 'the NIC read accelerator memory at peer addresses',
-        ok: migratedIn === w.pages && nic1.bytesFromPeer === len && nic1.bytesFromRam === 0,
-        detail: `${migratedIn} of ${w.pages} pages migrated to ${w.accelerator}; first SEND: ${nic1.bytesFromPeer} bytes peer to peer, ${nic1.bytesFromRam} from RAM`,
-      },
-      {
-        name: 'CPU touch migrated half back; the NIC was invalidated and refaulted to RAM',
-        ok: kinds.ram === half && kinds.devprivate === w.pages - half && second.fromRam === half * PAGE_SIZE && second.fromPeer === (w.pages - half) * PAGE_SIZE && inv2 > 0,
-        detail: `after the touch ${kinds.ram} pages in RAM, ${kinds.devprivate} device-private; ${inv2} invalidation batches to the NIC; second SEND: ${second.fromRam} bytes from RAM, ${second.fromPeer} peer to peer`,
-      },
-    );
-  }
-  return checks;
+  if (bounce) return checks;
+  return [
+    ...checks,
+    {
+      name: 'the NIC read accelerator memory at peer addresses',
+      ok: migratedIn === w.pages && nic1.bytesFromPeer === len && nic1.bytesFromRam === 0,
+      detail: `${migratedIn} of ${w.pages} pages migrated to ${w.accelerator}; first SEND: ${nic1.bytesFromPeer} bytes peer to peer, ${nic1.bytesFromRam} from RAM`,
+    },
+    {
+      name: 'CPU touch migrated half back; the NIC was invalidated and refaulted to RAM',
+      ok: kinds.ram === half && kinds.devprivate === w.pages - half && second.fromRam === half * PAGE_SIZE && second.fromPeer === (w.pages - half) * PAGE_SIZE && inv2 > 0,
+      detail: `after the touch ${kinds.ram} pages in RAM, ${kinds.devprivate} device-private; ${inv2} invalidation batches to the NIC; second SEND: ${second.fromRam} bytes from RAM, ${second.fromPeer} peer to peer`,
+    },
+  ];
+}
+
+/** The checks: every importer's (one line per check naming any importer that failed, when there are several), then the process memory. */
+function hmmChecks(w: HmmPeerWorkload, bounce: boolean, r: Seen, names: readonly string[], nics: readonly NicSeen[]): Check[] {
+  const len = w.pages * PAGE_SIZE;
+  const { back, ref, firstBad } = r;
+  const each = nics.map((n) => nicChecks(w, bounce, r, n));
+  const perNic = each.length === 1 ? each[0] : mergeChecks(names, each, 'importer');
+  const memory: Check = { name: 'process memory equals the reference', ok: firstBad < 0, detail: firstBad < 0 ? `${len} bytes read back by the CPU` : `word ${firstBad} is ${hex(back[firstBad])}, reference ${hex(ref[firstBad])}` };
+  // Single importer: the order the checks always had.
+  return [...perNic.slice(0, 2), memory, ...perNic.slice(2)];
+}
+
+/** After the first pass: the CPU touches half the buffer, every importer SENDs it again, then the CPU reads it all back. */
+async function secondPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array, first: Awaited<ReturnType<typeof firstPass>>): Promise<{ seen: Seen; nics: NicSeen[] }> {
+  const { mm, kernel } = rig;
+  const len = w.pages * PAGE_SIZE;
+  const kinds = await touchHalf(ctx, w, mm, va, ref, Math.floor(w.pages / 2));
+  const sums2 = await sendAll(rig, imp, va, len);
+  const want2 = fnv1aReference(new Uint8Array(ref.buffer));
+  const nics = imp.devs.map((d, i): NicSeen => {
+    const nic2 = stageTimes(d);
+    const nic1 = first.nics[i];
+    return { sum1: first.sums[i], sum2: sums2[i], nic1, second: { fromPeer: nic2.bytesFromPeer - nic1.bytesFromPeer, fromRam: nic2.bytesFromRam - nic1.bytesFromRam }, inv2: invalidationStats([kernel], [imp.names[i]]).sent - first.invSent[i] };
+  });
+  // Last: the CPU reads everything back (in p2p mode this migrates the rest home).
+  const back = new Int32Array((await mm.read(va, len)).buffer);
+  let firstBad = -1;
+  for (let i = 0; i < back.length && firstBad < 0; i++) if (back[i] !== ref[i]) firstBad = i;
+  return { seen: { want1: first.want, want2, back, ref, firstBad, migratedIn: first.migratedIn, kinds }, nics };
 }
 
 export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Promise<Accounting> {
   const { machine } = ctx;
   const acc = machine.device(w.accelerator);
-  const nic = machine.device(w.nic);
   const bounce = ctx.mode === 'bounce';
   const len = w.pages * PAGE_SIZE;
-  const half = Math.floor(w.pages / 2);
-  const rig = await accelNicRig(ctx, w, 4, true);
-  const { nicQ, kernel, mm, runner } = rig;
+  const rig = await accelNicRig(ctx, { accelerator: w.accelerator, nic: instanceNames(w.nic, w.importers)[0], process: w.process }, 4, true);
+  let imp: Importers | null = null;
   try {
-    const va = await mm.mmap({ length: len, prot: PROT_READ | PROT_WRITE });
+    imp = await importers(ctx, w, rig);
+    const va = await rig.mm.mmap({ length: len, prot: PROT_READ | PROT_WRITE });
     // The process's data, written by the CPU (system RAM).
     const ref = new Int32Array(len / 4);
     accelInitReference(ref, ctx.seed);
-    await mm.write(va, new Uint8Array(ref.buffer));
+    await rig.mm.write(va, new Uint8Array(ref.buffer));
 
-    const first = await firstPass(ctx, w, rig, va, ref);
-    const { migratedIn, sum: sum1, want: want1, wallMs, nic: nic1, acc: acc1 } = first;
-    const kinds = await touchHalf(ctx, w, mm, va, ref, half);
-    const sum2 = (await runner.run(nicQ, { opcode: NIC_OP_SEND, src: va, dst: 0, len, args: [] })).result;
-    const want2 = fnv1aReference(new Uint8Array(ref.buffer));
-    const nic2 = stageTimes(nic);
-    const inv2 = invalidationStats([kernel], [w.nic]).sent - first.invSent;
-    const nicVa = await vaCounters(machine, nic);
-    // Last: the CPU reads everything back (in p2p mode this migrates the rest home).
-    const back = new Int32Array((await mm.read(va, len)).buffer);
-    let firstBad = -1;
-    for (let i = 0; i < back.length && firstBad < 0; i++) if (back[i] !== ref[i]) firstBad = i;
-
-    const second = { fromPeer: nic2.bytesFromPeer - nic1.bytesFromPeer, fromRam: nic2.bytesFromRam - nic1.bytesFromRam };
-    const checks = hmmChecks(w, bounce, { sum1, want1, sum2, want2, back, ref, firstBad, migratedIn, nic1, kinds, second, inv2 });
-
-    const accSt = stageTimes(acc);
-    const nicSt = stageTimes(nic);
-    const devices = [accSt, nicSt];
-    const { ramBytes, p2pBytes } = trafficTotals(devices);
-    const flows = [
-      { id: 'acc-from-ram', src: 'ram', dst: w.accelerator, bytes: accSt.bytesFromRam },
-      { id: 'acc-to-ram', src: w.accelerator, dst: 'ram', bytes: accSt.bytesToRam },
-      { id: 'nic-from-peer', src: w.accelerator, dst: w.nic, bytes: nicSt.bytesFromPeer },
-      { id: 'nic-from-ram', src: 'ram', dst: w.nic, bytes: nicSt.bytesFromRam },
-    ].filter((f) => f.bytes > 0);
-    return {
-      payloadBytes: len,
-      ramBytes,
-      // The accelerator's result staged in RAM for the NIC: written back by the accelerator, read by the first SEND.
-      bounceBytes: acc1.bytesToRam + nic1.bytesFromRam,
-      p2pBytes,
-      hostInterventions: runner.submitted,
-      invalidations: invalidationStats([kernel], [w.nic, w.accelerator]),
-      refaults: Math.max(0, nicVa.pagesFaulted - w.pages),
-      wallMs,
-      modeledSeconds: modeledSeconds(ctx.fabric, flows),
-      devices,
-      checks,
-      extra: {
-        buffer: `${w.pages} pages (${len} bytes) of anonymous memory`,
-        'migrated to the accelerator': migratedIn,
-        'pages after the CPU touch': `${kinds.ram} RAM, ${kinds.devprivate} device-private`,
-        'second SEND': `${second.fromPeer} bytes peer to peer, ${second.fromRam} bytes from RAM`,
-        'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages)`,
-      },
-    };
+    const first = await firstPass(ctx, w, rig, imp, va, ref);
+    const { seen, nics } = await secondPass(ctx, w, rig, imp, va, ref, first);
+    const nicVa = await Promise.all(imp.devs.map((d) => vaCounters(machine, d)));
+    const checks = hmmChecks(w, bounce, seen, imp.names, nics);
+    return hmmAccounting(ctx, w, { rig, imp, first, seen, nics, nicVa, checks });
   } finally {
+    await imp?.close();
     await rig.close();
   }
+}
+
+/** The run's Accounting: the accelerator's and every importer's traffic, priced together. */
+function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: AccelNicRig; imp: Importers; first: Awaited<ReturnType<typeof firstPass>>; seen: Seen; nics: readonly NicSeen[]; nicVa: Awaited<ReturnType<typeof vaCounters>>[]; checks: Check[] }): Accounting {
+  const { rig, imp, first, seen, nicVa, checks } = r;
+  const len = w.pages * PAGE_SIZE;
+  const accSt = stageTimes(rig.acc);
+  const nicSts = imp.devs.map(stageTimes);
+  const devices = [accSt, ...nicSts];
+  const { ramBytes, p2pBytes } = trafficTotals(devices);
+  const one = imp.names.length === 1;
+  const flows = [
+    { id: 'acc-from-ram', src: 'ram', dst: w.accelerator, bytes: accSt.bytesFromRam },
+    { id: 'acc-to-ram', src: w.accelerator, dst: 'ram', bytes: accSt.bytesToRam },
+    ...imp.names.flatMap((n, i) => [
+      { id: one ? 'nic-from-peer' : `${n}-from-peer`, src: w.accelerator, dst: n, bytes: nicSts[i].bytesFromPeer },
+      { id: one ? 'nic-from-ram' : `${n}-from-ram`, src: 'ram', dst: n, bytes: nicSts[i].bytesFromRam },
+    ]),
+  ].filter((f) => f.bytes > 0);
+  const { kinds } = seen;
+  const sumOf = (f: (n: NicSeen) => number) => r.nics.reduce((t, n) => t + f(n), 0);
+  const faults = nicVa.reduce((t, v) => t + v.faults, 0);
+  const pagesFaulted = nicVa.reduce((t, v) => t + v.pagesFaulted, 0);
+  return {
+    // Every importer's first SEND carries the accelerator's result.
+    payloadBytes: len * imp.names.length,
+    ramBytes,
+    // The accelerator's result staged in RAM for the NICs: written back by the accelerator, read by the first SENDs.
+    bounceBytes: first.acc.bytesToRam + first.nics.reduce((t, n) => t + n.bytesFromRam, 0),
+    p2pBytes,
+    hostInterventions: rig.runner.submitted,
+    invalidations: invalidationStats([rig.kernel], [...imp.names, w.accelerator]),
+    refaults: nicVa.reduce((t, v) => t + Math.max(0, v.pagesFaulted - w.pages), 0),
+    wallMs: first.wallMs,
+    modeledSeconds: modeledSeconds(ctx.fabric, flows),
+    devices,
+    checks,
+    extra: {
+      buffer: `${w.pages} pages (${len} bytes) of anonymous memory`,
+      ...(one ? {} : { importers: `${imp.names.length} NICs (${imp.names[0]} .. ${imp.names[imp.names.length - 1]}) read the one buffer at once` }),
+      'migrated to the accelerator': first.migratedIn,
+      'pages after the CPU touch': `${kinds.ram} RAM, ${kinds.devprivate} device-private`,
+      [one ? 'second SEND' : 'second SENDs (all NICs)']: `${sumOf((n) => n.second.fromPeer)} bytes peer to peer, ${sumOf((n) => n.second.fromRam)} bytes from RAM`,
+      'NIC page requests': `${faults} (${pagesFaulted} pages)`,
+    },
+  };
 }

@@ -58,7 +58,7 @@ import { DeviceRegs } from '../../shm/device_ctl.js';
 import { CqStatus, type Completion, type SqCommand } from '../../shm/ring.js';
 import type { Extent } from '../../shm/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
-import { bootKernel } from '../kernel_boot.js';
+import { bootKernel, processMm, startMachine } from '../kernel_boot.js';
 import { stageTimes } from '../accounting.js';
 import type { StageTimes, WorkloadContext } from '../workload.js';
 import type { ClientStream, NicCounters } from '../../devices/nic_abi.js';
@@ -116,7 +116,7 @@ interface Setup {
 async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): Promise<{ wallMs: number; hostCommands: number; pageRequests: number; hostWakeups: number }> {
   const { machine } = ctx;
   const nic = machine.device(w.nic);
-  const mm = su.kernel.createMm();
+  const mm = processMm(ctx, su.kernel, w.process);
   const binding = await ImporterBinding.bind(su.kernel, w.nic, mm);
   try {
     const q = await su.drv.createCmbQueue(mm, {
@@ -225,7 +225,7 @@ export async function runNicNvme(ctx: WorkloadContext, w: NicNvmeWorkload): Prom
   if (w.ioBytes % blockBytes !== 0 || w.ioBytes / blockBytes > w.blocks) throw new DeviceError(w.nvme, 'device-error', `requests of ${w.ioBytes} bytes are not whole ${blockBytes}-byte blocks of a ${w.blocks}-block namespace (workload.ioBytes, devices[].props.blockBytes)`);
   const stream: ClientStream = { seed: ctx.seed, blocks: w.blocks, blocksPerIo: w.ioBytes / blockBytes, writePct: w.writePct };
   const nicQ = await HostQueue.create(machine, nic, NIC_HOST_QID, 2 * w.queueDepth + 2);
-  await machine.start();
+  await startMachine(ctx);
   const kernel = await bootKernel(ctx);
   const drv = await NvmeDriver.probe(kernel, w.nvme, w.blocks);
   {

@@ -14,6 +14,7 @@ export const nicNvmeSchema = z.strictObject({
   writePct: z.number().int().min(0).max(100).default(50),
   queueDepth: z.number().int().min(1).max(255).default(16).describe('requests in flight'),
   queueEntries: z.number().int().min(2).max(4096).default(64).describe('entries of the NVMe queue pair'),
+  pairs: z.number().int().min(1).max(64).default(1).describe('NIC -> NVMe pairs at once; with more than one, `nic: nic` and `nvme: nvme` name nic0/nvme0, nic1/nvme1, ...'),
 }).refine((w) => w.queueDepth < w.queueEntries, { message: 'queueDepth must be smaller than queueEntries (a ring of n entries holds n - 1)', path: ['queueDepth'] });
 
 export type NicNvmeWorkload = z.output<typeof nicNvmeSchema>;
