@@ -8,6 +8,10 @@
  *                                       +- 01.0 - sw1 (leaf): fanout devices
  *   rc1 (socket 1) - 01.0 root port - plx1 - sw2, sw3 ...
  *
+ * With `topSwitch: false` (DGX-1 style) each leaf switch sits on a root
+ * port of its own (01.0, 02.0, ...): devices on different leaves then
+ * reach each other only through the host bridge.
+ *
  * Every device sits on a leaf switch; leaf switches share their RC's top
  * switch, whose uplink (the root port's link) every bounce through system
  * RAM crosses twice. Devices under one RC reach each other at bus
@@ -37,6 +41,7 @@ export const GenerateSpecSchema = z.strictObject({
   fanout: z.int().min(1).max(MAX_PORTS).default(4).describe('devices per leaf switch'),
   // (The cast: LinkSpecSchema's width union is typed by its first two literals only.)
   link: LinkSpecSchema.default({ gen: 4, width: 16 } as unknown as z.output<typeof LinkSpecSchema>).describe('every link: root port, switch ports, devices'),
+  topSwitch: z.boolean().default(true).describe('true: the leaf switches of a root complex hang off one top switch (DGX-2 style, P2P between leaves at bus addresses); false: each leaf switch on a root port of its own (DGX-1 style, P2P between leaves through the host bridge)'),
   policy: z.enum(POLICY_MODES).default('rfc-v1'),
   iommu: z.boolean().default(false),
 });
@@ -63,32 +68,23 @@ const slot = (i: number) => `${i.toString(16).padStart(2, '0')}.0`;
 export function generateTopology(g: GenerateSpec, groups: readonly (readonly string[])[]): TopologySpec {
   const leaves = placeDevices(groups, g.fanout);
   const perRc = Math.ceil(leaves.length / g.rootComplexes);
-  if (perRc > MAX_PORTS) throw new Error(`topology.generate: ${leaves.length} leaf switches of ${g.fanout} devices need ${perRc} ports on a top switch; at most ${MAX_PORTS} (raise fanout or rootComplexes)`);
+  if (perRc > MAX_PORTS - 1) throw new Error(`topology.generate: ${leaves.length} leaf switches of ${g.fanout} devices need ${perRc} ports per root complex; at most ${MAX_PORTS - 1} (raise fanout or rootComplexes)`);
   const link = g.link;
   const rcs: TopologyInput['rootComplexes'] = [];
   for (let r = 0; r < g.rootComplexes; r++) {
     const mine = leaves.slice(r * perRc, (r + 1) * perRc);
     if (mine.length === 0) continue;
+    const leafPorts = mine.map((devs, k) => ({
+      slot: slot(g.topSwitch ? k : k + 1),
+      link,
+      switch: { name: `sw${r * perRc + k}`, id: GEN_SWITCH_ID, ports: devs.map((device, j) => ({ slot: slot(j), link, endpoint: { device } })) },
+    }));
     rcs.push({
       name: `rc${r}`,
       id: GEN_HOST_BRIDGE,
       socket: r,
       iommu: g.iommu,
-      ports: [
-        {
-          slot: '01.0',
-          link,
-          switch: {
-            name: `plx${r}`,
-            id: GEN_SWITCH_ID,
-            ports: mine.map((devs, k) => ({
-              slot: slot(k),
-              link,
-              switch: { name: `sw${r * perRc + k}`, id: GEN_SWITCH_ID, ports: devs.map((device, j) => ({ slot: slot(j), link, endpoint: { device } })) },
-            })),
-          },
-        },
-      ],
+      ports: g.topSwitch ? [{ slot: '01.0', link, switch: { name: `plx${r}`, id: GEN_SWITCH_ID, ports: leafPorts } }] : leafPorts,
     });
   }
   return TopologySchema.parse({ policy: g.policy, rootComplexes: rcs });
