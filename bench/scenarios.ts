@@ -21,7 +21,7 @@ import type { Mode } from '../src/workloads/workload.js';
 import type { RowSet } from './stats.js';
 
 /** Quick-suite sizes (frames / iterations) of the scenarios that are long at their shipped size. */
-const QUICK_SIZE: Readonly<Record<string, number>> = { 'camera-chain': 8, 'camera-chain-final': 8, 'camera-chain-iommu': 8, 'accel-progress': 500 };
+const QUICK_SIZE: Readonly<Record<string, number>> = { 'camera-farm': 4, 'camera-chain': 8, 'camera-chain-final': 8, 'camera-chain-iommu': 8, 'accel-progress': 500 };
 
 function figure(r: RunReport): { value: number; unit: string } {
   if (r.workload === 'accel-progress') {
