@@ -10,6 +10,6 @@ t.test('fallback: bounce (camera and engine on two root ports)', (t) => checkFal
 t.test('every shipped workload scenario is covered', async (t) => {
   const { readdirSync, readFileSync } = await import('node:fs');
   const shipped = readdirSync('scenarios').filter((f) => f.endsWith('.yaml') && /^workload:/m.test(readFileSync(`scenarios/${f}`, 'utf8')));
-  const covered = ['camera', 'accel', 'nvme'].flatMap((g) => [...readFileSync(`test/trace/summary_width_${g}.test.ts`, 'utf8').matchAll(/'scenarios\/([\w-]+\.yaml)/g)].map((m) => m[1]));
+  const covered = ['camera', 'accel', 'nvme', 'many'].flatMap((g) => [...readFileSync(`test/trace/summary_width_${g}.test.ts`, 'utf8').matchAll(/'scenarios\/([\w-]+\.yaml)/g)].map((m) => m[1]));
   t.same(shipped.sort(), [...new Set(covered)].sort());
 });
