@@ -16,6 +16,7 @@
  *   scenario  scenario.<name>.bounce (baseline), scenario.<name>
  *   scale     scale.stream.<N>[.notokens], scale.ack.p50|p99.<N>[.notokens],
  *             scale.pcie.<N>.bounce (baseline), scale.pcie.<N> (bench/scale.ts)
+ *   fabric    fabric.bounce.<N> (baseline), fabric.p2p.<N> (modeled, bench/fabric_load.ts)
  * A section whose baseline lives in another section needs that one too
  * (--only dma runs memcpy and atomics first).
  */
@@ -28,10 +29,11 @@ import { dmaRows } from './dma_rig.js';
 import { bootRows } from './boot.js';
 import { scaleRows, SCALE_FULL, SCALE_QUICK } from './scale.js';
 import { scenarioRows, type ScenarioObserver } from './scenarios.js';
+import { fabricRows } from './fabric_load.js';
 import { repeat, RowSet, type BenchRow } from './stats.js';
 import { CACHED_SPAN, DRAM_SPAN, MiB } from '../src/workloads/memcpy_baseline.js';
 
-export const SECTIONS = ['memcpy', 'atomics', 'inval', 'dma', 'boot', 'scenario', 'scale'] as const;
+export const SECTIONS = ['memcpy', 'atomics', 'inval', 'dma', 'boot', 'scenario', 'scale', 'fabric'] as const;
 export type Section = (typeof SECTIONS)[number];
 
 export interface SuiteSpec {
@@ -50,7 +52,7 @@ export const SUITES: Readonly<Record<'quick' | 'full', SuiteSpec>> = {
 };
 
 /** Sections a section's baselines come from. */
-const NEEDS: Readonly<Record<Section, readonly Section[]>> = { memcpy: [], atomics: [], inval: [], dma: ['memcpy', 'atomics'], boot: [], scenario: [], scale: ['memcpy', 'atomics'] };
+const NEEDS: Readonly<Record<Section, readonly Section[]>> = { memcpy: [], atomics: [], inval: [], dma: ['memcpy', 'atomics'], boot: [], scenario: [], scale: ['memcpy', 'atomics'], fabric: [] };
 
 export interface BenchReport {
   readonly machine: Record<string, unknown>;
@@ -122,6 +124,10 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   if (want.has('scale')) {
     step('scale');
     await scaleRows(rows, { counts: suite === 'quick' ? SCALE_QUICK : SCALE_FULL, repeats: s.repeats, streamMs: s.streamMs }, log);
+  }
+  if (want.has('fabric')) {
+    step('fabric');
+    fabricRows(rows, s.repeats);
   }
   log(`bench: done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
   return { machine: { ...machine, seconds: Number(((performance.now() - t0) / 1000).toFixed(1)), loadAvgAtEnd: os.loadavg().map((x) => Number(x.toFixed(2))) }, rows: rows.rows };
