@@ -39,9 +39,15 @@ t.test('p2p: every pipeline bit-exact, frames device to device', async (t) => {
   t.ok(a.p2pBytes >= a.payloadBytes, 'every frame crossed device to device');
 });
 
-// Bounce, with a corrupt frame in one pipeline: the other seven pass, the check names the eighth.
+// Bounce, each pipeline's output in a process of its own (outputs: per-pipeline), with a
+// corrupt frame in one pipeline: the other seven pass, the check names the eighth.
 t.test('bounce: a corrupt frame in one pipeline fails the run and names that pipeline', async (t) => {
-  const r = await runScenario(await small((s) => Object.assign(s.devices.find((d) => d.name === 'cc5')!.props, { 'x-corrupt-frame': 1, 'x-corrupt-offset': 100 })), { mode: 'bounce' });
+  const s = await small((s) => {
+    Object.assign(s.devices.find((d) => d.name === 'cc5')!.props, { 'x-corrupt-frame': 1, 'x-corrupt-offset': 100 });
+    Object.assign(s.workload!, { outputs: 'per-pipeline' });
+    s.processes = Array.from({ length: 8 }, (_, i) => ({ name: `viewer${i}` }));
+  });
+  const r = await runScenario(s, { mode: 'bounce' });
   const a = r.accounting;
   t.equal(r.mode, 'bounce');
   t.equal(a.p2pBytes, 0, 'bounce: nothing device to device');
