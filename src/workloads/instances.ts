@@ -11,7 +11,7 @@
  * machine is started once, one kernel is booted (one IOMMU and invalidation
  * state per device, as on a real machine), and a process named by several
  * instances is one address space. What they do not share: their devices,
- * queues and buffers.
+ * queues and buffers, and their seed (instanceSeed: each moves its own data).
  *
  * Merging (the same Accounting as one instance, so --compare reads alike):
  * byte and command counts add up; the wall time is the longest instance's
@@ -34,6 +34,15 @@ export function instanceName(name: string, i: number, n: number): string {
 /** The names of a role over n instances. */
 export function instanceNames(name: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => instanceName(name, i, n));
+}
+
+/**
+ * The seed of instance i: instance 0 keeps the scenario's, the others get
+ * their own, so every instance moves different data and one that received
+ * another's (a misrouted frame, a wrong buffer) fails its check.
+ */
+export function instanceSeed(seed: number, i: number): number {
+  return (seed + Math.imul(i, 0x9e3779b9)) >>> 0;
 }
 
 /** One instance: the single-instance workload it runs and a label naming it in checks ("cam3 -> cc3"). */
@@ -69,7 +78,7 @@ export async function runInstances<W>(ctx: WorkloadContext, instances: readonly 
   const flows: FabricFlow[][] = instances.map(() => []);
   const each = await Promise.all(
     instances.map((inst, i) =>
-      run({ ...ctx, boot, fabric: capturingFabric(ctx.fabric, `i${i}`, flows, i) }, inst.w).catch((e: unknown) => {
+      run({ ...ctx, boot, seed: instanceSeed(ctx.seed, i), fabric: capturingFabric(ctx.fabric, `i${i}`, flows, i) }, inst.w).catch((e: unknown) => {
         // A failed instance no longer holds the others at quiesce().
         void boot.quiesce();
         throw e;
