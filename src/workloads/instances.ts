@@ -58,7 +58,7 @@ export interface InstancesResult {
 }
 
 /** The fabric as an instance sees it: its priced flows are kept (ids prefixed) to be priced again with everyone's. */
-function capturingFabric(fabric: Fabric, prefix: string, out: FabricFlow[][], slot: number): Fabric {
+export function capturingFabric(fabric: Fabric, prefix: string, out: FabricFlow[][], slot: number): Fabric {
   const f = Object.create(fabric) as Fabric;
   f.modelFlows = (flows) => {
     out[slot] = flows.map((x, i) => ({ ...x, id: `${prefix}:${x.id ?? `flow${i}`}` }));
@@ -139,7 +139,7 @@ export function mergeChecks(labels: readonly string[], each: readonly (readonly 
 }
 
 /** Numbers add up (a ratio, 'per ...', is averaged); a text figure is kept when every instance says the same, else instance 0's, marked. */
-function mergeExtra(each: readonly Accounting[]): Record<string, number | string> {
+export function mergeExtra(each: readonly Accounting[]): Record<string, number | string> {
   const out: Record<string, number | string> = {};
   for (const key of Object.keys(each[0].extra)) {
     const vals = each.map((a) => a.extra[key]);

@@ -4,18 +4,24 @@
  */
 import type { WorkloadDef } from '../workload.js';
 import { runAccelNicStream } from './run.js';
+import { runNicGroup } from './nic_group.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 import { instanceName, runInstances, type Instance } from '../instances.js';
 
-/** Stream i's own workload (`acc` -> acc<i>, `nic` -> nic<i>; one process for all). */
-function stream(w: AccelNicStreamWorkload, i: number): AccelNicStreamWorkload {
-  return { ...w, accelerator: instanceName(w.accelerator, i, w.streams), nic: instanceName(w.nic, i, w.streams), streams: 1 };
+/** One NIC and the accelerators that stream through it (accelerator i -> NIC i mod nics). */
+interface NicGroup {
+  readonly w: AccelNicStreamWorkload;
+  readonly accelerators: string[];
 }
 
-function streams(w: AccelNicStreamWorkload): Instance<AccelNicStreamWorkload>[] {
-  return Array.from({ length: w.streams }, (_, i) => {
-    const s = stream(w, i);
-    return { label: `${s.accelerator} -> ${s.nic}`, w: s };
+function groups(w: AccelNicStreamWorkload): Instance<NicGroup>[] {
+  const m = w.nics ?? w.streams;
+  return Array.from({ length: m }, (_, g) => {
+    const nic = instanceName(w.nic, g, m);
+    const accelerators = Array.from({ length: w.streams }, (_, i) => i)
+      .filter((i) => i % m === g)
+      .map((i) => instanceName(w.accelerator, i, w.streams));
+    return { label: `${accelerators.join(', ')} -> ${nic}`, w: { w: { ...w, accelerator: accelerators[0], nic, streams: 1, nics: undefined }, accelerators } };
   });
 }
 
@@ -23,14 +29,20 @@ export const accelNicStreamDef: WorkloadDef<AccelNicStreamWorkload> = {
   kind: 'accel-nic-stream',
   doc: 'RFC workload (3): an accelerator computes, a NIC streams the results out of its memory peer to peer while the driver moves them',
   roles: (w) =>
-    streams(w).flatMap(({ w: s }) => [
-      { key: 'accelerator', device: s.accelerator, kinds: ['accelerator'] },
-      { key: 'nic', device: s.nic, kinds: ['nic'] },
+    groups(w).flatMap(({ w: g }) => [
+      ...g.accelerators.map((device) => ({ key: 'accelerator', device, kinds: ['accelerator'] })),
+      { key: 'nic', device: g.w.nic, kinds: ['nic'] },
     ]),
   processes: (w) => [{ key: 'process', name: w.process }],
-  p2pPairs: (w) => streams(w).map(({ w: s }): [string, string] => [s.accelerator, s.nic]),
-  progress: { device: (w) => stream(w, 0).nic, total: (w) => w.results, unit: 'results' },
+  p2pPairs: (w) => groups(w).flatMap(({ w: g }) => g.accelerators.map((a): [string, string] => [a, g.w.nic])),
+  // The first NIC's SENDs: with several accelerators on it, it counts theirs too.
+  progress: { device: (w) => groups(w)[0].w.w.nic, total: (w) => w.results * groups(w)[0].w.accelerators.length, unit: 'results' },
   units: { 'BAR slots recycled': 'slots', 'system RAM bytes for the stream': 'B' },
   scale: (w, n) => ({ ...w, results: n }),
-  run: async (ctx, w) => (w.streams === 1 ? runAccelNicStream(ctx, w) : (await runInstances(ctx, streams(w), runAccelNicStream)).merged),
+  async run(ctx, w) {
+    if (w.streams === 1) return runAccelNicStream(ctx, w);
+    const gs = groups(w);
+    if (gs.length === 1) return runNicGroup(ctx, gs[0].w.w, gs[0].w.accelerators);
+    return (await runInstances(ctx, gs, (c, g) => runNicGroup(c, g.w, g.accelerators))).merged;
+  },
 };

@@ -250,9 +250,13 @@ function mismatches(ctx: WorkloadContext, w: AccelNicStreamWorkload, sent: reado
   return bad;
 }
 
-export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamWorkload): Promise<Accounting> {
+/**
+ * One accelerator's stream on `rig` (its accelerator queue, the rig's NIC):
+ * the timed stream, then `afterStream` (wait for every other stream that
+ * can still invalidate this NIC), then the accounting.
+ */
+export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, afterStream: () => Promise<void>): Promise<Accounting> {
   const bounce = ctx.mode === 'bounce';
-  const rig = await accelNicRig(ctx, w, w.queueDepth, bounce);
   let rev: Revoker | null = null;
   try {
     const bufs = await allocBuffers(w, rig, bounce);
@@ -262,11 +266,19 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
     const { sent, wallMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
     rev.stop();
     await rev.settle();
-    // With other streams on the process, their moves invalidate this NIC too: count once all are done.
-    await quiesce(ctx);
+    await afterStream();
     return await account(ctx, w, rig, bufs, { sent, wallMs, plan, rev });
   } finally {
     rev?.stop();
+  }
+}
+
+export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamWorkload): Promise<Accounting> {
+  const rig = await accelNicRig(ctx, w, w.queueDepth, ctx.mode === 'bounce');
+  try {
+    // With other streams on the process, their moves invalidate this NIC too: count once all are done.
+    return await streamOne(ctx, w, rig, () => quiesce(ctx));
+  } finally {
     await rig.close();
   }
 }

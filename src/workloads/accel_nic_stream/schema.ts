@@ -19,7 +19,8 @@ export const accelNicStreamSchema = z.strictObject({
     .default('move')
     .describe("p2p: what each planned eviction does — 'move': the RFC's invalidate, move the data, remap (the NIC refaults and goes on); 'revoke': dma-buf/VFIO-style revocation (the NIC is invalidated, its refault fails ENODEV, the driver restores access and sends the result again)"),
   queueDepth: z.number().int().min(2).max(1024).default(8),
-  streams: z.number().int().min(1).max(64).default(1).describe('accelerator -> NIC streams at once; with more than one, `accelerator: acc` and `nic: nic` name acc0/nic0, acc1/nic1, ...'),
-});
+  streams: z.number().int().min(1).max(64).default(1).describe('accelerators streaming at once; with more than one, `accelerator: acc` names acc0, acc1, ...'),
+  nics: z.number().int().min(1).max(64).optional().describe('NICs (default: one per accelerator); accelerator i streams through NIC i mod nics; with more than one, `nic: nic` names nic0, nic1, ...'),
+}).refine((w) => (w.nics ?? w.streams) <= w.streams, { message: 'at most one NIC per accelerator stream (nics <= streams)', path: ['nics'] });
 
 export type AccelNicStreamWorkload = z.output<typeof accelNicStreamSchema>;
