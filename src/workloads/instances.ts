@@ -31,6 +31,18 @@ export function instanceName(name: string, i: number, n: number): string {
   return n === 1 ? name : `${name}${i}`;
 }
 
+/**
+ * A role key that names a device where a prefix is expected (`camera: cam0`
+ * with `pipelines: 2` would mean cam00, cam01): one line saying so, beside
+ * the loader's "no such device" lines.
+ */
+export function prefixProblems(countKey: string, n: number, keys: Readonly<Record<string, string | undefined>>, devices: readonly { name: string }[]): string[] {
+  if (n === 1) return [];
+  return Object.entries(keys)
+    .filter(([, name]) => name !== undefined && devices.some((d) => d.name === name) && !devices.some((d) => d.name === `${name}0`))
+    .map(([key, name]) => `workload.${key}: got "${name}", a device; with ${countKey}: ${n} it is the prefix of ${name}0 .. ${name}${n - 1} (write e.g. "${name!.replace(/\d+$/, '')}")`);
+}
+
 /** The names of a role over n instances. */
 export function instanceNames(name: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => instanceName(name, i, n));

@@ -71,4 +71,6 @@ workload: { kind: camera-chain, camera: cam, corrector: cc, output: v, outputs: 
   t.ok(e instanceof ScenarioError);
   t.match(e.message, /workload\.corrector: got "cc1"; expected the name of a device/);
   t.match(e.message, /workload\.output: got "v1"; expected the name of a process/);
+  const e2 = t.throws(() => parseScenario(text.replace('camera: cam,', 'camera: cam0,'), 'x.yaml')) as ScenarioError;
+  t.match(e2.message, /workload\.camera: got "cam0", a device; with pipelines: 2 it is the prefix of cam00 \.\. cam01 \(write e\.g\. "cam"\)/);
 });

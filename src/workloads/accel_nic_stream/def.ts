@@ -6,7 +6,7 @@ import type { WorkloadDef } from '../workload.js';
 import { runAccelNicStream } from './run.js';
 import { runNicGroup } from './nic_group.js';
 import type { AccelNicStreamWorkload } from './schema.js';
-import { instanceName, runInstances, type Instance } from '../instances.js';
+import { instanceName, prefixProblems, runInstances, type Instance } from '../instances.js';
 
 /** One NIC and the accelerators that stream through it (accelerator i -> NIC i mod nics). */
 interface NicGroup {
@@ -34,6 +34,7 @@ export const accelNicStreamDef: WorkloadDef<AccelNicStreamWorkload> = {
       { key: 'nic', device: g.w.nic, kinds: ['nic'] },
     ]),
   processes: (w) => [{ key: 'process', name: w.process }],
+  validate: (w, devices) => [...prefixProblems('streams', w.streams, { accelerator: w.accelerator }, devices), ...prefixProblems('nics', w.nics ?? w.streams, { nic: w.nic }, devices)],
   p2pPairs: (w) => groups(w).flatMap(({ w: g }) => g.accelerators.map((a): [string, string] => [a, g.w.nic])),
   // The first NIC's SENDs: with several accelerators on it, it counts theirs too.
   progress: { device: (w) => groups(w)[0].w.w.nic, total: (w) => w.results * groups(w)[0].w.accelerators.length, unit: 'results' },

@@ -6,7 +6,7 @@ import type { WorkloadDef, Accounting, Check } from '../workload.js';
 import { modeledSeconds } from '../accounting.js';
 import { runCameraChain, verifyPool, type ChainResult } from './run.js';
 import type { CameraChainWorkload } from './schema.js';
-import { instanceName, runInstances, type Instance } from '../instances.js';
+import { instanceName, prefixProblems, runInstances, type Instance } from '../instances.js';
 import type { Piscina } from 'piscina';
 import type { WorkloadContext } from '../workload.js';
 
@@ -43,6 +43,7 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
       ...(p.final ? [{ key: 'final', device: p.final, kinds: ['accelerator'] }] : []),
     ]),
   processes: (w) => [...new Set(pipelines(w).map(({ w: p }) => p.output))].map((name) => ({ key: 'output', name })),
+  validate: (w, devices) => prefixProblems('pipelines', w.pipelines, { camera: w.camera, corrector: w.corrector, final: w.final }, devices),
   p2pPairs: (w) => pipelines(w).flatMap(({ w: p }) => [[p.corrector, p.camera], ...(p.final ? ([[p.final, p.corrector]] as [string, string][]) : [])] as [string, string][]),
   // Pipeline 0's frames: the pipelines run at once, each with the same count.
   progress: { device: (w) => pipeline(w, 0).corrector, total: (w) => w.frames, unit: 'frames' },

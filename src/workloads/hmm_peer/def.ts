@@ -6,13 +6,14 @@
 import type { WorkloadDef } from '../workload.js';
 import { runHmmPeer } from './run.js';
 import type { HmmPeerWorkload } from './schema.js';
-import { instanceNames } from '../instances.js';
+import { instanceNames, prefixProblems } from '../instances.js';
 
 export const hmmPeerDef: WorkloadDef<HmmPeerWorkload> = {
   kind: 'hmm-peer',
   doc: 'RFC HMM path: anonymous memory migrated to an accelerator, read by a NIC at peer addresses, half migrated back by CPU touches',
   roles: (w) => [{ key: 'accelerator', device: w.accelerator, kinds: ['accelerator'] }, ...instanceNames(w.nic, w.importers).map((device) => ({ key: 'nic', device, kinds: ['nic'] }))],
   processes: (w) => [{ key: 'process', name: w.process }],
+  validate: (w, devices) => prefixProblems('importers', w.importers, { nic: w.nic }, devices),
   p2pPairs: (w) => instanceNames(w.nic, w.importers).map((n): [string, string] => [w.accelerator, n]),
   units: { 'migrated to the accelerator': 'pages' },
   scale: (w, n) => ({ ...w, pages: Math.max(2, n) }),

@@ -25,7 +25,7 @@ import { importerStats, modeledSeconds, trafficTotals } from '../accounting.js';
 import { runNicNvme, type NicNvmeResult } from './run.js';
 import type { NicNvmeWorkload } from './schema.js';
 import type { WorkloadContext } from '../workload.js';
-import { instanceName, runInstances, type Instance } from '../instances.js';
+import { instanceName, prefixProblems, runInstances, type Instance } from '../instances.js';
 
 /** Pair i's own workload (`nic` -> nic<i>, `nvme` -> nvme<i>; one process for all). */
 function pair(w: NicNvmeWorkload, i: number): NicNvmeWorkload {
@@ -58,7 +58,7 @@ export const nicNvmeDef: WorkloadDef<NicNvmeWorkload> = {
     ]),
   processes: (w) => [{ key: 'process', name: w.process }],
   p2pPairs: (w) => pairs(w).map(({ w: p }): [string, string] => [p.nvme, p.nic]),
-  validate: (w, devices) => pairs(w).flatMap(({ w: p }) => validatePair(p, devices)),
+  validate: (w, devices) => [...prefixProblems('pairs', w.pairs, { nic: w.nic, nvme: w.nvme }, devices), ...pairs(w).flatMap(({ w: p }) => validatePair(p, devices))],
   progress: { device: (w) => pair(w, 0).nvme, total: (w) => w.ios, unit: 'requests' },
   units: { IOPS: 'IO/s', 'kernel interventions per IO': 'interventions', 'host wakeups during the stream': 'wakeups', 'page requests during the stream': 'requests', 'MSIs to the NIC': 'MSIs' },
   scale: (w, n) => ({ ...w, ios: n }),
