@@ -156,7 +156,7 @@ export function mergeExtra(each: readonly Accounting[]): Record<string, number |
   for (const key of Object.keys(each[0].extra)) {
     const vals = each.map((a) => a.extra[key]);
     const total = (xs: number[]) => xs.reduce((t, v) => t + v, 0);
-    if (vals.every((v) => typeof v === 'number')) out[key] = / per /.test(key) ? Number((total(vals as number[]) / vals.length).toFixed(3)) : total(vals as number[]);
+    if (vals.every((v) => typeof v === 'number')) out[key] = /\bper /.test(key) ? Number((total(vals as number[]) / vals.length).toFixed(3)) : total(vals as number[]);
     else out[key] = vals.every((v) => v === vals[0]) ? vals[0] : `${String(vals[0])} (instance 0)`;
   }
   return out;

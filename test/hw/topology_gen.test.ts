@@ -75,3 +75,12 @@ t.test('bad generate keys are named; nothing starts', async (t) => {
   const e3 = t.throws(() => parseScenario(farm('{ generate: { fanout: 1, rootComplexes: 1, topSwitch: false } }').replace(/devices:\n/, `devices:\n${Array.from({ length: 30 }, (_, i) => `  - { name: x${i}, kind: camera, memory: 256 KiB }\n`).join('')}`), 'g.yaml')) as ScenarioError;
   t.match(e3.message, /topology\.generate: 34 leaf switches of 1 devices need 34 ports per root complex; at most 31/);
 });
+
+t.test('peervma topo prints the generated fabric of a shipped scenario', async (t) => {
+  const { runTopo } = await import('../../src/cli/topo.js');
+  const out = runTopo('scenarios/camera-farm.yaml', {});
+  t.match(out, /## PCI tree \(lspci -tv\)\n\n-\+-\[0000:00\]-\+-00\.0  rc0 host bridge \[8086:2020\]/);
+  t.match(out, /\\-\[0000:0f\]-\+-00\.0  rc1 host bridge \[8086:2020\]/, 'the second socket');
+  t.match(out, /-00\.0-\[05\]----00\.0  cam0\n.*\+-01\.0-\[06\]----00\.0  cc0\n/, 'cam0 and cc0 side by side on one leaf');
+  t.match(out, /switch upstream port \(plx0\)/);
+});
