@@ -205,7 +205,6 @@ async function secondPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNi
 
 export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Promise<Accounting> {
   const { machine } = ctx;
-  const acc = machine.device(w.accelerator);
   const bounce = ctx.mode === 'bounce';
   const len = w.pages * PAGE_SIZE;
   const rig = await accelNicRig(ctx, { accelerator: w.accelerator, nic: instanceNames(w.nic, w.importers)[0], process: w.process }, 4, true);
