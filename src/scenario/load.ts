@@ -22,6 +22,7 @@ import { buildFabric, TopologyError } from '../hw/topology.js';
 import type { Mode } from '../workloads/workload.js';
 import { readInputFile } from './input_file.js';
 import { takeGenerate, withGeneratedTopology } from './generated_topology.js';
+import { expandDeviceGroups } from './device_groups.js';
 
 /** Where each loaded scenario came from, for the messages of checks made after loading. */
 const sources = new WeakMap<Scenario, string>();
@@ -145,13 +146,15 @@ function exportProblems(s: Scenario): string[] {
 
 /** Schema, then cross-checks; `source` names the file in messages. */
 function validate(input: unknown, source: string): Scenario {
-  const shape = checkShape(input);
+  const groups = expandDeviceGroups(input);
+  if (groups.problems.length > 0) throw new ScenarioError(source, groups.problems);
+  const shape = checkShape(groups.raw);
   if (shape.length > 0) throw new ScenarioError(source, shape);
-  const gen = takeGenerate(input);
+  const gen = takeGenerate(groups.raw);
   const parsed = scenarioSchema.safeParse(gen.raw, { reportInput: true });
-  if (!parsed.success || gen.problems.length > 0) throw new ScenarioError(source, [...gen.problems, ...(parsed.error?.issues.map((i) => describeIssue(i)) ?? [])]);
+  if (!parsed.success || gen.problems.length > 0) throw new ScenarioError(source, [...gen.problems, ...(parsed.error?.issues.map((i) => describeIssue(i)) ?? [])].map(groups.mapMessage));
   const sc = gen.spec ? generated(parsed.data, gen.spec, source) : parsed.data;
-  const problems = crossCheck(sc);
+  const problems = crossCheck(sc).map(groups.mapMessage);
   if (problems.length > 0) throw new ScenarioError(source, problems);
   sources.set(sc, source);
   return sc;
