@@ -1,6 +1,9 @@
 /**
  * accel-nic-stream as a registered workload: the accelerator computes,
  * the NIC streams the results straight out of its memory (RFC workload 3).
+ * With `streams: N` (and `nics: M`) one instance per NIC runs at once
+ * (src/workloads/instances.ts), each NIC streaming from its accelerators
+ * (nic_group.ts).
  */
 import type { WorkloadDef } from '../workload.js';
 import { runAccelNicStream } from './run.js';

@@ -1,14 +1,15 @@
 /**
  * The camera chain as a registered workload: its device roles, the pairs
- * that must talk directly in p2p mode, and its accounting.
+ * that must talk directly in p2p mode, and its accounting. With
+ * `pipelines: N` the N chains run at once (src/workloads/instances.ts),
+ * sharing one verify pool.
  */
-import type { WorkloadDef, Accounting, Check } from '../workload.js';
+import type { WorkloadDef, Accounting, Check, WorkloadContext } from '../workload.js';
 import { modeledSeconds } from '../accounting.js';
 import { runCameraChain, verifyPool, type ChainResult } from './run.js';
 import type { CameraChainWorkload } from './schema.js';
 import { instanceName, prefixProblems, runInstances, type Instance } from '../instances.js';
 import type { Piscina } from 'piscina';
-import type { WorkloadContext } from '../workload.js';
 
 /** Pipeline i's own workload: its devices (`cam` -> cam<i>), its output process, one pipeline. */
 function pipeline(w: CameraChainWorkload, i: number): CameraChainWorkload {

@@ -1,7 +1,8 @@
 /**
  * RFC workload (1), "a NIC drives an NVMe queue, no CPU", as a registered
  * workload: roles, the pair that must talk directly (the NVMe exports, the
- * NIC imports), and the common accounting.
+ * NIC imports), and the common accounting. With `pairs: N` the N pairs run
+ * at once (src/workloads/instances.ts).
  *
  * Counting (src/workloads/workload.ts rules):
  * - payload: IO data bytes (ios x ioBytes);
@@ -17,14 +18,13 @@
  *   NVME_ATTACH prefault); setup (bind, export, ATTACH, the one RUN) is not
  *   counted, and the host wakeups during the stream are printed beside it.
  */
-import type { WorkloadDef, Accounting, Check } from '../workload.js';
+import type { WorkloadDef, Accounting, Check, WorkloadContext } from '../workload.js';
 import { NvmeDriver } from '../../drivers/nvme_driver.js';
 import { deviceKinds } from '../../devices/device_kinds.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { importerStats, modeledSeconds, trafficTotals } from '../accounting.js';
 import { runNicNvme, type NicNvmeResult } from './run.js';
 import type { NicNvmeWorkload } from './schema.js';
-import type { WorkloadContext } from '../workload.js';
 import { instanceName, prefixProblems, runInstances, type Instance } from '../instances.js';
 
 /** Pair i's own workload (`nic` -> nic<i>, `nvme` -> nvme<i>; one process for all). */
