@@ -6,7 +6,7 @@
  * messages about an expanded device are mapped back to the entry the user
  * wrote ("devices[0] (cam5 of count 16).memory: ...").
  */
-import { MAX_DEVICES } from '../devices/limits.js';
+import { MAX_DEVICE_WORKERS } from '../devices/limits.js';
 
 export interface ExpandedDevices {
   /** The raw scenario with every group expanded. */
@@ -35,8 +35,8 @@ export function expandDeviceGroups(raw: unknown): ExpandedDevices {
       return;
     }
     const { count, ...dev } = d;
-    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_DEVICES) {
-      problems.push(`devices[${i}].count: got ${JSON.stringify(count)}; expected a whole number of devices from 1 to ${MAX_DEVICES}`);
+    if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > MAX_DEVICE_WORKERS) {
+      problems.push(`devices[${i}].count: got ${JSON.stringify(count)}; expected a whole number of devices from 1 to ${MAX_DEVICE_WORKERS}`);
       return;
     }
     if (typeof dev.name !== 'string') {
