@@ -10,11 +10,23 @@
  *   ringWake(ctl)                             if it moved (a newer batch was
  *                                             posted meanwhile; safe because a
  *                                             batch re-sends unacked ranges)
- *   waitAsync(invAck, cur, timeout)         finish the DMA chunk in flight,
- *     until invAck == seq                   drop TLB / IOTLB entries in ranges
- *                                           Atomics.store(invAck, seq); notify
+ *   (one microtask: other devices post)     finish the DMA piece in flight,
+ *   waitSync: spin, then Atomics.wait         drop TLB / IOTLB entries in ranges
+ *     (blocking, ACK_SYNC_MS at most)       Atomics.store(invAck, seq); notify
+ *   else waitAsync(invAck, cur, deadline)
+ *     until invAck == seq
  *   [Required: when invalidate() resolves, the device no longer uses any
  *    translation of the ranges made before the call]
+ *
+ * Main blocks, as the kernel's invalidate_range_start callers sleep in
+ * the driver's callback until the hardware is done (mm/mmu_notifier.c:
+ * mn_itree_invalidate calls ops->invalidate, which may sleep when the
+ * range is blockable). Only for a bounded budget, though: a device that
+ * is itself waiting for main (a page-request reply) acks while it waits
+ * (DeviceTlb.fault), and one that cannot answer now (stuck in compute)
+ * sends main back to its event loop after the budget, so no wait here can
+ * deadlock. Acks that keep arriving synchronously still give the event
+ * loop a turn every EVENT_LOOP_TURN_MS (eventLoopTurnIfDue).
  *
  * Batching (DESIGN.md section 4): one batch is in flight per device; calls
  * made meanwhile are merged into the next batch (up to INV_BATCH ranges; more
@@ -50,10 +62,12 @@ export class DeviceInvalidator {
   roundTrips = 0;
   /**
    * Statistics: batches posted, batches acked in time, batches that timed
-   * out (the safety verdict reads these, not the log), ranges posted, ack
-   * latency of each acked batch (µs).
+   * out (the safety verdict reads these, not the log), ranges posted, acks
+   * seen while main blocked (waitSync), ack latency of each acked batch (µs).
    */
-  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, ackUs: [] as number[] };
+  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, ackUs: [] as number[] };
+  /** How long the next round trip may block main (waitSync). */
+  private syncBudgetMs = ACK_SYNC_MS;
 
   constructor(
     readonly name: string,
@@ -82,6 +96,30 @@ export class DeviceInvalidator {
 
   private async roundTrip(ranges: InvRange[]): Promise<void> {
     const batch = coalesce([...this.unacked, ...ranges], INV_BATCH);
+    const seq = this.post(batch);
+    const posted = performance.now();
+    // One microtask turn before blocking: the other devices this same
+    // invalidation reaches post their batches first (their roundTrips were
+    // queued in the same invalidateRangeStart), so they ack in parallel.
+    await null;
+    let acked = this.waitSync(seq, posted);
+    if (!acked) acked = await this.waitAsync(seq, posted, batch);
+    if (!acked) return;
+    this.unacked = [];
+    this.roundTrips++;
+    this.stats.acked++;
+    this.stats.ackUs.push((performance.now() - posted) * 1000);
+    const tw = traceSink.w;
+    if (tw) {
+      const dev = traceDev(this.name);
+      tw.emit(TraceEvent.Invalidation, performance.timeOrigin + posted, performance.now() - posted, dev, seq, batch.length, batch[0]?.start ?? 0, batch[batch.length - 1]?.end ?? 0);
+      tw.instant(TraceEvent.InvalidationAcked, dev, seq, (performance.now() - posted) * 1000);
+    }
+    await eventLoopTurnIfDue();
+  }
+
+  /** Writes the batch into the device's invalidation slot and wakes it; returns its seq. */
+  private post(batch: readonly InvRange[]): number {
     const ctl = this.ctl;
     batch.forEach((r, i) => {
       const w = DeviceCtl.invRanges + i * INV_RANGE_WORDS;
@@ -93,9 +131,48 @@ export class DeviceInvalidator {
     // Pairs with Atomics.load(invSeq) in InvalidationPort.check.
     Atomics.store(ctl, DeviceCtl.invSeq, seq);
     ringWake(ctl);
-    const posted = performance.now();
     this.stats.sent++;
     this.stats.ranges += batch.length;
+    return seq;
+  }
+
+  /**
+   * The caller sleeps until the device acks, as invalidate_range_start's
+   * callers do in the kernel (the driver waits for its hardware inside the
+   * notifier callback): spin for ACK_SPIN_MS, then Atomics.wait, for at most
+   * the sync budget. True when acked. The budget is bounded, so a device
+   * that cannot ack now (stuck in compute, or waiting for something from
+   * this very thread) costs main at most the budget, never a deadlock; a
+   * device that missed it gets a short budget until it answers in time again.
+   */
+  private waitSync(seq: number, posted: number): boolean {
+    const ctl = this.ctl;
+    const budget = Math.min(this.syncBudgetMs, this.timeoutMs);
+    const spinUntil = posted + ACK_SPIN_MS;
+    const until = posted + budget;
+    for (;;) {
+      const ack = Atomics.load(ctl, DeviceCtl.invAck);
+      if (ack === seq) {
+        this.syncBudgetMs = ACK_SYNC_MS;
+        this.stats.syncAcks++;
+        return true;
+      }
+      const now = performance.now();
+      if (now >= until) break;
+      // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
+      if (now >= spinUntil) Atomics.wait(ctl, DeviceCtl.invAck, ack, until - now);
+    }
+    this.syncBudgetMs = ACK_SYNC_MISSED_MS;
+    return false;
+  }
+
+  /**
+   * The rest of the deadline on the event loop (Atomics.waitAsync). False
+   * when the device did not ack in time: counted, reported by name, and
+   * its ranges re-sent with the next batch.
+   */
+  private async waitAsync(seq: number, posted: number, batch: InvRange[]): Promise<boolean> {
+    const ctl = this.ctl;
     const deadline = posted + this.timeoutMs;
     let dead: Error | null = null;
     const unsubscribe = this.onFailure((e) => {
@@ -105,14 +182,14 @@ export class DeviceInvalidator {
     try {
       for (;;) {
         const ack = Atomics.load(ctl, DeviceCtl.invAck);
-        if (ack === seq) break;
+        if (ack === seq) return true;
         if (dead) throw dead;
         const left = deadline - performance.now();
         if (left <= 0) {
           this.unacked = batch;
           this.stats.timedOut++;
           this.onTimeout(this.name, seq, this.timeoutMs, batch);
-          return;
+          return false;
         }
         // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
         const w = Atomics.waitAsync(ctl, DeviceCtl.invAck, ack, left);
@@ -121,17 +198,45 @@ export class DeviceInvalidator {
     } finally {
       unsubscribe();
     }
-    this.unacked = [];
-    this.roundTrips++;
-    this.stats.acked++;
-    this.stats.ackUs.push((performance.now() - posted) * 1000);
-    const tw = traceSink.w;
-    if (tw) {
-      const dev = traceDev(this.name);
-      tw.emit(TraceEvent.Invalidation, performance.timeOrigin + posted, performance.now() - posted, dev, seq, batch.length, batch[0]?.start ?? 0, batch[batch.length - 1]?.end ?? 0);
-      tw.instant(TraceEvent.InvalidationAcked, dev, seq, (performance.now() - posted) * 1000);
-    }
   }
+}
+
+/** Spin this long on the ack word before sleeping in Atomics.wait: a streaming device polls it every few µs. */
+const ACK_SPIN_MS = 0.02;
+/** How long main may block waiting for one device's ack before going back to its event loop. */
+const ACK_SYNC_MS = 1;
+/** The budget after a device missed it, until it acks within one again. */
+const ACK_SYNC_MISSED_MS = 0.1;
+/** Main gives its event loop (page requests, timers, device messages) a turn at least this often while acks keep arriving synchronously. */
+const EVENT_LOOP_TURN_MS = 1;
+
+let lastTurn = 0;
+let turnScheduled = false;
+const noteTurn = (): void => {
+  lastTurn = performance.now();
+  turnScheduled = false;
+};
+
+/**
+ * Synchronous acks resolve invalidations with microtasks only, so a loop of
+ * revokes would never let the event loop run (page-request service, timers,
+ * comlink replies). Returns at once when the loop had a turn within
+ * EVENT_LOOP_TURN_MS, else waits for one (setImmediate).
+ */
+function eventLoopTurnIfDue(): Promise<void> | undefined {
+  if (performance.now() - lastTurn < EVENT_LOOP_TURN_MS) {
+    if (!turnScheduled) {
+      turnScheduled = true;
+      setImmediate(noteTurn);
+    }
+    return undefined;
+  }
+  return new Promise((resolve) =>
+    setImmediate(() => {
+      noteTurn();
+      resolve();
+    }),
+  );
 }
 
 /** Sorts, merges overlapping/adjacent ranges, and folds the tail so at most `max` remain. */
