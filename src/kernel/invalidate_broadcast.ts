@@ -29,9 +29,9 @@
  * loop a turn every EVENT_LOOP_TURN_MS (eventLoopTurnIfDue).
  *
  * Batching (DESIGN.md section 4): one batch is in flight per device; calls
- * made meanwhile are merged into the next batch (up to INV_BATCH ranges; more
- * are merged into covering ranges — over-invalidation is safe, never
- * under-invalidation).
+ * made meanwhile are merged into the next batch, posted INV_BATCH ranges at
+ * a time (beyond MAX_POSTS slots' worth, ranges are merged into covering
+ * ranges — over-invalidation is safe, never under-invalidation).
  *
  * A device that does not ack within the deadline is counted
  * (stats.timedOut) and reported by name to `onTimeout`: with the IOMMU on
@@ -94,18 +94,34 @@ export class DeviceInvalidator {
     return this.nextBatch;
   }
 
+  /**
+   * Posts the ranges (with any a timed-out batch left) in slot-sized
+   * batches, one after another, each acked before the next: more ranges
+   * than one slot holds go out as more posts rather than being folded into
+   * covering ranges, whose refaults would cost far more than a synchronous
+   * round trip; past MAX_POSTS slots' worth they are folded (safe).
+   */
   private async roundTrip(ranges: InvRange[]): Promise<void> {
-    const batch = coalesce([...this.unacked, ...ranges], INV_BATCH);
-    const seq = this.post(batch);
-    const posted = performance.now();
-    // One microtask turn before blocking: the other devices this same
-    // invalidation reaches post their batches first (their roundTrips were
-    // queued in the same invalidateRangeStart), so they ack in parallel.
-    await null;
-    let acked = this.waitSync(seq, posted);
-    if (!acked) acked = await this.waitAsync(seq, posted, batch);
-    if (!acked) return;
+    const all = coalesce([...this.unacked, ...ranges], INV_BATCH * MAX_POSTS);
+    for (let i = 0; i === 0 || i < all.length; i += INV_BATCH) {
+      const batch = all.slice(i, i + INV_BATCH);
+      const seq = this.post(batch);
+      const posted = performance.now();
+      // One microtask turn before blocking: the other devices this same
+      // invalidation reaches post their batches first (their roundTrips were
+      // queued in the same invalidateRangeStart), so they ack in parallel.
+      if (i === 0) await null;
+      let acked = this.waitSync(seq, posted);
+      if (!acked) acked = await this.waitAsync(seq, posted, all.slice(i));
+      if (!acked) return;
+      this.acked(seq, posted, batch);
+    }
     this.unacked = [];
+    await eventLoopTurnIfDue();
+  }
+
+  /** Statistics and trace of one acked post. */
+  private acked(seq: number, posted: number, batch: readonly InvRange[]): void {
     this.roundTrips++;
     this.stats.acked++;
     this.stats.ackUs.push((performance.now() - posted) * 1000);
@@ -115,7 +131,6 @@ export class DeviceInvalidator {
       tw.emit(TraceEvent.Invalidation, performance.timeOrigin + posted, performance.now() - posted, dev, seq, batch.length, batch[0]?.start ?? 0, batch[batch.length - 1]?.end ?? 0);
       tw.instant(TraceEvent.InvalidationAcked, dev, seq, (performance.now() - posted) * 1000);
     }
-    await eventLoopTurnIfDue();
   }
 
   /** Writes the batch into the device's invalidation slot and wakes it; returns its seq. */
@@ -201,6 +216,8 @@ export class DeviceInvalidator {
   }
 }
 
+/** Slots' worth of ranges one roundTrip posts before folding the rest into covering ranges. */
+const MAX_POSTS = 8;
 /** How long main may block waiting for one device's ack before going back to its event loop. */
 const ACK_SYNC_MS = 1;
 /** The budget after a device missed it, until it acks within one again. */
