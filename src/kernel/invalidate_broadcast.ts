@@ -68,6 +68,8 @@ export class DeviceInvalidator {
   readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, ackUs: [] as number[] };
   /** How long the next round trip may block main (waitSync). */
   private syncBudgetMs = ACK_SYNC_MS;
+  /** The device failed: its waits go straight to waitAsync, which reports the failure. */
+  private failed = false;
 
   constructor(
     readonly name: string,
@@ -78,6 +80,7 @@ export class DeviceInvalidator {
     private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
+    this.onFailure(() => (this.failed = true)); // for life: a dead device is not worth blocking for
   }
 
   /** Posts the ranges and resolves once the device acked them (or timed out and was reported). */
@@ -111,7 +114,7 @@ export class DeviceInvalidator {
       // invalidation reaches post their batches first (their roundTrips were
       // queued in the same invalidateRangeStart), so they ack in parallel.
       if (i === 0) await null;
-      let acked = this.waitSync(seq, posted);
+      let acked = !this.failed && this.waitSync(seq, posted);
       if (!acked) acked = await this.waitAsync(seq, posted, all.slice(i));
       if (!acked) return;
       this.acked(seq, posted, batch);
