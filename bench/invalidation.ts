@@ -2,8 +2,9 @@
  * Invalidation round trips with one idle importer: the time from posting
  * an invalidation to a device worker's invalidation slot until its ack is
  * seen on the main thread (DeviceInvalidator: Atomics.store + notify, the
- * worker wakes from Atomics.wait in its device loop, acks, main's
- * waitAsync resolves).
+ * worker wakes from Atomics.wait in its device loop, acks, main wakes from
+ * its bounded Atomics.wait on the ack word). Compare with atomics.rtt, the
+ * same two wakes with nothing else around them.
  *
  *   inval.raw    one range per round trip, DeviceInvalidator only
  *   inval.idle   Mm.revokeRange over a range a mirror's notifier covers:
