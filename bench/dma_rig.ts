@@ -11,6 +11,7 @@
  *   dma.p2p.64k        the same, 64 KiB commands
  *   inval.streaming.*  round trip of a revoke (notifier path) that the
  *                      streaming device must ack between two DMA chunks
+ *                      (one per timer tick; .b2b.*: back to back)
  *   inval.batched      revokes of pages in the stream, 64 at a time, while
  *                      it streams: ranges/s, with the safety checker's
  *                      violation count; dma.p2p.storm is that stream's rate
@@ -167,11 +168,26 @@ async function contigRows(rig: DmaRig): Promise<Export> {
   return c;
 }
 
-/** inval.streaming.p50/p99: revokes of a page outside the stream, acked by nic0 while it streams `c`. */
+/**
+ * inval.streaming.p50/p99: revokes of a page outside the stream, acked by
+ * nic0 while it streams `c`, one per timer tick (sporadic: main's code runs
+ * cold each time); inval.streaming.b2b.*: the same back to back, one
+ * event-loop turn apart, as atomics.rtt itself is measured.
+ */
 async function invalStreamingRows(rig: DmaRig, c: Export): Promise<void> {
-  const { rows, o, mm, span } = rig;
   rig.log('bench:   dma: invalidation while streaming');
-  const other = await mm.mmap({ length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  const other = await rig.mm.mmap({ length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  const sporadic = await revokeLatencies(rig, c, other, () => sleep(0));
+  rig.rows.add('inval.streaming.p50', 'us', sporadic.p50, 'atomics.rtt', 'revoke (notifier path) of a page the stream does not use, acked by nic0 while it streams, one per timer tick; p50 of each sample; ratio to the blocking Atomics round trip');
+  rig.rows.add('inval.streaming.p99', 'us', sporadic.p99, 'atomics.rtt', 'as inval.streaming.p50, p99 of each sample');
+  const b2b = await revokeLatencies(rig, c, other, () => new Promise<void>((r) => setImmediate(r)));
+  rig.rows.add('inval.streaming.b2b.p50', 'us', b2b.p50, 'atomics.rtt', 'as inval.streaming.p50 with the revokes back to back (one event-loop turn apart), as atomics.rtt is measured');
+  rig.rows.add('inval.streaming.b2b.p99', 'us', b2b.p99, 'atomics.rtt', 'as inval.streaming.b2b.p50, p99 of each sample');
+}
+
+/** p50 and p99 of each sample's revoke round trips of page `other` while nic0 streams `c`; `gap` runs between two revokes. */
+async function revokeLatencies(rig: DmaRig, c: Export, other: number, gap: () => Promise<void>): Promise<{ p50: number[]; p99: number[] }> {
+  const { o, mm, span } = rig;
   const p50: number[] = [];
   const p99: number[] = [];
   for (let k = 0; k < o.repeats; k++) {
@@ -183,7 +199,7 @@ async function invalStreamingRows(rig: DmaRig, c: Export): Promise<void> {
       const t0 = performance.now();
       await mm.revokeRange(other, other + PAGE_SIZE, null);
       if (!done) lat.push((performance.now() - t0) * 1000);
-      await sleep(0);
+      await gap();
     }
     await s;
     if (lat.length > 0) {
@@ -191,8 +207,7 @@ async function invalStreamingRows(rig: DmaRig, c: Export): Promise<void> {
       p99.push(quantile(lat, 0.99));
     }
   }
-  rows.add('inval.streaming.p50', 'us', p50, 'atomics.rtt', 'revoke (notifier path) of a page the stream does not use, acked by nic0 while it streams; p50 of each sample; ratio to the blocking Atomics round trip');
-  rows.add('inval.streaming.p99', 'us', p99, 'atomics.rtt', 'as inval.streaming.p50, p99 of each sample');
+  return { p50, p99 };
 }
 
 /**
