@@ -238,9 +238,9 @@ let streakStart = 0;
  * comlink replies). The first ack after an event-loop turn queues a marker
  * (setImmediate) and starts a streak; an ack while the marker is still
  * queued EVENT_LOOP_TURN_MS after that waits for the turn itself. Returns
- * undefined (no wait) otherwise.
+ * undefined (no wait) otherwise. Exported for its test.
  */
-function eventLoopTurnIfDue(): Promise<void> | undefined {
+export function eventLoopTurnIfDue(): Promise<void> | undefined {
   if (!turnPending) {
     turnPending = true;
     streakStart = performance.now();

@@ -4,11 +4,13 @@
 //   reply cannot come (main holds the mmap_lock the fault needs) completes,
 //   in time, with the request still unanswered: no deadlock;
 // - a device slower than the blocking budget is waited for with
-//   Atomics.waitAsync: the event loop runs meanwhile;
+//   Atomics.waitAsync: the event loop runs meanwhile, and a loop of
+//   synchronously acked invalidations still gives it turns;
 // - page requests go before revokes (src/kernel/page_request_order.ts): a
 //   revoke waits for the requests already posted, shares that wait with
 //   the revokes made meanwhile, and never waits past its bound.
 import t from 'tap';
+import { eventLoopTurnIfDue } from '../../src/kernel/invalidate_broadcast.js';
 import { PageRequestOrder } from '../../src/kernel/page_request_order.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
@@ -60,6 +62,23 @@ t.test('a device slower than the blocking budget is waited for on the event loop
   t.equal(inv.stats.syncAcks, sync, 'the late ack came after main stopped blocking');
   t.ok(timerAt > 0 && timerAt < doneAt, 'a timer ran while the ack was awaited: main blocked for its budget only');
   t.equal(inv.stats.timedOut, 0, 'late, but within the deadline: no timeout');
+});
+
+t.test('a loop of synchronously acked invalidations still lets timers run', async (t) => {
+  // What roundTrip does after every ack, in a loop that is otherwise
+  // microtasks only (as with acks that always arrive while main blocks):
+  // without a turn every EVENT_LOOP_TURN_MS, the timer would never fire.
+  let fired = false;
+  setTimeout(() => (fired = true), 5);
+  const t0 = performance.now();
+  let n = 0;
+  while (!fired && performance.now() - t0 < 2000) {
+    const spin = performance.now() + 0.02; // a 20 µs round trip
+    while (performance.now() < spin);
+    await (eventLoopTurnIfDue() ?? null);
+    n++;
+  }
+  t.ok(fired, `a timer ran during the loop (${n} round trips, ${(performance.now() - t0).toFixed(1)} ms)`);
 });
 
 /** A page-request source that is answered after `turns` event-loop turns (or never). */
