@@ -49,10 +49,11 @@ t.test('a device slower than the blocking budget is waited for on the event loop
   await openMirrors(t, kernel, mm, ['m0']);
   const inv = kernel.invalidator('m0');
   const va = await mm.mmap({ length: PAGE_SIZE, prot: 3 });
-  await mm.revokeRange(va, va + PAGE_SIZE, null);
-  t.ok(inv.stats.syncAcks > 0, 'an idle device acks while main blocks (no event-loop turn in the round trip)');
+  // Most round trips to an idle device end while main blocks; a few may miss the budget on busy cores.
+  for (let i = 0; i < 20; i++) await mm.revokeRange(va, va + PAGE_SIZE, null);
+  t.ok(inv.stats.syncAcks > 0, `an idle device acks while main blocks (${inv.stats.syncAcks} of 20 round trips)`);
   const ctl = machine.device('m0').shm.ctl;
-  Atomics.store(ctl, DeviceCtl.invDelayMs, 40);
+  Atomics.store(ctl, DeviceCtl.invDelayMs, 100);
   const sync = inv.stats.syncAcks;
   let timerAt = 0;
   setTimeout(() => (timerAt = performance.now()), 5);
