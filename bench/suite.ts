@@ -7,9 +7,11 @@
  *
  * Stable row ids, by section:
  *   memcpy    memcpy.dram, memcpy.cached, memcpy.2threads (baselines)
- *   atomics   atomics.rtt (main waitAsync <-> worker Atomics.wait round trip)
+ *   atomics   atomics.rtt (main Atomics.wait <-> worker Atomics.wait round trip:
+ *             the floor), atomics.rtt.async (main in Atomics.waitAsync)
  *   inval     inval.raw (baseline), inval.idle
  *   dma       dma.p2p.contig, dma.p2p.64k, inval.streaming.p50/.p99,
+ *             inval.streaming.b2b.p50/.p99,
  *             inval.batched, dma.p2p.storm, memcpy.scattered,
  *             dma.p2p.scattered, dma.p2p.cold, dma.p2p.2streams, dma.bounce
  *   boot      boot.64.plain (baseline), boot.64, boot.256, boot.rss.plain (baseline), boot.rss
@@ -103,7 +105,8 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   }
   if (want.has('atomics')) {
     step('atomics');
-    rows.add('atomics.rtt', 'us', await repeat(s.repeats, async () => (await pingPong('waitAsync', s.pingRounds)).roundTripUs), null, 'Atomics round trip main (waitAsync) <-> worker (Atomics.wait), mean');
+    rows.add('atomics.rtt', 'us', await repeat(s.repeats, async () => (await pingPong('wait', s.pingRounds)).roundTripUs), null, 'Atomics round trip main (Atomics.wait, blocking) <-> worker (Atomics.wait), mean: the floor');
+    rows.add('atomics.rtt.async', 'us', await repeat(s.repeats, async () => (await pingPong('waitAsync', s.pingRounds)).roundTripUs), 'atomics.rtt', 'as atomics.rtt with main in Atomics.waitAsync (an event-loop turn per round trip), mean');
   }
   if (want.has('inval')) {
     step('inval');

@@ -32,6 +32,7 @@ import { errnoCode, PageRequest, ReplyEntry } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
 import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { deviceCmdOk } from './device_cmd.js';
+import { HeldRanges } from './held_ranges.js';
 import type { DevMem } from '../kernel/devmem.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
@@ -97,10 +98,10 @@ export class ImporterBinding implements IntervalNotifierOps {
   /**
    * VA ranges we hold p2p mappings of, and whom to unmap them from: a
    * device-special VMA's exporter (vm_ops.p2pUnmap) or a peer's device
-   * memory (DevMem.p2pUnmap). One entry per fault window, trimmed by
-   * flushes. guarded by: lock.
+   * memory (DevMem.p2pUnmap). Merged per target, trimmed by flushes.
+   * guarded by: lock.
    */
-  private p2pHeld: HeldRange[] = [];
+  private readonly p2pHeld = new HeldRanges<{ readonly vma: Vma | null; readonly devmem: DevMem | null }>();
   private closed = false;
   private served: number;
   private server: Promise<void>;
@@ -143,6 +144,12 @@ export class ImporterBinding implements IntervalNotifierOps {
 
   protected startServer(): void {
     this.server = this.serve();
+    this.kernel.pageRequests.add(this);
+  }
+
+  /** PageRequestSource: a request posted and not answered (served before revokes, src/kernel/page_request_order.ts). */
+  requestPending(): boolean {
+    return !this.closed && !this.dev.handle.failed && Atomics.load(this.pri, PageRequest.reqSeq) !== Atomics.load(this.pri, PageRequest.replySeq);
   }
 
   get name(): string {
@@ -157,6 +164,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.kernel.pageRequests.delete(this);
     Atomics.notify(this.pri, PageRequest.reqSeq);
     await this.server;
     await this.notifier.remove();
@@ -328,35 +336,14 @@ export class ImporterBinding implements IntervalNotifierOps {
     }
   }
 
-  /** Adds a held range, merged with the ranges of the same target it overlaps or touches (the list stays one entry per region). */
+  /** Adds a held range, merged with the ranges of the same target it overlaps or touches (src/drivers/held_ranges.ts). */
   private addHeld(h: HeldRange): void {
-    let { start, end } = h;
-    const keep: HeldRange[] = [];
-    for (const x of this.p2pHeld) {
-      if (x.vma === h.vma && x.devmem === h.devmem && x.start <= end && start <= x.end) {
-        start = Math.min(start, x.start);
-        end = Math.max(end, x.end);
-      } else keep.push(x);
-    }
-    keep.push({ ...h, start, end });
-    this.p2pHeld = keep;
+    this.p2pHeld.add(h.vma ?? h.devmem!, { vma: h.vma, devmem: h.devmem }, h.start, h.end);
   }
 
   /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
   private takeHeld(start: number, end: number): HeldRange[] {
-    const out: HeldRange[] = [];
-    const keep: HeldRange[] = [];
-    for (const h of this.p2pHeld) {
-      if (h.end <= start || end <= h.start) {
-        keep.push(h);
-        continue;
-      }
-      out.push({ ...h, start: Math.max(h.start, start), end: Math.min(h.end, end) });
-      if (h.start < start) keep.push({ ...h, end: start });
-      if (end < h.end) keep.push({ ...h, start: end });
-    }
-    if (out.length > 0) this.p2pHeld = keep;
-    return out;
+    return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));
   }
 
   /** Writes the translations into the mailbox (lock held). */

@@ -26,6 +26,7 @@ import { Mm } from './mm.js';
 import type { DeviceRef, KernelCore, P2pPolicy } from './kernel_types.js';
 import { migrateToRamLocked } from './migrate.js';
 import { noFabricPolicy } from './p2p_map.js';
+import { PageRequestOrder } from './page_request_order.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
 
 export interface KernelOptions {
@@ -79,6 +80,8 @@ export class Kernel implements KernelCore {
   readonly violations: KernelViolation[] = [];
   /** Importer bindings' safety logs (ImporterBinding registers itself), read by the run's safety check. */
   readonly safetySources: { readonly name: string; violations(): { count: number; records: readonly { kind: string }[] } }[] = [];
+  /** Importers' page-request mailboxes, served before revokes (page_request_order.ts). */
+  readonly pageRequests = new PageRequestOrder();
   private readonly devmems = new Map<string, DevMem>();
   private readonly bars = new Map<string, BarManager>();
   private readonly invs = new Map<string, DeviceInvalidator>();

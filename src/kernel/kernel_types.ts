@@ -17,6 +17,7 @@
  * Types only.
  */
 import type { Errno } from '../errors.js';
+import type { PageRequestOrder } from './page_request_order.js';
 import type { Machine } from '../devices/machine.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
 import type { BarManager } from './bar_manager.js';
@@ -125,4 +126,6 @@ export interface KernelCore {
   barIfAny(name: string): BarManager | null;
   /** May `client` DMA to `provider`'s memory? With the reason when not. */
   p2pAllowed(provider: DeviceRef, client: DeviceRef): { ok: boolean; reason: string };
+  /** Page requests before revokes (page_request_order.ts). */
+  readonly pageRequests: PageRequestOrder;
 }

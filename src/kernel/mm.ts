@@ -217,6 +217,10 @@ export class Mm implements MmRef {
    */
   async revokeRange(start: number, end: number, owner: unknown): Promise<void> {
     if (this.dead) return;
+    // Page requests first (page_request_order.ts); not under our mmap_lock, which their service takes.
+    const first = this.lock.isHeld ? undefined : this.kernel.pageRequests.servePending();
+    if (first) await first;
+    if (this.dead) return;
     const range = makeRange(start, end, 'clear', owner, true);
     this.notifiers.invalidateRangeStart(range);
     await this.notifiers.invalidateRangeEnd(range, range.deferred);

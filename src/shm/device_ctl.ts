@@ -26,7 +26,7 @@ import { defineLayout } from './layout.js';
 /** Number of submission/completion queue pairs a device exposes. */
 export const NR_QUEUES = 4;
 /** Ranges carried by one invalidation broadcast (DESIGN.md section 4). */
-export const INV_BATCH = 8;
+export const INV_BATCH = 64;
 /** One invalidation range inside DeviceCtl.invRanges: [start, end) of process VAs, two u64s. */
 export const InvRange = defineLayout({
   start: { words: 2, writer: 'main', doc: 'first byte of the range (u64: lo, hi; storeU64/loadU64)' },

@@ -30,9 +30,9 @@ function checkCoalesced(input: readonly InvRange[], out: readonly InvRange[], ma
 }
 
 t.test('coalesce: more than INV_BATCH ranges, none dropped or shrunk', async (t) => {
-  const twelve = Array.from({ length: 12 }, (_, i) => ({ start: (i * 10 + (i % 3)) * P, end: (i * 10 + (i % 3) + 1 + (i % 2)) * P }));
-  const out = coalesce(twelve, INV_BATCH);
-  t.equal(checkCoalesced(twelve, out, INV_BATCH), null);
+  const more = Array.from({ length: INV_BATCH + 4 }, (_, i) => ({ start: (i * 10 + (i % 3)) * P, end: (i * 10 + (i % 3) + 1 + (i % 2)) * P }));
+  const out = coalesce(more, INV_BATCH);
+  t.equal(checkCoalesced(more, out, INV_BATCH), null);
   t.equal(out.length, INV_BATCH, 'folded down to exactly the batch size');
   t.same(coalesce([{ start: 0, end: P }, { start: P, end: 2 * P }, { start: 5 * P, end: 6 * P }], 8), [{ start: 0, end: 2 * P }, { start: 5 * P, end: 6 * P }], 'adjacent ranges merge, distant ones stay');
   fc.assert(
@@ -127,7 +127,26 @@ t.test('safety properties with live devices', async (t) => {
     await kernel.invalidator('m2').invalidate(ranges);
     const refaults = [];
     for (const r of ranges) refaults.push((await m2.read(r.start, 1)).faults);
-    t.same(refaults, new Array(12).fill(1), 'each of the twelve pages was dropped (one batch of at most 8 ranges)');
+    t.same(refaults, new Array(12).fill(1), 'each of the twelve pages was dropped');
+  });
+
+  t.test('more distant ranges than one slot holds go out as several posts, none folded', async (t) => {
+    const n = INV_BATCH + 4;
+    const va = await mm.mmap({ length: 2 * n * P, prot: RW });
+    await mm.write(va, pattern(2 * n * P, 6));
+    await m2.read(va, 2 * n);
+    const inv = kernel.invalidator('m2');
+    const sent = inv.stats.sent;
+    const ranges = Array.from({ length: n }, (_, i) => ({ start: va + 2 * i * P, end: va + (2 * i + 1) * P }));
+    await inv.invalidate(ranges);
+    t.equal(inv.stats.sent - sent, 2, `${n} ranges: two posts of at most ${INV_BATCH}`);
+    const gaps = [];
+    for (let i = 0; i < n; i++) gaps.push((await m2.read(va + (2 * i + 1) * P, 1)).faults);
+    t.same(gaps, new Array(n).fill(0), 'the pages between the ranges were kept (no covering range)');
+    const refaults = [];
+    for (const r of ranges) refaults.push((await m2.read(r.start, 1)).faults);
+    t.same(refaults, new Array(n).fill(1), 'every range was dropped');
+    await mm.munmap(va, 2 * n * P);
   });
 
   t.test('a stale TLB entry reaching a reopened BAR slot is caught by its generation', async (t) => {

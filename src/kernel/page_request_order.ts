@@ -1,0 +1,79 @@
+/**
+ * Page requests before revokes: the order in which main serves the two
+ * kinds of work a revoke storm puts on it.
+ *
+ * In the kernel a device's page request (an ATS/PRI fault) is served by a
+ * kernel thread on some CPU while another CPU runs the exporter's
+ * unmap_mapping_range(); here both run on the one main thread. Revokes
+ * whose acks arrive synchronously (src/kernel/invalidate_broadcast.ts)
+ * resolve with microtasks only, so a loop of them never lets the event
+ * loop reach the page-request server (ImporterBinding.serve waits for
+ * requests with Atomics.waitAsync): the devices' refaults would starve and
+ * a stream under a revoke storm would stop. So a revoke first lets every
+ * page request already posted be answered:
+ *
+ *   revoker (Mm.revokeRange)              page-request server
+ *   ------------------------              -------------------
+ *   while a request is posted, unanswered,
+ *     and YIELD_MAX_MS not spent:
+ *       one event-loop turn  ------------> waitAsync resolves; serveOne;
+ *                                          reply (request answered)
+ *   invalidateRangeStart ...
+ *   [Required: never waits for a lock: it only yields, so a revoke made
+ *    while its caller holds a lock the server needs (an exporter
+ *    recycling BAR slots inside a fault, under mmap_lock) costs at most
+ *    YIELD_MAX_MS, never a deadlock]
+ *
+ * Threading: main thread only.
+ */
+
+/** Something that receives page requests from a device (an importer binding). */
+export interface PageRequestSource {
+  /** Is a page request posted and not answered yet? */
+  requestPending(): boolean;
+}
+
+/** The longest a revoke waits for page requests to be answered before going on anyway. */
+const YIELD_MAX_MS = 2;
+
+export class PageRequestOrder {
+  private readonly sources = new Set<PageRequestSource>();
+  private draining: Promise<void> | null = null;
+
+  add(s: PageRequestSource): void {
+    this.sources.add(s);
+  }
+
+  delete(s: PageRequestSource): void {
+    this.sources.delete(s);
+  }
+
+  /** True when any source has a request waiting for its answer. */
+  pending(): boolean {
+    for (const s of this.sources) if (s.requestPending()) return true;
+    return false;
+  }
+
+  /**
+   * Resolves once no page request waits (or after YIELD_MAX_MS of event-loop
+   * turns); undefined when none waits now, so the common case costs no turn.
+   */
+  servePending(): Promise<void> | undefined {
+    if (this.draining) return this.draining;
+    if (!this.pending()) return undefined;
+    // One drain shared by every revoke that arrives meanwhile, so they all
+    // resume in the same microtask burst and their ranges go out in one
+    // broadcast per device (DeviceInvalidator batching).
+    this.draining = this.drain(performance.now() + YIELD_MAX_MS).finally(() => (this.draining = null));
+    return this.draining;
+  }
+
+  private async drain(until: number): Promise<void> {
+    do await turn();
+    while (this.pending() && performance.now() < until);
+  }
+}
+
+function turn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
