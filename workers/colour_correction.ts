@@ -3,9 +3,10 @@
  * applies the 3x3 Q8 matrix and the per-channel gamma LUT, and DMAs the
  * result out. The function is defined in src/devices/camera_chain_abi.ts
  * (ColourParams); the checker's colourReference (src/workloads/reference/
- * colour.ts) computes it plainly, this engine differently: nine product
- * tables of 256 entries and one 32-bit word per pixel, so the checker's
- * reference is an independent implementation.
+ * colour.ts) computes it plainly, this engine differently: per-channel
+ * product tables and clamp-and-gamma tables, one 32-bit word per pixel
+ * (src/devices/models/colour_tables.ts), so the checker's reference is an
+ * independent implementation.
  *
  * Command PROCESS: src, dst, len = width*height*4, args[CC_ARG_FRAME] = frame.
  * Command PROCESS_LOCAL: the same with src a byte offset in this device's
@@ -20,47 +21,23 @@ import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 
 import { CC_ARG_FLAGS, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { buildColourTables, colourTransform, type ColourTables } from '../src/devices/models/colour_tables.js';
 /** Bytes per line-buffer burst; input and output buffers of this size each. */
 const BURST = 64 * 1024;
 
-interface Tables {
-  /** prod[(c * 3 + j) * 256 + v] = M[c][j] * v */
-  readonly prod: Int32Array;
-  readonly lut: Uint8Array;
-}
-
-function buildTables(props: Readonly<Record<string, unknown>>): Tables {
+function buildTables(props: Readonly<Record<string, unknown>>): ColourTables {
   const m = props.matrix as number[];
   const lutIn = props.lut as number[];
   if (!Array.isArray(m) || m.length !== 9 || !Array.isArray(lutIn) || lutIn.length !== 768) throw new Error('colour-correction: props need matrix[9] and lut[768]');
-  const prod = new Int32Array(9 * 256);
-  for (let k = 0; k < 9; k++) for (let v = 0; v < 256; v++) prod[k * 256 + v] = m[k] * v;
-  return { prod, lut: Uint8Array.from(lutIn) };
-}
-
-function transform(inp: Uint32Array, out: Uint32Array, t: Tables): void {
-  const { prod, lut } = t;
-  for (let i = 0; i < inp.length; i++) {
-    const px = inp[i];
-    const r = px & 255;
-    const g = (px >>> 8) & 255;
-    const b = (px >>> 16) & 255;
-    let v0 = (prod[r] + prod[256 + g] + prod[512 + b] + 128) >> 8;
-    let v1 = (prod[768 + r] + prod[1024 + g] + prod[1280 + b] + 128) >> 8;
-    let v2 = (prod[1536 + r] + prod[1792 + g] + prod[2048 + b] + 128) >> 8;
-    v0 = v0 < 0 ? 0 : v0 > 255 ? 255 : v0;
-    v1 = v1 < 0 ? 0 : v1 > 255 ? 255 : v1;
-    v2 = v2 < 0 ? 0 : v2 > 255 ? 255 : v2;
-    out[i] = (lut[v0] | (lut[256 + v1] << 8) | (lut[512 + v2] << 16) | (px & 0xff000000)) >>> 0;
-  }
+  return buildColourTables(m, lutIn);
 }
 
 export function createColourCorrection(ctx: DeviceContext): DeviceModel {
   const mem = ctx.self.mem;
   if (!mem || mem.length < 2 * BURST) throw new Error(`${ctx.self.name}: colour correction needs ${2 * BURST} bytes of line buffer, has ${mem?.length ?? 0}`);
   const tables = buildTables(ctx.props);
-  const inBuf = new Uint32Array(mem.buffer, mem.byteOffset, BURST / 4);
-  const outBuf = new Uint32Array(mem.buffer, mem.byteOffset + BURST, BURST / 4);
+  const inBuf = new Int32Array(mem.buffer, mem.byteOffset, BURST / 4);
+  const outBuf = new Int32Array(mem.buffer, mem.byteOffset + BURST, BURST / 4);
   const outBytes = new Uint8Array(mem.buffer, mem.byteOffset + BURST, BURST);
   const stats = ctx.self.stats;
   // Test knob (x- prefix): flip one output byte of one frame, so tests can
@@ -79,14 +56,14 @@ export function createColourCorrection(ctx: DeviceContext): DeviceModel {
         const n = Math.min(BURST, cmd.len - off);
         let inp = inBuf;
         if (local) {
-          inp = new Uint32Array(mem.buffer, mem.byteOffset + cmd.src + off, n / 4);
+          inp = new Int32Array(mem.buffer, mem.byteOffset + cmd.src + off, n / 4);
           stats[DeviceStats.bytesLocal] += n;
         } else {
           const inErr = ctx.dma.read(cmd.src + off, 0, n);
           if (inErr) return { status: CqStatus.DataTransferError, result: ctx.logError(inErr) };
         }
         const t0 = performance.now();
-        transform(inp.subarray(0, n / 4), outBuf, tables);
+        colourTransform(inp.subarray(0, n / 4), outBuf, tables);
         stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
         traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, n);
         if (cmd.args[CC_ARG_FRAME] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;

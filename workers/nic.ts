@@ -6,7 +6,8 @@
  * src/shm/nic_layout.ts (NicMem).
  *
  * SEND: process memory -> packet buffer (DMA by VA, <= one slot per
- * chunk) -> sink fnv1a, continued chunk to chunk.
+ * chunk) -> sink checksum (four-lane word FNV-1a, src/devices/fnv.ts),
+ * continued chunk to chunk.
  *
  * MONITOR reads a seqcount-protected ProgressRecord that a computing device
  * keeps in its own memory (RFC use case [B]: read without disturbing it):
@@ -28,13 +29,12 @@
  * registers, ctx.dma to a bus address); nothing is cached across commands
  * but the counters.
  */
-import { DeviceCtl } from '../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats } from '../src/shm/device_ctl.js';
 import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { ProgressRecord } from '../src/shm/progress_record.js';
 import { MonitorSample, NIC_PKT_SLOT_BYTES, NicMem, NIC_MEM_BYTES } from '../src/shm/nic_layout.js';
 import { NIC_MON_MAX_SAMPLES, NIC_MON_MAX_TORN_IN_A_ROW, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
-import { fnv1a } from '../src/devices/models/checksum.js';
-import { FNV_OFFSET } from '../src/devices/fnv.js';
+import { StreamChecksum } from '../src/devices/models/checksum.js';
 import type { CmdHandlers, NicOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
@@ -98,14 +98,17 @@ class Nic implements DeviceModel {
 
   /** nic_send: process memory -> packet buffer -> sink checksum. */
   private send(cmd: SqCommand): CommandResult {
-    let h = FNV_OFFSET;
+    const sum = new StreamChecksum();
     for (let done = 0; done < cmd.len; ) {
       const n = Math.min(NIC_PKT_SLOT_BYTES, cmd.len - done);
       const err = this.ctx.va().read(cmd.src + done, PKT_OFF, n, cmd.src + cmd.len);
       if (err !== null) return this.dataError(`${this.name}: SEND of [0x${cmd.src.toString(16)}, +${cmd.len}) at +${done}: ${err}`);
-      h = fnv1a(this.mem.subarray(PKT_OFF, PKT_OFF + n), h);
+      const t0 = performance.now();
+      sum.update(this.mem.subarray(PKT_OFF, PKT_OFF + n));
+      this.ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
       done += n;
     }
+    const h = sum.digest();
     this.c.sent += cmd.len;
     this.c.sends++;
     this.c.sendChecksum = h | 0;

@@ -18,7 +18,7 @@
  *   seen = wake; VA-read CQE[head]          post CQE (status word last)
  *   no new phase: Atomics.wait(wake, seen) <--- MSI: DMA-write -> NIC BAR0
  *   new phase, cid == oldest in flight:         NIC_MSI_REG (+ wake)
- *     READ: VA-read CMB data slot, fnv1a
+ *     READ: VA-read CMB data slot, checksum
  *     log; head++
  *   DMA-write head -> NVMe BAR0 cqHead
  *   [Required: a data slot is reused only after its request's CQE was
@@ -66,7 +66,7 @@ import { NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_F_CMB, NVME_OP_READ, NVME_OP_WRITE }
 import { DeviceRegs } from '../src/shm/device_ctl.js';
 import { clientPayload, clientRequest } from '../src/devices/models/nic_client.js';
 import type { ClientStream } from '../src/devices/nic_abi.js';
-import { fnv1a } from '../src/devices/models/checksum.js';
+import { checksum } from '../src/devices/models/checksum.js';
 import type { NicNvmeCounters } from '../src/devices/nic_abi.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext } from './runtime/device_model.js';
@@ -329,7 +329,7 @@ export class NicNvmeEngine {
       if (!f.write) {
         const err2 = va.read(q.dataVa + f.slotOff, PKT_OFF, ioBytes);
         if (err2) return `request ${f.io}: READ data from the CMB: ${err2}`;
-        this.log[e + NicIoLog.checksum] = fnv1a(r.pkt) | 0;
+        this.log[e + NicIoLog.checksum] = checksum(r.pkt) | 0;
         this.c.ioReads++;
       } else this.c.ioWrites++;
       this.log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
@@ -369,7 +369,7 @@ export class NicNvmeEngine {
     if (cmd.len > 0) {
       const err = this.ctx.dma.read(cmd.src, PKT_OFF, cmd.len);
       if (err) return this.dataError(`XMIT of request ${io}: ${err}`);
-      h = fnv1a(this.mem.subarray(PKT_OFF, PKT_OFF + cmd.len)) | 0;
+      h = checksum(this.mem.subarray(PKT_OFF, PKT_OFF + cmd.len)) | 0;
       this.log[e + NicIoLog.checksum] = h;
       this.c.ioReads++;
     } else this.c.ioWrites++;

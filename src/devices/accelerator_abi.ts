@@ -136,7 +136,7 @@ export function vaFromArgs(lo: number, hi: number): number {
  *                 x[i] = imul(x[i] ^ x[i] >>> 15, ACC_STEP_MUL) + prev + k; prev = x[i]
  *   transform   x[i] = mix32(x[i] ^ seed ^ imul(first + i, ACC_GOLDEN)) + 1
  *               (i counted from the start of the whole range)
- *   checksum    FNV-1a (src/devices/fnv.ts) over the words x[0..n-1]
+ *   checksum    four-lane word FNV-1a (src/devices/fnv.ts) over the bytes of x[0..n-1]
  */
 export const ACC_GOLDEN = 0x9e3779b1 | 0;
 export const ACC_MIX_A = 0x7feb352d;

@@ -11,7 +11,9 @@
  * NIC_OP_SEND      src = VA of the data, len = bytes.
  *                  The NIC DMAs [src, +len) in chunks of at most
  *                  NIC_PKT_SLOT_BYTES into a packet buffer; the sink runs
- *                  fnv1a (src/devices/models/checksum.ts) over every byte in
+ *                  the checksum (src/devices/fnv.ts: FNV-1a over 32-bit
+ *                  little-endian words in four lanes; device side
+ *                  src/devices/models/checksum.ts) over every byte in
  *                  order, continued across chunks.
  *                  -> Success, result = checksum | 0.
  * NIC_OP_MONITOR   src = VA of a ProgressRecord (src/shm/progress_record.ts),

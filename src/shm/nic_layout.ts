@@ -57,7 +57,7 @@ export const NIC_MEM_BYTES = NicMem.kBytes;
 export const NicIoLog = defineLayout({
   opcode: { writer: 'worker', doc: 'NVMe opcode submitted for the request (NVME_OP_READ / NVME_OP_WRITE), 0 = not seen' },
   lba: { writer: 'worker', doc: 'first block of the request' },
-  checksum: { writer: 'worker', doc: 'READ: fnv1a (| 0) of the data delivered to the client; WRITE: 0' },
+  checksum: { writer: 'worker', doc: 'READ: checksum (src/devices/fnv.ts, | 0) of the data delivered to the client; WRITE: 0' },
   flags: { writer: 'worker', doc: 'NIC_IOLOG_DONE once the response went back to the client' },
 });
 export const NIC_IOLOG_DONE = 1;
