@@ -35,7 +35,7 @@
  * nic_nvme/run.ts). Both paths fill the same IO log, so one checker
  * (src/workloads/nic_nvme/check.ts) judges both.
  */
-import { DeviceCtl } from '../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats } from '../src/shm/device_ctl.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
 import { CqEntry, CqStatus, SQE_BYTES, CQE_BYTES, writeSqe, type SqCommand } from '../src/shm/ring.js';
@@ -166,6 +166,11 @@ export class NicNvmeEngine {
     return { ...this.c, msi: Atomics.load(this.ctx.self.regs, NIC_MSI_REG) };
   }
 
+  /** Adds the time since t0 (generating client data, checksumming) to the device-compute stage. */
+  private computed(t0: number): void {
+    this.ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
+  }
+
   private dataError(message: string): CommandResult {
     return { status: CqStatus.DataTransferError, result: this.ctx.logError(`${this.name}: ${message}`) };
   }
@@ -285,7 +290,9 @@ export class NicNvmeEngine {
       const req = clientRequest(r.stream, io);
       const slotOff = (io % r.depth) * ioBytes;
       if (req.write) {
+        const t0 = performance.now();
         clientPayload(r.stream, io, r.pkt);
+        this.computed(t0);
         const err = va.write(q.dataVa + slotOff, PKT_OFF, ioBytes);
         if (err) return `request ${io}: WRITE data to the CMB: ${err}`;
       }
@@ -329,7 +336,9 @@ export class NicNvmeEngine {
       if (!f.write) {
         const err2 = va.read(q.dataVa + f.slotOff, PKT_OFF, ioBytes);
         if (err2) return `request ${f.io}: READ data from the CMB: ${err2}`;
+        const t0 = performance.now();
         this.log[e + NicIoLog.checksum] = checksum(r.pkt) | 0;
+        this.computed(t0);
         this.c.ioReads++;
       } else this.c.ioWrites++;
       this.log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
@@ -351,7 +360,9 @@ export class NicNvmeEngine {
     if (io < 0 || cmd.len <= 0 || cmd.len % 4 !== 0 || cmd.len > NIC_PKT_SLOT_BYTES) return this.badField(`RECV of request ${io}, ${cmd.len} bytes`);
     const req = clientRequest(s, io);
     if (req.write) {
+      const t0 = performance.now();
       clientPayload(s, io, this.mem.subarray(PKT_OFF, PKT_OFF + cmd.len));
+      this.computed(t0);
       const err = this.ctx.dma.write(cmd.dst, PKT_OFF, cmd.len);
       if (err) return this.dataError(`RECV of request ${io}: ${err}`);
     }
@@ -369,7 +380,9 @@ export class NicNvmeEngine {
     if (cmd.len > 0) {
       const err = this.ctx.dma.read(cmd.src, PKT_OFF, cmd.len);
       if (err) return this.dataError(`XMIT of request ${io}: ${err}`);
+      const t0 = performance.now();
       h = checksum(this.mem.subarray(PKT_OFF, PKT_OFF + cmd.len)) | 0;
+      this.computed(t0);
       this.log[e + NicIoLog.checksum] = h;
       this.c.ioReads++;
     } else this.c.ioWrites++;
