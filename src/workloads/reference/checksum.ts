@@ -3,29 +3,31 @@
  * 32-bit little-endian words in four lanes), written apart from the
  * device's (src/devices/models/checksum.ts): a check must not share code
  * with what it checks. This one reads each word with a DataView (explicit
- * little-endian, any alignment), keeps the lanes in an array indexed by
- * i % 4, and pads a ragged end byte by byte. Whole buffers only; a
+ * little-endian, any alignment), runs each lane in a strided pass of its
+ * own (the device interleaves the four in one pass), and pads a ragged end
+ * byte by byte. Whole buffers only; a
  * reference never needs to continue across chunks.
  */
 import { FNV_LANES, FNV_OFFSET, FNV_PRIME } from '../../devices/fnv.js';
 
-/** The definition over `bytes`, unsigned. */
+/** Word i of `bytes` (little-endian, zero-padded past the end), as an int32. */
+function wordAt(bytes: Uint8Array, view: DataView, i: number): number {
+  if (4 * i + 4 <= bytes.length) return view.getInt32(4 * i, true);
+  let w = 0;
+  for (let k = 4 * i; k < bytes.length; k++) w |= bytes[k] << (8 * (k - 4 * i));
+  return w;
+}
+
+/** The definition over `bytes`, unsigned: each lane in a strided pass of its own, then the fold. */
 function lanesChecksum(bytes: Uint8Array): number {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const lanes = new Uint32Array(FNV_LANES).fill(FNV_OFFSET);
   const words = Math.ceil(bytes.length / 4);
-  for (let i = 0; i < words; i++) {
-    let w: number;
-    if (4 * i + 4 <= bytes.length) w = view.getUint32(4 * i, true);
-    else {
-      w = 0;
-      for (let k = 4 * i; k < bytes.length; k++) w += bytes[k] * 2 ** (8 * (k - 4 * i));
-    }
-    const j = i % FNV_LANES;
-    lanes[j] = Math.imul(lanes[j] ^ w, FNV_PRIME);
-  }
   let h = FNV_OFFSET;
-  for (const l of lanes) h = Math.imul(h ^ l, FNV_PRIME) >>> 0;
+  for (let j = 0; j < FNV_LANES; j++) {
+    let lane = FNV_OFFSET | 0;
+    for (let i = j; i < words; i += FNV_LANES) lane = Math.imul(lane ^ wordAt(bytes, view, i), FNV_PRIME);
+    h = Math.imul(h ^ lane, FNV_PRIME);
+  }
   return Math.imul(h ^ bytes.length, FNV_PRIME) >>> 0;
 }
 
