@@ -1,6 +1,7 @@
 /**
  * The camera: renders the sensor pattern (src/devices/models/
- * frame_pattern.ts) into its line buffer and DMAs it out.
+ * simd_kernels.ts, WebAssembly SIMD; frame_pattern.ts for bursts that are
+ * not whole groups of 4 pixels) into its line buffer and DMAs it out.
  *
  * CAPTURE (bounce mode): dst = frame buffer bus address, len =
  * width*height*4, args = CAM_ARG_FRAME, _SEED, _WIDTH. The camera never knows what
@@ -25,6 +26,7 @@
  */
 import { CqStatus, SQE_BYTES, writeSqe, type SqCommand } from '../src/shm/ring.js';
 import { renderPattern } from '../src/devices/models/frame_pattern.js';
+import { renderPatternSimd } from '../src/devices/models/simd_kernels.js';
 import type { CameraOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
@@ -63,7 +65,9 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
     for (let off = 0; off < cmd.len; off += BURST) {
       const n = Math.min(BURST, cmd.len - off);
       const t0 = performance.now();
-      renderPattern(line.subarray((half * BURST) / 4, (half * BURST + n) / 4), seed, frame, off / 4, width);
+      const px = line.subarray((half * BURST) / 4, (half * BURST + n) / 4);
+      // WebAssembly SIMD for whole groups of 4 pixels in a row (every shipped size); JS otherwise.
+      if (!renderPatternSimd(px, seed, frame, off / 4, width)) renderPattern(px, seed, frame, off / 4, width);
       ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
       traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, n);
       const err = out(off, half * BURST, n);

@@ -3,8 +3,9 @@
  * applies the 3x3 Q8 matrix and the per-channel gamma LUT, and DMAs the
  * result out. The function is defined in src/devices/camera_chain_abi.ts
  * (ColourParams); the checker's colourReference (src/workloads/reference/
- * colour.ts) computes it plainly, this engine differently: per-channel
- * product tables and clamp-and-gamma tables, one 32-bit word per pixel
+ * colour.ts) computes it plainly, this engine differently: four pixels at a
+ * time in WebAssembly SIMD (src/devices/models/simd_kernels.ts), the last
+ * < 4 through per-channel product and clamp-and-gamma tables
  * (src/devices/models/colour_tables.ts), so the checker's reference is an
  * independent implementation.
  *
@@ -22,20 +23,33 @@ import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 
 import { CC_ARG_FLAGS, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 import { buildColourTables, colourTransform, type ColourTables } from '../src/devices/models/colour_tables.js';
+import { SimdColour } from '../src/devices/models/simd_kernels.js';
 /** Bytes per line-buffer burst; input and output buffers of this size each. */
 const BURST = 64 * 1024;
 
-function buildTables(props: Readonly<Record<string, unknown>>): ColourTables {
+/** The engine's two implementations: WebAssembly SIMD for groups of 4 pixels, JS tables for what is left. */
+interface Engine {
+  readonly simd: SimdColour;
+  readonly tables: ColourTables;
+}
+
+function buildEngine(props: Readonly<Record<string, unknown>>): Engine {
   const m = props.matrix as number[];
   const lutIn = props.lut as number[];
   if (!Array.isArray(m) || m.length !== 9 || !Array.isArray(lutIn) || lutIn.length !== 768) throw new Error('colour-correction: props need matrix[9] and lut[768]');
-  return buildColourTables(m, lutIn);
+  return { simd: new SimdColour(m, lutIn), tables: buildColourTables(m, lutIn) };
+}
+
+/** Pixels inp -> out: SIMD for the whole groups of 4, the JS tables for the rest. */
+function transform(inp: Int32Array, out: Int32Array, e: Engine): void {
+  const done = e.simd.transform(inp, out);
+  if (done < inp.length) colourTransform(inp.subarray(done), out.subarray(done), e.tables);
 }
 
 export function createColourCorrection(ctx: DeviceContext): DeviceModel {
   const mem = ctx.self.mem;
   if (!mem || mem.length < 2 * BURST) throw new Error(`${ctx.self.name}: colour correction needs ${2 * BURST} bytes of line buffer, has ${mem?.length ?? 0}`);
-  const tables = buildTables(ctx.props);
+  const engine = buildEngine(ctx.props);
   const inBuf = new Int32Array(mem.buffer, mem.byteOffset, BURST / 4);
   const outBuf = new Int32Array(mem.buffer, mem.byteOffset + BURST, BURST / 4);
   const outBytes = new Uint8Array(mem.buffer, mem.byteOffset + BURST, BURST);
@@ -63,7 +77,7 @@ export function createColourCorrection(ctx: DeviceContext): DeviceModel {
           if (inErr) return { status: CqStatus.DataTransferError, result: ctx.logError(inErr) };
         }
         const t0 = performance.now();
-        colourTransform(inp.subarray(0, n / 4), outBuf, tables);
+        transform(inp.subarray(0, n / 4), outBuf, engine);
         stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
         traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, n);
         if (cmd.args[CC_ARG_FRAME] === corruptFrame && corruptOffset >= off && corruptOffset < off + n) outBytes[corruptOffset - off] ^= 0x01;

@@ -10,6 +10,7 @@ import { accelInit, accelStep, accelTransform, checksumWords } from '../../src/d
 import { buildColourTables, colourTransform } from '../../src/devices/models/colour_tables.js';
 import { colourParams } from '../../src/devices/models/colour.js';
 import { renderPattern } from '../../src/devices/models/frame_pattern.js';
+import { SimdColour, renderPatternSimd } from '../../src/devices/models/simd_kernels.js';
 import { fnv1aReference, fnv1aWordsReference } from '../../src/workloads/reference/checksum.js';
 import { accelReference, accelTransformReference } from '../../src/workloads/reference/accel.js';
 import { colourReference, colourReferenceParams } from '../../src/workloads/reference/colour.js';
@@ -99,4 +100,39 @@ t.test('frame render in bursts that start mid-row equals the reference frame', a
   const got = new Uint32Array(px);
   for (let off = 0; off < px; off += 50) renderPattern(got.subarray(off, Math.min(px, off + 50)), 9, 4, off, width);
   t.same(got, want);
+});
+
+t.test('SIMD render: 64 KiB bursts of a 1280-wide frame equal the reference; a burst off the 4-pixel grid is left to JS', async (t) => {
+  const width = 1280;
+  const px = width * 40;
+  const want = new Uint32Array(px);
+  patternReference(want, -3, 7, width);
+  const got = new Uint32Array(px);
+  for (let off = 0; off < px; off += 16384) t.ok(renderPatternSimd(got.subarray(off, Math.min(px, off + 16384)), -3, 7, off, width), `burst at pixel ${off} in SIMD`);
+  t.same(got, want);
+  t.notOk(renderPatternSimd(new Uint32Array(8), 1, 0, 2, width), 'a burst starting at pixel 2');
+  t.notOk(renderPatternSimd(new Uint32Array(8), 1, 0, 0, 37), 'a 37-pixel row');
+});
+
+t.test('SIMD colour: equals the plain formula for matrices at the ends of their range, two engines interleaved', async (t) => {
+  const props = [
+    { matrix: [300, -30, -14, -20, 290, -14, -10, -40, 306], gamma: [2.2, 2.0, 2.4] },
+    { matrix: [-4096, 4096, -4096, 4096, -4096, 4096, 0, 0, 0], gamma: [1, 0.5, 3] },
+  ];
+  const engines = props.map((p) => {
+    const q = colourParams(p);
+    return new SimdColour(q.matrix, q.lut);
+  });
+  const inp = new Int32Array(4099);
+  for (let i = 0; i < inp.length; i++) inp[i] = Math.imul(i + 1, 0x85ebca6b);
+  for (const round of [0, 1]) {
+    for (const [k, e] of engines.entries()) {
+      const out = new Int32Array(inp.length);
+      const done = e.transform(inp, out);
+      t.equal(done, 4096, 'whole groups of 4 only');
+      const want = new Uint8Array(inp.length * 4);
+      colourReference(new Uint8Array(inp.buffer), want, colourReferenceParams(props[k]));
+      t.same(new Uint8Array(out.buffer, 0, done * 4), want.subarray(0, done * 4), `engine ${k}, round ${round}`);
+    }
+  }
 });

@@ -1,0 +1,256 @@
+/**
+ * The camera's render and the colour engine's transform in WebAssembly
+ * SIMD (four pixels per instruction), for the device workers
+ * (workers/camera.ts, workers/colour_correction.ts). Same definitions as
+ * src/devices/models/frame_pattern.ts and colour_tables.ts (PAT_*,
+ * ColourParams in src/devices/camera_chain_abi.ts); the checkers'
+ * references stay the plain JS of src/workloads/reference/.
+ *
+ * Why: JS spends 2.5 ns a pixel rendering and 5.5 ns transforming, 5-10x a
+ * copy of the pixel, and the camera chain's p2p / bounce ratio is bounded
+ * by that compute (P2P saves copies, not compute). i32x4 lanes do the
+ * hashing and the matrix four pixels at a time; the gamma LUT stays a
+ * scalar load per channel (WebAssembly has no gather).
+ *
+ * The module owns its memory (device memory is a SharedArrayBuffer the
+ * module cannot adopt): a burst is copied in (colour), computed, and
+ * copied out to the device's line buffer — two 64 KiB copies in cache
+ * against ~50-100 us of compute. Layout of that memory, in bytes:
+ *   [IN, +BURST_BYTES)   colour input pixels
+ *   [OUT, +BURST_BYTES)  output pixels (render and colour)
+ *   TABLES               matrix (9 x i32), then the three LUTs, each
+ *                        256 x i32 already shifted to its byte (R, G<<8, B<<16)
+ * The module is assembled here from its instructions (no toolchain, no
+ * binary blob); one instance per worker.
+ */
+import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
+
+/** Largest burst one call computes, bytes (the workers' line-buffer burst). */
+export const BURST_BYTES = 64 * 1024;
+const IN = 0;
+const OUT = BURST_BYTES;
+const TABLES = 2 * BURST_BYTES;
+const LUT = TABLES + 64;
+const PAGES = 3;
+
+// --- a minimal WebAssembly encoder -------------------------------------------------
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  n |= 0;
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+const I32 = 0x7f;
+const V128 = 0x7b;
+const get = (i: number) => [0x20, ...uleb(i)];
+const set = (i: number) => [0x21, ...uleb(i)];
+const i32c = (n: number) => [0x41, ...sleb(n)];
+const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+const splat = simd(0x11);
+const vand = simd(0x4e);
+const vor = simd(0x50);
+const vxor = simd(0x51);
+const shl = simd(0xab);
+const shrS = simd(0xac);
+const shrU = simd(0xad);
+const add = simd(0xae);
+const sub = simd(0xb1);
+const mul = simd(0xb5);
+const minS = simd(0xb6);
+const maxS = simd(0xb8);
+const lane = (j: number) => simd(0x1b, j);
+const vload = (offset: number) => simd(0x00, 4, ...uleb(offset));
+const vstore = (offset: number) => simd(0x0b, 4, ...uleb(offset));
+const load = (offset: number) => [0x28, 2, ...uleb(offset)];
+const store = (offset: number) => [0x36, 2, ...uleb(offset)];
+const [I32_ADD, I32_SHL, I32_AND, I32_OR, I32_GE_U, I32_EQ] = [[0x6a], [0x74], [0x71], [0x72], [0x4f], [0x46]];
+const BLOCK = [0x02, 0x40];
+const LOOP = [0x03, 0x40];
+const IF = [0x04, 0x40];
+const END = [0x0b];
+const br = (d: number) => [0x0c, ...uleb(d)];
+const brIf = (d: number) => [0x0d, ...uleb(d)];
+
+function section(id: number, body: number[]): number[] {
+  return [id, ...uleb(body.length), ...body];
+}
+
+function vec(items: number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+function name(s: string): number[] {
+  return [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+}
+
+// --- colour(n): pixels IN -> OUT, n a multiple of 4 -------------------------------
+
+/** Locals of colour(): param 0 = n; then the ones below. */
+const C = { end: 1, p: 2, px: 3, r: 4, g: 5, b: 6, v0: 7, v1: 8, v2: 9, c255: 10, c128: 11, zero: 12, m: 13 /* 13..21 */ };
+
+function colourBody(): number[] {
+  const code: number[] = [];
+  for (let k = 0; k < 9; k++) code.push(...i32c(0), ...load(TABLES + 4 * k), ...splat, ...set(C.m + k));
+  code.push(...i32c(255), ...splat, ...set(C.c255), ...i32c(128), ...splat, ...set(C.c128), ...i32c(0), ...splat, ...set(C.zero));
+  code.push(...get(0), ...i32c(2), ...I32_SHL, ...set(C.end));
+  code.push(...BLOCK, ...LOOP, ...get(C.p), ...get(C.end), ...I32_GE_U, ...brIf(1));
+  code.push(...get(C.p), ...vload(IN), ...set(C.px));
+  code.push(...get(C.px), ...get(C.c255), ...vand, ...set(C.r));
+  code.push(...get(C.px), ...i32c(8), ...shrU, ...get(C.c255), ...vand, ...set(C.g));
+  code.push(...get(C.px), ...i32c(16), ...shrU, ...get(C.c255), ...vand, ...set(C.b));
+  for (let c = 0; c < 3; c++) {
+    // clamp(((m0 r + m1 g + m2 b) + 128) >> 8, 0, 255)
+    code.push(...get(C.r), ...get(C.m + 3 * c), ...mul, ...get(C.g), ...get(C.m + 3 * c + 1), ...mul, ...add, ...get(C.b), ...get(C.m + 3 * c + 2), ...mul, ...add);
+    code.push(...get(C.c128), ...add, ...i32c(8), ...shrS, ...get(C.zero), ...maxS, ...get(C.c255), ...minS, ...set(C.v0 + c));
+  }
+  for (let j = 0; j < 4; j++) {
+    code.push(...get(C.p));
+    for (let c = 0; c < 3; c++) code.push(...get(C.v0 + c), ...lane(j), ...i32c(2), ...I32_SHL, ...load(LUT + 1024 * c), ...(c > 0 ? I32_OR : []));
+    code.push(...get(C.px), ...lane(j), ...i32c(0xff000000 | 0), ...I32_AND, ...I32_OR, ...store(OUT + 4 * j));
+  }
+  code.push(...get(C.p), ...i32c(16), ...I32_ADD, ...set(C.p), ...br(0), ...END, ...END, ...END);
+  const locals = vec([[2, I32], [19, V128]]);
+  return [...locals, ...code];
+}
+
+// --- render(n, idx, x, width, key, rFrame, gRow, gStep): n pixels -> OUT, groups of 4 in one row ---
+
+const R = { n: 0, idx: 1, x: 2, width: 3, key: 4, rFrame: 5, gRow: 6, gStep: 7, end: 8, p: 9, h: 10, lanes: 11, keyv: 12, ma: 13, mb: 14, c15: 15, c255: 16, c3: 17, rf: 18, out: 19 };
+
+function renderBody(): number[] {
+  const code: number[] = [];
+  code.push(...simd(0x0c, ...[0, 1, 2, 3].flatMap((v) => [v, 0, 0, 0])), ...set(R.lanes));
+  code.push(...get(R.key), ...splat, ...set(R.keyv), ...i32c(PAT_MIX_A | 0), ...splat, ...set(R.ma), ...i32c(PAT_MIX_B | 0), ...splat, ...set(R.mb));
+  code.push(...i32c(15), ...splat, ...set(R.c15), ...i32c(255), ...splat, ...set(R.c255), ...i32c(3), ...splat, ...set(R.c3), ...get(R.rFrame), ...splat, ...set(R.rf));
+  code.push(...get(R.n), ...i32c(2), ...I32_SHL, ...set(R.end));
+  code.push(...BLOCK, ...LOOP, ...get(R.p), ...get(R.end), ...I32_GE_U, ...brIf(1));
+  // h = mix((idx + lane) ^ key)
+  code.push(...get(R.idx), ...splat, ...get(R.lanes), ...add, ...get(R.keyv), ...vxor, ...set(R.h));
+  code.push(...get(R.h), ...get(R.h), ...i32c(16), ...shrU, ...vxor, ...get(R.ma), ...mul, ...set(R.h));
+  code.push(...get(R.h), ...get(R.h), ...i32c(13), ...shrU, ...vxor, ...get(R.mb), ...mul, ...set(R.h));
+  code.push(...get(R.h), ...get(R.h), ...i32c(16), ...shrU, ...vxor, ...set(R.h));
+  // r = (x + lane + rFrame + (h & 15)) & 255
+  code.push(...get(R.x), ...splat, ...get(R.lanes), ...add, ...get(R.rf), ...add, ...get(R.h), ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...set(R.out));
+  // | ((gRow + ((h >>> 4) & 15)) & 255) << 8
+  code.push(...get(R.out), ...get(R.gRow), ...splat, ...get(R.h), ...i32c(4), ...shrU, ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...i32c(8), ...shl, ...vor, ...set(R.out));
+  // | ((h >>> 8) & 255) << 16
+  code.push(...get(R.out), ...get(R.h), ...i32c(8), ...shrU, ...get(R.c255), ...vand, ...i32c(16), ...shl, ...vor, ...set(R.out));
+  // | (255 - ((h >>> 16) & 3)) << 24
+  code.push(...get(R.out), ...get(R.c255), ...get(R.h), ...i32c(16), ...shrU, ...get(R.c3), ...vand, ...sub, ...i32c(24), ...shl, ...vor, ...set(R.out));
+  code.push(...get(R.p), ...get(R.out), ...vstore(OUT));
+  code.push(...get(R.p), ...i32c(16), ...I32_ADD, ...set(R.p), ...get(R.idx), ...i32c(4), ...I32_ADD, ...set(R.idx));
+  code.push(...get(R.x), ...i32c(4), ...I32_ADD, ...set(R.x));
+  code.push(...get(R.x), ...get(R.width), ...I32_EQ, ...IF, ...i32c(0), ...set(R.x), ...get(R.gRow), ...get(R.gStep), ...I32_ADD, ...set(R.gRow), ...END);
+  code.push(...br(0), ...END, ...END, ...END);
+  const locals = vec([[2, I32], [10, V128]]);
+  return [...locals, ...code];
+}
+
+function moduleBytes(): Uint8Array {
+  const colourType = [0x60, ...vec([[I32]]), 0];
+  const renderType = [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0];
+  const bodies = [colourBody(), renderBody()].map((b) => [...uleb(b.length), ...b]);
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec([colourType, renderType])),
+    ...section(3, vec([[0], [1]])),
+    ...section(5, vec([[0x00, ...uleb(PAGES)]])),
+    ...section(7, vec([[...name('mem'), 0x02, 0], [...name('colour'), 0x00, 0], [...name('render'), 0x00, 1]])),
+    ...section(10, vec(bodies)),
+  ]);
+}
+
+// --- the kernels ----------------------------------------------------------------------
+
+/** The part of the WebAssembly API used here (this project's TypeScript lib has no WebAssembly types). */
+interface WasmApi {
+  readonly Module: new (bytes: Uint8Array) => object;
+  readonly Instance: new (module: object) => { readonly exports: unknown };
+}
+const Wasm = (globalThis as unknown as { readonly WebAssembly: WasmApi }).WebAssembly;
+
+interface Exports {
+  readonly mem: { readonly buffer: ArrayBuffer };
+  colour(n: number): void;
+  render(n: number, idx: number, x: number, width: number, key: number, rFrame: number, gRow: number, gStep: number): void;
+}
+
+let instance: Exports | null = null;
+
+function kernels(): Exports {
+  instance ??= new Wasm.Instance(new Wasm.Module(moduleBytes())).exports as Exports;
+  return instance;
+}
+
+/** The SimdColour whose tables are in the module's memory now. */
+let tablesOf: SimdColour | null = null;
+
+/** A colour engine's SIMD transform. Lifetime: the engine's (one per worker; a second one reloads the tables when it runs). */
+export class SimdColour {
+  private readonly k = kernels();
+  private readonly words = new Int32Array(this.k.mem.buffer);
+
+  constructor(
+    private readonly matrix: readonly number[],
+    private readonly lut: readonly number[],
+  ) {}
+
+  /** inp -> out, whole groups of 4 pixels, at most BURST_BYTES; returns the pixels done (the caller does the < 4 left). */
+  transform(inp: Int32Array, out: Int32Array): number {
+    if (tablesOf !== this) this.loadTables();
+    const n = Math.min(inp.length, BURST_BYTES / 4) & ~3;
+    this.words.set(inp.subarray(0, n), IN / 4);
+    this.k.colour(n);
+    out.set(this.words.subarray(OUT / 4, OUT / 4 + n));
+    return n;
+  }
+
+  private loadTables(): void {
+    for (let i = 0; i < 9; i++) this.words[TABLES / 4 + i] = this.matrix[i];
+    for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) this.words[LUT / 4 + c * 256 + v] = this.lut[c * 256 + v] << (8 * c);
+    tablesOf = this;
+  }
+}
+
+/**
+ * renderPattern (frame_pattern.ts) in SIMD when the burst is whole rows
+ * of groups of 4 (width and first multiples of 4, at most BURST_BYTES);
+ * false when it is not, and the caller renders it in JS.
+ */
+export function renderPatternSimd(out: Uint32Array, seed: number, frame: number, first: number, width: number): boolean {
+  const n = out.length;
+  if (width % 4 !== 0 || first % 4 !== 0 || n % 4 !== 0 || n * 4 > BURST_BYTES) return false;
+  const k = kernels();
+  let key = Math.imul(seed, PAT_SEED_MUL | 0) ^ Math.imul((frame + 1) | 0, PAT_FRAME_MUL | 0);
+  key ^= key >>> 16;
+  key = Math.imul(key, PAT_MIX_A | 0);
+  key ^= key >>> 13;
+  key = Math.imul(key, PAT_MIX_B | 0);
+  key ^= key >>> 16;
+  const x = first % width;
+  const y = (first - x) / width;
+  const gRow = (Math.imul(y, PAT_G_PER_ROW) + Math.imul(frame, PAT_G_PER_FRAME)) | 0;
+  k.render(n, first | 0, x, width, key | 0, Math.imul(frame, PAT_R_PER_FRAME) | 0, gRow, PAT_G_PER_ROW);
+  out.set(new Uint32Array(k.mem.buffer, OUT, n));
+  return true;
+}
