@@ -15,7 +15,10 @@
  * MAX_PAIRS): under load a run's figure swings 2-3x with the scheduler,
  * and a median of 7-9 short runs is much steadier than one of 3 at no
  * cost to the suite's wall time, which the long scenarios dominate. The
- * row's note gives the number of runs.
+ * row's note gives the number of runs. scenario.<name>.pairs is the
+ * p2p / bounce ratio of each pair's two runs (back to back, so under about
+ * the same load from other processes): its median is the steadier figure
+ * on a busy machine, its min/max show how far single runs swing.
  *
  * Observed (peervma bench --trace / --report): the suite's last mandatory
  * pair of each scenario is recorded by the trace recorder and handed to
@@ -86,5 +89,7 @@ export async function scenarioRows(rows: RowSet, dir: string, repeats: number, q
     const runs = `${out.p2p.length} runs each mode, alternating which goes first`;
     rows.add(`scenario.${sc.name}.bounce`, unit, out.bounce, null, `${sc.name} in bounce mode, ${size}, ${runs}`);
     rows.add(`scenario.${sc.name}`, unit, out.p2p, `scenario.${sc.name}.bounce`, `${sc.name} in p2p mode, ${size}, ${runs}; ratio = p2p / bounce`);
+    const pairs = out.p2p.map((x, k) => x / out.bounce[k]);
+    rows.add(`scenario.${sc.name}.pairs`, 'x', pairs, null, `${sc.name}: p2p / bounce of the two runs of each pair (run back to back, so under the same load), ${size}`);
   }
 }
