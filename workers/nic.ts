@@ -33,7 +33,7 @@ import { DeviceCtl, DeviceStats } from '../src/shm/device_ctl.js';
 import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { ProgressRecord } from '../src/shm/progress_record.js';
 import { MonitorSample, NIC_PKT_SLOT_BYTES, NicMem, NIC_MEM_BYTES } from '../src/shm/nic_layout.js';
-import { NIC_MON_MAX_SAMPLES, NIC_MON_MAX_TORN_IN_A_ROW, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
+import { NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_MON_SPIN_TORN, NIC_MON_STUCK_MS, NIC_MON_TORN_SLEEP_MS, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
 import { StreamChecksum } from '../src/devices/models/checksum.js';
 import type { CmdHandlers, NicOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
@@ -158,6 +158,7 @@ class Nic implements DeviceModel {
     let samples = 0;
     let torn = 0;
     let tornInARow = 0;
+    let tornSince = 0;
     let last = -Infinity;
     const what = `${this.name}: MONITOR of the record at 0x${cmd.src.toString(16)}`;
     while (samples < max) {
@@ -166,8 +167,11 @@ class Nic implements DeviceModel {
       if (!poll.stable) {
         torn++;
         this.c.torn++;
-        if (++tornInARow > NIC_MON_MAX_TORN_IN_A_ROW) return this.dataError(`${what}: ${tornInARow} torn reads in a row (seq ${poll.s1} -> ${poll.s2}): the writer seems stuck mid-update`);
-        this.ctx.inv.check();
+        if (tornInARow++ === 0) tornSince = performance.now();
+        if (performance.now() - tornSince > NIC_MON_STUCK_MS) return this.dataError(`${what}: every read for ${NIC_MON_STUCK_MS} ms was torn (${tornInARow} in a row, seq ${poll.s1} -> ${poll.s2}): the writer seems stuck mid-update`);
+        // Spin a little (an update takes under a microsecond), then give the writer's thread the CPU between retries.
+        if (tornInARow > NIC_MON_SPIN_TORN) this.sleepServing(NIC_MON_TORN_SLEEP_MS);
+        else this.ctx.inv.check();
         continue;
       }
       tornInARow = 0;

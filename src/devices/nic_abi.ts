@@ -20,7 +20,9 @@
  *                  dst = VA of the sample log (MonitorSample, 16 bytes each),
  *                  args[NIC_MON_PERIOD_US], args[NIC_MON_MAX_SAMPLES].
  *                  Each poll DMA-reads the whole record, then its seq again;
- *                  odd or moved seq = torn: retried at once and counted.
+ *                  odd or moved seq = torn: retried and counted (at once,
+ *                  then with short sleeps past NIC_MON_SPIN_TORN in a row);
+ *                  NIC_MON_STUCK_MS of torn reads only fails the command.
  *                  Accepted samples are written to dst + i * 16 and must have
  *                  non-decreasing iteration (violations counted). Ends after
  *                  an accepted sample with done == 1, or max samples.
@@ -113,8 +115,17 @@ export const NIC_NVME_STALL_MS = 5000;
 export const NIC_MON_PERIOD_US = 0;
 export const NIC_MON_MAX_SAMPLES = 1;
 
-/** Consecutive torn reads after which MONITOR gives up (a writer stuck mid-update). */
-export const NIC_MON_MAX_TORN_IN_A_ROW = 100000;
+/**
+ * MONITOR gives up when every read for this long was torn (a writer stuck
+ * mid-update). A time, not a count: on a loaded machine the writer's
+ * thread can be descheduled mid-update for tens of milliseconds, during
+ * which a count of back-to-back retries (100,000 was ~0.1 s) ran out.
+ */
+export const NIC_MON_STUCK_MS = 2000;
+/** Torn reads in a row retried at once before MONITOR yields the CPU between retries (the writer may need it to finish). */
+export const NIC_MON_SPIN_TORN = 64;
+/** How long MONITOR sleeps between torn retries once past NIC_MON_SPIN_TORN (ms; acking invalidations meanwhile). */
+export const NIC_MON_TORN_SLEEP_MS = 0.05;
 
 /** The NVMe-driving engine's part of the 'nic-counters' answer (workers/nic_nvme_engine.ts). */
 export interface NicNvmeCounters {

@@ -8,7 +8,7 @@ import { Kernel } from '../../src/kernel/kernel.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
-import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_OP_MONITOR, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
+import { MonitorSample, NIC_HOST_QID, NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_MON_STUCK_MS, NIC_OP_MONITOR, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { CqStatus, type Completion } from '../../src/shm/ring.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
@@ -107,5 +107,18 @@ t.test('nic', async (t) => {
     t.equal(k.samples, n);
     t.equal(k.nonMonotonic, 0);
     t.equal(s[(n - 1) * MonitorSample.kFieldCount + MonitorSample.torn], k.torn, 'the last sample carries the torn count');
+  });
+
+  t.test('MONITOR of a writer stuck mid-update (seq odd for good) fails after NIC_MON_STUCK_MS, naming it', async (t) => {
+    const rec = await mm.mmap({ length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+    const log = await mm.mmap({ length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+    await mm.write(rec + ProgressRecord.seq * 4, new Uint8Array(Int32Array.of(7).buffer));
+    const t0 = performance.now();
+    q.submit({ opcode: NIC_OP_MONITOR, src: rec, dst: log, len: 0, args: monArgs(100, 10) }, 'stuck');
+    const c = await completion(machine, q, nic);
+    t.equal(c.status, CqStatus.DataTransferError);
+    t.ok(performance.now() - t0 >= NIC_MON_STUCK_MS, 'not before the stuck time');
+    const log2 = await nic.handle.call('errors');
+    t.match(log2.find((e) => e.seq === c.result)?.message, new RegExp(`every read for ${NIC_MON_STUCK_MS} ms was torn .*seq 7 -> 7.*stuck mid-update`));
   });
 });
