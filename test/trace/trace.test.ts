@@ -6,6 +6,7 @@ import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { allocTraceRing, decodeRecords, TraceEvent, TraceRingReader, TraceWriter, traceSink, type TraceRecordView } from '../../src/shm/trace_ring.js';
 import { TraceRecorder, type ChromeTraceEvent } from '../../src/trace/recorder.js';
+import { traceProblems } from './trace_valid.js';
 
 t.test('ring: records come out in order; a full ring drops and counts', async (t) => {
   const sab = allocTraceRing(4);
@@ -39,6 +40,7 @@ t.test('a traced --compare: valid JSON, a kernel track and a track per device in
   t.equal(traceSink.w, null, 'the kernel sink is off after the run');
   const json = JSON.parse(JSON.stringify(rec.toJSON())) as { traceEvents: ChromeTraceEvent[] };
   const ev = json.traceEvents;
+  t.same(traceProblems(json), [], 'viewer-valid: named tracks, start order, nested slices');
   const names = (pid: number, tid: number) => new Set(ev.filter((e) => e.pid === pid && e.tid === tid && e.ph !== 'M').map((e) => e.name));
   const thread = (pid: number, tid: number) => ev.find((e) => e.ph === 'M' && e.name === 'thread_name' && e.pid === pid && e.tid === tid)?.args?.name;
   t.same([1, 2].map((pid) => ev.find((e) => e.name === 'process_name' && e.pid === pid)?.args?.name), ['camera-chain (p2p)', 'camera-chain (bounce)']);
