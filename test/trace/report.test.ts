@@ -11,6 +11,11 @@ import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { throughput } from '../../src/trace/summary.js';
 import { formatBytes } from '../../src/common/size.js';
+import { renderReport } from '../../src/trace/report_html.js';
+import { cmdSizeRows, CMD_SIZES } from '../../bench/cmd_size.js';
+import { memcpyRate } from '../../bench/memcpy.js';
+import { repeat, RowSet } from '../../bench/stats.js';
+import { writeFileSync } from 'node:fs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -61,4 +66,38 @@ t.test('the report renders in Chromium with every chart, the headline figures an
   t.equal(head['camera-chain:modeled-p2p'], `${(p2p.accounting.modeledSeconds * 1000).toFixed(2)} ms`);
   t.same(errors, [], 'no console error');
   t.same(remote, [], 'no network request');
+});
+
+t.test('the bench report charts throughput against command size', { skip: process.env.CI ? false : missing }, async (t) => {
+  if (!existsSync(CHROMIUM)) return;
+  const MiB = 1024 * 1024;
+  // A real (small) sweep: 4 MiB per pass, one repeat; memcpy.dram is its baseline row.
+  const rows = new RowSet();
+  rows.add('memcpy.dram', 'MB/s', await repeat(1, memcpyRate(4 * MiB, 8 * MiB)));
+  await cmdSizeRows(rows, { span: 4 * MiB, repeats: 1 });
+  const sweep = rows.rows.filter((r) => r.id.startsWith('dma.p2p.cmd.'));
+  t.same(sweep.map((r) => r.id), CMD_SIZES.map(([, s]) => `dma.p2p.cmd.${s}`), 'a row per command size');
+  const file = join(mkdtempSync(join(tmpdir(), 'peervma-bench-report-')), 'bench.html');
+  writeFileSync(file, renderReport({ title: 'peervma bench', comparisons: [], benchRows: rows.rows }));
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
+  t.teardown(() => browser.close());
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`file://${file}`, { timeout: 60_000 });
+  const chart = await page.$eval('svg.chart[data-chart="cmd-size"]', (s) => {
+    const r = s.getBoundingClientRect();
+    return { w: r.width, h: r.height, marks: [...s.querySelectorAll('rect.mark')].map((m) => ({ h: m.getBoundingClientRect().height, title: m.querySelector('title')?.textContent ?? '' })) };
+  });
+  t.ok(chart.w > 300 && chart.h > 150, `rendered ${chart.w}x${chart.h}`);
+  t.equal(chart.marks.length, CMD_SIZES.length, 'a column per command size');
+  t.ok(chart.marks.every((m) => m.h > 0), 'every column has a height');
+  t.same(chart.marks.map((m) => m.title.split(':')[0]), ['4 KiB', '16 KiB', '64 KiB', '256 KiB', '1 MiB', '4 MiB'], 'in ascending size');
+  t.same(chart.marks.map((m) => Number(m.title.split(': ')[1].split(' ')[0])), sweep.map((r) => Number(r.median.toFixed(0))), 'each column is its row\'s median');
+  t.notOk(await page.$('text=Not in this report: throughput against command size'), 'the "not in this report" note is gone');
+  t.same(errors, [], 'no console error');
 });
