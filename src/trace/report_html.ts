@@ -124,8 +124,8 @@ function cmdSizeSection(rows: readonly BenchRowView[]): string[] {
   const mbs = (v: number) => `${v.toFixed(0)}`;
   return [
     '<h2>Throughput vs command size</h2>',
-    columns({ name: 'cmd-size', title: 'P2P DMA throughput by command size (nic0 reads a peer\'s exported VMA, TLB warm; median, min-max)', points: sized.map((s) => ({ label: s.label, value: s.r.median, min: s.r.min, max: s.r.max })), format: mbs, yLabel: 'MB/s', xLabel: 'bytes per command' }),
-    '<p class="note">Small commands pay the per-command cost (doorbell, decode, translation, completion) on few bytes; the bars are wall-clock rates of the emulator on this host, shared with other processes.</p>',
+    columns({ name: 'cmd-size', title: 'P2P DMA throughput by command size (median, min-max)', points: sized.map((s) => ({ label: s.label, value: s.r.median, min: s.r.min, max: s.r.max })), format: mbs, yLabel: 'MB/s', xLabel: 'bytes per command' }),
+    '<p class="note">nic0 reads a peer\'s exported VMA by VA, TLB warm (bench rows dma.p2p.cmd.*). Small commands pay the per-command cost (doorbell, decode, translation, completion) on few bytes; the bars are wall-clock rates of the emulator on this host, shared with other processes.</p>',
   ];
 }
 

@@ -150,7 +150,7 @@ export function columns(c: Columns): string {
   const H = 180;
   const x0 = 60;
   const y0 = 34;
-  const colW = 64;
+  const colW = 90;
   const top = Math.max(1e-12, ...c.points.map((p) => p.max));
   const y = (v: number) => y0 + H - (v / top) * H;
   const out: string[] = [
