@@ -36,6 +36,11 @@ interface Track {
   readonly reader: TraceRingReader;
 }
 
+/** What to tell a user about a trace file just written: the viewers that open it. */
+export function traceViewerHint(file: string): string {
+  return `open it at https://ui.perfetto.dev, or offline: npx speedscope ${file}`;
+}
+
 export class TraceRecorder {
   private readonly decoded: ChromeTraceEvent[] = [];
   private readonly t0 = performance.timeOrigin + performance.now();
