@@ -4,18 +4,12 @@
 // the CLI's main() in this process (test/cli/in_process.ts): same output, same
 // exit code, without a Node start per call.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { peervmaIn } from './in_process.js';
+import { peervmaIn, spawnPeervma } from './in_process.js';
 
-// The command runs as a user starts it: compiled JavaScript, without the loaders tap
-// puts in NODE_OPTIONS (they would add their start-up CPU to every spawn).
-const env = { ...process.env, NODE_OPTIONS: '' };
-
-function peervma(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/peervma.mjs', ...args], { encoding: 'utf8', timeout: 60000, env });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+// The two real processes start now and run while the in-process tests do.
+const goodRun = spawnPeervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
+const brokenRun = spawnPeervma('run', 'test/fixtures/scenarios/bad-types.yaml');
 
 t.test('--help and run --help explain themselves', async (t) => {
   const top = await peervmaIn('--help');
@@ -31,7 +25,7 @@ t.test('--help and run --help explain themselves', async (t) => {
 });
 
 t.test('a good scenario prints JSON with the verified frames', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
+  const r = await goodRun;
   t.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
   t.match(j, { scenario: 'small-chain', seed: 5, mode: 'p2p', accounting: { extra: { frames: 2, verified: 2 }, checks: [{ ok: true, detail: '2 of 2 frames' }] } });
@@ -48,7 +42,7 @@ t.test('a human summary names frames, throughput and RAM traffic', async (t) => 
 });
 
 t.test('a broken scenario exits 2 naming file, key and value', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/bad-types.yaml');
+  const r = await brokenRun;
   t.equal(r.code, 2);
   t.equal(r.out, '');
   t.match(r.err, /^peervma: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);

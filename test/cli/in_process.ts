@@ -4,8 +4,14 @@
 // command prints and returns; a test about the process itself (the bin
 // script, a real exit status) spawns it instead. Saves a Node start and
 // the CLI's module loading per call (about a second each on a busy host).
+import { spawn } from 'node:child_process';
+
 // Calls must not overlap (stdout is one per process): tests await each.
-import { main } from '../../src/cli/main.js';
+// main() comes from the compiled CLI that bin/peervma.mjs runs (dist/, built
+// by `npm test`), not from src/ through tsx: the same code the spawned
+// command runs, without transpiling the CLI's ~100 modules in every file.
+const CLI = new URL('../../dist/src/cli/main.js', import.meta.url).href;
+const { main } = (await import(CLI)) as { main: (argv: string[]) => Promise<number> };
 
 export interface CliResult {
   readonly code: number;
@@ -29,4 +35,22 @@ export async function peervmaIn(...args: string[]): Promise<CliResult> {
     process.stderr.write = we;
     process.exitCode = undefined;
   }
+}
+
+/**
+ * The real command in its own process (bin/peervma.mjs, without the loaders
+ * tap puts in NODE_OPTIONS): for tests about the process itself. Resolves
+ * when it exits; start it early and await it where the test needs it, so it
+ * runs while the in-process tests do.
+ */
+export function spawnPeervma(...args: string[]): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['bin/peervma.mjs', ...args], { env: { ...process.env, NODE_OPTIONS: '' }, timeout: 120_000 });
+    let out = '';
+    let err = '';
+    p.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
+    p.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+    p.on('error', reject);
+    p.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out, err: signal ? `${err}(killed by ${signal})` : err }));
+  });
 }

@@ -1,23 +1,19 @@
 // `peervma stress` as a user meets it: help, a single run's JSON, a tiny
 // sharded sweep merged back, the same seed giving the same schedule digest,
-// and refusals (bad flags, overlapping shards) that exit 2. The JSON run
-// starts the real command (bin/peervma.mjs: exit status, stdout); the rest
-// call the CLI's main() in this process (test/cli/in_process.ts).
+// and refusals (bad flags, overlapping shards) that exit 2. The JSON run and
+// one shard start the real command (bin/peervma.mjs: exit status, stdout);
+// the rest call the CLI's main() in this process (test/cli/in_process.ts).
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { peervmaIn } from './in_process.js';
+import { peervmaIn, spawnPeervma } from './in_process.js';
 
-// Without the loaders tap puts in NODE_OPTIONS (their start-up CPU would be the test's).
-const env = { ...process.env, NODE_OPTIONS: '' };
-
-function peervma(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/peervma.mjs', ...args], { encoding: 'utf8', timeout: 120000, env });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
 const tiny = ['--ops', '15', '--importers', '1', '--gap-us', '200'];
+// Two real processes start now and run while the in-process tests do: a
+// JSON run (exit status, stdout) and the second shard of the sweep below.
+const jsonRun = spawnPeervma('stress', '--seed', '9', ...tiny, '--json');
+const shard1 = spawnPeervma('stress', '--seeds', '1..3', ...tiny, '--shard', '1/2');
 
 t.test('stress --help names every flag and the exit codes', async (t) => {
   const h = await peervmaIn('stress', '--help');
@@ -42,7 +38,7 @@ t.test('bad flags exit 2 with the reason', async (t) => {
 });
 
 t.test('one run as JSON; the same seed gives the same schedule digest', async (t) => {
-  const a = peervma('stress', '--seed', '9', ...tiny, '--json');
+  const a = await jsonRun;
   t.equal(a.code, 0, a.err);
   const j = JSON.parse(a.out);
   const r = j.seeds[0];
@@ -59,7 +55,7 @@ t.test('two shards of a sweep merge into one list of every seed; overlapping sha
   const dir = mkdtempSync(join(tmpdir(), 'peervma-stress-'));
   const files: string[] = [];
   for (const i of [0, 1]) {
-    const r = await peervmaIn('stress', '--seeds', '1..3', ...tiny, '--shard', `${i}/2`);
+    const r = i === 0 ? await peervmaIn('stress', '--seeds', '1..3', ...tiny, '--shard', '0/2') : await shard1;
     t.equal(r.code, 0, r.err);
     const f = join(dir, `shard-${i}.json`);
     writeFileSync(f, r.out);
