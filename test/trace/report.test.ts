@@ -5,7 +5,7 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { writeReport } from '../../src/trace/report_html.js';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
@@ -24,6 +24,13 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 // install it); under CI (.ci/run sets CI and installs Chromium) it must run.
 const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install chromium to run this test`;
 
+// One Chromium for the file's tests, started by the first that needs it.
+let browserP: Promise<Browser> | null = null;
+const browser = () => (browserP ??= chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 }));
+t.teardown(async () => {
+  if (browserP) await (await browserP).close();
+});
+
 t.test('the report renders in Chromium with every chart, the headline figures and no error', { skip: process.env.CI ? false : missing }, async (t) => {
   t.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed (apt-get install chromium; .ci/run installs it when missing)`);
   if (!existsSync(CHROMIUM)) return;
@@ -36,9 +43,8 @@ t.test('the report renders in Chromium with every chart, the headline figures an
   writeReport(file, sc, [[p2p, bounce]]);
   t.notMatch(readFileSync(file, 'utf8'), /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'self-contained: no script, no URL but the SVG namespace');
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage();
+  const page = await (await browser()).newPage();
+  t.teardown(() => page.close());
   const errors: string[] = [];
   const remote: string[] = [];
   page.on('console', (m) => {
@@ -80,9 +86,8 @@ t.test('the bench report charts throughput against command size', { skip: proces
   const file = join(mkdtempSync(join(tmpdir(), 'peervma-bench-report-')), 'bench.html');
   writeFileSync(file, renderReport({ title: 'peervma bench', comparisons: [], benchRows: rows.rows }));
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage();
+  const page = await (await browser()).newPage();
+  t.teardown(() => page.close());
   const errors: string[] = [];
   page.on('console', (m) => {
     if (m.type() === 'error') errors.push(m.text());
