@@ -2,7 +2,7 @@
  * Opens a Chrome trace-event file in speedscope (the offline trace viewer,
  * devDependency) in headless Chromium, the way `npx speedscope FILE` does:
  * speedscope's #localProfilePath hook loads a script that hands it the
- * file. Shared by scripts/trace_screenshot.ts and test/trace/trace_viewer.test.ts.
+ * file. Shared by scripts/trace_screenshot.ts and test/trace/trace.test.ts.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
