@@ -66,6 +66,8 @@ async function zoomOn(page: Page, tid: number, target: ChromeTraceEvent, windowU
   for (let dx = 0; dx < 400; dx = dx <= 0 ? 4 - dx : -dx) {
     for (let row = 0; row < 6; row++) {
       await page.mouse.move(anchor + dx, FIRST_ROW_Y + row * ROW_H);
+      // speedscope redraws the tooltip on the next frame (slow on a loaded host).
+      await page.evaluate('new Promise((r) => requestAnimationFrame(() => r(0)))');
       if ((await tooltip(page)) === want) return;
     }
   }
