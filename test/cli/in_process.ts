@@ -1,5 +1,5 @@
-// The peervma command run inside the test process: main(argv) of
-// src/cli/main.ts with stdout and stderr captured and the exit code it
+// The peervma command run inside the test process: main(argv) of the CLI
+// (src/cli/main.ts, compiled) with stdout and stderr captured and the exit code it
 // returns, as bin/peervma.mjs would set it. For tests about what the
 // command prints and returns; a test about the process itself (the bin
 // script, a real exit status) spawns it instead. Saves a Node start and
