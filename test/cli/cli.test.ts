@@ -5,7 +5,8 @@
 // exit code, without a Node start per call.
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { peervmaIn, spawnPeervma } from './in_process.js';
+import { peervmaIn } from './in_process.js';
+import { spawnPeervma } from './spawn_cli.js';
 
 // The two real processes start now and run while the in-process tests do.
 const goodRun = spawnPeervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');

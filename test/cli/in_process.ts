@@ -4,7 +4,9 @@
 // command prints and returns; a test about the process itself (the bin
 // script, a real exit status) spawns it instead. Saves a Node start and
 // the CLI's module loading per call (about a second each on a busy host).
-import { spawn } from 'node:child_process';
+import type { CliResult } from './spawn_cli.js';
+
+export type { CliResult } from './spawn_cli.js';
 
 // Calls must not overlap (stdout is one per process): tests await each.
 // main() comes from the compiled CLI that bin/peervma.mjs runs (dist/, built
@@ -12,12 +14,6 @@ import { spawn } from 'node:child_process';
 // command runs, without transpiling the CLI's ~100 modules in every file.
 const CLI = new URL('../../dist/src/cli/main.js', import.meta.url).href;
 const { main } = (await import(CLI)) as { main: (argv: string[]) => Promise<number> };
-
-export interface CliResult {
-  readonly code: number;
-  readonly out: string;
-  readonly err: string;
-}
 
 export async function peervmaIn(...args: string[]): Promise<CliResult> {
   const out: string[] = [];
@@ -37,20 +33,3 @@ export async function peervmaIn(...args: string[]): Promise<CliResult> {
   }
 }
 
-/**
- * The real command in its own process (bin/peervma.mjs, without the loaders
- * tap puts in NODE_OPTIONS): for tests about the process itself. Resolves
- * when it exits; start it early and await it where the test needs it, so it
- * runs while the in-process tests do.
- */
-export function spawnPeervma(...args: string[]): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['bin/peervma.mjs', ...args], { env: { ...process.env, NODE_OPTIONS: '' }, timeout: 120_000 });
-    let out = '';
-    let err = '';
-    p.stdout.setEncoding('utf8').on('data', (s: string) => (out += s));
-    p.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
-    p.on('error', reject);
-    p.on('close', (code, signal) => resolve({ code: code ?? (signal ? 128 : 1), out, err: signal ? `${err}(killed by ${signal})` : err }));
-  });
-}

@@ -7,7 +7,8 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { peervmaIn, spawnPeervma } from './in_process.js';
+import { peervmaIn } from './in_process.js';
+import { spawnPeervma } from './spawn_cli.js';
 
 const tiny = ['--ops', '15', '--importers', '1', '--gap-us', '200'];
 // Two real processes start now and run while the in-process tests do: a
