@@ -17,7 +17,7 @@ import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
 import { applyAcsRedir, applyHostBridges, applyIommuPerRc, applySockets, StateFlagError } from './topo_state_flags.js';
 import { inputAssumptions, verdictAssumptions, type InputFacts } from '../hw/assumptions.js';
-import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
+import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTreeFitted, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
 import { paragraph, terminalColumns } from '../trace/text_layout.js';
 
@@ -159,7 +159,8 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags, cols = t
   const parts = [`# ${source}`];
   if (notes.length) parts.push(notes.map((n) => paragraph(`note: ${n}`, cols, 0, 2)).join('\n'));
   if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => paragraph(`warning: ${w}`, cols, 0, 2)).join('\n'));
-  parts.push('## PCI tree (lspci -tv)', renderTree(fabric, cols));
+  const tree = renderTreeFitted(fabric, cols);
+  parts.push(`## ${tree.title}`, tree.text);
   parts.push('## Root complexes and ports', renderPorts(fabric, cols));
   parts.push('## IOMMU groups', renderGroups(fabric, cols));
   parts.push('## P2P', names.length ? renderMatrix(fabric, names, cols) : '(no endpoints)');

@@ -50,8 +50,35 @@ function leafText(d: PciDev): string {
   return s;
 }
 
-/** The tree in the format of `lspci -tv` (bridges print no name, as in lspci); a long device name wraps. */
-export function renderTree(fabric: Fabric, cols = DEFAULT_COLS): string {
+/**
+ * The tree for a terminal of `cols` columns: lspci -tv's drawing with long
+ * device names wrapped under themselves, or, when the drawing alone is
+ * wider (switches below switches), an outline.
+ */
+export function renderTreeFitted(fabric: Fabric, cols: number): { title: string; text: string } {
+  const drawn = renderTree(fabric, cols);
+  if (drawn.split('\n').every((l) => width(l) <= cols)) return { title: 'PCI tree (lspci -tv)', text: drawn };
+  return { title: `PCI tree (outline: lspci -tv would be wider than ${cols} columns)`, text: renderTreeOutline(fabric, cols) };
+}
+
+/** One function per line, two spaces deeper per bus: bdf, type, the bus range below a bridge, the device. */
+function renderTreeOutline(fabric: Fabric, cols: number): string {
+  const out: string[] = [];
+  const show = (d: PciDev, depth: number) => {
+    const range = d.secondary === undefined ? '' : d.secondary === d.subordinate ? ` [${hex2(d.secondary)}]` : ` [${hex2(d.secondary)}-${hex2(d.subordinate!)}]`;
+    const what = d.secondary === undefined ? leafText(d) : `${PCI_DEV_TYPE_LABEL[d.type]}${d.switchName ? ` (${d.switchName})` : ''}`;
+    out.push(...hanging(`${d.bdf}${range}  ${what}`, cols, 2 * depth, 2 * depth + 4));
+    for (const c of d.children) show(c, depth + 1);
+  };
+  for (const rc of fabric.tree.rcs) {
+    out.push(rcLabel(rc));
+    for (const d of rc.rootBus) show(d, 1);
+  }
+  return out.join('\n');
+}
+
+/** The tree in the format of `lspci -tv` (bridges print no name, as in lspci); with `cols`, a long device name wraps under itself. */
+export function renderTree(fabric: Fabric, cols = Infinity): string {
   const out: string[] = [];
   const buf: string[] = [];
   const put = (p: number, s: string): number => {
@@ -71,7 +98,7 @@ export function renderTree(fabric: Fabric, cols = DEFAULT_COLS): string {
       return;
     }
     // A leaf's text wider than the rest of the line continues under itself (lspci does not wrap; we fit `cols`).
-    const [first, ...more] = wrap(leafText(d), Math.max(20, cols - p - 2));
+    const [first, ...more] = cols === Infinity ? [leafText(d)] : wrap(leafText(d), Math.max(20, cols - p - 2));
     printIt(put(p, `  ${first}`));
     for (const l of more) printIt(put(p, `  ${l}`));
   };

@@ -44,6 +44,18 @@ for (const cols of [100, 60]) {
   });
 }
 
+t.test('a tree whose lspci drawing is too wide prints as an outline, every function on it', async (t) => {
+  const f = 'scenarios/camera-farm.yaml';
+  const drawn = runTopo(f, {}, 200);
+  const outline = runTopo(f, {}, 100);
+  t.match(drawn, /\n## PCI tree \(lspci -tv\)\n/, '200 columns: the drawing');
+  t.match(outline, /\n## PCI tree \(outline: lspci -tv would be wider than 100 columns\)\n\nrc0 \[0000:00\] 8086:2020\n {2}0000:00:00\.0 rc0 host bridge/, '100 columns: the outline');
+  t.match(outline, /\n {6}0000:02:00\.0 \[03-08\] switch downstream port \(plx0\)\n {8}0000:03:00\.0 \[04-08\] switch upstream port \(sw0\)\n/, 'two spaces deeper per bus');
+  const section = (s: string) => s.slice(s.indexOf('## PCI tree'), s.indexOf('## Root complexes'));
+  const { fabric } = topoFabric(f, {});
+  for (const d of fabric.tree.devs) t.ok(section(outline).includes(d.bdf), `${d.bdf} in the outline`);
+});
+
 t.test('the narrow layout keeps every cell: ports as blocks, the matrix split by client', async (t) => {
   const f = 'scenarios/topo-dual-rc.yaml';
   const wide = runTopo(f, {}, 100);
