@@ -14,6 +14,7 @@
  * traced, so the recorder's draining does not touch most timed runs.
  */
 import { readdirSync } from 'node:fs';
+import { InputError } from '../src/errors.js';
 import { loadScenarioFile } from '../src/scenario/load.js';
 import { runScenario, type RunReport, type RunTracer } from '../src/scenario/run.js';
 import { assertChecks, throughput } from '../src/trace/summary.js';
@@ -47,7 +48,8 @@ export async function scenarioRows(rows: RowSet, dir: string, repeats: number, q
   const files = readdirSync(dir).filter((f) => f.endsWith('.yaml')).sort();
   const scs = (await Promise.all(files.map((f) => loadScenarioFile(`${dir}/${f}`)))).filter((sc) => sc.workload);
   const unknown = (obs.names ?? []).filter((n) => !scs.some((sc) => sc.name === n));
-  if (unknown.length > 0) throw new Error(`bench: no scenario with a workload named ${unknown.join(', ')} in ${dir} (have ${scs.map((sc) => sc.name).join(', ')})`);
+  // Bad input (a --scenarios name), not a bug: exit 2 with the whole list, never cut as an internal error.
+  if (unknown.length > 0) throw new InputError(`bench: no scenario with a workload named ${unknown.join(', ')} in ${dir} (have ${scs.map((sc) => sc.name).join(', ')})`);
   for (const sc of scs) {
     if (obs.names && !obs.names.includes(sc.name)) continue;
     obs.log?.(`bench: scenario ${sc.name}`);
