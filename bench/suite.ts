@@ -13,7 +13,8 @@
  *   dma       dma.p2p.contig, dma.p2p.64k, inval.streaming.p50/.p99,
  *             inval.streaming.b2b.p50/.p99,
  *             inval.batched, dma.p2p.storm, memcpy.scattered,
- *             dma.p2p.scattered, dma.p2p.cold, dma.p2p.2streams, dma.bounce
+ *             dma.p2p.scattered, dma.p2p.cold, dma.p2p.2streams, dma.bounce,
+ *             dma.p2p.cmd.<size> (bench/cmd_size.ts)
  *   boot      boot.64.plain (baseline), boot.64, boot.256, boot.rss.plain (baseline), boot.rss
  *   scenario  scenario.<name>.bounce (baseline), scenario.<name>
  *   scale     scale.stream.<N>[.notokens], scale.ack.p50|p99.<N>[.notokens],
@@ -28,6 +29,7 @@ import { pingPong } from './pingpong.js';
 import { memcpyRate, twoThreads } from './memcpy.js';
 import { invalidationRows } from './invalidation.js';
 import { dmaRows } from './dma_rig.js';
+import { cmdSizeRows } from './cmd_size.js';
 import { bootRows } from './boot.js';
 import { scaleRows, SCALE_FULL, SCALE_QUICK } from './scale.js';
 import { scenarioRows, type ScenarioObserver } from './scenarios.js';
@@ -115,6 +117,7 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   if (want.has('dma')) {
     step('dma');
     await dmaRows(rows, { span: s.dmaSpan, coldSpan: s.coldSpan, repeats: s.repeats, streamMs: s.streamMs }, log);
+    await cmdSizeRows(rows, { span: s.dmaSpan / 4, repeats: s.repeats }, log);
   }
   if (want.has('boot')) {
     step('boot');

@@ -3,10 +3,17 @@
  * (TraceWriter.emit, the call every recording site makes) and per event
  * drained and converted to Chrome JSON on the main thread; and the cost of
  * a recording site when tracing is off (the one `traceSink.w?.` branch).
+ * Then whole runs: each scenario named on the command line (default the
+ * camera chain and nic-nvme-queue, the most events per byte) in p2p mode,
+ * ROUNDS times traced and untraced, alternating so load drifts hit both;
+ * compared on the run's timed window (accounting.wallMs), min and median.
  * Prints a line per figure; not a test, nothing is asserted.
  *
- *   npm run build --silent && node dist/bench/trace_overhead.js
+ *   npm run build --silent && node dist/bench/trace_overhead.js [scenario.yaml ...]
  */
+import { loadScenarioFile } from '../src/scenario/load.js';
+import { runScenario } from '../src/scenario/run.js';
+import { TraceRecorder } from '../src/trace/recorder.js';
 import { allocTraceRing, TraceEvent, TraceRingReader, TraceWriter, traceSink } from '../src/shm/trace_ring.js';
 
 const N = 2_000_000;
@@ -43,3 +50,20 @@ let n = 0;
 r.drain(() => n++);
 console.log(`drain (read only): ${(((performance.now() - t0) * 1e6) / n).toFixed(1)} ns per event`);
 void sink;
+
+const ROUNDS = 8;
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+for (const file of process.argv.length > 2 ? process.argv.slice(2) : ['scenarios/camera-chain.yaml', 'scenarios/nic-nvme-queue.yaml']) {
+  const sc = await loadScenarioFile(file);
+  const off: number[] = [];
+  const on: number[] = [];
+  let events = 0;
+  for (let i = 0; i < ROUNDS; i++) {
+    off.push((await runScenario(sc, { mode: 'p2p' })).accounting.wallMs);
+    const rec = new TraceRecorder();
+    on.push((await runScenario(sc, { mode: 'p2p', trace: rec })).accounting.wallMs);
+    events = rec.events.length;
+  }
+  const f = (xs: number[]) => `min ${Math.min(...xs).toFixed(1)} ms, median ${median(xs).toFixed(1)} ms`;
+  console.log(`${sc.name} (p2p, ${ROUNDS} runs each, alternating): untraced ${f(off)}; traced (${events} events) ${f(on)}; median ratio ${(median(on) / median(off)).toFixed(3)}`);
+}

@@ -18,7 +18,7 @@ import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatTable, runSuite, sectionsToRun, SECTIONS, type Section } from '../../bench/suite.js';
 import type { RunReport } from '../scenario/run.js';
-import { TraceRecorder } from '../trace/recorder.js';
+import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { renderReport } from '../trace/report_html.js';
 
 interface BenchFlags {
@@ -105,7 +105,7 @@ export function registerBench(program: Command): void {
       if (trace && flags.trace) {
         trace.write(flags.trace);
         const n = trace.events.filter((e) => e.ph !== 'M').length;
-        process.stderr.write(`peervma: trace: ${n} events written to ${flags.trace}${trace.dropped ? ` (${trace.dropped} lost: a ring was full)` : ''}; open it at https://ui.perfetto.dev\n`);
+        process.stderr.write(`peervma: trace: ${n} events written to ${flags.trace}${trace.dropped ? ` (${trace.dropped} lost: a ring was full)` : ''}; ${traceViewerHint(flags.trace)}\n`);
       }
     });
 }

@@ -9,7 +9,7 @@
 import type { Command } from 'commander';
 import type { RunProgress, RunReport } from '../scenario/run.js';
 import type { Scenario } from '../scenario/schema.js';
-import { TraceRecorder } from '../trace/recorder.js';
+import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { writeReport } from '../trace/report_html.js';
 import { progressBar } from './progress.js';
 
@@ -23,7 +23,7 @@ export interface ObserveFlags {
 
 export function registerObserveOptions(cmd: Command): Command {
   return cmd
-    .option('--trace <file>', 'write a Chrome/Perfetto trace of the run(s) (open it at ui.perfetto.dev)')
+    .option('--trace <file>', 'write a Chrome/Perfetto trace of the run(s) (open it at ui.perfetto.dev, or offline with npx speedscope FILE)')
     .option('--report <file>', 'with --compare: write a self-contained HTML report (charts, topology)')
     .option('--quiet', 'no progress bar on stderr')
     .hook('preAction', (c) => {
@@ -55,7 +55,7 @@ export function openObservers(flags: ObserveFlags): Observers {
       if (trace && flags.trace) {
         trace.write(flags.trace);
         const n = trace.events.filter((e) => e.ph !== 'M').length;
-        notes.push(`trace: ${n} events written to ${flags.trace}${trace.dropped ? ` (${trace.dropped} lost: a ring was full)` : ''}; open it at https://ui.perfetto.dev`);
+        notes.push(`trace: ${n} events written to ${flags.trace}${trace.dropped ? ` (${trace.dropped} lost: a ring was full)` : ''}; ${traceViewerHint(flags.trace)}`);
       }
       return notes;
     },

@@ -14,7 +14,7 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { TraceRecorder } from '../trace/recorder.js';
+import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { writeStressReport } from '../trace/report_stress_html.js';
 import { formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
@@ -85,7 +85,7 @@ async function stressCommand(f: StressFlags): Promise<void> {
     const r = await runStress({ ...base, seed: f.seed ?? 1, recorder: rec, trace: rec && ((ev) => rec.stressEvent(ev)) });
     if (rec && f.trace) {
       rec.write(f.trace);
-      process.stderr.write(`peervma: trace: ${rec.events.length} events written to ${f.trace}; open it at https://ui.perfetto.dev\n`);
+      process.stderr.write(`peervma: trace: ${rec.events.length} events written to ${f.trace}; ${traceViewerHint(f.trace)}\n`);
     }
     report(f, [r]);
     process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r)) + '\n');

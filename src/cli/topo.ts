@@ -17,8 +17,9 @@ import { internalErrorLine } from './internal_error.js';
 import { parseScenario } from '../scenario/load.js';
 import { applyAcsRedir, applyHostBridges, applyIommuPerRc, applySockets, StateFlagError } from './topo_state_flags.js';
 import { inputAssumptions, verdictAssumptions, type InputFacts } from '../hw/assumptions.js';
-import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTree, topoJson } from '../hw/topo_report.js';
+import { renderExplain, renderGroups, renderMatrix, renderPorts, renderTreeFitted, topoJson } from '../hw/topo_report.js';
 import { renderTopoPicture, TOPO_FORMATS, type TopoFormat } from '../trace/topo_format.js';
+import { paragraph, terminalColumns } from '../trace/text_layout.js';
 
 class UsageError extends Error {}
 
@@ -115,7 +116,19 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
   return { fabric: buildFabric(spec, sc.devices, sc.seed), notes, source: scenario, facts: { iommuAssumed: false, cpuRouting: 'scenario', lspci: false } };
 }
 
-export function runTopo(scenario: string | undefined, flags: TopoFlags): string {
+/** Lines longer than `cols` wrapped under themselves, indented two more (for --explain's free text). */
+function fit(text: string, cols: number): string {
+  return text
+    .split('\n')
+    .map((l) => {
+      const indent = /^ */.exec(l)![0].length;
+      return [...l].length <= cols ? l : paragraph(l.trimStart(), cols, indent, indent + 2);
+    })
+    .join('\n');
+}
+
+/** The output of `peervma topo`; text fits `cols` columns ($COLUMNS, default 100) but the lspci tree of a very deep fabric. */
+export function runTopo(scenario: string | undefined, flags: TopoFlags, cols = terminalColumns()): string {
   const { fabric, notes, source, facts } = topoFabric(scenario, flags);
   let names = fabric.endpoints().map((d) => fabric.nameOf(d));
   if (flags.devices) {
@@ -132,9 +145,9 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
       const v = fabric.mapType(a, b);
       return JSON.stringify({ provider: a, client: b, ...v, assumptions, notes, iommuGroups: [fabric.iommuGroupOf(a), fabric.iommuGroupOf(b)] }, null, 2);
     }
-    const text = [renderExplain(fabric, a, b)];
-    if (assumptions.length) text.push(['assumptions:', ...assumptions.map((x) => `  - ${x}`)].join('\n'));
-    if (notes.length) text.push(['notes on the input:', ...notes.map((x) => `  - ${x}`)].join('\n'));
+    const text = [fit(renderExplain(fabric, a, b), cols)];
+    if (assumptions.length) text.push(['assumptions:', ...assumptions.map((x) => paragraph(`- ${x}`, cols, 2, 4))].join('\n'));
+    if (notes.length) text.push(['notes on the input:', ...notes.map((x) => paragraph(`- ${x}`, cols, 2, 4))].join('\n'));
     return text.join('\n');
   }
   const assumptions = inputAssumptions(fabric, facts);
@@ -144,13 +157,14 @@ export function runTopo(scenario: string | undefined, flags: TopoFlags): string 
   }
   if (flags.format === 'dot' || flags.format === 'svg') return renderTopoPicture(fabric, names, flags.format, source);
   const parts = [`# ${source}`];
-  if (notes.length) parts.push(notes.map((n) => `note: ${n}`).join('\n'));
-  if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => `warning: ${w}`).join('\n'));
-  parts.push('## PCI tree (lspci -tv)', renderTree(fabric));
-  parts.push('## Root complexes and ports', renderPorts(fabric));
-  parts.push('## IOMMU groups', renderGroups(fabric));
-  parts.push('## P2P', names.length ? renderMatrix(fabric, names) : '(no endpoints)');
-  if (assumptions.length) parts.push('## Assumptions behind these verdicts', assumptions.map((x) => `- ${x}`).join('\n'));
+  if (notes.length) parts.push(notes.map((n) => paragraph(`note: ${n}`, cols, 0, 2)).join('\n'));
+  if (fabric.tree.warnings.length) parts.push(fabric.tree.warnings.map((w) => paragraph(`warning: ${w}`, cols, 0, 2)).join('\n'));
+  const tree = renderTreeFitted(fabric, cols);
+  parts.push(`## ${tree.title}`, tree.text);
+  parts.push('## Root complexes and ports', renderPorts(fabric, cols));
+  parts.push('## IOMMU groups', renderGroups(fabric, cols));
+  parts.push('## P2P', names.length ? renderMatrix(fabric, names, cols) : '(no endpoints)');
+  if (assumptions.length) parts.push('## Assumptions behind these verdicts', assumptions.map((x) => paragraph(`- ${x}`, cols, 0, 2)).join('\n'));
   return parts.join('\n\n');
 }
 

@@ -16,25 +16,17 @@
  * Lifetime: attach() after Machine.create (the rings exist), detach()
  * before Machine.shutdown; a recorder may record several runs (--compare)
  * one after the other, never two at once (traceSink is per thread).
+ * toJSON() nests each track's slices for the viewers (trace_tracks.ts).
  */
 import { writeFileSync } from 'node:fs';
 import type { Machine } from '../devices/machine.js';
+import { nestTracks, SORT_STRIDE, type ChromeTraceEvent } from './trace_tracks.js';
+
+export type { ChromeTraceEvent } from './trace_tracks.js';
 import { TRACE_EVENTS, TRACE_RING_RECORDS, TraceEvent, TraceRingReader, TraceWriter, allocTraceRing, decodeRecords, MMU_EVENTS, traceSink, type TraceRecordView } from '../shm/trace_ring.js';
 
 const DRAIN_MS = 25;
 
-/** One Chrome trace event (the subset we write). */
-export interface ChromeTraceEvent {
-  readonly name: string;
-  readonly cat?: string;
-  readonly ph: 'X' | 'i' | 'M';
-  readonly ts?: number;
-  readonly dur?: number;
-  readonly s?: 't';
-  readonly pid: number;
-  readonly tid: number;
-  readonly args?: Record<string, string | number>;
-}
 
 const ADDRESS_ARGS = new Set(['va', 'busAddr', 'iova', 'start', 'end']);
 const TARGETS = ['ram', 'peer', 'local'];
@@ -42,6 +34,11 @@ const TARGETS = ['ram', 'peer', 'local'];
 interface Track {
   readonly tid: number;
   readonly reader: TraceRingReader;
+}
+
+/** What to tell a user about a trace file just written: the viewers that open it. */
+export function traceViewerHint(file: string): string {
+  return `open it at https://ui.perfetto.dev, or offline: npx speedscope ${file}`;
 }
 
 export class TraceRecorder {
@@ -74,7 +71,7 @@ export class TraceRecorder {
     this.meta('thread_sort_index', 0, { sort_index: 0 });
     this.devices.forEach((n, i) => {
       this.meta('thread_name', i + 1, { name: `${n} (${machine.devices[i].spec.kind} worker)` });
-      this.meta('thread_sort_index', i + 1, { sort_index: i + 1 });
+      this.meta('thread_sort_index', i + 1, { sort_index: (i + 1) * SORT_STRIDE });
     });
     this.timer = setInterval(() => this.drain(), DRAIN_MS);
     this.timer.unref();
@@ -155,7 +152,7 @@ export class TraceRecorder {
 
   /** The trace as Chrome trace-event JSON (object form). */
   toJSON(): { traceEvents: ChromeTraceEvent[]; displayTimeUnit: 'ms'; otherData: Record<string, string | number> } {
-    return { traceEvents: this.events, displayTimeUnit: 'ms', otherData: { producer: 'peervma', droppedEvents: this.dropped } };
+    return { traceEvents: nestTracks(this.events), displayTimeUnit: 'ms', otherData: { producer: 'peervma', droppedEvents: this.dropped } };
   }
 
   write(file: string): void {

@@ -21,7 +21,7 @@ import { buildFabric } from '../hw/topology.js';
 import { formatBytes } from '../common/size.js';
 import type { Scenario } from '../scenario/schema.js';
 import type { RunReport } from '../scenario/run.js';
-import { groupedBars, histogram, stackedBars } from './svg_charts.js';
+import { columns, groupedBars, histogram, stackedBars } from './svg_charts.js';
 import { stageSums, throughput } from './summary.js';
 import { topoGraph, type TopoGraph } from './topo_graph.js';
 import { esc, renderTopoSvg } from './topo_svg.js';
@@ -110,6 +110,25 @@ function benchTable(rows: readonly BenchRowView[]): string {
   return `<table class="bench"><tr><th>id</th><th>unit</th><th>median</th><th>min</th><th>max</th><th>ratio</th><th>vs</th></tr>${rows.map(tr).join('')}</table><p class="note">ratio = median / median of the vs row, both measured in the same bench run. Other processes share the cores: compare ratios, not absolute figures.</p>`;
 }
 
+/** Bench rows dma.p2p.cmd.<n>k|m (bench/cmd_size.ts), by command size. */
+const CMD_ROW = /^dma\.p2p\.cmd\.(\d+)([km])$/;
+
+/** Throughput against command size, when the bench rows have the sweep. */
+function cmdSizeSection(rows: readonly BenchRowView[]): string[] {
+  const sized = rows.flatMap((r) => {
+    const m = CMD_ROW.exec(r.id);
+    return m ? [{ r, bytes: Number(m[1]) * (m[2] === 'k' ? 1024 : 1024 * 1024), label: `${m[1]} ${m[2] === 'k' ? 'KiB' : 'MiB'}` }] : [];
+  });
+  if (sized.length === 0) return [];
+  sized.sort((a, b) => a.bytes - b.bytes);
+  const mbs = (v: number) => `${v.toFixed(0)}`;
+  return [
+    '<h2>Throughput vs command size</h2>',
+    columns({ name: 'cmd-size', title: 'P2P DMA throughput by command size (median, min-max)', points: sized.map((s) => ({ label: s.label, value: s.r.median, min: s.r.min, max: s.r.max })), format: mbs, yLabel: 'MB/s', xLabel: 'bytes per command' }),
+    '<p class="note">nic0 reads a peer\'s exported VMA by VA, TLB warm (bench rows dma.p2p.cmd.*). Small commands pay the per-command cost (doorbell, decode, translation, completion) on few bytes; the bars are wall-clock rates of the emulator on this host, shared with other processes.</p>',
+  ];
+}
+
 /** The page around a report's body: inline CSS only, no script. */
 export function reportPage(title: string, body: readonly string[]): string {
   return `<!doctype html>
@@ -163,10 +182,11 @@ export function renderReport(input: ReportInput): string {
     `<h1>${esc(input.title)}</h1>`,
     ...(input.notes ?? []).map((n) => `<p class="note">${esc(n)}</p>`),
     ...compared,
+    ...cmdSizeSection(input.benchRows ?? []),
     ...(input.benchRows ? ['<h2>Bench rows</h2>', benchTable(input.benchRows)] : []),
     ...(input.topology ? ['<h2>Topology and P2P matrix</h2>', `<div class="topo">${renderTopoSvg(input.topology.graph, `PCIe topology of ${input.topology.source}`)}</div>`] : []),
     ...(cs.length === 0 ? [] : ['<h2>Devices</h2>', ...cs.flatMap((c) => [deviceTable(c.p2p), deviceTable(c.bounce)])]),
-    '<p class="note">Not in this report: throughput against command size (a sweep: see <code>peervma bench</code>).</p>',
+    ...(cmdSizeSection(input.benchRows ?? []).length > 0 ? [] : ['<p class="note">Not in this report: throughput against command size (a sweep: see <code>peervma bench --only dma --report FILE</code>).</p>']),
   ];
   return reportPage(input.title, body);
 }

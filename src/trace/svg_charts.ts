@@ -1,7 +1,8 @@
 /**
  * Small SVG charts for the HTML report, drawn by our code when the report
  * is written (no chart library, no script in the page): grouped
- * horizontal bars, stacked horizontal bars and a histogram. Every chart is
+ * horizontal bars, stacked horizontal bars, a histogram and columns with
+ * min-max whiskers. Every chart is
  * an `<svg class="chart" data-chart=NAME>` whose data marks are
  * `<rect class="mark">` with a `<title>` giving the exact figure, so a
  * reader can hover and a test can count them.
@@ -131,4 +132,38 @@ export function histogram(c: Histogram): string {
   });
   out.push(`<text x="${x0}" y="${y0 + H + 16}">0</text><text x="${x0 + W}" y="${y0 + H + 16}" text-anchor="end">${esc(`${max.toFixed(0)} ${c.unit}`)}</text><text x="0" y="${y0 + 10}">${top}</text>`);
   return frame(c.name, c.title, x0 + W + 30, y0 + H + 26, out.join(''));
+}
+
+export interface Columns {
+  readonly name: string;
+  readonly title: string;
+  /** One column per category, left to right (e.g. command sizes, ascending), with its spread. */
+  readonly points: readonly { readonly label: string; readonly value: number; readonly min: number; readonly max: number }[];
+  readonly format: (v: number) => string;
+  /** The y axis' caption (unit). */
+  readonly yLabel: string;
+  readonly xLabel: string;
+}
+
+/** Vertical bars from 0 to each value, a whisker from min to max, on a shared scale from 0 to the largest max. */
+export function columns(c: Columns): string {
+  const H = 180;
+  const x0 = 60;
+  const y0 = 34;
+  const colW = 90;
+  const top = Math.max(1e-12, ...c.points.map((p) => p.max));
+  const y = (v: number) => y0 + H - (v / top) * H;
+  const out: string[] = [
+    `<line x1="${x0}" y1="${y0 + H}" x2="${x0 + c.points.length * colW}" y2="${y0 + H}" stroke="#333"/><line x1="${x0}" y1="${y0}" x2="${x0}" y2="${y0 + H}" stroke="#333"/>`,
+    `<text x="${x0 - 4}" y="${y0 + 4}" text-anchor="end">${esc(c.format(top))}</text><text x="${x0 - 4}" y="${y0 + H}" text-anchor="end">0</text>`,
+    `<text x="${x0 - 4}" y="${y0 + H / 2}" text-anchor="end">${esc(c.yLabel)}</text>`,
+  ];
+  c.points.forEach((p, i) => {
+    const cx = x0 + i * colW + colW / 2;
+    out.push(`<rect class="mark" x="${(cx - colW * 0.3).toFixed(1)}" y="${y(p.value).toFixed(1)}" width="${(colW * 0.6).toFixed(1)}" height="${(y0 + H - y(p.value)).toFixed(1)}" fill="#1565c0"><title>${esc(`${p.label}: ${c.format(p.value)} (min ${c.format(p.min)}, max ${c.format(p.max)})`)}</title></rect>`);
+    out.push(`<line x1="${cx}" y1="${y(p.min).toFixed(1)}" x2="${cx}" y2="${y(p.max).toFixed(1)}" stroke="#333"/><line x1="${cx - 5}" y1="${y(p.max).toFixed(1)}" x2="${cx + 5}" y2="${y(p.max).toFixed(1)}" stroke="#333"/><line x1="${cx - 5}" y1="${y(p.min).toFixed(1)}" x2="${cx + 5}" y2="${y(p.min).toFixed(1)}" stroke="#333"/>`);
+    out.push(`<text x="${cx}" y="${(y(p.max) - 4).toFixed(1)}" text-anchor="middle">${esc(c.format(p.value))}</text><text x="${cx}" y="${y0 + H + 14}" text-anchor="middle">${esc(p.label)}</text>`);
+  });
+  out.push(`<text x="${x0 + (c.points.length * colW) / 2}" y="${y0 + H + 30}" text-anchor="middle">${esc(c.xLabel)}</text>`);
+  return frame(c.name, c.title, x0 + c.points.length * colW + 20, y0 + H + 38, out.join(''));
 }

@@ -1,24 +1,23 @@
 // The peervma command as a user meets it: help, a good run, and refusals that name
-// the problem and exit non-zero without starting anything.
+// the problem and exit non-zero without starting anything. Two tests start the
+// real command (bin/peervma.mjs: its exit status, its streams); the others call
+// the CLI's main() in this process (test/cli/in_process.ts): same output, same
+// exit code, without a Node start per call.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { peervmaIn } from './in_process.js';
+import { spawnPeervma } from './spawn_cli.js';
 
-// The command runs as a user starts it: compiled JavaScript, without the loaders tap
-// puts in NODE_OPTIONS (they would add their start-up CPU to every spawn).
-const env = { ...process.env, NODE_OPTIONS: '' };
-
-function peervma(...args: string[]) {
-  const r = spawnSync(process.execPath, ['bin/peervma.mjs', ...args], { encoding: 'utf8', timeout: 60000, env });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+// The two real processes start now and run while the in-process tests do.
+const goodRun = spawnPeervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
+const brokenRun = spawnPeervma('run', 'test/fixtures/scenarios/bad-types.yaml');
 
 t.test('--help and run --help explain themselves', async (t) => {
-  const top = peervma('--help');
+  const top = await peervmaIn('--help');
   t.equal(top.code, 0);
   t.match(top.out, /Usage: peervma \[options\] \[command\]/);
   t.match(top.out, /run \[options\] \[scenario\]/);
-  const run = peervma('run', '--help');
+  const run = await peervmaIn('run', '--help');
   t.equal(run.code, 0);
   t.match(run.out, /--seed <n>/);
   t.match(run.out, /--frames <n>/);
@@ -27,7 +26,7 @@ t.test('--help and run --help explain themselves', async (t) => {
 });
 
 t.test('a good scenario prints JSON with the verified frames', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--json', '--frames', '2', '--seed', '5');
+  const r = await goodRun;
   t.equal(r.code, 0, r.err);
   const j = JSON.parse(r.out);
   t.match(j, { scenario: 'small-chain', seed: 5, mode: 'p2p', accounting: { extra: { frames: 2, verified: 2 }, checks: [{ ok: true, detail: '2 of 2 frames' }] } });
@@ -35,7 +34,7 @@ t.test('a good scenario prints JSON with the verified frames', async (t) => {
 });
 
 t.test('a human summary names frames, throughput and RAM traffic', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml');
+  const r = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml');
   t.equal(r.code, 0, r.err);
   t.match(r.out, /\nframe size +96x64 RGBA \(24576 bytes\)\n/);
   t.match(r.out, /\ncheck ok +frames bit-exact against the CPU reference: 3 of 3 frames\n/);
@@ -44,60 +43,60 @@ t.test('a human summary names frames, throughput and RAM traffic', async (t) => 
 });
 
 t.test('a broken scenario exits 2 naming file, key and value', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/bad-types.yaml');
+  const r = await brokenRun;
   t.equal(r.code, 2);
   t.equal(r.out, '');
   t.match(r.err, /^peervma: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);
 });
 
 t.test('topo validates a scenario exactly as run does', async (t) => {
-  const r = peervma('topo', 'test/fixtures/scenarios/bad-types.yaml');
+  const r = await peervmaIn('topo', 'test/fixtures/scenarios/bad-types.yaml');
   t.equal(r.code, 2);
   t.match(r.err, /^peervma topo: test\/fixtures\/scenarios\/bad-types\.yaml: invalid scenario\n {2}- machine\.ram: got "lots"/);
 });
 
 t.test('a scenario bigger than the machine is refused with the numbers, naming the key', async (t) => {
   // A static limit (one SharedArrayBuffer), so the answer is the same on every host.
-  const r = peervma('run', 'test/fixtures/scenarios/bad-limits.yaml');
+  const r = await peervmaIn('run', 'test/fixtures/scenarios/bad-limits.yaml');
   t.equal(r.code, 2);
   t.equal(r.err, 'peervma: test/fixtures/scenarios/bad-limits.yaml: invalid scenario\n  - devices[1].memory: got 8589934592; that is 8.00 GiB; at most 4096 MiB: each memory is one SharedArrayBuffer, indexed by 32-bit typed arrays\n');
 });
 
 t.test('bad flags are usage errors', async (t) => {
-  const r = peervma('run', '--frames', 'zero');
+  const r = await peervmaIn('run', '--frames', 'zero');
   t.equal(r.code, 2);
   t.match(r.err, /--frames must be an integer >= 1, got 'zero'/);
 });
 
 t.test('--frames goes through the file\'s limit: a huge count is refused naming the key, not run', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '1e9');
+  const r = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '1e9');
   t.equal(r.code, 2);
   t.equal(r.err, 'peervma: test/fixtures/scenarios/small-chain.yaml: invalid scenario\n  - --frames (workload.frames): got 1000000000; Too big: expected number to be <=100000\n');
 });
 
 t.test('--seed above 2^32-1 is refused as the file\'s seed is', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--seed', '4294967296');
+  const r = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--seed', '4294967296');
   t.equal(r.code, 2);
   t.match(r.err, /- --seed \(seed\): got 4294967296; Too big: expected number to be <=4294967295\n$/);
 });
 
 t.test('--compare with --mode is refused, saying why', async (t) => {
-  const r = peervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--mode', 'bounce');
+  const r = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--mode', 'bounce');
   t.equal(r.code, 2);
   t.equal(r.err, 'peervma: --compare runs the scenario in both modes (p2p, then bounce); it cannot be combined with --mode bounce: drop one of them\n');
 });
 
 t.test('a missing scenario file or a directory is refused naming the path', async (t) => {
-  const r = peervma('run', 'no/such.yaml');
+  const r = await peervmaIn('run', 'no/such.yaml');
   t.equal(r.code, 2);
   t.equal(r.err, 'peervma: cannot read scenario file no/such.yaml: no such file (ENOENT)\n');
-  const d = peervma('topo', '--lspci', 'test/fixtures');
+  const d = await peervmaIn('topo', '--lspci', 'test/fixtures');
   t.equal(d.code, 2);
   t.equal(d.err, 'peervma topo: cannot read --lspci file test/fixtures: it is a directory, not a file (EISDIR)\n');
 });
 
 t.test('--version prints the package version', async (t) => {
-  const r = peervma('--version');
+  const r = await peervmaIn('--version');
   t.equal(r.code, 0);
   t.equal(r.out, `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`);
 });

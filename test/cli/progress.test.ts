@@ -1,11 +1,14 @@
 // Progress bars of long runs: fed by runScenario's progress callback, drawn on a
 // terminal's stderr only, never with --quiet or --json, never into a pipe.
 import t from 'tap';
-import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
 import { progressBar } from '../../src/cli/progress.js';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { runScenario, type RunProgress } from '../../src/scenario/run.js';
+import { spawnPeervma } from './spawn_cli.js';
+
+// A real process whose stderr is a pipe; it starts now and runs while the other tests do.
+const piped = spawnPeervma('run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '25');
 
 function tty(): PassThrough & { isTTY: boolean; columns: number; out: () => string } {
   const s = new PassThrough() as PassThrough & { isTTY: boolean; columns: number; out: () => string; cursorTo: () => boolean; clearLine: () => boolean; moveCursor: () => boolean };
@@ -53,8 +56,8 @@ t.test('runScenario reports progress from the devices, ending at the total', asy
 });
 
 t.test('a long run into a pipe: nothing on stderr', async (t) => {
-  const r = spawnSync(process.execPath, ['dist/src/cli/main.js', 'run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '25'], { encoding: 'utf8' });
-  t.equal(r.status, 0, r.stderr);
-  t.equal(r.stderr, '');
-  t.match(r.stdout, /frames +25 frames/);
+  const r = await piped;
+  t.equal(r.code, 0, r.err);
+  t.equal(r.err, '');
+  t.match(r.out, /frames +25 frames/);
 });

@@ -4,6 +4,9 @@
 // Only root buses of different sockets cross the socket interconnect, in the path and the bandwidth model.
 import t from 'tap';
 import { runTopo, topoFabric } from '../../src/cli/topo.js';
+
+// Content checks on whole sentences: no wrapping (test/cli/topo_width.test.ts checks the 100-column layout).
+const UNWRAPPED = 10_000;
 import { importLspci } from '../../src/hw/lspci.js';
 import { readFileSync } from 'node:fs';
 
@@ -48,7 +51,7 @@ t.test('single-socket EPYC without NUMA lines: one socket, stated as an assumpti
   t.ok(
     v.assumptions.includes('socket of pci0000:00 and pci0000:40 not in the capture (`sudo lspci -nnvvv` prints "NUMA node: N" where the firmware gives one): assumed on one socket, so no socket interconnect between them (state it with --socket 00=N,40=N)'),
   );
-  t.match(runTopo(undefined, EPYC), /\n- sockets not in the capture .*: all 4 root buses assumed on one socket, so no socket interconnect between them \(state each with --socket BUS=N, e\.g\. --socket 60=1\)/);
+  t.match(runTopo(undefined, EPYC, UNWRAPPED), /\n- sockets not in the capture .*: all 4 root buses assumed on one socket, so no socket interconnect between them \(state each with --socket BUS=N, e\.g\. --socket 60=1\)/);
   const same = pathOf(EPYC, '21:00.0', '22:00.0');
   t.notMatch(same.assumptions.join('\n'), /socket/, 'one root complex: nothing about sockets to assume');
 });

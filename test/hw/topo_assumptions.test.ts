@@ -4,12 +4,15 @@
 import t from 'tap';
 import { runTopo } from '../../src/cli/topo.js';
 
+// Content checks on whole sentences: no wrapping (test/cli/topo_width.test.ts checks the 100-column layout).
+const UNWRAPPED = 10_000;
+
 const root = new URL('../../', import.meta.url).pathname;
 const fx = (n: string) => `${root}test/fixtures/lspci/${n}`;
 const TREE = fx('server-skylake-plx.tvnn.txt');
 
 t.test('--explain lists the assumptions and the notes on the input', async (t) => {
-  const out = runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', 'b1:00.0'] });
+  const out = runTopo(undefined, { lspci: TREE, explain: ['3d:00.0', 'b1:00.0'] }, UNWRAPPED);
   t.match(out, /\nassumptions:\n {2}- ACS state of 0000:3c:08\.0, 0000:3a:00\.0, 0000:b0:08\.0, 0000:ae:00\.0 unknown: assumed ACS capable \(SV RR CR UF\) with nothing enabled by firmware \(pass `sudo lspci -nnvvv` output with --lspci-vvv/);
   t.match(out, /- host bridge id of pci0000:3a unknown: assumed not on the P2PDMA whitelist \(state it with --host-bridge 3a=VVVV:DDDD, or recapture with `lspci -tvnn`\)/);
   t.match(out, /- IOMMU state not in the capture: assumed off \(state it with --iommu on\|off\)/);

@@ -78,7 +78,8 @@ t.test('bad generate keys are named; nothing starts', async (t) => {
 
 t.test('peervma topo prints the generated fabric of a shipped scenario', async (t) => {
   const { runTopo } = await import('../../src/cli/topo.js');
-  const out = runTopo('scenarios/camera-farm.yaml', {});
+  // 200 columns: the lspci -tv drawing (at 100 it is wider than the terminal and prints as an outline, test/cli/topo_width.test.ts).
+  const out = runTopo('scenarios/camera-farm.yaml', {}, 200);
   t.match(out, /## PCI tree \(lspci -tv\)\n\n-\+-\[0000:00\]-\+-00\.0  rc0 host bridge \[8086:2020\]/);
   t.match(out, /\\-\[0000:0f\]-\+-00\.0  rc1 host bridge \[8086:2020\]/, 'the second socket');
   t.match(out, /-00\.0-\[05\]----00\.0  cam0\n.*\+-01\.0-\[06\]----00\.0  cc0\n/, 'cam0 and cc0 side by side on one leaf');

@@ -5,12 +5,17 @@ import t from 'tap';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Browser } from 'playwright-core';
 import { writeReport } from '../../src/trace/report_html.js';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { throughput } from '../../src/trace/summary.js';
 import { formatBytes } from '../../src/common/size.js';
+import { renderReport } from '../../src/trace/report_html.js';
+import { cmdSizeRows, CMD_SIZES } from '../../bench/cmd_size.js';
+import { memcpyRate } from '../../bench/memcpy.js';
+import { repeat, RowSet } from '../../bench/stats.js';
+import { writeFileSync } from 'node:fs';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -18,6 +23,13 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '
 // Without Chromium a developer's `npm test` skips this file (and says how to
 // install it); under CI (.ci/run sets CI and installs Chromium) it must run.
 const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install chromium to run this test`;
+
+// One Chromium for the file's tests, started by the first that needs it.
+let browserP: Promise<Browser> | null = null;
+const browser = () => (browserP ??= chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 }));
+t.teardown(async () => {
+  if (browserP) await (await browserP).close();
+});
 
 t.test('the report renders in Chromium with every chart, the headline figures and no error', { skip: process.env.CI ? false : missing }, async (t) => {
   t.ok(existsSync(CHROMIUM), `${CHROMIUM} is installed (apt-get install chromium; .ci/run installs it when missing)`);
@@ -31,9 +43,8 @@ t.test('the report renders in Chromium with every chart, the headline figures an
   writeReport(file, sc, [[p2p, bounce]]);
   t.notMatch(readFileSync(file, 'utf8'), /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/, 'self-contained: no script, no URL but the SVG namespace');
 
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, timeout: 60_000 });
-  t.teardown(() => browser.close());
-  const page = await browser.newPage();
+  const page = await (await browser()).newPage();
+  t.teardown(() => page.close());
   const errors: string[] = [];
   const remote: string[] = [];
   page.on('console', (m) => {
@@ -61,4 +72,37 @@ t.test('the report renders in Chromium with every chart, the headline figures an
   t.equal(head['camera-chain:modeled-p2p'], `${(p2p.accounting.modeledSeconds * 1000).toFixed(2)} ms`);
   t.same(errors, [], 'no console error');
   t.same(remote, [], 'no network request');
+});
+
+t.test('the bench report charts throughput against command size', { skip: process.env.CI ? false : missing }, async (t) => {
+  if (!existsSync(CHROMIUM)) return;
+  const MiB = 1024 * 1024;
+  // A real (small) sweep: 4 MiB per pass, one repeat; memcpy.dram is its baseline row.
+  const rows = new RowSet();
+  rows.add('memcpy.dram', 'MB/s', await repeat(1, memcpyRate(4 * MiB, 8 * MiB)));
+  await cmdSizeRows(rows, { span: 4 * MiB, repeats: 1 });
+  const sweep = rows.rows.filter((r) => r.id.startsWith('dma.p2p.cmd.'));
+  t.same(sweep.map((r) => r.id), CMD_SIZES.map(([, s]) => `dma.p2p.cmd.${s}`), 'a row per command size');
+  const file = join(mkdtempSync(join(tmpdir(), 'peervma-bench-report-')), 'bench.html');
+  writeFileSync(file, renderReport({ title: 'peervma bench', comparisons: [], benchRows: rows.rows }));
+
+  const page = await (await browser()).newPage();
+  t.teardown(() => page.close());
+  const errors: string[] = [];
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`file://${file}`, { timeout: 60_000 });
+  const chart = await page.$eval('svg.chart[data-chart="cmd-size"]', (s) => {
+    const r = s.getBoundingClientRect();
+    return { w: r.width, h: r.height, marks: [...s.querySelectorAll('rect.mark')].map((m) => ({ h: m.getBoundingClientRect().height, title: m.querySelector('title')?.textContent ?? '' })) };
+  });
+  t.ok(chart.w > 300 && chart.h > 150, `rendered ${chart.w}x${chart.h}`);
+  t.equal(chart.marks.length, CMD_SIZES.length, 'a column per command size');
+  t.ok(chart.marks.every((m) => m.h > 0), 'every column has a height');
+  t.same(chart.marks.map((m) => m.title.split(':')[0]), ['4 KiB', '16 KiB', '64 KiB', '256 KiB', '1 MiB', '4 MiB'], 'in ascending size');
+  t.same(chart.marks.map((m) => Number(m.title.split(': ')[1].split(' ')[0])), sweep.map((r) => Number(r.median.toFixed(0))), 'each column is its row\'s median');
+  t.notOk(await page.$('text=Not in this report: throughput against command size'), 'the "not in this report" note is gone');
+  t.same(errors, [], 'no console error');
 });

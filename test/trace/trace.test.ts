@@ -1,11 +1,21 @@
 // --trace: the trace rings (order, a full ring drops and counts instead of
 // overwriting) and a small traced run whose Chrome trace-event JSON has the
-// kernel track and a track per device, each with its events and arguments.
+// kernel track and a track per device, each with its events and arguments;
+// the trace as viewers read it: nestTracks (src/trace/trace_tracks.ts) turns
+// clock-rounding overlaps and concurrent kernel slices into nested tracks,
+// and that run opens in speedscope (offline viewer, headless Chromium) with
+// a profile per track and no importer complaint.
 import t from 'tap';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LANE_TID, nestTracks, QUANTUM_US } from '../../src/trace/trace_tracks.js';
+import { CHROMIUM, currentProfile, launchChromium, openInSpeedscope } from '../../scripts/speedscope_page.js';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { allocTraceRing, decodeRecords, TraceEvent, TraceRingReader, TraceWriter, traceSink, type TraceRecordView } from '../../src/shm/trace_ring.js';
 import { TraceRecorder, type ChromeTraceEvent } from '../../src/trace/recorder.js';
+import { traceProblems } from './trace_valid.js';
 
 t.test('ring: records come out in order; a full ring drops and counts', async (t) => {
   const sab = allocTraceRing(4);
@@ -29,6 +39,9 @@ t.test('ring: records come out in order; a full ring drops and counts', async (t
   t.equal(r.drainRaw().length, 0, 'and releases the slots');
 });
 
+/** The traced --compare below, opened in speedscope by the last test. */
+let traced: TraceRecorder | null = null;
+
 t.test('a traced --compare: valid JSON, a kernel track and a track per device in each run', async (t) => {
   const sc = await loadScenarioFile('scenarios/camera-chain.yaml');
   // Small frames, small BAR: slots recycle, so the camera is invalidated and refaults.
@@ -36,9 +49,11 @@ t.test('a traced --compare: valid JSON, a kernel track and a track per device in
   Object.assign(sc.devices[1], { memory: 1024 * 1024, bar: 128 * 1024 });
   const rec = new TraceRecorder(16384);
   const [p2p] = await compareScenario(sc, { frames: 4, trace: rec });
+  traced = rec;
   t.equal(traceSink.w, null, 'the kernel sink is off after the run');
   const json = JSON.parse(JSON.stringify(rec.toJSON())) as { traceEvents: ChromeTraceEvent[] };
   const ev = json.traceEvents;
+  t.same(traceProblems(json), [], 'viewer-valid: named tracks, start order, nested slices');
   const names = (pid: number, tid: number) => new Set(ev.filter((e) => e.pid === pid && e.tid === tid && e.ph !== 'M').map((e) => e.name));
   const thread = (pid: number, tid: number) => ev.find((e) => e.ph === 'M' && e.name === 'thread_name' && e.pid === pid && e.tid === tid)?.args?.name;
   t.same([1, 2].map((pid) => ev.find((e) => e.name === 'process_name' && e.pid === pid)?.args?.name), ['camera-chain (p2p)', 'camera-chain (bounce)']);
@@ -60,4 +75,61 @@ t.test('a traced --compare: valid JSON, a kernel track and a track per device in
   t.match(dma.args, { target: 'peer', peer: 'cc0', write: 'yes' });
   const ts = ev.filter((e) => e.ph !== 'M').map((e) => e.ts!);
   t.ok(ts.every((x) => x >= 0 && Number.isFinite(x)), 'one clock: every timestamp after the recorder started');
+});
+
+const meta = (tid: number, name: string): ChromeTraceEvent => ({ name: 'thread_name', ph: 'M', pid: 1, tid, args: { name } });
+const x = (tid: number, name: string, ts: number, dur: number): ChromeTraceEvent => ({ name, ph: 'X', pid: 1, tid, ts, dur });
+
+t.test('nestTracks: rounding overlaps move, concurrent slices get a lane, equal ends shrink', async (t) => {
+  const raw = [
+    meta(0, 'kernel'),
+    meta(1, 'dev'),
+    // device: a DMA that ends 0.3 us after the next compute began (clock rounding)
+    x(1, 'DMA', 10, 11.3),
+    x(1, 'compute', 21, 80),
+    // kernel: two invalidations open at once (async), and a child ending with its parent
+    x(0, 'notifier A', 100, 300),
+    x(0, 'notifier B', 150, 300),
+    x(0, 'ack wait', 120, 280),
+    { name: 'ack', ph: 'i', s: 't', pid: 1, tid: 0, ts: 130.01 } as ChromeTraceEvent,
+  ];
+  t.ok(traceProblems({ traceEvents: raw }).length >= 2, 'the raw events are not viewer-valid (the test can fail)');
+  const out = nestTracks(raw);
+  t.same(traceProblems({ traceEvents: out }), [], 'nested: viewer-valid');
+  const get = (name: string) => out.find((e) => e.name === name)!;
+  t.match(get('compute'), { tid: 1, ts: 21.25, dur: 79.75 }, 'compute starts where the DMA ends (on the 1/8 us grid)');
+  t.match(get('notifier B'), { tid: LANE_TID }, 'the concurrent invalidation goes to lane 2');
+  t.ok(out.some((e) => e.ph === 'M' && e.tid === LANE_TID && e.args?.name === 'kernel [2]'), 'lane 2 is named after its thread');
+  t.match(get('ack wait'), { tid: 0, ts: 120, dur: 280 - QUANTUM_US }, 'a child ending with its parent ends one quantum earlier');
+  t.match(get('ack'), { ph: 'i', tid: 0, ts: 130 }, 'instants stay on their track, on the grid');
+  t.equal(out.filter((e) => e.ph !== 'M').length, 6, 'no event lost');
+});
+
+// Without Chromium a developer's `npm test` skips this (as test/trace/report.test.ts).
+const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: apt-get install chromium to run this test`;
+
+t.test('the traced --compare opens in speedscope: a profile per track, no importer complaint', { skip: process.env.CI ? false : missing }, async (t) => {
+  const rec = traced;
+  if (!rec) return t.fail('the traced --compare above did not run');
+  const file = join(mkdtempSync(join(tmpdir(), 'peervma-trace-')), 'run.json');
+  rec.write(file);
+  const events = rec.toJSON().traceEvents;
+  t.same(traceProblems(rec.toJSON()), [], 'viewer-valid trace');
+  const tracks = new Set(events.filter((e) => e.ph === 'X').map((e) => `${e.pid}/${e.tid}`));
+
+  const browser = await launchChromium();
+  t.teardown(() => browser.close());
+  const { page, complaints, remote } = await openInSpeedscope(browser, file);
+  const titles: string[] = [];
+  const first = await currentProfile(page);
+  t.equal(first.count, tracks.size, `a profile per track with slices (${tracks.size})`);
+  for (let i = 0; i < first.count; i++) {
+    titles.push((await currentProfile(page)).title);
+    await page.keyboard.press('n');
+  }
+  // The bounce run's kernel has no slices (no mapping, no invalidation), only instants.
+  const want = ['(p2p) (pid 1), kernel (main thread) (tid 0)', '(p2p) (pid 1), cam0 (camera worker) (tid 1)', '(p2p) (pid 1), cc0 (colour-correction worker) (tid 2)', '(bounce) (pid 2), cam0 (camera worker) (tid 1)', '(bounce) (pid 2), cc0 (colour-correction worker) (tid 2)'];
+  for (const w of want) t.ok(titles.includes(`camera-chain ${w}`), `profile camera-chain ${w}`);
+  t.same(complaints, [], 'speedscope imported it without a warning (nesting, open frames)');
+  t.same(remote, [], 'offline: no network request');
 });

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { runStress } from '../../src/stress/run.js';
 import { TraceRecorder } from '../../src/trace/recorder.js';
+import { traceProblems } from './trace_valid.js';
 
 t.test('a traced stress run', async (t) => {
   const rec = new TraceRecorder(16384);
@@ -14,5 +15,9 @@ t.test('a traced stress run', async (t) => {
   t.equal(ev.filter((e) => e.cat === 'stress' && e.ph === 'X').length, r.ops, 'one slice per kernel operation');
   for (const n of ['invalidation', 'ack received']) t.ok(on(0).has(n), `kernel: ${n}`);
   for (const tid of [1, 2]) for (const n of ['DMA', 'page request', 'invalidation ack']) t.ok(on(tid).has(n), `imp${tid - 1}: ${n}`);
-  t.same(ev.filter((e) => e.name === 'thread_name').map((e) => e.args?.name), ['kernel (main thread)', 'imp0 (x-stress worker)', 'imp1 (x-stress worker)', 'exp0 (x-stress worker)']);
+  const threads = ev.filter((e) => e.name === 'thread_name').map((e) => String(e.args?.name));
+  t.same(threads.slice(0, 4), ['kernel (main thread)', 'imp0 (x-stress worker)', 'imp1 (x-stress worker)', 'exp0 (x-stress worker)']);
+  // Kernel operations run concurrently (async): overlapping slices go to lanes of the kernel track.
+  t.ok(threads.slice(4).every((n) => /^kernel \(main thread\) \[\d+\]$/.test(n)), 'the other tracks are kernel overlap lanes');
+  t.same(traceProblems({ traceEvents: ev }), [], 'viewer-valid');
 });
