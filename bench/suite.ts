@@ -19,6 +19,7 @@
  *   scenario  scenario.<name>.bounce (baseline), scenario.<name>
  *   scale     scale.stream.<N>[.notokens], scale.ack.p50|p99.<N>[.notokens],
  *             scale.pcie.<N>.bounce (baseline), scale.pcie.<N> (bench/scale.ts)
+ *             scale.<workload>.<N>[.bounce|.pcie|.pcie.bounce] (bench/scale_workloads.ts)
  *   fabric    fabric.bounce.<N> (baseline), fabric.p2p.<N> (modeled, bench/fabric_load.ts)
  * A section whose baseline lives in another section needs that one too
  * (--only dma runs memcpy and atomics first).
@@ -32,6 +33,7 @@ import { dmaRows } from './dma_rig.js';
 import { cmdSizeRows } from './cmd_size.js';
 import { bootRows } from './boot.js';
 import { scaleRows, SCALE_FULL, SCALE_QUICK } from './scale.js';
+import { scaleWorkloadRows } from './scale_workloads.js';
 import { scenarioRows, type ScenarioObserver } from './scenarios.js';
 import { fabricRows } from './fabric_load.js';
 import { repeat, RowSet, type BenchRow } from './stats.js';
@@ -130,6 +132,8 @@ export async function runSuite(suite: 'quick' | 'full', only: readonly Section[]
   if (want.has('scale')) {
     step('scale');
     await scaleRows(rows, { counts: suite === 'quick' ? SCALE_QUICK : SCALE_FULL, repeats: s.repeats, streamMs: s.streamMs }, log);
+    const kinds = suite === 'quick' ? (['camera-chain'] as const) : (['camera-chain', 'accel-nic-stream'] as const);
+    await scaleWorkloadRows(rows, { kinds, counts: suite === 'quick' ? SCALE_QUICK : SCALE_FULL, repeats: s.repeats }, log);
   }
   if (want.has('fabric')) {
     step('fabric');
