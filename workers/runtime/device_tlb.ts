@@ -33,7 +33,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { errnoCode, errnoName, PageRequest, ReplyEntry, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import { errnoCode, errnoName, PageRequest, ReplyEntry, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -156,6 +156,19 @@ export class DeviceTlb {
 
   page(vpn: number): number {
     return this.word(vpn, W_PAGE);
+  }
+
+  /**
+   * The safety checker's test of one page of a run made through `vpn`'s
+   * entry, in one block lookup: 0 when the entry names target page `page`
+   * of memory `mem` at its live generation `live`; else the violation.
+   */
+  verify(vpn: number, mem: number, page: number, live: number): 0 | ViolationKind {
+    const b = this.block(vpn);
+    if (b === null) return ViolationKind.Remapped;
+    const w = (vpn & (TLB_BLOCK - 1)) * WORDS;
+    if ((b.w[w + W_FLAGS] & PRESENT) === 0 || b.w[w + W_MEM] !== mem || b.w[w + W_PAGE] !== page) return ViolationKind.Remapped;
+    return b.w[w + W_GEN] === live ? 0 : ViolationKind.StaleGeneration;
   }
 
   /** A copy of `vpn`'s entry, or undefined. */

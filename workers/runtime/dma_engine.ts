@@ -17,7 +17,7 @@
  * - a write that lands in a device's register file (BAR0) is a doorbell:
  *   aligned 32-bit stores only, followed by a wake of the owner.
  */
-import { BusDecoder, hex, isBusFault, type BusRun } from '../../src/shm/bus_map.js';
+import { BusDecoder, hex, isBusFault, scratchRun, type BusRun } from '../../src/shm/bus_map.js';
 import { DMA_CHECK_BYTES, DMA_POLL_BYTES, DMA_RUN_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
@@ -40,6 +40,10 @@ export class DmaEngine {
   private readonly local: Uint8Array;
   /** The last run moved, for the trace event of the call. */
   private last: BusRun | null = null;
+  /** The transfer() in progress (never reentered: nothing in its chunk loop starts another DMA). */
+  private readonly x = { addr: 0, localOff: 0, len: 0, write: false };
+  /** The run transfer() decodes into (copy() keeps two runs at once, so it decodes into new objects). */
+  private readonly scratch = scratchRun();
   translate: Translate = identity;
   /**
    * Called for every decoded run before it is copied (the safety
@@ -124,34 +128,42 @@ export class DmaEngine {
    */
   transfer(addr: number, localOff: number, len: number, write: boolean): string | null {
     this.checkLocal(localOff, len);
-    return this.chunks(len, (done) => {
-      const run = this.resolve(addr + done, Math.min(len - done, DMA_RUN_BYTES), write);
-      if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
-      const veto = this.onRun === null ? null : this.vetoed(this.onRun(run, addr + done, write), write ? 'write to' : 'read from', addr + done);
-      if (veto !== null) return veto;
-      if (run.target === 'regs') {
-        const bad = write ? this.doorbell(run, localOff + done) : null;
-        if (bad !== null) return this.fail('write to', addr + done, bad);
-        if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), localOff + done);
-        this.account(run, write, run.len);
-        this.last = run;
-        return run.len;
-      }
-      const local = localOff + done;
-      let off = 0;
-      while (off < run.len) {
-        const n = Math.min(DMA_POLL_BYTES, run.len - off);
-        const at = run.offset + off;
-        if (write) run.bytes.set(this.local.subarray(local + off, local + off + n), at);
-        else this.local.set(run.bytes.subarray(at, at + n), local + off);
-        off += n;
-        if (off < run.len && this.pending()) break;
-      }
-      this.account(run, write, off);
-      this.last = run;
-      return off;
-    });
+    const x = this.x;
+    x.addr = addr;
+    x.localOff = localOff;
+    x.len = len;
+    x.write = write;
+    return this.chunks(len, this.transferStep);
   }
+
+  /** The step of transfer()'s chunk loop, over `x` (made once: no closure per call). */
+  private readonly transferStep = (done: number): number | string => {
+    const { addr, localOff, len, write } = this.x;
+    const run = this.resolve(addr + done, Math.min(len - done, DMA_RUN_BYTES), write, true);
+    if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
+    const veto = this.onRun === null ? null : this.vetoed(this.onRun(run, addr + done, write), write ? 'write to' : 'read from', addr + done);
+    if (veto !== null) return veto;
+    this.last = run;
+    if (run.target === 'regs') {
+      const bad = write ? this.doorbell(run, localOff + done) : null;
+      if (bad !== null) return this.fail('write to', addr + done, bad);
+      if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), localOff + done);
+      this.account(run, write, run.len);
+      return run.len;
+    }
+    const local = localOff + done;
+    let off = 0;
+    while (off < run.len) {
+      const n = Math.min(DMA_POLL_BYTES, run.len - off);
+      const at = run.offset + off;
+      if (write) run.bytes.set(this.local.subarray(local + off, local + off + n), at);
+      else this.local.set(run.bytes.subarray(at, at + n), local + off);
+      off += n;
+      if (off < run.len && this.pending()) break;
+    }
+    this.account(run, write, off);
+    return off;
+  };
 
   /**
    * Counts one completed read/write of `len` bytes that took `ms` of
@@ -210,7 +222,7 @@ export class DmaEngine {
     return run.owner === this.self.index ? DMA_TARGET.local : DMA_TARGET.peer;
   }
 
-  private resolve(addr: number, len: number, write: boolean): BusRun | string {
+  private resolve(addr: number, len: number, write: boolean, into = false): BusRun | string {
     let a = addr;
     let n = len;
     if (this.translate !== identity) {
@@ -219,7 +231,7 @@ export class DmaEngine {
       a = t.addr;
       n = t.len;
     }
-    const run = this.bus.decode(a, n);
+    const run = this.bus.decodeTo(a, n, into ? this.scratch : null);
     return isBusFault(run) ? run.fault : run;
   }
 

@@ -55,12 +55,14 @@ export class SafetyChecker {
     const p0 = Math.floor(run.offset / PAGE_SIZE);
     const p1 = Math.floor((run.offset + run.len - 1) / PAGE_SIZE);
     for (let page = p0; page <= p1; page++) {
-      const v = vpn + (page - p0);
       const live = Atomics.load(run.gen, page);
-      const gen = tlb.gen(v);
-      if (!tlb.usable(v, false) || mem !== tlb.mem(v) || page !== tlb.page(v)) this.recordAt(ViolationKind.Remapped, v * PAGE_SIZE, tlb.usable(v, false) ? tlb.devAddr(v) : 0, gen, live, write);
-      else if (live !== gen) this.recordAt(ViolationKind.StaleGeneration, v * PAGE_SIZE, tlb.devAddr(v), gen, live, write);
+      const kind = tlb.verify(vpn + (page - p0), mem, page, live);
+      if (kind !== 0) this.reportTlb(kind, tlb, vpn + (page - p0), live, write);
     }
+  }
+
+  private reportTlb(kind: ViolationKind, tlb: DeviceTlb, v: number, live: number, write: boolean): void {
+    this.recordAt(kind, v * PAGE_SIZE, tlb.usable(v, false) ? tlb.devAddr(v) : 0, tlb.gen(v), live, write);
   }
 
   /** An access to the device's own private page through the TLB entry of `vpn`. */
