@@ -6,9 +6,10 @@
  *
  * A transfer is cut into runs of pages whose translations are contiguous
  * in device address space (copy runs, not pages: DESIGN.md section 3), and
- * each run is one DMA; the DMA engine serves invalidations between its 64
- * KiB chunks. If an invalidation drops an entry of the run in flight, the
- * next chunk is vetoed (onRun) and the run is redone after a refault:
+ * each run is one DMA (DmaEngine.transfer); the DMA engine serves
+ * invalidations between its chunks and polls for them inside one. If an
+ * invalidation drops an entry of the run in flight, the next chunk is
+ * vetoed (onRun) and the run is redone after a refault:
  *
  *   device (VaSpace.io)                     kernel
  *   -------------------                     ------
@@ -22,6 +23,11 @@
  *
  * Own device-private pages (HMM migrated to this device) are copied
  * locally, without the bus (the dev_private_owner rule).
+ *
+ * Along a stream, the next missing window is asked for as soon as one is
+ * faulted in (DeviceTlb.prefetch), so the kernel maps it while this one is
+ * copied. Nothing here allocates per page or per run: runs and safety
+ * checks read the TLB's typed arrays in place, the flight is one object.
  */
 import { HMM_PFN_DEVICE_PRIVATE } from '../../src/shm/hmm_pfn.js';
 import type { BusRun } from '../../src/shm/bus_map.js';
