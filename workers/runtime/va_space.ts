@@ -144,8 +144,9 @@ export class VaSpace {
    * Faults in the window from `vpn` (below page `last`): the missing pages,
    * holes and all, up to the first HELD_RUN_STOP entries in a row that we
    * still hold (a range taken back refaults just that range, while
-   * scattered revoked pages still go in one request); then asks for the
-   * next missing window ahead, so the kernel maps it while we copy.
+   * scattered revoked pages still go in one request); then, at the
+   * frontier of a first-touch stream, asks for the next window ahead, so
+   * the kernel maps it while we copy.
    */
   private faultAt(vpn: number, last: number, write: boolean): 0 | string {
     const tlb = this.tlb;
@@ -161,7 +162,9 @@ export class VaSpace {
     if (r !== 0) return r;
     let next = vpn + 1;
     while (next < last && next < vpn + FAULT_WINDOW && tlb.usable(next, write)) next++;
-    if (next < last && !tlb.usable(next, write)) tlb.prefetch(next * PAGE_SIZE, Math.min(FAULT_WINDOW, last - next), write);
+    // Only a first-touch frontier: holes an invalidation punched are refaulted on demand, so
+    // a revoke storm does not double the page requests the kernel serves between its revokes.
+    if (next < last && tlb.untouched(next)) tlb.prefetch(next * PAGE_SIZE, Math.min(FAULT_WINDOW, last - next), write);
     return 0;
   }
 
