@@ -40,6 +40,13 @@ export class DmaEngine {
   private readonly local: Uint8Array;
   /** The last run moved, for the trace event of the call. */
   private last: BusRun | null = null;
+  /**
+   * Bytes the last transfer() or copy() completed, also when it stopped
+   * early: after INVALIDATED, the caller refaults and goes on from there
+   * (bytes copied before the ack were read from the old target while it was
+   * still the mapping's, so they stand).
+   */
+  moved = 0;
   /** The transfer() in progress (never reentered: nothing in its chunk loop starts another DMA). */
   private readonly x = { addr: 0, localOff: 0, len: 0, write: false };
   /** The run transfer() decodes into (copy() keeps two runs at once, so it decodes into new objects). */
@@ -186,7 +193,8 @@ export class DmaEngine {
    * invalidation killed the transfer; `step(done)` copies the chunk that
    * starts `done` bytes in and returns the bytes it moved, or an error
    * message that ends the transfer; pending invalidations are served after
-   * every chunk. Returns the error message or null.
+   * every chunk. Returns the error message or null; `moved` says how many
+   * bytes were copied before it stopped.
    */
   private chunks(len: number, step: (done: number) => number | string): string | null {
     try {
@@ -198,6 +206,7 @@ export class DmaEngine {
 
   private chunkLoop(len: number, step: (done: number) => number | string): string | null {
     let done = 0;
+    this.moved = 0;
     while (done < len) {
       const noToken = this.runToken?.chunk() ?? null; // waits for a run token, acking invalidations meanwhile
       if (noToken !== null) return noToken;
@@ -205,6 +214,7 @@ export class DmaEngine {
       const n = step(done);
       if (typeof n === 'string') return n;
       done += n;
+      this.moved = done;
       this.checkpoint();
     }
     return null;

@@ -18,7 +18,9 @@
  *     inv.check(): hook drops e_i in [a,b),
  *     marks the run dead, acks  ------------> ack received: old target reused
  *   onRun(next chunk): dead -> abort
- *   refault the range, redo the run
+ *   refault the range, go on from where the run stopped (the bytes
+ *   moved before the ack stand: they came from the old target while it
+ *   was still the mapping's)
  *   [Required: after the ack, no chunk of the run touches the old target]
  *
  * Own device-private pages (HMM migrated to this device) are copied
@@ -128,8 +130,11 @@ export class VaSpace {
       const err = this.move(vpn, pages, inPage, localOff + done, n, write);
       if (err === INVALIDATED) {
         if (++redo > MAX_REFAULTS) return `${this.ctx.self.name}: va 0x${cur.toString(16)} invalidated ${MAX_REFAULTS} times in one transfer`;
+        // The bytes moved before the kill stand (copied before the ack); the rest of the run is refaulted and redone.
+        const moved = this.ctx.dma.moved;
         this.refaults++;
-        traceSink.w?.instant(TraceEvent.RunRedone, cur, n);
+        traceSink.w?.instant(TraceEvent.RunRedone, cur + moved, n - moved);
+        done += moved;
         continue;
       }
       if (err !== null) return err;
