@@ -192,21 +192,51 @@ export class DeviceTlb {
    * not) and allow the access: one DMA run.
    */
   runPages(vpn: number, max: number, write: boolean): number {
-    const f0 = this.word(vpn, W_FLAGS);
-    const priv = f0 & HMM_PFN_DEVICE_PRIVATE;
+    const priv = this.word(vpn, W_FLAGS) & HMM_PFN_DEVICE_PRIVATE;
+    const need = PRESENT | (write ? HMM_PFN_WRITE : 0);
     let addr = this.devAddr(vpn);
     let n = 1;
+    // Block by block: the inner loop is typed-array reads only.
     while (n < max) {
-      const v = vpn + n;
-      const b = this.block(v);
+      const b = this.block(vpn + n);
       if (b === null) break;
-      const i = v & (TLB_BLOCK - 1);
-      const f = b.w[i * WORDS + W_FLAGS];
-      if ((f & PRESENT) === 0 || (f & HMM_PFN_DEVICE_PRIVATE) !== priv || (write && (f & HMM_PFN_WRITE) === 0) || b.addr[i] !== addr + PAGE_SIZE) break;
-      addr += PAGE_SIZE;
-      n++;
+      const w = b.w;
+      const a = b.addr;
+      const i0 = (vpn + n) & (TLB_BLOCK - 1);
+      const i1 = Math.min(TLB_BLOCK, i0 + (max - n));
+      let i = i0;
+      for (; i < i1; i++) {
+        const f = w[i * WORDS + W_FLAGS];
+        if ((f & need) !== need || (f & HMM_PFN_DEVICE_PRIVATE) !== priv || a[i] !== addr + PAGE_SIZE) break;
+        addr += PAGE_SIZE;
+      }
+      n += i - i0;
+      if (i < i1) break;
     }
     return n;
+  }
+
+  /**
+   * The safety checker's test of `count` pages of a run made through the
+   * entries from `vpn` on, against target pages page0.. of memory `mem`
+   * whose live generations are in `gen`: the index of the first page that
+   * does not match (its kind from verify()), or -1.
+   */
+  verifyRun(vpn: number, count: number, mem: number, page0: number, gen: Int32Array): number {
+    let k = 0;
+    while (k < count) {
+      const b = this.block(vpn + k);
+      if (b === null) return k;
+      const w = b.w;
+      const i0 = (vpn + k) & (TLB_BLOCK - 1);
+      const i1 = Math.min(TLB_BLOCK, i0 + (count - k));
+      for (let i = i0; i < i1; i++, k++) {
+        const x = i * WORDS;
+        const page = page0 + k;
+        if ((w[x + W_FLAGS] & PRESENT) === 0 || w[x + W_MEM] !== mem || w[x + W_PAGE] !== page || w[x + W_GEN] !== Atomics.load(gen, page)) return k;
+      }
+    }
+    return -1;
   }
 
   private install(vpn: number, devAddr: number, flags: number, gen: number, mem: number, page: number): boolean {

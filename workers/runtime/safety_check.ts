@@ -50,14 +50,16 @@ export class SafetyChecker {
    * virtual page `vpn` on (read in place: no entry objects per page).
    */
   checkTlbRun(run: BusRun, tlb: DeviceTlb, vpn: number, write: boolean): void {
-    if (!run.gen || run.target === 'regs') return;
+    const gen = run.gen;
+    if (!gen || run.target === 'regs') return;
     const mem = run.target === 'ram' ? -1 : run.owner;
     const p0 = Math.floor(run.offset / PAGE_SIZE);
-    const p1 = Math.floor((run.offset + run.len - 1) / PAGE_SIZE);
-    for (let page = p0; page <= p1; page++) {
-      const live = Atomics.load(run.gen, page);
-      const kind = tlb.verify(vpn + (page - p0), mem, page, live);
-      if (kind !== 0) this.reportTlb(kind, tlb, vpn + (page - p0), live, write);
+    const count = Math.floor((run.offset + run.len - 1) / PAGE_SIZE) - p0 + 1;
+    // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
+    for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
+      const live = Atomics.load(gen, p0 + k);
+      const kind = tlb.verify(vpn + k, mem, p0 + k, live);
+      if (kind !== 0) this.reportTlb(kind, tlb, vpn + k, live, write);
     }
   }
 
