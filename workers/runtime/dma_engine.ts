@@ -68,6 +68,13 @@ export class DmaEngine {
   killed: (() => boolean) | null = null;
   /** Cooperative run tokens (workers/runtime/run_token.ts), when the machine has them. */
   runToken: RunTokenHook | null = null;
+  /**
+   * Set by a caller that makes one command of many transfers (VaSpace): the
+   * token stays held from one transfer to the next (no ticket per run) and
+   * the caller gives it back with releaseToken() before anything that
+   * waits (a page request) and at the end of the command.
+   */
+  holdToken = false;
 
   constructor(
     private readonly self: DeviceShm,
@@ -172,6 +179,11 @@ export class DmaEngine {
     return off;
   };
 
+  /** Gives back a run token held across transfers (holdToken). */
+  releaseToken(): void {
+    this.runToken?.done();
+  }
+
   /**
    * Counts one completed read/write of `len` bytes that took `ms` of
    * copying (device stats), and traces it with the target of its last run.
@@ -200,7 +212,7 @@ export class DmaEngine {
     try {
       return this.chunkLoop(len, step);
     } finally {
-      this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
+      if (!this.holdToken) this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
     }
   }
 

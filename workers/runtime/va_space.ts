@@ -109,6 +109,18 @@ export class VaSpace {
    * waits left out of the DMA time (they are the device's faultWaitNs).
    */
   private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
+    // One run token for the command's runs, given back before a page request and at the end (never held across a wait).
+    const dma = this.ctx.dma;
+    dma.holdToken = true;
+    try {
+      return this.runs(va, localOff, len, write, streamEnd);
+    } finally {
+      dma.holdToken = false;
+      dma.releaseToken();
+    }
+  }
+
+  private runs(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
     const stats = this.ctx.self.stats;
     const t0 = performance.now();
     const wait0 = stats[DeviceStats.faultWaitNs];
@@ -119,6 +131,7 @@ export class VaSpace {
       const cur = va + done;
       const vpn = Math.floor(cur / PAGE_SIZE);
       if (!this.tlb.usable(vpn, write)) {
+        this.ctx.dma.releaseToken();
         const err = this.faultAt(vpn, Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE), write);
         if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${err}`;
         continue;
