@@ -155,10 +155,6 @@ export class DeviceTlb {
     return this.word(vpn, W_GEN);
   }
 
-  mem(vpn: number): number {
-    return this.word(vpn, W_MEM);
-  }
-
   page(vpn: number): number {
     return this.word(vpn, W_PAGE);
   }
