@@ -186,13 +186,15 @@ export class DmaEngine {
 
   /**
    * Counts one completed read/write of `len` bytes that took `ms` of
-   * copying (device stats), and traces it with the target of its last run.
+   * copying (device stats), and traces it (a slice of `spanMs` from `t0`)
+   * with the target of its last run.
    */
-  finish(t0: number, ms: number, len: number, addr: number, write: boolean): void {
+  finish(t0: number, ms: number, len: number, addr: number, write: boolean, spanMs = ms): void {
     this.countOp(ms);
     const tw = traceSink.w;
     const end = this.last;
-    if (tw && end) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, ms, len, this.targetOf(end), addr, write ? 1 : 0, end.owner);
+    // The slice spans the whole call (spanMs): page requests made inside it nest in it.
+    if (tw && end) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, spanMs, len, this.targetOf(end), addr, write ? 1 : 0, end.owner);
   }
 
   private countOp(ms: number): void {

@@ -154,7 +154,7 @@ export class VaSpace {
       done += n;
     }
     const t1 = performance.now();
-    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, busAddr, write);
+    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, busAddr, write, t1 - t0);
     return null;
   }
 
