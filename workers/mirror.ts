@@ -39,7 +39,7 @@ import { CqStatus } from '../src/shm/ring.js';
 import { SafetyChecker } from './runtime/safety_check.js';
 import type { CmdHandlers, DeviceCmd, DeviceReply, MirrorOps } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
-import { DeviceTlb, type TlbEntry } from './runtime/device_tlb.js';
+import { DeviceTlb, sameEntry, type TlbEntry } from './runtime/device_tlb.js';
 import { IommuWalk } from './runtime/iommu_walk.js';
 
 /** Pages per page request: dmirror_fault() faults 64 pfns at a time. */
@@ -228,7 +228,7 @@ class Mirror implements DeviceModel {
     const err = this.pageIo(a, e, va, slot, c.write);
     if (err !== null) {
       // An invalidation that landed mid-page dropped the entry: refault.
-      if (a.tlb.lookup(va / PAGE_SIZE) !== e && c.refaults++ < MIRROR_MAX_REFAULTS) return 'refault';
+      if (!sameEntry(a.tlb.lookup(va / PAGE_SIZE), e) && c.refaults++ < MIRROR_MAX_REFAULTS) return 'refault';
       this.ctx.logError(err);
       return { errno: 'EIO', message: err, cpages: i, ...this.counters(a, c) };
     }

@@ -100,6 +100,8 @@ export interface VaCounters {
   readonly retries: number;
   /** Runs redone because an invalidation hit them mid-transfer. */
   readonly refaults: number;
+  /** Faults answered by a fault-ahead request already in the mailbox (DeviceTlb.prefetch). */
+  readonly prefetchHits: number;
   /** Device-TLB and IOTLB entries. */
   readonly tlb: number;
   readonly iotlb: number;
@@ -140,6 +142,8 @@ export interface VaStreamResult {
   readonly pagesFaulted: number;
   readonly refaults: number;
   readonly retries: number;
+  /** Of the faults, those a fault-ahead request had already answered. */
+  readonly prefetchHits: number;
 }
 
 /** workers/camera.ts: the peer queue CAPTURE_CHAINED drives (the engine's SQ, by VA, and its tail doorbell). */

@@ -71,21 +71,30 @@ export class BusDecoder {
 
   /** Decodes the first contiguous run of [addr, addr + len). */
   decode(addr: number, len: number): BusRun | BusFault {
+    return this.decodeTo(addr, len, null);
+  }
+
+  /**
+   * decode() into `out` instead of a new object (the DMA engine's per-run
+   * path allocates nothing): the result is `out` itself, valid until its
+   * next use. A fault is still a new BusFault.
+   */
+  decodeTo(addr: number, len: number, out: ScratchRun | null): BusRun | BusFault {
     const r = this.region(addr);
     if (!r) return { fault: `bus address ${hex(addr)} decodes to no region` };
     const off = addr - r.base;
     const avail = Math.min(len, r.size - off);
     switch (r.kind) {
       case 'ram':
-        return { target: 'ram', owner: -1, bytes: this.shm.ram, offset: off, len: avail, gen: this.shm.ramGen };
+        return fillRun(out, 'ram', -1, this.shm.ram, off, avail, this.shm.ramGen);
       case 'bar-regs':
-        return { target: 'regs', owner: r.owner, bytes: this.regBytes[r.owner], offset: off, len: avail, gen: null };
+        return fillRun(out, 'regs', r.owner, this.regBytes[r.owner], off, avail, null);
       case 'bar-mem':
-        return this.decodeBarMem(this.shm.devices[r.owner], addr, off, avail);
+        return this.decodeBarMem(this.shm.devices[r.owner], addr, off, avail, out);
     }
   }
 
-  private decodeBarMem(dev: DeviceShm, addr: number, off: number, avail: number): BusRun | BusFault {
+  private decodeBarMem(dev: DeviceShm, addr: number, off: number, avail: number, out: ScratchRun | null): BusRun | BusFault {
     const slots = dev.barSlots!;
     let slot = off >>> PAGE_SHIFT;
     const page = Atomics.load(slots, slot);
@@ -97,8 +106,26 @@ export class BusDecoder {
       slot++;
       len = Math.min(avail, len + PAGE_SIZE);
     }
-    return { target: 'devmem', owner: dev.index, bytes: dev.mem!, offset: page * PAGE_SIZE + inPage, len, gen: dev.memGen };
+    return fillRun(out, 'devmem', dev.index, dev.mem!, page * PAGE_SIZE + inPage, len, dev.memGen);
   }
+}
+
+/** A BusRun that decodeTo() may overwrite. */
+export type ScratchRun = { -readonly [K in keyof BusRun]: BusRun[K] };
+
+export function scratchRun(): ScratchRun {
+  return { target: 'ram', owner: -1, bytes: new Uint8Array(0), offset: 0, len: 0, gen: null };
+}
+
+function fillRun(out: ScratchRun | null, target: RunTarget, owner: number, bytes: Uint8Array, offset: number, len: number, gen: Int32Array | null): BusRun {
+  if (out === null) return { target, owner, bytes, offset, len, gen };
+  out.target = target;
+  out.owner = owner;
+  out.bytes = bytes;
+  out.offset = offset;
+  out.len = len;
+  out.gen = gen;
+  return out;
 }
 
 /**

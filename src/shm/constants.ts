@@ -21,6 +21,14 @@ export const DMA_CHECK_BYTES = 64 * 1024;
  */
 export const DMA_POLL_BYTES = 16 * 1024;
 
+/**
+ * Longest run a device read or write decodes and copies as one chunk
+ * (between two checkpoints). Invalidation latency is bounded by
+ * DMA_POLL_BYTES, not by this: a larger chunk only means fewer decodes and
+ * safety checks per byte (issue 11, item 4).
+ */
+export const DMA_RUN_BYTES = 256 * 1024;
+
 /** Bus address where the first device's BAR space starts (system RAM sits below). */
 export const BAR_SPACE_BASE = 0x1_0000_0000;
 /** Bus address space reserved per device for its BARs. */

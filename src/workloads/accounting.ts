@@ -80,7 +80,7 @@ export interface VaCounters extends Omit<DeviceVaCounters, 'iotlb'> {
 
 export async function vaCounters(machine: Machine, dev: Device): Promise<VaCounters> {
   const c = await deviceQuery(machine, dev, { op: 'va-counters' });
-  return { faults: c.faults ?? 0, pagesFaulted: c.pagesFaulted ?? 0, retries: c.retries ?? 0, refaults: c.refaults ?? 0, pagesRefaulted: dev.shm.stats[DeviceStats.pagesRefaulted], tlb: c.tlb ?? 0 };
+  return { faults: c.faults ?? 0, pagesFaulted: c.pagesFaulted ?? 0, retries: c.retries ?? 0, refaults: c.refaults ?? 0, prefetchHits: c.prefetchHits ?? 0, pagesRefaulted: dev.shm.stats[DeviceStats.pagesRefaulted], tlb: c.tlb ?? 0 };
 }
 
 /**

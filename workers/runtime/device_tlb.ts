@@ -4,15 +4,25 @@
  *
  * Mirrors lib/test_hmm.c's importer pattern (dmirror_range_fault +
  * dmirror_interval_invalidate) split across the two threads: the kernel
- * side (src/drivers/mirror_driver.ts) does readBegin -> hmmRangeFault
+ * side (src/drivers/importer_binding.ts) does readBegin -> hmmRangeFault
  * (-EBUSY -> retry) -> driver lock -> readRetry -> reply; this side does
  * the install, and its own retry test for the window between the reply
  * and the install (the page-request protocol is drawn in
  * src/shm/tlb_layout.ts). The whole loop gives up with EBUSY after
  * HMM_RANGE_DEFAULT_TIMEOUT (1000 ms), as dmirror_range_fault does.
  *
+ * Fault-ahead (an ATS-style prefetch): a streaming caller may post the
+ * request for the next window with prefetch() and go on copying; the
+ * kernel serves it meanwhile, and the next fault() collects the reply
+ * instead of asking and waiting. The mailbox holds one request, so a
+ * fault() first collects the one in flight. The retry test covers it the
+ * same way: an invalidation of its range served before the install (the
+ * device keeps serving them while it copies) makes the reply unusable.
+ *
  * Every entry records the page generation (and the target page) it was
  * made from, so the safety checker can tell a stale use from a good one.
+ * Entries live in typed arrays (blocks of TLB_BLOCK consecutive VA
+ * pages): no object per page, and a stream's lookups are array indexes.
  *
  * Threading: worker only. The invalidation hook runs on this thread
  * (InvalidationPort.check), so "holding the driver lock" here means "not
@@ -20,9 +30,10 @@
  */
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { errnoCode, errnoName, PageRequest, ReplyEntry, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import { errnoCode, errnoName, PageRequest, ReplyEntry, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -32,6 +43,7 @@ export const FAULT_RETRY_MS = 1000;
 const REPLY_DEADLINE_MS = 5000;
 const WAIT_SLICE_MS = 20;
 
+/** One translation, as lookup() returns it (a copy: the TLB itself holds typed arrays). */
 export interface TlbEntry {
   readonly devAddr: number;
   readonly flags: number;
@@ -40,31 +52,54 @@ export interface TlbEntry {
   readonly page: number;
 }
 
-/**
- * Entries are kept in blocks of TLB_BLOCK consecutive VA pages (a fault
- * window fills whole blocks): a lookup is one block find — the block of the
- * previous lookup is tried first, so a stream costs an array index per page
- * — instead of a Map probe keyed by a 35-bit page number (not a small
- * integer, so hashed as a double).
- */
+/** Do two lookups name the same translation? (lookup() returns copies, so identity says nothing.) */
+export function sameEntry(a: TlbEntry | undefined, b: TlbEntry): boolean {
+  return a !== undefined && a.devAddr === b.devAddr && a.flags === b.flags && a.gen === b.gen && a.mem === b.mem && a.page === b.page;
+}
+
 const TLB_BLOCK_SHIFT = 9;
 const TLB_BLOCK = 1 << TLB_BLOCK_SHIFT;
+/** Int32 words per entry in a block: flags word, generation, target memory, target page. */
+const W_FLAGS = 0;
+const W_GEN = 1;
+const W_MEM = 2;
+const W_PAGE = 3;
+const WORDS = 4;
+/** Flags-word bits of our own, above the HMM_PFN_* bits: the entry is present; it was dropped by an invalidation (its next fault is a refault). */
+const PRESENT = 1 << 30;
+const DROPPED = 1 << 29;
+const HMM_BITS = DROPPED - 1;
+
+/** TLB_BLOCK consecutive VA pages: device address of each, and WORDS words per page. */
+interface Block {
+  readonly addr: Float64Array;
+  readonly w: Int32Array;
+}
+
+/** A prefetch in flight: its request and the range it asked for. */
+interface Ahead {
+  readonly seq: number;
+  readonly start: number;
+  readonly end: number;
+  readonly write: boolean;
+}
 
 export class DeviceTlb {
-  /** Block number (vpn / TLB_BLOCK) -> the block's entries. guarded by: worker thread. */
-  private readonly blocks = new Map<number, (TlbEntry | undefined)[]>();
+  /** Block number (vpn >> TLB_BLOCK_SHIFT) -> block. guarded by: worker thread. */
+  private readonly blocks = new Map<number, Block>();
   private lastKey = -1;
-  private lastBlock: (TlbEntry | undefined)[] | null = null;
+  private lastBlock: Block | null = null;
   private count = 0;
-  /** The range of the page request in flight, for the worker-side retry test. */
+  /** The range of the page request in flight (asked or prefetched), for the worker-side retry test. */
   private outstanding: { start: number; end: number } | null = null;
   private raced = false;
+  private ahead: Ahead | null = null;
   private reqSeq: number;
-  /** Pages an invalidation dropped and no fault has brought back yet: the next fault of one is a refault. */
-  private readonly dropped = new Set<number>();
   faults = 0;
   pagesFaulted = 0;
   retries = 0;
+  /** Faults answered by a prefetch already in the mailbox. */
+  prefetchHits = 0;
 
   constructor(
     private readonly self: DeviceShm,
@@ -79,26 +114,144 @@ export class DeviceTlb {
     return this.count;
   }
 
-  lookup(vpn: number): TlbEntry | undefined {
+  /** The block holding `vpn`, or null; the block of the previous call is tried first. */
+  private block(vpn: number): Block | null {
     const key = Math.floor(vpn / TLB_BLOCK);
-    if (key === this.lastKey) return this.lastBlock![vpn - key * TLB_BLOCK];
+    if (key === this.lastKey) return this.lastBlock;
     const b = this.blocks.get(key);
-    if (!b) return undefined;
+    if (!b) return null;
     this.lastKey = key;
     this.lastBlock = b;
-    return b[vpn - key * TLB_BLOCK];
+    return b;
   }
 
-  private set(vpn: number, e: TlbEntry): void {
+  /** Flags word of `vpn` (0 when absent) — PRESENT set when there is an entry. */
+  private word(vpn: number, field: number): number {
+    const b = this.block(vpn);
+    return b === null ? 0 : b.w[(vpn & (TLB_BLOCK - 1)) * WORDS + field];
+  }
+
+  /** Is there an entry for `vpn` that allows the access (a write needs HMM_PFN_WRITE)? */
+  usable(vpn: number, write: boolean): boolean {
+    const f = this.word(vpn, W_FLAGS);
+    return (f & PRESENT) !== 0 && (!write || (f & HMM_PFN_WRITE) !== 0);
+  }
+
+  /** Has `vpn` never had an entry (not even one an invalidation dropped)? The frontier of a first-touch stream. */
+  untouched(vpn: number): boolean {
+    return this.word(vpn, W_FLAGS) === 0;
+  }
+
+  /** Device address of `vpn`'s entry (call only when usable). */
+  devAddr(vpn: number): number {
+    return this.block(vpn)!.addr[vpn & (TLB_BLOCK - 1)];
+  }
+
+  flags(vpn: number): number {
+    return this.word(vpn, W_FLAGS) & HMM_BITS;
+  }
+
+  gen(vpn: number): number {
+    return this.word(vpn, W_GEN);
+  }
+
+  page(vpn: number): number {
+    return this.word(vpn, W_PAGE);
+  }
+
+  /**
+   * The safety checker's test of one page of a run made through `vpn`'s
+   * entry, in one block lookup: 0 when the entry names target page `page`
+   * of memory `mem` at its live generation `live`; else the violation.
+   */
+  verify(vpn: number, mem: number, page: number, live: number): 0 | ViolationKind {
+    const b = this.block(vpn);
+    if (b === null) return ViolationKind.Remapped;
+    const w = (vpn & (TLB_BLOCK - 1)) * WORDS;
+    if ((b.w[w + W_FLAGS] & PRESENT) === 0 || b.w[w + W_MEM] !== mem || b.w[w + W_PAGE] !== page) return ViolationKind.Remapped;
+    return b.w[w + W_GEN] === live ? 0 : ViolationKind.StaleGeneration;
+  }
+
+  /** A copy of `vpn`'s entry, or undefined. */
+  lookup(vpn: number): TlbEntry | undefined {
+    const b = this.block(vpn);
+    if (b === null) return undefined;
+    const i = vpn & (TLB_BLOCK - 1);
+    const w = i * WORDS;
+    if ((b.w[w + W_FLAGS] & PRESENT) === 0) return undefined;
+    return { devAddr: b.addr[i], flags: b.w[w + W_FLAGS] & HMM_BITS, gen: b.w[w + W_GEN], mem: b.w[w + W_MEM], page: b.w[w + W_PAGE] };
+  }
+
+  /**
+   * Pages from `vpn` (at most `max`, the first usable) whose entries are
+   * contiguous in device address space, of one kind (device-private or
+   * not) and allow the access: one DMA run.
+   */
+  runPages(vpn: number, max: number, write: boolean): number {
+    const priv = this.word(vpn, W_FLAGS) & HMM_PFN_DEVICE_PRIVATE;
+    const need = PRESENT | (write ? HMM_PFN_WRITE : 0);
+    let addr = this.devAddr(vpn);
+    let n = 1;
+    // Block by block: the inner loop is typed-array reads only.
+    while (n < max) {
+      const b = this.block(vpn + n);
+      if (b === null) break;
+      const w = b.w;
+      const a = b.addr;
+      const i0 = (vpn + n) & (TLB_BLOCK - 1);
+      const i1 = Math.min(TLB_BLOCK, i0 + (max - n));
+      let i = i0;
+      for (; i < i1; i++) {
+        const f = w[i * WORDS + W_FLAGS];
+        if ((f & need) !== need || (f & HMM_PFN_DEVICE_PRIVATE) !== priv || a[i] !== addr + PAGE_SIZE) break;
+        addr += PAGE_SIZE;
+      }
+      n += i - i0;
+      if (i < i1) break;
+    }
+    return n;
+  }
+
+  /**
+   * The safety checker's test of `count` pages of a run made through the
+   * entries from `vpn` on, against target pages page0.. of memory `mem`
+   * whose live generations are in `gen`: the index of the first page that
+   * does not match (its kind from verify()), or -1.
+   */
+  verifyRun(vpn: number, count: number, mem: number, page0: number, gen: Int32Array): number {
+    let k = 0;
+    while (k < count) {
+      const b = this.block(vpn + k);
+      if (b === null) return k;
+      const w = b.w;
+      const i0 = (vpn + k) & (TLB_BLOCK - 1);
+      const i1 = Math.min(TLB_BLOCK, i0 + (count - k));
+      for (let i = i0; i < i1; i++, k++) {
+        const x = i * WORDS;
+        const page = page0 + k;
+        if ((w[x + W_FLAGS] & PRESENT) === 0 || w[x + W_MEM] !== mem || w[x + W_PAGE] !== page || w[x + W_GEN] !== Atomics.load(gen, page)) return k;
+      }
+    }
+    return -1;
+  }
+
+  private install(vpn: number, devAddr: number, flags: number, gen: number, mem: number, page: number): boolean {
     const key = Math.floor(vpn / TLB_BLOCK);
-    let b = key === this.lastKey ? this.lastBlock! : this.blocks.get(key);
-    if (!b) {
-      b = new Array<TlbEntry | undefined>(TLB_BLOCK).fill(undefined);
+    let b = key === this.lastKey ? this.lastBlock : (this.blocks.get(key) ?? null);
+    if (b === null) {
+      b = { addr: new Float64Array(TLB_BLOCK), w: new Int32Array(TLB_BLOCK * WORDS) };
       this.blocks.set(key, b);
     }
-    const i = vpn - key * TLB_BLOCK;
-    if (b[i] === undefined) this.count++;
-    b[i] = e;
+    const i = vpn & (TLB_BLOCK - 1);
+    const w = i * WORDS;
+    const old = b.w[w + W_FLAGS];
+    if ((old & PRESENT) === 0) this.count++;
+    b.addr[i] = devAddr;
+    b.w[w + W_FLAGS] = (flags & HMM_BITS) | PRESENT;
+    b.w[w + W_GEN] = gen;
+    b.w[w + W_MEM] = mem;
+    b.w[w + W_PAGE] = page;
+    return (old & DROPPED) !== 0;
   }
 
   /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
@@ -110,23 +263,24 @@ export class DeviceTlb {
     const v1 = Math.ceil(end / PAGE_SIZE);
     const k0 = Math.floor(v0 / TLB_BLOCK);
     const k1 = Math.floor((v1 - 1) / TLB_BLOCK);
-    const dropBlock = (key: number, b: (TlbEntry | undefined)[]) => {
-      const i0 = Math.max(0, v0 - key * TLB_BLOCK);
-      const i1 = Math.min(TLB_BLOCK, v1 - key * TLB_BLOCK);
-      for (let i = i0; i < i1; i++) {
-        if (b[i] !== undefined) {
-          b[i] = undefined;
-          this.count--;
-          this.dropped.add(key * TLB_BLOCK + i);
-        }
-      }
-    };
     if (k1 - k0 + 1 > this.blocks.size) {
-      for (const [key, b] of this.blocks) if (key >= k0 && key <= k1) dropBlock(key, b);
+      for (const [key, b] of this.blocks) if (key >= k0 && key <= k1) this.dropIn(key, b, v0, v1);
     } else {
       for (let key = k0; key <= k1; key++) {
         const b = this.blocks.get(key);
-        if (b) dropBlock(key, b);
+        if (b) this.dropIn(key, b, v0, v1);
+      }
+    }
+  }
+
+  private dropIn(key: number, b: Block, v0: number, v1: number): void {
+    const i0 = Math.max(0, v0 - key * TLB_BLOCK);
+    const i1 = Math.min(TLB_BLOCK, v1 - key * TLB_BLOCK);
+    for (let i = i0; i < i1; i++) {
+      const w = i * WORDS + W_FLAGS;
+      if ((b.w[w] & PRESENT) !== 0) {
+        b.w[w] = DROPPED;
+        this.count--;
       }
     }
   }
@@ -136,6 +290,48 @@ export class DeviceTlb {
     this.lastKey = -1;
     this.lastBlock = null;
     this.count = 0;
+    this.raced = true; // a prefetch in flight must not install into the cleared TLB
+  }
+
+  /**
+   * Posts a request for [va, +npages) without waiting for it (fault-ahead
+   * along a stream); a no-op while another request is in flight. The next
+   * fault() collects the reply.
+   */
+  prefetch(va: number, npages: number, write: boolean): void {
+    if (this.ahead !== null) return;
+    this.ahead = { seq: this.post(va, npages, write), start: va, end: va + npages * PAGE_SIZE, write };
+  }
+
+  /** Writes a request into the mailbox and rings the kernel; returns its sequence. */
+  private post(va: number, npages: number, write: boolean): number {
+    const p = this.pri;
+    this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
+    this.raced = false;
+    storeU64(p, PageRequest.reqStart, va);
+    p[PageRequest.reqPages] = npages;
+    p[PageRequest.reqWrite] = write ? 1 : 0;
+    const s = (this.reqSeq = (this.reqSeq + 1) | 0);
+    // Pairs with the waitAsync on reqSeq in ImporterBinding.serve (src/drivers/importer_binding.ts).
+    Atomics.store(p, PageRequest.reqSeq, s);
+    Atomics.notify(p, PageRequest.reqSeq);
+    return s;
+  }
+
+  /** Waits for the reply to request `s`, serving invalidations meanwhile; then serves what is pending ("takes the lock"). */
+  private awaitReply(s: number): boolean {
+    const ctl = this.self.ctl;
+    const hard = performance.now() + REPLY_DEADLINE_MS;
+    for (;;) {
+      const seen = Atomics.load(ctl, DeviceCtl.wake);
+      this.inv.check(); // keep acking invalidations while we wait
+      // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
+      if (Atomics.load(this.pri, PageRequest.replySeq) === s) break;
+      if (performance.now() > hard) return false;
+      Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
+    }
+    this.inv.check(); // "take the lock": serve what is pending, then install without checking again
+    return true;
   }
 
   /**
@@ -143,32 +339,26 @@ export class DeviceTlb {
    * `message` holds the kernel's reason on failure.
    */
   fault(va: number, npages: number, write: boolean): 0 | ErrnoName {
-    const p = this.pri;
-    const ctl = this.self.ctl;
     const t0 = performance.now();
+    const a = this.ahead;
+    if (a !== null) {
+      this.ahead = null;
+      if (!this.awaitReply(a.seq)) return this.done('ETIMEDOUT', t0);
+      const covers = a.start <= va && va < a.end && (a.write || !write);
+      const errno = this.pri[PageRequest.replyErrno];
+      if (errno === 0 && !this.raced) {
+        this.installReply(a.start, t0);
+        if (covers && this.usable(Math.floor(va / PAGE_SIZE), write)) {
+          this.prefetchHits++;
+          return this.done(0, t0);
+        }
+      } else if (covers && (errno === errnoCode('EBUSY') || errno === 0)) this.retries++;
+    }
     const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
       if (performance.now() > giveUp) return this.done('EBUSY', t0);
-      this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
-      this.raced = false;
-      storeU64(p, PageRequest.reqStart, va);
-      p[PageRequest.reqPages] = npages;
-      p[PageRequest.reqWrite] = write ? 1 : 0;
-      const s = (this.reqSeq = (this.reqSeq + 1) | 0);
-      // Pairs with the waitAsync on reqSeq in ImporterBinding.serve (src/drivers/importer_binding.ts).
-      Atomics.store(p, PageRequest.reqSeq, s);
-      Atomics.notify(p, PageRequest.reqSeq);
-      const hard = performance.now() + REPLY_DEADLINE_MS;
-      for (;;) {
-        const seen = Atomics.load(ctl, DeviceCtl.wake);
-        this.inv.check(); // keep acking invalidations while we wait
-        // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
-        if (Atomics.load(p, PageRequest.replySeq) === s) break;
-        if (performance.now() > hard) return this.done('ETIMEDOUT', t0);
-        Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
-      }
-      this.inv.check(); // "take the lock": serve what is pending, then install without checking again
-      const errno = p[PageRequest.replyErrno];
+      if (!this.awaitReply(this.post(va, npages, write))) return this.done('ETIMEDOUT', t0);
+      const errno = this.pri[PageRequest.replyErrno];
       if (errno === errnoCode('EBUSY') || (errno === 0 && this.raced)) {
         this.retries++;
         continue;
@@ -177,26 +367,25 @@ export class DeviceTlb {
         traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, npages, errno, 0, this.retries);
         return this.done(errnoName(errno), t0);
       }
-      const n = p[PageRequest.replyPages];
-      const v0 = Math.floor(va / PAGE_SIZE);
-      let refaulted = 0;
-      for (let i = 0; i < n; i++) {
-        const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
-        if (this.dropped.delete(v0 + i)) refaulted++;
-        this.set(v0 + i, {
-          devAddr: loadU64(p, w + ReplyEntry.devAddr),
-          flags: p[w + ReplyEntry.flags],
-          gen: p[w + ReplyEntry.gen],
-          mem: p[w + ReplyEntry.mem],
-          page: p[w + ReplyEntry.page],
-        });
-      }
-      this.faults++;
-      this.pagesFaulted += n;
-      this.self.stats[DeviceStats.pagesRefaulted] += refaulted;
-      traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, n, 0, refaulted, this.retries);
+      this.installReply(va, t0);
       return this.done(0, t0);
     }
+  }
+
+  /** Installs the mailbox's reply to a request that started at `va`. */
+  private installReply(va: number, t0: number): void {
+    const p = this.pri;
+    const n = p[PageRequest.replyPages];
+    const v0 = Math.floor(va / PAGE_SIZE);
+    let refaulted = 0;
+    for (let i = 0; i < n; i++) {
+      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+      if (this.install(v0 + i, loadU64(p, w + ReplyEntry.devAddr), p[w + ReplyEntry.flags], p[w + ReplyEntry.gen], p[w + ReplyEntry.mem], p[w + ReplyEntry.page])) refaulted++;
+    }
+    this.faults++;
+    this.pagesFaulted += n;
+    this.self.stats[DeviceStats.pagesRefaulted] += refaulted;
+    traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, n, 0, refaulted, this.retries);
   }
 
   private done<T>(r: T, t0: number): T {

@@ -4,17 +4,21 @@
  *
  * Rules it keeps (DESIGN.md sections 3 and 4):
  * - copy runs, not pages: a decoded run spans as many contiguous pages as
- *   the memory gives, capped at DMA_CHECK_BYTES;
+ *   the memory gives, capped at DMA_RUN_BYTES (DMA_CHECK_BYTES for a
+ *   bus-to-bus copy, which does not poll inside a run);
  * - between two runs it serves pending invalidations, and inside a run it
  *   polls for one every DMA_POLL_BYTES: a pending invalidation cuts the run
  *   there, so an ack waits for at most one piece;
+ * - read/write time and count each call; a caller that makes one command
+ *   of many runs (VaSpace) calls transfer() per run and finish() once,
+ *   so per-run cost is the decode, the veto and the copy alone;
  * - a bad address aborts the transfer and is returned as a message naming
  *   the device and the address; it never throws.
  * - a write that lands in a device's register file (BAR0) is a doorbell:
  *   aligned 32-bit stores only, followed by a wake of the owner.
  */
-import { BusDecoder, hex, isBusFault, type BusRun } from '../../src/shm/bus_map.js';
-import { DMA_CHECK_BYTES, DMA_POLL_BYTES } from '../../src/shm/constants.js';
+import { BusDecoder, hex, isBusFault, scratchRun, type BusRun } from '../../src/shm/bus_map.js';
+import { DMA_CHECK_BYTES, DMA_POLL_BYTES, DMA_RUN_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
@@ -34,6 +38,19 @@ export const INVALIDATED = 'invalidated mid-transfer';
 
 export class DmaEngine {
   private readonly local: Uint8Array;
+  /** The last run moved, for the trace event of the call. */
+  private last: BusRun | null = null;
+  /**
+   * Bytes the last transfer() or copy() completed, also when it stopped
+   * early: after INVALIDATED, the caller refaults and goes on from there
+   * (bytes copied before the ack were read from the old target while it was
+   * still the mapping's, so they stand).
+   */
+  moved = 0;
+  /** The transfer() in progress (never reentered: nothing in its chunk loop starts another DMA). */
+  private readonly x = { addr: 0, localOff: 0, len: 0, write: false };
+  /** The run transfer() decodes into (copy() keeps two runs at once, so it decodes into new objects). */
+  private readonly scratch = scratchRun();
   translate: Translate = identity;
   /**
    * Called for every decoded run before it is copied (the safety
@@ -51,6 +68,13 @@ export class DmaEngine {
   killed: (() => boolean) | null = null;
   /** Cooperative run tokens (workers/runtime/run_token.ts), when the machine has them. */
   runToken: RunTokenHook | null = null;
+  /**
+   * Set by a caller that makes one command of many transfers (VaSpace): the
+   * token stays held from one transfer to the next (no ticket per run) and
+   * the caller gives it back with releaseToken() before anything that
+   * waits (a page request) and at the end of the command.
+   */
+  holdToken = false;
 
   constructor(
     private readonly self: DeviceShm,
@@ -66,27 +90,27 @@ export class DmaEngine {
 
   /** Device bus address `src` -> local memory [localOff, +len). Returns an error message or null. */
   read(src: number, localOff: number, len: number): string | null {
-    this.checkLocal(localOff, len);
-    return this.transfer(src, len, false, (run, done, off, n) => {
-      this.local.set(run.bytes.subarray(run.offset + off, run.offset + off + n), localOff + done + off);
-      return null;
-    });
+    return this.timed(src, localOff, len, false);
   }
 
   /** Local memory [localOff, +len) -> device bus address `dst`. */
   write(dst: number, localOff: number, len: number): string | null {
-    this.checkLocal(localOff, len);
-    return this.transfer(dst, len, true, (run, done, off, n) => {
-      if (run.target === 'regs') return this.doorbell(run, localOff + done);
-      run.bytes.set(this.local.subarray(localOff + done + off, localOff + done + off + n), run.offset + off);
-      return null;
-    });
+    return this.timed(dst, localOff, len, true);
+  }
+
+  private timed(addr: number, localOff: number, len: number, write: boolean): string | null {
+    const t0 = performance.now();
+    this.last = null;
+    const bad = this.transfer(addr, localOff, len, write);
+    if (bad !== null) return bad;
+    this.finish(t0, performance.now() - t0, len, addr, write);
+    return null;
   }
 
   /** Bus-to-bus copy (for devices that move data without staging it). */
   copy(dst: number, src: number, len: number): string | null {
     const t0 = performance.now();
-    const bad = this.chunks(t0, len, (done) => {
+    const bad = this.chunks(len, (done) => {
       const n = Math.min(len - done, DMA_CHECK_BYTES);
       const s = this.resolve(src + done, n, false);
       if (typeof s === 'string') return this.fail('read from', src + done, s);
@@ -102,43 +126,80 @@ export class DmaEngine {
       return d.len;
     });
     if (bad !== null) return bad;
+    this.countOp(performance.now() - t0);
     traceSink.w?.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, DMA_TARGET.peer, dst, 1, -1);
     return null;
   }
 
   /**
-   * `move(run, done, off, n)` copies bytes [off, off + n) of the run, which
-   * starts `done` bytes into the transfer. A run is copied in pieces of
-   * DMA_POLL_BYTES; when an invalidation is pending after a piece, the rest
-   * of the run is left for the next turn of the loop, after the checkpoint
-   * served it (and the onRun veto had its say again).
+   * Device address [addr, +len) <-> local memory [localOff, +len), untimed
+   * (read/write time it; VaSpace times a whole command and calls finish()).
+   * A decoded run is copied in pieces of DMA_POLL_BYTES; when an
+   * invalidation is pending after a piece, the rest of the run is left for
+   * the next turn of the loop, after the checkpoint served it (and the
+   * onRun veto had its say again). A write that lands in registers is a
+   * doorbell. Returns an error message or null.
    */
-  private transfer(addr: number, len: number, write: boolean, move: (run: BusRun, done: number, off: number, n: number) => string | null): string | null {
-    const t0 = performance.now();
-    const verb = write ? 'write to' : 'read from';
-    let last: BusRun | null = null;
-    const bad = this.chunks(t0, len, (done) => {
-      const run = this.resolve(addr + done, Math.min(len - done, DMA_CHECK_BYTES), write);
-      if (typeof run === 'string') return this.fail(verb, addr + done, run);
-      const veto = this.vetoed(this.onRun?.(run, addr + done, write) ?? null, verb, addr + done);
-      if (veto !== null) return veto;
-      let off = 0;
-      while (off < run.len) {
-        const n = run.target === 'regs' ? run.len : Math.min(DMA_POLL_BYTES, run.len - off);
-        const moved = move(run, done, off, n);
-        if (moved !== null) return this.fail(verb, addr + done + off, moved);
-        off += n;
-        if (off < run.len && this.pending()) break;
-      }
-      this.account(run, write, off);
-      last = run;
-      return off;
-    });
-    if (bad !== null) return bad;
+  transfer(addr: number, localOff: number, len: number, write: boolean): string | null {
+    this.checkLocal(localOff, len);
+    const x = this.x;
+    x.addr = addr;
+    x.localOff = localOff;
+    x.len = len;
+    x.write = write;
+    return this.chunks(len, this.transferStep);
+  }
+
+  /** The step of transfer()'s chunk loop, over `x` (made once: no closure per call). */
+  private readonly transferStep = (done: number): number | string => {
+    const { addr, localOff, len, write } = this.x;
+    const run = this.resolve(addr + done, Math.min(len - done, DMA_RUN_BYTES), write, true);
+    if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
+    const veto = this.onRun === null ? null : this.vetoed(this.onRun(run, addr + done, write), write ? 'write to' : 'read from', addr + done);
+    if (veto !== null) return veto;
+    this.last = run;
+    if (run.target === 'regs') {
+      const bad = write ? this.doorbell(run, localOff + done) : null;
+      if (bad !== null) return this.fail('write to', addr + done, bad);
+      if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), localOff + done);
+      this.account(run, write, run.len);
+      return run.len;
+    }
+    const local = localOff + done;
+    let off = 0;
+    while (off < run.len) {
+      const n = Math.min(DMA_POLL_BYTES, run.len - off);
+      const at = run.offset + off;
+      if (write) run.bytes.set(this.local.subarray(local + off, local + off + n), at);
+      else this.local.set(run.bytes.subarray(at, at + n), local + off);
+      off += n;
+      if (off < run.len && this.pending()) break;
+    }
+    this.account(run, write, off);
+    return off;
+  };
+
+  /** Gives back a run token held across transfers (holdToken). */
+  releaseToken(): void {
+    this.runToken?.done();
+  }
+
+  /**
+   * Counts one completed read/write of `len` bytes that took `ms` of
+   * copying (device stats), and traces it (a slice of `spanMs` from `t0`)
+   * with the target of its last run.
+   */
+  finish(t0: number, ms: number, len: number, addr: number, write: boolean, spanMs = ms): void {
+    this.countOp(ms);
     const tw = traceSink.w;
-    const end = last as BusRun | null; // set inside the step: TypeScript's narrowing does not see that
-    if (tw && end) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, performance.now() - t0, len, this.targetOf(end), addr, write ? 1 : 0, end.owner);
-    return null;
+    const end = this.last;
+    // The slice spans the whole call (spanMs): page requests made inside it nest in it.
+    if (tw && end) tw.emit(TraceEvent.Dma, performance.timeOrigin + t0, spanMs, len, this.targetOf(end), addr, write ? 1 : 0, end.owner);
+  }
+
+  private countOp(ms: number): void {
+    this.self.stats[DeviceStats.dmaOps]++;
+    this.self.stats[DeviceStats.dmaNs] += ms * 1e6;
   }
 
   /**
@@ -146,19 +207,20 @@ export class DmaEngine {
    * invalidation killed the transfer; `step(done)` copies the chunk that
    * starts `done` bytes in and returns the bytes it moved, or an error
    * message that ends the transfer; pending invalidations are served after
-   * every chunk; a transfer that completes counts in the device stats from
-   * `t0`. Returns the error message or null.
+   * every chunk. Returns the error message or null; `moved` says how many
+   * bytes were copied before it stopped.
    */
-  private chunks(t0: number, len: number, step: (done: number) => number | string): string | null {
+  private chunks(len: number, step: (done: number) => number | string): string | null {
     try {
-      return this.chunkLoop(t0, len, step);
+      return this.chunkLoop(len, step);
     } finally {
-      this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
+      if (!this.holdToken) this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
     }
   }
 
-  private chunkLoop(t0: number, len: number, step: (done: number) => number | string): string | null {
+  private chunkLoop(len: number, step: (done: number) => number | string): string | null {
     let done = 0;
+    this.moved = 0;
     while (done < len) {
       const noToken = this.runToken?.chunk() ?? null; // waits for a run token, acking invalidations meanwhile
       if (noToken !== null) return noToken;
@@ -166,10 +228,9 @@ export class DmaEngine {
       const n = step(done);
       if (typeof n === 'string') return n;
       done += n;
+      this.moved = done;
       this.checkpoint();
     }
-    this.self.stats[DeviceStats.dmaOps]++;
-    this.self.stats[DeviceStats.dmaNs] += (performance.now() - t0) * 1e6;
     return null;
   }
 
@@ -185,13 +246,20 @@ export class DmaEngine {
     return run.owner === this.self.index ? DMA_TARGET.local : DMA_TARGET.peer;
   }
 
-  private resolve(addr: number, len: number, write: boolean): BusRun | string {
-    const t = this.translate(addr, len, write);
-    if ('fault' in t) return t.fault;
-    const run = this.bus.decode(t.addr, t.len);
+  private resolve(addr: number, len: number, write: boolean, into = false): BusRun | string {
+    let a = addr;
+    let n = len;
+    if (this.translate !== identity) {
+      const t = this.translate(addr, len, write);
+      if ('fault' in t) return t.fault;
+      a = t.addr;
+      n = t.len;
+    }
+    const run = this.bus.decodeTo(a, n, into ? this.scratch : null);
     return isBusFault(run) ? run.fault : run;
   }
 
+  /** A doorbell write: an error message or null. */
   private doorbell(run: BusRun, localOff: number): string | null {
     if (run.offset % 4 !== 0 || run.len !== 4) return `register write of ${run.len} bytes at offset ${run.offset} of ${this.shm.devices[run.owner].name} BAR0 (doorbells take aligned 32-bit writes)`;
     const owner = this.shm.devices[run.owner];

@@ -12,7 +12,7 @@ import type { BusRun } from '../../src/shm/bus_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { storeU64 } from '../../src/shm/layout.js';
 import { SafetyLog, VIOLATION_RECORDS, ViolationKind, ViolationRecord } from '../../src/shm/tlb_layout.js';
-import type { TlbEntry } from './device_tlb.js';
+import type { DeviceTlb, TlbEntry } from './device_tlb.js';
 
 export class SafetyChecker {
   private readonly log: Int32Array;
@@ -45,6 +45,34 @@ export class SafetyChecker {
     }
   }
 
+  /**
+   * The same check for a run made through the device TLB's entries from
+   * virtual page `vpn` on (read in place: no entry objects per page).
+   */
+  checkTlbRun(run: BusRun, tlb: DeviceTlb, vpn: number, write: boolean): void {
+    const gen = run.gen;
+    if (!gen || run.target === 'regs') return;
+    const mem = run.target === 'ram' ? -1 : run.owner;
+    const p0 = Math.floor(run.offset / PAGE_SIZE);
+    const count = Math.floor((run.offset + run.len - 1) / PAGE_SIZE) - p0 + 1;
+    // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
+    for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
+      const live = Atomics.load(gen, p0 + k);
+      const kind = tlb.verify(vpn + k, mem, p0 + k, live);
+      if (kind !== 0) this.reportTlb(kind, tlb, vpn + k, live, write);
+    }
+  }
+
+  private reportTlb(kind: ViolationKind, tlb: DeviceTlb, v: number, live: number, write: boolean): void {
+    this.recordAt(kind, v * PAGE_SIZE, tlb.usable(v, false) ? tlb.devAddr(v) : 0, tlb.gen(v), live, write);
+  }
+
+  /** An access to the device's own private page through the TLB entry of `vpn`. */
+  checkLocalTlb(gen: Int32Array, tlb: DeviceTlb, vpn: number, write: boolean): void {
+    const live = Atomics.load(gen, tlb.page(vpn));
+    if (live !== tlb.gen(vpn)) this.recordAt(ViolationKind.StaleGeneration, vpn * PAGE_SIZE, tlb.devAddr(vpn), tlb.gen(vpn), live, write);
+  }
+
   /** An access to the device's own private page through entry `e`. */
   checkLocal(gen: Int32Array, e: TlbEntry, va: number, write: boolean): void {
     const live = Atomics.load(gen, e.page);
@@ -52,15 +80,19 @@ export class SafetyChecker {
   }
 
   private record(kind: ViolationKind, e: TlbEntry, va: number, liveGen: number, write: boolean): void {
+    this.recordAt(kind, va, e.devAddr, e.gen, liveGen, write);
+  }
+
+  private recordAt(kind: ViolationKind, va: number, devAddr: number, entryGen: number, liveGen: number, write: boolean): void {
     const s = this.log;
     const n = Atomics.add(s, SafetyLog.count, 1);
     const w = SafetyLog.records + (n % VIOLATION_RECORDS) * ViolationRecord.kFieldCount;
     s[w + ViolationRecord.kind] = kind;
     storeU64(s, w + ViolationRecord.va, va);
-    storeU64(s, w + ViolationRecord.devAddr, e.devAddr);
-    s[w + ViolationRecord.entryGen] = e.gen;
+    storeU64(s, w + ViolationRecord.devAddr, devAddr);
+    s[w + ViolationRecord.entryGen] = entryGen;
     s[w + ViolationRecord.liveGen] = liveGen;
     s[w + ViolationRecord.write] = write ? 1 : 0;
-    this.report(`${this.device}: safety: ${kind === ViolationKind.Remapped ? 'remapped' : 'stale-generation'} access to va 0x${va.toString(16)} through device address 0x${e.devAddr.toString(16)} (entry gen ${e.gen}, live ${liveGen})`);
+    this.report(`${this.device}: safety: ${kind === ViolationKind.Remapped ? 'remapped' : 'stale-generation'} access to va 0x${va.toString(16)} through device address 0x${devAddr.toString(16)} (entry gen ${entryGen}, live ${liveGen})`);
   }
 }

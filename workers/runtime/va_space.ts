@@ -6,9 +6,10 @@
  *
  * A transfer is cut into runs of pages whose translations are contiguous
  * in device address space (copy runs, not pages: DESIGN.md section 3), and
- * each run is one DMA; the DMA engine serves invalidations between its 64
- * KiB chunks. If an invalidation drops an entry of the run in flight, the
- * next chunk is vetoed (onRun) and the run is redone after a refault:
+ * each run is one DMA (DmaEngine.transfer); the DMA engine serves
+ * invalidations between its chunks and polls for them inside one. If an
+ * invalidation drops an entry of the run in flight, the next chunk is
+ * vetoed (onRun) and the run is redone after a refault:
  *
  *   device (VaSpace.io)                     kernel
  *   -------------------                     ------
@@ -17,20 +18,27 @@
  *     inv.check(): hook drops e_i in [a,b),
  *     marks the run dead, acks  ------------> ack received: old target reused
  *   onRun(next chunk): dead -> abort
- *   refault the range, redo the run
+ *   refault the range, go on from where the run stopped (the bytes
+ *   moved before the ack stand: they came from the old target while it
+ *   was still the mapping's)
  *   [Required: after the ack, no chunk of the run touches the old target]
  *
  * Own device-private pages (HMM migrated to this device) are copied
  * locally, without the bus (the dev_private_owner rule).
+ *
+ * Along a stream, the next missing window is asked for as soon as one is
+ * faulted in (DeviceTlb.prefetch), so the kernel maps it while this one is
+ * copied. Nothing here allocates per page or per run: runs and safety
+ * checks read the TLB's typed arrays in place, the flight is one object.
  */
-import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
+import { HMM_PFN_DEVICE_PRIVATE } from '../../src/shm/hmm_pfn.js';
 import type { BusRun } from '../../src/shm/bus_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
 import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
 import type { DeviceCtxCore } from './device_ctx.js';
-import { DeviceTlb, type TlbEntry } from './device_tlb.js';
+import { DeviceTlb } from './device_tlb.js';
 import { INVALIDATED } from './dma_engine.js';
 import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
@@ -42,20 +50,19 @@ const HELD_RUN_STOP = 16;
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
 
-
+/** The run in flight: VA pages [v0, v1) at device address devAddr (page aligned). One per VaSpace, reused. */
 interface Flight {
-  readonly v0: number;
-  readonly v1: number;
-  readonly entries: readonly TlbEntry[];
-  readonly va: number;
-  readonly devAddr: number;
+  active: boolean;
+  v0: number;
+  v1: number;
+  devAddr: number;
   dead: boolean;
 }
 
 export class VaSpace {
   readonly tlb: DeviceTlb;
   private readonly checker: SafetyChecker | null;
-  private flight: Flight | null = null;
+  private readonly flight: Flight = { active: false, v0: 0, v1: 0, devAddr: 0, dead: false };
   /** Runs redone because an invalidation hit them mid-transfer. */
   refaults = 0;
 
@@ -69,11 +76,11 @@ export class VaSpace {
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
     ctx.dma.onRun = (run, addr, write) => this.onRun(run, addr, write);
-    ctx.dma.killed = () => this.flight?.dead === true;
+    ctx.dma.killed = () => this.flight.dead;
   }
 
   get counters(): VaCounters {
-    return { faults: this.tlb.faults, pagesFaulted: this.tlb.pagesFaulted, retries: this.tlb.retries, refaults: this.refaults, tlb: this.tlb.size, iotlb: this.walk?.iotlbSize ?? 0 };
+    return { faults: this.tlb.faults, pagesFaulted: this.tlb.pagesFaulted, retries: this.tlb.retries, refaults: this.refaults, prefetchHits: this.tlb.prefetchHits, tlb: this.tlb.size, iotlb: this.walk?.iotlbSize ?? 0 };
   }
 
   /**
@@ -81,7 +88,7 @@ export class VaSpace {
    * error naming device and address. `streamEnd`: the end of the whole
    * transfer this call is a burst of, so one page request covers up to
    * FAULT_WINDOW pages of it instead of one burst (an ATS-style range
-   * request).
+   * request), and the next window is asked for ahead (DeviceTlb.prefetch).
    */
   read(va: number, localOff: number, len: number, streamEnd = va + len): string | null {
     return this.io(va, localOff, len, false, streamEnd);
@@ -96,77 +103,111 @@ export class VaSpace {
     this.tlb.clear();
   }
 
+  /**
+   * One command: runs of pages contiguous in device address space, each one
+   * DmaEngine.transfer; timed and counted once (DmaEngine.finish), fault
+   * waits left out of the DMA time (they are the device's faultWaitNs).
+   */
   private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
+    // One run token for the command's runs, given back before a page request and at the end (never held across a wait).
+    const dma = this.ctx.dma;
+    dma.holdToken = true;
+    try {
+      return this.runs(va, localOff, len, write, streamEnd);
+    } finally {
+      dma.holdToken = false;
+      dma.releaseToken();
+    }
+  }
+
+  private runs(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
+    const stats = this.ctx.self.stats;
+    const t0 = performance.now();
+    const wait0 = stats[DeviceStats.faultWaitNs];
     let done = 0;
     let redo = 0;
+    let busAddr = -1;
     while (done < len) {
       const cur = va + done;
       const vpn = Math.floor(cur / PAGE_SIZE);
-      const e = this.tlb.lookup(vpn);
-      if (!e || (write && (e.flags & HMM_PFN_WRITE) === 0)) {
-        const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
-        // Ask for the missing pages, holes and all, up to the first HELD_RUN_STOP entries in a row that we still hold:
-        // a range taken back refaults just that range, while scattered revoked pages still go in one request.
-        const cap = Math.min(FAULT_WINDOW, last - vpn);
-        let n = 1;
-        for (let k = 1, held = 0; k < cap; k++) {
-          const x = this.tlb.lookup(vpn + k);
-          if (!x || (write && (x.flags & HMM_PFN_WRITE) === 0)) {
-            held = 0;
-            n = k + 1;
-          } else if (++held >= HELD_RUN_STOP) break;
-        }
-        const r = this.tlb.fault(vpn * PAGE_SIZE, n, write);
-        if (r !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${r}`;
+      if (!this.tlb.usable(vpn, write)) {
+        this.ctx.dma.releaseToken();
+        const err = this.faultAt(vpn, Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE), write);
+        if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${err}`;
         continue;
       }
-      const run = this.runFrom(vpn, cur, len - done, write);
-      const err = this.move(run, localOff + done, write);
+      const inPage = cur - vpn * PAGE_SIZE;
+      const pages = this.tlb.runPages(vpn, Math.ceil((inPage + len - done) / PAGE_SIZE), write);
+      const n = Math.min(len - done, pages * PAGE_SIZE - inPage);
+      if (busAddr < 0) busAddr = this.tlb.devAddr(vpn) + inPage;
+      const err = this.move(vpn, pages, inPage, localOff + done, n, write);
       if (err === INVALIDATED) {
         if (++redo > MAX_REFAULTS) return `${this.ctx.self.name}: va 0x${cur.toString(16)} invalidated ${MAX_REFAULTS} times in one transfer`;
+        // The bytes moved before the kill stand (copied before the ack); the rest of the run is refaulted and redone.
+        const moved = this.ctx.dma.moved;
         this.refaults++;
-        traceSink.w?.instant(TraceEvent.RunRedone, cur, run.len);
+        traceSink.w?.instant(TraceEvent.RunRedone, cur + moved, n - moved);
+        done += moved;
         continue;
       }
       if (err !== null) return err;
-      done += run.len;
+      done += n;
     }
+    const t1 = performance.now();
+    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, busAddr, write, t1 - t0);
     return null;
   }
 
-  /** Longest run from `vpn` whose entries are contiguous in device address space. */
-  private runFrom(vpn: number, cur: number, left: number, write: boolean): { entries: TlbEntry[]; len: number; va: number } {
-    const first = this.tlb.lookup(vpn)!;
-    const entries = [first];
-    let len = Math.min(left, PAGE_SIZE - (cur % PAGE_SIZE));
-    const priv = first.flags & HMM_PFN_DEVICE_PRIVATE;
-    while (len < left) {
-      const prev = entries[entries.length - 1];
-      const n = this.tlb.lookup(vpn + entries.length);
-      if (!n || n.devAddr !== prev.devAddr + PAGE_SIZE || (n.flags & HMM_PFN_DEVICE_PRIVATE) !== priv || (write && (n.flags & HMM_PFN_WRITE) === 0)) break;
-      entries.push(n);
-      len = Math.min(left, len + PAGE_SIZE);
+  /**
+   * Faults in the window from `vpn` (below page `last`): the missing pages,
+   * holes and all, up to the first HELD_RUN_STOP entries in a row that we
+   * still hold (a range taken back refaults just that range, while
+   * scattered revoked pages still go in one request); then, at the
+   * frontier of a first-touch stream, asks for the next window ahead, so
+   * the kernel maps it while we copy.
+   */
+  private faultAt(vpn: number, last: number, write: boolean): 0 | string {
+    const tlb = this.tlb;
+    const cap = Math.min(FAULT_WINDOW, last - vpn);
+    let n = 1;
+    for (let k = 1, held = 0; k < cap; k++) {
+      if (!tlb.usable(vpn + k, write)) {
+        held = 0;
+        n = k + 1;
+      } else if (++held >= HELD_RUN_STOP) break;
     }
-    return { entries, len, va: cur };
+    const r = tlb.fault(vpn * PAGE_SIZE, n, write);
+    if (r !== 0) return r;
+    let next = vpn + 1;
+    while (next < last && next < vpn + FAULT_WINDOW && tlb.usable(next, write)) next++;
+    // Only a first-touch frontier: holes an invalidation punched are refaulted on demand, so
+    // a revoke storm does not double the page requests the kernel serves between its revokes.
+    if (next < last && tlb.untouched(next)) tlb.prefetch(next * PAGE_SIZE, Math.min(FAULT_WINDOW, last - next), write);
+    return 0;
   }
 
-  private move(run: { entries: TlbEntry[]; len: number; va: number }, localOff: number, write: boolean): string | null {
-    const e0 = run.entries[0];
-    const devAddr = e0.devAddr + (run.va % PAGE_SIZE);
-    if (e0.flags & HMM_PFN_DEVICE_PRIVATE) return this.moveLocal(run.entries, devAddr, run.va, localOff, run.len, write);
-    const v0 = Math.floor(run.va / PAGE_SIZE);
-    this.flight = { v0, v1: v0 + run.entries.length, entries: run.entries, va: run.va, devAddr: e0.devAddr, dead: false };
+  /** Copies one run: VA pages [vpn, +pages), from `inPage` bytes into the first, `len` bytes. */
+  private move(vpn: number, pages: number, inPage: number, localOff: number, len: number, write: boolean): string | null {
+    const base = this.tlb.devAddr(vpn);
+    if (this.tlb.flags(vpn) & HMM_PFN_DEVICE_PRIVATE) return this.moveLocal(vpn, pages, base + inPage, localOff, len, write);
+    const f = this.flight;
+    f.active = true;
+    f.dead = false;
+    f.v0 = vpn;
+    f.v1 = vpn + pages;
+    f.devAddr = base;
     try {
-      return write ? this.ctx.dma.write(devAddr, localOff, run.len) : this.ctx.dma.read(devAddr, localOff, run.len);
+      return this.ctx.dma.transfer(base + inPage, localOff, len, write);
     } finally {
-      this.flight = null;
+      f.active = false;
+      f.dead = false;
     }
   }
 
   /** Own device-private pages: local memory, no bus. */
-  private moveLocal(entries: TlbEntry[], devAddr: number, va: number, localOff: number, len: number, write: boolean): null {
+  private moveLocal(vpn: number, pages: number, devAddr: number, localOff: number, len: number, write: boolean): null {
     const mem = this.ctx.self.mem!;
-    if (this.checker) for (const e of entries) this.checker.checkLocal(this.ctx.self.memGen!, e, va, write);
+    if (this.checker) for (let k = 0; k < pages; k++) this.checker.checkLocalTlb(this.ctx.self.memGen!, this.tlb, vpn + k, write);
     if (write) mem.copyWithin(devAddr, localOff, localOff + len);
     else mem.copyWithin(localOff, devAddr, devAddr + len);
     this.ctx.self.stats[DeviceStats.bytesLocal] += len;
@@ -177,18 +218,15 @@ export class VaSpace {
   /** Invalidation hook: a run in flight that loses an entry is dead. */
   private hit(start: number, end: number): void {
     const f = this.flight;
-    if (f && start < f.v1 * PAGE_SIZE && f.v0 * PAGE_SIZE < end) f.dead = true;
+    if (f.active && start < f.v1 * PAGE_SIZE && f.v0 * PAGE_SIZE < end) f.dead = true;
   }
 
-  /** DmaEngine.onRun: veto chunks of a dead run; check live ones. */
+  /** DmaEngine.onRun: veto chunks of a dead run; check live ones against the TLB entries in use. */
   private onRun(run: BusRun, addr: number, write: boolean): string | null {
     const f = this.flight;
-    if (!f) return null;
+    if (!f.active) return null;
     if (f.dead) return INVALIDATED;
-    if (this.checker) {
-      const k = Math.floor((addr - f.devAddr) / PAGE_SIZE);
-      this.checker.checkRun(run, f.entries, k, f.v0 * PAGE_SIZE + k * PAGE_SIZE, write);
-    }
+    if (this.checker) this.checker.checkTlbRun(run, this.tlb, f.v0 + Math.floor((addr - f.devAddr) / PAGE_SIZE), write);
     return null;
   }
 }

@@ -45,5 +45,5 @@ export function vaStream(va: VaSpace, cmd: DeviceCmd<'va-stream'>): DeviceReply<
   const r1 = va.counters;
   // t0/t1 absolute (ms since the epoch), so streams of several workers can be aligned.
   const o = performance.timeOrigin;
-  return { errno: 0, bytes, ms, t0: o + t0, t1: o + t0 + ms, faults: r1.faults - r0.faults, pagesFaulted: r1.pagesFaulted - r0.pagesFaulted, refaults: r1.refaults - r0.refaults, retries: r1.retries - r0.retries };
+  return { errno: 0, bytes, ms, t0: o + t0, t1: o + t0 + ms, faults: r1.faults - r0.faults, pagesFaulted: r1.pagesFaulted - r0.pagesFaulted, refaults: r1.refaults - r0.refaults, retries: r1.retries - r0.retries, prefetchHits: r1.prefetchHits - r0.prefetchHits };
 }
