@@ -204,6 +204,16 @@ t.test('safety properties with live devices', async (t) => {
     t.equal(m2.violations().count - owner, 0, 'no violation for the owner: its translation was never invalidated and the page never freed');
     t.same((await m0.read(va, 2)).data, pattern(2 * P, 11), 'the peer refaults through new slots');
     t.equal(m0.violations().count - peer, 0, 'and its new translation passes');
+    // The local check still catches a real use after free: an owner that acks
+    // and keeps its entries (rogue) reads its pages after they went back to RAM.
+    Atomics.store(ctl('m2'), DeviceCtl.invIgnore, 1);
+    t.teardown(() => Atomics.store(ctl('m2'), DeviceCtl.invIgnore, 0));
+    t.equal((await m2.migrateToSys(va, 2)).cpages, 2, 'the private pages are freed');
+    await m2.read(va, 2);
+    const v = m2.violations();
+    t.equal(v.count - owner, 2, 'both stale local uses reported');
+    t.same(v.records.slice(-2).map((r) => [r.kind, r.va - va]), [['stale-generation', 0], ['stale-generation', P]], 'as stale-generation, each at its own page');
+    Atomics.store(ctl('m2'), DeviceCtl.invIgnore, 0);
     await mm.munmap(va, 2 * P);
   });
 

@@ -166,7 +166,7 @@ export class VaSpace {
   /** Own device-private pages: local memory, no bus. */
   private moveLocal(entries: TlbEntry[], devAddr: number, va: number, localOff: number, len: number, write: boolean): null {
     const mem = this.ctx.self.mem!;
-    if (this.checker) for (const e of entries) this.checker.checkLocal(this.ctx.self.memGen!, e, va, write);
+    if (this.checker) for (let i = 0; i < entries.length; i++) this.checker.checkLocal(this.ctx.self.memGen!, entries[i], (Math.floor(va / PAGE_SIZE) + i) * PAGE_SIZE, write);
     if (write) mem.copyWithin(devAddr, localOff, localOff + len);
     else mem.copyWithin(localOff, devAddr, devAddr + len);
     this.ctx.self.stats[DeviceStats.bytesLocal] += len;
