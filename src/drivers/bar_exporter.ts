@@ -156,7 +156,7 @@ export class BarExporter implements VmOps {
       this.lock.unlock();
     }
     if (!bus) return refuse('ENOSPC', `${pages.length} pages do not fit its BAR window of ${this.bar.nSlots} slots`);
-    const gen = this.dev.shm.memGen!;
+    const gen = this.dev.shm.barGen!; // a translation through the BAR: its slot's closing ends it (src/kernel/bar_manager.ts)
     const gens = new Int32Array(pages.length);
     for (let k = 0; k < pages.length; k++) gens[k] = Atomics.load(gen, pages[k]);
     return { ok: true, bus, gens, mem: this.self.index, pages };

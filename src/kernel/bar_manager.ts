@@ -22,7 +22,8 @@
  *     (the importer's p2p_unmap releases
  *      its hold after the ack)
  *   Atomics.store(barSlots[slot], -1); epoch[slot]++
- *   bump the old page's generation
+ *   bump the old page's BAR generation (barGen, not memGen: the page
+ *     lives on, and its owner's local translation of it stays valid)
  *   map the new page: store(barSlots[slot], page)
  *   [Required: no importer DMA through the slot's bus address reaches the
  *    new page with a translation made for the old one — checked by the
@@ -67,6 +68,8 @@ export class BarManager {
   readonly lock: DriverLock;
   /** barSlots in SAB: device page of each slot, -1 = unmapped. written by: main (here) only. */
   private readonly slots: Int32Array;
+  /** barGen in SAB: BAR generation of each device page, bumped by closeSlot. written by: main (here) only. */
+  private readonly barGen: Int32Array;
   readonly nSlots: number;
   /** Slot of each device page, -1 = none. guarded by: main thread. */
   private readonly pageSlot: Int32Array;
@@ -92,8 +95,9 @@ export class BarManager {
   readonly stats = { maps: 0, mappedPages: 0, unmaps: 0, unmappedPages: 0 };
 
   constructor(readonly dev: Device) {
-    if (!dev.shm.barSlots || !dev.shm.memGen) throw new PeerVmaError('ENODEV', dev.spec.name, 'has no BAR2 window or no local memory to export');
+    if (!dev.shm.barSlots || !dev.shm.memGen || !dev.shm.barGen) throw new PeerVmaError('ENODEV', dev.spec.name, 'has no BAR2 window or no local memory to export');
     this.slots = dev.shm.barSlots;
+    this.barGen = dev.shm.barGen;
     this.nSlots = this.slots.length;
     this.pageSlot = new Int32Array(dev.shm.memGen.length).fill(NIL);
     this.users = new Int32Array(this.nSlots);
@@ -230,8 +234,8 @@ export class BarManager {
 
   /**
    * Closes a page's slot at once, for a page being freed whose users the
-   * caller has already invalidated (and waited for). No generation bump here:
-   * the free bumps it.
+   * caller has already invalidated (and waited for). The slot's close bumps
+   * the BAR generation; the free bumps the page's own (memGen).
    */
   dropPageNow(page: number): void {
     const slot = this.pageSlot[page];
@@ -256,7 +260,6 @@ export class BarManager {
       const nx = this.next[s];
       if (!pin[s]) {
         if (this.users[s] === 0) {
-          this.gen(s);
           this.closeSlot(s);
           this.recycled++;
           short--;
@@ -321,18 +324,20 @@ export class BarManager {
     // Only after every ack: the bus addresses stop decoding to the pages.
     for (const s of victims) {
       if (Atomics.load(this.slots, s) === NIL) continue; // dropped meanwhile
-      this.gen(s);
       this.closeSlot(s);
     }
   }
 
-  /** The old page's generation moves on: a translation made through the slot can no longer pass the checker. */
-  private gen(slot: number): void {
-    Atomics.add(this.dev.shm.memGen!, Atomics.load(this.slots, slot), 1);
-  }
-
+  /**
+   * Unmaps a slot. The page's BAR generation moves on, so a translation made
+   * through the slot can no longer pass the checker, whatever the slot maps
+   * next (the same page included). Only barGen: the page itself lives on,
+   * and its owner's local translation of it (own device-private page,
+   * checked against memGen) stays valid.
+   */
   private closeSlot(slot: number): void {
     const page = Atomics.load(this.slots, slot);
+    Atomics.add(this.barGen, page, 1);
     Atomics.store(this.slots, slot, NIL);
     this.pageSlot[page] = NIL;
     this.users[slot] = 0;

@@ -32,6 +32,7 @@ export type MigrateToRam = (mm: Mm, start: number, end: number, only: DevMem) =>
 export class DevMem implements DevMemRef {
   readonly owner: DeviceRef;
   readonly bytes: Uint8Array;
+  /** memGen: bumped when a page is freed; the owner's local translations carry it (peers' carry barGen). */
   readonly gen: Int32Array;
   /** page -> the one mapping of it. guarded by: the mm lock of that mapping. */
   readonly rmap = new Map<number, { mm: Mm; va: number }>();
@@ -107,8 +108,10 @@ export class DevMem implements DevMemRef {
     if (!bar) return null;
     const bus = await bar.mapPages(pages, this.slotOwner(importer, mm), va);
     if (!bus) return null;
+    // The BAR generation: the peer's translation goes through a slot (the owner's own local ones carry this.gen).
+    const barGen = this.dev.shm.barGen!;
     const gens = new Int32Array(pages.length);
-    for (let i = 0; i < pages.length; i++) gens[i] = Atomics.load(this.gen, pages[i]);
+    for (let i = 0; i < pages.length; i++) gens[i] = Atomics.load(barGen, pages[i]);
     return { bus, gens };
   }
 

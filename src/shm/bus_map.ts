@@ -30,7 +30,7 @@ export interface BusRun {
   readonly offset: number;
   /** Run length, 1..len asked. */
   readonly len: number;
-  /** Page generation table of `bytes` (null for registers). */
+  /** Page generation table of `bytes` (null for registers): ramGen, or a device's barGen for BAR2 runs. */
   readonly gen: Int32Array | null;
 }
 
@@ -106,7 +106,8 @@ export class BusDecoder {
       slot++;
       len = Math.min(avail, len + PAGE_SIZE);
     }
-    return fillRun(out, 'devmem', dev.index, dev.mem!, page * PAGE_SIZE + inPage, len, dev.memGen);
+    // The BAR generation, not memGen: a translation through a slot dies when the slot closes (src/kernel/bar_manager.ts).
+    return fillRun(out, 'devmem', dev.index, dev.mem!, page * PAGE_SIZE + inPage, len, dev.barGen);
   }
 }
 

@@ -35,10 +35,18 @@ export interface DeviceShmDesc {
   readonly stats: SharedArrayBuffer;
   /** Local device memory (absent for devices without memory). */
   readonly mem: SharedArrayBuffer | null;
-  /** Page generation table of `mem`. */
+  /** Page generation table of `mem`: bumped when a page is freed (its identity ends). */
   readonly memGen: SharedArrayBuffer | null;
   /** BAR2 slot table: slot -> device page, -1 = slot not mapped. */
   readonly barSlots: SharedArrayBuffer | null;
+  /**
+   * BAR generation of each page of `mem`: bumped when a BAR2 slot that maps
+   * the page closes (recycled, or the page freed), so a translation made
+   * through the slot no longer passes the checker. Apart from memGen because
+   * a slot closing does not end the page: its owner's local translation of it
+   * (an own device-private page) stays valid. Null without a BAR2 or memory.
+   */
+  readonly barGen: SharedArrayBuffer | null;
   /** The device's trace ring (src/shm/trace_ring.ts) when the run is traced. */
   readonly trace: SharedArrayBuffer | null;
 }
@@ -96,6 +104,7 @@ export function createMachineShm(ramBytes: number, specs: readonly DeviceMemSpec
       mem: memPages > 0 ? new SharedArrayBuffer(s.memBytes) : null,
       memGen: memPages > 0 ? new SharedArrayBuffer(memPages * 4) : null,
       barSlots,
+      barGen: barSlots && memPages > 0 ? new SharedArrayBuffer(memPages * 4) : null,
       trace: traceRecords > 0 ? allocTraceRing(traceRecords) : null,
     };
   });
@@ -112,6 +121,8 @@ export interface DeviceShm {
   readonly mem: Uint8Array | null;
   readonly memGen: Int32Array | null;
   readonly barSlots: Int32Array | null;
+  /** BAR generation of each page of `mem` (DeviceShmDesc.barGen). */
+  readonly barGen: Int32Array | null;
 }
 
 export interface MachineShm {
@@ -137,6 +148,7 @@ export function attachMachineShm(desc: MachineShmDesc): MachineShm {
       mem: d.mem ? new Uint8Array(d.mem) : null,
       memGen: d.memGen ? new Int32Array(d.memGen) : null,
       barSlots: d.barSlots ? new Int32Array(d.barSlots) : null,
+      barGen: d.barGen ? new Int32Array(d.barGen) : null,
     })),
   };
 }

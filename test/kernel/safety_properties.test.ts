@@ -172,6 +172,51 @@ t.test('safety properties with live devices', async (t) => {
     await mm.munmap(a.va, 4 * P);
   });
 
+  // Found by peervma stress (seeds 1..5: stale-generation on the owner's own
+  // device-private pages). Closing a BAR slot bumped the generation of the
+  // page behind it: the generation the owner's local translation of that
+  // page carries too. Order: a peer maps the owner's private pages through
+  // the owner's BAR; an invalidation drops every translation and the peer
+  // releases its hold (the slots stay open, unheld); the owner refaults
+  // (entry gen g); the unheld slots are closed with no invalidation (nobody
+  // translates through them); the owner reads through its entry, which
+  // nothing invalidated and whose page was never freed: reported as a use
+  // after free before the fix.
+  t.test("closing a BAR slot leaves the owner's translation of its own private page valid", async (t) => {
+    const va = await mm.mmap({ length: 2 * P, prot: RW });
+    await mm.write(va, pattern(2 * P, 11));
+    await m2.migrateToDev(va, 2);
+    t.same((await m0.read(va, 2)).data, pattern(2 * P, 11), 'a peer reads them through the owner BAR');
+    const pages = [0, 1].map((i) => {
+      const pte = mm.pt.get(vpnOf(va) + i);
+      if (pte?.kind !== 'devprivate') throw new Error(`page ${i} is not device-private`);
+      return pte.page;
+    });
+    const bar = kernel.bar('m2');
+    t.ok(pages.every((p) => (bar.slotOf(p) ?? -1) >= 0), 'the pages have BAR slots');
+    await mm.revokeRange(va, va + 2 * P, null); // every device drops them; the peer's hold goes, the slots stay open
+    t.same((await m2.read(va, 2)).data, pattern(2 * P, 11), 'the owner refaults and reads its pages locally');
+    const owner = m2.violations().count;
+    const peer = m0.violations().count;
+    for (const p of pages) await bar.unmapPage(p); // unheld slots: closed with no invalidation
+    t.ok(pages.every((p) => (bar.slotOf(p) ?? -1) < 0), 'the slots are closed');
+    t.same((await m2.read(va, 2)).data, pattern(2 * P, 11), 'the owner still reads its pages');
+    t.equal(m2.violations().count - owner, 0, 'no violation for the owner: its translation was never invalidated and the page never freed');
+    t.same((await m0.read(va, 2)).data, pattern(2 * P, 11), 'the peer refaults through new slots');
+    t.equal(m0.violations().count - peer, 0, 'and its new translation passes');
+    // The local check still catches a real use after free: an owner that acks
+    // and keeps its entries (rogue) reads its pages after they went back to RAM.
+    Atomics.store(ctl('m2'), DeviceCtl.invIgnore, 1);
+    t.teardown(() => Atomics.store(ctl('m2'), DeviceCtl.invIgnore, 0));
+    t.equal((await m2.migrateToSys(va, 2)).cpages, 2, 'the private pages are freed');
+    await m2.read(va, 2);
+    const v = m2.violations();
+    t.equal(v.count - owner, 2, 'both stale local uses reported');
+    t.same(v.records.slice(-2).map((r) => [r.kind, r.va - va]), [['stale-generation', 0], ['stale-generation', P]], 'as stale-generation, each at its own page');
+    Atomics.store(ctl('m2'), DeviceCtl.invIgnore, 0);
+    await mm.munmap(va, 2 * P);
+  });
+
   // Found by peervma stress (seed 9): hmmRangeFault answered the owner's write
   // fault on its own private page, left read-only by an mprotect round trip,
   // VALID without WRITE, and the device asked again forever.
