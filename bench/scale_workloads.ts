@@ -15,10 +15,11 @@
  *                             scale.<w>.<N>.pcie.bounce (the same streams
  *                             priced through system RAM)
  */
-import { runScenario, type RunReport } from '../src/scenario/run.js';
+import { runScenario } from '../src/scenario/run.js';
 import { scaledScenario, type ScaledKind } from '../src/scenario/scaled.js';
-import { assertChecks, throughput } from '../src/trace/summary.js';
+import { assertChecks, modeledThroughput, throughput } from '../src/trace/summary.js';
 import type { Mode } from '../src/workloads/workload.js';
+import { pairOrder } from './scenarios.js';
 import type { RowSet } from './stats.js';
 
 export interface ScaleWorkloadOptions {
@@ -26,8 +27,6 @@ export interface ScaleWorkloadOptions {
   readonly counts: readonly number[];
   readonly repeats: number;
 }
-
-const modeledMbs = (r: RunReport) => (r.accounting.modeledSeconds > 0 ? r.accounting.payloadBytes / r.accounting.modeledSeconds / 1e6 : 0);
 
 export async function scaleWorkloadRows(rows: RowSet, o: ScaleWorkloadOptions, log: (m: string) => void = () => undefined): Promise<void> {
   for (const kind of o.kinds) {
@@ -37,12 +36,11 @@ export async function scaleWorkloadRows(rows: RowSet, o: ScaleWorkloadOptions, l
       const real: Record<Mode, number[]> = { p2p: [], bounce: [] };
       const modeled: Record<Mode, number[]> = { p2p: [], bounce: [] };
       for (let k = 0; k < o.repeats; k++) {
-        // Alternate which mode goes first, as bench/scenarios.ts does.
-        for (const mode of k % 2 === 0 ? (['p2p', 'bounce'] as const) : (['bounce', 'p2p'] as const)) {
+        for (const mode of pairOrder(k)) {
           const r = await runScenario(sc, { mode });
           assertChecks(r);
           real[mode].push(throughput(r) / 1e6);
-          modeled[mode].push(modeledMbs(r));
+          modeled[mode].push(modeledThroughput(r) / 1e6);
         }
       }
       const id = `scale.${kind}.${n}`;

@@ -40,6 +40,11 @@ const BUDGET_MS = { quick: 4000, full: 12000 };
 /** Most pairs a scenario runs. */
 const MAX_PAIRS = 9;
 
+/** The modes of pair k in the order they run: the first mode alternates (cold JIT, page cache). */
+export function pairOrder(k: number): readonly Mode[] {
+  return k % 2 === 0 ? ['p2p', 'bounce'] : ['bounce', 'p2p'];
+}
+
 function figure(r: RunReport): { value: number; unit: string } {
   if (r.workload === 'accel-progress') {
     const ms = Number(r.accounting.extra.watchedMs);
@@ -77,7 +82,7 @@ export async function scenarioRows(rows: RowSet, dir: string, repeats: number, q
     for (let k = 0; k < MAX_PAIRS; k++) {
       const spent = performance.now() - t0;
       if (k >= repeats && spent + spent / k > BUDGET_MS[quick ? 'quick' : 'full']) break;
-      for (const mode of k % 2 === 0 ? (['p2p', 'bounce'] as const) : (['bounce', 'p2p'] as const)) {
+      for (const mode of pairOrder(k)) {
         const r = await runScenario(sc, { frames, mode, trace: k === repeats - 1 ? obs.trace : undefined });
         assertChecks(r);
         const fg = figure(r);

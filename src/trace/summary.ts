@@ -25,6 +25,11 @@ export function throughput(r: RunReport): number {
   return r.accounting.payloadBytes / (r.accounting.wallMs / 1000);
 }
 
+/** Payload over modeled PCIe time, bytes/s (0 when the run priced no transfer). */
+export function modeledThroughput(r: RunReport): number {
+  return r.accounting.modeledSeconds > 0 ? r.accounting.payloadBytes / r.accounting.modeledSeconds : 0;
+}
+
 /** A count with its unit, singular when it is one ("1 slot", "26763 slots"). */
 export function count(n: number, unit: string): string {
   if (unit === 'B') return formatBytes(n);
@@ -139,7 +144,7 @@ export function formatComparison([p, b]: readonly [RunReport, RunReport], cols =
   const ms = (n: number) => `${n.toFixed(1)} ms`;
   const stage = (k: keyof StageSums) => (r: RunReport) => stageSums(r.accounting)[k];
   row('throughput (real)', throughput, mbs);
-  row('modeled PCIe throughput', (r) => (r.accounting.modeledSeconds > 0 ? r.accounting.payloadBytes / r.accounting.modeledSeconds : 0), mbs);
+  row('modeled PCIe throughput', modeledThroughput, mbs);
   row('wall time', (r) => r.accounting.wallMs, ms);
   row('device compute (sum)', stage('computeMs'), ms);
   row('device DMA (sum)', stage('dmaMs'), ms);
