@@ -50,7 +50,7 @@ import {
   vaFromArgs,
   type AccCounters,
 } from '../src/devices/accelerator_abi.js';
-import { accelInit, accelStep, accelTransform, checksumWords } from '../src/devices/models/accel_kernel.js';
+import { accelInit, accelInitStep, accelStep, accelTransform, checksumWords } from '../src/devices/models/accel_kernel.js';
 import type { AcceleratorOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
@@ -152,9 +152,12 @@ class Accelerator implements DeviceModel {
     const x = this.words.subarray(cmd.src / 4, (cmd.src + cmd.len) / 4);
     const t0 = performance.now();
     const dma0 = this.ctx.self.stats[DeviceStats.dmaNs];
-    let h = flags & ACC_F_INIT ? accelInit(x, seed) : checksumWords(x);
+    // Seeding and iteration 1 in one pass when both run (accelInitStep); a
+    // checksum only where it is the result (the last one computed).
+    const fused = (flags & ACC_F_INIT) !== 0 && iterations > 0;
+    let h = fused ? accelInitStep(x, seed) : flags & ACC_F_INIT ? accelInit(x, seed) : iterations > 0 ? 0 : checksumWords(x);
     for (let k = 1; k <= iterations; k++) {
-      h = accelStep(x, k, seed);
+      if (k > 1 || !fused) h = accelStep(x, k, seed);
       this.maybeCorrupt(x, k);
       if (every > 0 && (k % every === 0 || k === iterations)) {
         const err = this.publish(r, mirror, k, h, k === iterations ? 1 : 0);

@@ -6,7 +6,7 @@
 // only; speed is measured by `peervma bench`.
 import t from 'tap';
 import { StreamChecksum, checksum } from '../../src/devices/models/checksum.js';
-import { accelInit, accelStep, accelTransform, checksumWords } from '../../src/devices/models/accel_kernel.js';
+import { accelInit, accelInitStep, accelStep, accelTransform, checksumWords } from '../../src/devices/models/accel_kernel.js';
 import { buildColourTables, colourTransform } from '../../src/devices/models/colour_tables.js';
 import { colourParams } from '../../src/devices/models/colour.js';
 import { renderPattern } from '../../src/devices/models/frame_pattern.js';
@@ -62,6 +62,11 @@ t.test('accelerator kernel: fused checksums and buffers equal the reference for 
     for (let k = 1; k <= 4; k++) sums.push(accelStep(x, k, 11));
     t.same(sums, Array.from(ref.checksums), `${words} words: checksum after every iteration`);
     t.same(Array.from(x), Array.from(ref.buffer), `${words} words: buffer`);
+    const fused = new Int32Array(words);
+    const fusedSums = [accelInitStep(fused, 11)];
+    for (let k = 2; k <= 4; k++) fusedSums.push(accelStep(fused, k, 11));
+    t.same(fusedSums, Array.from(ref.checksums).slice(1), `${words} words: accelInitStep (seed + iteration 1 in one pass), then steps 2..4`);
+    t.same(Array.from(fused), Array.from(ref.buffer), `${words} words: buffer after accelInitStep and steps`);
     t.equal(checksumWords(x), fnv1aWordsReference(x), `${words} words: checksumWords`);
     const a = Int32Array.from(x);
     const b = Int32Array.from(x);
