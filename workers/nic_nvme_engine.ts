@@ -241,9 +241,18 @@ export class NicNvmeEngine {
 
   /**
    * nic_nvme_run: the whole client stream against the peer queue. Each pass
-   * submits while there is room (one SQ doorbell for the batch), reaps what
-   * completed (one CQ doorbell), and sleeps on the wake word only when
-   * neither moved; see the timeline at the top of the file.
+   * reaps what completed, submits while there is room (the slots just
+   * freed included), then rings the SQ tail doorbell for the batch and
+   * after it the CQ head doorbell; it sleeps on the wake word only when
+   * nothing moved. See the timeline at the top of the file.
+   *
+   * Why this order: every BAR0 write wakes the NVMe's loop. Rung first
+   * (as it was), the CQ head woke the NVMe to find no new command and
+   * sleep again, and the SQ tail woke it once more a few microseconds
+   * later: two scheduler round trips per batch where one does, which
+   * under load cost more than the data. The CQ head only has to move
+   * before the CQ could fill, and a queue of `entries` holds every
+   * request in flight (depth < entries), so one pass late is safe.
    */
   private run(cmd: SqCommand): CommandResult {
     if (!this.q) return this.badField('NVME_RUN before NVME_ATTACH');
@@ -252,6 +261,11 @@ export class NicNvmeEngine {
     const q = r.q;
     let lastProgress = performance.now();
     while (r.done < r.ios) {
+      // `seen` is loaded before the CQ is looked at: pairs with the MSI's
+      // ringWake (dma_engine doorbell) in workers/nvme.ts.
+      const seen = Atomics.load(this.ctx.self.ctl, DeviceCtl.wake);
+      const reaped = this.reap(r);
+      if (typeof reaped === 'string') return this.dataError(reaped);
       const submitted = this.submit(r);
       if (typeof submitted === 'string') return this.dataError(submitted);
       if (submitted > 0) {
@@ -259,19 +273,13 @@ export class NicNvmeEngine {
         if (err) return this.dataError(`SQ tail doorbell: ${err}`);
         this.c.sqDoorbells++;
       }
-      // `seen` is loaded before the CQ is looked at: pairs with the MSI's
-      // ringWake (dma_engine doorbell) in workers/nvme.ts.
-      const seen = Atomics.load(this.ctx.self.ctl, DeviceCtl.wake);
-      const reaped = this.reap(r);
-      if (typeof reaped === 'string') return this.dataError(reaped);
       if (reaped > 0) {
         const err = this.ring(q, DeviceRegs.cqHead + q.qid, q.head);
         if (err) return this.dataError(`CQ head doorbell: ${err}`);
         this.c.cqDoorbells++;
         lastProgress = performance.now();
-        continue;
       }
-      if (r.next < r.ios && r.flight.length < r.depth) continue;
+      if (reaped > 0 || submitted > 0) continue;
       if (performance.now() - lastProgress > NIC_NVME_STALL_MS) return this.dataError(`NVME_RUN: the NVMe posted no completion for ${NIC_NVME_STALL_MS} ms (${r.flight.length} in flight, oldest request ${r.flight[0]?.io})`);
       this.ctx.inv.check();
       this.c.waits++;

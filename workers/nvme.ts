@@ -35,8 +35,14 @@ import type { CmdHandlers, DeviceCmd, DeviceReply, NvmeOps } from '../src/device
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 
-/** Commands one CMB queue executes per poll before the loop looks at invalidations and control calls again. */
-const CMB_BATCH = 8;
+/**
+ * Commands one CMB queue executes per poll before the loop looks at
+ * invalidations and control calls again. The MSI is coalesced over the
+ * batch (NVMe Interrupt Coalescing, Feature 08h: an aggregation threshold
+ * of CMB_BATCH entries, and "no more work" as the aggregation time), so a
+ * peer that submits a whole queue depth at once gets one interrupt for it.
+ */
+const CMB_BATCH = 64;
 
 interface Namespace {
   readonly blockOff: number;
