@@ -13,13 +13,14 @@
  *   ---                                     ----
  *   WRITE: client data -> packet buffer
  *          VA-write -> CMB data slot
- *   VA-write SQE -> CMB SQ[tail]
+ *   VA-write the batch's SQEs -> CMB SQ[tail..] (one DMA per stretch)
  *   DMA-write tail -> NVMe BAR0 sqTail ---> execute in order (CMB <-> blocks)
- *   seen = wake; VA-read CQE[head]          post CQE (status word last)
+ *   seen = wake; VA-read CQEs[head..]       post CQE (status word last)
  *   no new phase: Atomics.wait(wake, seen) <--- MSI: DMA-write -> NIC BAR0
  *   new phase, cid == oldest in flight:         NIC_MSI_REG (+ wake)
  *     READ: VA-read CMB data slot, checksum
  *     log; head++
+ *   (next pass: submit, SQ tail doorbell, then)
  *   DMA-write head -> NVMe BAR0 cqHead
  *   [Required: a data slot is reused only after its request's CQE was
  *    consumed (and, for a READ, its data read); the CQ head doorbell is
@@ -38,8 +39,8 @@
 import { DeviceCtl, DeviceStats } from '../src/shm/device_ctl.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
-import { CqEntry, CqStatus, SQE_BYTES, CQE_BYTES, writeSqe, type SqCommand } from '../src/shm/ring.js';
-import { NicIoLog, NicMem, NIC_IOLOG_DONE, NIC_PKT_SLOT_BYTES } from '../src/shm/nic_layout.js';
+import { CqEntry, CqStatus, SQE_BYTES, CQE_BYTES, CQE_WORDS, writeSqe, type SqCommand } from '../src/shm/ring.js';
+import { NicIoLog, NicMem, NIC_IOLOG_DONE, NIC_PKT_SLOT_BYTES, NIC_QE_BATCH } from '../src/shm/nic_layout.js';
 import {
   NIC_ARG_BLOCKS,
   NIC_ARG_BLOCKS_PER_IO,
@@ -136,7 +137,7 @@ export class NicNvmeEngine {
   ) {
     this.name = ctx.self.name;
     this.mem = ctx.self.mem!;
-    this.sqeView = words.subarray(NicMem.sqe, NicMem.sqe + SQE_BYTES / 4);
+    this.sqeView = words.subarray(NicMem.sqe, NicMem.sqe + (NIC_QE_BATCH * SQE_BYTES) / 4);
   }
 
   /** Executes an NVMe-stream opcode; null when the opcode is not one of its own. */
@@ -288,11 +289,19 @@ export class NicNvmeEngine {
     return { status: CqStatus.Success, result: r.done };
   }
 
-  /** Writes requests into the CMB SQ while the depth allows; returns how many, or an error. */
+  /**
+   * Writes requests into the CMB SQ while the depth allows; returns how
+   * many, or an error. The SQEs are staged in NicMem.sqe and written with
+   * one DMA per contiguous stretch of the ring (at most NIC_QE_BATCH), all
+   * before the caller rings the tail doorbell, which is what makes them
+   * visible to the NVMe.
+   */
   private submit(r: Run): number | string {
     const { q, ioBytes } = r;
     const va = this.ctx.va();
     let submitted = 0;
+    let staged = 0;
+    let first = q.tail;
     while (r.next < r.ios && r.flight.length < r.depth) {
       const io = r.next;
       const req = clientRequest(r.stream, io);
@@ -308,14 +317,22 @@ export class NicNvmeEngine {
       const args = [0, 0];
       args[NVME_ARG_LBA] = req.lba;
       args[NVME_ARG_FLAGS] = NVME_F_CMB;
-      writeSqe(this.sqeView, 0, { opcode, cid: io & 0xffff, src: req.write ? slotOff : 0, dst: req.write ? 0 : slotOff, len: ioBytes, args });
-      const err = va.write(q.sqVa + q.tail * SQE_BYTES, SQE_OFF, SQE_BYTES);
-      if (err) return `request ${io}: SQE to the CMB SQ: ${err}`;
+      writeSqe(this.sqeView, staged++, { opcode, cid: io & 0xffff, src: req.write ? slotOff : 0, dst: req.write ? 0 : slotOff, len: ioBytes, args });
       q.tail = (q.tail + 1) % q.entries;
       this.logSubmitted(io, opcode, req.lba);
       r.flight.push({ io, write: req.write, lba: req.lba, slotOff });
       r.next++;
       submitted++;
+      if (staged === NIC_QE_BATCH || q.tail === 0) {
+        const err = va.write(q.sqVa + first * SQE_BYTES, SQE_OFF, staged * SQE_BYTES);
+        if (err) return `requests ${io - staged + 1}..${io}: SQEs to the CMB SQ: ${err}`;
+        staged = 0;
+        first = q.tail;
+      }
+    }
+    if (staged > 0) {
+      const err = va.write(q.sqVa + first * SQE_BYTES, SQE_OFF, staged * SQE_BYTES);
+      if (err) return `requests ${r.next - staged}..${r.next - 1}: SQEs to the CMB SQ: ${err}`;
     }
     return submitted;
   }
@@ -323,41 +340,55 @@ export class NicNvmeEngine {
   /**
    * Consumes the completions posted for the oldest requests in flight, in
    * order (a READ's data is read and checksummed before its slot can be
-   * reused); returns how many, or an error.
+   * reused); returns how many, or an error. The CQEs are DMA-read up to
+   * NIC_QE_BATCH at once (never past the end of the ring); entries the
+   * NVMe had not posted yet when they were read stop the pass and are read
+   * again on the next one.
    */
   private reap(r: Run): number | string {
-    const { q, ioBytes } = r;
+    const { q } = r;
     const va = this.ctx.va();
     let reaped = 0;
     while (r.flight.length > 0) {
-      const err = va.read(q.cqVa + q.head * CQE_BYTES, CQE_OFF, CQE_BYTES);
-      if (err) return `CQE ${q.head}: ${err}`;
-      const st = this.words[NicMem.cqe + CqEntry.status];
-      const f = r.flight[0];
-      if (((st >>> 16) & 1) !== q.phase || (st & 0xffff) !== (f.io & 0xffff)) {
+      const k = Math.min(r.flight.length, NIC_QE_BATCH, q.entries - q.head);
+      const err = va.read(q.cqVa + q.head * CQE_BYTES, CQE_OFF, k * CQE_BYTES);
+      if (err) return `CQEs ${q.head}..${q.head + k - 1}: ${err}`;
+      let j = 0;
+      for (; j < k; j++) {
+        const st = this.words[NicMem.cqe + j * CQE_WORDS + CqEntry.status];
+        const f = r.flight[0];
+        if (((st >>> 16) & 1) !== q.phase || (st & 0xffff) !== (f.io & 0xffff)) break;
+        const done = this.complete(r, f, st >>> 17);
+        if (done !== null) return done;
+        r.flight.shift();
+        q.head = (q.head + 1) % q.entries;
+        if (q.head === 0) q.phase ^= 1;
+        reaped++;
+      }
+      if (j < k) {
         if (reaped === 0) this.c.emptyCqPolls++;
         break;
       }
-      const status = st >>> 17;
-      if (status !== CqStatus.Success) return `request ${f.io} (${f.write ? 'WRITE' : 'READ'} lba ${f.lba}): NVMe completion status ${status}`;
-      const e = this.logEntry(f.io);
-      if (!f.write) {
-        const err2 = va.read(q.dataVa + f.slotOff, PKT_OFF, ioBytes);
-        if (err2) return `request ${f.io}: READ data from the CMB: ${err2}`;
-        const t0 = performance.now();
-        this.log[e + NicIoLog.checksum] = checksum(r.pkt) | 0;
-        this.computed(t0);
-        this.c.ioReads++;
-      } else this.c.ioWrites++;
-      this.log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
-      r.flight.shift();
-      q.head = (q.head + 1) % q.entries;
-      if (q.head === 0) q.phase ^= 1;
-      reaped++;
-      r.done++;
-      this.c.ios++;
     }
     return reaped;
+  }
+
+  /** Request f's completion (status from its CQE): a READ's data is read from its CMB slot and checksummed; logged done. Null, or an error. */
+  private complete(r: Run, f: InFlight, status: number): string | null {
+    if (status !== CqStatus.Success) return `request ${f.io} (${f.write ? 'WRITE' : 'READ'} lba ${f.lba}): NVMe completion status ${status}`;
+    const e = this.logEntry(f.io);
+    if (!f.write) {
+      const err = this.ctx.va().read(r.q.dataVa + f.slotOff, PKT_OFF, r.ioBytes);
+      if (err) return `request ${f.io}: READ data from the CMB: ${err}`;
+      const t0 = performance.now();
+      this.log[e + NicIoLog.checksum] = checksum(r.pkt) | 0;
+      this.computed(t0);
+      this.c.ioReads++;
+    } else this.c.ioWrites++;
+    this.log[e + NicIoLog.flags] = NIC_IOLOG_DONE;
+    r.done++;
+    this.c.ios++;
+    return null;
   }
 
   /** Bounce path: request `io` of the stream arrives; a WRITE's data is DMAed to dst (RAM). */

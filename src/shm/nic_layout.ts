@@ -22,6 +22,15 @@ export const NIC_PKT_SLOT_BYTES = 64 * 1024;
 /** Packet buffer slots: SEND uses slot 0; the NVMe stream one per IO in flight (each IO <= a slot). */
 export const NIC_PKT_SLOTS = 3;
 
+/**
+ * Submission entries the NVMe engine stages before one DMA-write to a
+ * peer SQ, and completion entries it DMA-reads from a peer CQ at once: a
+ * batch is one bus transfer instead of one per entry (a queue depth of
+ * 16 4 KiB requests was three VA transfers a request, two of them for
+ * 64- and 16-byte entries).
+ */
+export const NIC_QE_BATCH = 32;
+
 /** One sample of the monitoring packet stream (NIC_OP_MONITOR), 16 bytes, int32 LE. */
 export const MonitorSample = defineLayout({
   iteration: { writer: 'worker', doc: 'ProgressRecord.iteration of the accepted read' },
@@ -35,13 +44,13 @@ export const MonitorSample = defineLayout({
  * first (one page), then the packet buffers.
  */
 export const NicMem = defineLayout({
-  sqe: { words: SqEntry.kFieldCount, writer: 'worker', doc: 'a submission entry staged before it is DMA-written to a peer SQ' },
-  cqe: { words: CqEntry.kFieldCount, writer: 'worker', doc: 'a completion entry DMA-read from a peer CQ' },
+  sqe: { words: SqEntry.kFieldCount * NIC_QE_BATCH, writer: 'worker', doc: 'up to NIC_QE_BATCH submission entries staged before one DMA-write to a peer SQ' },
+  cqe: { words: CqEntry.kFieldCount * NIC_QE_BATCH, writer: 'worker', doc: 'up to NIC_QE_BATCH completion entries DMA-read at once from a peer CQ' },
   doorbell: { writer: 'worker', doc: 'the value DMA-written to a peer doorbell register (aligned 32-bit)' },
   record: { words: ProgressRecord.kFieldCount, writer: 'worker', doc: 'a ProgressRecord DMA-read by MONITOR' },
   recordSeq: { writer: 'worker', doc: 'ProgressRecord.seq read again after the record (seqcount re-check)' },
   sample: { words: MonitorSample.kFieldCount, writer: 'worker', doc: 'the MonitorSample being written to process memory' },
-  rsvd: { words: 1024 - SqEntry.kFieldCount - CqEntry.kFieldCount - 1 - ProgressRecord.kFieldCount - 1 - MonitorSample.kFieldCount, writer: 'worker', doc: 'pads staging to one page' },
+  rsvd: { words: 1024 - (SqEntry.kFieldCount + CqEntry.kFieldCount) * NIC_QE_BATCH - 1 - ProgressRecord.kFieldCount - 1 - MonitorSample.kFieldCount, writer: 'worker', doc: 'pads staging to one page' },
   pkt: { words: (NIC_PKT_SLOTS * NIC_PKT_SLOT_BYTES) / 4, writer: 'worker', doc: 'packet buffers: NIC_PKT_SLOTS slots of NIC_PKT_SLOT_BYTES' },
 });
 

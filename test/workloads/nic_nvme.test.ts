@@ -43,6 +43,17 @@ t.test('p2p: every READ matches the shadow copy, no RAM, no kernel per IO', asyn
   t.ok(a.modeledSeconds > 0);
 });
 
+// The NIC writes its SQEs and reads its CQEs in batches (NIC_QE_BATCH), each
+// stopping at the ring's end: rings whose size is not a multiple of the
+// depth wrap mid-batch, and a 2-entry ring wraps on every request.
+t.test('p2p: batched SQE writes and CQE reads across the ring wrap, every READ still matches', async (t) => {
+  for (const [queueEntries, queueDepth] of [[11, 10], [2, 1]]) {
+    const r = await runScenario(await small(undefined, (s) => Object.assign(s.workload!, { queueEntries, queueDepth })), { mode: 'p2p' });
+    t.same(r.accounting.checks.map((c) => c.ok), [true, true, true], `${queueEntries} entries, depth ${queueDepth}: ${r.accounting.checks.map((c) => c.detail).join('; ')}`);
+    t.equal(r.accounting.extra['NVMe commands from the peer / the host'], `${IOS} / 0`);
+  }
+});
+
 t.test('bounce: the kernel relays every IO through RAM, same data checks', async (t) => {
   const r = await runScenario(await small(), { mode: 'bounce' });
   const a = r.accounting;
