@@ -17,9 +17,12 @@ const root = fileURLToPath(new URL(here.includes('/dist/') ? '../../../' : '../.
  * loaders, and under `tap` those are tap's TypeScript, mock and
  * process-info hooks, which made each worker cost ~3x its own start-up
  * CPU (a 200x150 camera-chain run: 3.4 s of CPU instead of 1.0 s). The
- * workers run compiled JavaScript and need no loader.
+ * workers run compiled JavaScript and need no loader. The one exception
+ * is profiling: `node --cpu-prof[-dir=D] ...` passes its `--cpu-prof*`
+ * flags on (in `=` form), so every device worker writes its own profile
+ * beside the kernel's instead of none.
  */
-export const WORKER_EXEC_ARGV: string[] = [];
+export const WORKER_EXEC_ARGV: string[] = process.execArgv.filter((a) => /^--cpu-prof($|-[a-z]+=)/.test(a));
 
 /**
  * Absolute path of a compiled module, given its path relative to the
