@@ -63,9 +63,10 @@ export class DeviceInvalidator {
   /**
    * Statistics: batches posted, batches acked in time, batches that timed
    * out (the safety verdict reads these, not the log), ranges posted, acks
-   * seen while main blocked (waitSync), ack latency of each acked batch (µs).
+   * seen while main blocked (waitSync), of those the ones seen while it
+   * still polled, ack latency of each acked batch (µs).
    */
-  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, ackUs: [] as number[] };
+  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, polledAcks: 0, ackUs: [] as number[] };
   /** How long the next round trip may block main (waitSync). */
   private syncBudgetMs = ACK_SYNC_MS;
   /** The device failed: its waits go straight to waitAsync, which reports the failure. */
@@ -161,12 +162,28 @@ export class DeviceInvalidator {
    * budget. True when acked. The budget is bounded, so a device that cannot
    * ack now (stuck in compute, or waiting for something from this very
    * thread) costs main at most the budget, never a deadlock; a device that
-   * missed it gets a short budget until it answers in time again. No spin
-   * first: on 2 busy cores a spinning main takes the core the device needs
-   * to ack (measured: ack p50 +20 µs with a 20 µs spin under load).
+   * missed it gets a short budget until it answers in time again.
+   *
+   * Before sleeping, main polls the ack word, as the kernel polls for an
+   * IOTLB invalidation's completion (intel-iommu's qi_submit_sync spins
+   * on the wait descriptor's status): a streaming device sees the post
+   * within one DMA piece (DMA_POLL_BYTES), sooner than a sleeping main is
+   * woken (on an idle VM the futex wake of main's vCPU alone costs about
+   * half of atomics.rtt). It polls only while the device is seen running,
+   * as mutex_spin_on_owner spins only while the owner is on a CPU: while
+   * the device's invPolls word moves (it looks for invalidations between
+   * DMA pieces), for POLL_MAX_US at most. A device that sleeps, computes,
+   * or is preempted on busy cores stops it moving; main then sleeps
+   * within POLL_STALL_US, rather than hold a core the device may need to
+   * ack (measured on 2 loaded cores: ack p50 +20 µs with a blind 20 µs spin).
    */
   private waitSync(seq: number, posted: number): boolean {
     const ctl = this.ctl;
+    if (this.pollAck(seq, posted)) {
+      this.stats.polledAcks++;
+      this.stats.syncAcks++;
+      return true;
+    }
     const until = posted + Math.min(this.syncBudgetMs, this.timeoutMs);
     for (;;) {
       const ack = Atomics.load(ctl, DeviceCtl.invAck);
@@ -182,6 +199,25 @@ export class DeviceInvalidator {
     }
     this.syncBudgetMs = ACK_SYNC_MISSED_MS;
     return false;
+  }
+
+  /** Polls invAck while the device's invPolls moves (see waitSync); true when the ack came. */
+  private pollAck(seq: number, posted: number): boolean {
+    const ctl = this.ctl;
+    const end = posted + POLL_MAX_US / 1000;
+    let polls = Atomics.load(ctl, DeviceCtl.invPolls);
+    let moved = posted;
+    // Pairs with Atomics.store(invAck) in InvalidationPort.check.
+    while (Atomics.load(ctl, DeviceCtl.invAck) !== seq) {
+      const now = performance.now();
+      if (now >= end) return false;
+      const p = Atomics.load(ctl, DeviceCtl.invPolls);
+      if (p !== polls) {
+        polls = p;
+        moved = now;
+      } else if (now - moved >= POLL_STALL_US / 1000) return false;
+    }
+    return true;
   }
 
   /**
@@ -225,6 +261,10 @@ const MAX_POSTS = 8;
 const ACK_SYNC_MS = 1;
 /** The budget after a device missed it, until it acks within one again. */
 const ACK_SYNC_MISSED_MS = 0.1;
+/** The longest main polls an ack word before sleeping (a device that keeps looking but does not ack: invLagMs). */
+const POLL_MAX_US = 100;
+/** Main stops polling when the device has not looked for invalidations for this long (several DMA pieces). */
+const POLL_STALL_US = 15;
 /** Main gives its event loop (page requests, timers, device messages) a turn at least this often while acks keep arriving synchronously. */
 const EVENT_LOOP_TURN_MS = 1;
 

@@ -49,6 +49,7 @@ export const DeviceCtl = defineLayout({
   invDelayMs: { writer: 'main', doc: 'fault injection: the device acks invalidations this late' },
   invIgnore: { writer: 'main', doc: 'fault injection: the device acks but keeps its translations (a rogue device)' },
   invLagMs: { writer: 'main', doc: 'fault injection: a slow but legal device, which keeps DMAing through its old translations this long after an invalidation is posted, then drops them and acks' },
+  invPolls: { writer: 'worker', doc: 'bumped each time the device looks for a pending invalidation (InvalidationPort.pending/check); main polls for an ack only while it moves (the device is on a CPU)' },
 });
 
 export const enum DeviceState {

@@ -68,11 +68,13 @@ export class InvalidationPort {
 
   /** Is an invalidation posted and not acked yet? Two loads; the DMA engine polls it between pieces of a chunk. */
   pending(): boolean {
+    this.ctl[DeviceCtl.invPolls]++; // a plain store: one writer, and main only watches it move
     return Atomics.load(this.ctl, DeviceCtl.invSeq) !== Atomics.load(this.ctl, DeviceCtl.invAck);
   }
 
   /** Serves a pending invalidation; returns true when one was acked. */
   check(): boolean {
+    this.ctl[DeviceCtl.invPolls]++;
     let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
     if (seq === Atomics.load(this.ctl, DeviceCtl.invAck)) return false;
     const lag = Atomics.load(this.ctl, DeviceCtl.invLagMs);
