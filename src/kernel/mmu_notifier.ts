@@ -249,7 +249,9 @@ export class MmuNotifierSubscriptions {
   /** __mmu_notifier_invalidate_range_end(): waits for what the callbacks deferred (device acks), then invEnd. */
   async invalidateRangeEnd(range: MmuNotifierRange, deferred: readonly Promise<unknown>[]): Promise<void> {
     try {
-      await Promise.all(deferred);
+      // One deferred ack (the common case) is awaited alone: no Promise.all and its extra hops.
+      if (deferred.length === 1) await deferred[0];
+      else if (deferred.length > 1) await Promise.all(deferred);
     } finally {
       invEnd(this);
       const tw = traceSink.w;
