@@ -12,7 +12,7 @@
  */
 import os from 'node:os';
 import { ringWake } from '../shm/device_ctl.js';
-import { allocRunTokens, giveBackTicket, RunTokenHdr } from '../shm/run_token_layout.js';
+import { allocRunTokens, giveBackTicket, RunTokenHdr, RunTokenSlot, RunTokenState, runTokenSlotWord, ticketAdmitted } from '../shm/run_token_layout.js';
 
 export type RunTokenSetting = 'auto' | 'off' | number;
 
@@ -56,6 +56,22 @@ export class RunTokens {
    */
   reap(index: number): boolean {
     return giveBackTicket(this.v, index, (d) => ringWake(this.ctls[d]));
+  }
+
+  /**
+   * Is device `index` parked: queued for a token and not admitted, so
+   * asleep before its next DMA chunk rather than inside one? Called by the
+   * kernel right after it posted an invalidation (src/kernel/
+   * invalidate_broadcast.ts): the device serves every posted invalidation
+   * once admitted, before its next chunk (workers/runtime/run_token.ts
+   * acquire). The loads come after the post's store of invSeq; the device
+   * loads `released` before it loads invSeq: if it was admitted by a
+   * release this load does not see, it sees the post.
+   */
+  parked(index: number): boolean {
+    const v = this.v;
+    if (Atomics.load(v, runTokenSlotWord(index, RunTokenSlot.state)) !== RunTokenState.Queued) return false;
+    return !ticketAdmitted(v, Atomics.load(v, runTokenSlotWord(index, RunTokenSlot.ticket)));
   }
 
   /** Hand-offs that woke a waiting device, and acquires that slept. */

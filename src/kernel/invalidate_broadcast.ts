@@ -33,6 +33,17 @@
  * a time (beyond MAX_POSTS slots' worth, ranges are merged into covering
  * ranges — over-invalidation is safe, never under-invalidation).
  *
+ * Parked devices (run tokens, src/devices/run_tokens.ts): a device queued
+ * for a token and not admitted is asleep before its next DMA chunk, and
+ * serves every posted batch once admitted, before that chunk
+ * (workers/runtime/run_token.ts acquire). The kernel neither wakes nor
+ * waits for it, as x86 sends no TLB-shootdown IPI to a CPU in lazy TLB
+ * mode (arch/x86/mm/tlb.c: it checks the flush generation before it uses
+ * its page tables again); the batch counts as acked (stats.parkedAcks)
+ * and its ranges go out again with every later batch until the device
+ * acked it. Main may then rewrite the slot while the device reads it, so
+ * the slot is a seqlock (invWriting, odd while main writes).
+ *
  * A device that does not ack within the deadline is counted
  * (stats.timedOut) and reported by name to `onTimeout`: with the IOMMU on
  * the kernel fences the device off its domain (contained); with it off the
@@ -58,15 +69,21 @@ export class DeviceInvalidator {
   private nextBatch: Promise<void> | null = null;
   /** Ranges of batches that timed out, re-sent until acked. */
   private unacked: InvRange[] = [];
+  /** Ranges posted to the device while it was parked (not waited for), re-sent with every batch until it acks `parkedSeq`. */
+  private parkedRanges: InvRange[] = [];
+  private parkedSeq = 0;
+  /** Whether the device was parked right after the last post (post() sets it). */
+  private postedParked = false;
   /** Round trips completed (statistics). */
   roundTrips = 0;
   /**
    * Statistics: batches posted, batches acked in time, batches that timed
    * out (the safety verdict reads these, not the log), ranges posted, acks
    * seen while main blocked (waitSync), of those the ones seen while it
-   * still polled, ack latency of each acked batch (µs).
+   * still polled, batches not waited for because the device was parked
+   * (counted as acked), ack latency of each acked batch (µs).
    */
-  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, polledAcks: 0, ackUs: [] as number[] };
+  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, polledAcks: 0, parkedAcks: 0, ackUs: [] as number[] };
   /** How long the next round trip may block main (waitSync). */
   private syncBudgetMs = ACK_SYNC_MS;
   /** The device failed: its waits go straight to waitAsync, which reports the failure. */
@@ -79,6 +96,8 @@ export class DeviceInvalidator {
     private readonly onTimeout: (device: string, seq: number, ms: number, ranges: readonly InvRange[]) => void,
     /** Subscribes to the device's failure (returns the unsubscription): a dead device never acks, so its waits end at once. */
     private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
+    /** Is the device parked, waiting for a run token before its next DMA chunk (RunTokens.parked)? */
+    private readonly parked: () => boolean = () => false,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
     this.onFailure(() => (this.failed = true)); // for life: a dead device is not worth blocking for
@@ -107,11 +126,24 @@ export class DeviceInvalidator {
     await prev;
     const ranges = this.pending.splice(0);
     this.nextBatch = null;
+    // Ranges posted while the device was parked go out again with every
+    // batch (folded into it) until the device acked that post: each post
+    // overwrites the slot, and a parked device reads only the last one.
+    if (this.parkedRanges.length > 0 && ((Atomics.load(this.ctl, DeviceCtl.invAck) - this.parkedSeq) | 0) >= 0) this.parkedRanges = [];
     const all = this.unacked.length === 0 && ranges.length === 1 ? ranges : coalesce([...this.unacked, ...ranges], INV_BATCH * MAX_POSTS);
     for (let i = 0; i === 0 || i < all.length; i += INV_BATCH) {
-      const batch = all.slice(i, i + INV_BATCH);
+      const slice = all.slice(i, i + INV_BATCH);
+      const batch = this.parkedRanges.length === 0 ? slice : coalesce([...this.parkedRanges, ...slice], INV_BATCH);
       const seq = this.post(batch);
       const posted = performance.now();
+      if (this.postedParked) {
+        // Not waited for: the device serves it once admitted, before its next chunk.
+        this.parkedRanges = batch;
+        this.parkedSeq = seq;
+        this.stats.parkedAcks++;
+        this.acked(seq, posted, batch);
+        continue;
+      }
       // One microtask turn before blocking: the other devices this same
       // invalidation reaches post their batches first (their roundTrips were
       // queued in the same invalidateRangeStart), so they ack in parallel.
@@ -120,6 +152,7 @@ export class DeviceInvalidator {
       if (!acked) acked = await this.waitAsync(seq, posted, all.slice(i));
       if (!acked) return;
       this.acked(seq, posted, batch);
+      this.parkedRanges = []; // that ack covers every range re-sent with it
     }
     this.unacked = [];
     const turn = eventLoopTurnIfDue();
@@ -139,19 +172,30 @@ export class DeviceInvalidator {
     }
   }
 
-  /** Writes the batch into the device's invalidation slot and wakes it; returns its seq. */
+  /**
+   * Writes the batch into the device's invalidation slot (seqlock
+   * invWriting: the device may be reading the slot, when the last batch
+   * was not waited for) and wakes the device unless it is parked (it will
+   * serve the batch when admitted; postedParked says which). Returns its seq.
+   */
   private post(batch: readonly InvRange[]): number {
     const ctl = this.ctl;
-    batch.forEach((r, i) => {
+    // Pairs with the invWriting loads around the slot reads in InvalidationPort.check.
+    Atomics.add(ctl, DeviceCtl.invWriting, 1);
+    for (let i = 0; i < batch.length; i++) {
       const w = DeviceCtl.invRanges + i * INV_RANGE_WORDS;
-      storeU64(ctl, w + InvRange.start, r.start);
-      storeU64(ctl, w + InvRange.end, r.end);
-    });
+      storeU64(ctl, w + InvRange.start, batch[i].start);
+      storeU64(ctl, w + InvRange.end, batch[i].end);
+    }
     Atomics.store(ctl, DeviceCtl.invCount, batch.length);
+    Atomics.add(ctl, DeviceCtl.invWriting, 1);
     const seq = (this.seq = (this.seq + 1) | 0);
     // Pairs with Atomics.load(invSeq) in InvalidationPort.check.
     Atomics.store(ctl, DeviceCtl.invSeq, seq);
-    ringWake(ctl);
+    // After the store of invSeq (RunTokens.parked). A device told to lag or
+    // delay its acks (fault injection) is always woken and waited for.
+    this.postedParked = !this.failed && Atomics.load(ctl, DeviceCtl.invLagMs) === 0 && Atomics.load(ctl, DeviceCtl.invDelayMs) === 0 && this.parked();
+    if (!this.postedParked) ringWake(ctl);
     this.stats.sent++;
     this.stats.ranges += batch.length;
     return seq;

@@ -146,7 +146,8 @@ export class Kernel implements KernelCore {
     let inv = this.invs.get(name);
     if (!inv) {
       const d = this.machine.device(name);
-      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms, ranges) => this.ackTimedOut(dev, seq, ms, ranges), (cb) => d.handle.onFailure(cb));
+      const tokens = this.machine.runTokens;
+      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms, ranges) => this.ackTimedOut(dev, seq, ms, ranges), (cb) => d.handle.onFailure(cb), tokens ? () => tokens.parked(d.shm.index) : undefined);
       this.invs.set(name, inv);
     }
     return inv;

@@ -49,6 +49,7 @@ export const DeviceCtl = defineLayout({
   invDelayMs: { writer: 'main', doc: 'fault injection: the device acks invalidations this late' },
   invIgnore: { writer: 'main', doc: 'fault injection: the device acks but keeps its translations (a rogue device)' },
   invLagMs: { writer: 'main', doc: 'fault injection: a slow but legal device, which keeps DMAing through its old translations this long after an invalidation is posted, then drops them and acks' },
+  invWriting: { writer: 'main', doc: 'seqlock over invCount/invRanges: odd while main rewrites them (a batch posted to a parked device that has not served the last one yet); the worker re-reads until it sees the same even value before and after' },
   invPolls: { writer: 'worker', doc: 'bumped each time the device looks for a pending invalidation (InvalidationPort.pending/check); main polls for an ack only while it moves (the device is on a CPU)' },
 });
 

@@ -98,3 +98,55 @@ t.test('a device that is not looking for invalidations is slept for, not polled'
   }
   t.equal(inv.stats.timedOut, 0, 'late, within the deadline: no timeout');
 });
+
+t.test('run tokens: a parked device is not waited for, and serves what was posted before its next chunk', async (t) => {
+  const names = ['nic0', 'nic1', 'nic2'];
+  const machine = await Machine.create({ ramBytes: 16 * MiB, devices: names.map(nic), timeoutMs: 5000, runTokens: 1 });
+  t.teardown(() => machine.shutdown());
+  await machine.start();
+  const kernel = Kernel.boot(machine, { check: true, ackTimeoutMs: 5000 });
+  const mm = kernel.createMm();
+  const binds: ImporterBinding[] = [];
+  for (const n of names) binds.push(await ImporterBinding.bind(kernel, n, mm));
+  t.teardown(async () => {
+    for (const b of binds) await b.close();
+  });
+  for (const [k, n] of names.entries()) machine.device(n).shm.mem!.set(pattern(512 * 1024, 200 + k), 0); // what the devices write: never poison
+  const len = 512 * 1024;
+  let parked = 0;
+  for (let round = 0; round < 6; round++) {
+    const bufs: number[] = [];
+    for (const _ of names) {
+      const va = await mm.mmap({ length: len, prot: RW });
+      await mm.write(va, pattern(len, round)); // in RAM before the streams start
+      bufs.push(va);
+    }
+    const pfns = bufs.flatMap((va) => Array.from({ length: len / PAGE_SIZE }, (_, i) => (mm.pt.get(vpnOf(va) + i) as { pfn?: number } | undefined)?.pfn ?? -1));
+    // Each device writes its own buffer, in 64 KiB commands: one holds the token, two wait for it (parked).
+    const streams = names.map((n, k) => machine.device(n).handle.cmd({ op: 'va-stream', va: bufs[k], len, cmdBytes: 64 * 1024, write: true, passes: 100000 }));
+    const waits = machine.runTokens!.stats.waits;
+    const t0 = performance.now();
+    while (machine.runTokens!.stats.waits - waits < 4 && performance.now() - t0 < 3000) await tick(2);
+    // Unmap the buffer of a device that is parked now: it must not write there once admitted.
+    const parkedNow = (): number => names.findIndex((n) => machine.runTokens!.parked(machine.device(n).shm.index));
+    let k = parkedNow();
+    for (const t1 = performance.now(); k < 0 && performance.now() - t1 < 3000; k = parkedNow()) await tick(0);
+    t.ok(k >= 0, `round ${round}: a device is parked`);
+    const p0 = kernel.invalidator(names[k]).stats.parkedAcks;
+    await mm.munmap(bufs[k], len);
+    parked += kernel.invalidator(names[k]).stats.parkedAcks - p0;
+    const rk = await streams[k];
+    t.equal(rk.errno, 'EIO', `round ${round}: ${names[k]}'s stream ends at its unmapped buffer`);
+    for (let i = 0; i < names.length; i++) if (i !== k) await mm.munmap(bufs[i], len);
+    await Promise.all(streams);
+    await tick(5);
+    const ram = kernel.ramBytes;
+    const mine = pfns.slice(k * (len / PAGE_SIZE), (k + 1) * (len / PAGE_SIZE));
+    t.notOk(pfns.includes(-1), `round ${round}: every page was in RAM before the munmap`);
+    const bad = mine.filter((p) => !ram.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE).every((b) => b === POISON_BYTE));
+    t.same(bad, [], `round ${round}: ${names[k]} wrote no page of its buffer after it was freed`);
+  }
+  t.ok(parked > 0, `invalidations posted to parked devices were not waited for (${parked} of 6 rounds)`);
+  t.same(binds.map((b) => b.violations().count), [0, 0, 0], 'the safety checker saw no access through a translation after its ack');
+  t.same(names.map((n) => kernel.invalidator(n).stats.timedOut), [0, 0, 0], 'no ack timed out');
+});

@@ -88,10 +88,13 @@ export class InvalidationPort {
     }
     const delay = Atomics.load(this.ctl, DeviceCtl.invDelayMs);
     if (delay > 0) Atomics.wait(this.sleeper, 0, 0, delay);
-    // Seqcount read side: re-read if main posted a newer batch meanwhile
-    // (only after a timed-out batch; pairs with roundTrip in
-    // src/kernel/invalidate_broadcast.ts).
+    // Seqcount read side: re-read if main posted a newer batch meanwhile, or
+    // is rewriting the slot (invWriting odd or moved: main posts to a parked
+    // device without waiting for its ack, and after a timed-out batch).
+    // Pairs with post() in src/kernel/invalidate_broadcast.ts.
     for (;;) {
+      const w0 = Atomics.load(this.ctl, DeviceCtl.invWriting);
+      if ((w0 & 1) !== 0) continue; // main is mid-write: a few stores, it never blocks there
       this.ranges.length = 0;
       const n = Atomics.load(this.ctl, DeviceCtl.invCount);
       for (let i = 0; i < n; i++) {
@@ -99,7 +102,7 @@ export class InvalidationPort {
         this.ranges.push(loadU64(this.ctl, w + InvRange.start), loadU64(this.ctl, w + InvRange.end));
       }
       const again = Atomics.load(this.ctl, DeviceCtl.invSeq);
-      if (again === seq) break;
+      if (again === seq && Atomics.load(this.ctl, DeviceCtl.invWriting) === w0) break;
       seq = again;
     }
     const ignore = Atomics.load(this.ctl, DeviceCtl.invIgnore) !== 0;

@@ -6,6 +6,12 @@
  * a chunk boundary.
  *
  * Invariants:
+ * - a device serves the invalidations posted while it was parked (queued,
+ *   not admitted) after its admission and before its next chunk: the
+ *   kernel treats a parked device as acked without waking it, as x86 skips
+ *   the TLB-shootdown IPI to a CPU in lazy TLB mode, which checks the
+ *   flush generation before it uses its page tables again
+ *   (arch/x86/mm/tlb.c);
  * - acks never wait for a token: while it waits, the device serves its
  *   invalidations (InvalidationPort.check) every time its wake word moves
  *   and at least every RUN_TOKEN_CHECK_MS;
@@ -88,6 +94,11 @@ export class RunToken {
       const why = this.wait(t);
       if (why !== null) return why;
     }
+    // Admitted: serve what was posted while we were parked before the next
+    // chunk. The kernel does not wait for (nor wake) a parked device's ack
+    // (RunTokens.parked): this check, after the load of `released` that
+    // admitted us, is what makes that safe.
+    this.inv.check();
     this.held = true;
     this.since = performance.now();
     return null;
