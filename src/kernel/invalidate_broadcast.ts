@@ -81,7 +81,7 @@ export class DeviceInvalidator {
    * out (the safety verdict reads these, not the log), ranges posted, acks
    * seen while main blocked (waitSync), of those the ones seen while it
    * still polled, batches not waited for because the device was parked
-   * (counted as acked), ack latency of each acked batch (µs).
+   * (counted as acked), ack latency of each batch waited for (µs).
    */
   readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, polledAcks: 0, parkedAcks: 0, ackUs: [] as number[] };
   /** How long the next round trip may block main (waitSync). */
@@ -141,7 +141,7 @@ export class DeviceInvalidator {
         this.parkedRanges = batch;
         this.parkedSeq = seq;
         this.stats.parkedAcks++;
-        this.acked(seq, posted, batch);
+        this.acked(seq, posted, batch, false);
         continue;
       }
       // One microtask turn before blocking: the other devices this same
@@ -159,11 +159,11 @@ export class DeviceInvalidator {
     if (turn) await turn;
   }
 
-  /** Statistics and trace of one acked post. */
-  private acked(seq: number, posted: number, batch: readonly InvRange[]): void {
+  /** Statistics and trace of one acked post; ackUs holds the acks main waited for (a parked device's is not). */
+  private acked(seq: number, posted: number, batch: readonly InvRange[], waited = true): void {
     this.roundTrips++;
     this.stats.acked++;
-    this.stats.ackUs.push((performance.now() - posted) * 1000);
+    if (waited) this.stats.ackUs.push((performance.now() - posted) * 1000);
     const tw = traceSink.w;
     if (tw) {
       const dev = traceDev(this.name);
