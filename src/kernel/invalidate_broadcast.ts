@@ -72,6 +72,9 @@ export class DeviceInvalidator {
   /** Ranges posted to the device while it was parked (not waited for), re-sent with every batch until it acks `parkedSeq`. */
   private parkedRanges: InvRange[] = [];
   private parkedSeq = 0;
+  /** invPolls and the time when main last saw an ack (ackSeen). */
+  private lastAckPolls = 0;
+  private lastAckAt = 0;
   /** Whether the device was parked right after the last post (post() sets it). */
   private postedParked = false;
   /** Round trips completed (statistics). */
@@ -228,6 +231,7 @@ export class DeviceInvalidator {
     if (this.pollAck(seq, posted)) {
       this.stats.polledAcks++;
       this.stats.syncAcks++;
+      this.ackSeen();
       return true;
     }
     const until = posted + Math.min(this.syncBudgetMs, this.timeoutMs);
@@ -236,6 +240,7 @@ export class DeviceInvalidator {
       if (ack === seq) {
         this.syncBudgetMs = ACK_SYNC_MS;
         this.stats.syncAcks++;
+        this.ackSeen();
         return true;
       }
       const left = until - performance.now();
@@ -247,11 +252,25 @@ export class DeviceInvalidator {
     return false;
   }
 
-  /** Polls invAck while the device's invPolls moves (see waitSync); true when the ack came. */
+  /** Where the device's invPolls stood when main last saw it ack, and when (pollAck's idle test). */
+  private ackSeen(): void {
+    this.lastAckPolls = Atomics.load(this.ctl, DeviceCtl.invPolls);
+    this.lastAckAt = performance.now();
+  }
+
+  /**
+   * Polls invAck while the device's invPolls moves (see waitSync); true
+   * when the ack came. Not at all when the device looked for invalidations
+   * less than once per LOOK_US since its last ack (asleep, or computing):
+   * then the wake it needs takes longer than any poll, and an idle device
+   * (most of a scenario's importers) costs main no spin.
+   */
   private pollAck(seq: number, posted: number): boolean {
     const ctl = this.ctl;
     const end = posted + POLL_MAX_US / 1000;
     let polls = Atomics.load(ctl, DeviceCtl.invPolls);
+    const sinceUs = (posted - this.lastAckAt) * 1000;
+    if (sinceUs >= POLL_STALL_US && ((polls - this.lastAckPolls) | 0) < sinceUs / LOOK_US) return false;
     let moved = posted;
     // Pairs with Atomics.store(invAck) in InvalidationPort.check.
     while (Atomics.load(ctl, DeviceCtl.invAck) !== seq) {
@@ -311,6 +330,8 @@ const ACK_SYNC_MISSED_MS = 0.1;
 const POLL_MAX_US = 100;
 /** Main stops polling when the device has not looked for invalidations for this long (several DMA pieces). */
 const POLL_STALL_US = 15;
+/** A device that looked for invalidations less often than once per this many µs since its last ack is not streaming: not polled (a streaming one looks every DMA piece, 4-16 µs). */
+const LOOK_US = 20;
 /** Main gives its event loop (page requests, timers, device messages) a turn at least this often while acks keep arriving synchronously. */
 const EVENT_LOOP_TURN_MS = 1;
 
