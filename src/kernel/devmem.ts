@@ -64,21 +64,31 @@ export class DevMem implements DevMemRef {
     return this.alloc.freePages;
   }
 
-  /** One zeroed page, or -1. */
-  allocPage(): number {
-    if (this.alloc.freePages === 0) return -1;
-    const p = this.alloc.allocContig(1).start;
-    this.bytes.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
-    return p;
+  /**
+   * `count` private pages for a migration (dmirror_devmem_alloc_page, in
+   * as few runs as the allocator can), not zeroed: the migration copies the
+   * source page into each, or clears it when there is none, as
+   * dmirror_migrate_alloc_and_copy does. Caller checked freePages.
+   */
+  allocPages(count: number): Int32Array {
+    return this.alloc.allocPageList(count);
   }
 
   /** page_free(): generation bump + poison; takes the page out of the BAR window first. */
   freePage(page: number): void {
-    this.rmap.delete(page);
-    // Its peers were invalidated with the mapping (the caller ran the
-    // invalidation and waited for the acks): the slot just closes.
-    this.kernel.barIfAny(this.owner.name)?.dropPageNow(page);
-    this.alloc.freeExtent({ start: page, count: 1 });
+    this.freePageList([page]);
+  }
+
+  /** page_free() of many pages: each run of consecutive pages is poisoned and merged back at once. */
+  freePageList(pages: ArrayLike<number>): void {
+    // Their peers were invalidated with the mapping (the caller ran the
+    // invalidation and waited for the acks): the slots just close.
+    const bar = this.kernel.barIfAny(this.owner.name);
+    for (let i = 0; i < pages.length; i++) {
+      this.rmap.delete(pages[i]);
+      bar?.dropPageNow(pages[i]);
+    }
+    this.alloc.freePageList(pages);
   }
 
   /** migrate_to_ram() on a CPU (or non-P2P peer) fault. Caller holds mm.lock. */

@@ -13,26 +13,86 @@
  * write that was in flight could be lost or land on a freed page):
  *
  *   mm.lock held (no fault can be served meanwhile)
+ *   collect the pages (migrate_vma_collect)
  *   invalidate(start, end, 'migrate', owner)  -> every importer acked
  *   owner.ownerFlush(start, end)              -> the owner's own TLB too
- *   copy each page, switch the PTE
- *   free the source pages (generation bump + poison)
+ *   allocate the destination pages, copy     (the driver's alloc_and_copy)
+ *   switch the PTEs                           (migrate_vma_pages)
+ *   free the source pages                     (migrate_vma_finalize:
+ *                                              generation bump + poison)
+ *
+ * Whole ranges, not pages: destinations come from the allocator in as few
+ * runs as it can, every run of pages consecutive on both sides is one copy,
+ * and every run of freed pages is one free (one poison fill). A destination
+ * is written once: copied over from its source, or cleared when there is
+ * none (dmirror_migrate_alloc_and_copy: copy_highpage or clear_highpage;
+ * alloc_page_vma for the way back does not zero either).
  */
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import type { DevMem } from './devmem.js';
 import type { Mm } from './mm.js';
-import type { Pte } from './vma.js';
+import type { Pte, Vma } from './vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
-function checkMigrateRange(mm: Mm, start: number, end: number): void {
+/** The VMAs covering [start, end), in order; EINVAL for a hole or a VMA that is not readable anonymous memory. */
+function checkMigrateRange(mm: Mm, start: number, end: number): Vma[] {
   if (start % PAGE_SIZE !== 0 || end <= start) throw new PeerVmaError('EINVAL', mm.name, `migrate of [0x${start.toString(16)}, 0x${end.toString(16)}) is empty or unaligned`);
-  for (let va = start; va < end; va += PAGE_SIZE) {
+  const vmas: Vma[] = [];
+  for (let va = start; va < end; ) {
     const v = mm.findVma(va);
     if (!v || !v.readable || !v.isAnon) {
       throw new PeerVmaError('EINVAL', `migrate of 0x${va.toString(16)} in ${mm.name}`, v ? `${v} is not readable anonymous memory` : 'the range has a hole (no VMA)');
     }
+    vmas.push(v);
+    va = v.end;
   }
+  return vmas;
+}
+
+/**
+ * Copies page runs between two memories: page i of `src` (-1: no source,
+ * the destination is cleared) to page i of `dst`. Each run of pages
+ * consecutive on both sides is one copy (or one fill).
+ */
+function copyPageRuns(from: Uint8Array, src: ArrayLike<number>, to: Uint8Array, dst: ArrayLike<number>): void {
+  const n = src.length;
+  for (let i = 0; i < n; ) {
+    let j = i + 1;
+    if (src[i] < 0) {
+      while (j < n && src[j] < 0 && dst[j] === dst[j - 1] + 1) j++;
+      to.fill(0, dst[i] * PAGE_SIZE, (dst[i] + j - i) * PAGE_SIZE);
+    } else {
+      while (j < n && src[j] === src[j - 1] + 1 && dst[j] === dst[j - 1] + 1) j++;
+      to.set(from.subarray(src[i] * PAGE_SIZE, (src[i] + j - i) * PAGE_SIZE), dst[i] * PAGE_SIZE);
+    }
+    i = j;
+  }
+}
+
+/** What migrate_vma_setup() collected: the VA pages to move, and whether each VMA lets them be written. */
+interface Collected {
+  readonly vpns: number[];
+  readonly write: boolean[];
+}
+
+/**
+ * migrate_vma_collect_pmd() with MIGRATE_VMA_SELECT_SYSTEM: system pages
+ * (present, zero or none) of private anonymous memory; shared anonymous
+ * pages live in shmem's page cache and are not collected.
+ */
+function collectSystem(mm: Mm, vmas: readonly Vma[], start: number, end: number): Collected {
+  const out: Collected = { vpns: [], write: [] };
+  for (const v of vmas) {
+    if (v.kind !== 'anon-private') continue;
+    const v1 = Math.min(v.end, end) / PAGE_SIZE;
+    for (let vpn = Math.max(v.start, start) / PAGE_SIZE; vpn < v1; vpn++) {
+      if (mm.pt.get(vpn)?.kind === 'devprivate') continue;
+      out.vpns.push(vpn);
+      out.write.push(v.writable);
+    }
+  }
+  return out;
 }
 
 /**
@@ -42,34 +102,29 @@ function checkMigrateRange(mm: Mm, start: number, end: number): void {
  */
 export async function migrateToDevice(mm: Mm, start: number, end: number, devmem: DevMem): Promise<number> {
   return mm.locked(async () => {
-    checkMigrateRange(mm, start, end);
-    const vpns: number[] = [];
-    for (let va = start; va < end; va += PAGE_SIZE) {
-      const pte = mm.pt.get(va / PAGE_SIZE);
-      // MIGRATE_VMA_SELECT_SYSTEM: system pages (present, zero or none) of
-      // private anonymous memory; shared anonymous pages live in shmem's
-      // page cache and are not collected (migrate_vma_collect_pmd).
-      if (pte?.kind !== 'devprivate' && mm.findVma(va)!.kind === 'anon-private') vpns.push(va / PAGE_SIZE);
-    }
-    if (vpns.length > devmem.freePages) throw new PeerVmaError('ENOMEM', `${devmem.owner.name} device memory`, `migrating ${vpns.length} pages, ${devmem.freePages} free`);
+    const { vpns, write } = collectSystem(mm, checkMigrateRange(mm, start, end), start, end);
+    const n = vpns.length;
+    if (n > devmem.freePages) throw new PeerVmaError('ENOMEM', `${devmem.owner.name} device memory`, `migrating ${n} pages, ${devmem.freePages} free`);
     await mm.invalidateLocked(start, end, 'migrate', devmem, () => undefined);
     await devmem.ownerFlush?.(start, end);
-    const freed: Pte[] = [];
     const k = mm.kernel;
-    for (const vpn of vpns) {
-      const old = mm.pt.get(vpn);
-      const page = devmem.allocPage();
-      if (old?.kind === 'ram') {
-        devmem.bytes.set(k.ramBytes.subarray(old.pfn * PAGE_SIZE, (old.pfn + 1) * PAGE_SIZE), page * PAGE_SIZE);
-        freed.push(old);
-      }
-      const vma = mm.findVma(vpn * PAGE_SIZE)!;
-      mm.pt.set(vpn, { kind: 'devprivate', devmem, page, write: vma.writable });
-      devmem.rmap.set(page, { mm, va: vpn * PAGE_SIZE });
+    // The driver's alloc_and_copy: the source page of each (-1: none or the zero page).
+    const src = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const old = mm.pt.get(vpns[i]);
+      src[i] = old?.kind === 'ram' ? old.pfn : -1;
     }
-    mm.freePtes(freed);
-    traceSink.w?.instant(TraceEvent.Migrate, traceDev(devmem.owner.name), vpns.length, 1);
-    return vpns.length;
+    const dst = devmem.allocPages(n);
+    copyPageRuns(k.ramBytes, src, devmem.bytes, dst);
+    // migrate_vma_pages(): the PTEs become device-private entries.
+    for (let i = 0; i < n; i++) {
+      mm.pt.set(vpns[i], { kind: 'devprivate', devmem, page: dst[i], write: write[i] });
+      devmem.rmap.set(dst[i], { mm, va: vpns[i] * PAGE_SIZE });
+    }
+    // migrate_vma_finalize(): the system pages are freed (after the acks above).
+    k.ram.freePageList(src.filter((p) => p >= 0));
+    traceSink.w?.instant(TraceEvent.Migrate, traceDev(devmem.owner.name), n, 1);
+    return n;
   });
 }
 
@@ -88,6 +143,22 @@ export async function migrateToSystem(mm: Mm, start: number, end: number, owner:
   });
 }
 
+type PrivatePte = Extract<Pte, { kind: 'devprivate' }>;
+
+/** The device-private PTEs of [start, end) (of `only`, or of any owner), grouped by owner. */
+function collectPrivate(mm: Mm, start: number, end: number, only: DevMem | null): Map<PrivatePte['devmem'], { vpns: number[]; ptes: PrivatePte[] }> {
+  const byOwner = new Map<PrivatePte['devmem'], { vpns: number[]; ptes: PrivatePte[] }>();
+  for (let vpn = start / PAGE_SIZE; vpn < end / PAGE_SIZE; vpn++) {
+    const pte = mm.pt.get(vpn);
+    if (pte?.kind !== 'devprivate' || (only !== null && pte.devmem !== only)) continue;
+    let g = byOwner.get(pte.devmem);
+    if (!g) byOwner.set(pte.devmem, (g = { vpns: [], ptes: [] }));
+    g.vpns.push(vpn);
+    g.ptes.push(pte);
+  }
+  return byOwner;
+}
+
 /**
  * Core of migrate_to_ram: every device-private page of [start, end) (of
  * `only`, or of any owner) moves to a new RAM page. Caller holds mm.lock.
@@ -95,27 +166,25 @@ export async function migrateToSystem(mm: Mm, start: number, end: number, owner:
  */
 export async function migrateToRamLocked(mm: Mm, start: number, end: number, only: DevMem | null): Promise<number | Errno> {
   mm.lock.assertHeld();
-  const moves: { vpn: number; pte: Extract<Pte, { kind: 'devprivate' }> }[] = [];
-  for (let va = start; va < end; va += PAGE_SIZE) {
-    const pte = mm.pt.get(va / PAGE_SIZE);
-    if (pte?.kind === 'devprivate' && (only === null || pte.devmem === only)) moves.push({ vpn: va / PAGE_SIZE, pte });
-  }
-  if (moves.length === 0) return 0;
-  if (moves.length > mm.kernel.ram.freePages) return 'ENOMEM';
-  const owners = new Set(moves.map((m) => m.pte.devmem));
+  const byOwner = collectPrivate(mm, start, end, only);
+  let total = 0;
+  for (const g of byOwner.values()) total += g.vpns.length;
+  if (total === 0) return 0;
+  if (total > mm.kernel.ram.freePages) return 'ENOMEM';
   // One invalidation per owner, each carrying its owner (the owner skips it
   // in its callback and flushes itself).
-  for (const o of owners) {
+  for (const o of byOwner.keys()) {
     await mm.invalidateLocked(start, end, 'migrate', o, () => undefined);
     await o.ownerFlush?.(start, end);
   }
   const k = mm.kernel;
-  for (const { vpn, pte } of moves) {
-    const pfn = mm.allocRamPage();
-    k.ramBytes.set(pte.devmem.bytes.subarray(pte.page * PAGE_SIZE, (pte.page + 1) * PAGE_SIZE), pfn * PAGE_SIZE);
-    mm.pt.set(vpn, { kind: 'ram', pfn, write: pte.write });
-    pte.devmem.freePage(pte.page);
+  for (const [o, { vpns, ptes }] of byOwner) {
+    const pages = ptes.map((p) => p.page);
+    const pfns = k.ram.allocPageList(pages.length);
+    copyPageRuns(o.bytes, pages, k.ramBytes, pfns);
+    for (let i = 0; i < vpns.length; i++) mm.pt.set(vpns[i], { kind: 'ram', pfn: pfns[i], write: ptes[i].write });
+    o.freePageList(pages);
   }
-  traceSink.w?.instant(TraceEvent.Migrate, traceDev(moves[0].pte.devmem.owner.name), moves.length, 0);
-  return moves.length;
+  traceSink.w?.instant(TraceEvent.Migrate, traceDev(byOwner.keys().next().value!.owner.name), total, 0);
+  return total;
 }

@@ -28,7 +28,7 @@ import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DriverLock } from './driver_lock.js';
 import { makeRange, MmuNotifierSubscriptions, type MmuNotifyEvent } from './mmu_notifier.js';
-import type { KernelCore, MmRef, VmOps } from './kernel_types.js';
+import type { DevMemRef, KernelCore, MmRef, VmOps } from './kernel_types.js';
 import { PROT_NONE, PROT_READ, PROT_WRITE, Vma, type Pte, type VmaKind } from './vma.js';
 
 /** Where mmap starts placing mappings; one guard page is left between mappings. */
@@ -310,12 +310,23 @@ export class Mm implements MmRef {
     return pfn;
   }
 
-  /** Frees the pages behind removed PTEs (after the acks). */
+  /**
+   * Frees the pages behind removed PTEs (after the acks): each run of
+   * consecutive pages in one memory is freed (poisoned, merged) at once.
+   */
   freePtes(ptes: readonly Pte[]): void {
+    const ram: number[] = [];
+    const priv = new Map<DevMemRef, number[]>();
     for (const p of ptes) {
-      if (p.kind === 'ram') this.kernel.ram.freeExtent({ start: p.pfn, count: 1 });
-      else if (p.kind === 'devprivate') p.devmem.freePage(p.page);
+      if (p.kind === 'ram') ram.push(p.pfn);
+      else if (p.kind === 'devprivate') {
+        const l = priv.get(p.devmem);
+        if (l) l.push(p.page);
+        else priv.set(p.devmem, [p.page]);
+      }
     }
+    this.kernel.ram.freePageList(ram);
+    for (const [d, pages] of priv) d.freePageList(pages);
   }
 
   /** Removes the PTEs of [start, end); returns them for freeing after the invalidation. */

@@ -72,13 +72,34 @@ export class PageAllocator {
     return out;
   }
 
+  /**
+   * `count` pages listed one by one (as few runs as possible, as
+   * allocPages), not zeroed: for a caller that overwrites or clears each
+   * page itself (a migration copies into them).
+   */
+  allocPageList(count: number): Int32Array {
+    const out = new Int32Array(count);
+    let k = 0;
+    for (const e of this.allocPages(count)) for (let p = e.start; p < e.start + e.count; p++) out[k++] = p;
+    return out;
+  }
+
+  /** Frees pages given one by one: each run of consecutive pages is one freeExtent. */
+  freePageList(pages: ArrayLike<number>): void {
+    for (let i = 0; i < pages.length; ) {
+      let j = i + 1;
+      while (j < pages.length && pages[j] === pages[j - 1] + 1) j++;
+      this.freeExtent({ start: pages[i], count: j - i });
+      i = j;
+    }
+  }
+
   /** Returns an extent: generation bumped, bytes poisoned, merged back into the free list. */
   freeExtent(x: Extent): void {
     if (x.start < 0 || x.start + x.count > this.totalPages) throw new PeerVmaError('EINVAL', this.name, `free of pages [${x.start}, +${x.count}) outside 0..${this.totalPages}`);
     for (let p = x.start; p < x.start + x.count; p++) Atomics.add(this.gen, p, 1);
     this.bytes.fill(POISON_BYTE, x.start * PAGE_SIZE, (x.start + x.count) * PAGE_SIZE);
-    let i = 0;
-    while (i < this.free.length && this.free[i].start < x.start) i++;
+    const i = this.firstAtOrAfter(x.start);
     const prev = this.free[i - 1];
     const next = this.free[i];
     if ((prev && prev.start + prev.count > x.start) || (next && x.start + x.count > next.start)) {
@@ -87,6 +108,18 @@ export class PageAllocator {
     this.free.splice(i, 0, { ...x });
     this.coalesce(i);
     this.used -= x.count;
+  }
+
+  /** Index of the first free extent starting at or after `page` (binary search: the list is sorted). */
+  private firstAtOrAfter(page: number): number {
+    let lo = 0;
+    let hi = this.free.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.free[mid].start < page) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   private coalesce(i: number): void {

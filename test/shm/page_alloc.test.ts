@@ -1,0 +1,47 @@
+// PageAllocator: page lists (a migration's destinations and freed sources),
+// runs freed at once, the sorted free list kept coalesced, double frees refused.
+import t from 'tap';
+import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
+import { PageAllocator } from '../../src/shm/page_alloc.js';
+import { PeerVmaError } from '../../src/errors.js';
+
+function allocator(pages: number): { a: PageAllocator; bytes: Uint8Array; gen: Int32Array } {
+  const bytes = new Uint8Array(pages * PAGE_SIZE).fill(7);
+  const gen = new Int32Array(pages);
+  return { a: new PageAllocator('test ram', pages, bytes, gen), bytes, gen };
+}
+
+t.test('allocPageList lists the pages of as few runs as possible, not zeroed', async (t) => {
+  const { a, bytes } = allocator(16);
+  a.allocContig(2); // pages 0, 1
+  a.freeExtent({ start: 0, count: 1 }); // free: [0], [2, 16)
+  const l = a.allocPageList(15);
+  t.same([...l], [2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 0], 'the large run first, then the hole');
+  t.equal(a.freePages, 0);
+  t.equal(bytes[3 * PAGE_SIZE], 7, 'the caller overwrites or clears the pages itself');
+  t.throws(() => a.allocPageList(1), PeerVmaError, 'ENOMEM when full');
+});
+
+t.test('freePageList frees each run at once: generations bumped, bytes poisoned', async (t) => {
+  const { a, bytes, gen } = allocator(8);
+  a.allocPageList(8);
+  a.freePageList([5, 6, 7, 1, 3]);
+  t.same([...gen], [0, 1, 0, 1, 0, 1, 1, 1]);
+  for (const p of [1, 3, 5, 6, 7]) t.equal(bytes[p * PAGE_SIZE + 100], POISON_BYTE, `page ${p} poisoned`);
+  t.equal(bytes[2 * PAGE_SIZE], 7, 'a page still in use is untouched');
+  t.equal(a.freePages, 5);
+  t.same(a.allocContig(3), { start: 5, count: 3 }, 'the run 5..7 came back as one extent');
+  t.throws(() => a.freePageList([3]), /double free/, 'a page freed twice is refused');
+});
+
+t.test('frees in any order coalesce back into one extent', async (t) => {
+  const n = 64;
+  const { a } = allocator(n);
+  a.allocPageList(n);
+  const odd = Array.from({ length: n / 2 }, (_, i) => 2 * i + 1).reverse();
+  const even = Array.from({ length: n / 2 }, (_, i) => 2 * i);
+  for (const p of odd) a.freeExtent({ start: p, count: 1 });
+  a.freePageList(even);
+  t.equal(a.freePages, n);
+  t.same(a.allocContig(n), { start: 0, count: n }, 'one run of every page');
+});
