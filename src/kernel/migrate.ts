@@ -15,7 +15,8 @@
  *   mm.lock held (no fault can be served meanwhile)
  *   collect the pages (migrate_vma_collect)
  *   invalidate(start, end, 'migrate', owner)  -> every importer acked
- *   owner.ownerFlush(start, end)              -> the owner's own TLB too
+ *   and owner.ownerFlush(start, end)             and the owner's own TLB
+ *                                                (both posted, then awaited)
  *   allocate the destination pages, copy     (the driver's alloc_and_copy)
  *   switch the PTEs                           (migrate_vma_pages)
  *   free the source pages                     (migrate_vma_finalize:
@@ -31,6 +32,7 @@
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import type { DevMem } from './devmem.js';
+import type { DevMemRef } from './kernel_types.js';
 import type { Mm } from './mm.js';
 import type { Pte, Vma } from './vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
@@ -48,6 +50,24 @@ function checkMigrateRange(mm: Mm, start: number, end: number): Vma[] {
     va = v.end;
   }
   return vmas;
+}
+
+/**
+ * migrate_vma_setup()'s unmap: one MMU_NOTIFY_MIGRATE invalidation of
+ * [start, end) carrying `owner` (its own callback skips it), and the
+ * owner's own flush (DevMem.ownerFlush) at the same time, so the two
+ * devices' acks are awaited together rather than one round trip after
+ * the other. Returns once every ack is in: nothing is copied before.
+ */
+async function invalidateForMigration(mm: Mm, start: number, end: number, owner: DevMemRef): Promise<void> {
+  const own = owner.ownerFlush?.(start, end);
+  // Handled here too: it may fail while the invalidation is still awaited (it is rethrown below).
+  own?.catch(() => undefined);
+  try {
+    await mm.invalidateLocked(start, end, 'migrate', owner, () => undefined);
+  } finally {
+    await own;
+  }
 }
 
 /**
@@ -105,8 +125,7 @@ export async function migrateToDevice(mm: Mm, start: number, end: number, devmem
     const { vpns, write } = collectSystem(mm, checkMigrateRange(mm, start, end), start, end);
     const n = vpns.length;
     if (n > devmem.freePages) throw new PeerVmaError('ENOMEM', `${devmem.owner.name} device memory`, `migrating ${n} pages, ${devmem.freePages} free`);
-    await mm.invalidateLocked(start, end, 'migrate', devmem, () => undefined);
-    await devmem.ownerFlush?.(start, end);
+    await invalidateForMigration(mm, start, end, devmem);
     const k = mm.kernel;
     // The driver's alloc_and_copy: the source page of each (-1: none or the zero page).
     const src = new Int32Array(n);
@@ -173,10 +192,7 @@ export async function migrateToRamLocked(mm: Mm, start: number, end: number, onl
   if (total > mm.kernel.ram.freePages) return 'ENOMEM';
   // One invalidation per owner, each carrying its owner (the owner skips it
   // in its callback and flushes itself).
-  for (const o of byOwner.keys()) {
-    await mm.invalidateLocked(start, end, 'migrate', o, () => undefined);
-    await o.ownerFlush?.(start, end);
-  }
+  for (const o of byOwner.keys()) await invalidateForMigration(mm, start, end, o);
   const k = mm.kernel;
   for (const [o, { vpns, ptes }] of byOwner) {
     const pages = ptes.map((p) => p.page);
