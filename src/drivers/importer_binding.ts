@@ -34,7 +34,7 @@ import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protoco
 import { deviceCmdOk } from './device_cmd.js';
 import { HeldRanges } from './held_ranges.js';
 import type { DevMem } from '../kernel/devmem.js';
-import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmPfns, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
@@ -278,7 +278,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     // not make the fault retry. Flushing stays with the binding's notifier.
     const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, windowOps, `${this.name} fault window`);
     const nseq = await win.readBegin();
-    const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
+    const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;
     try {
       errno = await this.mm.locked(async () => {
@@ -321,15 +321,15 @@ export class ImporterBinding implements IntervalNotifierOps {
       if (vma.vmOps?.p2pUnmap) this.addHeld({ vma, devmem: null, start: range.start, end: range.end });
       return;
     }
-    const pf = range.pfns;
-    for (let i = 0; i < pf.length; ) {
-      if ((pf[i].flags & HMM_PFN_P2P) === 0 || pf[i].mem < 0) {
+    const { flags, mem: mems } = range.pfns;
+    for (let i = 0; i < flags.length; ) {
+      if ((flags[i] & HMM_PFN_P2P) === 0 || mems[i] < 0) {
         i++;
         continue;
       }
-      const mem = pf[i].mem;
+      const mem = mems[i];
       let j = i + 1;
-      while (j < pf.length && (pf[j].flags & HMM_PFN_P2P) !== 0 && pf[j].mem === mem) j++;
+      while (j < flags.length && (flags[j] & HMM_PFN_P2P) !== 0 && mems[j] === mem) j++;
       const devmem = this.kernel.devmem(this.kernel.machine.devices[mem].spec.name);
       this.addHeld({ vma: null, devmem, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
       i = j;
@@ -349,25 +349,26 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** Writes the translations into the mailbox (lock held). */
   private fillReply(range: HmmRange, start: number): void {
     const p = this.pri;
-    range.pfns.forEach((pf, i) => {
+    const pf = range.pfns;
+    for (let i = 0; i < pf.length; i++) {
       const vpn = start / PAGE_SIZE + i;
-      let devAddr = pf.addr;
-      if (this.domain && (pf.flags & HMM_PFN_DEVICE_PRIVATE) === 0) {
+      let devAddr = pf.addr[i];
+      if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) {
         const old = this.iovaOf.get(vpn);
         if (old !== undefined) {
           this.domain.unmap(old);
           this.staleIovas.push(old); // flushed, then released, with the next flush
         }
-        devAddr = this.domain.map(pf.addr, (pf.flags & HMM_PFN_WRITE) !== 0);
+        devAddr = this.domain.map(pf.addr[i], (pf.flags[i] & HMM_PFN_WRITE) !== 0);
         this.iovaOf.set(vpn, devAddr);
       }
       const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
       storeU64(p, w + ReplyEntry.devAddr, devAddr);
-      p[w + ReplyEntry.flags] = pf.flags;
-      p[w + ReplyEntry.gen] = pf.gen;
-      p[w + ReplyEntry.mem] = pf.mem;
-      p[w + ReplyEntry.page] = pf.page;
-    });
+      p[w + ReplyEntry.flags] = pf.flags[i];
+      p[w + ReplyEntry.gen] = pf.gen[i];
+      p[w + ReplyEntry.mem] = pf.mem[i];
+      p[w + ReplyEntry.page] = pf.page[i];
+    }
   }
 
   private reply(seq: number, errno: 0 | Errno, npages: number): void {

@@ -36,7 +36,7 @@
  */
 import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO, HmmPfns, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { migrateToDevice, migrateToRamLocked, migrateToSystem } from '../kernel/migrate.js';
 import type { Mm } from '../kernel/mm.js';
@@ -223,14 +223,15 @@ export class MirrorDriver extends ImporterBinding {
     const deadline = performance.now() + 1000;
     while (performance.now() < deadline) {
       const seq = await this.notifier.readBegin();
-      const range: HmmRange = { notifier: this.notifier, notifierSeq: seq, start: va, end: va + npages * PAGE_SIZE, defaultFlags: 0, devPrivateOwner: this.devmem, importer: this.ref, pfns: [] };
+      const range: HmmRange = { notifier: this.notifier, notifierSeq: seq, start: va, end: va + npages * PAGE_SIZE, defaultFlags: 0, devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
       const r = await this.mm.locked(() => hmmRangeFault(this.mm, range));
       if (r === 'EBUSY') continue;
       if (r !== 0) throw range.error ?? new PeerVmaError(r, this.name, 'snapshot failed');
       await this.lock.lock();
       try {
         if (this.notifier.readRetry(seq)) continue;
-        return Uint8Array.from(range.pfns, (p) => this.mkentry(p.flags, p.mem));
+        const { flags, mem } = range.pfns;
+        return Uint8Array.from(flags, (f, i) => this.mkentry(f, mem[i]));
       } finally {
         this.lock.unlock();
       }

@@ -39,22 +39,54 @@ import type { DevMem } from './devmem.js';
 import type { Mm } from './mm.js';
 import type { IntervalNotifier } from './mmu_notifier.js';
 import type { DeviceRef } from './kernel_types.js';
+import type { Pte, Vma } from './vma.js';
 
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO } from '../shm/hmm_pfn.js';
 
 export { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO };
 
-/** One page of the answer (hmm_pfns[] entry plus what the device needs to use it). */
-export interface HmmPfn {
-  flags: number;
+/**
+ * The answer, one entry per page (hmm_pfns[]: upstream packs pfn and flags
+ * in one unsigned long per page; here each field is a typed array, filled
+ * in place: no object per page).
+ */
+export class HmmPfns {
+  /** HMM_PFN_* result flags (0: not present / not asked). */
+  readonly flags: Int32Array;
   /** Bus address for RAM / P2P pages; byte offset in the owner's memory for its own private pages. */
-  addr: number;
-  /** Generation of the target page when this was made (for the safety checker). */
-  gen: number;
+  readonly addr: Float64Array;
+  /** Generation of the target page when the entry was made (for the safety checker). */
+  readonly gen: Int32Array;
   /** Target memory: -1 system RAM, else the device index. */
-  mem: number;
-  /** Page index inside that memory. */
-  page: number;
+  readonly mem: Int32Array;
+  /** Page index inside that memory (-1: none). */
+  readonly page: Int32Array;
+
+  constructor(readonly length: number) {
+    this.flags = new Int32Array(length);
+    this.addr = new Float64Array(length);
+    this.gen = new Int32Array(length);
+    this.mem = new Int32Array(length).fill(-1);
+    this.page = new Int32Array(length).fill(-1);
+  }
+
+  /** Entry i. */
+  set(i: number, flags: number, addr: number, gen: number, mem: number, page: number): void {
+    this.flags[i] = flags;
+    this.addr[i] = addr;
+    this.gen[i] = gen;
+    this.mem[i] = mem;
+    this.page[i] = page;
+  }
+
+  /** Every entry back to "not present". */
+  clear(): void {
+    this.flags.fill(0);
+    this.addr.fill(0);
+    this.gen.fill(0);
+    this.mem.fill(-1);
+    this.page.fill(-1);
+  }
 }
 
 /** Flags of a valid entry of kind `kind` (P2P, device-private, zero page, or 0 for plain RAM), writable when `write`. */
@@ -76,55 +108,47 @@ export interface HmmRange {
   readonly devPrivateOwner: DevMem | null;
   /** The device the translations are for (null: none — device-special VMAs then fail with EFAULT). */
   readonly importer: DeviceRef | null;
-  /** Output, one per page. */
-  pfns: HmmPfn[];
+  /** Output, one entry per page (hmm_pfns); given by the caller, reallocated when its length does not match the range. */
+  pfns: HmmPfns;
   /** Why it failed, for messages. */
   error?: PeerVmaError;
 }
-
-const NONE = (): HmmPfn => ({ flags: 0, addr: 0, gen: 0, mem: -1, page: -1 });
 
 export async function hmmRangeFault(mm: Mm, range: HmmRange): Promise<0 | Errno> {
   mm.lock.assertHeld();
   const n = (range.end - range.start) / PAGE_SIZE;
   if (!Number.isInteger(n) || n <= 0 || range.start % PAGE_SIZE !== 0) return fail(range, 'EINVAL', mm.name, 'range empty or not page aligned');
-  range.pfns = Array.from({ length: n }, NONE);
+  if (range.pfns.length === n) range.pfns.clear();
+  else range.pfns = new HmmPfns(n);
   if (range.notifier.checkRetry(range.notifierSeq)) return 'EBUSY';
   for (let i = 0; i < n; ) {
     const va = range.start + i * PAGE_SIZE;
+    const vma = mm.findVma(va);
     const req = reqOf(range, i);
     const fault = (req & HMM_PFN_REQ_FAULT) !== 0;
-    const write = (req & HMM_PFN_REQ_WRITE) !== 0;
-    const vma = mm.findVma(va);
-    const what = `hmm: 0x${va.toString(16)} in ${mm.name}${range.importer ? ' for ' + range.importer.name : ''}`;
     if (!vma) {
       // hmm_vma_walk_hole() without a VMA: EFAULT if a fault is required, else HMM_PFN_ERROR.
-      if (fault) return fail(range, 'EFAULT', what, 'no VMA');
-      range.pfns[i++].flags = HMM_PFN_ERROR;
+      if (fault) return fail(range, 'EFAULT', whatOf(mm, range, va), 'no VMA');
+      range.pfns.flags[i++] = HMM_PFN_ERROR;
+      continue;
+    }
+    const i1 = (Math.min(vma.end, range.end) - range.start) / PAGE_SIZE;
+    if (vma.kind !== 'device') {
+      // The VMA's pages one by one (it cannot change meanwhile: mm.lock is held).
+      const r = await walkAnonVma(mm, range, vma, i, i1);
+      if (r !== 0) return r;
+      i = i1;
       continue;
     }
     if (!vma.readable) {
-      if (fault) return fail(range, 'EFAULT', what, `${vma} is not readable`);
-      range.pfns[i++].flags = HMM_PFN_ERROR;
+      if (fault) return fail(range, 'EFAULT', whatOf(mm, range, va), `${vma} is not readable`);
+      range.pfns.flags[i++] = HMM_PFN_ERROR;
       continue;
     }
-    if (write && !vma.writable) return fail(range, 'EPERM', what, `write asked on read-only ${vma}`);
-    if (vma.kind === 'device') {
-      const segEnd = Math.min(vma.end, range.end);
-      const r = await walkDeviceVma(range, vma, i, (segEnd - range.start) / PAGE_SIZE, what);
-      if (r !== 0) return r;
-      i = (segEnd - range.start) / PAGE_SIZE;
-      continue;
-    }
-    // A run of a peer's device-private pages is mapped with one devmem p2p call (one BAR mapping, one hold).
-    const run = fault ? await mapPeerPrivateRun(mm, range, vma.end, va, i, write) : 0;
-    if (run > 0) {
-      i += run;
-      continue;
-    }
-    const r = await handleAnonPage(mm, range, { va, i, fault, write, what });
+    if ((req & HMM_PFN_REQ_WRITE) !== 0 && !vma.writable) return fail(range, 'EPERM', whatOf(mm, range, va), `write asked on read-only ${vma}`);
+    const r = await walkDeviceVma(range, vma, i, i1, whatOf(mm, range, va));
     if (r !== 0) return r;
-    i++;
+    i = i1;
   }
   if (range.notifier.checkRetry(range.notifierSeq)) return 'EBUSY';
   return 0;
@@ -146,13 +170,13 @@ function reqOf(range: HmmRange, i: number): number {
  * hmm_vma_walk_test() fills a VM_IO | VM_PFNMAP VMA for a snapshot (the
  * CPU page table has nothing to show for it).
  */
-async function walkDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, i0: number, i1: number, what: string): Promise<0 | Errno> {
+async function walkDeviceVma(range: HmmRange, vma: Vma, i0: number, i1: number, what: string): Promise<0 | Errno> {
   for (let i = i0; i < i1; ) {
     const req = reqOf(range, i);
     let j = i + 1;
     while (j < i1 && reqOf(range, j) === req) j++;
     if ((req & HMM_PFN_REQ_FAULT) === 0) {
-      for (let k = i; k < j; k++) range.pfns[k].flags = HMM_PFN_ERROR;
+      range.pfns.flags.fill(HMM_PFN_ERROR, i, j);
     } else {
       const write = (req & HMM_PFN_REQ_WRITE) !== 0;
       if (write && !vma.writable) return fail(range, 'EPERM', what, `write asked on read-only ${vma}`);
@@ -164,32 +188,94 @@ async function walkDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, i0: n
   return 0;
 }
 
-async function faultDeviceVma(range: HmmRange, vma: import('./vma.js').Vma, start: number, end: number, i0: number, write: boolean, what: string): Promise<0 | Errno> {
+async function faultDeviceVma(range: HmmRange, vma: Vma, start: number, end: number, i0: number, write: boolean, what: string): Promise<0 | Errno> {
   const ops = vma.vmOps!;
   if (!ops.p2pMap) return fail(range, 'EFAULT', what, `${vma}: the exporter has no p2p_map (not mappable by devices)`);
   if (!range.importer) return fail(range, 'EFAULT', what, `${vma}: no importing device to map it for`);
   const r = await ops.p2pMap(vma, range.importer, start, end, write);
   const n = (end - start) / PAGE_SIZE;
   if (!r.ok) {
-    for (let k = 0; k < n; k++) range.pfns[i0 + k].flags = HMM_PFN_ERROR;
+    range.pfns.flags.fill(HMM_PFN_ERROR, i0, i0 + n);
     return fail(range, r.errno, what, r.reason);
   }
-  for (let k = 0; k < n; k++) {
-    range.pfns[i0 + k] = { flags: validFlags(HMM_PFN_P2P, write), addr: r.bus[k], gen: r.gens[k], mem: r.mem, page: r.pages[k] };
+  const flags = validFlags(HMM_PFN_P2P, write);
+  for (let k = 0; k < n; k++) range.pfns.set(i0 + k, flags, r.bus[k], r.gens[k], r.mem, r.pages[k]);
+  return 0;
+}
+
+/** Names a page (and the importer) in errors; built only when one is reported. */
+function whatOf(mm: Mm, range: HmmRange, va: number): string {
+  return `hmm: 0x${va.toString(16)} in ${mm.name}${range.importer ? ' for ' + range.importer.name : ''}`;
+}
+
+/**
+ * Pages [i0, i1) of one anonymous VMA (hmm_vma_walk_pmd's PTE loop): a run
+ * of a peer's device-private pages goes to its owner in one devmem p2p
+ * call; a PTE usable as it is is reported at once (no await, no object per
+ * page); anything else goes through handleAnonPage, which faults or
+ * migrates it first.
+ */
+async function walkAnonVma(mm: Mm, range: HmmRange, vma: Vma, i0: number, i1: number): Promise<0 | Errno> {
+  for (let i = i0; i < i1; ) {
+    const va = range.start + i * PAGE_SIZE;
+    const req = reqOf(range, i);
+    const fault = (req & HMM_PFN_REQ_FAULT) !== 0;
+    const write = (req & HMM_PFN_REQ_WRITE) !== 0;
+    if (!vma.readable) {
+      if (fault) return fail(range, 'EFAULT', whatOf(mm, range, va), `${vma} is not readable`);
+      range.pfns.flags[i++] = HMM_PFN_ERROR;
+      continue;
+    }
+    if (write && !vma.writable) return fail(range, 'EPERM', whatOf(mm, range, va), `write asked on read-only ${vma}`);
+    const pte = mm.pt.get(va / PAGE_SIZE);
+    if (fault && pte?.kind === 'devprivate' && pte.devmem !== range.devPrivateOwner) {
+      // A run of a peer's device-private pages is mapped with one devmem p2p call (one BAR mapping, one hold).
+      const run = await mapPeerPrivateRun(mm, range, vma.end, va, i, write);
+      if (run > 0) {
+        i += run;
+        continue;
+      }
+    }
+    if (!reportPte(mm, range, pte, i, fault, write)) {
+      const r = await handleAnonPage(mm, range, va, i, fault, write);
+      if (r !== 0) return r;
+    }
+    i++;
   }
   return 0;
 }
 
-/** One page of an anonymous VMA being looked up by hmmRangeFault. */
-interface AnonPage {
-  readonly va: number;
-  /** Its index in range.pfns. */
-  readonly i: number;
-  /** HMM_PFN_REQ_FAULT and HMM_PFN_REQ_WRITE of the page. */
-  readonly fault: boolean;
-  readonly write: boolean;
-  /** Names page and importer in errors. */
-  readonly what: string;
+/**
+ * Reports PTE `pte` as entry i when it can be used as it is (true), or
+ * when there is nothing to report (a snapshot of a missing page); false
+ * when the page must first be faulted in or migrated (handleAnonPage).
+ * hmm_vma_handle_pte's cases that need no fault.
+ */
+function reportPte(mm: Mm, range: HmmRange, pte: Pte | undefined, i: number, fault: boolean, write: boolean): boolean {
+  if (pte?.kind === 'devprivate') {
+    const owner = pte.devmem;
+    if (owner === range.devPrivateOwner) {
+      // dev_private_owner rule: the owner uses its own page directly (a write to a read-only one migrates it first).
+      if (fault && write && !pte.write) return false;
+      range.pfns.set(i, validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), pte.page * PAGE_SIZE, Atomics.load(owner.gen, pte.page), owner.owner.index, pte.page);
+      return true;
+    }
+    if (fault) return false;
+    // Snapshot: report a peer's private page only if we could reach it.
+    if (range.importer !== null && mm.kernel.p2pAllowed(owner.owner, range.importer).ok && owner.allowPeers) range.pfns.set(i, validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), 0, 0, owner.owner.index, pte.page);
+    return true;
+  }
+  if (pte?.kind === 'ram' && !(pte.exclusive !== undefined && fault) && (!write || pte.write)) {
+    range.pfns.set(i, validFlags(0, pte.write), pte.pfn * PAGE_SIZE, Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), -1, pte.pfn);
+    return true;
+  }
+  if (pte?.kind === 'zero' && !write) {
+    const z = mm.kernel.zeroPfn;
+    range.pfns.set(i, validFlags(HMM_PFN_ZERO, false), z * PAGE_SIZE, Atomics.load(mm.kernel.machine.shm.ramGen, z), -1, z);
+    return true;
+  }
+  // Not present (or not writable) and only a snapshot: nothing to report.
+  return !fault;
 }
 
 /**
@@ -203,18 +289,13 @@ interface AnonPage {
  */
 const ANON_PAGE_PASSES = 3;
 
-async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<0 | Errno> {
-  const { va, i, fault, write, what } = page;
+async function handleAnonPage(mm: Mm, range: HmmRange, va: number, i: number, fault: boolean, write: boolean): Promise<0 | Errno> {
   const vpn = va / PAGE_SIZE;
   for (let pass = 0; pass < ANON_PAGE_PASSES; pass++) {
     const pte = mm.pt.get(vpn);
+    if (reportPte(mm, range, pte, i, fault, write)) return 0;
     if (pte?.kind === 'devprivate') {
       const owner = pte.devmem;
-      if (owner === range.devPrivateOwner && !(fault && write && !pte.write)) {
-        // dev_private_owner rule: the owner uses its own page directly.
-        range.pfns[i] = { flags: validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), addr: pte.page * PAGE_SIZE, gen: Atomics.load(owner.gen, pte.page), mem: owner.owner.index, page: pte.page };
-        return 0;
-      }
       if (owner === range.devPrivateOwner) {
         // A write fault on our own page left read-only by an mprotect (raising
         // protection does not touch device-private entries): do_swap_page ->
@@ -222,45 +303,30 @@ async function handleAnonPage(mm: Mm, range: HmmRange, page: AnonPage): Promise<
         // without WRITE instead made the device ask again forever (seen by
         // peervma stress: 574,500 page requests in 10 s).
         const r = await owner.migrateToRam(mm, va);
-        if (r !== 0) return fail(range, r, what, 'migrating our own read-only private page back to RAM for a write failed');
+        if (r !== 0) return fail(range, r, whatOf(mm, range, va), 'migrating our own read-only private page back to RAM for a write failed');
         continue;
       }
       const p2pOk = range.importer !== null && mm.kernel.p2pAllowed(owner.owner, range.importer).ok && owner.allowPeers;
-      if (!fault) {
-        // Snapshot: report a peer's private page only if we could reach it.
-        if (p2pOk) range.pfns[i] = { flags: validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), addr: 0, gen: 0, mem: owner.owner.index, page: pte.page };
-        return 0;
-      }
       if (p2pOk && (!write || pte.write)) {
         const m = await owner.p2pMap(pte.page, range.importer!, mm, va);
         if (m) {
-          range.pfns[i] = { flags: validFlags(HMM_PFN_P2P, write), addr: m.bus, gen: m.gen, mem: owner.owner.index, page: pte.page };
+          range.pfns.set(i, validFlags(HMM_PFN_P2P, write), m.bus, m.gen, owner.owner.index, pte.page);
           return 0;
         }
       }
       // The RFC's fall-back: migrate back to RAM, then map that.
       const r = await owner.migrateToRam(mm, va);
-      if (r !== 0) return fail(range, r, what, 'migrating a peer-private page back to RAM failed');
+      if (r !== 0) return fail(range, r, whatOf(mm, range, va), 'migrating a peer-private page back to RAM failed');
       continue;
     }
-    if (pte?.kind === 'ram' && pte.exclusive !== undefined && fault) {
-      // A device-exclusive entry: hmm_vma_handle_pte faults it (the fault restores it).
+    if (pte?.kind === 'ram' && pte.exclusive !== undefined) {
+      // A device-exclusive entry asked to fault: hmm_vma_handle_pte faults it (the fault restores it).
       const r = await mm.handleMmFaultLocked(mm.findVma(va)!, va, write);
-      if (r !== 0) return fail(range, r, what, 'restoring a device-exclusive page failed');
+      if (r !== 0) return fail(range, r, whatOf(mm, range, va), 'restoring a device-exclusive page failed');
       continue;
     }
-    if (pte?.kind === 'ram' && (!write || pte.write)) {
-      range.pfns[i] = { flags: validFlags(0, pte.write), addr: pte.pfn * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), mem: -1, page: pte.pfn };
-      return 0;
-    }
-    if (pte?.kind === 'zero' && !write) {
-      const z = mm.kernel.zeroPfn;
-      range.pfns[i] = { flags: validFlags(HMM_PFN_ZERO, false), addr: z * PAGE_SIZE, gen: Atomics.load(mm.kernel.machine.shm.ramGen, z), mem: -1, page: z };
-      return 0;
-    }
-    if (!fault) return 0; // not present (or not writable) and only a snapshot
     const r = await mm.handleMmFaultLocked(mm.findVma(va)!, va, write);
-    if (r !== 0) return fail(range, r, what, r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
+    if (r !== 0) return fail(range, r, whatOf(mm, range, va), r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
   }
   // As a notifier collision: the caller retries the whole range (readBegin again).
   return 'EBUSY';
@@ -292,9 +358,8 @@ async function mapPeerPrivateRun(mm: Mm, range: HmmRange, vmaEnd: number, va: nu
   for (let k = 0; k < n; k++) pages[k] = (mm.pt.get(vpn0 + k) as { page: number }).page;
   const m = await owner.p2pMapRange(pages, range.importer, mm, va);
   if (!m) return 0;
-  for (let k = 0; k < n; k++) {
-    range.pfns[i0 + k] = { flags: validFlags(HMM_PFN_P2P, write), addr: m.bus[k], gen: m.gens[k], mem: owner.owner.index, page: pages[k] };
-  }
+  const flags = validFlags(HMM_PFN_P2P, write);
+  for (let k = 0; k < n; k++) range.pfns.set(i0 + k, flags, m.bus[k], m.gens[k], owner.owner.index, pages[k]);
   return n;
 }
 

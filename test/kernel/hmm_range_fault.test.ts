@@ -4,16 +4,16 @@
 import t from 'tap';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, hmmRangeFault, type HmmRange } from '../../src/kernel/hmm.js';
+import { HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HmmPfns, hmmRangeFault, type HmmRange } from '../../src/kernel/hmm.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../../src/kernel/mm.js';
 import type { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, openMirrors } from '../fixtures/kernel_machine.js';
 
 async function walk(mm: Mm, d: MirrorDriver, start: number, npages: number, defaultFlags: number, reqFlags?: number[]): Promise<{ r: string | 0; flags: number[] }> {
-  const range: HmmRange = { notifier: d.notifier, notifierSeq: await d.notifier.readBegin(), start, end: start + npages * PAGE_SIZE, defaultFlags, reqFlags: reqFlags ? Uint8Array.from(reqFlags) : undefined, devPrivateOwner: d.devmem, importer: d.ref, pfns: [] };
+  const range: HmmRange = { notifier: d.notifier, notifierSeq: await d.notifier.readBegin(), start, end: start + npages * PAGE_SIZE, defaultFlags, reqFlags: reqFlags ? Uint8Array.from(reqFlags) : undefined, devPrivateOwner: d.devmem, importer: d.ref, pfns: new HmmPfns(npages) };
   const r = await mm.locked(() => hmmRangeFault(mm, range));
-  return { r, flags: range.pfns.map((p) => p.flags) };
+  return { r, flags: [...range.pfns.flags] };
 }
 
 t.test('hmm_range_fault flags', async (t) => {
