@@ -45,7 +45,8 @@
  *                  page args[ACC_ARG_STAGE_PAGE]: read, accelTransform with
  *                  args[ACC_ARG_SEED], write back. Pages of the range that
  *                  were migrated to this device (HMM device-private) are
- *                  copied locally, others by DMA.
+ *                  transformed where they are, a staging-sized chunk at a
+ *                  time (workers/runtime/local_view.ts), others by DMA.
  *                  -> Success, result = 0.
  *
  * Errors: a VA fault or DMA error -> DataTransferError, result = the
