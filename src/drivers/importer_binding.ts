@@ -15,8 +15,9 @@
  *
  * Invalidate callback (runs inside invalidateRangeStart):
  *   lock (tryLock for non-blockable: EAGAIN on failure); setSeq(curSeq)
- *   unmap our IOVAs in the range; defer(broadcast VA + IOVA ranges -> ack,
- *   then release IOVAs and p2pUnmap the exporter pages we held); unlock
+ *   defer(broadcast the VA range -> ack; then, IOMMU on, unmap our IOVAs
+ *   in the range and flush them -> ack; then p2pUnmap the exporter pages
+ *   we held: flushLocked); unlock
  *
  * Lifetime: bind() attaches the device to one Mm (one notifier over the
  * whole address space) and starts the fault server; close() removes the
@@ -59,6 +60,18 @@ function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): numbe
     for (let v = v0; v < v1; v++) if (m.has(v)) out.push(v);
   } else {
     for (const v of m.keys()) if (v >= v0 && v < v1) out.push(v);
+  }
+  return out;
+}
+
+/** IOVA pages as ranges, adjacent ones merged (one IOTLB flush range per run). */
+function iovaRuns(iovas: number[]): { start: number; end: number }[] {
+  const out: { start: number; end: number }[] = [];
+  iovas.sort((a, b) => a - b);
+  for (const iova of iovas) {
+    const last = out[out.length - 1];
+    if (last && last.end === iova) last.end = iova + PAGE_SIZE;
+    else out.push({ start: iova, end: iova + PAGE_SIZE });
   }
   return out;
 }
@@ -216,27 +229,46 @@ export class ImporterBinding implements IntervalNotifierOps {
     await p;
   }
 
-  /** Drops our translations of [start, end): IOVAs unmapped now, device acks awaited by the returned promise. */
+  /**
+   * Drops our translations of [start, end); the returned promise resolves
+   * once the device acked and, with the IOMMU on, its IOVAs are unmapped
+   * and flushed. Upstream order (a driver's mmu notifier, then
+   * dma_unmap_page): invalidate the device and wait for its ack, only then
+   * iommu_unmap + iommu_iotlb_sync; only then give the pages back
+   * (p2p_unmap). Unmapping first would make a well-behaved device's DMA in
+   * flight before it saw the invalidation an IOMMU fault.
+   *
+   *   lock held: take the IOVAs and held ranges of [start, end)
+   *   broadcast VA range (+ IOVAs a refault replaced) -> ack
+   *   unmap the IOVAs; IOTLB flush of them -> ack (covers a re-walk between
+   *     the two: a rogue that kept its VA translations), release the IOVAs
+   *   p2p_unmap the held ranges
+   */
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
+    const iovas: number[] = [];
     for (const vpn of pagesIn(this.iovaOf, v0, v1)) {
-      const iova = this.iovaOf.get(vpn)!;
-      this.domain!.unmap(iova);
+      iovas.push(this.iovaOf.get(vpn)!);
       this.iovaOf.delete(vpn);
-      ranges.push({ start: iova, end: iova + PAGE_SIZE });
     }
+    // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
     for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
-    // One broadcast carries the VA range (device TLB) and the IOVAs (IOTLB).
     return this.kernel
       .invalidator(this.name)
       .invalidate(ranges)
-      .then(() => {
-        this.domain?.releaseUnmapped(ranges);
-        // p2p_unmap after the ack: the exporters may now reuse the slots without invalidating us.
+      .then(async () => {
+        const dom = this.domain;
+        if (dom) {
+          dom.releaseUnmapped(ranges);
+          // After the ack: the device no longer uses these IOVAs.
+          for (const iova of iovas) dom.unmap(iova);
+          await dom.flush(iovaRuns(iovas));
+        }
+        // p2p_unmap after the acks: the exporters may now reuse the slots without invalidating us.
         for (const h of heldP2p) {
           if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
           else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
