@@ -151,7 +151,7 @@ export class BarExporter implements VmOps {
       const i0 = (start - vma.start) / PAGE_SIZE;
       // A copy: revoke replaces b.pages, and the caller keeps these.
       pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
-      bus = await this.bar.mapPages(pages, this.ownerOf(importer, vma.mm), start);
+      bus = await this.bar.mapPages(pages, this.ownerOf(importer, vma.mm), start, vma);
     } finally {
       this.lock.unlock();
     }
