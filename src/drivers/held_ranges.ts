@@ -76,6 +76,15 @@ export class HeldRanges<V> {
     return out;
   }
 
+  /** Does any target's range intersect [start, end)? */
+  overlaps(start: number, end: number): boolean {
+    for (const t of this.targets.values()) {
+      const i = firstEndAtLeast(t.r, start + 1);
+      if (i < t.r.length / 2 && t.r[2 * i] < end) return true;
+    }
+    return false;
+  }
+
   /** Ranges held, over every target (statistics and tests). */
   get size(): number {
     let n = 0;

@@ -195,6 +195,10 @@ export class ImporterBinding implements IntervalNotifierOps {
   invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean {
     // Our own migrations: the migration code flushes us itself (ownerFlush).
     if (range.event === 'migrate' && range.owner === this.devmem) return true;
+    if (this.holdsNothingIn(range)) {
+      sub.setSeq(curSeq);
+      return true;
+    }
     if (!this.lock.tryLock()) {
       if (!range.blockable) return false;
       // Blockable with the lock held elsewhere: JS cannot sleep here, so the
@@ -215,6 +219,26 @@ export class ImporterBinding implements IntervalNotifierOps {
 
   release(): void {
     this.closed = true;
+  }
+
+  /**
+   * An invalidation of a device-special VMA's pages we hold no mapping of:
+   * nothing to flush. Every translation a device has of such pages came
+   * from a fault that recorded the range in p2pHeld (recordHeld, before the
+   * reply), and a flush removes it only after the device's ack, so p2pHeld
+   * is what we may hold there. This is what an interval notifier per
+   * mirrored range gives upstream drivers; our one notifier spans the
+   * address space, so without it one exporter recycling slots under its
+   * importer invalidated every importer of the process (camera-farm: 8
+   * acks awaited per recycle, 7 of them for nothing). Anonymous memory is
+   * not filtered: its translations are not recorded per range.
+   */
+  private holdsNothingIn(range: MmuNotifierRange): boolean {
+    if (this.staleIovas.length > 0) return false; // they go out with the next broadcast
+    const vma = this.mm.findVma(range.start);
+    // Only where recordHeld records every fault: device VMAs whose exporter takes p2p_unmap.
+    if (!vma || vma.kind !== 'device' || !vma.vmOps?.p2pUnmap || range.end > vma.end) return false;
+    return !this.p2pHeld.overlaps(range.start, range.end);
   }
 
   /** Own-migration flush (DevMem.ownerFlush). */
