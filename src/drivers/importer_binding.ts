@@ -337,7 +337,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;
     try {
-      errno = await this.mm.locked(async () => {
+      errno = await this.mmLocked(start, async () => {
         const r = await hmmRangeFault(this.mm, range);
         if (r !== 0 && r !== 'EBUSY') return r;
         await this.lock.lock();
@@ -362,6 +362,28 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
     this.onFault?.(errno, range.start, npages);
+  }
+
+  /**
+   * Runs a fault at `va` under mmap_lock: shared when `va` lies in a
+   * device-special VMA (the fault only asks its exporter, whose own lock
+   * serialises it, so importers of different exporters fault side by side,
+   * as under upstream's mmap_read_lock: camera-farm's eight cameras queued
+   * behind one another's BAR recycling), exclusive otherwise (anonymous
+   * faults allocate and migrate pages across awaits). Checked again once
+   * the lock is held: a munmap may have replaced the VMA meanwhile.
+   */
+  private async mmLocked<T>(va: number, fn: () => Promise<T>): Promise<T> {
+    const lock = this.mm.lock;
+    if (this.mm.findVma(va)?.kind === 'device') {
+      await lock.readLock();
+      try {
+        if (this.mm.findVma(va)?.kind === 'device') return await fn();
+      } finally {
+        lock.readUnlock();
+      }
+    }
+    return this.mm.locked(fn);
   }
 
   /**
