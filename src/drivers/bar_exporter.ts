@@ -19,6 +19,8 @@
  *                (pci_p2pdma_distance() < 0: what vfio's dma-buf attach returns)
  *   BAR budget    more pages than the window has slots        -> ENOSPC
  * cpuMappable: whether the CPU may touch the memory (else SIGBUS).
+ * premap: map the buffer into free BAR slots at mmap (no importer holds
+ * them until it faults: they are the first recycled, without invalidation).
  *
  * Contract kept: a range mapped once stays mappable while the VMA lives
  * (revoke remaps; it never turns into a refusal) — unless the exporter
@@ -43,6 +45,12 @@ export interface ExportPolicy {
   readonly readOnly: boolean;
   readonly requireIommu: boolean;
   readonly cpuMappable: boolean;
+  /**
+   * Map the buffer into free BAR slots at mmap (as many pages as the window
+   * has free slots, from the start; nothing is evicted for it), so first
+   * faults find their slots ready. Default false.
+   */
+  readonly premap?: boolean;
 }
 
 export const defaultExportPolicy: ExportPolicy = { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false };
@@ -108,6 +116,7 @@ export class BarExporter implements VmOps {
     const va = await mm.mmap({ length: npages * PAGE_SIZE, prot, kind: 'device', vmOps: this });
     const vma = mm.findVma(va)!;
     this.backing.set(vma, { pages });
+    if (this.policy.premap) await this.bar.premap(pages);
     return { va, vma };
   }
 

@@ -164,50 +164,72 @@ export class BarManager {
 
   /**
    * Maps `pages` (device pages, VA page i of the range starting at `va` is
-   * pages[i]) into BAR slots, recycling LRU slots not in this call, and
-   * records one hold of `owner` on them (null owner: no hold, for callers
+   * pages[i]) into BAR slots, recycling slots not in this call
+   * (makeRoomLocked; `scope`: the exporter's mapping the range lies in, for
+   * drop-behind), and records one hold of `owner` on them (null owner: no hold, for callers
    * that never unmap). Returns the bus address of each page, or null when
    * the window cannot hold them all at once (ENOSPC for the caller).
    */
   async mapPages(pages: ArrayLike<number>, owner: SlotOwner | null, va = 0, scope?: { start: number; end: number }): Promise<Float64Array | null> {
-    const n = pages.length;
-    if (n > this.nSlots) return null;
+    if (pages.length > this.nSlots) return null;
     if (!this.lock.tryLock()) await this.lock.lock();
     try {
-      let missing = 0;
-      for (let i = 0; i < n; i++) if (this.pageSlot[pages[i]] === NIL) missing++;
-      const req = owner && scope ? { owner, va, scope } : null;
-      if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, pages, req))) return null;
-      // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
-      if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
-      const bus = new Float64Array(n);
-      const hold: Hold | null = owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null;
-      const base = bar2Base(this.dev.shm.index);
-      for (let i = 0; i < n; i++) {
-        const page = pages[i];
-        let slot = this.pageSlot[page];
-        if (slot === NIL) {
-          slot = this.takeLowestFree();
-          this.pageSlot[page] = slot;
-          // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
-          Atomics.store(this.slots, slot, page);
-        } else this.unlinkLru(slot);
-        this.linkLruTail(slot);
-        if (hold) {
-          hold.slots[i] = slot;
-          hold.epochs[i] = this.epoch[slot];
-          this.users[slot]++;
-        }
-        bus[i] = base + slot * PAGE_SIZE;
-      }
+      return await this.mapPagesLocked(pages, owner, va, scope);
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /** mapPages with the lock held. */
+  private async mapPagesLocked(pages: ArrayLike<number>, owner: SlotOwner | null, va: number, scope: { start: number; end: number } | undefined): Promise<Float64Array | null> {
+    const n = pages.length;
+    let missing = 0;
+    for (let i = 0; i < n; i++) if (this.pageSlot[pages[i]] === NIL) missing++;
+    const req = owner && scope ? { owner, va, scope } : null;
+    if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, pages, req))) return null;
+    // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
+    if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
+    const bus = new Float64Array(n);
+    const hold: Hold | null = owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null;
+    const base = bar2Base(this.dev.shm.index);
+    for (let i = 0; i < n; i++) {
+      const page = pages[i];
+      let slot = this.pageSlot[page];
+      if (slot === NIL) {
+        slot = this.takeLowestFree();
+        this.pageSlot[page] = slot;
+        // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
+        Atomics.store(this.slots, slot, page);
+      } else this.unlinkLru(slot);
+      this.linkLruTail(slot);
       if (hold) {
-        const l = this.holds.get(hold.owner.key);
-        if (l) l.push(hold);
-        else this.holds.set(hold.owner.key, [hold]);
-        this.stats.maps++;
-        this.stats.mappedPages += n;
+        hold.slots[i] = slot;
+        hold.epochs[i] = this.epoch[slot];
+        this.users[slot]++;
       }
-      return bus;
+      bus[i] = base + slot * PAGE_SIZE;
+    }
+    if (hold) {
+      const l = this.holds.get(hold.owner.key);
+      if (l) l.push(hold);
+      else this.holds.set(hold.owner.key, [hold]);
+      this.stats.maps++;
+      this.stats.mappedPages += n;
+    }
+    return bus;
+  }
+
+  /**
+   * Maps the first of `pages` into free slots, as many as are free, with no
+   * hold and no eviction (an exporter's map at mmap time). Returns how many
+   * pages it mapped.
+   */
+  async premap(pages: Int32Array): Promise<number> {
+    await this.lock.lock();
+    try {
+      const n = Math.min(pages.length, this.freeCount);
+      if (n > 0) await this.mapPagesLocked(pages.subarray(0, n), null, 0, undefined);
+      return n;
     } finally {
       this.lock.unlock();
     }

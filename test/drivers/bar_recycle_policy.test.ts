@@ -39,3 +39,23 @@ t.test('a cyclic stream through 3 buffers of 4 pages behind an 8-slot BAR', asyn
   t.equal(d0.violations().count, 0, 'no stale or remapped access');
   await mm.munmap(va, pages * PAGE_SIZE);
 });
+
+t.test('premap: an export is mapped into free slots at mmap, and its first faults need no new slot', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 32 * KiB)], { check: true, policy: allP2p });
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0']);
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false, premap: true });
+  const bar = ex.barManager;
+  const { va, vma } = await ex.mmap(mm, 12);
+  t.equal(bar.mappedSlots, 8, 'the first 8 of 12 pages fill the 8-slot window at mmap');
+  t.ok(bar.slotOf(ex.pageOf(vma, 7)) !== undefined && bar.slotOf(ex.pageOf(vma, 8)) === undefined, 'from the start of the buffer');
+  t.equal(bar.holdersOf(ex.pageOf(vma, 0)), 0, 'nobody holds them yet');
+  const data = pattern(12 * PAGE_SIZE, 33);
+  ex.fill(vma, 0, data);
+  bytesEq(t, (await d0.read(va, 8)).data, data.subarray(0, 8 * PAGE_SIZE), 'the first 8 pages read through the premapped slots');
+  t.equal(bar.recycled, 0, 'no slot changed page');
+  t.equal(bar.holdersOf(ex.pageOf(vma, 0)), 1, 'the fault made the importer a holder');
+  bytesEq(t, (await d0.read(va + 8 * PAGE_SIZE, 4)).data, data.subarray(8 * PAGE_SIZE), 'the rest recycles as usual');
+  t.equal(d0.violations().count, 0);
+  await mm.munmap(va, 12 * PAGE_SIZE);
+});

@@ -146,7 +146,7 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
   const finMem = fin.shm.mem!.buffer as SharedArrayBuffer;
   if (mode === 'p2p') {
     // The final device's driver exports the output slots to cc0 only; cc0, bound to the process, writes them by VA.
-    const ex = new BarExporter(kernel, w.final, { importers: [w.corrector], readOnly: false, requireIommu: false, cpuMappable: false });
+    const ex = new BarExporter(kernel, w.final, { importers: [w.corrector], readOnly: false, requireIommu: false, cpuMappable: false, premap: true });
     const out = await ex.mmap(mm, framePages * OUTPUT_SLOTS);
     const binding = await ImporterBinding.bind(kernel, w.corrector, mm);
     return {
@@ -217,7 +217,8 @@ async function p2pPath(k: Chain): Promise<Path> {
   const { machine, w, cam, cc, frameBytes, framePages, kernel, mm } = k;
   const camQ = await HostQueue.create(machine, cam, 0, w.queueDepth);
   // cc0's driver: its memory, exported to the camera only.
-  const exporter = new BarExporter(kernel, w.corrector, { importers: [w.camera], readOnly: false, requireIommu: false, cpuMappable: false });
+  // premap: the first buffers are in BAR slots before the camera's first fault (the window holds 2 of 3).
+  const exporter = new BarExporter(kernel, w.corrector, { importers: [w.camera], readOnly: false, requireIommu: false, cpuMappable: false, premap: true });
   const bufs = await exporter.mmap(mm, framePages * w.buffers);
   const sqPages = Math.ceil(queuePairBytes(w.queueDepth).sq / PAGE_SIZE);
   const ring = await exporter.mmap(mm, sqPages);
