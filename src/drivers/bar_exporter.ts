@@ -6,7 +6,7 @@
  * Mirrors the exporting side of RFC patch 3/5 ("the exporter decides"):
  * the policy and the final decision belong to this driver alone; it hands
  * out bus addresses of its BAR window, manages that window (BarManager:
- * LRU recycling under pressure), and can take its memory back at any time
+ * drop-behind recycling under pressure), and can take its memory back at any time
  * (revoke: invalidate every importer mapping, wait for the acks, move the
  * data, free the old pages — generation bump + poison).
  *
