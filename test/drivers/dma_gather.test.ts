@@ -10,6 +10,7 @@ import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
+import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { allocLayout } from '../../src/shm/layout.js';
@@ -134,4 +135,42 @@ t.test('gather', async (t) => {
     t.ok(Buffer.from(local('nic0').subarray(0, half)).equals(Buffer.from(pattern(len, 34).subarray(0, half))), 'nic0 read its half');
     await mm.munmap(va, len);
   });
+});
+
+t.test('behind an IOMMU: a gathered run stops at an unmapped IOVA, faults once, the pages before it moved', async (t) => {
+  const machine = await Machine.create({
+    ramBytes: 16 * MiB,
+    timeoutMs: 10000,
+    devices: [{ name: 'nic0', kind: 'nic', memBytes: 1 * MiB, barBytes: 0, props: {} }],
+  });
+  t.teardown(() => machine.shutdown());
+  await machine.start();
+  const kernel = Kernel.boot(machine, { check: true, policy: allP2p, iommu: ['nic0'] });
+  const mm = kernel.createMm();
+  const nic0 = await ImporterBinding.bind(kernel, 'nic0', mm);
+  t.teardown(() => nic0.close());
+  const n = 8;
+  const len = n * PAGE_SIZE;
+  const va = await mm.mmap({ length: len, prot: PROT_READ | PROT_WRITE });
+  const data = pattern(len, 35);
+  await mm.write(va, data);
+  const call = (args: VaStreamArgs) => machine.race(machine.device('nic0').handle.call('deviceCmd', { op: 'va-stream', ...args }));
+  const local = machine.device('nic0').shm.mem!.subarray(0, len);
+  t.equal((await call({ va, len, cmdBytes: len })).errno, 0, 'warm: nic0 holds all eight translations (IOVAs)');
+  t.ok(Buffer.from(local).equals(Buffer.from(data)));
+  const ctl = machine.device('nic0').shm.ctl;
+  Atomics.store(ctl, DeviceCtl.invIgnore, 1); // nic0 keeps its device TLB; its IOTLB is flushed all the same
+  t.teardown(() => Atomics.store(ctl, DeviceCtl.invIgnore, 0));
+  const hole = 5;
+  await mm.munmap(va + hole * PAGE_SIZE, PAGE_SIZE);
+  const dom = kernel.domain('nic0')!;
+  const before = dom.faults().count;
+  local.fill(0);
+  const r = await call({ va, len, cmdBytes: len });
+  t.equal(r.errno, 'EIO');
+  t.match((r as { message?: string }).message, /IOMMU fault: device nic0, IOVA 0x[0-9a-f]+, read access: IOVA not mapped/);
+  t.equal(dom.faults().count - before, 1, 'one access, one IOMMU fault');
+  t.ok(Buffer.from(local.subarray(0, hole * PAGE_SIZE)).equals(Buffer.from(data.subarray(0, hole * PAGE_SIZE))), 'the pages before the hole were copied');
+  t.ok(local.subarray(hole * PAGE_SIZE).every((b) => b === 0), 'nothing from the hole on');
+  t.equal(nic0.violations().count, 0, 'blocked, so nothing to report');
 });

@@ -26,7 +26,7 @@ import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 import type { RunTokenHook } from './run_token.js';
 
-/** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. */
+/** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. The result may be reused by the next call: read it at once. */
 export type Translate = (addr: number, len: number, write: boolean) => { addr: number; len: number } | { fault: string };
 
 export const identity: Translate = (addr, len) => ({ addr, len });
@@ -162,9 +162,9 @@ export class DmaEngine {
    * checkpoint per page. The invalidation word is still polled after every
    * DMA_POLL_BYTES copied, across runs as inside one, so an ack waits for
    * at most one piece: a pending invalidation ends the step and the
-   * checkpoint serves it. A run the gather does not take after the first
-   * (registers, a bad address, a veto) ends the step too: the next step
-   * meets it first and reports or handles it alone.
+   * checkpoint serves it. A bad address or a veto after the first run fails
+   * the transfer there, as on the first; a register run or INVALIDATED ends
+   * the step, and the next step meets it first.
    */
   private readonly transferStep = (done: number): number | string => {
     const { addr, localOff, len, write } = this.x;
@@ -181,13 +181,24 @@ export class DmaEngine {
     while (got < want && !this.cut) {
       const at = addr + done + got;
       const run = this.resolve(at, want - got, write, true);
-      if (typeof run === 'string' || run.target === 'regs') break;
-      // Non-null only for INVALIDATED (a dead flight, no side effect) or an error: the next step's veto says which.
-      if (this.onRun !== null && this.onRun(run, at, write) !== null) break;
+      // A bad address fails here, once (an IOMMU counts each fault it reports); bytes before it stand.
+      if (typeof run === 'string') return this.failGathered(done + got, write, at, run);
+      if (run.target === 'regs') break; // the next step handles the registers alone
+      if (this.onRun !== null) {
+        const why = this.onRun(run, at, write);
+        if (why === INVALIDATED) break; // the next step's kill test returns it, with the bytes before it moved
+        if (why !== null) return this.failGathered(done + got, write, at, why);
+      }
       got += this.copyRun(run, localOff + done + got, write);
     }
     return got;
   };
+
+  /** A gathered run failed at `at`: the bytes before it stand (`moved`), the transfer ends there. */
+  private failGathered(moved: number, write: boolean, at: number, why: string): string {
+    this.moved = moved;
+    return this.fail(write ? 'write to' : 'read from', at, why);
+  }
 
   /** Bytes copied since the invalidation word was last polled, in the step in progress. */
   private sincePoll = 0;
