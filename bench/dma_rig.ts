@@ -20,8 +20,7 @@
  *                      mapping and replies inside the window
  *   dma.p2p.2streams   nic0 and nic1, one half of the VMA each, at once
  *                      (both leave on one start line, as memcpy.2threads does)
- *   dma.bounce         acc0 writes a RAM staging buffer by VA, nic0 reads it: two
- *                      copies, in rounds of BOUNCE_STAGING; .whole: one round
+ *   dma.bounce         acc0 writes a RAM buffer by VA, nic0 reads it: two copies
  *
  * The span (DMA_SPAN, 128 MiB) is DRAM scale like memcpy.dram; it is below
  * 256 MiB because one device's BAR2 window is at most 240 MiB here.
@@ -319,48 +318,21 @@ async function twoStreamsRows(rig: DmaRig): Promise<Export> {
   return two;
 }
 
-/**
- * The RAM staging buffer of dma.bounce. A bounce pool is bounded and
- * reused (swiotlb, a driver's bounce buffers), so the payload passes
- * through it while it is hot; the kernel hands each filled buffer to the
- * reader. dma.bounce.whole stages the whole payload at once instead (DRAM
- * scale), for comparison.
- */
-const BOUNCE_STAGING = 8 * MiB;
-
-/**
- * dma.bounce and dma.bounce.whole: acc0 writes `two`'s bytes into RAM by
- * VA, nic0 reads them back; both copies by DMA, through system RAM.
- */
+/** dma.bounce: acc0 writes `two`'s bytes into a RAM buffer by VA, nic0 reads it back. */
 async function bounceRows(rig: DmaRig, two: Export): Promise<void> {
   const { rows, o, span } = rig;
   rig.log('bench:   dma: bounce through system RAM');
-  const staging = await rig.mm.mmap({ length: BOUNCE_STAGING, prot: PROT_READ | PROT_WRITE });
   const ram = await rig.mm.mmap({ length: span, prot: PROT_READ | PROT_WRITE });
   const accB = await ImporterBinding.bind(rig.kernel, 'acc0', rig.mm);
   const srcOff = two.pages[0] * PAGE_SIZE; // contiguous: exportPages of a fresh run
-  // One round per staging buffer, each copy one va-stream command: the hand-offs (command round trips) are inside the window.
-  const staged = async () => {
-    const t0 = performance.now();
-    for (let off = 0; off < span; off += BOUNCE_STAGING) {
-      await stream(rig, 'acc0', { va: staging, len: BOUNCE_STAGING, cmdBytes: MiB, localOff: srcOff + off, write: true });
-      await stream(rig, 'nic0', { va: staging, len: BOUNCE_STAGING, cmdBytes: MiB, localOff: off });
-    }
-    return span / 1e3 / (performance.now() - t0);
-  };
-  const whole = async () => {
+  const bounce = async () => {
     const w = await stream(rig, 'acc0', { va: ram, len: span, cmdBytes: MiB, localOff: srcOff, write: true });
     const r = await stream(rig, 'nic0', { va: ram, len: span, cmdBytes: MiB });
     return span / 1e3 / (w.ms + r.ms);
   };
-  const nicMem = rig.machine.device('nic0').shm.mem!;
-  for (const [what, pass] of [['dma.bounce', staged], ['dma.bounce.whole', whole]] as const) {
-    nicMem.fill(0, 0, span); // what the check sees was moved by this pass
-    await pass();
-    verify(rig, what, two.pages, 'nic0');
-  }
-  rows.add('dma.bounce', 'MB/s', await repeat(o.repeats, staged), 'memcpy.dram', `acc0 writes each ${BOUNCE_STAGING / MiB} MiB of the payload into a RAM staging buffer by VA, then nic0 reads it out (${span / BOUNCE_STAGING} rounds, one command each way, hand-offs inside the window): payload MB/s over both copies`);
-  rows.add('dma.bounce.whole', 'MB/s', await repeat(o.repeats, whole), 'memcpy.dram', `as dma.bounce through one ${span / MiB} MiB RAM buffer (DRAM scale, one round): both copies' device time`);
+  await bounce();
+  verify(rig, 'dma.bounce', two.pages, 'nic0');
+  rows.add('dma.bounce', 'MB/s', await repeat(o.repeats, bounce), 'memcpy.dram', 'acc0 writes a RAM buffer by VA, then nic0 reads it: payload MB/s over both copies');
   await accB.close();
 }
 
