@@ -19,6 +19,7 @@
  *   dma.p2p.cold       first touch: page requests, hmmRangeFault, BAR
  *                      mapping and replies inside the window
  *   dma.p2p.2streams   nic0 and nic1, one half of the VMA each, at once
+ *                      (both leave on one start line, as memcpy.2threads does)
  *   dma.bounce         acc0 writes a RAM buffer by VA, nic0 reads it: two copies
  *
  * The span (DMA_SPAN, 128 MiB) is DRAM scale like memcpy.dram; it is below
@@ -34,6 +35,8 @@ import type { P2pPolicy } from '../src/kernel/kernel_types.js';
 import type { VaStreamArgs, VaStreamResult } from '../src/devices/protocol.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { INV_BATCH } from '../src/shm/device_ctl.js';
+import { allocLayout } from '../src/shm/layout.js';
+import { START_LINE_DEADLINE_MS, StartLine } from '../src/shm/start_line.js';
 import { MiB } from '../src/workloads/memcpy_baseline.js';
 import { scatteredRate } from './memcpy.js';
 import { quantile, repeat, type RowSet } from './stats.js';
@@ -300,7 +303,11 @@ async function twoStreamsRows(rig: DmaRig): Promise<Export> {
   const nic1 = await ImporterBinding.bind(rig.kernel, 'nic1', rig.mm);
   const half = span / 2;
   const both = async () => {
-    const r = await Promise.all([stream(rig, 'nic0', { va: two.va, len: half, cmdBytes: MiB, passes: 2 }), stream(rig, 'nic1', { va: two.va + half, len: half, cmdBytes: MiB, passes: 2 })]);
+    // Both leave on one go (as memcpy.2threads' threads do), not one command dispatch apart.
+    const line = allocLayout(StartLine);
+    const streams = Promise.all([stream(rig, 'nic0', { va: two.va, len: half, cmdBytes: MiB, passes: 2, startLine: line.buffer as SharedArrayBuffer }), stream(rig, 'nic1', { va: two.va + half, len: half, cmdBytes: MiB, passes: 2, startLine: line.buffer as SharedArrayBuffer })]);
+    await startTogether(line, 2, streams);
+    const r = await streams;
     return r.reduce((s, x) => s + x.bytes, 0) / 1e3 / (Math.max(...r.map((x) => x.t1)) - Math.min(...r.map((x) => x.t0)));
   };
   await both();
@@ -327,6 +334,28 @@ async function bounceRows(rig: DmaRig, two: Export): Promise<void> {
   verify(rig, 'dma.bounce', two.pages, 'nic0');
   rows.add('dma.bounce', 'MB/s', await repeat(o.repeats, bounce), 'memcpy.dram', 'acc0 writes a RAM buffer by VA, then nic0 reads it: payload MB/s over both copies');
   await accB.close();
+}
+
+/**
+ * Main's side of a StartLine (src/shm/start_line.ts): waits until `n`
+ * devices stand at the line, then lets them go at once. `streams` is what
+ * they were sent: its failure (a device that never reached the line) ends
+ * the wait.
+ */
+async function startTogether(line: Int32Array, n: number, streams: Promise<unknown>): Promise<void> {
+  let failed = false;
+  streams.catch(() => (failed = true));
+  const t0 = performance.now();
+  for (;;) {
+    const ready = Atomics.load(line, StartLine.ready);
+    if (ready >= n || failed) break;
+    if (performance.now() - t0 > START_LINE_DEADLINE_MS) throw new Error(`bench: start line: ${ready} of ${n} devices ready after ${START_LINE_DEADLINE_MS} ms`);
+    // Pairs with Atomics.add/notify(ready) in VaSpace.waitStart (workers/runtime/va_space.ts).
+    const w = Atomics.waitAsync(line, StartLine.ready, ready, 100);
+    if (w.async) await w.value;
+  }
+  Atomics.store(line, StartLine.go, 1);
+  Atomics.notify(line, StartLine.go);
 }
 
 function sleep(ms: number): Promise<void> {

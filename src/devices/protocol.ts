@@ -130,6 +130,8 @@ export interface VaStreamArgs {
   readonly passes?: number;
   /** Run whole passes until this much time has passed (overrides passes). */
   readonly untilMs?: number;
+  /** A StartLine (src/shm/start_line.ts) shared with the streams timed together: the clock starts on its go. */
+  readonly startLine?: SharedArrayBuffer;
 }
 
 export interface VaStreamResult {

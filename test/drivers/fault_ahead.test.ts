@@ -177,7 +177,7 @@ t.test('fault-ahead', async (t) => {
     await mm.munmap(va, span);
   });
 
-  t.test('scattered backing: one run per page, still bit-exact, checked page by page', async (t) => {
+  t.test('scattered backing: one run per page, gathered in one chunk, still bit-exact, checked page by page', async (t) => {
     const n = span / PAGE_SIZE;
     const ext = machine.device('acc0').mem!.allocContig(n);
     const pages = Array.from({ length: n }, (_, i) => ext.start + ((i * 7919) % n));

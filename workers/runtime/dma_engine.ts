@@ -4,8 +4,10 @@
  *
  * Rules it keeps (DESIGN.md sections 3 and 4):
  * - copy runs, not pages: a decoded run spans as many contiguous pages as
- *   the memory gives, capped at DMA_RUN_BYTES (DMA_CHECK_BYTES for a
- *   bus-to-bus copy, which does not poll inside a run);
+ *   the memory gives; one chunk gathers runs up to DMA_RUN_BYTES (scattered
+ *   backing pages are copied one after another without a checkpoint, a
+ *   run-token tick or a kill test per page; each still passes the onRun
+ *   veto), DMA_CHECK_BYTES for a bus-to-bus copy (one run, no poll inside);
  * - between two runs it serves pending invalidations, and inside a run it
  *   polls for one every DMA_POLL_BYTES: a pending invalidation cuts the run
  *   there, so an ack waits for at most one piece;
@@ -24,7 +26,7 @@ import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 import type { RunTokenHook } from './run_token.js';
 
-/** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. */
+/** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. The result may be reused by the next call: read it at once. */
 export type Translate = (addr: number, len: number, write: boolean) => { addr: number; len: number } | { fault: string };
 
 export const identity: Translate = (addr, len) => ({ addr, len });
@@ -150,34 +152,94 @@ export class DmaEngine {
     return this.chunks(len, this.transferStep);
   }
 
-  /** The step of transfer()'s chunk loop, over `x` (made once: no closure per call). */
+  /**
+   * The step of transfer()'s chunk loop, over `x` (made once: no closure per
+   * call): a gather of up to DMA_RUN_BYTES. The device address range
+   * decodes to runs of physically contiguous memory (one page each when
+   * the backing is scattered); each run passes the onRun veto (the safety
+   * check of its pages) and is copied, and the next one is decoded at once,
+   * without going back to the chunk loop: no run-token tick, kill test nor
+   * checkpoint per page. The invalidation word is still polled after every
+   * DMA_POLL_BYTES copied, across runs as inside one, so an ack waits for
+   * at most one piece: a pending invalidation ends the step and the
+   * checkpoint serves it. A bad address or a veto after the first run fails
+   * the transfer there, as on the first; a register run or INVALIDATED ends
+   * the step, and the next step meets it first.
+   */
   private readonly transferStep = (done: number): number | string => {
     const { addr, localOff, len, write } = this.x;
-    const run = this.resolve(addr + done, Math.min(len - done, DMA_RUN_BYTES), write, true);
-    if (typeof run === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, run);
-    const veto = this.onRun === null ? null : this.vetoed(this.onRun(run, addr + done, write), write ? 'write to' : 'read from', addr + done);
+    const want = Math.min(len - done, DMA_RUN_BYTES);
+    const first = this.resolve(addr + done, want, write, true);
+    if (typeof first === 'string') return this.fail(write ? 'write to' : 'read from', addr + done, first);
+    const veto = this.onRun === null ? null : this.vetoed(this.onRun(first, addr + done, write), write ? 'write to' : 'read from', addr + done);
     if (veto !== null) return veto;
-    this.last = run;
-    if (run.target === 'regs') {
-      const bad = write ? this.doorbell(run, localOff + done) : null;
-      if (bad !== null) return this.fail('write to', addr + done, bad);
-      if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), localOff + done);
-      this.account(run, write, run.len);
-      return run.len;
+    this.last = first;
+    if (first.target === 'regs') return this.regsRun(first, localOff + done, write, addr + done);
+    this.sincePoll = 0;
+    this.cut = false;
+    let got = this.copyRun(first, localOff + done, write);
+    while (got < want && !this.cut) {
+      const at = addr + done + got;
+      const run = this.resolve(at, want - got, write, true);
+      // A bad address fails here, once (an IOMMU counts each fault it reports); bytes before it stand.
+      if (typeof run === 'string') return this.failGathered(done + got, write, at, run);
+      if (run.target === 'regs') break; // the next step handles the registers alone
+      if (this.onRun !== null) {
+        const why = this.onRun(run, at, write);
+        if (why === INVALIDATED) break; // the next step's kill test returns it, with the bytes before it moved
+        if (why !== null) return this.failGathered(done + got, write, at, why);
+      }
+      got += this.copyRun(run, localOff + done + got, write);
     }
-    const local = localOff + done;
+    return got;
+  };
+
+  /** A gathered run failed at `at`: the bytes before it stand (`moved`), the transfer ends there. */
+  private failGathered(moved: number, write: boolean, at: number, why: string): string {
+    this.moved = moved;
+    return this.fail(write ? 'write to' : 'read from', at, why);
+  }
+
+  /** Bytes copied since the invalidation word was last polled, in the step in progress. */
+  private sincePoll = 0;
+  /** The step in progress saw an invalidation pending: it ends at the bytes copied so far. */
+  private cut = false;
+
+  /**
+   * Copies one decoded memory run to or from local memory at `local`, in
+   * pieces that end every DMA_POLL_BYTES of the step; after each such
+   * piece, polls for a pending invalidation, which cuts the run there (and
+   * the step: `cut`). Counts the bytes to the run's target; returns them.
+   */
+  private copyRun(run: BusRun, local: number, write: boolean): number {
     let off = 0;
     while (off < run.len) {
-      const n = Math.min(DMA_POLL_BYTES, run.len - off);
+      const n = Math.min(DMA_POLL_BYTES - this.sincePoll, run.len - off);
       const at = run.offset + off;
       if (write) run.bytes.set(this.local.subarray(local + off, local + off + n), at);
       else this.local.set(run.bytes.subarray(at, at + n), local + off);
       off += n;
-      if (off < run.len && this.pending()) break;
+      this.sincePoll += n;
+      if (this.sincePoll === DMA_POLL_BYTES) {
+        this.sincePoll = 0;
+        if (this.pending()) {
+          this.cut = true;
+          break;
+        }
+      }
     }
     this.account(run, write, off);
     return off;
-  };
+  }
+
+  /** A run in the register file: a write is a doorbell, a read copies the registers. */
+  private regsRun(run: BusRun, local: number, write: boolean, addr: number): number | string {
+    const bad = write ? this.doorbell(run, local) : null;
+    if (bad !== null) return this.fail('write to', addr, bad);
+    if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), local);
+    this.account(run, write, run.len);
+    return run.len;
+  }
 
   /** Gives back a run token held across transfers (holdToken). */
   releaseToken(): void {

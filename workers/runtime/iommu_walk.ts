@@ -59,8 +59,14 @@ export class IommuWalk {
     }
     if (write && (e.perm & IOMMU_WRITE) === 0) return this.fault(addr, write, 'IOVA mapped read-only');
     const off = (addr - IOVA_BASE) % PAGE_SIZE;
-    return { addr: e.pfn * PAGE_SIZE + off, len: Math.min(len, PAGE_SIZE - off) };
+    const out = this.out;
+    out.addr = e.pfn * PAGE_SIZE + off;
+    out.len = Math.min(len, PAGE_SIZE - off);
+    return out;
   };
+
+  /** What translate() returns (reused: its caller reads it at once; no object per page). */
+  private readonly out = { addr: 0, len: 0 };
 
   /** IOTLB flush of [start, end) (an InvalidationPort hook owned by 'iommu'). */
   flush(start: number, end: number): void {

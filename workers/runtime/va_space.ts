@@ -42,6 +42,7 @@ import { DeviceTlb } from './device_tlb.js';
 import { INVALIDATED } from './dma_engine.js';
 import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
+import { START_LINE_DEADLINE_MS, StartLine } from '../../src/shm/start_line.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** A page request stops before this many pages in a row that the TLB still holds. */
@@ -101,6 +102,26 @@ export class VaSpace {
 
   detach(): void {
     this.tlb.clear();
+  }
+
+  /**
+   * Waits at a start line (src/shm/start_line.ts): counts this device
+   * ready, then sleeps until main says go, serving invalidations meanwhile
+   * (a slice of at most 1 ms between two looks). Null, or an error naming
+   * the device after START_LINE_DEADLINE_MS.
+   */
+  waitStart(line: Int32Array): string | null {
+    const inv = this.ctx.inv;
+    // Pairs with the waitAsync on ready in bench/dma_rig.ts's startTogether.
+    Atomics.add(line, StartLine.ready, 1);
+    Atomics.notify(line, StartLine.ready);
+    const t0 = performance.now();
+    while (Atomics.load(line, StartLine.go) === 0) {
+      inv.check();
+      if (performance.now() - t0 > START_LINE_DEADLINE_MS) return `${this.ctx.self.name}: va-stream: not released from its start line within ${START_LINE_DEADLINE_MS} ms`;
+      Atomics.wait(line, StartLine.go, 0, inv.sleepBound(1));
+    }
+    return null;
   }
 
   /**

@@ -8,7 +8,9 @@
  * (each command one VaSpace read or write, as a queue command would be),
  * local memory at [localOff, +len) (or folded modulo `localSpan`), until
  * `passes` passes are done, or, with `untilMs`, until that much time has
- * passed (whole passes, at least one). Invalidations are served between
+ * passed (whole passes, at least one). With `startLine`, the clock starts
+ * when main releases the line shared with the other streams timed
+ * together (src/shm/start_line.ts), not when this command arrives. Invalidations are served between
  * DMA chunks as always, so the kernel may revoke mid-stream.
  *
  * Returns the bytes moved and the time inside the loop (worker clock,
@@ -28,6 +30,10 @@ export function vaStream(va: VaSpace, cmd: DeviceCmd<'va-stream'>): DeviceReply<
   const passes = cmd.passes ?? 1;
   const untilMs = cmd.untilMs ?? 0;
   if (!(len > 0 && step > 0 && localSpan >= step && localSpan % step === 0)) return { errno: 'EINVAL', message: `va-stream: len ${len}, cmdBytes ${step}, localSpan ${localSpan} (localSpan must be a multiple of cmdBytes)` };
+  if (cmd.startLine) {
+    const late = va.waitStart(new Int32Array(cmd.startLine));
+    if (late !== null) return { errno: 'ETIMEDOUT', message: late };
+  }
   const r0 = va.counters;
   const t0 = performance.now();
   let bytes = 0;
