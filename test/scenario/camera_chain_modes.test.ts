@@ -4,6 +4,7 @@
 import t from 'tap';
 import { compareScenario } from '../../src/scenario/run.js';
 import { FRAME, details, smallChain } from '../fixtures/camera_chain.js';
+import { checkSummaries } from '../fixtures/summary_width.js';
 
 // One run of each mode serves every assertion below: a machine boot is the expensive part.
 const FRAMES = 3;
@@ -51,4 +52,9 @@ t.test('p2p: the camera writes into the engine BAR and drives its queue; slots r
   t.ok((a.extra['BAR slots recycled'] as number) > 0, 'the BAR window was too small, so slots were recycled');
   t.ok(a.invalidations.sent > 0 && a.invalidations.acked === a.invalidations.sent, 'the camera was invalidated mid-stream and acked every time');
   t.ok((a.extra['camera page requests'] as number) >= 2, 'and refaulted');
+});
+
+t.test('both human summaries and the --compare table fit 100 columns', async (t) => {
+  const [p, b] = await runs;
+  checkSummaries(t, 'scenarios/camera-chain.yaml', p, b);
 });

@@ -5,6 +5,7 @@ import { loadScenarioFile } from '../../src/scenario/load.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { P2pRefusedError } from '../../src/errors.js';
 import { details } from '../fixtures/camera_chain.js';
+import { checkFallbackSummary } from '../fixtures/summary_width.js';
 
 t.test('a topology without P2P refuses p2p mode up front, with the reason', async (t) => {
   const s = await loadScenarioFile('test/fixtures/scenarios/chain-two-rc.yaml');
@@ -20,4 +21,6 @@ t.test('fallback: bounce runs through system RAM and says why', async (t) => {
   t.equal(r.mode, 'bounce');
   t.match(r.fallback, /^cc0 -> cam0: /);
   t.same(details(r)[0], [true, '2 of 2 frames']);
+  // The fabric's reason is over 1000 characters: the summary wraps it within 100 columns.
+  checkFallbackSummary(t, 'test/fixtures/scenarios/chain-two-rc.yaml', r);
 });

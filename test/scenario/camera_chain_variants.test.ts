@@ -4,15 +4,18 @@ import t from 'tap';
 import { loadScenarioFile } from '../../src/scenario/load.js';
 import { compareScenario } from '../../src/scenario/run.js';
 import { details } from '../fixtures/camera_chain.js';
+import { checkSummaries } from '../fixtures/summary_width.js';
 
 t.test('IOMMU on: P2P goes through the whitelisted root complex, every device DMAs by IOVA', async (t) => {
   const s = await loadScenarioFile('scenarios/camera-chain-iommu.yaml');
   Object.assign(s.workload!, { width: 200, height: 150, frames: 3 });
-  for (const r of await compareScenario(s)) {
+  const [p, b] = await compareScenario(s);
+  for (const r of [p, b]) {
     t.same(details(r)[0], [true, '3 of 3 frames'], r.mode);
     t.ok(r.accounting.checks.every((c) => c.ok), `${r.mode}: safety holds`);
     if (r.mode === 'p2p') t.match(r.verdicts, [{ provider: 'cc0', client: 'cam0', map: 'thru-host-bridge' }]);
   }
+  checkSummaries(t, 'scenarios/camera-chain-iommu.yaml', p, b);
 });
 
 t.test('[B] variant: frames land in a third device; p2p never touches system RAM, bounce bounces twice', async (t) => {
@@ -26,4 +29,5 @@ t.test('[B] variant: frames land in a third device; p2p never touches system RAM
   t.equal(b.accounting.bounceBytes, 4 * b.accounting.payloadBytes, 'bounce: two bounces of two copies each');
   t.equal(b.accounting.hostInterventions, 9, 'bounce: CAPTURE, PROCESS and the pull into gpu0 per frame');
   t.match(p.verdicts, [{ provider: 'cc0', client: 'cam0' }, { provider: 'gpu0', client: 'cc0', map: 'bus-addr' }]);
+  checkSummaries(t, 'scenarios/camera-chain-final.yaml', p, b);
 });

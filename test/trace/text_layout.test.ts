@@ -45,3 +45,15 @@ t.test('machine keys are the camelCase ones', async (t) => {
   t.notOk(isMachineKey('IOPS'));
   t.notOk(isMachineKey('iterations'));
 });
+
+// The summaries' width and wording rules (test/fixtures/summary_width.ts) are checked on
+// the runs the workload tests make; every shipped scenario with a workload must be handed
+// to them by some test, so a new scenario cannot ship with unchecked summaries.
+t.test('every shipped workload scenario has its summaries checked by a test', async (t) => {
+  const { readdirSync, readFileSync } = await import('node:fs');
+  const shipped = readdirSync('scenarios').filter((f) => f.endsWith('.yaml') && /^workload:/m.test(readFileSync(`scenarios/${f}`, 'utf8')));
+  const tests = readdirSync('test', { recursive: true, encoding: 'utf8' }).filter((f) => f.endsWith('.test.ts'));
+  const checked = tests.flatMap((f) => [...readFileSync(`test/${f}`, 'utf8').matchAll(/(?:checkSummaries\(t, |new SummaryRuns\()'scenarios\/([\w-]+\.yaml)'/g)].map((m) => m[1]));
+  t.ok(shipped.length >= 9, `${shipped.length} shipped workload scenarios`);
+  t.same([...new Set(checked)].sort(), shipped.sort());
+});

@@ -10,6 +10,7 @@ import { VerifyError } from '../../src/errors.js';
 import type { Scenario } from '../../src/scenario/schema.js';
 import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { MonitorSample } from '../../src/devices/nic_abi.js';
+import { SummaryRuns } from '../fixtures/summary_width.js';
 
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile('scenarios/accel-progress.yaml');
@@ -18,10 +19,12 @@ async function small(mutate: (s: Scenario) => void = () => undefined): Promise<S
   return s;
 }
 
+const summaries = new SummaryRuns('scenarios/accel-progress.yaml');
+
 const dev = (r: Awaited<ReturnType<typeof runScenario>>, name: string) => r.accounting.devices.find((d) => d.device === name)!;
 
 t.test('p2p: the NIC reads the record peer to peer; no RAM is used for progress', async (t) => {
-  const r = await runScenario(await small(), { mode: 'p2p' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'p2p' }));
   const a = r.accounting;
   t.equal(r.mode, 'p2p');
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
@@ -41,7 +44,7 @@ t.test('p2p: the NIC reads the record peer to peer; no RAM is used for progress'
 });
 
 t.test('bounce: every update is copied to RAM and read back from there', async (t) => {
-  const r = await runScenario(await small(), { mode: 'bounce' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   const acc = dev(r, 'acc0');
@@ -61,3 +64,5 @@ t.test('a corrupted computation is caught by the CPU reference', async (t) => {
   t.equal(byName.get('the monitor never accepted a torn record')!.ok, false, 'samples after iteration 100 are not pairs of the reference');
   t.throws(() => assertChecks(r), VerifyError);
 });
+
+t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));

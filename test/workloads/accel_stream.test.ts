@@ -9,8 +9,10 @@ import { assertChecks } from '../../src/trace/summary.js';
 import { VerifyError } from '../../src/errors.js';
 import type { Scenario } from '../../src/scenario/schema.js';
 import { revokePlan } from '../../src/workloads/accel_nic_stream/run.js';
+import { SummaryRuns } from '../fixtures/summary_width.js';
 
 const KiB = 1024;
+const summaries = new SummaryRuns('scenarios/accel-nic-stream.yaml');
 
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile('scenarios/accel-nic-stream.yaml');
@@ -27,7 +29,7 @@ t.test('the revoke plan is seeded: same seed, same results and delays', async (t
 });
 
 t.test('p2p: byte-exact while the driver moves result buffers mid-SEND; no RAM traffic', async (t) => {
-  const r = await runScenario(await small(), { mode: 'p2p' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'p2p' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   t.equal(a.payloadBytes, 6 * 512 * KiB);
@@ -40,7 +42,7 @@ t.test('p2p: byte-exact while the driver moves result buffers mid-SEND; no RAM t
 });
 
 t.test('bounce: every result byte crosses system RAM twice', async (t) => {
-  const r = await runScenario(await small(), { mode: 'bounce' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   t.equal(a.bounceBytes, 2 * a.payloadBytes, 'bounce moves 2x the payload');
@@ -67,3 +69,5 @@ t.test('a corrupted result is caught and named', async (t) => {
   t.match(c.detail, /^6 of 6 result\(s\) differ:\n {2}result 0: the NIC sent checksum 0x[0-9a-f]+, reference 0x[0-9a-f]+/);
   t.throws(() => assertChecks(r), VerifyError);
 });
+
+t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));

@@ -7,6 +7,9 @@ import { loadScenarioFile, parseScenario } from '../../src/scenario/load.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { ScenarioError } from '../../src/errors.js';
 import type { Scenario } from '../../src/scenario/schema.js';
+import { SummaryRuns } from '../fixtures/summary_width.js';
+
+const summaries = new SummaryRuns('scenarios/camera-farm.yaml');
 
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile('scenarios/camera-farm.yaml');
@@ -25,7 +28,7 @@ t.test('the farm: 16 devices, 8 pipelines, each camera beside its engine on a ge
 });
 
 t.test('p2p: every pipeline bit-exact, frames device to device', async (t) => {
-  const r = await runScenario(await small(), { mode: 'p2p' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'p2p' }));
   const a = r.accounting;
   t.equal(r.mode, 'p2p');
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
@@ -47,7 +50,7 @@ t.test('bounce: a corrupt frame in one pipeline fails the run and names that pip
     Object.assign(s.workload!, { outputs: 'per-pipeline' });
     s.processes = Array.from({ length: 8 }, (_, i) => ({ name: `viewer${i}` }));
   });
-  const r = await runScenario(s, { mode: 'bounce' });
+  const r = summaries.keep(await runScenario(s, { mode: 'bounce' }));
   const a = r.accounting;
   t.equal(r.mode, 'bounce');
   t.equal(a.p2pBytes, 0, 'bounce: nothing device to device');
@@ -57,6 +60,10 @@ t.test('bounce: a corrupt frame in one pipeline fails the run and names that pip
   t.match(bad[0].detail, /^7 of 8 instances pass \(0-4, 6-7\):\n  instance 5 \(cam5 -> cc5\): FAIL: 1 of 3 frame\(s\) differ:\n\s+frame 1: byte 100 /);
   t.equal(a.extra.instances, '8 (7 passed every data check, 1 failed)');
 });
+
+// The bounce run's summary is the stricter one to fit: beside every line of a passing run
+// it has the failing check's per-instance detail.
+t.test('both human summaries (16 device rows, merged per-instance checks, the generated fabric\'s reasons) and the --compare table fit 100 columns', async (t) => summaries.check(t));
 
 t.test('pipelines: N names devices <name>0..N-1; a missing one is named', async (t) => {
   const text = `name: x

@@ -7,6 +7,7 @@ import { loadScenarioFile } from '../../src/scenario/load.js';
 import { runScenario } from '../../src/scenario/run.js';
 import type { Scenario } from '../../src/scenario/schema.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { SummaryRuns } from '../fixtures/summary_width.js';
 
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile('scenarios/hmm-peer-fanout.yaml');
@@ -15,10 +16,11 @@ async function small(mutate: (s: Scenario) => void = () => undefined): Promise<S
   return s;
 }
 
+const summaries = new SummaryRuns('scenarios/hmm-peer-fanout.yaml');
 const NICS = Array.from({ length: 8 }, (_, i) => `nic${i}`);
 
 t.test('p2p: eight importers of one export, each invalidated and refaulted', async (t) => {
-  const r = await runScenario(await small(), { mode: 'p2p' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'p2p' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   t.same(r.verdicts.map((v) => `${v.provider}->${v.client}:${v.map}`), NICS.map((n) => `acc0->${n}:bus-addr`), 'every NIC may reach acc0 at bus addresses');
@@ -35,7 +37,7 @@ t.test('p2p: eight importers of one export, each invalidated and refaulted', asy
 });
 
 t.test('bounce: the result reaches all eight NICs through RAM', async (t) => {
-  const r = await runScenario(await small(), { mode: 'bounce' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   t.equal(a.p2pBytes, 0);
@@ -54,3 +56,5 @@ t.test('a NIC that ignores invalidations fails the run, named', async (t) => {
   t.match((e as Error).message, /^device nic3 /, 'naming nic3');
   t.notMatch((e as Error).message, /nic[0-24-7]\b/, 'and no other NIC');
 });
+
+t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));

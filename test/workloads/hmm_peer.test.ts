@@ -9,6 +9,9 @@ import { assertChecks } from '../../src/trace/summary.js';
 import { VerifyError } from '../../src/errors.js';
 import type { Scenario } from '../../src/scenario/schema.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { SummaryRuns } from '../fixtures/summary_width.js';
+
+const summaries = new SummaryRuns('scenarios/hmm-peer.yaml');
 
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile('scenarios/hmm-peer.yaml');
@@ -18,7 +21,7 @@ async function small(mutate: (s: Scenario) => void = () => undefined): Promise<S
 }
 
 t.test('p2p: peer addresses first, RAM addresses for the half the CPU took back', async (t) => {
-  const r = await runScenario(await small(), { mode: 'p2p' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'p2p' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   t.equal(a.checks.length, 6, 'three data checks, two path checks, the safety check');
@@ -34,7 +37,7 @@ t.test('p2p: peer addresses first, RAM addresses for the half the CPU took back'
 });
 
 t.test('bounce: no migration; the result reaches the NIC through RAM', async (t) => {
-  const r = await runScenario(await small(), { mode: 'bounce' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   t.equal(a.extra['migrated to the accelerator'], 0);
@@ -50,3 +53,5 @@ t.test('a corrupted transform is caught by every data check', async (t) => {
   t.match(r.accounting.checks[2].detail, /^word 2000 is 0x[0-9a-f]+, reference 0x[0-9a-f]+$/);
   t.throws(() => assertChecks(r), VerifyError);
 });
+
+t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));

@@ -15,8 +15,10 @@ import { NvmeDriver } from '../../src/drivers/nvme_driver.js';
 import { NIC_HOST_QID, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { CqStatus } from '../../src/shm/ring.js';
 import { KiB, MiB } from '../fixtures/kernel_machine.js';
+import { SummaryRuns } from '../fixtures/summary_width.js';
 
 const IOS = 300;
+const summaries = new SummaryRuns('scenarios/nic-nvme-queue.yaml');
 
 async function small(file = 'scenarios/nic-nvme-queue.yaml', mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile(file);
@@ -26,7 +28,7 @@ async function small(file = 'scenarios/nic-nvme-queue.yaml', mutate: (s: Scenari
 }
 
 t.test('p2p: every READ matches the shadow copy, no RAM, no kernel per IO', async (t) => {
-  const r = await runScenario(await small(), { mode: 'p2p' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'p2p' }));
   const a = r.accounting;
   t.equal(r.mode, 'p2p');
   t.same(a.checks.map((c) => c.ok), [true, true, true], a.checks.map((c) => c.detail).join('; '));
@@ -55,7 +57,7 @@ t.test('p2p: batched SQE writes and CQE reads across the ring wrap, every READ s
 });
 
 t.test('bounce: the kernel relays every IO through RAM, same data checks', async (t) => {
-  const r = await runScenario(await small(), { mode: 'bounce' });
+  const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;
   t.equal(r.mode, 'bounce');
   t.same(a.checks.map((c) => c.ok), [true, true], a.checks.map((c) => c.detail).join('; '));
@@ -118,3 +120,5 @@ t.test('the NVMe exports its CMB queue to the NIC only: another importer gets EP
   t.equal(drv.cmbExporter!.refusals, 1);
   t.equal(drv.cmbExporter!.mapCalls, 1);
 });
+
+t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));
