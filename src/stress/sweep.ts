@@ -8,7 +8,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Piscina } from 'piscina';
-import { compiledModule } from '../devices/worker_entry.js';
+import { WORKER_EXEC_ARGV, compiledModule } from '../devices/worker_entry.js';
 import { percentile, type InjectOutcome, type StressReport } from './report.js';
 import type { StressOptions } from './run.js';
 
@@ -66,7 +66,7 @@ export function totalsOf(rs: readonly StressReport[]): SweepTotals {
 
 /** Runs `seeds` in a pool of `jobs` threads; `onDone` after each seed (progress). */
 export async function runSweep(seeds: readonly number[], base: Omit<StressOptions, 'seed' | 'onStep'>, jobs: number, onDone: (r: StressReport) => void): Promise<StressReport[]> {
-  const pool = new Piscina({ filename: compiledModule('src/stress/seed_task'), minThreads: 1, maxThreads: jobs, idleTimeout: 1000 });
+  const pool = new Piscina({ filename: compiledModule('src/stress/seed_task'), minThreads: 1, maxThreads: jobs, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
   try {
     const out = await Promise.all(
       seeds.map(async (seed) => {
