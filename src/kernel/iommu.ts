@@ -136,6 +136,10 @@ export class IommuDomain {
   /** iommu_iotlb_sync(): flush [iova, +len) from every IOTLB of the domain, then release what it covered. */
   async flush(ranges: { start: number; end: number }[]): Promise<void> {
     if (ranges.length === 0) return;
+    // A fenced domain's walk refuses every access, so no IOTLB entry can be
+    // used again; waiting on a device that already missed an ack deadline
+    // would only time out a second time (and count it twice).
+    if (this.fenced) return this.releaseUnmapped(ranges);
     await Promise.all(this.invalidators().map((inv) => inv.invalidate(ranges)));
     this.releaseUnmapped(ranges);
   }

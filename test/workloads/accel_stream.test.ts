@@ -37,7 +37,9 @@ t.test('p2p: byte-exact while the driver moves result buffers mid-SEND; no RAM t
   t.equal(a.ramBytes, 0);
   t.equal(a.p2pBytes, a.payloadBytes, 'the NIC read every byte from accelerator memory');
   t.equal(a.extra.revokesFired, 3, 'every planned move happened');
-  t.ok(a.invalidations.sent >= 3 && a.invalidations.acked === a.invalidations.sent, 'the NIC acked every invalidation');
+  // Only moves of pages the NIC holds reach it (interval notifiers of its own
+  // mappings): a buffer moved before its SEND faulted it in sends nothing.
+  t.ok(a.invalidations.sent >= 1 && a.invalidations.acked === a.invalidations.sent, 'the NIC acked every invalidation');
   t.ok(a.modeledSeconds > 0);
 });
 

@@ -20,5 +20,7 @@ t.test('p2p, evict: revoke — refused SENDs are sent again after the restore, b
   t.equal(a.p2pBytes >= a.payloadBytes, true, 'every result crossed peer to peer (a refused SEND is read again)');
   t.equal(a.ramBytes, 0, 'nothing through system RAM');
   t.match(a.checks.find((c) => c.name === 'invalidations survived')?.detail, /revocations done \(\d+ SENDs refused with ENODEV/);
-  t.ok(a.invalidations.sent >= 3 && a.invalidations.acked === a.invalidations.sent, 'the NIC acked every invalidation');
+  // Only moves of pages the NIC holds reach it (interval notifiers of its own
+  // mappings): a buffer moved before its SEND faulted it in sends nothing.
+  t.ok(a.invalidations.sent >= 1 && a.invalidations.acked === a.invalidations.sent, 'the NIC acked every invalidation');
 });
