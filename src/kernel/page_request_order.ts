@@ -40,6 +40,9 @@ export class PageRequestOrder {
   private readonly sources = new Set<PageRequestSource>();
   private draining: Promise<void> | null = null;
 
+  /** yieldMaxMs: the bound of one drain (tests give a generous one to observe the answer, not the clock). */
+  constructor(private readonly yieldMaxMs = YIELD_MAX_MS) {}
+
   add(s: PageRequestSource): void {
     this.sources.add(s);
   }
@@ -64,7 +67,7 @@ export class PageRequestOrder {
     // One drain shared by every revoke that arrives meanwhile, so they all
     // resume in the same microtask burst and their ranges go out in one
     // broadcast per device (DeviceInvalidator batching).
-    this.draining = this.drain(performance.now() + YIELD_MAX_MS).finally(() => (this.draining = null));
+    this.draining = this.drain(performance.now() + this.yieldMaxMs).finally(() => (this.draining = null));
     return this.draining;
   }
 
