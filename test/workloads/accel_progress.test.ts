@@ -12,9 +12,15 @@ import { ProgressRecord } from '../../src/shm/progress_record.js';
 import { MonitorSample } from '../../src/devices/nic_abi.js';
 import { SummaryRuns } from '../fixtures/summary_width.js';
 
+// Long enough that the monitor polls the record more than once while the
+// accelerator computes: 300 iterations (~5 ms since COMPUTE seeds and steps
+// in one pass) sometimes ended between two polls in CI.
+const ITERATIONS = 1200;
+const UPDATES = ITERATIONS / 2; // publishEvery: 2
+
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
   const s = await loadScenarioFile('scenarios/accel-progress.yaml');
-  Object.assign(s.workload!, { bufferBytes: 64 * 1024, iterations: 300, publishEvery: 2, pollUs: 10 });
+  Object.assign(s.workload!, { bufferBytes: 64 * 1024, iterations: ITERATIONS, publishEvery: 2, pollUs: 10 });
   mutate(s);
   return s;
 }
@@ -49,7 +55,7 @@ t.test('bounce: every update is copied to RAM and read back from there', async (
   t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
   const acc = dev(r, 'acc0');
   const nic = dev(r, 'nic0');
-  t.equal(acc.bytesToRam, 150 * ProgressRecord.kBytes + 150 * 4, '150 updates, each seq + body + seq (20 bytes)');
+  t.equal(acc.bytesToRam, UPDATES * ProgressRecord.kBytes + UPDATES * 4, `${UPDATES} updates, each seq + body + seq (20 bytes)`);
   t.equal(a.bounceBytes, acc.bytesToRam + nic.bytesFromRam, 'bounce = the accelerator\'s copies + the NIC\'s reads of them');
   t.ok(nic.bytesFromRam >= (a.extra['samples (monitoring packets)'] as number) * ProgressRecord.kBytes);
   t.equal(a.p2pBytes, 0);
