@@ -115,6 +115,8 @@ export class ImporterBinding implements IntervalNotifierOps {
    * guarded by: lock.
    */
   private readonly p2pHeld = new HeldRanges<{ readonly vma: Vma | null; readonly devmem: DevMem | null }>();
+  /** flushLocked calls whose acks, IOTLB flush and p2p_unmap are not done yet (holdsNothingIn). */
+  private flushesInFlight = 0;
   private closed = false;
   private served: number;
   private server: Promise<void>;
@@ -225,8 +227,9 @@ export class ImporterBinding implements IntervalNotifierOps {
    * An invalidation of a device-special VMA's pages we hold no mapping of:
    * nothing to flush. Every translation a device has of such pages came
    * from a fault that recorded the range in p2pHeld (recordHeld, before the
-   * reply), and a flush removes it only after the device's ack, so p2pHeld
-   * is what we may hold there. This is what an interval notifier per
+   * reply). A flush takes its ranges out before the device's ack, so
+   * nothing is skipped while one is in flight; otherwise p2pHeld is what
+   * we may hold there. This is what an interval notifier per
    * mirrored range gives upstream drivers; our one notifier spans the
    * address space, so without it one exporter recycling slots under its
    * importer invalidated every importer of the process (camera-farm: 8
@@ -235,6 +238,10 @@ export class ImporterBinding implements IntervalNotifierOps {
    */
   private holdsNothingIn(range: MmuNotifierRange): boolean {
     if (this.staleIovas.length > 0) return false; // they go out with the next broadcast
+    // A flush in flight took its ranges out of p2pHeld before its ack: the
+    // device may still hold them, and this invalidation must queue behind
+    // that ack (the invalidator's batch) before its caller reuses the pages.
+    if (this.flushesInFlight > 0) return false;
     const vma = this.mm.findVma(range.start);
     // Only where recordHeld records every fault: device VMAs whose exporter takes p2p_unmap.
     if (!vma || vma.kind !== 'device' || !vma.vmOps?.p2pUnmap || range.end > vma.end) return false;
@@ -281,6 +288,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
     for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
+    this.flushesInFlight++;
     return this.kernel
       .invalidator(this.name)
       .invalidate(ranges)
@@ -297,7 +305,8 @@ export class ImporterBinding implements IntervalNotifierOps {
           if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
           else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
         }
-      });
+      })
+      .finally(() => this.flushesInFlight--);
   }
 
   /* ---------------- fault service ---------------- */
