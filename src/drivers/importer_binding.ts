@@ -346,7 +346,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;
     try {
-      errno = await this.mmLocked(start, async () => {
+      errno = await this.mmLocked(start, range.end, async () => {
         const r = await hmmRangeFault(this.mm, range);
         if (r !== 0 && r !== 'EBUSY') return r;
         await this.lock.lock();
@@ -379,15 +379,21 @@ export class ImporterBinding implements IntervalNotifierOps {
    * serialises it, so importers of different exporters fault side by side,
    * as under upstream's mmap_read_lock: camera-farm's eight cameras queued
    * behind one another's BAR recycling), exclusive otherwise (anonymous
-   * faults allocate and migrate pages across awaits). Checked again once
-   * the lock is held: a munmap may have replaced the VMA meanwhile.
+   * faults allocate and migrate pages across awaits). The whole window
+   * [va, end) is checked again once the lock is held: a munmap + mmap may
+   * have replaced the VMA meanwhile, and anonymous pages must never be
+   * walked under the shared lock.
    */
-  private async mmLocked<T>(va: number, fn: () => Promise<T>): Promise<T> {
+  private async mmLocked<T>(va: number, end: number, fn: () => Promise<T>): Promise<T> {
     const lock = this.mm.lock;
-    if (this.mm.findVma(va)?.kind === 'device') {
+    const inDeviceVma = (): boolean => {
+      const v = this.mm.findVma(va);
+      return v?.kind === 'device' && end <= v.end;
+    };
+    if (inDeviceVma()) {
       await lock.readLock();
       try {
-        if (this.mm.findVma(va)?.kind === 'device') return await fn();
+        if (inDeviceVma()) return await fn();
       } finally {
         lock.readUnlock();
       }
