@@ -82,4 +82,9 @@ export class DriverLock {
   assertHeld(): void {
     if (!this.isHeld) throw new Error(`${this.name}: lock not held (lockdep_assert_held)`);
   }
+
+  /** Held exclusively (mmap_assert_write_locked): for paths that change PTEs or pages across awaits. */
+  assertWriteHeld(): void {
+    if (!this.held) throw new Error(`${this.name}: lock not held exclusively (mmap_assert_write_locked)`);
+  }
 }

@@ -184,7 +184,7 @@ function collectPrivate(mm: Mm, start: number, end: number, only: DevMem | null)
  * Returns the pages moved or ENOMEM.
  */
 export async function migrateToRamLocked(mm: Mm, start: number, end: number, only: DevMem | null): Promise<number | Errno> {
-  mm.lock.assertHeld();
+  mm.lock.assertWriteHeld();
   const byOwner = collectPrivate(mm, start, end, only);
   let total = 0;
   for (const g of byOwner.values()) total += g.vpns.length;

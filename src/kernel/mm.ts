@@ -200,7 +200,7 @@ export class Mm implements MmRef {
    * every deferred ack before returning.
    */
   async invalidateLocked(start: number, end: number, event: MmuNotifyEvent, owner: unknown, mutate: () => void): Promise<void> {
-    this.lock.assertHeld();
+    this.lock.assertWriteHeld();
     const range = makeRange(start, end, event, owner, true);
     this.notifiers.invalidateRangeStart(range);
     try {
@@ -243,7 +243,7 @@ export class Mm implements MmRef {
    * 0 or an errno (EFAULT, EPERM, ENOMEM).
    */
   async handleMmFaultLocked(vma: Vma, va: number, write: boolean): Promise<0 | Errno> {
-    this.lock.assertHeld();
+    this.lock.assertWriteHeld();
     if (!vma.isAnon) return 'EFAULT';
     if (!vma.readable) return 'EFAULT';
     if (write && !vma.writable) return 'EPERM';
@@ -289,7 +289,7 @@ export class Mm implements MmRef {
    * it (handleMmFaultLocked) with an invalidation the holder sees. Lock held.
    */
   async makeDeviceExclusiveLocked(va: number, owner: unknown): Promise<0 | Errno> {
-    this.lock.assertHeld();
+    this.lock.assertWriteHeld();
     const vma = this.findVma(va);
     if (!vma || !vma.isAnon) return 'EFAULT';
     const r = await this.handleMmFaultLocked(vma, va, true);

@@ -34,3 +34,15 @@ t.test('readers share, writers exclude, FIFO hand-over', async (t) => {
   t.throws(() => l.readUnlock(), /read unlock of a lock not read-held/);
   t.throws(() => l.unlock(), /unlock of a lock not held/);
 });
+
+t.test('paths that change PTEs assert the exclusive mode: a read holder is not enough', async (t) => {
+  const l = new DriverLock('mmap_lock');
+  t.throws(() => l.assertWriteHeld(), /not held exclusively/, 'not held at all');
+  await l.readLock();
+  l.assertHeld();
+  t.throws(() => l.assertWriteHeld(), /not held exclusively \(mmap_assert_write_locked\)/, 'read-held');
+  l.readUnlock();
+  await l.lock();
+  t.doesNotThrow(() => l.assertWriteHeld(), 'held exclusively');
+  l.unlock();
+});
