@@ -40,6 +40,7 @@ import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
+import { coalesce } from '../kernel/invalidate_broadcast.js';
 import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange } from '../kernel/mmu_notifier.js';
 import type { DeviceRef } from '../kernel/kernel_types.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
@@ -60,18 +61,6 @@ function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): numbe
     for (let v = v0; v < v1; v++) if (m.has(v)) out.push(v);
   } else {
     for (const v of m.keys()) if (v >= v0 && v < v1) out.push(v);
-  }
-  return out;
-}
-
-/** IOVA pages as ranges, adjacent ones merged (one IOTLB flush range per run). */
-function iovaRuns(iovas: number[]): { start: number; end: number }[] {
-  const out: { start: number; end: number }[] = [];
-  iovas.sort((a, b) => a - b);
-  for (const iova of iovas) {
-    const last = out[out.length - 1];
-    if (last && last.end === iova) last.end = iova + PAGE_SIZE;
-    else out.push({ start: iova, end: iova + PAGE_SIZE });
   }
   return out;
 }
@@ -298,7 +287,8 @@ export class ImporterBinding implements IntervalNotifierOps {
           dom.releaseUnmapped(ranges);
           // After the ack: the device no longer uses these IOVAs.
           for (const iova of iovas) dom.unmap(iova);
-          await dom.flush(iovaRuns(iovas));
+          // One IOTLB flush range per run of adjacent IOVA pages.
+          await dom.flush(coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity));
         }
         // p2p_unmap after the acks: the exporters may now reuse the slots without invalidating us.
         for (const h of heldP2p) {

@@ -56,6 +56,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import { bar2Base } from '../shm/phys_mem.js';
 import type { Device } from '../devices/machine.js';
 import { DriverLock } from './driver_lock.js';
+import { coalesce } from './invalidate_broadcast.js';
 import { TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** Who holds translations through slots (an importer in one process), and how to take a VA run back. */
@@ -76,20 +77,6 @@ interface Hold {
 }
 
 const NIL = -1;
-
-/** Sorts flat [start, end, ...] runs and merges the ones that touch or overlap. */
-function mergeRuns(runs: number[]): [number, number][] {
-  const pairs: [number, number][] = [];
-  for (let i = 0; i < runs.length; i += 2) pairs.push([runs[i], runs[i + 1]]);
-  pairs.sort((a, b) => a[0] - b[0]);
-  const out: [number, number][] = [];
-  for (const p of pairs) {
-    const last = out[out.length - 1];
-    if (last && p[0] <= last[1]) last[1] = Math.max(last[1], p[1]);
-    else out.push(p);
-  }
-  return out;
-}
 
 /** Who is mapping, where, inside which exporter mapping (the stream drop-behind follows). */
 interface Requester {
@@ -437,7 +424,7 @@ export class BarManager {
     for (const s of victims) mark[s] = 1;
     const work: Promise<void>[] = [];
     for (const l of this.holds.values()) {
-      const runs: number[] = []; // [start0, end0, start1, end1, ...] of this owner
+      const runs: { start: number; end: number }[] = []; // of this owner
       for (const hold of l) {
         const n = hold.slots.length;
         for (let i = 0; i < n; ) {
@@ -448,11 +435,12 @@ export class BarManager {
           }
           let j = i + 1;
           while (j < n && hold.slots[j] !== NIL && mark[hold.slots[j]] && this.epoch[hold.slots[j]] === hold.epochs[j]) j++;
-          runs.push(hold.va + i * PAGE_SIZE, hold.va + j * PAGE_SIZE);
+          runs.push({ start: hold.va + i * PAGE_SIZE, end: hold.va + j * PAGE_SIZE });
           i = j;
         }
       }
-      if (runs.length > 0) for (const [start, end] of mergeRuns(runs)) work.push(l[0].owner.revoke(start, end));
+      // Touching runs merge: one notifier range per evicted run of the owner's mapping.
+      for (const r of coalesce(runs, Infinity)) work.push(l[0].owner.revoke(r.start, r.end));
     }
     await Promise.all(work);
     // Only after every ack: the bus addresses stop decoding to the pages.
