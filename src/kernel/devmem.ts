@@ -4,7 +4,7 @@
  *
  * Mirrors struct dev_pagemap with type MEMORY_DEVICE_PRIVATE and its ops:
  *   dev_pagemap_ops.migrate_to_ram()  -> DevMem.migrateToRam (CPU fault)
- *   dev_pagemap_ops.page_free()       -> DevMem.freePage
+ *   dev_pagemap_ops.page_free()       -> DevMem.freePageList (runs at once)
  *   pgmap->owner                      -> DevMem itself (the dev_private_owner
  *                                        hmmRangeFault compares against)
  * and the RFC's devmem p2p callback: "return the number of pages mapped,
@@ -72,11 +72,6 @@ export class DevMem implements DevMemRef {
    */
   allocPages(count: number): Int32Array {
     return this.alloc.allocPageList(count);
-  }
-
-  /** page_free(): generation bump + poison; takes the page out of the BAR window first. */
-  freePage(page: number): void {
-    this.freePageList([page]);
   }
 
   /** page_free() of many pages: each run of consecutive pages is poisoned and merged back at once. */

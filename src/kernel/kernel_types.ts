@@ -100,9 +100,7 @@ export interface DevMemRef {
   readonly allowPeers: boolean;
   /** Set by the owner's driver: flushes its own device TLB during migrations it caused. */
   readonly ownerFlush: ((start: number, end: number) => Promise<void>) | null;
-  /** dev_pagemap_ops.page_free(). */
-  freePage(page: number): void;
-  /** page_free() of many pages (runs of consecutive pages freed at once). */
+  /** dev_pagemap_ops.page_free() of many pages (runs of consecutive pages freed at once). */
   freePageList(pages: ArrayLike<number>): void;
   /** dev_pagemap_ops.migrate_to_ram() for the page mapped at `va` of `mm`. Caller holds mm.lock. */
   migrateToRam(mm: MmRef, va: number): Promise<0 | Errno>;
