@@ -33,7 +33,9 @@ import { DeviceCtl, DeviceStats } from '../src/shm/device_ctl.js';
 import { CqStatus, type SqCommand } from '../src/shm/ring.js';
 import { ProgressRecord } from '../src/shm/progress_record.js';
 import { MonitorSample, NIC_PKT_SLOT_BYTES, NicMem, NIC_MEM_BYTES } from '../src/shm/nic_layout.js';
-import { NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_MON_SPIN_TORN, NIC_MON_STUCK_MS, NIC_MON_TORN_SLEEP_MS, NIC_OP_MONITOR, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
+import { NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_MON_SPIN_TORN, NIC_MON_STUCK_MS, NIC_MON_TORN_SLEEP_MS, NIC_OP_MONITOR, NIC_OP_PREFETCH, NIC_OP_SEND, type NicCounters } from '../src/devices/nic_abi.js';
+import { PAGE_SIZE } from '../src/shm/constants.js';
+import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
 import { StreamChecksum } from '../src/devices/models/checksum.js';
 import type { CmdHandlers, NicOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
@@ -54,6 +56,8 @@ interface Counters {
   torn: number;
   nonMonotonic: number;
   monitors: number;
+  /** Pages asked ahead by PREFETCH. */
+  prefetched: number;
 }
 
 /** The NIC. Lifetime: one per worker, built by createNic; nothing is cached across commands but the counters (and the NVMe engine's queue and IO log). */
@@ -61,7 +65,7 @@ class Nic implements DeviceModel {
   private readonly name: string;
   private readonly mem: Uint8Array;
   private readonly words: Int32Array;
-  private readonly c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0 };
+  private readonly c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0, prefetched: 0 };
   private readonly nvme: NicNvmeEngine;
 
   constructor(private readonly ctx: DeviceContext) {
@@ -79,6 +83,8 @@ class Nic implements DeviceModel {
         return this.send(cmd);
       case NIC_OP_MONITOR:
         return this.monitor(cmd);
+      case NIC_OP_PREFETCH:
+        return this.prefetch(cmd);
       default:
         return this.nvme.execute(cmd) ?? { status: CqStatus.InvalidOpcode, result: this.ctx.logError(`${this.name}: unknown opcode ${cmd.opcode}`) };
     }
@@ -113,6 +119,29 @@ class Nic implements DeviceModel {
     this.c.sends++;
     this.c.sendChecksum = h | 0;
     return { status: CqStatus.Success, result: h | 0 };
+  }
+
+  /**
+   * nic_prefetch (an ODP region's advise_mr PREFETCH): posts one page
+   * request for the pages of [src, +len) the TLB cannot use, from the first
+   * to the last (at most FAULT_WINDOW), and returns at once; the next fault
+   * there collects the reply (DeviceTlb.prefetch: an invalidation of the
+   * range before then voids it). Nothing missing, or a fault-ahead still
+   * unanswered: nothing asked.
+   */
+  private prefetch(cmd: SqCommand): CommandResult {
+    if (cmd.len <= 0) return { status: CqStatus.InvalidField, result: this.ctx.logError(`${this.name}: PREFETCH of ${cmd.len} bytes`) };
+    const tlb = this.ctx.va().tlb;
+    let first = Math.floor(cmd.src / PAGE_SIZE);
+    let last = Math.ceil((cmd.src + cmd.len) / PAGE_SIZE) - 1;
+    while (first <= last && tlb.usable(first, false)) first++;
+    while (last > first && tlb.usable(last, false)) last--;
+    // A fault-ahead already answered (say, of the other buffer) is installed first, to free the mailbox.
+    if (first > last || !tlb.collectAhead()) return { status: CqStatus.Success, result: 0 };
+    const n = Math.min(FAULT_WINDOW, last - first + 1);
+    tlb.prefetch(first * PAGE_SIZE, n, false);
+    this.c.prefetched += n;
+    return { status: CqStatus.Success, result: n };
   }
 
   /** Sleeps until `ms` from now, acking invalidations as they come (they bump the wake word). */

@@ -16,6 +16,18 @@
  *                  src/devices/models/checksum.ts) over every byte in
  *                  order, continued across chunks.
  *                  -> Success, result = checksum | 0.
+ * NIC_OP_PREFETCH  src = VA, len = bytes: a fault-ahead hint, as
+ *                  ibv_advise_mr(IBV_ADVISE_MR_ADVICE_PREFETCH) is for an
+ *                  ODP memory region. The NIC asks the kernel for the
+ *                  translations of [src, +len) its TLB cannot use (one page
+ *                  request of at most FAULT_WINDOW pages, from the first
+ *                  missing page to the last) and completes without waiting
+ *                  for the reply; its next fault there collects it
+ *                  (DeviceTlb.prefetch). Advisory: nothing missing, or a
+ *                  fault-ahead still unanswered, and nothing is asked;
+ *                  an invalidation of the range before the reply is used
+ *                  makes the NIC ask again on demand.
+ *                  -> Success, result = pages asked (0: none).
  * NIC_OP_MONITOR   src = VA of a ProgressRecord (src/shm/progress_record.ts),
  *                  dst = VA of the sample log (MonitorSample, 16 bytes each),
  *                  args[NIC_MON_PERIOD_US], args[NIC_MON_MAX_SAMPLES].
@@ -63,7 +75,7 @@
  *
  * Control (DeviceEndpointApi.deviceCmd):
  *   { op: 'nic-counters' } -> { errno: 0, sent, sendChecksum, sends, samples,
- *                               torn, nonMonotonic, monitors }
+ *                               torn, nonMonotonic, monitors, prefetched }
  *   (cumulative since the device started; sendChecksum is the last SEND's.)
  *   { op: 'nic-iolog', first, count } -> { errno: 0, log: Int32Array }
  *                              NicIoLog entries [first, first + count)
@@ -81,6 +93,7 @@ export const NIC_OP_NVME_ATTACH = 3;
 export const NIC_OP_NVME_RUN = 4;
 export const NIC_OP_RECV = 5;
 export const NIC_OP_XMIT = 6;
+export const NIC_OP_PREFETCH = 7;
 
 /** Client stream arguments (NVME_RUN, RECV) — ClientStream fields. */
 export const NIC_ARG_SEED = 0;
@@ -158,6 +171,8 @@ export interface NicCounters extends NicNvmeCounters {
   readonly torn: number;
   readonly nonMonotonic: number;
   readonly monitors: number;
+  /** Pages PREFETCH asked the kernel for ahead. */
+  readonly prefetched: number;
 }
 
 /**

@@ -94,7 +94,7 @@ async function groupAccounting(ctx: WorkloadContext, w: AccelNicStreamWorkload, 
     checks: mergeChecks(accelerators.map((a) => `${a} -> ${w.nic}`), each.map((a) => a.checks), 'stream'),
     extra: {
       ...mergeExtra(each),
-      'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaults} refaulted after an invalidation; ${nicVa.refaults} runs redone mid-transfer)`,
+      'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaults} refaulted after an invalidation; ${nicVa.prefetchHits} answered ahead; ${nicVa.refaults} runs redone mid-transfer)`,
       'system RAM bytes for the stream': ramBytes,
     },
   };

@@ -39,7 +39,7 @@ import type { Completion } from '../../shm/ring.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
-import { NIC_OP_SEND } from '../../devices/nic_abi.js';
+import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import { quiesce } from '../kernel_boot.js';
 import { accelReference } from '../reference/accel.js';
@@ -123,6 +123,8 @@ class Revoker {
   sendsRefused = 0;
   private error: unknown = null;
   private readonly revoking: (Promise<void> | undefined)[];
+  /** The fault-ahead hints sent after moves (settle waits for them). */
+  private readonly hints: Promise<unknown>[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -131,6 +133,8 @@ class Revoker {
     private readonly inFlight: readonly number[],
     /** evict: revoke (BarExporter.revokeAccess) instead of the RFC's move. */
     readonly revokeAccess: boolean,
+    /** Called once a move of buffer b finished (not after a revocation): the driver's fault-ahead hint to the NIC. */
+    private readonly moved: (b: number) => Promise<unknown>,
   ) {
     this.revoking = new Array(inFlight.length);
   }
@@ -145,6 +149,7 @@ class Revoker {
     this.revoking[b] = (this.revokeAccess ? ex.revokeAccess(vma) : ex.revoke(vma))
       .then(() => {
         if (atStart && this.inFlight[b] === r) this.duringSend++;
+        if (!this.revokeAccess) this.hints.push(this.moved(b).catch((e: unknown) => void (this.error ??= e)));
       })
       .catch((e: unknown) => void (this.error ??= e))
       .finally(() => (this.revoking[b] = undefined));
@@ -188,6 +193,7 @@ class Revoker {
   /** Waits for every move; rethrows the first that failed. */
   async settle(): Promise<void> {
     await Promise.all(this.revoking);
+    await Promise.all(this.hints);
     if (this.error) throw this.error;
   }
 }
@@ -262,7 +268,11 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
     const bufs = await allocBuffers(w, rig, bounce);
     const plan = new Map((bounce ? [] : revokePlan(ctx.seed, w.results, w.revokes)).map((p) => [p.result, p]));
     const inFlight = new Array<number>(w.buffers).fill(-1);
-    rev = new Revoker(bufs, inFlight, w.evict === 'revoke');
+    // After a move the NIC's translations of the buffer are gone: it is told to fault them
+    // in ahead (NIC_OP_PREFETCH), so the kernel maps the new pages while the accelerator
+    // recomputes the buffer, not while the NIC waits at the start of its next SEND.
+    const prefetch = (b: number) => rig.runner.run(rig.nicQ, { opcode: NIC_OP_PREFETCH, src: bufs.sendVa(b), dst: 0, len: w.resultBytes, args: [] });
+    rev = new Revoker(bufs, inFlight, w.evict === 'revoke', prefetch);
     const { sent, wallMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
     rev.stop();
     await rev.settle();
@@ -343,7 +353,7 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
       revokesFired,
       revokesDuringSend,
       'BAR slots recycled': ex ? ex.barManager.recycled : 0,
-      'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaultedPages} refaulted after an invalidation; ${nicVa.refaults} runs redone mid-transfer)`,
+      'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaultedPages} refaulted after an invalidation; ${nicVa.prefetchHits} answered ahead; ${nicVa.refaults} runs redone mid-transfer)`,
       'system RAM bytes for the stream': ramBytes,
     },
   };
