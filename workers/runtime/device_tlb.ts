@@ -114,6 +114,24 @@ export class DeviceTlb {
     return this.count;
   }
 
+  /**
+   * Collects a fault-ahead whose reply is in, without waiting: serves the
+   * pending invalidations first (as awaitReply does), then installs the
+   * reply unless one of them hit its range. False while the kernel has not
+   * answered yet (the request stays in flight); true once the mailbox is free.
+   */
+  collectAhead(): boolean {
+    const a = this.ahead;
+    if (a === null) return true;
+    // Pairs with Atomics.store(replySeq) in ImporterBinding.reply.
+    if (Atomics.load(this.pri, PageRequest.replySeq) !== a.seq) return false;
+    this.ahead = null;
+    this.inv.check();
+    if (this.pri[PageRequest.replyErrno] === 0 && !this.raced) this.installReply(a.start, performance.now());
+    this.outstanding = null;
+    return true;
+  }
+
   /** The block holding `vpn`, or null; the block of the previous call is tried first. */
   private block(vpn: number): Block | null {
     const key = Math.floor(vpn / TLB_BLOCK);
@@ -301,24 +319,6 @@ export class DeviceTlb {
   prefetch(va: number, npages: number, write: boolean): void {
     if (this.ahead !== null) return;
     this.ahead = { seq: this.post(va, npages, write), start: va, end: va + npages * PAGE_SIZE, write };
-  }
-
-  /**
-   * Collects a fault-ahead whose reply is in, without waiting: serves the
-   * pending invalidations first (as awaitReply does), then installs the
-   * reply unless one of them hit its range. False while the kernel has not
-   * answered yet (the request stays in flight); true once the mailbox is free.
-   */
-  collectAhead(): boolean {
-    const a = this.ahead;
-    if (a === null) return true;
-    // Pairs with Atomics.store(replySeq) in ImporterBinding.reply.
-    if (Atomics.load(this.pri, PageRequest.replySeq) !== a.seq) return false;
-    this.ahead = null;
-    this.inv.check();
-    if (this.pri[PageRequest.replyErrno] === 0 && !this.raced) this.installReply(a.start, performance.now());
-    this.outstanding = null;
-    return true;
   }
 
   /** Writes a request into the mailbox and rings the kernel; returns its sequence. */
