@@ -41,7 +41,7 @@ import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
 import { coalesce } from '../kernel/invalidate_broadcast.js';
-import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange } from '../kernel/mmu_notifier.js';
+import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange, MmuNotifyEvent } from '../kernel/mmu_notifier.js';
 import type { DeviceRef } from '../kernel/kernel_types.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';
@@ -104,6 +104,12 @@ export class ImporterBinding implements IntervalNotifierOps {
    * guarded by: lock.
    */
   private readonly p2pHeld = new HeldRanges<{ readonly vma: Vma | null; readonly devmem: DevMem | null }>();
+  /**
+   * Every VA range a page request was answered for (any memory: RAM,
+   * device-private, peer), until a flush takes it out: what the device may
+   * hold a translation of (holdsNothingIn). guarded by: lock.
+   */
+  private readonly translated = new HeldRanges<null>();
   /** flushLocked calls whose acks, IOTLB flush and p2p_unmap are not done yet (holdsNothingIn). */
   private flushesInFlight = 0;
   private closed = false;
@@ -186,7 +192,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean {
     // Our own migrations: the migration code flushes us itself (ownerFlush).
     if (range.event === 'migrate' && range.owner === this.devmem) return true;
-    if (this.holdsNothingIn(range)) {
+    if (this.holdsNothingIn(range.start, range.end, range.event)) {
       sub.setSeq(curSeq);
       return true;
     }
@@ -213,35 +219,43 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /**
-   * An invalidation of a device-special VMA's pages we hold no mapping of:
-   * nothing to flush. Every translation a device has of such pages came
-   * from a fault that recorded the range in p2pHeld (recordHeld, before the
-   * reply). A flush takes its ranges out before the device's ack, so
-   * nothing is skipped while one is in flight; otherwise p2pHeld is what
-   * we may hold there. This is what an interval notifier per
-   * mirrored range gives upstream drivers; our one notifier spans the
-   * address space, so without it one exporter recycling slots under its
-   * importer invalidated every importer of the process (camera-farm: 8
-   * acks awaited per recycle, 7 of them for nothing). Anonymous memory is
-   * not filtered: its translations are not recorded per range.
+   * An invalidation of pages we hold no translation of: nothing to flush.
+   * Every translation a device has came from a page request whose window
+   * was recorded in `translated` (and its p2p part in p2pHeld) under the
+   * lock before the reply (recordHeld). A flush takes its ranges out before
+   * the device's ack, so nothing is skipped while one is in flight;
+   * otherwise those records are what we may hold. This is what an interval
+   * notifier per mirrored range gives upstream drivers
+   * (mmu_interval_notifier calls only the intervals a range overlaps); our
+   * one notifier spans the address space. Filtered:
+   * - device VMAs whose exporter takes p2p_unmap, any event (p2pHeld): one
+   *   exporter recycling slots under its importer invalidated every
+   *   importer of the process (camera-farm: 8 acks awaited per recycle, 7
+   *   of them for nothing);
+   * - elsewhere, migrations only (`translated`): a migration to a device
+   *   waited for the ack of every importer that had not touched the buffer
+   *   yet (hmm-peer-fanout: 9 round trips before the copy). Other events
+   *   still reach every importer: the stress harness (src/stress) detects
+   *   a hung or late importer by the invalidations it fails to ack.
    */
-  private holdsNothingIn(range: MmuNotifierRange): boolean {
+  private holdsNothingIn(start: number, end: number, event: MmuNotifyEvent): boolean {
     if (this.staleIovas.length > 0) return false; // they go out with the next broadcast
     // A flush in flight took its ranges out of p2pHeld before its ack: the
     // device may still hold them, and this invalidation must queue behind
     // that ack (the invalidator's batch) before its caller reuses the pages.
     if (this.flushesInFlight > 0) return false;
-    const vma = this.mm.findVma(range.start);
-    // Only where recordHeld records every fault: device VMAs whose exporter takes p2p_unmap.
-    if (!vma || vma.kind !== 'device' || !vma.vmOps?.p2pUnmap || range.end > vma.end) return false;
-    return !this.p2pHeld.overlaps(range.start, range.end);
+    const vma = this.mm.findVma(start);
+    if (vma && vma.kind === 'device' && vma.vmOps?.p2pUnmap && end <= vma.end) return !this.p2pHeld.overlaps(start, end);
+    if (event !== 'migrate') return false;
+    return !this.translated.overlaps(start, end) && !this.p2pHeld.overlaps(start, end);
   }
 
-  /** Own-migration flush (DevMem.ownerFlush). */
+  /** Own-migration flush (DevMem.ownerFlush); nothing to do when we hold no translation of the range (holdsNothingIn). */
   protected async flushOwn(start: number, end: number): Promise<void> {
     await this.lock.lock();
     let p: Promise<void>;
     try {
+      if (this.holdsNothingIn(start, end, 'migrate')) return;
       p = this.flushLocked(start, end);
     } finally {
       this.lock.unlock();
@@ -277,6 +291,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
     for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
+    this.translated.take(start, end);
     this.flushesInFlight++;
     return this.kernel
       .invalidator(this.name)
@@ -392,12 +407,14 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /**
-   * Notes the p2p mappings a fault made (lock held): the window lies in one
-   * VMA (serveOne clips it), so a device-special VMA is one range; in an
+   * Notes what a fault hands out (lock held, before the reply): the whole
+   * window in `translated`, and the p2p mappings it made: the window lies in
+   * one VMA (serveOne clips it), so a device-special VMA is one range; in an
    * anonymous VMA, each run of a peer's device-private pages is one.
    */
   private recordHeld(range: HmmRange): void {
     this.lock.assertHeld();
+    this.translated.add(this.translated, null, range.start, range.end);
     const vma = this.mm.findVma(range.start);
     if (!vma) return;
     if (vma.kind === 'device') {

@@ -1,13 +1,16 @@
 // An exporter recycling BAR slots under one importer invalidates only the
 // importers that hold mappings of the range (ImporterBinding.holdsNothingIn):
 // the others get nothing to ack, as with upstream's per-range interval
-// notifiers. Anonymous memory is not filtered: every importer still gets
-// those invalidations.
+// notifiers. Elsewhere (anonymous memory) only migrations are filtered: a
+// migration reaches an importer only while it holds a translation of the
+// range (it faulted it and no flush took it out since); other events still
+// reach every importer.
 import t from 'tap';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
+import { migrateToDevice, migrateToSystem } from '../../src/kernel/migrate.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors, bytesEq } from '../fixtures/kernel_machine.js';
 
 t.test('BAR recycling under m0 does not invalidate m1, which holds nothing there', async (t) => {
@@ -32,5 +35,34 @@ t.test('BAR recycling under m0 does not invalidate m1, which holds nothing there
   const anon = await mm.mmap({ length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
   await mm.revokeRange(anon, anon + PAGE_SIZE, null);
   t.equal(inv1.stats.sent, sent1 + 1, 'an anonymous range still reaches every importer');
+  await mm.munmap(va, n * PAGE_SIZE);
+});
+
+t.test('a migration of anonymous memory reaches only the importers that hold a translation of it', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('m2')], { check: true });
+  const mm = kernel.createMm();
+  const [d0, d1, d2] = await openMirrors(t, kernel, mm, ['m0', 'm1', 'm2']);
+  const [inv0, inv1, inv2] = ['m0', 'm1', 'm2'].map((n) => kernel.invalidator(n));
+  const n = 4;
+  const va = await mm.mmap({ length: n * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  const data = pattern(n * PAGE_SIZE, 7);
+  await mm.write(va, data);
+  bytesEq(t, (await d0.read(va, n)).data, data, 'm0 reads the buffer (it faults it in)');
+  const sent = () => [inv0.stats.sent, inv1.stats.sent, inv2.stats.sent];
+  let s = sent();
+  t.equal(await migrateToDevice(mm, va, va + PAGE_SIZE, kernel.devmem('m2')), 1, 'page 0 migrates to m2');
+  t.same(sent(), [s[0] + 1, s[1], s[2]], 'm0, which holds page 0, is invalidated; m1 (never faulted it) is not; nor m2, the owner, which holds nothing of it');
+  s = sent();
+  t.equal(await migrateToSystem(mm, va, va + PAGE_SIZE), 1, 'and back to RAM');
+  t.same(sent(), s, 'the flush took page 0 out of what m0 holds: nobody is invalidated');
+  await mm.revokeRange(va + 3 * PAGE_SIZE, va + n * PAGE_SIZE, null);
+  t.same(sent(), [s[0] + 1, s[1] + 1, s[2] + 1], 'other events still reach every importer');
+  s = sent();
+  bytesEq(t, (await d1.read(va, n)).data, data, 'm1 reads the buffer: the bytes survived both migrations');
+  bytesEq(t, (await d2.read(va, n)).data, data, 'm2 too');
+  t.equal(await migrateToDevice(mm, va, va + n * PAGE_SIZE, kernel.devmem('m2')), n, 'the whole buffer migrates to m2');
+  t.same(sent(), [s[0] + 1, s[1] + 1, s[2] + 1], 'm0 still holds pages 1-2, m1 all of them: both invalidated; m2 holds them too: its own flush');
+  bytesEq(t, (await d0.read(va, n)).data, data, 'm0 refaults and reads the same bytes (from m2\'s memory)');
+  t.equal(d0.violations().count + d1.violations().count + d2.violations().count, 0, 'no stale access');
   await mm.munmap(va, n * PAGE_SIZE);
 });
