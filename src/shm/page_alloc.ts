@@ -16,6 +16,10 @@
 import { PAGE_SIZE, POISON_BYTE } from './constants.js';
 import { PeerVmaError } from '../errors.js';
 
+/** POISON_BYTE in each byte of a word (PAGE_SIZE is a multiple of 4). */
+const POISON_WORD = POISON_BYTE * 0x01010101;
+const WORDS_PER_PAGE = PAGE_SIZE / 4;
+
 export interface Extent {
   readonly start: number;
   readonly count: number;
@@ -25,14 +29,23 @@ export class PageAllocator {
   /** Free extents, sorted, coalesced. Guarded by: single-threaded main. */
   private free: Extent[];
   private used = 0;
+  /**
+   * The same memory as 32-bit words, for the poison fill: a byte fill of a
+   * SharedArrayBuffer runs at a third of the speed of a word fill (measured
+   * 0.7-1.0 ms against 0.2-0.3 ms per 4 MiB on this host), and a migration
+   * frees its source pages inside the timed window.
+   */
+  private readonly words: Uint32Array;
 
   constructor(
     readonly name: string,
     readonly totalPages: number,
-    private readonly bytes: Uint8Array,
+    bytes: Uint8Array,
     private readonly gen: Int32Array,
   ) {
     this.free = totalPages > 0 ? [{ start: 0, count: totalPages }] : [];
+    if (bytes.byteOffset % 4 !== 0) throw new RangeError(`${name}: memory view at byte offset ${bytes.byteOffset} is not word aligned`);
+    this.words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
   }
 
   get usedPages(): number {
@@ -98,7 +111,7 @@ export class PageAllocator {
   freeExtent(x: Extent): void {
     if (x.start < 0 || x.start + x.count > this.totalPages) throw new PeerVmaError('EINVAL', this.name, `free of pages [${x.start}, +${x.count}) outside 0..${this.totalPages}`);
     for (let p = x.start; p < x.start + x.count; p++) Atomics.add(this.gen, p, 1);
-    this.bytes.fill(POISON_BYTE, x.start * PAGE_SIZE, (x.start + x.count) * PAGE_SIZE);
+    this.words.fill(POISON_WORD, x.start * WORDS_PER_PAGE, (x.start + x.count) * WORDS_PER_PAGE);
     const i = this.firstAtOrAfter(x.start);
     const prev = this.free[i - 1];
     const next = this.free[i];

@@ -45,3 +45,20 @@ t.test('frees in any order coalesce back into one extent', async (t) => {
   t.equal(a.freePages, n);
   t.same(a.allocContig(n), { start: 0, count: n }, 'one run of every page');
 });
+
+t.test('a freed run is poisoned in every byte, and not one byte beyond it (word fill)', async (t) => {
+  const { a, bytes } = allocator(6);
+  a.allocPageList(6);
+  a.freePageList([2, 3]);
+  const run = bytes.subarray(2 * PAGE_SIZE, 4 * PAGE_SIZE);
+  t.equal(run.findIndex((b) => b !== POISON_BYTE), -1, 'pages 2 and 3 hold POISON_BYTE throughout');
+  t.equal(bytes[2 * PAGE_SIZE - 1], 7, 'the last byte of page 1 is untouched');
+  t.equal(bytes[4 * PAGE_SIZE], 7, 'the first byte of page 4 is untouched');
+  const sub = new Uint8Array(new ArrayBuffer(4 * PAGE_SIZE + 4), 4, 4 * PAGE_SIZE).fill(7);
+  const b = new PageAllocator('offset view', 4, sub, new Int32Array(4));
+  b.allocPageList(4);
+  b.freePageList([1]);
+  t.equal(sub[PAGE_SIZE], POISON_BYTE, 'a view at a word-aligned byte offset: its own page 1 is poisoned');
+  t.equal(sub[PAGE_SIZE - 1], 7, 'and page 0 is not');
+  t.throws(() => new PageAllocator('unaligned', 1, new Uint8Array(new ArrayBuffer(PAGE_SIZE + 1), 1), new Int32Array(1)), /not word aligned/, 'a view off a word boundary is refused');
+});
