@@ -58,6 +58,8 @@ export class DevMem implements DevMemRef {
     this.owner = { name: dev.spec.name, index: dev.shm.index };
     this.bytes = dev.shm.mem!;
     this.gen = dev.shm.memGen!;
+    // memremap_pages(): the device memory is there before anything migrates into it (PageAllocator.populate).
+    alloc.populate();
   }
 
   get freePages(): number {

@@ -48,6 +48,21 @@ export class PageAllocator {
     this.words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
   }
 
+  /**
+   * Commits the host backing of every page now (MAP_POPULATE): a fresh
+   * SharedArrayBuffer is zero pages the host maps on first write, at about
+   * 1.4 us a page on this machine (4 MiB: 1.4 ms against 0.4 ms for a
+   * warm copy). Modeled memory is present from power-on; without this, the
+   * first use of a device page inside a timed window (a migration's copy)
+   * would pay the host's page fault, which no modeled device has. One
+   * atomic read-modify-write of +0 per page: it keeps the content (a page
+   * may already be in use, by the driver or a device worker) and is a write,
+   * which a read would not be (a read maps the shared zero page).
+   */
+  populate(): void {
+    for (let w = 0; w < this.words.length; w += WORDS_PER_PAGE) Atomics.or(this.words, w, 0);
+  }
+
   get usedPages(): number {
     return this.used;
   }

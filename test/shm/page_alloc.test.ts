@@ -62,3 +62,16 @@ t.test('a freed run is poisoned in every byte, and not one byte beyond it (word 
   t.equal(sub[PAGE_SIZE - 1], 7, 'and page 0 is not');
   t.throws(() => new PageAllocator('unaligned', 1, new Uint8Array(new ArrayBuffer(PAGE_SIZE + 1), 1), new Int32Array(1)), /not word aligned/, 'a view off a word boundary is refused');
 });
+
+t.test('populate commits the memory without changing a byte of it (pages in use keep their data)', async (t) => {
+  const pages = 4;
+  const bytes = new Uint8Array(new SharedArrayBuffer(pages * PAGE_SIZE));
+  const a = new PageAllocator('populated', pages, bytes, new Int32Array(pages));
+  const used = a.allocContig(2);
+  for (let i = 0; i < 2 * PAGE_SIZE; i++) bytes[i] = (i * 7 + 3) & 0xff;
+  const before = bytes.slice();
+  a.populate();
+  t.equal(bytes.findIndex((b, i) => b !== before[i]), -1, 'every byte is what it was');
+  t.same(used, { start: 0, count: 2 });
+  t.equal(a.freePages, 2, 'nothing allocated or freed');
+});
