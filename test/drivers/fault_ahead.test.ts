@@ -137,6 +137,25 @@ t.test('fault-ahead', async (t) => {
     await mm.munmap(va, span);
   });
 
+  t.test('back at a buffer taken back whole, the refault asks ahead too; scattered holes are refaulted on demand', async (t) => {
+    const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
+    const data = pattern(span, 25);
+    ex.fill(vma, 0, data);
+    await stream({ va, len: span, cmdBytes: 256 * 1024 });
+    await mm.revokeRange(va, va + span, null); // as when the exporter recycles the buffer's BAR slots
+    const r = await stream({ va, len: span, cmdBytes: 256 * 1024 });
+    t.equal(r.faults, 4, 'one page request per window');
+    t.equal(r.prefetchHits, 3, 'each window after a window-long hole was asked for ahead');
+    t.ok(Buffer.from(local()).equals(Buffer.from(data)), 'bytes equal');
+    // One page in 64 revoked: a storm's scattered holes, not a recycled buffer.
+    await Promise.all(Array.from({ length: span / PAGE_SIZE / 64 }, (_, k) => mm.revokeRange(va + k * 64 * PAGE_SIZE, va + (k * 64 + 1) * PAGE_SIZE, null)));
+    const s = await stream({ va, len: span, cmdBytes: 256 * 1024 });
+    t.equal(s.prefetchHits, 0, 'no window asked for ahead');
+    t.ok(Buffer.from(local()).equals(Buffer.from(data)), 'bytes equal');
+    t.equal(bind.violations().count, 0);
+    await mm.munmap(va, span);
+  });
+
   t.test('windows revoked as soon as they are answered: still bit-exact, no violation', async (t) => {
     const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
     const data = pattern(span, 22);

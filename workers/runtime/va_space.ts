@@ -184,26 +184,32 @@ export class VaSpace {
    * holes and all, up to the first HELD_RUN_STOP entries in a row that we
    * still hold (a range taken back refaults just that range, while
    * scattered revoked pages still go in one request); then, at the
-   * frontier of a first-touch stream, asks for the next window ahead, so
-   * the kernel maps it while we copy.
+   * frontier of a first-touch stream or past a window at least half
+   * holes, asks for the next window ahead, so the kernel maps it while we
+   * copy.
    */
   private faultAt(vpn: number, last: number, write: boolean): 0 | string {
     const tlb = this.tlb;
     const cap = Math.min(FAULT_WINDOW, last - vpn);
     let n = 1;
+    let holes = 1;
     for (let k = 1, held = 0; k < cap; k++) {
       if (!tlb.usable(vpn + k, write)) {
         held = 0;
         n = k + 1;
+        holes++;
       } else if (++held >= HELD_RUN_STOP) break;
     }
     const r = tlb.fault(vpn * PAGE_SIZE, n, write);
     if (r !== 0) return r;
     let next = vpn + 1;
     while (next < last && next < vpn + FAULT_WINDOW && tlb.usable(next, write)) next++;
-    // Only a first-touch frontier: holes an invalidation punched are refaulted on demand, so
-    // a revoke storm does not double the page requests the kernel serves between its revokes.
-    if (next < last && tlb.untouched(next)) tlb.prefetch(next * PAGE_SIZE, Math.min(FAULT_WINDOW, last - next), write);
+    // A first-touch frontier, or more missing past a window that was at least half holes (a stream
+    // coming back to a buffer whose BAR slots were recycled). Scattered holes an invalidation
+    // punched are refaulted on demand, so a revoke storm does not double the page requests the
+    // kernel serves between its revokes.
+    const recycled = 2 * holes >= FAULT_WINDOW && !tlb.usable(next, write);
+    if (next < last && (tlb.untouched(next) || recycled)) tlb.prefetch(next * PAGE_SIZE, Math.min(FAULT_WINDOW, last - next), write);
     return 0;
   }
 
