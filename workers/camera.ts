@@ -30,8 +30,10 @@ import { renderPatternSimd } from '../src/devices/models/simd_kernels.js';
 import type { CameraOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FLAGS, CC_ARG_FRAME, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FLAGS, CC_ARG_FRAME, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
+import { PAGE_SIZE } from '../src/shm/constants.js';
+import { faultAheadInto } from './runtime/next_buffer_ahead.js';
 
 /** Bytes rendered per DMA burst; the line buffer holds two. */
 const BURST = 64 * 1024;
@@ -103,7 +105,12 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
         if (!chain) return fail(CqStatus.InvalidField, `${ctx.self.name}: CAPTURE_CHAINED before deviceCmd 'chain' named the engine's queue`);
         const c = chain;
         const end = cmd.dst + cmd.len;
-        const err = render(cmd, (off, local, n) => ctx.va().write(cmd.dst + off, local, n, end)) ?? submitToEngine(c, cmd);
+        const va = ctx.va();
+        const rendered = render(cmd, (off, local, n) => va.write(cmd.dst + off, local, n, end));
+        // The frame is written: fault the next frame's buffer in while this one goes to the engine.
+        const next = cmd.args[CAM_ARG_NEXT_PAGES];
+        if (!rendered && next !== 0) faultAheadInto(va.tlb, cmd.dst + next * PAGE_SIZE, cmd.len, true);
+        const err = rendered ?? submitToEngine(c, cmd);
         return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[CAM_ARG_FRAME] };
       }
       return fail(CqStatus.InvalidOpcode, `${ctx.self.name}: unknown opcode ${cmd.opcode}`);

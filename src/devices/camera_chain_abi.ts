@@ -29,8 +29,14 @@ export const CAM_ARG_WIDTH = 2;
 export const CAM_ARG_INPUT = 3;
 /** PROCESS_LOCAL flags the camera puts in the engine's ring entry (CC_F_*). */
 export const CAM_ARG_CC_FLAGS = 4;
+/**
+ * CAPTURE_CHAINED: where the next frame goes, in pages from dst (0: not
+ * known), as a camera's "next frame address" register: the camera faults
+ * that buffer in ahead, while it finishes this frame.
+ */
+export const CAM_ARG_NEXT_PAGES = 5;
 /** Argument words of a camera command. */
-export const CAM_ARGS = 5;
+export const CAM_ARGS = 6;
 
 /**
  * The sensor pattern the camera renders (src/devices/models/frame_pattern.ts)

@@ -313,12 +313,13 @@ export class DeviceTlb {
 
   /**
    * Posts a request for [va, +npages) without waiting for it (fault-ahead
-   * along a stream); a no-op while another request is in flight. The next
-   * fault() collects the reply.
+   * along a stream); a no-op (false) while another request is in flight.
+   * The next fault() collects the reply.
    */
-  prefetch(va: number, npages: number, write: boolean): void {
-    if (this.ahead !== null) return;
+  prefetch(va: number, npages: number, write: boolean): boolean {
+    if (this.ahead !== null) return false;
     this.ahead = { seq: this.post(va, npages, write), start: va, end: va + npages * PAGE_SIZE, write };
+    return true;
   }
 
   /** Writes a request into the mailbox and rings the kernel; returns its sequence. */

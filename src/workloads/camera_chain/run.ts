@@ -35,7 +35,7 @@ import { Piscina } from 'piscina';
 import { DeviceError } from '../../errors.js';
 import { WORKER_EXEC_ARGV, compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, type ColourParams } from '../../devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, type ColourParams } from '../../devices/camera_chain_abi.js';
 import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
@@ -90,8 +90,8 @@ interface InputBuffer {
 /** How a frame travels: the part that differs between the modes. */
 interface Path {
   readonly inputs: readonly InputBuffer[];
-  /** Submits the frame's first command (output to slot `slot`); returns the commands submitted. */
-  capture(frame: number, buf: number, slot: number): number;
+  /** Submits the frame's first command (output to slot `slot`; `next`: the buffer of the frame after, if any); returns the commands submitted. */
+  capture(frame: number, buf: number, slot: number, next: number | null): number;
   /** Reaps completions: frames handed to cc0 (bounce: to be submitted) and frames done. */
   reap(onDone: (frame: number) => Promise<void>): Promise<number>;
   outstanding(): { dev: Device; outstanding: number }[];
@@ -230,11 +230,12 @@ async function p2pPath(k: Chain): Promise<Path> {
   let inCc = 0;
   return {
     inputs,
-    capture(frame, buf, slot) {
+    capture(frame, buf, slot, next) {
       // The camera hands cc0 the result's address in the ring entry it writes.
       const args = captureArgs(frame, k.seed, w.width);
       args[CAM_ARG_INPUT] = inputs[buf].src;
       args[CAM_ARG_CC_FLAGS] = k.store.ccFlags;
+      if (next !== null) args[CAM_ARG_NEXT_PAGES] = (next - buf) * framePages;
       camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: k.store.ccDst(slot), dst: inputs[buf].dst, len: frameBytes, args }, frame);
       inCc++;
       return 1;
@@ -317,7 +318,9 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
       const buf = freeBufs.shift()!;
       slots[s].busy = true;
       where.set(nextCapture & 0xffff, { buf, slot: s });
-      hostCommands += path.capture(nextCapture, buf, s);
+      // The next frame's buffer: the next free one, else the one cc0 finishes first (frames complete in order).
+      const next = nextCapture + 1 < w.frames ? (freeBufs[0] ?? where.values().next().value!.buf) : null;
+      hostCommands += path.capture(nextCapture, buf, s, next);
       nextCapture++;
     }
     if (kept.length === w.frames) break;
