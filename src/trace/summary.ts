@@ -18,6 +18,7 @@ import type { RunReport } from '../scenario/run.js';
 import { workloadDefs } from '../workloads/registry.js';
 import type { Accounting } from '../workloads/workload.js';
 import { kvBlock, paragraph, table, terminalColumns } from './text_layout.js';
+import { comparisonWhy, type WhyFigures } from './compare_why.js';
 
 const MB = 1e6;
 
@@ -160,7 +161,13 @@ export function formatComparison([p, b]: readonly [RunReport, RunReport], cols =
   const head = [p.scenario, `p2p${p.mode !== 'p2p' ? ' (fell back)' : ''}`, 'bounce', 'p2p / bounce'];
   const saved = b.accounting.ramBytes - p.accounting.ramBytes;
   const note = `System RAM bytes saved by p2p: ${formatBytes(Math.max(0, saved))}; memcpy baseline ${(p.memcpy.rate / MB).toFixed(0)} MB/s at DRAM scale (in cache ${(p.memcpyCached.rate / MB).toFixed(0)} MB/s), measured once for both runs.`;
-  return `${table(head, rows)}\n${paragraph(note, cols)}\n`;
+  const why = comparisonWhy(whyFigures(p), whyFigures(b));
+  return `${table(head, rows)}\n${paragraph(note, cols)}\n\n${paragraph(why, cols)}\n`;
+}
+
+function whyFigures(r: RunReport): WhyFigures {
+  const a = r.accounting;
+  return { rate: throughput(r), ...stageSums(a), bounceBytes: a.bounceBytes, refaults: a.refaults };
 }
 
 /** Throws a VerifyError listing every failed data check of the run. */
