@@ -17,6 +17,8 @@ export interface WhyFigures {
   readonly invalidationMs: number;
   readonly bounceBytes: number;
   readonly refaults: number;
+  /** CPU of every thread in the timed window, when the workload measured it. */
+  readonly cpuMs?: number;
 }
 
 const ms = (n: number) => `${n.toFixed(1)} ms`;
@@ -31,5 +33,6 @@ export function comparisonWhy(p: WhyFigures, b: WhyFigures): string {
     p.faultWaitMs + p.mapMs + p.invalidationMs > 0
       ? `p2p pays for its mappings: its devices wait ${ms(p.faultWaitMs)} on page requests, the kernel maps for ${ms(p.mapMs)} and waits ${ms(p.invalidationMs)} on invalidation acks (${p.refaults} pages refaulted)`
       : 'p2p pays no fault, mapping or invalidation time';
-  return `Why ${verdict}, per stage (sums over devices): ${dma}; ${compute}; ${paid}.`;
+  const cpu = p.cpuMs !== undefined && b.cpuMs !== undefined ? ` The process's threads used ${ms(p.cpuMs)} of CPU in the window for p2p, ${ms(b.cpuMs)} for bounce: on cores shared with other work the ratio follows that.` : '';
+  return `Why ${verdict}, per stage (sums over devices): ${dma}; ${compute}; ${paid}.${cpu}`;
 }

@@ -167,7 +167,7 @@ export function formatComparison([p, b]: readonly [RunReport, RunReport], cols =
 
 function whyFigures(r: RunReport): WhyFigures {
   const a = r.accounting;
-  return { rate: throughput(r), ...stageSums(a), bounceBytes: a.bounceBytes, refaults: a.refaults };
+  return { rate: throughput(r), ...stageSums(a), bounceBytes: a.bounceBytes, refaults: a.refaults, cpuMs: a.cpuMs };
 }
 
 /** Throws a VerifyError listing every failed data check of the run. */

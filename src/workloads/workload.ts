@@ -61,6 +61,13 @@ export interface Accounting {
   /** Pages devices faulted in again after an invalidation dropped their translation. */
   readonly refaults: number;
   readonly wallMs: number;
+  /**
+   * CPU time of every thread of the process (main, device workers, V8's
+   * compiler and GC threads) during the timed window, when the workload
+   * measures it: on cores shared with other work the ratio of two modes
+   * follows it more than any stage time.
+   */
+  readonly cpuMs?: number;
   /** Modeled PCIe time of the same transfers (src/hw bandwidth model), virtual seconds. */
   readonly modeledSeconds: number;
   readonly devices: readonly StageTimes[];

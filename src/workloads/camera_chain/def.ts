@@ -84,6 +84,8 @@ async function runPipeline(ctx: WorkloadContext, w: CameraChainWorkload, pool?: 
     invalidations: r.invalidations,
     refaults: r.refaults,
     wallMs: r.wallMs,
+    // Process-wide: with several pipelines in one process each would count the others'.
+    ...(ctx.boot ? {} : { cpuMs: r.cpuMs }),
     modeledSeconds: modeledSeconds(ctx.fabric, flows),
     devices: r.devices,
     checks: [frameCheck(r)],

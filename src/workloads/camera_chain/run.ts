@@ -67,6 +67,8 @@ export interface ChainResult {
   readonly frameBytes: number;
   readonly payloadBytes: number;
   readonly wallMs: number;
+  /** CPU of every thread of the process during the stream (process.cpuUsage). */
+  readonly cpuMs: number;
   readonly ramBytes: number;
   readonly p2pBytes: number;
   /** Commands the kernel submitted: its interventions in the data path. */
@@ -282,10 +284,11 @@ function processArgs(frame: number): number[] {
  * the CPU reference on a piscina thread (its slot is free again once
  * checked); ends when every frame is verified.
  */
-async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number }> {
+async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number; cpuMs: number }> {
   const { machine, w, seed, frameBytes, store } = k;
   const slots = Array.from({ length: OUTPUT_SLOTS }, () => ({ busy: false }));
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const freeBufs = path.inputs.map((_, i) => i);
   const where = new Map<number, { buf: number; slot: number }>();
   const mismatches: VerifyResult[] = [];
@@ -327,11 +330,12 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
     await machine.waitHostIrq(seen, path.outstanding);
   }
   const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   // Verification, bit-exact, after the stream (not in the timed window).
   const results = await Promise.all(kept.map((task) => pool.run(task) as Promise<VerifyResult>));
   for (const r of results) if (r.mismatchAt >= 0) mismatches.push(r);
   const verified = results.length;
-  return { verified, mismatches: mismatches.sort((a, b) => a.frame - b.frame), hostCommands, wallMs };
+  return { verified, mismatches: mismatches.sort((a, b) => a.frame - b.frame), hostCommands, wallMs, cpuMs: (cpu.user + cpu.system) / 1000 };
 }
 
 /** The piscina pool that checks frames against the CPU reference (one per run; instances share it). */
@@ -356,7 +360,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
     const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
-    const { verified, mismatches, hostCommands, wallMs } = await streamFrames(k, path, pool, params);
+    const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params);
     const imp = await importerStats(ctx, w.final ? [w.camera, w.corrector] : [w.camera]);
     const fin = await path.finish();
     await store.close();
@@ -367,6 +371,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       frameBytes,
       payloadBytes: frameBytes * w.frames,
       wallMs,
+      cpuMs,
       ...trafficTotals(devices),
       hostCommands,
       mismatches,
