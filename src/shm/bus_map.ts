@@ -55,8 +55,13 @@ export class BusDecoder {
     this.regBytes = shm.devices.map((d) => new Uint8Array(d.regs.buffer));
   }
 
-  /** Region containing `addr`, or undefined. Binary search over the sorted map. */
+  /** The region the last lookup found: a DMA gather decodes page after page of one region. */
+  private lastRegion: BusRegionDesc | undefined;
+
+  /** Region containing `addr`, or undefined. The last region found, else a binary search over the sorted map. */
   region(addr: number): BusRegionDesc | undefined {
+    const last = this.lastRegion;
+    if (last !== undefined && addr >= last.base && addr < last.base + last.size) return last;
     let lo = 0;
     let hi = this.regions.length - 1;
     while (lo <= hi) {
@@ -64,7 +69,7 @@ export class BusDecoder {
       const r = this.regions[mid];
       if (addr < r.base) hi = mid - 1;
       else if (addr >= r.base + r.size) lo = mid + 1;
-      else return r;
+      else return (this.lastRegion = r);
     }
     return undefined;
   }
