@@ -201,9 +201,11 @@ export class DmaEngine {
     g.push(first, addr + done, got);
     let at = 0;
     let why: string | null = null;
+    // Untranslated BAR2 pages go on in the same window: the next slot is read in place (BusDecoder.decodeBarNext).
+    const bar = first.target === 'devmem' && this.translate === identity;
     while (got < want && !this.cut && !g.full) {
       at = addr + done + got;
-      const run = this.resolve(at, want - got, write, true);
+      const run = bar && this.bus.decodeBarNext(this.scratch, at, want - got) ? this.scratch : this.resolve(at, want - got, write, true);
       // A bad address fails after this step's runs are checked, once (an IOMMU counts each fault it reports); bytes before it stand.
       if (typeof run === 'string') {
         why = run;
