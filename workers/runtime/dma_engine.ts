@@ -21,7 +21,7 @@
  * - a write that lands in a device's register file (BAR0) is a doorbell:
  *   aligned 32-bit stores only, followed by a wake of the owner.
  */
-import { BusDecoder, hex, isBusFault, scratchRun, type BusRun } from '../../src/shm/bus_map.js';
+import { BusDecoder, hex, isBusFault, scratchRun, type BusRun, type RunTarget } from '../../src/shm/bus_map.js';
 import { DMA_CHECK_BYTES, DMA_POLL_BYTES, DMA_RUN_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
@@ -139,8 +139,8 @@ export class DmaEngine {
       const veto = this.vetoed(this.onRun?.(s, src + done, false) ?? this.onRun?.(d, dst + done, true) ?? null, 'copy to', dst + done);
       if (veto !== null) return veto;
       d.bytes.set(s.bytes.subarray(s.offset, s.offset + d.len), d.offset);
-      this.account(s, false, d.len);
-      this.account(d, true, d.len);
+      this.account(s.target, s.owner, false, d.len);
+      this.account(d.target, d.owner, true, d.len);
       return d.len;
     });
     if (bad !== null) return bad;
@@ -205,13 +205,16 @@ export class DmaEngine {
     const bar = first.target === 'devmem' && this.translate === identity;
     while (got < want && !this.cut && !g.full) {
       at = addr + done + got;
-      const run = bar && this.bus.decodeBarNext(this.scratch, at, want - got) ? this.scratch : this.resolve(at, want - got, write, true);
-      // A bad address fails after this step's runs are checked, once (an IOMMU counts each fault it reports); bytes before it stand.
-      if (typeof run === 'string') {
-        why = run;
-        break;
+      let run: BusRun | string = this.scratch;
+      if (!bar || !this.bus.decodeBarNext(this.scratch, at, want - got)) {
+        run = this.resolve(at, want - got, write, true);
+        // A bad address fails after this step's runs are checked, once (an IOMMU counts each fault it reports); bytes before it stand.
+        if (typeof run === 'string') {
+          why = run;
+          break;
+        }
+        if (run.target === 'regs' || !g.fits(run)) break; // the next step handles the registers, or the other memory
       }
-      if (run.target === 'regs' || !g.fits(run)) break; // the next step handles the registers, or the other memory
       if (this.onRun !== null) {
         const v = this.onRun(run, at, write);
         if (v === INVALIDATED) break; // the next step's kill test returns it, with the bytes before it moved
@@ -224,6 +227,7 @@ export class DmaEngine {
       g.push(run, at, n);
       got += n;
     }
+    this.account(g.target, g.owner, write, got);
     this.onGather?.(g, write);
     return why === null ? got : this.failGathered(done + got, write, at, why);
   };
@@ -243,7 +247,8 @@ export class DmaEngine {
    * Copies one decoded memory run to or from local memory at `local`, in
    * pieces that end every DMA_POLL_BYTES of the step; after each such
    * piece, polls for a pending invalidation, which cuts the run there (and
-   * the step: `cut`). Counts the bytes to the run's target; returns them.
+   * the step: `cut`). Returns the bytes copied (transferStep counts them
+   * to the step's memory once, GatherList: all its runs lie in one).
    */
   private copyRun(run: BusRun, local: number, write: boolean): number {
     let off = 0;
@@ -262,7 +267,6 @@ export class DmaEngine {
         }
       }
     }
-    this.account(run, write, off);
     return off;
   }
 
@@ -271,7 +275,7 @@ export class DmaEngine {
     const bad = write ? this.doorbell(run, local) : null;
     if (bad !== null) return this.fail('write to', addr, bad);
     if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), local);
-    this.account(run, write, run.len);
+    this.account(run.target, run.owner, write, run.len);
     return run.len;
   }
 
@@ -366,10 +370,10 @@ export class DmaEngine {
     return null;
   }
 
-  private account(run: BusRun, write: boolean, bytes: number): void {
+  private account(target: RunTarget, owner: number, write: boolean, bytes: number): void {
     const s = this.self.stats;
-    if (run.target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += bytes;
-    else if (run.owner === this.self.index) s[DeviceStats.bytesLocal] += bytes;
+    if (target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += bytes;
+    else if (owner === this.self.index) s[DeviceStats.bytesLocal] += bytes;
     else s[write ? DeviceStats.bytesToPeer : DeviceStats.bytesFromPeer] += bytes;
   }
 
