@@ -9,7 +9,7 @@
  * each run is one DMA (DmaEngine.transfer); the DMA engine serves
  * invalidations between its chunks and polls for them inside one. If an
  * invalidation drops an entry of the run in flight, the next chunk is
- * vetoed (onRun) and the run is redone after a refault:
+ * not started (DmaEngine.killed) and the run is redone after a refault:
  *
  *   device (VaSpace.io)                     kernel
  *   -------------------                     ------
@@ -17,7 +17,7 @@
  *   DMA chunk 0 ... checkpoint:             invalidate [a, b) -> broadcast
  *     inv.check(): hook drops e_i in [a,b),
  *     marks the run dead, acks  ------------> ack received: old target reused
- *   onRun(next chunk): dead -> abort
+ *   killed() before the next chunk: dead -> abort
  *   refault the range, go on from where the run stopped (the bytes
  *   moved before the ack stand: they came from the old target while it
  *   was still the mapping's)
