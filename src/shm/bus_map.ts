@@ -15,6 +15,7 @@
  *   reports with its own name.
  */
 import { PAGE_SHIFT, PAGE_SIZE } from './constants.js';
+import { bar2Base } from './phys_mem.js';
 import type { BusRegionDesc, DeviceShm, MachineShm } from './phys_mem.js';
 
 export type RunTarget = 'ram' | 'devmem' | 'regs';
@@ -55,8 +56,13 @@ export class BusDecoder {
     this.regBytes = shm.devices.map((d) => new Uint8Array(d.regs.buffer));
   }
 
-  /** Region containing `addr`, or undefined. Binary search over the sorted map. */
+  /** The region the last lookup found: a DMA gather decodes page after page of one region. */
+  private lastRegion: BusRegionDesc | undefined;
+
+  /** Region containing `addr`, or undefined. The last region found, else a binary search over the sorted map. */
   region(addr: number): BusRegionDesc | undefined {
+    const last = this.lastRegion;
+    if (last !== undefined && addr >= last.base && addr < last.base + last.size) return last;
     let lo = 0;
     let hi = this.regions.length - 1;
     while (lo <= hi) {
@@ -64,7 +70,7 @@ export class BusDecoder {
       const r = this.regions[mid];
       if (addr < r.base) hi = mid - 1;
       else if (addr >= r.base + r.size) lo = mid + 1;
-      else return r;
+      else return (this.lastRegion = r);
     }
     return undefined;
   }
@@ -92,6 +98,33 @@ export class BusDecoder {
       case 'bar-mem':
         return this.decodeBarMem(this.shm.devices[r.owner], addr, off, avail, out);
     }
+  }
+
+  /**
+   * The run after `out` in the same BAR2 window: `out` holds a 'devmem'
+   * run decodeTo() made (only BAR2 windows decode to device memory), and
+   * [addr, +len) goes on from where it ended. Fills `out` with the next
+   * slot's page (and the slots after it that map the pages after it), as
+   * decodeTo() would, without the region lookup; false, `out` untouched,
+   * when addr leaves the window or its slot maps nothing (decodeTo() then
+   * says why). A DMA gather over scattered backing decodes page after page
+   * of one window (workers/runtime/dma_engine.ts).
+   */
+  decodeBarNext(out: ScratchRun, addr: number, len: number): boolean {
+    const dev = this.shm.devices[out.owner];
+    const off = addr - bar2Base(dev.index);
+    const slots = dev.barSlots!;
+    const first = off >>> PAGE_SHIFT;
+    if (off < 0 || first >= slots.length) return false;
+    // Pairs with Atomics.store(this.slots, slot, page) in BarManager.mapPagesLocked.
+    const page = Atomics.load(slots, first);
+    if (page < 0) return false;
+    const inPage = off & (PAGE_SIZE - 1);
+    let n = Math.min(len, PAGE_SIZE - inPage);
+    for (let slot = first + 1; n < len && slot < slots.length && Atomics.load(slots, slot) === page + (slot - first); slot++) n = Math.min(len, n + PAGE_SIZE);
+    out.offset = page * PAGE_SIZE + inPage;
+    out.len = n;
+    return true;
   }
 
   private decodeBarMem(dev: DeviceShm, addr: number, off: number, avail: number, out: ScratchRun | null): BusRun | BusFault {

@@ -118,6 +118,41 @@ t.test('gather', async (t) => {
     await mm.munmap(va, len);
   });
 
+  t.test('a recycled slot inside a gathered run is caught as remapped, at its own page', async (t) => {
+    const ext = machine.device('acc0').mem!.allocContig(2 * n);
+    const pages = Array.from({ length: n }, (_, i) => ext.start + ((i * 37) % (2 * n)));
+    const { va, vma } = await ex.mmap(mm, n, pages);
+    const data = pattern(len, 36);
+    ex.fill(vma, 0, data);
+    await stream('nic0', { va, len, cmdBytes: len }); // warm: nic0's TLB holds all n
+    const bar = ex.barManager;
+    const victim = 41;
+    const slot = bar.slotOf(pages[victim]);
+    const ctl = machine.device('nic0').shm.ctl;
+    Atomics.store(ctl, DeviceCtl.invIgnore, 1); // nic0 acks and keeps its entries
+    t.teardown(() => Atomics.store(ctl, DeviceCtl.invIgnore, 0));
+    await bar.unmapPage(pages[victim]);
+    const other = await ex.mmap(mm, 1); // a page outside the window takes the lowest free slot: the victim's
+    const otherData = pattern(PAGE_SIZE, 37);
+    ex.fill(other.vma, 0, otherData);
+    await stream('nic1', { va: other.va, len: PAGE_SIZE, cmdBytes: PAGE_SIZE });
+    t.equal(bar.slotOf(ex.pageOf(other.vma, 0)), slot, 'the victim slot now maps another page');
+    const before = nic0.violations().count;
+    local('nic0').fill(0);
+    const r = await stream('nic0', { va, len, cmdBytes: len });
+    t.equal(r.faults, 0, 'nic0 used its old entries (no page request)');
+    const got = local('nic0');
+    t.ok(Buffer.from(got.subarray(victim * PAGE_SIZE, (victim + 1) * PAGE_SIZE)).equals(Buffer.from(otherData)), 'at the victim page it read the other mapping through the recycled slot');
+    t.ok(Buffer.from(got.subarray(0, victim * PAGE_SIZE)).equals(Buffer.from(data.subarray(0, victim * PAGE_SIZE))), 'the pages before it are its own');
+    const v = nic0.violations();
+    t.equal(v.count - before, 1, 'exactly one remapped use reported');
+    t.equal(v.records.at(-1)!.kind, 'remapped');
+    t.equal(v.records.at(-1)!.va, va + victim * PAGE_SIZE, 'at the recycled page, not at the start of the run');
+    Atomics.store(ctl, DeviceCtl.invIgnore, 0);
+    await mm.munmap(other.va, PAGE_SIZE);
+    await mm.munmap(va, len);
+  });
+
   t.test('a start line: both streams wait for go, then start after it', async (t) => {
     const { va, vma } = await ex.mmap(mm, n);
     ex.fill(vma, 0, pattern(len, 34));

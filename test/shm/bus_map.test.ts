@@ -1,6 +1,6 @@
 // Bus-address decode: RAM, register BARs, BAR2 through the slot table, faults.
 import t from 'tap';
-import { BusDecoder, busWordView, isBusFault, type BusRun } from '../../src/shm/bus_map.js';
+import { BusDecoder, busWordView, isBusFault, scratchRun, type BusRun } from '../../src/shm/bus_map.js';
 import { BAR_SPACE_BASE, PAGE_SIZE } from '../../src/shm/constants.js';
 import { attachMachineShm, bar0Base, bar2Base, createMachineShm } from '../../src/shm/phys_mem.js';
 
@@ -37,6 +37,24 @@ t.test('BAR2 goes through the slot table and merges adjacent pages', async (t) =
   const f = bus.decode(bar2Base(0) + 3 * PAGE_SIZE + 8, 4);
   t.ok(isBusFault(f));
   t.match(f, { fault: /BAR2 slot 3 of gpu0, which maps no device page/ });
+});
+
+t.test('decodeBarNext goes on in the window as decodeTo would, and leaves a bad slot to it', async (t) => {
+  const slots = shm.devices[0].barSlots!;
+  const saved = slots.slice();
+  t.teardown(() => slots.set(saved));
+  slots.set([5, 2, 3, -1]);
+  const out = scratchRun();
+  t.equal(bus.decodeTo(bar2Base(0), 4 * PAGE_SIZE, out), out);
+  t.match(out, { target: 'devmem', owner: 0, offset: 5 * PAGE_SIZE, len: PAGE_SIZE });
+  t.equal(bus.decodeBarNext(out, bar2Base(0) + PAGE_SIZE, 3 * PAGE_SIZE), true);
+  t.match(out, { target: 'devmem', owner: 0, offset: 2 * PAGE_SIZE, len: 2 * PAGE_SIZE }, 'slots 1,2 -> pages 2,3 merge, slot 3 maps nothing');
+  t.same(out, run(bar2Base(0) + PAGE_SIZE, 3 * PAGE_SIZE), 'what decode() gives');
+  t.equal(bus.decodeBarNext(out, bar2Base(0) + 2 * PAGE_SIZE + 100, 50), true);
+  t.match(out, { offset: 3 * PAGE_SIZE + 100, len: 50 }, 'inside a page, capped at len');
+  t.equal(bus.decodeBarNext(out, bar2Base(0) + 3 * PAGE_SIZE, PAGE_SIZE), false, 'an unmapped slot: decodeTo reports it');
+  t.equal(bus.decodeBarNext(out, bar2Base(0) + 4 * PAGE_SIZE, PAGE_SIZE), false, 'past the window');
+  t.match(out, { offset: 3 * PAGE_SIZE + 100, len: 50 }, 'out untouched on false');
 });
 
 t.test('an address in no region is a fault naming it', async (t) => {

@@ -4,10 +4,12 @@
  *
  * Rules it keeps (DESIGN.md sections 3 and 4):
  * - copy runs, not pages: a decoded run spans as many contiguous pages as
- *   the memory gives; one chunk gathers runs up to DMA_RUN_BYTES (scattered
- *   backing pages are copied one after another without a checkpoint, a
- *   run-token tick or a kill test per page; each still passes the onRun
- *   veto), DMA_CHECK_BYTES for a bus-to-bus copy (one run, no poll inside);
+ *   the memory gives; one chunk gathers runs of one memory up to
+ *   DMA_RUN_BYTES (scattered backing pages are copied one after another
+ *   without a checkpoint, a run-token tick or a kill test per page; each
+ *   still passes the onRun veto when there is one, and the step's runs go
+ *   to the onGather safety check together), DMA_CHECK_BYTES for a
+ *   bus-to-bus copy (one run, no poll inside);
  * - between two runs it serves pending invalidations, and inside a run it
  *   polls for one every DMA_POLL_BYTES: a pending invalidation cuts the run
  *   there, so an ack waits for at most one piece;
@@ -19,11 +21,12 @@
  * - a write that lands in a device's register file (BAR0) is a doorbell:
  *   aligned 32-bit stores only, followed by a wake of the owner.
  */
-import { BusDecoder, hex, isBusFault, scratchRun, type BusRun } from '../../src/shm/bus_map.js';
+import { BusDecoder, hex, isBusFault, scratchRun, type BusRun, type RunTarget } from '../../src/shm/bus_map.js';
 import { DMA_CHECK_BYTES, DMA_POLL_BYTES, DMA_RUN_BYTES } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import { DMA_TARGET, TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
+import { GatherList } from './gather_list.js';
 import type { RunTokenHook } from './run_token.js';
 
 /** Translates a device address (bus address or IOVA) before decode; identity without an IOMMU. The result may be reused by the next call: read it at once. */
@@ -55,11 +58,24 @@ export class DmaEngine {
   private readonly scratch = scratchRun();
   translate: Translate = identity;
   /**
-   * Called for every decoded run before it is copied (the safety
-   * checker compares the device TLB entry in use with the live generation
-   * table here). Returns an error message to abort the transfer, or null.
+   * Called for every decoded run before it is copied (a veto, and a safety
+   * check of one run: workers/mirror.ts compares its entry with the live
+   * generation table here). Returns an error message to abort the
+   * transfer, INVALIDATED, or null.
    */
   onRun: ((run: BusRun, addr: number, write: boolean) => string | null) | null = null;
+  /**
+   * Called once per gather step of transfer(), with the runs it copied
+   * (also when the step then fails: those bytes moved): the safety check
+   * of a whole step in one call (VaSpace). The list's runs were decoded
+   * in this step and no invalidation was served between their decode and
+   * this call (acks happen at checkpoints, between steps), so a
+   * translation that was good at the copy is still good here, and a stale
+   * one is still stale (generations only move forward).
+   */
+  onGather: ((runs: GatherList, write: boolean) => void) | null = null;
+  /** The runs of the step in progress (onGather). */
+  private readonly gathered = new GatherList();
   /**
    * Asked before each chunk is decoded: true when an invalidation served at
    * the last checkpoint killed the transfer in flight (VaSpace). Checked
@@ -123,8 +139,8 @@ export class DmaEngine {
       const veto = this.vetoed(this.onRun?.(s, src + done, false) ?? this.onRun?.(d, dst + done, true) ?? null, 'copy to', dst + done);
       if (veto !== null) return veto;
       d.bytes.set(s.bytes.subarray(s.offset, s.offset + d.len), d.offset);
-      this.account(s, false, d.len);
-      this.account(d, true, d.len);
+      this.account(s.target, s.owner, false, d.len);
+      this.account(d.target, d.owner, true, d.len);
       return d.len;
     });
     if (bad !== null) return bad;
@@ -156,15 +172,17 @@ export class DmaEngine {
    * The step of transfer()'s chunk loop, over `x` (made once: no closure per
    * call): a gather of up to DMA_RUN_BYTES. The device address range
    * decodes to runs of physically contiguous memory (one page each when
-   * the backing is scattered); each run passes the onRun veto (the safety
-   * check of its pages) and is copied, and the next one is decoded at once,
-   * without going back to the chunk loop: no run-token tick, kill test nor
-   * checkpoint per page. The invalidation word is still polled after every
-   * DMA_POLL_BYTES copied, across runs as inside one, so an ack waits for
-   * at most one piece: a pending invalidation ends the step and the
-   * checkpoint serves it. A bad address or a veto after the first run fails
-   * the transfer there, as on the first; a register run or INVALIDATED ends
-   * the step, and the next step meets it first.
+   * the backing is scattered); each run passes the onRun veto, if any, and
+   * is copied, and the next one is decoded at once, without going back to
+   * the chunk loop: no run-token tick, kill test nor checkpoint per page.
+   * The runs copied go to the onGather safety check in one call at the end
+   * of the step (also when it fails: those bytes moved). The invalidation
+   * word is still polled after every DMA_POLL_BYTES copied, across runs as
+   * inside one, so an ack waits for at most one piece: a pending
+   * invalidation ends the step and the checkpoint serves it. A bad address
+   * or a veto after the first run fails the transfer there, as on the
+   * first; a register run, a run in another memory or INVALIDATED ends the
+   * step, and the next step meets it first.
    */
   private readonly transferStep = (done: number): number | string => {
     const { addr, localOff, len, write } = this.x;
@@ -177,21 +195,41 @@ export class DmaEngine {
     if (first.target === 'regs') return this.regsRun(first, localOff + done, write, addr + done);
     this.sincePoll = 0;
     this.cut = false;
+    const g = this.gathered;
+    g.reset();
     let got = this.copyRun(first, localOff + done, write);
-    while (got < want && !this.cut) {
-      const at = addr + done + got;
-      const run = this.resolve(at, want - got, write, true);
-      // A bad address fails here, once (an IOMMU counts each fault it reports); bytes before it stand.
-      if (typeof run === 'string') return this.failGathered(done + got, write, at, run);
-      if (run.target === 'regs') break; // the next step handles the registers alone
-      if (this.onRun !== null) {
-        const why = this.onRun(run, at, write);
-        if (why === INVALIDATED) break; // the next step's kill test returns it, with the bytes before it moved
-        if (why !== null) return this.failGathered(done + got, write, at, why);
+    g.push(first, addr + done, got);
+    let at = 0;
+    let why: string | null = null;
+    // Untranslated BAR2 pages go on in the same window: the next slot is read in place (BusDecoder.decodeBarNext).
+    const bar = first.target === 'devmem' && this.translate === identity;
+    while (got < want && !this.cut && !g.full) {
+      at = addr + done + got;
+      let run: BusRun | string = this.scratch;
+      if (!bar || !this.bus.decodeBarNext(this.scratch, at, want - got)) {
+        run = this.resolve(at, want - got, write, true);
+        // A bad address fails after this step's runs are checked, once (an IOMMU counts each fault it reports); bytes before it stand.
+        if (typeof run === 'string') {
+          why = run;
+          break;
+        }
+        if (run.target === 'regs' || !g.fits(run)) break; // the next step handles the registers, or the other memory
       }
-      got += this.copyRun(run, localOff + done + got, write);
+      if (this.onRun !== null) {
+        const v = this.onRun(run, at, write);
+        if (v === INVALIDATED) break; // the next step's kill test returns it, with the bytes before it moved
+        if (v !== null) {
+          why = v;
+          break;
+        }
+      }
+      const n = this.copyRun(run, localOff + done + got, write);
+      g.push(run, at, n);
+      got += n;
     }
-    return got;
+    this.account(g.target, g.owner, write, got);
+    this.onGather?.(g, write);
+    return why === null ? got : this.failGathered(done + got, write, at, why);
   };
 
   /** A gathered run failed at `at`: the bytes before it stand (`moved`), the transfer ends there. */
@@ -209,7 +247,8 @@ export class DmaEngine {
    * Copies one decoded memory run to or from local memory at `local`, in
    * pieces that end every DMA_POLL_BYTES of the step; after each such
    * piece, polls for a pending invalidation, which cuts the run there (and
-   * the step: `cut`). Counts the bytes to the run's target; returns them.
+   * the step: `cut`). Returns the bytes copied (transferStep counts them
+   * to the step's memory once, GatherList: all its runs lie in one).
    */
   private copyRun(run: BusRun, local: number, write: boolean): number {
     let off = 0;
@@ -228,7 +267,6 @@ export class DmaEngine {
         }
       }
     }
-    this.account(run, write, off);
     return off;
   }
 
@@ -237,7 +275,7 @@ export class DmaEngine {
     const bad = write ? this.doorbell(run, local) : null;
     if (bad !== null) return this.fail('write to', addr, bad);
     if (!write) this.local.set(run.bytes.subarray(run.offset, run.offset + run.len), local);
-    this.account(run, write, run.len);
+    this.account(run.target, run.owner, write, run.len);
     return run.len;
   }
 
@@ -332,10 +370,10 @@ export class DmaEngine {
     return null;
   }
 
-  private account(run: BusRun, write: boolean, bytes: number): void {
+  private account(target: RunTarget, owner: number, write: boolean, bytes: number): void {
     const s = this.self.stats;
-    if (run.target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += bytes;
-    else if (run.owner === this.self.index) s[DeviceStats.bytesLocal] += bytes;
+    if (target === 'ram') s[write ? DeviceStats.bytesToRam : DeviceStats.bytesFromRam] += bytes;
+    else if (owner === this.self.index) s[DeviceStats.bytesLocal] += bytes;
     else s[write ? DeviceStats.bytesToPeer : DeviceStats.bytesFromPeer] += bytes;
   }
 

@@ -13,6 +13,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { storeU64 } from '../../src/shm/layout.js';
 import { SafetyLog, VIOLATION_RECORDS, ViolationKind, ViolationRecord } from '../../src/shm/tlb_layout.js';
 import type { DeviceTlb, TlbEntry } from './device_tlb.js';
+import type { GatherList } from './gather_list.js';
 
 export class SafetyChecker {
   private readonly log: Int32Array;
@@ -46,20 +47,27 @@ export class SafetyChecker {
   }
 
   /**
-   * The same check for a run made through the device TLB's entries from
-   * virtual page `vpn` on (read in place: no entry objects per page).
+   * The same check for the runs of one DMA gather step, made through the
+   * device TLB's entries (read in place: no entry objects per page), in
+   * one call per step, not per run (workers/runtime/gather_list.ts). Run i
+   * was reached through device address runs.addr[i], inside the TLB run
+   * whose first page is virtual page `vpn0` at device address `devAddr0`.
    */
-  checkTlbRun(run: BusRun, tlb: DeviceTlb, vpn: number, write: boolean): void {
-    const gen = run.gen;
-    if (!gen || run.target === 'regs') return;
-    const mem = run.target === 'ram' ? -1 : run.owner;
-    const p0 = Math.floor(run.offset / PAGE_SIZE);
-    const count = Math.floor((run.offset + run.len - 1) / PAGE_SIZE) - p0 + 1;
-    // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
-    for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
-      const live = Atomics.load(gen, p0 + k);
-      const kind = tlb.verify(vpn + k, mem, p0 + k, live);
-      if (kind !== 0) this.reportTlb(kind, tlb, vpn + k, live, write);
+  checkTlbGather(runs: GatherList, tlb: DeviceTlb, vpn0: number, devAddr0: number, write: boolean): void {
+    const gen = runs.gen;
+    if (!gen || runs.target === 'regs') return;
+    const mem = runs.target === 'ram' ? -1 : runs.owner;
+    for (let i = 0; i < runs.n; i++) {
+      const off = runs.offset[i];
+      const p0 = Math.floor(off / PAGE_SIZE);
+      const count = Math.floor((off + runs.len[i] - 1) / PAGE_SIZE) - p0 + 1;
+      const vpn = vpn0 + Math.floor((runs.addr[i] - devAddr0) / PAGE_SIZE);
+      // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
+      for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
+        const live = Atomics.load(gen, p0 + k);
+        const kind = tlb.verify(vpn + k, mem, p0 + k, live);
+        if (kind !== 0) this.reportTlb(kind, tlb, vpn + k, live, write);
+      }
     }
   }
 

@@ -9,7 +9,7 @@
  * each run is one DMA (DmaEngine.transfer); the DMA engine serves
  * invalidations between its chunks and polls for them inside one. If an
  * invalidation drops an entry of the run in flight, the next chunk is
- * vetoed (onRun) and the run is redone after a refault:
+ * not started (DmaEngine.killed) and the run is redone after a refault:
  *
  *   device (VaSpace.io)                     kernel
  *   -------------------                     ------
@@ -17,7 +17,7 @@
  *   DMA chunk 0 ... checkpoint:             invalidate [a, b) -> broadcast
  *     inv.check(): hook drops e_i in [a,b),
  *     marks the run dead, acks  ------------> ack received: old target reused
- *   onRun(next chunk): dead -> abort
+ *   killed() before the next chunk: dead -> abort
  *   refault the range, go on from where the run stopped (the bytes
  *   moved before the ack stand: they came from the old target while it
  *   was still the mapping's)
@@ -32,7 +32,6 @@
  * checks read the TLB's typed arrays in place, the flight is one object.
  */
 import { HMM_PFN_DEVICE_PRIVATE } from '../../src/shm/hmm_pfn.js';
-import type { BusRun } from '../../src/shm/bus_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
@@ -40,6 +39,7 @@ import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb } from './device_tlb.js';
 import { INVALIDATED } from './dma_engine.js';
+import type { GatherList } from './gather_list.js';
 import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../../src/shm/start_line.js';
@@ -76,7 +76,7 @@ export class VaSpace {
     this.tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(bind.pri));
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
-    ctx.dma.onRun = (run, addr, write) => this.onRun(run, addr, write);
+    ctx.dma.onGather = (runs, write) => this.onGather(runs, write);
     ctx.dma.killed = () => this.flight.dead;
   }
 
@@ -248,13 +248,14 @@ export class VaSpace {
     if (f.active && start < f.v1 * PAGE_SIZE && f.v0 * PAGE_SIZE < end) f.dead = true;
   }
 
-  /** DmaEngine.onRun: veto chunks of a dead run; check live ones against the TLB entries in use. */
-  private onRun(run: BusRun, addr: number, write: boolean): string | null {
+  /**
+   * DmaEngine.onGather: check the runs of a step against the TLB entries
+   * in use. (A dead run needs no veto here: DmaEngine.killed stops it
+   * before its next step, and nothing kills it inside a step.)
+   */
+  private onGather(runs: GatherList, write: boolean): void {
     const f = this.flight;
-    if (!f.active) return null;
-    if (f.dead) return INVALIDATED;
-    if (this.checker) this.checker.checkTlbRun(run, this.tlb, f.v0 + Math.floor((addr - f.devAddr) / PAGE_SIZE), write);
-    return null;
+    if (f.active && this.checker) this.checker.checkTlbGather(runs, this.tlb, f.v0, f.devAddr, write);
   }
 }
 
