@@ -9,6 +9,8 @@
  *
  *   seq = notifier.readBegin()            (waits out an invalidation of us)
  *   mm.lock; hmmRangeFault(range)         EBUSY -> reply EBUSY (device retries)
+ *     (a sparse request faults only the pages of its mask: per-page
+ *     REQ_FAULT in hmm_pfns, the others are not touched)
  *   driver lock; readRetry(seq)?          -> reply EBUSY
  *   IOMMU on: map each page into our domain, reply with IOVAs
  *   reply; unlock; mm.unlock
@@ -336,6 +338,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     const start = loadU64(p, PageRequest.reqStart);
     let npages = p[PageRequest.reqPages];
     const write = p[PageRequest.reqWrite] === 1;
+    const req = HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0);
     // A window never crosses into another VMA, nor past an exporter's BAR budget.
     const vma = this.mm.findVma(start);
     if (vma) {
@@ -348,7 +351,8 @@ export class ImporterBinding implements IntervalNotifierOps {
     // not make the fault retry. Flushing stays with the binding's notifier.
     const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, windowOps, `${this.name} fault window`);
     const nseq = await win.readBegin();
-    const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: HMM_PFN_REQ_FAULT | (write ? HMM_PFN_REQ_WRITE : 0), devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
+    const want = p[PageRequest.reqSparse] === 1 ? this.wanted(npages, req) : undefined;
+    const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: want ? 0 : req, reqFlags: want, devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;
     try {
       errno = await this.mmLocked(start, range.end, async () => {
@@ -376,6 +380,14 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
     this.onFault?.(errno, range.start, npages);
+  }
+
+  /** A sparse request's per-page request flags (hmm_pfns input): `req` for the pages of its mask, 0 for the rest. */
+  private wanted(npages: number, req: number): Uint8Array {
+    const p = this.pri;
+    const out = new Uint8Array(npages);
+    for (let i = 0; i < npages; i++) if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) out[i] = req;
+    return out;
   }
 
   /**
@@ -417,19 +429,31 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.translated.add(this.translated, null, range.start, range.end);
     const vma = this.mm.findVma(range.start);
     if (!vma) return;
+    const want = range.reqFlags;
     if (vma.kind === 'device') {
-      if (vma.vmOps?.p2pUnmap) this.addHeld({ vma, devmem: null, start: range.start, end: range.end });
+      if (!vma.vmOps?.p2pUnmap) return;
+      // A sparse request mapped only its asked pages: each run of them is held.
+      for (let i = 0, n = range.pfns.length; i < n; ) {
+        if (want && want[i] === 0) {
+          i++;
+          continue;
+        }
+        let j = i + 1;
+        while (j < n && !(want && want[j] === 0)) j++;
+        this.addHeld({ vma, devmem: null, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
+        i = j;
+      }
       return;
     }
     const { flags, mem: mems } = range.pfns;
     for (let i = 0; i < flags.length; ) {
-      if ((flags[i] & HMM_PFN_P2P) === 0 || mems[i] < 0) {
+      if ((flags[i] & HMM_PFN_P2P) === 0 || mems[i] < 0 || (want && want[i] === 0)) {
         i++;
         continue;
       }
       const mem = mems[i];
       let j = i + 1;
-      while (j < flags.length && (flags[j] & HMM_PFN_P2P) !== 0 && mems[j] === mem) j++;
+      while (j < flags.length && (flags[j] & HMM_PFN_P2P) !== 0 && mems[j] === mem && !(want && want[j] === 0)) j++;
       const devmem = this.kernel.devmem(this.kernel.machine.devices[mem].spec.name);
       this.addHeld({ vma: null, devmem, start: range.start + i * PAGE_SIZE, end: range.start + j * PAGE_SIZE });
       i = j;
@@ -446,11 +470,16 @@ export class ImporterBinding implements IntervalNotifierOps {
     return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));
   }
 
-  /** Writes the translations into the mailbox (lock held). */
+  /** Writes the translations into the mailbox (lock held); pages a sparse request did not ask get flags 0 and no IOVA. */
   private fillReply(range: HmmRange, start: number): void {
     const p = this.pri;
     const pf = range.pfns;
+    const want = range.reqFlags;
     for (let i = 0; i < pf.length; i++) {
+      if (want && want[i] === 0) {
+        p[PageRequest.entries + i * ReplyEntry.kFieldCount + ReplyEntry.flags] = 0;
+        continue;
+      }
       const vpn = start / PAGE_SIZE + i;
       let devAddr = pf.addr[i];
       if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) {

@@ -8,7 +8,8 @@
  *
  *   device worker (DeviceTlb.fault)         main (MirrorDriver fault server)
  *   -------------------------------         --------------------------------
- *   write start, npages, write flag
+ *   write start, npages, write flag,
+ *     sparse flag + page mask
  *   Atomics.store(reqSeq, s)                waitAsync(reqSeq != served)
  *   Atomics.notify(reqSeq)                  seq = readBegin(); hmmRangeFault()
  *   loop: seen = load(ctl.wake)             lock; if readRetry(seq): EBUSY
@@ -22,6 +23,11 @@
  *   [Required: no entry is installed from a reply computed before an
  *    invalidation of its range that the device has acked]
  *
+ * A sparse request is a page request group (PCIe PRI): one window, one
+ * response, but only the pages whose mask bit is set are faulted, mapped
+ * and installed (the holes an invalidation punched among pages the device
+ * still holds); the reply's other entries carry flags 0 and are ignored.
+ *
  * The worker serves invalidations while it waits, so a fault that needs an
  * invalidation of the faulting device itself (a migration) cannot deadlock.
  */
@@ -33,6 +39,9 @@ import { defineLayout } from './layout.js';
  * the mirror asks for 64 at a time, as lib/test_hmm.c does.
  */
 export const FAULT_WINDOW = 512;
+
+/** Int32 words of a request's page mask (one bit per page of a window). */
+export const REQ_MASK_WORDS = FAULT_WINDOW / 32;
 
 /** One translation in a reply. */
 export const ReplyEntry = defineLayout({
@@ -47,7 +56,9 @@ export const PageRequest = defineLayout({
   reqSeq: { writer: 'worker', doc: 'sequence of the request posted last; stored last, then notified (main waits on it with waitAsync)' },
   reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
   reqPages: { writer: 'worker', doc: 'pages asked, 1..FAULT_WINDOW' },
-  reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page' },
+  reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page asked' },
+  reqSparse: { writer: 'worker', doc: '1 = a page request group: only the pages whose reqMask bit is set are asked (the others are held already), 0 = every page' },
+  reqMask: { words: REQ_MASK_WORDS, writer: 'worker', doc: 'with reqSparse, bit i (word i >> 5, bit i & 31) = page i of the window is asked' },
   replySeq: { writer: 'main', doc: 'reqSeq this reply answers; stored last' },
   replyErrno: { writer: 'main', doc: '0 or an ErrnoCode' },
   replyPages: { writer: 'main', doc: 'entries valid in the reply' },

@@ -19,6 +19,12 @@
  * same way: an invalidation of its range served before the install (the
  * device keeps serving them while it copies) makes the reply unusable.
  *
+ * Sparse requests (a PRI page request group): with `sparse`, a request
+ * asks only for the pages of its window this TLB cannot use (a bit per
+ * page in the mailbox's mask), and only those are installed from the
+ * reply: the holes a revoke punched among held pages cost the kernel
+ * their own mapping, not the whole window's.
+ *
  * Every entry records the page generation (and the target page) it was
  * made from, so the safety checker can tell a stale use from a good one.
  * Entries live in typed arrays (blocks of TLB_BLOCK consecutive VA
@@ -33,7 +39,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { errnoCode, errnoName, PageRequest, ReplyEntry, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import { errnoCode, errnoName, PageRequest, ReplyEntry, REQ_MASK_WORDS, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -316,25 +322,49 @@ export class DeviceTlb {
    * along a stream); a no-op (false) while another request is in flight.
    * The next fault() collects the reply.
    */
-  prefetch(va: number, npages: number, write: boolean): boolean {
+  prefetch(va: number, npages: number, write: boolean, sparse = false): boolean {
     if (this.ahead !== null) return false;
-    this.ahead = { seq: this.post(va, npages, write), start: va, end: va + npages * PAGE_SIZE, write };
+    this.ahead = { seq: this.post(va, npages, write, sparse), start: va, end: va + npages * PAGE_SIZE, write };
     return true;
   }
 
-  /** Writes a request into the mailbox and rings the kernel; returns its sequence. */
-  private post(va: number, npages: number, write: boolean): number {
+  /**
+   * Writes a request into the mailbox and rings the kernel; returns its
+   * sequence. `sparse`: only the pages we cannot use are asked (the mask),
+   * unless that is all of them.
+   */
+  private post(va: number, npages: number, write: boolean, sparse: boolean): number {
     const p = this.pri;
     this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
     this.raced = false;
     storeU64(p, PageRequest.reqStart, va);
     p[PageRequest.reqPages] = npages;
     p[PageRequest.reqWrite] = write ? 1 : 0;
+    p[PageRequest.reqSparse] = sparse && this.fillMask(Math.floor(va / PAGE_SIZE), npages, write) < npages ? 1 : 0;
     const s = (this.reqSeq = (this.reqSeq + 1) | 0);
     // Pairs with the waitAsync on reqSeq in ImporterBinding.serve (src/drivers/importer_binding.ts).
     Atomics.store(p, PageRequest.reqSeq, s);
     Atomics.notify(p, PageRequest.reqSeq);
     return s;
+  }
+
+  /** Sets the mailbox mask bit of each page of [v0, +npages) we cannot use for the access; returns how many. */
+  private fillMask(v0: number, npages: number, write: boolean): number {
+    const p = this.pri;
+    let wanted = 0;
+    for (let k = 0; k < REQ_MASK_WORDS; k++) {
+      let bits = 0;
+      for (let b = 0; b < 32; b++) {
+        const i = k * 32 + b;
+        if (i >= npages) break;
+        if (!this.usable(v0 + i, write)) {
+          bits |= 1 << b;
+          wanted++;
+        }
+      }
+      p[PageRequest.reqMask + k] = bits;
+    }
+    return wanted;
   }
 
   /** Waits for the reply to request `s`, serving invalidations meanwhile; then serves what is pending ("takes the lock"). */
@@ -357,7 +387,7 @@ export class DeviceTlb {
    * Faults [va, +npages) in (write: REQ_WRITE). Returns 0 or an errno name;
    * `message` holds the kernel's reason on failure.
    */
-  fault(va: number, npages: number, write: boolean): 0 | ErrnoName {
+  fault(va: number, npages: number, write: boolean, sparse = false): 0 | ErrnoName {
     const t0 = performance.now();
     const a = this.ahead;
     if (a !== null) {
@@ -376,7 +406,7 @@ export class DeviceTlb {
     const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
       if (performance.now() > giveUp) return this.done('EBUSY', t0);
-      if (!this.awaitReply(this.post(va, npages, write))) return this.done('ETIMEDOUT', t0);
+      if (!this.awaitReply(this.post(va, npages, write, sparse))) return this.done('ETIMEDOUT', t0);
       const errno = this.pri[PageRequest.replyErrno];
       if (errno === errnoCode('EBUSY') || (errno === 0 && this.raced)) {
         this.retries++;
@@ -391,20 +421,28 @@ export class DeviceTlb {
     }
   }
 
-  /** Installs the mailbox's reply to a request that started at `va`. */
+  /**
+   * Installs the mailbox's reply to a request that started at `va`: every
+   * entry, or with a sparse request only those its mask asked (the mask
+   * is still the request's: one request is in flight at a time).
+   */
   private installReply(va: number, t0: number): void {
     const p = this.pri;
     const n = p[PageRequest.replyPages];
+    const sparse = p[PageRequest.reqSparse] === 1;
     const v0 = Math.floor(va / PAGE_SIZE);
     let refaulted = 0;
+    let installed = 0;
     for (let i = 0; i < n; i++) {
+      if (sparse && (p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) === 0) continue;
       const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
       if (this.install(v0 + i, loadU64(p, w + ReplyEntry.devAddr), p[w + ReplyEntry.flags], p[w + ReplyEntry.gen], p[w + ReplyEntry.mem], p[w + ReplyEntry.page])) refaulted++;
+      installed++;
     }
     this.faults++;
-    this.pagesFaulted += n;
+    this.pagesFaulted += installed;
     this.self.stats[DeviceStats.pagesRefaulted] += refaulted;
-    traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, n, 0, refaulted, this.retries);
+    traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, installed, 0, refaulted, this.retries);
   }
 
   private done<T>(r: T, t0: number): T {

@@ -45,8 +45,8 @@ import { SafetyChecker } from './safety_check.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../../src/shm/start_line.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
-/** A page request stops before this many pages in a row that the TLB still holds. */
-const HELD_RUN_STOP = 16;
+/** How far past a faulted window the next missing page is looked for, to be asked ahead. */
+const AHEAD_SCAN = FAULT_WINDOW;
 
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
@@ -180,37 +180,33 @@ export class VaSpace {
   }
 
   /**
-   * Faults in the window from `vpn` (below page `last`): the missing pages,
-   * holes and all, up to the first HELD_RUN_STOP entries in a row that we
-   * still hold (a range taken back refaults just that range, while
-   * scattered revoked pages still go in one request); then, at the
-   * frontier of a first-touch stream or past a window at least half
-   * holes, asks for the next window ahead, so the kernel maps it while we
-   * copy.
+   * Faults in the window from `vpn` (below page `last`) as one sparse
+   * request (a page request group): it asks only for the pages we cannot
+   * use, up to the last of them in the window, so the kernel maps just the
+   * holes a revoke punched among pages we still hold. Then asks for the
+   * next window's missing pages ahead (DeviceTlb.prefetch, sparse too),
+   * whether they were never touched (a first-touch frontier) or dropped by
+   * an invalidation (a stream cycling back over recycled pages), so the
+   * kernel maps them while we copy instead of the device stalling window
+   * by window.
    */
   private faultAt(vpn: number, last: number, write: boolean): 0 | string {
     const tlb = this.tlb;
-    const cap = Math.min(FAULT_WINDOW, last - vpn);
-    let n = 1;
-    let holes = 1;
-    for (let k = 1, held = 0; k < cap; k++) {
-      if (!tlb.usable(vpn + k, write)) {
-        held = 0;
-        n = k + 1;
-        holes++;
-      } else if (++held >= HELD_RUN_STOP) break;
-    }
-    const r = tlb.fault(vpn * PAGE_SIZE, n, write);
+    const n = this.missingSpan(vpn, Math.min(FAULT_WINDOW, last - vpn), write);
+    const r = tlb.fault(vpn * PAGE_SIZE, n, write, true);
     if (r !== 0) return r;
-    let next = vpn + 1;
-    while (next < last && next < vpn + FAULT_WINDOW && tlb.usable(next, write)) next++;
-    // A first-touch frontier, or more missing past a window that was at least half holes (a stream
-    // coming back to a buffer whose BAR slots were recycled). Scattered holes an invalidation
-    // punched are refaulted on demand, so a revoke storm does not double the page requests the
-    // kernel serves between its revokes.
-    const recycled = 2 * holes >= FAULT_WINDOW && !tlb.usable(next, write);
-    if (next < last && (tlb.untouched(next) || recycled)) tlb.prefetch(next * PAGE_SIZE, Math.min(FAULT_WINDOW, last - next), write);
+    let next = vpn + n;
+    const scanEnd = Math.min(last, vpn + n + AHEAD_SCAN);
+    while (next < scanEnd && tlb.usable(next, write)) next++;
+    if (next < scanEnd) tlb.prefetch(next * PAGE_SIZE, this.missingSpan(next, Math.min(FAULT_WINDOW, last - next), write), write, true);
     return 0;
+  }
+
+  /** Pages from `vpn` (unusable) up to and including the last unusable one of the next `cap`. */
+  private missingSpan(vpn: number, cap: number, write: boolean): number {
+    let n = 1;
+    for (let k = 1; k < cap; k++) if (!this.tlb.usable(vpn + k, write)) n = k + 1;
+    return n;
   }
 
   /** Copies one run: VA pages [vpn, +pages), from `inPage` bytes into the first, `len` bytes. */
