@@ -75,6 +75,29 @@ const windowOps: IntervalNotifierOps = {
   },
 };
 
+/**
+ * A sparse request's window notifier: an invalidation counts as a
+ * collision only when it takes a page the request asked for (the others
+ * are neither faulted nor installed, so their revokes change nothing in
+ * the reply). Without it, a revoke storm's revokes of the held pages
+ * between the holes made nearly every window request EBUSY.
+ */
+function sparseWindowOps(start: number, want: Uint8Array): IntervalNotifierOps {
+  return {
+    invalidate(sub, range, curSeq) {
+      const i0 = Math.max(0, Math.floor((range.start - start) / PAGE_SIZE));
+      const i1 = Math.min(want.length, Math.ceil((range.end - start) / PAGE_SIZE));
+      for (let i = i0; i < i1; i++) {
+        if (want[i] !== 0) {
+          sub.setSeq(curSeq);
+          break;
+        }
+      }
+      return true;
+    },
+  };
+}
+
 /** A VA range an importer holds p2p mappings of: from a device-special VMA's exporter, or from a peer's device memory. */
 interface HeldRange {
   readonly vma: Vma | null;
@@ -162,6 +185,11 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** PageRequestSource: a request posted and not answered (served before revokes, src/kernel/page_request_order.ts). */
   requestPending(): boolean {
     return !this.closed && !this.dev.handle.failed && Atomics.load(this.pri, PageRequest.reqSeq) !== Atomics.load(this.pri, PageRequest.replySeq);
+  }
+
+  /** PageRequestSource: the sequence of the request posted last. */
+  postedSeq(): number {
+    return Atomics.load(this.pri, PageRequest.reqSeq);
   }
 
   get name(): string {
@@ -349,9 +377,9 @@ export class ImporterBinding implements IntervalNotifierOps {
     // over it, as drivers insert per range): an invalidation elsewhere — e.g.
     // the exporter recycling other BAR slots inside this very p2pMap — does
     // not make the fault retry. Flushing stays with the binding's notifier.
-    const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, windowOps, `${this.name} fault window`);
-    const nseq = await win.readBegin();
     const want = p[PageRequest.reqSparse] === 1 ? this.wanted(npages, req) : undefined;
+    const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, want ? sparseWindowOps(start, want) : windowOps, `${this.name} fault window`);
+    const nseq = await win.readBegin();
     const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: want ? 0 : req, reqFlags: want, devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;
     try {

@@ -177,7 +177,10 @@ export class BarManager {
     // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
     if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
     const bus = new Float64Array(n);
-    const hold: Hold | null = owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null;
+    // A refault of holes inside a range the owner still holds (a sparse page request) fills the old hold's released entries, so holds do not fragment into one per hole.
+    const into = owner ? this.holdCovering(owner.key, va, n) : null;
+    const at = into ? (va - into.va) / PAGE_SIZE : 0;
+    const hold: Hold | null = into ?? (owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null);
     const base = bar2Base(this.dev.shm.index);
     for (let i = 0; i < n; i++) {
       const page = pages[i];
@@ -190,16 +193,19 @@ export class BarManager {
       } else this.unlinkLru(slot);
       this.linkLruTail(slot);
       if (hold) {
-        hold.slots[i] = slot;
-        hold.epochs[i] = this.epoch[slot];
+        hold.slots[at + i] = slot;
+        hold.epochs[at + i] = this.epoch[slot];
         this.users[slot]++;
       }
       bus[i] = base + slot * PAGE_SIZE;
     }
-    if (hold) {
+    if (into) into.live += n;
+    else if (hold) {
       const l = this.holds.get(hold.owner.key);
       if (l) l.push(hold);
       else this.holds.set(hold.owner.key, [hold]);
+    }
+    if (hold) {
       this.stats.maps++;
       this.stats.mappedPages += n;
     }
@@ -263,6 +269,13 @@ export class BarManager {
       else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
     }
     return released;
+  }
+
+  /** A live hold of `ownerKey` spanning VA [va, +n) (its entries there released by the caller), or null. */
+  private holdCovering(ownerKey: string, va: number, n: number): Hold | null {
+    const l = this.holds.get(ownerKey);
+    if (l) for (const h of l) if (h.va <= va && va + n * PAGE_SIZE <= h.va + h.slots.length * PAGE_SIZE) return h;
+    return null;
   }
 
   /** Takes a page out of the window: revoke its holders, unmap the slot. */

@@ -14,8 +14,8 @@
  *
  *   revoker (Mm.revokeRange)              page-request server
  *   ------------------------              -------------------
- *   while a request is posted, unanswered,
- *     and YIELD_MAX_MS not spent:
+ *   while a request posted before the revoke
+ *     is unanswered and YIELD_MAX_MS not spent:
  *       one event-loop turn  ------------> waitAsync resolves; serveOne;
  *                                          reply (request answered)
  *   invalidateRangeStart ...
@@ -31,6 +31,13 @@
 export interface PageRequestSource {
   /** Is a page request posted and not answered yet? */
   requestPending(): boolean;
+  /**
+   * Sequence of the request posted last (one is outstanding at a time), so
+   * a drain waits only for the requests posted before it began: a device
+   * that posts its next request (a fault-ahead) as soon as one is answered
+   * would otherwise keep every revoke waiting YIELD_MAX_MS.
+   */
+  postedSeq?(): number;
 }
 
 /** The longest a revoke waits for page requests to be answered before going on anyway. */
@@ -67,13 +74,21 @@ export class PageRequestOrder {
     // One drain shared by every revoke that arrives meanwhile, so they all
     // resume in the same microtask burst and their ranges go out in one
     // broadcast per device (DeviceInvalidator batching).
-    this.draining = this.drain(performance.now() + this.yieldMaxMs).finally(() => (this.draining = null));
+    const posted = new Map<PageRequestSource, number>();
+    for (const s of this.sources) if (s.requestPending()) posted.set(s, s.postedSeq?.() ?? 0);
+    this.draining = this.drain(posted, performance.now() + this.yieldMaxMs).finally(() => (this.draining = null));
     return this.draining;
   }
 
-  private async drain(until: number): Promise<void> {
+  /** Event-loop turns until the requests in `posted` (source -> seq when the drain began) are answered, or `until`. */
+  private async drain(posted: Map<PageRequestSource, number>, until: number): Promise<void> {
     do await turn();
-    while (this.pending() && performance.now() < until);
+    while (this.waitingFor(posted) && performance.now() < until);
+  }
+
+  private waitingFor(posted: Map<PageRequestSource, number>): boolean {
+    for (const [s, seq] of posted) if (s.requestPending() && (s.postedSeq?.() ?? 0) === seq) return true;
+    return false;
   }
 }
 

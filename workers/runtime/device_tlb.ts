@@ -281,7 +281,7 @@ export class DeviceTlb {
   /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
   drop(start: number, end: number): void {
     const o = this.outstanding;
-    if (o && o.start < end && start < o.end) this.raced = true;
+    if (o && o.start < end && start < o.end && this.takesAsked(o.start, start, end)) this.raced = true;
     if (this.count === 0) return;
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
@@ -307,6 +307,16 @@ export class DeviceTlb {
         this.count--;
       }
     }
+  }
+
+  /** Does [start, end) hold a page the request in flight (from `reqVa`) asks for? Every page of a dense one; a sparse one's mask pages only (the rest are not installed from its reply). */
+  private takesAsked(reqVa: number, start: number, end: number): boolean {
+    const p = this.pri;
+    if (p[PageRequest.reqSparse] !== 1) return true;
+    const i0 = Math.max(0, Math.floor((start - reqVa) / PAGE_SIZE));
+    const i1 = Math.min(p[PageRequest.reqPages], Math.ceil((end - reqVa) / PAGE_SIZE));
+    for (let i = i0; i < i1; i++) if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) return true;
+    return false;
   }
 
   clear(): void {

@@ -45,6 +45,13 @@ import { SafetyChecker } from './safety_check.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../../src/shm/start_line.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
+/**
+ * A page request stops before this many pages in a row that the TLB still
+ * holds: a sparse request does not map them, but its window is the range
+ * whose invalidations make it retry, so it stays short.
+ */
+const HELD_RUN_STOP = 16;
+
 /** How far past a faulted window the next missing page is looked for, to be asked ahead. */
 const AHEAD_SCAN = FAULT_WINDOW;
 
@@ -202,10 +209,18 @@ export class VaSpace {
     return 0;
   }
 
-  /** Pages from `vpn` (unusable) up to and including the last unusable one of the next `cap`. */
+  /**
+   * Pages from `vpn` (unusable) up to and including the last unusable one
+   * of the next `cap`, stopping before HELD_RUN_STOP usable pages in a row.
+   */
   private missingSpan(vpn: number, cap: number, write: boolean): number {
     let n = 1;
-    for (let k = 1; k < cap; k++) if (!this.tlb.usable(vpn + k, write)) n = k + 1;
+    for (let k = 1, held = 0; k < cap; k++) {
+      if (!this.tlb.usable(vpn + k, write)) {
+        held = 0;
+        n = k + 1;
+      } else if (++held >= HELD_RUN_STOP) break;
+    }
     return n;
   }
 
