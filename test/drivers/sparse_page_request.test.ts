@@ -1,0 +1,153 @@
+// Sparse page requests (a PCIe PRI page request group): after a revoke
+// punches holes in a window the device holds, its request names only the
+// holes (workers/runtime/device_tlb.ts, the mailbox mask of
+// src/shm/tlb_layout.ts), the kernel maps only those
+// (src/drivers/importer_binding.ts), the device installs only those, and an
+// invalidation of a page the request did not ask for does not make its
+// reply unusable. Then the end to end case: a stream through refaulted
+// holes stays bit-exact, with the safety checker on, and the holes of the
+// next windows are asked for ahead (refault ahead, workers/runtime/va_space.ts).
+import t from 'tap';
+import { Machine } from '../../src/devices/machine.js';
+import type { VaStreamArgs, VaStreamResult } from '../../src/devices/protocol.js';
+import { BarExporter } from '../../src/drivers/bar_exporter.js';
+import { ImporterBinding } from '../../src/drivers/importer_binding.js';
+import { allP2p } from '../../src/kernel/p2p_map.js';
+import { Kernel } from '../../src/kernel/kernel.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
+import { loadU64, storeU64 } from '../../src/shm/layout.js';
+import type { DeviceShm } from '../../src/shm/phys_mem.js';
+import { FAULT_WINDOW, PageRequest, ReplyEntry } from '../../src/shm/tlb_layout.js';
+import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
+import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
+import { MiB, pattern } from '../fixtures/kernel_machine.js';
+
+/** The pages a request in the mailbox asks for, relative to its start: every one unless sparse. */
+function asked(pri: Int32Array): number[] {
+  const n = pri[PageRequest.reqPages];
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) if (pri[PageRequest.reqSparse] !== 1 || (pri[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) out.push(i);
+  return out;
+}
+
+/** A DeviceTlb on this thread; the stub kernel answers every page of the window (generation `gen`) and records what each request asked. */
+function stubTlb() {
+  const pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
+  const ctl = new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes));
+  const stats = new Float64Array(DeviceStats.kFieldCount);
+  const hooks: ((s: number, e: number) => void)[] = [];
+  const requests: { start: number; asked: number[] }[] = [];
+  let gen = 1;
+  let served = 0;
+  const serve = () => {
+    const s = Atomics.load(pri, PageRequest.reqSeq);
+    if (s === served) return;
+    served = s;
+    const start = loadU64(pri, PageRequest.reqStart);
+    requests.push({ start, asked: asked(pri) });
+    const n = pri[PageRequest.reqPages];
+    for (let i = 0; i < n; i++) {
+      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+      storeU64(pri, w + ReplyEntry.devAddr, 0x4000_0000 + start + i * PAGE_SIZE);
+      pri[w + ReplyEntry.flags] = 1;
+      pri[w + ReplyEntry.gen] = gen;
+      pri[w + ReplyEntry.mem] = 0;
+      pri[w + ReplyEntry.page] = start / PAGE_SIZE + i;
+    }
+    pri[PageRequest.replyErrno] = 0;
+    pri[PageRequest.replyPages] = n;
+    Atomics.store(pri, PageRequest.replySeq, s);
+  };
+  const inv = { addHook: (h: (s: number, e: number) => void) => hooks.push(h), check: () => (serve(), false), sleepBound: (ms: number) => ms } as unknown as InvalidationPort;
+  const self = { name: 'stub', ctl, stats } as unknown as DeviceShm;
+  const invalidate = (s: number, e: number) => hooks.forEach((h) => h(s, e));
+  return { tlb: new DeviceTlb(self, inv, pri), serve, invalidate, setGen: (g: number) => (gen = g), requests };
+}
+
+t.test('a sparse request after a sparse revoke names only the revoked pages, and installs only them', async (t) => {
+  const k = stubTlb();
+  const va = 256 * PAGE_SIZE;
+  const v0 = va / PAGE_SIZE;
+  t.equal(k.tlb.fault(va, 64, false, true), 0);
+  t.same(k.requests[0].asked.length, 64, 'a cold window asks for every page');
+  for (const p of [5, 20, 40]) k.invalidate(va + p * PAGE_SIZE, va + (p + 1) * PAGE_SIZE);
+  k.setGen(2);
+  t.equal(k.tlb.fault(va + 5 * PAGE_SIZE, 36, false, true), 0);
+  t.same(k.requests[1].asked, [0, 15, 35], 'the request names pages 5, 20 and 40 only');
+  t.equal(k.tlb.gen(v0 + 20), 2, 'a hole was installed from the reply');
+  t.equal(k.tlb.gen(v0 + 21), 1, 'a page still held was not overwritten by the reply');
+  t.equal(k.tlb.pagesFaulted, 64 + 3, 'three pages counted as faulted');
+  t.equal(k.tlb.size, 64);
+
+  // The dense request (the default, other callers) still asks for every page.
+  k.invalidate(va, va + PAGE_SIZE);
+  t.equal(k.tlb.fault(va, 8, false), 0);
+  t.same(k.requests[2].asked.length, 8, 'a dense request asks for every page');
+});
+
+t.test('an invalidation of a page a sparse request did not ask for leaves its reply usable; one of an asked page does not', async (t) => {
+  const k = stubTlb();
+  const va = 1024 * PAGE_SIZE;
+  t.equal(k.tlb.fault(va, 32, false, true), 0);
+  k.invalidate(va + 4 * PAGE_SIZE, va + 5 * PAGE_SIZE);
+  k.tlb.prefetch(va, 32, false, true); // asks for page 4 only
+  k.serve();
+  k.invalidate(va + 10 * PAGE_SIZE, va + 11 * PAGE_SIZE); // a held page, not asked
+  t.equal(k.tlb.fault(va + 4 * PAGE_SIZE, 1, false, true), 0);
+  t.equal(k.tlb.retries, 0, 'no retry');
+  t.equal(k.tlb.prefetchHits, 1, 'the prefetched reply was used');
+  t.equal(k.tlb.usable(va / PAGE_SIZE + 10, false), false, 'the page invalidated meanwhile stays dropped (not installed from the reply)');
+
+  k.tlb.prefetch(va + 10 * PAGE_SIZE, 1, false, true);
+  k.serve();
+  k.invalidate(va + 10 * PAGE_SIZE, va + 11 * PAGE_SIZE); // the asked page
+  k.setGen(3);
+  t.equal(k.tlb.fault(va + 10 * PAGE_SIZE, 1, false, true), 0);
+  t.equal(k.tlb.retries, 1, 'the raced reply was not installed: asked again');
+  t.equal(k.tlb.gen(va / PAGE_SIZE + 10), 3);
+});
+
+t.test('through the kernel: holes are mapped alone, asked ahead, and read bit-exact', async (t) => {
+  const span = 4 * FAULT_WINDOW * PAGE_SIZE;
+  const machine = await Machine.create({
+    ramBytes: 16 * MiB,
+    timeoutMs: 10000,
+    devices: [
+      { name: 'acc0', kind: 'accelerator', memBytes: 2 * span, barBytes: span, props: {} },
+      { name: 'nic0', kind: 'nic', memBytes: span, barBytes: 0, props: {} },
+    ],
+  });
+  t.teardown(() => machine.shutdown());
+  await machine.start();
+  const kernel = Kernel.boot(machine, { check: true, policy: allP2p });
+  const mm = kernel.createMm();
+  const ex = new BarExporter(kernel, 'acc0', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  const bind = await ImporterBinding.bind(kernel, 'nic0', mm);
+  t.teardown(() => bind.close());
+  const nic = machine.device('nic0');
+  const stream = async (args: VaStreamArgs): Promise<VaStreamResult> => {
+    const r = await machine.race(nic.handle.call('deviceCmd', { op: 'va-stream', ...args }));
+    if (r.errno !== 0) throw new Error(`va-stream: ${(r as { message?: string }).message}`);
+    return r as unknown as VaStreamResult;
+  };
+  const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
+  ex.fill(vma, 0, pattern(span, 31));
+  await stream({ va, len: span, cmdBytes: 256 * 1024 });
+
+  // Revoke scattered pages in every window, then change the data behind them (a revoke swaps in a fresh page).
+  const holes: number[] = [];
+  for (let p = 3; p < span / PAGE_SIZE; p += 37) holes.push(p);
+  for (const p of holes) await mm.revokeRange(va + p * PAGE_SIZE, va + (p + 1) * PAGE_SIZE, null);
+  const data = pattern(span, 32);
+  ex.fill(vma, 0, data);
+  const mapped0 = ex.barManager.stats.mappedPages;
+  const r = await stream({ va, len: span, cmdBytes: 256 * 1024 });
+  t.equal(r.pagesFaulted, holes.length, `the device installed the ${holes.length} holes only`);
+  t.equal(ex.barManager.stats.mappedPages - mapped0, holes.length, 'the exporter mapped the holes only');
+  t.ok(r.prefetchHits > 0, `holes of later windows were asked ahead (${r.faults} requests, ${r.prefetchHits} answered ahead)`);
+  const local = nic.shm.mem!.subarray(0, span);
+  t.ok(Buffer.from(local).equals(Buffer.from(data)), 'bytes equal through the refaulted holes');
+  t.equal(bind.violations().count, 0, 'the safety checker saw no stale use');
+  await mm.munmap(va, span);
+});
