@@ -149,5 +149,13 @@ t.test('through the kernel: holes are mapped alone, asked ahead, and read bit-ex
   const local = nic.shm.mem!.subarray(0, span);
   t.ok(Buffer.from(local).equals(Buffer.from(data)), 'bytes equal through the refaulted holes');
   t.equal(bind.violations().count, 0, 'the safety checker saw no stale use');
+
+  // A hole refaulted into the hold that covers it is released like any page of it: revoking it again leaves its slot unheld, its neighbour held.
+  const bar = ex.barManager;
+  const h = holes[1];
+  t.equal(bar.holdersOf(ex.pageOf(vma, h)), 1, 'the refaulted hole is held once');
+  await mm.revokeRange(va + h * PAGE_SIZE, va + (h + 1) * PAGE_SIZE, null);
+  t.equal(bar.holdersOf(ex.pageOf(vma, h)), 0, 'revoked again: released');
+  t.equal(bar.holdersOf(ex.pageOf(vma, h + 1)), 1, 'its neighbour is still held once');
   await mm.munmap(va, span);
 });
