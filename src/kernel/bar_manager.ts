@@ -78,6 +78,9 @@ interface Hold {
 
 const NIL = -1;
 
+/** Longest refault merged into the owner's hold that covers it (mapPagesLocked). */
+const MERGE_HOLE_MAX = 16;
+
 /** Who is mapping, where, inside which exporter mapping (the stream drop-behind follows). */
 interface Requester {
   readonly owner: SlotOwner;
@@ -177,8 +180,10 @@ export class BarManager {
     // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
     if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
     const bus = new Float64Array(n);
-    // A refault of holes inside a range the owner still holds (a sparse page request) fills the old hold's released entries, so holds do not fragment into one per hole.
-    const into = owner ? this.holdCovering(owner.key, va, n) : null;
+    // A refault of a small hole inside a range the owner still holds (a sparse page request after a revoke) fills the old hold's
+    // released entries, so holds do not fragment into one per hole (a revoke storm made thousands: releaseRange scans them all).
+    // A longer run keeps a hold of its own: drop-behind spares the hold just behind a stream, which must stay its last window.
+    const into = owner && n <= MERGE_HOLE_MAX ? this.holdCovering(owner.key, va, n) : null;
     const at = into ? (va - into.va) / PAGE_SIZE : 0;
     const hold: Hold | null = into ?? (owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null);
     const base = bar2Base(this.dev.shm.index);
