@@ -53,6 +53,13 @@ export interface ExportPolicy {
   readonly premap?: boolean;
 }
 
+/** Pages named by flat [i0, i1) run pairs. */
+function runPageCount(runs: Int32Array): number {
+  let n = 0;
+  for (let r = 0; r < runs.length; r += 2) n += runs[r + 1] - runs[r];
+  return n;
+}
+
 export const defaultExportPolicy: ExportPolicy = { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false };
 
 interface Backing {
@@ -141,16 +148,9 @@ export class BarExporter implements VmOps {
 
   async p2pMap(vma: Vma, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult> {
     this.mapCalls++;
-    const refuse = (errno: Errno, reason: string): P2pMapResult => {
-      this.refusals++;
-      return { ok: false, errno, reason: `${this.name} refuses ${importer.name}: ${reason}` };
-    };
-    const p = this.policy;
-    if (p.importers !== '*' && !p.importers.includes(importer.name)) return refuse('EPERM', `not an allowed importer (policy importers: [${p.importers.join(', ')}])`);
-    if (write && p.readOnly) return refuse('EPERM', 'the memory is exported read-only (policy readOnly: true)');
-    if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
-    const topo = this.kernel.p2pAllowed(this.self, importer);
-    if (!topo.ok) return refuse('EOPNOTSUPP', topo.reason);
+    const refuse = this.refuser(importer);
+    const no = this.policyRefusal(importer, write, refuse);
+    if (no) return no;
     if (!this.lock.tryLock()) await this.lock.lock();
     let pages: Int32Array;
     let bus: Float64Array | null;
@@ -169,6 +169,61 @@ export class BarExporter implements VmOps {
     const gens = new Int32Array(pages.length);
     for (let k = 0; k < pages.length; k++) gens[k] = Atomics.load(gen, pages[k]);
     return { ok: true, bus, gens, mem: this.self.index, pages };
+  }
+
+  /**
+   * The list version of p2pMap (one call per sparse page request): maps
+   * the pages of `runs` — flat [i0, i1) pairs of page indexes into the
+   * window of `npages` pages from `start`, ascending and disjoint — with
+   * one policy check, one lock and one BarManager.mapPageRuns. The result
+   * is indexed by window page; entries outside the runs are 0 and mean
+   * nothing. Refusals as p2pMap's (a revoked page in any run: ENODEV).
+   */
+  async p2pMapRuns(vma: Vma, importer: DeviceRef, start: number, npages: number, runs: Int32Array, write: boolean): Promise<P2pMapResult> {
+    this.mapCalls++;
+    const refuse = this.refuser(importer);
+    const no = this.policyRefusal(importer, write, refuse);
+    if (no) return no;
+    if (!this.lock.tryLock()) await this.lock.lock();
+    let pages: Int32Array;
+    let bus: Float64Array | null;
+    try {
+      for (let r = 0; r < runs.length; r += 2) {
+        const s = start + runs[r] * PAGE_SIZE;
+        const e = start + runs[r + 1] * PAGE_SIZE;
+        if (this.revokedIn(vma, s, e)) return refuse('ENODEV', `[0x${s.toString(16)}, 0x${e.toString(16)}) is revoked by the exporter (dma-buf move_notify / VFIO revoke): maps fail until it restores access`);
+      }
+      const i0 = (start - vma.start) / PAGE_SIZE;
+      // A copy: revoke replaces b.pages, and the caller keeps these.
+      pages = this.backingOf(vma).pages.slice(i0, i0 + npages);
+      bus = await this.bar.mapPageRuns(pages, runs, this.ownerOf(importer, vma.mm), start, vma);
+    } finally {
+      this.lock.unlock();
+    }
+    if (!bus) return refuse('ENOSPC', `the ${runPageCount(runs)} pages asked do not fit its BAR window of ${this.bar.nSlots} slots`);
+    const gen = this.dev.shm.barGen!; // as p2pMap: a translation through the BAR
+    const gens = new Int32Array(npages);
+    for (let r = 0; r < runs.length; r += 2) for (let k = runs[r]; k < runs[r + 1]; k++) gens[k] = Atomics.load(gen, pages[k]);
+    return { ok: true, bus, gens, mem: this.self.index, pages };
+  }
+
+  /** Builds refusals (counted) naming both ends. */
+  private refuser(importer: DeviceRef): (errno: Errno, reason: string) => P2pMapResult {
+    return (errno, reason) => {
+      this.refusals++;
+      return { ok: false, errno, reason: `${this.name} refuses ${importer.name}: ${reason}` };
+    };
+  }
+
+  /** The policy's answer for `importer` (ExportPolicy order, file comment): a refusal, or null when it may map. */
+  private policyRefusal(importer: DeviceRef, write: boolean, refuse: (errno: Errno, reason: string) => P2pMapResult): P2pMapResult | null {
+    const p = this.policy;
+    if (p.importers !== '*' && !p.importers.includes(importer.name)) return refuse('EPERM', `not an allowed importer (policy importers: [${p.importers.join(', ')}])`);
+    if (write && p.readOnly) return refuse('EPERM', 'the memory is exported read-only (policy readOnly: true)');
+    if (p.requireIommu && !this.kernel.iommuEnabledFor(importer.name)) return refuse('EPERM', `the exporter requires the importer behind an IOMMU, and ${importer.name} has none (policy requireIommu; or turn the IOMMU on for ${importer.name})`);
+    const topo = this.kernel.p2pAllowed(this.self, importer);
+    if (!topo.ok) return refuse('EOPNOTSUPP', topo.reason);
+    return null;
   }
 
   /**

@@ -81,6 +81,16 @@ const NIL = -1;
 /** Longest refault merged into the owner's hold that covers it (mapPagesLocked). */
 const MERGE_HOLE_MAX = 16;
 
+/** The device pages of `runs` (flat [i0, i1) pairs of indexes into `pages`), in order. */
+function runPages(pages: ArrayLike<number>, runs: Int32Array): Int32Array {
+  let k = 0;
+  for (let r = 0; r < runs.length; r += 2) k += runs[r + 1] - runs[r];
+  const out = new Int32Array(k);
+  k = 0;
+  for (let r = 0; r < runs.length; r += 2) for (let i = runs[r]; i < runs[r + 1]; i++) out[k++] = pages[i];
+  return out;
+}
+
 /** Who is mapping, where, inside which exporter mapping (the stream drop-behind follows). */
 interface Requester {
   readonly owner: SlotOwner;
@@ -215,6 +225,108 @@ export class BarManager {
       this.stats.mappedPages += n;
     }
     return bus;
+  }
+
+  /**
+   * The list version of mapPages, for a sparse page request (a PRI page
+   * request group: the holes a revoke punched among pages the importer
+   * still holds): maps the pages of `runs` only — flat [i0, i1) pairs of
+   * indexes into the window of `pages.length` VA pages from `va`, ascending
+   * and disjoint; pages[i] is the device page of window page i — with one
+   * lock, one eviction round (the pages of every run pinned) and one pass
+   * over the owner's holds, instead of one mapPages call per run. Each run
+   * replaces the owner's old hold entries there; a run of at most
+   * MERGE_HOLE_MAX pages fills the owner's live hold covering it, a longer
+   * one gets a hold of its own (as mapPages). Returns the bus address of
+   * each window page (0 outside the runs), or null when the runs do not
+   * fit in the window at once (ENOSPC for the caller).
+   */
+  async mapPageRuns(pages: ArrayLike<number>, runs: Int32Array, owner: SlotOwner, va: number, scope: { start: number; end: number }): Promise<Float64Array | null> {
+    const asked = runPages(pages, runs);
+    if (asked.length > this.nSlots) return null;
+    if (!this.lock.tryLock()) await this.lock.lock();
+    try {
+      let missing = 0;
+      for (let k = 0; k < asked.length; k++) if (this.pageSlot[asked[k]] === NIL) missing++;
+      if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, asked, { owner, va, scope }))) return null;
+      const near = this.releaseRuns(owner.key, va, runs);
+      const bus = new Float64Array(pages.length);
+      for (let r = 0; r < runs.length; r += 2) this.mapRunLocked(pages, runs[r], runs[r + 1], owner, va, near, bus);
+      return bus;
+    } finally {
+      this.lock.unlock();
+    }
+  }
+
+  /**
+   * Releases the owner's hold entries on the pages of `runs` (window from
+   * `va`), in one pass over its holds; returns its live holds overlapping
+   * the window (where mapRunLocked looks for a covering hold).
+   */
+  private releaseRuns(ownerKey: string, va: number, runs: Int32Array): Hold[] {
+    const l = this.holds.get(ownerKey);
+    if (!l || runs.length === 0) return [];
+    const w0 = va + runs[0] * PAGE_SIZE;
+    const w1 = va + runs[runs.length - 1] * PAGE_SIZE;
+    const near: Hold[] = [];
+    let released = 0;
+    for (const hold of l) {
+      const n = hold.slots.length;
+      if (hold.va >= w1 || hold.va + n * PAGE_SIZE <= w0) continue;
+      for (let r = 0; r < runs.length; r += 2) {
+        const i0 = Math.max(0, (va - hold.va) / PAGE_SIZE + runs[r]);
+        const i1 = Math.min(n, (va - hold.va) / PAGE_SIZE + runs[r + 1]);
+        for (let i = i0; i < i1; i++) {
+          const s = hold.slots[i];
+          if (s === NIL) continue;
+          hold.slots[i] = NIL;
+          hold.live--;
+          released++;
+          if (this.epoch[s] === hold.epochs[i]) this.users[s]--;
+        }
+      }
+      if (hold.live > 0) near.push(hold);
+    }
+    if (released > 0) {
+      const kept = l.filter((x) => x.live > 0);
+      if (kept.length === 0) this.holds.delete(ownerKey);
+      else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
+    }
+    return near;
+  }
+
+  /** One run of mapPageRuns (lock held, room made): window pages [i0, i1) into slots, held by `owner`. */
+  private mapRunLocked(pages: ArrayLike<number>, i0: number, i1: number, owner: SlotOwner, va: number, near: Hold[], bus: Float64Array): void {
+    const n = i1 - i0;
+    const runVa = va + i0 * PAGE_SIZE;
+    let into: Hold | null = null;
+    if (n <= MERGE_HOLE_MAX) for (const h of near) if (h.va <= runVa && runVa + n * PAGE_SIZE <= h.va + h.slots.length * PAGE_SIZE) into = h;
+    const hold: Hold = into ?? { owner, va: runVa, slots: new Int32Array(n), epochs: new Int32Array(n), live: 0 };
+    const at = (runVa - hold.va) / PAGE_SIZE;
+    const base = bar2Base(this.dev.shm.index);
+    for (let i = 0; i < n; i++) {
+      const page = pages[i0 + i];
+      let slot = this.pageSlot[page];
+      if (slot === NIL) {
+        slot = this.takeLowestFree();
+        this.pageSlot[page] = slot;
+        // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
+        Atomics.store(this.slots, slot, page);
+      } else this.unlinkLru(slot);
+      this.linkLruTail(slot);
+      hold.slots[at + i] = slot;
+      hold.epochs[at + i] = this.epoch[slot];
+      this.users[slot]++;
+      bus[i0 + i] = base + slot * PAGE_SIZE;
+    }
+    hold.live += n;
+    if (!into) {
+      const l = this.holds.get(owner.key);
+      if (l) l.push(hold);
+      else this.holds.set(owner.key, [hold]);
+    }
+    this.stats.maps++;
+    this.stats.mappedPages += n;
   }
 
   /**

@@ -168,9 +168,12 @@ function reqOf(range: HmmRange, i: number): number {
  * each run of pages asking the same (fault, write) goes to the exporter's
  * p2pMap (RFC 3/5); pages that ask no fault get HMM_PFN_ERROR, as
  * hmm_vma_walk_test() fills a VM_IO | VM_PFNMAP VMA for a snapshot (the
- * CPU page table has nothing to show for it).
+ * CPU page table has nothing to show for it). With per-page request flags
+ * (a sparse request) and an exporter that has p2pMapRuns, the whole walk is
+ * one list call instead (walkDeviceVmaRuns; `lists` false: its fall-back).
  */
-async function walkDeviceVma(range: HmmRange, vma: Vma, i0: number, i1: number, what: string): Promise<0 | Errno> {
+async function walkDeviceVma(range: HmmRange, vma: Vma, i0: number, i1: number, what: string, lists = true): Promise<0 | Errno> {
+  if (lists && range.reqFlags && vma.vmOps?.p2pMapRuns) return walkDeviceVmaRuns(range, vma, i0, i1, what);
   for (let i = i0; i < i1; ) {
     const req = reqOf(range, i);
     let j = i + 1;
@@ -185,6 +188,42 @@ async function walkDeviceVma(range: HmmRange, vma: Vma, i0: number, i1: number, 
     }
     i = j;
   }
+  return 0;
+}
+
+/**
+ * walkDeviceVma for a sparse request (per-page request flags, the holes of
+ * a page request group): every run of pages asking a fault goes to the
+ * exporter in one p2pMapRuns call, as hmm_range_fault fills the pfn array
+ * of a whole range in one walk; pages asking none get HMM_PFN_ERROR. Runs
+ * asking different (fault, write) flags take walkDeviceVma's run-by-run path.
+ */
+async function walkDeviceVmaRuns(range: HmmRange, vma: Vma, i0: number, i1: number, what: string): Promise<0 | Errno> {
+  const runs: number[] = [];
+  let req = 0;
+  for (let i = i0; i < i1; ) {
+    const r = reqOf(range, i);
+    let j = i + 1;
+    while (j < i1 && reqOf(range, j) === r) j++;
+    if ((r & HMM_PFN_REQ_FAULT) === 0) range.pfns.flags.fill(HMM_PFN_ERROR, i, j);
+    else if (req !== 0 && r !== req) return walkDeviceVma(range, vma, i0, i1, what, false);
+    else {
+      req = r;
+      runs.push(i - i0, j - i0);
+    }
+    i = j;
+  }
+  if (runs.length === 0) return 0;
+  const write = (req & HMM_PFN_REQ_WRITE) !== 0;
+  if (write && !vma.writable) return fail(range, 'EPERM', what, `write asked on read-only ${vma}`);
+  if (!range.importer) return fail(range, 'EFAULT', what, `${vma}: no importing device to map it for`);
+  const m = await vma.vmOps!.p2pMapRuns!(vma, range.importer, range.start + i0 * PAGE_SIZE, i1 - i0, Int32Array.from(runs), write);
+  if (!m.ok) {
+    for (let r = 0; r < runs.length; r += 2) range.pfns.flags.fill(HMM_PFN_ERROR, i0 + runs[r], i0 + runs[r + 1]);
+    return fail(range, m.errno, what, m.reason);
+  }
+  const flags = validFlags(HMM_PFN_P2P, write);
+  for (let r = 0; r < runs.length; r += 2) for (let k = runs[r]; k < runs[r + 1]; k++) range.pfns.set(i0 + k, flags, m.bus[k], m.gens[k], m.mem, m.pages[k]);
   return 0;
 }
 

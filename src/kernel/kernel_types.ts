@@ -58,6 +58,14 @@ export interface VmOps {
   readonly maxMapPages?: number;
   /** p2p_map: bus addresses (one per page of [start, end)) or an errno with a reason. */
   p2pMap?(vma: VmArea, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult>;
+  /**
+   * The list version of p2pMap (not in the RFC, which maps one range per
+   * call): only the pages of `runs` (flat [i0, i1) page-index pairs into
+   * the window of `npages` pages from `start`) in one call, results indexed
+   * by window page. hmmRangeFault uses it for a sparse request (a page
+   * request group of holes) when the exporter has it.
+   */
+  p2pMapRuns?(vma: VmArea, importer: DeviceRef, start: number, npages: number, runs: Int32Array, write: boolean): Promise<P2pMapResult>;
   /** p2p_unmap: the importer dropped its mapping of [start, end). */
   p2pUnmap?(vma: VmArea, importer: DeviceRef, start: number, end: number): void;
   /** CPU access (only for CPU-mappable exports): a view of the bytes of one page, or an errno. */
