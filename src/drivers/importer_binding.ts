@@ -311,37 +311,46 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
-    const v0 = Math.floor(start / PAGE_SIZE);
-    const v1 = Math.ceil(end / PAGE_SIZE);
     const iovas: number[] = [];
-    for (const vpn of pagesIn(this.iovaOf, v0, v1)) {
-      iovas.push(this.iovaOf.get(vpn)!);
-      this.iovaOf.delete(vpn);
+    if (this.iovaOf.size > 0) {
+      for (const vpn of pagesIn(this.iovaOf, Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE))) {
+        iovas.push(this.iovaOf.get(vpn)!);
+        this.iovaOf.delete(vpn);
+      }
     }
     // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
-    for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
+    if (this.staleIovas.length > 0) for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
     this.translated.take(start, end);
     this.flushesInFlight++;
-    return this.kernel
-      .invalidator(this.name)
-      .invalidate(ranges)
-      .then(async () => {
-        const dom = this.domain;
-        if (dom) {
-          dom.releaseUnmapped(ranges);
-          // After the ack: the device no longer uses these IOVAs.
-          for (const iova of iovas) dom.unmap(iova);
-          // One IOTLB flush range per run of adjacent IOVA pages.
-          await dom.flush(coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity));
-        }
-        // p2p_unmap after the acks: the exporters may now reuse the slots without invalidating us.
-        for (const h of heldP2p) {
-          if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
-          else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
-        }
-      })
-      .finally(() => this.flushesInFlight--);
+    return this.afterAck(this.kernel.invalidator(this.name).invalidate(ranges), ranges, iovas, heldP2p);
+  }
+
+  /**
+   * flushLocked's second half, once the device acked (`acked`): IOTLB
+   * unmap and flush, then p2p_unmap; ends the flush (flushesInFlight). One
+   * async function rather than a then/finally chain: every promise hop is
+   * main-thread time on every revoke (inval.idle).
+   */
+  private async afterAck(acked: Promise<void>, ranges: readonly { start: number; end: number }[], iovas: readonly number[], heldP2p: readonly HeldRange[]): Promise<void> {
+    try {
+      await acked;
+      const dom = this.domain;
+      if (dom) {
+        dom.releaseUnmapped(ranges);
+        // After the ack: the device no longer uses these IOVAs.
+        for (const iova of iovas) dom.unmap(iova);
+        // One IOTLB flush range per run of adjacent IOVA pages.
+        await dom.flush(coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity));
+      }
+      // p2p_unmap after the acks: the exporters may now reuse the slots without invalidating us.
+      for (const h of heldP2p) {
+        if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
+        else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
+      }
+    } finally {
+      this.flushesInFlight--;
+    }
   }
 
   /* ---------------- fault service ---------------- */
