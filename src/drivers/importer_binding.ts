@@ -31,7 +31,7 @@ import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceStats, ringWake } from '../shm/device_ctl.js';
 import { loadU64, storeU64 } from '../shm/layout.js';
-import { errnoCode, PageRequest, ReplyEntry } from '../shm/tlb_layout.js';
+import { errnoCode, FAULT_WINDOW, PageRequest, ReplyEntry, SPARSE_SPAN } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
 import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { deviceCmdOk } from './device_cmd.js';
@@ -386,7 +386,9 @@ export class ImporterBinding implements IntervalNotifierOps {
     // over it, as drivers insert per range): an invalidation elsewhere — e.g.
     // the exporter recycling other BAR slots inside this very p2pMap — does
     // not make the fault retry. Flushing stays with the binding's notifier.
-    const want = p[PageRequest.reqSparse] === 1 ? this.wanted(npages, req) : undefined;
+    // The reply holds FAULT_WINDOW entries: a dense window is cut there, a sparse one after its FAULT_WINDOW-th asked page.
+    const want = p[PageRequest.reqSparse] === 1 ? this.wanted(Math.min(npages, SPARSE_SPAN), req) : undefined;
+    npages = want ? want.length : Math.min(npages, FAULT_WINDOW);
     const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, want ? sparseWindowOps(start, want) : windowOps, `${this.name} fault window`);
     const nseq = await win.readBegin();
     const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: want ? 0 : req, reqFlags: want, devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
@@ -419,11 +421,20 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.onFault?.(errno, range.start, npages);
   }
 
-  /** A sparse request's per-page request flags (hmm_pfns input): `req` for the pages of its mask, 0 for the rest. */
+  /**
+   * A sparse request's per-page request flags (hmm_pfns input): `req` for
+   * the pages of its mask, 0 for the rest; the window ends at its
+   * FAULT_WINDOW-th asked page (the reply's capacity), so it may come back
+   * shorter than `npages`.
+   */
   private wanted(npages: number, req: number): Uint8Array {
     const p = this.pri;
     const out = new Uint8Array(npages);
-    for (let i = 0; i < npages; i++) if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) out[i] = req;
+    for (let i = 0, asked = 0; i < npages; i++) {
+      if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) === 0) continue;
+      out[i] = req;
+      if (++asked === FAULT_WINDOW) return out.subarray(0, i + 1);
+    }
     return out;
   }
 
@@ -507,16 +518,13 @@ export class ImporterBinding implements IntervalNotifierOps {
     return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));
   }
 
-  /** Writes the translations into the mailbox (lock held); pages a sparse request did not ask get flags 0 and no IOVA. */
+  /** Writes the translations into the mailbox (lock held); a sparse request's asked pages only (no IOVA for the others), in order. */
   private fillReply(range: HmmRange, start: number): void {
     const p = this.pri;
     const pf = range.pfns;
     const want = range.reqFlags;
-    for (let i = 0; i < pf.length; i++) {
-      if (want && want[i] === 0) {
-        p[PageRequest.entries + i * ReplyEntry.kFieldCount + ReplyEntry.flags] = 0;
-        continue;
-      }
+    for (let i = 0, k = 0; i < pf.length; i++) {
+      if (want && want[i] === 0) continue;
       const vpn = start / PAGE_SIZE + i;
       let devAddr = pf.addr[i];
       if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) {
@@ -528,7 +536,8 @@ export class ImporterBinding implements IntervalNotifierOps {
         devAddr = this.domain.map(pf.addr[i], (pf.flags[i] & HMM_PFN_WRITE) !== 0);
         this.iovaOf.set(vpn, devAddr);
       }
-      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+      // A sparse reply holds the asked pages' entries only, in order (src/shm/tlb_layout.ts).
+      const w = PageRequest.entries + (want ? k++ : i) * ReplyEntry.kFieldCount;
       storeU64(p, w + ReplyEntry.devAddr, devAddr);
       p[w + ReplyEntry.flags] = pf.flags[i];
       p[w + ReplyEntry.gen] = pf.gen[i];

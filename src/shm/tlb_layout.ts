@@ -21,12 +21,16 @@
  *   since the request was posted: retry   (the worker-side readRetry)
  *   else install entries in the device TLB
  *   [Required: no entry is installed from a reply computed before an
- *    invalidation of its range that the device has acked]
+ *    invalidation of its range that the device has acked; a sparse
+ *    request's test is per asked page: an entry of a page invalidated
+ *    since the post is not installed, the others are]
  *
- * A sparse request is a page request group (PCIe PRI): one window, one
- * response, but only the pages whose mask bit is set are faulted, mapped
- * and installed (the holes an invalidation punched among pages the device
- * still holds); the reply's other entries carry flags 0 and are ignored.
+ * A sparse request is a page request group (PCIe PRI): one window of up
+ * to SPARSE_SPAN pages, one response, but only the pages whose mask bit is
+ * set (at most FAULT_WINDOW of them) are faulted, mapped and installed
+ * (the holes an invalidation punched among pages the device still holds);
+ * the reply carries their entries only, in order (entry k = the k-th page
+ * asked), so holes spread over several windows fit in one mailbox.
  *
  * The worker serves invalidations while it waits, so a fault that needs an
  * invalidation of the faulting device itself (a migration) cannot deadlock.
@@ -40,8 +44,11 @@ import { defineLayout } from './layout.js';
  */
 export const FAULT_WINDOW = 512;
 
-/** Int32 words of a request's page mask (one bit per page of a window). */
-export const REQ_MASK_WORDS = FAULT_WINDOW / 32;
+/** Widest window of a sparse request: its asked pages (at most FAULT_WINDOW) may lie this far apart. */
+export const SPARSE_SPAN = 4 * FAULT_WINDOW;
+
+/** Int32 words of a request's page mask (one bit per page of a sparse window). */
+export const REQ_MASK_WORDS = SPARSE_SPAN / 32;
 
 /** One translation in a reply. */
 export const ReplyEntry = defineLayout({
@@ -55,13 +62,13 @@ export const ReplyEntry = defineLayout({
 export const PageRequest = defineLayout({
   reqSeq: { writer: 'worker', doc: 'sequence of the request posted last; stored last, then notified (main waits on it with waitAsync)' },
   reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
-  reqPages: { writer: 'worker', doc: 'pages asked, 1..FAULT_WINDOW' },
+  reqPages: { writer: 'worker', doc: 'pages of the window, 1..FAULT_WINDOW (1..SPARSE_SPAN with reqSparse)' },
   reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page asked' },
   reqSparse: { writer: 'worker', doc: '1 = a page request group: only the pages whose reqMask bit is set are asked (the others are held already), 0 = every page' },
-  reqMask: { words: REQ_MASK_WORDS, writer: 'worker', doc: 'with reqSparse, bit i (word i >> 5, bit i & 31) = page i of the window is asked' },
+  reqMask: { words: REQ_MASK_WORDS, writer: 'worker', doc: 'with reqSparse, bit i (word i >> 5, bit i & 31) = page i of the window is asked (at most FAULT_WINDOW bits set)' },
   replySeq: { writer: 'main', doc: 'reqSeq this reply answers; stored last' },
   replyErrno: { writer: 'main', doc: '0 or an ErrnoCode' },
-  replyPages: { writer: 'main', doc: 'entries valid in the reply' },
+  replyPages: { writer: 'main', doc: 'pages of the window answered (entries: one per page, or with reqSparse one per asked page, in order)' },
   entries: { words: FAULT_WINDOW * ReplyEntry.kFieldCount, writer: 'main', doc: 'ReplyEntry records' },
 });
 

@@ -18,7 +18,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { FAULT_WINDOW, PageRequest, ReplyEntry } from '../../src/shm/tlb_layout.js';
+import { PageRequest, ReplyEntry, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
 import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
 import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
 import { MiB, pattern } from '../fixtures/kernel_machine.js';
@@ -31,7 +31,7 @@ function asked(pri: Int32Array): number[] {
   return out;
 }
 
-/** A DeviceTlb on this thread; the stub kernel answers every page of the window (generation `gen`) and records what each request asked. */
+/** A DeviceTlb on this thread; the stub kernel answers the pages each request asked (generation `gen`), as the kernel does, and records them. */
 function stubTlb() {
   const pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
   const ctl = new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes));
@@ -45,10 +45,13 @@ function stubTlb() {
     if (s === served) return;
     served = s;
     const start = loadU64(pri, PageRequest.reqStart);
-    requests.push({ start, asked: asked(pri) });
+    const want = asked(pri);
+    requests.push({ start, asked: want });
     const n = pri[PageRequest.reqPages];
-    for (let i = 0; i < n; i++) {
-      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+    // Entry k answers the k-th page asked (every page of a dense request).
+    for (let k = 0; k < want.length; k++) {
+      const i = want[k];
+      const w = PageRequest.entries + k * ReplyEntry.kFieldCount;
       storeU64(pri, w + ReplyEntry.devAddr, 0x4000_0000 + start + i * PAGE_SIZE);
       pri[w + ReplyEntry.flags] = 1;
       pri[w + ReplyEntry.gen] = gen;
@@ -109,7 +112,7 @@ t.test('an invalidation of a page a sparse request did not ask for leaves its re
 });
 
 t.test('through the kernel: holes are mapped alone, asked ahead, and read bit-exact', async (t) => {
-  const span = 4 * FAULT_WINDOW * PAGE_SIZE;
+  const span = 2 * SPARSE_SPAN * PAGE_SIZE; // two sparse windows: the second one's holes are asked ahead
   const machine = await Machine.create({
     ramBytes: 16 * MiB,
     timeoutMs: 10000,

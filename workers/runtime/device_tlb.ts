@@ -23,7 +23,9 @@
  * asks only for the pages of its window this TLB cannot use (a bit per
  * page in the mailbox's mask), and only those are installed from the
  * reply: the holes a revoke punched among held pages cost the kernel
- * their own mapping, not the whole window's.
+ * their own mapping, not the whole window's. An invalidation of an asked
+ * page while the request is in flight voids that page's entry only (it
+ * refaults); a dense request's reply is void as a whole.
  *
  * Every entry records the page generation (and the target page) it was
  * made from, so the safety checker can tell a stale use from a good one.
@@ -39,7 +41,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { errnoCode, errnoName, PageRequest, ReplyEntry, REQ_MASK_WORDS, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import { errnoCode, errnoName, PageRequest, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -99,6 +101,13 @@ export class DeviceTlb {
   /** The range of the page request in flight (asked or prefetched), for the worker-side retry test. */
   private outstanding: { start: number; end: number } | null = null;
   private raced = false;
+  /**
+   * Pages of the sparse request in flight (window index) invalidated since
+   * it was posted: its reply's entries for them are not installed (they
+   * refault), the others are (a PRI response answers each page of a group
+   * on its own: an ATS invalidation of one page leaves the others' valid).
+   */
+  private readonly racedPages = new Uint8Array(SPARSE_SPAN);
   private ahead: Ahead | null = null;
   private reqSeq: number;
   faults = 0;
@@ -281,7 +290,7 @@ export class DeviceTlb {
   /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
   drop(start: number, end: number): void {
     const o = this.outstanding;
-    if (o && o.start < end && start < o.end && this.takesAsked(o.start, start, end)) this.raced = true;
+    if (o && o.start < end && start < o.end) this.race(o.start, start, end);
     if (this.count === 0) return;
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
@@ -309,14 +318,16 @@ export class DeviceTlb {
     }
   }
 
-  /** Does [start, end) hold a page the request in flight (from `reqVa`) asks for? Every page of a dense one; a sparse one's mask pages only (the rest are not installed from its reply). */
-  private takesAsked(reqVa: number, start: number, end: number): boolean {
+  /** An invalidation of [start, end) met the request in flight (from `reqVa`): a dense one's whole reply is void (raced); of a sparse one, only the asked pages in the range (racedPages). */
+  private race(reqVa: number, start: number, end: number): void {
     const p = this.pri;
-    if (p[PageRequest.reqSparse] !== 1) return true;
+    if (p[PageRequest.reqSparse] !== 1) {
+      this.raced = true;
+      return;
+    }
     const i0 = Math.max(0, Math.floor((start - reqVa) / PAGE_SIZE));
     const i1 = Math.min(p[PageRequest.reqPages], Math.ceil((end - reqVa) / PAGE_SIZE));
-    for (let i = i0; i < i1; i++) if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) return true;
-    return false;
+    for (let i = i0; i < i1; i++) if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) this.racedPages[i] = 1;
   }
 
   clear(): void {
@@ -347,6 +358,7 @@ export class DeviceTlb {
     const p = this.pri;
     this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
     this.raced = false;
+    this.racedPages.fill(0, 0, npages);
     storeU64(p, PageRequest.reqStart, va);
     p[PageRequest.reqPages] = npages;
     p[PageRequest.reqWrite] = write ? 1 : 0;
@@ -411,6 +423,7 @@ export class DeviceTlb {
           this.prefetchHits++;
           return this.done(0, t0);
         }
+        if (covers) this.retries++; // our page was invalidated while the request was in flight
       } else if (covers && (errno === errnoCode('EBUSY') || errno === 0)) this.retries++;
     }
     const giveUp = t0 + FAULT_RETRY_MS;
@@ -427,6 +440,11 @@ export class DeviceTlb {
         return this.done(errnoName(errno), t0);
       }
       this.installReply(va, t0);
+      // A sparse reply leaves out pages invalidated in flight: ours among them, ask again.
+      if (this.pri[PageRequest.reqSparse] === 1 && this.racedPages[0] !== 0) {
+        this.retries++;
+        continue;
+      }
       return this.done(0, t0);
     }
   }
@@ -443,9 +461,11 @@ export class DeviceTlb {
     const v0 = Math.floor(va / PAGE_SIZE);
     let refaulted = 0;
     let installed = 0;
-    for (let i = 0; i < n; i++) {
+    for (let i = 0, k = 0; i < n; i++) {
       if (sparse && (p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) === 0) continue;
-      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
+      // A sparse reply holds the asked pages' entries only, in order; a page invalidated since the post is left out.
+      const w = PageRequest.entries + (sparse ? k++ : i) * ReplyEntry.kFieldCount;
+      if (sparse && this.racedPages[i] !== 0) continue;
       if (this.install(v0 + i, loadU64(p, w + ReplyEntry.devAddr), p[w + ReplyEntry.flags], p[w + ReplyEntry.gen], p[w + ReplyEntry.mem], p[w + ReplyEntry.page])) refaulted++;
       installed++;
     }

@@ -34,7 +34,7 @@
 import { HMM_PFN_DEVICE_PRIVATE } from '../../src/shm/hmm_pfn.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
-import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
+import { FAULT_WINDOW, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
 import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb } from './device_tlb.js';
@@ -46,7 +46,7 @@ import { START_LINE_DEADLINE_MS, StartLine } from '../../src/shm/start_line.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** How far past a faulted window the next missing page is looked for, to be asked ahead. */
-const AHEAD_SCAN = FAULT_WINDOW;
+const AHEAD_SCAN = SPARSE_SPAN;
 
 /** Refaults of one transfer before it is given up (a livelock guard, not a tuning knob). */
 const MAX_REFAULTS = 10000;
@@ -192,28 +192,35 @@ export class VaSpace {
    */
   private faultAt(vpn: number, last: number, write: boolean): 0 | string {
     const tlb = this.tlb;
-    const n = this.missingSpan(vpn, Math.min(FAULT_WINDOW, last - vpn), write);
+    const n = this.missingSpan(vpn, Math.min(SPARSE_SPAN, last - vpn), write);
     const r = tlb.fault(vpn * PAGE_SIZE, n, write, true);
     if (r !== 0) return r;
     let next = vpn + n;
     const scanEnd = Math.min(last, vpn + n + AHEAD_SCAN);
     while (next < scanEnd && tlb.usable(next, write)) next++;
-    if (next < scanEnd) tlb.prefetch(next * PAGE_SIZE, this.missingSpan(next, Math.min(FAULT_WINDOW, last - next), write), write, true);
+    if (next < scanEnd) tlb.prefetch(next * PAGE_SIZE, this.missingSpan(next, Math.min(SPARSE_SPAN, last - next), write), write, true);
     return 0;
   }
 
   /**
    * Pages from `vpn` (unusable) up to and including the last unusable one
-   * of the next `cap`, however many usable pages lie between: a sparse
-   * request maps and installs only its mask's pages, and only invalidations
-   * of those make it retry (DeviceTlb.takesAsked, the kernel's sparse window
-   * notifier), so a long window costs nothing for the pages we hold, and
-   * one request takes every hole of it (cut at 16 held pages in a row, a
-   * revoke storm's scattered holes took about twice the page requests).
+   * of the next `cap` (at most SPARSE_SPAN), however many usable pages lie
+   * between, and no further than the FAULT_WINDOW-th unusable one (what a
+   * reply holds): a sparse request maps and installs only its mask's pages,
+   * and only invalidations of those make it retry (DeviceTlb.takesAsked,
+   * the kernel's sparse window notifier), so a long window costs nothing
+   * for the pages we hold, and one request takes every hole of it (cut at
+   * 16 held pages in a row, a revoke storm's scattered holes took about
+   * twice the page requests). A window with nothing held is a dense request
+   * of at most FAULT_WINDOW pages.
    */
   private missingSpan(vpn: number, cap: number, write: boolean): number {
     let n = 1;
-    for (let k = 1; k < cap; k++) if (!this.tlb.usable(vpn + k, write)) n = k + 1;
+    for (let k = 1, missing = 1; k < cap && missing < FAULT_WINDOW; k++) {
+      if (this.tlb.usable(vpn + k, write)) continue;
+      n = k + 1;
+      missing++;
+    }
     return n;
   }
 
