@@ -111,6 +111,26 @@ t.test('an invalidation of a page a sparse request did not ask for leaves its re
   t.equal(k.tlb.gen(va / PAGE_SIZE + 10), 3);
 });
 
+t.test('an asked page invalidated while its sparse request is in flight is left out of the install; the other asked pages go in', async (t) => {
+  const k = stubTlb();
+  const va = 2048 * PAGE_SIZE;
+  const v0 = va / PAGE_SIZE;
+  t.equal(k.tlb.fault(va, 32, false, true), 0);
+  for (const p of [4, 10]) k.invalidate(va + p * PAGE_SIZE, va + (p + 1) * PAGE_SIZE);
+  k.setGen(5);
+  k.tlb.prefetch(va + 4 * PAGE_SIZE, 7, false, true); // asks pages 4 and 10
+  k.serve();
+  k.invalidate(va + 4 * PAGE_SIZE, va + 5 * PAGE_SIZE); // page 4 again, after the reply was computed
+  t.equal(k.tlb.fault(va + 10 * PAGE_SIZE, 1, false, true), 0);
+  t.equal(k.tlb.prefetchHits, 1, 'page 10 came from the reply in flight');
+  t.equal(k.tlb.gen(v0 + 10), 5);
+  t.equal(k.tlb.usable(v0 + 4, false), false, 'page 4, invalidated in flight, was not installed from it');
+  t.equal(k.tlb.retries, 0);
+  k.setGen(6);
+  t.equal(k.tlb.fault(va + 4 * PAGE_SIZE, 1, false, true), 0);
+  t.equal(k.tlb.gen(v0 + 4), 6, 'page 4 refaulted from a reply made after its invalidation');
+});
+
 t.test('through the kernel: holes are mapped alone, asked ahead, and read bit-exact', async (t) => {
   const span = 2 * SPARSE_SPAN * PAGE_SIZE; // two sparse windows: the second one's holes are asked ahead
   const machine = await Machine.create({
