@@ -48,6 +48,15 @@ export const RUN_TOKEN_QUANTUM_MS = 2;
  * bounds a lost wake.
  */
 export const RUN_TOKEN_CHECK_MS = 5;
+/**
+ * A transfer of at most this many bytes takes no token: a doorbell (4 B),
+ * a ring entry (64 B), a page copies in about a microsecond, far below any
+ * time slice, while a ticket queues it behind the other devices' copies
+ * and costs a futex hand-off (20-50 µs idle, milliseconds on a loaded
+ * host). camera-farm: the camera's ring entry and doorbell after each
+ * frame waited 1-6 ms each for a token, on the pipeline's critical path.
+ */
+export const RUN_TOKEN_FREE_BYTES = 4096;
 
 export const RunTokenHdr = defineLayout({
   tokens: { writer: 'main', doc: 'K: tickets admitted at once (written once at creation)' },
@@ -62,6 +71,7 @@ export const RunTokenHdr = defineLayout({
 export const RunTokenSlot = defineLayout({
   state: { writer: 'both', doc: 'RunTokenState; Queued/Holding -> Idle by one CAS (device release or kernel reap)' },
   ticket: { writer: 'worker', doc: 'the ticket the device holds or waits for, valid while state != Idle' },
+  faultWait: { writer: 'worker', doc: '1 while the device sleeps on a page-request reply (DeviceTlb.awaitReply): parked like a queued ticket; it serves every posted invalidation after clearing it, before its next DMA' },
 });
 
 export const enum RunTokenState {

@@ -3,11 +3,14 @@
  * layout: src/shm/run_token_layout.ts). The DMA engine asks for a token at
  * every chunk boundary (chunk()) and gives it back when the transfer ends
  * (done()); a holder that has had its quantum yields to the next ticket at
- * a chunk boundary.
+ * a chunk boundary; a transfer of at most RUN_TOKEN_FREE_BYTES takes none.
+ * The device TLB marks the device parked while it sleeps on a page-request
+ * reply (faultWait()).
  *
  * Invariants:
  * - a device serves the invalidations posted while it was parked (queued,
- *   not admitted) after its admission and before its next chunk: the
+ *   not admitted; or asleep on a page-request reply) after its admission
+ *   (after it cleared faultWait) and before its next chunk: the
  *   kernel treats a parked device as acked without waking it, as x86 skips
  *   the TLB-shootdown IPI to a CPU in lazy TLB mode, which checks the
  *   flush generation before it uses its page tables again
@@ -27,6 +30,7 @@ import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import {
   giveBackTicket,
   RUN_TOKEN_CHECK_MS,
+  RUN_TOKEN_FREE_BYTES,
   RUN_TOKEN_QUANTUM_MS,
   RunTokenHdr,
   RunTokenSlot,
@@ -46,6 +50,7 @@ export class RunToken {
   private readonly v: Int32Array;
   private readonly dev: number;
   private readonly stateWord: number;
+  private readonly faultWord: number;
   private held = false;
   private since = 0;
   private readonly wake = (dev: number): void => ringWake(this.shm.devices[dev].ctl);
@@ -60,15 +65,34 @@ export class RunToken {
     this.v = new Int32Array(sab);
     this.dev = self.index;
     this.stateWord = runTokenSlotWord(this.dev, RunTokenSlot.state);
+    this.faultWord = runTokenSlotWord(this.dev, RunTokenSlot.faultWait);
   }
 
-  /** At a chunk boundary: holds a token when it returns null; otherwise the error that ends the transfer. */
-  chunk(): string | null {
+  /**
+   * At a chunk boundary of a transfer of `bytes`: null when the device may
+   * copy (it holds a token, or the transfer is too small to need one);
+   * otherwise the error that ends the transfer.
+   */
+  chunk(bytes: number): string | null {
     if (this.held) {
       if (performance.now() - this.since < RUN_TOKEN_QUANTUM_MS || !this.othersWait()) return null;
       this.done(); // quantum used and someone waits: to the back of the queue
     }
+    if (bytes <= RUN_TOKEN_FREE_BYTES) return null; // a doorbell, a ring entry: copied long before any hand-off
     return this.acquire();
+  }
+
+  /**
+   * The device sleeps on a page-request reply (true) or woke from that
+   * sleep (false): meanwhile the kernel counts it as parked and neither
+   * wakes nor waits for it on an invalidation (RunTokens.parked). The
+   * caller serves invalidations (InvalidationPort.check) after
+   * faultWait(false) and before its next DMA: the store here comes first
+   * (pairs with the load of faultWait after the store of invSeq in
+   * DeviceInvalidator.post).
+   */
+  faultWait(waiting: boolean): void {
+    Atomics.store(this.v, this.faultWord, waiting ? 1 : 0);
   }
 
   /** The transfer ended (or yields): gives the token back and wakes the next ticket. */
@@ -138,5 +162,5 @@ export class RunToken {
   }
 }
 
-/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk() before every chunk, done() when the transfer ends. */
+/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk(transfer bytes) before every chunk, done() when the transfer ends. */
 export type RunTokenHook = Pick<RunToken, 'chunk' | 'done'>;
