@@ -111,8 +111,8 @@ export class DeviceTlb {
   private readonly racedPages = new Uint8Array(SPARSE_SPAN);
   private ahead: Ahead | null = null;
   private reqSeq: number;
-  /** Run tokens' parked state, set while we sleep on a reply (workers/runtime/run_token.ts faultWait); null without tokens. */
-  park: Pick<RunToken, 'faultWait'> | null = null;
+  /** Run tokens' parked state, set while we sleep on a reply (workers/runtime/run_token.ts asleep); null without tokens. */
+  park: Pick<RunToken, 'asleep'> | null = null;
   faults = 0;
   pagesFaulted = 0;
   retries = 0;
@@ -397,7 +397,7 @@ export class DeviceTlb {
     const ctl = this.self.ctl;
     const hard = performance.now() + REPLY_DEADLINE_MS;
     let replied = false;
-    this.park?.faultWait(true); // no DMA until faultWait(false) and the check below (RunTokens.parked)
+    this.park?.asleep(true); // no DMA until asleep(false) and the check below (RunTokens.parked)
     try {
       for (;;) {
         const seen = Atomics.load(ctl, DeviceCtl.wake);
@@ -407,7 +407,7 @@ export class DeviceTlb {
         Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
       }
     } finally {
-      this.park?.faultWait(false);
+      this.park?.asleep(false);
     }
     this.inv.check(); // "take the lock": serve what is pending (posted while parked too), then install without checking again
     return replied;
