@@ -68,8 +68,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     const queues = new DeviceQueues(self, bus, shm.hostIrq);
     const exec = model.execute.bind(model);
     const work = model.poll ? () => queues.poll(exec) || model.poll!() : () => queues.poll(exec);
-    const token = this.runToken;
-    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, work, () => inv.check(), token ? (s) => token.asleep(s) : null) };
+    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, work, () => inv.check()) };
   }
 
   createQueue(q: QueueConfig): void {

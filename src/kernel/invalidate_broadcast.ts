@@ -34,8 +34,8 @@
  * ranges — over-invalidation is safe, never under-invalidation).
  *
  * Parked devices (run tokens, src/devices/run_tokens.ts): a device queued
- * for a token and not admitted, or asleep outside any transfer (on a
- * page-request reply, or idle), is asleep before its next DMA chunk, and
+ * for a token and not admitted, or asleep on a page-request reply, is
+ * asleep before its next DMA chunk, and
  * serves every posted batch once admitted or awake, before that chunk
  * (workers/runtime/run_token.ts). The kernel neither wakes nor
  * waits for it, as x86 sends no TLB-shootdown IPI to a CPU in lazy TLB

@@ -1,8 +1,7 @@
 // Cooperative run tokens (src/shm/run_token_layout.ts, workers/runtime/run_token.ts,
 // src/devices/run_tokens.ts): FIFO hand-off, invalidations acked while a device waits
 // for a token, small transfers without a token, a device asleep on a page-request
-// reply or idle parked, a dead holder reaped, the deadline naming the holder, and
-// tokens off.
+// reply parked, a dead holder reaped, the deadline naming the holder, and tokens off.
 import t, { type Test } from 'tap';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { resolveRunTokens, parseRunTokens } from '../../src/devices/run_tokens.js';
@@ -163,30 +162,6 @@ t.test('a device asleep on a page-request reply is parked: invalidated without a
   t.ok((await faults()) > f0, 'reading the first MiB again faults it in: nic0 dropped it before any DMA');
   t.equal(b.violations().count, 0, 'no stale access');
   bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, MiB), r.want.subarray(0, MiB), 'nic0 read the right bytes');
-});
-
-t.test('an idle device is parked: invalidated without a wake or a wait, it drops the range before its next control call or DMA', async (t) => {
-  const r = await rig(t, [nic('nic0'), nic('idle0')], 1);
-  await r.machine.start();
-  const b = await ImporterBinding.bind(r.kernel, 'nic0', r.mm);
-  t.teardown(() => b.close());
-  const dev = r.machine.device('nic0').handle;
-  const read = () => dev.cmd({ op: 'va-stream', va: r.buf, len: MiB, cmdBytes: 256 * 1024 });
-  const faults = async () => ((await dev.cmd({ op: 'va-counters' })) as { faults?: number }).faults ?? 0;
-  t.equal((await read()).errno, 0, 'nic0 maps and reads the buffer');
-  const f0 = await faults();
-  const v = new Int32Array(r.machine.runTokens!.sab);
-  await until('nic0 to sleep in its device loop', () => Atomics.load(v, runTokenSlotWord(0, RunTokenSlot.asleep)) === 1);
-  const inv = r.kernel.invalidator('nic0');
-  const before = { ...inv.stats };
-  await inv.invalidate([{ start: r.buf, end: r.buf + MiB }]);
-  t.equal(inv.stats.parkedAcks, before.parkedAcks + 1, 'the invalidation counts as acked without a wait');
-  t.equal(inv.stats.timedOut, 0);
-  // va-stream is a control call that DMAs at once: the parked invalidation must be served before it.
-  t.equal((await read()).errno, 0);
-  t.ok((await faults()) > f0, 'the next read faults the buffer in again: nic0 dropped it before any DMA');
-  t.equal(b.violations().count, 0, 'no stale access');
-  bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, MiB), r.want, 'nic0 read the right bytes');
 });
 
 t.test('streams share one token fairly (FIFO hand-off at chunk boundaries)', async (t) => {

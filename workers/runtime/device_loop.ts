@@ -19,11 +19,7 @@
  *
  * Invariants: only the worker writes state, ctrlServed, heartbeat, invAck;
  * invalidations are looked at before any new work is started and between
- * DMA chunks (InvalidationPort.check). With run tokens, the idle sleep is
- * marked (`asleep`, src/devices/run_tokens.ts parked): the kernel counts
- * invalidations posted meanwhile as acked without waking the device, so
- * after the wake the mark is cleared and they are served before anything
- * else, a control call included (one may DMA: va-stream).
+ * DMA chunks (InvalidationPort.check).
  */
 import { setImmediate as nextMacrotask } from 'node:timers/promises';
 import { DeviceCtl, DeviceState } from '../../src/shm/device_ctl.js';
@@ -42,8 +38,6 @@ export class DeviceLoop {
     private readonly work: () => boolean,
     /** Serves pending invalidations; called at the top of every pass. */
     private readonly checkInvalidations: () => void,
-    /** Marks the idle sleep parked (workers/runtime/run_token.ts asleep); absent without run tokens. */
-    private readonly park: ((sleeping: boolean) => void) | null = null,
   ) {}
 
   /** Called by the control wrapper once a control call has been served. */
@@ -65,20 +59,6 @@ export class DeviceLoop {
     this.stopRequested = true;
   }
 
-  /** The idle sleep; parked meanwhile (cleared before the check at the top of run's next pass). */
-  private sleep(seen: number): void {
-    if (!this.park) {
-      Atomics.wait(this.ctl, DeviceCtl.wake, seen, IDLE_WAIT_MS);
-      return;
-    }
-    this.park(true);
-    try {
-      Atomics.wait(this.ctl, DeviceCtl.wake, seen, IDLE_WAIT_MS);
-    } finally {
-      this.park(false);
-    }
-  }
-
   private controlPending(): boolean {
     return Atomics.load(this.ctl, DeviceCtl.ctrlReq) !== Atomics.load(this.ctl, DeviceCtl.ctrlServed);
   }
@@ -88,8 +68,6 @@ export class DeviceLoop {
       // Loaded before looking for work: pairs with ringWake in device_ctl.ts.
       const seen = Atomics.load(this.ctl, DeviceCtl.wake);
       Atomics.add(this.ctl, DeviceCtl.heartbeat, 1);
-      // First, before a control call: what the kernel posted while we were parked (idle) is unacked.
-      if (this.park) this.checkInvalidations();
       if (this.controlPending()) {
         await new Promise<void>((resolve) => (this.ctrlWaiter = resolve));
         await nextMacrotask();
@@ -97,7 +75,7 @@ export class DeviceLoop {
       }
       this.checkInvalidations();
       if (this.work()) continue;
-      this.sleep(seen);
+      Atomics.wait(this.ctl, DeviceCtl.wake, seen, IDLE_WAIT_MS);
     }
     Atomics.store(this.ctl, DeviceCtl.state, DeviceState.Stopped);
   }

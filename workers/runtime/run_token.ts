@@ -4,12 +4,12 @@
  * every chunk boundary (chunk()) and gives it back when the transfer ends
  * (done()); a holder that has had its quantum yields to the next ticket at
  * a chunk boundary; a transfer of at most RUN_TOKEN_FREE_BYTES takes none.
- * The device TLB and the device loop mark the device parked while it
- * sleeps outside any transfer (asleep()): on a page-request reply, idle.
+ * The device TLB marks the device parked while it sleeps on a page-request
+ * reply (asleep()).
  *
  * Invariants:
  * - a device serves the invalidations posted while it was parked (queued,
- *   not admitted; or asleep on a page-request reply or idle) after its admission
+ *   not admitted; or asleep on a page-request reply) after its admission
  *   (after it cleared asleep) and before its next chunk: the
  *   kernel treats a parked device as acked without waking it, as x86 skips
  *   the TLB-shootdown IPI to a CPU in lazy TLB mode, which checks the
@@ -83,9 +83,8 @@ export class RunToken {
   }
 
   /**
-   * The device sleeps outside any transfer (true: on a page-request reply,
-   * or idle in its device loop) or woke (false): meanwhile the kernel
-   * counts it as parked and neither
+   * The device sleeps on a page-request reply (true) or woke (false):
+   * meanwhile the kernel counts it as parked and neither
    * wakes nor waits for it on an invalidation (RunTokens.parked). The
    * caller serves invalidations (InvalidationPort.check) after
    * asleep(false) and before its next DMA: the store here comes first
