@@ -39,8 +39,6 @@ class DeviceEndpoint implements DeviceEndpointApi {
   /** The device's IOMMU walker; set by 'iommu-attach' (or a bind that carries a domain). */
   private iommu: IommuWalk | null = null;
   private readonly log: DeviceErrorRecord[] = [];
-  /** The device's run token, when the machine has them. */
-  private runToken: RunToken | null = null;
 
   configure(cfg: DeviceConfig): void {
     if (this.dev) throw new Error(`${cfg.name}: configure called twice`);
@@ -53,7 +51,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     const bus = new BusDecoder(shm);
     const inv = new InvalidationPort(self.ctl, self.stats);
     const dma = new DmaEngine(self, shm, bus, () => inv.check(), () => inv.pending());
-    if (cfg.runTokens) dma.runToken = this.runToken = new RunToken(cfg.runTokens.sab, self, shm, inv, cfg.runTokens.timeoutMs);
+    if (cfg.runTokens) dma.runToken = new RunToken(cfg.runTokens.sab, self, shm, inv, cfg.runTokens.timeoutMs);
     const logError = (message: string): number => {
       this.log.push({ seq: this.log.length, message });
       return this.log.length - 1;
@@ -100,7 +98,6 @@ class DeviceEndpoint implements DeviceEndpointApi {
       if (this.va) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
       if (cmd.iommu && !this.iommu) this.iommu = attachIommu(this.core!, cmd.iommu);
       this.va = new VaSpace(this.core!, cmd, this.iommu);
-      this.va.tlb.park = this.runToken; // asleep on a page-request reply = parked (RunTokens.parked)
       return { errno: 0 };
     },
     'unbind-mm': () => {

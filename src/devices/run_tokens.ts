@@ -59,32 +59,17 @@ export class RunTokens {
   }
 
   /**
-   * Is device `index` parked: queued for a token and not admitted, or
-   * asleep on a page-request reply (slot.asleep), so between DMA chunks
-   * rather than inside one? Called by the kernel right after it posted an invalidation
-   * (src/kernel/invalidate_broadcast.ts): the device serves every posted
-   * invalidation once admitted (workers/runtime/run_token.ts acquire), or
-   * once it clears asleep (DeviceTlb.awaitReply), before
-   * its next chunk. The loads come after the post's store of invSeq; the
-   * device loads `released`, or clears asleep, before it loads invSeq:
-   * if it left the parked state after this load, it sees the post.
-   *
-   *   kernel (DeviceInvalidator.post)       device (DeviceTlb.awaitReply)
-   *   -------------------------------       -----------------------------
-   *   Atomics.store(invSeq, seq)            Atomics.store(asleep, 1)
-   *   if Atomics.load(asleep) == 1:         sleep until the reply
-   *     counted as acked, no wake           Atomics.store(asleep, 0)
-   *                                         check(): load(invSeq), serve
-   *   [Required: a device seen parked serves seq before its next DMA]
-   *
-   * A camera faulting in its next frame waits on the kernel's reply while
-   * the kernel recycles BAR slots the camera holds (its previous frames):
-   * without this, the kernel woke it and blocked on its ack, on 2 cores
-   * shared by 17 threads (camera-farm), inside the camera's own fault.
+   * Is device `index` parked: queued for a token and not admitted, so
+   * asleep before its next DMA chunk rather than inside one? Called by the
+   * kernel right after it posted an invalidation (src/kernel/
+   * invalidate_broadcast.ts): the device serves every posted invalidation
+   * once admitted, before its next chunk (workers/runtime/run_token.ts
+   * acquire). The loads come after the post's store of invSeq; the device
+   * loads `released` before it loads invSeq: if it was admitted by a
+   * release this load does not see, it sees the post.
    */
   parked(index: number): boolean {
     const v = this.v;
-    if (Atomics.load(v, runTokenSlotWord(index, RunTokenSlot.asleep)) === 1) return true;
     if (Atomics.load(v, runTokenSlotWord(index, RunTokenSlot.state)) !== RunTokenState.Queued) return false;
     return !ticketAdmitted(v, Atomics.load(v, runTokenSlotWord(index, RunTokenSlot.ticket)));
   }

@@ -34,10 +34,9 @@
  * ranges — over-invalidation is safe, never under-invalidation).
  *
  * Parked devices (run tokens, src/devices/run_tokens.ts): a device queued
- * for a token and not admitted, or asleep on a page-request reply, is
- * asleep before its next DMA chunk, and
- * serves every posted batch once admitted or awake, before that chunk
- * (workers/runtime/run_token.ts). The kernel neither wakes nor
+ * for a token and not admitted is asleep before its next DMA chunk, and
+ * serves every posted batch once admitted, before that chunk
+ * (workers/runtime/run_token.ts acquire). The kernel neither wakes nor
  * waits for it, as x86 sends no TLB-shootdown IPI to a CPU in lazy TLB
  * mode (arch/x86/mm/tlb.c: it checks the flush generation before it uses
  * its page tables again); the batch counts as acked (stats.parkedAcks)
@@ -100,7 +99,7 @@ export class DeviceInvalidator {
     private readonly onTimeout: (device: string, seq: number, ms: number, ranges: readonly InvRange[]) => void,
     /** Subscribes to the device's failure (returns the unsubscription): a dead device never acks, so its waits end at once. */
     private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
-    /** Is the device parked, asleep before its next DMA chunk (RunTokens.parked)? */
+    /** Is the device parked, waiting for a run token before its next DMA chunk (RunTokens.parked)? */
     private readonly parked: () => boolean = () => false,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);

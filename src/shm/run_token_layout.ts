@@ -71,7 +71,6 @@ export const RunTokenHdr = defineLayout({
 export const RunTokenSlot = defineLayout({
   state: { writer: 'both', doc: 'RunTokenState; Queued/Holding -> Idle by one CAS (device release or kernel reap)' },
   ticket: { writer: 'worker', doc: 'the ticket the device holds or waits for, valid while state != Idle' },
-  asleep: { writer: 'worker', doc: '1 while the device sleeps outside any transfer (on a page-request reply in DeviceTlb.awaitReply): parked like a queued ticket; it serves every posted invalidation after clearing it, before its next DMA' },
 });
 
 export const enum RunTokenState {

@@ -1,7 +1,7 @@
 // Cooperative run tokens (src/shm/run_token_layout.ts, workers/runtime/run_token.ts,
 // src/devices/run_tokens.ts): FIFO hand-off, invalidations acked while a device waits
-// for a token, small transfers without a token, a device asleep on a page-request
-// reply parked, a dead holder reaped, the deadline naming the holder, and tokens off.
+// for a token, small transfers without a token, a dead holder reaped, the deadline
+// naming the holder, and tokens off.
 import t, { type Test } from 'tap';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { resolveRunTokens, parseRunTokens } from '../../src/devices/run_tokens.js';
@@ -128,40 +128,6 @@ t.test('a transfer of at most RUN_TOKEN_FREE_BYTES takes no token; a larger one 
   t.equal(settled, false, 'a command of twice the limit waits for the token');
   t.ok(r.machine.runTokens!.reap(1), 'the stand-in holder gives the token back');
   t.equal((await big).errno, 0, 'then it runs');
-});
-
-t.test('a device asleep on a page-request reply is parked: invalidated without a wake or a wait, it drops the range before its next DMA', async (t) => {
-  const r = await rig(t, [nic('nic0'), nic('idle0')], 1, 5000, 2 * MiB);
-  await r.machine.start();
-  const b = await ImporterBinding.bind(r.kernel, 'nic0', r.mm);
-  t.teardown(() => b.close());
-  const dev = r.machine.device('nic0').handle;
-  const read = (va: number) => dev.cmd({ op: 'va-stream', va, len: MiB, cmdBytes: 256 * 1024 });
-  const faults = async () => ((await dev.cmd({ op: 'va-counters' })) as { faults?: number }).faults ?? 0;
-  t.equal((await read(r.buf)).errno, 0, 'nic0 maps and reads the first MiB');
-  // With the driver lock held here, the page request for the second MiB waits in the kernel (serveOne) and nic0 sleeps on its reply.
-  await b.lock.lock();
-  let settled = false;
-  const second = read(r.buf + MiB).finally(() => (settled = true));
-  const v = new Int32Array(r.machine.runTokens!.sab);
-  try {
-    await until('nic0 to sleep on its page-request reply', () => b.requestPending() && Atomics.load(v, runTokenSlotWord(0, RunTokenSlot.asleep)) === 1);
-    t.ok(r.machine.runTokens!.parked(0), 'the kernel sees it parked');
-    const inv = r.kernel.invalidator('nic0');
-    const before = { ...inv.stats };
-    await inv.invalidate([{ start: r.buf, end: r.buf + MiB }]);
-    t.equal(inv.stats.parkedAcks, before.parkedAcks + 1, 'the invalidation of the first MiB counts as acked without a wait');
-    t.equal(inv.stats.timedOut, 0);
-    t.equal(settled, false, 'while nic0 still sleeps on its reply');
-  } finally {
-    b.lock.unlock(); // also when an assertion threw: the page request must not stay stuck
-  }
-  t.equal((await second).errno, 0, 'the reply comes, nic0 reads the second MiB');
-  const f0 = await faults();
-  t.equal((await read(r.buf)).errno, 0);
-  t.ok((await faults()) > f0, 'reading the first MiB again faults it in: nic0 dropped it before any DMA');
-  t.equal(b.violations().count, 0, 'no stale access');
-  bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, MiB), r.want.subarray(0, MiB), 'nic0 read the right bytes');
 });
 
 t.test('streams share one token fairly (FIFO hand-off at chunk boundaries)', async (t) => {

@@ -43,7 +43,6 @@ import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { errnoCode, errnoName, PageRequest, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
-import type { RunToken } from './run_token.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
 /** HMM_RANGE_DEFAULT_TIMEOUT. */
@@ -111,8 +110,6 @@ export class DeviceTlb {
   private readonly racedPages = new Uint8Array(SPARSE_SPAN);
   private ahead: Ahead | null = null;
   private reqSeq: number;
-  /** Run tokens' parked state, set while we sleep on a reply (workers/runtime/run_token.ts asleep); null without tokens. */
-  park: Pick<RunToken, 'asleep'> | null = null;
   faults = 0;
   pagesFaulted = 0;
   retries = 0;
@@ -396,21 +393,16 @@ export class DeviceTlb {
   private awaitReply(s: number): boolean {
     const ctl = this.self.ctl;
     const hard = performance.now() + REPLY_DEADLINE_MS;
-    let replied = false;
-    this.park?.asleep(true); // no DMA until asleep(false) and the check below (RunTokens.parked)
-    try {
-      for (;;) {
-        const seen = Atomics.load(ctl, DeviceCtl.wake);
-        this.inv.check(); // keep acking invalidations while we wait
-        // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
-        if ((replied = Atomics.load(this.pri, PageRequest.replySeq) === s) || performance.now() > hard) break;
-        Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
-      }
-    } finally {
-      this.park?.asleep(false);
+    for (;;) {
+      const seen = Atomics.load(ctl, DeviceCtl.wake);
+      this.inv.check(); // keep acking invalidations while we wait
+      // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
+      if (Atomics.load(this.pri, PageRequest.replySeq) === s) break;
+      if (performance.now() > hard) return false;
+      Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
     }
-    this.inv.check(); // "take the lock": serve what is pending (posted while parked too), then install without checking again
-    return replied;
+    this.inv.check(); // "take the lock": serve what is pending, then install without checking again
+    return true;
   }
 
   /**

@@ -4,13 +4,10 @@
  * every chunk boundary (chunk()) and gives it back when the transfer ends
  * (done()); a holder that has had its quantum yields to the next ticket at
  * a chunk boundary; a transfer of at most RUN_TOKEN_FREE_BYTES takes none.
- * The device TLB marks the device parked while it sleeps on a page-request
- * reply (asleep()).
  *
  * Invariants:
  * - a device serves the invalidations posted while it was parked (queued,
- *   not admitted; or asleep on a page-request reply) after its admission
- *   (after it cleared asleep) and before its next chunk: the
+ *   not admitted) after its admission and before its next chunk: the
  *   kernel treats a parked device as acked without waking it, as x86 skips
  *   the TLB-shootdown IPI to a CPU in lazy TLB mode, which checks the
  *   flush generation before it uses its page tables again
@@ -50,7 +47,6 @@ export class RunToken {
   private readonly v: Int32Array;
   private readonly dev: number;
   private readonly stateWord: number;
-  private readonly asleepWord: number;
   private held = false;
   private since = 0;
   private readonly wake = (dev: number): void => ringWake(this.shm.devices[dev].ctl);
@@ -65,7 +61,6 @@ export class RunToken {
     this.v = new Int32Array(sab);
     this.dev = self.index;
     this.stateWord = runTokenSlotWord(this.dev, RunTokenSlot.state);
-    this.asleepWord = runTokenSlotWord(this.dev, RunTokenSlot.asleep);
   }
 
   /**
@@ -80,19 +75,6 @@ export class RunToken {
     }
     if (bytes <= RUN_TOKEN_FREE_BYTES) return null; // a doorbell, a ring entry: copied long before any hand-off
     return this.acquire();
-  }
-
-  /**
-   * The device sleeps on a page-request reply (true) or woke (false):
-   * meanwhile the kernel counts it as parked and neither
-   * wakes nor waits for it on an invalidation (RunTokens.parked). The
-   * caller serves invalidations (InvalidationPort.check) after
-   * asleep(false) and before its next DMA: the store here comes first
-   * (pairs with the load of asleep after the store of invSeq in
-   * DeviceInvalidator.post).
-   */
-  asleep(sleeping: boolean): void {
-    Atomics.store(this.v, this.asleepWord, sleeping ? 1 : 0);
   }
 
   /** The transfer ended (or yields): gives the token back and wakes the next ticket. */
