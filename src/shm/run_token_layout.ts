@@ -48,6 +48,15 @@ export const RUN_TOKEN_QUANTUM_MS = 2;
  * bounds a lost wake.
  */
 export const RUN_TOKEN_CHECK_MS = 5;
+/**
+ * A transfer of at most this many bytes takes no token: a doorbell (4 B),
+ * a ring entry (64 B), a page copies in about a microsecond, far below any
+ * time slice, while a ticket queues it behind the other devices' copies
+ * and costs a futex hand-off (20-50 µs idle, milliseconds on a loaded
+ * host). camera-farm: the camera's ring entry and doorbell after each
+ * frame waited 1-6 ms each for a token, on the pipeline's critical path.
+ */
+export const RUN_TOKEN_FREE_BYTES = 4096;
 
 export const RunTokenHdr = defineLayout({
   tokens: { writer: 'main', doc: 'K: tickets admitted at once (written once at creation)' },

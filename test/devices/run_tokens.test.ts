@@ -1,6 +1,7 @@
 // Cooperative run tokens (src/shm/run_token_layout.ts, workers/runtime/run_token.ts,
 // src/devices/run_tokens.ts): FIFO hand-off, invalidations acked while a device waits
-// for a token, a dead holder reaped, the deadline naming the holder, and tokens off.
+// for a token, small transfers without a token, a dead holder reaped, the deadline
+// naming the holder, and tokens off.
 import t, { type Test } from 'tap';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { resolveRunTokens, parseRunTokens } from '../../src/devices/run_tokens.js';
@@ -8,7 +9,7 @@ import { Kernel } from '../../src/kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../../src/kernel/mm.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import type { VaStreamResult } from '../../src/devices/protocol.js';
-import { allocRunTokens, giveBackTicket, RunTokenHdr, RunTokenSlot, RunTokenState, runTokenRingWord, runTokenSlotWord, ticketAdmitted } from '../../src/shm/run_token_layout.js';
+import { allocRunTokens, giveBackTicket, RUN_TOKEN_FREE_BYTES, RunTokenHdr, RunTokenSlot, RunTokenState, runTokenRingWord, runTokenSlotWord, ticketAdmitted } from '../../src/shm/run_token_layout.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { bytesEq, pattern } from '../fixtures/kernel_machine.js';
 
@@ -109,6 +110,24 @@ t.test('a device waiting for a run token still acks invalidations, then streams 
   const res = await s;
   t.equal(res.bytes, MiB);
   bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, MiB), r.want, 'nic0 read the process buffer');
+});
+
+t.test('a transfer of at most RUN_TOKEN_FREE_BYTES takes no token; a larger one waits for it', async (t) => {
+  const r = await rig(t, [nic('nic0'), nic('idle0')], 1);
+  await r.machine.start();
+  const b = await ImporterBinding.bind(r.kernel, 'nic0', r.mm);
+  t.teardown(() => b.close());
+  takeTicket(new Int32Array(r.machine.runTokens!.sab), 1); // idle0 "holds" the only token
+  const small = await r.machine.device('nic0').handle.cmd({ op: 'va-stream', va: r.buf, len: 4 * RUN_TOKEN_FREE_BYTES, cmdBytes: RUN_TOKEN_FREE_BYTES });
+  t.equal(small.errno, 0, 'commands of RUN_TOKEN_FREE_BYTES (a ring entry, a doorbell are smaller) ran while the token was held elsewhere');
+  t.equal(r.machine.runTokens!.stats.waits, 0, 'and never queued for it');
+  bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, 4 * RUN_TOKEN_FREE_BYTES), r.want.subarray(0, 4 * RUN_TOKEN_FREE_BYTES), 'nic0 read the right bytes');
+  let settled = false;
+  const big = r.machine.device('nic0').handle.cmd({ op: 'va-stream', va: r.buf, len: 2 * RUN_TOKEN_FREE_BYTES, cmdBytes: 2 * RUN_TOKEN_FREE_BYTES }).finally(() => (settled = true));
+  await until('nic0 to wait for the token', () => r.machine.runTokens!.stats.waits > 0);
+  t.equal(settled, false, 'a command of twice the limit waits for the token');
+  t.ok(r.machine.runTokens!.reap(1), 'the stand-in holder gives the token back');
+  t.equal((await big).errno, 0, 'then it runs');
 });
 
 t.test('streams share one token fairly (FIFO hand-off at chunk boundaries)', async (t) => {

@@ -322,7 +322,7 @@ export class DmaEngine {
     let done = 0;
     this.moved = 0;
     while (done < len) {
-      const noToken = this.runToken?.chunk() ?? null; // waits for a run token, acking invalidations meanwhile
+      const noToken = this.runToken?.chunk(len) ?? null; // waits for a run token, acking invalidations meanwhile
       if (noToken !== null) return noToken;
       if (this.killed?.()) return INVALIDATED;
       const n = step(done);

@@ -3,7 +3,7 @@
  * layout: src/shm/run_token_layout.ts). The DMA engine asks for a token at
  * every chunk boundary (chunk()) and gives it back when the transfer ends
  * (done()); a holder that has had its quantum yields to the next ticket at
- * a chunk boundary.
+ * a chunk boundary; a transfer of at most RUN_TOKEN_FREE_BYTES takes none.
  *
  * Invariants:
  * - a device serves the invalidations posted while it was parked (queued,
@@ -27,6 +27,7 @@ import type { DeviceShm, MachineShm } from '../../src/shm/phys_mem.js';
 import {
   giveBackTicket,
   RUN_TOKEN_CHECK_MS,
+  RUN_TOKEN_FREE_BYTES,
   RUN_TOKEN_QUANTUM_MS,
   RunTokenHdr,
   RunTokenSlot,
@@ -62,12 +63,17 @@ export class RunToken {
     this.stateWord = runTokenSlotWord(this.dev, RunTokenSlot.state);
   }
 
-  /** At a chunk boundary: holds a token when it returns null; otherwise the error that ends the transfer. */
-  chunk(): string | null {
+  /**
+   * At a chunk boundary of a transfer of `bytes`: null when the device may
+   * copy (it holds a token, or the transfer is too small to need one);
+   * otherwise the error that ends the transfer.
+   */
+  chunk(bytes: number): string | null {
     if (this.held) {
       if (performance.now() - this.since < RUN_TOKEN_QUANTUM_MS || !this.othersWait()) return null;
       this.done(); // quantum used and someone waits: to the back of the queue
     }
+    if (bytes <= RUN_TOKEN_FREE_BYTES) return null; // a doorbell, a ring entry: copied long before any hand-off
     return this.acquire();
   }
 
@@ -138,5 +144,5 @@ export class RunToken {
   }
 }
 
-/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk() before every chunk, done() when the transfer ends. */
+/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk(transfer bytes) before every chunk, done() when the transfer ends. */
 export type RunTokenHook = Pick<RunToken, 'chunk' | 'done'>;
