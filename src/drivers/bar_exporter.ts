@@ -146,38 +146,20 @@ export class BarExporter implements VmOps {
 
   /* ---------------- vm_ops ---------------- */
 
-  async p2pMap(vma: Vma, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult> {
-    this.mapCalls++;
-    const refuse = this.refuser(importer);
-    const no = this.policyRefusal(importer, write, refuse);
-    if (no) return no;
-    if (!this.lock.tryLock()) await this.lock.lock();
-    let pages: Int32Array;
-    let bus: Float64Array | null;
-    try {
-      if (this.revokedIn(vma, start, end)) return refuse('ENODEV', `[0x${start.toString(16)}, 0x${end.toString(16)}) is revoked by the exporter (dma-buf move_notify / VFIO revoke): maps fail until it restores access`);
-      const b = this.backingOf(vma);
-      const i0 = (start - vma.start) / PAGE_SIZE;
-      // A copy: revoke replaces b.pages, and the caller keeps these.
-      pages = b.pages.slice(i0, i0 + (end - start) / PAGE_SIZE);
-      bus = await this.bar.mapPages(pages, this.ownerOf(importer, vma.mm), start, vma);
-    } finally {
-      this.lock.unlock();
-    }
-    if (!bus) return refuse('ENOSPC', `${pages.length} pages do not fit its BAR window of ${this.bar.nSlots} slots`);
-    const gen = this.dev.shm.barGen!; // a translation through the BAR: its slot's closing ends it (src/kernel/bar_manager.ts)
-    const gens = new Int32Array(pages.length);
-    for (let k = 0; k < pages.length; k++) gens[k] = Atomics.load(gen, pages[k]);
-    return { ok: true, bus, gens, mem: this.self.index, pages };
+  /** vm_ops p2p_map of [start, end): the one-run case of p2pMapRuns. */
+  p2pMap(vma: Vma, importer: DeviceRef, start: number, end: number, write: boolean): Promise<P2pMapResult> {
+    const n = (end - start) / PAGE_SIZE;
+    return this.p2pMapRuns(vma, importer, start, n, Int32Array.of(0, n), write);
   }
 
   /**
-   * The list version of p2pMap (one call per sparse page request): maps
-   * the pages of `runs` — flat [i0, i1) pairs of page indexes into the
+   * vm_ops p2p_map of a page request's runs (one call per request, dense or
+   * sparse): maps the pages of `runs` — flat [i0, i1) pairs of page indexes into the
    * window of `npages` pages from `start`, ascending and disjoint — with
    * one policy check, one lock and one BarManager.mapPageRuns. The result
    * is indexed by window page; entries outside the runs are 0 and mean
-   * nothing. Refusals as p2pMap's (a revoked page in any run: ENODEV).
+   * nothing. Refuses by the exporter's policy, a revoked page in any run
+   * (ENODEV) or runs larger than the BAR window (ENOSPC).
    */
   async p2pMapRuns(vma: Vma, importer: DeviceRef, start: number, npages: number, runs: Int32Array, write: boolean): Promise<P2pMapResult> {
     this.mapCalls++;
@@ -201,7 +183,7 @@ export class BarExporter implements VmOps {
       this.lock.unlock();
     }
     if (!bus) return refuse('ENOSPC', `the ${runPageCount(runs)} pages asked do not fit its BAR window of ${this.bar.nSlots} slots`);
-    const gen = this.dev.shm.barGen!; // as p2pMap: a translation through the BAR
+    const gen = this.dev.shm.barGen!; // a translation through the BAR: its slot's closing ends it (src/kernel/bar_manager.ts)
     const gens = new Int32Array(npages);
     for (let r = 0; r < runs.length; r += 2) for (let k = runs[r]; k < runs[r + 1]; k++) gens[k] = Atomics.load(gen, pages[k]);
     return { ok: true, bus, gens, mem: this.self.index, pages };

@@ -166,69 +166,16 @@ export class BarManager {
    * Maps `pages` (device pages, VA page i of the range starting at `va` is
    * pages[i]) into BAR slots, recycling slots not in this call
    * (makeRoomLocked; `scope`: the exporter's mapping the range lies in, for
-   * drop-behind), and records one hold of `owner` on them (null owner: no hold, for callers
-   * that never unmap). Returns the bus address of each page, or null when
-   * the window cannot hold them all at once (ENOSPC for the caller).
+   * drop-behind), and records one hold of `owner` on them. Returns the bus
+   * address of each page, or null when the window cannot hold them all at
+   * once (ENOSPC for the caller). The one-run case of mapPageRuns.
    */
-  async mapPages(pages: ArrayLike<number>, owner: SlotOwner | null, va = 0, scope?: { start: number; end: number }): Promise<Float64Array | null> {
-    if (pages.length > this.nSlots) return null;
-    if (!this.lock.tryLock()) await this.lock.lock();
-    try {
-      return await this.mapPagesLocked(pages, owner, va, scope);
-    } finally {
-      this.lock.unlock();
-    }
-  }
-
-  /** mapPages with the lock held. */
-  private async mapPagesLocked(pages: ArrayLike<number>, owner: SlotOwner | null, va: number, scope: { start: number; end: number } | undefined): Promise<Float64Array | null> {
-    const n = pages.length;
-    let missing = 0;
-    for (let i = 0; i < n; i++) if (this.pageSlot[pages[i]] === NIL) missing++;
-    const req = owner && scope ? { owner, va, scope } : null;
-    if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, pages, req))) return null;
-    // A refault of a range the owner holds replaces its old hold there (its device overwrites those translations).
-    if (owner) this.releaseRange(owner.key, va, va + n * PAGE_SIZE);
-    const bus = new Float64Array(n);
-    // A refault of a small hole inside a range the owner still holds (a sparse page request after a revoke) fills the old hold's
-    // released entries, so holds do not fragment into one per hole (a revoke storm made thousands: releaseRange scans them all).
-    // A longer run keeps a hold of its own: drop-behind spares the hold just behind a stream, which must stay its last window.
-    const into = owner && n <= MERGE_HOLE_MAX ? this.holdCovering(owner.key, va, n) : null;
-    const at = into ? (va - into.va) / PAGE_SIZE : 0;
-    const hold: Hold | null = into ?? (owner ? { owner, va, slots: new Int32Array(n), epochs: new Int32Array(n), live: n } : null);
-    const base = bar2Base(this.dev.shm.index);
-    for (let i = 0; i < n; i++) {
-      const page = pages[i];
-      let slot = this.pageSlot[page];
-      if (slot === NIL) {
-        slot = this.takeLowestFree();
-        this.pageSlot[page] = slot;
-        // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
-        Atomics.store(this.slots, slot, page);
-      } else this.unlinkLru(slot);
-      this.linkLruTail(slot);
-      if (hold) {
-        hold.slots[at + i] = slot;
-        hold.epochs[at + i] = this.epoch[slot];
-        this.users[slot]++;
-      }
-      bus[i] = base + slot * PAGE_SIZE;
-    }
-    if (into) into.live += n;
-    else if (hold) {
-      const l = this.holds.get(hold.owner.key);
-      if (l) l.push(hold);
-      else this.holds.set(hold.owner.key, [hold]);
-    }
-    if (hold) {
-      this.stats.maps++;
-      this.stats.mappedPages += n;
-    }
-    return bus;
+  mapPages(pages: ArrayLike<number>, owner: SlotOwner, va = 0, scope?: { start: number; end: number }): Promise<Float64Array | null> {
+    return this.mapPageRuns(pages, Int32Array.of(0, pages.length), owner, va, scope);
   }
 
   /**
-   * The list version of mapPages, for a sparse page request (a PRI page
+   * Maps a page request's runs, for a sparse page request (a PRI page
    * request group: the holes a revoke punched among pages the importer
    * still holds): maps the pages of `runs` only — flat [i0, i1) pairs of
    * indexes into the window of `pages.length` VA pages from `va`, ascending
@@ -241,14 +188,14 @@ export class BarManager {
    * each window page (0 outside the runs), or null when the runs do not
    * fit in the window at once (ENOSPC for the caller).
    */
-  async mapPageRuns(pages: ArrayLike<number>, runs: Int32Array, owner: SlotOwner, va: number, scope: { start: number; end: number }): Promise<Float64Array | null> {
+  async mapPageRuns(pages: ArrayLike<number>, runs: Int32Array, owner: SlotOwner, va: number, scope?: { start: number; end: number }): Promise<Float64Array | null> {
     const asked = runPages(pages, runs);
     if (asked.length > this.nSlots) return null;
     if (!this.lock.tryLock()) await this.lock.lock();
     try {
       let missing = 0;
       for (let k = 0; k < asked.length; k++) if (this.pageSlot[asked[k]] === NIL) missing++;
-      if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, asked, { owner, va, scope }))) return null;
+      if (missing > this.freeCount && !(await this.makeRoomLocked(missing - this.freeCount, asked, scope ? { owner, va, scope } : null))) return null;
       const near = this.releaseRuns(owner.key, va, runs);
       const bus = new Float64Array(pages.length);
       for (let r = 0; r < runs.length; r += 2) this.mapRunLocked(pages, runs[r], runs[r + 1], owner, va, near, bus);
@@ -305,15 +252,7 @@ export class BarManager {
     const at = (runVa - hold.va) / PAGE_SIZE;
     const base = bar2Base(this.dev.shm.index);
     for (let i = 0; i < n; i++) {
-      const page = pages[i0 + i];
-      let slot = this.pageSlot[page];
-      if (slot === NIL) {
-        slot = this.takeLowestFree();
-        this.pageSlot[page] = slot;
-        // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
-        Atomics.store(this.slots, slot, page);
-      } else this.unlinkLru(slot);
-      this.linkLruTail(slot);
+      const slot = this.bindSlot(pages[i0 + i]);
       hold.slots[at + i] = slot;
       hold.epochs[at + i] = this.epoch[slot];
       this.users[slot]++;
@@ -329,6 +268,19 @@ export class BarManager {
     this.stats.mappedPages += n;
   }
 
+  /** The slot of `page`, a free one taken if it has none (the caller made room), now the most recently used. */
+  private bindSlot(page: number): number {
+    let slot = this.pageSlot[page];
+    if (slot === NIL) {
+      slot = this.takeLowestFree();
+      this.pageSlot[page] = slot;
+      // Pairs with Atomics.load(slots, slot) in BusDecoder.decodeBarMem.
+      Atomics.store(this.slots, slot, page);
+    } else this.unlinkLru(slot);
+    this.linkLruTail(slot);
+    return slot;
+  }
+
   /**
    * Maps the first of `pages` into free slots, as many as are free, with no
    * hold and no eviction (an exporter's map at mmap time). Returns how many
@@ -338,7 +290,7 @@ export class BarManager {
     await this.lock.lock();
     try {
       const n = Math.min(pages.length, this.freeCount);
-      if (n > 0) await this.mapPagesLocked(pages.subarray(0, n), null, 0, undefined);
+      for (let i = 0; i < n; i++) this.bindSlot(pages[i]);
       return n;
     } finally {
       this.lock.unlock();
@@ -386,13 +338,6 @@ export class BarManager {
       else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
     }
     return released;
-  }
-
-  /** A live hold of `ownerKey` spanning VA [va, +n) (its entries there released by the caller), or null. */
-  private holdCovering(ownerKey: string, va: number, n: number): Hold | null {
-    const l = this.holds.get(ownerKey);
-    if (l) for (const h of l) if (h.va <= va && va + n * PAGE_SIZE <= h.va + h.slots.length * PAGE_SIZE) return h;
-    return null;
   }
 
   /** Takes a page out of the window: revoke its holders, unmap the slot. */
