@@ -223,22 +223,11 @@ export class BarManager {
       for (let r = 0; r < runs.length; r += 2) {
         const i0 = Math.max(0, (va - hold.va) / PAGE_SIZE + runs[r]);
         const i1 = Math.min(n, (va - hold.va) / PAGE_SIZE + runs[r + 1]);
-        for (let i = i0; i < i1; i++) {
-          const s = hold.slots[i];
-          if (s === NIL) continue;
-          hold.slots[i] = NIL;
-          hold.live--;
-          released++;
-          if (this.epoch[s] === hold.epochs[i]) this.users[s]--;
-        }
+        released += this.releaseEntries(hold, i0, i1);
       }
       if (hold.live > 0) near.push(hold);
     }
-    if (released > 0) {
-      const kept = l.filter((x) => x.live > 0);
-      if (kept.length === 0) this.holds.delete(ownerKey);
-      else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
-    }
+    if (released > 0) this.dropEmptyHolds(ownerKey, l);
     return near;
   }
 
@@ -322,22 +311,32 @@ export class BarManager {
       if (hold.va >= end || hold.va + n * PAGE_SIZE <= start) continue;
       const i0 = Math.max(0, Math.floor((start - hold.va) / PAGE_SIZE));
       const i1 = Math.min(n, Math.ceil((end - hold.va) / PAGE_SIZE));
-      for (let i = i0; i < i1; i++) {
-        const s = hold.slots[i];
-        if (s === NIL) continue;
-        hold.slots[i] = NIL;
-        hold.live--;
-        released++;
-        // A hold on a slot that closed since (evicted, dropped) has nothing left to release.
-        if (this.epoch[s] === hold.epochs[i]) this.users[s]--;
-      }
+      released += this.releaseEntries(hold, i0, i1);
     }
-    if (released > 0) {
-      const kept = l.filter((x) => x.live > 0);
-      if (kept.length === 0) this.holds.delete(ownerKey);
-      else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
+    if (released > 0) this.dropEmptyHolds(ownerKey, l);
+    return released;
+  }
+
+  /** Releases entries [i0, i1) of `hold`; returns how many were live. */
+  private releaseEntries(hold: Hold, i0: number, i1: number): number {
+    let released = 0;
+    for (let i = i0; i < i1; i++) {
+      const s = hold.slots[i];
+      if (s === NIL) continue;
+      hold.slots[i] = NIL;
+      hold.live--;
+      released++;
+      // A hold on a slot that closed since (evicted, dropped) has nothing left to release.
+      if (this.epoch[s] === hold.epochs[i]) this.users[s]--;
     }
     return released;
+  }
+
+  /** Forgets the holds of `ownerKey` (its list `l`) that have no live entry left. */
+  private dropEmptyHolds(ownerKey: string, l: Hold[]): void {
+    const kept = l.filter((x) => x.live > 0);
+    if (kept.length === 0) this.holds.delete(ownerKey);
+    else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
   }
 
   /** Takes a page out of the window: revoke its holders, unmap the slot. */
