@@ -313,18 +313,25 @@ async function twoStreamsRows(rig: DmaRig): Promise<Export> {
   const two = await exportPages(rig, rig.npages);
   const nic1 = await ImporterBinding.bind(rig.kernel, 'nic1', rig.mm);
   const half = span / 2;
+  const sched: number[][] = [[], [], []]; // per sample: on-CPU share of the window (median of the two), start skew, end skew (ms)
   const both = async () => {
     // Both leave on one go (as memcpy.2threads' threads do), not one command dispatch apart.
     const line = allocLayout(StartLine);
     const streams = Promise.all([stream(rig, 'nic0', { va: two.va, len: half, cmdBytes: MiB, passes: 2, startLine: line.buffer as SharedArrayBuffer }), stream(rig, 'nic1', { va: two.va + half, len: half, cmdBytes: MiB, passes: 2, startLine: line.buffer as SharedArrayBuffer })]);
     await startTogether(line, 2, streams);
     const r = await streams;
-    return r.reduce((s, x) => s + x.bytes, 0) / 1e3 / (Math.max(...r.map((x) => x.t1)) - Math.min(...r.map((x) => x.t0)));
+    const t0 = Math.min(...r.map((x) => x.t0));
+    const t1 = Math.max(...r.map((x) => x.t1));
+    sched[0].push(quantile(r.map((x) => x.cpuMs / (t1 - t0)), 0.5));
+    sched[1].push(Math.max(...r.map((x) => x.t0)) - t0);
+    sched[2].push(t1 - Math.min(...r.map((x) => x.t1)));
+    return r.reduce((s, x) => s + x.bytes, 0) / 1e3 / (t1 - t0);
   };
   await both();
+  for (const xs of sched) xs.length = 0; // the warm-up run is not a sample
   verify(rig, 'dma.p2p.2streams', two.pages.slice(0, half / PAGE_SIZE), 'nic0');
   verify(rig, 'dma.p2p.2streams', two.pages.slice(half / PAGE_SIZE), 'nic1');
-  rows.add('dma.p2p.2streams', 'MB/s', await repeat(o.repeats, both), 'memcpy.2threads', 'nic0 and nic1 each stream one half of an exported VMA at once, aggregate');
+  rows.add('dma.p2p.2streams', 'MB/s', await repeat(o.repeats, both), 'memcpy.2threads', `nic0 and nic1 each stream one half of an exported VMA at once, aggregate; ${schedNote(sched)}`);
   await nic1.close();
   return two;
 }
@@ -397,6 +404,18 @@ async function startTogether(line: Int32Array, n: number, streams: Promise<unkno
   }
   Atomics.store(line, StartLine.go, 1);
   Atomics.notify(line, StartLine.go);
+}
+
+/**
+ * Where 2streams' window went besides copying (sched as twoStreamsRows
+ * fills it): a device's on-CPU time is its own work (code and memory
+ * stalls); the rest of the window it waited for a core, or had not started
+ * (start skew) or had finished (end skew). Medians over the samples.
+ */
+function schedNote(sched: number[][]): string {
+  const [cpu, start, end] = sched.map((xs) => quantile(xs, 0.5));
+  if (!Number.isFinite(cpu)) return 'device on-CPU time not available on this OS';
+  return `devices on a core ${(cpu * 100).toFixed(0)}% of the window, start skew ${start.toFixed(2)} ms, end skew ${end.toFixed(2)} ms (medians)`;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -138,6 +138,8 @@ export interface VaStreamResult {
   readonly bytes: number;
   /** Time inside the loop, worker clock; t0/t1 absolute (ms since the epoch). */
   readonly ms: number;
+  /** The device thread's on-CPU time inside the loop (NaN off Linux): ms - cpuMs is time it waited for a core. */
+  readonly cpuMs: number;
   readonly t0: number;
   readonly t1: number;
   readonly faults: number;

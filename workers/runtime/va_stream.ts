@@ -14,10 +14,12 @@
  * DMA chunks as always, so the kernel may revoke mid-stream.
  *
  * Returns the bytes moved and the time inside the loop (worker clock,
- * plus absolute start and end):
+ * plus absolute start and end, and the thread's on-CPU time in it:
+ * workers/runtime/thread_cpu.ts):
  * no comlink round trip is in the figure.
  */
 import type { DeviceCmd, DeviceReply } from '../../src/devices/protocol.js';
+import { threadCpuMs } from './thread_cpu.js';
 import type { VaSpace } from './va_space.js';
 
 export function vaStream(va: VaSpace, cmd: DeviceCmd<'va-stream'>): DeviceReply<'va-stream'> {
@@ -35,6 +37,7 @@ export function vaStream(va: VaSpace, cmd: DeviceCmd<'va-stream'>): DeviceReply<
     if (late !== null) return { errno: 'ETIMEDOUT', message: late };
   }
   const r0 = va.counters;
+  const c0 = threadCpuMs();
   const t0 = performance.now();
   let bytes = 0;
   for (let p = 0; ; p++) {
@@ -48,8 +51,9 @@ export function vaStream(va: VaSpace, cmd: DeviceCmd<'va-stream'>): DeviceReply<
     if (untilMs > 0 ? performance.now() - t0 >= untilMs : p + 1 >= passes) break;
   }
   const ms = performance.now() - t0;
+  const cpuMs = threadCpuMs() - c0;
   const r1 = va.counters;
   // t0/t1 absolute (ms since the epoch), so streams of several workers can be aligned.
   const o = performance.timeOrigin;
-  return { errno: 0, bytes, ms, t0: o + t0, t1: o + t0 + ms, faults: r1.faults - r0.faults, pagesFaulted: r1.pagesFaulted - r0.pagesFaulted, refaults: r1.refaults - r0.refaults, retries: r1.retries - r0.retries, prefetchHits: r1.prefetchHits - r0.prefetchHits };
+  return { errno: 0, bytes, ms, cpuMs, t0: o + t0, t1: o + t0 + ms, faults: r1.faults - r0.faults, pagesFaulted: r1.pagesFaulted - r0.pagesFaulted, refaults: r1.refaults - r0.refaults, retries: r1.retries - r0.retries, prefetchHits: r1.prefetchHits - r0.prefetchHits };
 }
