@@ -73,8 +73,11 @@ t.test('gather', async (t) => {
     const { va, vma } = await ex.mmap(mm, n, pages);
     const data = pattern(len, 31);
     ex.fill(vma, 0, data);
-    await stream('nic0', { va, len, cmdBytes: len });
+    const r = await stream('nic0', { va, len, cmdBytes: len, passes: 50 });
     t.ok(Buffer.from(local('nic0')).equals(Buffer.from(data)), 'read: bytes equal');
+    // The device thread's on-CPU time (workers/runtime/thread_cpu.ts): some, and no more than its wall time (1 ms for the reads around it).
+    if (process.platform === 'linux') t.ok(r.cpuMs > 0 && r.cpuMs <= r.ms + 1, `on-CPU ${r.cpuMs} ms within wall ${r.ms} ms`);
+    else t.ok(Number.isNaN(r.cpuMs), 'no on-CPU time off Linux');
     // Odd command sizes: a gather starts and ends inside pages.
     local('nic0').fill(0);
     await stream('nic0', { va: va + 100, len: len - 200, cmdBytes: len - 200, localOff: 100 });
