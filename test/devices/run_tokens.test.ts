@@ -130,6 +130,27 @@ t.test('a transfer of at most RUN_TOKEN_FREE_BYTES takes no token; a larger one 
   t.equal((await big).errno, 0, 'then it runs');
 });
 
+t.test('a command over one-page runs (scattered backing) is as large as its length: it waits for the token', async (t) => {
+  const r = await rig(t, [nic('nic0'), nic('idle0')], 1);
+  await r.machine.start();
+  const b = await ImporterBinding.bind(r.kernel, 'nic0', r.mm);
+  t.teardown(() => b.close());
+  // Two buffers faulted page by page in turn: each one's pages lie every other page in RAM.
+  const n = 8;
+  const x = await r.mm.mmap({ length: n * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  const y = await r.mm.mmap({ length: n * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  for (let i = 0; i < n; i++) for (const base of [x, y]) await r.mm.write(base + i * PAGE_SIZE, r.want.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE));
+  t.ok(n * PAGE_SIZE > RUN_TOKEN_FREE_BYTES && PAGE_SIZE <= RUN_TOKEN_FREE_BYTES, 'each run is token-free, the command is not');
+  takeTicket(new Int32Array(r.machine.runTokens!.sab), 1); // idle0 "holds" the only token
+  let settled = false;
+  const cmd = r.machine.device('nic0').handle.cmd({ op: 'va-stream', va: x, len: n * PAGE_SIZE, cmdBytes: n * PAGE_SIZE }).finally(() => (settled = true));
+  await until('nic0 to wait for the token', () => r.machine.runTokens!.stats.waits > 0);
+  t.equal(settled, false, 'the command waits for the token');
+  t.ok(r.machine.runTokens!.reap(1), 'the stand-in holder gives the token back');
+  t.equal((await cmd).errno, 0, 'then it runs');
+  bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, n * PAGE_SIZE), r.want.subarray(0, n * PAGE_SIZE), 'nic0 read the right bytes');
+});
+
 t.test('streams share one token fairly (FIFO hand-off at chunk boundaries)', async (t) => {
   const names = ['nic0', 'nic1', 'nic2'];
   const r = await rig(t, names.map(nic), 1);

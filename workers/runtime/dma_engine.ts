@@ -90,9 +90,12 @@ export class DmaEngine {
    * Set by a caller that makes one command of many transfers (VaSpace): the
    * token stays held from one transfer to the next (no ticket per run) and
    * the caller gives it back with releaseToken() before anything that
-   * waits (a page request) and at the end of the command.
+   * waits (a page request) and at the end of the command. Its value is the
+   * command's length: whether a transfer needs a token at all
+   * (RUN_TOKEN_FREE_BYTES) is the command's size, not its runs' (runs over
+   * scattered BAR slots can each be one page). 0: no command holds it.
    */
-  holdToken = false;
+  holdToken = 0;
 
   constructor(
     private readonly self: DeviceShm,
@@ -314,7 +317,7 @@ export class DmaEngine {
     try {
       return this.chunkLoop(len, step);
     } finally {
-      if (!this.holdToken) this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
+      if (this.holdToken === 0) this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
     }
   }
 
@@ -322,7 +325,7 @@ export class DmaEngine {
     let done = 0;
     this.moved = 0;
     while (done < len) {
-      const noToken = this.runToken?.chunk(len) ?? null; // waits for a run token, acking invalidations meanwhile
+      const noToken = this.runToken?.chunk(Math.max(len, this.holdToken)) ?? null; // waits for a run token, acking invalidations meanwhile
       if (noToken !== null) return noToken;
       if (this.killed?.()) return INVALIDATED;
       const n = step(done);

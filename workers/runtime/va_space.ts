@@ -132,11 +132,11 @@ export class VaSpace {
   private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
     // One run token for the command's runs, given back before a page request and at the end (never held across a wait).
     const dma = this.ctx.dma;
-    dma.holdToken = true;
+    dma.holdToken = len;
     try {
       return this.runs(va, localOff, len, write, streamEnd);
     } finally {
-      dma.holdToken = false;
+      dma.holdToken = 0;
       dma.releaseToken();
     }
   }
