@@ -35,9 +35,9 @@ export type Translate = (addr: number, len: number, write: boolean) => { addr: n
 export const identity: Translate = (addr, len) => ({ addr, len });
 
 /**
- * Returned by an onRun veto when an invalidation killed the run in flight
- * (workers/runtime/va_space.ts): the caller refaults and redoes the run; it
- * is not a device error.
+ * Returned when an invalidation killed the run in flight (the `killed()`
+ * test before a chunk, or an onRun veto; workers/runtime/va_space.ts): the
+ * caller refaults and redoes the run; it is not a device error.
  */
 export const INVALIDATED = 'invalidated mid-transfer';
 

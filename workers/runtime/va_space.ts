@@ -88,8 +88,9 @@ export class VaSpace {
    * Process memory [va, +len) -> local memory [localOff, +len). Null, or an
    * error naming device and address. `streamEnd`: the end of the whole
    * transfer this call is a burst of, so one page request covers up to
-   * FAULT_WINDOW pages of it instead of one burst (an ATS-style range
-   * request), and the next window is asked for ahead (DeviceTlb.prefetch).
+   * FAULT_WINDOW missing pages of it (spread over at most SPARSE_SPAN)
+   * instead of one burst (an ATS-style range request), and the next window
+   * is asked for ahead (DeviceTlb.prefetch).
    */
   read(va: number, localOff: number, len: number, streamEnd = va + len): string | null {
     return this.io(va, localOff, len, false, streamEnd);
@@ -207,8 +208,9 @@ export class VaSpace {
    * of the next `cap` (at most SPARSE_SPAN), however many usable pages lie
    * between, and no further than the FAULT_WINDOW-th unusable one (what a
    * reply holds): a sparse request maps and installs only its mask's pages,
-   * and only invalidations of those make it retry (DeviceTlb.takesAsked,
-   * the kernel's sparse window notifier), so a long window costs nothing
+   * and only invalidations of those make it retry (DeviceTlb's race test
+   * voids only the asked pages, racedPages; the kernel's sparse window
+   * notifier), so a long window costs nothing
    * for the pages we hold, and one request takes every hole of it (cut at
    * 16 held pages in a row, a revoke storm's scattered holes took about
    * twice the page requests). A window with nothing held is a dense request
