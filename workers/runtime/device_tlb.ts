@@ -170,11 +170,6 @@ export class DeviceTlb {
     return (f & PRESENT) !== 0 && (!write || (f & HMM_PFN_WRITE) !== 0);
   }
 
-  /** Has `vpn` never had an entry (not even one an invalidation dropped)? The frontier of a first-touch stream. */
-  untouched(vpn: number): boolean {
-    return this.word(vpn, W_FLAGS) === 0;
-  }
-
   /** Device address of `vpn`'s entry (call only when usable). */
   devAddr(vpn: number): number {
     return this.block(vpn)!.addr[vpn & (TLB_BLOCK - 1)];
