@@ -78,7 +78,7 @@ interface Hold {
 
 const NIL = -1;
 
-/** Longest refault merged into the owner's hold that covers it (mapPagesLocked). */
+/** Longest refault merged into the owner's hold that covers it (mapRunLocked). */
 const MERGE_HOLE_MAX = 16;
 
 /** The device pages of `runs` (flat [i0, i1) pairs of indexes into `pages`), in order. */

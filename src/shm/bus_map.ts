@@ -116,32 +116,36 @@ export class BusDecoder {
     const slots = dev.barSlots!;
     const first = off >>> PAGE_SHIFT;
     if (off < 0 || first >= slots.length) return false;
-    // Pairs with Atomics.store(this.slots, slot, page) in BarManager.mapPagesLocked.
+    // Pairs with Atomics.store(this.slots, slot, page) in BarManager.bindSlot.
     const page = Atomics.load(slots, first);
     if (page < 0) return false;
     const inPage = off & (PAGE_SIZE - 1);
-    let n = Math.min(len, PAGE_SIZE - inPage);
-    for (let slot = first + 1; n < len && slot < slots.length && Atomics.load(slots, slot) === page + (slot - first); slot++) n = Math.min(len, n + PAGE_SIZE);
     out.offset = page * PAGE_SIZE + inPage;
-    out.len = n;
+    out.len = slotRunLen(slots, first, page, inPage, len);
     return true;
   }
 
   private decodeBarMem(dev: DeviceShm, addr: number, off: number, avail: number, out: ScratchRun | null): BusRun | BusFault {
     const slots = dev.barSlots!;
-    let slot = off >>> PAGE_SHIFT;
+    const slot = off >>> PAGE_SHIFT;
     const page = Atomics.load(slots, slot);
     if (page < 0) return { fault: `bus address ${hex(addr)} is in BAR2 slot ${slot} of ${dev.name}, which maps no device page` };
     const inPage = off & (PAGE_SIZE - 1);
-    let len = Math.min(avail, PAGE_SIZE - inPage);
-    // Merge following slots while they map the following device pages.
-    while (len < avail && Atomics.load(slots, slot + 1) === page + (slot + 1 - (off >>> PAGE_SHIFT))) {
-      slot++;
-      len = Math.min(avail, len + PAGE_SIZE);
-    }
+    const len = slotRunLen(slots, slot, page, inPage, avail);
     // The BAR generation, not memGen: a translation through a slot dies when the slot closes (src/kernel/bar_manager.ts).
     return fillRun(out, 'devmem', dev.index, dev.mem!, page * PAGE_SIZE + inPage, len, dev.barGen);
   }
+}
+
+/**
+ * Bytes of a BAR2 run from `inPage` into slot `first` (which maps `page`),
+ * up to `avail`: the following slots join while they map the following
+ * device pages.
+ */
+function slotRunLen(slots: Int32Array, first: number, page: number, inPage: number, avail: number): number {
+  let len = Math.min(avail, PAGE_SIZE - inPage);
+  for (let slot = first + 1; len < avail && slot < slots.length && Atomics.load(slots, slot) === page + (slot - first); slot++) len = Math.min(avail, len + PAGE_SIZE);
+  return len;
 }
 
 /** A BusRun that decodeTo() may overwrite. */
