@@ -208,7 +208,9 @@ class Accelerator implements DeviceModel {
    * writable up front, FAULT_WINDOW pages a page request (an ATS-style range
    * request), the way NVME_ATTACH does: not a read fault and then a write
    * fault per staging chunk (128 round trips to the kernel for 1024 pages
-   * through 16 staging pages, against 2). Pages an invalidation takes later
+   * through 16 staging pages, against 2), and none for pages whose
+   * translations it holds already (our own pages, posted by the driver at
+   * migration: dmirror_migrate_finalize_and_map). Pages an invalidation takes later
    * are refaulted by the reads and writes as usual.
    */
   private faultWritable(start: number, end: number): 0 | ErrnoName {
@@ -216,7 +218,10 @@ class Accelerator implements DeviceModel {
     const first = Math.floor(start / PAGE_SIZE);
     const last = Math.ceil(end / PAGE_SIZE);
     for (let p = first; p < last; p += FAULT_WINDOW) {
-      const r = va.tlb.fault(p * PAGE_SIZE, Math.min(FAULT_WINDOW, last - p), true);
+      const n = Math.min(FAULT_WINDOW, last - p);
+      // Pages migrated to us come with their translations (the driver's post, DeviceTlb.collectMap): no request.
+      if (va.tlb.allUsable(p, n, true)) continue;
+      const r = va.tlb.fault(p * PAGE_SIZE, n, true);
       if (r !== 0) return r;
     }
     return 0;

@@ -136,7 +136,7 @@ class Mirror implements DeviceModel {
   private attach(cmd: DeviceCmd<'attach'>): DeviceReply<'attach'> {
     const ctx = this.ctx;
     if (this.a) return { errno: 'EBUSY', message: `${this.name}: already attached to a process (detach first)` };
-    const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri));
+    const tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(cmd.pri), cmd.map ? new Int32Array(cmd.map) : null);
     this.prevTranslate = ctx.dma.translate;
     let walk: IommuWalk | null = null;
     if (cmd.iommu) {
@@ -261,6 +261,8 @@ class Mirror implements DeviceModel {
       refaults: 0,
       next: -1,
     };
+    // What the driver installed at a migration to us (dmirror_migrate_finalize_and_map) is in our table before we look.
+    a.tlb.collectMap();
     for (let i = 0; i < c.npages; ) {
       const e = a.tlb.lookup(c.va0 / PAGE_SIZE + i);
       if (!usable(e, write)) {

@@ -86,6 +86,8 @@ type None = Record<never, never>;
 export interface BindInfo {
   /** PageRequest words (src/shm/tlb_layout.ts): the device's page requests and the kernel's replies. */
   readonly pri: SharedArrayBuffer;
+  /** DriverMap words (src/shm/driver_map_layout.ts): translations the driver installs without a page request (after a migration to the device). */
+  readonly map?: SharedArrayBuffer;
   /** The device's IOMMU domain, when its DMA is translated. */
   readonly iommu: SharedArrayBuffer | null;
   /** SafetyLog of the machine (violations found in check mode). */

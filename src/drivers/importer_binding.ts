@@ -30,12 +30,14 @@
 import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceStats, ringWake } from '../shm/device_ctl.js';
-import { loadU64, storeU64 } from '../shm/layout.js';
+import { allocLayout, loadU64, storeU64 } from '../shm/layout.js';
 import { errnoCode, FAULT_WINDOW, PageRequest, ReplyEntry, SPARSE_SPAN } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
 import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { deviceCmdOk } from './device_cmd.js';
 import { HeldRanges } from './held_ranges.js';
+import { postMigrated, type MapTarget } from './migrate_map.js';
+import { DriverMap } from '../shm/driver_map_layout.js';
 import type { DevMem } from '../kernel/devmem.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmPfns, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
@@ -113,6 +115,10 @@ export class ImporterBinding implements IntervalNotifierOps {
   readonly devmem: DevMem;
   readonly domain: IommuDomain | null;
   protected readonly pri: Int32Array;
+  /** DriverMap mailbox: translations posted without a page request (src/drivers/migrate_map.ts). */
+  private readonly map: Int32Array;
+  /** Test seam of the post after a migration: runs between its readBegin and the driver lock. */
+  beforeMapLock: (() => Promise<void> | void) | null = null;
   protected readonly safetySab = allocSafetyLog();
   /** VA page -> IOVA we mapped for it. guarded by: lock. */
   private readonly iovaOf = new Map<number, number>();
@@ -159,6 +165,8 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.notifier = mm.notifiers.insert(0, TASK_SIZE, this, `${dev.spec.name} importer`);
     kernel.safetySources.push(this);
     this.devmem.ownerFlush = (s, e) => this.flushOwn(s, e);
+    this.map = allocLayout(DriverMap);
+    this.devmem.ownerMap = (m, vpns) => (m === this.mm && !this.closed ? postMigrated(this.mapTarget(), vpns) : Promise.resolve(0));
     this.server = Promise.resolve();
   }
 
@@ -174,7 +182,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   protected bindInfo(): BindInfo {
-    return { pri: this.pri.buffer as SharedArrayBuffer, iommu: this.domain?.sab ?? null, safety: this.safetySab, check: this.kernel.check };
+    return { pri: this.pri.buffer as SharedArrayBuffer, map: this.map.buffer as SharedArrayBuffer, iommu: this.domain?.sab ?? null, safety: this.safetySab, check: this.kernel.check };
   }
 
   protected startServer(): void {
@@ -278,6 +286,11 @@ export class ImporterBinding implements IntervalNotifierOps {
     if (vma && vma.kind === 'device' && vma.vmOps?.p2pUnmap && end <= vma.end) return !this.p2pHeld.overlaps(start, end);
     if (event !== 'migrate') return false;
     return !this.translated.overlaps(start, end) && !this.p2pHeld.overlaps(start, end);
+  }
+
+  /** What postMigrated needs of us (DevMem.ownerMap). */
+  private mapTarget(): MapTarget {
+    return { name: this.name, mm: this.mm, lock: this.lock, devmem: this.devmem, map: this.map, beforeLock: this.beforeMapLock, recordTranslated: (s, e) => this.translated.add(this.translated, null, s, e) };
   }
 
   /** Own-migration flush (DevMem.ownerFlush); nothing to do when we hold no translation of the range (holdsNothingIn). */

@@ -42,6 +42,12 @@ export class DevMem implements DevMemRef {
    * dmirror_interval_invalidate skips MMU_NOTIFY_MIGRATE with owner == itself).
    */
   ownerFlush: ((start: number, end: number) => Promise<void>) | null = null;
+  /**
+   * Set by the owner's driver: installs the owner's translations of VA
+   * pages `vpns` of `mm` just migrated into this memory
+   * (dmirror_migrate_finalize_and_map; src/drivers/migrate_map.ts).
+   */
+  ownerMap: ((mm: Mm, vpns: readonly number[]) => Promise<number>) | null = null;
   /** Owner's answer to peers (the devmem p2p callback may refuse: 0 pages). */
   allowPeers = true;
   /** p2p unmaps received (statistics). */

@@ -19,6 +19,8 @@
  *                                                (both posted, then awaited)
  *   allocate the destination pages, copy     (the driver's alloc_and_copy)
  *   switch the PTEs                           (migrate_vma_pages)
+ *   the owner's driver maps them              (dmirror_migrate_finalize_and_map:
+ *                                              DevMem.ownerMap, to the device)
  *   free the source pages                     (migrate_vma_finalize:
  *                                              generation bump + poison)
  *
@@ -140,6 +142,8 @@ export async function migrateToDevice(mm: Mm, start: number, end: number, devmem
       mm.pt.set(vpns[i], { kind: 'devprivate', devmem, page: dst[i], write: write[i] });
       devmem.rmap.set(dst[i], { mm, va: vpns[i] * PAGE_SIZE });
     }
+    // dmirror_migrate_finalize_and_map(): the owner's driver installs the new pages in its device's TLB.
+    await devmem.ownerMap?.(mm, vpns);
     // migrate_vma_finalize(): the system pages are freed (after the acks above).
     k.ram.freePageList(src.filter((p) => p >= 0));
     traceSink.w?.instant(TraceEvent.Migrate, traceDev(devmem.owner.name), n, 1);

@@ -27,6 +27,12 @@
  * page while the request is in flight voids that page's entry only (it
  * refaults); a dense request's reply is void as a whole.
  *
+ * Driver-installed translations (dmirror_migrate_finalize_and_map): after
+ * migrating pages into this device's memory the driver posts their entries
+ * in a second mailbox (src/shm/driver_map_layout.ts); collectMap()
+ * installs them, before any page request and before serving any
+ * invalidation, so an invalidation posted after them drops them.
+ *
  * Every entry records the page generation (and the target page) it was
  * made from, so the safety checker can tell a stale use from a good one.
  * Entries live in typed arrays (blocks of TLB_BLOCK consecutive VA
@@ -41,6 +47,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
+import { DriverMap } from '../../src/shm/driver_map_layout.js';
 import { errnoCode, errnoName, PageRequest, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
@@ -115,11 +122,14 @@ export class DeviceTlb {
   retries = 0;
   /** Faults answered by a prefetch already in the mailbox. */
   prefetchHits = 0;
+  /** Pages installed from the driver's posts (collectMap), no page request. */
+  pagesMapped = 0;
 
   constructor(
     private readonly self: DeviceShm,
     private readonly inv: InvalidationPort,
     private readonly pri: Int32Array,
+    private readonly map: Int32Array | null = null,
   ) {
     this.reqSeq = Atomics.load(pri, PageRequest.reqSeq);
     inv.addHook((s, e) => this.drop(s, e), 'device');
@@ -282,8 +292,42 @@ export class DeviceTlb {
     return (old & DROPPED) !== 0;
   }
 
+  /**
+   * Installs the driver's post in the DriverMap mailbox, if there is one
+   * we have not installed: every entry whose flags are set. Runs before
+   * any invalidation is served (drop) and before a page request, so an
+   * invalidation the kernel posted after the mailbox drops what it held.
+   */
+  collectMap(): void {
+    const m = this.map;
+    if (m === null) return;
+    // Pairs with Atomics.store(postSeq) in postMigrated (src/drivers/migrate_map.ts).
+    const s = Atomics.load(m, DriverMap.postSeq);
+    if (s === m[DriverMap.doneSeq]) return;
+    const v0 = Math.floor(loadU64(m, DriverMap.start) / PAGE_SIZE);
+    const n = m[DriverMap.pages];
+    for (let i = 0; i < n; i++) {
+      const w = DriverMap.entries + i * ReplyEntry.kFieldCount;
+      const f = m[w + ReplyEntry.flags];
+      if (f === 0) continue;
+      this.install(v0 + i, loadU64(m, w + ReplyEntry.devAddr), f, m[w + ReplyEntry.gen], m[w + ReplyEntry.mem], m[w + ReplyEntry.page]);
+      this.pagesMapped++;
+    }
+    // The mailbox is free again: the driver may post the next migration's entries.
+    Atomics.store(m, DriverMap.doneSeq, s);
+  }
+
+  /** Are all of [vpn, +n) usable for the access (after installing the driver's post)? */
+  allUsable(vpn: number, n: number, write: boolean): boolean {
+    this.collectMap();
+    for (let i = 0; i < n; i++) if (!this.usable(vpn + i, write)) return false;
+    return true;
+  }
+
   /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
   drop(start: number, end: number): void {
+    // The driver's post came before this invalidation: install it first, so the range drops it too.
+    this.collectMap();
     const o = this.outstanding;
     if (o && o.start < end && start < o.end) this.race(o.start, start, end);
     if (this.count === 0) return;
@@ -326,6 +370,8 @@ export class DeviceTlb {
   }
 
   clear(): void {
+    // A post not installed yet is void too.
+    if (this.map !== null) Atomics.store(this.map, DriverMap.doneSeq, Atomics.load(this.map, DriverMap.postSeq));
     this.blocks.clear();
     this.lastKey = -1;
     this.lastBlock = null;
@@ -421,6 +467,7 @@ export class DeviceTlb {
         if (covers) this.retries++; // our page was invalidated while the request was in flight
       } else if (covers && (errno === errnoCode('EBUSY') || errno === 0)) this.retries++;
     }
+    this.collectMap();
     const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
       if (performance.now() > giveUp) return this.done('EBUSY', t0);

@@ -73,7 +73,7 @@ export class VaSpace {
     /** The device's IOMMU walker (attachIommu), when its DMA is translated. */
     readonly walk: IommuWalk | null,
   ) {
-    this.tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(bind.pri));
+    this.tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(bind.pri), bind.map ? new Int32Array(bind.map) : null);
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
     ctx.dma.onGather = (runs, write) => this.onGather(runs, write);

@@ -1,0 +1,116 @@
+/**
+ * Driver-installed translations after a migration to the device:
+ * lib/test_hmm.c's dmirror_migrate_finalize_and_map(), which stores every
+ * page dmirror_migrate_to_device() just migrated into the dmirror's own
+ * page table (dmirror->pt) under the driver mutex, so the device reads
+ * them without a fault. Here the device's page table is its TLB in the
+ * worker: the driver posts the entries a page request would have got (the
+ * owner's own device-private pages, hmm's dev_private_owner rule) into the
+ * DriverMap mailbox (src/shm/driver_map_layout.ts), and the device
+ * installs them before its next page request or invalidation.
+ *
+ * Upstream needs no sequence check (the pages are still locked as
+ * migration entries). Our driver lock is taken across an await, so a
+ * revoke could run in between: the post is checked like a fault reply
+ *
+ *   win = interval notifier over [start, end); seq = win.readBegin()
+ *   build the entries from the PTEs        (mm.lock held by the migration)
+ *   driver lock; win.readRetry(seq)?       -> post nothing (the device faults)
+ *   record the range as translated         (later migrations and flushes
+ *                                           reach the device: holdsNothingIn)
+ *   write entries; Atomics.store(postSeq); unlock
+ *
+ * [Required: an invalidation that overlaps [start, end) after readBegin
+ *  leaves no entry of it posted; one after the post is served by the
+ *  device after installing the post (DeviceTlb.drop), so it drops them.]
+ *
+ * Best effort: nothing is posted while the device has not installed the
+ * previous post (the mailbox holds one), nor past MAP_PAGES pages; those
+ * pages fault as before.
+ */
+import { PAGE_SIZE } from '../shm/constants.js';
+import { DriverMap, MAP_PAGES } from '../shm/driver_map_layout.js';
+import { storeU64 } from '../shm/layout.js';
+import { ReplyEntry } from '../shm/tlb_layout.js';
+import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../shm/hmm_pfn.js';
+import type { DevMem } from '../kernel/devmem.js';
+import type { DriverLock } from '../kernel/driver_lock.js';
+import type { Mm } from '../kernel/mm.js';
+import type { IntervalNotifierOps } from '../kernel/mmu_notifier.js';
+
+/** What the binding lends the post: its process, lock, device memory, mailbox and its record of what the device holds. */
+export interface MapTarget {
+  readonly name: string;
+  readonly mm: Mm;
+  readonly lock: DriverLock;
+  readonly devmem: DevMem;
+  readonly map: Int32Array;
+  /** Notes [start, end) as translated by the device (lock held). */
+  recordTranslated(start: number, end: number): void;
+  /** Test seam: runs after readBegin, before the driver lock (a racing invalidation goes here). */
+  readonly beforeLock: (() => Promise<void> | void) | null;
+}
+
+/** Any invalidation of the window voids the post (mmu_interval_set_seq). */
+const windowOps: IntervalNotifierOps = {
+  invalidate(sub, _range, curSeq) {
+    sub.setSeq(curSeq);
+    return true;
+  },
+};
+
+/**
+ * Posts the device's entries for the migrated VA pages `vpns` (ascending;
+ * caller holds mm.lock, the PTEs already switched). Returns the pages
+ * posted (0: none, the device faults them).
+ */
+export async function postMigrated(t: MapTarget, vpns: readonly number[]): Promise<number> {
+  const m = t.map;
+  if (vpns.length === 0 || Atomics.load(m, DriverMap.doneSeq) !== Atomics.load(m, DriverMap.postSeq)) return 0;
+  const v0 = vpns[0];
+  const span = Math.min(MAP_PAGES, vpns[vpns.length - 1] - v0 + 1);
+  const start = v0 * PAGE_SIZE;
+  const end = start + span * PAGE_SIZE;
+  const win = t.mm.notifiers.insert(start, end - start, windowOps, `${t.name} migrate map`);
+  try {
+    const seq = await win.readBegin();
+    await t.beforeLock?.();
+    await t.lock.lock();
+    try {
+      if (win.readRetry(seq)) return 0;
+      t.recordTranslated(start, end);
+      const n = fillEntries(t, v0, span);
+      storeU64(m, DriverMap.start, start);
+      m[DriverMap.pages] = span;
+      // Stored last: pairs with Atomics.load(postSeq) in DeviceTlb.collectMap.
+      Atomics.store(m, DriverMap.postSeq, (m[DriverMap.postSeq] + 1) | 0);
+      return n;
+    } finally {
+      t.lock.unlock();
+    }
+  } finally {
+    void win.remove();
+  }
+}
+
+/** Entry i of the mailbox for VA page v0 + i: our own device-private page as hmmRangeFault reports it (dev_private_owner), else none. */
+function fillEntries(t: MapTarget, v0: number, span: number): number {
+  const m = t.map;
+  const own = t.devmem;
+  let n = 0;
+  for (let i = 0; i < span; i++) {
+    const w = DriverMap.entries + i * ReplyEntry.kFieldCount;
+    const pte = t.mm.pt.get(v0 + i);
+    if (pte?.kind !== 'devprivate' || pte.devmem !== own) {
+      m[w + ReplyEntry.flags] = 0;
+      continue;
+    }
+    storeU64(m, w + ReplyEntry.devAddr, pte.page * PAGE_SIZE);
+    m[w + ReplyEntry.flags] = HMM_PFN_VALID | HMM_PFN_DEVICE_PRIVATE | (pte.write ? HMM_PFN_WRITE : 0);
+    m[w + ReplyEntry.gen] = Atomics.load(own.gen, pte.page);
+    m[w + ReplyEntry.mem] = own.owner.index;
+    m[w + ReplyEntry.page] = pte.page;
+    n++;
+  }
+  return n;
+}

@@ -1,0 +1,83 @@
+// Driver-installed translations at migration (lib/test_hmm.c's
+// dmirror_migrate_finalize_and_map; src/drivers/migrate_map.ts): after
+// HMM_DMIRROR_MIGRATE_TO_DEV the device reads the range from its own table
+// without a page request (upstream's dmirror_do_read after the migration
+// finds every entry), an invalidation that races the driver's post voids
+// it, and one after the post drops what it installed.
+import t from 'tap';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
+import { firstMismatch, hmmMachine, hmmOpen, ints } from '../fixtures/hmm_selftests.js';
+
+const RW = PROT_READ | PROT_WRITE;
+const npages = 256;
+const size = npages * PAGE_SIZE;
+
+t.test('hmm migrate map', async (t) => {
+  const kernel = await hmmMachine(t);
+
+  // Port of hmm-tests.c migrate + the device read dmirror_migrate_to_device does after it.
+  t.test('migrate, then a device read makes no page request', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => i));
+    t.equal((await fd[0].migrateToDev(ptr, npages)).cpages, npages);
+    const r = await fd[0].read(ptr, npages);
+    t.equal(r.cpages, npages);
+    t.equal(firstMismatch(r.data!, (i) => i), -1, 'the device read its own pages');
+    t.equal(r.faults, 0, 'no dmirror_fault() call');
+    t.equal(r.requests, 0, 'no page request');
+    // A device write through the installed (writable) entries lands in device memory; the CPU sees it.
+    const w = await fd[0].write(ptr, 1, ints(1, (i) => ~i));
+    t.equal(w.requests, 0, 'the installed entries are writable');
+    t.equal(firstMismatch(await mm.read(ptr, PAGE_SIZE), (i) => ~i), -1, 'CPU reads the device write (migrated back)');
+    t.equal(fd[0].violations().count, 0);
+  });
+
+  t.test('an invalidation racing the post leaves no installed entry', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => 3 * i));
+    let raced = 0;
+    // Between the post's readBegin and its driver lock: a revoke of half the range (no mmap_lock: the migration holds it).
+    fd[0].beforeMapLock = async () => {
+      raced++;
+      await mm.revokeRange(ptr, ptr + size / 2, null);
+    };
+    t.equal((await fd[0].migrateToDev(ptr, npages)).cpages, npages);
+    fd[0].beforeMapLock = null;
+    t.equal(raced, 1, 'the race ran inside the migration');
+    const r = await fd[0].read(ptr, npages);
+    t.equal(firstMismatch(r.data!, (i) => 3 * i), -1);
+    t.ok(r.requests > 0, `the device faulted the range in (${r.requests} page requests): the post was void`);
+    t.equal(r.pagesFaulted, npages, 'every page, not only the revoked half: the whole post is void');
+    t.equal(fd[0].violations().count, 0);
+  });
+
+  t.test('an invalidation after the post drops what it installed', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => i + 7));
+    t.equal((await fd[0].migrateToDev(ptr, npages)).cpages, npages);
+    // The device has not looked at its table yet: the post is still in the mailbox when this revoke reaches it.
+    await mm.revokeRange(ptr, ptr + size, null);
+    const r = await fd[0].read(ptr, npages);
+    t.equal(firstMismatch(r.data!, (i) => i + 7), -1);
+    t.equal(r.pagesFaulted, npages, 'every page refaulted: the revoke dropped the installed entries');
+    t.equal(fd[0].violations().count, 0);
+  });
+
+  t.test('migrated back: the device does not keep the installed entries', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => i ^ 0x55));
+    t.equal((await fd[0].migrateToDev(ptr, npages)).cpages, npages);
+    // Our own migration back: the driver must flush us (it recorded the posted range as translated).
+    t.equal((await fd[0].migrateToSys(ptr, npages)).cpages, npages);
+    await mm.write(ptr, ints(npages, (i) => i ^ 0xaa));
+    const r = await fd[0].read(ptr, npages);
+    t.equal(firstMismatch(r.data!, (i) => i ^ 0xaa), -1, 'the device reads the CPU write in RAM, not its freed pages');
+    t.equal(r.pagesFaulted, npages);
+    t.equal(fd[0].violations().count, 0, 'no stale use of a freed device page');
+  });
+});
