@@ -44,12 +44,29 @@ import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
-import { coalesce } from '../kernel/invalidate_broadcast.js';
+import { coalesce, type BeforePost } from '../kernel/invalidate_broadcast.js';
 import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange, MmuNotifyEvent } from '../kernel/mmu_notifier.js';
 import type { DeviceRef } from '../kernel/kernel_types.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
+
+/**
+ * The beforePost callback of a flush whose post carries its IOVAs: marks
+ * each IOVA draining with the seq of the first post whose ranges cover it
+ * (a batch too large for one post goes out as several).
+ */
+function drainHook(dom: IommuDomain, iovas: readonly number[]): BeforePost {
+  let left = iovas;
+  return (seq, batch) => {
+    const rest: number[] = [];
+    for (const iova of left) {
+      if (batch.some((r) => r.start <= iova && iova < r.end)) dom.drain(iova, seq);
+      else rest.push(iova);
+    }
+    left = rest;
+  };
+}
 
 /** What the device is told when bound: its mailbox, IOMMU domain and safety log. */
 export type { BindInfo };
@@ -320,6 +337,15 @@ export class ImporterBinding implements IntervalNotifierOps {
    *   unmap the IOVAs; IOTLB flush of them -> ack (covers a re-walk between
    *     the two: a rogue that kept its VA translations), release the IOVAs
    *   p2p_unmap the held ranges
+   *
+   * With a domain of this device alone, the IOTLB flush rides in the same
+   * post as the VA range (one ack, as intel-iommu's cache_tag_flush_range
+   * batches the IOTLB and device-TLB descriptors behind one wait
+   * descriptor): just before the post, its IOVAs are marked draining
+   * (IommuDomain.drain): walks of them succeed until the device acks that
+   * post and fault after, so a rogue's re-walk between the ack and the
+   * unmap faults instead of refilling its IOTLB. Then unmap, release,
+   * p2p_unmap.
    */
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
@@ -336,6 +362,12 @@ export class ImporterBinding implements IntervalNotifierOps {
     const heldP2p = this.takeHeld(start, end);
     this.translated.take(start, end);
     this.flushesInFlight++;
+    const dom = this.domain;
+    if (dom && iovas.length > 0 && dom.devices.length === 1 && dom.devices[0].name === this.name) {
+      for (const r of coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity)) ranges.push(r);
+      const acked = this.kernel.invalidator(this.name).invalidate(ranges, drainHook(dom, iovas));
+      return this.afterAck(acked, ranges, iovas, heldP2p, true);
+    }
     return this.afterAck(this.kernel.invalidator(this.name).invalidate(ranges), ranges, iovas, heldP2p);
   }
 
@@ -345,11 +377,15 @@ export class ImporterBinding implements IntervalNotifierOps {
    * async function rather than a then/finally chain: every promise hop is
    * main-thread time on every revoke (inval.idle).
    */
-  private async afterAck(acked: Promise<void>, ranges: readonly { start: number; end: number }[], iovas: readonly number[], heldP2p: readonly HeldRange[]): Promise<void> {
+  private async afterAck(acked: Promise<void>, ranges: readonly { start: number; end: number }[], iovas: readonly number[], heldP2p: readonly HeldRange[], iotlbFlushed = false): Promise<void> {
     try {
       await acked;
       const dom = this.domain;
-      if (dom) {
+      if (dom && iotlbFlushed) {
+        // The acked post held the IOVAs (drained): unmapped and released at once.
+        for (const iova of iovas) dom.unmap(iova);
+        dom.releaseUnmapped(ranges);
+      } else if (dom) {
         dom.releaseUnmapped(ranges);
         // After the ack: the device no longer uses these IOVAs.
         for (const iova of iovas) dom.unmap(iova);

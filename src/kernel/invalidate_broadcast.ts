@@ -61,11 +61,16 @@ export interface InvRange {
   readonly end: number;
 }
 
+/** Called with a post's seq and ranges before the device can see it (DeviceInvalidator.invalidate). */
+export type BeforePost = (seq: number, batch: readonly InvRange[]) => void;
+
 export class DeviceInvalidator {
   /** guarded by: main thread. Last seq posted. */
   private seq: number;
   private tail: Promise<void> = Promise.resolve();
   private pending: InvRange[] = [];
+  /** beforePost callbacks of the pending calls (invalidate). */
+  private pendingHooks: BeforePost[] = [];
   private nextBatch: Promise<void> | null = null;
   /** Ranges of batches that timed out, re-sent until acked. */
   private unacked: InvRange[] = [];
@@ -106,9 +111,16 @@ export class DeviceInvalidator {
     this.onFailure(() => (this.failed = true)); // for life: a dead device is not worth blocking for
   }
 
-  /** Posts the ranges and resolves once the device acked them (or timed out and was reported). */
-  invalidate(ranges: readonly InvRange[]): Promise<void> {
+  /**
+   * Posts the ranges and resolves once the device acked them (or timed out
+   * and was reported). `beforePost`, if given, is called with the seq and
+   * ranges of every post of the batch these ranges go out in, just before
+   * the device can see that post (the IOMMU marks the IOVAs the post
+   * flushes: IommuDomain.drain).
+   */
+  invalidate(ranges: readonly InvRange[], beforePost?: BeforePost): Promise<void> {
     for (const r of ranges) this.pending.push(r);
+    if (beforePost) this.pendingHooks.push(beforePost);
     if (!this.nextBatch) this.nextBatch = this.tail = this.roundTrip(this.tail);
     return this.nextBatch;
   }
@@ -128,6 +140,7 @@ export class DeviceInvalidator {
   private async roundTrip(prev: Promise<void>): Promise<void> {
     await prev;
     const ranges = this.pending.splice(0);
+    const hooks = this.pendingHooks.splice(0);
     this.nextBatch = null;
     // Ranges posted while the device was parked go out again with every
     // batch (folded into it) until the device acked that post: each post
@@ -137,7 +150,7 @@ export class DeviceInvalidator {
     for (let i = 0; i === 0 || i < all.length; i += INV_BATCH) {
       const slice = all.slice(i, i + INV_BATCH);
       const batch = this.parkedRanges.length === 0 ? slice : coalesce([...this.parkedRanges, ...slice], INV_BATCH);
-      const seq = this.post(batch);
+      const seq = this.post(batch, hooks);
       const posted = performance.now();
       if (this.postedParked) {
         // Not waited for: the device serves it once admitted, before its next chunk.
@@ -181,8 +194,10 @@ export class DeviceInvalidator {
    * was not waited for) and wakes the device unless it is parked (it will
    * serve the batch when admitted; postedParked says which). Returns its seq.
    */
-  private post(batch: readonly InvRange[]): number {
+  private post(batch: readonly InvRange[], hooks: readonly BeforePost[]): number {
     const ctl = this.ctl;
+    const seq = (this.seq + 1) | 0;
+    for (const h of hooks) h(seq, batch);
     // Pairs with the invWriting loads around the slot reads in InvalidationPort.check.
     Atomics.add(ctl, DeviceCtl.invWriting, 1);
     for (let i = 0; i < batch.length; i++) {
@@ -192,7 +207,7 @@ export class DeviceInvalidator {
     }
     Atomics.store(ctl, DeviceCtl.invCount, batch.length);
     Atomics.add(ctl, DeviceCtl.invWriting, 1);
-    const seq = (this.seq = (this.seq + 1) | 0);
+    this.seq = seq;
     // Pairs with Atomics.load(invSeq) in InvalidationPort.check.
     Atomics.store(ctl, DeviceCtl.invSeq, seq);
     // After the store of invSeq (RunTokens.parked). A device told to lag or

@@ -12,6 +12,9 @@
  *   unmap(iova)                     ->  PTE perm := 0
  *   flush()                         ->  IOTLB flush broadcast, wait for acks
  *   only then: the IOVA returns to the allocator, the page may be reused
+ *   or, one-device domain (ImporterBinding.flushLocked):
+ *   drain(iova, S) just before post S  ->  walks end at the ack of S, which
+ *   carries the IOVA (its IOTLB flush); then unmap + releaseUnmapped
  *   [Required: no IOVA is handed out again while a device may still hold
  *    it in its IOTLB]
  *
@@ -21,7 +24,7 @@
  */
 import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuDomainWords, iommuPteWord } from '../shm/iommu_layout.js';
+import { IOMMU_DRAIN, IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuDomainWords, iommuPteWord } from '../shm/iommu_layout.js';
 import { loadU64 } from '../shm/layout.js';
 import type { DeviceInvalidator } from './invalidate_broadcast.js';
 import type { DeviceRef } from './kernel_types.js';
@@ -106,6 +109,22 @@ export class IommuDomain {
     }
     this.mapped += npages;
     return IOVA_BASE + i0 * PAGE_SIZE + (bus - first);
+  }
+
+  /**
+   * Marks a mapped IOVA as being unmapped by the invalidation the device
+   * gets as post `seq` (called just before that post, which holds the
+   * IOVA): the device may still walk it until it acks `seq` (DMA in flight
+   * before it saw the invalidation), never after (src/shm/iommu_layout.ts).
+   * unmap() follows after the ack.
+   */
+  drain(iova: number, seq: number): void {
+    const w = iommuPteWord(this.index(iova));
+    const perm = Atomics.load(this.view, w + IommuPte.perm);
+    if (perm === 0 || (perm & IOMMU_DRAIN) !== 0) return;
+    this.view[w + IommuPte.drainSeq] = seq;
+    // Stored last: pairs with Atomics.load(perm) in IommuWalk.translate.
+    Atomics.store(this.view, w + IommuPte.perm, perm | IOMMU_DRAIN);
   }
 
   /** iommu_unmap() without the flush: the IOVA is not reusable until flush(). */

@@ -20,6 +20,20 @@
  *   [Required: after the flush ack, no DMA of any device attached to the
  *    domain reaches the old pfn through this IOVA]
  *
+ * Draining (one-device domains: the IOTLB flush rides with the device-TLB
+ * invalidation, one post and one ack, as intel-iommu's cache_tag_flush_range
+ * queues both descriptors and waits once in qi_submit_sync):
+ *
+ *   main, just before posting batch S       device worker (IommuWalk, miss)
+ *   store drainSeq := S                     perm = Atomics.load(pte.perm)
+ *   Atomics.store(perm, perm | DRAIN)       if DRAIN and invAck >= S: fault
+ *   post S (holds the IOVA); wait for ack   (the device acked the flush)
+ *   after the ack: perm := 0, reuse         else translate (in flight, as an
+ *                                             ATC serves until invalidated)
+ *   [Required: once the device acked S, no walk of that PTE succeeds, and
+ *    S's ranges flushed what the IOTLB held: a device that kept stale VA
+ *    translations cannot refill its IOTLB between the ack and the unmap]
+ *
  * `fenced` is the kill switch: a device that did not ack an invalidation in
  * time is cut off. The walk loads it on *every* translation, IOTLB hit or
  * not, so fencing does not depend on the device acking anything.
@@ -41,11 +55,14 @@ export const IommuDomainHdr = defineLayout({
 /** One page-table entry; entries start at IommuDomainHdr.kFieldCount. */
 export const IommuPte = defineLayout({
   pfn: { writer: 'main', doc: 'bus page number (bus address >> PAGE_SHIFT)' },
-  perm: { writer: 'main', doc: 'IOMMU_READ | IOMMU_WRITE; 0 = not present. Stored last on map, first on unmap' },
+  perm: { writer: 'main', doc: 'IOMMU_READ | IOMMU_WRITE (| IOMMU_DRAIN); 0 = not present. Stored last on map and drain, first on unmap' },
+  drainSeq: { writer: 'main', doc: 'with IOMMU_DRAIN: the invalidation seq whose ack ends every walk of this PTE. Stored before perm' },
 });
 
 export const IOMMU_READ = 1;
 export const IOMMU_WRITE = 2;
+/** Being unmapped: walks succeed only until the device acks the post numbered drainSeq. */
+export const IOMMU_DRAIN = 4;
 
 /** Word index of the PTE of IOVA page `i`. */
 export function iommuPteWord(i: number): number {

@@ -11,12 +11,16 @@
  * Invariants:
  * - `fenced` is loaded on every translation (hit or miss), so a fenced
  *   domain blocks at once, whatever the IOTLB holds;
- * - a PTE's perm is loaded with Atomics before its pfn (pairs with
- *   IommuDomain.map's store order in src/kernel/iommu.ts).
+ * - a PTE's perm is loaded with Atomics before its pfn and drainSeq
+ *   (pairs with IommuDomain.map/drain's store order in src/kernel/iommu.ts);
+ * - a draining PTE (IOMMU_DRAIN) is walked only while this device has not
+ *   acked the post drainSeq (our own invAck): that post flushes the IOVA
+ *   from the IOTLB, so nothing walked before it outlives its ack.
  */
 import { hex } from '../../src/shm/bus_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuPteWord } from '../../src/shm/iommu_layout.js';
+import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { IOMMU_DRAIN, IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuPteWord } from '../../src/shm/iommu_layout.js';
 import { storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import type { Translate } from './dma_engine.js';
@@ -54,7 +58,11 @@ export class IommuWalk {
       const w = iommuPteWord(i);
       const perm = Atomics.load(v, w + IommuPte.perm);
       if (perm === 0) return this.fault(addr, write, 'IOVA not mapped');
-      e = { pfn: v[w + IommuPte.pfn], perm };
+      // Pairs with IommuDomain.drain (drainSeq stored before perm); our own invAck, stored by this thread.
+      if ((perm & IOMMU_DRAIN) !== 0 && ((Atomics.load(this.self.ctl, DeviceCtl.invAck) - v[w + IommuPte.drainSeq]) | 0) >= 0) {
+        return this.fault(addr, write, 'IOVA being unmapped, its IOTLB flush acked');
+      }
+      e = { pfn: v[w + IommuPte.pfn], perm: perm & (IOMMU_READ | IOMMU_WRITE) };
       this.iotlb.set(i, e);
     }
     if (write && (e.perm & IOMMU_WRITE) === 0) return this.fault(addr, write, 'IOVA mapped read-only');
