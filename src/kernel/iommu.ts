@@ -26,7 +26,7 @@ import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { IOMMU_DRAIN, IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuDomainHdr, IommuPte, iommuDomainWords, iommuPteWord } from '../shm/iommu_layout.js';
 import { loadU64 } from '../shm/layout.js';
-import type { DeviceInvalidator } from './invalidate_broadcast.js';
+import { coalesce, type DeviceInvalidator, type InvRange } from './invalidate_broadcast.js';
 import type { DeviceRef } from './kernel_types.js';
 
 /** IOVA pages per domain (1 GiB of IOVA space). */
@@ -143,13 +143,18 @@ export class IommuDomain {
    * to whoever gets the IOVA next.
    */
   releaseUnmapped(flushed: readonly { start: number; end: number }[]): void {
-    const keep: number[] = [];
-    for (const i of this.pendingFree.splice(0)) {
-      const iova = IOVA_BASE + i * PAGE_SIZE;
-      if (flushed.some((r) => r.start <= iova && iova < r.end)) this.freeList.push(i);
-      else keep.push(i);
+    const pending = this.pendingFree;
+    if (pending.length === 0 || flushed.length === 0) return;
+    // Sorted, disjoint ranges: one binary search per pending page (a flush
+    // of thousands of pages against its ranges was quadratic).
+    const rs = coalesce(flushed, Infinity);
+    let kept = 0;
+    for (let k = 0; k < pending.length; k++) {
+      const i = pending[k];
+      if (covered(rs, IOVA_BASE + i * PAGE_SIZE)) this.freeList.push(i);
+      else pending[kept++] = i;
     }
-    this.pendingFree.push(...keep);
+    pending.length = kept;
   }
 
   /** iommu_iotlb_sync(): flush [iova, +len) from every IOTLB of the domain, then release what it covered. */
@@ -187,4 +192,16 @@ export class IommuDomain {
     if (!Number.isInteger(i) || i < 0 || i >= this.nextPage) throw new PeerVmaError('EINVAL', this.name, `IOVA 0x${iova.toString(16)} was never mapped`);
     return i;
   }
+}
+
+/** Whether `addr` lies in one of `rs` (sorted, disjoint: coalesce). */
+function covered(rs: readonly InvRange[], addr: number): boolean {
+  let lo = 0;
+  let hi = rs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (rs[mid].end <= addr) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo < rs.length && rs[lo].start <= addr;
 }
