@@ -26,15 +26,22 @@ import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import type { Translate } from './dma_engine.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
-interface IotlbEntry {
-  readonly pfn: number;
-  readonly perm: number;
-}
+/** Why a walk failed (walk's result), or WALK_OK. */
+const WALK_OK = 0;
+const WALK_NOT_MAPPED = 1;
+const WALK_DRAINED = 2;
 
 export class IommuWalk {
   private readonly view: Int32Array;
-  private readonly iotlb = new Map<number, IotlbEntry>();
   private readonly nPages: number;
+  /**
+   * The IOTLB, direct-mapped by IOVA page: the cached pfn and perm
+   * (IOMMU_READ | IOMMU_WRITE; 0 = no entry). Typed arrays, not a Map of
+   * objects: one lookup per translated page of every DMA run.
+   */
+  private readonly tlbPfn: Int32Array;
+  private readonly tlbPerm: Uint8Array;
+  private cached = 0;
 
   constructor(
     sab: SharedArrayBuffer,
@@ -42,48 +49,71 @@ export class IommuWalk {
   ) {
     this.view = new Int32Array(sab);
     this.nPages = this.view[IommuDomainHdr.nPages];
+    this.tlbPfn = new Int32Array(this.nPages);
+    this.tlbPerm = new Uint8Array(this.nPages);
   }
 
   get iotlbSize(): number {
-    return this.iotlb.size;
+    return this.cached;
   }
 
+  /**
+   * Translates the run at IOVA `addr`: as far as `len` goes through IOVA
+   * pages that map consecutive bus pages with the access allowed (each
+   * page walked or found in the IOTLB, as a per-page translation would),
+   * so the DMA engine copies a run per call, not a page.
+   */
   readonly translate: Translate = (addr, len, write) => {
-    const v = this.view;
-    if (Atomics.load(v, IommuDomainHdr.fenced) === 1) return this.fault(addr, write, 'the device is fenced off its IOMMU domain');
+    if (Atomics.load(this.view, IommuDomainHdr.fenced) === 1) return this.fault(addr, write, 'the device is fenced off its IOMMU domain');
     const i = Math.floor((addr - IOVA_BASE) / PAGE_SIZE);
-    let e = this.iotlb.get(i);
-    if (!e) {
-      if (i < 0 || i >= this.nPages) return this.fault(addr, write, 'outside the IOVA space');
-      const w = iommuPteWord(i);
-      const perm = Atomics.load(v, w + IommuPte.perm);
-      if (perm === 0) return this.fault(addr, write, 'IOVA not mapped');
-      // Pairs with IommuDomain.drain (drainSeq stored before perm); our own invAck, stored by this thread.
-      if ((perm & IOMMU_DRAIN) !== 0 && ((Atomics.load(this.self.ctl, DeviceCtl.invAck) - v[w + IommuPte.drainSeq]) | 0) >= 0) {
-        return this.fault(addr, write, 'IOVA being unmapped, its IOTLB flush acked');
-      }
-      e = { pfn: v[w + IommuPte.pfn], perm: perm & (IOMMU_READ | IOMMU_WRITE) };
-      this.iotlb.set(i, e);
+    if (i < 0 || i >= this.nPages) return this.fault(addr, write, 'outside the IOVA space');
+    const why = this.lookup(i);
+    if (why === WALK_NOT_MAPPED) return this.fault(addr, write, 'IOVA not mapped');
+    if (why === WALK_DRAINED) return this.fault(addr, write, 'IOVA being unmapped, its IOTLB flush acked');
+    if (write && (this.tlbPerm[i] & IOMMU_WRITE) === 0) return this.fault(addr, write, 'IOVA mapped read-only');
+    const off = addr - IOVA_BASE - i * PAGE_SIZE;
+    const pfn = this.tlbPfn[i];
+    let n = PAGE_SIZE - off;
+    // A page that cannot extend the run is left for the next call, which reports its fault.
+    for (let j = i + 1; n < len && j < this.nPages; j++) {
+      if (this.lookup(j) !== WALK_OK || this.tlbPfn[j] !== pfn + (j - i) || (write && (this.tlbPerm[j] & IOMMU_WRITE) === 0)) break;
+      n += PAGE_SIZE;
     }
-    if (write && (e.perm & IOMMU_WRITE) === 0) return this.fault(addr, write, 'IOVA mapped read-only');
-    const off = (addr - IOVA_BASE) % PAGE_SIZE;
     const out = this.out;
-    out.addr = e.pfn * PAGE_SIZE + off;
-    out.len = Math.min(len, PAGE_SIZE - off);
+    out.addr = pfn * PAGE_SIZE + off;
+    out.len = Math.min(len, n);
     return out;
   };
 
-  /** What translate() returns (reused: its caller reads it at once; no object per page). */
+  /** What translate() returns (reused: its caller reads it at once; no object per run). */
   private readonly out = { addr: 0, len: 0 };
+
+  /** IOVA page `i` in the IOTLB, walking the page table on a miss (no fault recorded: translate reports it). */
+  private lookup(i: number): number {
+    if (this.tlbPerm[i] !== 0) return WALK_OK;
+    const v = this.view;
+    const w = iommuPteWord(i);
+    const perm = Atomics.load(v, w + IommuPte.perm);
+    if (perm === 0) return WALK_NOT_MAPPED;
+    // Pairs with IommuDomain.drain (drainSeq stored before perm); our own invAck, stored by this thread.
+    if ((perm & IOMMU_DRAIN) !== 0 && ((Atomics.load(this.self.ctl, DeviceCtl.invAck) - v[w + IommuPte.drainSeq]) | 0) >= 0) return WALK_DRAINED;
+    this.tlbPfn[i] = v[w + IommuPte.pfn];
+    this.tlbPerm[i] = perm & (IOMMU_READ | IOMMU_WRITE);
+    this.cached++;
+    return WALK_OK;
+  }
 
   /** IOTLB flush of [start, end) (an InvalidationPort hook owned by 'iommu'). */
   flush(start: number, end: number): void {
-    const p0 = Math.floor((start - IOVA_BASE) / PAGE_SIZE);
-    const p1 = Math.ceil((end - IOVA_BASE) / PAGE_SIZE);
-    if (p1 - p0 > this.iotlb.size) {
-      for (const k of this.iotlb.keys()) if (k >= p0 && k < p1) this.iotlb.delete(k);
-    } else {
-      for (let k = Math.max(p0, 0); k < p1; k++) this.iotlb.delete(k);
+    if (this.cached === 0) return;
+    const p0 = Math.max(Math.floor((start - IOVA_BASE) / PAGE_SIZE), 0);
+    const p1 = Math.min(Math.ceil((end - IOVA_BASE) / PAGE_SIZE), this.nPages);
+    const perm = this.tlbPerm;
+    for (let k = p0; k < p1; k++) {
+      if (perm[k] !== 0) {
+        perm[k] = 0;
+        this.cached--;
+      }
     }
   }
 
