@@ -18,8 +18,9 @@
  * Invalidate callback (runs inside invalidateRangeStart):
  *   lock (tryLock for non-blockable: EAGAIN on failure); setSeq(curSeq)
  *   defer(broadcast the VA range -> ack; then, IOMMU on, unmap our IOVAs
- *   in the range and flush them -> ack; then p2pUnmap the exporter pages
- *   we held: flushLocked); unlock
+ *   in the range and flush them -> ack (a one-device domain: the IOVAs,
+ *   drained, ride in the VA range's post, one ack); then p2pUnmap the
+ *   exporter pages we held: flushLocked); unlock
  *
  * Lifetime: bind() attaches the device to one Mm (one notifier over the
  * whole address space) and starts the fault server; close() removes the
