@@ -39,6 +39,7 @@ import { deviceCmdOk } from './device_cmd.js';
 import { HeldRanges } from './held_ranges.js';
 import { postMigrated, type MapTarget } from './migrate_map.js';
 import { DriverMap } from '../shm/driver_map_layout.js';
+import { IovaTable } from './iova_table.js';
 import type { DevMem } from '../kernel/devmem.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmPfns, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
@@ -71,21 +72,6 @@ function drainHook(dom: IommuDomain, iovas: readonly number[]): BeforePost {
 
 /** What the device is told when bound: its mailbox, IOMMU domain and safety log. */
 export type { BindInfo };
-
-/**
- * Keys of `m` in [v0, v1): walks the range when it is smaller than the map
- * (an eviction invalidates pages one by one while thousands are held),
- * else the map.
- */
-function pagesIn(m: ReadonlyMap<number, unknown>, v0: number, v1: number): number[] {
-  const out: number[] = [];
-  if (v1 - v0 <= m.size) {
-    for (let v = v0; v < v1; v++) if (m.has(v)) out.push(v);
-  } else {
-    for (const v of m.keys()) if (v >= v0 && v < v1) out.push(v);
-  }
-  return out;
-}
 
 /** A fault window's notifier only records that an invalidation hit it (mmu_interval_set_seq); the binding's own notifier flushes. */
 const windowOps: IntervalNotifierOps = {
@@ -139,7 +125,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   beforeMapLock: (() => Promise<void> | void) | null = null;
   protected readonly safetySab = allocSafetyLog();
   /** VA page -> IOVA we mapped for it. guarded by: lock. */
-  private readonly iovaOf = new Map<number, number>();
+  private readonly iovaOf = new IovaTable();
   /**
    * IOVAs a refault replaced (unmapped, possibly still in the device's
    * IOTLB): the next flush broadcasts them, and only then may they be
@@ -351,13 +337,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
-    const iovas: number[] = [];
-    if (this.iovaOf.size > 0) {
-      for (const vpn of pagesIn(this.iovaOf, Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE))) {
-        iovas.push(this.iovaOf.get(vpn)!);
-        this.iovaOf.delete(vpn);
-      }
-    }
+    const iovas = this.iovaOf.take(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
     // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
     if (this.staleIovas.length > 0) for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
@@ -579,7 +559,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       let devAddr = pf.addr[i];
       if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) {
         const old = this.iovaOf.get(vpn);
-        if (old !== undefined) {
+        if (old >= 0) {
           this.domain.unmap(old);
           this.staleIovas.push(old); // flushed, then released, with the next flush
         }

@@ -1,0 +1,76 @@
+/**
+ * The IOVAs an importer mapped, by VA page: a two-level table (like the
+ * page tables it shadows) of 512-entry leaves keyed by vpn >> 9, so a
+ * window of a page request sets and a flush takes whole leaves' worth of
+ * entries with typed-array stores, not one Map operation per page on a
+ * key past 2^31 (a VA page number is no small integer).
+ *
+ * Mirrors the driver-side bookkeeping of dma_map_page/dma_unmap_page: a
+ * driver remembers the dma_addr_t of every page it mapped, to unmap it.
+ *
+ * Invariant: a leaf is in `leaves` only while it holds an entry (count).
+ */
+const LEAF_SHIFT = 9;
+const LEAF = 1 << LEAF_SHIFT;
+const NONE = -1;
+
+interface Leaf {
+  readonly iova: Float64Array;
+  count: number;
+}
+
+export class IovaTable {
+  private readonly leaves = new Map<number, Leaf>();
+  /** Entries held. */
+  size = 0;
+
+  /** The IOVA of VA page `vpn`, or -1. */
+  get(vpn: number): number {
+    const leaf = this.leaves.get(Math.floor(vpn / LEAF));
+    return leaf ? leaf.iova[vpn % LEAF] : NONE;
+  }
+
+  set(vpn: number, iova: number): void {
+    const key = Math.floor(vpn / LEAF);
+    let leaf = this.leaves.get(key);
+    if (!leaf) {
+      leaf = { iova: new Float64Array(LEAF).fill(NONE), count: 0 };
+      this.leaves.set(key, leaf);
+    }
+    const i = vpn % LEAF;
+    if (leaf.iova[i] === NONE) {
+      leaf.count++;
+      this.size++;
+    }
+    leaf.iova[i] = iova;
+  }
+
+  /** Removes the entries of VA pages [v0, v1) and returns their IOVAs. */
+  take(v0: number, v1: number): number[] {
+    const out: number[] = [];
+    if (this.size === 0 || v1 <= v0) return out;
+    const k0 = Math.floor(v0 / LEAF);
+    const k1 = Math.floor((v1 - 1) / LEAF);
+    if (k1 - k0 < this.leaves.size) {
+      for (let k = k0; k <= k1; k++) this.takeLeaf(k, v0, v1, out);
+    } else {
+      for (const k of [...this.leaves.keys()]) if (k >= k0 && k <= k1) this.takeLeaf(k, v0, v1, out);
+    }
+    return out;
+  }
+
+  private takeLeaf(k: number, v0: number, v1: number, out: number[]): void {
+    const leaf = this.leaves.get(k);
+    if (!leaf) return;
+    const base = k * LEAF;
+    const a = leaf.iova;
+    for (let i = Math.max(v0 - base, 0), e = Math.min(v1 - base, LEAF); i < e; i++) {
+      if (a[i] === NONE) continue;
+      out.push(a[i]);
+      a[i] = NONE;
+      leaf.count--;
+      this.size--;
+    }
+    if (leaf.count === 0) this.leaves.delete(k);
+  }
+}

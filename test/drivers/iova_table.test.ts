@@ -1,0 +1,23 @@
+// IovaTable: the importer's VA page -> IOVA record (two-level, 512-entry leaves).
+import t from 'tap';
+import { IovaTable } from '../../src/drivers/iova_table.js';
+
+t.test('set, get, take across leaves; empty leaves go away', async (t) => {
+  const m = new IovaTable();
+  const base = 2 ** 35 - 700; // VA page numbers are past 2^31
+  for (let k = 0; k < 1000; k++) m.set(base + k, 0x100000 + k * 4096);
+  t.equal(m.size, 1000);
+  t.equal(m.get(base + 999), 0x100000 + 999 * 4096);
+  t.equal(m.get(base - 1), -1);
+  m.set(base + 5, 0x900000); // a refault replaced it: no second entry
+  t.equal(m.size, 1000);
+  const got = m.take(base + 3, base + 600);
+  t.equal(got.length, 597);
+  t.ok(got.includes(0x900000));
+  t.equal(m.get(base + 3), -1);
+  t.equal(m.get(base + 2), 0x100000 + 2 * 4096);
+  t.equal(m.size, 403);
+  t.equal(m.take(0, 2 ** 36).length, 403, 'a range wider than the table walks the leaves it has');
+  t.equal(m.size, 0);
+  t.same(m.take(base, base + 10), []);
+});
