@@ -61,12 +61,7 @@ import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 function drainHook(dom: IommuDomain, iovas: readonly number[]): BeforePost {
   let left = iovas;
   return (seq, batch) => {
-    const rest: number[] = [];
-    for (const iova of left) {
-      if (batch.some((r) => r.start <= iova && iova < r.end)) dom.drain(iova, seq);
-      else rest.push(iova);
-    }
-    left = rest;
+    if (left.length > 0) left = dom.drainCovered(left, batch, seq);
   };
 }
 

@@ -127,6 +127,20 @@ export class IommuDomain {
     Atomics.store(this.view, w + IommuPte.perm, perm | IOMMU_DRAIN);
   }
 
+  /**
+   * drain() of each of `iovas` that `batch` covers (post `seq` about to go
+   * out); returns the others, for a later post of the same round trip.
+   */
+  drainCovered(iovas: readonly number[], batch: readonly InvRange[], seq: number): number[] {
+    const rs = coalesce(batch, Infinity);
+    const rest: number[] = [];
+    for (const iova of iovas) {
+      if (covered(rs, iova)) this.drain(iova, seq);
+      else rest.push(iova);
+    }
+    return rest;
+  }
+
   /** iommu_unmap() without the flush: the IOVA is not reusable until flush(). */
   unmap(iova: number): void {
     const i = this.index(iova);
