@@ -277,6 +277,9 @@ export class ImporterBinding implements IntervalNotifierOps {
    */
   private holdsNothingIn(start: number, end: number, event: MmuNotifyEvent): boolean {
     if (this.staleIovas.length > 0) return false; // they go out with the next broadcast
+    // A post that timed out left ranges the device never acked (a flush that took them out of
+    // `translated` and p2pHeld all the same): they ride with the next batch, so it must be sent.
+    if (this.kernel.invalidator(this.name).hasUnacked) return false;
     // A flush in flight took its ranges out of p2pHeld before its ack: the
     // device may still hold them, and this invalidation must queue behind
     // that ack (the invalidator's batch) before its caller reuses the pages.

@@ -74,6 +74,11 @@ export class DeviceInvalidator {
   private nextBatch: Promise<void> | null = null;
   /** Ranges of batches that timed out, re-sent until acked. */
   private unacked: InvRange[] = [];
+
+  /** Ranges a timed-out post left unacked, still to be re-sent with the next batch. */
+  get hasUnacked(): boolean {
+    return this.unacked.length > 0;
+  }
   /** Ranges posted to the device while it was parked (not waited for), re-sent with every batch until it acks `parkedSeq`. */
   private parkedRanges: InvRange[] = [];
   private parkedSeq = 0;

@@ -11,6 +11,7 @@ import { allP2p } from '../../src/kernel/p2p_map.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
+import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { migrateToDevice, migrateToSystem } from '../../src/kernel/migrate.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors, bytesEq } from '../fixtures/kernel_machine.js';
 
@@ -67,4 +68,27 @@ t.test('a migration of anonymous memory reaches only the importers that hold a t
   bytesEq(t, (await d0.read(va, n)).data, data, 'm0 refaults and reads the same bytes (from m2\'s memory)');
   t.equal(d0.violations().count + d1.violations().count + d2.violations().count, 0, 'no stale access');
   await mm.munmap(va, n * PAGE_SIZE);
+});
+
+t.test('a migration still reaches an importer whose last invalidation timed out (its unacked ranges ride along)', async (t) => {
+  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1')], { check: true, ackTimeoutMs: 150 });
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
+  const inv0 = kernel.invalidator('m0');
+  const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  const data = pattern(2 * PAGE_SIZE, 9);
+  await mm.write(va, data);
+  bytesEq(t, (await d0.read(va, 2)).data, data, 'm0 reads (and holds) both pages');
+  const ctl = machine.device('m0').shm.ctl;
+  Atomics.store(ctl, DeviceCtl.invDelayMs, 400);
+  t.equal(await migrateToDevice(mm, va, va + PAGE_SIZE, kernel.devmem('m1')), 1, 'page 0 migrates to m1');
+  t.ok(inv0.stats.timedOut > 0 && inv0.hasUnacked, 'm0 did not ack in time: its range is still unacked');
+  const sent = inv0.stats.sent;
+  t.equal(await migrateToDevice(mm, va + PAGE_SIZE, va + 2 * PAGE_SIZE, kernel.devmem('m1')), 1, 'page 1 migrates to m1');
+  t.equal(inv0.stats.sent, sent + 1, 'm0 is invalidated again (it holds page 1, and the batch carries page 0 again)');
+  t.equal(await migrateToSystem(mm, va, va + PAGE_SIZE), 1, 'page 0 back to RAM');
+  t.ok(inv0.stats.sent > sent + 1, 'a migration of page 0, which m0 no longer holds, is still sent to m0 while its ranges are unacked');
+  Atomics.store(ctl, DeviceCtl.invDelayMs, 0);
+  while (Atomics.load(ctl, DeviceCtl.invAck) !== Atomics.load(ctl, DeviceCtl.invSeq)) await new Promise((res) => setTimeout(res, 10));
+  await mm.munmap(va, 2 * PAGE_SIZE);
 });
