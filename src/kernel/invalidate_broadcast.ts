@@ -152,10 +152,11 @@ export class DeviceInvalidator {
     // overwrites the slot, and a parked device reads only the last one.
     if (this.parkedRanges.length > 0 && ((Atomics.load(this.ctl, DeviceCtl.invAck) - this.parkedSeq) | 0) >= 0) this.parkedRanges = [];
     const all = this.unacked.length === 0 && ranges.length === 1 ? ranges : coalesce([...this.unacked, ...ranges], INV_BATCH * MAX_POSTS);
-    for (let i = 0; i === 0 || i < all.length; i += INV_BATCH) {
-      const slice = all.slice(i, i + INV_BATCH);
+    const posts = postsOf(all, hooks);
+    for (let k = 0; k < posts.length; k++) {
+      const slice = posts[k].ranges;
       const batch = this.parkedRanges.length === 0 ? slice : coalesce([...this.parkedRanges, ...slice], INV_BATCH);
-      const seq = this.post(batch, hooks);
+      const seq = this.post(batch, posts[k].hooks);
       const posted = performance.now();
       if (this.postedParked) {
         // Not waited for: the device serves it once admitted, before its next chunk.
@@ -168,9 +169,9 @@ export class DeviceInvalidator {
       // One microtask turn before blocking: the other devices this same
       // invalidation reaches post their batches first (their roundTrips were
       // queued in the same invalidateRangeStart), so they ack in parallel.
-      if (i === 0) await null;
+      if (k === 0) await null;
       let acked = !this.failed && this.waitSync(seq, posted);
-      if (!acked) acked = await this.waitAsync(seq, posted, all.slice(i));
+      if (!acked) acked = await this.waitAsync(seq, posted, posts.slice(k).flatMap((p) => p.ranges));
       if (!acked) return;
       this.acked(seq, posted, batch);
       this.parkedRanges = []; // that ack covers every range re-sent with it
@@ -380,6 +381,26 @@ export function eventLoopTurnIfDue(): Promise<void> | undefined {
 }
 
 /** Sorts, merges overlapping/adjacent ranges, and folds the tail so at most `max` remain. */
+/**
+ * The posts of one round trip: `all` in slices of INV_BATCH. A drain
+ * (BeforePost: a one-ack IOMMU flush) must ride in a post that covers
+ * every range of its flush, or a device that acked the post flushing an
+ * IOVA would fault walking it while its VA TLB still maps the range the
+ * next post drops (sorted by address, a flush's IOVAs and its VA range
+ * fall in different slices). So a round trip of several slices posts
+ * them without the drains, then one more post, `all` folded into
+ * INV_BATCH ranges (over-invalidation is safe), carries them: every IOVA
+ * is flushed again there, so a walk between the slices' acks and that
+ * post's ack refills nothing that survives the unmap.
+ */
+function postsOf(all: InvRange[], hooks: readonly BeforePost[]): { ranges: InvRange[]; hooks: readonly BeforePost[] }[] {
+  if (all.length <= INV_BATCH) return [{ ranges: all, hooks }];
+  const out: { ranges: InvRange[]; hooks: readonly BeforePost[] }[] = [];
+  for (let i = 0; i < all.length; i += INV_BATCH) out.push({ ranges: all.slice(i, i + INV_BATCH), hooks: [] });
+  if (hooks.length > 0) out.push({ ranges: coalesce(all, INV_BATCH), hooks });
+  return out;
+}
+
 export function coalesce(ranges: readonly InvRange[], max: number): InvRange[] {
   const s = [...ranges].sort((a, b) => a.start - b.start);
   const out: { start: number; end: number }[] = [];

@@ -7,7 +7,7 @@
 // IOTLB between the ack and the unmap.
 import t from 'tap';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { DeviceCtl, INV_BATCH } from '../../src/shm/device_ctl.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { IommuDomain } from '../../src/kernel/iommu.js';
 import { IommuWalk } from '../../workers/runtime/iommu_walk.js';
@@ -68,4 +68,20 @@ t.test('a binding flush with the IOMMU on is one post and one ack, and releases 
   bytesEq(t, (await io0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 42), 'refaulted through fresh IOVAs');
   t.equal(io0.violations().count, 0);
   t.equal(dom.faults().count, 0, 'no IOMMU fault for a well-behaved device');
+});
+
+t.test('a drain rides in a post covering every range of its round trip, however many posts it takes', async (t) => {
+  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0')], { check: true });
+  const inv = kernel.invalidator('m0');
+  // Low "IOVA" pages and a high "VA" range: sorted by address, they fall in different slices.
+  const ranges = Array.from({ length: INV_BATCH + 6 }, (_, i) => ({ start: (0x100 + 2 * i) * PAGE_SIZE, end: (0x101 + 2 * i) * PAGE_SIZE }));
+  ranges.push({ start: 0x7f0000000000, end: 0x7f0000000000 + 4 * PAGE_SIZE });
+  const calls: { seq: number; batch: readonly { start: number; end: number }[] }[] = [];
+  const sent = inv.stats.sent;
+  await inv.invalidate(ranges, (seq, batch) => calls.push({ seq, batch: [...batch] }));
+  t.equal(inv.stats.sent - sent, 3, 'two slices, then the drain post');
+  t.equal(calls.length, 1, 'the drain hook runs once');
+  t.equal(Atomics.load(machine.device('m0').shm.ctl, DeviceCtl.invAck), calls[0].seq, 'for the last post of the round trip');
+  t.ok(ranges.every((r) => calls[0].batch.some((b) => b.start <= r.start && r.end <= b.end)), 'which covers every range, the IOVAs and the VA range');
+  t.ok(calls[0].batch.length <= INV_BATCH);
 });
