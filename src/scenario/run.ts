@@ -7,7 +7,7 @@
  */
 import { Machine, type MachineBoot, type MachineSpec } from '../devices/machine.js';
 import type { RunTokenSetting } from '../devices/run_tokens.js';
-import { P2pRefusedError, PeerVmaError, ScenarioError } from '../errors.js';
+import { DeviceError, P2pRefusedError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
 import type { Fabric } from '../hw/fabric.js';
 import { memcpyBaselines, type MemcpyResult } from '../workloads/memcpy_baseline.js';
@@ -176,6 +176,18 @@ function workloadOf(sc: Scenario): Workload {
  * (machine.ram or devices[i].memory). Pairs with the allocator names given
  * in src/devices/machine.ts ('system RAM', '<device> memory').
  */
+/**
+ * A device error in a run whose safety checker saw violations: those are
+ * the likelier cause (a device that ignored invalidations wrote through
+ * stale translations into another device's rings or frames), so the run
+ * fails as a failed safety check that names both.
+ */
+function safetyFirst(e: unknown, kernels: readonly Kernel[]): unknown {
+  if (!(e instanceof DeviceError) || kernels.length === 0) return e;
+  const safety = safetyCheck(kernels);
+  return safety.ok ? e : new VerifyError(`check failed: ${safety.name}: ${safety.detail}; then ${e.message}`);
+}
+
 function memoryTooSmall(e: unknown, sc: Scenario): unknown {
   if (!(e instanceof PeerVmaError) || e.code !== 'ENOMEM') return e;
   const dev = sc.devices.findIndex((d) => e.object === `${d.name} memory`);
@@ -228,7 +240,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
     const a = await workloadDef(w).run({ machine, fabric: observedFabric(fabric, links), seed, mode, kernels }, { ...w, mode });
     accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
   } catch (e) {
-    throw memoryTooSmall(e, sc);
+    throw safetyFirst(memoryTooSmall(e, sc), kernels);
   } finally {
     stopProgress();
     opts.trace?.detach();
