@@ -165,7 +165,6 @@ export class ImporterBinding implements IntervalNotifierOps {
     kernel.safetySources.push(this);
     this.devmem.ownerFlush = (s, e) => this.flushOwn(s, e);
     this.map = allocLayout(DriverMap);
-    this.devmem.ownerMap = (m, vpns) => (m === this.mm && !this.closed ? postMigrated(this.mapTarget(), vpns) : Promise.resolve(0));
     this.server = Promise.resolve();
   }
 
@@ -184,7 +183,9 @@ export class ImporterBinding implements IntervalNotifierOps {
     return { pri: this.pri.buffer as SharedArrayBuffer, map: this.map.buffer as SharedArrayBuffer, iommu: this.domain?.sab ?? null, safety: this.safetySab, check: this.kernel.check };
   }
 
+  /** Once the device acked bind-mm: before that, no DeviceTlb would void a post an invalidation raced (ownerMap). */
   protected startServer(): void {
+    this.devmem.ownerMap = (m, vpns) => (m === this.mm && !this.closed ? postMigrated(this.mapTarget(), vpns) : Promise.resolve(0));
     this.server = this.serve();
     this.kernel.pageRequests.add(this);
   }
