@@ -14,10 +14,11 @@ import { Kernel } from '../../src/kernel/kernel.js';
 import { NIC_HOST_QID, NIC_OP_PREFETCH, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
-import { loadU64, storeU64 } from '../../src/shm/layout.js';
+import { loadU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { CqStatus, type Completion } from '../../src/shm/ring.js';
-import { PageRequest, ReplyEntry } from '../../src/shm/tlb_layout.js';
+import { PageRequest } from '../../src/shm/tlb_layout.js';
+import { stubReplyEntry } from '../fixtures/stub_reply.js';
 import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
 import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
@@ -32,14 +33,7 @@ t.test('DeviceTlb.collectAhead against a stub kernel', async (t) => {
     const s = Atomics.load(pri, PageRequest.reqSeq);
     const n = pri[PageRequest.reqPages];
     const start = loadU64(pri, PageRequest.reqStart);
-    for (let i = 0; i < n; i++) {
-      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
-      storeU64(pri, w + ReplyEntry.devAddr, 0x4000_0000 + start + i * PAGE_SIZE);
-      pri[w + ReplyEntry.flags] = 1;
-      pri[w + ReplyEntry.gen] = gen;
-      pri[w + ReplyEntry.mem] = 0;
-      pri[w + ReplyEntry.page] = i;
-    }
+    for (let i = 0; i < n; i++) stubReplyEntry(pri, i, start, i, gen, i);
     pri[PageRequest.replyErrno] = 0;
     pri[PageRequest.replyPages] = n;
     served++;

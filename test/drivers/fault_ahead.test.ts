@@ -13,9 +13,10 @@ import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
-import { loadU64, storeU64 } from '../../src/shm/layout.js';
+import { loadU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { FAULT_WINDOW, PageRequest, ReplyEntry } from '../../src/shm/tlb_layout.js';
+import { FAULT_WINDOW, PageRequest } from '../../src/shm/tlb_layout.js';
+import { stubReplyEntry } from '../fixtures/stub_reply.js';
 import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
 import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
 import { MiB, pattern } from '../fixtures/kernel_machine.js';
@@ -43,14 +44,7 @@ function stubTlb(): { tlb: DeviceTlb; serve: () => void; invalidate: (start: num
     requests++;
     const start = loadU64(pri, PageRequest.reqStart);
     const n = pri[PageRequest.reqPages];
-    for (let i = 0; i < n; i++) {
-      const w = PageRequest.entries + i * ReplyEntry.kFieldCount;
-      storeU64(pri, w + ReplyEntry.devAddr, 0x4000_0000 + start + i * PAGE_SIZE);
-      pri[w + ReplyEntry.flags] = 1;
-      pri[w + ReplyEntry.gen] = gen;
-      pri[w + ReplyEntry.mem] = 0;
-      pri[w + ReplyEntry.page] = start / PAGE_SIZE + i;
-    }
+    for (let i = 0; i < n; i++) stubReplyEntry(pri, i, start, i, gen, start / PAGE_SIZE + i);
     pri[PageRequest.replyErrno] = 0;
     pri[PageRequest.replyPages] = n;
     Atomics.store(pri, PageRequest.replySeq, s);

@@ -16,9 +16,10 @@ import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
-import { loadU64, storeU64 } from '../../src/shm/layout.js';
+import { loadU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { PageRequest, ReplyEntry, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
+import { PageRequest, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
+import { stubReplyEntry } from '../fixtures/stub_reply.js';
 import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
 import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
 import { MiB, pattern } from '../fixtures/kernel_machine.js';
@@ -49,15 +50,7 @@ function stubTlb() {
     requests.push({ start, asked: want });
     const n = pri[PageRequest.reqPages];
     // Entry k answers the k-th page asked (every page of a dense request).
-    for (let k = 0; k < want.length; k++) {
-      const i = want[k];
-      const w = PageRequest.entries + k * ReplyEntry.kFieldCount;
-      storeU64(pri, w + ReplyEntry.devAddr, 0x4000_0000 + start + i * PAGE_SIZE);
-      pri[w + ReplyEntry.flags] = 1;
-      pri[w + ReplyEntry.gen] = gen;
-      pri[w + ReplyEntry.mem] = 0;
-      pri[w + ReplyEntry.page] = start / PAGE_SIZE + i;
-    }
+    for (let k = 0; k < want.length; k++) stubReplyEntry(pri, k, start, want[k], gen, start / PAGE_SIZE + want[k]);
     pri[PageRequest.replyErrno] = 0;
     pri[PageRequest.replyPages] = n;
     Atomics.store(pri, PageRequest.replySeq, s);
