@@ -91,10 +91,11 @@ function stamp(seed: number, i: number): Uint8Array {
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
 /** The timed part: migrate the buffer to the accelerator (p2p), TRANSFORM it in place by VA, then the NIC SENDs it. */
-async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array): Promise<{ migratedIn: number; sums: number[]; want: number; wallMs: number; nics: StageTimes[]; acc: StageTimes; invSent: number[] }> {
+async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array): Promise<{ migratedIn: number; sums: number[]; want: number; wallMs: number; cpuMs: number; nics: StageTimes[]; acc: StageTimes; invSent: number[] }> {
   const { accQ, kernel, mm, runner } = rig;
   const len = w.pages * PAGE_SIZE;
   const stage = rig.acc.mem!.allocContig(w.stagePages).start;
+  const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   const migratedIn = ctx.mode === 'bounce' ? 0 : await migrateToDevice(mm, va, va + len, kernel.devmem(w.accelerator));
   const args = [0, 0, 0];
@@ -104,10 +105,11 @@ async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNic
   await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
   const sums = await sendAll(rig, imp, va, len);
   const wallMs = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
   // The CPU reference, outside the timed window.
   accelTransformReference(ref, 0, ctx.seed);
   const want = fnv1aReference(new Uint8Array(ref.buffer));
-  return { migratedIn, sums, want, wallMs, nics: imp.devs.map(stageTimes), acc: stageTimes(rig.acc), invSent: imp.names.map((n) => invalidationStats([kernel], [n]).sent) };
+  return { migratedIn, sums, want, wallMs, cpuMs: (cpu.user + cpu.system) / 1000, nics: imp.devs.map(stageTimes), acc: stageTimes(rig.acc), invSent: imp.names.map((n) => invalidationStats([kernel], [n]).sent) };
 }
 
 /** The CPU stamps the first `half` pages (device-private pages migrate back to RAM); returns where the pages are afterwards. */
@@ -260,6 +262,8 @@ function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: Accel
     invalidations: invalidationStats([rig.kernel], [...imp.names, w.accelerator]),
     refaults: nicVa.reduce((t, v) => t + Math.max(0, v.pagesFaulted - w.pages), 0),
     wallMs: first.wallMs,
+    // Every thread of the process in the window (Accounting.cpuMs); process-wide, so not with a shared boot's other workloads beside it.
+    ...(ctx.boot ? {} : { cpuMs: first.cpuMs }),
     modeledSeconds: modeledSeconds(ctx.fabric, flows),
     devices,
     checks,
