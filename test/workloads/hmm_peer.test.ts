@@ -34,6 +34,7 @@ t.test('p2p: peer addresses first, RAM addresses for the half the CPU took back'
   t.equal(nic.bytesFromRam, 32 * PAGE_SIZE, 'second SEND: the touched half from RAM');
   t.equal(a.refaults, 32, 'the NIC refaulted exactly the migrated-back pages');
   t.ok(a.invalidations.sent > 0 && a.invalidations.acked === a.invalidations.sent);
+  t.ok(a.cpuMs !== undefined && a.cpuMs > 0, 'the CPU time of the timed window is reported (run --compare explains the ratio with it)');
 });
 
 t.test('bounce: no migration; the result reaches the NIC through RAM', async (t) => {
