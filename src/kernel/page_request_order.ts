@@ -15,7 +15,9 @@
  *   revoker (Mm.revokeRange)              page-request server
  *   ------------------------              -------------------
  *   while a request posted before the revoke
- *     is unanswered and YIELD_MAX_MS not spent:
+ *     (in any of a device's page request
+ *     groups) is unanswered and YIELD_MAX_MS
+ *     not spent:
  *       one event-loop turn  ------------> waitAsync resolves; serveOne;
  *                                          reply (request answered)
  *   invalidateRangeStart ...
@@ -32,12 +34,18 @@ export interface PageRequestSource {
   /** Is a page request posted and not answered yet? */
   requestPending(): boolean;
   /**
-   * Sequence of the request posted last (one is outstanding at a time), so
-   * a drain waits only for the requests posted before it began: a device
-   * that posts its next request (a fault-ahead) as soon as one is answered
-   * would otherwise keep every revoke waiting YIELD_MAX_MS.
+   * Sequence of the request posted last (a device may have several page
+   * request groups outstanding: src/shm/tlb_layout.ts), so a drain waits
+   * only for the requests posted before it began: a device that posts its
+   * next request (a fault-ahead) as soon as one is answered would otherwise
+   * keep every revoke waiting YIELD_MAX_MS.
    */
   postedSeq?(): number;
+  /**
+   * Is a request posted at or before `seq` (a postedSeq) still unanswered?
+   * Without it, a source has one request outstanding: the one posted last.
+   */
+  pendingUpTo?(seq: number): boolean;
 }
 
 /** The longest a revoke waits for page requests to be answered before going on anyway. */
@@ -87,7 +95,9 @@ export class PageRequestOrder {
   }
 
   private waitingFor(posted: Map<PageRequestSource, number>): boolean {
-    for (const [s, seq] of posted) if (s.requestPending() && (s.postedSeq?.() ?? 0) === seq) return true;
+    for (const [s, seq] of posted) {
+      if (s.pendingUpTo ? s.pendingUpTo(seq) : s.requestPending() && (s.postedSeq?.() ?? 0) === seq) return true;
+    }
     return false;
   }
 }

@@ -18,7 +18,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { loadU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { PageRequest, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
+import { PageRequest, pageAsked, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
 import { stubReplyEntry } from '../fixtures/stub_reply.js';
 import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
 import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
