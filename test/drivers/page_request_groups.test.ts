@@ -1,0 +1,152 @@
+// Several page request groups outstanding per device (PCIe PRI; the
+// PriMailbox of src/shm/tlb_layout.ts): a fault that no prefetch in flight
+// covers goes out in another group at once (workers/runtime/device_tlb.ts);
+// each group's reply is voided per page by an invalidation served after
+// its own post, whatever the order the groups are answered and installed
+// in; a revoke's drain waits for every group posted before it, not for one
+// posted later (src/kernel/page_request_order.ts).
+import t from 'tap';
+import { PageRequestOrder } from '../../src/kernel/page_request_order.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
+import { allocLayout, loadU64 } from '../../src/shm/layout.js';
+import type { DeviceShm } from '../../src/shm/phys_mem.js';
+import { PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS } from '../../src/shm/tlb_layout.js';
+import { stubReplyEntry } from '../fixtures/stub_reply.js';
+import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
+import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
+
+/**
+ * A DeviceTlb over a full mailbox, with a stub kernel: serve() answers every
+ * posted group whose window does not start at an address in `hold`, with
+ * generation `gen` (asked pages only, as the kernel does); the stub port
+ * runs serve() and then the queued `onCheck` actions whenever the TLB
+ * serves invalidations (as it does while it waits for a reply).
+ */
+function stubTlb() {
+  const pri = allocLayout(PriMailbox);
+  const groups = Array.from({ length: PRI_GROUPS }, (_, g) => priGroup(pri, g));
+  const ctl = new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes));
+  const stats = new Float64Array(DeviceStats.kFieldCount);
+  const hooks: ((s: number, e: number) => void)[] = [];
+  const served = new Int32Array(PRI_GROUPS);
+  const hold = new Set<number>();
+  const onCheck: (() => void)[] = [];
+  const log: { group: number; start: number; asked: number[] }[] = [];
+  let gen = 1;
+  const serve = () => {
+    for (let g = 0; g < PRI_GROUPS; g++) {
+      const p = groups[g];
+      const s = Atomics.load(p, PageRequest.reqSeq);
+      const start = loadU64(p, PageRequest.reqStart);
+      if (s === served[g] || hold.has(start)) continue;
+      served[g] = s;
+      const n = p[PageRequest.reqPages];
+      const asked: number[] = [];
+      for (let i = 0; i < n; i++) if (p[PageRequest.reqSparse] !== 1 || pageAsked(p, i)) asked.push(i);
+      log.push({ group: g, start, asked });
+      for (let k = 0; k < asked.length; k++) stubReplyEntry(p, k, start, asked[k], gen, start / PAGE_SIZE + asked[k]);
+      p[PageRequest.replyErrno] = 0;
+      p[PageRequest.replyPages] = n;
+      Atomics.store(p, PageRequest.replySeq, s);
+    }
+  };
+  const check = () => {
+    serve();
+    for (const a of onCheck.splice(0)) a();
+    return false;
+  };
+  const inv = { addHook: (h: (s: number, e: number) => void) => hooks.push(h), check, sleepBound: (ms: number) => ms } as unknown as InvalidationPort;
+  const self = { name: 'stub', ctl, stats } as unknown as DeviceShm;
+  const invalidate = (s: number, e: number) => hooks.forEach((h) => h(s, e));
+  return { tlb: new DeviceTlb(self, inv, pri), pri, serve, invalidate, hold, onCheck, log, setGen: (g: number) => (gen = g) };
+}
+
+t.test('a fault that the prefetch in flight does not cover goes out in another group at once', async (t) => {
+  const k = stubTlb();
+  const a = 64 * PAGE_SIZE;
+  const b = 4096 * PAGE_SIZE;
+  k.hold.add(a); // the kernel has not got to the prefetch yet
+  t.ok(k.tlb.prefetch(a, 8, false), 'prefetch posted');
+  const t0 = performance.now();
+  t.equal(k.tlb.fault(b, 4, false), 0, 'the fault elsewhere is answered');
+  t.ok(performance.now() - t0 < 1000, 'without waiting for the prefetch (its reply would never come)');
+  t.same(k.log.map((r) => r.start), [b], 'only the fault was served');
+  t.not(k.log[0].group, 0, 'in a group of its own (the prefetch holds group 0)');
+  t.equal(Atomics.load(k.pri, PriMailbox.bell), 2, 'the bell carries the sequence of the request posted last');
+  k.hold.clear();
+  t.equal(k.tlb.fault(a + 3 * PAGE_SIZE, 1, false), 0);
+  t.equal(k.tlb.prefetchHits, 1, 'the prefetch, answered later, served the fault in its range');
+  t.same(k.log.map((r) => r.start), [b, a], 'no third request');
+});
+
+t.test('prefetches leave a group for the fault; a one-group mailbox waits as before', async (t) => {
+  const k = stubTlb();
+  k.hold.add(0);
+  for (let i = 0; i < PRI_GROUPS; i++) k.hold.add((i + 1) * 1024 * PAGE_SIZE);
+  let posted = 0;
+  for (let i = 0; i < PRI_GROUPS; i++) if (k.tlb.prefetch((i + 1) * 1024 * PAGE_SIZE, 4, false)) posted++;
+  t.equal(posted, PRI_GROUPS - 1, 'one group is kept free');
+  t.notOk(k.tlb.prefetch(1024 * PAGE_SIZE, 4, false), 'a window already asked is not asked again');
+  k.hold.clear();
+  t.equal(k.tlb.fault(64 * PAGE_SIZE, 1, false), 0, 'the fault took the free group');
+  t.equal(k.log.length, PRI_GROUPS, 'every request was answered');
+  t.equal(k.tlb.collectAhead(), true, 'collected: groups free again');
+  t.equal(k.tlb.size, (PRI_GROUPS - 1) * 4 + 1);
+});
+
+t.test('each group voids its own raced pages, whatever order the replies are installed in', async (t) => {
+  const k = stubTlb();
+  const w1 = 8192 * PAGE_SIZE;
+  const w2 = 16384 * PAGE_SIZE;
+  const v1 = w1 / PAGE_SIZE;
+  t.equal(k.tlb.fault(w1, 32, false, true), 0, 'window 1 cold');
+  for (const p of [4, 20]) k.invalidate(w1 + p * PAGE_SIZE, w1 + (p + 1) * PAGE_SIZE);
+  k.setGen(2);
+  k.hold.add(w1);
+  t.ok(k.tlb.prefetch(w1, 32, false, true), 'the holes of window 1 asked ahead');
+  // While the device waits for a fault in window 2 (a newer group), the
+  // kernel answers the prefetch (its reply is computed), then the device
+  // serves an invalidation of hole 4: the older group's reply for it is void.
+  k.onCheck.push(() => {
+    k.hold.delete(w1);
+    k.serve();
+    k.invalidate(w1 + 4 * PAGE_SIZE, w1 + 5 * PAGE_SIZE);
+  });
+  t.equal(k.tlb.fault(w2, 8, false, true), 0, 'window 2 faulted in another group');
+  t.same(k.log.slice(1).map((r) => [r.start, r.asked.length]), [[w2, 8], [w1, 2]], 'the newer group was answered first; the prefetch asked the two holes only');
+  t.equal(k.tlb.usable(w2 / PAGE_SIZE, false), true);
+  t.equal(k.tlb.usable(v1 + 20, false), false, 'the older reply is not installed yet');
+  t.equal(k.tlb.fault(w1 + 20 * PAGE_SIZE, 1, false, true), 0);
+  t.equal(k.tlb.gen(v1 + 20), 2, 'hole 20 came from the older reply, installed after the newer one');
+  t.equal(k.tlb.usable(v1 + 4, false), false, 'hole 4, invalidated after that reply was computed, was not installed from it');
+  k.setGen(4);
+  t.equal(k.tlb.fault(w1 + 4 * PAGE_SIZE, 1, false, true), 0);
+  t.equal(k.tlb.gen(v1 + 4), 4, 'hole 4 refaulted from a reply made after its invalidation');
+  t.equal(k.tlb.gen(v1 + 5), 1, 'a page held all along was never overwritten');
+});
+
+t.test("a drain waits for every group posted before it, not for one posted later", async (t) => {
+  // A source with two groups: requests 1 and 2 posted when the drain starts.
+  const answered = new Set<number>();
+  let posted = 2;
+  const src = {
+    requestPending: () => [1, 2, 3].some((s) => s <= posted && !answered.has(s)),
+    postedSeq: () => posted,
+    pendingUpTo: (seq: number) => [1, 2, 3].some((s) => s <= seq && s <= posted && !answered.has(s)),
+  };
+  const order = new PageRequestOrder(10_000);
+  order.add(src);
+  let done = false;
+  const d = order.servePending()!.then(() => (done = true));
+  t.ok(d, 'requests are pending: a drain');
+  await new Promise((r) => setImmediate(r));
+  answered.add(2); // the later one first
+  posted = 3; // a new request while draining
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  t.notOk(done, 'request 1 is still unanswered: the drain goes on');
+  answered.add(1);
+  await d;
+  t.ok(done && src.requestPending(), 'the drain ended with request 3 (posted after it began) still pending');
+});
