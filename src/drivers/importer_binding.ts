@@ -6,9 +6,10 @@
  *
  * Kernel side of the page-request protocol (src/shm/tlb_layout.ts): the
  * device posts page request groups in PRI_GROUPS mailbox groups and rings
- * one bell; they are served one at a time in the order posted (as the
- * IOMMU's page request queue hands them to iommu_report_device_fault),
- * each:
+ * one bell; they are served one at a time, those the device waits for
+ * first, each kind in the order posted (the IOMMU's page request queue
+ * hands them to iommu_report_device_fault in order, but upstream's iopf
+ * workqueue is unbound: groups complete in any order), each:
  *
  *   seq = notifier.readBegin()            (waits out an invalidation of us)
  *   mm.lock; hmmRangeFault(range)         EBUSY -> reply EBUSY (device retries)
@@ -49,6 +50,7 @@ import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
+import { nextGroup } from '../kernel/page_request_order.js';
 import { coalesce, type BeforePost } from '../kernel/invalidate_broadcast.js';
 import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange, MmuNotifyEvent } from '../kernel/mmu_notifier.js';
 import type { DeviceRef } from '../kernel/kernel_types.js';
@@ -405,7 +407,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     while (!this.closed && !this.dev.handle.failed) {
       // The bell before the groups: a post after this load changes it, so the wait below returns at once.
       const bell = Atomics.load(this.pri, PriMailbox.bell);
-      const g = this.nextPosted();
+      const g = nextGroup(this.groups, this.served);
       if (g < 0) {
         // Pairs with Atomics.store/notify(bell) in DeviceTlb.post.
         const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
@@ -416,22 +418,6 @@ export class ImporterBinding implements IntervalNotifierOps {
       this.served[g] = seq;
       await this.serveOne(g, seq);
     }
-  }
-
-  /** The group whose request was posted first among those not served yet, or -1. */
-  private nextPosted(): number {
-    let best = -1;
-    let bestSeq = 0;
-    for (let g = 0; g < PRI_GROUPS; g++) {
-      // Pairs with Atomics.store(reqSeq) in DeviceTlb.post (stored after the request's fields).
-      const seq = Atomics.load(this.groups[g], PageRequest.reqSeq);
-      if (seq === this.served[g]) continue;
-      if (best < 0 || ((seq - bestSeq) | 0) < 0) {
-        best = g;
-        bestSeq = seq;
-      }
-    }
-    return best;
   }
 
   private async serveOne(g: number, seq: number): Promise<void> {

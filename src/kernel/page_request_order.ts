@@ -28,6 +28,7 @@
  *
  * Threading: main thread only.
  */
+import { PageRequest } from '../shm/tlb_layout.js';
 
 /** Something that receives page requests from a device (an importer binding). */
 export interface PageRequestSource {
@@ -100,6 +101,32 @@ export class PageRequestOrder {
     }
     return false;
   }
+}
+
+/**
+ * Which of a device's page request groups (src/shm/tlb_layout.ts) to
+ * serve next, or -1: among those posted and not served yet (reqSeq !==
+ * served[g]), the first posted of those the device waits for, else of its
+ * prefetches (reqHint = 1). Upstream's iopf workqueue is unbound, so
+ * groups are not answered in the order posted there either; any order is
+ * correct (each group's reply is tested on its own), this one answers the
+ * stalled device first.
+ */
+export function nextGroup(groups: readonly Int32Array[], served: Int32Array): number {
+  let best = -1;
+  let bestKey = 0;
+  for (let g = 0; g < groups.length; g++) {
+    // Pairs with Atomics.store(reqSeq) in DeviceTlb.post (stored after the request's fields).
+    const seq = Atomics.load(groups[g], PageRequest.reqSeq);
+    if (seq === served[g]) continue;
+    // Sequence order within each kind; a hint sorts after every wait (they are fewer than 2^30 posts apart).
+    const key = (seq + (Atomics.load(groups[g], PageRequest.reqHint) === 1 ? 1 << 30 : 0)) | 0;
+    if (best < 0 || ((key - bestKey) | 0) < 0) {
+      best = g;
+      bestKey = key;
+    }
+  }
+  return best;
 }
 
 function turn(): Promise<void> {

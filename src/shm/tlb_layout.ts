@@ -42,7 +42,9 @@
  * the next window (DeviceTlb.prefetch) can post the fault it stalls on in
  * another group at once, instead of waiting for the prefetch's reply
  * first, and the kernel answers both in one pass (page requests are served
- * before revokes: src/kernel/page_request_order.ts). Each group's reply is
+ * before revokes: src/kernel/page_request_order.ts), the one the device
+ * waits for first (reqHint; upstream's iopf queue is an unbound workqueue:
+ * groups are not answered in the order posted either). Each group's reply is
  * tested against the invalidations since its own post: groups answered
  * out of order, or installed after a newer one, install nothing stale.
  *
@@ -79,6 +81,7 @@ export const PageRequest = defineLayout({
   reqStart: { words: 2, writer: 'worker', doc: 'first virtual address (u64, page aligned)' },
   reqPages: { writer: 'worker', doc: 'pages of the window, 1..FAULT_WINDOW (1..SPARSE_SPAN with reqSparse)' },
   reqWrite: { writer: 'worker', doc: '1 = REQ_WRITE on every page asked' },
+  reqHint: { writer: 'worker', doc: "1 = a prefetch nobody waits for yet (served after the groups the device is stalled on), 0 = the device waits for it; cleared when a fault starts waiting for it. A scheduling hint only: either order is correct" },
   reqSparse: { writer: 'worker', doc: '1 = a page request group: only the pages whose reqMask bit is set are asked (the others are held already), 0 = every page' },
   reqMask: { words: REQ_MASK_WORDS, writer: 'worker', doc: 'with reqSparse, bit i (word i >> 5, bit i & 31) = page i of the window is asked (at most FAULT_WINDOW bits set)' },
   replySeq: { writer: 'main', doc: 'reqSeq this reply answers; stored last' },

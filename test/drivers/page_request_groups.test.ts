@@ -6,7 +6,7 @@
 // in; a revoke's drain waits for every group posted before it, not for one
 // posted later (src/kernel/page_request_order.ts).
 import t from 'tap';
-import { PageRequestOrder } from '../../src/kernel/page_request_order.js';
+import { nextGroup, PageRequestOrder } from '../../src/kernel/page_request_order.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { allocLayout, loadU64 } from '../../src/shm/layout.js';
@@ -149,4 +149,28 @@ t.test("a drain waits for every group posted before it, not for one posted later
   answered.add(1);
   await d;
   t.ok(done && src.requestPending(), 'the drain ended with request 3 (posted after it began) still pending');
+});
+
+t.test('the kernel serves the groups a device waits for first, each kind in the order posted', async (t) => {
+  const pri = allocLayout(PriMailbox);
+  const groups = Array.from({ length: PRI_GROUPS }, (_, g) => priGroup(pri, g));
+  const served = new Int32Array(PRI_GROUPS);
+  const post = (g: number, seq: number, hint: number) => {
+    groups[g][PageRequest.reqHint] = hint;
+    Atomics.store(groups[g], PageRequest.reqSeq, seq);
+  };
+  t.equal(nextGroup(groups, served), -1, 'nothing posted');
+  post(2, 1, 1); // a prefetch
+  post(0, 2, 1); // another
+  post(3, 3, 0); // the fault the device stalls on
+  post(1, 4, 0); // a later one (another device thread's)
+  const order: number[] = [];
+  for (let g = nextGroup(groups, served); g >= 0; g = nextGroup(groups, served)) {
+    order.push(g);
+    served[g] = groups[g][PageRequest.reqSeq];
+  }
+  t.same(order, [3, 1, 2, 0], 'waits by sequence, then prefetches by sequence');
+  post(2, 0x7fffffff, 1);
+  post(0, -0x80000000, 0); // the sequence wrapped
+  t.equal(nextGroup(groups, served), 0, 'a wait still goes first across the wrap');
 });

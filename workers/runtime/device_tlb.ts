@@ -477,6 +477,7 @@ export class DeviceTlb {
     storeU64(p, PageRequest.reqStart, va);
     p[PageRequest.reqPages] = npages;
     p[PageRequest.reqWrite] = write ? 1 : 0;
+    p[PageRequest.reqHint] = ahead ? 1 : 0;
     p[PageRequest.reqSparse] = sparse && this.fillMask(p, Math.floor(va / PAGE_SIZE), npages, write) < npages ? 1 : 0;
     const s = (g.seq = this.reqSeq = (this.reqSeq + 1) | 0);
     // Pairs with the waitAsync on the bell (one group: on reqSeq) in ImporterBinding.serve (src/drivers/importer_binding.ts).
@@ -537,6 +538,7 @@ export class DeviceTlb {
     const vpn = Math.floor(va / PAGE_SIZE);
     const a = this.covering(va, write);
     if (a !== null) {
+      Atomics.store(a.view, PageRequest.reqHint, 0); // we wait for it now: the kernel serves it first
       if (!this.awaitReply(a)) return this.done('ETIMEDOUT', t0);
       const errno = this.collect(a, t0);
       // Else our page was invalidated while the request was in flight (or the kernel said EBUSY).
@@ -586,6 +588,7 @@ export class DeviceTlb {
       const free = this.freeGroup(false);
       if (free !== null) return free;
       const o = this.oldest()!;
+      Atomics.store(o.view, PageRequest.reqHint, 0);
       if (!this.awaitReply(o)) continue; // given up: free now
       this.collect(o, o.postedAt);
     }
