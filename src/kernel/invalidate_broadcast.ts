@@ -52,6 +52,7 @@
  * unacked ranges are re-sent with every later batch until an ack covers
  * them.
  */
+import { DeviceError } from '../errors.js';
 import { DeviceCtl, INV_BATCH, INV_RANGE_WORDS, InvRange, ringWake } from '../shm/device_ctl.js';
 import { storeU64 } from '../shm/layout.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
@@ -113,7 +114,23 @@ export class DeviceInvalidator {
     private readonly parked: () => boolean = () => false,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
-    this.onFailure(() => (this.failed = true)); // for life: a dead device is not worth blocking for
+    this.onFailure((e) => this.deviceFailed(e)); // for life: a dead device is not worth blocking for
+  }
+
+  /**
+   * The device failed: its waits end at once from now on. When its worker
+   * thread is gone (crashed, exited), it can touch no memory again, so the
+   * ranges a timed-out post left unacked are dropped: re-sending them only
+   * kept every later invalidation going to a dead device (hasUnacked turns
+   * the importer's holders-only skip off). A device that failed by timing
+   * out, or reporting an error, may still run: its ranges keep riding along.
+   */
+  private deviceFailed(e: Error): void {
+    this.failed = true;
+    if (e instanceof DeviceError && (e.what === 'crashed' || e.what === 'exited')) {
+      this.unacked = [];
+      this.parkedRanges = [];
+    }
   }
 
   /**
