@@ -258,30 +258,48 @@ export class DmaEngine {
   }
 
   /**
-   * Copies g's runs in order to or from local memory from `local` on,
-   * polling for an invalidation every DMA_POLL_BYTES (copyRun); a pending
-   * one (`cut`) ends the copy there, and g is trimmed to the runs and
-   * bytes that moved (what onGather checks). Returns the bytes copied.
+   * Copies g's runs in order to or from local memory from `local` on, in
+   * pieces that end every DMA_POLL_BYTES of the step, across runs as inside
+   * one; after each such piece, polls for a pending invalidation, which
+   * cuts the copy there, and g is trimmed to the runs and bytes that moved
+   * (what onGather checks). Returns the bytes copied (transferStep counts
+   * them to the step's memory once: all g's runs lie in one). One loop
+   * over locals, no call per run: a run is one page over scattered backing.
    */
   private copyGathered(g: GatherList, local: number, write: boolean): number {
-    this.sincePoll = 0;
-    this.cut = false;
     const run = this.scratch; // what the trace names (last) is the memory copied
     run.target = g.target;
     run.owner = g.owner;
     run.bytes = g.bytes;
     run.gen = g.gen;
+    const mem = g.bytes;
+    const mine = this.local;
     let got = 0;
+    let sincePoll = 0;
     for (let i = 0; i < g.n; i++) {
-      run.offset = g.offset[i];
-      run.len = g.len[i];
-      const n = this.copyRun(run, local + got, write);
-      got += n;
-      if (this.cut) {
-        g.len[i] = n;
-        g.n = i + 1;
-        break;
+      const at = g.offset[i];
+      const len = g.len[i];
+      for (let off = 0; off < len; ) {
+        const n = Math.min(DMA_POLL_BYTES - sincePoll, len - off);
+        const l = local + got + off;
+        if (write) mem.set(mine.subarray(l, l + n), at + off);
+        else mine.set(mem.subarray(at + off, at + off + n), l);
+        off += n;
+        sincePoll += n;
+        if (sincePoll === DMA_POLL_BYTES) {
+          sincePoll = 0;
+          if (off < len || i + 1 < g.n ? this.pending() : false) {
+            g.len[i] = off;
+            g.n = i + 1;
+            run.offset = at;
+            run.len = off;
+            return got + off;
+          }
+        }
       }
+      got += len;
+      run.offset = at;
+      run.len = len;
     }
     return got;
   }
@@ -290,38 +308,6 @@ export class DmaEngine {
   private failGathered(moved: number, write: boolean, at: number, why: string): string {
     this.moved = moved;
     return this.fail(write ? 'write to' : 'read from', at, why);
-  }
-
-  /** Bytes copied since the invalidation word was last polled, in the step in progress. */
-  private sincePoll = 0;
-  /** The step in progress saw an invalidation pending: it ends at the bytes copied so far. */
-  private cut = false;
-
-  /**
-   * Copies one decoded memory run to or from local memory at `local`, in
-   * pieces that end every DMA_POLL_BYTES of the step; after each such
-   * piece, polls for a pending invalidation, which cuts the run there (and
-   * the step: `cut`). Returns the bytes copied (transferStep counts them
-   * to the step's memory once, GatherList: all its runs lie in one).
-   */
-  private copyRun(run: BusRun, local: number, write: boolean): number {
-    let off = 0;
-    while (off < run.len) {
-      const n = Math.min(DMA_POLL_BYTES - this.sincePoll, run.len - off);
-      const at = run.offset + off;
-      if (write) run.bytes.set(this.local.subarray(local + off, local + off + n), at);
-      else this.local.set(run.bytes.subarray(at, at + n), local + off);
-      off += n;
-      this.sincePoll += n;
-      if (this.sincePoll === DMA_POLL_BYTES) {
-        this.sincePoll = 0;
-        if (this.pending()) {
-          this.cut = true;
-          break;
-        }
-      }
-    }
-    return off;
   }
 
   /** A run in the register file: a write is a doorbell, a read copies the registers. */
