@@ -263,8 +263,7 @@ export class DmaEngine {
    * one; after each such piece, polls for a pending invalidation, which
    * cuts the copy there, and g is trimmed to the runs and bytes that moved
    * (what onGather checks). Returns the bytes copied (transferStep counts
-   * them to the step's memory once: all g's runs lie in one). One loop
-   * over locals, no call per run: a run is one page over scattered backing.
+   * them to the step's memory once: all g's runs lie in one).
    */
   private copyGathered(g: GatherList, local: number, write: boolean): number {
     const run = this.scratch; // what the trace names (last) is the memory copied
@@ -272,6 +271,13 @@ export class DmaEngine {
     run.owner = g.owner;
     run.bytes = g.bytes;
     run.gen = g.gen;
+    // Two call sites with `write` a constant, so the copy loop is compiled once per direction: with the
+    // direction a variable inside it, a scattered read cost ~80 ns a page more (single-thread harness, Node 20).
+    return write ? this.copyPieces(g, local, true) : this.copyPieces(g, local, false);
+  }
+
+  /** copyGathered's loop: one loop over locals, no call per run (a run is one page over scattered backing). */
+  private copyPieces(g: GatherList, local: number, write: boolean): number {
     const mem = g.bytes;
     const mine = this.local;
     let got = 0;
@@ -286,20 +292,23 @@ export class DmaEngine {
         else mine.set(mem.subarray(at + off, at + off + n), l);
         off += n;
         sincePoll += n;
-        if (sincePoll === DMA_POLL_BYTES) {
+        // No poll after the step's last piece: the checkpoint right after it serves what the poll would find.
+        if (sincePoll === DMA_POLL_BYTES && (off < len || i + 1 < g.n)) {
           sincePoll = 0;
-          if (off < len || i + 1 < g.n ? this.pending() : false) {
+          if (this.pending()) {
             g.len[i] = off;
             g.n = i + 1;
-            run.offset = at;
-            run.len = off;
+            this.scratch.offset = at;
+            this.scratch.len = off;
             return got + off;
           }
         }
       }
       got += len;
-      run.offset = at;
-      run.len = len;
+    }
+    if (g.n > 0) {
+      this.scratch.offset = g.offset[g.n - 1];
+      this.scratch.len = g.len[g.n - 1];
     }
     return got;
   }
