@@ -9,16 +9,28 @@ import { makeRange } from '../../src/kernel/mmu_notifier.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { runStress } from '../../src/stress/run.js';
 import type { StressRig } from '../../src/stress/rig.js';
-import { writePayload } from '../../src/shm/stress_layout.js';
+import { STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressViolation, writePayload } from '../../src/shm/stress_layout.js';
 
 const small = { ops: 30, importers: 2, gapMaxUs: 300, ackTimeoutMs: 2000 };
 const kinds = (r: { violations: readonly { source: string; kind: string }[] }) => [...new Set(r.violations.map((v) => `${v.source}/${v.kind}`))].sort();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
-/** Waits until importer 0 has done `n` more of `field`, or 20 s (a loaded machine). */
-async function until(rig: StressRig, field: 'pagesRead' | 'pagesWritten' | 'violations', n: number): Promise<void> {
-  const goal = rig.devStat(0, field) + n;
-  for (let i = 0; i < 2000 && rig.devStat(0, field) < goal; i++) await sleep(10);
+/**
+ * Waits until importer 0 records a violation of `kind` (a name of STRESS_VIOLATION_NAMES), or 20 s.
+ * Counting violations is not enough: a torn read of a write in flight is corrupt-data, and can come
+ * first. The worker bumps the count before it fills the record, so an unfilled one is read again.
+ */
+async function untilRecord(rig: StressRig, kind: string): Promise<void> {
+  const from = rig.devStat(0, 'violations');
+  const seen = (): boolean => {
+    const count = rig.devStat(0, 'violations');
+    for (let n = Math.max(from, count - STRESS_VIOLATION_RECORDS); n < count; n++) {
+      const w = stressDevWord(0) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * StressViolation.kFieldCount;
+      if (STRESS_VIOLATION_NAMES[Atomics.load(rig.shm, w + StressViolation.kind)] === kind) return true;
+    }
+    return false;
+  };
+  for (let i = 0; i < 2000 && !seen(); i++) await sleep(10);
 }
 
 for (const iommu of [false, true]) {
@@ -54,10 +66,10 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
         const index = rig.machine.device('imp0').shm.index;
         for (let p = 0; p < b0.spec.npages; p++) writePayload(words, (p * PAGE_SIZE) / 4, index, 0, p, b0.epoch, 0);
         await rig.mm.write(b0.va, old);
-        await until(rig, 'violations', 1);
+        await untilRecord(rig, 'stale-data');
         const junk = new Uint8Array(n).map((_, i) => (i * 131) & 0xff);
         await rig.mm.write(b0.va, junk); // foreign bytes: corrupt
-        await until(rig, 'violations', 1);
+        await untilRecord(rig, 'corrupt-data');
         // With the devices idle, junk that stays to the end is the shadow compare's to find.
         rig.stopStreaming();
         await sleep(100);

@@ -8,7 +8,8 @@
  * would lie in another), so target, owner and generation table are the
  * list's; each run keeps the device address it was reached through (what
  * the TLB entry names), its offset in that memory as decoded (the slot's
- * page at decode time) and the bytes copied. Lifetime: one per DmaEngine,
+ * page at decode time) and its length (decoded, then trimmed to the bytes
+ * copied: a step's runs are all decoded before the first is copied). Lifetime: one per DmaEngine,
  * reset at the start of each step; read it only inside the onGather call.
  */
 import type { BusRun, RunTarget } from '../../src/shm/bus_map.js';
@@ -27,7 +28,7 @@ export class GatherList {
   readonly addr = new Float64Array(GATHER_RUNS);
   /** Byte offset of each run in `bytes`, as decoded. */
   readonly offset = new Float64Array(GATHER_RUNS);
-  /** Bytes copied of each run. */
+  /** Bytes of each run: as decoded while the step gathers, then as copied (DmaEngine trims the list before onGather). */
   readonly len = new Int32Array(GATHER_RUNS);
 
   reset(): void {

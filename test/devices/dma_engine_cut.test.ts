@@ -1,0 +1,76 @@
+// The DMA engine's gather decodes a step's runs before it copies them
+// (workers/runtime/dma_engine.ts transferStep): an invalidation found
+// pending after DMA_POLL_BYTES cuts the copies there, and the safety check
+// (onGather) is handed the runs and bytes that moved, not the ones decoded
+// past the cut; a bad address decoded past the cut still fails the
+// transfer, with the bytes before the cut moved.
+import t from 'tap';
+import { BusDecoder } from '../../src/shm/bus_map.js';
+import { DMA_POLL_BYTES, PAGE_SIZE } from '../../src/shm/constants.js';
+import { attachMachineShm, bar2Base, createMachineShm } from '../../src/shm/phys_mem.js';
+import { DmaEngine } from '../../workers/runtime/dma_engine.js';
+
+const PAGES = 16;
+const POLL_PAGES = DMA_POLL_BYTES / PAGE_SIZE;
+
+/** acc0's BAR2 maps `slots` (device page per slot, -1: none); nic0 copies; pending() is true at the polls listed. */
+function rig(slots: number[], pendingAt: number[]) {
+  const shm = attachMachineShm(
+    createMachineShm(16 * PAGE_SIZE, [
+      { name: 'acc0', memBytes: 2 * PAGES * PAGE_SIZE, barBytes: PAGES * PAGE_SIZE },
+      { name: 'nic0', memBytes: PAGES * PAGE_SIZE, barBytes: 0 },
+    ]),
+  );
+  const [acc, nic] = shm.devices;
+  acc.barSlots!.set(slots);
+  for (let i = 0; i < acc.mem!.length; i += 4) acc.mem![i] = (i / PAGE_SIZE + 1) & 0xff; // each page its own byte
+  let polls = 0;
+  const checkpoints: number[] = [];
+  const dma = new DmaEngine(nic, shm, new BusDecoder(shm), () => checkpoints.push(dma.moved), () => pendingAt.includes(polls++));
+  const gathers: { n: number; lens: number[]; offsets: number[] }[] = [];
+  dma.onGather = (g) => gathers.push({ n: g.n, lens: Array.from(g.len.subarray(0, g.n)), offsets: Array.from(g.offset.subarray(0, g.n)) });
+  return { dma, acc, nic, gathers, checkpoints };
+}
+
+/** Slot i maps device page 2 * (PAGES - 1 - i): no two slots side by side map adjacent pages. */
+const scattered = Array.from({ length: PAGES }, (_, i) => 2 * (PAGES - 1 - i));
+
+t.test('a pending invalidation cuts the copies of a gathered step; onGather sees only the runs that moved', async (t) => {
+  const { dma, acc, nic, gathers, checkpoints } = rig(scattered, [0]);
+  t.equal(dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, false), null);
+  t.same(
+    gathers.map((g) => g.n),
+    [POLL_PAGES, PAGES - POLL_PAGES],
+    'the first step stopped at the first poll; the next one (after the checkpoint) copied the rest',
+  );
+  t.same(checkpoints[0], POLL_PAGES * PAGE_SIZE, 'the checkpoint after the cut step served it with the bytes before the cut moved');
+  t.same(gathers[0].offsets, scattered.slice(0, POLL_PAGES).map((p) => p * PAGE_SIZE), 'the runs checked are the pages copied, in order');
+  for (let i = 0; i < PAGES; i++) {
+    const want = acc.mem!.subarray(scattered[i] * PAGE_SIZE, (scattered[i] + 1) * PAGE_SIZE);
+    if (!Buffer.from(nic.mem!.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)).equals(Buffer.from(want))) t.fail(`page ${i} copied wrong`);
+  }
+  t.pass('every page bit-exact');
+});
+
+t.test('a cut inside a run of adjacent pages trims that run to the bytes copied', async (t) => {
+  // Slots 3 and 4 map adjacent pages 20, 21: one two-page run across the first poll.
+  const slots = scattered.slice();
+  slots[3] = 20;
+  slots[4] = 21;
+  const { dma, gathers } = rig(slots, [0]);
+  t.equal(dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, false), null);
+  t.equal(gathers[0].n, POLL_PAGES, 'runs of pages 0, 1, 2 and the two-page run of slots 3-4');
+  t.equal(gathers[0].lens[POLL_PAGES - 1], PAGE_SIZE, 'the two-page run counts the one page copied before the cut');
+  t.equal(gathers[1].offsets[0], 21 * PAGE_SIZE, 'the next step starts in the middle of that run');
+});
+
+t.test('a bad address decoded past a cut fails the transfer; the bytes before the cut moved', async (t) => {
+  const slots = scattered.slice();
+  slots[10] = -1;
+  const { dma, gathers } = rig(slots, [0]);
+  const err = dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, false);
+  t.match(err, /nic0: DMA read from 0x[0-9a-f]+ aborted: .*BAR2 slot 10 of acc0, which maps no device page/);
+  t.equal(dma.moved, POLL_PAGES * PAGE_SIZE, 'moved: the pages copied before the cut');
+  t.equal(gathers.length, 1, 'the copied runs were still checked');
+  t.equal(gathers[0].n, POLL_PAGES);
+});
