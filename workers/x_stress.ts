@@ -124,7 +124,10 @@ class StressDevice implements DeviceModel {
 
   private violation(kind: StressViolationKind, buf: number, page: number, seen: number, expected: number): void {
     const s = this.shm!;
-    const n = Atomics.add(s, this.dw + StressDevStat.violations, 1);
+    // This thread is the count's only writer: the record is filled first and
+    // published by the count's store, so a reader that sees count n + 1 reads
+    // record n whole (before, a wrapped ring showed record n - 64's kind).
+    const n = Atomics.load(s, this.dw + StressDevStat.violations);
     const w = this.dw + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * StressViolation.kFieldCount;
     s[w + StressViolation.kind] = kind;
     s[w + StressViolation.buf] = buf;
@@ -132,6 +135,7 @@ class StressDevice implements DeviceModel {
     s[w + StressViolation.step] = Atomics.load(s, StressHdr.step);
     s[w + StressViolation.seen] = seen;
     s[w + StressViolation.expected] = expected;
+    Atomics.store(s, this.dw + StressDevStat.violations, n + 1);
   }
 
   private shadowOf(buf: number, epoch: number, npages: number): Shadow {

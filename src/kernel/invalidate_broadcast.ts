@@ -123,7 +123,9 @@ export class DeviceInvalidator {
    * ranges a timed-out post left unacked are dropped: re-sending them only
    * kept every later invalidation going to a dead device (hasUnacked turns
    * the importer's holders-only skip off). A device that failed by timing
-   * out, or reporting an error, may still run: its ranges keep riding along.
+   * out, or reporting an error, may still run: its ranges keep riding along
+   * (also if it crashes afterwards: a handle reports its first failure only,
+   * and the machine is torn down at the first).
    */
   private deviceFailed(e: Error): void {
     this.failed = true;

@@ -26,10 +26,21 @@ function rig(slots: number[], pendingAt: number[]) {
   for (let i = 0; i < acc.mem!.length; i += 4) acc.mem![i] = (i / PAGE_SIZE + 1) & 0xff; // each page its own byte
   let polls = 0;
   const checkpoints: number[] = [];
-  const dma = new DmaEngine(nic, shm, new BusDecoder(shm), () => checkpoints.push(dma.moved), () => pendingAt.includes(polls++));
+  // What memory held at each checkpoint: nothing past the cut may have been copied before the invalidation is served.
+  const atCheckpoint: { nic: Uint8Array; acc: Uint8Array }[] = [];
+  const dma = new DmaEngine(
+    nic,
+    shm,
+    new BusDecoder(shm),
+    () => {
+      checkpoints.push(dma.moved);
+      atCheckpoint.push({ nic: nic.mem!.slice(), acc: acc.mem!.slice() });
+    },
+    () => pendingAt.includes(polls++),
+  );
   const gathers: { n: number; lens: number[]; offsets: number[] }[] = [];
   dma.onGather = (g) => gathers.push({ n: g.n, lens: Array.from(g.len.subarray(0, g.n)), offsets: Array.from(g.offset.subarray(0, g.n)) });
-  return { dma, acc, nic, gathers, checkpoints };
+  return { dma, acc, nic, gathers, checkpoints, atCheckpoint };
 }
 
 /** Slot i maps device page 2 * (PAGES - 1 - i): no two slots side by side map adjacent pages. */
@@ -50,6 +61,32 @@ t.test('a pending invalidation cuts the copies of a gathered step; onGather sees
     if (!Buffer.from(nic.mem!.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE)).equals(Buffer.from(want))) t.fail(`page ${i} copied wrong`);
   }
   t.pass('every page bit-exact');
+});
+
+const zero = (b: Uint8Array) => b.every((x) => x === 0);
+
+t.test('a read cut at a poll has copied nothing past the cut when the invalidation is served', async (t) => {
+  const { dma, atCheckpoint } = rig(scattered, [0]);
+  t.equal(dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, false), null);
+  const nic = atCheckpoint[0].nic;
+  t.notOk(zero(nic.subarray(0, POLL_PAGES * PAGE_SIZE)), 'the pages before the cut were copied');
+  t.ok(zero(nic.subarray(POLL_PAGES * PAGE_SIZE, PAGES * PAGE_SIZE)), 'the pages decoded past the cut were not');
+});
+
+t.test('a write cut at a poll has copied nothing past the cut when the invalidation is served', async (t) => {
+  const { dma, acc, nic, gathers, atCheckpoint } = rig(scattered, [0]);
+  acc.mem!.fill(0);
+  for (let i = 0; i < PAGES * PAGE_SIZE; i += 4) nic.mem![i] = (i / PAGE_SIZE + 1) & 0xff;
+  t.equal(dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, true), null);
+  t.same(gathers.map((g) => g.n), [POLL_PAGES, PAGES - POLL_PAGES], 'the write stopped at the first poll too');
+  const page = (m: Uint8Array, p: number) => m.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
+  const before = atCheckpoint[0].acc;
+  for (let i = 0; i < PAGES; i++) {
+    const landed = !zero(page(before, scattered[i]));
+    if (landed !== i < POLL_PAGES) t.fail(`slot ${i}: ${landed ? 'written past the cut' : 'not written before the cut'} at the checkpoint`);
+    if (!Buffer.from(page(acc.mem!, scattered[i])).equals(Buffer.from(page(nic.mem!, i)))) t.fail(`slot ${i} written wrong`);
+  }
+  t.pass('before the checkpoint only the pages before the cut; in the end every page bit-exact');
 });
 
 t.test('a cut inside a run of adjacent pages trims that run to the bytes copied', async (t) => {

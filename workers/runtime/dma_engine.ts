@@ -10,9 +10,10 @@
  *   still passes the onRun veto when there is one, and the step's runs go
  *   to the onGather safety check together), DMA_CHECK_BYTES for a
  *   bus-to-bus copy (one run, no poll inside);
- * - between two runs it serves pending invalidations, and inside a run it
- *   polls for one every DMA_POLL_BYTES: a pending invalidation cuts the run
- *   there, so an ack waits for at most one piece;
+ * - between two steps it serves pending invalidations (the checkpoint),
+ *   and while a step copies it polls for one every DMA_POLL_BYTES: a
+ *   pending invalidation cuts the step's copies there (runs decoded past
+ *   the cut are dropped uncopied), so an ack waits for at most one piece;
  * - read/write time and count each call; a caller that makes one command
  *   of many runs (VaSpace) calls transfer() per run and finish() once,
  *   so per-run cost is the decode, the veto and the copy alone;
@@ -58,10 +59,13 @@ export class DmaEngine {
   private readonly scratch = scratchRun();
   translate: Translate = identity;
   /**
-   * Called for every decoded run before it is copied (a veto, and a safety
-   * check of one run: workers/mirror.ts compares its entry with the live
-   * generation table here). Returns an error message to abort the
-   * transfer, INVALIDATED, or null.
+   * Called for every decoded run before any of its step's runs is copied
+   * (a veto, and a safety check of one run: workers/mirror.ts compares its
+   * entry with the live generation table here); a run decoded past a cut
+   * is then dropped uncopied. Returns an error message to abort the
+   * transfer, INVALIDATED, or null. Must never serve an invalidation: the
+   * step's runs are decoded before they are copied on the promise that no
+   * ack happens inside a step (transferStep).
    */
   onRun: ((run: BusRun, addr: number, write: boolean) => string | null) | null = null;
   /**
