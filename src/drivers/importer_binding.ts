@@ -402,7 +402,7 @@ export class ImporterBinding implements IntervalNotifierOps {
 
   /* ---------------- fault service ---------------- */
 
-  /** The fault server: the posted groups, oldest first; waits on the bell when none is. */
+  /** The fault server: the posted groups, those the device waits for first, then its prefetches, each oldest first (nextGroup); waits on the bell when none is. */
   protected async serve(): Promise<void> {
     while (!this.closed && !this.dev.handle.failed) {
       // The bell before the groups: a post after this load changes it, so the wait below returns at once.

@@ -14,7 +14,8 @@
  *     npages, write flag, sparse flag +
  *     page mask
  *   Atomics.store(g.reqSeq, s)              waitAsync(bell != seen); serve the
- *   Atomics.store(bell, s)                    posted groups in seq order:
+ *   Atomics.store(bell, s)                    posted groups (waited-for first,
+ *                                             then prefetches; each in seq order):
  *   Atomics.notify(bell)                    seq = readBegin(); hmmRangeFault()
  *   loop: seen = load(ctl.wake)             lock; if readRetry(seq): EBUSY
  *         inv.check()  <- serves            write entries, errno, npages
@@ -105,7 +106,8 @@ export const PriMailbox = defineLayout({
 
 /** Group `g` of a mailbox: a view whose PageRequest offsets address that group. */
 export function priGroup(mailbox: Int32Array, g: number): Int32Array {
-  return new Int32Array(mailbox.buffer, mailbox.byteOffset + g * PageRequest.kBytes, PageRequest.kFieldCount);
+  const at = PriMailbox.groups + g * PageRequest.kFieldCount;
+  return mailbox.subarray(at, at + PageRequest.kFieldCount);
 }
 
 /** Groups a mailbox buffer holds: PRI_GROUPS, or 1 for a bare PageRequest (the device-TLB tests' stub kernels). */

@@ -80,6 +80,40 @@ t.test('a fault that the prefetch in flight does not cover goes out in another g
   t.same(k.log.map((r) => r.start), [b, a], 'no third request');
 });
 
+t.test('a fault whose page the prefetch in flight will not carry goes out at once', async (t) => {
+  const k = stubTlb();
+  const a = 64 * PAGE_SIZE;
+  t.equal(k.tlb.fault(a, 8, false), 0);
+  k.invalidate(a + 2 * PAGE_SIZE, a + 3 * PAGE_SIZE);
+  k.invalidate(a + 4 * PAGE_SIZE, a + 5 * PAGE_SIZE);
+  k.hold.add(a); // the kernel has not got to the prefetch: its reply would never come
+  t.ok(k.tlb.prefetch(a, 8, false, true), 'a sparse prefetch of pages 2 and 4');
+  k.invalidate(a + 4 * PAGE_SIZE, a + 5 * PAGE_SIZE); // page 4 again, after the post: its entry in that reply is void
+  let t0 = performance.now();
+  t.equal(k.tlb.fault(a + 4 * PAGE_SIZE, 1, false), 0, 'page 4 answered');
+  t.ok(performance.now() - t0 < 1000, 'without waiting for the sparse prefetch');
+  t.same(k.log.map((r) => r.start), [a, a + 4 * PAGE_SIZE]);
+
+  const b = 4096 * PAGE_SIZE;
+  k.hold.add(b);
+  t.ok(k.tlb.prefetch(b, 8, false), 'a dense prefetch');
+  k.invalidate(b + PAGE_SIZE, b + 2 * PAGE_SIZE); // its whole reply is void now
+  t0 = performance.now();
+  t.equal(k.tlb.fault(b + PAGE_SIZE, 1, false), 0, 'page 1 answered');
+  t.ok(performance.now() - t0 < 1000, 'without waiting for the voided prefetch');
+  t.equal(k.tlb.prefetchHits, 0, 'neither counted as a prefetch hit');
+});
+
+t.test('a fault of a window whose first page is held still asks for the rest', async (t) => {
+  const k = stubTlb();
+  const a = 64 * PAGE_SIZE;
+  t.equal(k.tlb.fault(a, 1, false), 0);
+  t.equal(k.tlb.fault(a, 4, false), 0);
+  t.same(k.log.map((r) => r.start), [a, a], 'a second request (no prefetch answered for it)');
+  t.ok([1, 2, 3].every((i) => k.tlb.usable(a / PAGE_SIZE + i, false)), 'pages 1-3 faulted in');
+  t.equal(k.tlb.prefetchHits, 0, 'not counted as a prefetch hit');
+});
+
 t.test('prefetches leave a group for the fault; a one-group mailbox waits as before', async (t) => {
   const k = stubTlb();
   k.hold.add(0);
@@ -138,8 +172,9 @@ t.test("a drain waits for every group posted before it, not for one posted later
   const order = new PageRequestOrder(10_000);
   order.add(src);
   let done = false;
-  const d = order.servePending()!.then(() => (done = true));
-  t.ok(d, 'requests are pending: a drain');
+  const drain = order.servePending();
+  t.not(drain, null, 'requests are pending: a drain');
+  const d = drain!.then(() => (done = true));
   await new Promise((r) => setImmediate(r));
   answered.add(2); // the later one first
   posted = 3; // a new request while draining
@@ -163,14 +198,20 @@ t.test('the kernel serves the groups a device waits for first, each kind in the 
   post(2, 1, 1); // a prefetch
   post(0, 2, 1); // another
   post(3, 3, 0); // the fault the device stalls on
-  post(1, 4, 0); // a later one (another device thread's)
+  post(1, 4, 0); // a later wait (a second device TLB's, as a test posts it)
   const order: number[] = [];
   for (let g = nextGroup(groups, served); g >= 0; g = nextGroup(groups, served)) {
     order.push(g);
     served[g] = groups[g][PageRequest.reqSeq];
   }
   t.same(order, [3, 1, 2, 0], 'waits by sequence, then prefetches by sequence');
-  post(2, 0x7fffffff, 1);
-  post(0, -0x80000000, 0); // the sequence wrapped
-  t.equal(nextGroup(groups, served), 0, 'a wait still goes first across the wrap');
+  post(2, 0x7ffffffe, 1); // a prefetch, oldest of all
+  post(1, 0x7fffffff, 0); // a wait
+  post(0, -0x80000000, 0); // a newer wait: the sequence wrapped (lowest index, lowest value)
+  const wrapped: number[] = [];
+  for (let g = nextGroup(groups, served); g >= 0; g = nextGroup(groups, served)) {
+    wrapped.push(g);
+    served[g] = groups[g][PageRequest.reqSeq];
+  }
+  t.same(wrapped, [1, 0, 2], 'across the wrap: the older wait, the newer, then the prefetch');
 });

@@ -178,18 +178,25 @@ export class DeviceTlb {
    * pending invalidations first (as awaitReply does: "takes the lock"),
    * then installs each reply seen before it unless one of them hit its
    * range (per page for a sparse one). A reply that lands after the look
-   * stays for the next call.
+   * stays for the next call. True when one of them was a window holding
+   * `va` for the access.
    */
-  private collectAnswered(): void {
+  private collectAnswered(va = -1, write = false): boolean {
     let any = false;
     for (const g of this.groups) {
       // Pairs with Atomics.store(replySeq) in ImporterBinding.reply.
       g.ready = g.busy && g.ahead && Atomics.load(g.view, PageRequest.replySeq) === g.seq;
       if (g.ready) any = true;
     }
-    if (!any) return;
+    if (!any) return false;
     this.inv.check();
-    for (const g of this.groups) if (g.ready) this.collect(g, g.postedAt);
+    let covered = false;
+    for (const g of this.groups) {
+      if (!g.ready) continue;
+      if (windowHolds(g, va, write)) covered = true;
+      this.collect(g, g.postedAt);
+    }
+    return covered;
   }
 
   /** Takes group `g`'s reply (it is in): installed unless raced as a whole; the group is free again. Returns its errno. */
@@ -452,7 +459,7 @@ export class DeviceTlb {
    * fault() or collectAhead() collects the reply.
    */
   prefetch(va: number, npages: number, write: boolean, sparse = false): boolean {
-    for (const g of this.groups) if (g.busy && g.start <= va && va < g.end && (g.write || !write)) return false;
+    for (const g of this.groups) if (g.busy && windowHolds(g, va, write)) return false;
     const g = this.freeGroup(true);
     if (g === null) return false;
     this.post(g, va, npages, write, sparse, true);
@@ -544,17 +551,18 @@ export class DeviceTlb {
       // Else our page was invalidated while the request was in flight (or the kernel said EBUSY).
       if (!this.usable(vpn, write) && (errno === 0 || errno === errnoCode('EBUSY'))) this.retries++;
     }
-    this.collectAnswered();
-    if (this.usable(vpn, write)) {
+    // A hit only when a prefetch's window held `va`: a caller faulting a window whose first page it already holds still asks for the rest.
+    const answered = this.collectAnswered(va, write);
+    if ((answered || a !== null) && this.usable(vpn, write)) {
       this.prefetchHits++;
       return this.done(0, t0);
     }
+    if (answered && a === null) this.retries++; // a reply for our page came in void (raced): asked again below
     this.collectMap();
     const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
       if (performance.now() > giveUp) return this.done('EBUSY', t0);
       const g = this.groupForFault();
-      if (g === null) return this.done('ETIMEDOUT', t0);
       this.post(g, va, npages, write, sparse, false);
       if (!this.awaitReply(g)) return this.done('ETIMEDOUT', t0);
       const raced = g.raced;
@@ -576,14 +584,25 @@ export class DeviceTlb {
     }
   }
 
-  /** A prefetch in flight whose window holds `va` and allows the access, or null. */
+  /**
+   * A prefetch in flight that will answer for `va`, or null: its window
+   * holds `va` for the access, it is not void as a whole, and, sparse, it
+   * asked for `va`'s page and no invalidation voided that page since (a
+   * hole a revoke punched after the post is asked for at once, not after
+   * a reply that will not carry it).
+   */
   private covering(va: number, write: boolean): Group | null {
-    for (const g of this.groups) if (g.busy && g.ahead && g.start <= va && va < g.end && (g.write || !write)) return g;
+    for (const g of this.groups) {
+      if (!g.busy || !g.ahead || g.raced || !windowHolds(g, va, write)) continue;
+      if (g.view[PageRequest.reqSparse] !== 1) return g;
+      const i = Math.floor((va - g.start) / PAGE_SIZE);
+      if (pageAsked(g.view, i) && g.racedPages[i] === 0) return g;
+    }
     return null;
   }
 
-  /** A free group for a fault; when none is (a one-group mailbox, a prefetch in it), the oldest request is waited for and collected first. Null on a reply deadline. */
-  private groupForFault(): Group | null {
+  /** A free group for a fault; when none is (a one-group mailbox, a prefetch in it), the oldest request is waited for and collected first (given up at its reply deadline: then free). */
+  private groupForFault(): Group {
     for (;;) {
       const free = this.freeGroup(false);
       if (free !== null) return free;
@@ -623,4 +642,9 @@ export class DeviceTlb {
     this.self.stats[DeviceStats.faultWaitNs] += (performance.now() - t0) * 1e6;
     return r;
   }
+}
+
+/** Does group `g`'s window hold `va` for the access (a write needs a write request)? */
+function windowHolds(g: Group, va: number, write: boolean): boolean {
+  return g.start <= va && va < g.end && (g.write || !write);
 }
