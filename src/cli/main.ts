@@ -62,6 +62,8 @@ interface RunFlags {
   frames?: number;
   json?: boolean;
   compare?: boolean;
+  /** --no-warmup: false. */
+  warmup?: boolean;
   mode?: Mode;
   runTokens?: RunTokenSetting;
 }
@@ -75,13 +77,15 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
   const sc = await loadScenarioFile(file);
   const obs = openObservers(flags);
   const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, runTokens: flags.runTokens, trace: obs.trace, progress: obs.progress };
-  const reports = flags.compare ? await compareScenario(sc, opts) : [await runScenario(sc, opts)];
+  const warmup = flags.compare === true && flags.warmup !== false;
+  const reports = flags.compare ? await compareScenario(sc, opts, warmup) : [await runScenario(sc, opts)];
   for (const note of obs.finish(reports, sc)) process.stderr.write(`peervma: ${note}\n`);
   if (flags.json) {
     process.stdout.write(JSON.stringify(flags.compare ? { p2p: asJson(reports[0]), bounce: asJson(reports[1]) } : asJson(reports[0]), null, 2) + '\n');
   } else {
     process.stdout.write(reports.map((r) => formatSummary(r)).join('\n'));
     if (flags.compare) process.stdout.write('\n' + formatComparison(reports as [RunReport, RunReport]));
+    if (warmup) process.stdout.write('Each mode ran once untimed first (a warm-up, as `peervma bench` does; --no-warmup skips it).\n');
   }
   for (const r of reports) assertChecks(r);
 }
@@ -106,6 +110,7 @@ export function buildProgram(): Command {
       return v;
     })
     .option('--compare', 'run in p2p mode and in bounce mode, and print them side by side (not with --mode)')
+    .option('--no-warmup', 'with --compare: no untimed run of each mode first (the kernel side of each mode then compiles inside its timed window)')
     .option('--run-tokens <n>', 'cooperative run tokens: auto (one per core when devices outnumber cores), off, or a count (overrides machine.runTokens)', (v: string): RunTokenSetting => {
       const r = parseRunTokens(v);
       if (r === null) throw new InvalidArgumentError(`--run-tokens must be auto, off or a whole number, got '${v}'`);

@@ -80,6 +80,19 @@ t.test('--seed above 2^32-1 is refused as the file\'s seed is', async (t) => {
   t.match(r.err, /- --seed \(seed\): got 4294967296; Too big: expected number to be <=4294967295\n$/);
 });
 
+t.test('--compare warms each mode up untimed first and says so; --no-warmup does not', async (t) => {
+  const warm = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--frames', '2');
+  t.equal(warm.code, 0, warm.err);
+  t.match(warm.out, /Why p2p is (ahead|behind)/);
+  t.match(warm.out, /\nEach mode ran once untimed first \(a warm-up, as `peervma bench` does; --no-warmup skips it\)\.\n$/);
+  const cold = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--frames', '2', '--no-warmup');
+  t.equal(cold.code, 0, cold.err);
+  t.match(cold.out, /Why p2p is (ahead|behind)/);
+  t.notMatch(cold.out, /warm-up/);
+  const single = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '2');
+  t.notMatch(single.out, /warm-up/, 'a single-mode run has no warm-up');
+});
+
 t.test('--compare with --mode is refused, saying why', async (t) => {
   const r = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--mode', 'bounce');
   t.equal(r.code, 2);
