@@ -95,9 +95,8 @@ export const PageRequest = defineLayout({
 export const PRI_GROUPS = 4;
 
 /**
- * A device's page-request mailbox: PRI_GROUPS groups (group 0 first, so a
- * one-group buffer of PageRequest.kBytes is a mailbox of one group, without
- * a bell: the device then notifies group 0's reqSeq) and the doorbell.
+ * A device's page-request mailbox: PRI_GROUPS groups and the doorbell (the
+ * device notifies it after each post; the kernel waits on it).
  */
 export const PriMailbox = defineLayout({
   groups: { words: PRI_GROUPS * PageRequest.kFieldCount, writer: 'both', doc: 'PRI_GROUPS PageRequest records (the worker writes the requests, main the replies)' },
@@ -108,11 +107,6 @@ export const PriMailbox = defineLayout({
 export function priGroup(mailbox: Int32Array, g: number): Int32Array {
   const at = PriMailbox.groups + g * PageRequest.kFieldCount;
   return mailbox.subarray(at, at + PageRequest.kFieldCount);
-}
-
-/** Groups a mailbox buffer holds: PRI_GROUPS, or 1 for a bare PageRequest (the device-TLB tests' stub kernels). */
-export function priGroups(mailbox: Int32Array): number {
-  return mailbox.length >= PriMailbox.kFieldCount ? PRI_GROUPS : 1;
 }
 
 /** Does a sparse request in `req` (a group view) ask for page `i` of its window (reqMask bit i)? */

@@ -8,59 +8,9 @@
 import t from 'tap';
 import { nextGroup, PageRequestOrder } from '../../src/kernel/page_request_order.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
-import { allocLayout, loadU64 } from '../../src/shm/layout.js';
-import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS } from '../../src/shm/tlb_layout.js';
-import { stubReplyEntry } from '../fixtures/stub_reply.js';
-import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
-import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
-
-/**
- * A DeviceTlb over a full mailbox, with a stub kernel: serve() answers every
- * posted group whose window does not start at an address in `hold`, with
- * generation `gen` (asked pages only, as the kernel does); the stub port
- * runs serve() and then the queued `onCheck` actions whenever the TLB
- * serves invalidations (as it does while it waits for a reply).
- */
-function stubTlb() {
-  const pri = allocLayout(PriMailbox);
-  const groups = Array.from({ length: PRI_GROUPS }, (_, g) => priGroup(pri, g));
-  const ctl = new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes));
-  const stats = new Float64Array(DeviceStats.kFieldCount);
-  const hooks: ((s: number, e: number) => void)[] = [];
-  const served = new Int32Array(PRI_GROUPS);
-  const hold = new Set<number>();
-  const onCheck: (() => void)[] = [];
-  const log: { group: number; start: number; asked: number[] }[] = [];
-  let gen = 1;
-  const serve = () => {
-    for (let g = 0; g < PRI_GROUPS; g++) {
-      const p = groups[g];
-      const s = Atomics.load(p, PageRequest.reqSeq);
-      const start = loadU64(p, PageRequest.reqStart);
-      if (s === served[g] || hold.has(start)) continue;
-      served[g] = s;
-      const n = p[PageRequest.reqPages];
-      const asked: number[] = [];
-      for (let i = 0; i < n; i++) if (p[PageRequest.reqSparse] !== 1 || pageAsked(p, i)) asked.push(i);
-      log.push({ group: g, start, asked });
-      for (let k = 0; k < asked.length; k++) stubReplyEntry(p, k, start, asked[k], gen, start / PAGE_SIZE + asked[k]);
-      p[PageRequest.replyErrno] = 0;
-      p[PageRequest.replyPages] = n;
-      Atomics.store(p, PageRequest.replySeq, s);
-    }
-  };
-  const check = () => {
-    serve();
-    for (const a of onCheck.splice(0)) a();
-    return false;
-  };
-  const inv = { addHook: (h: (s: number, e: number) => void) => hooks.push(h), check, sleepBound: (ms: number) => ms } as unknown as InvalidationPort;
-  const self = { name: 'stub', ctl, stats } as unknown as DeviceShm;
-  const invalidate = (s: number, e: number) => hooks.forEach((h) => h(s, e));
-  return { tlb: new DeviceTlb(self, inv, pri), pri, serve, invalidate, hold, onCheck, log, setGen: (g: number) => (gen = g) };
-}
+import { allocLayout } from '../../src/shm/layout.js';
+import { PageRequest, priGroup, PriMailbox, PRI_GROUPS } from '../../src/shm/tlb_layout.js';
+import { stubTlb } from '../fixtures/stub_kernel.js';
 
 t.test('a fault that the prefetch in flight does not cover goes out in another group at once', async (t) => {
   const k = stubTlb();
@@ -114,7 +64,7 @@ t.test('a fault of a window whose first page is held still asks for the rest', a
   t.equal(k.tlb.prefetchHits, 0, 'not counted as a prefetch hit');
 });
 
-t.test('prefetches leave a group for the fault; a one-group mailbox waits as before', async (t) => {
+t.test('prefetches leave a group for the fault', async (t) => {
   const k = stubTlb();
   k.hold.add(0);
   for (let i = 0; i < PRI_GROUPS; i++) k.hold.add((i + 1) * 1024 * PAGE_SIZE);

@@ -18,7 +18,7 @@
  * (page request groups, src/shm/tlb_layout.ts): a fault whose page no
  * prefetch in flight covers posts its own request in a free group at once
  * (one group is kept for it), rather than first waiting for the prefetch's
- * reply; with a one-group mailbox it waits for the one in flight first.
+ * reply.
  * The retry test covers each group the same way: an invalidation of its
  * range served after its post and before its install (the device keeps
  * serving them while it copies) makes its reply (a sparse one's entry of
@@ -53,7 +53,7 @@ import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js'
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { DriverMap } from '../../src/shm/driver_map_layout.js';
-import { errnoCode, errnoName, PageRequest, pageAsked, priGroup, priGroups, PriMailbox, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import { errnoCode, errnoName, PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -133,10 +133,8 @@ export class DeviceTlb {
   private lastKey = -1;
   private lastBlock: Block | null = null;
   private count = 0;
-  /** The mailbox's page request groups (PRI_GROUPS, or 1 for a bare PageRequest). guarded by: worker thread. */
+  /** The mailbox's PRI_GROUPS page request groups. guarded by: worker thread. */
   private readonly groups: Group[];
-  /** Index of the mailbox's bell word, or -1 (one group: the kernel waits on its reqSeq). */
-  private readonly bell: number;
   private reqSeq: number;
   faults = 0;
   pagesFaulted = 0;
@@ -152,10 +150,8 @@ export class DeviceTlb {
     private readonly pri: Int32Array,
     private readonly map: Int32Array | null = null,
   ) {
-    const n = priGroups(pri);
-    this.groups = Array.from({ length: n }, (_, g) => ({ view: priGroup(pri, g), busy: false, ready: false, ahead: false, seq: 0, start: 0, end: 0, write: false, postedAt: 0, raced: false, racedPages: new Uint8Array(SPARSE_SPAN) }));
-    this.bell = n > 1 ? PriMailbox.bell : -1;
-    this.reqSeq = Atomics.load(pri, n > 1 ? PriMailbox.bell : PageRequest.reqSeq);
+    this.groups = Array.from({ length: PRI_GROUPS }, (_, g) => ({ view: priGroup(pri, g), busy: false, ready: false, ahead: false, seq: 0, start: 0, end: 0, write: false, postedAt: 0, raced: false, racedPages: new Uint8Array(SPARSE_SPAN) }));
+    this.reqSeq = Atomics.load(pri, PriMailbox.bell);
     inv.addHook((s, e) => this.drop(s, e), 'device');
   }
 
@@ -210,8 +206,7 @@ export class DeviceTlb {
 
   /**
    * A group to post in, or null: any free one for a fault; for a prefetch,
-   * one that leaves another free for the fault the stream may stall on
-   * (unless the mailbox has one group only: then the prefetch takes it).
+   * one that leaves another free for the fault the stream may stall on.
    */
   private freeGroup(ahead: boolean): Group | null {
     let free: Group | null = null;
@@ -221,7 +216,7 @@ export class DeviceTlb {
       free ??= g;
       n++;
     }
-    return ahead && this.groups.length > 1 && n < 2 ? null : free;
+    return ahead && n < 2 ? null : free;
   }
 
   /** The busy group posted first (fault() waits for it when no group is free). */
@@ -487,13 +482,10 @@ export class DeviceTlb {
     p[PageRequest.reqHint] = ahead ? 1 : 0;
     p[PageRequest.reqSparse] = sparse && this.fillMask(p, Math.floor(va / PAGE_SIZE), npages, write) < npages ? 1 : 0;
     const s = (g.seq = this.reqSeq = (this.reqSeq + 1) | 0);
-    // Pairs with the waitAsync on the bell (one group: on reqSeq) in ImporterBinding.serve (src/drivers/importer_binding.ts).
+    // Pairs with the waitAsync on the bell in ImporterBinding.serve (src/drivers/importer_binding.ts).
     Atomics.store(p, PageRequest.reqSeq, s);
-    if (this.bell < 0) Atomics.notify(p, PageRequest.reqSeq);
-    else {
-      Atomics.store(this.pri, this.bell, s);
-      Atomics.notify(this.pri, this.bell);
-    }
+    Atomics.store(this.pri, PriMailbox.bell, s);
+    Atomics.notify(this.pri, PriMailbox.bell);
     return s;
   }
 
@@ -601,7 +593,7 @@ export class DeviceTlb {
     return null;
   }
 
-  /** A free group for a fault; when none is (a one-group mailbox, a prefetch in it), the oldest request is waited for and collected first (given up at its reply deadline: then free). */
+  /** A free group for a fault; when none is, the oldest request is waited for and collected first (given up at its reply deadline: then free). */
   private groupForFault(): Group {
     for (;;) {
       const free = this.freeGroup(false);
