@@ -11,6 +11,12 @@ import type { Fabric, FabricFlow } from '../hw/fabric.js';
 import { DeviceStats } from '../shm/device_ctl.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from './workload.js';
 
+/** CPU milliseconds every thread of the process used since `since` (a process.cpuUsage() taken at the window's start): Accounting.cpuMs. */
+export function processCpuMsSince(since: NodeJS.CpuUsage): number {
+  const c = process.cpuUsage(since);
+  return (c.user + c.system) / 1000;
+}
+
 export function stageTimes(d: Device): StageTimes {
   const s = d.shm.stats;
   return {

@@ -277,10 +277,14 @@ export class DmaEngine {
     run.gen = g.gen;
     // Two call sites with `write` a constant, so the copy loop is compiled once per direction: with the
     // direction a variable inside it, a scattered read cost ~80 ns a page more (single-thread harness, Node 20).
-    return write ? this.copyPieces(g, local, true) : this.copyPieces(g, local, false);
+    const got = write ? this.copyPieces(g, local, true) : this.copyPieces(g, local, false);
+    // g holds at least the step's first run (transferStep), trimmed to what moved.
+    run.offset = g.offset[g.n - 1];
+    run.len = g.len[g.n - 1];
+    return got;
   }
 
-  /** copyGathered's loop: one loop over locals, no call per run (a run is one page over scattered backing). */
+  /** copyGathered's loop: one loop over locals, no call per run (a run is one page over scattered backing); a cut trims g. */
   private copyPieces(g: GatherList, local: number, write: boolean): number {
     const mem = g.bytes;
     const mine = this.local;
@@ -302,17 +306,11 @@ export class DmaEngine {
           if (this.pending()) {
             g.len[i] = off;
             g.n = i + 1;
-            this.scratch.offset = at;
-            this.scratch.len = off;
             return got + off;
           }
         }
       }
       got += len;
-    }
-    if (g.n > 0) {
-      this.scratch.offset = g.offset[g.n - 1];
-      this.scratch.len = g.len[g.n - 1];
     }
     return got;
   }

@@ -49,7 +49,7 @@ import type { Mm } from '../../kernel/mm.js';
 import { ACC_HOST_QID, ACC_OP_DMA_IN } from '../../devices/accelerator_abi.js';
 import { CommandRunner, deviceQuery } from '../command_runner.js';
 import type { Mode } from '../workload.js';
-import { importerStats, stageTimes, trafficTotals } from '../accounting.js';
+import { importerStats, processCpuMsSince, stageTimes, trafficTotals } from '../accounting.js';
 import { bootKernel, processMm, startMachine } from '../kernel_boot.js';
 import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload.js';
 import type { CameraChainWorkload } from './schema.js';
@@ -331,12 +331,12 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
     await machine.waitHostIrq(seen, path.outstanding);
   }
   const wallMs = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = processCpuMsSince(cpu0);
   // Verification, bit-exact, after the stream (not in the timed window).
   const results = await Promise.all(kept.map((task) => pool.run(task) as Promise<VerifyResult>));
   for (const r of results) if (r.mismatchAt >= 0) mismatches.push(r);
   const verified = results.length;
-  return { verified, mismatches: mismatches.sort((a, b) => a.frame - b.frame), hostCommands, wallMs, cpuMs: (cpu.user + cpu.system) / 1000 };
+  return { verified, mismatches: mismatches.sort((a, b) => a.frame - b.frame), hostCommands, wallMs, cpuMs };
 }
 
 /**

@@ -38,7 +38,7 @@ import { PAGE_SIZE } from '../../shm/constants.js';
 import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelInitReference, accelTransformReference } from '../reference/accel.js';
-import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
+import { invalidationStats, modeledSeconds, processCpuMsSince, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1aReference } from '../reference/checksum.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
@@ -105,11 +105,11 @@ async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNic
   await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
   const sums = await sendAll(rig, imp, va, len);
   const wallMs = performance.now() - t0;
-  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = processCpuMsSince(cpu0);
   // The CPU reference, outside the timed window.
   accelTransformReference(ref, 0, ctx.seed);
   const want = fnv1aReference(new Uint8Array(ref.buffer));
-  return { migratedIn, sums, want, wallMs, cpuMs: (cpu.user + cpu.system) / 1000, nics: imp.devs.map(stageTimes), acc: stageTimes(rig.acc), invSent: imp.names.map((n) => invalidationStats([kernel], [n]).sent) };
+  return { migratedIn, sums, want, wallMs, cpuMs, nics: imp.devs.map(stageTimes), acc: stageTimes(rig.acc), invSent: imp.names.map((n) => invalidationStats([kernel], [n]).sent) };
 }
 
 /** The CPU stamps the first `half` pages (device-private pages migrate back to RAM); returns where the pages are afterwards. */
