@@ -20,7 +20,7 @@
 import { PAGE_SIZE, POISON_BYTE } from '../src/shm/constants.js';
 import { loadU64 } from '../src/shm/layout.js';
 import { CqStatus } from '../src/shm/ring.js';
-import { judgePage, STRESS_MAX_BUFS, STRESS_VIOLATION_RECORDS, StressBuf, stressBufWord, stressDevWord, StressDevStat, StressHdr, StressInject, StressViolation, StressViolationKind, writePayload } from '../src/shm/stress_layout.js';
+import { judgePage, STRESS_MAX_BUFS, STRESS_VIOLATION_RECORDS, StressBuf, stressBufWord, stressDevWord, StressDevStat, stressKindWord, StressHdr, StressInject, StressViolation, StressViolationKind, writePayload } from '../src/shm/stress_layout.js';
 import type { CmdHandlers, DeviceCmd, DeviceReply, StressOps, StressShadow } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
@@ -68,7 +68,8 @@ class StressDevice implements DeviceModel {
   private readonly sleeper = new Int32Array(new SharedArrayBuffer(4));
   /** The job table, from stress-attach (null until then: poll does nothing). */
   private shm: Int32Array | null = null;
-  /** This device's first word in the job table. */
+  /** This device's position among the stress devices, and its first word in the job table. */
+  private slot = 0;
   private dw = 0;
   private rng = 1;
   private seq = 0;
@@ -98,6 +99,7 @@ class StressDevice implements DeviceModel {
 
   private attach(cmd: DeviceCmd<'stress-attach'>): DeviceReply<'stress-attach'> {
     this.shm = new Int32Array(cmd.shm);
+    this.slot = cmd.slot;
     this.dw = stressDevWord(cmd.slot);
     this.rng = (cmd.seed * 2654435761 + this.ctx.self.index * 40503 + 1) | 0 || 1;
     return { errno: 0 };
@@ -124,9 +126,11 @@ class StressDevice implements DeviceModel {
 
   private violation(kind: StressViolationKind, buf: number, page: number, seen: number, expected: number): void {
     const s = this.shm!;
-    // This thread is the count's only writer: the record is filled first and
+    // This thread is the counts' only writer: the record is filled first and
     // published by the count's store, so a reader that sees count n + 1 reads
     // record n whole (before, a wrapped ring showed record n - 64's kind).
+    // The per-kind counter is bumped before that store, so it never lags the
+    // records a reader sees; it stays exact when later records overwrite the ring.
     const n = Atomics.load(s, this.dw + StressDevStat.violations);
     const w = this.dw + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * StressViolation.kFieldCount;
     s[w + StressViolation.kind] = kind;
@@ -135,6 +139,7 @@ class StressDevice implements DeviceModel {
     s[w + StressViolation.step] = Atomics.load(s, StressHdr.step);
     s[w + StressViolation.seen] = seen;
     s[w + StressViolation.expected] = expected;
+    Atomics.add(s, stressKindWord(this.slot, kind), 1);
     Atomics.store(s, this.dw + StressDevStat.violations, n + 1);
   }
 

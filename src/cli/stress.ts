@@ -16,7 +16,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { writeStressReport } from '../trace/report_stress_html.js';
-import { formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
+import { formatKinds, formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
 import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
 
@@ -67,7 +67,7 @@ function shardArg(v: string): { index: number; count: number } {
 
 function formatTotals(t: SweepTotals): string {
   const inj = Object.entries(t.injected).map(([k, o]) => `  injected ${k}: ${Object.entries(o).map(([x, n]) => `${x} ${n}`).join(', ')}`);
-  return [`${t.seeds} seed(s): ops ${t.ops}, invalidations ${t.invalidations} (${t.ranges} ranges), violations ${t.violations} in ${t.seedsWithViolations} seed(s), IOMMU faults ${t.iommuFaults}; ack p50 ${t.ackP50Us.toFixed(1)} us, worst p99 ${t.ackP99Us.toFixed(1)} us, max ${t.ackMaxUs.toFixed(1)} us`, ...inj].join('\n');
+  return [`${t.seeds} seed(s): ops ${t.ops}, invalidations ${t.invalidations} (${t.ranges} ranges), violations ${t.violations}${t.violations > 0 ? ` (${formatKinds(t.violationKinds)})` : ''} in ${t.seedsWithViolations} seed(s), IOMMU faults ${t.iommuFaults}; ack p50 ${t.ackP50Us.toFixed(1)} us, worst p99 ${t.ackP99Us.toFixed(1)} us, max ${t.ackMaxUs.toFixed(1)} us`, ...inj].join('\n');
 }
 
 function usage(message: string): void {

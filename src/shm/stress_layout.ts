@@ -22,8 +22,10 @@ import { defineLayout } from './layout.js';
 
 /** Buffers a stress run may have at once (job table rows). */
 export const STRESS_MAX_BUFS = 32;
-/** Violation records kept per device (a ring; the count is exact). */
+/** Violation records kept per device (a ring; the counts are exact). */
 export const STRESS_VIOLATION_RECORDS = 64;
+/** Payload violation kinds (StressViolationKind runs 1..this): one exact counter each per device. */
+export const STRESS_VIOLATION_KINDS = 3;
 
 export const StressHdr = defineLayout({
   run: { writer: 'main', doc: '1 while devices stream; 0 makes them idle' },
@@ -59,7 +61,8 @@ export const StressDevStat = defineLayout({
   pagesRead: { writer: 'worker', doc: 'pages read and judged' },
   pagesWritten: { writer: 'worker', doc: 'pages written with a payload' },
   ioErrors: { writer: 'worker', doc: 'transfers that failed (EFAULT after munmap, EPERM after mprotect, IOMMU faults, ...)' },
-  violations: { writer: 'worker', doc: 'payload violations found (exact count)' },
+  violations: { writer: 'worker', doc: 'payload violations found (exact count; stored last, it publishes the record)' },
+  byKind: { words: STRESS_VIOLATION_KINDS, writer: 'worker', doc: 'payload violations per StressViolationKind (word kind - 1; exact, unlike the ring, which later records overwrite)' },
   records: { words: STRESS_VIOLATION_RECORDS * StressViolation.kFieldCount, writer: 'worker', doc: 'ring of StressViolation records' },
 });
 
@@ -108,6 +111,11 @@ export function stressBufWord(b: number): number {
 /** Word index of device `d`'s counters (d: its position among the stress devices). */
 export function stressDevWord(d: number): number {
   return StressHdr.kFieldCount + STRESS_MAX_BUFS * StressBuf.kFieldCount + d * StressDevStat.kFieldCount;
+}
+
+/** Word index of device `d`'s counter of violations of `kind` (a StressViolationKind). */
+export function stressKindWord(d: number, kind: number): number {
+  return stressDevWord(d) + StressDevStat.byKind + kind - 1;
 }
 
 /** Writes the payload of (owner, buf, page, epoch, seq) into the page at word `w` of `view`. */

@@ -54,6 +54,8 @@ export interface StressReport {
   readonly roundTripUs: number;
   readonly violations: readonly StressViolation[];
   readonly violationCount: number;
+  /** Exact count per 'source/kind' (sums to violationCount), also of violations not listed or overwritten in a device's ring. */
+  readonly violationKinds: Readonly<Record<string, number>>;
   readonly injected: readonly InjectOutcome[];
   readonly exitCode: 0 | 1;
 }
@@ -70,6 +72,15 @@ export function formatRunLine(r: StressReport): string {
   return `seed ${String(r.seed).padEnd(6)} ${r.schedule}  ops ${String(r.ops).padStart(5)}  inv ${String(r.invalidations).padStart(7)}  viol ${String(r.violationCount).padStart(3)}  iommu-f ${String(r.iommuFaults).padStart(3)}  ack p50/p99/max ${f1(r.ackUs.p50)}/${f1(r.ackUs.p99)}/${f1(r.ackUs.max)} us`;
 }
 
+/** 'payload/stale-data 3, shadow/corrupt 1': counts per kind, most first. */
+export function formatKinds(kinds: Readonly<Record<string, number>>): string {
+  return Object.entries(kinds)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]))
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+}
+
 /** The full report of one run, for a person. */
 export function formatRun(r: StressReport): string {
   const out = [
@@ -77,7 +88,7 @@ export function formatRun(r: StressReport): string {
     `  ops ${r.ops} (${r.opsFailed} refused or aborted), invalidations ${r.invalidations} batches / ${r.ranges} ranges in ${(r.wallMs / 1000).toFixed(1)} s (${Math.round(r.rangesPerSec)} ranges/s)`,
     `  device traffic: ${r.pagesRead} pages read, ${r.pagesWritten} written, ${r.ioErrors} transfers refused (unmapped, read-only, fenced)`,
     `  ack latency p50 ${f1(r.ackUs.p50)} us, p99 ${f1(r.ackUs.p99)} us, max ${f1(r.ackUs.max)} us over ${r.ackUs.n} acks; Atomics round trip ${f1(r.roundTripUs)} us`,
-    `  IOMMU faults ${r.iommuFaults}; violations ${r.violationCount}`,
+    `  IOMMU faults ${r.iommuFaults}; violations ${r.violationCount}${r.violationCount > 0 ? ` (${formatKinds(r.violationKinds)})` : ''}`,
   ];
   for (const v of r.violations.slice(0, 20)) {
     out.push(`  VIOLATION ${v.source}/${v.kind}: device ${v.device}, buffer ${v.buf ?? '-'} page ${v.page ?? '-'}, generation ${v.generation ?? '-'}, step ${v.step} (${v.op}): ${v.detail}`);

@@ -16,7 +16,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceCtl } from '../shm/device_ctl.js';
 import { IOVA_BASE } from '../shm/iommu_layout.js';
 import { storeU64 } from '../shm/layout.js';
-import { STRESS_MAX_BUFS, StressBuf, StressBufKind, stressBufWord, stressDevWord, StressDevStat, StressHdr, stressShmBytes } from '../shm/stress_layout.js';
+import { STRESS_MAX_BUFS, StressBuf, StressBufKind, stressBufWord, stressDevWord, StressDevStat, StressHdr, stressKindWord, stressShmBytes, type StressViolationKind } from '../shm/stress_layout.js';
 import { Machine, type DeviceSpec } from '../devices/machine.js';
 import { BarExporter } from '../drivers/bar_exporter.js';
 import { ImporterBinding } from '../drivers/importer_binding.js';
@@ -123,8 +123,13 @@ export class StressRig {
     Atomics.store(this.shm, StressHdr.step, step);
   }
 
-  devStat(i: number, field: Exclude<keyof typeof StressDevStat.fields, 'records'>): number {
+  devStat(i: number, field: Exclude<keyof typeof StressDevStat.fields, 'records' | 'byKind'>): number {
     return Atomics.load(this.shm, stressDevWord(i) + StressDevStat[field]);
+  }
+
+  /** Importer i's exact count of payload violations of `kind` (its ring keeps only the last records). */
+  kindCount(i: number, kind: StressViolationKind): number {
+    return Atomics.load(this.shm, stressKindWord(i, kind));
   }
 
   private wake(name: string): void {

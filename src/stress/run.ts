@@ -19,7 +19,7 @@
  */
 import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
 import { DeviceCtl } from '../shm/device_ctl.js';
-import { judgePage, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, StressViolation as SV } from '../shm/stress_layout.js';
+import { judgePage, STRESS_VIOLATION_KINDS, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, StressViolation as SV } from '../shm/stress_layout.js';
 import { DeviceError } from '../errors.js';
 import type { Machine } from '../devices/machine.js';
 import { percentile, type InjectKind, type InjectOutcome, type StressReport, type StressViolation } from './report.js';
@@ -88,13 +88,15 @@ interface InjectState {
  * down by runStress, not here.
  */
 class StressRun {
-  /** The first MAX_LISTED violations; violationCount counts them all. */
+  /** The first MAX_LISTED violations; violationCount and kinds count them all. */
   readonly violations: StressViolation[] = [];
   private violationCount = 0;
+  /** Exact count per 'source/kind'. */
+  private readonly kinds: Record<string, number> = {};
   private curStep = -1;
   private curOp = 'setup';
   /** How many of each source's violations were already collected. */
-  private readonly seen: { checker: Map<string, number>; payload: number[]; kernel: number; warnings: number };
+  private readonly seen: { checker: Map<string, number>; payload: number[]; payloadKinds: number[][]; kernel: number; warnings: number };
   private readonly total: number;
   private readonly injectAt: number;
   private injectState: InjectState | null = null;
@@ -109,7 +111,8 @@ class StressRun {
     private readonly sched: Schedule,
     private readonly ackTimeoutMs: number,
   ) {
-    this.seen = { checker: new Map<string, number>(), payload: new Array<number>(o.importers).fill(0), kernel: 0, warnings: 0 };
+    const perImporter = <T>(f: () => T): T[] => Array.from({ length: o.importers }, f);
+    this.seen = { checker: new Map<string, number>(), payload: perImporter(() => 0), payloadKinds: perImporter(() => new Array<number>(STRESS_VIOLATION_KINDS).fill(0)), kernel: 0, warnings: 0 };
     this.total = o.schedule ? o.schedule.length : o.durationS ? Number.POSITIVE_INFINITY : o.ops;
     this.injectAt = o.inject ? sched.injectStep(Math.min(5, Math.floor((o.durationS ? 100 : o.ops) / 5)), Math.max(1, Math.floor((o.durationS ? 100 : o.ops) / 3))) : -1;
     for (let i = 0; i < o.importers; i++) rig.machine.device(`imp${i}`).handle.onFailure(() => this.crashed.push(`imp${i}`));
@@ -131,10 +134,22 @@ class StressRun {
   }
 
   private readonly add = (v: StressViolation): void => {
-    this.violationCount++;
+    this.tally(`${v.source}/${v.kind}`, 1);
+    this.list(v);
+  };
+
+  /** Counts n violations of `key` ('source/kind'), listed or not. */
+  private tally(key: string, n: number): void {
+    if (n <= 0) return;
+    this.violationCount += n;
+    this.kinds[key] = (this.kinds[key] ?? 0) + n;
+  }
+
+  /** Lists a violation counted elsewhere (the payload records, counted by the devices' per-kind counters). */
+  private list(v: StressViolation): void {
     this.o.trace?.({ ph: 'violation', step: v.step, name: `${v.source}/${v.kind} ${v.device}`, tUs: performance.now() * 1000 });
     if (this.violations.length < MAX_LISTED) this.violations.push(v);
-  };
+  }
 
   /** Operations until the count (or the duration) is reached. */
   private async scheduleLoop(t0: number): Promise<void> {
@@ -227,6 +242,7 @@ class StressRun {
       roundTripUs,
       violations: this.violations,
       violationCount: this.violationCount,
+      violationKinds: { ...this.kinds },
       injected,
       exitCode: this.violationCount > 0 ? 1 : 0,
     };
@@ -251,23 +267,35 @@ class StressRun {
         const at = rig.locate(r.va);
         this.add({ source: 'checker', kind: r.kind, device: r.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: `entry ${r.entryGen}, live ${r.liveGen}`, step: this.curStep, op: this.curOp, detail: `${r.write ? 'write' : 'read'} of va 0x${r.va.toString(16)} through device address 0x${r.devAddr.toString(16)}` });
       }
-      for (let k = v.records.length; k < v.count - before; k++) this.violationCount++;
+      // Records the checker's ring lost before they were read: counted, kind unknown.
+      this.tally('checker/overwritten', v.count - before - v.records.length);
     }
   }
 
-  /** The importers' payload judgements, from their record rings in the job table (the overwritten ones are counted). */
+  /**
+   * The importers' payload judgements: the records still in their rings are
+   * listed, and every violation is counted by kind from the devices' own
+   * counters (a record overwritten before it was read is still counted).
+   * Read after the count, the counters may be ahead of the records listed;
+   * the next collection lists those, counted already.
+   */
   private collectPayload(): void {
     const { rig, seen } = this;
     for (let i = 0; i < this.o.importers; i++) {
       const count = rig.devStat(i, 'violations');
+      const kinds = seen.payloadKinds[i];
+      for (let k = 1; k <= STRESS_VIOLATION_KINDS; k++) {
+        const c = rig.kindCount(i, k);
+        this.tally(`payload/${STRESS_VIOLATION_NAMES[k]}`, c - kinds[k - 1]);
+        kinds[k - 1] = c;
+      }
       for (let n = Math.max(seen.payload[i], count - STRESS_VIOLATION_RECORDS); n < count; n++) {
         const w = stressDevWord(i) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * SV.kFieldCount;
         const s = rig.shm;
         const kind = STRESS_VIOLATION_NAMES[s[w + SV.kind]] ?? 'unknown';
         const buf = s[w + SV.buf];
-        this.add({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: this.curOp, detail: `page holds seq ${s[w + SV.seen]}, the device last wrote seq ${s[w + SV.expected]}` });
+        this.list({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: this.curOp, detail: `page holds seq ${s[w + SV.seen]}, the device last wrote seq ${s[w + SV.expected]}` });
       }
-      this.violationCount += Math.max(0, count - seen.payload[i] - STRESS_VIOLATION_RECORDS);
       seen.payload[i] = count;
     }
   }

@@ -26,6 +26,8 @@ export interface SweepTotals {
   readonly ranges: number;
   readonly violations: number;
   readonly seedsWithViolations: number;
+  /** Violations per 'source/kind' over every seed. */
+  readonly violationKinds: Readonly<Record<string, number>>;
   readonly iommuFaults: number;
   /** Highest per-seed p99 and max ack latency (µs), and the median of the per-seed p50s. */
   readonly ackP50Us: number;
@@ -43,7 +45,10 @@ export function seedsOfShard(lo: number, hi: number, shard: { index: number; cou
 
 export function totalsOf(rs: readonly StressReport[]): SweepTotals {
   const injected: Record<string, Record<string, number>> = {};
+  const kinds: Record<string, number> = {};
   for (const r of rs) {
+    // A shard file written before the per-kind counts has none.
+    for (const [k, n] of Object.entries(r.violationKinds ?? {})) kinds[k] = (kinds[k] ?? 0) + n;
     for (const i of r.injected as InjectOutcome[]) {
       const k = (injected[`${i.kind} (IOMMU ${r.iommu ? 'on' : 'off'})`] ??= {});
       k[i.outcome] = (k[i.outcome] ?? 0) + 1;
@@ -56,6 +61,7 @@ export function totalsOf(rs: readonly StressReport[]): SweepTotals {
     ranges: rs.reduce((s, r) => s + r.ranges, 0),
     violations: rs.reduce((s, r) => s + r.violationCount, 0),
     seedsWithViolations: rs.filter((r) => r.violationCount > 0).length,
+    violationKinds: kinds,
     iommuFaults: rs.reduce((s, r) => s + r.iommuFaults, 0),
     ackP50Us: percentile(rs.map((r) => r.ackUs.p50).sort((a, b) => a - b), 50),
     ackP99Us: Math.max(0, ...rs.map((r) => r.ackUs.p99)),
@@ -89,7 +95,7 @@ export async function runSweep(seeds: readonly number[], base: Omit<StressOption
 /** A seed whose run could not finish (the machine failed to boot, an internal error): reported, exit 1. */
 export function failedRun(seed: number, o: Omit<StressOptions, 'seed' | 'onStep'>, message: string): StressReport {
   const v = { source: 'protocol' as const, kind: 'run-failed', device: '-', buf: null, page: null, generation: null, step: -1, op: 'run', detail: message };
-  return { seed, schedule: '-', iommu: o.iommu, importers: o.importers, gapMaxUs: o.gapMaxUs ?? 2000, slow: o.slow ?? true, ops: 0, opsFailed: 0, invalidations: 0, ranges: 0, wallMs: 0, rangesPerSec: 0, pagesRead: 0, pagesWritten: 0, ioErrors: 0, iommuFaults: 0, ackUs: { p50: 0, p99: 0, max: 0, n: 0 }, roundTripUs: 0, violations: [v], violationCount: 1, injected: [], exitCode: 1 };
+  return { seed, schedule: '-', iommu: o.iommu, importers: o.importers, gapMaxUs: o.gapMaxUs ?? 2000, slow: o.slow ?? true, ops: 0, opsFailed: 0, invalidations: 0, ranges: 0, wallMs: 0, rangesPerSec: 0, pagesRead: 0, pagesWritten: 0, ioErrors: 0, iommuFaults: 0, ackUs: { p50: 0, p99: 0, max: 0, n: 0 }, roundTripUs: 0, violations: [v], violationCount: 1, violationKinds: { 'protocol/run-failed': 1 }, injected: [], exitCode: 1 };
 }
 
 /** `stress merge`: shard files in, one file out listing every seed once. */

@@ -9,28 +9,20 @@ import { makeRange } from '../../src/kernel/mmu_notifier.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { runStress } from '../../src/stress/run.js';
 import type { StressRig } from '../../src/stress/rig.js';
-import { STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressViolation, writePayload } from '../../src/shm/stress_layout.js';
+import { STRESS_VIOLATION_RECORDS, StressViolationKind, writePayload } from '../../src/shm/stress_layout.js';
 
 const small = { ops: 30, importers: 2, gapMaxUs: 300, ackTimeoutMs: 2000 };
 const kinds = (r: { violations: readonly { source: string; kind: string }[] }) => [...new Set(r.violations.map((v) => `${v.source}/${v.kind}`))].sort();
 const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 /**
- * Waits until importer 0 records a violation of `kind` (a name of STRESS_VIOLATION_NAMES), or 20 s.
- * Counting violations is not enough: a torn read of a write in flight is corrupt-data, and can come
- * first. The worker bumps the count before it fills the record, so an unfilled one is read again.
+ * Waits until importer 0 counts one more violation of `kind`, or 20 s. The total count is not
+ * enough (a torn read of a write in flight is corrupt-data, and can come first), and neither is
+ * finding the record in the device's ring: later records can overwrite it (the flake this replaced).
  */
-async function untilRecord(rig: StressRig, kind: string): Promise<void> {
-  const from = rig.devStat(0, 'violations');
-  const seen = (): boolean => {
-    const count = rig.devStat(0, 'violations');
-    for (let n = Math.max(from, count - STRESS_VIOLATION_RECORDS); n < count; n++) {
-      const w = stressDevWord(0) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * StressViolation.kFieldCount;
-      if (STRESS_VIOLATION_NAMES[Atomics.load(rig.shm, w + StressViolation.kind)] === kind) return true;
-    }
-    return false;
-  };
-  for (let i = 0; i < 2000 && !seen(); i++) await sleep(10);
+async function untilCounted(rig: StressRig, kind: StressViolationKind): Promise<void> {
+  const from = rig.kindCount(0, kind);
+  for (let i = 0; i < 2000 && rig.kindCount(0, kind) === from; i++) await sleep(10);
 }
 
 for (const iommu of [false, true]) {
@@ -66,10 +58,17 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
         const index = rig.machine.device('imp0').shm.index;
         for (let p = 0; p < b0.spec.npages; p++) writePayload(words, (p * PAGE_SIZE) / 4, index, 0, p, b0.epoch, 0);
         await rig.mm.write(b0.va, old);
-        await untilRecord(rig, 'stale-data');
+        await untilCounted(rig, StressViolationKind.StaleData);
         const junk = new Uint8Array(n).map((_, i) => (i * 131) & 0xff);
-        await rig.mm.write(b0.va, junk); // foreign bytes: corrupt
-        await untilRecord(rig, 'corrupt-data');
+        // Foreign bytes: corrupt. Once written, no page holds a stale payload; only the burst
+        // in flight (8 pages at most) may still judge one. Written again until twice the ring's
+        // corrupt-data records follow, so the ring has surely lost every stale-data one (the old flake).
+        await rig.mm.write(b0.va, junk);
+        const from = rig.kindCount(0, StressViolationKind.CorruptData);
+        for (let i = 0; i < 2000 && rig.kindCount(0, StressViolationKind.CorruptData) <= from + 2 * STRESS_VIOLATION_RECORDS; i++) {
+          await rig.mm.write(b0.va, junk);
+          await sleep(10);
+        }
         // With the devices idle, junk that stays to the end is the shadow compare's to find.
         rig.stopStreaming();
         await sleep(100);
@@ -78,12 +77,20 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
     },
   });
   const k = kinds(r);
-  t.ok(k.includes('payload/stale-data'), `stale-data reported (${k.join(', ')})`);
-  t.ok(k.includes('payload/corrupt-data'), 'corrupt-data reported');
+  const n = r.violationKinds;
+  // Counted by kind, exactly, whatever the device's ring of records kept.
+  t.ok(n['payload/stale-data'] > 0, `stale-data counted (${JSON.stringify(n)})`);
+  t.ok(n['payload/corrupt-data'] > 0, 'corrupt-data counted');
+  t.equal(Object.values(n).reduce((a, b) => a + b, 0), r.violationCount, 'the per-kind counts add up to the total');
+  for (const kind of k) t.ok(n[kind] >= r.violations.filter((v) => `${v.source}/${v.kind}` === kind).length, `${kind}: counted at least as often as listed`);
+  t.ok(n['payload/corrupt-data'] > STRESS_VIOLATION_RECORDS, 'the junk overflowed the ring of records');
+  t.notOk(r.violations.some((v) => v.kind === 'stale-data'), 'so no stale-data record was left to list');
+  t.ok(k.includes('payload/corrupt-data'), 'corrupt-data listed');
   t.ok(k.includes('shadow/corrupt'), 'the end-of-run shadow compare saw it too');
   t.ok(k.includes('protocol/refused-blockable'), 'the refusing notifier is reported (and nothing hung)');
   t.ok(k.includes('protocol/pages-leaked-at-exit'), 'the page left allocated after the process exited is reported');
-  const v = r.violations.find((x) => x.kind === 'stale-data')!;
+  // The ring keeps the last records: the junk's (the stale-data ones may be overwritten by then).
+  const v = r.violations.find((x) => x.source === 'payload' && x.device === 'imp0')!;
   t.match(v, { device: 'imp0', buf: 0 });
   t.ok(v.page !== null && v.step >= 0 && v.op.length > 0, 'named: device, buffer, page, step, operation');
   t.equal(r.exitCode, 1);

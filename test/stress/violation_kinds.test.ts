@@ -1,0 +1,26 @@
+// Per-kind violation counts in a stress report: printed most first, zero
+// kinds left out, summed over the seeds of a sweep (a shard file written
+// before the counts existed adds nothing and does not throw).
+import t from 'tap';
+import { formatKinds, formatRun, type StressReport } from '../../src/stress/report.js';
+import { failedRun, totalsOf } from '../../src/stress/sweep.js';
+
+const base = { importers: 2, iommu: false, ops: 0 };
+
+t.test('formatKinds: most first, ties by name, zeros left out', async (t) => {
+  t.equal(formatKinds({ 'shadow/corrupt': 1, 'payload/corrupt-data': 140, 'payload/stale-data': 1, 'kernel/ack-timeout': 0 }), 'payload/corrupt-data 140, payload/stale-data 1, shadow/corrupt 1');
+  t.equal(formatKinds({}), '');
+});
+
+t.test('formatRun prints the counts per kind next to the total', async (t) => {
+  const r: StressReport = { ...failedRun(3, base, 'boom'), violationCount: 5, violationKinds: { 'payload/stale-data': 2, 'protocol/run-failed': 3 } };
+  t.match(formatRun(r), /violations 5 \(protocol\/run-failed 3, payload\/stale-data 2\)/);
+  t.notMatch(formatRun({ ...r, violationCount: 0, violationKinds: {} }), /violations 0 \(/);
+});
+
+t.test('totalsOf sums the kinds over the seeds', async (t) => {
+  const a: StressReport = { ...failedRun(1, base, 'x'), violationKinds: { 'payload/stale-data': 2, 'protocol/run-failed': 1 } };
+  const b = failedRun(2, base, 'y');
+  const { violationKinds: _, ...old } = failedRun(4, base, 'z');
+  t.same(totalsOf([a, b, old as StressReport]).violationKinds, { 'payload/stale-data': 2, 'protocol/run-failed': 2 });
+});
