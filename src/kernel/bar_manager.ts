@@ -334,6 +334,8 @@ export class BarManager {
 
   /** Forgets the holds of `ownerKey` (its list `l`) that have no live entry left. */
   private dropEmptyHolds(ownerKey: string, l: Hold[]): void {
+    // Most releases (a revoke storm's single pages) empty no hold: no new list (issue 11).
+    if (!l.some((x) => x.live === 0)) return;
     const kept = l.filter((x) => x.live > 0);
     if (kept.length === 0) this.holds.delete(ownerKey);
     else if (kept.length !== l.length) this.holds.set(ownerKey, kept);

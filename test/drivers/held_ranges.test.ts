@@ -27,10 +27,11 @@ function pagesOf(parts: readonly { value: string; start: number; end: number }[]
   return out;
 }
 
-t.test('cuts return exactly the held pages of the range, per target', async (t) => {
+// Chunks of 1 and 2 ranges put chunk edges everywhere; 64 is the default.
+for (const chunkPairs of [64, 1, 2]) t.test(`cuts return exactly the held pages of the range, per target (chunks of ${chunkPairs} ranges)`, async (t) => {
   fc.assert(
-    fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
-      const h = new HeldRanges<string>();
+    fc.property(fc.array(opArb, { maxLength: chunkPairs === 64 ? 60 : 120 }), (ops) => {
+      const h = new HeldRanges<string>(chunkPairs);
       const model = new Map<string, Set<number>>(keys.map((k) => [k.k, new Set<number>()]));
       for (const op of ops) {
         if (op.add) {
@@ -56,6 +57,7 @@ t.test('cuts return exactly the held pages of the range, per target', async (t) 
         for (let i = 1; i < mine.length; i++) assert.ok(mine[i - 1].end < mine[i].start, 'ranges of one target neither overlap nor touch');
       }
       assert.equal(h.size, 0);
+      assert.equal(h.chunkCount, 0, 'no empty chunk is left behind');
     }),
     { numRuns: 200 },
   );
@@ -70,8 +72,10 @@ t.test('a storm of single-page cuts of one large range', async (t) => {
   for (let v = 1; v < 32768; v += 2) cuts += h.take(v, v + 1).length;
   t.equal(cuts, 16384, 'every cut took its one page');
   t.equal(h.size, 16384, 'every other page still held, each its own range');
+  t.ok(h.chunkCount >= 16384 / 128 && h.chunkCount <= 16384 / 64, `kept in chunks of 64 to 128 ranges (${h.chunkCount} chunks)`);
   h.add(key, 'vma', 0, 32768);
   t.equal(h.size, 1, 'refaulting the whole range merges it back into one');
+  t.equal(h.chunkCount, 1);
   t.same(h.take(100, 200), [{ value: 'vma', start: 100, end: 200 }]);
   t.equal(h.size, 2);
 });
