@@ -28,6 +28,7 @@ export interface HeldPart<V> {
 }
 
 interface Target<V> {
+  readonly key: object;
   readonly value: V;
   /** Chunks of flat [start, end) pairs, in order; none empty. */
   readonly chunks: number[][];
@@ -56,7 +57,7 @@ export class HeldRanges<V> {
     if (end <= start) return;
     let t = this.targets.get(key);
     if (!t) {
-      t = { value, chunks: [] };
+      t = { key, value, chunks: [] };
       this.targets.set(key, t);
     }
     const ch = t.chunks;
@@ -78,7 +79,13 @@ export class HeldRanges<V> {
   /** Cuts [start, end) out of every target's ranges; returns the parts cut. */
   take(start: number, end: number): HeldPart<V>[] {
     const out: HeldPart<V>[] = [];
-    for (const [key, t] of this.targets) {
+    this.cut(start, end, out);
+    return out;
+  }
+
+  /** Cuts [start, end) out of every target's ranges; the parts cut go to `out` when given. */
+  cut(start: number, end: number, out: HeldPart<V>[] | null = null): void {
+    for (const t of this.targets.values()) {
       const ch = t.chunks;
       // First range that ends after start (a range ending at start is not cut).
       const at = locate(ch, start + 1, this.at);
@@ -92,7 +99,7 @@ export class HeldRanges<V> {
       while (to.c < ch.length && ch[to.c][2 * to.k] < end) {
         const s = ch[to.c][2 * to.k];
         const e = ch[to.c][2 * to.k + 1];
-        out.push({ value: t.value, start: Math.max(s, start), end: Math.min(e, end) });
+        out?.push({ value: t.value, start: Math.max(s, start), end: Math.min(e, end) });
         if (s < start) l0 = s;
         if (end < e) {
           r0 = end;
@@ -105,9 +112,9 @@ export class HeldRanges<V> {
         // The left piece first, then the right one (NaN when none).
         replace(ch, at, to, l0, start, r0, r1, this.chunkPairs);
       } else replace(ch, at, to, r0, r1, NaN, NaN, this.chunkPairs);
-      if (ch.length === 0) this.targets.delete(key);
+      // Deleting the entry being visited is safe in a Map iteration.
+      if (ch.length === 0) this.targets.delete(t.key);
     }
-    return out;
   }
 
   /** Does any target's range intersect [start, end)? */

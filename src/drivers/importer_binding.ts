@@ -340,7 +340,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
     if (this.staleIovas.length > 0) for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
-    this.translated.take(start, end);
+    this.translated.cut(start, end);
     this.flushesInFlight++;
     const dom = this.domain;
     if (dom && iovas.length > 0 && dom.devices.length === 1 && dom.devices[0].name === this.name) {
