@@ -399,7 +399,6 @@ export function eventLoopTurnIfDue(): Promise<void> | undefined {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** Sorts, merges overlapping/adjacent ranges, and folds the tail so at most `max` remain. */
 /**
  * The posts of one round trip: `all` in slices of INV_BATCH. A drain
  * (BeforePost: a one-ack IOMMU flush) must ride in a post that covers
@@ -420,13 +419,18 @@ function postsOf(all: InvRange[], hooks: readonly BeforePost[]): { ranges: InvRa
   return out;
 }
 
+/**
+ * Sorts, merges overlapping/adjacent ranges, and folds the tail so at most
+ * `max` remain. A range merged with none is passed on as it is (no new
+ * object: a 64-range storm round rarely merges any); a merge makes a new one.
+ */
 export function coalesce(ranges: readonly InvRange[], max: number): InvRange[] {
   const s = [...ranges].sort((a, b) => a.start - b.start);
-  const out: { start: number; end: number }[] = [];
+  const out: InvRange[] = [];
   for (const r of s) {
-    const last = out[out.length - 1];
-    if (last && r.start <= last.end) last.end = Math.max(last.end, r.end);
-    else out.push({ start: r.start, end: r.end });
+    const last = out.length > 0 ? out[out.length - 1] : null;
+    if (last === null || r.start > last.end) out.push(r);
+    else if (r.end > last.end) out[out.length - 1] = { start: last.start, end: r.end };
   }
   while (out.length > max) {
     // Merge the pair with the smallest gap (over-invalidates the gap).
