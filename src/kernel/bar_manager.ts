@@ -305,6 +305,7 @@ export class BarManager {
     const l = this.holds.get(ownerKey);
     if (!l) return 0;
     let released = 0;
+    let emptied = false;
     for (let h = 0; h < l.length; h++) {
       const hold = l[h];
       const n = hold.slots.length;
@@ -312,8 +313,9 @@ export class BarManager {
       const i0 = Math.max(0, Math.floor((start - hold.va) / PAGE_SIZE));
       const i1 = Math.min(n, Math.ceil((end - hold.va) / PAGE_SIZE));
       released += this.releaseEntries(hold, i0, i1);
+      emptied ||= hold.live === 0;
     }
-    if (released > 0) this.dropEmptyHolds(ownerKey, l);
+    if (emptied) this.dropEmptyHolds(ownerKey, l);
     return released;
   }
 
