@@ -34,7 +34,7 @@ function rig(slots: number[], pendingAt: number[], decodePendingAt: number[] = [
   let polls = 0;
   let decodePolls = 0;
   // Both memories as the last checkpoint (or the start) left them: a poll with both unchanged is a decode poll.
-  let since = { nic: nic.mem!.slice(), acc: acc.mem!.slice() };
+  let since: { nic: Uint8Array; acc: Uint8Array } = { nic: nic.mem!.slice(), acc: acc.mem!.slice() };
   const copying = () => !Buffer.from(nic.mem!).equals(since.nic) || !Buffer.from(acc.mem!).equals(since.acc);
   const checkpoints: number[] = [];
   // What memory held at each checkpoint: nothing past the cut may have been copied before the invalidation is served.
