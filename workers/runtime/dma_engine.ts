@@ -352,35 +352,46 @@ export class DmaEngine {
     return got;
   }
 
-  /** copyGathered's loop: one loop over locals, no call per run (a run is one page over scattered backing); a cut trims g. */
+  /**
+   * copyGathered's loop: one loop over locals, no call per run (a run is one
+   * page over scattered backing); a cut trims g. A run that ends before the
+   * next poll is copied whole (the common case of one-page runs); a run
+   * that reaches it is copied piece by piece.
+   */
   private copyPieces(g: GatherList, local: number, write: boolean): number {
     const mem = g.bytes;
     const mine = this.local;
-    let got = 0;
-    let sincePoll = 0;
-    for (let i = 0; i < g.n; i++) {
+    const n = g.n;
+    let l = local;
+    let budget = DMA_POLL_BYTES; // bytes before the next poll
+    for (let i = 0; i < n; i++) {
       const at = g.offset[i];
       const len = g.len[i];
+      if (len < budget) {
+        if (write) mem.set(mine.subarray(l, l + len), at);
+        else mine.set(mem.subarray(at, at + len), l);
+        l += len;
+        budget -= len;
+        continue;
+      }
       for (let off = 0; off < len; ) {
-        const n = Math.min(DMA_POLL_BYTES - sincePoll, len - off);
-        const l = local + got + off;
-        if (write) mem.set(mine.subarray(l, l + n), at + off);
-        else mine.set(mem.subarray(at + off, at + off + n), l);
-        off += n;
-        sincePoll += n;
+        const k = Math.min(budget, len - off);
+        if (write) mem.set(mine.subarray(l, l + k), at + off);
+        else mine.set(mem.subarray(at + off, at + off + k), l);
+        off += k;
+        l += k;
+        budget -= k;
+        if (budget > 0) break; // the run ended before the next poll
+        budget = DMA_POLL_BYTES;
         // No poll after the step's last piece: the checkpoint right after it serves what the poll would find.
-        if (sincePoll === DMA_POLL_BYTES && (off < len || i + 1 < g.n)) {
-          sincePoll = 0;
-          if (this.pending()) {
-            g.len[i] = off;
-            g.n = i + 1;
-            return got + off;
-          }
+        if ((off < len || i + 1 < n) && this.pending()) {
+          g.len[i] = off;
+          g.n = i + 1;
+          return l - local;
         }
       }
-      got += len;
     }
-    return got;
+    return l - local;
   }
 
   /** A gathered run failed at `at`: the bytes before it stand (`moved`), the transfer ends there. */

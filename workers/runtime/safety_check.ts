@@ -63,6 +63,13 @@ export class SafetyChecker {
       const p0 = off >>> PAGE_SHIFT;
       const count = ((off + runs.len[i] - 1) >>> PAGE_SHIFT) - p0 + 1;
       const vpn = vpn0 + ((runs.addr[i] - devAddr0) >>> PAGE_SHIFT);
+      if (count === 1) {
+        // A one-page run (every run over scattered backing): one entry test, no run loop.
+        const live = Atomics.load(gen, p0);
+        const kind = tlb.verify(vpn, mem, p0, live);
+        if (kind !== 0) this.reportTlb(kind, tlb, vpn, live, write);
+        continue;
+      }
       // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
       for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
         const live = Atomics.load(gen, p0 + k);
