@@ -57,7 +57,7 @@ export class SafetyChecker {
     const gen = runs.gen;
     if (!gen || runs.target === 'regs') return;
     const mem = runs.target === 'ram' ? -1 : runs.owner;
-    // Offsets and device-address distances fit 32 bits (a memory is below BAR_SPACE_BASE, 4 GiB; a TLB run lies in one window): shifts, not floors.
+    // Offsets and device-address distances fit 32 bits (a memory is one typed array, at most 2^32 bytes on Node 20; a TLB run lies in one transfer): shifts, not floors.
     for (let i = 0; i < runs.n; i++) {
       const off = runs.offset[i];
       const p0 = off >>> PAGE_SHIFT;
