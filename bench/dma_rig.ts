@@ -17,7 +17,8 @@
  *                      violation count; dma.p2p.storm is that stream's rate,
  *                      against dma.p2p.storm.calm (the same stream without
  *                      the storm, sampled alternately with it)
- *   dma.p2p.scattered  backing = shuffled 4 KiB device pages
+ *   dma.p2p.scattered  backing = shuffled 4 KiB device pages (samples alternate
+ *                      with memcpy.scattered's, the same pages in the same order)
  *   dma.p2p.cold       first touch: page requests, hmmRangeFault, BAR
  *                      mapping and replies inside the window
  *   dma.p2p.2streams   nic0 and nic1, one half of the VMA each, at once
@@ -279,16 +280,20 @@ async function scatteredRows(rig: DmaRig): Promise<void> {
     [shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]];
   }
   const sc = await exportPages(rig, npages, shuffled);
-  rows.add('memcpy.scattered', 'MB/s', await repeat(o.repeats, scatteredRate(rig.accMem, sc.pages, 2 * span)), null, `main thread copies the ${npages} scattered 4 KiB pages dma.p2p.scattered reads, page by page`);
   await stream(rig, 'nic0', { va: sc.va, len: span, cmdBytes: MiB });
   verify(rig, 'dma.p2p.scattered', sc.pages, 'nic0');
+  const copy = scatteredRate(rig.accMem, sc.pages, 2 * span);
   const onCpu: number[] = [];
-  const rate = async (): Promise<number> => {
+  const base: number[] = [];
+  const rates: number[] = [];
+  // Baseline and device samples alternate (as dma.p2p.storm.calm does): load that drifts during the rows weighs on both alike.
+  for (let k = 0; k < o.repeats; k++) {
+    base.push(copy());
     const r = await stream(rig, 'nic0', { va: sc.va, len: span, cmdBytes: MiB, passes: 2 });
     onCpu.push(r.cpuMs / r.ms);
-    return mbs(r);
-  };
-  const rates = await repeat(o.repeats, rate);
+    rates.push(mbs(r));
+  }
+  rows.add('memcpy.scattered', 'MB/s', base, null, `main thread copies the ${npages} scattered 4 KiB pages dma.p2p.scattered reads, page by page, in the same order (each sample just before a dma.p2p.scattered sample)`);
   const cpu = quantile(onCpu, 0.5);
   // On-CPU share: below 1, nic0 waited for a core inside its window (the baseline, on main, may not have).
   rows.add('dma.p2p.scattered', 'MB/s', rates, 'memcpy.scattered', `as dma.p2p.contig over shuffled 4 KiB backing pages; ${Number.isFinite(cpu) ? `nic0 on a core ${(cpu * 100).toFixed(0)}% of its window (median)` : 'device on-CPU time not available on this OS'}`);

@@ -13,8 +13,15 @@ import { DmaEngine } from '../../workers/runtime/dma_engine.js';
 const PAGES = 16;
 const POLL_PAGES = DMA_POLL_BYTES / PAGE_SIZE;
 
-/** acc0's BAR2 maps `slots` (device page per slot, -1: none); nic0 copies; pending() is true at the polls listed. */
-function rig(slots: number[], pendingAt: number[]) {
+/**
+ * acc0's BAR2 maps `slots` (device page per slot, -1: none); nic0 copies.
+ * pending() is true at the copy polls listed in `pendingAt` (counted over
+ * the transfer, among the polls made once a step has copied something) and
+ * at the decode polls listed in `decodePendingAt` (the polls a step makes
+ * before it has copied anything: DmaEngine.gather's): memory unchanged
+ * since the last checkpoint tells the two apart.
+ */
+function rig(slots: number[], pendingAt: number[], decodePendingAt: number[] = []) {
   const shm = attachMachineShm(
     createMachineShm(16 * PAGE_SIZE, [
       { name: 'acc0', memBytes: 2 * PAGES * PAGE_SIZE, barBytes: PAGES * PAGE_SIZE },
@@ -25,6 +32,10 @@ function rig(slots: number[], pendingAt: number[]) {
   acc.barSlots!.set(slots);
   for (let i = 0; i < acc.mem!.length; i += 4) acc.mem![i] = (i / PAGE_SIZE + 1) & 0xff; // each page its own byte
   let polls = 0;
+  let decodePolls = 0;
+  // Both memories as the last checkpoint (or the start) left them: a poll with both unchanged is a decode poll.
+  let since: { nic: Uint8Array; acc: Uint8Array } = { nic: nic.mem!.slice(), acc: acc.mem!.slice() };
+  const copying = () => !Buffer.from(nic.mem!).equals(since.nic) || !Buffer.from(acc.mem!).equals(since.acc);
   const checkpoints: number[] = [];
   // What memory held at each checkpoint: nothing past the cut may have been copied before the invalidation is served.
   const atCheckpoint: { nic: Uint8Array; acc: Uint8Array }[] = [];
@@ -35,12 +46,15 @@ function rig(slots: number[], pendingAt: number[]) {
     () => {
       checkpoints.push(dma.moved);
       atCheckpoint.push({ nic: nic.mem!.slice(), acc: acc.mem!.slice() });
+      since = atCheckpoint[atCheckpoint.length - 1];
     },
-    () => pendingAt.includes(polls++),
+    () => (copying() ? pendingAt.includes(polls++) : decodePendingAt.includes(decodePolls++)),
   );
   const gathers: { n: number; lens: number[]; offsets: number[] }[] = [];
   dma.onGather = (g) => gathers.push({ n: g.n, lens: Array.from(g.len.subarray(0, g.n)), offsets: Array.from(g.offset.subarray(0, g.n)) });
-  return { dma, acc, nic, gathers, checkpoints, atCheckpoint };
+  // A test that changes memory before its transfer marks that state as the start.
+  const mark = () => (since = { nic: nic.mem!.slice(), acc: acc.mem!.slice() });
+  return { dma, acc, nic, gathers, checkpoints, atCheckpoint, mark };
 }
 
 /** Slot i maps device page 2 * (PAGES - 1 - i): no two slots side by side map adjacent pages. */
@@ -74,9 +88,10 @@ t.test('a read cut at a poll has copied nothing past the cut when the invalidati
 });
 
 t.test('a write cut at a poll has copied nothing past the cut when the invalidation is served', async (t) => {
-  const { dma, acc, nic, gathers, atCheckpoint } = rig(scattered, [0]);
+  const { dma, acc, nic, gathers, atCheckpoint, mark } = rig(scattered, [0]);
   acc.mem!.fill(0);
   for (let i = 0; i < PAGES * PAGE_SIZE; i += 4) nic.mem![i] = (i / PAGE_SIZE + 1) & 0xff;
+  mark();
   t.equal(dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, true), null);
   t.same(gathers.map((g) => g.n), [POLL_PAGES, PAGES - POLL_PAGES], 'the write stopped at the first poll too');
   const page = (m: Uint8Array, p: number) => m.subarray(p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
@@ -110,4 +125,50 @@ t.test('a bad address decoded past a cut fails the transfer; the bytes before th
   t.equal(dma.moved, POLL_PAGES * PAGE_SIZE, 'moved: the pages copied before the cut');
   t.equal(gathers.length, 1, 'the copied runs were still checked');
   t.equal(gathers[0].n, POLL_PAGES);
+});
+
+t.test('an invalidation pending while a step decodes ends it after one piece: the checkpoint comes before the rest is decoded', async (t) => {
+  // Slot 10 maps nothing: a decode of the whole step would meet it (and fail the transfer) before any checkpoint.
+  const slots = scattered.slice();
+  slots[10] = -1;
+  const { dma, gathers, checkpoints } = rig(slots, [], [0]);
+  const err = dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, false);
+  t.equal(checkpoints[0], POLL_PAGES * PAGE_SIZE, 'the first checkpoint came after one piece, before slot 10 was decoded');
+  t.equal(gathers[0].n, POLL_PAGES, 'the first step decoded, copied and checked one piece of runs');
+  t.match(err, /BAR2 slot 10 of acc0, which maps no device page/, 'a later step met the bad slot');
+  t.equal(dma.moved, 10 * PAGE_SIZE, 'the pages before it moved');
+});
+
+t.test('with an onRun veto (the general decode) too, a pending invalidation stops the decode after one piece', async (t) => {
+  const { dma, checkpoints } = rig(scattered, [], [0]);
+  const vetoed: number[] = []; // onRun calls before each checkpoint
+  let n = 0;
+  dma.onRun = () => {
+    n++;
+    return null;
+  };
+  const checkpoint = checkpoints.push.bind(checkpoints);
+  checkpoints.push = (...x: number[]) => {
+    vetoed.push(n);
+    return checkpoint(...x);
+  };
+  t.equal(dma.transfer(bar2Base(0), 0, PAGES * PAGE_SIZE, false), null);
+  t.equal(vetoed[0], POLL_PAGES, 'one piece of runs decoded (each passing the veto) before the first checkpoint');
+  t.equal(checkpoints[0], POLL_PAGES * PAGE_SIZE);
+});
+
+t.test('the BAR2 fast decode (no onRun) gathers the same runs as the general decode', async (t) => {
+  // Pairs of adjacent pages and lone pages: runs merge as slotRunLen merges them.
+  const slots = [5, 6, 9, 1, 2, 3, 14, 12, 13, 0, 7, 8, 4, 11, 10, 15];
+  const runsOf = (veto: boolean) => {
+    const { dma, gathers, nic } = rig(slots, []);
+    if (veto) dma.onRun = () => null;
+    t.equal(dma.transfer(bar2Base(0) + 100, 0, PAGES * PAGE_SIZE - 200, false), null);
+    return { gathers, bytes: Buffer.from(nic.mem!) };
+  };
+  const fast = runsOf(false);
+  const general = runsOf(true);
+  t.same(fast.gathers, general.gathers, 'the same runs, offsets and lengths, step by step');
+  t.ok(fast.bytes.equals(general.bytes), 'the same bytes copied');
+  t.same(fast.gathers[0].lens.slice(0, 3), [PAGE_SIZE - 100 + PAGE_SIZE, PAGE_SIZE, 3 * PAGE_SIZE], 'a partial first page joined to its neighbour, a lone page, three adjacent pages');
 });

@@ -57,4 +57,12 @@ export class GatherList {
     this.offset[i] = run.offset;
     this.len[i] = len;
   }
+
+  /** Records a run at `offset` of the list's memory, after its first (push() set the memory); call only when not full. */
+  pushAt(addr: number, offset: number, len: number): void {
+    const i = this.n++;
+    this.addr[i] = addr;
+    this.offset[i] = offset;
+    this.len[i] = len;
+  }
 }

@@ -9,7 +9,7 @@
  * reports what the hardware would have done.
  */
 import type { BusRun } from '../../src/shm/bus_map.js';
-import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { PAGE_SHIFT, PAGE_SIZE } from '../../src/shm/constants.js';
 import { storeU64 } from '../../src/shm/layout.js';
 import { SafetyLog, VIOLATION_RECORDS, ViolationKind, ViolationRecord } from '../../src/shm/tlb_layout.js';
 import type { DeviceTlb, TlbEntry } from './device_tlb.js';
@@ -57,11 +57,19 @@ export class SafetyChecker {
     const gen = runs.gen;
     if (!gen || runs.target === 'regs') return;
     const mem = runs.target === 'ram' ? -1 : runs.owner;
+    // Offsets and device-address distances fit 32 bits (a memory is one typed array, at most 2^32 bytes on Node 20; a TLB run lies in one transfer): shifts, not floors.
     for (let i = 0; i < runs.n; i++) {
       const off = runs.offset[i];
-      const p0 = Math.floor(off / PAGE_SIZE);
-      const count = Math.floor((off + runs.len[i] - 1) / PAGE_SIZE) - p0 + 1;
-      const vpn = vpn0 + Math.floor((runs.addr[i] - devAddr0) / PAGE_SIZE);
+      const p0 = off >>> PAGE_SHIFT;
+      const count = ((off + runs.len[i] - 1) >>> PAGE_SHIFT) - p0 + 1;
+      const vpn = vpn0 + ((runs.addr[i] - devAddr0) >>> PAGE_SHIFT);
+      if (count === 1) {
+        // A one-page run (every run over scattered backing): one entry test, no run loop.
+        const live = Atomics.load(gen, p0);
+        const kind = tlb.verify(vpn, mem, p0, live);
+        if (kind !== 0) this.reportTlb(kind, tlb, vpn, live, write);
+        continue;
+      }
       // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
       for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
         const live = Atomics.load(gen, p0 + k);
