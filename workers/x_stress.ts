@@ -20,7 +20,7 @@
 import { PAGE_SIZE, POISON_BYTE } from '../src/shm/constants.js';
 import { loadU64 } from '../src/shm/layout.js';
 import { CqStatus } from '../src/shm/ring.js';
-import { judgePage, STRESS_MAX_BUFS, STRESS_VIOLATION_RECORDS, StressBuf, stressBufWord, stressDevWord, StressDevStat, stressKindWord, StressHdr, StressInject, StressViolation, StressViolationKind, writePayload } from '../src/shm/stress_layout.js';
+import { judgePage, STRESS_MAX_BUFS, StressBuf, stressBufWord, stressDevWord, StressDevStat, stressKindWord, StressHdr, StressInject, stressRecordWord, StressViolation, StressViolationKind, writePayload } from '../src/shm/stress_layout.js';
 import type { CmdHandlers, DeviceCmd, DeviceReply, StressOps, StressShadow } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
@@ -132,7 +132,7 @@ class StressDevice implements DeviceModel {
     // The per-kind counter is bumped before that store, so it never lags the
     // records a reader sees; it stays exact when later records overwrite the ring.
     const n = Atomics.load(s, this.dw + StressDevStat.violations);
-    const w = this.dw + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * StressViolation.kFieldCount;
+    const w = stressRecordWord(this.slot, n);
     s[w + StressViolation.kind] = kind;
     s[w + StressViolation.buf] = buf;
     s[w + StressViolation.page] = page;

@@ -340,7 +340,7 @@ export class BarManager {
     if (!l.some((x) => x.live === 0)) return;
     const kept = l.filter((x) => x.live > 0);
     if (kept.length === 0) this.holds.delete(ownerKey);
-    else if (kept.length !== l.length) this.holds.set(ownerKey, kept);
+    else this.holds.set(ownerKey, kept);
   }
 
   /** Takes a page out of the window: revoke its holders, unmap the slot. */

@@ -116,24 +116,23 @@ export class BusDecoder {
     const slots = dev.barSlots!;
     const first = off >>> PAGE_SHIFT;
     if (off < 0 || first >= slots.length) return false;
-    // Pairs with Atomics.store(this.slots, slot, page) in BarManager.bindSlot.
-    const page = Atomics.load(slots, first);
-    if (page < 0) return false;
+    const backing = barSlotBacking(slots, first);
+    if (backing < 0) return false;
     const inPage = off & (PAGE_SIZE - 1);
-    out.offset = page * PAGE_SIZE + inPage;
-    out.len = slotRunLen(slots, first, page, inPage, len);
+    out.offset = backing + inPage;
+    out.len = slotRunLen(slots, first, backing, inPage, len);
     return true;
   }
 
   private decodeBarMem(dev: DeviceShm, addr: number, off: number, avail: number, out: ScratchRun | null): BusRun | BusFault {
     const slots = dev.barSlots!;
     const slot = off >>> PAGE_SHIFT;
-    const page = Atomics.load(slots, slot);
-    if (page < 0) return { fault: `bus address ${hex(addr)} is in BAR2 slot ${slot} of ${dev.name}, which maps no device page` };
+    const backing = barSlotBacking(slots, slot);
+    if (backing < 0) return { fault: `bus address ${hex(addr)} is in BAR2 slot ${slot} of ${dev.name}, which maps no device page` };
     const inPage = off & (PAGE_SIZE - 1);
-    const len = slotRunLen(slots, slot, page, inPage, avail);
+    const len = slotRunLen(slots, slot, backing, inPage, avail);
     // The BAR generation, not memGen: a translation through a slot dies when the slot closes (src/kernel/bar_manager.ts).
-    return fillRun(out, 'devmem', dev.index, dev.mem!, page * PAGE_SIZE + inPage, len, dev.barGen);
+    return fillRun(out, 'devmem', dev.index, dev.mem!, backing + inPage, len, dev.barGen);
   }
 }
 
@@ -142,9 +141,23 @@ export class BusDecoder {
  * up to `avail`: the following slots join while they map the following
  * device pages.
  */
-function slotRunLen(slots: Int32Array, first: number, page: number, inPage: number, avail: number): number {
+
+/**
+ * The one reading of a BAR2 slot word: the byte offset, in the owner's
+ * device memory, of the page the slot maps, or -1 when it maps none. Every
+ * BAR2 decode (this file's, and the DMA engine's one-loop gather over a
+ * window) reads slots through it, so a change of the slot encoding cannot
+ * split them.
+ */
+export function barSlotBacking(slots: Int32Array, slot: number): number {
+  // Pairs with Atomics.store(this.slots, slot, page) in BarManager.bindSlot.
+  const page = Atomics.load(slots, slot);
+  return page < 0 ? -1 : page * PAGE_SIZE;
+}
+
+function slotRunLen(slots: Int32Array, first: number, backing: number, inPage: number, avail: number): number {
   let len = Math.min(avail, PAGE_SIZE - inPage);
-  for (let slot = first + 1; len < avail && slot < slots.length && Atomics.load(slots, slot) === page + (slot - first); slot++) len = Math.min(avail, len + PAGE_SIZE);
+  for (let slot = first + 1; len < avail && slot < slots.length && barSlotBacking(slots, slot) === backing + (slot - first) * PAGE_SIZE; slot++) len = Math.min(avail, len + PAGE_SIZE);
   return len;
 }
 

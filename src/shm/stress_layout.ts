@@ -113,6 +113,11 @@ export function stressDevWord(d: number): number {
   return StressHdr.kFieldCount + STRESS_MAX_BUFS * StressBuf.kFieldCount + d * StressDevStat.kFieldCount;
 }
 
+/** Word index of violation record `n` (the count before it was written) in device `d`'s ring of records. */
+export function stressRecordWord(d: number, n: number): number {
+  return stressDevWord(d) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * StressViolation.kFieldCount;
+}
+
 /** Word index of device `d`'s counter of violations of `kind` (a StressViolationKind). */
 export function stressKindWord(d: number, kind: number): number {
   return stressDevWord(d) + StressDevStat.byKind + kind - 1;

@@ -19,7 +19,7 @@
  */
 import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
 import { DeviceCtl } from '../shm/device_ctl.js';
-import { judgePage, STRESS_VIOLATION_KINDS, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, StressViolation as SV } from '../shm/stress_layout.js';
+import { judgePage, STRESS_VIOLATION_KINDS, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, stressRecordWord, StressViolation as SV } from '../shm/stress_layout.js';
 import { DeviceError } from '../errors.js';
 import type { Machine } from '../devices/machine.js';
 import { percentile, type InjectKind, type InjectOutcome, type StressReport, type StressViolation } from './report.js';
@@ -268,7 +268,7 @@ class StressRun {
         this.add({ source: 'checker', kind: r.kind, device: r.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: `entry ${r.entryGen}, live ${r.liveGen}`, step: this.curStep, op: this.curOp, detail: `${r.write ? 'write' : 'read'} of va 0x${r.va.toString(16)} through device address 0x${r.devAddr.toString(16)}` });
       }
       // Records the checker's ring lost before they were read: counted, kind unknown.
-      this.tally('checker/overwritten', v.count - before - v.records.length);
+      this.tally('checker/kind-unknown', v.count - before - v.records.length);
     }
   }
 
@@ -290,7 +290,7 @@ class StressRun {
         kinds[k - 1] = c;
       }
       for (let n = Math.max(seen.payload[i], count - STRESS_VIOLATION_RECORDS); n < count; n++) {
-        const w = stressDevWord(i) + StressDevStat.records + (n % STRESS_VIOLATION_RECORDS) * SV.kFieldCount;
+        const w = stressRecordWord(i, n);
         const s = rig.shm;
         const kind = STRESS_VIOLATION_NAMES[s[w + SV.kind]] ?? 'unknown';
         const buf = s[w + SV.buf];

@@ -47,8 +47,9 @@ export function totalsOf(rs: readonly StressReport[]): SweepTotals {
   const injected: Record<string, Record<string, number>> = {};
   const kinds: Record<string, number> = {};
   for (const r of rs) {
-    // A shard file written before the per-kind counts has none.
-    for (const [k, n] of Object.entries(r.violationKinds ?? {})) kinds[k] = (kinds[k] ?? 0) + n;
+    // A shard file written before the per-kind counts has none: its violations are totalled under a name that says so.
+    const own = r.violationKinds ?? (r.violationCount > 0 ? { 'uncounted/shard-without-kinds': r.violationCount } : {});
+    for (const [k, n] of Object.entries(own)) kinds[k] = (kinds[k] ?? 0) + n;
     for (const i of r.injected as InjectOutcome[]) {
       const k = (injected[`${i.kind} (IOMMU ${r.iommu ? 'on' : 'off'})`] ??= {});
       k[i.outcome] = (k[i.outcome] ?? 0) + 1;

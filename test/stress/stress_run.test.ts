@@ -81,10 +81,8 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
   // Counted by kind, exactly, whatever the device's ring of records kept.
   t.ok(n['payload/stale-data'] > 0, `stale-data counted (${JSON.stringify(n)})`);
   t.ok(n['payload/corrupt-data'] > 0, 'corrupt-data counted');
-  t.equal(Object.values(n).reduce((a, b) => a + b, 0), r.violationCount, 'the per-kind counts add up to the total');
   for (const kind of k) t.ok(n[kind] >= r.violations.filter((v) => `${v.source}/${v.kind}` === kind).length, `${kind}: counted at least as often as listed`);
   t.ok(n['payload/corrupt-data'] > STRESS_VIOLATION_RECORDS, 'the junk overflowed the ring of records');
-  t.notOk(r.violations.some((v) => v.kind === 'stale-data'), 'so no stale-data record was left to list');
   t.ok(k.includes('payload/corrupt-data'), 'corrupt-data listed');
   t.ok(k.includes('shadow/corrupt'), 'the end-of-run shadow compare saw it too');
   t.ok(k.includes('protocol/refused-blockable'), 'the refusing notifier is reported (and nothing hung)');

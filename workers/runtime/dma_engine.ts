@@ -23,7 +23,7 @@
  * - a write that lands in a device's register file (BAR0) is a doorbell:
  *   aligned 32-bit stores only, followed by a wake of the owner.
  */
-import { BusDecoder, hex, isBusFault, scratchRun, type BusRun, type RunTarget } from '../../src/shm/bus_map.js';
+import { barSlotBacking, BusDecoder, hex, isBusFault, scratchRun, type BusRun, type RunTarget } from '../../src/shm/bus_map.js';
 import { DMA_CHECK_BYTES, DMA_POLL_BYTES, DMA_RUN_BYTES, PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats, ringWake } from '../../src/shm/device_ctl.js';
 import { bar2Base, type DeviceShm, type MachineShm } from '../../src/shm/phys_mem.js';
@@ -108,7 +108,7 @@ export class DmaEngine {
     private readonly bus: BusDecoder,
     /** Serves pending invalidations between runs. */
     private readonly checkpoint: () => void,
-    /** Is an invalidation pending? Polled between pieces of a run. */
+    /** Is an invalidation pending? Polled while a step decodes its runs and between the pieces it copies. */
     private readonly pending: () => boolean = () => false,
   ) {
     this.local = self.mem ?? new Uint8Array(0);
@@ -270,7 +270,7 @@ export class DmaEngine {
   /**
    * gather()'s fast path over an untranslated BAR2 window when there is no
    * onRun veto: the slots after g's last run are read in one loop (one
-   * Atomics.load a page, no call, no region lookup), a slot that maps the
+   * barSlotBacking a page, no region lookup), a slot that maps the
    * page after the last run's end extending that run, as decodeBarNext()
    * and slotRunLen() would. Returns the bytes gathered from `at0`; stops
    * (leaving the rest to gather()'s general loop, which reports a fault or
@@ -287,11 +287,9 @@ export class DmaEngine {
     let end = g.offset[last] + g.len[last];
     for (let slot = off / PAGE_SIZE; span < want && slot < slots.length; slot++) {
       if (span >= this.pollAt && this.decodePending(span)) break;
-      // Pairs with Atomics.store(this.slots, slot, page) in BarManager.bindSlot.
-      const page = Atomics.load(slots, slot);
-      if (page < 0) break;
+      const at = barSlotBacking(slots, slot);
+      if (at < 0) break;
       const n = Math.min(PAGE_SIZE, want - span);
-      const at = page * PAGE_SIZE;
       if (at === end) g.len[last] += n;
       else {
         if (g.full) break;

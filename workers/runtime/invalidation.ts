@@ -66,7 +66,7 @@ export class InvalidationPort {
     return Math.max(0, Math.min(ms, Math.ceil(left)));
   }
 
-  /** Is an invalidation posted and not acked yet? Two loads; the DMA engine polls it between pieces of a chunk. */
+  /** Is an invalidation posted and not acked yet? Two loads; the DMA engine polls it while it decodes a step and between the pieces it copies. */
   pending(): boolean {
     this.ctl[DeviceCtl.invPolls]++; // a plain store: one writer, and main only watches it move
     return Atomics.load(this.ctl, DeviceCtl.invSeq) !== Atomics.load(this.ctl, DeviceCtl.invAck);
