@@ -11,7 +11,10 @@
  * to a process (ImporterBinding) in which the colour-correction engine's
  * memory is mapped (a device-special VMA). It writes the frame by virtual
  * address straight into the engine's input buffer (through the engine's
- * BAR; faulting and refaulting as the engine's driver recycles BAR slots),
+ * BAR; with CAM_ARG_MAP_SEQ it first waits for the translations its driver
+ * posted at submission, workers/runtime/map_fence.ts, and at the end drops
+ * those of the first CAM_ARG_DROP_PAGES pages, for the driver to give back;
+ * otherwise faulting and refaulting as the engine's driver recycles slots),
  * then drives the engine's queue itself: it writes a PROCESS_LOCAL entry
  * into the engine's submission ring (also in the engine's BAR) and rings
  * the engine's doorbell with a DMA write to its BAR0. No kernel on the

@@ -3,36 +3,39 @@
  * with no page request: what a GPU driver without ATS/PRI does for the
  * buffers of a job (nouveau_svm / amdgpu_svm_range_validate_and_map):
  *
+ *   wait until the device installed the previous post (one in the mailbox)
  *   seq = mmu_interval_read_begin(window)
  *   mmap_read_lock; hmm_range_fault(range)       (device-special VMA: p2p_map)
- *   driver lock; mmu_interval_read_retry(seq)?   -> program nothing (the device
+ *   driver lock; mmu_interval_read_retry(seq)?   -> an empty post (the device
  *                                                   faults as before)
- *   program the device page table; unlock
+ *   program the device page table: the post; unlock; wake the device
  *
  * Here the device page table is its TLB in the worker: the entries go into
  * the DriverMap mailbox (src/shm/driver_map_layout.ts), which the device
  * installs before it serves any invalidation and before its next page
- * request (DeviceTlb.collectMap); the camera also collects it when a
- * command starts (workers/camera.ts). The camera chain's driver maps a
- * capture's buffer when it submits the capture behind another one, so the
- * mapping (BAR recycling and the revoke of the slots it takes) runs on the
- * kernel while the camera renders, off the camera's critical path.
+ * request (DeviceTlb.collectMap); a job that names the post waits for it
+ * (workers/runtime/map_fence.ts, the camera's CAM_ARG_MAP_SEQ). The camera
+ * chain's driver maps a capture's buffer while the camera renders the
+ * frame before it (src/workloads/camera_chain/submit_maps.ts).
  *
  * [Required: an invalidation overlapping the window after readBegin leaves
- *  nothing posted (the window notifier's seq, tested under the driver lock,
- *  which the importer's invalidate callback takes too); one after the post
- *  reaches the device after the post (main is one thread: postSeq is stored
- *  before the invalidation's post), and the device installs the post before
- *  it serves the invalidation, so the invalidation drops what was posted.
- *  What was mapped is recorded as held before the lock is released, even
- *  when nothing is posted (recordHeld, as a page request's EBUSY reply):
- *  the next flush of the range invalidates the device and releases it.]
+ *  no entry posted (the window notifier's seq, tested under the driver
+ *  lock, which the importer's invalidate callback takes too); one after the
+ *  post reaches the device after the post (main is one thread: postSeq is
+ *  stored before the invalidation's post), and the device installs the
+ *  post before it serves the invalidation, so the invalidation drops what
+ *  was posted. What was mapped is recorded as held before the lock is
+ *  released, even when nothing is posted (recordHeld, as a page request's
+ *  EBUSY reply): the next flush of the range invalidates the device and
+ *  releases it. releaseDropped gives mappings back with no invalidation
+ *  only for translations the device dropped itself before completing the
+ *  job that used them.]
  *
- * Best effort, as postMigrated: nothing is posted while the device has not
- * installed the previous post (the mailbox holds one), for more than
- * MAP_PAGES pages, outside one device-special VMA, or with the IOMMU on
- * (the entries would need IOVAs of the importer's domain: those devices
- * fault as before).
+ * Every call posts once (entries, or an empty post when the map raced an
+ * invalidation, the exporter refused, the range is not inside one
+ * device-special VMA or exceeds MAP_PAGES), unless the device took no post
+ * for MAILBOX_DEADLINE_MS or is gone. With the IOMMU on the binding gives
+ * no target (the entries would need IOVAs of its domain).
  *
  * Threading: main thread only.
  */

@@ -15,8 +15,10 @@
  * submission ring) as a device-special VMA of the process, to cam0 only;
  * cam0 is bound to the process and writes by VA straight into cc0's BAR,
  * then drives cc0's queue itself. cc0's BAR window is smaller than the
- * buffers, so its driver recycles BAR slots while frames flow and cam0 is
- * invalidated mid-stream (and refaults).
+ * buffers, so its driver recycles BAR slots while frames flow. cam0's
+ * driver maps each capture's buffer when it submits it and cam0 waits for
+ * that post (submit_maps.ts); with the IOMMU on, cam0 faults the buffers
+ * in itself and is invalidated mid-stream (and refaults).
  *
  *   kernel                         cam0                    cc0
  *   CAPTURE_CHAINED(f, va[b]) ---> render + DMA by VA into cc0's BAR

@@ -89,12 +89,14 @@ export class SubmitMaps {
 
   /**
    * The camera completed its capture into the buffer at `va`; `dropped`:
-   * it had its post in time and dropped the buffer's translations before
-   * completing (CAM_RESULT_DROPPED): the mappings go back to the exporter
-   * with no invalidation, unless a later capture into the buffer was
-   * submitted (its map owns them then). The release goes before the maps
-   * not started: none of them is into this buffer (no later capture), and
-   * its slots are then free for them without a revoke.
+   * it had its post in time and dropped the buffer's first dropPages
+   * translations before completing (CAM_RESULT_DROPPED): those mappings go
+   * back to the exporter with no invalidation, unless the map of a later
+   * capture into the buffer has started (the mappings are that capture's
+   * then; giving them back would leave its post without holds). The
+   * release goes before every map not started (a later capture's into the
+   * buffer included: it maps the pages again), so they find its slots free
+   * without a revoke.
    */
   completed(va: number, dropped: boolean): void {
     const n = this.live.get(va);
@@ -102,12 +104,12 @@ export class SubmitMaps {
     this.completedCount++;
     if (n > 1) this.live.set(va, n - 1);
     else this.live.delete(va);
-    if (n > 1 || !dropped || this.dropPages === 0) {
-      this.pump();
-      return;
+    // Later captures into the buffer whose maps are still queued (captures complete in order: none started if all are queued).
+    const queued = this.ops.reduce((k, o) => k + (o.kind === 'map' && o.va === va ? 1 : 0), 0);
+    if (dropped && this.dropPages > 0 && queued === n - 1) {
+      const at = this.ops.findIndex((o) => o.kind === 'map');
+      this.ops.splice(at < 0 ? this.ops.length : at, 0, { kind: 'release', va });
     }
-    const at = this.ops.findIndex((o) => o.kind === 'map');
-    this.ops.splice(at < 0 ? this.ops.length : at, 0, { kind: 'release', va });
     this.pump();
   }
 
