@@ -11,10 +11,7 @@
  * to a process (ImporterBinding) in which the colour-correction engine's
  * memory is mapped (a device-special VMA). It writes the frame by virtual
  * address straight into the engine's input buffer (through the engine's
- * BAR; with CAM_ARG_MAP_SEQ it first waits for the translations its driver
- * posted at submission, workers/runtime/map_fence.ts, and at the end drops
- * those of the first CAM_ARG_DROP_PAGES pages, for the driver to give back;
- * otherwise faulting and refaulting as the engine's driver recycles slots),
+ * BAR; faulting and refaulting as the engine's driver recycles BAR slots),
  * then drives the engine's queue itself: it writes a PROCESS_LOCAL entry
  * into the engine's submission ring (also in the engine's BAR) and rings
  * the engine's doorbell with a DMA write to its BAR0. No kernel on the
@@ -33,11 +30,10 @@ import { renderPatternSimd } from '../src/devices/models/simd_kernels.js';
 import type { CameraOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceStats } from '../src/shm/device_ctl.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_DROP_PAGES, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_MAP_SEQ, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_RESULT_DROPPED, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FLAGS, CC_ARG_FRAME, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FLAGS, CC_ARG_FRAME, CC_OP_PROCESS_LOCAL } from '../src/devices/camera_chain_abi.js';
 import { TraceEvent, traceSink } from '../src/shm/trace_ring.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { faultAheadInto } from './runtime/next_buffer_ahead.js';
-import { awaitDriverMap } from './runtime/map_fence.js';
 
 /** Bytes rendered per DMA burst; the line buffer holds two. */
 const BURST = 64 * 1024;
@@ -51,8 +47,6 @@ interface Chain {
   readonly entries: number;
   /** Bus address of the engine's SQ tail doorbell. */
   readonly doorbell: number;
-  /** The DriverMap mailbox the driver posts a capture's translations into (CAM_ARG_MAP_SEQ), if it does. */
-  readonly map: Int32Array | null;
   tail: number;
 }
 
@@ -112,25 +106,18 @@ export function createCamera(ctx: DeviceContext): DeviceModel {
         const c = chain;
         const end = cmd.dst + cmd.len;
         const va = ctx.va();
-        // The translations the driver posted when it submitted this capture: wait for them, then no page request.
-        const mapSeq = cmd.args[CAM_ARG_MAP_SEQ];
-        const posted = c.map !== null && mapSeq !== 0 && awaitDriverMap(ctx, va.tlb, c.map, mapSeq);
         const rendered = render(cmd, (off, local, n) => va.write(cmd.dst + off, local, n, end));
         // The frame is written: fault the next frame's buffer in while this one goes to the engine.
         const next = cmd.args[CAM_ARG_NEXT_PAGES];
         if (!rendered && next !== 0) faultAheadInto(va.tlb, cmd.dst + next * PAGE_SIZE, cmd.len, true);
         const err = rendered ?? submitToEngine(c, cmd);
-        if (err) return fail(CqStatus.DataTransferError, err);
-        if (!posted) return { status: CqStatus.Success, result: cmd.args[CAM_ARG_FRAME] };
-        // A capture the driver mapped: the translations it asked for end with it (it gives their slots back at the completion, no invalidation).
-        va.tlb.drop(cmd.dst, cmd.dst + cmd.args[CAM_ARG_DROP_PAGES] * PAGE_SIZE);
-        return { status: CqStatus.Success, result: CAM_RESULT_DROPPED };
+        return err ? fail(CqStatus.DataTransferError, err) : { status: CqStatus.Success, result: cmd.args[CAM_ARG_FRAME] };
       }
       return fail(CqStatus.InvalidOpcode, `${ctx.self.name}: unknown opcode ${cmd.opcode}`);
     },
     commands: {
       chain: (cmd) => {
-        chain = { sqVa: cmd.sqVa, entries: cmd.entries, doorbell: cmd.doorbell, map: cmd.map ? new Int32Array(cmd.map) : null, tail: 0 };
+        chain = { sqVa: cmd.sqVa, entries: cmd.entries, doorbell: cmd.doorbell, tail: 0 };
         return { errno: 0 };
       },
     } satisfies CmdHandlers<keyof CameraOps>,

@@ -35,28 +35,8 @@ export const CAM_ARG_CC_FLAGS = 4;
  * that buffer in ahead, while it finishes this frame.
  */
 export const CAM_ARG_NEXT_PAGES = 5;
-/**
- * CAPTURE_CHAINED: the sequence of the DriverMap post holding this
- * capture's translations, which the driver made when it submitted it
- * (src/drivers/submit_map.ts); the camera waits for that post before it
- * writes (workers/runtime/map_fence.ts). 0: none, the camera faults.
- */
-export const CAM_ARG_MAP_SEQ = 6;
-/**
- * CAPTURE_CHAINED with CAM_ARG_MAP_SEQ: how many pages from dst the camera
- * drops its translations of when the capture ends (the driver then gives
- * their BAR slots back with no invalidation, for the next capture's map).
- */
-export const CAM_ARG_DROP_PAGES = 7;
-/**
- * CAPTURE_CHAINED's completion result: the camera got its driver's post
- * (CAM_ARG_MAP_SEQ) in time and dropped its translations of the buffer's
- * first CAM_ARG_DROP_PAGES pages before completing, so the driver gives
- * those mappings back with no invalidation. Otherwise the result is the frame number.
- */
-export const CAM_RESULT_DROPPED = -1;
 /** Argument words of a camera command. */
-export const CAM_ARGS = 8;
+export const CAM_ARGS = 6;
 
 /**
  * The sensor pattern the camera renders (src/devices/models/frame_pattern.ts)

@@ -154,8 +154,7 @@ export interface VaStreamResult {
 
 /** workers/camera.ts: the peer queue CAPTURE_CHAINED drives (the engine's SQ, by VA, and its tail doorbell). */
 export interface CameraOps {
-  /** map: the camera's DriverMap mailbox, when its driver posts a capture's translations at submission (CAM_ARG_MAP_SEQ). */
-  chain: Op<{ readonly sqVa: number; readonly entries: number; readonly doorbell: number; readonly map: SharedArrayBuffer | null }>;
+  chain: Op<{ readonly sqVa: number; readonly entries: number; readonly doorbell: number }>;
 }
 
 /** workers/accelerator.ts (src/devices/accelerator_abi.ts). */

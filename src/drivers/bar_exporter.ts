@@ -224,15 +224,6 @@ export class BarExporter implements VmOps {
   }
 
   /**
-   * A hint from the importer's driver: VA ranges of `mm` its device is
-   * about to use (the buffers of its queued jobs); recycling takes their
-   * BAR slots last (BarManager.setKeep). Empty: none.
-   */
-  keepFor(importer: string, mm: MmRef, ranges: readonly { readonly start: number; readonly end: number }[]): void {
-    this.bar.setKeep(`${importer}@${mm.name}`, ranges);
-  }
-
-  /**
    * p2p_unmap: `importer` dropped its translations of [start, end) (after
    * the invalidation's ack): its hold on those slots goes, and a slot
    * nobody holds any more is reused later without an invalidation.

@@ -38,7 +38,6 @@ import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protoco
 import { deviceCmdOk } from './device_cmd.js';
 import { HeldRanges } from './held_ranges.js';
 import { postMigrated, type MapTarget } from './migrate_map.js';
-import type { SubmitMapTarget } from './submit_map.js';
 import { DriverMap } from '../shm/driver_map_layout.js';
 import { IovaTable } from './iova_table.js';
 import type { DevMem } from '../kernel/devmem.js';
@@ -295,26 +294,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** What postMigrated needs of us (DevMem.ownerMap). */
   private mapTarget(): MapTarget {
     return { name: this.name, mm: this.mm, lock: this.lock, devmem: this.devmem, map: this.map, beforeLock: this.beforeMapLock, recordTranslated: (s, e) => this.translated.add(this.translated, null, s, e) };
-  }
-
-  /** What mapAtSubmit needs of us (src/drivers/submit_map.ts); null with the IOMMU on (its entries would need our IOVAs). */
-  submitMapTarget(): SubmitMapTarget | null {
-    if (this.domain) return null;
-    return { name: this.name, mm: this.mm, importer: this.ref, devmem: this.devmem, lock: this.lock, map: this.map, stats: this.dev.shm.stats, live: () => !this.closed && !this.dev.handle.failed, wake: () => ringWake(this.dev.shm.ctl), recordHeld: (r) => this.recordHeld(r), releaseDropped: (s, e) => this.releaseDropped(s, e) };
-  }
-
-  /** The device dropped its translations of [start, end) itself before completing a job (SubmitMapTarget.releaseDropped): p2p_unmap them, no invalidation. */
-  private async releaseDropped(start: number, end: number): Promise<void> {
-    await this.lock.lock();
-    try {
-      this.translated.take(start, end);
-      for (const h of this.takeHeld(start, end)) {
-        if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
-        else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
-      }
-    } finally {
-      this.lock.unlock();
-    }
   }
 
   /** Own-migration flush (DevMem.ownerFlush); nothing to do when we hold no translation of the range (holdsNothingIn). */

@@ -15,10 +15,7 @@
  * full (measured: 26,110 of 28,800 pages per 32 frames, against 7,836
  * now). Least recently mapped slots of anyone are the fallback. Victims
  * are revoked as runs of adjacent VA pages per owner: one mmu-notifier
- * range per run, all in one batch. An importer's driver may name VA ranges
- * its device is about to use (setKeep: the buffers of the jobs it
- * submitted, src/workloads/camera_chain/run.ts): their slots are taken
- * last, only when nothing else can free enough (a hint; never a refusal).
+ * range per run, all in one batch.
  *
  * Holds: every p2p map of a range by an importer is one hold — (owner =
  * importer + process, VA start, the slot of each page) — registered with
@@ -124,8 +121,6 @@ export class BarManager {
   private readonly next: Int32Array;
   /** Holds by owner key. */
   private readonly holds = new Map<string, Hold[]>();
-  /** VA ranges per owner key that victims avoid (setKeep). guarded by: main thread. */
-  private readonly keep = new Map<string, readonly { readonly start: number; readonly end: number }[]>();
   /** Slots taken from one page for another (statistics). */
   recycled = 0;
   /** Of those, slots somebody held, so importers were invalidated first. */
@@ -165,15 +160,6 @@ export class BarManager {
   holdersOf(page: number): number {
     const s = this.pageSlot[page];
     return s === NIL ? 0 : this.users[s];
-  }
-
-  /**
-   * The VA ranges `ownerKey`'s device is about to use (its queued jobs'
-   * buffers; empty: none): recycling takes their slots last.
-   */
-  setKeep(ownerKey: string, ranges: readonly { readonly start: number; readonly end: number }[]): void {
-    if (ranges.length === 0) this.keep.delete(ownerKey);
-    else this.keep.set(ownerKey, ranges);
   }
 
   /**
@@ -433,23 +419,19 @@ export class BarManager {
 
   /**
    * `short` held slots to take back (fewer when the window has not that
-   * many outside `pin`), in three passes:
+   * many outside `pin`), in two passes:
    *  1. drop-behind along the requester's stream: slots the requester
    *     holds in `scope` (the exporter's mapping it faults in), nearest
    *     behind `va` first, cyclically (the pages it passed most recently
    *     are the ones a cyclic stream needs last: Belady's choice), except
    *     its hold just behind `va` (the window it is still streaming
    *     through while it prefetched this one);
-   *  2. least recently mapped slots, of anyone;
-   * both outside the ranges owners keep (setKeep);
-   *  3. kept slots, least recently mapped first (a hint never refuses).
+   *  2. least recently mapped slots, of anyone.
    * A stream thus loses runs of adjacent pages just behind it: one
    * invalidation range each.
    */
   private heldVictims(short: number, pin: Uint8Array, req: Requester | null): number[] {
     const chosen = pin.slice();
-    const kept = this.keptSlots();
-    if (kept) for (let s = 0; s < kept.length; s++) chosen[s] |= kept[s];
     const victims: number[] = [];
     const mine = req ? this.holds.get(req.owner.key) : undefined;
     if (req && mine) {
@@ -486,30 +468,7 @@ export class BarManager {
       chosen[s] = 1;
       victims.push(s);
     }
-    // 3. kept slots (setKeep is a hint), least recently mapped first.
-    if (kept) {
-      for (let s = this.next[s0]; s !== s0 && victims.length < short; s = this.next[s]) {
-        if (pin[s] || !kept[s] || this.users[s] === 0) continue;
-        victims.push(s);
-      }
-    }
     return victims;
-  }
-
-  /** Slots of the holds inside their owner's kept ranges (setKeep), or null when no owner keeps any. */
-  private keptSlots(): Uint8Array | null {
-    if (this.keep.size === 0) return null;
-    const kept = new Uint8Array(this.nSlots);
-    for (const [key, ranges] of this.keep) {
-      for (const h of this.holds.get(key) ?? []) {
-        for (let i = 0; i < h.slots.length; i++) {
-          const s = h.slots[i];
-          const v = h.va + i * PAGE_SIZE;
-          if (s !== NIL && this.epoch[s] === h.epochs[i] && ranges.some((r) => r.start <= v && v < r.end)) kept[s] = 1;
-        }
-      }
-    }
-    return kept;
   }
 
   /**

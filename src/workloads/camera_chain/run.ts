@@ -15,10 +15,8 @@
  * submission ring) as a device-special VMA of the process, to cam0 only;
  * cam0 is bound to the process and writes by VA straight into cc0's BAR,
  * then drives cc0's queue itself. cc0's BAR window is smaller than the
- * buffers, so its driver recycles BAR slots while frames flow. cam0's
- * driver maps each capture's buffer when it submits it and cam0 waits for
- * that post (submit_maps.ts); with the IOMMU on, cam0 faults the buffers
- * in itself and is invalidated mid-stream (and refaults).
+ * buffers, so its driver recycles BAR slots while frames flow and cam0 is
+ * invalidated mid-stream (and refaults).
  *
  *   kernel                         cam0                    cc0
  *   CAPTURE_CHAINED(f, va[b]) ---> render + DMA by VA into cc0's BAR
@@ -37,11 +35,10 @@ import { Piscina } from 'piscina';
 import { DeviceError } from '../../errors.js';
 import { WORKER_EXEC_ARGV, compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
-import { CAM_ARG_CC_FLAGS, CAM_ARG_DROP_PAGES, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_MAP_SEQ, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAM_RESULT_DROPPED, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, type ColourParams } from '../../devices/camera_chain_abi.js';
+import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, type ColourParams } from '../../devices/camera_chain_abi.js';
 import { completionError, HostCompletionQueue, HostQueue } from '../../drivers/host_queue.js';
 import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
-import { SubmitMaps } from './submit_maps.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { DeviceRegs } from '../../shm/device_ctl.js';
 import { bar0Base } from '../../shm/phys_mem.js';
@@ -229,12 +226,8 @@ async function p2pPath(k: Chain): Promise<Path> {
   const ring = await exporter.mmap(mm, sqPages);
   const ccCq = await HostCompletionQueue.create(machine, cc, PEER_QID, w.queueDepth, exporter.pageOf(ring.vma, 0) * PAGE_SIZE);
   const binding = await ImporterBinding.bind(kernel, w.camera, mm);
-  // The camera driver maps each capture's buffer when it submits it (src/drivers/submit_map.ts).
-  // The BAR window's shortfall: pages of each finished buffer whose slots the next buffer's map needs (the camera drops them at the capture's end).
-  const dropPages = Math.max(0, Math.min(framePages, w.buffers * framePages + sqPages - exporter.barManager.nSlots));
-  const jobs = new SubmitMaps(kernel, exporter, binding, w.camera, mm, framePages, dropPages);
   const doorbell = kernel.dmaMap(w.camera, bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4, 4, true);
-  await deviceQuery(machine, cam, { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell, map: jobs.mailbox });
+  await deviceQuery(machine, cam, { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell });
   const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * framePages * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * framePages) * PAGE_SIZE }));
   let inCc = 0;
   return {
@@ -244,19 +237,13 @@ async function p2pPath(k: Chain): Promise<Path> {
       const args = captureArgs(frame, k.seed, w.width);
       args[CAM_ARG_INPUT] = inputs[buf].src;
       args[CAM_ARG_CC_FLAGS] = k.store.ccFlags;
-      args[CAM_ARG_MAP_SEQ] = jobs.submitted(inputs[buf].dst);
-      args[CAM_ARG_DROP_PAGES] = dropPages;
-      // The next buffer's page request ahead, when the driver does not map it at submission.
-      if (next !== null && args[CAM_ARG_MAP_SEQ] === 0) args[CAM_ARG_NEXT_PAGES] = (next - buf) * framePages;
-      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: k.store.ccDst(slot), dst: inputs[buf].dst, len: frameBytes, args }, inputs[buf].dst);
+      if (next !== null) args[CAM_ARG_NEXT_PAGES] = (next - buf) * framePages;
+      camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: k.store.ccDst(slot), dst: inputs[buf].dst, len: frameBytes, args }, frame);
       inCc++;
       return 1;
     },
     async reap(onDone) {
-      for (const { c, tag } of camQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cam, c);
-        jobs.completed(tag as number, c.result === CAM_RESULT_DROPPED);
-      }
+      for (const { c } of camQ.reap()) if (c.status !== CqStatus.Success) throw await completionError(cam, c);
       for (const c of ccCq.reap()) {
         if (c.status !== CqStatus.Success) throw await completionError(cc, c);
         inCc--;
@@ -269,7 +256,6 @@ async function p2pPath(k: Chain): Promise<Path> {
       { dev: cc, outstanding: inCc },
     ],
     async finish() {
-      await jobs.settled();
       await binding.close();
       return { barRecycled: exporter.barManager.recycled };
     },
