@@ -129,12 +129,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** VA page -> IOVA we mapped for it. guarded by: lock. */
   private readonly iovaOf = new IovaTable();
   /**
-   * IOVAs a refault replaced (unmapped, possibly still in the device's
-   * IOTLB): the next flush broadcasts them, and only then may they be
-   * reused. guarded by: lock.
-   */
-  private staleIovas: number[] = [];
-  /**
    * VA ranges we hold p2p mappings of, and whom to unmap them from: a
    * device-special VMA's exporter (vm_ops.p2pUnmap) or a peer's device
    * memory (DevMem.p2pUnmap). Merged per target, trimmed by flushes.
@@ -295,7 +289,6 @@ export class ImporterBinding implements IntervalNotifierOps {
    *   a hung or late importer by the invalidations it fails to ack.
    */
   private holdsNothingIn(start: number, end: number, event: MmuNotifyEvent): boolean {
-    if (this.staleIovas.length > 0) return false; // they go out with the next broadcast
     // A post that timed out left ranges the device never acked (a flush that took them out of
     // `translated` and p2pHeld all the same): they ride with the next batch, so it must be sent.
     if (this.kernel.invalidator(this.name).hasUnacked) return false;
@@ -337,7 +330,7 @@ export class ImporterBinding implements IntervalNotifierOps {
    * flight before it saw the invalidation an IOMMU fault.
    *
    *   lock held: take the IOVAs and held ranges of [start, end)
-   *   broadcast VA range (+ IOVAs a refault replaced) -> ack
+   *   broadcast VA range -> ack
    *   unmap the IOVAs; IOTLB flush of them -> ack (covers a re-walk between
    *     the two: a rogue that kept its VA translations), release the IOVAs
    *   p2p_unmap the held ranges
@@ -355,8 +348,6 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
     const iovas = this.iovaOf.take(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
-    // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
-    if (this.staleIovas.length > 0) for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
     this.translated.cut(start, end);
     this.flushesInFlight++;
@@ -576,15 +567,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       if (want && want[i] === 0) continue;
       const vpn = start / PAGE_SIZE + i;
       let devAddr = pf.addr[i];
-      if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) {
-        const old = this.iovaOf.get(vpn);
-        if (old >= 0) {
-          this.domain.unmap(old);
-          this.staleIovas.push(old); // flushed, then released, with the next flush
-        }
-        devAddr = this.domain.map(pf.addr[i], (pf.flags[i] & HMM_PFN_WRITE) !== 0);
-        this.iovaOf.set(vpn, devAddr);
-      }
+      if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) devAddr = this.iovaFor(this.domain, vpn, pf.addr[i], (pf.flags[i] & HMM_PFN_WRITE) !== 0);
       // A sparse reply holds the asked pages' entries only, in order (src/shm/tlb_layout.ts).
       const w = PageRequest.entries + (want ? k++ : i) * ReplyEntry.kFieldCount;
       storeU64(p, w + ReplyEntry.devAddr, devAddr);
@@ -593,6 +576,25 @@ export class ImporterBinding implements IntervalNotifierOps {
       p[w + ReplyEntry.mem] = pf.mem[i];
       p[w + ReplyEntry.page] = pf.page[i];
     }
+  }
+
+  /**
+   * The IOVA a reply hands out for VA page `vpn` at bus address `bus`
+   * (lock held). The page's IOVA from an earlier reply, when it still maps
+   * `bus` for the same access: with several groups outstanding, that reply
+   * may be installed after this one, or be in use already (a fault answered
+   * first, then an overlapping prefetch). Else a new IOVA; the old one stays
+   * mapped until the page's next invalidation, whose ack ends its use
+   * (flushLocked takes every IOVA of the page). Unmapping it here made a
+   * well-behaved device's DMA through the earlier reply an IOMMU fault: the
+   * device was never told to stop using it.
+   */
+  private iovaFor(dom: IommuDomain, vpn: number, bus: number, write: boolean): number {
+    const old = this.iovaOf.get(vpn);
+    if (old >= 0 && dom.maps(old, bus, write)) return old;
+    const iova = dom.map(bus, write);
+    this.iovaOf.replace(vpn, iova);
+    return iova;
   }
 
   private reply(p: Int32Array, seq: number, errno: 0 | Errno, npages: number): void {

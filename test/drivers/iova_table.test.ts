@@ -21,3 +21,19 @@ t.test('set, get, take across leaves; empty leaves go away', async (t) => {
   t.equal(m.size, 0);
   t.same(m.take(base, base + 10), []);
 });
+
+t.test('replace keeps the IOVA a page had until take (a page handed out at two IOVAs)', async (t) => {
+  const m = new IovaTable();
+  const base = 2 ** 35;
+  m.set(base, 0x100000);
+  m.set(base + 1, 0x101000);
+  m.replace(base, 0x200000);
+  m.replace(base, 0x200000); // the same IOVA again: nothing more to keep
+  m.replace(base, 0x300000);
+  m.replace(base + 2, 0x400000); // no IOVA before: a plain set
+  t.equal(m.get(base), 0x300000, 'the page resolves to its newest IOVA');
+  t.same(m.take(base + 1, base + 3), [0x101000, 0x400000], 'another range takes none of them');
+  t.same(m.take(base, base + 1).sort(), [0x100000, 0x200000, 0x300000], 'the page\'s invalidation takes every IOVA it had');
+  t.same(m.take(base, base + 1), []);
+  t.equal(m.size, 0);
+});
