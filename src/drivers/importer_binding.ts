@@ -592,7 +592,10 @@ export class ImporterBinding implements IntervalNotifierOps {
   private iovaFor(dom: IommuDomain, vpn: number, bus: number, write: boolean): number {
     const old = this.iovaOf.get(vpn);
     if (old >= 0 && dom.maps(old, bus, write)) return old;
-    const iova = dom.map(bus, write);
+    // Answered read-only, then for a write, then read-only again: the first IOVA serves again (at most one per access kind).
+    let iova = -1;
+    for (const o of this.iovaOf.olderOf(vpn)) if (dom.maps(o, bus, write)) iova = o;
+    if (iova < 0) iova = dom.map(bus, write);
     this.iovaOf.replace(vpn, iova);
     return iova;
   }

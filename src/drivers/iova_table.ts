@@ -54,15 +54,22 @@ export class IovaTable {
     leaf.iova[i] = iova;
   }
 
-  /** `vpn`'s IOVA is now `iova`; the one it had (if any) stays listed for take(). */
+  /** `vpn`'s IOVA is now `iova` (a new one, or one of olderOf(vpn)); the one it had (if any) stays listed for take(). */
   replace(vpn: number, iova: number): void {
     const old = this.get(vpn);
-    if (old !== NONE && old !== iova) {
-      const l = this.older.get(vpn);
-      if (l) l.push(old);
-      else this.older.set(vpn, [old]);
-    }
+    if (old === iova) return;
+    const l = this.older.get(vpn) ?? [];
+    const at = l.indexOf(iova);
+    if (at >= 0) l.splice(at, 1);
+    if (old !== NONE) l.push(old);
+    if (l.length > 0) this.older.set(vpn, l);
+    else this.older.delete(vpn);
     this.set(vpn, iova);
+  }
+
+  /** The IOVAs `vpn` had before its current one and still holds (replace). */
+  olderOf(vpn: number): readonly number[] {
+    return this.older.get(vpn) ?? [];
   }
 
   /** Removes the entries of VA pages [v0, v1) and returns their IOVAs (every IOVA each page had: replace). */

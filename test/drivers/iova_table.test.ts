@@ -37,3 +37,16 @@ t.test('replace keeps the IOVA a page had until take (a page handed out at two I
   t.same(m.take(base, base + 1), []);
   t.equal(m.size, 0);
 });
+
+t.test('replace with one of the older IOVAs makes it current again, listed once', async (t) => {
+  const m = new IovaTable();
+  const v = 2 ** 35 + 7;
+  m.set(v, 0x100000); // read-only
+  m.replace(v, 0x200000); // writable
+  t.same(m.olderOf(v), [0x100000]);
+  m.replace(v, 0x100000); // read-only again: the first IOVA
+  t.equal(m.get(v), 0x100000);
+  t.same(m.olderOf(v), [0x200000], 'each IOVA listed once');
+  t.same(m.take(v, v + 1).sort(), [0x100000, 0x200000]);
+  t.same(m.olderOf(v), []);
+});

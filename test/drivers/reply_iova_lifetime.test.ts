@@ -113,6 +113,12 @@ t.test('a page answered read-only, then for a write: the read-only IOVA lives un
   t.equal(perm(d0, rw), IOMMU_READ | IOMMU_WRITE, 'the write reply maps it writable, at another IOVA');
   t.equal(kernel.invalidator('m0').stats.sent, sent, 'no invalidation told the device to stop using the read-only reply');
   t.equal(perm(d0, ro), IOMMU_READ, 'so its IOVA is still mapped');
+  const mapped = d0.domain!.mapped;
+  const sAgain = dev.write(0, va, 1, false, false);
+  dev.ring();
+  await dev.answered(0, sAgain);
+  t.ok([ro, rw].includes(dev.iova(0, 0)), 'a third answer for the page hands out one of its two IOVAs');
+  t.equal(d0.domain!.mapped, mapped, 'and maps nothing new');
   await mm.revokeRange(va, va + PAGE_SIZE, null);
   t.equal(perm(d0, rw), 0, 'both unmapped once the invalidation of the page was acked');
   t.equal(perm(d0, ro), 0);
