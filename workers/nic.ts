@@ -136,10 +136,11 @@ class Nic implements DeviceModel {
     let last = Math.ceil((cmd.src + cmd.len) / PAGE_SIZE) - 1;
     while (first <= last && tlb.usable(first, false)) first++;
     while (last > first && tlb.usable(last, false)) last--;
-    // A fault-ahead already answered (say, of the other buffer) is installed first, to free the mailbox.
+    // A fault-ahead already answered (say, of the other buffer) is installed first, to free its group.
     if (first > last || !tlb.collectAhead()) return { status: CqStatus.Success, result: 0 };
     const n = Math.min(FAULT_WINDOW, last - first + 1);
-    tlb.prefetch(first * PAGE_SIZE, n, false);
+    // Refused when a request in flight already holds that window (an earlier PREFETCH not yet answered): nothing asked.
+    if (!tlb.prefetch(first * PAGE_SIZE, n, false)) return { status: CqStatus.Success, result: 0 };
     this.c.prefetched += n;
     return { status: CqStatus.Success, result: n };
   }

@@ -4,8 +4,12 @@
  * lib/test_hmm.c's dmirror does for its one device, and what SVA-capable
  * drivers do with iommu_sva_bind_device + an interval notifier).
  *
- * Kernel side of the page-request protocol (src/shm/tlb_layout.ts), one
- * request at a time:
+ * Kernel side of the page-request protocol (src/shm/tlb_layout.ts): the
+ * device posts page request groups in PRI_GROUPS mailbox groups and rings
+ * one bell; they are served one at a time, those the device waits for
+ * first, each kind in the order posted (the IOMMU's page request queue
+ * hands them to iommu_report_device_fault in order, but upstream's iopf
+ * workqueue is unbound: groups complete in any order), each:
  *
  *   seq = notifier.readBegin()            (waits out an invalidation of us)
  *   mm.lock; hmmRangeFault(range)         EBUSY -> reply EBUSY (device retries)
@@ -32,7 +36,7 @@ import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceStats, ringWake } from '../shm/device_ctl.js';
 import { allocLayout, loadU64, storeU64 } from '../shm/layout.js';
-import { errnoCode, FAULT_WINDOW, PageRequest, ReplyEntry, SPARSE_SPAN } from '../shm/tlb_layout.js';
+import { errnoCode, FAULT_WINDOW, PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS, ReplyEntry, SPARSE_SPAN } from '../shm/tlb_layout.js';
 import type { Device } from '../devices/machine.js';
 import type { BindInfo, DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { deviceCmdOk } from './device_cmd.js';
@@ -46,6 +50,7 @@ import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
+import { nextGroup } from '../kernel/page_request_order.js';
 import { coalesce, type BeforePost } from '../kernel/invalidate_broadcast.js';
 import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange, MmuNotifyEvent } from '../kernel/mmu_notifier.js';
 import type { DeviceRef } from '../kernel/kernel_types.js';
@@ -113,7 +118,9 @@ export class ImporterBinding implements IntervalNotifierOps {
   readonly notifier: IntervalNotifier;
   readonly devmem: DevMem;
   readonly domain: IommuDomain | null;
+  /** The page-request mailbox (PriMailbox) and a view of each of its groups. */
   protected readonly pri: Int32Array;
+  private readonly groups: Int32Array[];
   /** DriverMap mailbox: translations posted without a page request (src/drivers/migrate_map.ts). */
   private readonly map: Int32Array;
   /** Test seam of the post after a migration: runs between its readBegin and the driver lock. */
@@ -121,12 +128,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected readonly safetySab = allocSafetyLog();
   /** VA page -> IOVA we mapped for it. guarded by: lock. */
   private readonly iovaOf = new IovaTable();
-  /**
-   * IOVAs a refault replaced (unmapped, possibly still in the device's
-   * IOTLB): the next flush broadcasts them, and only then may they be
-   * reused. guarded by: lock.
-   */
-  private staleIovas: number[] = [];
   /**
    * VA ranges we hold p2p mappings of, and whom to unmap them from: a
    * device-special VMA's exporter (vm_ops.p2pUnmap) or a peer's device
@@ -143,7 +144,8 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** flushLocked calls whose acks, IOTLB flush and p2p_unmap are not done yet (holdsNothingIn). */
   private flushesInFlight = 0;
   private closed = false;
-  private served: number;
+  /** Per group: the reqSeq served last. guarded by: the serve loop (one at a time). */
+  private readonly served = new Int32Array(PRI_GROUPS);
   private server: Promise<void>;
   /** Page requests answered (any outcome). */
   requests = 0;
@@ -159,8 +161,8 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.lock = new DriverLock(`${dev.spec.name} driver`);
     this.devmem = kernel.devmem(dev.spec.name);
     this.domain = kernel.domain(dev.spec.name);
-    this.pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
-    this.served = 0;
+    this.pri = allocLayout(PriMailbox);
+    this.groups = Array.from({ length: PRI_GROUPS }, (_, g) => priGroup(this.pri, g));
     this.notifier = mm.notifiers.insert(0, TASK_SIZE, this, `${dev.spec.name} importer`);
     kernel.safetySources.push(this);
     this.devmem.ownerFlush = (s, e) => this.flushOwn(s, e);
@@ -192,12 +194,22 @@ export class ImporterBinding implements IntervalNotifierOps {
 
   /** PageRequestSource: a request posted and not answered (served before revokes, src/kernel/page_request_order.ts). */
   requestPending(): boolean {
-    return !this.closed && !this.dev.handle.failed && Atomics.load(this.pri, PageRequest.reqSeq) !== Atomics.load(this.pri, PageRequest.replySeq);
+    return this.pendingUpTo(Atomics.load(this.pri, PriMailbox.bell));
   }
 
-  /** PageRequestSource: the sequence of the request posted last. */
+  /** PageRequestSource: the sequence of the request posted last (in any group). */
   postedSeq(): number {
-    return Atomics.load(this.pri, PageRequest.reqSeq);
+    return Atomics.load(this.pri, PriMailbox.bell);
+  }
+
+  /** PageRequestSource: is a request posted at or before sequence `seq` still unanswered? */
+  pendingUpTo(seq: number): boolean {
+    if (this.closed || this.dev.handle.failed) return false;
+    for (const p of this.groups) {
+      const req = Atomics.load(p, PageRequest.reqSeq);
+      if (req !== Atomics.load(p, PageRequest.replySeq) && ((req - seq) | 0) <= 0) return true;
+    }
+    return false;
   }
 
   get name(): string {
@@ -213,7 +225,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     if (this.closed) return;
     this.closed = true;
     this.kernel.pageRequests.delete(this);
-    Atomics.notify(this.pri, PageRequest.reqSeq);
+    Atomics.notify(this.pri, PriMailbox.bell);
     await this.server;
     await this.notifier.remove();
     if (!this.dev.handle.failed) await this.cmd({ op: this.detachOp }).catch(() => undefined);
@@ -277,7 +289,6 @@ export class ImporterBinding implements IntervalNotifierOps {
    *   a hung or late importer by the invalidations it fails to ack.
    */
   private holdsNothingIn(start: number, end: number, event: MmuNotifyEvent): boolean {
-    if (this.staleIovas.length > 0) return false; // they go out with the next broadcast
     // A post that timed out left ranges the device never acked (a flush that took them out of
     // `translated` and p2pHeld all the same): they ride with the next batch, so it must be sent.
     if (this.kernel.invalidator(this.name).hasUnacked) return false;
@@ -319,7 +330,7 @@ export class ImporterBinding implements IntervalNotifierOps {
    * flight before it saw the invalidation an IOMMU fault.
    *
    *   lock held: take the IOVAs and held ranges of [start, end)
-   *   broadcast VA range (+ IOVAs a refault replaced) -> ack
+   *   broadcast VA range -> ack
    *   unmap the IOVAs; IOTLB flush of them -> ack (covers a re-walk between
    *     the two: a rogue that kept its VA translations), release the IOVAs
    *   p2p_unmap the held ranges
@@ -337,8 +348,6 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.lock.assertHeld();
     const ranges = [{ start, end }];
     const iovas = this.iovaOf.take(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
-    // Already unmapped (a refault replaced them): this broadcast is their IOTLB flush.
-    if (this.staleIovas.length > 0) for (const iova of this.staleIovas.splice(0)) ranges.push({ start: iova, end: iova + PAGE_SIZE });
     const heldP2p = this.takeHeld(start, end);
     this.translated.cut(start, end);
     this.flushesInFlight++;
@@ -384,23 +393,27 @@ export class ImporterBinding implements IntervalNotifierOps {
 
   /* ---------------- fault service ---------------- */
 
+  /** The fault server: the posted groups, those the device waits for first, then its prefetches, each oldest first (nextGroup); waits on the bell when none is. */
   protected async serve(): Promise<void> {
     while (!this.closed && !this.dev.handle.failed) {
-      const cur = Atomics.load(this.pri, PageRequest.reqSeq);
-      if (cur === this.served) {
-        // Pairs with Atomics.store/notify(reqSeq) in DeviceTlb.fault.
-        const w = Atomics.waitAsync(this.pri, PageRequest.reqSeq, cur, 250);
+      // The bell before the groups: a post after this load changes it, so the wait below returns at once.
+      const bell = Atomics.load(this.pri, PriMailbox.bell);
+      const g = nextGroup(this.groups, this.served);
+      if (g < 0) {
+        // Pairs with Atomics.store/notify(bell) in DeviceTlb.post.
+        const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
         if (w.async) await w.value;
         continue;
       }
-      this.served = cur;
-      await this.serveOne(cur);
+      const seq = Atomics.load(this.groups[g], PageRequest.reqSeq);
+      this.served[g] = seq;
+      await this.serveOne(g, seq);
     }
   }
 
-  private async serveOne(seq: number): Promise<void> {
+  private async serveOne(g: number, seq: number): Promise<void> {
     const t0 = performance.now();
-    const p = this.pri;
+    const p = this.groups[g];
     const start = loadU64(p, PageRequest.reqStart);
     let npages = p[PageRequest.reqPages];
     const write = p[PageRequest.reqWrite] === 1;
@@ -416,7 +429,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     // the exporter recycling other BAR slots inside this very p2pMap — does
     // not make the fault retry. Flushing stays with the binding's notifier.
     // The reply holds FAULT_WINDOW entries: a dense window is cut there, a sparse one after its FAULT_WINDOW-th asked page.
-    const want = p[PageRequest.reqSparse] === 1 ? this.wanted(Math.min(npages, SPARSE_SPAN), req) : undefined;
+    const want = p[PageRequest.reqSparse] === 1 ? this.wanted(p, Math.min(npages, SPARSE_SPAN), req) : undefined;
     npages = want ? want.length : Math.min(npages, FAULT_WINDOW);
     const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, want ? sparseWindowOps(start, want) : windowOps, `${this.name} fault window`);
     const nseq = await win.readBegin();
@@ -431,7 +444,7 @@ export class ImporterBinding implements IntervalNotifierOps {
           // Recorded even when the reply is EBUSY: the exporters hold slots for us now, and the next flush of the range releases them.
           this.recordHeld(range);
           if (r !== 0 || win.readRetry(nseq)) return 'EBUSY';
-          this.fillReply(range, start);
+          this.fillReply(p, range, start);
           return 0;
         } finally {
           this.lock.unlock();
@@ -443,7 +456,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       void win.remove(); // not awaited: nothing waits on a window that is done
     }
     if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
-    this.reply(seq, errno, errno === 0 ? npages : 0);
+    this.reply(p, seq, errno, errno === 0 ? npages : 0);
     this.requests++;
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
@@ -456,11 +469,10 @@ export class ImporterBinding implements IntervalNotifierOps {
    * FAULT_WINDOW-th asked page (the reply's capacity), so it may come back
    * shorter than `npages`.
    */
-  private wanted(npages: number, req: number): Uint8Array {
-    const p = this.pri;
+  private wanted(p: Int32Array, npages: number, req: number): Uint8Array {
     const out = new Uint8Array(npages);
     for (let i = 0, asked = 0; i < npages; i++) {
-      if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) === 0) continue;
+      if (!pageAsked(p, i)) continue;
       out[i] = req;
       if (++asked === FAULT_WINDOW) return out.subarray(0, i + 1);
     }
@@ -547,24 +559,15 @@ export class ImporterBinding implements IntervalNotifierOps {
     return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));
   }
 
-  /** Writes the translations into the mailbox (lock held); a sparse request's asked pages only (no IOVA for the others), in order. */
-  private fillReply(range: HmmRange, start: number): void {
-    const p = this.pri;
+  /** Writes the translations into group `p` of the mailbox (lock held); a sparse request's asked pages only (no IOVA for the others), in order. */
+  private fillReply(p: Int32Array, range: HmmRange, start: number): void {
     const pf = range.pfns;
     const want = range.reqFlags;
     for (let i = 0, k = 0; i < pf.length; i++) {
       if (want && want[i] === 0) continue;
       const vpn = start / PAGE_SIZE + i;
       let devAddr = pf.addr[i];
-      if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) {
-        const old = this.iovaOf.get(vpn);
-        if (old >= 0) {
-          this.domain.unmap(old);
-          this.staleIovas.push(old); // flushed, then released, with the next flush
-        }
-        devAddr = this.domain.map(pf.addr[i], (pf.flags[i] & HMM_PFN_WRITE) !== 0);
-        this.iovaOf.set(vpn, devAddr);
-      }
+      if (this.domain && (pf.flags[i] & HMM_PFN_DEVICE_PRIVATE) === 0) devAddr = this.iovaFor(this.domain, vpn, pf.addr[i], (pf.flags[i] & HMM_PFN_WRITE) !== 0);
       // A sparse reply holds the asked pages' entries only, in order (src/shm/tlb_layout.ts).
       const w = PageRequest.entries + (want ? k++ : i) * ReplyEntry.kFieldCount;
       storeU64(p, w + ReplyEntry.devAddr, devAddr);
@@ -575,8 +578,29 @@ export class ImporterBinding implements IntervalNotifierOps {
     }
   }
 
-  private reply(seq: number, errno: 0 | Errno, npages: number): void {
-    const p = this.pri;
+  /**
+   * The IOVA a reply hands out for VA page `vpn` at bus address `bus`
+   * (lock held). The page's IOVA from an earlier reply, when it still maps
+   * `bus` for the same access: with several groups outstanding, that reply
+   * may be installed after this one, or be in use already (a fault answered
+   * first, then an overlapping prefetch). Else a new IOVA; the old one stays
+   * mapped until the page's next invalidation, whose ack ends its use
+   * (flushLocked takes every IOVA of the page). Unmapping it here made a
+   * well-behaved device's DMA through the earlier reply an IOMMU fault: the
+   * device was never told to stop using it.
+   */
+  private iovaFor(dom: IommuDomain, vpn: number, bus: number, write: boolean): number {
+    const old = this.iovaOf.get(vpn);
+    if (old >= 0 && dom.maps(old, bus, write)) return old;
+    // Answered read-only, then for a write, then read-only again: the first IOVA serves again (at most one per access kind).
+    let iova = -1;
+    for (const o of this.iovaOf.olderOf(vpn)) if (dom.maps(o, bus, write)) iova = o;
+    if (iova < 0) iova = dom.map(bus, write);
+    this.iovaOf.replace(vpn, iova);
+    return iova;
+  }
+
+  private reply(p: Int32Array, seq: number, errno: 0 | Errno, npages: number): void {
     p[PageRequest.replyErrno] = errno === 0 ? 0 : errnoCode(errno);
     p[PageRequest.replyPages] = npages;
     // Stored last: pairs with Atomics.load(replySeq) in DeviceTlb.fault.

@@ -8,7 +8,14 @@
  * Mirrors the driver-side bookkeeping of dma_map_page/dma_unmap_page: a
  * driver remembers the dma_addr_t of every page it mapped, to unmap it.
  *
- * Invariant: a leaf is in `leaves` only while it holds an entry (count).
+ * A page may have several IOVAs: a page request answered again with a
+ * new IOVA for a page (a write after a read-only mapping) leaves the old
+ * one mapped, as a driver that dma_map_page()s a page twice holds two
+ * handles: an earlier reply the device may install or use still carries
+ * it. Both go at the page's next invalidation (take).
+ *
+ * Invariants: a leaf is in `leaves` only while it holds an entry (count);
+ * a page in `older` has an entry in its leaf.
  */
 const LEAF_SHIFT = 9;
 const LEAF = 1 << LEAF_SHIFT;
@@ -21,6 +28,8 @@ interface Leaf {
 
 export class IovaTable {
   private readonly leaves = new Map<number, Leaf>();
+  /** VA page -> the IOVAs it had before its current one (replace), still mapped. Usually empty. */
+  private readonly older = new Map<number, number[]>();
   /** Entries held. */
   size = 0;
 
@@ -45,10 +54,35 @@ export class IovaTable {
     leaf.iova[i] = iova;
   }
 
-  /** Removes the entries of VA pages [v0, v1) and returns their IOVAs. */
+  /** `vpn`'s IOVA is now `iova` (a new one, or one of olderOf(vpn)); the one it had (if any) stays listed for take(). */
+  replace(vpn: number, iova: number): void {
+    const old = this.get(vpn);
+    if (old === iova) return;
+    const l = this.older.get(vpn) ?? [];
+    const at = l.indexOf(iova);
+    if (at >= 0) l.splice(at, 1);
+    if (old !== NONE) l.push(old);
+    if (l.length > 0) this.older.set(vpn, l);
+    else this.older.delete(vpn);
+    this.set(vpn, iova);
+  }
+
+  /** The IOVAs `vpn` had before its current one and still holds (replace). */
+  olderOf(vpn: number): readonly number[] {
+    return this.older.get(vpn) ?? [];
+  }
+
+  /** Removes the entries of VA pages [v0, v1) and returns their IOVAs (every IOVA each page had: replace). */
   take(v0: number, v1: number): number[] {
     const out: number[] = [];
     if (this.size === 0 || v1 <= v0) return out;
+    if (this.older.size > 0) {
+      for (const [vpn, l] of this.older) {
+        if (vpn < v0 || vpn >= v1) continue;
+        for (const iova of l) out.push(iova);
+        this.older.delete(vpn);
+      }
+    }
     const k0 = Math.floor(v0 / LEAF);
     const k1 = Math.floor((v1 - 1) / LEAF);
     if (k1 - k0 < this.leaves.size) {

@@ -16,7 +16,7 @@
  *
  * The binding (fault service, invalidate callback, IOMMU mappings) is the
  * generic ImporterBinding (src/drivers/importer_binding.ts); this file adds
- * the dmirror commands. Fault service, one request at a time (driver side
+ * the dmirror commands. Fault service, one page request group at a time (driver side
  * of the protocol in src/shm/tlb_layout.ts):
  *
  *   seq = notifier.readBegin()            (waits out an invalidation of us)

@@ -141,6 +141,16 @@ export class IommuDomain {
     return rest;
   }
 
+  /**
+   * Does `iova` map bus address `bus` with exactly the access `write` asks
+   * (not draining)? A page request answered again for a page whose IOVA
+   * still maps it hands out that IOVA (ImporterBinding.iovaFor).
+   */
+  maps(iova: number, bus: number, write: boolean): boolean {
+    const w = iommuPteWord(this.index(iova));
+    return Atomics.load(this.view, w + IommuPte.perm) === (IOMMU_READ | (write ? IOMMU_WRITE : 0)) && this.view[w + IommuPte.pfn] === bus / PAGE_SIZE;
+  }
+
   /** iommu_unmap() without the flush: the IOVA is not reusable until flush(). */
   unmap(iova: number): void {
     const i = this.index(iova);

@@ -15,7 +15,9 @@
  *   revoker (Mm.revokeRange)              page-request server
  *   ------------------------              -------------------
  *   while a request posted before the revoke
- *     is unanswered and YIELD_MAX_MS not spent:
+ *     (in any of a device's page request
+ *     groups) is unanswered and YIELD_MAX_MS
+ *     not spent:
  *       one event-loop turn  ------------> waitAsync resolves; serveOne;
  *                                          reply (request answered)
  *   invalidateRangeStart ...
@@ -26,18 +28,25 @@
  *
  * Threading: main thread only.
  */
+import { PageRequest } from '../shm/tlb_layout.js';
 
 /** Something that receives page requests from a device (an importer binding). */
 export interface PageRequestSource {
   /** Is a page request posted and not answered yet? */
   requestPending(): boolean;
   /**
-   * Sequence of the request posted last (one is outstanding at a time), so
-   * a drain waits only for the requests posted before it began: a device
-   * that posts its next request (a fault-ahead) as soon as one is answered
-   * would otherwise keep every revoke waiting YIELD_MAX_MS.
+   * Sequence of the request posted last (a device may have several page
+   * request groups outstanding: src/shm/tlb_layout.ts), so a drain waits
+   * only for the requests posted before it began: a device that posts its
+   * next request (a fault-ahead) as soon as one is answered would otherwise
+   * keep every revoke waiting YIELD_MAX_MS.
    */
   postedSeq?(): number;
+  /**
+   * Is a request posted at or before `seq` (a postedSeq) still unanswered?
+   * Without it, a source has one request outstanding: the one posted last.
+   */
+  pendingUpTo?(seq: number): boolean;
 }
 
 /** The longest a revoke waits for page requests to be answered before going on anyway. */
@@ -87,9 +96,37 @@ export class PageRequestOrder {
   }
 
   private waitingFor(posted: Map<PageRequestSource, number>): boolean {
-    for (const [s, seq] of posted) if (s.requestPending() && (s.postedSeq?.() ?? 0) === seq) return true;
+    for (const [s, seq] of posted) {
+      if (s.pendingUpTo ? s.pendingUpTo(seq) : s.requestPending() && (s.postedSeq?.() ?? 0) === seq) return true;
+    }
     return false;
   }
+}
+
+/**
+ * Which of a device's page request groups (src/shm/tlb_layout.ts) to
+ * serve next, or -1: among those posted and not served yet (reqSeq !==
+ * served[g]), the first posted of those the device waits for, else of its
+ * prefetches (reqHint = 1). Upstream's iopf workqueue is unbound, so
+ * groups are not answered in the order posted there either; any order is
+ * correct (each group's reply is tested on its own), this one answers the
+ * stalled device first.
+ */
+export function nextGroup(groups: readonly Int32Array[], served: Int32Array): number {
+  let best = -1;
+  let bestKey = 0;
+  for (let g = 0; g < groups.length; g++) {
+    // Pairs with Atomics.store(reqSeq) in DeviceTlb.post (stored after the request's fields).
+    const seq = Atomics.load(groups[g], PageRequest.reqSeq);
+    if (seq === served[g]) continue;
+    // Sequence order within each kind; a hint sorts after every wait (they are fewer than 2^30 posts apart).
+    const key = (seq + (Atomics.load(groups[g], PageRequest.reqHint) === 1 ? 1 << 30 : 0)) | 0;
+    if (best < 0 || ((key - bestKey) | 0) < 0) {
+      best = g;
+      bestKey = key;
+    }
+  }
+  return best;
 }
 
 function turn(): Promise<void> {

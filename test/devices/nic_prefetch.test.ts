@@ -13,44 +13,32 @@ import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { NIC_HOST_QID, NIC_OP_PREFETCH, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
-import { loadU64 } from '../../src/shm/layout.js';
-import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { CqStatus, type Completion } from '../../src/shm/ring.js';
-import { PageRequest } from '../../src/shm/tlb_layout.js';
-import { stubReplyEntry } from '../fixtures/stub_reply.js';
-import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
-import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
+import { PRI_GROUPS } from '../../src/shm/tlb_layout.js';
+import { stubTlb } from '../fixtures/stub_kernel.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
 import { vaCounters } from '../../src/workloads/accounting.js';
 import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
 
 t.test('DeviceTlb.collectAhead against a stub kernel', async (t) => {
-  const pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
-  const hooks: ((s: number, e: number) => void)[] = [];
-  let served = 0;
+  // The stub kernel answers only when told (serve()), not while the TLB looks.
+  const k = stubTlb({ serveOnCheck: false });
+  const tlb = k.tlb;
   const serve = (gen: number) => {
-    const s = Atomics.load(pri, PageRequest.reqSeq);
-    const n = pri[PageRequest.reqPages];
-    const start = loadU64(pri, PageRequest.reqStart);
-    for (let i = 0; i < n; i++) stubReplyEntry(pri, i, start, i, gen, i);
-    pri[PageRequest.replyErrno] = 0;
-    pri[PageRequest.replyPages] = n;
-    served++;
-    Atomics.store(pri, PageRequest.replySeq, s);
+    k.setGen(gen);
+    k.serve();
   };
-  const inv = { addHook: (h: (s: number, e: number) => void) => hooks.push(h), check: () => false, sleepBound: (ms: number) => ms } as unknown as InvalidationPort;
-  const self = { name: 'stub', ctl: new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes)), stats: new Float64Array(DeviceStats.kFieldCount) } as unknown as DeviceShm;
-  const tlb = new DeviceTlb(self, inv, pri);
   const va = 256 * PAGE_SIZE;
 
   t.equal(tlb.collectAhead(), true, 'nothing in flight: the mailbox is free');
-  tlb.prefetch(va, 4, false);
-  t.equal(tlb.collectAhead(), false, 'not answered yet: still in flight');
+  // Prefetches fill every group but the one kept for a fault.
+  const others = Array.from({ length: PRI_GROUPS - 2 }, (_, i) => (4096 + 1024 * i) * PAGE_SIZE);
+  t.ok([va, ...others].every((w) => tlb.prefetch(w, 4, false)), 'prefetches posted');
+  t.equal(tlb.collectAhead(), false, 'not answered yet: still in flight, no group left for another prefetch');
   t.equal(tlb.size, 0);
   serve(7);
   t.equal(tlb.collectAhead(), true, 'answered: collected');
-  t.equal(tlb.size, 4, 'and installed');
+  t.equal(tlb.size, 4 * (PRI_GROUPS - 1), 'and installed');
   t.equal(tlb.gen(va / PAGE_SIZE + 3), 7);
   t.equal(tlb.collectAhead(), true, 'collected once');
 
@@ -58,10 +46,10 @@ t.test('DeviceTlb.collectAhead against a stub kernel', async (t) => {
   const va2 = 1024 * PAGE_SIZE;
   tlb.prefetch(va2, 2, false);
   serve(8);
-  hooks.forEach((h) => h(va2, va2 + PAGE_SIZE));
+  k.invalidate(va2, va2 + PAGE_SIZE);
   t.equal(tlb.collectAhead(), true);
   t.equal(tlb.usable(va2 / PAGE_SIZE + 1, false), false, 'a raced reply is not installed, not even its pages the invalidation missed');
-  t.equal(served, 2);
+  t.equal(k.log.length, PRI_GROUPS, 'each prefetch answered once');
 });
 
 /** Waits for the completion tagged `tag` on q. */

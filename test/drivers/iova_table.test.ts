@@ -21,3 +21,32 @@ t.test('set, get, take across leaves; empty leaves go away', async (t) => {
   t.equal(m.size, 0);
   t.same(m.take(base, base + 10), []);
 });
+
+t.test('replace keeps the IOVA a page had until take (a page handed out at two IOVAs)', async (t) => {
+  const m = new IovaTable();
+  const base = 2 ** 35;
+  m.set(base, 0x100000);
+  m.set(base + 1, 0x101000);
+  m.replace(base, 0x200000);
+  m.replace(base, 0x200000); // the same IOVA again: nothing more to keep
+  m.replace(base, 0x300000);
+  m.replace(base + 2, 0x400000); // no IOVA before: a plain set
+  t.equal(m.get(base), 0x300000, 'the page resolves to its newest IOVA');
+  t.same(m.take(base + 1, base + 3), [0x101000, 0x400000], 'another range takes none of them');
+  t.same(m.take(base, base + 1).sort(), [0x100000, 0x200000, 0x300000], 'the page\'s invalidation takes every IOVA it had');
+  t.same(m.take(base, base + 1), []);
+  t.equal(m.size, 0);
+});
+
+t.test('replace with one of the older IOVAs makes it current again, listed once', async (t) => {
+  const m = new IovaTable();
+  const v = 2 ** 35 + 7;
+  m.set(v, 0x100000); // read-only
+  m.replace(v, 0x200000); // writable
+  t.same(m.olderOf(v), [0x100000]);
+  m.replace(v, 0x100000); // read-only again: the first IOVA
+  t.equal(m.get(v), 0x100000);
+  t.same(m.olderOf(v), [0x200000], 'each IOVA listed once');
+  t.same(m.take(v, v + 1).sort(), [0x100000, 0x200000]);
+  t.same(m.olderOf(v), []);
+});

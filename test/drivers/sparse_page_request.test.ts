@@ -15,62 +15,20 @@ import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
-import { loadU64 } from '../../src/shm/layout.js';
-import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { PageRequest, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
-import { stubReplyEntry } from '../fixtures/stub_reply.js';
-import { DeviceTlb } from '../../workers/runtime/device_tlb.js';
-import type { InvalidationPort } from '../../workers/runtime/invalidation.js';
+import { SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
+import { stubTlb } from '../fixtures/stub_kernel.js';
 import { MiB, pattern } from '../fixtures/kernel_machine.js';
-
-/** The pages a request in the mailbox asks for, relative to its start: every one unless sparse. */
-function asked(pri: Int32Array): number[] {
-  const n = pri[PageRequest.reqPages];
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) if (pri[PageRequest.reqSparse] !== 1 || (pri[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) out.push(i);
-  return out;
-}
-
-/** A DeviceTlb on this thread; the stub kernel answers the pages each request asked (generation `gen`), as the kernel does, and records them. */
-function stubTlb() {
-  const pri = new Int32Array(new SharedArrayBuffer(PageRequest.kBytes));
-  const ctl = new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes));
-  const stats = new Float64Array(DeviceStats.kFieldCount);
-  const hooks: ((s: number, e: number) => void)[] = [];
-  const requests: { start: number; asked: number[] }[] = [];
-  let gen = 1;
-  let served = 0;
-  const serve = () => {
-    const s = Atomics.load(pri, PageRequest.reqSeq);
-    if (s === served) return;
-    served = s;
-    const start = loadU64(pri, PageRequest.reqStart);
-    const want = asked(pri);
-    requests.push({ start, asked: want });
-    const n = pri[PageRequest.reqPages];
-    // Entry k answers the k-th page asked (every page of a dense request).
-    for (let k = 0; k < want.length; k++) stubReplyEntry(pri, k, start, want[k], gen, start / PAGE_SIZE + want[k]);
-    pri[PageRequest.replyErrno] = 0;
-    pri[PageRequest.replyPages] = n;
-    Atomics.store(pri, PageRequest.replySeq, s);
-  };
-  const inv = { addHook: (h: (s: number, e: number) => void) => hooks.push(h), check: () => (serve(), false), sleepBound: (ms: number) => ms } as unknown as InvalidationPort;
-  const self = { name: 'stub', ctl, stats } as unknown as DeviceShm;
-  const invalidate = (s: number, e: number) => hooks.forEach((h) => h(s, e));
-  return { tlb: new DeviceTlb(self, inv, pri), serve, invalidate, setGen: (g: number) => (gen = g), requests };
-}
 
 t.test('a sparse request after a sparse revoke names only the revoked pages, and installs only them', async (t) => {
   const k = stubTlb();
   const va = 256 * PAGE_SIZE;
   const v0 = va / PAGE_SIZE;
   t.equal(k.tlb.fault(va, 64, false, true), 0);
-  t.same(k.requests[0].asked.length, 64, 'a cold window asks for every page');
+  t.same(k.log[0].asked.length, 64, 'a cold window asks for every page');
   for (const p of [5, 20, 40]) k.invalidate(va + p * PAGE_SIZE, va + (p + 1) * PAGE_SIZE);
   k.setGen(2);
   t.equal(k.tlb.fault(va + 5 * PAGE_SIZE, 36, false, true), 0);
-  t.same(k.requests[1].asked, [0, 15, 35], 'the request names pages 5, 20 and 40 only');
+  t.same(k.log[1].asked, [0, 15, 35], 'the request names pages 5, 20 and 40 only');
   t.equal(k.tlb.gen(v0 + 20), 2, 'a hole was installed from the reply');
   t.equal(k.tlb.gen(v0 + 21), 1, 'a page still held was not overwritten by the reply');
   t.equal(k.tlb.pagesFaulted, 64 + 3, 'three pages counted as faulted');
@@ -79,7 +37,7 @@ t.test('a sparse request after a sparse revoke names only the revoked pages, and
   // The dense request (the default, other callers) still asks for every page.
   k.invalidate(va, va + PAGE_SIZE);
   t.equal(k.tlb.fault(va, 8, false), 0);
-  t.same(k.requests[2].asked.length, 8, 'a dense request asks for every page');
+  t.same(k.log[2].asked.length, 8, 'a dense request asks for every page');
 });
 
 t.test('an invalidation of a page a sparse request did not ask for leaves its reply usable; one of an asked page does not', async (t) => {

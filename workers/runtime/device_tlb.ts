@@ -14,10 +14,15 @@
  * Fault-ahead (an ATS-style prefetch): a streaming caller may post the
  * request for the next window with prefetch() and go on copying; the
  * kernel serves it meanwhile, and the next fault() collects the reply
- * instead of asking and waiting. The mailbox holds one request, so a
- * fault() first collects the one in flight. The retry test covers it the
- * same way: an invalidation of its range served before the install (the
- * device keeps serving them while it copies) makes the reply unusable.
+ * instead of asking and waiting. The mailbox holds PRI_GROUPS requests
+ * (page request groups, src/shm/tlb_layout.ts): a fault whose page no
+ * prefetch in flight covers posts its own request in a free group at once
+ * (one group is kept for it), rather than first waiting for the prefetch's
+ * reply.
+ * The retry test covers each group the same way: an invalidation of its
+ * range served after its post and before its install (the device keeps
+ * serving them while it copies) makes its reply (a sparse one's entry of
+ * that page) unusable.
  *
  * Sparse requests (a PRI page request group): with `sparse`, a request
  * asks only for the pages of its window this TLB cannot use (a bit per
@@ -48,7 +53,7 @@ import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js'
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { DriverMap } from '../../src/shm/driver_map_layout.js';
-import { errnoCode, errnoName, PageRequest, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
+import { errnoCode, errnoName, PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -91,12 +96,35 @@ interface Block {
   readonly w: Int32Array;
 }
 
-/** A prefetch in flight: its request and the range it asked for. */
-interface Ahead {
-  readonly seq: number;
-  readonly start: number;
-  readonly end: number;
-  readonly write: boolean;
+/**
+ * One page request group of the mailbox, as the device tracks it: the
+ * request in flight there (busy until its reply is collected), the range
+ * it asked for, and what invalidations voided since its post (the
+ * worker-side retry test, per group).
+ */
+interface Group {
+  /** PageRequest offsets address this group. */
+  readonly view: Int32Array;
+  busy: boolean;
+  /** Its reply was seen in (collectAnswered's mark between its look and its install). */
+  ready: boolean;
+  /** Posted by prefetch(): nobody waits on it; collected by collectAnswered or a fault it covers. */
+  ahead: boolean;
+  seq: number;
+  start: number;
+  end: number;
+  write: boolean;
+  /** performance.now() at the post (a prefetch's trace spans post to install). */
+  postedAt: number;
+  /** A dense request's reply is void as a whole (an invalidation of its range since the post, or clear()). */
+  raced: boolean;
+  /**
+   * Pages of a sparse request (window index) invalidated since it was
+   * posted: its reply's entries for them are not installed (they refault),
+   * the others are (a PRI response answers each page of a group on its own:
+   * an ATS invalidation of one page leaves the others' valid).
+   */
+  readonly racedPages: Uint8Array;
 }
 
 export class DeviceTlb {
@@ -105,17 +133,8 @@ export class DeviceTlb {
   private lastKey = -1;
   private lastBlock: Block | null = null;
   private count = 0;
-  /** The range of the page request in flight (asked or prefetched), for the worker-side retry test. */
-  private outstanding: { start: number; end: number } | null = null;
-  private raced = false;
-  /**
-   * Pages of the sparse request in flight (window index) invalidated since
-   * it was posted: its reply's entries for them are not installed (they
-   * refault), the others are (a PRI response answers each page of a group
-   * on its own: an ATS invalidation of one page leaves the others' valid).
-   */
-  private readonly racedPages = new Uint8Array(SPARSE_SPAN);
-  private ahead: Ahead | null = null;
+  /** The mailbox's PRI_GROUPS page request groups. guarded by: worker thread. */
+  private readonly groups: Group[];
   private reqSeq: number;
   faults = 0;
   pagesFaulted = 0;
@@ -131,7 +150,8 @@ export class DeviceTlb {
     private readonly pri: Int32Array,
     private readonly map: Int32Array | null = null,
   ) {
-    this.reqSeq = Atomics.load(pri, PageRequest.reqSeq);
+    this.groups = Array.from({ length: PRI_GROUPS }, (_, g) => ({ view: priGroup(pri, g), busy: false, ready: false, ahead: false, seq: 0, start: 0, end: 0, write: false, postedAt: 0, raced: false, racedPages: new Uint8Array(SPARSE_SPAN) }));
+    this.reqSeq = Atomics.load(pri, PriMailbox.bell);
     inv.addHook((s, e) => this.drop(s, e), 'device');
   }
 
@@ -140,21 +160,70 @@ export class DeviceTlb {
   }
 
   /**
-   * Collects a fault-ahead whose reply is in, without waiting: serves the
-   * pending invalidations first (as awaitReply does), then installs the
-   * reply unless one of them hit its range. False while the kernel has not
-   * answered yet (the request stays in flight); true once the mailbox is free.
+   * Collects the fault-aheads whose replies are in, without waiting (see
+   * collectAnswered). False while no group is free for another prefetch
+   * (the kernel has not answered yet: the requests stay in flight).
    */
   collectAhead(): boolean {
-    const a = this.ahead;
-    if (a === null) return true;
-    // Pairs with Atomics.store(replySeq) in ImporterBinding.reply.
-    if (Atomics.load(this.pri, PageRequest.replySeq) !== a.seq) return false;
-    this.ahead = null;
+    this.collectAnswered();
+    return this.freeGroup(true) !== null;
+  }
+
+  /**
+   * Installs every prefetch whose reply is in, without waiting: serves the
+   * pending invalidations first (as awaitReply does: "takes the lock"),
+   * then installs each reply seen before it unless one of them hit its
+   * range (per page for a sparse one). A reply that lands after the look
+   * stays for the next call. True when one of them was a window holding
+   * `va` for the access.
+   */
+  private collectAnswered(va = -1, write = false): boolean {
+    let any = false;
+    for (const g of this.groups) {
+      // Pairs with Atomics.store(replySeq) in ImporterBinding.reply.
+      g.ready = g.busy && g.ahead && Atomics.load(g.view, PageRequest.replySeq) === g.seq;
+      if (g.ready) any = true;
+    }
+    if (!any) return false;
     this.inv.check();
-    if (this.pri[PageRequest.replyErrno] === 0 && !this.raced) this.installReply(a.start, performance.now());
-    this.outstanding = null;
-    return true;
+    let covered = false;
+    for (const g of this.groups) {
+      if (!g.ready) continue;
+      if (windowHolds(g, va, write)) covered = true;
+      this.collect(g, g.postedAt);
+    }
+    return covered;
+  }
+
+  /** Takes group `g`'s reply (it is in): installed unless raced as a whole; the group is free again. Returns its errno. */
+  private collect(g: Group, t0: number): number {
+    const errno = g.view[PageRequest.replyErrno];
+    if (errno === 0 && !g.raced) this.installReply(g, t0);
+    g.busy = false;
+    g.ready = false;
+    return errno;
+  }
+
+  /**
+   * A group to post in, or null: any free one for a fault; for a prefetch,
+   * one that leaves another free for the fault the stream may stall on.
+   */
+  private freeGroup(ahead: boolean): Group | null {
+    let free: Group | null = null;
+    let n = 0;
+    for (const g of this.groups) {
+      if (g.busy) continue;
+      free ??= g;
+      n++;
+    }
+    return ahead && n < 2 ? null : free;
+  }
+
+  /** The busy group posted first (fault() waits for it when no group is free). */
+  private oldest(): Group | null {
+    let o: Group | null = null;
+    for (const g of this.groups) if (g.busy && (o === null || ((g.seq - o.seq) | 0) < 0)) o = g;
+    return o;
   }
 
   /** The block holding `vpn`, or null; the block of the previous call is tried first. */
@@ -324,12 +393,11 @@ export class DeviceTlb {
     return true;
   }
 
-  /** Invalidation hook: drop [start, end); note a collision with the request in flight. */
+  /** Invalidation hook: drop [start, end); note a collision with each request in flight. */
   drop(start: number, end: number): void {
     // The driver's post came before this invalidation: install it first, so the range drops it too.
     this.collectMap();
-    const o = this.outstanding;
-    if (o && o.start < end && start < o.end) this.race(o.start, start, end);
+    for (const g of this.groups) if (g.busy && g.start < end && start < g.end) this.race(g, start, end);
     if (this.count === 0) return;
     const v0 = Math.floor(start / PAGE_SIZE);
     const v1 = Math.ceil(end / PAGE_SIZE);
@@ -357,16 +425,16 @@ export class DeviceTlb {
     }
   }
 
-  /** An invalidation of [start, end) met the request in flight (from `reqVa`): a dense one's whole reply is void (raced); of a sparse one, only the asked pages in the range (racedPages). */
-  private race(reqVa: number, start: number, end: number): void {
-    const p = this.pri;
+  /** An invalidation of [start, end) met group `g`'s request in flight: a dense one's whole reply is void (raced); of a sparse one, only the asked pages in the range (racedPages). */
+  private race(g: Group, start: number, end: number): void {
+    const p = g.view;
     if (p[PageRequest.reqSparse] !== 1) {
-      this.raced = true;
+      g.raced = true;
       return;
     }
-    const i0 = Math.max(0, Math.floor((start - reqVa) / PAGE_SIZE));
-    const i1 = Math.min(p[PageRequest.reqPages], Math.ceil((end - reqVa) / PAGE_SIZE));
-    for (let i = i0; i < i1; i++) if ((p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) !== 0) this.racedPages[i] = 1;
+    const i0 = Math.max(0, Math.floor((start - g.start) / PAGE_SIZE));
+    const i1 = Math.min(p[PageRequest.reqPages], Math.ceil((end - g.start) / PAGE_SIZE));
+    for (let i = i0; i < i1; i++) if (pageAsked(p, i)) g.racedPages[i] = 1;
   }
 
   clear(): void {
@@ -376,44 +444,53 @@ export class DeviceTlb {
     this.lastKey = -1;
     this.lastBlock = null;
     this.count = 0;
-    this.raced = true; // a prefetch in flight must not install into the cleared TLB
+    for (const g of this.groups) g.raced = true; // a prefetch in flight must not install into the cleared TLB
   }
 
   /**
    * Posts a request for [va, +npages) without waiting for it (fault-ahead
-   * along a stream); a no-op (false) while another request is in flight.
-   * The next fault() collects the reply.
+   * along a stream); a no-op (false) when no group is free for it
+   * (freeGroup) or a request in flight already asked for `va`. A later
+   * fault() or collectAhead() collects the reply.
    */
   prefetch(va: number, npages: number, write: boolean, sparse = false): boolean {
-    if (this.ahead !== null) return false;
-    this.ahead = { seq: this.post(va, npages, write, sparse), start: va, end: va + npages * PAGE_SIZE, write };
+    for (const g of this.groups) if (g.busy && windowHolds(g, va, write)) return false;
+    const g = this.freeGroup(true);
+    if (g === null) return false;
+    this.post(g, va, npages, write, sparse, true);
     return true;
   }
 
   /**
-   * Writes a request into the mailbox and rings the kernel; returns its
+   * Writes a request into group `g` and rings the kernel; returns its
    * sequence. `sparse`: only the pages we cannot use are asked (the mask),
    * unless that is all of them.
    */
-  private post(va: number, npages: number, write: boolean, sparse: boolean): number {
-    const p = this.pri;
-    this.outstanding = { start: va, end: va + npages * PAGE_SIZE };
-    this.raced = false;
-    this.racedPages.fill(0, 0, npages);
+  private post(g: Group, va: number, npages: number, write: boolean, sparse: boolean, ahead: boolean): number {
+    const p = g.view;
+    g.busy = true;
+    g.ahead = ahead;
+    g.start = va;
+    g.end = va + npages * PAGE_SIZE;
+    g.write = write;
+    g.postedAt = performance.now();
+    g.raced = false;
+    g.racedPages.fill(0, 0, npages);
     storeU64(p, PageRequest.reqStart, va);
     p[PageRequest.reqPages] = npages;
     p[PageRequest.reqWrite] = write ? 1 : 0;
-    p[PageRequest.reqSparse] = sparse && this.fillMask(Math.floor(va / PAGE_SIZE), npages, write) < npages ? 1 : 0;
-    const s = (this.reqSeq = (this.reqSeq + 1) | 0);
-    // Pairs with the waitAsync on reqSeq in ImporterBinding.serve (src/drivers/importer_binding.ts).
+    p[PageRequest.reqHint] = ahead ? 1 : 0;
+    p[PageRequest.reqSparse] = sparse && this.fillMask(p, Math.floor(va / PAGE_SIZE), npages, write) < npages ? 1 : 0;
+    const s = (g.seq = this.reqSeq = (this.reqSeq + 1) | 0);
+    // Pairs with the waitAsync on the bell in ImporterBinding.serve (src/drivers/importer_binding.ts).
     Atomics.store(p, PageRequest.reqSeq, s);
-    Atomics.notify(p, PageRequest.reqSeq);
+    Atomics.store(this.pri, PriMailbox.bell, s);
+    Atomics.notify(this.pri, PriMailbox.bell);
     return s;
   }
 
-  /** Sets the mailbox mask bit of each page of [v0, +npages) we cannot use for the access; returns how many. */
-  private fillMask(v0: number, npages: number, write: boolean): number {
-    const p = this.pri;
+  /** Sets the mask bit (in group view `p`) of each page of [v0, +npages) we cannot use for the access; returns how many. */
+  private fillMask(p: Int32Array, v0: number, npages: number, write: boolean): number {
     let wanted = 0;
     for (let k = 0; k < REQ_MASK_WORDS; k++) {
       let bits = 0;
@@ -430,16 +507,19 @@ export class DeviceTlb {
     return wanted;
   }
 
-  /** Waits for the reply to request `s`, serving invalidations meanwhile; then serves what is pending ("takes the lock"). */
-  private awaitReply(s: number): boolean {
+  /** Waits for group `g`'s reply, serving invalidations meanwhile; then serves what is pending ("takes the lock"). False after REPLY_DEADLINE_MS (the group is given up: free). */
+  private awaitReply(g: Group): boolean {
     const ctl = this.self.ctl;
     const hard = performance.now() + REPLY_DEADLINE_MS;
     for (;;) {
       const seen = Atomics.load(ctl, DeviceCtl.wake);
       this.inv.check(); // keep acking invalidations while we wait
       // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
-      if (Atomics.load(this.pri, PageRequest.replySeq) === s) break;
-      if (performance.now() > hard) return false;
+      if (Atomics.load(g.view, PageRequest.replySeq) === g.seq) break;
+      if (performance.now() > hard) {
+        g.busy = false;
+        return false;
+      }
       Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
     }
     this.inv.check(); // "take the lock": serve what is pending, then install without checking again
@@ -448,32 +528,38 @@ export class DeviceTlb {
 
   /**
    * Faults [va, +npages) in (write: REQ_WRITE). Returns 0 or an errno name;
-   * `message` holds the kernel's reason on failure.
+   * `message` holds the kernel's reason on failure. Prefetches already
+   * answered are installed first; one in flight that covers `va` is waited
+   * for; else the request goes out in a free group at once.
    */
   fault(va: number, npages: number, write: boolean, sparse = false): 0 | ErrnoName {
     const t0 = performance.now();
-    const a = this.ahead;
+    const vpn = Math.floor(va / PAGE_SIZE);
+    const a = this.covering(va, write);
     if (a !== null) {
-      this.ahead = null;
-      if (!this.awaitReply(a.seq)) return this.done('ETIMEDOUT', t0);
-      const covers = a.start <= va && va < a.end && (a.write || !write);
-      const errno = this.pri[PageRequest.replyErrno];
-      if (errno === 0 && !this.raced) {
-        this.installReply(a.start, t0);
-        if (covers && this.usable(Math.floor(va / PAGE_SIZE), write)) {
-          this.prefetchHits++;
-          return this.done(0, t0);
-        }
-        if (covers) this.retries++; // our page was invalidated while the request was in flight
-      } else if (covers && (errno === errnoCode('EBUSY') || errno === 0)) this.retries++;
+      Atomics.store(a.view, PageRequest.reqHint, 0); // we wait for it now: the kernel serves it first
+      if (!this.awaitReply(a)) return this.done('ETIMEDOUT', t0);
+      const errno = this.collect(a, t0);
+      // Else our page was invalidated while the request was in flight (or the kernel said EBUSY).
+      if (!this.usable(vpn, write) && (errno === 0 || errno === errnoCode('EBUSY'))) this.retries++;
     }
+    // A hit only when a prefetch's window held `va`: a caller faulting a window whose first page it already holds still asks for the rest.
+    const answered = this.collectAnswered(va, write);
+    if ((answered || a !== null) && this.usable(vpn, write)) {
+      this.prefetchHits++;
+      return this.done(0, t0);
+    }
+    if (answered && a === null) this.retries++; // a reply for our page came in void (raced): asked again below
     this.collectMap();
     const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
       if (performance.now() > giveUp) return this.done('EBUSY', t0);
-      if (!this.awaitReply(this.post(va, npages, write, sparse))) return this.done('ETIMEDOUT', t0);
-      const errno = this.pri[PageRequest.replyErrno];
-      if (errno === errnoCode('EBUSY') || (errno === 0 && this.raced)) {
+      const g = this.groupForFault();
+      this.post(g, va, npages, write, sparse, false);
+      if (!this.awaitReply(g)) return this.done('ETIMEDOUT', t0);
+      const raced = g.raced;
+      const errno = this.collect(g, t0);
+      if (errno === errnoCode('EBUSY') || (errno === 0 && raced)) {
         this.retries++;
         continue;
       }
@@ -481,9 +567,8 @@ export class DeviceTlb {
         traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, npages, errno, 0, this.retries);
         return this.done(errnoName(errno), t0);
       }
-      this.installReply(va, t0);
       // A sparse reply leaves out pages invalidated in flight: ours among them, ask again.
-      if (this.pri[PageRequest.reqSparse] === 1 && this.racedPages[0] !== 0) {
+      if (g.view[PageRequest.reqSparse] === 1 && g.racedPages[0] !== 0) {
         this.retries++;
         continue;
       }
@@ -492,34 +577,66 @@ export class DeviceTlb {
   }
 
   /**
-   * Installs the mailbox's reply to a request that started at `va`: every
-   * entry, or with a sparse request only those its mask asked (the mask
-   * is still the request's: one request is in flight at a time).
+   * A prefetch in flight that will answer for `va`, or null: its window
+   * holds `va` for the access, it is not void as a whole, and, sparse, it
+   * asked for `va`'s page and no invalidation voided that page since (a
+   * hole a revoke punched after the post is asked for at once, not after
+   * a reply that will not carry it).
    */
-  private installReply(va: number, t0: number): void {
-    const p = this.pri;
+  private covering(va: number, write: boolean): Group | null {
+    for (const g of this.groups) {
+      if (!g.busy || !g.ahead || g.raced || !windowHolds(g, va, write)) continue;
+      if (g.view[PageRequest.reqSparse] !== 1) return g;
+      const i = Math.floor((va - g.start) / PAGE_SIZE);
+      if (pageAsked(g.view, i) && g.racedPages[i] === 0) return g;
+    }
+    return null;
+  }
+
+  /** A free group for a fault; when none is, the oldest request is waited for and collected first (given up at its reply deadline: then free). */
+  private groupForFault(): Group {
+    for (;;) {
+      const free = this.freeGroup(false);
+      if (free !== null) return free;
+      const o = this.oldest()!;
+      Atomics.store(o.view, PageRequest.reqHint, 0);
+      if (!this.awaitReply(o)) continue; // given up: free now
+      this.collect(o, o.postedAt);
+    }
+  }
+
+  /**
+   * Installs group `g`'s reply: every entry, or with a sparse request only
+   * those its mask asked and no invalidation voided since the post.
+   */
+  private installReply(g: Group, t0: number): void {
+    const p = g.view;
     const n = p[PageRequest.replyPages];
     const sparse = p[PageRequest.reqSparse] === 1;
-    const v0 = Math.floor(va / PAGE_SIZE);
+    const v0 = Math.floor(g.start / PAGE_SIZE);
     let refaulted = 0;
     let installed = 0;
     for (let i = 0, k = 0; i < n; i++) {
-      if (sparse && (p[PageRequest.reqMask + (i >> 5)] & (1 << (i & 31))) === 0) continue;
+      if (sparse && !pageAsked(p, i)) continue;
       // A sparse reply holds the asked pages' entries only, in order; a page invalidated since the post is left out.
       const w = PageRequest.entries + (sparse ? k++ : i) * ReplyEntry.kFieldCount;
-      if (sparse && this.racedPages[i] !== 0) continue;
+      if (sparse && g.racedPages[i] !== 0) continue;
       if (this.install(v0 + i, loadU64(p, w + ReplyEntry.devAddr), p[w + ReplyEntry.flags], p[w + ReplyEntry.gen], p[w + ReplyEntry.mem], p[w + ReplyEntry.page])) refaulted++;
       installed++;
     }
     this.faults++;
     this.pagesFaulted += installed;
     this.self.stats[DeviceStats.pagesRefaulted] += refaulted;
-    traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, va, installed, 0, refaulted, this.retries);
+    traceSink.w?.emit(TraceEvent.PageRequest, performance.timeOrigin + t0, performance.now() - t0, g.start, installed, 0, refaulted, this.retries);
   }
 
   private done<T>(r: T, t0: number): T {
     this.self.stats[DeviceStats.faultWaitNs] += (performance.now() - t0) * 1e6;
-    this.outstanding = null;
     return r;
   }
+}
+
+/** Does group `g`'s window hold `va` for the access (a write needs a write request)? */
+function windowHolds(g: Group, va: number, write: boolean): boolean {
+  return g.start <= va && va < g.end && (g.write || !write);
 }

@@ -11,7 +11,7 @@
  * takes its slots from just behind the request, which is then the buffer
  * the device no longer needs, never one it is still writing.
  *
- * Only a hint: posted when the mailbox is free, its reply is collected by
+ * Only a hint: posted when a mailbox group is free for it, its reply is collected by
  * the next fault (VaSpace.faultAt -> DeviceTlb.fault), and an invalidation
  * of its range before then makes the reply unused (the DeviceTlb retry
  * test). It never waits.
