@@ -16,7 +16,8 @@
  *     (a sparse request faults only the pages of its mask: per-page
  *     REQ_FAULT in hmm_pfns, the others are not touched)
  *   driver lock; readRetry(seq)?          -> reply EBUSY
- *   IOMMU on: map each page into our domain, reply with IOVAs
+ *   IOMMU on: each page's IOVA (its earlier one when that still maps the
+ *     page for the same access, else a new one: iovaFor), reply with IOVAs
  *   reply; unlock; mm.unlock
  *
  * Invalidate callback (runs inside invalidateRangeStart):
@@ -126,7 +127,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** Test seam of the post after a migration: runs between its readBegin and the driver lock. */
   beforeMapLock: (() => Promise<void> | void) | null = null;
   protected readonly safetySab = allocSafetyLog();
-  /** VA page -> IOVA we mapped for it. guarded by: lock. */
+  /** VA page -> the IOVAs we mapped for it (at most one per access kind, until its next invalidation: iovaFor). guarded by: lock. */
   private readonly iovaOf = new IovaTable();
   /**
    * VA ranges we hold p2p mappings of, and whom to unmap them from: a
@@ -229,6 +230,34 @@ export class ImporterBinding implements IntervalNotifierOps {
     await this.server;
     await this.notifier.remove();
     if (!this.dev.handle.failed) await this.cmd({ op: this.detachOp }).catch(() => undefined);
+    await this.releaseAll();
+  }
+
+  /**
+   * close()'s last step, once the device dropped every translation (detach)
+   * and no invalidation can reach us (notifier removed): unmap and flush
+   * every IOVA we still hold, and p2p_unmap every exporter range, as
+   * dmirror_fops_release() leaves nothing mapped. Without it the domain
+   * (one per device, it outlives the binding) kept PTEs to pages the process
+   * may free, and exporters kept holds nobody would release. A failed
+   * device's flush may not be acked: its IOVAs then stay unreleased (never
+   * reused), which is safe.
+   */
+  private async releaseAll(): Promise<void> {
+    await this.lock.lock();
+    try {
+      const iovas = this.iovaOf.take(0, Number.MAX_SAFE_INTEGER);
+      const held = this.takeHeld(0, Number.MAX_SAFE_INTEGER);
+      this.translated.cut(0, Number.MAX_SAFE_INTEGER);
+      const dom = this.domain;
+      if (dom && iovas.length > 0) {
+        for (const iova of iovas) dom.unmap(iova);
+        await dom.flush(iovaRanges(iovas)).catch(() => undefined);
+      }
+      this.p2pUnmapAll(held);
+    } finally {
+      this.lock.unlock();
+    }
   }
 
   /** Device command that drops every translation at close. */
@@ -353,7 +382,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.flushesInFlight++;
     const dom = this.domain;
     if (dom && iovas.length > 0 && dom.devices.length === 1 && dom.devices[0].name === this.name) {
-      for (const r of coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity)) ranges.push(r);
+      for (const r of iovaRanges(iovas)) ranges.push(r);
       const acked = this.kernel.invalidator(this.name).invalidate(ranges, drainHook(dom, iovas));
       return this.afterAck(acked, ranges, iovas, heldP2p, true);
     }
@@ -378,14 +407,10 @@ export class ImporterBinding implements IntervalNotifierOps {
         dom.releaseUnmapped(ranges);
         // After the ack: the device no longer uses these IOVAs.
         for (const iova of iovas) dom.unmap(iova);
-        // One IOTLB flush range per run of adjacent IOVA pages.
-        await dom.flush(coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity));
+        await dom.flush(iovaRanges(iovas));
       }
       // p2p_unmap after the acks: the exporters may now reuse the slots without invalidating us.
-      for (const h of heldP2p) {
-        if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
-        else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
-      }
+      this.p2pUnmapAll(heldP2p);
     } finally {
       this.flushesInFlight--;
     }
@@ -555,6 +580,14 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
+  /** p2p_unmap of each held range from its exporter (a VMA's vm_ops, or a peer's device memory). */
+  private p2pUnmapAll(held: readonly HeldRange[]): void {
+    for (const h of held) {
+      if (h.vma) h.vma.vmOps?.p2pUnmap?.(h.vma, this.ref, h.start, h.end);
+      else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
+    }
+  }
+
   private takeHeld(start: number, end: number): HeldRange[] {
     return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));
   }
@@ -611,4 +644,9 @@ export class ImporterBinding implements IntervalNotifierOps {
   protected cmd<O extends DeviceOp>(c: DeviceCmd<O>): Promise<DeviceOk<O>> {
     return deviceCmdOk(this.kernel.machine, this.dev, this.name, c);
   }
+}
+
+/** One IOTLB flush range per run of adjacent IOVA pages. */
+function iovaRanges(iovas: readonly number[]): { start: number; end: number }[] {
+  return coalesce(iovas.map((iova) => ({ start: iova, end: iova + PAGE_SIZE })), Infinity);
 }

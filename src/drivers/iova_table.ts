@@ -39,7 +39,8 @@ export class IovaTable {
     return leaf ? leaf.iova[vpn % LEAF] : NONE;
   }
 
-  set(vpn: number, iova: number): void {
+  /** Private: a page's current IOVA is only ever changed by replace(), which keeps the one it had for take(). */
+  private set(vpn: number, iova: number): void {
     const key = Math.floor(vpn / LEAF);
     let leaf = this.leaves.get(key);
     if (!leaf) {

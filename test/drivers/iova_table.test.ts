@@ -2,18 +2,18 @@
 import t from 'tap';
 import { IovaTable } from '../../src/drivers/iova_table.js';
 
-t.test('set, get, take across leaves; empty leaves go away', async (t) => {
+t.test('replace, get, take across leaves; empty leaves go away', async (t) => {
   const m = new IovaTable();
   const base = 2 ** 35 - 700; // VA page numbers are past 2^31
-  for (let k = 0; k < 1000; k++) m.set(base + k, 0x100000 + k * 4096);
+  for (let k = 0; k < 1000; k++) m.replace(base + k, 0x100000 + k * 4096);
   t.equal(m.size, 1000);
   t.equal(m.get(base + 999), 0x100000 + 999 * 4096);
   t.equal(m.get(base - 1), -1);
-  m.set(base + 5, 0x900000); // a refault replaced it: no second entry
-  t.equal(m.size, 1000);
+  m.replace(base + 5, 0x900000); // a second IOVA for the page: current, the first kept for take
+  t.equal(m.size, 1000, 'one entry per page');
   const got = m.take(base + 3, base + 600);
-  t.equal(got.length, 597);
-  t.ok(got.includes(0x900000));
+  t.equal(got.length, 598, 'every IOVA of the pages taken, both of page 5');
+  t.ok(got.includes(0x900000) && got.includes(0x100000 + 5 * 4096));
   t.equal(m.get(base + 3), -1);
   t.equal(m.get(base + 2), 0x100000 + 2 * 4096);
   t.equal(m.size, 403);
@@ -25,8 +25,8 @@ t.test('set, get, take across leaves; empty leaves go away', async (t) => {
 t.test('replace keeps the IOVA a page had until take (a page handed out at two IOVAs)', async (t) => {
   const m = new IovaTable();
   const base = 2 ** 35;
-  m.set(base, 0x100000);
-  m.set(base + 1, 0x101000);
+  m.replace(base, 0x100000);
+  m.replace(base + 1, 0x101000);
   m.replace(base, 0x200000);
   m.replace(base, 0x200000); // the same IOVA again: nothing more to keep
   m.replace(base, 0x300000);
@@ -41,7 +41,7 @@ t.test('replace keeps the IOVA a page had until take (a page handed out at two I
 t.test('replace with one of the older IOVAs makes it current again, listed once', async (t) => {
   const m = new IovaTable();
   const v = 2 ** 35 + 7;
-  m.set(v, 0x100000); // read-only
+  m.replace(v, 0x100000); // read-only
   m.replace(v, 0x200000); // writable
   t.same(m.olderOf(v), [0x100000]);
   m.replace(v, 0x100000); // read-only again: the first IOVA

@@ -15,8 +15,10 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { IOMMU_READ, IOMMU_WRITE, IOVA_BASE, IommuPte, iommuPteWord } from '../../src/shm/iommu_layout.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import { PageRequest, priGroup, PriMailbox, ReplyEntry } from '../../src/shm/tlb_layout.js';
-import type { MirrorDriver } from '../../src/drivers/mirror_driver.js';
-import { kernelMachine, mirrorSpec, openMirrors, pattern } from '../fixtures/kernel_machine.js';
+import { BarExporter } from '../../src/drivers/bar_exporter.js';
+import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
+import { allP2p } from '../../src/kernel/p2p_map.js';
+import { kernelMachine, MiB, mirrorSpec, openMirrors, pattern } from '../fixtures/kernel_machine.js';
 
 /** The device's side of the mailbox, as DeviceTlb.post writes it. */
 function device(d: MirrorDriver) {
@@ -123,4 +125,59 @@ t.test('a page answered read-only, then for a write: the read-only IOVA lives un
   t.equal(perm(d0, rw), 0, 'both unmapped once the invalidation of the page was acked');
   t.equal(perm(d0, ro), 0);
   t.equal(d0.domain!.faults().count, 0);
+});
+
+// Through a peer's BAR the reply's access follows the request, not the PTE
+// (hmm.ts: a p2p entry is writable only for a write request), so a page
+// answered read, write, read alternates kinds; the third answer must hand
+// out the read-only IOVA the first one mapped (IovaTable.olderOf), or every
+// alternation would map one more IOVA until the page is invalidated.
+t.test('a BAR page answered read, write, read: at most one IOVA per access kind', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0']);
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  const { va } = await ex.mmap(mm, 2);
+  const dev = device(d0);
+  const answer = async (g: number, write: boolean): Promise<number> => {
+    const s = dev.write(g, va, 1, write, false);
+    dev.ring();
+    await dev.answered(g, s);
+    return dev.iova(g, 0);
+  };
+  const ro = await answer(0, false);
+  t.equal(perm(d0, ro), IOMMU_READ, 'the read reply maps the BAR page read-only');
+  const rw = await answer(1, true);
+  t.equal(perm(d0, rw), IOMMU_READ | IOMMU_WRITE, 'the write reply maps it writable, at another IOVA');
+  t.not(rw, ro);
+  const mapped = d0.domain!.mapped;
+  t.equal(await answer(0, false), ro, 'the second read answer hands out the first read-only IOVA again');
+  t.equal(await answer(1, true), rw, 'and the second write answer the writable one');
+  t.equal(d0.domain!.mapped, mapped, 'nothing new mapped');
+  await mm.revokeRange(va, va + PAGE_SIZE, null);
+  t.equal(perm(d0, ro), 0, 'both unmapped once the invalidation of the page was acked');
+  t.equal(perm(d0, rw), 0);
+  t.equal(d0.domain!.faults().count, 0);
+});
+
+// dmirror_fops_release() leaves nothing mapped: the domain outlives the
+// binding (one per device), so IOVAs left in it would keep pointing at pages
+// the process may free, and an exporter would keep holds nobody releases.
+t.test('close() unmaps every IOVA the binding still holds and releases its exporter holds', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
+  const mm = kernel.createMm();
+  const d0 = await MirrorDriver.open(kernel, 'm0', mm);
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  const bar = await ex.mmap(mm, 2);
+  const ram = await mm.mmap({ length: 2 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  await mm.write(ram, pattern(2 * PAGE_SIZE, 9));
+  await d0.read(ram, 2);
+  await d0.read(bar.va, 2);
+  const dom = d0.domain!;
+  t.equal(dom.mapped, 4, 'two RAM pages and two BAR pages mapped in the domain');
+  t.equal(ex.barManager.holdersOf(ex.pageOf(bar.vma, 0)), 1, 'the exporter holds a slot for m0');
+  await d0.close();
+  t.equal(dom.mapped, 0, 'close unmapped them all');
+  t.equal(ex.barManager.holdersOf(ex.pageOf(bar.vma, 0)), 0, 'and released the exporter hold');
+  t.equal(dom.faults().count, 0);
 });

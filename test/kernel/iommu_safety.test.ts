@@ -35,22 +35,32 @@ t.test('iommu and safety checker', async (t) => {
     t.equal((await io0.counters()).iotlb, 0, 'IOTLB flushed');
   });
 
-  // Regression (review finding): a refault replaced page B's IOVA; the old
-  // IOVA must not be reused before an IOTLB flush covers it, or the next
-  // mapping to get it reads B's data through the stale IOTLB entry.
-  t.test('IOMMU on: an IOVA a refault replaced is not reused before its IOTLB flush', async (t) => {
+  // Regression (review finding, kept through the IOVA lifetime rework): page
+  // B answered read-only, then for a write, holds two IOVAs; the read-only
+  // one stays mapped until B is invalidated (ImporterBinding.iovaFor) and
+  // must not be reused before an IOTLB flush covers it, or the next mapping
+  // to get it reads B's data through a stale IOTLB entry.
+  t.test('IOMMU on: an IOVA a write upgrade replaced lives until its page is invalidated, and is not reused before', async (t) => {
     const ab = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
     await mm.write(ab, pattern(2 * PAGE_SIZE, 31));
+    // B's PTE read-only in a writable VMA: the device's write fault upgrades it with no invalidation.
+    await mm.mprotect(ab, 2 * PAGE_SIZE, PROT_READ);
+    await mm.mprotect(ab, 2 * PAGE_SIZE, RW);
+    const dom = kernel.domain('io0')!;
     const before = io0.violations().count;
-    await io0.read(ab + PAGE_SIZE, 1); // B alone
-    await io0.read(ab, 2); // A + B: B is faulted again and gets a new IOVA
-    await mm.munmap(ab, PAGE_SIZE); // A: a flush that does not cover B's old IOVA
+    const m0 = dom.mapped;
+    await io0.read(ab + PAGE_SIZE, 1); // B, read-only
+    await io0.write(ab, 2, pattern(2 * PAGE_SIZE, 33)); // A + B for a write: B gets a second, writable IOVA
+    t.equal(dom.mapped, m0 + 3, "A's IOVA and both of B's");
+    await mm.munmap(ab, PAGE_SIZE); // A: a flush that does not cover B's IOVAs
+    t.equal(dom.mapped, m0 + 2, "B's two IOVAs stay mapped: B was not invalidated");
     const c = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
     await mm.write(c, pattern(2 * PAGE_SIZE, 32));
     bytesEq(t, (await io0.read(c, 2)).data, pattern(2 * PAGE_SIZE, 32), 'the new mapping reads its own data');
     t.equal(io0.violations().count, before, 'no stale translation was used');
     await mm.munmap(ab + PAGE_SIZE, PAGE_SIZE);
     await mm.munmap(c, 2 * PAGE_SIZE);
+    t.equal(dom.mapped, m0, "B's invalidation unmapped both of its IOVAs");
   });
 
   t.test('IOMMU on: a rogue device DMA after unmap is blocked and logged as an IOMMU fault', async (t) => {
