@@ -24,12 +24,14 @@
  *  leaves no entry of it posted; one after the post is served by the
  *  device after installing the post (DeviceTlb.drop), so it drops them.]
  *
- * Best effort: nothing is posted while the device has not installed the
- * previous post (the mailbox holds one), nor past MAP_PAGES pages; those
- * pages fault as before.
+ * Best effort: a post takes as many free slots of the ring as its span
+ * needs (MAP_PAGES pages each); pages past the free slots are not posted
+ * and fault as before. The slots free up as the device installs them, so
+ * a driver migrating chunk after chunk while the device works on the
+ * previous one keeps posting (a pipeline).
  */
 import { PAGE_SIZE } from '../shm/constants.js';
-import { DriverMap, MAP_PAGES } from '../shm/driver_map_layout.js';
+import { DriverMap, freeMapSlots, MAP_PAGES, mapSlot, MapSlot } from '../shm/driver_map_layout.js';
 import { storeU64 } from '../shm/layout.js';
 import { ReplyEntry } from '../shm/tlb_layout.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../shm/hmm_pfn.js';
@@ -66,9 +68,10 @@ const windowOps: IntervalNotifierOps = {
  */
 export async function postMigrated(t: MapTarget, vpns: readonly number[]): Promise<number> {
   const m = t.map;
-  if (vpns.length === 0 || Atomics.load(m, DriverMap.doneSeq) !== Atomics.load(m, DriverMap.postSeq)) return 0;
+  const free = freeMapSlots(m);
+  if (vpns.length === 0 || free <= 0) return 0;
   const v0 = vpns[0];
-  const span = Math.min(MAP_PAGES, vpns[vpns.length - 1] - v0 + 1);
+  const span = Math.min(free * MAP_PAGES, vpns[vpns.length - 1] - v0 + 1);
   const start = v0 * PAGE_SIZE;
   const end = start + span * PAGE_SIZE;
   const win = t.mm.notifiers.insert(start, end - start, windowOps, `${t.name} migrate map`);
@@ -79,11 +82,12 @@ export async function postMigrated(t: MapTarget, vpns: readonly number[]): Promi
     try {
       if (win.readRetry(seq)) return 0;
       t.recordTranslated(start, end);
-      const n = fillEntries(t, v0, span);
-      storeU64(m, DriverMap.start, start);
-      m[DriverMap.pages] = span;
-      // Stored last: pairs with Atomics.load(postSeq) in DeviceTlb.collectMap.
-      Atomics.store(m, DriverMap.postSeq, (m[DriverMap.postSeq] + 1) | 0);
+      const s0 = m[DriverMap.postSeq];
+      let n = 0;
+      let k = 0;
+      for (let i = 0; i < span; i += MAP_PAGES) n += fillSlot(t, mapSlot((s0 + ++k) | 0), v0 + i, Math.min(MAP_PAGES, span - i));
+      // Stored last, once for all k slots: pairs with Atomics.load(postSeq) in DeviceTlb.collectMap.
+      Atomics.store(m, DriverMap.postSeq, (s0 + k) | 0);
       return n;
     } finally {
       t.lock.unlock();
@@ -93,13 +97,19 @@ export async function postMigrated(t: MapTarget, vpns: readonly number[]): Promi
   }
 }
 
-/** Entry i of the mailbox for VA page v0 + i: our own device-private page as hmmRangeFault reports it (dev_private_owner), else none. */
-function fillEntries(t: MapTarget, v0: number, span: number): number {
+/**
+ * Fills the slot at word `slot` with VA pages [v0, +pages): entry i is our
+ * own device-private page as hmmRangeFault reports it (dev_private_owner),
+ * else none. Returns the entries set.
+ */
+function fillSlot(t: MapTarget, slot: number, v0: number, pages: number): number {
   const m = t.map;
   const own = t.devmem;
+  storeU64(m, slot + MapSlot.start, v0 * PAGE_SIZE);
+  m[slot + MapSlot.pages] = pages;
   let n = 0;
-  for (let i = 0; i < span; i++) {
-    const w = DriverMap.entries + i * ReplyEntry.kFieldCount;
+  for (let i = 0; i < pages; i++) {
+    const w = slot + MapSlot.entries + i * ReplyEntry.kFieldCount;
     const pte = t.mm.pt.get(v0 + i);
     if (pte?.kind !== 'devprivate' || pte.devmem !== own) {
       m[w + ReplyEntry.flags] = 0;

@@ -6,31 +6,90 @@
  * driver mutex, so the device's first access after the migration does not
  * fault.
  *
+ * A ring of MAP_SLOTS slots: dmirror_migrate_to_device() migrates a range
+ * chunk by chunk and maps each chunk as it goes, and a driver that hands
+ * the device work on a chunk while it migrates the next (a pipeline) posts
+ * again before the device has looked at its table. With one slot that
+ * second post was dropped and the device page-faulted the whole chunk.
+ *
  *   main (src/drivers/migrate_map.ts)          worker (DeviceTlb.collectMap)
  *   ---------------------------------          -----------------------------
- *   only when doneSeq == postSeq (consumed)
+ *   only while postSeq - doneSeq < MAP_SLOTS
  *   driver lock; readRetry(seq)? -> no post
- *   write start, pages, entries
- *   Atomics.store(postSeq, s)  (last)  ---->   Atomics.load(postSeq) != doneSeq:
- *   unlock                                     install entries (flags != 0)
+ *   fill slots postSeq+1 .. postSeq+k          (slot of seq s: mapSlot(s))
+ *   Atomics.store(postSeq, postSeq + k) (last) -> Atomics.load(postSeq) != doneSeq:
+ *   unlock                                     install slots doneSeq+1 .. postSeq
+ *                                              in order (flags != 0)
  *                                              Atomics.store(doneSeq, postSeq)
  *
- * [Required: the worker installs a posted mailbox before it serves any
+ * [Required: the worker installs every posted slot before it serves any
  *  invalidation (DeviceTlb.drop collects first): an invalidation posted
  *  after postSeq then drops what was installed, and one that raced the
  *  post made the driver not post at all (readRetry under the driver lock,
- *  which the invalidate callback takes too).]
+ *  which the invalidate callback takes too). A slot is rewritten only
+ *  after the worker stored a doneSeq past it.]
  */
-import { defineLayout } from './layout.js';
+import { PAGE_SIZE } from './constants.js';
+import { defineLayout, loadU64 } from './layout.js';
 import { FAULT_WINDOW, ReplyEntry } from './tlb_layout.js';
 
-/** Pages one post can carry (a migration's first MAP_PAGES pages; the rest fault as usual). */
-export const MAP_PAGES = 4 * FAULT_WINDOW;
+/** Pages one slot carries (a post of more spans several slots; past the free slots the pages fault as usual). */
+export const MAP_PAGES = 2 * FAULT_WINDOW;
 
-export const DriverMap = defineLayout({
-  postSeq: { writer: 'main', doc: 'sequence of the post written last; stored last' },
-  doneSeq: { writer: 'worker', doc: 'postSeq the worker installed last (the mailbox is free again when equal)' },
+/** Slots of the ring (a power of two: mapSlot masks the wrapping sequence). */
+export const MAP_SLOTS = 4;
+
+/** One post's slot. */
+export const MapSlot = defineLayout({
   start: { words: 2, writer: 'main', doc: 'virtual address of entry 0 (u64, page aligned)' },
   pages: { writer: 'main', doc: 'entries posted, 1..MAP_PAGES (one per VA page from start; flags 0: none for that page)' },
   entries: { words: MAP_PAGES * ReplyEntry.kFieldCount, writer: 'main', doc: 'ReplyEntry records' },
 });
+
+export const DriverMap = defineLayout({
+  postSeq: { writer: 'main', doc: 'sequence of the slot written last; stored last' },
+  doneSeq: { writer: 'worker', doc: 'postSeq the worker installed last (slots doneSeq+1 .. postSeq are posted, the others free)' },
+  slots: { words: MAP_SLOTS * MapSlot.kFieldCount, writer: 'main', doc: 'MAP_SLOTS MapSlot records, the one of sequence s at mapSlot(s)' },
+});
+
+/** Word offset of the slot that sequence `seq` (a wrapping int32) fills. */
+export function mapSlot(seq: number): number {
+  return DriverMap.slots + (seq & (MAP_SLOTS - 1)) * MapSlot.kFieldCount;
+}
+
+/** Slots the driver may fill now (read on main: doneSeq only grows meanwhile, so this is a lower bound). */
+export function freeMapSlots(m: Int32Array): number {
+  return MAP_SLOTS - ((Atomics.load(m, DriverMap.postSeq) - Atomics.load(m, DriverMap.doneSeq)) | 0);
+}
+
+/** Installs one posted entry: VA page `vpn` -> the ReplyEntry fields. */
+export type MapInstall = (vpn: number, devAddr: number, flags: number, gen: number, mem: number, page: number) => void;
+
+/**
+ * The worker's side: installs every slot posted since the last call, in
+ * order (entries with flags 0 are skipped), then frees them. Returns the
+ * entries installed.
+ */
+export function takeMapPosts(m: Int32Array, install: MapInstall): number {
+  // Pairs with Atomics.store(postSeq) in postMigrated (src/drivers/migrate_map.ts).
+  const s = Atomics.load(m, DriverMap.postSeq);
+  let d = m[DriverMap.doneSeq];
+  if (s === d) return 0;
+  let n = 0;
+  while (d !== s) {
+    d = (d + 1) | 0;
+    const slot = mapSlot(d);
+    const v0 = Math.floor(loadU64(m, slot + MapSlot.start) / PAGE_SIZE);
+    const pages = m[slot + MapSlot.pages];
+    for (let i = 0; i < pages; i++) {
+      const w = slot + MapSlot.entries + i * ReplyEntry.kFieldCount;
+      const f = m[w + ReplyEntry.flags];
+      if (f === 0) continue;
+      install(v0 + i, loadU64(m, w + ReplyEntry.devAddr), f, m[w + ReplyEntry.gen], m[w + ReplyEntry.mem], m[w + ReplyEntry.page]);
+      n++;
+    }
+  }
+  // The slots are free again: the driver may post the next migration's entries.
+  Atomics.store(m, DriverMap.doneSeq, s);
+  return n;
+}

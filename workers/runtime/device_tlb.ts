@@ -52,7 +52,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { DriverMap } from '../../src/shm/driver_map_layout.js';
+import { DriverMap, takeMapPosts, type MapInstall } from '../../src/shm/driver_map_layout.js';
 import { errnoCode, errnoName, PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
@@ -368,23 +368,13 @@ export class DeviceTlb {
    * invalidation the kernel posted after the mailbox drops what it held.
    */
   collectMap(): void {
-    const m = this.map;
-    if (m === null) return;
-    // Pairs with Atomics.store(postSeq) in postMigrated (src/drivers/migrate_map.ts).
-    const s = Atomics.load(m, DriverMap.postSeq);
-    if (s === m[DriverMap.doneSeq]) return;
-    const v0 = Math.floor(loadU64(m, DriverMap.start) / PAGE_SIZE);
-    const n = m[DriverMap.pages];
-    for (let i = 0; i < n; i++) {
-      const w = DriverMap.entries + i * ReplyEntry.kFieldCount;
-      const f = m[w + ReplyEntry.flags];
-      if (f === 0) continue;
-      this.install(v0 + i, loadU64(m, w + ReplyEntry.devAddr), f, m[w + ReplyEntry.gen], m[w + ReplyEntry.mem], m[w + ReplyEntry.page]);
-      this.pagesMapped++;
-    }
-    // The mailbox is free again: the driver may post the next migration's entries.
-    Atomics.store(m, DriverMap.doneSeq, s);
+    if (this.map !== null) this.pagesMapped += takeMapPosts(this.map, this.installPosted);
   }
+
+  /** takeMapPosts' install (src/shm/driver_map_layout.ts). */
+  private readonly installPosted: MapInstall = (vpn, devAddr, flags, gen, mem, page) => {
+    this.install(vpn, devAddr, flags, gen, mem, page);
+  };
 
   /** Are all of [vpn, +n) usable for the access (after installing the driver's post)? */
   allUsable(vpn: number, n: number, write: boolean): boolean {
