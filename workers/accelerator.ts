@@ -41,6 +41,7 @@ import {
   ACC_ARG_SEED,
   ACC_ARG_STAGE_PAGE,
   ACC_ARG_STAGE_PAGES,
+  ACC_ARG_WORD0,
   ACC_F_INIT,
   ACC_F_MIRROR_VA,
   ACC_OP_COMPUTE,
@@ -231,6 +232,7 @@ class Accelerator implements DeviceModel {
     const stage = cmd.args[ACC_ARG_STAGE_PAGE] * PAGE_SIZE;
     const stageBytes = cmd.args[ACC_ARG_STAGE_PAGES] * PAGE_SIZE;
     const seed = cmd.args[ACC_ARG_SEED];
+    const word0 = cmd.args[ACC_ARG_WORD0];
     if (cmd.len % 4 !== 0 || stageBytes <= 0 || !this.inLocal(stage, stageBytes)) return this.badField(`TRANSFORM of ${cmd.len} bytes through ${stageBytes} staging bytes at ${stage}`);
     const end = cmd.src + cmd.len;
     const pre = this.faultWritable(cmd.src, end);
@@ -240,14 +242,14 @@ class Accelerator implements DeviceModel {
       // Our own device-private pages are transformed where they are (workers/runtime/local_view.ts: no check() until done).
       const own = ownLocalRange(this.ctx.va().tlb, this.ctx.self, cmd.src + done, n, true);
       if (own >= 0 && own % 4 === 0) {
-        this.transformAt(own, n, done, seed);
+        this.transformAt(own, n, word0, done, seed);
         this.ctx.inv.check();
         done += n;
         continue;
       }
       let err = this.ctx.va().read(cmd.src + done, stage, n, end);
       if (err !== null) return this.dataError(`${this.name}: TRANSFORM read of 0x${(cmd.src + done).toString(16)}: ${err}`);
-      this.transformAt(stage, n, done, seed);
+      this.transformAt(stage, n, word0, done, seed);
       err = this.ctx.va().write(cmd.src + done, stage, n, end);
       if (err !== null) return this.dataError(`${this.name}: TRANSFORM write of 0x${(cmd.src + done).toString(16)}: ${err}`);
       done += n;
@@ -256,11 +258,11 @@ class Accelerator implements DeviceModel {
     return { status: CqStatus.Success, result: 0 };
   }
 
-  /** accelTransform of local bytes [off, +n), word `done / 4` of the buffer, timed as compute. */
-  private transformAt(off: number, n: number, done: number, seed: number): void {
+  /** accelTransform of local bytes [off, +n), byte `done` of the command's range (word `word0 + done / 4` of the transform), timed as compute. */
+  private transformAt(off: number, n: number, word0: number, done: number, seed: number): void {
     const x = this.words.subarray(off / 4, (off + n) / 4);
     const t0 = performance.now();
-    accelTransform(x, done / 4, seed);
+    accelTransform(x, word0 + done / 4, seed);
     if (done === 0) this.maybeCorrupt(x, this.corruptAt ?? -1);
     this.ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, x.byteLength);

@@ -43,7 +43,10 @@
  * ACC_OP_TRANSFORM_VA  process VA [src, +len) (len % 4 == 0) through a
  *                  local staging area of args[ACC_ARG_STAGE_PAGES] pages at
  *                  page args[ACC_ARG_STAGE_PAGE]: read, accelTransform with
- *                  args[ACC_ARG_SEED], write back. Pages of the range that
+ *                  args[ACC_ARG_SEED], write back; word i of the range is
+ *                  word args[ACC_ARG_WORD0] + i of the transform (a buffer
+ *                  transformed in several commands, chunk by chunk, gives
+ *                  the bytes one command would). Pages of the range that
  *                  were migrated to this device (HMM device-private) are
  *                  transformed where they are, a staging-sized chunk at a
  *                  time (workers/runtime/local_view.ts), others by DMA.
@@ -83,6 +86,7 @@ export const ACC_ARG_MIRROR_HI = 5;
 /** ACC_OP_TRANSFORM_VA argument positions (ACC_ARG_SEED is shared). */
 export const ACC_ARG_STAGE_PAGE = 0;
 export const ACC_ARG_STAGE_PAGES = 2;
+export const ACC_ARG_WORD0 = 3;
 
 /** ACC_ARG_FLAGS bits. */
 export const ACC_F_INIT = 1;

@@ -37,6 +37,25 @@ t.test('p2p: peer addresses first, RAM addresses for the half the CPU took back'
   t.ok(a.cpuMs !== undefined && a.cpuMs > 0, 'the CPU time of the timed window is reported (run --compare explains the ratio with it)');
 });
 
+// The first pass goes chunk by chunk (the kernel migrates chunk k + 1 while the accelerator transforms chunk k);
+// a warm-up on another buffer runs first in each mode. The data must be what one TRANSFORM of the whole buffer
+// gives (ACC_ARG_WORD0 numbers the words of each chunk from the buffer's start), and nothing of the warm-up may
+// reach the accounting.
+for (const mode of ['p2p', 'bounce'] as const) {
+  t.test(`${mode} in four chunks: the bytes of one TRANSFORM, the warm-up not counted`, async (t) => {
+    const r = await runScenario(await small((s) => Object.assign(s.workload!, { chunkPages: 16 })), { mode });
+    const a = r.accounting;
+    t.same(a.checks.filter((c) => !c.ok), [], 'every check ok (the NICs saw the reference bytes)');
+    t.equal(a.hostInterventions, 4 + 2, 'four TRANSFORMs and two SENDs: not the warm-up ones');
+    const acc = a.devices.find((d) => d.device === 'acc0')!;
+    t.equal(acc.commands, 4);
+    const nic = a.devices.find((d) => d.device === 'nic0')!;
+    t.equal(nic.bytesFromPeer + nic.bytesFromRam, 2 * 64 * PAGE_SIZE, 'the two SENDs of the buffer, not the warm-up SEND');
+    t.equal(a.extra['migrated to the accelerator'], mode === 'p2p' ? 64 : 0);
+    t.match(String(a.extra['warm-up (untimed, before the window)']), /^64 pages/);
+  });
+}
+
 t.test('bounce: no migration; the result reaches the NIC through RAM', async (t) => {
   const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;

@@ -35,10 +35,11 @@
 import { PROT_READ, PROT_WRITE, type Mm } from '../../kernel/mm.js';
 import { migrateToDevice } from '../../kernel/migrate.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
-import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
+import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_ARG_WORD0, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelInitReference, accelTransformReference } from '../reference/accel.js';
-import { invalidationStats, modeledSeconds, processCpuMsSince, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
+import { modeledSeconds, processCpuMsSince, trafficTotals, type VaCounters } from '../accounting.js';
+import { baseline, invalidationSince, stageSince, vaSince, WARM_PAGES, warmBuffer, type Baseline } from './warmup.js';
 import { fnv1aReference } from '../reference/checksum.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
@@ -90,26 +91,67 @@ function stamp(seed: number, i: number): Uint8Array {
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
 
-/** The timed part: migrate the buffer to the accelerator (p2p), TRANSFORM it in place by VA, then the NIC SENDs it. */
-async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array): Promise<{ migratedIn: number; sums: number[]; want: number; wallMs: number; cpuMs: number; nics: StageTimes[]; acc: StageTimes; invSent: number[] }> {
+/**
+ * Migration and TRANSFORM, chunk by chunk: the kernel migrates chunk k + 1
+ * (p2p) while the accelerator transforms chunk k, as
+ * dmirror_migrate_to_device() migrates and maps a range a chunk at a time;
+ * the driver's posts of each chunk's translations wait in the DriverMap
+ * ring until the accelerator starts on it. Bounce mode submits the same
+ * TRANSFORMs with nothing to migrate. Returns the pages migrated.
+ */
+async function migrateAndTransform(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, va: number, pages: number, stage: number): Promise<number> {
   const { accQ, kernel, mm, runner } = rig;
+  const len = pages * PAGE_SIZE;
+  const chunk = w.chunkPages * PAGE_SIZE;
+  const inFlight: Promise<unknown>[] = [];
+  let migratedIn = 0;
+  for (let off = 0; off < len; off += chunk) {
+    const n = Math.min(chunk, len - off);
+    if (ctx.mode !== 'bounce') migratedIn += await migrateToDevice(mm, va + off, va + off + n, kernel.devmem(w.accelerator));
+    const args = [0, 0, 0, 0];
+    args[ACC_ARG_STAGE_PAGE] = stage;
+    args[ACC_ARG_SEED] = ctx.seed;
+    args[ACC_ARG_STAGE_PAGES] = w.stagePages;
+    args[ACC_ARG_WORD0] = off / 4;
+    // The queue bounds the pipeline: a full one waits for the oldest TRANSFORM.
+    while (accQ.full) await inFlight.shift();
+    inFlight.push(runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va + off, dst: 0, len: n, args }));
+  }
+  await Promise.all(inFlight);
+  return migratedIn;
+}
+
+/** The timed part: migrate the buffer to the accelerator (p2p) and TRANSFORM it in place by VA, chunk by chunk, then the NICs SEND it. */
+async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array, warm: Warm): Promise<{ migratedIn: number; sums: number[]; want: number; wallMs: number; cpuMs: number; nics: StageTimes[]; acc: StageTimes; invSent: number[] }> {
+  const { kernel } = rig;
+  const { stage, base } = warm;
   const len = w.pages * PAGE_SIZE;
-  const stage = rig.acc.mem!.allocContig(w.stagePages).start;
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
-  const migratedIn = ctx.mode === 'bounce' ? 0 : await migrateToDevice(mm, va, va + len, kernel.devmem(w.accelerator));
-  const args = [0, 0, 0];
-  args[ACC_ARG_STAGE_PAGE] = stage;
-  args[ACC_ARG_SEED] = ctx.seed;
-  args[ACC_ARG_STAGE_PAGES] = w.stagePages;
-  await runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va, dst: 0, len, args });
+  const migratedIn = await migrateAndTransform(ctx, w, rig, va, w.pages, stage);
   const sums = await sendAll(rig, imp, va, len);
   const wallMs = performance.now() - t0;
   const cpuMs = processCpuMsSince(cpu0);
   // The CPU reference, outside the timed window.
   accelTransformReference(ref, 0, ctx.seed);
   const want = fnv1aReference(new Uint8Array(ref.buffer));
-  return { migratedIn, sums, want, wallMs, cpuMs, nics: imp.devs.map(stageTimes), acc: stageTimes(rig.acc), invSent: imp.names.map((n) => invalidationStats([kernel], [n]).sent) };
+  return { migratedIn, sums, want, wallMs, cpuMs, nics: imp.devs.map((d) => stageSince(d, base)), acc: stageSince(rig.acc, base), invSent: imp.names.map((n) => invalidationSince(kernel, [n], base).sent) };
+}
+
+/** The staging area both passes use, and the counters after the warm-up. */
+interface Warm {
+  readonly stage: number;
+  readonly base: Baseline;
+}
+
+/** This mode's path once on a small buffer of its own, untimed (./warmup.ts: fresh device workers compile their code); then the baseline. */
+async function warmUp(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers): Promise<Warm> {
+  const stage = rig.acc.mem!.allocContig(w.stagePages).start;
+  const b = await warmBuffer(rig.mm);
+  await migrateAndTransform(ctx, w, rig, b.va, WARM_PAGES, stage);
+  await sendAll(rig, imp, b.va, WARM_PAGES * PAGE_SIZE);
+  await b.unmap();
+  return { stage, base: await baseline(ctx.machine, rig.kernel, [rig.acc, ...imp.devs], rig.runner.submitted) };
 }
 
 /** The CPU stamps the first `half` pages (device-private pages migrate back to RAM); returns where the pages are afterwards. */
@@ -187,16 +229,16 @@ function hmmChecks(w: HmmPeerWorkload, bounce: boolean, r: Seen, names: readonly
 }
 
 /** After the first pass: the CPU touches half the buffer, every importer SENDs it again, then the CPU reads it all back. */
-async function secondPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array, first: Awaited<ReturnType<typeof firstPass>>): Promise<{ seen: Seen; nics: NicSeen[] }> {
+async function secondPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array, first: Awaited<ReturnType<typeof firstPass>>, base: Baseline): Promise<{ seen: Seen; nics: NicSeen[] }> {
   const { mm, kernel } = rig;
   const len = w.pages * PAGE_SIZE;
   const kinds = await touchHalf(ctx, w, mm, va, ref, Math.floor(w.pages / 2));
   const sums2 = await sendAll(rig, imp, va, len);
   const want2 = fnv1aReference(new Uint8Array(ref.buffer));
   const nics = imp.devs.map((d, i): NicSeen => {
-    const nic2 = stageTimes(d);
+    const nic2 = stageSince(d, base);
     const nic1 = first.nics[i];
-    return { sum1: first.sums[i], sum2: sums2[i], nic1, second: { fromPeer: nic2.bytesFromPeer - nic1.bytesFromPeer, fromRam: nic2.bytesFromRam - nic1.bytesFromRam }, inv2: invalidationStats([kernel], [imp.names[i]]).sent - first.invSent[i] };
+    return { sum1: first.sums[i], sum2: sums2[i], nic1, second: { fromPeer: nic2.bytesFromPeer - nic1.bytesFromPeer, fromRam: nic2.bytesFromRam - nic1.bytesFromRam }, inv2: invalidationSince(kernel, [imp.names[i]], base).sent - first.invSent[i] };
   });
   // Last: the CPU reads everything back (in p2p mode this migrates the rest home).
   const back = new Int32Array((await mm.read(va, len)).buffer);
@@ -219,11 +261,12 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
     accelInitReference(ref, ctx.seed);
     await rig.mm.write(va, new Uint8Array(ref.buffer));
 
-    const first = await firstPass(ctx, w, rig, imp, va, ref);
-    const { seen, nics } = await secondPass(ctx, w, rig, imp, va, ref, first);
-    const nicVa = await Promise.all(imp.devs.map((d) => vaCounters(machine, d)));
+    const warm = await warmUp(ctx, w, rig, imp);
+    const first = await firstPass(ctx, w, rig, imp, va, ref, warm);
+    const { seen, nics } = await secondPass(ctx, w, rig, imp, va, ref, first, warm.base);
+    const nicVa = await Promise.all(imp.devs.map((d) => vaSince(machine, d, warm.base)));
     const checks = hmmChecks(w, bounce, seen, imp.names, nics);
-    return hmmAccounting(ctx, w, { rig, imp, first, seen, nics, nicVa, checks });
+    return hmmAccounting(ctx, w, { rig, imp, first, seen, nics, nicVa, checks, base: warm.base });
   } finally {
     await imp?.close();
     await rig.close();
@@ -231,11 +274,11 @@ export async function runHmmPeer(ctx: WorkloadContext, w: HmmPeerWorkload): Prom
 }
 
 /** The run's Accounting: the accelerator's and every importer's traffic, priced together. */
-function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: AccelNicRig; imp: Importers; first: Awaited<ReturnType<typeof firstPass>>; seen: Seen; nics: readonly NicSeen[]; nicVa: Awaited<ReturnType<typeof vaCounters>>[]; checks: Check[] }): Accounting {
-  const { rig, imp, first, seen, nicVa, checks } = r;
+function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: AccelNicRig; imp: Importers; first: Awaited<ReturnType<typeof firstPass>>; seen: Seen; nics: readonly NicSeen[]; nicVa: readonly VaCounters[]; checks: Check[]; base: Baseline }): Accounting {
+  const { rig, imp, first, seen, nicVa, checks, base } = r;
   const len = w.pages * PAGE_SIZE;
-  const accSt = stageTimes(rig.acc);
-  const nicSts = imp.devs.map(stageTimes);
+  const accSt = stageSince(rig.acc, base);
+  const nicSts = imp.devs.map((d) => stageSince(d, base));
   const devices = [accSt, ...nicSts];
   const { ramBytes, p2pBytes } = trafficTotals(devices);
   const one = imp.names.length === 1;
@@ -258,8 +301,8 @@ function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: Accel
     // The accelerator's result staged in RAM for the NICs: written back by the accelerator, read by the first SENDs.
     bounceBytes: first.acc.bytesToRam + first.nics.reduce((t, n) => t + n.bytesFromRam, 0),
     p2pBytes,
-    hostInterventions: rig.runner.submitted,
-    invalidations: invalidationStats([rig.kernel], [...imp.names, w.accelerator]),
+    hostInterventions: rig.runner.submitted - base.submitted,
+    invalidations: invalidationSince(rig.kernel, [...imp.names, w.accelerator], base),
     refaults: nicVa.reduce((t, v) => t + Math.max(0, v.pagesFaulted - w.pages), 0),
     wallMs: first.wallMs,
     // Every thread of the process in the window (Accounting.cpuMs); process-wide, so not with a shared boot's other workloads beside it.
@@ -270,6 +313,7 @@ function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: Accel
     extra: {
       buffer: `${w.pages} pages (${len} bytes) of anonymous memory`,
       ...(one ? {} : { importers: `${imp.names.length} NICs (${imp.names[0]} .. ${imp.names[imp.names.length - 1]}) read the one buffer at once` }),
+      'warm-up (untimed, before the window)': `${WARM_PAGES} pages of another buffer through this mode's own path (./warmup.ts), not counted here`,
       'migrated to the accelerator': first.migratedIn,
       'pages after the CPU touch': `${kinds.ram} RAM, ${kinds.devprivate} device-private`,
       [one ? 'second SEND' : 'second SENDs (all NICs)']: `${sumOf((n) => n.second.fromPeer)} bytes peer to peer, ${sumOf((n) => n.second.fromRam)} bytes from RAM`,

@@ -9,6 +9,7 @@ export const hmmPeerSchema = z.strictObject({
   nic: deviceName,
   process: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'expected the name of a process').describe('process whose anonymous buffer migrates to the accelerator'),
   pages: z.number().int().min(2).max(262_144).default(1024).describe('4 KiB pages of the anonymous buffer'),
+  chunkPages: z.number().int().min(1).max(262_144).default(256).describe('pages migrated and TRANSFORMed per step: the kernel migrates the next chunk while the accelerator transforms this one'),
   stagePages: z.number().int().min(1).max(256).default(16).describe('accelerator staging area for TRANSFORM'),
   importers: z.number().int().min(1).max(128).default(1).describe('NICs reading the one migrated buffer at once; with more than one, `nic: nic` names nic0, nic1, ...'),
 });
