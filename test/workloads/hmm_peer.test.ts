@@ -56,6 +56,14 @@ for (const mode of ['p2p', 'bounce'] as const) {
   });
 }
 
+t.test('warmUp: false runs no warm-up and counts the same', async (t) => {
+  const r = await runScenario(await small((s) => Object.assign(s.workload!, { warmUp: false, chunkPages: 16 })), { mode: 'p2p' });
+  const a = r.accounting;
+  t.same(a.checks.filter((c) => !c.ok), [], 'every check ok');
+  t.equal(a.extra['warm-up (untimed, before the window)'], 'none (warmUp: false)');
+  t.equal(a.hostInterventions, 4 + 2);
+});
+
 t.test('bounce: no migration; the result reaches the NIC through RAM', async (t) => {
   const r = summaries.keep(await runScenario(await small(), { mode: 'bounce' }));
   const a = r.accounting;

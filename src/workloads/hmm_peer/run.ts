@@ -147,10 +147,12 @@ interface Warm {
 /** This mode's path once on a small buffer of its own, untimed (./warmup.ts: fresh device workers compile their code); then the baseline. */
 async function warmUp(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers): Promise<Warm> {
   const stage = rig.acc.mem!.allocContig(w.stagePages).start;
-  const b = await warmBuffer(rig.mm);
-  await migrateAndTransform(ctx, w, rig, b.va, WARM_PAGES, stage);
-  await sendAll(rig, imp, b.va, WARM_PAGES * PAGE_SIZE);
-  await b.unmap();
+  if (w.warmUp) {
+    const b = await warmBuffer(rig.mm);
+    await migrateAndTransform(ctx, w, rig, b.va, WARM_PAGES, stage);
+    await sendAll(rig, imp, b.va, WARM_PAGES * PAGE_SIZE);
+    await b.unmap();
+  }
   return { stage, base: await baseline(ctx.machine, rig.kernel, [rig.acc, ...imp.devs], rig.runner.submitted) };
 }
 
@@ -313,7 +315,7 @@ function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: Accel
     extra: {
       buffer: `${w.pages} pages (${len} bytes) of anonymous memory`,
       ...(one ? {} : { importers: `${imp.names.length} NICs (${imp.names[0]} .. ${imp.names[imp.names.length - 1]}) read the one buffer at once` }),
-      'warm-up (untimed, before the window)': `${WARM_PAGES} pages of another buffer through this mode's own path (./warmup.ts), not counted here`,
+      'warm-up (untimed, before the window)': w.warmUp ? `${WARM_PAGES} pages of another buffer through this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false)',
       'migrated to the accelerator': first.migratedIn,
       'pages after the CPU touch': `${kinds.ram} RAM, ${kinds.devprivate} device-private`,
       [one ? 'second SEND' : 'second SENDs (all NICs)']: `${sumOf((n) => n.second.fromPeer)} bytes peer to peer, ${sumOf((n) => n.second.fromRam)} bytes from RAM`,
