@@ -11,8 +11,10 @@
  *   kernel / CPU                acc                   nic
  *   ------------                ---                   ---
  *   CPU writes the buffer (RAM)
- *   [p2p] migrateToDevice ----> pages now device-private
- *   TRANSFORM_VA(buffer) -----> local (p2p) | DMA via RAM (bounce)
+ *   warm-up (untimed): this mode's path on a 64-page buffer, unmapped (./warmup.ts)
+ *   per chunk of chunkPages (the next chunk migrates while acc transforms this one):
+ *     [p2p] migrateToDevice --> pages now device-private, translations posted
+ *     TRANSFORM_VA(chunk) ----> local (p2p) | DMA via RAM (bounce)
  *   SEND(buffer) ---------------------------------->  fault: peer addresses (p2p)
  *                                                     fnv1a == reference ?
  *   CPU stamps the first half --> migrate_to_ram ---> invalidate, ack
