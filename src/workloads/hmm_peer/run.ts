@@ -35,13 +35,12 @@
  * the check after the migration back and is reported separately.
  */
 import { PROT_READ, PROT_WRITE, type Mm } from '../../kernel/mm.js';
-import { migrateToDevice } from '../../kernel/migrate.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
-import { ACC_ARG_SEED, ACC_ARG_STAGE_PAGE, ACC_ARG_STAGE_PAGES, ACC_ARG_WORD0, ACC_OP_TRANSFORM_VA } from '../../devices/accelerator_abi.js';
 import { NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelInitReference, accelTransformReference } from '../reference/accel.js';
 import { modeledSeconds, processCpuMsSince, trafficTotals, type VaCounters } from '../accounting.js';
 import { baseline, invalidationSince, stageSince, vaSince, WARM_PAGES, warmBuffer, type Baseline } from './warmup.js';
+import { migrateAndTransform } from './pipeline.js';
 import { fnv1aReference } from '../reference/checksum.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import type { Accounting, Check, StageTimes, WorkloadContext } from '../workload.js';
@@ -92,36 +91,6 @@ function stamp(seed: number, i: number): Uint8Array {
 }
 
 const hex = (n: number) => `0x${(n >>> 0).toString(16)}`;
-
-/**
- * Migration and TRANSFORM, chunk by chunk: the kernel migrates chunk k + 1
- * (p2p) while the accelerator transforms chunk k, as
- * dmirror_migrate_to_device() migrates and maps a range a chunk at a time;
- * the driver's posts of each chunk's translations wait in the DriverMap
- * ring until the accelerator starts on it. Bounce mode submits the same
- * TRANSFORMs with nothing to migrate. Returns the pages migrated.
- */
-async function migrateAndTransform(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, va: number, pages: number, stage: number): Promise<number> {
-  const { accQ, kernel, mm, runner } = rig;
-  const len = pages * PAGE_SIZE;
-  const chunk = w.chunkPages * PAGE_SIZE;
-  const inFlight: Promise<unknown>[] = [];
-  let migratedIn = 0;
-  for (let off = 0; off < len; off += chunk) {
-    const n = Math.min(chunk, len - off);
-    if (ctx.mode !== 'bounce') migratedIn += await migrateToDevice(mm, va + off, va + off + n, kernel.devmem(w.accelerator));
-    const args = [0, 0, 0, 0];
-    args[ACC_ARG_STAGE_PAGE] = stage;
-    args[ACC_ARG_SEED] = ctx.seed;
-    args[ACC_ARG_STAGE_PAGES] = w.stagePages;
-    args[ACC_ARG_WORD0] = off / 4;
-    // The queue bounds the pipeline: a full one waits for the oldest TRANSFORM.
-    while (accQ.full) await inFlight.shift();
-    inFlight.push(runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va + off, dst: 0, len: n, args }));
-  }
-  await Promise.all(inFlight);
-  return migratedIn;
-}
 
 /** The timed part: migrate the buffer to the accelerator (p2p) and TRANSFORM it in place by VA, chunk by chunk, then the NICs SEND it. */
 async function firstPass(ctx: WorkloadContext, w: HmmPeerWorkload, rig: AccelNicRig, imp: Importers, va: number, ref: Int32Array, warm: Warm): Promise<{ migratedIn: number; sums: number[]; want: number; wallMs: number; cpuMs: number; nics: StageTimes[]; acc: StageTimes; invSent: number[] }> {
