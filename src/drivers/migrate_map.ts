@@ -25,13 +25,14 @@
  *  device after installing the post (DeviceTlb.drop), so it drops them.]
  *
  * Best effort: a post takes as many free slots of the ring as its span
- * needs (MAP_PAGES pages each); pages past the free slots are not posted
- * and fault as before. The slots free up as the device installs them, so
+ * needs (MAP_PAGES pages each), counted under the driver lock (postSeq's
+ * only writer; freeMapSlots clamps the device-written doneSeq); pages past
+ * the free slots are not posted and fault as before. The slots free up as the device installs them, so
  * a driver migrating chunk after chunk while the device works on the
  * previous one keeps posting (a pipeline).
  */
 import { PAGE_SIZE } from '../shm/constants.js';
-import { DriverMap, freeMapSlots, MAP_PAGES, mapSlot, MapSlot } from '../shm/driver_map_layout.js';
+import { DriverMap, freeMapSlots, MAP_PAGES, MAP_SLOTS, mapSlot, MapSlot } from '../shm/driver_map_layout.js';
 import { storeU64 } from '../shm/layout.js';
 import { ReplyEntry } from '../shm/tlb_layout.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_VALID, HMM_PFN_WRITE } from '../shm/hmm_pfn.js';
@@ -68,20 +69,23 @@ const windowOps: IntervalNotifierOps = {
  */
 export async function postMigrated(t: MapTarget, vpns: readonly number[]): Promise<number> {
   const m = t.map;
-  const free = freeMapSlots(m);
-  if (vpns.length === 0 || free <= 0) return 0;
+  // Fast path only: the free slots are counted again under the driver lock, after the awaits below.
+  if (vpns.length === 0 || freeMapSlots(m) === 0) return 0;
   const v0 = vpns[0];
-  const span = Math.min(free * MAP_PAGES, vpns[vpns.length - 1] - v0 + 1);
+  // The window covers the most the ring could take; the post takes what is free under the lock.
+  const most = Math.min(MAP_SLOTS * MAP_PAGES, vpns[vpns.length - 1] - v0 + 1);
   const start = v0 * PAGE_SIZE;
-  const end = start + span * PAGE_SIZE;
-  const win = t.mm.notifiers.insert(start, end - start, windowOps, `${t.name} migrate map`);
+  const win = t.mm.notifiers.insert(start, most * PAGE_SIZE, windowOps, `${t.name} migrate map`);
   try {
     const seq = await win.readBegin();
     await t.beforeLock?.();
     await t.lock.lock();
     try {
       if (win.readRetry(seq)) return 0;
-      t.recordTranslated(start, end);
+      // postSeq's only writer is here, under the lock (freeMapSlots: the single-writer rule).
+      const span = Math.min(freeMapSlots(m) * MAP_PAGES, most);
+      if (span === 0) return 0;
+      t.recordTranslated(start, start + span * PAGE_SIZE);
       const s0 = m[DriverMap.postSeq];
       let n = 0;
       let k = 0;

@@ -39,7 +39,7 @@ export const MAP_PAGES = 2 * FAULT_WINDOW;
 /** Slots of the ring (a power of two: mapSlot masks the wrapping sequence). */
 export const MAP_SLOTS = 4;
 
-/** One post's slot. */
+/** One slot of the ring: up to MAP_PAGES pages of a post (a post of more fills several slots in a row). */
 export const MapSlot = defineLayout({
   start: { words: 2, writer: 'main', doc: 'virtual address of entry 0 (u64, page aligned)' },
   pages: { writer: 'main', doc: 'entries posted, 1..MAP_PAGES (one per VA page from start; flags 0: none for that page)' },
@@ -57,9 +57,19 @@ export function mapSlot(seq: number): number {
   return DriverMap.slots + (seq & (MAP_SLOTS - 1)) * MapSlot.kFieldCount;
 }
 
-/** Slots the driver may fill now (read on main: doneSeq only grows meanwhile, so this is a lower bound). */
+/**
+ * Slots the driver may fill now, in [0, MAP_SLOTS]. Single writer per
+ * word: postSeq is written only by postMigrated under the driver lock,
+ * doneSeq only by the worker; so, read under the driver lock, postSeq is
+ * stable and doneSeq only grows meanwhile (a lower bound). doneSeq is
+ * written by the device and not trusted: a value past postSeq or more than
+ * MAP_SLOTS behind it (a rogue or broken device) is clamped, so the driver
+ * never indexes past the ring; what such a device then installs only
+ * hurts itself (every entry carries its page generation for the checker).
+ */
 export function freeMapSlots(m: Int32Array): number {
-  return MAP_SLOTS - ((Atomics.load(m, DriverMap.postSeq) - Atomics.load(m, DriverMap.doneSeq)) | 0);
+  const pending = (Atomics.load(m, DriverMap.postSeq) - Atomics.load(m, DriverMap.doneSeq)) | 0;
+  return Math.min(MAP_SLOTS, Math.max(0, MAP_SLOTS - pending));
 }
 
 /** Installs one posted entry: VA page `vpn` -> the ReplyEntry fields. */

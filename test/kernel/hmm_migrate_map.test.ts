@@ -7,7 +7,7 @@
 import t from 'tap';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
-import { MAP_SLOTS } from '../../src/shm/driver_map_layout.js';
+import { DriverMap, freeMapSlots, MAP_PAGES, MAP_SLOTS } from '../../src/shm/driver_map_layout.js';
 import { firstMismatch, hmmMachine, hmmOpen, ints } from '../fixtures/hmm_selftests.js';
 
 const RW = PROT_READ | PROT_WRITE;
@@ -61,6 +61,61 @@ t.test('hmm migrate map', async (t) => {
     t.equal(firstMismatch(r.data!, (i) => i ^ 0x33), -1);
     t.equal(r.pagesFaulted, (chunks - MAP_SLOTS) * per, 'the chunks past MAP_SLOTS posts were faulted in');
     t.equal(fd[0].violations().count, 0);
+  });
+
+  // One migration of more than MAP_PAGES pages: its post fills consecutive slots (one slot would fault the rest).
+  t.test('a post spanning several slots: all of it installed, no page request', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const big = MAP_PAGES + 256;
+    const ptr = await mm.mmap({ length: big * PAGE_SIZE, prot: RW });
+    await mm.write(ptr, ints(big, (i) => i * 3 + 1));
+    t.equal((await fd[0].migrateToDev(ptr, big)).cpages, big);
+    const r = await fd[0].read(ptr, big);
+    t.equal(firstMismatch(r.data!, (i) => i * 3 + 1), -1);
+    t.equal(r.requests, 0, `no page request: the ${big}-page post took two slots`);
+    t.equal(fd[0].violations().count, 0);
+  });
+
+  // The ring has fewer free slots than the span needs: the post takes the free ones, the pages past them fault.
+  t.test('a partial post: the pages past the free slots fault, the data is right', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const small = 16;
+    const big = MAP_PAGES + 256;
+    const total = (MAP_SLOTS - 1) * small + big;
+    const ptr = await mm.mmap({ length: total * PAGE_SIZE, prot: RW });
+    await mm.write(ptr, ints(total, (i) => i ^ 0x5a5a));
+    for (let c = 0; c < MAP_SLOTS - 1; c++) t.equal((await fd[0].migrateToDev(ptr + c * small * PAGE_SIZE, small)).cpages, small);
+    t.equal((await fd[0].migrateToDev(ptr + (MAP_SLOTS - 1) * small * PAGE_SIZE, big)).cpages, big, 'one slot left for a two-slot span');
+    const r = await fd[0].read(ptr, total);
+    t.equal(firstMismatch(r.data!, (i) => i ^ 0x5a5a), -1);
+    t.equal(r.pagesFaulted, big - MAP_PAGES, 'only the pages past the one free slot were faulted in');
+    t.equal(fd[0].violations().count, 0);
+  });
+
+  // Several slots pending when a revoke of one chunk comes: the device installs them all, then drops that chunk only.
+  t.test('an invalidation while several slots are pending drops only its chunk', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const ptr = await mm.mmap({ length: size, prot: RW });
+    await mm.write(ptr, ints(npages, (i) => i + 11));
+    const per = npages / MAP_SLOTS;
+    for (let c = 0; c < MAP_SLOTS; c++) t.equal((await fd[0].migrateToDev(ptr + c * per * PAGE_SIZE, per)).cpages, per);
+    await mm.revokeRange(ptr + per * PAGE_SIZE, ptr + 2 * per * PAGE_SIZE, null);
+    const r = await fd[0].read(ptr, npages);
+    t.equal(firstMismatch(r.data!, (i) => i + 11), -1);
+    t.equal(r.pagesFaulted, per, 'chunk 1 refaulted, chunks 0, 2 and 3 read from the posts');
+    t.equal(fd[0].violations().count, 0);
+  });
+
+  // doneSeq is written by the device: a value the driver did not post (ahead of postSeq, or further behind than
+  // the ring) must not make the driver count more slots than the ring has, nor fewer than none.
+  t.test('freeMapSlots clamps a device-written doneSeq to [0, MAP_SLOTS]', async (t) => {
+    const m = new Int32Array(DriverMap.kFieldCount);
+    const at = (post: number, done: number) => ((m[DriverMap.postSeq] = post), (m[DriverMap.doneSeq] = done), freeMapSlots(m));
+    t.equal(at(5, 5), MAP_SLOTS, 'nothing pending');
+    t.equal(at(5, 3), MAP_SLOTS - 2);
+    t.equal(at(5, 9), MAP_SLOTS, 'doneSeq past postSeq: not more than the ring');
+    t.equal(at(50, 3), 0, 'doneSeq far behind: none, not a negative count');
+    t.equal(at(-0x80000000 + 1, 0x7fffffff), MAP_SLOTS - 2, 'the sequence wraps');
   });
 
   t.test('an invalidation racing the post leaves no installed entry', async (t) => {
