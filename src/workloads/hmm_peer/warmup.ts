@@ -9,9 +9,13 @@
  * decode, BAR mapping) than bounce. Both modes get the same warm-up; the
  * bench's warm-up pair does the same for the kernel thread.
  *
- * The device counters are cumulative, so the run's accounting reads them
- * relative to a Baseline taken after the warm-up: nothing of the warm-up
- * reaches the report.
+ * The device counters are cumulative, so the workload's Accounting (the
+ * window's commands, bytes, faults, invalidations, ack latencies) reads
+ * them relative to a Baseline taken after the warm-up: nothing of the
+ * warm-up reaches it. The run-wide figures runScenario adds beside it do
+ * include the warm-up, as they include every workload's setup:
+ * RunReport.ackUs (every ack of the run, the HTML report's histogram) and
+ * RunReport.p2pSlots (every BAR map and unmap of the run).
  */
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../../kernel/mm.js';
