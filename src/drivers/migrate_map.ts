@@ -29,7 +29,8 @@
  * only writer; freeMapSlots clamps the device-written doneSeq); pages past
  * the free slots are not posted and fault as before. The slots free up as the device installs them, so
  * a driver migrating chunk after chunk while the device works on the
- * previous one keeps posting (a pipeline).
+ * previous one keeps posting (hmm-peer's own pipeline, not upstream's:
+ * dmirror_migrate_to_device has no device working while it migrates).
  */
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DriverMap, freeMapSlots, MAP_PAGES, MAP_SLOTS, mapSlot, MapSlot } from '../shm/driver_map_layout.js';

@@ -6,11 +6,13 @@
  * driver mutex, so the device's first access after the migration does not
  * fault.
  *
- * A ring of MAP_SLOTS slots: dmirror_migrate_to_device() migrates a range
- * chunk by chunk and maps each chunk as it goes, and a driver that hands
- * the device work on a chunk while it migrates the next (a pipeline) posts
- * again before the device has looked at its table. With one slot that
- * second post was dropped and the device page-faulted the whole chunk.
+ * A ring of MAP_SLOTS slots. dmirror_migrate_to_device() migrates and
+ * maps a range in 64-page chunks inside one ioctl, with no device working
+ * meanwhile; overlapping the two is our own design (hmm-peer's first pass,
+ * src/workloads/hmm_peer/pipeline.ts): a driver that hands the device
+ * work on a chunk while it migrates the next posts again before the device
+ * has looked at its table. With one slot that second post was dropped and
+ * the device page-faulted the whole chunk.
  *
  *   main (src/drivers/migrate_map.ts)          worker (DeviceTlb.collectMap)
  *   ---------------------------------          -----------------------------

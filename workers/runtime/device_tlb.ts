@@ -34,8 +34,8 @@
  *
  * Driver-installed translations (dmirror_migrate_finalize_and_map): after
  * migrating pages into this device's memory the driver posts their entries
- * in a second mailbox (src/shm/driver_map_layout.ts); collectMap()
- * installs them, before any page request and before serving any
+ * into the DriverMap ring, beside the page-request mailbox
+ * (src/shm/driver_map_layout.ts); collectMap() installs every pending post, before any page request and before serving any
  * invalidation, so an invalidation posted after them drops them.
  *
  * Every entry records the page generation (and the target page) it was
@@ -362,8 +362,8 @@ export class DeviceTlb {
   }
 
   /**
-   * Installs the driver's post in the DriverMap mailbox, if there is one
-   * we have not installed: every entry whose flags are set. Runs before
+   * Installs every post pending in the DriverMap ring (slots doneSeq+1 ..
+   * postSeq, in order): every entry whose flags are set. Runs before
    * any invalidation is served (drop) and before a page request, so an
    * invalidation the kernel posted after the mailbox drops what it held.
    */
