@@ -387,14 +387,16 @@ async function mapPeerPrivateRun(mm: Mm, range: HmmRange, vmaEnd: number, va: nu
   if (owner === range.devPrivateOwner || !owner.allowPeers || (write && !first.write) || !mm.kernel.p2pAllowed(owner.owner, range.importer).ok) return 0;
   const req0 = range.reqFlags?.[i0] ?? 0;
   const max = Math.min((vmaEnd - va) / PAGE_SIZE, (range.end - va) / PAGE_SIZE);
-  let n = 1;
-  for (; n < max; n++) {
+  // The device pages are gathered in the scan: one page-table lookup per page (hmm-peer's NICs fault 512 at a time).
+  const run: number[] = [first.page];
+  for (let n = 1; n < max; n++) {
     const pte = mm.pt.get(vpn0 + n);
     if (pte?.kind !== 'devprivate' || pte.devmem !== owner || (write && !pte.write) || (range.reqFlags?.[i0 + n] ?? 0) !== req0) break;
+    run.push(pte.page);
   }
+  const n = run.length;
   if (n < 2) return 0; // one page: the per-page path does the same
-  const pages = new Int32Array(n);
-  for (let k = 0; k < n; k++) pages[k] = (mm.pt.get(vpn0 + k) as { page: number }).page;
+  const pages = Int32Array.from(run);
   const m = await owner.p2pMapRange(pages, range.importer, mm, va);
   if (!m) return 0;
   const flags = validFlags(HMM_PFN_P2P, write);
