@@ -50,39 +50,28 @@ export async function baseline(machine: Machine, kernel: Kernel, devs: readonly 
   return { stages, va, inv, submitted };
 }
 
+/** `now` minus `old`, field by field over the numeric fields but those in `keep` (taken from `now`: levels, not counts). */
+function minus<T extends object>(now: T, old: T, keep: readonly (keyof T)[] = []): T {
+  const out = { ...now };
+  for (const k of Object.keys(now) as (keyof T)[]) {
+    const v = now[k];
+    if (typeof v === 'number' && !keep.includes(k)) (out[k] as number) = v - (old[k] as number);
+  }
+  return out;
+}
+
 /** stageTimes(d) since the baseline. */
 export function stageSince(d: Device, b: Baseline): StageTimes {
   const now = stageTimes(d);
   const o = b.stages.get(d.spec.name);
-  if (!o) return now;
-  return {
-    device: now.device,
-    commands: now.commands - o.commands,
-    dmaMs: now.dmaMs - o.dmaMs,
-    computeMs: now.computeMs - o.computeMs,
-    faultWaitMs: now.faultWaitMs - o.faultWaitMs,
-    mapMs: now.mapMs - o.mapMs,
-    bytesFromRam: now.bytesFromRam - o.bytesFromRam,
-    bytesToRam: now.bytesToRam - o.bytesToRam,
-    bytesFromPeer: now.bytesFromPeer - o.bytesFromPeer,
-    bytesToPeer: now.bytesToPeer - o.bytesToPeer,
-  };
+  return o ? minus(now, o) : now;
 }
 
-/** vaCounters(d) since the baseline. */
+/** vaCounters(d) since the baseline (`tlb`, the entries held now, is a level). */
 export async function vaSince(machine: Machine, d: Device, b: Baseline): Promise<VaCounters> {
   const now = await vaCounters(machine, d);
   const o = b.va.get(d.spec.name);
-  if (!o) return now;
-  return {
-    faults: now.faults - o.faults,
-    pagesFaulted: now.pagesFaulted - o.pagesFaulted,
-    retries: now.retries - o.retries,
-    refaults: now.refaults - o.refaults,
-    prefetchHits: now.prefetchHits - o.prefetchHits,
-    pagesRefaulted: now.pagesRefaulted - o.pagesRefaulted,
-    tlb: now.tlb,
-  };
+  return o ? minus(now, o, ['tlb']) : now;
 }
 
 /** invalidationStats(kernel, devices) since the baseline: batches and the ack latencies of the batches after it. */
