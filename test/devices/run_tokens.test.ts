@@ -110,6 +110,8 @@ t.test('a device waiting for a run token still acks invalidations, then streams 
   const res = await s;
   t.equal(res.bytes, MiB);
   bytesEq(t, r.machine.device('nic0').shm.mem!.subarray(0, MiB), r.want, 'nic0 read the process buffer');
+  // The counters RunReport.machine reports (tokenWaits, tokenHandoffs): nic0 slept once; the reap admitted it.
+  t.same(r.machine.runTokens!.stats, { waits: 1, handoffs: 1 }, 'one acquire slept, one release woke it');
 });
 
 t.test('a transfer of at most RUN_TOKEN_FREE_BYTES takes no token; a larger one waits for it', async (t) => {
