@@ -99,7 +99,12 @@ export interface RunReport {
 
 export interface MachineLine extends MachineBoot {
   readonly devices: number;
-  /** Run-token acquires that had to sleep, and releases that woke a waiting device (0 with tokens off). */
+  /**
+   * Run-token acquires that had to sleep, and releases that woke a waiting device (0 with tokens off).
+   * Run-wide (setup included) and timing-bound: 0 when no more than `runTokens` devices are ever
+   * inside a transfer at once, as in unprofiled hmm-peer-fanout on a quiet host (the 8 NICs' short
+   * commands seldom overlap); a --cpu-prof run slows the workers enough that they queue.
+   */
   readonly tokenWaits: number;
   readonly tokenHandoffs: number;
 }
