@@ -229,19 +229,22 @@ export class ImporterBinding implements IntervalNotifierOps {
     Atomics.notify(this.pri, PriMailbox.bell);
     await this.server;
     await this.notifier.remove();
-    if (!this.dev.handle.failed) await this.cmd({ op: this.detachOp }).catch(() => undefined);
-    await this.releaseAll();
+    const detached = !this.dev.handle.failed && (await this.cmd({ op: this.detachOp }).then(() => true, () => false));
+    if (detached) await this.releaseAll();
+    else this.kernel.log.push(`${this.name}: closed without a detach (the device failed): its IOVAs and exporter holds are kept, never reused under it`);
   }
 
   /**
-   * close()'s last step, once the device dropped every translation (detach)
-   * and no invalidation can reach us (notifier removed): unmap and flush
-   * every IOVA we still hold, and p2p_unmap every exporter range, as
-   * dmirror_fops_release() leaves nothing mapped. Without it the domain
-   * (one per device, it outlives the binding) kept PTEs to pages the process
-   * may free, and exporters kept holds nobody would release. A failed
-   * device's flush may not be acked: its IOVAs then stay unreleased (never
-   * reused), which is safe.
+   * close()'s last step, once the device acked its detach (it dropped every
+   * translation) and no invalidation can reach us (notifier removed): unmap
+   * and flush every IOVA we still hold, then p2p_unmap every exporter
+   * range, as dmirror_fops_release() leaves nothing mapped. Without it the
+   * domain (one per device, it outlives the binding) kept PTEs to pages the
+   * process may free, and exporters kept holds nobody would release. A
+   * device that did not detach (failed: a failed device may still run) gets
+   * none of this from close(): the holds stay, so no exporter recycles a
+   * slot it may still reach. Nor does one whose flush was not acked: its
+   * IOVAs stay unreleased (never reused) and its holds stay.
    */
   private async releaseAll(): Promise<void> {
     await this.lock.lock();
@@ -252,7 +255,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       const dom = this.domain;
       if (dom && iovas.length > 0) {
         for (const iova of iovas) dom.unmap(iova);
-        await dom.flush(iovaRanges(iovas)).catch(() => undefined);
+        if (!(await dom.flush(iovaRanges(iovas)).then(() => true, () => false))) return;
       }
       this.p2pUnmapAll(held);
     } finally {
@@ -579,7 +582,6 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.p2pHeld.add(h.vma ?? h.devmem!, { vma: h.vma, devmem: h.devmem }, h.start, h.end);
   }
 
-  /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
   /** p2p_unmap of each held range from its exporter (a VMA's vm_ops, or a peer's device memory). */
   private p2pUnmapAll(held: readonly HeldRange[]): void {
     for (const h of held) {
@@ -587,6 +589,8 @@ export class ImporterBinding implements IntervalNotifierOps {
       else h.devmem!.p2pUnmap(this.ref, this.mm, h.start, h.end);
     }
   }
+
+  /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
 
   private takeHeld(start: number, end: number): HeldRange[] {
     return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));

@@ -137,12 +137,6 @@ export class BusDecoder {
 }
 
 /**
- * Bytes of a BAR2 run from `inPage` into slot `first` (which maps `page`),
- * up to `avail`: the following slots join while they map the following
- * device pages.
- */
-
-/**
  * The one reading of a BAR2 slot word: the byte offset, in the owner's
  * device memory, of the page the slot maps, or -1 when it maps none. Every
  * BAR2 decode (this file's, and the DMA engine's one-loop gather over a
@@ -155,6 +149,11 @@ export function barSlotBacking(slots: Int32Array, slot: number): number {
   return page < 0 ? -1 : page * PAGE_SIZE;
 }
 
+/**
+ * Bytes of a BAR2 run from `inPage` into slot `first` (whose page is at
+ * byte `backing`), up to `avail`: the following slots join while they map
+ * the following device pages.
+ */
 function slotRunLen(slots: Int32Array, first: number, backing: number, inPage: number, avail: number): number {
   let len = Math.min(avail, PAGE_SIZE - inPage);
   for (let slot = first + 1; len < avail && slot < slots.length && barSlotBacking(slots, slot) === backing + (slot - first) * PAGE_SIZE; slot++) len = Math.min(avail, len + PAGE_SIZE);

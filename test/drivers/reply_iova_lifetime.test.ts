@@ -17,6 +17,7 @@ import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import { PageRequest, priGroup, PriMailbox, ReplyEntry } from '../../src/shm/tlb_layout.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
+import { DeviceError } from '../../src/errors.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { kernelMachine, MiB, mirrorSpec, openMirrors, pattern } from '../fixtures/kernel_machine.js';
 
@@ -180,4 +181,23 @@ t.test('close() unmaps every IOVA the binding still holds and releases its expor
   t.equal(dom.mapped, 0, 'close unmapped them all');
   t.equal(ex.barManager.holdersOf(ex.pageOf(bar.vma, 0)), 0, 'and released the exporter hold');
   t.equal(dom.faults().count, 0);
+});
+
+// A device that failed without detaching may still run (a control call
+// timed out): close() must not hand its exporter slots to someone else nor
+// free its IOVAs for reuse; it keeps them and says so.
+t.test('close() of a device that failed keeps its IOVAs and exporter holds', async (t) => {
+  const { kernel, machine } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
+  const mm = kernel.createMm();
+  const d0 = await MirrorDriver.open(kernel, 'm0', mm);
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  const bar = await ex.mmap(mm, 2);
+  await d0.read(bar.va, 2);
+  const dom = d0.domain!;
+  t.equal(dom.mapped, 2);
+  machine.device('m0').handle.fail(new DeviceError('m0', 'timeout', 'test: a control call timed out'));
+  await d0.close();
+  t.equal(dom.mapped, 2, 'its IOVAs stay mapped (and are never reused)');
+  t.equal(ex.barManager.holdersOf(ex.pageOf(bar.vma, 0)), 1, 'the exporter still holds the slot for it');
+  t.match(kernel.log.join('\n'), /m0: closed without a detach \(the device failed\)/);
 });

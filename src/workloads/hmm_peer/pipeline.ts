@@ -57,7 +57,7 @@ export async function migrateAndTransform(ctx: WorkloadContext, w: HmmPeerWorklo
       args[ACC_ARG_STAGE_PAGES] = w.stagePages;
       args[ACC_ARG_WORD0] = off / 4;
       // The queue bounds the pipeline: a full one waits for the oldest TRANSFORM.
-      while (accQ.full) await inFlight.shift();
+      while (accQ.full && inFlight.length > 0) await inFlight.shift();
       const p = runner.run(accQ, { opcode: ACC_OP_TRANSFORM_VA, src: va + off, dst: 0, len: n, args });
       // Handled now: a rejection while we are still migrating is rethrown by the await below or in the catch.
       p.catch(() => undefined);
