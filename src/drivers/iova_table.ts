@@ -15,7 +15,9 @@
  * it. Both go at the page's next invalidation (take).
  *
  * Invariants: a leaf is in `leaves` only while it holds an entry (count);
- * a page in `older` has an entry in its leaf.
+ * a page in its leaf's `older` has an entry in that leaf. `older` lives in
+ * the leaf so a flush looks only at the leaves it covers, not at every
+ * page that ever had two IOVAs.
  */
 const LEAF_SHIFT = 9;
 const LEAF = 1 << LEAF_SHIFT;
@@ -24,12 +26,12 @@ const NONE = -1;
 interface Leaf {
   readonly iova: Float64Array;
   count: number;
+  /** Index in the leaf -> the IOVAs the page had before its current one (replace), still mapped; null while none. */
+  older: Map<number, number[]> | null;
 }
 
 export class IovaTable {
   private readonly leaves = new Map<number, Leaf>();
-  /** VA page -> the IOVAs it had before its current one (replace), still mapped. Usually empty. */
-  private readonly older = new Map<number, number[]>();
   /** Entries held. */
   size = 0;
 
@@ -44,7 +46,7 @@ export class IovaTable {
     const key = Math.floor(vpn / LEAF);
     let leaf = this.leaves.get(key);
     if (!leaf) {
-      leaf = { iova: new Float64Array(LEAF).fill(NONE), count: 0 };
+      leaf = { iova: new Float64Array(LEAF).fill(NONE), count: 0, older: null };
       this.leaves.set(key, leaf);
     }
     const i = vpn % LEAF;
@@ -59,31 +61,26 @@ export class IovaTable {
   replace(vpn: number, iova: number): void {
     const old = this.get(vpn);
     if (old === iova) return;
-    const l = this.older.get(vpn) ?? [];
+    this.set(vpn, iova);
+    const leaf = this.leaves.get(Math.floor(vpn / LEAF))!;
+    const i = vpn % LEAF;
+    const l = leaf.older?.get(i) ?? [];
     const at = l.indexOf(iova);
     if (at >= 0) l.splice(at, 1);
     if (old !== NONE) l.push(old);
-    if (l.length > 0) this.older.set(vpn, l);
-    else this.older.delete(vpn);
-    this.set(vpn, iova);
+    if (l.length > 0) (leaf.older ??= new Map()).set(i, l);
+    else leaf.older?.delete(i);
   }
 
   /** The IOVAs `vpn` had before its current one and still holds (replace). */
   olderOf(vpn: number): readonly number[] {
-    return this.older.get(vpn) ?? [];
+    return this.leaves.get(Math.floor(vpn / LEAF))?.older?.get(vpn % LEAF) ?? [];
   }
 
   /** Removes the entries of VA pages [v0, v1) and returns their IOVAs (every IOVA each page had: replace). */
   take(v0: number, v1: number): number[] {
     const out: number[] = [];
     if (this.size === 0 || v1 <= v0) return out;
-    if (this.older.size > 0) {
-      for (const [vpn, l] of this.older) {
-        if (vpn < v0 || vpn >= v1) continue;
-        for (const iova of l) out.push(iova);
-        this.older.delete(vpn);
-      }
-    }
     const k0 = Math.floor(v0 / LEAF);
     const k1 = Math.floor((v1 - 1) / LEAF);
     if (k1 - k0 < this.leaves.size) {
@@ -99,7 +96,10 @@ export class IovaTable {
     if (!leaf) return;
     const base = k * LEAF;
     const a = leaf.iova;
-    for (let i = Math.max(v0 - base, 0), e = Math.min(v1 - base, LEAF); i < e; i++) {
+    const i0 = Math.max(v0 - base, 0);
+    const i1 = Math.min(v1 - base, LEAF);
+    if (leaf.older) this.takeOlder(leaf.older, i0, i1, out);
+    for (let i = i0; i < i1; i++) {
       if (a[i] === NONE) continue;
       out.push(a[i]);
       a[i] = NONE;
@@ -107,5 +107,14 @@ export class IovaTable {
       this.size--;
     }
     if (leaf.count === 0) this.leaves.delete(k);
+  }
+
+  /** Moves the older IOVAs of leaf indices [i0, i1) into `out`. */
+  private takeOlder(older: Map<number, number[]>, i0: number, i1: number, out: number[]): void {
+    for (const [i, l] of older) {
+      if (i < i0 || i >= i1) continue;
+      for (const iova of l) out.push(iova);
+      older.delete(i);
+    }
   }
 }

@@ -50,3 +50,17 @@ t.test('replace with one of the older IOVAs makes it current again, listed once'
   t.same(m.take(v, v + 1).sort(), [0x100000, 0x200000]);
   t.same(m.olderOf(v), []);
 });
+
+t.test('a flush of one leaf leaves the older IOVAs of pages in other leaves alone', async (t) => {
+  const m = new IovaTable();
+  const a = 2 ** 35; // leaf of a
+  const b = a + 5 * 512; // another leaf
+  m.replace(a, 0x100000);
+  m.replace(a, 0x200000);
+  m.replace(b, 0x300000);
+  m.replace(b, 0x400000);
+  t.same(m.take(b, b + 1).sort(), [0x300000, 0x400000], "b's flush takes both of b's IOVAs");
+  t.same(m.olderOf(a), [0x100000], "and none of a's");
+  t.same(m.take(a - 512, a + 512).sort(), [0x100000, 0x200000]);
+  t.equal(m.size, 0);
+});
