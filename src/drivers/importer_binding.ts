@@ -228,8 +228,10 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.kernel.pageRequests.delete(this);
     Atomics.notify(this.pri, PriMailbox.bell);
     await this.server;
-    await this.notifier.remove();
+    // Detach before the notifier goes, as an SVA driver quiesces its device before iommu_sva_unbind_device():
+    // an invalidation in between still reaches the device, which may translate until it acks the detach.
     const detached = !this.dev.handle.failed && (await this.cmd({ op: this.detachOp }).then(() => true, () => false));
+    await this.notifier.remove();
     if (detached) await this.releaseAll();
     else this.kernel.log.push(`${this.name}: closed without a detach (the device failed): its IOVAs and exporter holds are kept, never reused under it`);
   }
