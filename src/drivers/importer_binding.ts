@@ -28,8 +28,10 @@
  *   exporter pages we held: flushLocked); unlock
  *
  * Lifetime: bind() attaches the device to one Mm (one notifier over the
- * whole address space) and starts the fault server; close() removes the
- * notifier, drops the device's translations and stops the server.
+ * whole address space) and starts the fault server; close() stops the
+ * server, has the device drop its translations (detach), removes the
+ * notifier, then unmaps our IOVAs and p2p_unmaps what we held (releaseAll;
+ * a device that failed keeps both).
  * Subclasses (MirrorDriver) add device commands; plain devices use
  * ImporterBinding.bind, whose device half is workers/runtime/va_space.ts.
  */
