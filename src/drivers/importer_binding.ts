@@ -595,7 +595,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /** Cuts [start, end) out of the held ranges (lock held); returns the parts cut, to unmap after the ack. */
-
   private takeHeld(start: number, end: number): HeldRange[] {
     return this.p2pHeld.take(start, end).map((p) => ({ vma: p.value.vma, devmem: p.value.devmem, start: p.start, end: p.end }));
   }

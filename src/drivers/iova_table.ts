@@ -41,8 +41,8 @@ export class IovaTable {
     return leaf ? leaf.iova[vpn % LEAF] : NONE;
   }
 
-  /** Private: a page's current IOVA is only ever changed by replace(), which keeps the one it had for take(). */
-  private set(vpn: number, iova: number): void {
+  /** Private: a page's current IOVA is only ever changed by replace(), which keeps the one it had for take(). Returns the page's leaf. */
+  private set(vpn: number, iova: number): Leaf {
     const key = Math.floor(vpn / LEAF);
     let leaf = this.leaves.get(key);
     if (!leaf) {
@@ -55,14 +55,14 @@ export class IovaTable {
       this.size++;
     }
     leaf.iova[i] = iova;
+    return leaf;
   }
 
   /** `vpn`'s IOVA is now `iova` (a new one, or one of olderOf(vpn)); the one it had (if any) stays listed for take(). */
   replace(vpn: number, iova: number): void {
     const old = this.get(vpn);
     if (old === iova) return;
-    this.set(vpn, iova);
-    const leaf = this.leaves.get(Math.floor(vpn / LEAF))!;
+    const leaf = this.set(vpn, iova);
     const i = vpn % LEAF;
     const l = leaf.older?.get(i) ?? [];
     const at = l.indexOf(iova);

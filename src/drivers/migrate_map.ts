@@ -27,10 +27,11 @@
  * Best effort: a post takes as many free slots of the ring as its span
  * needs (MAP_PAGES pages each), counted under the driver lock (postSeq's
  * only writer; freeMapSlots clamps the device-written doneSeq); pages past
- * the free slots are not posted and fault as before. The slots free up as the device installs them, so
- * a driver migrating chunk after chunk while the device works on the
- * previous one keeps posting (hmm-peer's own pipeline, not upstream's:
- * dmirror_migrate_to_device has no device working while it migrates).
+ * the free slots are not posted and fault as before. The slots free up as
+ * the device installs them, so a driver migrating chunk after chunk while
+ * the device works on the previous one keeps posting (hmm-peer's own
+ * pipeline, not upstream's: dmirror_migrate_to_device has no device
+ * working while it migrates).
  */
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DriverMap, freeMapSlots, MAP_PAGES, MAP_SLOTS, mapSlot, MapSlot } from '../shm/driver_map_layout.js';

@@ -128,17 +128,23 @@ t.test('a page answered read-only, then for a write: the read-only IOVA lives un
   t.equal(d0.domain!.faults().count, 0);
 });
 
+/** m0 behind an IOMMU, and a 2-page VMA of exp's BAR in a fresh process (the BAR tests below). */
+async function barSetup(t: { teardown(fn: () => unknown): void }) {
+  const { kernel, machine } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
+  const mm = kernel.createMm();
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  return { kernel, machine, mm, ex, bar: await ex.mmap(mm, 2) };
+}
+
 // Through a peer's BAR the reply's access follows the request, not the PTE
 // (hmm.ts: a p2p entry is writable only for a write request), so a page
 // answered read, write, read alternates kinds; the third answer must hand
 // out the read-only IOVA the first one mapped (IovaTable.olderOf), or every
 // alternation would map one more IOVA until the page is invalidated.
 t.test('a BAR page answered read, write, read: at most one IOVA per access kind', async (t) => {
-  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
-  const mm = kernel.createMm();
+  const { kernel, mm, bar } = await barSetup(t);
   const [d0] = await openMirrors(t, kernel, mm, ['m0']);
-  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
-  const { va } = await ex.mmap(mm, 2);
+  const { va } = bar;
   const dev = device(d0);
   const answer = async (g: number, write: boolean): Promise<number> => {
     const s = dev.write(g, va, 1, write, false);
@@ -165,11 +171,8 @@ t.test('a BAR page answered read, write, read: at most one IOVA per access kind'
 // binding (one per device), so IOVAs left in it would keep pointing at pages
 // the process may free, and an exporter would keep holds nobody releases.
 t.test('close() unmaps every IOVA the binding still holds and releases its exporter holds', async (t) => {
-  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
-  const mm = kernel.createMm();
+  const { kernel, mm, ex, bar } = await barSetup(t);
   const d0 = await MirrorDriver.open(kernel, 'm0', mm);
-  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
-  const bar = await ex.mmap(mm, 2);
   const ram = await mm.mmap({ length: 2 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
   await mm.write(ram, pattern(2 * PAGE_SIZE, 9));
   await d0.read(ram, 2);
@@ -187,11 +190,8 @@ t.test('close() unmaps every IOVA the binding still holds and releases its expor
 // timed out): close() must not hand its exporter slots to someone else nor
 // free its IOVAs for reuse; it keeps them and says so.
 t.test('close() of a device that failed keeps its IOVAs and exporter holds', async (t) => {
-  const { kernel, machine } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * 1024)], { check: true, iommu: ['m0'], policy: allP2p });
-  const mm = kernel.createMm();
+  const { kernel, machine, mm, ex, bar } = await barSetup(t);
   const d0 = await MirrorDriver.open(kernel, 'm0', mm);
-  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
-  const bar = await ex.mmap(mm, 2);
   await d0.read(bar.va, 2);
   const dom = d0.domain!;
   t.equal(dom.mapped, 2);
