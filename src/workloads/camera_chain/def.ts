@@ -2,7 +2,8 @@
  * The camera chain as a registered workload: its device roles, the pairs
  * that must talk directly in p2p mode, and its accounting. With
  * `pipelines: N` the N chains run at once (src/workloads/instances.ts),
- * sharing one verify pool.
+ * sharing one verify pool and one StreamGate (their windows open together
+ * once all are set up; their frames are checked once all have streamed).
  */
 import type { WorkloadDef, Accounting, Check, WorkloadContext } from '../workload.js';
 import { modeledSeconds } from '../accounting.js';
@@ -10,6 +11,7 @@ import { runCameraChain, verifyPool, type ChainResult } from './run.js';
 import type { CameraChainWorkload } from './schema.js';
 import { instanceName, prefixProblems, runInstances, type Instance } from '../instances.js';
 import type { Piscina } from 'piscina';
+import { StreamGate } from './stream_gate.js';
 
 /** Pipeline i's own workload: its devices (`cam` -> cam<i>), its output process, one pipeline. */
 function pipeline(w: CameraChainWorkload, i: number): CameraChainWorkload {
@@ -53,8 +55,14 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   async run(ctx, w): Promise<Accounting> {
     if (w.pipelines === 1) return runPipeline(ctx, w);
     const pool = verifyPool();
+    const gate = new StreamGate(w.pipelines);
     try {
-      return (await runInstances(ctx, pipelines(w), (c, p) => runPipeline(c, p, pool))).merged;
+      const run = (c: WorkloadContext, p: CameraChainWorkload) =>
+        runPipeline(c, p, pool, gate).catch((e: unknown) => {
+          gate.open(); // the run fails: the others must not wait for this one at a line
+          throw e;
+        });
+      return (await runInstances(ctx, pipelines(w), run)).merged;
     } finally {
       await pool.destroy();
     }
@@ -62,8 +70,8 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
 };
 
 /** One pipeline, run and accounted. */
-async function runPipeline(ctx: WorkloadContext, w: CameraChainWorkload, pool?: Piscina): Promise<Accounting> {
-  const r = await runCameraChain(ctx, w, pool);
+async function runPipeline(ctx: WorkloadContext, w: CameraChainWorkload, pool?: Piscina, gate?: StreamGate): Promise<Accounting> {
+  const r = await runCameraChain(ctx, w, pool, gate);
   const [cam, cc, fin] = r.devices;
   const p2p = ctx.mode === 'p2p';
   // The link model prices the bytes the devices really moved, on the path each took.

@@ -55,6 +55,7 @@ import type { InvalidationStats, StageTimes, WorkloadContext } from '../workload
 import type { CameraChainWorkload } from './schema.js';
 import { colourReferenceParams } from '../reference/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
+import { SOLO_GATE, type StreamGate } from './stream_gate.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
@@ -280,14 +281,17 @@ function processArgs(frame: number): number[] {
 
 /**
  * The timed stream: captures while an input buffer, an output slot and
- * queue room are free; each completed frame is landed and checked against
- * the CPU reference on a piscina thread (its slot is free again once
- * checked); ends when every frame is verified.
+ * queue room are free; each completed frame is copied out of its slot
+ * (the viewer keeps it; the slot is free again); ends when every frame is
+ * kept. Then every kept frame is checked against the CPU reference on
+ * the verify pool. With several pipelines the window opens once all are
+ * set up and the checks wait until all have streamed (./stream_gate.ts).
  */
-async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number; cpuMs: number }> {
+async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams, gate: StreamGate): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number; cpuMs: number }> {
   const { machine, w, seed, frameBytes, store } = k;
   const slots = Array.from({ length: OUTPUT_SLOTS }, () => ({ busy: false }));
   const keep = viewerRecording(w.frames, frameBytes);
+  await gate.atStart();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const freeBufs = path.inputs.map((_, i) => i);
@@ -332,7 +336,8 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
   }
   const wallMs = performance.now() - t0;
   const cpuMs = processCpuMsSince(cpu0);
-  // Verification, bit-exact, after the stream (not in the timed window).
+  // Verification, bit-exact, after the stream (every pipeline's: not in any timed window).
+  await gate.atFinish();
   const results = await Promise.all(kept.map((task) => pool.run(task) as Promise<VerifyResult>));
   for (const r of results) if (r.mismatchAt >= 0) mismatches.push(r);
   const verified = results.length;
@@ -357,8 +362,12 @@ export function verifyPool(): Piscina {
   return new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
 }
 
-/** One pipeline; `shared` is the verify pool of a run with several (the caller destroys it), absent: a pool of its own. */
-export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload, shared?: Piscina): Promise<ChainResult> {
+/**
+ * One pipeline; `shared` is the verify pool of a run with several (the
+ * caller destroys it), absent: a pool of its own; `gate` the start and
+ * finish lines all of the run's pipelines pass (./stream_gate.ts).
+ */
+export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkload, shared?: Piscina, gate: StreamGate = SOLO_GATE): Promise<ChainResult> {
   const { machine, seed } = ctx;
   const cam = machine.device(w.camera);
   const cc = machine.device(w.corrector);
@@ -374,7 +383,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
     const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
-    const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params);
+    const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate);
     const imp = await importerStats(ctx, w.final ? [w.camera, w.corrector] : [w.camera]);
     const fin = await path.finish();
     await store.close();
