@@ -357,9 +357,15 @@ function viewerRecording(frames: number, frameBytes: number): SharedArrayBuffer 
   return keep;
 }
 
-/** The piscina pool that checks frames against the CPU reference (one per run; instances share it). */
+/**
+ * The piscina pool that checks frames against the CPU reference (one per
+ * run; instances share it). minThreads 0: its threads start with the
+ * first check, after the stream; by default piscina starts one at
+ * construction, and that thread's start-up (~15-30 ms of CPU loading the
+ * reference code) ran inside the window.
+ */
 export function verifyPool(): Piscina {
-  return new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), maxThreads: 2, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
+  return new Piscina({ filename: compiledModule('src/workloads/camera_chain/verify_task'), minThreads: 0, maxThreads: 2, idleTimeout: 1000, execArgv: WORKER_EXEC_ARGV });
 }
 
 /**
