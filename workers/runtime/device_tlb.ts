@@ -47,14 +47,13 @@
  * (InvalidationPort.check), so "holding the driver lock" here means "not
  * calling check()" — install is atomic with respect to acks.
  */
-import { PAGE_SHIFT, PAGE_SIZE } from '../../src/shm/constants.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { DriverMap, takeMapPosts, type MapInstall } from '../../src/shm/driver_map_layout.js';
 import { errnoCode, errnoName, PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
-import type { GatherList } from './gather_list.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -338,42 +337,6 @@ export class DeviceTlb {
         const x = i * WORDS;
         const page = page0 + k;
         if ((w[x + W_FLAGS] & PRESENT) === 0 || w[x + W_MEM] !== mem || w[x + W_PAGE] !== page || w[x + W_GEN] !== Atomics.load(gen, page)) return k;
-      }
-    }
-    return -1;
-  }
-
-  /**
-   * verifyRun() for the runs of one DMA gather step (the safety checker's
-   * checkTlbGather): run i covers bytes [offset[i], +len[i]) of memory
-   * `mem` (live generations in `gen`) and was reached through the entries
-   * from vpn0 + (addr[i] - devAddr0) / PAGE_SIZE on, one per page it covers.
-   * From run `from` on: the index of the first run with a page whose entry
-   * does not match (the checker then tests that run page by page, verify()),
-   * or -1. One block lookup per TLB_BLOCK pages, not one per page: over
-   * scattered backing every run is one page.
-   */
-  verifyGather(runs: GatherList, from: number, vpn0: number, devAddr0: number, mem: number, gen: Int32Array): number {
-    let lo = 0;
-    let hi = -1; // VA pages [lo, hi] lie in the block `w` holds
-    let w: Int32Array | null = null;
-    for (let i = from; i < runs.n; i++) {
-      const off = runs.offset[i];
-      const p0 = off >>> PAGE_SHIFT;
-      const count = ((off + runs.len[i] - 1) >>> PAGE_SHIFT) - p0 + 1;
-      const v0 = vpn0 + ((runs.addr[i] - devAddr0) >>> PAGE_SHIFT);
-      for (let k = 0; k < count; k++) {
-        const vpn = v0 + k;
-        if (vpn < lo || vpn > hi || w === null) {
-          const b = this.block(vpn);
-          if (b === null) return i;
-          w = b.w;
-          lo = vpn - (vpn & (TLB_BLOCK - 1));
-          hi = lo + TLB_BLOCK - 1;
-        }
-        const x = (vpn - lo) * WORDS;
-        const page = p0 + k;
-        if ((w[x + W_FLAGS] & PRESENT) === 0 || w[x + W_MEM] !== mem || w[x + W_PAGE] !== page || w[x + W_GEN] !== Atomics.load(gen, page)) return i;
       }
     }
     return -1;

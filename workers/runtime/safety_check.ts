@@ -57,22 +57,25 @@ export class SafetyChecker {
     const gen = runs.gen;
     if (!gen || runs.target === 'regs') return;
     const mem = runs.target === 'ram' ? -1 : runs.owner;
-    // Fast path: one pass over the step's pages in the TLB's arrays; page by page only in a run with a mismatch, to record each.
-    for (let i = tlb.verifyGather(runs, 0, vpn0, devAddr0, mem, gen); i >= 0; i = tlb.verifyGather(runs, i + 1, vpn0, devAddr0, mem, gen)) {
-      this.checkTlbRun(runs, i, tlb, vpn0 + ((runs.addr[i] - devAddr0) >>> PAGE_SHIFT), mem, gen, write);
-    }
-  }
-
-  /** Records every page of run i of `runs` (reached through the entries from `vpn` on) whose entry does not match. */
-  private checkTlbRun(runs: GatherList, i: number, tlb: DeviceTlb, vpn: number, mem: number, gen: Int32Array, write: boolean): void {
     // Offsets and device-address distances fit 32 bits (a memory is one typed array, at most 2^32 bytes on Node 20; a TLB run lies in one transfer): shifts, not floors.
-    const off = runs.offset[i];
-    const p0 = off >>> PAGE_SHIFT;
-    const count = ((off + runs.len[i] - 1) >>> PAGE_SHIFT) - p0 + 1;
-    for (let k = 0; k < count; k++) {
-      const live = Atomics.load(gen, p0 + k);
-      const kind = tlb.verify(vpn + k, mem, p0 + k, live);
-      if (kind !== 0) this.reportTlb(kind, tlb, vpn + k, live, write);
+    for (let i = 0; i < runs.n; i++) {
+      const off = runs.offset[i];
+      const p0 = off >>> PAGE_SHIFT;
+      const count = ((off + runs.len[i] - 1) >>> PAGE_SHIFT) - p0 + 1;
+      const vpn = vpn0 + ((runs.addr[i] - devAddr0) >>> PAGE_SHIFT);
+      if (count === 1) {
+        // A one-page run (every run over scattered backing): one entry test, no run loop.
+        const live = Atomics.load(gen, p0);
+        const kind = tlb.verify(vpn, mem, p0, live);
+        if (kind !== 0) this.reportTlb(kind, tlb, vpn, live, write);
+        continue;
+      }
+      // Fast path: one pass over the run; page by page only from the first mismatch on, to record each.
+      for (let k = tlb.verifyRun(vpn, count, mem, p0, gen); k >= 0 && k < count; k++) {
+        const live = Atomics.load(gen, p0 + k);
+        const kind = tlb.verify(vpn + k, mem, p0 + k, live);
+        if (kind !== 0) this.reportTlb(kind, tlb, vpn + k, live, write);
+      }
     }
   }
 
