@@ -51,6 +51,7 @@ import {
   vaFromArgs,
   type AccCounters,
 } from '../src/devices/accelerator_abi.js';
+import { AccelSimd } from '../src/devices/models/accel_simd.js';
 import { accelInit, accelInitStep, accelStep, accelTransform, checksumWords } from '../src/devices/models/accel_kernel.js';
 import type { AcceleratorOps, CmdHandlers } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
@@ -64,6 +65,8 @@ class Accelerator implements DeviceModel {
   private readonly name: string;
   private readonly mem: Uint8Array;
   private readonly words: Int32Array;
+  /** The WebAssembly SIMD kernels, in place in local memory when it is a WebAssembly.Memory (else the JS kernels run). */
+  private readonly simd: AccelSimd | null;
   /** Test knob (x- prefix): after this iteration of every COMPUTE (and every TRANSFORM), flip bit 0 of word corruptWord. */
   private readonly corruptAt: number | undefined;
   private readonly corruptWord: number;
@@ -75,6 +78,7 @@ class Accelerator implements DeviceModel {
     if (!mem || mem.length < PAGE_SIZE) throw new Error(`${this.name}: an accelerator needs local memory (buffers, progress records), has ${mem?.length ?? 0} bytes`);
     this.mem = mem;
     this.words = new Int32Array(mem.buffer, mem.byteOffset, mem.length >> 2);
+    this.simd = ctx.self.memWasm && mem.byteOffset === 0 ? new AccelSimd(ctx.self.memWasm) : null;
     this.corruptAt = ctx.props['x-corrupt-iteration'] as number | undefined;
     this.corruptWord = (ctx.props['x-corrupt-word'] as number | undefined) ?? 0;
   }
@@ -157,9 +161,9 @@ class Accelerator implements DeviceModel {
     // Seeding and iteration 1 in one pass when both run (accelInitStep); a
     // checksum only where it is the result (the last one computed).
     const fused = (flags & ACC_F_INIT) !== 0 && iterations > 0;
-    let h = fused ? accelInitStep(x, seed) : flags & ACC_F_INIT ? accelInit(x, seed) : iterations > 0 ? 0 : checksumWords(x);
+    let h = fused ? this.initStep(x, seed) : flags & ACC_F_INIT ? this.init(x, seed) : iterations > 0 ? 0 : this.checksum(x);
     for (let k = 1; k <= iterations; k++) {
-      if (k > 1 || !fused) h = accelStep(x, k, seed);
+      if (k > 1 || !fused) h = this.step(x, k, seed);
       this.maybeCorrupt(x, k);
       if (every > 0 && (k % every === 0 || k === iterations)) {
         const err = this.publish(r, mirror, k, h, k === iterations ? 1 : 0);
@@ -176,6 +180,23 @@ class Accelerator implements DeviceModel {
     this.c.lastComputeUs = ms * 1000;
     this.c.lastIterations = iterations;
     return { status: CqStatus.Success, result: h | 0 };
+  }
+
+  // The kernels on x, a view of local memory: SIMD in place when there is a module, else JS (same results, tested).
+  private initStep(x: Int32Array, seed: number): number {
+    return this.simd ? this.simd.initStep(x.byteOffset, x.length, seed) : accelInitStep(x, seed);
+  }
+
+  private init(x: Int32Array, seed: number): number {
+    return this.simd ? this.simd.init(x.byteOffset, x.length, seed) : accelInit(x, seed);
+  }
+
+  private step(x: Int32Array, k: number, seed: number): number {
+    return this.simd ? this.simd.step(x.byteOffset, x.length, k, seed) : accelStep(x, k, seed);
+  }
+
+  private checksum(x: Int32Array): number {
+    return this.simd ? this.simd.checksum(x.byteOffset, x.length) : checksumWords(x);
   }
 
   /** The failure COMPUTE gets before it touches the buffer (range, counts, record placement, mirror without publishing), or null. */
@@ -262,7 +283,8 @@ class Accelerator implements DeviceModel {
   private transformAt(off: number, n: number, word0: number, done: number, seed: number): void {
     const x = this.words.subarray(off / 4, (off + n) / 4);
     const t0 = performance.now();
-    accelTransform(x, word0 + done / 4, seed);
+    if (this.simd) this.simd.transform(x.byteOffset, x.length, word0 + done / 4, seed);
+    else accelTransform(x, word0 + done / 4, seed);
     if (done === 0) this.maybeCorrupt(x, this.corruptAt ?? -1);
     this.ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.Compute, performance.timeOrigin + t0, performance.now() - t0, x.byteLength);

@@ -16,6 +16,8 @@ export interface DeviceKind {
    * Machine reserves it so no driver allocates those pages.
    */
   readonly minMemBytes: number;
+  /** Local memory is a shared WebAssembly.Memory: the model's WebAssembly kernels compute in it in place (src/shm/phys_mem.ts). */
+  readonly wasmMemory?: boolean;
   /** Properties accepted under `props:`, with their defaults. */
   readonly props: z.ZodObject;
   /** What the worker model gets, derived from the validated props (default: the props themselves). */
@@ -44,6 +46,7 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
   accelerator: {
     doc: 'compute device: iterative integer kernel over buffers in its memory, publishing a seqcount progress record; copies and transforms by process VA (src/devices/accelerator_abi.ts)',
     minMemBytes: 0, // keeps no memory of its own: the driver allocates every buffer and record
+    wasmMemory: true,
     props: z.strictObject({
       'x-corrupt-iteration': z.number().int().min(1).optional().describe('test knob: after this iteration of every COMPUTE (and every TRANSFORM), flip bit 0 of one buffer word'),
       'x-corrupt-word': z.number().int().min(0).default(0).describe('test knob: the word x-corrupt-iteration flips'),

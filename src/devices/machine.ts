@@ -100,7 +100,7 @@ export class Machine {
     checkLimits({ ramBytes: spec.ramBytes, devices: spec.devices });
     const t0 = performance.now();
     const rss0 = process.memoryUsage.rss();
-    const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes })), spec.traceRecords ?? 0);
+    const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes, wasm: deviceKinds[d.kind]?.wasmMemory })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
     const devices = spec.devices.map((s, i): Device => {
       const dshm = shm.devices[i];

@@ -15,6 +15,7 @@
 import { BAR2_OFFSET, BAR_SPACE_BASE, BAR_SPACE_STRIDE, PAGE_SIZE } from './constants.js';
 import { DeviceCtl, DeviceRegs, DeviceStats } from './device_ctl.js';
 import { allocTraceRing } from './trace_ring.js';
+import { Wasm, type WasmMemory } from '../common/wasm.js';
 
 export type BusRegionKind = 'ram' | 'bar-regs' | 'bar-mem';
 
@@ -35,6 +36,11 @@ export interface DeviceShmDesc {
   readonly stats: SharedArrayBuffer;
   /** Local device memory (absent for devices without memory). */
   readonly mem: SharedArrayBuffer | null;
+  /**
+   * The shared WebAssembly.Memory whose buffer `mem` is, for a kind whose
+   * model computes in place in WebAssembly (DeviceMemSpec.wasm); else null.
+   */
+  readonly memWasm: WasmMemory | null;
   /** Page generation table of `mem`: bumped when a page is freed (its identity ends). */
   readonly memGen: SharedArrayBuffer | null;
   /** BAR2 slot table: slot -> device page, -1 = slot not mapped. */
@@ -65,6 +71,25 @@ export interface DeviceMemSpec {
   readonly name: string;
   readonly memBytes: number;
   readonly barBytes: number;
+  /** Local memory as a shared WebAssembly.Memory (deviceMemory) when its size allows. */
+  readonly wasm?: boolean;
+}
+
+/** WebAssembly's page: a Memory is a whole number of them. */
+export const WASM_PAGE_BYTES = 64 * 1024;
+
+/**
+ * A device's local memory: a plain SharedArrayBuffer, or for `wasm` (the
+ * accelerator's and NIC's kernels compute in place: accel_simd.ts) a shared
+ * WebAssembly.Memory of exactly memBytes, whose buffer is the
+ * SharedArrayBuffer every side maps. A size that is not whole WebAssembly
+ * pages stays plain (its model runs its JS kernels). Fixed size: never grown.
+ */
+function deviceMemory(memBytes: number, wasm: boolean): { mem: SharedArrayBuffer; memWasm: WasmMemory | null } {
+  if (!wasm || memBytes % WASM_PAGE_BYTES !== 0) return { mem: new SharedArrayBuffer(memBytes), memWasm: null };
+  const pages = memBytes / WASM_PAGE_BYTES;
+  const memWasm = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+  return { mem: memWasm.buffer as SharedArrayBuffer, memWasm };
 }
 
 function pagesOf(bytes: number, what: string): number {
@@ -95,13 +120,15 @@ export function createMachineShm(ramBytes: number, specs: readonly DeviceMemSpec
     if (barPages > 0) regions.push({ kind: 'bar-mem', base: bar2Base(index), size: s.barBytes, owner: index });
     const barSlots = barPages > 0 ? new SharedArrayBuffer(barPages * 4) : null;
     if (barSlots) new Int32Array(barSlots).fill(-1);
+    const local = memPages > 0 ? deviceMemory(s.memBytes, s.wasm ?? false) : null;
     return {
       name: s.name,
       index,
       ctl: new SharedArrayBuffer(DeviceCtl.kBytes),
       regs: new SharedArrayBuffer(DeviceRegs.kBytes),
       stats: new SharedArrayBuffer(DeviceStats.kFieldCount * 8),
-      mem: memPages > 0 ? new SharedArrayBuffer(s.memBytes) : null,
+      mem: local?.mem ?? null,
+      memWasm: local?.memWasm ?? null,
       memGen: memPages > 0 ? new SharedArrayBuffer(memPages * 4) : null,
       barSlots,
       barGen: barSlots && memPages > 0 ? new SharedArrayBuffer(memPages * 4) : null,
@@ -119,6 +146,8 @@ export interface DeviceShm {
   readonly regs: Int32Array;
   readonly stats: Float64Array;
   readonly mem: Uint8Array | null;
+  /** DeviceShmDesc.memWasm: `mem` as a WebAssembly.Memory, or null. */
+  readonly memWasm: WasmMemory | null;
   readonly memGen: Int32Array | null;
   readonly barSlots: Int32Array | null;
   /** BAR generation of each page of `mem` (DeviceShmDesc.barGen). */
@@ -146,6 +175,7 @@ export function attachMachineShm(desc: MachineShmDesc): MachineShm {
       regs: new Int32Array(d.regs),
       stats: new Float64Array(d.stats),
       mem: d.mem ? new Uint8Array(d.mem) : null,
+      memWasm: d.memWasm,
       memGen: d.memGen ? new Int32Array(d.memGen) : null,
       barSlots: d.barSlots ? new Int32Array(d.barSlots) : null,
       barGen: d.barGen ? new Int32Array(d.barGen) : null,

@@ -16,6 +16,14 @@
  */
 import { FNV_OFFSET, FNV_PRIME } from '../fnv.js';
 
+/** Continues the four lanes over whole groups of words in place in its memory (accel_simd.ts: WebAssembly). */
+export interface LaneKernel {
+  /** The memory the kernel reads: a chunk elsewhere is hashed in JS. */
+  readonly memory: ArrayBufferLike;
+  /** lanes = the lanes continued over n words (a multiple of 4) at byte `off`. */
+  lanes(off: number, n: number, lanes: Int32Array): void;
+}
+
 /** Checksum of one stream of bytes fed in chunks. Lifetime: one stream (one SEND). */
 export class StreamChecksum {
   private l0 = FNV_OFFSET | 0;
@@ -27,6 +35,9 @@ export class StreamChecksum {
   private bytes = 0;
   private ragged = false;
 
+  /** `kernel`: hash whole groups with it when the chunk is in its memory (same result, tested). */
+  constructor(private readonly kernel: LaneKernel | null = null) {}
+
   /** Hashes the next chunk of the stream. */
   update(chunk: Uint8Array): void {
     if (this.ragged) throw new RangeError('checksum: a chunk after a ragged (not whole-word) one');
@@ -36,7 +47,7 @@ export class StreamChecksum {
     let i = 0;
     // Lead-in up to a lane-0 word (only when a chunk ended off a 4-word boundary).
     for (; i < whole && ((this.words + i) & 3) !== 0; i++) this.one(w[i] | 0, this.words + i);
-    i = this.lanes(w, i);
+    i = this.kernel !== null && chunk.buffer === this.kernel.memory ? this.kernelLanes(w, i) : this.lanes(w, i);
     for (; i < whole; i++) this.one(w[i] | 0, this.words + i);
     this.words += whole;
     this.bytes += chunk.length;
@@ -74,6 +85,15 @@ export class StreamChecksum {
     this.l2 = c;
     this.l3 = d;
     return i;
+  }
+
+  /** lanes() by the kernel. */
+  private kernelLanes(w: Int32Array, from: number): number {
+    const n = (w.length - from) & ~3;
+    const l = new Int32Array([this.l0, this.l1, this.l2, this.l3]);
+    this.kernel!.lanes(w.byteOffset + from * 4, n, l);
+    [this.l0, this.l1, this.l2, this.l3] = l;
+    return from + n;
   }
 
   /** Word number `index` of the stream, value v. */

@@ -23,6 +23,7 @@
  * The module is assembled here from its instructions (no toolchain, no
  * binary blob); one instance per worker.
  */
+import { BLOCK, br, brIf, END, I32, I32_ADD, I32_AND, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, i32c, lane, load, maxS, minS, mul, name, section, set, shl, shrS, shrU, simd, splat, store, sub, uleb, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
 import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** Largest burst one call computes, bytes (the workers' line-buffer burst). */
@@ -32,76 +33,6 @@ const OUT = BURST_BYTES;
 const TABLES = 2 * BURST_BYTES;
 const LUT = TABLES + 64;
 const PAGES = 3;
-
-// --- a minimal WebAssembly encoder -------------------------------------------------
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  n |= 0;
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
-
-const I32 = 0x7f;
-const V128 = 0x7b;
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32c = (n: number) => [0x41, ...sleb(n)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
-const splat = simd(0x11);
-const vand = simd(0x4e);
-const vor = simd(0x50);
-const vxor = simd(0x51);
-const shl = simd(0xab);
-const shrS = simd(0xac);
-const shrU = simd(0xad);
-const add = simd(0xae);
-const sub = simd(0xb1);
-const mul = simd(0xb5);
-const minS = simd(0xb6);
-const maxS = simd(0xb8);
-const lane = (j: number) => simd(0x1b, j);
-const vload = (offset: number) => simd(0x00, 4, ...uleb(offset));
-const vstore = (offset: number) => simd(0x0b, 4, ...uleb(offset));
-const load = (offset: number) => [0x28, 2, ...uleb(offset)];
-const store = (offset: number) => [0x36, 2, ...uleb(offset)];
-const [I32_ADD, I32_SHL, I32_AND, I32_OR, I32_GE_U, I32_EQ] = [[0x6a], [0x74], [0x71], [0x72], [0x4f], [0x46]];
-const BLOCK = [0x02, 0x40];
-const LOOP = [0x03, 0x40];
-const IF = [0x04, 0x40];
-const END = [0x0b];
-const br = (d: number) => [0x0c, ...uleb(d)];
-const brIf = (d: number) => [0x0d, ...uleb(d)];
-
-function section(id: number, body: number[]): number[] {
-  return [id, ...uleb(body.length), ...body];
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function name(s: string): number[] {
-  return [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-}
 
 // --- colour(n): pixels IN -> OUT, n a multiple of 4 -------------------------------
 
@@ -181,13 +112,6 @@ function moduleBytes(): Uint8Array {
 }
 
 // --- the kernels ----------------------------------------------------------------------
-
-/** The part of the WebAssembly API used here (this project's TypeScript lib has no WebAssembly types). */
-interface WasmApi {
-  readonly Module: new (bytes: Uint8Array) => object;
-  readonly Instance: new (module: object) => { readonly exports: unknown };
-}
-const Wasm = (globalThis as unknown as { readonly WebAssembly: WasmApi }).WebAssembly;
 
 interface Exports {
   readonly mem: { readonly buffer: ArrayBuffer };

@@ -1,0 +1,323 @@
+/**
+ * The accelerator's kernels (init, init+step fused, step, transform) and
+ * the four-lane FNV checksum in WebAssembly SIMD, computed in place in the
+ * device's own memory: that memory is a shared WebAssembly.Memory
+ * (src/shm/phys_mem.ts, deviceWasmMemory) whose buffer is the device's
+ * SharedArrayBuffer, and the module imports it, so no byte is copied in or
+ * out. Same definition as accel_kernel.ts (src/devices/accelerator_abi.ts,
+ * src/devices/fnv.ts); the workloads' references stay the plain JS of
+ * src/workloads/reference/.
+ *
+ * Why: the JS kernels run ~0.5 ns a word at best, and the accelerator's
+ * compute bounds accel-nic-stream's p2p stream (README). Four words an
+ * instruction:
+ *   - mix32 and the step's map are lane-wise (i32x4.mul is Math.imul);
+ *   - the FNV lanes are the four i32x4 lanes (word i goes to lane i % 4);
+ *   - the step's prev chain is a prefix sum: x'[i] = t[i] + prev[i-1] with
+ *     t[i] = imul(x ^ x >>> 15, M) + k, so a group's four outputs are the
+ *     in-register inclusive scan of t (two shift-and-add shuffles) plus the
+ *     previous group's last output, broadcast: the only serial dependency
+ *     is one add and one shuffle per four words.
+ *
+ * Invariants: every exported function takes a byte offset and a word
+ * count that is a multiple of 4 (the JS wrapper does the < 4 words left in
+ * scalar code); the FNV lanes and prev live in exported i32 globals
+ * between calls (one instance per worker, one kernel call at a time).
+ */
+import { ACC_GOLDEN, ACC_MIX_A, ACC_MIX_B, ACC_STEP_MUL } from '../accelerator_abi.js';
+import { FNV_OFFSET, FNV_PRIME } from '../fnv.js';
+import { foldLanes, type LaneKernel } from './checksum.js';
+import {
+  BLOCK,
+  END,
+  I32,
+  I32_ADD,
+  I32_GE_U,
+  I32_SHL,
+  LOOP,
+  V128,
+  Wasm,
+  add,
+  br,
+  brIf,
+  get,
+  gget,
+  gset,
+  i32c,
+  lane,
+  load,
+  mul,
+  name,
+  section,
+  set,
+  shrU,
+  shuffle,
+  simd,
+  splat,
+  uleb,
+  vand,
+  vec,
+  vload,
+  vstore,
+  vxor,
+  type WasmMemory,
+} from './wasm_encoder.js';
+
+// Globals: the four FNV lanes, then prev.
+const G_LANE = 0;
+const G_PREV = 4;
+
+// Locals shared by every body, numbered as if it had 4 params (one with fewer declares unused i32s first).
+// The FNV lanes are scalar i32 locals (lane0..3): i32x4.mul has a 10-cycle latency on
+// current x86 and each lane is one serial chain, so scalar multiplies (3 cycles) keep up
+// with the vector work and vector ones would not (measured: 0.59 against 0.25 ms per 2 MiB).
+const L = { end: 4, lane0: 5, prev: 9, idx: 10, step: 11, seed: 12, a: 13, b: 14, m: 15, k: 16, t: 17, hi: 18 };
+const locals = (params: number) => vec([[4 - params + 5, I32], [10, V128]]);
+const I32_XOR = [0x73];
+const I64X2_SHL = simd(0xcb);
+const I32_MUL = [0x6c];
+
+/** Byte j of the result is byte idx[j] of (a, b): lane 1 everywhere, lane 3 everywhere (single-operand: one pshufd). */
+const LANE1 = [4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7];
+const LAST = [12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15];
+
+const vconst = (w: readonly number[]) => simd(0x0c, ...w.flatMap((v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]));
+const splatc = (n: number, to: number) => [...i32c(n | 0), ...splat, ...set(to)];
+
+/** end = p + n * 4; zero; the multipliers as vectors. Param 0 is p, 1 is n. */
+function prologue(): number[] {
+  return [
+    ...get(0), ...get(1), ...i32c(2), ...I32_SHL, ...I32_ADD, ...set(L.end),
+    ...vconst([0, 0, -1, -1]), ...set(L.hi),
+    ...splatc(ACC_MIX_A, L.a), ...splatc(ACC_MIX_B, L.b), ...splatc(ACC_STEP_MUL, L.m),
+  ];
+}
+
+/** lane0..3 = the four lane globals; prev = the prev global, broadcast. */
+const loadState = [...[0, 1, 2, 3].flatMap((j) => [...gget(G_LANE + j), ...set(L.lane0 + j)]), ...gget(G_PREV), ...splat, ...set(L.prev)];
+const storeState = [...[0, 1, 2, 3].flatMap((j) => [...get(L.lane0 + j), ...gset(G_LANE + j)]), ...get(L.prev), ...lane(0), ...gset(G_PREV)];
+
+/** Each lane j = (lane j ^ word j of the group) * FNV_PRIME; the group is `word(j)`'s i32. */
+const fnvGroup = (word: (j: number) => number[]) =>
+  [0, 1, 2, 3].flatMap((j) => [...get(L.lane0 + j), ...word(j), ...I32_XOR, ...i32c(FNV_PRIME), ...I32_MUL, ...set(L.lane0 + j)]);
+/** The FNV of the group just stored at p, read back as i32s (store-forwarded: cheaper than four lane extracts, which compete with the shuffles for one port). */
+const fnvOfStored = fnvGroup((j) => [...get(0), ...load(4 * j)]);
+
+/** idx = (first + [0, 1, 2, 3]) * GOLDEN, step = 4 * GOLDEN: the word index's product, advanced by one add a group. */
+function indexVector(first: number): number[] {
+  return [...get(first), ...splat, ...vconst([0, 1, 2, 3]), ...add, ...splatc(ACC_GOLDEN, L.t), ...get(L.t), ...mul, ...set(L.idx), ...splatc(Math.imul(4, ACC_GOLDEN), L.step)];
+}
+
+/** mix32 of the v128 on the stack, left on the stack (uses L.t). */
+const mix32 = [
+  ...set(L.t), ...get(L.t), ...get(L.t), ...i32c(16), ...shrU, ...vxor, ...get(L.a), ...mul,
+  ...set(L.t), ...get(L.t), ...get(L.t), ...i32c(15), ...shrU, ...vxor, ...get(L.b), ...mul,
+  ...set(L.t), ...get(L.t), ...get(L.t), ...i32c(16), ...shrU, ...vxor,
+];
+
+/** The step of the word on the stack: prefix sum of imul(v ^ v >>> 15, M) + k over the group, plus prev; stores it at p, prev and lanes follow. */
+const stepGroup = [
+  ...set(L.t), ...get(L.t), ...get(L.t), ...i32c(15), ...shrU, ...vxor, ...get(L.m), ...mul, ...get(L.k), ...add, ...set(L.t),
+  // [t0, t0+t1, t2, t2+t3]: each 64-bit half shifted up one lane and added.
+  ...get(L.t), ...get(L.t), ...i32c(32), ...I64X2_SHL, ...add, ...set(L.t),
+  // + [0, 0, u1, u1] + prev: the inclusive scan, carried on.
+  ...get(L.t), ...get(L.t), ...get(L.t), ...shuffle(LANE1), ...get(L.hi), ...vand, ...add, ...get(L.prev), ...add, ...set(L.t),
+  ...get(0), ...get(L.t), ...vstore(0),
+  ...get(L.t), ...get(L.t), ...shuffle(LAST), ...set(L.prev),
+  ...fnvOfStored,
+];
+
+const nextIndex = [...get(L.idx), ...get(L.step), ...add, ...set(L.idx)];
+
+/** block loop: while p < end { body; p += 16 } */
+function loop(body: number[]): number[] {
+  return [...BLOCK, ...LOOP, ...get(0), ...get(L.end), ...I32_GE_U, ...brIf(1), ...body, ...get(0), ...i32c(16), ...I32_ADD, ...set(0), ...br(0), ...END, ...END];
+}
+
+/** initStep(p, n, seed, i0): x = step 1 of init; prev and lanes from and back to the globals. */
+function initStepBody(): number[] {
+  return [...prologue(), ...loadState, ...indexVector(3), ...get(2), ...splat, ...set(L.seed), ...splatc(1, L.k),
+    ...loop([...get(L.seed), ...get(L.idx), ...vxor, ...mix32, ...stepGroup, ...nextIndex]), ...storeState, ...END];
+}
+
+/** init(p, n, seed, i0): x = init; lanes from and back to the globals. */
+function initBody(): number[] {
+  return [...prologue(), ...loadState, ...indexVector(3), ...get(2), ...splat, ...set(L.seed),
+    ...loop([...get(L.seed), ...get(L.idx), ...vxor, ...mix32, ...set(L.t), ...get(0), ...get(L.t), ...vstore(0), ...fnvOfStored, ...nextIndex]), ...storeState, ...END];
+}
+
+/** step(p, n, k): iteration k in place; prev and lanes from and back to the globals. */
+function stepBody(): number[] {
+  return [...prologue(), ...loadState, ...get(2), ...splat, ...set(L.k), ...loop([...get(0), ...vload(0), ...stepGroup]), ...storeState, ...END];
+}
+
+/** transform(p, n, first, seed): x = mix32(x ^ seed ^ imul(first + i, GOLDEN)) + 1. */
+function transformBody(): number[] {
+  return [...prologue(), ...indexVector(2), ...get(3), ...splat, ...set(L.seed), ...splatc(1, L.k),
+    ...loop([...get(0), ...vload(0), ...get(L.seed), ...vxor, ...get(L.idx), ...vxor, ...mix32, ...get(L.k), ...add, ...set(L.t),
+      ...get(0), ...get(L.t), ...vstore(0), ...nextIndex]), ...END];
+}
+
+/** fnv(p, n): the lanes over the words. */
+function fnvBody(): number[] {
+  return [...prologue(), ...loadState, ...loop(fnvGroup((j) => [...get(0), ...load(4 * j)])), ...storeState, ...END];
+}
+
+/** The module: imports env.mem (shared, any size), exports the five kernels and the lane and prev globals. */
+function moduleBytes(): Uint8Array {
+  const fn = (params: number) => [0x60, ...vec(Array.from({ length: params }, () => [I32])), 0];
+  const kernels: [string, number, number[]][] = [
+    ['initStep', 4, initStepBody()],
+    ['init', 4, initBody()],
+    ['step', 3, stepBody()],
+    ['transform', 4, transformBody()],
+    ['fnv', 2, fnvBody()],
+  ];
+  const types = [2, 3, 4].map(fn);
+  const typeOf = (params: number) => params - 2;
+  const globals = Array.from({ length: 5 }, () => [I32, 1, ...i32c(0), ...END]);
+  const globalNames = ['l0', 'l1', 'l2', 'l3', 'prev'];
+  return Uint8Array.from([
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...section(1, vec(types)),
+    // Shared memory, min 1 page, max 65536 (any device memory imports).
+    ...section(2, vec([[...name('env'), ...name('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
+    ...section(3, vec(kernels.map(([, params]) => [typeOf(params)]))),
+    ...section(6, vec(globals)),
+    ...section(7, vec([...kernels.map(([n], i) => [...name(n), 0x00, i]), ...globalNames.map((n, i) => [...name(n), 0x03, i])])),
+    ...section(10, vec(kernels.map(([, params, body]) => {
+      const b = [...locals(params), ...body];
+      return [...uleb(b.length), ...b];
+    }))),
+  ]);
+}
+
+interface Global {
+  value: number;
+}
+
+interface Exports {
+  initStep(p: number, n: number, seed: number, i0: number): void;
+  init(p: number, n: number, seed: number, i0: number): void;
+  step(p: number, n: number, k: number): void;
+  transform(p: number, n: number, first: number, seed: number): void;
+  fnv(p: number, n: number): void;
+  readonly l0: Global;
+  readonly l1: Global;
+  readonly l2: Global;
+  readonly l3: Global;
+  readonly prev: Global;
+}
+
+let compiled: object | null = null;
+
+/** mix32 of the definition (scalar, for the < 4 words after the last group). */
+function mix32s(v: number): number {
+  v = Math.imul(v ^ (v >>> 16), ACC_MIX_A);
+  v = Math.imul(v ^ (v >>> 15), ACC_MIX_B);
+  return (v ^ (v >>> 16)) | 0;
+}
+
+/**
+ * The kernels over one device memory. Lifetime: the device's (one per
+ * worker). Offsets are bytes into the memory, 4-aligned; counts are words.
+ */
+export class AccelSimd implements LaneKernel {
+  private readonly k: Exports;
+  private readonly words: Int32Array;
+  readonly memory: ArrayBufferLike;
+
+  constructor(memory: WasmMemory) {
+    compiled ??= new Wasm.Module(moduleBytes());
+    this.k = new Wasm.Instance(compiled, { env: { mem: memory } }).exports as Exports;
+    this.words = new Int32Array(memory.buffer);
+    this.memory = memory.buffer;
+  }
+
+  /** accelInit then accelStep(1): returns the checksum after the step. */
+  initStep(off: number, n: number, seed: number): number {
+    this.begin((seed ^ 1) | 0);
+    const whole = n & ~3;
+    this.k.initStep(off, whole, seed | 0, 0);
+    let prev = this.k.prev.value | 0;
+    const w = this.words;
+    for (let i = whole; i < n; i++) {
+      const v = mix32s(seed ^ Math.imul(i, ACC_GOLDEN));
+      prev = ((Math.imul(v ^ (v >>> 15), ACC_STEP_MUL) | 0) + prev + 1) | 0;
+      w[(off >> 2) + i] = prev;
+    }
+    return this.end(off, n, whole);
+  }
+
+  /** init: returns the buffer's checksum. */
+  init(off: number, n: number, seed: number): number {
+    this.begin(0);
+    const whole = n & ~3;
+    this.k.init(off, whole, seed | 0, 0);
+    for (let i = whole; i < n; i++) this.words[(off >> 2) + i] = mix32s(seed ^ Math.imul(i, ACC_GOLDEN));
+    return this.end(off, n, whole);
+  }
+
+  /** Iteration k in place: returns the checksum after it. */
+  step(off: number, n: number, k: number, seed: number): number {
+    this.begin((seed ^ k) | 0);
+    const whole = n & ~3;
+    this.k.step(off, whole, k | 0);
+    let prev = this.k.prev.value | 0;
+    const w = this.words;
+    for (let i = (off >> 2) + whole; i < (off >> 2) + n; i++) {
+      const v = w[i];
+      prev = ((Math.imul(v ^ (v >>> 15), ACC_STEP_MUL) | 0) + prev + (k | 0)) | 0;
+      w[i] = prev;
+    }
+    return this.end(off, n, whole);
+  }
+
+  /** transform of n words at off, whose index in the whole range starts at `first`. */
+  transform(off: number, n: number, first: number, seed: number): void {
+    const whole = n & ~3;
+    this.k.transform(off, whole, first | 0, seed | 0);
+    const w = this.words;
+    for (let i = whole; i < n; i++) w[(off >> 2) + i] = (mix32s(w[(off >> 2) + i] ^ seed ^ Math.imul((first + i) | 0, ACC_GOLDEN)) + 1) | 0;
+  }
+
+  /** The checksum of n words at off. */
+  checksum(off: number, n: number): number {
+    this.begin(0);
+    const whole = n & ~3;
+    this.k.fnv(off, whole);
+    return this.end(off, n, whole);
+  }
+
+  /**
+   * Lanes of a stream checksum continued over n words at off (whole groups
+   * of four; the stream's words so far a multiple of four): `lanes` in, the
+   * new lanes out. For the NIC's sink (workers/nic.ts).
+   */
+  lanes(off: number, n: number, lanes: Int32Array): void {
+    const k = this.k;
+    k.l0.value = lanes[0];
+    k.l1.value = lanes[1];
+    k.l2.value = lanes[2];
+    k.l3.value = lanes[3];
+    k.fnv(off, n);
+    lanes[0] = k.l0.value;
+    lanes[1] = k.l1.value;
+    lanes[2] = k.l2.value;
+    lanes[3] = k.l3.value;
+  }
+
+  private begin(prev: number): void {
+    const k = this.k;
+    k.l0.value = k.l1.value = k.l2.value = k.l3.value = FNV_OFFSET | 0;
+    k.prev.value = prev;
+  }
+
+  /** The < 4 words after `whole` into their lanes, then the fold. */
+  private end(off: number, n: number, whole: number): number {
+    const k = this.k;
+    const l = [k.l0.value | 0, k.l1.value | 0, k.l2.value | 0, k.l3.value | 0];
+    for (let i = whole; i < n; i++) l[i & 3] = Math.imul(l[i & 3] ^ this.words[(off >> 2) + i], FNV_PRIME);
+    return foldLanes(l[0], l[1], l[2], l[3], n * 4);
+  }
+}
