@@ -37,6 +37,7 @@ import { NIC_MON_MAX_SAMPLES, NIC_MON_PERIOD_US, NIC_MON_SPIN_TORN, NIC_MON_STUC
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
 import { StreamChecksum } from '../src/devices/models/checksum.js';
+import { AccelSimd } from '../src/devices/models/accel_simd.js';
 import type { CmdHandlers, NicOps } from '../src/devices/protocol.js';
 import type { CommandResult } from './runtime/device_queues.js';
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
@@ -67,6 +68,8 @@ class Nic implements DeviceModel {
   private readonly words: Int32Array;
   private readonly c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0, prefetched: 0 };
   private readonly nvme: NicNvmeEngine;
+  /** The sink's checksum lanes in WebAssembly, in place in the packet buffer, when local memory is a WebAssembly.Memory. */
+  private readonly simd: AccelSimd | null;
 
   constructor(private readonly ctx: DeviceContext) {
     this.name = ctx.self.name;
@@ -75,6 +78,7 @@ class Nic implements DeviceModel {
     this.mem = mem;
     this.words = new Int32Array(mem.buffer, mem.byteOffset, NIC_MEM_BYTES / 4);
     this.nvme = new NicNvmeEngine(ctx, this.words);
+    this.simd = ctx.self.memWasm ? new AccelSimd(ctx.self.memWasm) : null;
   }
 
   execute(cmd: SqCommand): CommandResult {
@@ -104,7 +108,7 @@ class Nic implements DeviceModel {
 
   /** nic_send: process memory -> packet buffer -> sink checksum. */
   private send(cmd: SqCommand): CommandResult {
-    const sum = new StreamChecksum();
+    const sum = new StreamChecksum(this.simd);
     for (let done = 0; done < cmd.len; ) {
       const n = Math.min(NIC_PKT_SLOT_BYTES, cmd.len - done);
       const err = this.ctx.va().read(cmd.src + done, PKT_OFF, n, cmd.src + cmd.len);

@@ -60,6 +60,7 @@ export const deviceKinds: Readonly<Record<string, DeviceKind>> = {
   nic: {
     doc: 'network card: SEND process memory to a checksumming sink, MONITOR a progress record by seqcount, drive a peer NVMe queue (src/devices/nic_abi.ts); DMA by process VA',
     minMemBytes: 256 * KiB,
+    wasmMemory: true,
     props: z.strictObject({}),
   },
   nvme: {

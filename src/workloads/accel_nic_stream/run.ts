@@ -43,7 +43,7 @@ import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import { quiesce } from '../kernel_boot.js';
 import { accelReference } from '../reference/accel.js';
-import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
+import { invalidationStats, modeledSeconds, processCpuMsSince, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { fnv1aReference } from '../reference/checksum.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
@@ -205,12 +205,13 @@ class Revoker {
  * or, when the SEND ends first, right after it. Returns the checksums the
  * NIC's sink saw.
  */
-async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, plan: ReadonlyMap<number, RevokePlan>, rev: Revoker, inFlight: number[]): Promise<{ sent: number[]; wallMs: number }> {
+async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, plan: ReadonlyMap<number, RevokePlan>, rev: Revoker, inFlight: number[]): Promise<{ sent: number[]; wallMs: number; cpuMs: number }> {
   const { accQ, nicQ, runner } = rig;
   const sent = new Array<number>(w.results).fill(0);
   const sendDone: (Promise<void> | undefined)[] = new Array(w.buffers);
   const cleanSendMs: number[] = [];
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   for (let r = 0; r < w.results; r++) {
     const b = r % w.buffers;
     await sendDone[b];
@@ -242,7 +243,7 @@ async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acce
     });
   }
   await Promise.all(sendDone);
-  return { sent, wallMs: performance.now() - t0 };
+  return { sent, wallMs: performance.now() - t0, cpuMs: processCpuMsSince(cpu0) };
 }
 
 /** The CPU reference, after the stream (not in the wall time): one line per result whose checksum differs. */
@@ -273,11 +274,11 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
     // recomputes the buffer, not while the NIC waits at the start of its next SEND.
     const prefetch = (b: number) => rig.runner.run(rig.nicQ, { opcode: NIC_OP_PREFETCH, src: bufs.sendVa(b), dst: 0, len: w.resultBytes, args: [] });
     rev = new Revoker(bufs, inFlight, w.evict === 'revoke', prefetch);
-    const { sent, wallMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
+    const { sent, wallMs, cpuMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
     rev.stop();
     await rev.settle();
     await afterStream();
-    return await account(ctx, w, rig, bufs, { sent, wallMs, plan, rev });
+    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, plan, rev });
   } finally {
     rev?.stop();
   }
@@ -294,7 +295,7 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
 }
 
 /** The run's Accounting: traffic, invalidations, refaults, and the data and invalidation checks. */
-async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker }): Promise<Accounting> {
+async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker }): Promise<Accounting> {
   const { kernel, runner, acc, nic } = rig;
   const { ex } = bufs;
   const bounce = ex === null;
@@ -343,6 +344,8 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     invalidations: inv,
     refaults: refaultedPages,
     wallMs,
+    // Process-wide: in a shared boot the other workloads' threads would count too.
+    ...(ctx.boot ? {} : { cpuMs: run.cpuMs }),
     modeledSeconds: modeledSeconds(ctx.fabric, flows),
     devices,
     checks,
