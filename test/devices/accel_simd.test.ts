@@ -12,6 +12,12 @@ import { Wasm } from '../../src/common/wasm.js';
 import { createMachineShm, WASM_PAGE_BYTES } from '../../src/shm/phys_mem.js';
 import { accelInitReference, accelReference, accelTransformReference } from '../../src/workloads/reference/accel.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
+import { Machine } from '../../src/devices/machine.js';
+import { HostQueue } from '../../src/drivers/host_queue.js';
+import { ACC_F_INIT, ACC_HOST_QID, ACC_OP_COMPUTE } from '../../src/devices/accelerator_abi.js';
+import { CommandRunner } from '../../src/workloads/command_runner.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { MiB } from '../fixtures/kernel_machine.js';
 
 const memory = new Wasm.Memory({ initial: 2, maximum: 2, shared: true });
 const simd = new AccelSimd(memory);
@@ -80,4 +86,24 @@ t.test('device memory: a WebAssembly.Memory for a kind that asks and a size of w
   t.equal(b.memWasm, null, 'b: not whole pages, plain');
   t.equal(b.mem!.byteLength, WASM_PAGE_BYTES + 4096);
   t.equal(c.memWasm, null, 'c: its kind did not ask');
+});
+
+t.test('the device: COMPUTE and its checksum equal the reference on a WebAssembly memory (SIMD) and on a plain one (JS)', async (t) => {
+  for (const memBytes of [WASM_PAGE_BYTES * 2, WASM_PAGE_BYTES + 4 * PAGE_SIZE]) {
+    const machine = await Machine.create({ ramBytes: 4 * MiB, devices: [{ name: 'acc0', kind: 'accelerator', memBytes, barBytes: 0, props: { 'x-corrupt-word': 0 } }], timeoutMs: 5000 });
+    t.teardown(() => machine.shutdown());
+    const acc = machine.device('acc0');
+    t.equal(acc.shm.memWasm !== null, memBytes % WASM_PAGE_BYTES === 0, `${memBytes} bytes: WebAssembly memory iff whole pages`);
+    const q = await HostQueue.create(machine, acc, ACC_HOST_QID, 8);
+    await machine.start();
+    const runner = new CommandRunner(machine);
+    // 3 pages and 3 words: off the four-lane grid, at an offset that is not 16-aligned after the first page.
+    const buf = acc.mem!.allocContig(4);
+    const len = 3 * PAGE_SIZE + 12;
+    const src = buf.start * PAGE_SIZE + 4;
+    const c = await runner.run(q, { opcode: ACC_OP_COMPUTE, src, dst: 0, len, args: [3, 9, 0, ACC_F_INIT] });
+    const ref = accelReference(len / 4, 9, 3);
+    t.equal(c.result, ref.checksums[3] | 0, `${memBytes} bytes: checksum after 3 iterations`);
+    t.same(new Int32Array(acc.shm.mem!.buffer, src, len / 4), ref.buffer, `${memBytes} bytes: buffer`);
+  }
 });
