@@ -3,7 +3,9 @@
  * its own memory, for RFC use case [B] ("a device reads another device's
  * memory without disturbing it") and the HMM path (process memory
  * migrated to the device as device-private pages). The command ABI is in
- * src/devices/accelerator_abi.ts, the kernel in src/devices/models/accel_kernel.ts.
+ * src/devices/accelerator_abi.ts, the kernel in src/devices/models/accel_simd.ts
+ * (WebAssembly SIMD, in place in local memory when that is a
+ * WebAssembly.Memory) or accel_kernel.ts (JS, otherwise).
  *
  * COMPUTE publishes progress the way a GPU kernel bumps a fence/progress
  * word a peer may poll — a seqcount over a small record in local memory,

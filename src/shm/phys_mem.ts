@@ -8,8 +8,9 @@
  * message, and dropped when the machine is torn down. Sizes never change
  * after creation; only contents do.
  *
- * A `MachineShmDesc` is plain data plus SABs, so it survives structured
- * clone unchanged; `attachMachineShm` turns it into typed views on either
+ * A `MachineShmDesc` is plain data plus SABs (and shared
+ * WebAssembly.Memory objects, which clone to the same memory), so it
+ * survives structured clone unchanged; `attachMachineShm` turns it into typed views on either
  * side.
  */
 import { BAR2_OFFSET, BAR_SPACE_BASE, BAR_SPACE_STRIDE, PAGE_SIZE } from './constants.js';

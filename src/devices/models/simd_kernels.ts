@@ -20,7 +20,7 @@
  *   [OUT, +BURST_BYTES)  output pixels (render and colour)
  *   TABLES               matrix (9 x i32), then the three LUTs, each
  *                        256 x i32 already shifted to its byte (R, G<<8, B<<16)
- * The module is assembled here from its instructions (no toolchain, no
+ * The module is assembled here from its instructions (src/devices/models/wasm_encoder.ts: no toolchain, no
  * binary blob); one instance per worker.
  */
 import { BLOCK, br, brIf, END, I32, I32_ADD, I32_AND, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, i32c, lane, load, maxS, minS, mul, name, section, set, shl, shrS, shrU, simd, splat, store, sub, uleb, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
