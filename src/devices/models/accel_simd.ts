@@ -63,9 +63,22 @@ import {
   type WasmMemory,
 } from './wasm_encoder.js';
 
-// Globals: the four FNV lanes, then prev.
+// Globals: the four FNV lanes, then prev (i32, exported); then v128 ones, internal:
+// the constant vectors and a slot for a per-call one (see pinned()).
 const G_LANE = 0;
 const G_PREV = 4;
+const G_VEC = 5;
+/** The v128 globals' initial values, in order from G_VEC: the multipliers, 1, the high-lanes mask, 4 * GOLDEN, then the per-call slot. */
+const VEC_INIT: readonly (readonly number[])[] = [
+  [ACC_MIX_A, ACC_MIX_A, ACC_MIX_A, ACC_MIX_A],
+  [ACC_MIX_B, ACC_MIX_B, ACC_MIX_B, ACC_MIX_B],
+  [ACC_STEP_MUL, ACC_STEP_MUL, ACC_STEP_MUL, ACC_STEP_MUL],
+  [1, 1, 1, 1],
+  [0, 0, -1, -1],
+  [0, 1, 2, 3].map(() => Math.imul(4, ACC_GOLDEN)),
+  [0, 0, 0, 0],
+];
+const G_SLOT = G_VEC + VEC_INIT.length - 1;
 
 // Locals shared by every body, numbered as if it had 4 params (one with fewer declares unused i32s first).
 // The FNV lanes are scalar i32 locals (lane0..3): i32x4.mul has a 10-cycle latency on
@@ -84,12 +97,22 @@ const LAST = [12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15];
 const vconst = (w: readonly number[]) => simd(0x0c, ...w.flatMap((v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]));
 const splatc = (n: number, to: number) => [...i32c(n | 0), ...splat, ...set(to)];
 
+/**
+ * local = splat(param), pinned in a register for the loop: through a
+ * global's load, because TurboFan schedules a splat (of a constant or a
+ * param) at each use, so inside the loop (movd + pshufd each group, both on
+ * the shuffle port: initStep ran 0.63 ms per 2 MiB with them). The constant
+ * vectors come from globals the same way (prologue).
+ */
+function pinned(param: number, local: number): number[] {
+  return [...get(param), ...splat, ...gset(G_SLOT), ...gget(G_SLOT), ...set(local)];
+}
+
 /** end = p + n * 4; zero; the multipliers as vectors. Param 0 is p, 1 is n. */
 function prologue(): number[] {
   return [
     ...get(0), ...get(1), ...i32c(2), ...I32_SHL, ...I32_ADD, ...set(L.end),
-    ...vconst([0, 0, -1, -1]), ...set(L.hi),
-    ...splatc(ACC_MIX_A, L.a), ...splatc(ACC_MIX_B, L.b), ...splatc(ACC_STEP_MUL, L.m),
+    ...[L.a, L.b, L.m, L.k, L.hi, L.step].flatMap((l, j) => [...gget(G_VEC + j), ...set(l)]),
   ];
 }
 
@@ -105,7 +128,7 @@ const fnvOfStored = fnvGroup((j) => [...get(0), ...load(4 * j)]);
 
 /** idx = (first + [0, 1, 2, 3]) * GOLDEN, step = 4 * GOLDEN: the word index's product, advanced by one add a group. */
 function indexVector(first: number): number[] {
-  return [...get(first), ...splat, ...vconst([0, 1, 2, 3]), ...add, ...splatc(ACC_GOLDEN, L.t), ...get(L.t), ...mul, ...set(L.idx), ...splatc(Math.imul(4, ACC_GOLDEN), L.step)];
+  return [...get(first), ...splat, ...vconst([0, 1, 2, 3]), ...add, ...splatc(ACC_GOLDEN, L.t), ...get(L.t), ...mul, ...set(L.idx)];
 }
 
 /** mix32 of the v128 on the stack, left on the stack (uses L.t). */
@@ -136,24 +159,24 @@ function loop(body: number[]): number[] {
 
 /** initStep(p, n, seed, i0): x = step 1 of init; prev and lanes from and back to the globals. */
 function initStepBody(): number[] {
-  return [...prologue(), ...loadState, ...indexVector(3), ...get(2), ...splat, ...set(L.seed), ...splatc(1, L.k),
+  return [...prologue(), ...loadState, ...indexVector(3), ...pinned(2, L.seed),
     ...loop([...get(L.seed), ...get(L.idx), ...vxor, ...mix32, ...stepGroup, ...nextIndex]), ...storeState, ...END];
 }
 
 /** init(p, n, seed, i0): x = init; lanes from and back to the globals. */
 function initBody(): number[] {
-  return [...prologue(), ...loadState, ...indexVector(3), ...get(2), ...splat, ...set(L.seed),
+  return [...prologue(), ...loadState, ...indexVector(3), ...pinned(2, L.seed),
     ...loop([...get(L.seed), ...get(L.idx), ...vxor, ...mix32, ...set(L.t), ...get(0), ...get(L.t), ...vstore(0), ...fnvOfStored, ...nextIndex]), ...storeState, ...END];
 }
 
 /** step(p, n, k): iteration k in place; prev and lanes from and back to the globals. */
 function stepBody(): number[] {
-  return [...prologue(), ...loadState, ...get(2), ...splat, ...set(L.k), ...loop([...get(0), ...vload(0), ...stepGroup]), ...storeState, ...END];
+  return [...prologue(), ...loadState, ...pinned(2, L.k), ...loop([...get(0), ...vload(0), ...stepGroup]), ...storeState, ...END];
 }
 
 /** transform(p, n, first, seed): x = mix32(x ^ seed ^ imul(first + i, GOLDEN)) + 1. */
 function transformBody(): number[] {
-  return [...prologue(), ...indexVector(2), ...get(3), ...splat, ...set(L.seed), ...splatc(1, L.k),
+  return [...prologue(), ...indexVector(2), ...pinned(3, L.seed),
     ...loop([...get(0), ...vload(0), ...get(L.seed), ...vxor, ...get(L.idx), ...vxor, ...mix32, ...get(L.k), ...add, ...set(L.t),
       ...get(0), ...get(L.t), ...vstore(0), ...nextIndex]), ...END];
 }
@@ -175,7 +198,7 @@ function moduleBytes(): Uint8Array {
   ];
   const types = [2, 3, 4].map(fn);
   const typeOf = (params: number) => params - 2;
-  const globals = Array.from({ length: 5 }, () => [I32, 1, ...i32c(0), ...END]);
+  const globals = [...Array.from({ length: 5 }, () => [I32, 1, ...i32c(0), ...END]), ...VEC_INIT.map((v) => [V128, 1, ...vconst(v), ...END])];
   const globalNames = ['l0', 'l1', 'l2', 'l3', 'prev'];
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
