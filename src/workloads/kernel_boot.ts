@@ -5,6 +5,7 @@
  * devices whose root complex has it on.
  */
 import { Kernel } from '../kernel/kernel.js';
+import { Barrier } from './barrier.js';
 import { deviceQuery } from './command_runner.js';
 import type { P2pPolicy } from '../kernel/kernel_types.js';
 import type { Fabric } from '../hw/fabric.js';
@@ -13,17 +14,12 @@ import type { Check, SharedBoot, WorkloadContext } from './workload.js';
 
 /** What `instances` instances share; each must call quiesce() once (runInstances does it for one that fails). */
 export function sharedBoot(instances: number): SharedBoot {
-  let arrived = 0;
-  let release: () => void = () => undefined;
-  const all = new Promise<void>((r) => (release = r));
+  const barrier = new Barrier(instances);
   return {
     started: null,
     kernel: null,
     mms: new Map(),
-    quiesce() {
-      if (++arrived >= instances) release();
-      return all;
-    },
+    quiesce: () => barrier.pass(),
   };
 }
 

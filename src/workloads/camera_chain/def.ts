@@ -59,7 +59,7 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
     try {
       const run = (c: WorkloadContext, p: CameraChainWorkload) =>
         runPipeline(c, p, pool, gate).catch((e: unknown) => {
-          gate.open(); // the run fails: the others must not wait for this one at a line
+          gate.open(); // the run fails anyway: parked pipelines go on to their cleanup (stream_gate.ts)
           throw e;
         });
       return (await runInstances(ctx, pipelines(w), run)).merged;

@@ -13,38 +13,22 @@
  * other pipelines' windows (the p2p ones carried more of it).
  *
  * Invariants: each pipeline passes each line once, in order (atStart,
- * then atFinish); open() lets every waiter through (a pipeline failed:
- * the run fails, the others must not wait for it). A single pipeline
- * (N = 1) never waits.
+ * then atFinish). When a pipeline fails the run already fails
+ * (runInstances' Promise.all rejects at once); open() then lets the
+ * parked pipelines through so they finish and run their `finally`
+ * cleanup rather than stay parked for the life of the process. A single
+ * pipeline (N = 1) never waits. The lines have no timeout of their own
+ * (src/workloads/barrier.ts says why none is needed).
  */
-
-/** One line N pipelines wait at; open() lets everyone through. */
-class Line {
-  private arrived = 0;
-  private release: () => void = () => undefined;
-  private readonly all = new Promise<void>((r) => (this.release = r));
-
-  constructor(private readonly n: number) {
-    if (n <= 1) this.release();
-  }
-
-  pass(): Promise<void> {
-    if (++this.arrived >= this.n) this.release();
-    return this.all;
-  }
-
-  open(): void {
-    this.release();
-  }
-}
+import { Barrier } from '../barrier.js';
 
 export class StreamGate {
-  private readonly start: Line;
-  private readonly finish: Line;
+  private readonly start: Barrier;
+  private readonly finish: Barrier;
 
   constructor(pipelines: number) {
-    this.start = new Line(pipelines);
-    this.finish = new Line(pipelines);
+    this.start = new Barrier(pipelines);
+    this.finish = new Barrier(pipelines);
   }
 
   /** Set up: resolves once every pipeline is (its window opens then). */
