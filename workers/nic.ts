@@ -106,8 +106,28 @@ class Nic implements DeviceModel {
     return { status: CqStatus.DataTransferError, result: this.ctx.logError(message) };
   }
 
-  /** nic_send: process memory -> packet buffer -> sink checksum. */
+  /**
+   * nic_send: process memory -> packet buffer -> sink checksum. The run
+   * token is held across the command's bursts and checksums (a core's
+   * worth of work that never blocks), given back before each page request
+   * (VaSpace.runs), when its quantum is used while others wait (RunToken.chunk)
+   * and at the end: given back after every 64 KiB burst instead, eight
+   * NICs queued and handed the token on 100-400 times a SEND pass
+   * (hmm-peer-fanout), and between bursts all eight ran their checksums
+   * at once on two cores.
+   */
   private send(cmd: SqCommand): CommandResult {
+    const dma = this.ctx.dma;
+    dma.holdToken = cmd.len;
+    try {
+      return this.sendBursts(cmd);
+    } finally {
+      dma.holdToken = 0;
+      dma.releaseToken();
+    }
+  }
+
+  private sendBursts(cmd: SqCommand): CommandResult {
     const sum = new StreamChecksum(this.simd);
     for (let done = 0; done < cmd.len; ) {
       const n = Math.min(NIC_PKT_SLOT_BYTES, cmd.len - done);

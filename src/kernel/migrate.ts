@@ -123,32 +123,40 @@ function collectSystem(mm: Mm, vmas: readonly Vma[], start: number, end: number)
  * MirrorDriver.migrateToDev.)
  */
 export async function migrateToDevice(mm: Mm, start: number, end: number, devmem: DevMem): Promise<number> {
-  return mm.locked(async () => {
-    const { vpns, write } = collectSystem(mm, checkMigrateRange(mm, start, end), start, end);
-    const n = vpns.length;
-    if (n > devmem.freePages) throw new PeerVmaError('ENOMEM', `${devmem.owner.name} device memory`, `migrating ${n} pages, ${devmem.freePages} free`);
-    await invalidateForMigration(mm, start, end, devmem);
-    const k = mm.kernel;
-    // The driver's alloc_and_copy: the source page of each (-1: none or the zero page).
-    const src = new Int32Array(n);
-    for (let i = 0; i < n; i++) {
-      const old = mm.pt.get(vpns[i]);
-      src[i] = old?.kind === 'ram' ? old.pfn : -1;
-    }
-    const dst = devmem.allocPages(n);
-    copyPageRuns(k.ramBytes, src, devmem.bytes, dst);
-    // migrate_vma_pages(): the PTEs become device-private entries.
-    for (let i = 0; i < n; i++) {
-      mm.pt.set(vpns[i], { kind: 'devprivate', devmem, page: dst[i], write: write[i] });
-      devmem.rmap.set(dst[i], { mm, va: vpns[i] * PAGE_SIZE });
-    }
-    // dmirror_migrate_finalize_and_map(): the owner's driver installs the new pages in its device's TLB.
-    await devmem.ownerMap?.(mm, vpns);
-    // migrate_vma_finalize(): the system pages are freed (after the acks above).
-    k.ram.freePageList(src.filter((p) => p >= 0));
-    traceSink.w?.instant(TraceEvent.Migrate, traceDev(devmem.owner.name), n, 1);
-    return n;
-  });
+  return mm.locked(() => migrateToDeviceLocked(mm, start, end, devmem));
+}
+
+/**
+ * migrateToDevice under mm.lock. A function of its own, not a closure
+ * created per call: V8 dropped the closure's optimized code between runs
+ * and recompiled it (33-53 ms of TurboFan, everything inlined) inside
+ * hmm-peer's p2p window every other run.
+ */
+async function migrateToDeviceLocked(mm: Mm, start: number, end: number, devmem: DevMem): Promise<number> {
+  const { vpns, write } = collectSystem(mm, checkMigrateRange(mm, start, end), start, end);
+  const n = vpns.length;
+  if (n > devmem.freePages) throw new PeerVmaError('ENOMEM', `${devmem.owner.name} device memory`, `migrating ${n} pages, ${devmem.freePages} free`);
+  await invalidateForMigration(mm, start, end, devmem);
+  const k = mm.kernel;
+  // The driver's alloc_and_copy: the source page of each (-1: none or the zero page).
+  const src = new Int32Array(n);
+  for (let i = 0; i < n; i++) {
+    const old = mm.pt.get(vpns[i]);
+    src[i] = old?.kind === 'ram' ? old.pfn : -1;
+  }
+  const dst = devmem.allocPages(n);
+  copyPageRuns(k.ramBytes, src, devmem.bytes, dst);
+  // migrate_vma_pages(): the PTEs become device-private entries.
+  for (let i = 0; i < n; i++) {
+    mm.pt.set(vpns[i], { kind: 'devprivate', devmem, page: dst[i], write: write[i] });
+    devmem.rmap.set(dst[i], { mm, va: vpns[i] * PAGE_SIZE });
+  }
+  // dmirror_migrate_finalize_and_map(): the owner's driver installs the new pages in its device's TLB.
+  await devmem.ownerMap?.(mm, vpns);
+  // migrate_vma_finalize(): the system pages are freed (after the acks above).
+  k.ram.freePageList(src.filter((p) => p >= 0));
+  traceSink.w?.instant(TraceEvent.Migrate, traceDev(devmem.owner.name), n, 1);
+  return n;
 }
 
 /**

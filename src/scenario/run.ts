@@ -119,16 +119,25 @@ export interface LinkUse {
   readonly peak: number;
 }
 
-/** The fabric, with every modelFlows() answer kept: the links a workload priced, for the report. */
+/**
+ * The run's fabric (built for this run only), with every modelFlows()
+ * answer kept: the links a workload priced, for the report. The method is
+ * replaced on the instance itself, not on an Object.create() wrapper: a
+ * wrapper's prototype is a new object every run, so its hidden class was
+ * new every run, and every optimized kernel function that reads the
+ * fabric (p2pAllowed, on every peer-private page request) deoptimized in
+ * every run and was compiled again inside the timed window (hmm-peer-fanout
+ * p2p: 9-13 ms of TurboFan per run on the helper threads).
+ */
 function observedFabric(fabric: Fabric, links: LinkUse[]): Fabric {
-  const o = Object.create(fabric) as Fabric;
-  o.modelFlows = (flows) => {
-    const r = fabric.modelFlows(flows);
+  const model = fabric.modelFlows.bind(fabric);
+  fabric.modelFlows = (flows) => {
+    const r = model(flows);
     links.length = 0;
     for (const u of r.resources) if (u.bytes > 0) links.push({ id: u.id, label: u.label ?? u.id, bytes: u.bytes, utilisation: u.utilisation, peak: u.peak });
     return r;
   };
-  return o;
+  return fabric;
 }
 
 export interface P2pSlotStats {

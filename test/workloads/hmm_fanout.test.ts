@@ -34,6 +34,8 @@ t.test('p2p: eight importers of one export, each invalidated and refaulted', asy
   t.equal(a.payloadBytes, 8 * 64 * PAGE_SIZE);
   t.equal(a.bounceBytes, 0);
   t.ok(a.invalidations.sent >= 8 && a.invalidations.acked === a.invalidations.sent, `${a.invalidations.sent} batches, all acked`);
+  // The run's fabric records the links its flows were priced on (observedFabric in src/scenario/run.ts).
+  t.ok(r.links.length > 0 && r.links.every((l) => l.bytes > 0), `${r.links.length} links priced`);
 });
 
 t.test('bounce: the result reaches all eight NICs through RAM', async (t) => {

@@ -131,14 +131,16 @@ export class VaSpace {
    * waits left out of the DMA time (they are the device's faultWaitNs).
    */
   private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
-    // One run token for the command's runs, given back before a page request and at the end (never held across a wait).
+    // One run token for the command's runs, given back before a page request and at the end (never held across a wait);
+    // inside a device command that holds it across its bursts (NIC SEND), kept for the command's next burst.
     const dma = this.ctx.dma;
-    dma.holdToken = len;
+    const outer = dma.holdToken;
+    dma.holdToken = Math.max(outer, len);
     try {
       return this.runs(va, localOff, len, write, streamEnd);
     } finally {
-      dma.holdToken = 0;
-      dma.releaseToken();
+      dma.holdToken = outer;
+      if (outer === 0) dma.releaseToken();
     }
   }
 
