@@ -92,18 +92,19 @@ const windowOps: IntervalNotifierOps = {
  * between the holes made nearly every window request EBUSY.
  */
 function sparseWindowOps(start: number, want: Uint8Array): IntervalNotifierOps {
+  const asks = (s: number, e: number): boolean => {
+    const i0 = Math.max(0, Math.floor((s - start) / PAGE_SIZE));
+    const i1 = Math.min(want.length, Math.ceil((e - start) / PAGE_SIZE));
+    for (let i = i0; i < i1; i++) if (want[i] !== 0) return true;
+    return false;
+  };
   return {
     invalidate(sub, range, curSeq) {
-      const i0 = Math.max(0, Math.floor((range.start - start) / PAGE_SIZE));
-      const i1 = Math.min(want.length, Math.ceil((range.end - start) / PAGE_SIZE));
-      for (let i = i0; i < i1; i++) {
-        if (want[i] !== 0) {
-          sub.setSeq(curSeq);
-          break;
-        }
-      }
+      if (asks(range.start, range.end)) sub.setSeq(curSeq);
       return true;
     },
+    // Inserted while a revoke batch runs: it waits for the batch only if the batch takes an asked page.
+    concerns: asks,
   };
 }
 
@@ -150,6 +151,8 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** Per group: the reqSeq served last. guarded by: the serve loop (one at a time). */
   private readonly served = new Int32Array(PRI_GROUPS);
   private server: Promise<void>;
+  /** Ends the serve loop's wait for the bell (kick), while it waits. */
+  private kicked: (() => void) | null = null;
   /** Page requests answered (any outcome). */
   requests = 0;
   /** Called after every answered page request (tests use it to interleave). */
@@ -198,6 +201,14 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** PageRequestSource: a request posted and not answered (served before revokes, src/kernel/page_request_order.ts). */
   requestPending(): boolean {
     return this.pendingUpTo(Atomics.load(this.pri, PriMailbox.bell));
+  }
+
+  /** PageRequestSource: a request is posted and the server waits for the bell: serve it now (PageRequestOrder.kick). */
+  kick(): void {
+    const k = this.kicked;
+    if (k === null || !this.requestPending()) return;
+    this.kicked = null;
+    k();
   }
 
   /** PageRequestSource: the sequence of the request posted last (in any group). */
@@ -434,7 +445,8 @@ export class ImporterBinding implements IntervalNotifierOps {
       if (g < 0) {
         // Pairs with Atomics.store/notify(bell) in DeviceTlb.post.
         const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
-        if (w.async) await w.value;
+        if (w.async) await Promise.race([w.value, new Promise<void>((resolve) => (this.kicked = resolve))]);
+        this.kicked = null;
         continue;
       }
       const seq = Atomics.load(this.groups[g], PageRequest.reqSeq);

@@ -112,6 +112,8 @@ export class DeviceInvalidator {
     private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
     /** Is the device parked, waiting for a run token before its next DMA chunk (RunTokens.parked)? */
     private readonly parked: () => boolean = () => false,
+    /** After an ack main blocked for (waitSync): the kernel serves page requests posted meanwhile (PageRequestOrder.kick). */
+    private readonly afterSyncAck: () => void = () => undefined,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
     this.onFailure((e) => this.deviceFailed(e)); // for life: a dead device is not worth blocking for
@@ -189,10 +191,11 @@ export class DeviceInvalidator {
       // invalidation reaches post their batches first (their roundTrips were
       // queued in the same invalidateRangeStart), so they ack in parallel.
       if (k === 0) await null;
-      let acked = !this.failed && this.waitSync(seq, posted);
-      if (!acked) acked = await this.waitAsync(seq, posted, posts.slice(k).flatMap((p) => p.ranges));
+      const sync = !this.failed && this.waitSync(seq, posted);
+      const acked = sync || (await this.waitAsync(seq, posted, posts.slice(k).flatMap((p) => p.ranges)));
       if (!acked) return;
       this.acked(seq, posted, batch);
+      if (sync) this.afterSyncAck();
       this.parkedRanges = []; // that ack covers every range re-sent with it
     }
     this.unacked = [];

@@ -47,6 +47,8 @@ export interface PageRequestSource {
    * Without it, a source has one request outstanding: the one posted last.
    */
   pendingUpTo?(seq: number): boolean;
+  /** Serve what is posted now, without waiting for the event loop to deliver the bell (kick). */
+  kick?(): void;
 }
 
 /** The longest a revoke waits for page requests to be answered before going on anyway. */
@@ -65,6 +67,19 @@ export class PageRequestOrder {
 
   delete(s: PageRequestSource): void {
     this.sources.delete(s);
+  }
+
+  /**
+   * Called after a device acked an invalidation synchronously, in the
+   * middle of a revoke batch (src/kernel/invalidate_broadcast.ts): a
+   * device that stalls on a page request acks at once, so its request is
+   * likely posted; served now, interleaved with the rest of the batch,
+   * rather than after the batch and the next one's drain turn (a fault
+   * window inserted meanwhile waits for the batch only if the batch takes
+   * a page it asks for: MmuNotifierSubscriptions.insert).
+   */
+  kick(): void {
+    for (const s of this.sources) s.kick?.();
   }
 
   /** True when any source has a request waiting for its answer. */

@@ -118,3 +118,47 @@ t.test('insert during an invalidation is deferred to the final end; remove waits
   const s = await late.readBegin();
   t.equal(late.readRetry(s), false);
 });
+
+t.test('insert during an invalidation that does not concern it: live at once, readBegin does not wait, a later one in the same period still hits it', async (t) => {
+  const subs = new MmuNotifierSubscriptions('mm test');
+  subs.insert(0, 100 * P, recorder(), 'binding');
+  const r = makeRange(50 * P, 51 * P, 'clear', null);
+  subs.invalidateRangeStart(r);
+  t.ok(isInvalidating(subs));
+  const apart = subs.insert(0, 10 * P, recorder(), 'apart');
+  t.equal(apart.state, 'live', 'no running invalidation overlaps it');
+  let begun = false;
+  const seq = await apart.readBegin().then((s) => ((begun = true), s));
+  t.equal(begun, true, 'readBegin returned while the invalidation still runs');
+  t.equal(apart.readRetry(seq), false);
+  // A second invalidation of the same period that overlaps it calls it: the read must retry.
+  const r2 = makeRange(5 * P, 6 * P, 'clear', null);
+  subs.invalidateRangeStart(r2);
+  t.equal(apart.readRetry(seq), true, 'an invalidation started after the insert voids the read');
+  await subs.invalidateRangeEnd(r2, r2.deferred);
+  await subs.invalidateRangeEnd(r, r.deferred);
+  t.equal(isInvalidating(subs), false);
+});
+
+t.test('insert during an invalidation that overlaps it but does not concern it (ops.concerns): live at once; one that concerns it waits', async (t) => {
+  const subs = new MmuNotifierSubscriptions('mm test');
+  subs.insert(0, 100 * P, recorder(), 'binding');
+  const r = makeRange(3 * P, 4 * P, 'clear', null);
+  subs.invalidateRangeStart(r);
+  // A sparse window over [0, 10) asking for page 7 only.
+  const asks = (s: number, e: number): boolean => s <= 7 * P && 8 * P <= e;
+  const sparse = subs.insert(0, 10 * P, { ...recorder(), concerns: asks }, 'sparse');
+  t.equal(sparse.state, 'live', 'the running invalidation takes no page it asks for');
+  const s1 = await sparse.readBegin();
+  t.equal(sparse.readRetry(s1), false);
+  const dense = subs.insert(0, 10 * P, recorder(), 'dense');
+  t.equal(dense.state, 'deferred-insert', 'a subscriber the running invalidation concerns waits for its end, as upstream');
+  let begun = false;
+  const p = dense.readBegin().then(() => (begun = true));
+  await new Promise((res) => setImmediate(res));
+  t.equal(begun, false, 'readBegin waits');
+  await subs.invalidateRangeEnd(r, r.deferred);
+  await p;
+  t.equal(begun, true);
+  t.equal(subs.running.length, 0, 'no running range left');
+});
