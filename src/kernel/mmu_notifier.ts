@@ -43,7 +43,13 @@
  *
  * readBegin while the subscriber's range is being invalidated (its seq
  * equals the odd mm seq) waits until the mm seq moves on; a subscriber not
- * touched by the running invalidation does not wait.
+ * touched by the running invalidation does not wait. A subscriber inserted
+ * while invalidations run waits for them only if one concerns it (overlaps
+ * it and ops.concerns allows: `running` holds their ranges); upstream's
+ * mmu_interval_notifier_insert cannot tell and always defers it:
+ *   [Required: readBegin returns only once no running invalidation that
+ *    began before it may change what the caller reads; every invalidation
+ *    that begins after the insert calls the subscriber]
  *
  * Lifetime: one MmuNotifierSubscriptions per Mm, created with it, released
  * on exit (release event) after which inserts fail with ENODEV.

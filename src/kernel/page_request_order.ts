@@ -21,6 +21,9 @@
  *       one event-loop turn  ------------> waitAsync resolves; serveOne;
  *                                          reply (request answered)
  *   invalidateRangeStart ...
+ *   device acks synchronously  --------->  kick(): a request posted
+ *     (DeviceInvalidator.afterSyncAck)       meanwhile is served now,
+ *                                            between the batch's steps
  *   [Required: never waits for a lock: it only yields, so a revoke made
  *    while its caller holds a lock the server needs (an exporter
  *    recycling BAR slots inside a fault, under mmap_lock) costs at most
