@@ -153,6 +153,8 @@ export class ImporterBinding implements IntervalNotifierOps {
   private server: Promise<void>;
   /** Ends the serve loop's wait for the bell (kick), while it waits. */
   private kicked: (() => void) | null = null;
+  /** The serve loop's wait on the bell (Atomics.waitAsync), until a notify or its timeout ends it. */
+  private bellWait: Promise<unknown> | null = null;
   /** Page requests answered (any outcome). */
   requests = 0;
   /** Called after every answered page request (tests use it to interleave). */
@@ -444,8 +446,13 @@ export class ImporterBinding implements IntervalNotifierOps {
       const g = nextGroup(this.groups, this.served);
       if (g < 0) {
         // Pairs with Atomics.store/notify(bell) in DeviceTlb.post.
-        const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
-        if (w.async) await Promise.race([w.value, new Promise<void>((resolve) => (this.kicked = resolve))]);
+        // One wait on the bell at a time: a kick leaves it pending (any later post's notify ends it), a new one would pile up waiters every post wakes.
+        if (this.bellWait === null) {
+          const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
+          if (!w.async) continue;
+          this.bellWait = w.value.then(() => (this.bellWait = null));
+        }
+        await Promise.race([this.bellWait, new Promise<void>((resolve) => (this.kicked = resolve))]);
         this.kicked = null;
         continue;
       }
