@@ -153,6 +153,8 @@ export class ImporterBinding implements IntervalNotifierOps {
   private server: Promise<void>;
   /** Ends the serve loop's wait for the bell (kick), while it waits. */
   private kicked: (() => void) | null = null;
+  /** Resolves the promise kick() returned: the kicked pass is done, or waits (endKick). */
+  private kickDone: (() => void) | null = null;
   /** The serve loop's wait on the bell (Atomics.waitAsync), until a notify or its timeout ends it. */
   private bellWait: Promise<unknown> | null = null;
   /** Page requests answered (any outcome). */
@@ -206,11 +208,21 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /** PageRequestSource: a request is posted and the server waits for the bell: serve it now (PageRequestOrder.kick). */
-  kick(): void {
+  kick(): Promise<void> | undefined {
     const k = this.kicked;
-    if (k === null || !this.requestPending()) return;
+    if (k === null || !this.requestPending()) return undefined;
     this.kicked = null;
+    const done = new Promise<void>((resolve) => (this.kickDone = resolve));
     k();
+    return done;
+  }
+
+  /** The kicked pass is done (nothing posted is left) or must wait: the kicker goes on. */
+  private endKick(): void {
+    const d = this.kickDone;
+    if (d === null) return;
+    this.kickDone = null;
+    d();
   }
 
   /** PageRequestSource: the sequence of the request posted last (in any group). */
@@ -445,6 +457,7 @@ export class ImporterBinding implements IntervalNotifierOps {
       const bell = Atomics.load(this.pri, PriMailbox.bell);
       const g = nextGroup(this.groups, this.served);
       if (g < 0) {
+        this.endKick();
         // Pairs with Atomics.store/notify(bell) in DeviceTlb.post.
         // One wait on the bell at a time: a kick leaves it pending (any later post's notify ends it), a new one would pile up waiters every post wakes.
         if (this.bellWait === null) {
@@ -483,6 +496,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     const want = p[PageRequest.reqSparse] === 1 ? this.wanted(p, Math.min(npages, SPARSE_SPAN), req) : undefined;
     npages = want ? want.length : Math.min(npages, FAULT_WINDOW);
     const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, want ? sparseWindowOps(start, want) : windowOps, `${this.name} fault window`);
+    if (win.readBeginWaits()) this.endKick(); // it waits for the running invalidation: do not hold its kicker
     const nseq = await win.readBegin();
     const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: want ? 0 : req, reqFlags: want, devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;

@@ -138,6 +138,11 @@ export class IntervalNotifier {
     return seq;
   }
 
+  /** Would readBegin() wait now (a running invalidation that called us, or that we were inserted under)? */
+  readBeginWaits(): boolean {
+    return this.invalidateSeq === this.subs.invalidateSeq && isInvalidating(this.subs);
+  }
+
   /** mmu_interval_read_retry(): true when an invalidation hit us since readBegin. Call under the driver lock. */
   readRetry(seq: number): boolean {
     return this.invalidateSeq !== seq;

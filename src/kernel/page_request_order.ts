@@ -50,8 +50,13 @@ export interface PageRequestSource {
    * Without it, a source has one request outstanding: the one posted last.
    */
   pendingUpTo?(seq: number): boolean;
-  /** Serve what is posted now, without waiting for the event loop to deliver the bell (kick). */
-  kick?(): void;
+  /**
+   * Serve what is posted now, without waiting for the event loop to
+   * deliver the bell; resolves once that pass is done or waits for
+   * something (an invalidation its window is concerned by); undefined
+   * when there was nothing to serve (kick).
+   */
+  kick?(): Promise<void> | undefined;
 }
 
 /** The longest a revoke waits for page requests to be answered before going on anyway. */
@@ -81,8 +86,13 @@ export class PageRequestOrder {
    * window inserted meanwhile waits for the batch only if the batch takes
    * a page it asks for: MmuNotifierSubscriptions.insert).
    */
-  kick(): void {
-    for (const s of this.sources) s.kick?.();
+  kick(): Promise<void> | undefined {
+    let all: Promise<void>[] | undefined;
+    for (const s of this.sources) {
+      const p = s.kick?.();
+      if (p) (all ??= []).push(p);
+    }
+    return all === undefined ? undefined : all.length === 1 ? all[0] : Promise.all(all).then(() => undefined);
   }
 
   /** True when any source has a request waiting for its answer. */
