@@ -92,19 +92,18 @@ const windowOps: IntervalNotifierOps = {
  * between the holes made nearly every window request EBUSY.
  */
 function sparseWindowOps(start: number, want: Uint8Array): IntervalNotifierOps {
-  const asks = (s: number, e: number): boolean => {
-    const i0 = Math.max(0, Math.floor((s - start) / PAGE_SIZE));
-    const i1 = Math.min(want.length, Math.ceil((e - start) / PAGE_SIZE));
-    for (let i = i0; i < i1; i++) if (want[i] !== 0) return true;
-    return false;
-  };
   return {
     invalidate(sub, range, curSeq) {
-      if (asks(range.start, range.end)) sub.setSeq(curSeq);
+      const i0 = Math.max(0, Math.floor((range.start - start) / PAGE_SIZE));
+      const i1 = Math.min(want.length, Math.ceil((range.end - start) / PAGE_SIZE));
+      for (let i = i0; i < i1; i++) {
+        if (want[i] !== 0) {
+          sub.setSeq(curSeq);
+          break;
+        }
+      }
       return true;
     },
-    // Inserted while a revoke batch runs: it waits for the batch only if the batch takes an asked page.
-    concerns: asks,
   };
 }
 
@@ -151,12 +150,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** Per group: the reqSeq served last. guarded by: the serve loop (one at a time). */
   private readonly served = new Int32Array(PRI_GROUPS);
   private server: Promise<void>;
-  /** Ends the serve loop's wait for the bell (kick), while it waits. */
-  private kicked: (() => void) | null = null;
-  /** Resolves the promise kick() returned: the kicked pass is done, or waits (endKick). */
-  private kickDone: (() => void) | null = null;
-  /** The serve loop's wait on the bell (Atomics.waitAsync), until a notify or its timeout ends it. */
-  private bellWait: Promise<unknown> | null = null;
   /** Page requests answered (any outcome). */
   requests = 0;
   /** Called after every answered page request (tests use it to interleave). */
@@ -205,24 +198,6 @@ export class ImporterBinding implements IntervalNotifierOps {
   /** PageRequestSource: a request posted and not answered (served before revokes, src/kernel/page_request_order.ts). */
   requestPending(): boolean {
     return this.pendingUpTo(Atomics.load(this.pri, PriMailbox.bell));
-  }
-
-  /** PageRequestSource: a request is posted and the server waits for the bell: serve it now (PageRequestOrder.kick). */
-  kick(): Promise<void> | undefined {
-    const k = this.kicked;
-    if (k === null || !this.requestPending()) return undefined;
-    this.kicked = null;
-    const done = new Promise<void>((resolve) => (this.kickDone = resolve));
-    k();
-    return done;
-  }
-
-  /** The kicked pass is done (nothing posted is left) or must wait: the kicker goes on. */
-  private endKick(): void {
-    const d = this.kickDone;
-    if (d === null) return;
-    this.kickDone = null;
-    d();
   }
 
   /** PageRequestSource: the sequence of the request posted last (in any group). */
@@ -457,16 +432,9 @@ export class ImporterBinding implements IntervalNotifierOps {
       const bell = Atomics.load(this.pri, PriMailbox.bell);
       const g = nextGroup(this.groups, this.served);
       if (g < 0) {
-        this.endKick();
         // Pairs with Atomics.store/notify(bell) in DeviceTlb.post.
-        // One wait on the bell at a time: a kick leaves it pending (any later post's notify ends it), a new one would pile up waiters every post wakes.
-        if (this.bellWait === null) {
-          const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
-          if (!w.async) continue;
-          this.bellWait = w.value.then(() => (this.bellWait = null));
-        }
-        await Promise.race([this.bellWait, new Promise<void>((resolve) => (this.kicked = resolve))]);
-        this.kicked = null;
+        const w = Atomics.waitAsync(this.pri, PriMailbox.bell, bell, 250);
+        if (w.async) await w.value;
         continue;
       }
       const seq = Atomics.load(this.groups[g], PageRequest.reqSeq);
@@ -496,7 +464,6 @@ export class ImporterBinding implements IntervalNotifierOps {
     const want = p[PageRequest.reqSparse] === 1 ? this.wanted(p, Math.min(npages, SPARSE_SPAN), req) : undefined;
     npages = want ? want.length : Math.min(npages, FAULT_WINDOW);
     const win = this.mm.notifiers.insert(start, npages * PAGE_SIZE, want ? sparseWindowOps(start, want) : windowOps, `${this.name} fault window`);
-    if (win.readBeginWaits()) this.endKick(); // it waits for the running invalidation: do not hold its kicker
     const nseq = await win.readBegin();
     const range: HmmRange = { notifier: win, notifierSeq: nseq, start, end: start + npages * PAGE_SIZE, defaultFlags: want ? 0 : req, reqFlags: want, devPrivateOwner: this.devmem, importer: this.ref, pfns: new HmmPfns(npages) };
     let errno: 0 | Errno = 0;

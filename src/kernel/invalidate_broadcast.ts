@@ -112,8 +112,6 @@ export class DeviceInvalidator {
     private readonly onFailure: (cb: (e: Error) => void) => () => void = () => () => undefined,
     /** Is the device parked, waiting for a run token before its next DMA chunk (RunTokens.parked)? */
     private readonly parked: () => boolean = () => false,
-    /** After an ack main blocked for (waitSync): the kernel serves page requests posted meanwhile (PageRequestOrder.kick); resolves when that pass is done or waits. */
-    private readonly afterSyncAck: () => Promise<void> | undefined = () => undefined,
   ) {
     this.seq = Atomics.load(ctl, DeviceCtl.invSeq);
     this.onFailure((e) => this.deviceFailed(e)); // for life: a dead device is not worth blocking for
@@ -191,13 +189,10 @@ export class DeviceInvalidator {
       // invalidation reaches post their batches first (their roundTrips were
       // queued in the same invalidateRangeStart), so they ack in parallel.
       if (k === 0) await null;
-      const sync = !this.failed && this.waitSync(seq, posted);
-      const acked = sync || (await this.waitAsync(seq, posted, posts.slice(k).flatMap((p) => p.ranges)));
+      let acked = !this.failed && this.waitSync(seq, posted);
+      if (!acked) acked = await this.waitAsync(seq, posted, posts.slice(k).flatMap((p) => p.ranges));
       if (!acked) return;
       this.acked(seq, posted, batch);
-      // A page request the device posted before it acked is served before this batch goes on, for one event-loop turn at most (it may wait for a lock).
-      const served = sync ? this.afterSyncAck() : undefined;
-      if (served) await Promise.race([served, nextTurn()]);
       this.parkedRanges = []; // that ack covers every range re-sent with it
     }
     this.unacked = [];
@@ -401,10 +396,6 @@ export function eventLoopTurnIfDue(): Promise<void> | undefined {
   }
   if (performance.now() - streakStart < EVENT_LOOP_TURN_MS) return undefined;
   // Immediates run in order: the marker above clears turnPending first.
-  return new Promise((resolve) => setImmediate(resolve));
-}
-
-function nextTurn(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 

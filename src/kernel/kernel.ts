@@ -147,7 +147,7 @@ export class Kernel implements KernelCore {
     if (!inv) {
       const d = this.machine.device(name);
       const tokens = this.machine.runTokens;
-      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms, ranges) => this.ackTimedOut(dev, seq, ms, ranges), (cb) => d.handle.onFailure(cb), tokens ? () => tokens.parked(d.shm.index) : undefined, () => this.pageRequests.kick());
+      inv = new DeviceInvalidator(name, d.shm.ctl, this.ackTimeoutMs, (dev, seq, ms, ranges) => this.ackTimedOut(dev, seq, ms, ranges), (cb) => d.handle.onFailure(cb), tokens ? () => tokens.parked(d.shm.index) : undefined);
       this.invs.set(name, inv);
     }
     return inv;

@@ -43,13 +43,7 @@
  *
  * readBegin while the subscriber's range is being invalidated (its seq
  * equals the odd mm seq) waits until the mm seq moves on; a subscriber not
- * touched by the running invalidation does not wait. A subscriber inserted
- * while invalidations run waits for them only if one concerns it (overlaps
- * it and ops.concerns allows: `running` holds their ranges); upstream's
- * mmu_interval_notifier_insert cannot tell and always defers it:
- *   [Required: readBegin returns only once no running invalidation that
- *    began before it may change what the caller reads; every invalidation
- *    that begins after the insert calls the subscriber]
+ * touched by the running invalidation does not wait.
  *
  * Lifetime: one MmuNotifierSubscriptions per Mm, created with it, released
  * on exit (release event) after which inserts fail with ENODEV.
@@ -91,15 +85,6 @@ export interface IntervalNotifierOps {
   invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean;
   /** Called once on process exit after the final invalidation. */
   release?(sub: IntervalNotifier): void;
-  /**
-   * Does an invalidation of [start, end) (overlapping the subscriber)
-   * concern it? Default: yes. A subscriber that caches only some pages of
-   * its interval (a sparse page request's window) says no for the others,
-   * as its invalidate() records no collision for them; insert() then lets
-   * it begin without waiting for a running invalidation it is not
-   * concerned by.
-   */
-  concerns?(start: number, end: number): boolean;
 }
 
 type SubState = 'deferred-insert' | 'live' | 'deferred-remove' | 'removed';
@@ -138,11 +123,6 @@ export class IntervalNotifier {
     return seq;
   }
 
-  /** Would readBegin() wait now (a running invalidation that called us, or that we were inserted under)? */
-  readBeginWaits(): boolean {
-    return this.invalidateSeq === this.subs.invalidateSeq && isInvalidating(this.subs);
-  }
-
   /** mmu_interval_read_retry(): true when an invalidation hit us since readBegin. Call under the driver lock. */
   readRetry(seq: number): boolean {
     return this.invalidateSeq !== seq;
@@ -173,8 +153,6 @@ export class MmuNotifierSubscriptions {
   activeInvalidateRanges = 0;
   /** Live subscribers (the interval tree; a sorted list is enough at this scale). */
   private readonly itree: IntervalNotifier[] = [];
-  /** Invalidations between invStartRange and invEnd (insert: does a new subscriber have one to wait for?). */
-  readonly running: MmuNotifierRange[] = [];
   /** Inserts/removes that arrived while invalidating; applied by the final invEnd. */
   private readonly deferred: IntervalNotifier[] = [];
   private waiters: (() => void)[] = [];
@@ -193,15 +171,7 @@ export class MmuNotifierSubscriptions {
     if (this.released) throw new PeerVmaError('ENODEV', this.owner, `cannot insert notifier '${name}': the process has exited`);
     if (length <= 0 || start + length < start) throw new PeerVmaError('EINVAL', this.owner, `notifier '${name}' over [${start}, +${length}) is empty or wraps`);
     const sub = new IntervalNotifier(this, start, start + length, ops, name);
-    if (this.activeInvalidateRanges > 0 && !this.concernsRunning(sub)) {
-      // No running invalidation concerns it: it began before the insert and
-      // its callbacks ran, but it changes nothing the new subscriber will
-      // read, and every invalidation from now on calls it (it is live). An
-      // old odd seq (never the current or a later one): readBegin does not
-      // wait, and readRetry turns true at the first invalidation that calls it.
-      sub.invalidateSeq = isInvalidating(this) ? this.invalidateSeq - 2 : this.invalidateSeq - 1;
-      this.itree.push(sub);
-    } else if (this.activeInvalidateRanges > 0) {
+    if (this.activeInvalidateRanges > 0) {
       if (isInvalidating(this)) {
         sub.state = 'deferred-insert';
         this.deferred.push(sub);
@@ -242,18 +212,6 @@ export class MmuNotifierSubscriptions {
     if (seq) await this.waitSeqChange(seq);
   }
 
-  /**
-   * Does a running invalidation overlap `sub` in a way it is concerned by
-   * (IntervalNotifierOps.concerns)? Upstream's insert cannot tell (it keeps
-   * no record of the running ranges) and makes every subscriber inserted
-   * during an invalidation wait for its end; here the ranges are known, so
-   * only a subscriber that one of them may void waits.
-   */
-  private concernsRunning(sub: IntervalNotifier): boolean {
-    for (const r of this.running) if (sub.overlaps(r.start, r.end) && (sub.ops.concerns?.(r.start, r.end) ?? true)) return true;
-    return false;
-  }
-
   /** Subscribers, for inspection and tests. */
   get subscribers(): readonly IntervalNotifier[] {
     return this.itree;
@@ -282,7 +240,7 @@ export class MmuNotifierSubscriptions {
         this.warn(`mmu_notifier: WARNING: notifier '${sub.name}' of ${this.owner} refused a blockable ${range.event} invalidation of [0x${range.start.toString(16)}, 0x${range.end.toString(16)}); going on (a blockable invalidation cannot fail)`);
         continue;
       }
-      invEnd(this, range);
+      invEnd(this);
       return 'EAGAIN';
     }
     return 0;
@@ -295,7 +253,7 @@ export class MmuNotifierSubscriptions {
       if (deferred.length === 1) await deferred[0];
       else if (deferred.length > 1) await Promise.all(deferred);
     } finally {
-      invEnd(this, range);
+      invEnd(this);
       const tw = traceSink.w;
       const st = traceStarts.get(range);
       if (tw && st) tw.emit(TraceEvent.MmInvalidation, st.t0, tw.now() - st.t0, range.start, range.end, MMU_EVENTS.indexOf(range.event), st.subs);
@@ -353,17 +311,14 @@ export function isInvalidating(subs: MmuNotifierSubscriptions): boolean {
 /** mn_itree_inv_start_range(): counts the invalidation; goes odd when it hits a subscriber. */
 function invStartRange(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): { subs: IntervalNotifier[]; seq: number } {
   subs.activeInvalidateRanges++;
-  subs.running.push(range);
   const hit = subs.overlapping(range.start, range.end);
   if (hit.length > 0) subs.invalidateSeq |= 1;
   return { subs: hit, seq: subs.invalidateSeq };
 }
 
 /** mn_itree_inv_end(): the last active invalidation makes the seq even, once. */
-function invEnd(subs: MmuNotifierSubscriptions, range: MmuNotifierRange): void {
+function invEnd(subs: MmuNotifierSubscriptions): void {
   if (subs.activeInvalidateRanges <= 0) throw new Error('mmu_notifier: invalidate_range_end without start');
-  const i = subs.running.indexOf(range);
-  if (i >= 0) subs.running.splice(i, 1);
   if (--subs.activeInvalidateRanges > 0 || !isInvalidating(subs)) return;
   subs.invalidateSeq++;
   if (isInvalidating(subs)) throw new Error('mmu_notifier: seq still odd after the final inv_end');

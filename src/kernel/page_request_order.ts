@@ -21,9 +21,6 @@
  *       one event-loop turn  ------------> waitAsync resolves; serveOne;
  *                                          reply (request answered)
  *   invalidateRangeStart ...
- *   device acks synchronously  --------->  kick(): a request posted
- *     (DeviceInvalidator.afterSyncAck)       meanwhile is served now,
- *                                            between the batch's steps
  *   [Required: never waits for a lock: it only yields, so a revoke made
  *    while its caller holds a lock the server needs (an exporter
  *    recycling BAR slots inside a fault, under mmap_lock) costs at most
@@ -50,13 +47,6 @@ export interface PageRequestSource {
    * Without it, a source has one request outstanding: the one posted last.
    */
   pendingUpTo?(seq: number): boolean;
-  /**
-   * Serve what is posted now, without waiting for the event loop to
-   * deliver the bell; resolves once that pass is done or waits for
-   * something (an invalidation its window is concerned by); undefined
-   * when there was nothing to serve (kick).
-   */
-  kick?(): Promise<void> | undefined;
 }
 
 /** The longest a revoke waits for page requests to be answered before going on anyway. */
@@ -75,24 +65,6 @@ export class PageRequestOrder {
 
   delete(s: PageRequestSource): void {
     this.sources.delete(s);
-  }
-
-  /**
-   * Called after a device acked an invalidation synchronously, in the
-   * middle of a revoke batch (src/kernel/invalidate_broadcast.ts): a
-   * device that stalls on a page request acks at once, so its request is
-   * likely posted; served now, interleaved with the rest of the batch,
-   * rather than after the batch and the next one's drain turn (a fault
-   * window inserted meanwhile waits for the batch only if the batch takes
-   * a page it asks for: MmuNotifierSubscriptions.insert).
-   */
-  kick(): Promise<void> | undefined {
-    let all: Promise<void>[] | undefined;
-    for (const s of this.sources) {
-      const p = s.kick?.();
-      if (p) (all ??= []).push(p);
-    }
-    return all === undefined ? undefined : all.length === 1 ? all[0] : Promise.all(all).then(() => undefined);
   }
 
   /** True when any source has a request waiting for its answer. */
