@@ -127,8 +127,8 @@ export async function migrateToDevice(mm: Mm, start: number, end: number, devmem
 }
 
 /**
- * migrateToDevice under mm.lock. A function of its own, not a closure
- * created per call: V8 dropped the closure's optimized code between runs
+ * migrateToDevice under mm.lock. The body is a module function, not a
+ * per-call closure (the arrow that calls it is tiny): V8 dropped the closure's optimized code between runs
  * and recompiled it (33-53 ms of TurboFan, everything inlined) inside
  * hmm-peer's p2p window every other run.
  */

@@ -86,7 +86,7 @@ export function capturingFabric(fabric: Fabric, prefix: string, out: FabricFlow[
  * caller's teardown stops the others' devices).
  */
 export async function runInstances<W>(ctx: WorkloadContext, instances: readonly Instance<W>[], run: (ctx: WorkloadContext, w: W) => Promise<Accounting>): Promise<InstancesResult> {
-  const boot = sharedBoot(instances.length);
+  const boot = sharedBoot(instances.length, ctx.fabric);
   const flows: FabricFlow[][] = instances.map(() => []);
   const each = await Promise.all(
     instances.map((inst, i) =>

@@ -13,12 +13,13 @@ import type { Mm } from '../kernel/mm.js';
 import type { Check, SharedBoot, WorkloadContext } from './workload.js';
 
 /** What `instances` instances share; each must call quiesce() once (runInstances does it for one that fails). */
-export function sharedBoot(instances: number): SharedBoot {
+export function sharedBoot(instances: number, fabric: Fabric): SharedBoot {
   const barrier = new Barrier(instances);
   return {
     started: null,
     kernel: null,
     mms: new Map(),
+    fabric,
     quiesce: () => barrier.pass(),
   };
 }
@@ -56,8 +57,9 @@ export function bootKernel(ctx: WorkloadContext, opts: { check?: boolean } = {})
 }
 
 async function bootOnce(ctx: WorkloadContext, opts: { check?: boolean }): Promise<Kernel> {
-  const iommu = ctx.machine.devices.map((d) => d.spec.name).filter((n) => ctx.fabric.iommuEnabledFor(n));
-  const kernel = Kernel.boot(ctx.machine, { policy: fabricPolicy(ctx.fabric), iommu, check: opts.check ?? true });
+  const fabric = ctx.boot?.fabric ?? ctx.fabric;
+  const iommu = ctx.machine.devices.map((d) => d.spec.name).filter((n) => fabric.iommuEnabledFor(n));
+  const kernel = Kernel.boot(ctx.machine, { policy: fabricPolicy(fabric), iommu, check: opts.check ?? true });
   ctx.kernels.push(kernel);
   // Every device behind an IOMMU translates all its DMA, bound to a process or not.
   for (const name of iommu) {

@@ -105,6 +105,13 @@ export interface SharedBoot {
   /** Processes by scenario name. */
   readonly mms: Map<string, Mm>;
   /**
+   * The run's fabric itself, which the kernel boots from: an instance's
+   * ctx.fabric is a wrapper made per run (capturingFabric), and a policy
+   * closed over a new hidden class every run sent the kernel's inlined
+   * p2pAllowed path back to the compiler inside the timed window.
+   */
+  readonly fabric: Fabric;
+  /**
    * Resolves once every instance has called it (or failed): an instance
    * that reads counters another instance can still move (invalidations of
    * a shared process) waits here first.

@@ -5,7 +5,7 @@
 // asks again, bytes still exact); an unanswered request is left in flight.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Machine, type Device } from '../../src/devices/machine.js';
+import { Machine } from '../../src/devices/machine.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
@@ -19,6 +19,7 @@ import { stubTlb } from '../fixtures/stub_kernel.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
 import { vaCounters } from '../../src/workloads/accounting.js';
 import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
+import { completion } from '../fixtures/host_completion.js';
 
 t.test('DeviceTlb.collectAhead against a stub kernel', async (t) => {
   // The stub kernel answers only when told (serve()), not while the TLB looks.
@@ -51,16 +52,6 @@ t.test('DeviceTlb.collectAhead against a stub kernel', async (t) => {
   t.equal(tlb.usable(va2 / PAGE_SIZE + 1, false), false, 'a raced reply is not installed, not even its pages the invalidation missed');
   t.equal(k.log.length, PRI_GROUPS, 'each prefetch answered once');
 });
-
-/** Waits for the completion tagged `tag` on q. */
-async function completion(machine: Machine, q: HostQueue, dev: Device, tag: string): Promise<Completion> {
-  for (;;) {
-    const seen = machine.irqSeen();
-    const got = q.reap().find((x) => x.tag === tag);
-    if (got) return got.c;
-    await machine.waitHostIrq(seen, () => [{ dev, outstanding: q.outstanding }]);
-  }
-}
 
 t.test('NIC PREFETCH through the kernel', async (t) => {
   const machine = await Machine.create({

@@ -2,7 +2,7 @@
 // VaSpace.io keeping a command's hold): one ticket for a warm SEND of many bursts
 // (it took one per burst), given back at the end of the command; the bytes exact.
 import t from 'tap';
-import { Machine, type Device } from '../../src/devices/machine.js';
+import { Machine } from '../../src/devices/machine.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { Kernel } from '../../src/kernel/kernel.js';
@@ -10,18 +10,10 @@ import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { NIC_HOST_QID, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { NIC_PKT_SLOT_BYTES } from '../../src/shm/nic_layout.js';
 import { RunTokenHdr, RunTokenSlot, RunTokenState, runTokenSlotWord } from '../../src/shm/run_token_layout.js';
-import { CqStatus, type Completion } from '../../src/shm/ring.js';
+import { CqStatus } from '../../src/shm/ring.js';
 import { fnv1aReference } from '../../src/workloads/reference/checksum.js';
 import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
-
-async function completion(machine: Machine, q: HostQueue, dev: Device, tag: string): Promise<Completion> {
-  for (;;) {
-    const seen = machine.irqSeen();
-    const got = q.reap().find((x) => x.tag === tag);
-    if (got) return got.c;
-    await machine.waitHostIrq(seen, () => [{ dev, outstanding: q.outstanding }]);
-  }
-}
+import { completion } from '../fixtures/host_completion.js';
 
 t.test('a warm SEND of many bursts takes one run token ticket and gives it back at the end', async (t) => {
   const machine = await Machine.create({
@@ -57,4 +49,46 @@ t.test('a warm SEND of many bursts takes one run token ticket and gives it back 
   t.equal(await send('warm'), fnv1aReference(data), 'warm SEND: bytes exact');
   t.equal(Atomics.load(v, RunTokenHdr.next) - before, 1, `one ticket for ${len / NIC_PKT_SLOT_BYTES} bursts (no page request: the TLB is warm)`);
   t.equal(Atomics.load(v, runTokenSlotWord(nic.shm.index, RunTokenSlot.state)), RunTokenState.Idle, 'the token was given back when the command ended');
+});
+
+t.test('a SEND that fails at an unmapped page mid-command leaves no ticket held; the other NIC still sends', async (t) => {
+  const machine = await Machine.create({
+    ramBytes: 16 * MiB,
+    timeoutMs: 10000,
+    runTokens: 1,
+    devices: [
+      { name: 'nic0', kind: 'nic', memBytes: 256 * KiB, barBytes: 0, props: {} },
+      { name: 'nic1', kind: 'nic', memBytes: 256 * KiB, barBytes: 0, props: {} },
+    ],
+  });
+  t.teardown(() => machine.shutdown());
+  const names = ['nic0', 'nic1'];
+  const nics = names.map((n) => machine.device(n));
+  const qs = await Promise.all(nics.map((d) => HostQueue.create(machine, d, NIC_HOST_QID, 4)));
+  await machine.start();
+  const kernel = Kernel.boot(machine, {});
+  const mm = kernel.createMm();
+  for (const n of names) {
+    const bind = await ImporterBinding.bind(kernel, n, mm);
+    t.teardown(() => bind.close());
+  }
+  const len = MiB;
+  const va = await mm.mmap({ length: 2 * len, prot: PROT_READ | PROT_WRITE });
+  const data = pattern(len, 7);
+  await mm.write(va, data);
+  await mm.munmap(va + len, len);
+  const v = new Int32Array(machine.runTokens!.sab);
+  const send = async (i: number, l: number, tag: string) => {
+    qs[i].submit({ opcode: NIC_OP_SEND, src: va, dst: 0, len: l, args: [] }, tag);
+    return completion(machine, qs[i], nics[i], tag);
+  };
+  const warm = await send(0, len, 'warm'); // the mapped half, warm in nic0's TLB for the next SEND's first bursts
+  t.equal(warm.result, fnv1aReference(data) | 0, 'the mapped half: bytes exact');
+  const bad = await send(0, 2 * len, 'past the unmapped half');
+  t.equal(bad.status, CqStatus.DataTransferError, 'the SEND fails where the unmapped half starts');
+  t.equal(Atomics.load(v, runTokenSlotWord(nics[0].shm.index, RunTokenSlot.state)), RunTokenState.Idle, 'nic0 gave its token back');
+  t.equal(Atomics.load(v, RunTokenHdr.next), Atomics.load(v, RunTokenHdr.released), 'every ticket taken was given back');
+  const other = await send(1, len, 'nic1');
+  t.equal(other.status, CqStatus.Success, 'nic1, with the one token, still sends');
+  t.equal(other.result, fnv1aReference(data) | 0, 'nic1: bytes exact');
 });

@@ -92,7 +92,8 @@ export class DmaEngine {
   /** Cooperative run tokens (workers/runtime/run_token.ts), when the machine has them. */
   runToken: RunTokenHook | null = null;
   /**
-   * Set by a caller that makes one command of many transfers (VaSpace): the
+   * Set by a caller that makes one command of many transfers (VaSpace.io,
+   * a NIC SEND's bursts and checksums, workers/nic.ts): the
    * token stays held from one transfer to the next (no ticket per run) and
    * the caller gives it back with releaseToken() before anything that
    * waits (a page request) and at the end of the command. Its value is the
@@ -443,7 +444,7 @@ export class DmaEngine {
     try {
       return this.chunkLoop(len, step);
     } finally {
-      if (this.holdToken === 0) this.runToken?.done(); // a run token is held only inside a transfer (workers/runtime/run_token.ts)
+      if (this.holdToken === 0) this.runToken?.done(); // held only inside a transfer, or a command that holds it (workers/runtime/run_token.ts)
     }
   }
 

@@ -2,8 +2,11 @@
  * A device worker's side of the cooperative run tokens (protocol and
  * layout: src/shm/run_token_layout.ts). The DMA engine asks for a token at
  * every chunk boundary (chunk()) and gives it back when the transfer ends
- * (done()); a holder that has had its quantum yields to the next ticket at
- * a chunk boundary; a transfer of at most RUN_TOKEN_FREE_BYTES takes none.
+ * (done()), unless a command holds it across its transfers
+ * (DmaEngine.holdToken: VaSpace.io's runs, a NIC SEND's bursts and
+ * checksums), which gives it back itself; a holder that has had its
+ * quantum yields to the next ticket at a chunk boundary; a transfer of at
+ * most RUN_TOKEN_FREE_BYTES takes none.
  *
  * Invariants:
  * - a device serves the invalidations posted while it was parked (queued,
@@ -15,10 +18,14 @@
  * - acks never wait for a token: while it waits, the device serves its
  *   invalidations (InvalidationPort.check) every time its wake word moves
  *   and at least every RUN_TOKEN_CHECK_MS;
- * - a token is held only inside a DMA transfer, whose chunks never block
- *   (page requests are served before the transfer; only the invDelayMs
- *   fault injection sleeps, for a bounded time), so holders always reach
- *   a chunk boundary and give it back: no wait-for cycle through tokens;
+ * - a token is held only inside a DMA transfer or a command that never
+ *   waits between its chunks (DmaEngine.holdToken); such a command gives
+ *   it back before every page request (VaSpace.runs) and when it ends,
+ *   even on an error or a throw (its `finally`); only the invDelayMs fault
+ *   injection sleeps while holding, for a bounded time. So holders always
+ *   reach a chunk boundary and give it back: no wait-for cycle through
+ *   tokens. A wait added inside a hold (a page request, a sleep, a peer's
+ *   interrupt) must give the token back first;
  * - a wait has the machine's deadline; past it the transfer fails with a
  *   message naming the devices that hold the tokens.
  */
@@ -145,5 +152,5 @@ export class RunToken {
   }
 }
 
-/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk(transfer bytes) before every chunk, done() when the transfer ends. */
+/** What the DMA engine calls (workers/runtime/dma_engine.ts): chunk(transfer bytes) before every chunk, done() when the transfer (or a command holding it) ends. */
 export type RunTokenHook = Pick<RunToken, 'chunk' | 'done'>;

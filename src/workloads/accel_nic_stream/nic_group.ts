@@ -21,7 +21,8 @@ import { PAGE_SIZE } from '../../shm/constants.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
 import { invalidationStats, modeledSeconds, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
 import { capturingFabric, instanceSeed, mergeChecks, mergeExtra } from '../instances.js';
-import { quiesce, sharedBoot } from '../kernel_boot.js';
+import { quiesce } from '../kernel_boot.js';
+import { Barrier } from '../barrier.js';
 import type { Accounting, WorkloadContext } from '../workload.js';
 import { runAccelNicStream, streamOne } from './run.js';
 import type { AccelNicStreamWorkload } from './schema.js';
@@ -48,17 +49,17 @@ export async function runNicGroup(ctx: WorkloadContext, w: AccelNicStreamWorkloa
   try {
     const subs = [rig, ...(await moreAccelerators(ctx, w, rig, accelerators.slice(1), bindings))];
     // Every stream of the group, then every instance of the run, before any counts.
-    const group = sharedBoot(k);
+    const group = new Barrier(k);
     let run: Promise<void> | null = null;
     const after = async () => {
-      await group.quiesce();
+      await group.pass();
       await (run ??= quiesce(ctx));
     };
     const flows: FabricFlow[][] = accelerators.map(() => []);
     const each = await Promise.all(
       accelerators.map((a, i) =>
         streamOne({ ...ctx, seed: instanceSeed(ctx.seed, i), fabric: capturingFabric(ctx.fabric, `a${i}`, flows, i) }, { ...w, accelerator: a }, subs[i], after).catch((e: unknown) => {
-          void group.quiesce();
+          void group.pass();
           throw e;
         }),
       ),
