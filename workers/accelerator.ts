@@ -72,14 +72,15 @@ class Accelerator implements DeviceModel {
   /** Test knob (x- prefix): after this iteration of every COMPUTE (and every TRANSFORM), flip bit 0 of word corruptWord. */
   private readonly corruptAt: number | undefined;
   private readonly corruptWord: number;
-  private readonly c: Mutable<AccCounters> = { errno: 0, computes: 0, iterations: 0, publishes: 0, mirrored: 0, lastComputeUs: 0, lastIterations: 0, transforms: 0 };
+  private readonly c: Mutable<AccCounters> = { errno: 0, computes: 0, iterations: 0, publishes: 0, mirrored: 0, lastComputeUs: 0, lastIterations: 0, transforms: 0, simdPasses: 0 };
 
   constructor(private readonly ctx: DeviceContext) {
     this.name = ctx.self.name;
     const mem = ctx.self.mem;
     if (!mem || mem.length < PAGE_SIZE) throw new Error(`${this.name}: an accelerator needs local memory (buffers, progress records), has ${mem?.length ?? 0} bytes`);
     this.mem = mem;
-    this.words = new Int32Array(mem.buffer, mem.byteOffset, mem.length >> 2);
+    // / 4, not >> 2: a memory above 2 GiB made that negative (RangeError), one of 4 GiB made it 0 (an empty view).
+    this.words = new Int32Array(mem.buffer, mem.byteOffset, Math.floor(mem.length / 4));
     this.simd = ctx.self.memWasm && mem.byteOffset === 0 ? new AccelSimd(ctx.self.memWasm) : null;
     this.corruptAt = ctx.props['x-corrupt-iteration'] as number | undefined;
     this.corruptWord = (ctx.props['x-corrupt-word'] as number | undefined) ?? 0;
@@ -185,20 +186,31 @@ class Accelerator implements DeviceModel {
   }
 
   // The kernels on x, a view of local memory: SIMD in place when there is a module, else JS (same results, tested).
+  // Each returns the module after counting its pass (simdPasses: which kernels ran, for the tests), or null for JS.
   private initStep(x: Int32Array, seed: number): number {
-    return this.simd ? this.simd.initStep(x.byteOffset, x.length, seed) : accelInitStep(x, seed);
+    const simd = this.simdPass();
+    return simd ? simd.initStep(x.byteOffset, x.length, seed) : accelInitStep(x, seed);
   }
 
   private init(x: Int32Array, seed: number): number {
-    return this.simd ? this.simd.init(x.byteOffset, x.length, seed) : accelInit(x, seed);
+    const simd = this.simdPass();
+    return simd ? simd.init(x.byteOffset, x.length, seed) : accelInit(x, seed);
   }
 
   private step(x: Int32Array, k: number, seed: number): number {
-    return this.simd ? this.simd.step(x.byteOffset, x.length, k, seed) : accelStep(x, k, seed);
+    const simd = this.simdPass();
+    return simd ? simd.step(x.byteOffset, x.length, k, seed) : accelStep(x, k, seed);
   }
 
   private checksum(x: Int32Array): number {
-    return this.simd ? this.simd.checksum(x.byteOffset, x.length) : checksumWords(x);
+    const simd = this.simdPass();
+    return simd ? simd.checksum(x.byteOffset, x.length) : checksumWords(x);
+  }
+
+  /** The WebAssembly kernels, counting the pass they are about to run; null when the JS ones run. */
+  private simdPass(): AccelSimd | null {
+    if (this.simd) this.c.simdPasses++;
+    return this.simd;
   }
 
   /** The failure COMPUTE gets before it touches the buffer (range, counts, record placement, mirror without publishing), or null. */
@@ -285,7 +297,8 @@ class Accelerator implements DeviceModel {
   private transformAt(off: number, n: number, word0: number, done: number, seed: number): void {
     const x = this.words.subarray(off / 4, (off + n) / 4);
     const t0 = performance.now();
-    if (this.simd) this.simd.transform(x.byteOffset, x.length, word0 + done / 4, seed);
+    const simd = this.simdPass();
+    if (simd) simd.transform(x.byteOffset, x.length, word0 + done / 4, seed);
     else accelTransform(x, word0 + done / 4, seed);
     if (done === 0) this.maybeCorrupt(x, this.corruptAt ?? -1);
     this.ctx.self.stats[DeviceStats.computeNs] += (performance.now() - t0) * 1e6;

@@ -59,6 +59,8 @@ interface Counters {
   monitors: number;
   /** Pages asked ahead by PREFETCH. */
   prefetched: number;
+  /** SEND bytes checksummed by the WebAssembly kernel (NicCounters.simdBytes). */
+  simdBytes: number;
 }
 
 /** The NIC. Lifetime: one per worker, built by createNic; nothing is cached across commands but the counters (and the NVMe engine's queue and IO log). */
@@ -66,7 +68,7 @@ class Nic implements DeviceModel {
   private readonly name: string;
   private readonly mem: Uint8Array;
   private readonly words: Int32Array;
-  private readonly c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0, prefetched: 0 };
+  private readonly c: Counters = { sent: 0, sendChecksum: 0, sends: 0, samples: 0, torn: 0, nonMonotonic: 0, monitors: 0, prefetched: 0, simdBytes: 0 };
   private readonly nvme: NicNvmeEngine;
   /** The sink's checksum lanes in WebAssembly, in place in the packet buffer, when local memory is a WebAssembly.Memory. */
   private readonly simd: AccelSimd | null;
@@ -139,6 +141,7 @@ class Nic implements DeviceModel {
       done += n;
     }
     const h = sum.digest();
+    this.c.simdBytes += sum.kernelWords * 4;
     this.c.sent += cmd.len;
     this.c.sends++;
     this.c.sendChecksum = h | 0;

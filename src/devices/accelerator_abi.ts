@@ -104,6 +104,8 @@ export interface AccCounters {
   readonly lastComputeUs: number;
   readonly lastIterations: number;
   readonly transforms: number;
+  /** Kernel passes (init, init+step, step, checksum, a TRANSFORM chunk) the WebAssembly kernels ran in place; the JS kernels ran the others (plain local memory). */
+  readonly simdPasses: number;
 }
 
 /** Splits a process VA (< 2^53) into the two int32 args of ACC_F_MIRROR_VA. */

@@ -173,6 +173,8 @@ export interface NicCounters extends NicNvmeCounters {
   readonly monitors: number;
   /** Pages PREFETCH asked the kernel for ahead. */
   readonly prefetched: number;
+  /** SEND bytes the sink checksummed in WebAssembly in place (local memory a WebAssembly.Memory); the rest in JS. */
+  readonly simdBytes: number;
 }
 
 /**

@@ -6,8 +6,9 @@
 // WebAssembly.Memory (src/shm/phys_mem.ts). Behaviour only; speed is measured
 // by `peervma bench`.
 import t from 'tap';
+import type { Test as TapTest } from 'tap';
 import { AccelSimd } from '../../src/devices/models/accel_simd.js';
-import { StreamChecksum } from '../../src/devices/models/checksum.js';
+import { StreamChecksum, checksum } from '../../src/devices/models/checksum.js';
 import { Wasm } from '../../src/common/wasm.js';
 import { createMachineShm, WASM_PAGE_BYTES } from '../../src/shm/phys_mem.js';
 import { accelInitReference, accelReference, accelTransformReference } from '../../src/workloads/reference/accel.js';
@@ -17,7 +18,13 @@ import { HostQueue } from '../../src/drivers/host_queue.js';
 import { ACC_F_INIT, ACC_HOST_QID, ACC_OP_COMPUTE } from '../../src/devices/accelerator_abi.js';
 import { CommandRunner } from '../../src/workloads/command_runner.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-import { MiB } from '../fixtures/kernel_machine.js';
+import { KiB, MiB, pattern } from '../fixtures/kernel_machine.js';
+import { deviceQuery } from '../../src/workloads/command_runner.js';
+import { Kernel } from '../../src/kernel/kernel.js';
+import { ImporterBinding } from '../../src/drivers/importer_binding.js';
+import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
+import { NIC_HOST_QID, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
+import { CqStatus } from '../../src/shm/ring.js';
 
 const memory = new Wasm.Memory({ initial: 2, maximum: 2, shared: true });
 const simd = new AccelSimd(memory);
@@ -59,6 +66,68 @@ t.test('checksum and transform equal the reference; a transform chunk starts at 
       t.same(x, want, `${n} words at ${off}: transform from word ${1000 + n}`);
     }
   }
+});
+
+/** Every kernel on n words at byte `off` of `w`'s memory against the reference; the words around the buffer untouched. */
+function kernelsMatch(t: TapTest, k: AccelSimd, w: Int32Array, off: number, n: number, what: string): void {
+  const at = off / 4;
+  const x = w.subarray(at, at + n);
+  const seed = Math.imul(n, 7919) ^ 5;
+  if (at > 0) w[at - 1] = 0x5a5a5a5a;
+  if (at + n < w.length) w[at + n] = 0x5a5a5a5a;
+  const ref = accelReference(n, seed, 3);
+  t.equal(k.init(off, n, seed), ref.checksums[0], `${what}: init's checksum`);
+  const seeded = new Int32Array(n);
+  accelInitReference(seeded, seed);
+  t.same(x, seeded, `${what}: init's buffer`);
+  t.same([k.initStep(off, n, seed), k.step(off, n, 2, seed), k.step(off, n, 3, seed)], Array.from(ref.checksums.subarray(1)), `${what}: init+step, steps 2 and 3`);
+  t.same(x, ref.buffer, `${what}: buffer after step 3`);
+  t.equal(k.checksum(off, n), checksum(new Uint8Array(x.slice().buffer)), `${what}: checksum`);
+  const want = x.slice();
+  accelTransformReference(want, 77, -5);
+  k.transform(off, n, 77, -5);
+  t.same(x, want, `${what}: transform`);
+  if (at > 0) t.equal(w[at - 1], 0x5a5a5a5a, `${what}: the word before untouched`);
+  if (at + n < w.length) t.equal(w[at + n], 0x5a5a5a5a, `${what}: the word after untouched`);
+}
+
+t.test('above 2 GiB and up to the end of a 4 GiB memory: offsets >= 2^31, a buffer ending at 2^32 (a shared Memory only reserves its pages)', async (t) => {
+  for (const pages of [32769, 65536]) {
+    const big = new Wasm.Memory({ initial: pages, maximum: pages, shared: true });
+    const k = new AccelSimd(big);
+    const w = new Int32Array(big.buffer);
+    const bytes = pages * WASM_PAGE_BYTES;
+    // 4099 words: whole groups and a tail of 3; 4100: whole groups only. Each ends at the memory's end, then 20 bytes before.
+    for (const n of [4099, 4100]) {
+      for (const gap of [0, 20]) kernelsMatch(t, k, w, bytes - gap - n * 4, n, `${pages} pages, ${n} words ending ${gap} bytes before the end`);
+    }
+  }
+});
+
+t.test('an offset off the word grid or words past the memory: a clear error, nothing computed', async (t) => {
+  words.fill(7, 0, 16);
+  for (const [off, n] of [[2, 4], [4097, 8], [-4, 4], [2 * WASM_PAGE_BYTES - 12, 4]]) {
+    t.throws(() => simd.init(off, n, 1), { name: 'RangeError', message: new RegExp(`AccelSimd: ${n} words at byte ${off}: the offset must be 4-aligned`) }, `init of ${n} words at ${off}`);
+    t.throws(() => simd.checksum(off, n), RangeError, `checksum of ${n} words at ${off}`);
+    t.throws(() => simd.lanes(off, n, new Int32Array(4)), RangeError, `lanes of ${n} words at ${off}`);
+  }
+  t.same(Array.from(words.subarray(0, 16)), new Array(16).fill(7), 'nothing written');
+});
+
+t.test('the stream lanes continued in place over ragged chunks (4092, 4100, 4001 bytes) equal the JS stream checksum', async (t) => {
+  const n = 3100;
+  for (let i = 0; i < n; i++) words[i] = Math.imul(i, 0x2c1b3c6d) + 11;
+  const all = new Uint8Array(words.buffer, 0, 4092 + 4100 + 4001);
+  const fast = new StreamChecksum(simd);
+  // 1023 words (the next chunk starts on lane 3), 1025 (ends on lane 0), 4001 bytes (a ragged last word).
+  let o = 0;
+  for (const len of [4092, 4100, 4001]) {
+    fast.update(new Uint8Array(words.buffer, o, len));
+    o += len;
+  }
+  t.ok(fast.kernelWords > 0, 'the kernel hashed the whole groups');
+  t.equal(fast.digest(), checksum(all.slice()), 'equals the JS stream checksum');
+  t.equal(fast.digest() | 0, fnv1aReference(all.slice()), 'equals the reference');
 });
 
 t.test('the stream lanes continued in place equal the JS stream checksum', async (t) => {
@@ -105,5 +174,53 @@ t.test('the device: COMPUTE and its checksum equal the reference on a WebAssembl
     const ref = accelReference(len / 4, 9, 3);
     t.equal(c.result, ref.checksums[3] | 0, `${memBytes} bytes: checksum after 3 iterations`);
     t.same(new Int32Array(acc.shm.mem!.buffer, src, len / 4), ref.buffer, `${memBytes} bytes: buffer`);
+    const k = await deviceQuery(machine, acc, { op: 'acc-counters' });
+    t.equal(k.simdPasses, acc.shm.memWasm ? 3 : 0, `${memBytes} bytes: the WebAssembly kernels ran init+step and steps 2, 3 iff the memory is a WebAssembly.Memory`);
+  }
+});
+
+t.test('the device above 2 GiB of local memory and up to 4 GiB: COMPUTE at the end of its memory equals the reference', async (t) => {
+  for (const pages of [32769, 65536]) {
+    const memBytes = pages * WASM_PAGE_BYTES;
+    const machine = await Machine.create({ ramBytes: 4 * MiB, devices: [{ name: 'acc0', kind: 'accelerator', memBytes, barBytes: 0, props: {} }], timeoutMs: 5000 });
+    t.teardown(() => machine.shutdown());
+    const acc = machine.device('acc0');
+    const q = await HostQueue.create(machine, acc, ACC_HOST_QID, 8);
+    await machine.start();
+    const len = 2 * PAGE_SIZE + 12;
+    const src = memBytes - len;
+    const c = await new CommandRunner(machine).run(q, { opcode: ACC_OP_COMPUTE, src, dst: 0, len, args: [2, 5, 0, ACC_F_INIT] });
+    const ref = accelReference(len / 4, 5, 2);
+    t.equal(c.result, ref.checksums[2] | 0, `${pages} pages: checksum after 2 iterations`);
+    t.same(new Int32Array(acc.shm.mem!.buffer, src, len / 4), ref.buffer, `${pages} pages: buffer`);
+    await machine.shutdown();
+  }
+});
+
+t.test('the NIC: SEND checksums a process buffer with the WebAssembly kernel in place on a WebAssembly memory, in JS on a plain one', async (t) => {
+  for (const memBytes of [256 * KiB, 256 * KiB + PAGE_SIZE]) {
+    const machine = await Machine.create({ ramBytes: 8 * MiB, devices: [{ name: 'nic0', kind: 'nic', memBytes, barBytes: 0, props: {} }], timeoutMs: 5000 });
+    t.teardown(() => machine.shutdown());
+    const nic = machine.device('nic0');
+    t.equal(nic.shm.memWasm !== null, memBytes % WASM_PAGE_BYTES === 0, `${memBytes} bytes: WebAssembly memory iff whole pages`);
+    const q = await HostQueue.create(machine, nic, NIC_HOST_QID, 8);
+    await machine.start();
+    const kernel = Kernel.boot(machine, { check: true });
+    const mm = kernel.createMm();
+    const bind = await ImporterBinding.bind(kernel, 'nic0', mm);
+    // 150 KiB + 37 bytes from a start 4 bytes into a page: several packet slots and a ragged end.
+    const len = 150 * KiB + 37;
+    const va = await mm.mmap({ length: len + PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+    const data = pattern(len, 3);
+    await mm.write(va + 4, data);
+    const c = await new CommandRunner(machine).run(q, { opcode: NIC_OP_SEND, src: va + 4, dst: 0, len, args: [] });
+    t.equal(c.status, CqStatus.Success);
+    t.equal(c.result, fnv1aReference(data), `${memBytes} bytes: SEND's checksum`);
+    const k = await deviceQuery(machine, nic, { op: 'nic-counters' });
+    // The kernel takes each chunk's whole groups of four words: all but the ragged last word.
+    t.equal(k.simdBytes, nic.shm.memWasm ? (len >>> 4) * 16 : 0, `${memBytes} bytes: the bytes the WebAssembly kernel checksummed`);
+    t.equal(bind.violations().count, 0);
+    bind.close();
+    await machine.shutdown();
   }
 });

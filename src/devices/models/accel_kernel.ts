@@ -20,8 +20,8 @@ import { ACC_GOLDEN, ACC_MIX_A, ACC_MIX_B, ACC_STEP_MUL } from '../accelerator_a
 import { FNV_OFFSET, FNV_PRIME } from '../fnv.js';
 import { checksum, foldLanes } from './checksum.js';
 
-/** mix32 of the definition; the multipliers come in as arguments from the caller's locals (see the top comment). */
-function mix32(v: number, A: number, B: number): number {
+/** mix32 of the definition; the multipliers come in as arguments from the caller's locals (see the top comment). Also accel_simd.ts's tail. */
+export function mix32(v: number, A: number, B: number): number {
   v = Math.imul(v ^ (v >>> 16), A);
   v = Math.imul(v ^ (v >>> 15), B);
   return (v ^ (v >>> 16)) | 0;

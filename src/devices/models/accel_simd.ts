@@ -12,7 +12,8 @@
  * compute bounds accel-nic-stream's p2p stream (README). Four words an
  * instruction:
  *   - mix32 and the step's map are lane-wise (i32x4.mul is Math.imul);
- *   - the FNV lanes are the four i32x4 lanes (word i goes to lane i % 4);
+ *   - the FNV checksum's four lanes are scalar i32 locals, not a vector
+ *     (word i goes to scalar lane i % 4; why: at L below);
  *   - the step's prev chain is a prefix sum: x'[i] = t[i] + prev[i-1] with
  *     t[i] = imul(x ^ x >>> 15, M) + k, so a group's four outputs are the
  *     in-register inclusive scan of t (two shift-and-add shuffles) plus the
@@ -21,19 +22,26 @@
  *
  * Invariants: every exported function takes a byte offset and a word
  * count that is a multiple of 4 (the JS wrapper does the < 4 words left in
- * scalar code); the FNV lanes and prev live in exported i32 globals
+ * scalar code); the loops count the words down instead of comparing the
+ * pointer with an end (p + n * 4 wraps to 0 for a buffer ending at 4 GiB),
+ * and the JS wrapper indexes words with >>> (an offset may be >= 2^31); the FNV lanes and prev live in exported i32 globals
  * between calls (one instance per worker, one kernel call at a time).
  */
 import { ACC_GOLDEN, ACC_MIX_A, ACC_MIX_B, ACC_STEP_MUL } from '../accelerator_abi.js';
 import { FNV_OFFSET, FNV_PRIME } from '../fnv.js';
 import { foldLanes, type LaneKernel } from './checksum.js';
+// Scalar mix32 for the < 4 words after the last group (`mix32` here is the v128 one).
+import { mix32 as mix32s } from './accel_kernel.js';
 import {
   BLOCK,
   END,
   I32,
   I32_ADD,
-  I32_GE_U,
-  I32_SHL,
+  I32_EQZ,
+  I32_MUL,
+  I32_SUB,
+  I32_XOR,
+  I64X2_SHL,
   LOOP,
   V128,
   Wasm,
@@ -46,6 +54,7 @@ import {
   i32c,
   lane,
   load,
+  moduleOf,
   mul,
   name,
   section,
@@ -56,6 +65,7 @@ import {
   splat,
   uleb,
   vand,
+  vconst,
   vec,
   vload,
   vstore,
@@ -84,17 +94,13 @@ const G_SLOT = G_VEC + VEC_INIT.length - 1;
 // The FNV lanes are scalar i32 locals (lane0..3): i32x4.mul has a 10-cycle latency on
 // current x86 and each lane is one serial chain, so scalar multiplies (3 cycles) keep up
 // with the vector work and vector ones would not (measured: 0.59 against 0.25 ms per 2 MiB).
-const L = { end: 4, lane0: 5, prev: 9, idx: 10, step: 11, seed: 12, a: 13, b: 14, m: 15, k: 16, t: 17, hi: 18 };
-const locals = (params: number) => vec([[4 - params + 5, I32], [10, V128]]);
-const I32_XOR = [0x73];
-const I64X2_SHL = simd(0xcb);
-const I32_MUL = [0x6c];
+const L = { lane0: 4, prev: 8, idx: 9, step: 10, seed: 11, a: 12, b: 13, m: 14, k: 15, t: 16, hi: 17 };
+const locals = (params: number) => vec([[4 - params + 4, I32], [10, V128]]);
 
 /** Byte j of the result is byte idx[j] of (a, b): lane 1 everywhere, lane 3 everywhere (single-operand: one pshufd). */
 const LANE1 = [4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7];
 const LAST = [12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15, 12, 13, 14, 15];
 
-const vconst = (w: readonly number[]) => simd(0x0c, ...w.flatMap((v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]));
 const splatc = (n: number, to: number) => [...i32c(n | 0), ...splat, ...set(to)];
 
 /**
@@ -108,12 +114,9 @@ function pinned(param: number, local: number): number[] {
   return [...get(param), ...splat, ...gset(G_SLOT), ...gget(G_SLOT), ...set(local)];
 }
 
-/** end = p + n * 4; zero; the multipliers as vectors. Param 0 is p, 1 is n. */
+/** The constant vectors into their locals. Param 0 is p, 1 is n. */
 function prologue(): number[] {
-  return [
-    ...get(0), ...get(1), ...i32c(2), ...I32_SHL, ...I32_ADD, ...set(L.end),
-    ...[L.a, L.b, L.m, L.k, L.hi, L.step].flatMap((l, j) => [...gget(G_VEC + j), ...set(l)]),
-  ];
+  return [L.a, L.b, L.m, L.k, L.hi, L.step].flatMap((l, j) => [...gget(G_VEC + j), ...set(l)]);
 }
 
 /** lane0..3 = the four lane globals; prev = the prev global, broadcast. */
@@ -130,6 +133,9 @@ const fnvOfStored = fnvGroup((j) => [...get(0), ...load(4 * j)]);
 function indexVector(first: number): number[] {
   return [...get(first), ...splat, ...vconst([0, 1, 2, 3]), ...add, ...splatc(ACC_GOLDEN, L.t), ...get(L.t), ...mul, ...set(L.idx)];
 }
+
+/** indexVector from word 0 (init's buffer starts at word 0): a constant. */
+const indexVector0 = [...vconst([0, 1, 2, 3].map((i) => Math.imul(i, ACC_GOLDEN))), ...set(L.idx)];
 
 /** mix32 of the v128 on the stack, left on the stack (uses L.t). */
 const mix32 = [
@@ -152,20 +158,21 @@ const stepGroup = [
 
 const nextIndex = [...get(L.idx), ...get(L.step), ...add, ...set(L.idx)];
 
-/** block loop: while p < end { body; p += 16 } */
+/** block loop: while n != 0 { body; p += 16; n -= 4 } (counted down: see the top comment). */
 function loop(body: number[]): number[] {
-  return [...BLOCK, ...LOOP, ...get(0), ...get(L.end), ...I32_GE_U, ...brIf(1), ...body, ...get(0), ...i32c(16), ...I32_ADD, ...set(0), ...br(0), ...END, ...END];
+  return [...BLOCK, ...LOOP, ...get(1), ...I32_EQZ, ...brIf(1), ...body,
+    ...get(0), ...i32c(16), ...I32_ADD, ...set(0), ...get(1), ...i32c(4), ...I32_SUB, ...set(1), ...br(0), ...END, ...END];
 }
 
-/** initStep(p, n, seed, i0): x = step 1 of init; prev and lanes from and back to the globals. */
+/** initStep(p, n, seed): x = step 1 of init; prev and lanes from and back to the globals. */
 function initStepBody(): number[] {
-  return [...prologue(), ...loadState, ...indexVector(3), ...pinned(2, L.seed),
+  return [...prologue(), ...loadState, ...indexVector0, ...pinned(2, L.seed),
     ...loop([...get(L.seed), ...get(L.idx), ...vxor, ...mix32, ...stepGroup, ...nextIndex]), ...storeState, ...END];
 }
 
-/** init(p, n, seed, i0): x = init; lanes from and back to the globals. */
+/** init(p, n, seed): x = init; lanes from and back to the globals. */
 function initBody(): number[] {
-  return [...prologue(), ...loadState, ...indexVector(3), ...pinned(2, L.seed),
+  return [...prologue(), ...loadState, ...indexVector0, ...pinned(2, L.seed),
     ...loop([...get(L.seed), ...get(L.idx), ...vxor, ...mix32, ...set(L.t), ...get(0), ...get(L.t), ...vstore(0), ...fnvOfStored, ...nextIndex]), ...storeState, ...END];
 }
 
@@ -190,8 +197,8 @@ function fnvBody(): number[] {
 function moduleBytes(): Uint8Array {
   const fn = (params: number) => [0x60, ...vec(Array.from({ length: params }, () => [I32])), 0];
   const kernels: [string, number, number[]][] = [
-    ['initStep', 4, initStepBody()],
-    ['init', 4, initBody()],
+    ['initStep', 3, initStepBody()],
+    ['init', 3, initBody()],
     ['step', 3, stepBody()],
     ['transform', 4, transformBody()],
     ['fnv', 2, fnvBody()],
@@ -200,15 +207,14 @@ function moduleBytes(): Uint8Array {
   const typeOf = (params: number) => params - 2;
   const globals = [...Array.from({ length: 5 }, () => [I32, 1, ...i32c(0), ...END]), ...VEC_INIT.map((v) => [V128, 1, ...vconst(v), ...END])];
   const globalNames = ['l0', 'l1', 'l2', 'l3', 'prev'];
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec(types)),
+  return moduleOf([
+    section(1, vec(types)),
     // Shared memory, min 1 page, max 65536 (any device memory imports).
-    ...section(2, vec([[...name('env'), ...name('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
-    ...section(3, vec(kernels.map(([, params]) => [typeOf(params)]))),
-    ...section(6, vec(globals)),
-    ...section(7, vec([...kernels.map(([n], i) => [...name(n), 0x00, i]), ...globalNames.map((n, i) => [...name(n), 0x03, i])])),
-    ...section(10, vec(kernels.map(([, params, body]) => {
+    section(2, vec([[...name('env'), ...name('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]])),
+    section(3, vec(kernels.map(([, params]) => [typeOf(params)]))),
+    section(6, vec(globals)),
+    section(7, vec([...kernels.map(([n], i) => [...name(n), 0x00, i]), ...globalNames.map((n, i) => [...name(n), 0x03, i])])),
+    section(10, vec(kernels.map(([, params, body]) => {
       const b = [...locals(params), ...body];
       return [...uleb(b.length), ...b];
     }))),
@@ -220,8 +226,8 @@ interface Global {
 }
 
 interface Exports {
-  initStep(p: number, n: number, seed: number, i0: number): void;
-  init(p: number, n: number, seed: number, i0: number): void;
+  initStep(p: number, n: number, seed: number): void;
+  init(p: number, n: number, seed: number): void;
   step(p: number, n: number, k: number): void;
   transform(p: number, n: number, first: number, seed: number): void;
   fnv(p: number, n: number): void;
@@ -234,12 +240,6 @@ interface Exports {
 
 let compiled: object | null = null;
 
-/** mix32 of the definition (scalar, for the < 4 words after the last group). */
-function mix32s(v: number): number {
-  v = Math.imul(v ^ (v >>> 16), ACC_MIX_A);
-  v = Math.imul(v ^ (v >>> 15), ACC_MIX_B);
-  return (v ^ (v >>> 16)) | 0;
-}
 
 /**
  * The kernels over one device memory. Lifetime: the device's (one per
@@ -259,36 +259,39 @@ export class AccelSimd implements LaneKernel {
 
   /** accelInit then accelStep(1): returns the checksum after the step. */
   initStep(off: number, n: number, seed: number): number {
+    this.check(off, n);
     this.begin((seed ^ 1) | 0);
     const whole = n & ~3;
-    this.k.initStep(off, whole, seed | 0, 0);
+    this.k.initStep(off, whole, seed | 0);
     let prev = this.k.prev.value | 0;
     const w = this.words;
     for (let i = whole; i < n; i++) {
-      const v = mix32s(seed ^ Math.imul(i, ACC_GOLDEN));
+      const v = mix32s(seed ^ Math.imul(i, ACC_GOLDEN), ACC_MIX_A, ACC_MIX_B);
       prev = ((Math.imul(v ^ (v >>> 15), ACC_STEP_MUL) | 0) + prev + 1) | 0;
-      w[(off >> 2) + i] = prev;
+      w[(off >>> 2) + i] = prev;
     }
     return this.end(off, n, whole);
   }
 
   /** init: returns the buffer's checksum. */
   init(off: number, n: number, seed: number): number {
+    this.check(off, n);
     this.begin(0);
     const whole = n & ~3;
-    this.k.init(off, whole, seed | 0, 0);
-    for (let i = whole; i < n; i++) this.words[(off >> 2) + i] = mix32s(seed ^ Math.imul(i, ACC_GOLDEN));
+    this.k.init(off, whole, seed | 0);
+    for (let i = whole; i < n; i++) this.words[(off >>> 2) + i] = mix32s(seed ^ Math.imul(i, ACC_GOLDEN), ACC_MIX_A, ACC_MIX_B);
     return this.end(off, n, whole);
   }
 
   /** Iteration k in place: returns the checksum after it. */
   step(off: number, n: number, k: number, seed: number): number {
+    this.check(off, n);
     this.begin((seed ^ k) | 0);
     const whole = n & ~3;
     this.k.step(off, whole, k | 0);
     let prev = this.k.prev.value | 0;
     const w = this.words;
-    for (let i = (off >> 2) + whole; i < (off >> 2) + n; i++) {
+    for (let i = (off >>> 2) + whole; i < (off >>> 2) + n; i++) {
       const v = w[i];
       prev = ((Math.imul(v ^ (v >>> 15), ACC_STEP_MUL) | 0) + prev + (k | 0)) | 0;
       w[i] = prev;
@@ -298,14 +301,16 @@ export class AccelSimd implements LaneKernel {
 
   /** transform of n words at off, whose index in the whole range starts at `first`. */
   transform(off: number, n: number, first: number, seed: number): void {
+    this.check(off, n);
     const whole = n & ~3;
     this.k.transform(off, whole, first | 0, seed | 0);
     const w = this.words;
-    for (let i = whole; i < n; i++) w[(off >> 2) + i] = (mix32s(w[(off >> 2) + i] ^ seed ^ Math.imul((first + i) | 0, ACC_GOLDEN)) + 1) | 0;
+    for (let i = whole; i < n; i++) w[(off >>> 2) + i] = (mix32s(w[(off >>> 2) + i] ^ seed ^ Math.imul((first + i) | 0, ACC_GOLDEN), ACC_MIX_A, ACC_MIX_B) + 1) | 0;
   }
 
   /** The checksum of n words at off. */
   checksum(off: number, n: number): number {
+    this.check(off, n);
     this.begin(0);
     const whole = n & ~3;
     this.k.fnv(off, whole);
@@ -318,6 +323,7 @@ export class AccelSimd implements LaneKernel {
    * new lanes out. For the NIC's sink (workers/nic.ts).
    */
   lanes(off: number, n: number, lanes: Int32Array): void {
+    this.check(off, n);
     const k = this.k;
     k.l0.value = lanes[0];
     k.l1.value = lanes[1];
@@ -330,6 +336,13 @@ export class AccelSimd implements LaneKernel {
     lanes[3] = k.l3.value;
   }
 
+  /** A clear error for an offset the kernels cannot take: off not 4-aligned (a word view would read other bytes than the module) or the words past the memory. */
+  private check(off: number, n: number): void {
+    if (!Number.isInteger(off) || off % 4 !== 0 || off < 0 || !Number.isInteger(n) || n < 0 || off + n * 4 > this.words.length * 4) {
+      throw new RangeError(`AccelSimd: ${n} words at byte ${off}: the offset must be 4-aligned and the words inside the ${this.words.length * 4}-byte memory`);
+    }
+  }
+
   private begin(prev: number): void {
     const k = this.k;
     k.l0.value = k.l1.value = k.l2.value = k.l3.value = FNV_OFFSET | 0;
@@ -340,7 +353,7 @@ export class AccelSimd implements LaneKernel {
   private end(off: number, n: number, whole: number): number {
     const k = this.k;
     const l = [k.l0.value | 0, k.l1.value | 0, k.l2.value | 0, k.l3.value | 0];
-    for (let i = whole; i < n; i++) l[i & 3] = Math.imul(l[i & 3] ^ this.words[(off >> 2) + i], FNV_PRIME);
+    for (let i = whole; i < n; i++) l[i & 3] = Math.imul(l[i & 3] ^ this.words[(off >>> 2) + i], FNV_PRIME);
     return foldLanes(l[0], l[1], l[2], l[3], n * 4);
   }
 }

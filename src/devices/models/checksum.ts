@@ -34,6 +34,8 @@ export class StreamChecksum {
   private words = 0;
   private bytes = 0;
   private ragged = false;
+  /** Words the kernel hashed (the rest were hashed in JS): which path ran, for the devices' counters. */
+  kernelWords = 0;
 
   /** `kernel`: hash whole groups with it when the chunk is in its memory (same result, tested). */
   constructor(private readonly kernel: LaneKernel | null = null) {}
@@ -93,6 +95,7 @@ export class StreamChecksum {
     const l = new Int32Array([this.l0, this.l1, this.l2, this.l3]);
     this.kernel!.lanes(w.byteOffset + from * 4, n, l);
     [this.l0, this.l1, this.l2, this.l3] = l;
+    this.kernelWords += n;
     return from + n;
   }
 

@@ -36,7 +36,6 @@ export const I32 = 0x7f;
 export const V128 = 0x7b;
 export const get = (i: number) => [0x20, ...uleb(i)];
 export const set = (i: number) => [0x21, ...uleb(i)];
-export const tee = (i: number) => [0x22, ...uleb(i)];
 export const gget = (i: number) => [0x23, ...uleb(i)];
 export const gset = (i: number) => [0x24, ...uleb(i)];
 export const i32c = (n: number) => [0x41, ...sleb(n)];
@@ -56,12 +55,15 @@ export const mul = simd(0xb5);
 export const minS = simd(0xb6);
 export const maxS = simd(0xb8);
 export const lane = (j: number) => simd(0x1b, j);
-export const replaceLane = (j: number) => simd(0x1c, j);
 export const vload = (offset: number) => simd(0x00, 4, ...uleb(offset));
 export const vstore = (offset: number) => simd(0x0b, 4, ...uleb(offset));
 export const load = (offset: number) => [0x28, 2, ...uleb(offset)];
 export const store = (offset: number) => [0x36, 2, ...uleb(offset)];
-export const [I32_ADD, I32_SHL, I32_AND, I32_OR, I32_GE_U, I32_EQ, I32_LT_U] = [[0x6a], [0x74], [0x71], [0x72], [0x4f], [0x46], [0x49]];
+export const [I32_ADD, I32_SUB, I32_MUL, I32_SHL, I32_AND, I32_OR, I32_XOR, I32_GE_U, I32_EQ, I32_EQZ] = [[0x6a], [0x6b], [0x6c], [0x74], [0x71], [0x72], [0x73], [0x4f], [0x46], [0x45]];
+/** i64x2.shl: each 64-bit half shifted left by the i32 on the stack. */
+export const I64X2_SHL = simd(0xcb);
+/** v128.const of four i32 lanes (little-endian bytes). */
+export const vconst = (w: readonly number[]) => simd(0x0c, ...w.flatMap((v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]));
 export const BLOCK = [0x02, 0x40];
 export const LOOP = [0x03, 0x40];
 export const IF = [0x04, 0x40];
@@ -75,6 +77,11 @@ export function section(id: number, body: number[]): number[] {
 
 export function vec(items: number[][]): number[] {
   return [...uleb(items.length), ...items.flat()];
+}
+
+/** A module: the magic and version header, then the sections (each from section()) in order. */
+export function moduleOf(sections: readonly number[][]): Uint8Array {
+  return Uint8Array.from([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...sections.flat()]);
 }
 
 export function name(s: string): number[] {
