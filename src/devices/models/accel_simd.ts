@@ -24,8 +24,9 @@
  * count that is a multiple of 4 (the JS wrapper does the < 4 words left in
  * scalar code); the loops count the words down instead of comparing the
  * pointer with an end (p + n * 4 wraps to 0 for a buffer ending at 4 GiB),
- * and the JS wrapper indexes words with >>> (an offset may be >= 2^31); the FNV lanes and prev live in exported i32 globals
- * between calls (one instance per worker, one kernel call at a time).
+ * and the JS wrapper indexes words with >>> (an offset may be >= 2^31);
+ * the FNV lanes and prev live in exported i32 globals between calls (one
+ * instance per worker, one kernel call at a time).
  */
 import { ACC_GOLDEN, ACC_MIX_A, ACC_MIX_B, ACC_STEP_MUL } from '../accelerator_abi.js';
 import { FNV_OFFSET, FNV_PRIME } from '../fnv.js';
@@ -46,7 +47,6 @@ import {
   V128,
   Wasm,
   add,
-  br,
   brIf,
   get,
   gget,
@@ -61,8 +61,8 @@ import {
   set,
   shrU,
   shuffle,
-  simd,
   splat,
+  tee,
   uleb,
   vand,
   vconst,
@@ -158,10 +158,10 @@ const stepGroup = [
 
 const nextIndex = [...get(L.idx), ...get(L.step), ...add, ...set(L.idx)];
 
-/** block loop: while n != 0 { body; p += 16; n -= 4 } (counted down: see the top comment). */
+/** if n != 0 do { body; p += 16; n -= 4 } while n != 0 (counted down: see the top comment; one branch a group). */
 function loop(body: number[]): number[] {
-  return [...BLOCK, ...LOOP, ...get(1), ...I32_EQZ, ...brIf(1), ...body,
-    ...get(0), ...i32c(16), ...I32_ADD, ...set(0), ...get(1), ...i32c(4), ...I32_SUB, ...set(1), ...br(0), ...END, ...END];
+  return [...BLOCK, ...get(1), ...I32_EQZ, ...brIf(0), ...LOOP, ...body,
+    ...get(0), ...i32c(16), ...I32_ADD, ...set(0), ...get(1), ...i32c(4), ...I32_SUB, ...tee(1), ...brIf(0), ...END, ...END];
 }
 
 /** initStep(p, n, seed): x = step 1 of init; prev and lanes from and back to the globals. */
@@ -243,7 +243,8 @@ let compiled: object | null = null;
 
 /**
  * The kernels over one device memory. Lifetime: the device's (one per
- * worker). Offsets are bytes into the memory, 4-aligned; counts are words.
+ * worker). Offsets are bytes into the memory, 4-aligned; counts are words
+ * (a RangeError otherwise, or for words past the memory: check()).
  */
 export class AccelSimd implements LaneKernel {
   private readonly k: Exports;

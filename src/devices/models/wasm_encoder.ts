@@ -36,6 +36,7 @@ export const I32 = 0x7f;
 export const V128 = 0x7b;
 export const get = (i: number) => [0x20, ...uleb(i)];
 export const set = (i: number) => [0x21, ...uleb(i)];
+export const tee = (i: number) => [0x22, ...uleb(i)];
 export const gget = (i: number) => [0x23, ...uleb(i)];
 export const gset = (i: number) => [0x24, ...uleb(i)];
 export const i32c = (n: number) => [0x41, ...sleb(n)];
