@@ -75,7 +75,8 @@
  *
  * Control (DeviceEndpointApi.deviceCmd):
  *   { op: 'nic-counters' } -> { errno: 0, sent, sendChecksum, sends, samples,
- *                               torn, nonMonotonic, monitors, prefetched }
+ *                               torn, nonMonotonic, monitors, prefetched,
+ *                               simdBytes, ...the NVMe engine's counters }
  *   (cumulative since the device started; sendChecksum is the last SEND's.)
  *   { op: 'nic-iolog', first, count } -> { errno: 0, log: Int32Array }
  *                              NicIoLog entries [first, first + count)

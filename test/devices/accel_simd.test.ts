@@ -2,9 +2,11 @@
 // against the workloads' independent CPU reference (src/workloads/reference/),
 // in place in a shared WebAssembly.Memory as the device runs them: word counts
 // off the four-lane grid, buffers at unaligned-to-16 offsets, the stream
-// checksum's lanes continued across calls. And which device memories are a
-// WebAssembly.Memory (src/shm/phys_mem.ts). Behaviour only; speed is measured
-// by `peervma bench`.
+// checksum's lanes continued across calls (ragged chunks too), buffers above
+// 2 GiB and ending at 4 GiB, offsets the kernels refuse. Which device memories
+// are a WebAssembly.Memory (src/shm/phys_mem.ts), and that the accelerator and
+// NIC workers then really run the WebAssembly kernels (their counters), JS
+// otherwise. Behaviour only; speed is measured by `peervma bench`.
 import t from 'tap';
 import type { Test as TapTest } from 'tap';
 import { AccelSimd } from '../../src/devices/models/accel_simd.js';
