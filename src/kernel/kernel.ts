@@ -23,7 +23,7 @@ import { DevMem } from './devmem.js';
 import { DeviceInvalidator, type InvRange } from './invalidate_broadcast.js';
 import { IommuDomain } from './iommu.js';
 import { Mm } from './mm.js';
-import type { DeviceRef, KernelCore, P2pPolicy } from './kernel_types.js';
+import type { DeviceRef, KernelCore, P2pPolicy, P2pVerdict } from './kernel_types.js';
 import { migrateToRamLocked } from './migrate.js';
 import { noFabricPolicy } from './p2p_map.js';
 import { PageRequestOrder } from './page_request_order.js';
@@ -70,8 +70,13 @@ export class Kernel implements KernelCore {
   readonly ram: PageAllocator;
   readonly ramBytes: Uint8Array;
   readonly zeroPfn: number;
-  /** pci_p2pdma_distance() in policy form; switchable (tests swap it, a topology change would). */
-  policy: P2pPolicy;
+  private policyFn: P2pPolicy;
+  /**
+   * The policy's verdict per (provider, client) pair, as p2pdma keeps
+   * map_types per client in an xarray (pci_p2pdma_map_type): asked once
+   * per pair, not once per mapped run. Cleared when the policy changes.
+   */
+  private readonly verdicts = new Map<number, P2pVerdict>();
   readonly check: boolean;
   readonly ackTimeoutMs: number;
   /** Kernel log (dmesg): one line per notable event, prefixed by subsystem. */
@@ -93,7 +98,7 @@ export class Kernel implements KernelCore {
   ) {
     this.ram = machine.ram;
     this.ramBytes = machine.shm.ram;
-    this.policy = opts.policy ?? noFabricPolicy;
+    this.policyFn = opts.policy ?? noFabricPolicy;
     this.check = opts.check ?? false;
     this.ackTimeoutMs = opts.ackTimeoutMs ?? 1000;
     // The shared zero page: allocated once, never written, never freed.
@@ -184,9 +189,21 @@ export class Kernel implements KernelCore {
     return d.shm.barSlots && d.shm.memGen ? this.bar(name) : null;
   }
 
+  /** pci_p2pdma_distance() in policy form; switchable (tests swap it, a topology change would). */
+  get policy(): P2pPolicy {
+    return this.policyFn;
+  }
+
+  set policy(p: P2pPolicy) {
+    this.policyFn = p;
+    this.verdicts.clear();
+  }
+
   /** May `client` DMA to `provider`'s memory? With the reason when not. */
   p2pAllowed(provider: DeviceRef, client: DeviceRef): { ok: boolean; reason: string } {
-    const v = this.policy(provider, client);
+    const key = provider.index * this.machine.devices.length + client.index; // indexes are Device.shm.index, < devices.length
+    let v = this.verdicts.get(key);
+    if (v === undefined) this.verdicts.set(key, (v = this.policyFn(provider, client)));
     if (v.map === 'not-supported') return { ok: false, reason: `p2pdma: ${client.name} cannot reach ${provider.name}: ${v.reason}` };
     return { ok: true, reason: v.reason };
   }

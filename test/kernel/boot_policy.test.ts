@@ -27,3 +27,21 @@ t.test('a kernel booted without a fabric policy refuses P2P', async (t) => {
   bytesEq(t, (await d1.read(a, 2)).data, pattern(2 * PAGE_SIZE, 1), 'a peer reads m0-private pages after they migrate back');
   t.same([...(await d0.snapshot(a, 2)).prot], [MIRROR_PROT.WRITE, MIRROR_PROT.WRITE], 'no P2P: the RFC fall-back moved them to RAM');
 });
+
+t.test('the policy is asked once per (provider, client) pair, and again once it is swapped', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
+  const asked: string[] = [];
+  const counting = (verdict: 'bus-addr' | 'not-supported') => (provider: { name: string }, client: { name: string }) => {
+    asked.push(`${provider.name}>${client.name}`);
+    return { map: verdict, distance: 4, reason: `test says ${verdict}` } as const;
+  };
+  kernel.policy = counting('bus-addr');
+  const exp = kernel.ref('exp');
+  for (let i = 0; i < 3; i++) t.equal(kernel.p2pAllowed(exp, kernel.ref('m0')).ok, true);
+  t.equal(kernel.p2pAllowed(exp, kernel.ref('m1')).ok, true);
+  t.equal(kernel.p2pAllowed(kernel.ref('m1'), kernel.ref('m0')).ok, true);
+  t.same(asked, ['exp>m0', 'exp>m1', 'm1>m0'], 'one question per pair (pci_p2pdma_map_type caches map_types per client)');
+  kernel.policy = counting('not-supported');
+  t.equal(kernel.p2pAllowed(exp, kernel.ref('m0')).ok, false, 'a swapped policy is asked again: no stale verdict');
+  t.same(asked.slice(3), ['exp>m0']);
+});
