@@ -23,7 +23,7 @@
  * The module is assembled here from its instructions (src/devices/models/wasm_encoder.ts: no toolchain, no
  * binary blob); one instance per worker.
  */
-import { BLOCK, br, brIf, END, I32, I32_ADD, I32_AND, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, i32c, lane, load, maxS, minS, mul, name, section, set, shl, shrS, shrU, simd, splat, store, sub, uleb, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
+import { BLOCK, br, brIf, END, I32, I32_ADD, I32_AND, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, gget, i32c, lane, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, sub, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
 import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** Largest burst one call computes, bytes (the workers' line-buffer burst). */
@@ -34,6 +34,27 @@ const TABLES = 2 * BURST_BYTES;
 const LUT = TABLES + 64;
 const PAGES = 3;
 
+// v128 globals (mutable, internal): the constant vectors, then a slot a
+// per-call vector passes through (wasm_encoder.ts pinVia: a constant or a
+// splat read straight in the loop is rebuilt there at each use).
+const VEC_INIT = {
+  c255: [255, 255, 255, 255],
+  c128: [128, 128, 128, 128],
+  c15: [15, 15, 15, 15],
+  c3: [3, 3, 3, 3],
+  ma: [PAT_MIX_A | 0, PAT_MIX_A | 0, PAT_MIX_A | 0, PAT_MIX_A | 0],
+  mb: [PAT_MIX_B | 0, PAT_MIX_B | 0, PAT_MIX_B | 0, PAT_MIX_B | 0],
+  lanes: [0, 1, 2, 3],
+  four: [4, 4, 4, 4],
+  slot: [0, 0, 0, 0],
+} as const;
+type VecName = keyof typeof VEC_INIT;
+const G = Object.fromEntries(Object.keys(VEC_INIT).map((k, i) => [k, i])) as Record<VecName, number>;
+/** local = the constant vector's global, before the loop. */
+const constants = (pairs: readonly (readonly [VecName, number])[]) => pairs.flatMap(([g, l]) => [...gget(G[g]), ...set(l)]);
+/** local = the v128 on the stack, computed once before the loop. */
+const pin = (local: number) => pinVia(G.slot, local);
+
 // --- colour(n): pixels IN -> OUT, n a multiple of 4 -------------------------------
 
 /** Locals of colour(): param 0 = n; then the ones below. */
@@ -41,8 +62,9 @@ const C = { end: 1, p: 2, px: 3, r: 4, g: 5, b: 6, v0: 7, v1: 8, v2: 9, c255: 10
 
 function colourBody(): number[] {
   const code: number[] = [];
-  for (let k = 0; k < 9; k++) code.push(...i32c(0), ...load(TABLES + 4 * k), ...splat, ...set(C.m + k));
-  code.push(...i32c(255), ...splat, ...set(C.c255), ...i32c(128), ...splat, ...set(C.c128), ...i32c(0), ...splat, ...set(C.zero));
+  for (let k = 0; k < 9; k++) code.push(...i32c(0), ...load(TABLES + 4 * k), ...splat, ...pin(C.m + k));
+  // zero stays a splat: TurboFan makes it the vpxor zero idiom, no shuffle.
+  code.push(...constants([['c255', C.c255], ['c128', C.c128]]), ...i32c(0), ...splat, ...set(C.zero));
   code.push(...get(0), ...i32c(2), ...I32_SHL, ...set(C.end));
   code.push(...BLOCK, ...LOOP, ...get(C.p), ...get(C.end), ...I32_GE_U, ...brIf(1));
   code.push(...get(C.p), ...vload(IN), ...set(C.px));
@@ -66,34 +88,52 @@ function colourBody(): number[] {
 
 // --- render(n, idx, x, width, key, rFrame, gRow, gStep): n pixels -> OUT, groups of 4 in one row ---
 
-const R = { n: 0, idx: 1, x: 2, width: 3, key: 4, rFrame: 5, gRow: 6, gStep: 7, end: 8, p: 9, h: 10, lanes: 11, keyv: 12, ma: 13, mb: 14, c15: 15, c255: 16, c3: 17, rf: 18, out: 19 };
+/**
+ * Locals of render(): params 0-7; then the vectors, each carried from group
+ * to group: idxv = idx + lane, xr = x + lane + rFrame (xr0 at x = 0),
+ * gv = gRow (+ gStepv at each new row), all advanced by adds.
+ */
+const R = {
+  n: 0, idx: 1, x: 2, width: 3, key: 4, rFrame: 5, gRow: 6, gStep: 7, end: 8, p: 9,
+  h: 10, keyv: 11, ma: 12, mb: 13, c15: 14, c255: 15, c3: 16, four: 17, idxv: 18, xr: 19, xr0: 20, gv: 21, gStepv: 22, out: 23,
+};
+
+function renderPrologue(): number[] {
+  return [
+    ...constants([['ma', R.ma], ['mb', R.mb], ['c15', R.c15], ['c255', R.c255], ['c3', R.c3], ['four', R.four]]),
+    ...get(R.key), ...splat, ...pin(R.keyv),
+    ...get(R.idx), ...splat, ...gget(G.lanes), ...add, ...pin(R.idxv),
+    ...get(R.rFrame), ...splat, ...gget(G.lanes), ...add, ...pin(R.xr0),
+    ...get(R.x), ...splat, ...get(R.xr0), ...add, ...pin(R.xr),
+    ...get(R.gRow), ...splat, ...pin(R.gv),
+    ...get(R.gStep), ...splat, ...pin(R.gStepv),
+    ...get(R.n), ...i32c(2), ...I32_SHL, ...set(R.end),
+  ];
+}
 
 function renderBody(): number[] {
-  const code: number[] = [];
-  code.push(...simd(0x0c, ...[0, 1, 2, 3].flatMap((v) => [v, 0, 0, 0])), ...set(R.lanes));
-  code.push(...get(R.key), ...splat, ...set(R.keyv), ...i32c(PAT_MIX_A | 0), ...splat, ...set(R.ma), ...i32c(PAT_MIX_B | 0), ...splat, ...set(R.mb));
-  code.push(...i32c(15), ...splat, ...set(R.c15), ...i32c(255), ...splat, ...set(R.c255), ...i32c(3), ...splat, ...set(R.c3), ...get(R.rFrame), ...splat, ...set(R.rf));
-  code.push(...get(R.n), ...i32c(2), ...I32_SHL, ...set(R.end));
+  const code: number[] = [...renderPrologue()];
   code.push(...BLOCK, ...LOOP, ...get(R.p), ...get(R.end), ...I32_GE_U, ...brIf(1));
   // h = mix((idx + lane) ^ key)
-  code.push(...get(R.idx), ...splat, ...get(R.lanes), ...add, ...get(R.keyv), ...vxor, ...set(R.h));
+  code.push(...get(R.idxv), ...get(R.keyv), ...vxor, ...set(R.h));
   code.push(...get(R.h), ...get(R.h), ...i32c(16), ...shrU, ...vxor, ...get(R.ma), ...mul, ...set(R.h));
   code.push(...get(R.h), ...get(R.h), ...i32c(13), ...shrU, ...vxor, ...get(R.mb), ...mul, ...set(R.h));
   code.push(...get(R.h), ...get(R.h), ...i32c(16), ...shrU, ...vxor, ...set(R.h));
   // r = (x + lane + rFrame + (h & 15)) & 255
-  code.push(...get(R.x), ...splat, ...get(R.lanes), ...add, ...get(R.rf), ...add, ...get(R.h), ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...set(R.out));
+  code.push(...get(R.xr), ...get(R.h), ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...set(R.out));
   // | ((gRow + ((h >>> 4) & 15)) & 255) << 8
-  code.push(...get(R.out), ...get(R.gRow), ...splat, ...get(R.h), ...i32c(4), ...shrU, ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...i32c(8), ...shl, ...vor, ...set(R.out));
+  code.push(...get(R.out), ...get(R.gv), ...get(R.h), ...i32c(4), ...shrU, ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...i32c(8), ...shl, ...vor, ...set(R.out));
   // | ((h >>> 8) & 255) << 16
   code.push(...get(R.out), ...get(R.h), ...i32c(8), ...shrU, ...get(R.c255), ...vand, ...i32c(16), ...shl, ...vor, ...set(R.out));
   // | (255 - ((h >>> 16) & 3)) << 24
   code.push(...get(R.out), ...get(R.c255), ...get(R.h), ...i32c(16), ...shrU, ...get(R.c3), ...vand, ...sub, ...i32c(24), ...shl, ...vor, ...set(R.out));
   code.push(...get(R.p), ...get(R.out), ...vstore(OUT));
-  code.push(...get(R.p), ...i32c(16), ...I32_ADD, ...set(R.p), ...get(R.idx), ...i32c(4), ...I32_ADD, ...set(R.idx));
+  code.push(...get(R.p), ...i32c(16), ...I32_ADD, ...set(R.p));
+  code.push(...get(R.idxv), ...get(R.four), ...add, ...set(R.idxv), ...get(R.xr), ...get(R.four), ...add, ...set(R.xr));
   code.push(...get(R.x), ...i32c(4), ...I32_ADD, ...set(R.x));
-  code.push(...get(R.x), ...get(R.width), ...I32_EQ, ...IF, ...i32c(0), ...set(R.x), ...get(R.gRow), ...get(R.gStep), ...I32_ADD, ...set(R.gRow), ...END);
+  code.push(...get(R.x), ...get(R.width), ...I32_EQ, ...IF, ...i32c(0), ...set(R.x), ...get(R.xr0), ...set(R.xr), ...get(R.gv), ...get(R.gStepv), ...add, ...set(R.gv), ...END);
   code.push(...br(0), ...END, ...END, ...END);
-  const locals = vec([[2, I32], [10, V128]]);
+  const locals = vec([[2, I32], [14, V128]]);
   return [...locals, ...code];
 }
 
@@ -106,6 +146,7 @@ function moduleBytes(): Uint8Array {
     ...section(1, vec([colourType, renderType])),
     ...section(3, vec([[0], [1]])),
     ...section(5, vec([[0x00, ...uleb(PAGES)]])),
+    ...section(6, vec(Object.values(VEC_INIT).map(v128Global))),
     ...section(7, vec([[...name('mem'), 0x02, 0], [...name('colour'), 0x00, 0], [...name('render'), 0x00, 1]])),
     ...section(10, vec(bodies)),
   ]);
