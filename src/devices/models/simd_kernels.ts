@@ -20,10 +20,11 @@
  *   [OUT, +BURST_BYTES)  output pixels (render and colour)
  *   TABLES               matrix (9 x i32), then the three LUTs, each
  *                        256 x i32 already shifted to its byte (R, G<<8, B<<16)
+ *   SCRATCH              colour's LUT stage: 4 x v128 (lutStage())
  * The module is assembled here from its instructions (src/devices/models/wasm_encoder.ts: no toolchain, no
  * binary blob); one instance per worker.
  */
-import { BLOCK, br, brIf, END, I32, I32_ADD, I32_AND, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, gget, i32c, lane, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, sub, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
+import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, gget, i32c, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, sub, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
 import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** Largest burst one call computes, bytes (the workers' line-buffer burst). */
@@ -32,6 +33,7 @@ const IN = 0;
 const OUT = BURST_BYTES;
 const TABLES = 2 * BURST_BYTES;
 const LUT = TABLES + 64;
+const SCRATCH = LUT + 3 * 1024;
 const PAGES = 3;
 
 // v128 globals (mutable, internal): the constant vectors, then a slot a
@@ -76,14 +78,28 @@ function colourBody(): number[] {
     code.push(...get(C.r), ...get(C.m + 3 * c), ...mul, ...get(C.g), ...get(C.m + 3 * c + 1), ...mul, ...add, ...get(C.b), ...get(C.m + 3 * c + 2), ...mul, ...add);
     code.push(...get(C.c128), ...add, ...i32c(8), ...shrS, ...get(C.zero), ...maxS, ...get(C.c255), ...minS, ...set(C.v0 + c));
   }
-  for (let j = 0; j < 4; j++) {
-    code.push(...get(C.p));
-    for (let c = 0; c < 3; c++) code.push(...get(C.v0 + c), ...lane(j), ...i32c(2), ...I32_SHL, ...load(LUT + 1024 * c), ...(c > 0 ? I32_OR : []));
-    code.push(...get(C.px), ...lane(j), ...i32c(0xff000000 | 0), ...I32_AND, ...I32_OR, ...store(OUT + 4 * j));
-  }
+  code.push(...lutStage());
   code.push(...get(C.p), ...i32c(16), ...I32_ADD, ...set(C.p), ...br(0), ...END, ...END, ...END);
   const locals = vec([[2, I32], [19, V128]]);
   return [...locals, ...code];
+}
+
+/**
+ * The LUT stage of one group: the three channels' byte offsets and the
+ * alpha go to SCRATCH as vectors, and each pixel's four words are scalar
+ * loads from there (one load where a lane extract is two uops, one on the
+ * shuffle port, plus a shift), the LUT loads indexed by them.
+ */
+function lutStage(): number[] {
+  const code: number[] = [];
+  for (let c = 0; c < 3; c++) code.push(...i32c(0), ...get(C.v0 + c), ...i32c(2), ...shl, ...vstore(SCRATCH + 16 * c));
+  code.push(...i32c(0), ...get(C.px), ...i32c(24), ...shrU, ...i32c(24), ...shl, ...vstore(SCRATCH + 48));
+  for (let j = 0; j < 4; j++) {
+    code.push(...get(C.p), ...i32c(0), ...load(SCRATCH + 48 + 4 * j));
+    for (let c = 0; c < 3; c++) code.push(...i32c(0), ...load(SCRATCH + 16 * c + 4 * j), ...load(LUT + 1024 * c), ...I32_OR);
+    code.push(...store(OUT + 4 * j));
+  }
+  return code;
 }
 
 // --- render(n, idx, x, width, key, rFrame, gRow, gStep): n pixels -> OUT, groups of 4 in one row ---
