@@ -55,3 +55,9 @@ t.test('SIMD colour: odd offsets and counts, and inputs over one burst, equal th
     t.ok(out.subarray(done).every((v) => v === 0x5a5a5a5a), `${count} pixels at ${start}: nothing written past the groups done`);
   }
 });
+
+t.test('SIMD colour: a matrix entry outside i16 (the kernel multiplies in i16 pairs) is refused, naming the entry', async (t) => {
+  const lut = new Array<number>(768).fill(0);
+  t.throws(() => new SimdColour([1, 2, 3, 4, 40000, 6, 7, 8, 9], lut), /entry 4 = 40000 is not an i16/);
+  t.throws(() => new SimdColour([1, 2, 3], lut), /has 3 entries, not 9/);
+});

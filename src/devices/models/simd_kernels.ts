@@ -18,13 +18,13 @@
  * against ~50-100 us of compute. Layout of that memory, in bytes:
  *   [IN, +BURST_BYTES)   colour input pixels
  *   [OUT, +BURST_BYTES)  output pixels (render and colour)
- *   TABLES               matrix (9 x i32), then the three LUTs, each
+ *   TABLES               matrix (6 x i32: i16 pairs, colourBody()), then the three LUTs, each
  *                        256 x i32 already shifted to its byte (R, G<<8, B<<16)
  *   SCRATCH              colour's LUT stage: 4 x v128 (lutStage())
  * The module is assembled here from its instructions (src/devices/models/wasm_encoder.ts: no toolchain, no
  * binary blob); one instance per worker.
  */
-import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, get, gget, i32c, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, sub, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
+import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, dotI16, get, gget, i32c, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, sub, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
 import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** Largest burst one call computes, bytes (the workers' line-buffer burst). */
@@ -41,7 +41,8 @@ const PAGES = 3;
 // splat read straight in the loop is rebuilt there at each use).
 const VEC_INIT = {
   c255: [255, 255, 255, 255],
-  c128: [128, 128, 128, 128],
+  lo16: [0x00ff00ff, 0x00ff00ff, 0x00ff00ff, 0x00ff00ff],
+  one16: [0x10000, 0x10000, 0x10000, 0x10000],
   c15: [15, 15, 15, 15],
   c3: [3, 3, 3, 3],
   ma: [PAT_MIX_A | 0, PAT_MIX_A | 0, PAT_MIX_A | 0, PAT_MIX_A | 0],
@@ -59,28 +60,34 @@ const pin = (local: number) => pinVia(G.slot, local);
 
 // --- colour(n): pixels IN -> OUT, n a multiple of 4 -------------------------------
 
-/** Locals of colour(): param 0 = n; then the ones below. */
-const C = { end: 1, p: 2, px: 3, r: 4, g: 5, b: 6, v0: 7, v1: 8, v2: 9, c255: 10, c128: 11, zero: 12, m: 13 /* 13..21 */ };
+/**
+ * Locals of colour(): param 0 = n; then the ones below. The matrix product
+ * is two i32x4.dot_i16x8_s (pmaddwd) a channel: rb = px & 0x00ff00ff holds
+ * (r, b) as i16 pairs and gx = g | 1 << 16 holds (g, 1), against the words
+ * (m0, m2) and (m1, 128) of the row (loadTables()): exact, since the
+ * matrix is in [-4096, 4096] (device_kinds.ts) and the sum fits an i32.
+ */
+const C = { end: 1, p: 2, px: 3, rb: 4, gx: 5, v0: 6, v1: 7, v2: 8, c255: 9, lo16: 10, one16: 11, zero: 12, m: 13 /* 13..18 */ };
+const MATRIX_WORDS = 6;
 
 function colourBody(): number[] {
   const code: number[] = [];
-  for (let k = 0; k < 9; k++) code.push(...i32c(0), ...load(TABLES + 4 * k), ...splat, ...pin(C.m + k));
+  for (let k = 0; k < MATRIX_WORDS; k++) code.push(...i32c(0), ...load(TABLES + 4 * k), ...splat, ...pin(C.m + k));
   // zero stays a splat: TurboFan makes it the vpxor zero idiom, no shuffle.
-  code.push(...constants([['c255', C.c255], ['c128', C.c128]]), ...i32c(0), ...splat, ...set(C.zero));
+  code.push(...constants([['c255', C.c255], ['lo16', C.lo16], ['one16', C.one16]]), ...i32c(0), ...splat, ...set(C.zero));
   code.push(...get(0), ...i32c(2), ...I32_SHL, ...set(C.end));
   code.push(...BLOCK, ...LOOP, ...get(C.p), ...get(C.end), ...I32_GE_U, ...brIf(1));
   code.push(...get(C.p), ...vload(IN), ...set(C.px));
-  code.push(...get(C.px), ...get(C.c255), ...vand, ...set(C.r));
-  code.push(...get(C.px), ...i32c(8), ...shrU, ...get(C.c255), ...vand, ...set(C.g));
-  code.push(...get(C.px), ...i32c(16), ...shrU, ...get(C.c255), ...vand, ...set(C.b));
+  code.push(...get(C.px), ...get(C.lo16), ...vand, ...set(C.rb));
+  code.push(...get(C.px), ...i32c(8), ...shrU, ...get(C.c255), ...vand, ...get(C.one16), ...vor, ...set(C.gx));
   for (let c = 0; c < 3; c++) {
-    // clamp(((m0 r + m1 g + m2 b) + 128) >> 8, 0, 255)
-    code.push(...get(C.r), ...get(C.m + 3 * c), ...mul, ...get(C.g), ...get(C.m + 3 * c + 1), ...mul, ...add, ...get(C.b), ...get(C.m + 3 * c + 2), ...mul, ...add);
-    code.push(...get(C.c128), ...add, ...i32c(8), ...shrS, ...get(C.zero), ...maxS, ...get(C.c255), ...minS, ...set(C.v0 + c));
+    // clamp(((m0 r + m2 b) + (m1 g + 128)) >> 8, 0, 255)
+    code.push(...get(C.rb), ...get(C.m + 2 * c), ...dotI16, ...get(C.gx), ...get(C.m + 2 * c + 1), ...dotI16, ...add);
+    code.push(...i32c(8), ...shrS, ...get(C.zero), ...maxS, ...get(C.c255), ...minS, ...set(C.v0 + c));
   }
   code.push(...lutStage());
   code.push(...get(C.p), ...i32c(16), ...I32_ADD, ...set(C.p), ...br(0), ...END, ...END, ...END);
-  const locals = vec([[2, I32], [19, V128]]);
+  const locals = vec([[2, I32], [16, V128]]);
   return [...locals, ...code];
 }
 
@@ -194,7 +201,11 @@ export class SimdColour {
   constructor(
     private readonly matrix: readonly number[],
     private readonly lut: readonly number[],
-  ) {}
+  ) {
+    // colour() multiplies in i16 pairs; device_kinds.ts validates [-4096, 4096].
+    const bad = matrix.findIndex((v) => !Number.isInteger(v) || v < -32768 || v > 32767);
+    if (matrix.length !== 9 || bad >= 0) throw new RangeError(`SimdColour: matrix ${matrix.length !== 9 ? `has ${matrix.length} entries, not 9` : `entry ${bad} = ${matrix[bad]} is not an i16`}`);
+  }
 
   /** inp -> out, whole groups of 4 pixels, at most BURST_BYTES; returns the pixels done (the caller does the < 4 left). */
   transform(inp: Int32Array, out: Int32Array): number {
@@ -207,7 +218,11 @@ export class SimdColour {
   }
 
   private loadTables(): void {
-    for (let i = 0; i < 9; i++) this.words[TABLES / 4 + i] = this.matrix[i];
+    const m = this.matrix;
+    for (let c = 0; c < 3; c++) {
+      this.words[TABLES / 4 + 2 * c] = (m[3 * c] & 0xffff) | (m[3 * c + 2] << 16);
+      this.words[TABLES / 4 + 2 * c + 1] = (m[3 * c + 1] & 0xffff) | (128 << 16);
+    }
     for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) this.words[LUT / 4 + c * 256 + v] = this.lut[c * 256 + v] << (8 * c);
     tablesOf = this;
   }

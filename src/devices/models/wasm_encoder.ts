@@ -55,6 +55,8 @@ export const sub = simd(0xb1);
 export const mul = simd(0xb5);
 export const minS = simd(0xb6);
 export const maxS = simd(0xb8);
+/** i32x4.dot_i16x8_s: each i32 lane = a.lo16 * b.lo16 + a.hi16 * b.hi16, signed (pmaddwd). */
+export const dotI16 = simd(0xba);
 export const lane = (j: number) => simd(0x1b, j);
 export const vload = (offset: number) => simd(0x00, 4, ...uleb(offset));
 export const vstore = (offset: number) => simd(0x0b, 4, ...uleb(offset));
