@@ -24,7 +24,7 @@
  * The module is assembled here from its instructions (src/devices/models/wasm_encoder.ts: no toolchain, no
  * binary blob); one instance per worker.
  */
-import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, dotI16, get, gget, i32c, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, sub, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
+import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, dotI16, get, gget, i32c, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
 import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** Largest burst one call computes, bytes (the workers' line-buffer burst). */
@@ -44,7 +44,8 @@ const VEC_INIT = {
   lo16: [0x00ff00ff, 0x00ff00ff, 0x00ff00ff, 0x00ff00ff],
   one16: [0x10000, 0x10000, 0x10000, 0x10000],
   c15: [15, 15, 15, 15],
-  c3: [3, 3, 3, 3],
+  baMask: [0x03ff0000, 0x03ff0000, 0x03ff0000, 0x03ff0000],
+  alpha: [0xff000000 | 0, 0xff000000 | 0, 0xff000000 | 0, 0xff000000 | 0],
   ma: [PAT_MIX_A | 0, PAT_MIX_A | 0, PAT_MIX_A | 0, PAT_MIX_A | 0],
   mb: [PAT_MIX_B | 0, PAT_MIX_B | 0, PAT_MIX_B | 0, PAT_MIX_B | 0],
   lanes: [0, 1, 2, 3],
@@ -118,12 +119,12 @@ function lutStage(): number[] {
  */
 const R = {
   n: 0, idx: 1, x: 2, width: 3, key: 4, rFrame: 5, gRow: 6, gStep: 7, end: 8, p: 9,
-  h: 10, keyv: 11, ma: 12, mb: 13, c15: 14, c255: 15, c3: 16, four: 17, idxv: 18, xr: 19, xr0: 20, gv: 21, gStepv: 22, out: 23,
+  h: 10, keyv: 11, ma: 12, mb: 13, c15: 14, c255: 15, baMask: 16, four: 17, idxv: 18, xr: 19, xr0: 20, gv: 21, gStepv: 22, out: 23, alpha: 24,
 };
 
 function renderPrologue(): number[] {
   return [
-    ...constants([['ma', R.ma], ['mb', R.mb], ['c15', R.c15], ['c255', R.c255], ['c3', R.c3], ['four', R.four]]),
+    ...constants([['ma', R.ma], ['mb', R.mb], ['c15', R.c15], ['c255', R.c255], ['baMask', R.baMask], ['alpha', R.alpha], ['four', R.four]]),
     ...get(R.key), ...splat, ...pin(R.keyv),
     ...get(R.idx), ...splat, ...gget(G.lanes), ...add, ...pin(R.idxv),
     ...get(R.rFrame), ...splat, ...gget(G.lanes), ...add, ...pin(R.xr0),
@@ -146,17 +147,16 @@ function renderBody(): number[] {
   code.push(...get(R.xr), ...get(R.h), ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...set(R.out));
   // | ((gRow + ((h >>> 4) & 15)) & 255) << 8
   code.push(...get(R.out), ...get(R.gv), ...get(R.h), ...i32c(4), ...shrU, ...get(R.c15), ...vand, ...add, ...get(R.c255), ...vand, ...i32c(8), ...shl, ...vor, ...set(R.out));
-  // | ((h >>> 8) & 255) << 16
-  code.push(...get(R.out), ...get(R.h), ...i32c(8), ...shrU, ...get(R.c255), ...vand, ...i32c(16), ...shl, ...vor, ...set(R.out));
-  // | (255 - ((h >>> 16) & 3)) << 24
-  code.push(...get(R.out), ...get(R.c255), ...get(R.h), ...i32c(16), ...shrU, ...get(R.c3), ...vand, ...sub, ...i32c(24), ...shl, ...vor, ...set(R.out));
+  // | ((h >>> 8) & 255) << 16 | (255 - ((h >>> 16) & 3)) << 24, as
+  // ((h << 8) & 0x03ff0000) ^ 0xff000000 (255 - x is 255 ^ x for x <= 255)
+  code.push(...get(R.out), ...get(R.h), ...i32c(8), ...shl, ...get(R.baMask), ...vand, ...get(R.alpha), ...vxor, ...vor, ...set(R.out));
   code.push(...get(R.p), ...get(R.out), ...vstore(OUT));
   code.push(...get(R.p), ...i32c(16), ...I32_ADD, ...set(R.p));
   code.push(...get(R.idxv), ...get(R.four), ...add, ...set(R.idxv), ...get(R.xr), ...get(R.four), ...add, ...set(R.xr));
   code.push(...get(R.x), ...i32c(4), ...I32_ADD, ...set(R.x));
   code.push(...get(R.x), ...get(R.width), ...I32_EQ, ...IF, ...i32c(0), ...set(R.x), ...get(R.xr0), ...set(R.xr), ...get(R.gv), ...get(R.gStepv), ...add, ...set(R.gv), ...END);
   code.push(...br(0), ...END, ...END, ...END);
-  const locals = vec([[2, I32], [14, V128]]);
+  const locals = vec([[2, I32], [15, V128]]);
   return [...locals, ...code];
 }
 
