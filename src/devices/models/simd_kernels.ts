@@ -27,7 +27,7 @@
  * The module is assembled here from its instructions (src/devices/models/wasm_encoder.ts: no toolchain, no
  * binary blob); one instance per worker.
  */
-import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, dotI16, get, gget, i32c, load, maxS, minS, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
+import { BLOCK, br, brIf, END, I32, I32_ADD, I32_EQ, I32_GE_U, I32_OR, I32_SHL, IF, LOOP, V128, Wasm, add, dotI16, get, gget, i32c, load, maxS, minS, moduleOf, mul, name, pinVia, section, set, shl, shrS, shrU, splat, store, uleb, v128Global, vand, vec, vload, vor, vstore, vxor } from './wasm_encoder.js';
 import { PAT_FRAME_MUL, PAT_G_PER_FRAME, PAT_G_PER_ROW, PAT_MIX_A, PAT_MIX_B, PAT_R_PER_FRAME, PAT_SEED_MUL } from '../camera_chain_abi.js';
 
 /** Largest burst one call computes, bytes (the workers' line-buffer burst). */
@@ -167,14 +167,13 @@ function moduleBytes(): Uint8Array {
   const colourType = [0x60, ...vec([[I32]]), 0];
   const renderType = [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0];
   const bodies = [colourBody(), renderBody()].map((b) => [...uleb(b.length), ...b]);
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([colourType, renderType])),
-    ...section(3, vec([[0], [1]])),
-    ...section(5, vec([[0x00, ...uleb(PAGES)]])),
-    ...section(6, vec(Object.values(VEC_INIT).map(v128Global))),
-    ...section(7, vec([[...name('mem'), 0x02, 0], [...name('colour'), 0x00, 0], [...name('render'), 0x00, 1]])),
-    ...section(10, vec(bodies)),
+  return moduleOf([
+    section(1, vec([colourType, renderType])),
+    section(3, vec([[0], [1]])),
+    section(5, vec([[0x00, ...uleb(PAGES)]])),
+    section(6, vec(Object.values(VEC_INIT).map(v128Global))),
+    section(7, vec([[...name('mem'), 0x02, 0], [...name('colour'), 0x00, 0], [...name('render'), 0x00, 1]])),
+    section(10, vec(bodies)),
   ]);
 }
 
