@@ -57,6 +57,7 @@ import {
   moduleOf,
   mul,
   name,
+  pinVia,
   section,
   set,
   shrU,
@@ -64,6 +65,7 @@ import {
   splat,
   tee,
   uleb,
+  v128Global,
   vand,
   vconst,
   vec,
@@ -111,7 +113,7 @@ const splatc = (n: number, to: number) => [...i32c(n | 0), ...splat, ...set(to)]
  * vectors come from globals the same way (prologue).
  */
 function pinned(param: number, local: number): number[] {
-  return [...get(param), ...splat, ...gset(G_SLOT), ...gget(G_SLOT), ...set(local)];
+  return [...get(param), ...splat, ...pinVia(G_SLOT, local)];
 }
 
 /** The constant vectors into their locals. Param 0 is p, 1 is n. */
@@ -205,7 +207,7 @@ function moduleBytes(): Uint8Array {
   ];
   const types = [2, 3, 4].map(fn);
   const typeOf = (params: number) => params - 2;
-  const globals = [...Array.from({ length: 5 }, () => [I32, 1, ...i32c(0), ...END]), ...VEC_INIT.map((v) => [V128, 1, ...vconst(v), ...END])];
+  const globals = [...Array.from({ length: 5 }, () => [I32, 1, ...i32c(0), ...END]), ...VEC_INIT.map(v128Global)];
   const globalNames = ['l0', 'l1', 'l2', 'l3', 'prev'];
   return moduleOf([
     section(1, vec(types)),

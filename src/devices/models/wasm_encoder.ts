@@ -55,6 +55,8 @@ export const sub = simd(0xb1);
 export const mul = simd(0xb5);
 export const minS = simd(0xb6);
 export const maxS = simd(0xb8);
+/** i32x4.dot_i16x8_s: each i32 lane = a.lo16 * b.lo16 + a.hi16 * b.hi16, signed (pmaddwd). */
+export const dotI16 = simd(0xba);
 export const lane = (j: number) => simd(0x1b, j);
 export const vload = (offset: number) => simd(0x00, 4, ...uleb(offset));
 export const vstore = (offset: number) => simd(0x0b, 4, ...uleb(offset));
@@ -65,10 +67,22 @@ export const [I32_ADD, I32_SUB, I32_MUL, I32_SHL, I32_AND, I32_OR, I32_XOR, I32_
 export const I64X2_SHL = simd(0xcb);
 /** v128.const of four i32 lanes (little-endian bytes). */
 export const vconst = (w: readonly number[]) => simd(0x0c, ...w.flatMap((v) => [v & 0xff, (v >>> 8) & 0xff, (v >>> 16) & 0xff, (v >>> 24) & 0xff]));
+
+/**
+ * local = the v128 on the stack, pinned in a register for the loop that
+ * follows: through a mutable global's store and load, which TurboFan keeps
+ * where they are. A splat (of a constant or a param) or a v128.const is a
+ * pure node it schedules at each use, so inside the loop: movd + pshufd (or
+ * a constant rebuilt) per vector per group, on the shuffle port (seen with
+ * `node --print-wasm-code`). Constant vectors: gget(their global) + set.
+ */
+export const pinVia = (slot: number, local: number) => [...gset(slot), ...gget(slot), ...set(local)];
 export const BLOCK = [0x02, 0x40];
 export const LOOP = [0x03, 0x40];
 export const IF = [0x04, 0x40];
 export const END = [0x0b];
+/** A mutable v128 global's declaration (global section entry), initialised to the four i32 lanes w. */
+export const v128Global = (w: readonly number[]) => [V128, 1, ...vconst(w), ...END];
 export const br = (d: number) => [0x0c, ...uleb(d)];
 export const brIf = (d: number) => [0x0d, ...uleb(d)];
 
