@@ -90,7 +90,9 @@ export interface P2pVerdict {
  * Workloads pass src/hw's Fabric verdicts (workloads/kernel_boot.ts,
  * fabricPolicy); a kernel booted without one refuses every pair
  * (p2p_map.ts noFabricPolicy), as pci_p2pdma_distance() refuses what it
- * cannot prove.
+ * cannot prove. A policy gives the same answer for a pair while it is
+ * installed: the kernel keeps its verdicts (Kernel.p2pAllowed); to change
+ * answers, assign a new one to kernel.policy (that clears them).
  */
 export type P2pPolicy = (provider: DeviceRef, client: DeviceRef) => P2pVerdict;
 

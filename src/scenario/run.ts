@@ -125,7 +125,8 @@ export interface LinkUse {
  * replaced on the instance itself, not on an Object.create() wrapper: a
  * wrapper's prototype is a new object every run, so its hidden class was
  * new every run, and every optimized kernel function that reads the
- * fabric (p2pAllowed, on every peer-private page request) deoptimized in
+ * fabric (the p2pAllowed path, then asked on every peer-private page
+ * request; now once per pair) deoptimized in
  * every run and was compiled again inside the timed window (hmm-peer-fanout
  * p2p: 9-13 ms of TurboFan per run on the helper threads).
  */

@@ -1,6 +1,7 @@
 /**
- * A barrier for the instances of one run (src/workloads/instances.ts):
- * pass() resolves once all n have passed; open() lets everyone through.
+ * A barrier for the instances of one run (src/workloads/instances.ts) or
+ * the streams of one NIC group (accel_nic_stream/nic_group.ts): pass()
+ * resolves once all n have passed; open() lets everyone through.
  *
  * Invariants: each instance passes once; a failed instance must not hold
  * the others, so whoever sees it fail calls pass() for it or open(). The

@@ -60,6 +60,8 @@ t.test('a warm SEND of many bursts takes one run token ticket and gives it back 
 t.test('a SEND that fails at an unmapped page mid-command leaves no ticket held; the other NIC still sends', async (t) => {
   const { mm, nics, va, data, send, v } = await nicsOnOneToken(t, ['nic0', 'nic1'], 2 * MiB, 7);
   await mm.munmap(va + MiB, MiB);
+  // The SEND fails in its page request, before which VaSpace.runs gave the token back; the command's
+  // `finally` (workers/nic.ts) gives it back too. This guards the pair: it fails only if both go.
   const warm = await send(0, MiB, 'warm'); // the mapped half, warm in nic0's TLB for the next SEND's first bursts
   t.equal(warm.result, fnv1aReference(data) | 0, 'the mapped half: bytes exact');
   const bad = await send(0, 2 * MiB, 'past the unmapped half');

@@ -6,7 +6,7 @@
 // and large frame numbers (wrapping adds), input at odd element offsets,
 // counts that are not a multiple of 4, and inputs longer than one burst.
 // Behaviour only; speed is measured by `peervma bench`.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { BURST_BYTES, SimdColour, renderPatternSimd } from '../../src/devices/models/simd_kernels.js';
 import { colourParams } from '../../src/devices/models/colour.js';
 import { colourReference, colourReferenceParams } from '../../src/workloads/reference/colour.js';
@@ -39,11 +39,21 @@ t.test('SIMD render: a burst larger than the module buffer or not whole groups i
 });
 
 t.test('SIMD colour: odd offsets and counts, and inputs over one burst, equal the reference on the groups done', async (t) => {
-  const props = { matrix: [281, -17, -9, -33, 301, 5, 12, -50, 290], gamma: [1.8, 2.2, 0.7] };
-  const q = colourParams(props);
-  const engine = new SimdColour(q.matrix, q.lut);
   const all = new Int32Array(BURST_BYTES / 4 + 64);
   for (let i = 0; i < all.length; i++) all[i] = Math.imul(i + 7, 0x27d4eb2f) ^ (i << 3);
+  all.set([0, -1, 0x00ff00ff, -0xff0100, 0x7f7f7f7f, -0x80808081], 3); // extreme channels for the i16 pair products
+  // A fitted matrix, the schema's bounds, and the i16 edges the kernel accepts (pmaddwd's one overflow needs -32768 on both sides).
+  const matrices = [
+    [281, -17, -9, -33, 301, 5, 12, -50, 290],
+    [4096, -4096, 4096, -4096, 4096, -4096, 4096, -4096, 4096],
+    [32767, -32768, 32767, -32768, 32767, -32768, 1, -1, 0],
+  ];
+  for (const matrix of matrices) colourCase(t, { matrix, gamma: [1.8, 2.2, 0.7] }, all);
+});
+
+function colourCase(t: Test, props: { matrix: number[]; gamma: number[] }, all: Int32Array): void {
+  const q = colourParams(props);
+  const engine = new SimdColour(q.matrix, q.lut);
   for (const [start, count] of [[3, 1], [1, 7], [5, 4], [3, 4099], [7, 37], [0, BURST_BYTES / 4 + 9]] as const) {
     const inp = all.subarray(start, start + count);
     const out = new Int32Array(count).fill(0x5a5a5a5a);
@@ -54,10 +64,13 @@ t.test('SIMD colour: odd offsets and counts, and inputs over one burst, equal th
     t.same(new Uint8Array(out.buffer, 0, done * 4), want.subarray(0, done * 4), `${count} pixels at ${start}`);
     t.ok(out.subarray(done).every((v) => v === 0x5a5a5a5a), `${count} pixels at ${start}: nothing written past the groups done`);
   }
-});
+}
 
 t.test('SIMD colour: a matrix entry outside i16 (the kernel multiplies in i16 pairs) is refused, naming the entry', async (t) => {
   const lut = new Array<number>(768).fill(0);
   t.throws(() => new SimdColour([1, 2, 3, 4, 40000, 6, 7, 8, 9], lut), /entry 4 = 40000 is not an i16/);
+  t.throws(() => new SimdColour([1, 2, 3, 4, 5, 6, 7, 32768, 9], lut), /entry 7 = 32768 is not an i16/);
+  t.throws(() => new SimdColour([-32769, 2, 3, 4, 5, 6, 7, 8, 9], lut), /entry 0 = -32769 is not an i16/);
+  t.doesNotThrow(() => new SimdColour([32767, -32768, 3, 4, 5, 6, 7, 8, 9], lut), 'the i16 edges are accepted');
   t.throws(() => new SimdColour([1, 2, 3], lut), /has 3 entries, not 9/);
 });

@@ -51,7 +51,6 @@ export const shl = simd(0xab);
 export const shrS = simd(0xac);
 export const shrU = simd(0xad);
 export const add = simd(0xae);
-export const sub = simd(0xb1);
 export const mul = simd(0xb5);
 export const minS = simd(0xb6);
 export const maxS = simd(0xb8);
@@ -62,7 +61,7 @@ export const vload = (offset: number) => simd(0x00, 4, ...uleb(offset));
 export const vstore = (offset: number) => simd(0x0b, 4, ...uleb(offset));
 export const load = (offset: number) => [0x28, 2, ...uleb(offset)];
 export const store = (offset: number) => [0x36, 2, ...uleb(offset)];
-export const [I32_ADD, I32_SUB, I32_MUL, I32_SHL, I32_AND, I32_OR, I32_XOR, I32_GE_U, I32_EQ, I32_EQZ] = [[0x6a], [0x6b], [0x6c], [0x74], [0x71], [0x72], [0x73], [0x4f], [0x46], [0x45]];
+export const [I32_ADD, I32_SUB, I32_MUL, I32_SHL, I32_OR, I32_XOR, I32_GE_U, I32_EQ, I32_EQZ] = [[0x6a], [0x6b], [0x6c], [0x74], [0x72], [0x73], [0x4f], [0x46], [0x45]];
 /** i64x2.shl: each 64-bit half shifted left by the i32 on the stack. */
 export const I64X2_SHL = simd(0xcb);
 /** v128.const of four i32 lanes (little-endian bytes). */
