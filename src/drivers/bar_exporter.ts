@@ -32,6 +32,7 @@ import { PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import type { Device } from '../devices/machine.js';
 import type { BarManager, SlotOwner } from '../kernel/bar_manager.js';
+import { MmSlotOwner } from '../kernel/mm_slot_owner.js';
 import type { Kernel } from '../kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../kernel/mm.js';
 import type { DeviceRef, MmRef, P2pMapResult, VmOps } from '../kernel/kernel_types.js';
@@ -217,7 +218,7 @@ export class BarExporter implements VmOps {
     const key = `${importer.name}@${mm.name}`;
     let o = this.owners.get(key);
     if (!o) {
-      o = { key, revoke: (start, end) => mm.revokeRange(start, end, this) };
+      o = new MmSlotOwner(key, mm, this);
       this.owners.set(key, o);
     }
     return o;

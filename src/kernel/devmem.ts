@@ -25,6 +25,7 @@ import type { PageAllocator } from '../shm/page_alloc.js';
 import type { DevMemRef, DeviceRef, KernelCore, MmRef } from './kernel_types.js';
 import type { Mm } from './mm.js';
 import type { SlotOwner } from './bar_manager.js';
+import { MmSlotOwner } from './mm_slot_owner.js';
 
 /** migrate_to_ram's core (migrate.ts migrateToRamLocked), given by the kernel: DevMem sits below migrate. */
 export type MigrateToRam = (mm: Mm, start: number, end: number, only: DevMem) => Promise<number | Errno>;
@@ -143,7 +144,7 @@ export class DevMem implements DevMemRef {
     const key = `${importer.name}@${mm.name}/devmem`;
     let o = this.owners.get(key);
     if (!o) {
-      o = { key, revoke: (start, end) => mm.revokeRange(start, end, this) };
+      o = new MmSlotOwner(key, mm, this);
       this.owners.set(key, o);
     }
     return o;
