@@ -114,7 +114,11 @@ interface Group {
   start: number;
   end: number;
   write: boolean;
-  /** performance.now() at the post (a prefetch's trace spans post to install). */
+  /**
+   * performance.now() at the post: a prefetch's trace slice spans post to install, unless a fault
+   * collects it: then from the fault's start (collectFrom), since the post may lie in an earlier DMA
+   * command's slice and a slice from there would straddle that one's end (a thread's slices must nest).
+   */
   postedAt: number;
   /** A dense request's reply is void as a whole (an invalidation of its range since the post, or clear()). */
   raced: boolean;
@@ -175,9 +179,9 @@ export class DeviceTlb {
    * then installs each reply seen before it unless one of them hit its
    * range (per page for a sparse one). A reply that lands after the look
    * stays for the next call. True when one of them was a window holding
-   * `va` for the access.
+   * `va` for the access. `since`: the start of the fault collecting them (collectFrom).
    */
-  private collectAnswered(va = -1, write = false): boolean {
+  private collectAnswered(va = -1, write = false, since = 0): boolean {
     let any = false;
     for (const g of this.groups) {
       // Pairs with Atomics.store(replySeq) in ImporterBinding.reply.
@@ -190,7 +194,7 @@ export class DeviceTlb {
     for (const g of this.groups) {
       if (!g.ready) continue;
       if (windowHolds(g, va, write)) covered = true;
-      this.collect(g, g.postedAt);
+      this.collect(g, collectFrom(g, since));
     }
     return covered;
   }
@@ -534,7 +538,7 @@ export class DeviceTlb {
       if (!this.usable(vpn, write) && (errno === 0 || errno === errnoCode('EBUSY'))) this.retries++;
     }
     // A hit only when a prefetch's window held `va`: a caller faulting a window whose first page it already holds still asks for the rest.
-    const answered = this.collectAnswered(va, write);
+    const answered = this.collectAnswered(va, write, t0);
     if ((answered || a !== null) && this.usable(vpn, write)) {
       this.prefetchHits++;
       return this.done(0, t0);
@@ -544,7 +548,7 @@ export class DeviceTlb {
     const giveUp = t0 + FAULT_RETRY_MS;
     for (;;) {
       if (performance.now() > giveUp) return this.done('EBUSY', t0);
-      const g = this.groupForFault();
+      const g = this.groupForFault(t0);
       this.post(g, va, npages, write, sparse, false);
       if (!this.awaitReply(g)) return this.done('ETIMEDOUT', t0);
       const raced = g.raced;
@@ -584,14 +588,14 @@ export class DeviceTlb {
   }
 
   /** A free group for a fault; when none is, the oldest request is waited for and collected first (given up at its reply deadline: then free). */
-  private groupForFault(): Group {
+  private groupForFault(since: number): Group {
     for (;;) {
       const free = this.freeGroup(false);
       if (free !== null) return free;
       const o = this.oldest()!;
       Atomics.store(o.view, PageRequest.reqHint, 0);
       if (!this.awaitReply(o)) continue; // given up: free now
-      this.collect(o, o.postedAt);
+      this.collect(o, collectFrom(o, since));
     }
   }
 
@@ -624,6 +628,11 @@ export class DeviceTlb {
     this.self.stats[DeviceStats.faultWaitNs] += (performance.now() - t0) * 1e6;
     return r;
   }
+}
+
+/** Where the trace slice of prefetch `g`'s install starts when a fault that started at `since` collects it (Group.postedAt). */
+function collectFrom(g: Group, since: number): number {
+  return Math.max(g.postedAt, since);
 }
 
 /** Does group `g`'s window hold `va` for the access (a write needs a write request)? */
