@@ -119,14 +119,7 @@ class Nic implements DeviceModel {
    * at once on two cores.
    */
   private send(cmd: SqCommand): CommandResult {
-    const dma = this.ctx.dma;
-    dma.holdToken = cmd.len;
-    try {
-      return this.sendBursts(cmd);
-    } finally {
-      dma.holdToken = 0;
-      dma.releaseToken();
-    }
+    return this.ctx.dma.holding(cmd.len, () => this.sendBursts(cmd));
   }
 
   private sendBursts(cmd: SqCommand): CommandResult {

@@ -92,16 +92,16 @@ export class DmaEngine {
   /** Cooperative run tokens (workers/runtime/run_token.ts), when the machine has them. */
   runToken: RunTokenHook | null = null;
   /**
-   * Set by a caller that makes one command of many transfers (VaSpace.io,
-   * a NIC SEND's bursts and checksums, workers/nic.ts): the
-   * token stays held from one transfer to the next (no ticket per run) and
-   * the caller gives it back with releaseToken() before anything that
-   * waits (a page request) and at the end of the command. Its value is the
-   * command's length: whether a transfer needs a token at all
-   * (RUN_TOKEN_FREE_BYTES) is the command's size, not its runs' (runs over
-   * scattered BAR slots can each be one page). 0: no command holds it.
+   * Set by holding(), for a command of many transfers (VaSpace.io, a NIC
+   * SEND's bursts and checksums, workers/nic.ts): the token stays held
+   * from one transfer to the next (no ticket per run); the command gives it
+   * back with releaseToken() before anything that waits (a page request),
+   * and holding() at its end. Its value is the command's length: whether a
+   * transfer needs a token at all (RUN_TOKEN_FREE_BYTES) is the command's
+   * size, not its runs' (runs over scattered BAR slots can each be one
+   * page). 0: no command holds it.
    */
-  holdToken = 0;
+  private holdToken = 0;
 
   constructor(
     private readonly self: DeviceShm,
@@ -412,6 +412,23 @@ export class DmaEngine {
   /** Gives back a run token held across transfers (holdToken). */
   releaseToken(): void {
     this.runToken?.done();
+  }
+
+  /**
+   * Runs `command` (`len` bytes, many transfers) holding one run token
+   * across its transfers (holdToken); nested inside a command that holds
+   * it already, keeps that hold. The outermost gives the token back when
+   * it ends, error or throw included.
+   */
+  holding<T>(len: number, command: () => T): T {
+    const outer = this.holdToken;
+    this.holdToken = Math.max(outer, len);
+    try {
+      return command();
+    } finally {
+      this.holdToken = outer;
+      if (outer === 0) this.releaseToken();
+    }
   }
 
   /**

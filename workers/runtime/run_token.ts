@@ -3,7 +3,7 @@
  * layout: src/shm/run_token_layout.ts). The DMA engine asks for a token at
  * every chunk boundary (chunk()) and gives it back when the transfer ends
  * (done()), unless a command holds it across its transfers
- * (DmaEngine.holdToken: VaSpace.io's runs, a NIC SEND's bursts and
+ * (DmaEngine.holding: VaSpace.io's runs, a NIC SEND's bursts and
  * checksums), which gives it back itself; a holder that has had its
  * quantum yields to the next ticket at a chunk boundary; a transfer of at
  * most RUN_TOKEN_FREE_BYTES takes none.
@@ -19,7 +19,7 @@
  *   invalidations (InvalidationPort.check) every time its wake word moves
  *   and at least every RUN_TOKEN_CHECK_MS;
  * - a token is held only inside a DMA transfer or a command that never
- *   waits between its chunks (DmaEngine.holdToken); such a command gives
+ *   waits between its chunks (DmaEngine.holding); such a command gives
  *   it back before every page request (VaSpace.runs) and when it ends,
  *   even on an error or a throw (its `finally`); only the invDelayMs fault
  *   injection sleeps while holding, for a bounded time. So holders always

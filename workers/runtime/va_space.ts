@@ -133,15 +133,7 @@ export class VaSpace {
   private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
     // One run token for the command's runs, given back before a page request and at the end (never held across a wait);
     // inside a device command that holds it across its bursts (NIC SEND), kept for the command's next burst.
-    const dma = this.ctx.dma;
-    const outer = dma.holdToken;
-    dma.holdToken = Math.max(outer, len);
-    try {
-      return this.runs(va, localOff, len, write, streamEnd);
-    } finally {
-      dma.holdToken = outer;
-      if (outer === 0) dma.releaseToken();
-    }
+    return this.ctx.dma.holding(len, () => this.runs(va, localOff, len, write, streamEnd));
   }
 
   private runs(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
