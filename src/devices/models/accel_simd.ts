@@ -32,7 +32,7 @@ import { ACC_GOLDEN, ACC_MIX_A, ACC_MIX_B, ACC_STEP_MUL } from '../accelerator_a
 import { FNV_OFFSET, FNV_PRIME } from '../fnv.js';
 import { foldLanes, type LaneKernel } from './checksum.js';
 // Scalar mix32 for the < 4 words after the last group (`mix32` here is the v128 one).
-import { mix32 as mix32s } from './accel_kernel.js';
+import { accelTransform, mix32 as mix32s } from './accel_kernel.js';
 import {
   BLOCK,
   END,
@@ -307,8 +307,8 @@ export class AccelSimd implements LaneKernel {
     this.check(off, n);
     const whole = n & ~3;
     this.k.transform(off, whole, first | 0, seed | 0);
-    const w = this.words;
-    for (let i = whole; i < n; i++) w[(off >>> 2) + i] = (mix32s(w[(off >>> 2) + i] ^ seed ^ Math.imul((first + i) | 0, ACC_GOLDEN), ACC_MIX_A, ACC_MIX_B) + 1) | 0;
+    // The < 4 words after the groups: the JS kernel, chunkable at any word.
+    if (whole < n) accelTransform(this.words.subarray((off >>> 2) + whole, (off >>> 2) + n), (first + whole) | 0, seed);
   }
 
   /** The checksum of n words at off. */
