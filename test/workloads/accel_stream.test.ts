@@ -72,4 +72,19 @@ t.test('a corrupted result is caught and named', async (t) => {
   t.throws(() => assertChecks(r), VerifyError);
 });
 
+t.test('the warm-up runs before the window and is not counted: with or without it, the window counts the same', async (t) => {
+  for (const mode of ['p2p', 'bounce'] as const) {
+    // No planned moves: every count is then fixed by the workload (moves' counts depend on timing).
+    const runs = await Promise.all([true, false].map(async (warmUp) => (await runScenario(await small((s) => Object.assign(s.workload!, { revokes: 0, warmUp })), { mode })).accounting));
+    const [warm, cold] = runs;
+    t.same(warm.checks.filter((c) => !c.ok), [], `${mode}: every check ok with the warm-up`);
+    for (const k of ['payloadBytes', 'ramBytes', 'bounceBytes', 'p2pBytes', 'hostInterventions', 'refaults'] as const) t.equal(warm[k], cold[k], `${mode}: ${k} the same`);
+    t.same(warm.invalidations.sent, cold.invalidations.sent, `${mode}: invalidation batches the same`);
+    t.equal(warm.extra['NIC page requests'], cold.extra['NIC page requests'], `${mode}: the NIC's page requests the same`);
+    t.same(warm.devices.map((d) => d.commands), cold.devices.map((d) => d.commands), `${mode}: each device's commands the same`);
+    t.match(String(warm.extra['warm-up (untimed, before the window)']), /through two buffers of their own/);
+    t.match(String(cold.extra['warm-up (untimed, before the window)']), /none/);
+  }
+});
+
 t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));

@@ -45,7 +45,8 @@ export const accelNicStreamDef: WorkloadDef<AccelNicStreamWorkload> = {
   scale: (w, n) => ({ ...w, results: n }),
   async run(ctx, w) {
     if (w.streams === 1) return runAccelNicStream(ctx, w);
-    const gs = groups(w);
+    // No warm-up with several streams: one stream's warm-up would run inside another's window (they share the process, and a NIC in a group).
+    const gs = groups({ ...w, warmUp: false });
     if (gs.length === 1) return runNicGroup(ctx, gs[0].w.w, gs[0].w.accelerators);
     return (await runInstances(ctx, gs, (c, g) => runNicGroup(c, g.w, g.accelerators))).merged;
   },

@@ -32,18 +32,18 @@
  * After the stream, a CPU reference recomputes every result and its
  * FNV-1a; each must equal what the NIC's sink saw.
  */
-import { BarExporter } from '../../drivers/bar_exporter.js';
-import { PROT_READ, PROT_WRITE } from '../../kernel/mm.js';
-import type { Vma } from '../../kernel/vma.js';
 import type { Completion } from '../../shm/ring.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { mulberry32 } from '../../hw/p2pdma.js';
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
 import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { accelNicRig, type AccelNicRig } from '../accel_nic_rig.js';
+import { allocBuffers, type Buffers } from './buffers.js';
 import { quiesce } from '../kernel_boot.js';
 import { accelReference } from '../reference/accel.js';
-import { invalidationStats, modeledSeconds, processCpuMsSince, stageTimes, trafficTotals, vaCounters } from '../accounting.js';
+import { modeledSeconds, processCpuMsSince, trafficTotals } from '../accounting.js';
+import { baseline, invalidationSince, stageSince, vaSince, type Baseline } from '../counter_baseline.js';
+import { warmUp, WARM_PAGES, WARM_ROUNDS } from './warmup.js';
 import { fnv1aReference } from '../reference/checksum.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
@@ -74,40 +74,6 @@ export function revokePlan(seed: number, results: number, revokes: number): Revo
     .slice(0, revokes)
     .sort((a, b) => a - b)
     .map((result) => ({ result, delayFrac: DELAY_MIN + rnd() * (DELAY_MAX - DELAY_MIN) }));
-}
-
-/** The result buffers: exported VMAs (p2p; their device pages move on revoke, so ask pageOf each time), or private device buffers plus RAM staging buffers of the process (bounce). */
-interface Buffers {
-  readonly ex: BarExporter | null;
-  readonly exported: readonly { va: number; vma: Vma; bytes: number }[];
-  /** Byte offset of buffer b in the accelerator's memory, now. */
-  local(b: number): number;
-  /** The VA the NIC SENDs buffer b from. */
-  sendVa(b: number): number;
-  /** Bounce only: the RAM staging buffer of b. */
-  readonly staging: readonly number[];
-}
-
-async function allocBuffers(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<Buffers> {
-  const pages = w.resultBytes / PAGE_SIZE;
-  const ex = bounce ? null : new BarExporter(rig.kernel, w.accelerator, { importers: [w.nic], readOnly: true, requireIommu: false, cpuMappable: false });
-  const exported: { va: number; vma: Vma; bytes: number }[] = [];
-  const local: number[] = [];
-  const staging: number[] = [];
-  for (let b = 0; b < w.buffers; b++) {
-    if (ex) exported.push({ ...(await ex.mmap(rig.mm, pages)), bytes: w.resultBytes });
-    else {
-      local.push(rig.acc.mem!.allocContig(pages).start * PAGE_SIZE);
-      staging.push(await rig.mm.mmap({ length: w.resultBytes, prot: PROT_READ | PROT_WRITE }));
-    }
-  }
-  return {
-    ex,
-    exported,
-    staging,
-    local: (b) => (ex ? ex.pageOf(exported[b].vma, 0) * PAGE_SIZE : local[b]),
-    sendVa: (b) => (ex ? exported[b].va : staging[b]),
-  };
 }
 
 /**
@@ -266,6 +232,9 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
   const bounce = ctx.mode === 'bounce';
   let rev: Revoker | null = null;
   try {
+    if (w.warmUp) await warmUp(w, rig, bounce);
+    const base = await baseline(ctx.machine, rig.kernel, [rig.acc, rig.nic], rig.runner.submitted);
+    const recycled0 = bounce ? 0 : rig.kernel.bar(w.accelerator).recycled;
     const bufs = await allocBuffers(w, rig, bounce);
     const plan = new Map((bounce ? [] : revokePlan(ctx.seed, w.results, w.revokes)).map((p) => [p.result, p]));
     const inFlight = new Array<number>(w.buffers).fill(-1);
@@ -278,7 +247,7 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
     rev.stop();
     await rev.settle();
     await afterStream();
-    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, plan, rev });
+    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, plan, rev, base, recycled: bufs.ex ? bufs.ex.barManager.recycled - recycled0 : 0 });
   } finally {
     rev?.stop();
   }
@@ -295,7 +264,7 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
 }
 
 /** The run's Accounting: traffic, invalidations, refaults, and the data and invalidation checks. */
-async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker }): Promise<Accounting> {
+async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker; base: Baseline; recycled: number }): Promise<Accounting> {
   const { kernel, runner, acc, nic } = rig;
   const { ex } = bufs;
   const bounce = ex === null;
@@ -305,13 +274,15 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
   const { revokeAccess, sendsRefused } = run.rev;
   const bad = mismatches(ctx, w, run.sent);
   const pages = w.resultBytes / PAGE_SIZE;
-  const nicVa = await vaCounters(ctx.machine, nic);
-  const accSt = stageTimes(acc);
-  const nicSt = stageTimes(nic);
+  // Relative to the counters after the warm-up (./warmup.ts): the window's figures only.
+  const { base, recycled } = run;
+  const nicVa = await vaSince(ctx.machine, nic, base);
+  const accSt = stageSince(acc, base);
+  const nicSt = stageSince(nic, base);
   const devices = [accSt, nicSt];
   const { ramBytes, p2pBytes } = trafficTotals(devices);
   const payloadBytes = w.results * w.resultBytes;
-  const inv = invalidationStats([kernel], [w.nic, w.accelerator]);
+  const inv = invalidationSince(kernel, [w.nic, w.accelerator], base);
   // Pages the NIC had to fault in again after an invalidation took them (first touch excluded).
   const touched = Math.min(w.buffers, w.results) * pages;
   const refaultedPages = Math.max(0, nicVa.pagesFaulted - touched);
@@ -332,7 +303,7 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     checks.push({
       name: 'invalidations survived',
       ok: revokesFired === plan.size && bad.length === 0 && inv.acked === inv.sent,
-      detail: `${revokesFired} of ${plan.size} planned buffer ${revokeAccess ? `revocations done (${sendsRefused} SENDs refused with ENODEV and sent again after the restore)` : 'moves done'} (${revokesDuringSend} while their SEND was in flight), ${ex!.barManager.recycled} BAR slots recycled; the NIC acked ${inv.acked} of ${inv.sent} invalidation batches, redid ${nicVa.refaults} runs, refaulted ${refaultedPages} pages`,
+      detail: `${revokesFired} of ${plan.size} planned buffer ${revokeAccess ? `revocations done (${sendsRefused} SENDs refused with ENODEV and sent again after the restore)` : 'moves done'} (${revokesDuringSend} while their SEND was in flight), ${recycled} BAR slots recycled; the NIC acked ${inv.acked} of ${inv.sent} invalidation batches, redid ${nicVa.refaults} runs, refaulted ${refaultedPages} pages`,
     });
   }
   return {
@@ -340,7 +311,7 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     ramBytes,
     bounceBytes: accSt.bytesToRam + nicSt.bytesFromRam,
     p2pBytes,
-    hostInterventions: runner.submitted,
+    hostInterventions: runner.submitted - base.submitted,
     invalidations: inv,
     refaults: refaultedPages,
     wallMs,
@@ -351,11 +322,12 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     checks,
     extra: {
       results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
+      'warm-up (untimed, before the window)': w.warmUp ? `${2 * WARM_ROUNDS} results of ${WARM_PAGES} pages through two buffers of their own, by this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false)',
       [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
       sendsRefused,
       revokesFired,
       revokesDuringSend,
-      'BAR slots recycled': ex ? ex.barManager.recycled : 0,
+      'BAR slots recycled': recycled,
       'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaultedPages} refaulted after an invalidation; ${nicVa.prefetchHits} answered ahead; ${nicVa.refaults} runs redone mid-transfer)`,
       'system RAM bytes for the stream': ramBytes,
     },

@@ -1,0 +1,53 @@
+/**
+ * accel-nic-stream's warm-up: before the timed window, each mode runs its
+ * own path on two small result buffers of its own (WARM_PAGES pages each,
+ * WARM_ROUNDS results through each), then unmaps them. p2p: COMPUTE into
+ * an exported buffer, SEND it through the BAR, move it (BarExporter.revoke:
+ * the NIC acks the invalidation), fault-ahead hint (NIC_OP_PREFETCH) and
+ * SEND it again (the refault). bounce: COMPUTE, COPY_TO_VA into a RAM
+ * staging buffer, SEND from RAM. Device workers are fresh threads in every
+ * run, so without it the window pays V8 compiling each device's code on
+ * first use (the first SENDs of a run took 1.2-2.8 ms against 0.45 warm),
+ * and p2p has more of its own to compile (BAR decode, invalidation, refault)
+ * than bounce. The same warm-up as hmm-peer's (../hmm_peer/warmup.ts); the
+ * bench's warm-up pair does the same for the kernel thread.
+ *
+ * The device counters are cumulative: the workload's Accounting reads them
+ * relative to a Baseline (../counter_baseline.ts) taken after the warm-up,
+ * so nothing of it reaches the window's figures.
+ */
+import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
+import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
+import { PAGE_SIZE } from '../../shm/constants.js';
+import type { AccelNicRig } from '../accel_nic_rig.js';
+import { allocBuffers } from './buffers.js';
+import type { AccelNicStreamWorkload } from './schema.js';
+
+/** Pages of each warm-up buffer: a few 64 KiB SEND bursts, far under the BAR (the buffers are unmapped before the stream). */
+export const WARM_PAGES = 128;
+/** Results through each warm-up buffer. */
+export const WARM_ROUNDS = 3;
+
+/** This mode's path on two small buffers of its own, untimed; the buffers are unmapped at the end. Seeds are negative: no result of the stream shares one. */
+export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<void> {
+  const ww: AccelNicStreamWorkload = { ...w, resultBytes: WARM_PAGES * PAGE_SIZE, buffers: 2 };
+  const bufs = await allocBuffers(ww, rig, bounce);
+  const { runner, accQ, nicQ } = rig;
+  try {
+    for (let r = 0; r < 2 * WARM_ROUNDS; r++) {
+      const b = r % 2;
+      await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: ww.resultBytes, args: computeArgs({ iterations: w.iterations, seed: -1 - r, publishEvery: 0, flags: ACC_F_INIT }) });
+      if (bounce) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: ww.resultBytes, args: [] });
+      const send = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: ww.resultBytes, args: [] };
+      await runner.run(nicQ, send);
+      if (bufs.ex && r >= 2 * WARM_ROUNDS - 2) {
+        // p2p's own path: the driver moves the buffer, hints the NIC, the NIC refaults.
+        await bufs.ex.revoke(bufs.exported[b].vma);
+        await runner.run(nicQ, { ...send, opcode: NIC_OP_PREFETCH });
+        await runner.run(nicQ, send);
+      }
+    }
+  } finally {
+    await bufs.free();
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * A snapshot of the cumulative counters a workload's Accounting reads
+ * (device stage times, VA counters, invalidation batches and acks, host
+ * commands), and those counters relative to it: a workload that runs an
+ * untimed warm-up before its window (hmm-peer, accel-nic-stream) takes a
+ * Baseline after it, so nothing of the warm-up reaches its Accounting.
+ */
+import type { Device, Machine } from '../devices/machine.js';
+import type { Kernel } from '../kernel/kernel.js';
+import { p99, stageTimes, vaCounters, type VaCounters } from './accounting.js';
+import type { InvalidationStats, StageTimes } from './workload.js';
+
+/** The counters after the warm-up. */
+export interface Baseline {
+  readonly stages: ReadonlyMap<string, StageTimes>;
+  readonly va: ReadonlyMap<string, VaCounters>;
+  readonly inv: ReadonlyMap<string, { sent: number; acked: number; acks: number }>;
+  readonly submitted: number;
+}
+
+/** Snapshot of every counter the run's accounting reads, for `devs` (importers and the accelerator). */
+export async function baseline(machine: Machine, kernel: Kernel, devs: readonly Device[], submitted: number): Promise<Baseline> {
+  const stages = new Map<string, StageTimes>();
+  const va = new Map<string, VaCounters>();
+  const inv = new Map<string, { sent: number; acked: number; acks: number }>();
+  for (const d of devs) {
+    const name = d.spec.name;
+    stages.set(name, stageTimes(d));
+    va.set(name, await vaCounters(machine, d));
+    const st = kernel.invalidator(name).stats;
+    inv.set(name, { sent: st.sent, acked: st.acked, acks: st.ackUs.length });
+  }
+  return { stages, va, inv, submitted };
+}
+
+/** `now` minus `old`, field by field over the numeric fields but those in `keep` (taken from `now`: levels, not counts). */
+function minus<T extends object>(now: T, old: T, keep: readonly (keyof T)[] = []): T {
+  const out = { ...now };
+  for (const k of Object.keys(now) as (keyof T)[]) {
+    const v = now[k];
+    if (typeof v === 'number' && !keep.includes(k)) (out[k] as number) = v - (old[k] as number);
+  }
+  return out;
+}
+
+/** stageTimes(d) since the baseline. */
+export function stageSince(d: Device, b: Baseline): StageTimes {
+  const now = stageTimes(d);
+  const o = b.stages.get(d.spec.name);
+  return o ? minus(now, o) : now;
+}
+
+/** vaCounters(d) since the baseline (`tlb`, the entries held now, is a level). */
+export async function vaSince(machine: Machine, d: Device, b: Baseline): Promise<VaCounters> {
+  const now = await vaCounters(machine, d);
+  const o = b.va.get(d.spec.name);
+  return o ? minus(now, o, ['tlb']) : now;
+}
+
+/** invalidationStats(kernel, devices) since the baseline: batches and the ack latencies of the batches after it. */
+export function invalidationSince(kernel: Kernel, devices: readonly string[], b: Baseline): InvalidationStats {
+  let sent = 0;
+  let acked = 0;
+  const ackUs: number[] = [];
+  for (const d of devices) {
+    const st = kernel.invalidator(d).stats;
+    const o = b.inv.get(d) ?? { sent: 0, acked: 0, acks: 0 };
+    sent += st.sent - o.sent;
+    acked += st.acked - o.acked;
+    ackUs.push(...st.ackUs.slice(o.acks));
+  }
+  return { sent, acked, maxAckUs: ackUs.reduce((m, x) => Math.max(m, x), 0), p99AckUs: p99(ackUs), ackWaitMs: ackUs.reduce((t, x) => t + x, 0) / 1000 };
+}
