@@ -18,6 +18,9 @@ export interface Baseline {
   readonly submitted: number;
 }
 
+/** No baseline: the counters since the run began (a run without a warm-up). */
+export const NO_BASELINE: Baseline = { stages: new Map(), va: new Map(), inv: new Map(), submitted: 0 };
+
 /** Snapshot of every counter the run's accounting reads, for `devs` (importers and the accelerator). */
 export async function baseline(machine: Machine, kernel: Kernel, devs: readonly Device[], submitted: number): Promise<Baseline> {
   const stages = new Map<string, StageTimes>();
