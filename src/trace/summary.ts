@@ -118,7 +118,7 @@ export function formatSummary(r: RunReport, cols = terminalColumns()): string {
     ['system RAM traffic', `${formatBytes(a.ramBytes)}${share(a.ramBytes, a.payloadBytes)}, of which bounce ${formatBytes(a.bounceBytes)}`],
     ['device-to-device', formatBytes(a.p2pBytes) + share(a.p2pBytes, a.payloadBytes)],
     ['kernel interventions', count(a.hostInterventions, 'interventions')],
-    ['p2p map / unmap', `${r.p2pSlots.maps} maps (${r.p2pSlots.mappedPages} pages), ${r.p2pSlots.unmaps} unmaps (${r.p2pSlots.unmappedPages} pages); BAR slots recycled ${r.p2pSlots.recycled}, ${r.p2pSlots.revokedForReuse} of them while held (revoked first)`],
+    ['p2p map / unmap', `whole run: ${r.p2pSlots.maps} maps (${r.p2pSlots.mappedPages} pages), ${r.p2pSlots.unmaps} unmaps (${r.p2pSlots.unmappedPages} pages); BAR slots recycled ${r.p2pSlots.recycled}, ${r.p2pSlots.revokedForReuse} of them while held (revoked first)`],
     ['invalidations', invalidationLine(a)],
     ['refaults', `${count(a.refaults, 'pages')} faulted in again after an invalidation`],
     ['time per stage', stageLine(a)],

@@ -64,16 +64,24 @@ export function p99(xs: readonly number[]): number {
 
 /** Invalidation batches the kernels sent to `devices` and got acked, with the ack latencies. */
 export function invalidationStats(kernels: readonly Kernel[], devices: readonly string[]): InvalidationStats {
+  return sumInvalidations(kernels.flatMap((k) => devices.map((d) => ({ stats: k.invalidator(d).stats }))));
+}
+
+/** One invalidator's counters (InvalidatorStats) and, when counting from a snapshot, their values then. */
+export interface InvalidatorSample {
+  readonly stats: { readonly sent: number; readonly acked: number; readonly ackUs: readonly number[] };
+  readonly since?: { readonly sent: number; readonly acked: number; readonly acks: number };
+}
+
+/** The batches sent and acked and the ack latencies, summed over invalidators (each from its `since`, when given). */
+export function sumInvalidations(samples: readonly InvalidatorSample[]): InvalidationStats {
   let sent = 0;
   let acked = 0;
   const ackUs: number[] = [];
-  for (const k of kernels) {
-    for (const d of devices) {
-      const st = k.invalidator(d).stats;
-      sent += st.sent;
-      acked += st.acked;
-      ackUs.push(...st.ackUs);
-    }
+  for (const { stats: st, since: o = { sent: 0, acked: 0, acks: 0 } } of samples) {
+    sent += st.sent - o.sent;
+    acked += st.acked - o.acked;
+    ackUs.push(...st.ackUs.slice(o.acks));
   }
   return { sent, acked, maxAckUs: ackUs.reduce((m, x) => Math.max(m, x), 0), p99AckUs: p99(ackUs), ackWaitMs: ackUs.reduce((t, x) => t + x, 0) / 1000 };
 }

@@ -7,7 +7,7 @@
  */
 import type { Device, Machine } from '../devices/machine.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { p99, stageTimes, vaCounters, type VaCounters } from './accounting.js';
+import { stageTimes, sumInvalidations, vaCounters, type VaCounters } from './accounting.js';
 import type { InvalidationStats, StageTimes } from './workload.js';
 
 /** The counters after the warm-up. */
@@ -62,15 +62,5 @@ export async function vaSince(machine: Machine, d: Device, b: Baseline): Promise
 
 /** invalidationStats(kernel, devices) since the baseline: batches and the ack latencies of the batches after it. */
 export function invalidationSince(kernel: Kernel, devices: readonly string[], b: Baseline): InvalidationStats {
-  let sent = 0;
-  let acked = 0;
-  const ackUs: number[] = [];
-  for (const d of devices) {
-    const st = kernel.invalidator(d).stats;
-    const o = b.inv.get(d) ?? { sent: 0, acked: 0, acks: 0 };
-    sent += st.sent - o.sent;
-    acked += st.acked - o.acked;
-    ackUs.push(...st.ackUs.slice(o.acks));
-  }
-  return { sent, acked, maxAckUs: ackUs.reduce((m, x) => Math.max(m, x), 0), p99AckUs: p99(ackUs), ackWaitMs: ackUs.reduce((t, x) => t + x, 0) / 1000 };
+  return sumInvalidations(devices.map((d) => ({ stats: kernel.invalidator(d).stats, since: b.inv.get(d) })));
 }

@@ -9,6 +9,7 @@ import { assertChecks } from '../../src/trace/summary.js';
 import { VerifyError } from '../../src/errors.js';
 import type { Scenario } from '../../src/scenario/schema.js';
 import { revokePlan } from '../../src/workloads/accel_nic_stream/run.js';
+import { WARM_ROUNDS } from '../../src/workloads/accel_nic_stream/warmup.js';
 import { SummaryRuns } from '../fixtures/summary_width.js';
 
 const KiB = 1024;
@@ -73,17 +74,23 @@ t.test('a corrupted result is caught and named', async (t) => {
 });
 
 t.test('the warm-up runs before the window and is not counted: with or without it, the window counts the same', async (t) => {
+  // Commands the warm-up submits (./warmup.ts): per result COMPUTE and SEND (bounce: and COPY_TO_VA);
+  // p2p's last result through each buffer also moves it, then PREFETCH and SEND again.
+  const warmCommands = { p2p: 2 * WARM_ROUNDS * 2 + 2 * 2, bounce: 2 * WARM_ROUNDS * 3 };
   for (const mode of ['p2p', 'bounce'] as const) {
     // No planned moves: every count is then fixed by the workload (moves' counts depend on timing).
-    const runs = await Promise.all([true, false].map(async (warmUp) => (await runScenario(await small((s) => Object.assign(s.workload!, { revokes: 0, warmUp })), { mode })).accounting));
+    // The 768 KiB window (two 512 KiB buffers) recycles BAR slots in the warm-up and in the window.
+    const runs = await Promise.all([true, false].map(async (warmUp) => (await runScenario(await small((s) => { Object.assign(s.workload!, { revokes: 0, warmUp }); s.devices[0].bar = 768 * KiB; }), { mode })).accounting));
     const [warm, cold] = runs;
     t.same(warm.checks.filter((c) => !c.ok), [], `${mode}: every check ok with the warm-up`);
     for (const k of ['payloadBytes', 'ramBytes', 'bounceBytes', 'p2pBytes', 'hostInterventions', 'refaults'] as const) t.equal(warm[k], cold[k], `${mode}: ${k} the same`);
     t.same(warm.invalidations.sent, cold.invalidations.sent, `${mode}: invalidation batches the same`);
     t.equal(warm.extra['NIC page requests'], cold.extra['NIC page requests'], `${mode}: the NIC's page requests the same`);
+    t.equal(warm.extra['BAR slots recycled'], cold.extra['BAR slots recycled'], `${mode}: BAR slots recycled in the window the same`);
+    if (mode === 'p2p') t.ok((warm.extra['BAR slots recycled'] as number) > 0, 'p2p: the window recycled slots');
     t.same(warm.devices.map((d) => d.commands), cold.devices.map((d) => d.commands), `${mode}: each device's commands the same`);
-    t.match(String(warm.extra['warm-up (untimed, before the window)']), /through two buffers of their own/);
-    t.match(String(cold.extra['warm-up (untimed, before the window)']), /none/);
+    t.equal(String(warm.extra['warm-up (untimed, before the window)']).match(/^(\d+) commands: .*through two buffers of their own/)?.[1], String(warmCommands[mode]), `${mode}: the warm-up ran its ${warmCommands[mode]} commands`);
+    t.match(String(cold.extra['warm-up (untimed, before the window)']), /^none/);
   }
 });
 

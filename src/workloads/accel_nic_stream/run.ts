@@ -233,7 +233,7 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
   let rev: Revoker | null = null;
   try {
     // Without a warm-up (a NIC group: its streams start at once) the counters are read whole, as before.
-    if (w.warmUp) await warmUp(w, rig, bounce);
+    const warmCommands = w.warmUp ? await warmUp(w, rig, bounce) : 0;
     const base = w.warmUp ? await baseline(ctx.machine, rig.kernel, [rig.acc, rig.nic], rig.runner.submitted) : NO_BASELINE;
     const recycled0 = bounce || !w.warmUp ? 0 : rig.kernel.bar(w.accelerator).recycled;
     const bufs = await allocBuffers(w, rig, bounce);
@@ -248,7 +248,7 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
     rev.stop();
     await rev.settle();
     await afterStream();
-    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, plan, rev, base, recycled: bufs.ex ? bufs.ex.barManager.recycled - recycled0 : 0 });
+    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, plan, rev, base, warmCommands, recycled: bufs.ex ? bufs.ex.barManager.recycled - recycled0 : 0 });
   } finally {
     rev?.stop();
   }
@@ -265,7 +265,7 @@ export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamW
 }
 
 /** The run's Accounting: traffic, invalidations, refaults, and the data and invalidation checks. */
-async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker; base: Baseline; recycled: number }): Promise<Accounting> {
+async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker; base: Baseline; warmCommands: number; recycled: number }): Promise<Accounting> {
   const { kernel, runner, acc, nic } = rig;
   const { ex } = bufs;
   const bounce = ex === null;
@@ -323,7 +323,7 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     checks,
     extra: {
       results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
-      'warm-up (untimed, before the window)': w.warmUp ? `${2 * WARM_ROUNDS} results of ${WARM_PAGES} pages through two buffers of their own, by this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false)',
+      'warm-up (untimed, before the window)': w.warmUp ? `${run.warmCommands} commands: ${2 * WARM_ROUNDS} results of ${WARM_PAGES} pages through two buffers of their own, by this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false; always off with several streams)',
       [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
       sendsRefused,
       revokesFired,

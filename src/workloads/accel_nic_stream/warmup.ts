@@ -7,47 +7,72 @@
  * SEND it again (the refault). bounce: COMPUTE, COPY_TO_VA into a RAM
  * staging buffer, SEND from RAM. Device workers are fresh threads in every
  * run, so without it the window pays V8 compiling each device's code on
- * first use (the first SENDs of a run took 1.2-2.8 ms against 0.45 warm),
+ * first use (the first SENDs of a run took 1.2-4.8 ms against 0.45 warm),
  * and p2p has more of its own to compile (BAR decode, invalidation, refault)
  * than bounce. The same warm-up as hmm-peer's (../hmm_peer/warmup.ts); the
- * bench's warm-up pair does the same for the kernel thread.
+ * bench's warm-up pair does the same for the kernel thread. It warms the
+ * RFC's move; `evict: revoke`'s refusal and resend path is not warmed (it
+ * compiles in the window, as before).
  *
  * The device counters are cumulative: the workload's Accounting reads them
  * relative to a Baseline (../counter_baseline.ts) taken after the warm-up,
- * so nothing of it reaches the window's figures.
+ * so nothing of it reaches the window's figures. The run-wide figures
+ * runScenario adds beside them do include it, as they include every
+ * workload's setup: RunReport.ackUs (the HTML report's histogram) and
+ * RunReport.p2pSlots (the summary's "p2p map / unmap" line, whole run).
  */
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
 import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import type { AccelNicRig } from '../accel_nic_rig.js';
-import { allocBuffers } from './buffers.js';
+import { allocBuffers, type Buffers } from './buffers.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 
-/** Pages of each warm-up buffer: a few 64 KiB SEND bursts, far under the BAR (the buffers are unmapped before the stream). */
+/** Pages of each warm-up buffer: a few 64 KiB SEND bursts (the buffers are unmapped before the stream; a smaller BAR recycles). */
 export const WARM_PAGES = 128;
 /** Results through each warm-up buffer. */
 export const WARM_ROUNDS = 3;
 
-/** This mode's path on two small buffers of its own, untimed; the buffers are unmapped at the end. Seeds are negative: no result of the stream shares one. */
-export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<void> {
+/**
+ * This mode's path on two small buffers of its own, untimed; the buffers
+ * are unmapped at the end. Returns the commands it submitted (the summary
+ * states them). A failure names the warm-up, so nobody looks for it in the
+ * stream; a failure to free the buffers after one does not hide it.
+ */
+export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<number> {
+  const what = `${w.accelerator} -> ${w.nic}: accel-nic-stream warm-up (${bounce ? 'bounce' : 'p2p'}, untimed, before the window)`;
   const ww: AccelNicStreamWorkload = { ...w, resultBytes: WARM_PAGES * PAGE_SIZE, buffers: 2 };
   const bufs = await allocBuffers(ww, rig, bounce);
-  const { runner, accQ, nicQ } = rig;
+  const n0 = rig.runner.submitted;
+  let failed: unknown = null;
   try {
-    for (let r = 0; r < 2 * WARM_ROUNDS; r++) {
-      const b = r % 2;
-      await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: ww.resultBytes, args: computeArgs({ iterations: w.iterations, seed: -1 - r, publishEvery: 0, flags: ACC_F_INIT }) });
-      if (bounce) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: ww.resultBytes, args: [] });
-      const send = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: ww.resultBytes, args: [] };
-      await runner.run(nicQ, send);
-      if (bufs.ex && r >= 2 * WARM_ROUNDS - 2) {
-        // p2p's own path: the driver moves the buffer, hints the NIC, the NIC refaults.
-        await bufs.ex.revoke(bufs.exported[b].vma);
-        await runner.run(nicQ, { ...send, opcode: NIC_OP_PREFETCH });
-        await runner.run(nicQ, send);
-      }
-    }
-  } finally {
+    await warmRounds(ww, rig, bufs);
+  } catch (e) {
+    failed = e;
+  }
+  try {
     await bufs.free();
+  } catch (e) {
+    failed ??= e;
+  }
+  if (failed !== null) throw new Error(`${what} failed: ${failed instanceof Error ? failed.message : String(failed)}`, { cause: failed });
+  return rig.runner.submitted - n0;
+}
+
+/** WARM_ROUNDS results through each of the two buffers; the last round of each also moves it and refaults (p2p). */
+async function warmRounds(ww: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers): Promise<void> {
+  const { runner, accQ, nicQ } = rig;
+  for (let r = 0; r < 2 * WARM_ROUNDS; r++) {
+    const b = r % 2;
+    await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: ww.resultBytes, args: computeArgs({ iterations: ww.iterations, seed: -1 - r, publishEvery: 0, flags: ACC_F_INIT }) });
+    if (bufs.staging.length > 0) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: ww.resultBytes, args: [] });
+    const send = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: ww.resultBytes, args: [] };
+    await runner.run(nicQ, send);
+    if (bufs.ex && r >= 2 * WARM_ROUNDS - 2) {
+      // p2p's own path: the driver moves the buffer, hints the NIC, the NIC refaults.
+      await bufs.ex.revoke(bufs.exported[b].vma);
+      await runner.run(nicQ, { ...send, opcode: NIC_OP_PREFETCH });
+      await runner.run(nicQ, send);
+    }
   }
 }
