@@ -125,7 +125,23 @@ export class BarExporter implements VmOps {
     const vma = mm.findVma(va)!;
     this.backing.set(vma, { pages });
     if (this.policy.premap) await this.bar.premap(pages);
+    this.askTopology();
     return { va, vma };
+  }
+
+  /**
+   * Asks the kernel now whether each named importer may reach this device
+   * (Kernel.p2pAllowed; as a dma-buf exporter's attach asks
+   * pci_p2pdma_distance), so its per-pair verdict is cached before the
+   * first p2p_map, which then only reads it. Behaviour is the same either
+   * way; but the policy is a closure made per run, and asked for the first
+   * time from inside p2pMapRuns' optimized code it deoptimized that code
+   * ('wrong call target'), recompiled inside the stream in every run.
+   */
+  private askTopology(): void {
+    const { importers } = this.policy;
+    if (importers === '*') return;
+    for (const d of this.kernel.machine.devices) if (importers.includes(d.spec.name)) this.kernel.p2pAllowed(this.self, this.kernel.ref(d.spec.name));
   }
 
   /** The exporter writes its own memory (e.g. a device producing data). */

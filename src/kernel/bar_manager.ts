@@ -208,14 +208,17 @@ export class BarManager {
   /**
    * Releases the owner's hold entries on the pages of `runs` (window from
    * `va`), in one pass over its holds; returns its live holds overlapping
-   * the window (where mapRunLocked looks for a covering hold).
+   * the window (where mapRunLocked looks for a covering hold), null when
+   * none: an array only once it holds a Hold, so mapRunLocked sees one
+   * elements kind (an empty literal is a Smi-elements array, and its loop
+   * over one deoptimized, 'wrong map', when the other kind came by).
    */
-  private releaseRuns(ownerKey: string, va: number, runs: Int32Array): Hold[] {
+  private releaseRuns(ownerKey: string, va: number, runs: Int32Array): Hold[] | null {
     const l = this.holds.get(ownerKey);
-    if (!l || runs.length === 0) return [];
+    if (!l || runs.length === 0) return null;
     const w0 = va + runs[0] * PAGE_SIZE;
     const w1 = va + runs[runs.length - 1] * PAGE_SIZE;
-    const near: Hold[] = [];
+    let near: Hold[] | null = null;
     let released = 0;
     for (const hold of l) {
       const n = hold.slots.length;
@@ -225,18 +228,18 @@ export class BarManager {
         const i1 = Math.min(n, (va - hold.va) / PAGE_SIZE + runs[r + 1]);
         released += this.releaseEntries(hold, i0, i1);
       }
-      if (hold.live > 0) near.push(hold);
+      if (hold.live > 0) (near ??= []).push(hold);
     }
     if (released > 0) this.dropEmptyHolds(ownerKey, l);
     return near;
   }
 
   /** One run of mapPageRuns (lock held, room made): window pages [i0, i1) into slots, held by `owner`. */
-  private mapRunLocked(pages: ArrayLike<number>, i0: number, i1: number, owner: SlotOwner, va: number, near: Hold[], bus: Float64Array): void {
+  private mapRunLocked(pages: ArrayLike<number>, i0: number, i1: number, owner: SlotOwner, va: number, near: Hold[] | null, bus: Float64Array): void {
     const n = i1 - i0;
     const runVa = va + i0 * PAGE_SIZE;
     let into: Hold | null = null;
-    if (n <= MERGE_HOLE_MAX) for (const h of near) if (h.va <= runVa && runVa + n * PAGE_SIZE <= h.va + h.slots.length * PAGE_SIZE) into = h;
+    if (near !== null && n <= MERGE_HOLE_MAX) for (const h of near) if (h.va <= runVa && runVa + n * PAGE_SIZE <= h.va + h.slots.length * PAGE_SIZE) into = h;
     const hold: Hold = into ?? { owner, va: runVa, slots: new Int32Array(n), epochs: new Int32Array(n), live: 0 };
     const at = (runVa - hold.va) / PAGE_SIZE;
     const base = bar2Base(this.dev.shm.index);
@@ -455,7 +458,10 @@ export class BarManager {
       cand.sort((x, y) => x - y);
       const m = this.nSlots + 1;
       for (let k = 0; k < cand.length && victims.length < short; k++) {
-        const s = cand[k] % m;
+        // `| 0`: a slot as a small integer. The key arithmetic is float (the key can pass 2^31), and a
+        // float slot reaching closeSlot turned the `lowFree` field into a double: a new hidden class
+        // for every BarManager, and each function optimized for the old one deoptimized ('wrong map').
+        const s = (cand[k] % m) | 0;
         if (!chosen[s]) {
           chosen[s] = 1;
           victims.push(s);

@@ -59,6 +59,21 @@ import { SOLO_GATE, type StreamGate } from './stream_gate.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
+/**
+ * Unused pages after each input buffer but the last in cc0's exported
+ * mapping (p2p), as a driver allocating each frame buffer apart would
+ * leave. BarManager's drop-behind spares the requester's hold just behind
+ * a request (the window a stream is still copying while it asks for the
+ * next one); with the buffers adjacent, the camera's request for its next
+ * buffer spared the whole buffer just written — done with, needed last —
+ * and took the tail of the buffer it writes after, which then refaulted
+ * (camera-farm: 75-page buffers are one hold each). With a gap the request
+ * continues no hold, and the buffer just written goes first: 4 frames of
+ * a farm pipeline refault 0 pages against 34 (docs/DESIGN.md, camera-farm
+ * (8)). The kernel cannot tell the two requests apart; the camera chain's
+ * large buffers (several holds each) fault the same either way.
+ */
+const BUFFER_GAP_PAGES = 1;
 /** Queue id of cc0's peer-driven queue in p2p mode (qid 0 is the host's). */
 const PEER_QID = 1;
 
@@ -222,14 +237,15 @@ async function p2pPath(k: Chain): Promise<Path> {
   // cc0's driver: its memory, exported to the camera only.
   // premap: the first buffers are in BAR slots before the camera's first fault (the window holds 2 of 3).
   const exporter = new BarExporter(kernel, w.corrector, { importers: [w.camera], readOnly: false, requireIommu: false, cpuMappable: false, premap: true });
-  const bufs = await exporter.mmap(mm, framePages * w.buffers);
+  const stride = framePages + BUFFER_GAP_PAGES;
+  const bufs = await exporter.mmap(mm, stride * (w.buffers - 1) + framePages);
   const sqPages = Math.ceil(queuePairBytes(w.queueDepth).sq / PAGE_SIZE);
   const ring = await exporter.mmap(mm, sqPages);
   const ccCq = await HostCompletionQueue.create(machine, cc, PEER_QID, w.queueDepth, exporter.pageOf(ring.vma, 0) * PAGE_SIZE);
   const binding = await ImporterBinding.bind(kernel, w.camera, mm);
   const doorbell = kernel.dmaMap(w.camera, bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4, 4, true);
   await deviceQuery(machine, cam, { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell });
-  const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * framePages * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * framePages) * PAGE_SIZE }));
+  const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * stride * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * stride) * PAGE_SIZE }));
   let inCc = 0;
   return {
     inputs,
@@ -238,7 +254,7 @@ async function p2pPath(k: Chain): Promise<Path> {
       const args = captureArgs(frame, k.seed, w.width);
       args[CAM_ARG_INPUT] = inputs[buf].src;
       args[CAM_ARG_CC_FLAGS] = k.store.ccFlags;
-      if (next !== null) args[CAM_ARG_NEXT_PAGES] = (next - buf) * framePages;
+      if (next !== null) args[CAM_ARG_NEXT_PAGES] = (next - buf) * stride;
       camQ.submit({ opcode: CAMERA_OP_CAPTURE_CHAINED, src: k.store.ccDst(slot), dst: inputs[buf].dst, len: frameBytes, args }, frame);
       inCc++;
       return 1;
