@@ -570,6 +570,11 @@ export class DeviceTlb {
     }
   }
 
+  /** Will a request in flight bring read access to `va` (a prefetch that asks for it, not voided)? workers/runtime/hole_skip.ts. */
+  awaiting(va: number): boolean {
+    return this.covering(va, false) !== null;
+  }
+
   /**
    * A prefetch in flight that will answer for `va`, or null: its window
    * holds `va` for the access, it is not void as a whole, and, sparse, it

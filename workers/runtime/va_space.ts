@@ -38,6 +38,7 @@ import { FAULT_WINDOW, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
 import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb } from './device_tlb.js';
+import { Holes, skipHole } from './hole_skip.js';
 import { INVALIDATED } from './dma_engine.js';
 import type { GatherList } from './gather_list.js';
 import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
@@ -66,6 +67,8 @@ export class VaSpace {
   private readonly flight: Flight = { active: false, v0: 0, v1: 0, devAddr: 0, dead: false };
   /** Runs redone because an invalidation hit them mid-transfer. */
   refaults = 0;
+  /** The holes a read command copies last (hole_skip.ts). */
+  private readonly holes = new Holes();
 
   constructor(
     private readonly ctx: DeviceCtxCore,
@@ -140,22 +143,44 @@ export class VaSpace {
     const stats = this.ctx.self.stats;
     const t0 = performance.now();
     const wait0 = stats[DeviceStats.faultWaitNs];
+    // Reads copy past their holes first (workers/runtime/hole_skip.ts), then each hole.
+    const holes = write ? null : this.holes;
+    holes?.reset();
+    const busAddr = { at: -1 };
+    let err = this.copy(va, localOff, len, write, streamEnd, holes, busAddr);
+    for (let h = 0; err === null && holes !== null && h < holes.count; h++) err = this.copy(va + holes.off[h], localOff + holes.off[h], holes.len[h], write, streamEnd, null, busAddr);
+    if (err !== null) return err;
+    const t1 = performance.now();
+    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, busAddr.at, write, t1 - t0);
+    return null;
+  }
+
+  /** Copies [va, +len) run by run, faulting what is missing; with `holes`, skips the holes it may (skipHole) and notes them. */
+  private copy(va: number, localOff: number, len: number, write: boolean, streamEnd: number, holes: Holes | null, busAddr: { at: number }): string | null {
     let done = 0;
     let redo = 0;
-    let busAddr = -1;
+    const cmdEnd = Math.ceil((va + len) / PAGE_SIZE);
     while (done < len) {
       const cur = va + done;
       const vpn = Math.floor(cur / PAGE_SIZE);
       if (!this.tlb.usable(vpn, write)) {
+        const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
+        const skip = holes === null ? 0 : skipHole(this.tlb, holes, vpn, cmdEnd, last, (v, cap) => this.missingSpan(v, cap, false));
+        if (skip > 0) {
+          const n = Math.min(len, (vpn + skip) * PAGE_SIZE - va) - done;
+          holes!.add(done, n);
+          done += n;
+          continue;
+        }
         this.ctx.dma.releaseToken();
-        const err = this.faultAt(vpn, Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE), write);
+        const err = this.faultAt(vpn, last, write);
         if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${err}`;
         continue;
       }
       const inPage = cur - vpn * PAGE_SIZE;
       const pages = this.tlb.runPages(vpn, Math.ceil((inPage + len - done) / PAGE_SIZE), write);
       const n = Math.min(len - done, pages * PAGE_SIZE - inPage);
-      if (busAddr < 0) busAddr = this.tlb.devAddr(vpn) + inPage;
+      if (busAddr.at < 0) busAddr.at = this.tlb.devAddr(vpn) + inPage;
       const err = this.move(vpn, pages, inPage, localOff + done, n, write);
       if (err === INVALIDATED) {
         if (++redo > MAX_REFAULTS) return `${this.ctx.self.name}: va 0x${cur.toString(16)} invalidated ${MAX_REFAULTS} times in one transfer`;
@@ -169,8 +194,6 @@ export class VaSpace {
       if (err !== null) return err;
       done += n;
     }
-    const t1 = performance.now();
-    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, busAddr, write, t1 - t0);
     return null;
   }
 
