@@ -16,7 +16,9 @@
  *   readOnly      write mappings refused                      -> EPERM
  *   requireIommu  importer must sit behind an IOMMU           -> EPERM
  *   topology      kernel.p2pAllowed(exporter, importer)       -> EOPNOTSUPP
- *                (pci_p2pdma_distance() < 0: what vfio's dma-buf attach returns)
+ *                (pci_p2pdma_distance() < 0: what vfio's dma-buf attach returns;
+ *                asked at mmap for the named importers to cache the verdict,
+ *                refused only at p2pMap)
  *   BAR budget    more pages than the window has slots        -> ENOSPC
  * cpuMappable: whether the CPU may touch the memory (else SIGBUS).
  * premap: map the buffer into free BAR slots at mmap (no importer holds
@@ -117,6 +119,7 @@ export class BarExporter implements VmOps {
    */
   async mmap(mm: Mm, npages: number, backing?: readonly number[]): Promise<{ va: number; vma: Vma }> {
     if (backing && backing.length !== npages) throw new PeerVmaError('EINVAL', this.name, `mmap of ${npages} pages given ${backing.length} backing pages`);
+    this.askTopology(); // before anything is allocated: a policy that throws leaves nothing behind
     const ext = backing ? null : this.alloc.allocContig(npages);
     const pages = backing ? Int32Array.from(backing) : Int32Array.from({ length: npages }, (_, i) => ext!.start + i);
     for (const p of pages) this.dev.shm.mem!.fill(0, p * PAGE_SIZE, (p + 1) * PAGE_SIZE);
@@ -125,18 +128,21 @@ export class BarExporter implements VmOps {
     const vma = mm.findVma(va)!;
     this.backing.set(vma, { pages });
     if (this.policy.premap) await this.bar.premap(pages);
-    this.askTopology();
     return { va, vma };
   }
 
   /**
    * Asks the kernel now whether each named importer may reach this device
-   * (Kernel.p2pAllowed; as a dma-buf exporter's attach asks
-   * pci_p2pdma_distance), so its per-pair verdict is cached before the
-   * first p2p_map, which then only reads it. Behaviour is the same either
-   * way; but the policy is a closure made per run, and asked for the first
-   * time from inside p2pMapRuns' optimized code it deoptimized that code
-   * ('wrong call target'), recompiled inside the stream in every run.
+   * (Kernel.p2pAllowed, pci_p2pdma_distance), so its per-pair verdict is
+   * cached before the first p2p_map, which then only reads it. Only cached:
+   * a refused pair is not an mmap error (mmap does not know who will map;
+   * a dma-buf exporter's attach, which does, fails there), it still fails
+   * at p2p_map with EOPNOTSUPP. Importers not named ('*', or a name not on
+   * the machine) are asked at their first map. Why here: the policy is a
+   * closure made per run, and its first call from inside p2pMapRuns'
+   * optimized code was seen to deoptimize it ('wrong call target') inside
+   * camera-chain-iommu's window (session 9; a review's four --trace-deopt
+   * runs without this did not see it again).
    */
   private askTopology(): void {
     const { importers } = this.policy;

@@ -1,5 +1,5 @@
 // BarExporter.mmap asks the kernel's P2P verdict for each importer its policy names
-// (as a dma-buf exporter's attach asks pci_p2pdma_distance): the first p2p_map then only
+// (pci_p2pdma_distance, cached per pair): the first p2p_map then only
 // reads the cached verdict. An importer policy of '*' names nobody, so nothing is asked
 // before a map.
 import t from 'tap';
@@ -41,4 +41,20 @@ t.test("an importer policy of '*' asks nothing at mmap: the first map asks", asy
   t.same(asked, []);
   await d0.read(va, 2);
   t.same(asked, ['exp>m0']);
+});
+
+t.test('a policy that throws at mmap leaves nothing behind: no device pages, no VMA', async (t) => {
+  const { kernel, machine } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
+  kernel.policy = () => {
+    throw new Error('policy probe failed');
+  };
+  const mm = kernel.createMm();
+  await openMirrors(t, kernel, mm, ['m0']);
+  const ex = new BarExporter(kernel, 'exp', policyOf(['m0']));
+  const mem = machine.device('exp').mem!;
+  const free0 = mem.freePages;
+  const vmas0 = mm.vmaList.length;
+  await t.rejects(ex.mmap(mm, 2), /policy probe failed/);
+  t.equal(mem.freePages, free0, 'no device page taken');
+  t.equal(mm.vmaList.length, vmas0, 'no VMA mapped');
 });

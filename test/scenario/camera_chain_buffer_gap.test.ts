@@ -20,5 +20,6 @@ t.test('p2p, buffers a page apart: the fourth frame finds its buffer still mappe
   // buffers were adjacent (that hold then counted as the window still being written), and
   // frame 3 refaulted 34 pages and revoked again.
   t.equal(r.accounting.refaults, 0, 'no page faulted in again after an invalidation');
-  t.ok(Number(r.accounting.extra['BAR slots recycled']) < 68, `one buffer's shortfall recycled, not two (${r.accounting.extra['BAR slots recycled']})`);
+  // 37 with the gap, 69 without: one buffer's shortfall (34) plus the ring's and the premapped gap pages' slots.
+  t.ok(Number(r.accounting.extra['BAR slots recycled']) <= 40, `one buffer's shortfall recycled, not two (${r.accounting.extra['BAR slots recycled']})`);
 });
