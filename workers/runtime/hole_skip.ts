@@ -76,8 +76,9 @@ export class Holes {
  * Pages to skip at `vpn` (unusable) of a read command ending before page
  * `cmdEnd`, or 0 when the hole must be faulted now: it runs to the end of
  * the command (nothing to copy meanwhile), or no request holding `vpn` is
- * in flight and none could be posted. `span(vpn, cap)` is the window a
- * fault at vpn would ask for (VaSpace.missingSpan).
+ * in flight and none could be posted. `last`: the page the stream ends
+ * before (a request's window stops there, as a fault's does). `span(vpn,
+ * cap)` is the window a fault at vpn would ask for (VaSpace.missingSpan).
  */
 export function skipHole(tlb: DeviceTlb, holes: Holes, vpn: number, cmdEnd: number, last: number, span: (vpn: number, cap: number) => number): number {
   let n = 1;
@@ -85,7 +86,8 @@ export function skipHole(tlb: DeviceTlb, holes: Holes, vpn: number, cmdEnd: numb
   if (vpn + n >= cmdEnd) return 0;
   const va = vpn * PAGE_SIZE;
   if (tlb.awaiting(va)) return n;
-  if (holes.posted) return 0;
+  // The command's one request: spent only once posted (no free group, or a request already holding the window: try at the next hole).
+  if (holes.posted || !tlb.prefetch(va, span(vpn, Math.min(last - vpn, SPARSE_SPAN)), false, true)) return 0;
   holes.posted = true;
-  return tlb.prefetch(va, span(vpn, Math.min(last - vpn, SPARSE_SPAN)), false, true) && tlb.awaiting(va) ? n : 0;
+  return tlb.awaiting(va) ? n : 0;
 }

@@ -69,6 +69,10 @@ export class VaSpace {
   refaults = 0;
   /** The holes a read command copies last (hole_skip.ts). */
   private readonly holes = new Holes();
+  /** The command in progress' passes' shared state (reset per command: nothing allocated per command). */
+  private readonly st: CopyState = { busAddr: -1, redo: 0 };
+  /** The read window a fault at vpn would ask for, made once (skipHole calls it per hole met). */
+  private readonly readSpan = (vpn: number, cap: number): number => this.missingSpan(vpn, cap, false);
 
   constructor(
     private readonly ctx: DeviceCtxCore,
@@ -131,7 +135,11 @@ export class VaSpace {
   /**
    * One command: runs of pages contiguous in device address space, each one
    * DmaEngine.transfer; timed and counted once (DmaEngine.finish), fault
-   * waits left out of the DMA time (they are the device's faultWaitNs).
+   * waits left out of the DMA time (they are the device's faultWaitNs). A
+   * read makes two passes (hole_skip.ts): the usable pages first, past the
+   * holes it asked for, then the holes; each byte lands at its own offset.
+   * An error in either pass ends the command (bytes past a failing hole may
+   * already be copied: the command failed, its buffer is undefined).
    */
   private io(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
     // One run token for the command's runs, given back before a page request and at the end (never held across a wait);
@@ -139,6 +147,7 @@ export class VaSpace {
     return this.ctx.dma.holding(len, () => this.runs(va, localOff, len, write, streamEnd));
   }
 
+  /** io()'s body, inside the run token: the passes, then the command's one DmaEngine.finish (traced at the first run copied). */
   private runs(va: number, localOff: number, len: number, write: boolean, streamEnd: number): string | null {
     const stats = this.ctx.self.stats;
     const t0 = performance.now();
@@ -146,28 +155,29 @@ export class VaSpace {
     // Reads copy past their holes first (workers/runtime/hole_skip.ts), then each hole.
     const holes = write ? null : this.holes;
     holes?.reset();
-    const busAddr = { at: -1 };
-    let err = this.copy(va, localOff, len, write, streamEnd, holes, busAddr);
-    for (let h = 0; err === null && holes !== null && h < holes.count; h++) err = this.copy(va + holes.off[h], localOff + holes.off[h], holes.len[h], write, streamEnd, null, busAddr);
+    const st = this.st;
+    st.busAddr = -1;
+    st.redo = 0;
+    let err = this.copy(va, localOff, len, write, streamEnd, holes, st);
+    for (let h = 0; err === null && holes !== null && h < holes.count; h++) err = this.copy(va + holes.off[h], localOff + holes.off[h], holes.len[h], write, streamEnd, null, st);
     if (err !== null) return err;
     const t1 = performance.now();
-    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, busAddr.at, write, t1 - t0);
+    this.ctx.dma.finish(t0, t1 - t0 - (stats[DeviceStats.faultWaitNs] - wait0) / 1e6, len, st.busAddr, write, t1 - t0);
     return null;
   }
 
   /** Copies [va, +len) run by run, faulting what is missing; with `holes`, skips the holes it may (skipHole) and notes them. */
-  private copy(va: number, localOff: number, len: number, write: boolean, streamEnd: number, holes: Holes | null, busAddr: { at: number }): string | null {
+  private copy(va: number, localOff: number, len: number, write: boolean, streamEnd: number, holes: Holes | null, st: CopyState): string | null {
     let done = 0;
-    let redo = 0;
     const cmdEnd = Math.ceil((va + len) / PAGE_SIZE);
     while (done < len) {
       const cur = va + done;
       const vpn = Math.floor(cur / PAGE_SIZE);
       if (!this.tlb.usable(vpn, write)) {
         const last = Math.ceil(Math.max(va + len, streamEnd) / PAGE_SIZE);
-        const skip = holes === null ? 0 : skipHole(this.tlb, holes, vpn, cmdEnd, last, (v, cap) => this.missingSpan(v, cap, false));
+        const skip = holes === null ? 0 : skipHole(this.tlb, holes, vpn, cmdEnd, last, this.readSpan);
         if (skip > 0) {
-          const n = Math.min(len, (vpn + skip) * PAGE_SIZE - va) - done;
+          const n = (vpn + skip) * PAGE_SIZE - va - done; // skipHole leaves a usable page before cmdEnd
           holes!.add(done, n);
           done += n;
           continue;
@@ -180,10 +190,10 @@ export class VaSpace {
       const inPage = cur - vpn * PAGE_SIZE;
       const pages = this.tlb.runPages(vpn, Math.ceil((inPage + len - done) / PAGE_SIZE), write);
       const n = Math.min(len - done, pages * PAGE_SIZE - inPage);
-      if (busAddr.at < 0) busAddr.at = this.tlb.devAddr(vpn) + inPage;
+      if (st.busAddr < 0) st.busAddr = this.tlb.devAddr(vpn) + inPage;
       const err = this.move(vpn, pages, inPage, localOff + done, n, write);
       if (err === INVALIDATED) {
-        if (++redo > MAX_REFAULTS) return `${this.ctx.self.name}: va 0x${cur.toString(16)} invalidated ${MAX_REFAULTS} times in one transfer`;
+        if (++st.redo > MAX_REFAULTS) return `${this.ctx.self.name}: va 0x${cur.toString(16)} invalidated ${MAX_REFAULTS} times in one transfer`;
         // The bytes moved before the kill stand (copied before the ack); the rest of the run is refaulted and redone.
         const moved = this.ctx.dma.moved;
         this.refaults++;
@@ -300,4 +310,10 @@ export function attachIommu(ctx: DeviceCtxCore, domain: SharedArrayBuffer): Iomm
   ctx.dma.translate = w.translate;
   ctx.inv.addHook((s, e) => w.flush(s, e), 'iommu');
   return w;
+}
+
+/** What a command's passes share: the bus address of its first run copied (the trace's), and its runs redone (MAX_REFAULTS is per command). */
+interface CopyState {
+  busAddr: number;
+  redo: number;
 }
