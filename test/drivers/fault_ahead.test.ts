@@ -117,6 +117,20 @@ t.test('fault-ahead', async (t) => {
     await mm.munmap(va, span);
   });
 
+  t.test('a hole that cannot be faulted in fails the read after the pages past it were copied; the error names the hole', async (t) => {
+    const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
+    ex.fill(vma, 0, pattern(span, 26));
+    await stream({ va, len: span, cmdBytes: 256 * 1024 });
+    const hole = va + 3 * PAGE_SIZE;
+    await ex.revokeAccess(vma, hole, hole + PAGE_SIZE); // dma-buf-style revocation: the page's fault fails ENODEV
+    local().fill(0);
+    await t.rejects(stream({ va, len: 256 * 1024, cmdBytes: 256 * 1024 }), new RegExp(`read of va 0x${hole.toString(16)} failed: ENODEV`));
+    t.ok(local().subarray(4 * PAGE_SIZE, 5 * PAGE_SIZE).some((b) => b !== 0), 'the pages past the hole were copied before the command came back for it');
+    t.equal(bind.violations().count, 0);
+    await ex.restoreAccess(vma, hole, hole + PAGE_SIZE);
+    await mm.munmap(va, span);
+  });
+
   t.test('windows revoked as soon as they are answered: still bit-exact, no violation', async (t) => {
     const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
     const data = pattern(span, 22);
