@@ -74,7 +74,9 @@ t.test('safety properties with live devices', async (t) => {
     await m0.write(va, n, pattern(n * P, 1)); // the device TLB holds writable entries
     const doomed = pfnsOf(va + 16 * P, 32);
     const before = m0.violations().count;
-    Atomics.store(ctl('m0'), DeviceCtl.invLagMs, 800);
+    // The lag must outlast the device's 64-page write below even on a starved host (a write of
+    // 256 KiB takes milliseconds; 800 ms was the old margin): the test waits it out once.
+    Atomics.store(ctl('m0'), DeviceCtl.invLagMs, 2000);
     t.teardown(() => Atomics.store(ctl('m0'), DeviceCtl.invLagMs, 0));
     let unmappedAt = 0;
     const un = mm.munmap(va + 16 * P, 32 * P).then(() => void (unmappedAt = performance.now()));
