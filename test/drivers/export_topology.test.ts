@@ -6,15 +6,21 @@ import t from 'tap';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, openMirrors } from '../fixtures/kernel_machine.js';
 
-const policyOf = (importers: '*' | string[]) => ({ importers, readOnly: false, requireIommu: false, cpuMappable: false });
-
-t.test('mmap asks the verdict of each named importer, once; the map asks nothing more', async (t) => {
-  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
+/** A kernel on `devices` whose P2P policy allows every pair and records each pair it is asked about. */
+async function recording(t: Parameters<typeof kernelMachine>[0], devices: Parameters<typeof kernelMachine>[1]) {
+  const { kernel } = await kernelMachine(t, devices);
   const asked: string[] = [];
   kernel.policy = (provider, client) => {
     asked.push(`${provider.name}>${client.name}`);
     return { map: 'bus-addr', distance: 4, reason: 'test' };
   };
+  return { kernel, asked };
+}
+
+const policyOf = (importers: '*' | string[]) => ({ importers, readOnly: false, requireIommu: false, cpuMappable: false });
+
+t.test('mmap asks the verdict of each named importer, once; the map asks nothing more', async (t) => {
+  const { kernel, asked } = await recording(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
   const mm = kernel.createMm();
   const [d0] = await openMirrors(t, kernel, mm, ['m0']);
   const ex = new BarExporter(kernel, 'exp', policyOf(['m0', 'no-such-device']));
@@ -28,12 +34,7 @@ t.test('mmap asks the verdict of each named importer, once; the map asks nothing
 });
 
 t.test("an importer policy of '*' asks nothing at mmap: the first map asks", async (t) => {
-  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
-  const asked: string[] = [];
-  kernel.policy = (provider, client) => {
-    asked.push(`${provider.name}>${client.name}`);
-    return { map: 'bus-addr', distance: 4, reason: 'test' };
-  };
+  const { kernel, asked } = await recording(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 16 * KiB)]);
   const mm = kernel.createMm();
   const [d0] = await openMirrors(t, kernel, mm, ['m0']);
   const ex = new BarExporter(kernel, 'exp', policyOf('*'));
