@@ -186,7 +186,7 @@ class Accelerator implements DeviceModel {
   }
 
   // The kernels on x, a view of local memory: SIMD in place when there is a module, else JS (same results, tested).
-  // Each returns the module after counting its pass (simdPasses: which kernels ran, for the tests), or null for JS.
+  // Each returns the kernel's checksum; simdPass() counts the WebAssembly passes (simdPasses: which kernels ran, for the tests).
   private initStep(x: Int32Array, seed: number): number {
     const simd = this.simdPass();
     return simd ? simd.initStep(x.byteOffset, x.length, seed) : accelInitStep(x, seed);

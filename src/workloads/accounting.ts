@@ -67,10 +67,17 @@ export function invalidationStats(kernels: readonly Kernel[], devices: readonly 
   return sumInvalidations(kernels.flatMap((k) => devices.map((d) => ({ stats: k.invalidator(d).stats }))));
 }
 
+/** An invalidator's counters at a snapshot (counter_baseline.ts): batches sent and acked, acks recorded. */
+export interface InvalidatorMark {
+  readonly sent: number;
+  readonly acked: number;
+  readonly acks: number;
+}
+
 /** One invalidator's counters (InvalidatorStats) and, when counting from a snapshot, their values then. */
 export interface InvalidatorSample {
   readonly stats: { readonly sent: number; readonly acked: number; readonly ackUs: readonly number[] };
-  readonly since?: { readonly sent: number; readonly acked: number; readonly acks: number };
+  readonly since?: InvalidatorMark;
 }
 
 /** The batches sent and acked and the ack latencies, summed over invalidators (each from its `since`, when given). */

@@ -7,14 +7,14 @@
  */
 import type { Device, Machine } from '../devices/machine.js';
 import type { Kernel } from '../kernel/kernel.js';
-import { stageTimes, sumInvalidations, vaCounters, type VaCounters } from './accounting.js';
+import { stageTimes, sumInvalidations, vaCounters, type InvalidatorMark, type VaCounters } from './accounting.js';
 import type { InvalidationStats, StageTimes } from './workload.js';
 
 /** The counters after the warm-up. */
 export interface Baseline {
   readonly stages: ReadonlyMap<string, StageTimes>;
   readonly va: ReadonlyMap<string, VaCounters>;
-  readonly inv: ReadonlyMap<string, { sent: number; acked: number; acks: number }>;
+  readonly inv: ReadonlyMap<string, InvalidatorMark>;
   readonly submitted: number;
 }
 
@@ -25,7 +25,7 @@ export const NO_BASELINE: Baseline = { stages: new Map(), va: new Map(), inv: ne
 export async function baseline(machine: Machine, kernel: Kernel, devs: readonly Device[], submitted: number): Promise<Baseline> {
   const stages = new Map<string, StageTimes>();
   const va = new Map<string, VaCounters>();
-  const inv = new Map<string, { sent: number; acked: number; acks: number }>();
+  const inv = new Map<string, InvalidatorMark>();
   for (const d of devs) {
     const name = d.spec.name;
     stages.set(name, stageTimes(d));

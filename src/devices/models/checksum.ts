@@ -36,6 +36,8 @@ export class StreamChecksum {
   private ragged = false;
   /** Words the kernel hashed (the rest were hashed in JS): which path ran, for the devices' counters. */
   kernelWords = 0;
+  /** The lanes handed to the kernel and back: one per stream, not one per chunk. */
+  private readonly kernelLaneBuf = new Int32Array(4);
 
   /** `kernel`: hash whole groups with it when the chunk is in its memory (same result, tested). */
   constructor(private readonly kernel: LaneKernel | null = null) {}
@@ -92,9 +94,16 @@ export class StreamChecksum {
   /** lanes() by the kernel. */
   private kernelLanes(w: Int32Array, from: number): number {
     const n = (w.length - from) & ~3;
-    const l = new Int32Array([this.l0, this.l1, this.l2, this.l3]);
+    const l = this.kernelLaneBuf;
+    l[0] = this.l0;
+    l[1] = this.l1;
+    l[2] = this.l2;
+    l[3] = this.l3;
     this.kernel!.lanes(w.byteOffset + from * 4, n, l);
-    [this.l0, this.l1, this.l2, this.l3] = l;
+    this.l0 = l[0];
+    this.l1 = l[1];
+    this.l2 = l[2];
+    this.l3 = l[3];
     this.kernelWords += n;
     return from + n;
   }
