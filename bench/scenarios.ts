@@ -1,7 +1,7 @@
 /**
  * scenario.<name> rows: every shipped scenario that has a workload (not the
  * topo-* examples) run in p2p mode and in bounce mode, `repeats` times
- * each, on a fresh machine each run. The figure is the run's throughput
+ * each, on a new machine each run. The figure is the run's throughput
  * (payload / timed window: data movement and device compute, not setup
  * nor verification); scenario.<name>.bounce is the baseline of
  * scenario.<name>, so its ratio is p2p / bounce. For accel-progress the
@@ -12,8 +12,12 @@
  * alternating from pair to pair so neither mode always runs first (cold
  * JIT, page cache). A warm-up pair runs first and is not recorded: the
  * first runs of a scenario in a process compile its kernel, driver and
- * workload code (the workers are fresh each run, the main thread is not),
- * and that first pair's ratio was the one most often far from the rest.
+ * workload code on the main thread, and its device code on the device
+ * threads; each mode has its own DeviceWorkerPool for the scenario, so
+ * every recorded run of a mode re-configures the device threads its
+ * warm-up (and earlier pairs) ran on, stopped and reset in between (an
+ * emulator cost out of the windows, as the kernel's already was). The
+ * first pair's ratio was the one most often far from the rest.
  * After the suite's `repeats` pairs, a scenario whose runs are short keeps
  * adding pairs while its time budget allows (at most MAX_PAIRS): under
  * load a run's figure swings 2-3x with the scheduler, and a median of
@@ -31,6 +35,7 @@
  */
 import { readdirSync } from 'node:fs';
 import { InputError } from '../src/errors.js';
+import { DeviceWorkerPool } from '../src/devices/worker_pool.js';
 import { loadScenarioFile } from '../src/scenario/load.js';
 import { runScenario, type RunReport, type RunTracer } from '../src/scenario/run.js';
 import { assertChecks, throughput } from '../src/trace/summary.js';
@@ -101,22 +106,27 @@ export async function scenarioRows(rows: RowSet, dir: string, repeats: number, q
     const traced: Partial<Record<Mode, RunReport>> = {};
     let unit = 'MB/s';
     const t0 = performance.now();
-    for (let k = 0; k < WARMUP_PAIRS; k++) for (const mode of pairOrder(k)) assertChecks(await runScenario(sc, { frames, mode }));
-    for (let k = 0; k < MAX_PAIRS; k++) {
-      const spent = performance.now() - t0;
-      if (k >= repeats && spent + spent / (k + WARMUP_PAIRS) > BUDGET_MS[quick ? 'quick' : 'full']) break;
-      for (const mode of pairOrder(k)) {
-        const r = await runScenario(sc, { frames, mode, trace: k === repeats - 1 ? obs.trace : undefined });
-        assertChecks(r);
-        const fg = figure(r);
-        out[mode].push(fg.value);
-        unit = fg.unit;
-        if (k === repeats - 1) traced[mode] = r;
+    const pools: Record<Mode, DeviceWorkerPool> = { p2p: new DeviceWorkerPool(), bounce: new DeviceWorkerPool() };
+    try {
+      for (let k = 0; k < WARMUP_PAIRS; k++) for (const mode of pairOrder(k)) assertChecks(await runScenario(sc, { frames, mode, pool: pools[mode] }));
+      for (let k = 0; k < MAX_PAIRS; k++) {
+        const spent = performance.now() - t0;
+        if (k >= repeats && spent + spent / (k + WARMUP_PAIRS) > BUDGET_MS[quick ? 'quick' : 'full']) break;
+        for (const mode of pairOrder(k)) {
+          const r = await runScenario(sc, { frames, mode, pool: pools[mode], trace: k === repeats - 1 ? obs.trace : undefined });
+          assertChecks(r);
+          const fg = figure(r);
+          out[mode].push(fg.value);
+          unit = fg.unit;
+          if (k === repeats - 1) traced[mode] = r;
+        }
       }
+    } finally {
+      await Promise.all([pools.p2p.close(), pools.bounce.close()]);
     }
     if (traced.p2p && traced.bounce) obs.pair?.(traced.p2p, traced.bounce);
     const size = frames === undefined ? 'shipped size' : `size ${frames}`;
-    const runs = `${out.p2p.length} runs each mode after ${WARMUP_PAIRS} warm-up pair, alternating which goes first`;
+    const runs = `${out.p2p.length} runs each mode after ${WARMUP_PAIRS} warm-up pair, alternating which goes first, on the mode's warm device workers`;
     rows.add(`scenario.${sc.name}.bounce`, unit, out.bounce, null, `${sc.name} in bounce mode, ${size}, ${runs}`);
     rows.add(`scenario.${sc.name}`, unit, out.p2p, `scenario.${sc.name}.bounce`, `${sc.name} in p2p mode, ${size}, ${runs}; ratio = p2p / bounce`);
     const pairs = out.p2p.map((x, k) => x / out.bounce[k]);

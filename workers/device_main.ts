@@ -4,7 +4,14 @@
  * comlink. Everything after start() is data plane: SAB + Atomics.
  *
  * Lifetime: configure once, createQueue any number of times, start once,
- * stop once; the main thread then terminates the worker.
+ * stop once; then the main thread either terminates the worker or resets
+ * it (a DeviceWorkerPool keeps it for the next machine, src/devices/
+ * worker_pool.ts), and the next configure starts from nothing again.
+ * [Required: reset drops every reference to the last machine: its shared
+ * memory, model, queues, process binding, IOMMU walker, error log, trace
+ * ring and run token; module-level state is reuse-safe (simd_kernels.ts
+ * `instance`/`tablesOf`, accel_simd.ts `compiled` hold compiled code and
+ * a table owner that is checked by identity, not machine state).]
  */
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
@@ -83,6 +90,23 @@ class DeviceEndpoint implements DeviceEndpointApi {
     this.realised().loop.stop();
   }
 
+  /**
+   * Forgets the machine after stop(), once the device loop has ended, so
+   * the next configure() builds a new device from nothing. The JIT keeps
+   * what it compiled: the same classes get new instances.
+   */
+  async reset(): Promise<void> {
+    const d = this.dev;
+    if (d && !d.loop.stopping) throw new Error(`${this.core!.self.name}: reset before stop`);
+    await d?.loop.ended();
+    this.dev = null;
+    this.core = null;
+    this.va = null;
+    this.iommu = null;
+    this.log.length = 0;
+    traceSink.w = null;
+  }
+
   errors(): DeviceErrorRecord[] {
     return this.log.slice();
   }
@@ -127,7 +151,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
 /** Wraps each control method so the device loop learns the call was served. */
 function exposeControl(ep: DeviceEndpoint): DeviceEndpointApi {
   const api = {} as Record<string, (...a: unknown[]) => unknown>;
-  for (const name of ['configure', 'createQueue', 'start', 'stop', 'errors', 'deviceCmd'] as const) {
+  for (const name of ['configure', 'createQueue', 'start', 'stop', 'reset', 'errors', 'deviceCmd'] as const) {
     api[name] = (...args: unknown[]) => {
       try {
         return (ep[name] as (...a: unknown[]) => unknown)(...args);

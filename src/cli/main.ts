@@ -29,6 +29,12 @@ const DEFAULT_SCENARIO = fileURLToPath(new URL(import.meta.url.includes('/dist/'
  * scenario key's, checked by applyOverrides with the same schema and
  * message as the file (one validation path).
  */
+/** What the timed runs of --compare ran on: their warm-up's device workers (compareScenario's pools), or fresh ones when a warm-up ended unclean. */
+function warmWorkers(reports: readonly RunReport[]): string {
+  const all = reports.every((r) => r.machine.reused === r.machine.devices);
+  return all ? "each timed run reused its warm-up's device workers (stopped and reset in between)" : `timed runs reused ${reports.map((r) => `${r.machine.reused} of ${r.machine.devices}`).join(' and ')} device workers (a warm-up that fails a check gives none back)`;
+}
+
 function intArg(name: string, min: number) {
   return (v: string): number => {
     // A number as the YAML file would read it (1e9 is 1000000000, then refused by the range check).
@@ -85,7 +91,7 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
   } else {
     process.stdout.write(reports.map((r) => formatSummary(r)).join('\n'));
     if (flags.compare) process.stdout.write('\n' + formatComparison(reports as [RunReport, RunReport]));
-    if (warmup) process.stdout.write('Each mode ran once untimed first (a warm-up, as `peervma bench` does; --no-warmup skips it).\n');
+    if (warmup) process.stdout.write(`Each mode ran once untimed first (a warm-up, as \`peervma bench\` does; --no-warmup skips it); ${warmWorkers(reports)}.\n`);
   }
   for (const r of reports) assertChecks(r);
 }

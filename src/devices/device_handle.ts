@@ -1,22 +1,22 @@
 /**
- * The kernel's handle on one device worker: spawns it, speaks the control
- * plane through comlink, and turns every way a worker can go wrong into a
- * DeviceError that names the device.
+ * The kernel's handle on one device worker for one machine: speaks the
+ * control plane through the worker's comlink Remote, and turns every way
+ * a worker can go wrong into a DeviceError that names the device.
  *
- * Lifetime: created by Machine.create, configured once, terminated by
- * Machine.shutdown (or on the first failure of any device). After a
- * failure every further call rejects at once with the same error.
+ * Lifetime: created by Machine.create on a worker freshly spawned or
+ * taken from a DeviceWorkerPool (worker_pool.ts), configured once; ended
+ * by Machine.shutdown, which either terminates the worker or (a clean run
+ * with a pool) releases it, stopped and reset, back to the pool. After a
+ * failure every further call rejects at once with the same error; after
+ * release every call rejects (the worker may already serve another machine).
  *
  * Every wait on the worker has a deadline: a call that is not answered in
  * `timeoutMs` fails with DeviceError(timeout) naming the device and call.
  */
-import { Worker } from 'node:worker_threads';
-import * as Comlink from 'comlink';
 import { DeviceError } from '../errors.js';
 import { DeviceCtl, ringWake } from '../shm/device_ctl.js';
-import { nodeEndpoint } from './comlink_node.js';
+import type { DeviceWorker } from './device_worker.js';
 import type { DeviceCmd, DeviceEndpointApi, DeviceOp, DeviceReply } from './protocol.js';
-import { WORKER_EXEC_ARGV, compiledModule } from './worker_entry.js';
 
 type Method = keyof DeviceEndpointApi;
 
@@ -24,23 +24,25 @@ type Method = keyof DeviceEndpointApi;
 const BOOT_TIMEOUT_MS = 15000;
 
 export class DeviceHandle {
-  private readonly worker: Worker;
-  private readonly remote: Comlink.Remote<DeviceEndpointApi>;
   private failure: DeviceError | null = null;
-  private terminating = false;
+  /** Set once this handle terminated or released its worker: no failure is recorded after. */
+  private ended = false;
   private readonly failureListeners: ((e: DeviceError) => void)[] = [];
 
   constructor(
     readonly name: string,
     readonly ctl: Int32Array,
     private readonly timeoutMs: number,
+    /** The thread, for this machine only; its trouble is routed here until release or terminate. */
+    private readonly dw: DeviceWorker,
   ) {
-    this.worker = new Worker(compiledModule('workers/device_main'), { name: `peervma:${name}`, execArgv: WORKER_EXEC_ARGV });
-    this.remote = Comlink.wrap<DeviceEndpointApi>(nodeEndpoint(this.worker));
-    this.worker.on('error', (e) => this.fail(new DeviceError(name, 'crashed', e instanceof Error ? e.message : String(e))));
-    this.worker.on('exit', (code) => {
-      if (!this.terminating) this.fail(new DeviceError(name, 'exited', `worker exited with code ${code}`));
-    });
+    dw.machines++;
+    dw.route((t) => this.fail(new DeviceError(name, t.what, t.detail)));
+  }
+
+  /** The worker thread (tests compare threadId across machines). */
+  get threadId(): number {
+    return this.dw.worker.threadId;
   }
 
   get failed(): DeviceError | null {
@@ -68,7 +70,7 @@ export class DeviceHandle {
    */
   async call<M extends Method>(method: M, ...args: Parameters<DeviceEndpointApi[M]>): Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>> {
     return this.answer(method, () => {
-      const fn = this.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
+      const fn = this.dw.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
       return fn(...args);
     });
   }
@@ -76,6 +78,7 @@ export class DeviceHandle {
   /** Sends one control call (`send`, not run after a failure: the proxy may be released) and waits for its answer with the deadline of `method`. */
   private async answer<T>(method: Method, send: () => Promise<T>): Promise<T> {
     if (this.failure) throw this.failure;
+    if (this.ended) throw new DeviceError(this.name, 'exited', `'${method}' after the machine let its worker go`);
     Atomics.add(this.ctl, DeviceCtl.ctrlReq, 1);
     const answer = send();
     ringWake(this.ctl);
@@ -106,22 +109,31 @@ export class DeviceHandle {
    */
   cmd<O extends DeviceOp>(cmd: DeviceCmd<O>): Promise<DeviceReply<O>> {
     return this.answer('deviceCmd', () => {
-      const deviceCmd = this.remote.deviceCmd as unknown as (c: DeviceCmd<O>) => Promise<DeviceReply<O>>;
+      const deviceCmd = this.dw.remote.deviceCmd as unknown as (c: DeviceCmd<O>) => Promise<DeviceReply<O>>;
       return deviceCmd(cmd);
     });
   }
 
   /** Records the first failure and tells the listeners; returns the error in force. */
   fail(e: DeviceError): DeviceError {
-    if (this.failure || this.terminating) return this.failure ?? e;
+    if (this.failure || this.ended) return this.failure ?? e;
     this.failure = e;
     for (const cb of this.failureListeners.splice(0)) cb(e);
     return e;
   }
 
   async terminate(): Promise<void> {
-    this.terminating = true;
-    this.remote[Comlink.releaseProxy]();
-    await this.worker.terminate();
+    this.ended = true;
+    await this.dw.terminate();
+  }
+
+  /**
+   * Ends this handle without ending the thread, for a DeviceWorkerPool:
+   * only after 'stop' and 'reset' were answered (Machine.shutdown).
+   */
+  release(): DeviceWorker {
+    this.ended = true;
+    this.dw.route(null);
+    return this.dw;
   }
 }

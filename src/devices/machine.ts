@@ -4,8 +4,12 @@
  * worker.
  *
  * Lifetime: Machine.create checks limits, creates the shared memory,
- * spawns and configures every worker (in parallel); shutdown stops and
- * terminates them all. The first failure of any device rejects `failure`,
+ * spawns (or, given a DeviceWorkerPool, borrows) and configures every
+ * worker (in parallel); shutdown stops them all, then terminates them, or
+ * with a pool and a clean run resets each and gives it back. A worker of a
+ * run that failed anywhere (a device, the workload, a data check: the
+ * caller says `recycle: false`) or that does not stop and reset in time is
+ * terminated, never kept. The first failure of any device rejects `failure`,
  * which every wait of the kernel races against, so a crashed or hung
  * device ends the run with its name instead of a hang.
  */
@@ -16,6 +20,8 @@ import { DeviceCtl } from '../shm/device_ctl.js';
 import { attachMachineShm, createMachineShm, type DeviceShm, type MachineShm } from '../shm/phys_mem.js';
 import { PageAllocator } from '../shm/page_alloc.js';
 import { DeviceHandle } from './device_handle.js';
+import { DeviceWorker } from './device_worker.js';
+import type { DeviceWorkerPool } from './worker_pool.js';
 import { checkLimits, deviceLimit } from './limits.js';
 import { hostCores, resolveRunTokens, RunTokens, type RunTokenSetting } from './run_tokens.js';
 import { deviceKinds } from './device_kinds.js';
@@ -53,6 +59,13 @@ export interface MachineBoot {
   readonly cores: number;
   /** Run tokens in force; 0: off. */
   readonly runTokens: number;
+  /** Workers borrowed warm from a DeviceWorkerPool instead of spawned (their V8 already compiled the device code). */
+  readonly reused: number;
+}
+
+export interface MachineOptions {
+  /** Borrow idle workers from here; shutdown gives them back after a clean run. Absent: every worker is fresh. */
+  readonly pool?: DeviceWorkerPool;
 }
 
 export interface Device {
@@ -77,6 +90,7 @@ export class Machine {
     readonly devices: readonly Device[],
     /** The run tokens in force; null: off. */
     readonly runTokens: RunTokens | null,
+    private readonly pool: DeviceWorkerPool | null,
   ) {
     this.bus = new BusDecoder(shm);
     this.ram = new PageAllocator('system RAM', spec.ramBytes / PAGE_SIZE, shm.ram, shm.ramGen);
@@ -94,14 +108,16 @@ export class Machine {
   }
 
   /** How the machine came up, for the run's machine line (set once by create). */
-  boot: MachineBoot = { ms: 0, rssPerWorkerBytes: 0, deviceLimit: 0, cores: 0, runTokens: 0 };
+  boot: MachineBoot = { ms: 0, rssPerWorkerBytes: 0, deviceLimit: 0, cores: 0, runTokens: 0, reused: 0 };
+  private down: Promise<void> | null = null;
 
-  static async create(spec: MachineSpec): Promise<Machine> {
+  static async create(spec: MachineSpec, opts: MachineOptions = {}): Promise<Machine> {
     checkLimits({ ramBytes: spec.ramBytes, devices: spec.devices });
     const t0 = performance.now();
     const rss0 = process.memoryUsage.rss();
     const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes, wasm: deviceKinds[d.kind]?.wasmMemory })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
+    let reused = 0;
     const devices = spec.devices.map((s, i): Device => {
       const dshm = shm.devices[i];
       const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
@@ -109,19 +125,21 @@ export class Machine {
       // start of device memory; no driver may hand those pages out.
       const own = Math.ceil((deviceKinds[s.kind]?.minMemBytes ?? 0) / PAGE_SIZE);
       if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
-      return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs), mem };
+      const warm = opts.pool?.take(s.kind, s.name) ?? null;
+      if (warm) reused++;
+      return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs, warm ?? new DeviceWorker(s.kind, s.name)), mem };
     });
     for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
     const nTokens = resolveRunTokens(spec.runTokens, devices.length);
     const tokens = nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null;
-    const m = new Machine(spec, shm, devices, tokens);
+    const m = new Machine(spec, shm, devices, tokens, opts.pool ?? null);
     // Half the machine deadline: a device starved of a token fails its transfer naming the
     // holders before the kernel's own wait on that device times out without a reason.
     const runTokens = tokens ? { sab: tokens.sab, timeoutMs: Math.max(1, Math.floor(spec.timeoutMs / 2)) } : undefined;
     try {
       await m.race(Promise.all(devices.map((d, i) => d.handle.call('configure', { name: d.spec.name, index: i, kind: d.spec.kind, shm: desc, props: d.spec.props, runTokens }))));
     } catch (e) {
-      await m.shutdown();
+      await m.shutdown({ recycle: false });
       throw e;
     }
     const memories = spec.ramBytes + spec.devices.reduce((sum, d) => sum + d.memBytes, 0);
@@ -132,6 +150,7 @@ export class Machine {
       deviceLimit: deviceLimit(memories),
       cores: hostCores(),
       runTokens: nTokens,
+      reused,
     };
     return m;
   }
@@ -190,10 +209,25 @@ export class Machine {
     Atomics.notify(this.shm.hostIrq, 0);
   }
 
-  /** Stops every device that still answers, then terminates every worker. Idempotent. */
-  async shutdown(): Promise<void> {
+  /**
+   * Stops every device that still answers; then, with a pool and
+   * `recycle` (the default; the caller passes false when its run failed),
+   * resets each and gives it back if no device of the machine failed;
+   * terminates every worker not given back. Idempotent: later calls await
+   * the first.
+   */
+  shutdown(opts: { recycle?: boolean } = {}): Promise<void> {
+    this.down ??= this.teardown(opts.recycle !== false);
+    return this.down;
+  }
+
+  private async teardown(recycle: boolean): Promise<void> {
     await Promise.allSettled(this.devices.filter((d) => !d.handle.failed).map((d) => d.handle.call('stop')));
-    await Promise.allSettled(this.devices.map((d) => d.handle.terminate()));
+    const pool = recycle && !this.firstFailure ? this.pool : null;
+    // A reset that fails or times out fails its device (and so the machine): then nothing is kept.
+    if (pool) await Promise.allSettled(this.devices.map((d) => d.handle.call('reset')));
+    const keep = pool !== null && !this.firstFailure;
+    await Promise.allSettled(this.devices.map((d) => (keep ? pool.give(d.handle.release()) : d.handle.terminate())));
     // Release any kernel-side waitAsync still parked on a device word, so no
     // timer outlives the machine.
     Atomics.notify(this.shm.hostIrq, 0);

@@ -8,7 +8,7 @@
  * (what it gets back), and CmdHandlers<ops> (what a worker model must
  * serve): the compiler checks both ends against the same row.
  *
- * Slow path only: configure, queue creation, start, stop, error log. The
+ * Slow path only: configure, queue creation, start, stop, reset, error log. The
  * data plane (doorbells, DMA, invalidations, completions) never goes
  * through here; it is SAB + Atomics (src/shm/).
  */
@@ -61,6 +61,8 @@ export interface DeviceEndpointApi {
   createQueue(q: QueueConfig): void;
   start(): void;
   stop(): void;
+  /** After stop: waits for the device loop to end, then forgets the machine (the worker may be configured again). */
+  reset(): Promise<void>;
   /** Device errors logged since start (bad DMA addresses and the like). */
   errors(): DeviceErrorRecord[];
   /**

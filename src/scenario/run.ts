@@ -3,9 +3,12 @@
  * the topology forbids P2P and the scenario allows the fallback), builds
  * the machine it describes, measures the memcpy baseline, runs the
  * workload, and always tears the machine down — whatever failed, no
- * worker outlives the run.
+ * worker outlives the run, except that a run given a DeviceWorkerPool
+ * that ends cleanly (every data check passed) hands its workers, stopped
+ * and reset, to the pool for the next run of the same mode.
  */
 import { Machine, type MachineBoot, type MachineSpec } from '../devices/machine.js';
+import { DeviceWorkerPool } from '../devices/worker_pool.js';
 import type { RunTokenSetting } from '../devices/run_tokens.js';
 import { DeviceError, P2pRefusedError, PeerVmaError, ScenarioError, VerifyError } from '../errors.js';
 import { buildFabric } from '../hw/topology.js';
@@ -28,6 +31,8 @@ export interface RunOptions extends Overrides {
   readonly progress?: (p: RunProgress) => void;
   /** Overrides the scenario's machine.runTokens (`--run-tokens`). */
   readonly runTokens?: RunTokenSetting;
+  /** Borrow device workers from, and give them back to, this pool (src/devices/worker_pool.ts); absent: fresh workers. */
+  readonly pool?: DeviceWorkerPool;
 }
 
 export interface RunProgress {
@@ -245,8 +250,10 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const requestedMode = w.mode;
   const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
   const { dram: memcpy, cached: memcpyCached } = memcpyBaselines();
-  const machine = await Machine.create({ ...machineSpec(sc), ...(opts.runTokens !== undefined ? { runTokens: opts.runTokens } : {}), traceRecords: opts.trace?.records ?? 0 });
+  const machine = await Machine.create({ ...machineSpec(sc), ...(opts.runTokens !== undefined ? { runTokens: opts.runTokens } : {}), traceRecords: opts.trace?.records ?? 0 }, { pool: opts.pool });
   let accounting: Accounting;
+  /** Workers go back to a pool only from a run whose every check passed. */
+  let clean = false;
   const kernels: Kernel[] = [];
   const links: LinkUse[] = [];
   opts.trace?.attach(machine, `${sc.name} (${mode})`);
@@ -254,12 +261,13 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   try {
     const a = await workloadDef(w).run({ machine, fabric: observedFabric(fabric, links), seed, mode, kernels }, { ...w, mode });
     accounting = kernels.length > 0 ? { ...a, checks: [...a.checks, safetyCheck(kernels)] } : a;
+    clean = accounting.checks.every((c) => c.ok);
   } catch (e) {
     throw safetyFirst(memoryTooSmall(e, sc), kernels);
   } finally {
     stopProgress();
     opts.trace?.detach();
-    await machine.shutdown();
+    await machine.shutdown({ recycle: clean });
   }
   const tokens = machine.runTokens?.stats ?? { waits: 0, handoffs: 0 };
   const ackUs = kernels.flatMap((k) => machine.devices.flatMap((d) => k.invalidator(d.spec.name).stats.ackUs));
@@ -267,22 +275,29 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
 }
 
 /**
- * Runs both modes, one fresh machine each: p2p first, then bounce. With
+ * Runs both modes, one machine each: p2p first, then bounce. With
  * `warmup`, each mode first runs once untimed (not traced, no progress,
  * its report dropped), as `peervma bench` does: the kernel's side of each
- * mode (mapping, faults, invalidation in p2p; host copies in bounce) is
- * JavaScript compiled on first use in this process, a cost the modelled
- * kernel never pays; without the warm-up it lands in p2p's first window
- * only (bounce's kernel does little in its window). Device workers are
- * fresh in every run, warm-up or not.
+ * mode (mapping, faults, invalidation in p2p; host copies in bounce) and
+ * each device's side (the camera's VA/TLB path, the NIC's SEND path) is
+ * JavaScript compiled on first use in its thread, a cost the modelled
+ * machine never pays. The kernel's thread stays warm by itself; the device
+ * threads stay warm because each mode has its own DeviceWorkerPool: the
+ * timed run of a mode re-configures the threads its warm-up ran on
+ * (stopped and reset in between, no state carried). Without the warm-up
+ * both modes run on fresh workers and the compiling lands in the windows.
  */
 export async function compareScenario(sc: Scenario, opts: RunOptions = {}, warmup = false): Promise<[RunReport, RunReport]> {
-  if (warmup) {
+  if (!warmup) return [await runScenario(sc, { ...opts, mode: 'p2p' }), await runScenario(sc, { ...opts, mode: 'bounce' })];
+  const pools = { p2p: new DeviceWorkerPool(), bounce: new DeviceWorkerPool() };
+  try {
     const quiet = { seed: opts.seed, frames: opts.frames, runTokens: opts.runTokens };
-    await runScenario(sc, { ...quiet, mode: 'p2p' });
-    await runScenario(sc, { ...quiet, mode: 'bounce' });
+    await runScenario(sc, { ...quiet, mode: 'p2p', pool: pools.p2p });
+    await runScenario(sc, { ...quiet, mode: 'bounce', pool: pools.bounce });
+    const p2p = await runScenario(sc, { ...opts, mode: 'p2p', pool: pools.p2p });
+    const bounce = await runScenario(sc, { ...opts, mode: 'bounce', pool: pools.bounce });
+    return [p2p, bounce];
+  } finally {
+    await Promise.all([pools.p2p.close(), pools.bounce.close()]);
   }
-  const p2p = await runScenario(sc, { ...opts, mode: 'p2p' });
-  const bounce = await runScenario(sc, { ...opts, mode: 'bounce' });
-  return [p2p, bounce];
 }

@@ -98,7 +98,9 @@ function extraRows(r: RunReport): [string, string][] {
 function machineLine(r: RunReport): string {
   const m = r.machine;
   const tokens = m.runTokens > 0 ? `run tokens ${m.runTokens}, ${m.tokenWaits} waits` : 'run tokens off';
-  return `${m.devices} workers (~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB, boot ${m.ms.toFixed(0)} ms), limit ${m.deviceLimit}; ${m.cores} cores, ${tokens}`;
+  // Reused workers were warm (their threads ran an earlier run of this mode): boot and RSS growth are not a fresh spawn's.
+  const reused = m.reused > 0 ? `reused ${m.reused} warm, ` : '';
+  return `${m.devices} workers (${reused}~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB, boot ${m.ms.toFixed(0)} ms), limit ${m.deviceLimit}; ${m.cores} cores, ${tokens}`;
 }
 
 export function formatSummary(r: RunReport, cols = terminalColumns()): string {

@@ -59,6 +59,20 @@ export class DeviceLoop {
     this.stopRequested = true;
   }
 
+  /** True once stop() was called (the loop then ends at its next pass, or never started). */
+  get stopping(): boolean {
+    return this.stopRequested;
+  }
+
+  /**
+   * Resolves when run() has returned (at once if the loop never started);
+   * rejects with what ended it if device work threw. Pairs with stop(): a
+   * worker is reset (workers/device_main.ts) only after this.
+   */
+  ended(): Promise<void> {
+    return this.finished ?? Promise.resolve();
+  }
+
   private controlPending(): boolean {
     return Atomics.load(this.ctl, DeviceCtl.ctrlReq) !== Atomics.load(this.ctl, DeviceCtl.ctrlServed);
   }
