@@ -34,15 +34,10 @@ export class DeviceHandle {
     readonly ctl: Int32Array,
     private readonly timeoutMs: number,
     /** The thread, for this machine only; its trouble is routed here until release or terminate. */
-    private readonly dw: DeviceWorker,
+    readonly thread: DeviceWorker,
   ) {
-    dw.machines++;
-    dw.route((t) => this.fail(new DeviceError(name, t.what, t.detail)));
-  }
-
-  /** The worker thread (tests compare threadId across machines). */
-  get threadId(): number {
-    return this.dw.worker.threadId;
+    thread.machines++;
+    thread.route((t) => this.fail(new DeviceError(name, t.what, t.detail)));
   }
 
   get failed(): DeviceError | null {
@@ -70,7 +65,7 @@ export class DeviceHandle {
    */
   async call<M extends Method>(method: M, ...args: Parameters<DeviceEndpointApi[M]>): Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>> {
     return this.answer(method, () => {
-      const fn = this.dw.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
+      const fn = this.thread.remote[method] as unknown as (...a: unknown[]) => Promise<Awaited<ReturnType<DeviceEndpointApi[M]>>>;
       return fn(...args);
     });
   }
@@ -109,7 +104,7 @@ export class DeviceHandle {
    */
   cmd<O extends DeviceOp>(cmd: DeviceCmd<O>): Promise<DeviceReply<O>> {
     return this.answer('deviceCmd', () => {
-      const deviceCmd = this.dw.remote.deviceCmd as unknown as (c: DeviceCmd<O>) => Promise<DeviceReply<O>>;
+      const deviceCmd = this.thread.remote.deviceCmd as unknown as (c: DeviceCmd<O>) => Promise<DeviceReply<O>>;
       return deviceCmd(cmd);
     });
   }
@@ -124,7 +119,7 @@ export class DeviceHandle {
 
   async terminate(): Promise<void> {
     this.ended = true;
-    await this.dw.terminate();
+    await this.thread.terminate();
   }
 
   /**
@@ -133,7 +128,7 @@ export class DeviceHandle {
    */
   release(): DeviceWorker {
     this.ended = true;
-    this.dw.route(null);
-    return this.dw;
+    this.thread.route(null);
+    return this.thread;
   }
 }
