@@ -84,11 +84,13 @@ t.test('--compare warms each mode up untimed first and says so; --no-warmup does
   const warm = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--frames', '2');
   t.equal(warm.code, 0, warm.err);
   t.match(warm.out, /Why p2p is (ahead|behind)/);
-  t.match(warm.out, /\nEach mode ran once untimed first \(a warm-up, as `peervma bench` does; --no-warmup skips it\)\.\n$/);
+  t.match(warm.out, /\nEach mode ran once untimed first \(a warm-up, as `peervma bench` does; --no-warmup skips it\); each timed run reused its warm-up's device workers \(stopped and reset in between\)\.\n$/);
+  t.match(warm.out, /2 workers \(reused 2 warm, /, 'the machine lines say the timed runs ran on warm workers');
   const cold = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--compare', '--frames', '2', '--no-warmup');
   t.equal(cold.code, 0, cold.err);
   t.match(cold.out, /Why p2p is (ahead|behind)/);
   t.notMatch(cold.out, /warm-up/);
+  t.notMatch(cold.out, /reused/, 'without the warm-up every worker is fresh');
   const single = await peervmaIn('run', 'test/fixtures/scenarios/small-chain.yaml', '--frames', '2');
   t.notMatch(single.out, /warm-up/, 'a single-mode run has no warm-up');
 });
