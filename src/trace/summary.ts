@@ -98,9 +98,11 @@ function extraRows(r: RunReport): [string, string][] {
 function machineLine(r: RunReport): string {
   const m = r.machine;
   const tokens = m.runTokens > 0 ? `run tokens ${m.runTokens}, ${m.tokenWaits} waits` : 'run tokens off';
-  // Reused workers were warm (their threads ran an earlier run of this mode): boot and RSS growth are not a fresh spawn's.
+  // Reused workers were warm (their threads ran an earlier run of this mode): their boot is a
+  // configure, and the RSS growth of a boot that spawned nothing measures no worker, so it is left out.
   const reused = m.reused > 0 ? `reused ${m.reused} warm, ` : '';
-  return `${m.devices} workers (${reused}~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB, boot ${m.ms.toFixed(0)} ms), limit ${m.deviceLimit}; ${m.cores} cores, ${tokens}`;
+  const rss = m.reused < m.devices ? `~${(m.rssPerWorkerBytes / 2 ** 20).toFixed(1)} MiB, ` : '';
+  return `${m.devices} workers (${reused}${rss}boot ${m.ms.toFixed(0)} ms), limit ${m.deviceLimit}; ${m.cores} cores, ${tokens}`;
 }
 
 export function formatSummary(r: RunReport, cols = terminalColumns()): string {
