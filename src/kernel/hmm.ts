@@ -38,7 +38,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { DevMem } from './devmem.js';
 import type { Mm } from './mm.js';
 import type { IntervalNotifier } from './mmu_notifier.js';
-import type { DeviceRef, DevMemRef } from './kernel_types.js';
+import type { DeviceRef } from './kernel_types.js';
 import type { Pte, Vma } from './vma.js';
 
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HMM_PFN_ZERO } from '../shm/hmm_pfn.js';
@@ -385,40 +385,23 @@ async function mapPeerPrivateRun(mm: Mm, range: HmmRange, vmaEnd: number, va: nu
   if (first?.kind !== 'devprivate' || range.importer === null) return 0;
   const owner = first.devmem;
   if (owner === range.devPrivateOwner || !owner.allowPeers || (write && !first.write) || !mm.kernel.p2pAllowed(owner.owner, range.importer).ok) return 0;
-  const max = Math.min((vmaEnd - va) / PAGE_SIZE, (range.end - va) / PAGE_SIZE);
-  const pages = privateRunPages(mm, range, vpn0, max, i0, owner, write);
-  if (pages === null) return 0; // one page: the per-page path does the same
-  const m = await owner.p2pMapRange(pages, range.importer, mm, va);
-  if (!m) return 0;
-  fillPeerEntries(range.pfns, i0, validFlags(HMM_PFN_P2P, write), m.bus, m.gens, owner.owner.index, pages);
-  return pages.length;
-}
-
-/**
- * The device pages of the run from VA page `vpn0` (at most `max`): private
- * to `owner`, writable if `write`, asked with the same flags as entry i0.
- * One page-table lookup per page (hmm-peer's NICs fault 512 at a time);
- * null for a run of one page. The per-page loops of the run path are
- * small leaf functions (this one and fillPeerEntries): V8 optimizes them
- * alone and early, instead of recompiling the whole awaiting caller, with
- * the BAR mapping inlined, when it gets hot in a later run.
- */
-function privateRunPages(mm: Mm, range: HmmRange, vpn0: number, max: number, i0: number, owner: DevMemRef, write: boolean): Int32Array | null {
   const req0 = range.reqFlags?.[i0] ?? 0;
-  let n = 1;
-  for (; n < max; n++) {
+  const max = Math.min((vmaEnd - va) / PAGE_SIZE, (range.end - va) / PAGE_SIZE);
+  // The device pages are gathered in the scan: one page-table lookup per page (hmm-peer's NICs fault 512 at a time).
+  const run: number[] = [first.page];
+  for (let n = 1; n < max; n++) {
     const pte = mm.pt.get(vpn0 + n);
     if (pte?.kind !== 'devprivate' || pte.devmem !== owner || (write && !pte.write) || (range.reqFlags?.[i0 + n] ?? 0) !== req0) break;
+    run.push(pte.page);
   }
-  if (n < 2) return null;
-  const pages = new Int32Array(n);
-  for (let k = 0; k < n; k++) pages[k] = mm.pt.get(vpn0 + k)!.page;
-  return pages;
-}
-
-/** Entries [i0, +pages.length) of `pfns`: peer addresses of `mem`'s pages, as the devmem p2p callback mapped them. */
-function fillPeerEntries(pfns: HmmPfns, i0: number, flags: number, bus: Float64Array, gens: Int32Array, mem: number, pages: Int32Array): void {
-  for (let k = 0; k < pages.length; k++) pfns.set(i0 + k, flags, bus[k], gens[k], mem, pages[k]);
+  const n = run.length;
+  if (n < 2) return 0; // one page: the per-page path does the same
+  const pages = Int32Array.from(run);
+  const m = await owner.p2pMapRange(pages, range.importer, mm, va);
+  if (!m) return 0;
+  const flags = validFlags(HMM_PFN_P2P, write);
+  for (let k = 0; k < n; k++) range.pfns.set(i0 + k, flags, m.bus[k], m.gens[k], owner.owner.index, pages[k]);
+  return n;
 }
 
 function fail(range: HmmRange, code: Errno, object: string, reason: string): Errno {
