@@ -123,10 +123,7 @@ export class DevMem implements DevMemRef {
     const bus = await bar.mapPages(pages, this.slotOwner(importer, mm), va);
     if (!bus) return null;
     // The BAR generation: the peer's translation goes through a slot (the owner's own local ones carry this.gen).
-    const barGen = this.dev.shm.barGen!;
-    const gens = new Int32Array(pages.length);
-    for (let i = 0; i < pages.length; i++) gens[i] = Atomics.load(barGen, pages[i]);
-    return { bus, gens };
+    return { bus, gens: loadGens(this.dev.shm.barGen!, pages) };
   }
 
   /**
@@ -149,4 +146,15 @@ export class DevMem implements DevMemRef {
     }
     return o;
   }
+}
+
+/**
+ * The generation of each of `pages` (a leaf of its own: p2pMapRange, called
+ * once per page request, then stays unoptimized, and V8 compiles this small
+ * loop instead of the whole mapping path with the BAR manager inlined).
+ */
+function loadGens(gen: Int32Array, pages: Int32Array): Int32Array {
+  const gens = new Int32Array(pages.length);
+  for (let i = 0; i < pages.length; i++) gens[i] = Atomics.load(gen, pages[i]);
+  return gens;
 }

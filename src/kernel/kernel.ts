@@ -203,7 +203,11 @@ export class Kernel implements KernelCore {
   p2pAllowed(provider: DeviceRef, client: DeviceRef): { ok: boolean; reason: string } {
     const key = provider.index * this.machine.devices.length + client.index; // indexes are Device.shm.index, < devices.length
     let v = this.verdicts.get(key);
-    if (v === undefined) this.verdicts.set(key, (v = this.policyFn(provider, client)));
+    // Through .call: the policy is a closure made per run, and a direct call
+    // inlined into hmm's hot paths speculated on the last run's closure
+    // (one 'wrong call target' deopt per process, recompiled inside the next
+    // p2p window); .call's target is not speculated on.
+    if (v === undefined) this.verdicts.set(key, (v = this.policyFn.call(undefined, provider, client)));
     if (v.map === 'not-supported') return { ok: false, reason: `p2pdma: ${client.name} cannot reach ${provider.name}: ${v.reason}` };
     return { ok: true, reason: v.reason };
   }

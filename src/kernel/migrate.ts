@@ -36,7 +36,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { DevMem } from './devmem.js';
 import type { DevMemRef } from './kernel_types.js';
 import type { Mm } from './mm.js';
-import type { Pte, Vma } from './vma.js';
+import { privatePte, ramPte, type Pte, type Vma } from './vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
 
 /** The VMAs covering [start, end), in order; EINVAL for a hole or a VMA that is not readable anonymous memory. */
@@ -148,7 +148,7 @@ async function migrateToDeviceLocked(mm: Mm, start: number, end: number, devmem:
   copyPageRuns(k.ramBytes, src, devmem.bytes, dst);
   // migrate_vma_pages(): the PTEs become device-private entries.
   for (let i = 0; i < n; i++) {
-    mm.pt.set(vpns[i], { kind: 'devprivate', devmem, page: dst[i], write: write[i] });
+    mm.pt.set(vpns[i], privatePte(devmem, dst[i], write[i]));
     devmem.rmap.set(dst[i], { mm, va: vpns[i] * PAGE_SIZE });
   }
   // dmirror_migrate_finalize_and_map(): the owner's driver installs the new pages in its device's TLB.
@@ -210,7 +210,7 @@ export async function migrateToRamLocked(mm: Mm, start: number, end: number, onl
     const pages = ptes.map((p) => p.page);
     const pfns = k.ram.allocPageList(pages.length);
     copyPageRuns(o.bytes, pages, k.ramBytes, pfns);
-    for (let i = 0; i < vpns.length; i++) mm.pt.set(vpns[i], { kind: 'ram', pfn: pfns[i], write: ptes[i].write });
+    for (let i = 0; i < vpns.length; i++) mm.pt.set(vpns[i], ramPte(pfns[i], ptes[i].write));
     o.freePageList(pages);
   }
   traceSink.w?.instant(TraceEvent.Migrate, traceDev(byOwner.keys().next().value!.owner.name), total, 0);

@@ -29,7 +29,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import { DriverLock } from './driver_lock.js';
 import { makeRange, MmuNotifierSubscriptions, type MmuNotifyEvent } from './mmu_notifier.js';
 import type { DevMemRef, KernelCore, MmRef, VmOps } from './kernel_types.js';
-import { PROT_NONE, PROT_READ, PROT_WRITE, Vma, type Pte, type VmaKind } from './vma.js';
+import { PROT_NONE, PROT_READ, PROT_WRITE, ramPte, Vma, zeroPte, type Pte, type VmaKind } from './vma.js';
 
 /** Where mmap starts placing mappings; one guard page is left between mappings. */
 export const MMAP_BASE = 0x7f00_0000_0000;
@@ -263,19 +263,19 @@ export class Mm implements MmRef {
     }
     if (!pte) {
       if (!write) {
-        this.pt.set(vpn, { kind: 'zero' });
+        this.pt.set(vpn, zeroPte());
         return 0;
       }
       const pfn = this.allocRamPage();
       if (pfn < 0) return 'ENOMEM';
-      this.pt.set(vpn, { kind: 'ram', pfn, write: true });
+      this.pt.set(vpn, ramPte(pfn, true));
       return 0;
     }
     if (write && pte.kind === 'zero') {
       // wp_page_copy off the zero page: the read-only zero mapping is replaced.
       const pfn = this.allocRamPage();
       if (pfn < 0) return 'ENOMEM';
-      await this.invalidateLocked(vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE, 'clear', null, () => this.pt.set(vpn, { kind: 'ram', pfn, write: true }));
+      await this.invalidateLocked(vpn * PAGE_SIZE, (vpn + 1) * PAGE_SIZE, 'clear', null, () => this.pt.set(vpn, ramPte(pfn, true)));
       return 0;
     }
     if (write && pte.kind === 'ram' && !pte.write) pte.write = true; // raising protection needs no invalidation

@@ -58,12 +58,35 @@ export class Vma implements VmArea {
   }
 }
 
+/**
+ * A CPU PTE. Every kind has every field (the ones it does not use: pfn and
+ * page -1, devmem null, exclusive undefined), so all PTEs share one V8
+ * hidden class: hmm's and the migration's per-page reads of `kind` stay
+ * monomorphic instead of deoptimizing ('wrong map') when a kind or an
+ * `exclusive` added later first shows up. Build them with ramPte, zeroPte
+ * and privatePte only.
+ */
 export type Pte =
   /**
    * exclusive: set while a device holds the page exclusively
    * (make_device_exclusive, the device-exclusive entry): the owner passed
    * to it. A CPU (or another device's) fault restores the PTE first.
    */
-  | { readonly kind: 'ram'; readonly pfn: number; write: boolean; exclusive?: unknown }
-  | { readonly kind: 'zero' }
-  | { readonly kind: 'devprivate'; readonly devmem: DevMemRef; readonly page: number; write: boolean };
+  | { readonly kind: 'ram'; readonly pfn: number; readonly page: -1; readonly devmem: null; write: boolean; exclusive: unknown }
+  | { readonly kind: 'zero'; readonly pfn: -1; readonly page: -1; readonly devmem: null; readonly write: false; readonly exclusive: undefined }
+  | { readonly kind: 'devprivate'; readonly pfn: -1; readonly page: number; readonly devmem: DevMemRef; write: boolean; readonly exclusive: undefined };
+
+/** A present system-RAM page. */
+export function ramPte(pfn: number, write: boolean): Pte {
+  return { kind: 'ram', pfn, page: -1, devmem: null, write, exclusive: undefined };
+}
+
+/** The shared zero page (never writable). */
+export function zeroPte(): Pte {
+  return { kind: 'zero', pfn: -1, page: -1, devmem: null, write: false, exclusive: undefined };
+}
+
+/** A device-private swap entry: page `page` of `devmem` (RFC patch 4/5). */
+export function privatePte(devmem: DevMemRef, page: number, write: boolean): Pte {
+  return { kind: 'devprivate', pfn: -1, page, devmem, write, exclusive: undefined };
+}
