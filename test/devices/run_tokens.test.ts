@@ -170,7 +170,9 @@ t.test('streams share one token fairly (FIFO hand-off at chunk boundaries)', asy
   for (const n of names) await stream(r, n, MiB);
   const res = await Promise.all(names.map((n) => stream(r, n, MiB, 128)));
   const took = res.map((x) => x.t1 - x.t0);
-  t.ok(Math.min(...took) >= 0.6 * Math.max(...took), `no stream took much less time than the others (${took.map((x) => x.toFixed(0)).join(', ')} ms each)`);
+  // 0.45, not more: with two CPU hogs beside the suite a fair run measured 50 / 88 / 77 ms
+  // (0.57); greedy gives 0.33, and the hand-off count below catches greedy on its own.
+  t.ok(Math.min(...took) >= 0.45 * Math.max(...took), `no stream took much less time than the others (${took.map((x) => x.toFixed(0)).join(', ')} ms each)`);
   t.ok(r.machine.runTokens!.stats.handoffs > 3, `the token went round (${r.machine.runTokens!.stats.handoffs} hand-offs)`);
   for (const n of names) bytesEq(t, r.machine.device(n).shm.mem!.subarray(0, MiB), r.want, `${n} read the process buffer`);
 });
