@@ -91,7 +91,7 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
   } else {
     process.stdout.write(reports.map((r) => formatSummary(r)).join('\n'));
     if (flags.compare) process.stdout.write('\n' + formatComparison(reports as [RunReport, RunReport]));
-    if (warmup) process.stdout.write(`Each mode ran once untimed first (a warm-up, as \`peervma bench\` does; --no-warmup skips it); ${warmWorkers(reports)}.\n`);
+    if (warmup) process.stdout.write(paragraph(`Each mode ran once untimed first (a warm-up, as \`peervma bench\` does; --no-warmup skips it); ${warmWorkers(reports)}.`, terminalColumns()) + '\n');
   }
   for (const r of reports) assertChecks(r);
 }
