@@ -1,6 +1,7 @@
 // Device workers under the kernel: bad DMA addresses, crashes, exits and hangs are
 // contained, named and never hang the run; limits are refused up front.
 import t from 'tap';
+import { oneCommand } from '../fixtures/host_completion.js';
 import { DeviceError, LimitError } from '../../src/errors.js';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { checkLimits, deviceLimit, WORKER_BYTES } from '../../src/devices/limits.js';
@@ -21,23 +22,9 @@ async function machine(t: { teardown(fn: () => unknown): void }, devices: Device
   return m;
 }
 
-/** Submits one command to `dev` and waits for its completion or its failure. */
-async function oneCommand(m: Machine, name: string, cmd: { opcode: number; src: number; dst: number; len: number; args: number[] }) {
-  const dev = m.device(name);
-  const q = await HostQueue.create(m, dev, 0, 4);
-  await m.start();
-  const seen = m.irqSeen();
-  q.submit(cmd, 'x');
-  for (;;) {
-    const done = q.reap();
-    if (done.length > 0) return done[0].c;
-    await m.waitHostIrq(seen, () => [{ dev, outstanding: q.outstanding }]);
-  }
-}
-
 t.test('a DMA to an unmapped bus address is a device error naming device and address', async (t) => {
   const m = await machine(t, [{ name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }]);
-  const c = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: 8 * MiB, len: 8192, args: [0, 1, 64] });
+  const c = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: 8 * MiB, len: 8192, args: [0, 1, 64] }, { start: true });
   t.equal(c.status, CqStatus.DataTransferError);
   const log = await m.device('cam0').handle.call('errors');
   t.equal(log[c.result].message, 'cam0: DMA write to 0x800000 aborted: bus address 0x800000 decodes to no region');
@@ -50,7 +37,7 @@ t.test('behind an IOMMU, a raw bus address is blocked; the address the kernel ma
   const cam = m.device('cam0');
   t.same(await cam.handle.cmd({ op: 'iommu-attach', domain: kernel.domain('cam0')!.sab }), { errno: 0 });
   const buf = m.ram.allocContig(2).start * PAGE_SIZE;
-  const raw = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: buf, len: 8192, args: [0, 1, 64] });
+  const raw = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: buf, len: 8192, args: [0, 1, 64] }, { start: true });
   t.equal(raw.status, CqStatus.DataTransferError);
   const log = await cam.handle.call('errors');
   t.match(log[raw.result].message, /^cam0: DMA write to 0x[0-9a-f]+ aborted: IOMMU fault: device cam0, IOVA 0x[0-9a-f]+, write access/);
@@ -68,7 +55,7 @@ t.test('behind an IOMMU, a raw bus address is blocked; the address the kernel ma
 
 t.test('a worker that throws is reported by name and the run stops', async (t) => {
   const m = await machine(t, [faulty('bad0', 'throw')]);
-  await t.rejects(oneCommand(m, 'bad0', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), {
+  await t.rejects(oneCommand(m, 'bad0', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }, { start: true }), {
     name: 'DeviceError',
     device: 'bad0',
     what: 'crashed',
@@ -78,13 +65,13 @@ t.test('a worker that throws is reported by name and the run stops', async (t) =
 
 t.test('a worker that exits is reported by name', async (t) => {
   const m = await machine(t, [faulty('bad1', 'exit')]);
-  await t.rejects(oneCommand(m, 'bad1', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), { name: 'DeviceError', device: 'bad1', what: 'exited', message: 'device bad1 exited: worker exited with code 3' });
+  await t.rejects(oneCommand(m, 'bad1', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }, { start: true }), { name: 'DeviceError', device: 'bad1', what: 'exited', message: 'device bad1 exited: worker exited with code 3' });
 });
 
 t.test('a worker that hangs is timed out by name and terminated', async (t) => {
   const m = await machine(t, [faulty('bad2', 'hang'), { name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }], 300);
   const t0 = Date.now();
-  await t.rejects(oneCommand(m, 'bad2', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), {
+  await t.rejects(oneCommand(m, 'bad2', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }, { start: true }), {
     device: 'bad2',
     what: 'timeout',
     message: /device bad2 timeout: 1 command\(s\) not completed within 300 ms/,

@@ -4,12 +4,12 @@
 // nothing back; an idle worker that dies leaves the pool; a pool nobody closed never
 // keeps the process alive, and close() ends every thread.
 import t, { type Test } from 'tap';
+import { oneCommand } from '../fixtures/host_completion.js';
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { DeviceWorkerPool } from '../../src/devices/worker_pool.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
-import { HostQueue } from '../../src/drivers/host_queue.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { compareScenario } from '../../src/scenario/run.js';
@@ -35,23 +35,10 @@ function newPool(t: Test): DeviceWorkerPool {
   return pool;
 }
 
-/** One command on a new queue of `name` (the machine started); its completion. */
-async function oneCommand(m: Machine, name: string, qid: number, cmd: { opcode: number; src: number; dst: number; len: number; args: number[] }) {
-  const dev = m.device(name);
-  const q = await HostQueue.create(m, dev, qid, 4);
-  const seen = m.irqSeen();
-  q.submit(cmd, 'x');
-  for (;;) {
-    const done = q.reap();
-    if (done.length > 0) return done[0].c;
-    await m.waitHostIrq(seen, () => [{ dev, outstanding: q.outstanding }]);
-  }
-}
-
 /** A camera frame into RAM: a command that must succeed on a working camera. */
 async function frameToRam(t: Test, m: Machine): Promise<void> {
   const buf = m.ram.allocContig(2).start * PAGE_SIZE;
-  const c = await oneCommand(m, 'cam0', 1, { opcode: 1, src: 0, dst: buf, len: 8192, args: [0, 1, 64] });
+  const c = await oneCommand(m, 'cam0', { opcode: 1, src: 0, dst: buf, len: 8192, args: [0, 1, 64] }, { qid: 1 });
   t.equal(c.status, CqStatus.Success, 'the camera wrote a frame');
   t.ok(m.shm.ram.subarray(buf, buf + 8192).some((b) => b !== 0), 'the frame landed in RAM');
 }
@@ -87,7 +74,7 @@ t.test('a reset worker keeps nothing of the last machine: no process binding, no
   const s1 = await m1.device('nic0').handle.cmd({ op: 'va-stream', va: va1, len: 64 * 1024, cmdBytes: 64 * 1024, write: true, passes: 1 });
   t.equal(s1.errno, 0, 'run 1: the bound NIC streams by VA');
   t.ok(Object.keys(await m1.device('nic0').handle.cmd({ op: 'va-counters' })).length > 1, 'run 1: the NIC has VA counters');
-  const bad = await oneCommand(m1, 'cam0', 1, { opcode: 1, src: 0, dst: 64 * MiB, len: 8192, args: [0, 1, 64] });
+  const bad = await oneCommand(m1, 'cam0', { opcode: 1, src: 0, dst: 64 * MiB, len: 8192, args: [0, 1, 64] }, { qid: 1 });
   t.equal(bad.status, CqStatus.DataTransferError);
   t.equal((await m1.device('cam0').handle.call('errors')).length, 1, 'run 1: the camera logged its bad DMA');
   await b1.close();
@@ -115,7 +102,7 @@ t.test('a machine whose device failed gives nothing back; the next machine spawn
   const pool = newPool(t);
   const m1 = await machine(t, [cam(), faulty('bad0')], pool);
   await m1.start();
-  await t.rejects(oneCommand(m1, 'bad0', 1, { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }), { name: 'DeviceError', device: 'bad0', what: 'crashed' });
+  await t.rejects(oneCommand(m1, 'bad0', { opcode: 1, src: 0, dst: PAGE_SIZE, len: 16, args: [] }, { qid: 1 }), { name: 'DeviceError', device: 'bad0', what: 'crashed' });
   const camThread = m1.device('cam0').handle.thread;
   await m1.shutdown();
   t.equal(pool.idle, 0, 'not even the healthy camera went back');
