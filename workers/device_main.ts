@@ -14,6 +14,8 @@
  * a table owner that is checked by identity, not machine state).]
  */
 import { parentPort } from 'node:worker_threads';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import * as Comlink from 'comlink';
 import { nodeEndpoint } from '../src/devices/comlink_node.js';
 import type { CmdHandlers, DeviceCmd, DeviceConfig, DeviceEndpointApi, DeviceErrorRecord, DeviceReply, QueueConfig, RuntimeOps } from '../src/devices/protocol.js';
@@ -96,15 +98,19 @@ class DeviceEndpoint implements DeviceEndpointApi {
    * what it compiled: the same classes get new instances.
    */
   async reset(): Promise<void> {
-    const d = this.dev;
-    if (d && !d.loop.stopping) throw new Error(`${this.core!.self.name}: reset before stop`);
-    await d?.loop.ended();
+    if (this.dev && !this.dev.loop.stopping) throw new Error(`${this.core!.self.name}: reset before stop`);
+    await this.dev?.loop.ended();
     this.dev = null;
     this.core = null;
     this.va = null;
     this.iommu = null;
     this.log.length = 0;
     traceSink.w = null;
+    // The machine's SharedArrayBuffers (RAM, device memories, wasm memories) are freed only
+    // when every isolate that saw them collects; an idle pooled worker allocates next to
+    // nothing and would keep each earlier machine's memory resident (512 MiB of RAM a run,
+    // measured) until the pool closed.
+    collectGarbage();
   }
 
   errors(): DeviceErrorRecord[] {
@@ -162,6 +168,13 @@ function exposeControl(ep: DeviceEndpoint): DeviceEndpointApi {
   }
   return api as unknown as DeviceEndpointApi;
 }
+
+/** A full collection of this worker's heap, on demand (reset): --expose-gc for a fresh context only. */
+function exposeGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+const collectGarbage = exposeGc();
 
 if (!parentPort) throw new Error('workers/device_main.js must run in a worker_thread');
 Comlink.expose(exposeControl(new DeviceEndpoint()), nodeEndpoint(parentPort));

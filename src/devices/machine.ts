@@ -145,8 +145,8 @@ export class Machine {
     const memories = spec.ramBytes + spec.devices.reduce((sum, d) => sum + d.memBytes, 0);
     m.boot = {
       ms: performance.now() - t0,
-      // The host's RSS delta over spawn + configure, per worker (SABs excluded: they are not touched yet).
-      rssPerWorkerBytes: devices.length > 0 ? Math.max(0, process.memoryUsage.rss() - rss0) / devices.length : 0,
+      // The host's RSS delta over spawn + configure, per worker spawned (reused ones grow nothing; SABs excluded: not touched yet).
+      rssPerWorkerBytes: devices.length > reused ? Math.max(0, process.memoryUsage.rss() - rss0) / (devices.length - reused) : 0,
       deviceLimit: deviceLimit(memories),
       cores: hostCores(),
       runTokens: nTokens,
@@ -225,8 +225,9 @@ export class Machine {
     await Promise.allSettled(this.devices.filter((d) => !d.handle.failed).map((d) => d.handle.call('stop')));
     const pool = recycle && !this.firstFailure ? this.pool : null;
     // A reset that fails or times out fails its device (and so the machine): then nothing is kept.
-    if (pool) await Promise.allSettled(this.devices.map((d) => d.handle.call('reset')));
-    const keep = pool !== null && !this.firstFailure;
+    // A reset the worker answers with an error (not a timeout or a crash) fails no device: check each.
+    const resets = pool ? await Promise.allSettled(this.devices.map((d) => d.handle.call('reset'))) : [];
+    const keep = pool !== null && !this.firstFailure && resets.every((r) => r.status === 'fulfilled');
     await Promise.allSettled(this.devices.map((d) => (keep ? pool.give(d.handle.release()) : d.handle.terminate())));
     // Release any kernel-side waitAsync still parked on a device word, so no
     // timer outlives the machine.

@@ -37,7 +37,9 @@ export class DeviceWorkerPool {
   /** An idle worker of this device, ref()'d again and routed to nobody; null when none. */
   take(kind: string, name: string): DeviceWorker | null {
     const ws = this.idleByKey.get(DeviceWorkerPool.key(kind, name));
-    const w = ws?.pop() ?? null;
+    let w = ws?.pop() ?? null;
+    // A thread that ended while idle (its exit already seen) is not lent: it would fail configure.
+    while (w && !w.alive) w = ws!.pop() ?? null;
     if (!w) return null;
     w.route(null);
     w.worker.ref();

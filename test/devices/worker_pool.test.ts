@@ -138,6 +138,43 @@ t.test('an idle worker that dies leaves the pool', async (t) => {
   await frameToRam(t, m2);
 });
 
+/** A compiled module of src/devices, as a URL a child's import() takes. */
+const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/devices/${p}.js`).href;
+
+/** Runs an ES module script in a child node (20 s deadline); its exit code and output. */
+function child(script: string, nodeArgs: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = execFile(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }));
+    c.stdin?.end();
+  });
+}
+
+t.test('a pooled worker does not keep earlier machines\' memory resident', async (t) => {
+  // Each machine's 256 MiB of RAM is touched; after shutdown only the idle worker could still
+  // hold it. Without reset's collection the child grew by ~256 MiB a run (4 runs: ~768 MiB).
+  const script = `
+    const { Machine } = await import('${dist('machine')}');
+    const { DeviceWorkerPool } = await import('${dist('worker_pool')}');
+    const pool = new DeviceWorkerPool();
+    const settle = async () => { for (let i = 0; i < 2; i++) { await new Promise((r) => setTimeout(r, 100)); globalThis.gc(); } };
+    const rss = [];
+    for (let i = 0; i < 4; i++) {
+      const m = await Machine.create({ ramBytes: 256 * 1024 * 1024, devices: [{ name: 'cam0', kind: 'camera', memBytes: 262144, barBytes: 0, props: {} }], timeoutMs: 10000, runTokens: 'off' }, { pool });
+      await m.start();
+      m.shm.ram.fill(1);
+      await m.shutdown();
+      await settle();
+      rss.push(process.memoryUsage.rss());
+    }
+    console.log(JSON.stringify({ reused: pool.idle, growth: rss[3] - rss[0] }));
+    await pool.close();`;
+  const out = await child(script, ['--expose-gc']);
+  t.equal(out.code, 0, out.stderr.trim());
+  const r = JSON.parse(out.stdout) as { reused: number; growth: number };
+  t.equal(r.reused, 1, 'the worker went back to the pool after every run');
+  t.ok(r.growth < 128 * 1024 * 1024, `RSS grew ${(r.growth / 2 ** 20).toFixed(0)} MiB over 3 more pooled runs of 256 MiB machines`);
+});
+
 t.test('a pool nobody closed does not keep the process alive; close() ends every idle thread', async (t) => {
   const pool = newPool(t);
   const m = await machine(t, [cam()], pool);
@@ -150,7 +187,6 @@ t.test('a pool nobody closed does not keep the process alive; close() ends every
   t.equal(thread.alive, false, 'close() terminated the idle worker');
 
   // A child that leaves a worker idle in a pool it never closes must still exit by itself.
-  const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/devices/${p}.js`).href;
   const script = `
     const { Machine } = await import('${dist('machine')}');
     const { DeviceWorkerPool } = await import('${dist('worker_pool')}');
@@ -159,10 +195,7 @@ t.test('a pool nobody closed does not keep the process alive; close() ends every
     await m.shutdown();
     console.log('idle', pool.idle);`;
   const t0 = Date.now();
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const c = execFile(process.execPath, ['--input-type=module', '-e', script], { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }));
-    c.stdin?.end();
-  });
+  const out = await child(script);
   t.equal(out.code, 0, `the child exited by itself (${out.stderr.trim()})`);
   t.equal(out.stdout.trim(), 'idle 1', 'with a worker still idle in its pool');
   t.ok(Date.now() - t0 < 15000, 'without waiting for a timeout');
