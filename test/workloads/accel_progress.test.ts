@@ -14,8 +14,9 @@ import { SummaryRuns } from '../fixtures/summary_width.js';
 
 // Long enough that the monitor polls the record more than once while the
 // accelerator computes: 300 iterations (~5 ms since COMPUTE seeds and steps
-// in one pass) sometimes ended between two polls in CI.
-const ITERATIONS = 1200;
+// in one pass) sometimes ended between two polls in CI, and 1200 once (1 sample, full suite on
+// 2 cores, 2026-11-28) since the accelerator's kernels run in WebAssembly.
+const ITERATIONS = 4800;
 const UPDATES = ITERATIONS / 2; // publishEvery: 2
 
 async function small(mutate: (s: Scenario) => void = () => undefined): Promise<Scenario> {
