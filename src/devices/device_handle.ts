@@ -36,7 +36,6 @@ export class DeviceHandle {
     /** The thread, for this machine only; its trouble is routed here until release or terminate. */
     readonly thread: DeviceWorker,
   ) {
-    thread.machines++;
     thread.route((t) => this.fail(new DeviceError(name, t.what, t.detail)));
   }
 

@@ -27,8 +27,6 @@ export interface WorkerTrouble {
 export class DeviceWorker {
   readonly worker: Worker;
   readonly remote: Comlink.Remote<DeviceEndpointApi>;
-  /** Machines this thread has been configured for, the current one included. */
-  machines = 0;
   private sink: ((t: WorkerTrouble) => void) | null = null;
   private ending: Promise<void> | null = null;
   private gone = false;

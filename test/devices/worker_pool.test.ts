@@ -8,6 +8,7 @@ import { oneCommand } from '../fixtures/host_completion.js';
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
+import type { DeviceWorker } from '../../src/devices/device_worker.js';
 import { DeviceWorkerPool } from '../../src/devices/worker_pool.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { Kernel } from '../../src/kernel/kernel.js';
@@ -33,6 +34,16 @@ function newPool(t: Test): DeviceWorkerPool {
   const pool = new DeviceWorkerPool();
   t.teardown(() => pool.close());
   return pool;
+}
+
+/** A pool holding one idle camera worker (a clean machine ran on it and gave it back); that worker's thread. */
+async function idleCamera(t: Test): Promise<{ pool: DeviceWorkerPool; thread: DeviceWorker }> {
+  const pool = newPool(t);
+  const m = await machine(t, [cam()], pool);
+  const thread = m.device('cam0').handle.thread;
+  await m.shutdown();
+  t.equal(pool.idle, 1, 'the clean machine gave its worker back');
+  return { pool, thread };
 }
 
 /** A camera frame into RAM: a command that must succeed on a working camera. */
@@ -124,11 +135,7 @@ t.test('a run its caller calls failed (recycle: false) gives nothing back', asyn
 });
 
 t.test('an idle worker that dies leaves the pool', async (t) => {
-  const pool = newPool(t);
-  const m1 = await machine(t, [cam()], pool);
-  const thread = m1.device('cam0').handle.thread;
-  await m1.shutdown();
-  t.equal(pool.idle, 1);
+  const { pool, thread } = await idleCamera(t);
   await thread.worker.terminate(); // from outside the pool: as a crash would end it
   for (let i = 0; i < 100 && pool.idle > 0; i++) await new Promise((r) => setTimeout(r, 20));
   t.equal(pool.idle, 0, 'the dead worker left the pool');
@@ -176,11 +183,7 @@ t.test('a pooled worker does not keep earlier machines\' memory resident', async
 });
 
 t.test('a pool nobody closed does not keep the process alive; close() ends every idle thread', async (t) => {
-  const pool = newPool(t);
-  const m = await machine(t, [cam()], pool);
-  const thread = m.device('cam0').handle.thread;
-  await m.shutdown();
-  t.equal(pool.idle, 1);
+  const { pool, thread } = await idleCamera(t);
   await pool.close();
   await pool.close(); // idempotent
   t.equal(pool.idle, 0);
