@@ -113,24 +113,14 @@ export class Machine {
 
   static async create(spec: MachineSpec, opts: MachineOptions = {}): Promise<Machine> {
     checkLimits({ ramBytes: spec.ramBytes, devices: spec.devices });
+    // Refused before any thread exists: a refusal after spawning would leave workers holding the process.
+    const nTokens = resolveRunTokens(spec.runTokens, spec.devices.length);
     const t0 = performance.now();
     const rss0 = process.memoryUsage.rss();
     const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes, wasm: deviceKinds[d.kind]?.wasmMemory })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
-    let reused = 0;
-    const devices = spec.devices.map((s, i): Device => {
-      const dshm = shm.devices[i];
-      const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
-      // The model's own working memory (line buffers, scratch) sits at the
-      // start of device memory; no driver may hand those pages out.
-      const own = Math.ceil((deviceKinds[s.kind]?.minMemBytes ?? 0) / PAGE_SIZE);
-      if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
-      const warm = opts.pool?.take(s.kind, s.name) ?? null;
-      if (warm) reused++;
-      return { spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs, warm ?? new DeviceWorker(s.kind, s.name)), mem };
-    });
+    const { devices, reused } = await Machine.attachDevices(spec, shm, opts.pool ?? null);
     for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
-    const nTokens = resolveRunTokens(spec.runTokens, devices.length);
     const tokens = nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null;
     const m = new Machine(spec, shm, devices, tokens, opts.pool ?? null);
     // Half the machine deadline: a device starved of a token fails its transfer naming the
@@ -153,6 +143,29 @@ export class Machine {
       reused,
     };
     return m;
+  }
+
+  /** One handle per device, on a pooled worker or a new one; if any step throws, every thread already taken or spawned is terminated. */
+  private static async attachDevices(spec: MachineSpec, shm: MachineShm, pool: DeviceWorkerPool | null): Promise<{ devices: Device[]; reused: number }> {
+    const devices: Device[] = [];
+    let reused = 0;
+    try {
+      for (const [i, s] of spec.devices.entries()) {
+        const dshm = shm.devices[i];
+        const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
+        // The model's own working memory (line buffers, scratch) sits at the
+        // start of device memory; no driver may hand those pages out.
+        const own = Math.ceil((deviceKinds[s.kind]?.minMemBytes ?? 0) / PAGE_SIZE);
+        if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
+        const warm = pool?.take(s.kind, s.name) ?? null;
+        if (warm) reused++;
+        devices.push({ spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs, warm ?? new DeviceWorker(s.kind, s.name)), mem });
+      }
+    } catch (e) {
+      await Promise.allSettled(devices.map((d) => d.handle.terminate()));
+      throw e;
+    }
+    return { devices, reused };
   }
 
   device(name: string): Device {

@@ -204,6 +204,23 @@ t.test('a pool nobody closed does not keep the process alive; close() ends every
   t.ok(Date.now() - t0 < 15000, 'without waiting for a timeout');
 });
 
+t.test('a Machine.create that throws leaves no thread behind (the process exits by itself)', async (t) => {
+  // A bad run-token setting is refused before any spawn; a step that throws after the first
+  // device's thread exists (here: the pool's take() for the second device) terminates that thread.
+  const script = `
+    const { Machine } = await import('${dist('machine')}');
+    const spec = { ramBytes: 4 * 1024 * 1024, timeoutMs: 5000, runTokens: 'off', devices: ['cam0', 'cam1'].map((name) => ({ name, kind: 'camera', memBytes: 262144, barBytes: 0, props: {} })) };
+    const refused = await Machine.create({ ...spec, runTokens: 1.5 }).then(() => 'created', (e) => e.message);
+    const pool = { take: (kind, name) => { if (name === 'cam1') throw new Error('take failed'); return null; } };
+    const midway = await Machine.create(spec, { pool }).then(() => 'created', (e) => e.message);
+    console.log(JSON.stringify([refused, midway]));`;
+  const t0 = Date.now();
+  const out = await child(script);
+  t.equal(out.code, 0, `the child exited by itself (${out.stderr.trim()})`);
+  t.match(JSON.parse(out.stdout), [/run tokens: expected/, 'take failed']);
+  t.ok(Date.now() - t0 < 15000, 'without waiting for a timeout');
+});
+
 t.test('--compare with a warm-up: each timed run reuses its warm-up\'s workers and checks bit-exact', async (t) => {
   const [p, b] = await compareScenario(await smallChain(), { seed: 9, frames: 2 }, true);
   for (const r of [p, b]) {
