@@ -43,7 +43,7 @@ import { quiesce } from '../kernel_boot.js';
 import { accelReference } from '../reference/accel.js';
 import { modeledSeconds, processCpuMsSince, trafficTotals } from '../accounting.js';
 import { baseline, invalidationSince, NO_BASELINE, stageSince, vaSince, type Baseline } from '../counter_baseline.js';
-import { warmUp, WARM_PAGES, WARM_ROUNDS } from './warmup.js';
+import { warmUp, WARM_ROUNDS } from './warmup.js';
 import { fnv1aReference } from '../reference/checksum.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
@@ -323,7 +323,7 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     checks,
     extra: {
       results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
-      'warm-up (untimed, before the window)': w.warmUp ? `${run.warmCommands} commands: ${2 * WARM_ROUNDS} results of ${WARM_PAGES} pages through two buffers of their own, by this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false; always off with several streams)',
+      'warm-up (untimed, before the window)': w.warmUp ? `${run.warmCommands} commands: ${2 * WARM_ROUNDS} results of ${w.resultBytes} bytes through two buffers of their own, by this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false; always off with several streams)',
       [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
       sendsRefused,
       revokesFired,

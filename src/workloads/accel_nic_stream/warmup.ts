@@ -1,18 +1,34 @@
 /**
  * accel-nic-stream's warm-up: before the timed window, each mode runs its
- * own path on two small result buffers of its own (WARM_PAGES pages each,
+ * own path on two result buffers of its own (the stream's result size,
  * WARM_ROUNDS results through each), then unmaps them. p2p: COMPUTE into
  * an exported buffer, SEND it through the BAR, move it (BarExporter.revoke:
  * the NIC acks the invalidation), fault-ahead hint (NIC_OP_PREFETCH) and
  * SEND it again (the refault). bounce: COMPUTE, COPY_TO_VA into a RAM
- * staging buffer, SEND from RAM. Device workers are fresh threads in every
- * run, so without it the window pays V8 compiling each device's code on
- * first use (the first SENDs of a run took 1.2-4.8 ms against 0.45 warm),
- * and p2p has more of its own to compile (BAR decode, invalidation, refault)
- * than bounce. The same warm-up as hmm-peer's (../hmm_peer/warmup.ts); the
- * bench's warm-up pair does the same for the kernel thread. It warms the
- * RFC's move; `evict: revoke`'s refusal and resend path is not warmed (it
- * compiles in the window, as before).
+ * staging buffer, SEND from RAM. Without it the window pays V8 compiling
+ * the device and kernel code on first use (the first SENDs of a run took
+ * 1.2-4.8 ms against 0.45 warm), and p2p has more of its own to compile
+ * (BAR decode, invalidation, refault) than bounce. The same warm-up as
+ * hmm-peer's (../hmm_peer/warmup.ts); the bench's warm-up pair does the
+ * same for the kernel thread. It warms the RFC's move; `evict: revoke`'s
+ * refusal and resend path is not warmed (it compiles in the window, as
+ * before).
+ *
+ * Why the stream's own size and 8 rounds (issue 11, session 11): pooled
+ * device workers (src/devices/worker_pool.ts) do not keep their optimized
+ * code from the run before: at reset the previous machine's objects are
+ * collected and V8 deoptimizes the code that embedded them (`--trace-deopt`:
+ * "marking dependent code ... reason: weak objects" for DeviceTlb.block,
+ * word, usable, runPages, verifyRun, copyPieces, ...). The warm-up of 2 x 3
+ * results of 128 pages it replaces did not make the code of 512-page
+ * commands hot (their per-burst functions, transfer, io, chunks, onGather,
+ * ... were compiled by TurboFan inside the window in both modes: 30 ms of
+ * helper-thread CPU in a 55 ms p2p window, 44 ms in bounce's, on 2 cores,
+ * where `perf sched` showed a device thread runnable and not run for 5.8
+ * ms while helper threads compiled). With this one (5 alternated pairs
+ * under the measuring lock) p2p's window went 52-59 -> 46-49 ms and
+ * bounce's 63-75 -> 51-54 ms: the row's ratio fell from 1.19-1.42 to
+ * 1.06-1.15, the honest figure (the window is device work, not JIT).
  *
  * The device counters are cumulative: the workload's Accounting reads them
  * relative to a Baseline (../counter_baseline.ts) taken after the warm-up,
@@ -23,25 +39,22 @@
  */
 import { ACC_F_INIT, ACC_OP_COMPUTE, ACC_OP_COPY_TO_VA, computeArgs } from '../../devices/accelerator_abi.js';
 import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
-import { PAGE_SIZE } from '../../shm/constants.js';
 import type { AccelNicRig } from '../accel_nic_rig.js';
 import { allocBuffers, type Buffers } from './buffers.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 
-/** Pages of each warm-up buffer: a few 64 KiB SEND bursts (the buffers are unmapped before the stream; a smaller BAR recycles). */
-export const WARM_PAGES = 128;
-/** Results through each warm-up buffer. */
-export const WARM_ROUNDS = 3;
+/** Results through each warm-up buffer (each of the stream's result size; the buffers are unmapped before the stream). */
+export const WARM_ROUNDS = 8;
 
 /**
- * This mode's path on two small buffers of its own, untimed; the buffers
+ * This mode's path on two buffers of its own, untimed; the buffers
  * are unmapped at the end. Returns the commands it submitted (the summary
  * states them). A failure names the warm-up, so nobody looks for it in the
  * stream; a failure to free the buffers after one does not hide it.
  */
 export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<number> {
   const what = `${w.accelerator} -> ${w.nic}: accel-nic-stream warm-up (${bounce ? 'bounce' : 'p2p'}, untimed, before the window)`;
-  const ww: AccelNicStreamWorkload = { ...w, resultBytes: WARM_PAGES * PAGE_SIZE, buffers: 2 };
+  const ww: AccelNicStreamWorkload = { ...w, buffers: 2 };
   const bufs = await allocBuffers(ww, rig, bounce);
   const n0 = rig.runner.submitted;
   let failed: unknown = null;
