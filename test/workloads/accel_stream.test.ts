@@ -94,4 +94,11 @@ t.test('the warm-up runs before the window and is not counted: with or without i
   }
 });
 
+t.test('the warm-up needs no more accelerator memory than the stream: one buffer when the stream has one', async (t) => {
+  // 1 MiB + 256 KiB holds one 512 KiB result and the copy a move makes of it, not two results and a move.
+  const r = await runScenario(await small((s) => { Object.assign(s.workload!, { buffers: 1, revokes: 1 }); s.devices[0].memory = 1280 * KiB; s.devices[0].bar = 1024 * KiB; }), { mode: 'p2p' });
+  t.same(r.accounting.checks.filter((c) => !c.ok), [], 'every check ok');
+  t.match(String(r.accounting.extra['warm-up (untimed, before the window)']), /^\d+ commands: 16 results of 524288 bytes through one buffer of their own/);
+});
+
 t.test('both human summaries and the --compare table fit 100 columns', async (t) => summaries.check(t));

@@ -1,11 +1,11 @@
 /**
  * accel-nic-stream's warm-up: before the timed window, each mode runs its
  * own path on two result buffers of its own (the stream's result size,
- * WARM_ROUNDS results through each), then unmaps them. p2p: COMPUTE into
- * an exported buffer, SEND it through the BAR, move it (BarExporter.revoke:
- * the NIC acks the invalidation), fault-ahead hint (NIC_OP_PREFETCH) and
- * SEND it again (the refault). bounce: COMPUTE, COPY_TO_VA into a RAM
- * staging buffer, SEND from RAM. Without it the window pays V8 compiling
+ * WARM_ROUNDS results through each; one buffer when the stream has one),
+ * then unmaps them. p2p: COMPUTE into an exported buffer, SEND it through
+ * the BAR, move it (BarExporter.revoke: the NIC acks the invalidation),
+ * fault-ahead hint (NIC_OP_PREFETCH) and SEND it again (the refault).
+ * bounce: COMPUTE, COPY_TO_VA into a RAM staging buffer, SEND from RAM. Without it the window pays V8 compiling
  * the device and kernel code on first use (the first SENDs of a run took
  * 1.2-4.8 ms against 0.45 warm), and p2p has more of its own to compile
  * (BAR decode, invalidation, refault) than bounce. The same warm-up as
@@ -47,14 +47,15 @@ import type { AccelNicStreamWorkload } from './schema.js';
 export const WARM_ROUNDS = 8;
 
 /**
- * This mode's path on two buffers of its own, untimed; the buffers
+ * This mode's path on two buffers of its own (one when the stream has one), untimed; the buffers
  * are unmapped at the end. Returns the commands it submitted (the summary
  * states them). A failure names the warm-up, so nobody looks for it in the
  * stream; a failure to free the buffers after one does not hide it.
  */
 export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<number> {
   const what = `${w.accelerator} -> ${w.nic}: accel-nic-stream warm-up (${bounce ? 'bounce' : 'p2p'}, untimed, before the window)`;
-  const ww: AccelNicStreamWorkload = { ...w, buffers: 2 };
+  // Never more buffers than the stream's own: its memory (and BAR) is sized for those.
+  const ww: AccelNicStreamWorkload = { ...w, buffers: Math.min(2, w.buffers) };
   const bufs = await allocBuffers(ww, rig, bounce);
   const n0 = rig.runner.submitted;
   let failed: unknown = null;
@@ -72,11 +73,11 @@ export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce
   return rig.runner.submitted - n0;
 }
 
-/** WARM_ROUNDS results through each of the two buffers; the last round of each also moves it and refaults (p2p). */
+/** 2 x WARM_ROUNDS results through the (one or two) buffers; the last two also move their buffer and refault (p2p). */
 async function warmRounds(ww: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers): Promise<void> {
   const { runner, accQ, nicQ } = rig;
   for (let r = 0; r < 2 * WARM_ROUNDS; r++) {
-    const b = r % 2;
+    const b = r % ww.buffers;
     await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: ww.resultBytes, args: computeArgs({ iterations: ww.iterations, seed: -1 - r, publishEvery: 0, flags: ACC_F_INIT }) });
     if (bufs.staging.length > 0) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: ww.resultBytes, args: [] });
     const send = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: ww.resultBytes, args: [] };
