@@ -120,9 +120,15 @@ export class Machine {
     const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes, wasm: deviceKinds[d.kind]?.wasmMemory })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
     const { devices, reused } = await Machine.attachDevices(spec, shm, opts.pool ?? null);
-    for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
-    const tokens = nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null;
-    const m = new Machine(spec, shm, devices, tokens, opts.pool ?? null);
+    let m: Machine;
+    try {
+      for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
+      m = new Machine(spec, shm, devices, nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null, opts.pool ?? null);
+    } catch (e) {
+      await Promise.allSettled(devices.map((d) => d.handle.terminate()));
+      throw e;
+    }
+    const tokens = m.runTokens;
     // Half the machine deadline: a device starved of a token fails its transfer naming the
     // holders before the kernel's own wait on that device times out without a reason.
     const runTokens = tokens ? { sab: tokens.sab, timeoutMs: Math.max(1, Math.floor(spec.timeoutMs / 2)) } : undefined;

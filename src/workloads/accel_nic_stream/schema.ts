@@ -18,7 +18,7 @@ export const accelNicStreamSchema = z.strictObject({
     .enum(['move', 'revoke'])
     .default('move')
     .describe("p2p: what each planned eviction does — 'move': the RFC's invalidate, move the data, remap (the NIC refaults and goes on); 'revoke': dma-buf/VFIO-style revocation (the NIC is invalidated, its refault fails ENODEV, the driver restores access and sends the result again)"),
-  warmUp: z.boolean().default(true).describe("untimed, before the window: this mode's own path on two buffers of its own of the result size, 8 results through each (device and kernel code compiles there, not in the window); not counted; single-stream runs only (streams: 1)"),
+  warmUp: z.boolean().default(true).describe("untimed, before the window: this mode's own path, 16 results of the result size through min(2, buffers) buffers of its own (device and kernel code compiles there, not in the window); not counted; single-stream runs only (streams: 1)"),
   queueDepth: z.number().int().min(2).max(1024).default(8),
   streams: z.number().int().min(1).max(64).default(1).describe('accelerators streaming at once; with more than one, `accelerator: acc` names acc0, acc1, ...'),
   nics: z.number().int().min(1).max(64).optional().describe('NICs (default: one per accelerator); accelerator i streams through NIC i mod nics; with more than one, `nic: nic` names nic0, nic1, ...'),
