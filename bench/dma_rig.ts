@@ -8,7 +8,11 @@
  * wrong bytes fast is worth nothing).
  *
  *   dma.p2p.contig     contiguous backing, 1 MiB commands, warm TLB
- *   dma.p2p.64k        the same, 64 KiB commands
+ *   dma.p2p.64k        the same, 64 KiB commands; both against memcpy.contig:
+ *                      main copies the same bytes into the same memory (the
+ *                      export into nic0's local), samples alternating (a
+ *                      fresh buffer's copy rate is its allocation's,
+ *                      bench/memcpy.ts); the notes give the memcpy.dram ratio
  *   inval.streaming.*  round trip of a revoke (notifier path) that the
  *                      streaming device must ack between two DMA chunks
  *                      (one per timer tick; .b2b.*: back to back)
@@ -22,7 +26,9 @@
  *   dma.p2p.cold       first touch: page requests, hmmRangeFault, BAR
  *                      mapping and replies inside the window
  *   dma.p2p.2streams   nic0 and nic1, one half of the VMA each, at once
- *                      (both leave on one start line, as memcpy.2threads does)
+ *                      (both leave on one start line, as memcpy.2threads does),
+ *                      against memcpy.2threads.same: two threads copying the
+ *                      same halves into the same memories, samples alternating
  *   dma.bounce         acc0 writes a RAM buffer by VA, nic0 reads it: two copies,
  *                      pipelined by halves of a two-span buffer (double buffering)
  *   dma.bounce.serial  the same two copies one after the other
@@ -43,7 +49,7 @@ import { INV_BATCH } from '../src/shm/device_ctl.js';
 import { allocLayout } from '../src/shm/layout.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../src/shm/start_line.js';
 import { MiB } from '../src/workloads/memcpy_baseline.js';
-import { scatteredRate } from './memcpy.js';
+import { sameMemoryRate, scatteredRate, twoThreads } from './memcpy.js';
 import { quantile, repeat, type RowSet } from './stats.js';
 
 export interface DmaOptions {
@@ -171,9 +177,33 @@ async function contigRows(rig: DmaRig): Promise<Export> {
   const c = await exportPages(rig, rig.npages);
   await stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB }); // faults everything in
   verify(rig, 'dma.p2p.contig', c.pages, 'nic0');
-  rows.add('dma.p2p.contig', 'MB/s', await repeat(o.repeats, async () => mbs(await stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB, passes: 2 }))), 'memcpy.dram', `nic0 reads ${span / MiB} MiB of acc0's exported VMA by VA, 1 MiB commands, TLB warm`);
-  rows.add('dma.p2p.64k', 'MB/s', await repeat(o.repeats, async () => mbs(await stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: 64 * 1024, passes: 2 }))), 'memcpy.dram', 'as dma.p2p.contig, 64 KiB commands');
+  // The baseline copies the bytes the stream reads into the memory it writes (bench/memcpy.ts: a fresh buffer's
+  // copy rate is its allocation's); samples alternate, as memcpy.scattered's do.
+  const copy = sameMemoryRate(contiguous(rig.accMem, c.pages), rig.machine.device('nic0').shm.mem!.subarray(0, span), 2 * span);
+  const base: number[] = [];
+  const cmd1m: number[] = [];
+  const cmd64k: number[] = [];
+  for (let k = 0; k < o.repeats; k++) {
+    base.push(copy());
+    cmd1m.push(mbs(await stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB, passes: 2 })));
+    cmd64k.push(mbs(await stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: 64 * 1024, passes: 2 })));
+  }
+  rows.add('memcpy.contig', 'MB/s', base, null, `main thread copies the ${span / MiB} MiB dma.p2p.contig reads (acc0's exported pages) into the memory it writes (nic0's local), as memcpy.dram copies its own buffers; each sample just before a dma.p2p.contig and a .64k sample`);
+  rows.add('dma.p2p.contig', 'MB/s', cmd1m, 'memcpy.contig', `nic0 reads ${span / MiB} MiB of acc0's exported VMA by VA, 1 MiB commands, TLB warm; ${vsDram(rows, cmd1m)}`);
+  rows.add('dma.p2p.64k', 'MB/s', cmd64k, 'memcpy.contig', `as dma.p2p.contig, 64 KiB commands; ${vsDram(rows, cmd64k)}`);
   return c;
+}
+
+/** The ratio to memcpy.dram (the data-path rows' baseline before memcpy.contig), for a row's note. */
+function vsDram(rows: RowSet, xs: readonly number[]): string {
+  const dram = rows.rows.find((r) => r.id === 'memcpy.dram');
+  return dram ? `${(quantile(xs, 0.5) / dram.median).toFixed(3)}x memcpy.dram` : 'memcpy.dram not measured';
+}
+
+/** The bytes of `pages` of `mem` as one view: they must be contiguous (a fresh export's are: allocContig). */
+function contiguous(mem: Uint8Array, pages: readonly number[]): Uint8Array {
+  for (let i = 1; i < pages.length; i++) if (pages[i] !== pages[0] + i) throw new Error(`bench: export not contiguous at page ${i} (device page ${pages[i]} after ${pages[i - 1]})`);
+  return mem.subarray(pages[0] * PAGE_SIZE, (pages[0] + pages.length) * PAGE_SIZE);
 }
 
 /**
@@ -345,7 +375,27 @@ async function twoStreamsRows(rig: DmaRig): Promise<Export> {
   for (const xs of sched) xs.length = 0; // the warm-up run is not a sample
   verify(rig, 'dma.p2p.2streams', two.pages.slice(0, half / PAGE_SIZE), 'nic0');
   verify(rig, 'dma.p2p.2streams', two.pages.slice(half / PAGE_SIZE), 'nic1');
-  rows.add('dma.p2p.2streams', 'MB/s', await repeat(o.repeats, both), 'memcpy.2threads', `nic0 and nic1 each stream one half of an exported VMA at once, aggregate; ${schedNote(sched)}`);
+  // memcpy.2threads over the memory the streams read and write, its samples alternating with theirs (as
+  // memcpy.scattered's do): a fresh buffer's copy rate is its allocation's (bench/memcpy.ts), and both rows need
+  // both cores, so load that comes and goes between the memcpy section and this row weighs on one and not the other.
+  const src = contiguous(rig.accMem, two.pages);
+  const at = (off: number, dst: Uint8Array) => ({ src: src.buffer as SharedArrayBuffer, srcOff: src.byteOffset + off, dst: dst.buffer as SharedArrayBuffer, dstOff: dst.byteOffset, len: half });
+  const threads = await twoThreads(half, [at(0, rig.machine.device('nic0').shm.mem!), at(half, rig.machine.device('nic1').shm.mem!)]);
+  const base: number[] = [];
+  const rates: number[] = [];
+  try {
+    await threads.sample(1); // warm, as both() was
+    for (let k = 0; k < o.repeats; k++) {
+      base.push(await threads.sample(2));
+      rates.push(await both());
+    }
+  } finally {
+    await threads.close();
+  }
+  rows.add('memcpy.2threads.same', 'MB/s', base, null, `two worker threads copy the halves dma.p2p.2streams reads (acc0's exported pages) into the memories it writes (nic0's and nic1's local), ${half / MiB} MiB each, aggregate; each sample just before a dma.p2p.2streams sample`);
+  const old2 = rows.rows.find((r) => r.id === 'memcpy.2threads');
+  const vsOld = old2 ? `; ${(quantile(rates, 0.5) / old2.median).toFixed(3)}x memcpy.2threads` : '';
+  rows.add('dma.p2p.2streams', 'MB/s', rates, 'memcpy.2threads.same', `nic0 and nic1 each stream one half of an exported VMA at once, aggregate; ${schedNote(sched)}${vsOld}`);
   await nic1.close();
   return two;
 }

@@ -1,14 +1,14 @@
 /**
  * One thread of the memcpy.2threads baseline (bench/memcpy.ts): copies its
- * own span in 1 MiB chunks when told to start, for `passes` passes, and
+ * own span (or the one it was given) in 1 MiB chunks when told to start, for `passes` passes, and
  * reports the bytes and the time it took.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { copyPass } from '../src/workloads/memcpy_baseline.js';
 
-const { src, dst, chunk, go } = workerData as { src: SharedArrayBuffer; dst: SharedArrayBuffer; chunk: number; go: SharedArrayBuffer };
-const s = new Uint8Array(src);
-const d = new Uint8Array(dst);
+const { src, srcOff, dst, dstOff, len, chunk, go } = workerData as { src: SharedArrayBuffer; srcOff: number; dst: SharedArrayBuffer; dstOff: number; len: number; chunk: number; go: SharedArrayBuffer };
+const s = new Uint8Array(src, srcOff, len);
+const d = new Uint8Array(dst, dstOff, len);
 const goWord = new Int32Array(go);
 copyPass(s, d, chunk); // warm-up: page in, JIT
 parentPort!.on('message', (m: { round: number; passes: number }) => {
