@@ -252,14 +252,13 @@ export class DeviceInvalidator {
     // After the store of invSeq (RunTokens.parked). A device told to lag or
     // delay its acks (fault injection) is always woken and waited for.
     // priParked: asleep on page request N (DeviceTlb.awaitReply); pairs with
-    // the device's CAS of priParked before its check() on waking, which
-    // serves the post even when the device is told to lag (fault injection).
+    // the device's CAS of priParked before its check() on waking.
     this.postedParked = false;
-    if (!this.failed) {
+    if (!this.failed && Atomics.load(ctl, DeviceCtl.invLagMs) === 0 && Atomics.load(ctl, DeviceCtl.invDelayMs) === 0) {
       if (Atomics.load(ctl, DeviceCtl.priParked) !== 0) {
         this.postedParked = true;
         this.stats.priParkedAcks++;
-      } else if (Atomics.load(ctl, DeviceCtl.invLagMs) === 0 && Atomics.load(ctl, DeviceCtl.invDelayMs) === 0) this.postedParked = this.parked();
+      } else this.postedParked = this.parked();
     }
     if (!this.postedParked) ringWake(ctl);
     this.stats.sent++;

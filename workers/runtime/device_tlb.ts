@@ -70,13 +70,7 @@
  * sees the post when it wakes (a Dekker pair; the CAS clears only its own
  * N). A device woken by anything (the reply, a doorbell, the slice)
  * passes the clear and check() before it leaves the loop; every path to
- * an access leaves through the check() after it ("take the lock"). That
- * check serves the batch even when the device is told to lag its acks
- * (invLagMs: a slow device keeps DMAing through old translations, which a
- * parked one is not doing), so the kernel honours priParked whatever the
- * fault-injection knobs say; a device that published priParked and did
- * touch memory is what test/kernel/pri_parked.test.ts shows the safety
- * checker catching.
+ * an access leaves through the check() after it ("take the lock").
  * Posts while the device was seen parked ride along with every later
  * batch until it acked them (DeviceInvalidator.parkedRanges).
  *
@@ -542,13 +536,9 @@ export class DeviceTlb {
   private awaitReply(g: Group): boolean {
     const ctl = this.self.ctl;
     const hard = performance.now() + REPLY_DEADLINE_MS;
-    let woke = false;
     for (;;) {
       const seen = Atomics.load(ctl, DeviceCtl.wake);
-      // Keep acking invalidations while we wait; after a parked sleep serve
-      // even a batch we are told to lag (the kernel may have counted it acked).
-      this.inv.check(woke);
-      woke = false;
+      this.inv.check(); // keep acking invalidations while we wait
       // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
       if (Atomics.load(g.view, PageRequest.replySeq) === g.seq) break;
       if (performance.now() > hard) {
@@ -562,7 +552,6 @@ export class DeviceTlb {
       // Before the check() at the loop's top. Pairs with the load of
       // priParked after the store of invSeq in DeviceInvalidator.post.
       Atomics.compareExchange(ctl, DeviceCtl.priParked, g.seq, 0);
-      woke = true;
     }
     this.inv.check(); // "take the lock": serve what is pending, then install without checking again
     return true;
