@@ -11,9 +11,10 @@
  * and the next run compiles them again inside its timed window. Two
  * things die at a pooled reset:
  *   - per-machine closures used as call targets (the DMA engine's
- *     invalidation checkpoint, the loop's work function): liveCalls below
- *     replaces them with functions of this module that reach the current
- *     machine through one long-lived holder re-pointed at configure;
+ *     invalidation checkpoint, onGather and killed, the loop's work
+ *     function): liveCalls and attachVa below replace them with functions
+ *     of this module that reach the current machine through one
+ *     long-lived holder re-pointed at configure (and bind-mm);
  *   - the maps of per-machine class instances (DeviceTlb, DmaEngine,
  *     VaSpace, ...): a map lives while an object of it does, and V8's
  *     --retain-maps-for-n-gc does not keep them through the forced
@@ -32,11 +33,19 @@
  */
 import type { SqCommand } from '../../src/shm/ring.js';
 import type { DeviceModel } from './device_model.js';
+import type { DmaEngine } from './dma_engine.js';
 import type { CommandResult, DeviceQueues } from './device_queues.js';
+import type { GatherList } from './gather_list.js';
 import type { InvalidationPort } from './invalidation.js';
 
+/** What DmaEngine calls back into the bound process's VaSpace (./va_space.ts). */
+interface VaHooks {
+  onGather(runs: GatherList, write: boolean): void;
+  readonly flightKilled: boolean;
+}
+
 /** The machine this thread serves now; its fields are re-pointed at configure and cleared at reset. */
-const live: { inv: InvalidationPort | null; queues: DeviceQueues | null; model: DeviceModel | null } = { inv: null, queues: null, model: null };
+const live: { inv: InvalidationPort | null; queues: DeviceQueues | null; model: DeviceModel | null; va: VaHooks | null } = { inv: null, queues: null, model: null, va: null };
 
 /** Serves live.inv's pending invalidations (DmaEngine checkpoint, DeviceLoop pass). */
 function invCheck(): boolean {
@@ -57,6 +66,21 @@ function work(): boolean {
   return live.queues!.poll(execute) || (live.model!.poll?.() ?? false);
 }
 
+function vaGather(runs: GatherList, write: boolean): void {
+  live.va!.onGather(runs, write);
+}
+
+function vaKilled(): boolean {
+  return live.va!.flightKilled;
+}
+
+/** A process was bound (VaSpace): the DMA engine's safety and kill checks reach it through the holder. */
+export function attachVa(dma: DmaEngine, va: VaHooks): void {
+  live.va = va;
+  dma.onGather = vaGather;
+  dma.killed = vaKilled;
+}
+
 export const liveCalls = { invCheck, invPending, work } as const;
 
 /** Points the long-lived calls at a newly configured machine. */
@@ -71,6 +95,7 @@ export function forgetMachine(): void {
   live.inv = null;
   live.queues = null;
   live.model = null;
+  live.va = null;
 }
 
 /**
