@@ -25,11 +25,11 @@
  * Invariants: the holder points at the machine being served, or at
  * nothing between reset and configure; a retired machine is never used
  * (its loop has ended, it is only kept reachable); at most one retired
- * machine per thread, and it is collected at the latest when the next
- * machine binds its process or, when it had none bound, when the next one
- * starts. [Required: an idle pooled worker keeps at most one earlier
- * machine's shared memory resident, and none once a later machine is
- * running — test/devices/worker_pool.test.ts measures RSS.]
+ * machine per thread: it is collected when the next machine binds its
+ * process (or starts, when the retired one had none bound), else at the
+ * next machine's reset. [Required: an idle pooled worker keeps at most one
+ * earlier machine's shared memory resident —
+ * test/devices/worker_pool.test.ts measures RSS.]
  */
 import type { SqCommand } from '../../src/shm/ring.js';
 import type { DeviceModel } from './device_model.js';
