@@ -32,11 +32,16 @@
  * test/devices/worker_pool.test.ts measures RSS.]
  */
 import type { SqCommand } from '../../src/shm/ring.js';
-import type { DeviceModel } from './device_model.js';
 import type { DmaEngine } from './dma_engine.js';
 import type { CommandResult, DeviceQueues } from './device_queues.js';
 import type { GatherList } from './gather_list.js';
 import type { InvalidationPort } from './invalidation.js';
+
+/** What the loop calls on the device model (./device_model.ts DeviceModel; not imported: device_model -> va_space -> here would be a cycle). */
+interface ModelCalls {
+  execute(cmd: SqCommand, qid: number): CommandResult;
+  poll?(): boolean;
+}
 
 /** What DmaEngine calls back into the bound process's VaSpace (./va_space.ts). */
 interface VaHooks {
@@ -45,7 +50,7 @@ interface VaHooks {
 }
 
 /** The machine this thread serves now; its fields are re-pointed at configure and cleared at reset. */
-const live: { inv: InvalidationPort | null; queues: DeviceQueues | null; model: DeviceModel | null; va: VaHooks | null } = { inv: null, queues: null, model: null, va: null };
+const live: { inv: InvalidationPort | null; queues: DeviceQueues | null; model: ModelCalls | null; va: VaHooks | null } = { inv: null, queues: null, model: null, va: null };
 
 /** Serves live.inv's pending invalidations (DmaEngine checkpoint, DeviceLoop pass). */
 function invCheck(): boolean {
@@ -84,7 +89,7 @@ export function attachVa(dma: DmaEngine, va: VaHooks): void {
 export const liveCalls = { invCheck, invPending, work } as const;
 
 /** Points the long-lived calls at a newly configured machine. */
-export function serveMachine(inv: InvalidationPort, queues: DeviceQueues, model: DeviceModel): void {
+export function serveMachine(inv: InvalidationPort, queues: DeviceQueues, model: ModelCalls): void {
   live.inv = inv;
   live.queues = queues;
   live.model = model;
