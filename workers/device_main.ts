@@ -33,6 +33,7 @@ import { attachIommu, VaSpace } from './runtime/va_space.js';
 import { vaStream } from './runtime/va_stream.js';
 import type { IommuWalk } from './runtime/iommu_walk.js';
 import { traceSink, TraceWriter } from '../src/shm/trace_ring.js';
+import { forgetMachine, liveCalls, RetiredMachine, serveMachine } from './runtime/thread_machine.js';
 
 interface Realised {
   readonly model: DeviceModel;
@@ -48,6 +49,8 @@ class DeviceEndpoint implements DeviceEndpointApi {
   /** The device's IOMMU walker; set by 'iommu-attach' (or a bind that carries a domain). */
   private iommu: IommuWalk | null = null;
   private readonly log: DeviceErrorRecord[] = [];
+  /** The machine before this one, until this one has built the same kinds of objects. */
+  private readonly retired = new RetiredMachine(collectGarbage);
 
   configure(cfg: DeviceConfig): void {
     if (this.dev) throw new Error(`${cfg.name}: configure called twice`);
@@ -59,7 +62,9 @@ class DeviceEndpoint implements DeviceEndpointApi {
     traceSink.w = ring ? new TraceWriter(ring) : null;
     const bus = new BusDecoder(shm);
     const inv = new InvalidationPort(self.ctl, self.stats);
-    const dma = new DmaEngine(self, shm, bus, () => inv.check(), () => inv.pending());
+    // The calls hot code makes into this machine go through liveCalls (long-lived functions re-pointed
+    // here), not closures of this machine: optimized code inlines its call targets (./runtime/thread_machine.ts).
+    const dma = new DmaEngine(self, shm, bus, liveCalls.invCheck, liveCalls.invPending);
     if (cfg.runTokens) dma.runToken = new RunToken(cfg.runTokens.sab, self, shm, inv, cfg.runTokens.timeoutMs);
     const logError = (message: string): number => {
       this.log.push({ seq: this.log.length, message });
@@ -73,9 +78,8 @@ class DeviceEndpoint implements DeviceEndpointApi {
     const model = factory({ ...core, va });
     this.core = core;
     const queues = new DeviceQueues(self, bus, shm.hostIrq);
-    const exec = model.execute.bind(model);
-    const work = model.poll ? () => queues.poll(exec) || model.poll!() : () => queues.poll(exec);
-    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, work, () => inv.check()) };
+    serveMachine(inv, queues, model);
+    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, liveCalls.work, liveCalls.invCheck) };
   }
 
   createQueue(q: QueueConfig): void {
@@ -84,6 +88,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
 
   start(): void {
     const d = this.realised();
+    this.retired.started();
     d.loop.start();
     d.model.start?.();
   }
@@ -95,22 +100,26 @@ class DeviceEndpoint implements DeviceEndpointApi {
   /**
    * Forgets the machine after stop(), once the device loop has ended, so
    * the next configure() builds a new device from nothing. The JIT keeps
-   * what it compiled: the same classes get new instances.
+   * what it compiled: the same classes get new instances, and the machine
+   * is retired (kept unreachable to the next one) until those exist, so
+   * the maps the optimized code checks never die (./runtime/thread_machine.ts).
    */
   async reset(): Promise<void> {
     if (this.dev && !this.dev.loop.stopping) throw new Error(`${this.core!.self.name}: reset before stop`);
     await this.dev?.loop.ended();
+    // The machine's SharedArrayBuffers (RAM, device memories, wasm memories) are freed only
+    // when every isolate that saw them collects; an idle pooled worker allocates next to
+    // nothing and would keep each earlier machine's memory resident (512 MiB of RAM a run,
+    // measured) until the pool closed: the retired machine is collected when the next one
+    // starts or binds (at once when an older one was still kept).
+    if (this.dev) this.retired.retire({ dev: this.dev, core: this.core, va: this.va, iommu: this.iommu }, this.va !== null);
+    forgetMachine();
     this.dev = null;
     this.core = null;
     this.va = null;
     this.iommu = null;
     this.log.length = 0;
     traceSink.w = null;
-    // The machine's SharedArrayBuffers (RAM, device memories, wasm memories) are freed only
-    // when every isolate that saw them collects; an idle pooled worker allocates next to
-    // nothing and would keep each earlier machine's memory resident (512 MiB of RAM a run,
-    // measured) until the pool closed.
-    collectGarbage();
   }
 
   errors(): DeviceErrorRecord[] {
@@ -128,6 +137,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
       if (this.va) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
       if (cmd.iommu && !this.iommu) this.iommu = attachIommu(this.core!, cmd.iommu);
       this.va = new VaSpace(this.core!, cmd, this.iommu);
+      this.retired.bound();
       return { errno: 0 };
     },
     'unbind-mm': () => {

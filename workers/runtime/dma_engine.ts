@@ -209,7 +209,7 @@ export class DmaEngine {
    * IOMMU fault twice); a register run, a run in another
    * memory or INVALIDATED ends the step, and the next step meets it first.
    */
-  private readonly transferStep = (done: number): number | string => {
+  private transferStep(done: number): number | string {
     const { addr, localOff, len, write } = this.x;
     const want = Math.min(len - done, DMA_RUN_BYTES);
     const first = this.resolve(addr + done, want, write, true);
@@ -226,7 +226,7 @@ export class DmaEngine {
     this.account(g.target, g.owner, write, got);
     this.onGather?.(g, write);
     return stop === null ? got : this.failGathered(done + got, write, stop.at, stop.why);
-  };
+  }
 
   /** Where gather() met a bad address or a veto: the transfer fails there once the runs before it are copied. */
   private readonly stop = { at: 0, why: '' };
@@ -457,7 +457,7 @@ export class DmaEngine {
    * every chunk. Returns the error message or null; `moved` says how many
    * bytes were copied before it stopped.
    */
-  private chunks(len: number, step: (done: number) => number | string): string | null {
+  private chunks(len: number, step: (this: DmaEngine, done: number) => number | string): string | null {
     try {
       return this.chunkLoop(len, step);
     } finally {
@@ -465,14 +465,14 @@ export class DmaEngine {
     }
   }
 
-  private chunkLoop(len: number, step: (done: number) => number | string): string | null {
+  private chunkLoop(len: number, step: (this: DmaEngine, done: number) => number | string): string | null {
     let done = 0;
     this.moved = 0;
     while (done < len) {
       const noToken = this.runToken?.chunk(Math.max(len, this.holdToken)) ?? null; // waits for a run token, acking invalidations meanwhile
       if (noToken !== null) return noToken;
       if (this.killed?.()) return INVALIDATED;
-      const n = step(done);
+      const n = step.call(this, done); // a method, not a closure of this engine: optimized code inlines its call target (thread_machine.ts)
       if (typeof n === 'string') return n;
       done += n;
       this.moved = done;

@@ -43,6 +43,7 @@ import { INVALIDATED } from './dma_engine.js';
 import type { GatherList } from './gather_list.js';
 import { IommuWalk as IommuWalkImpl, type IommuWalk } from './iommu_walk.js';
 import { SafetyChecker } from './safety_check.js';
+import { attachVa } from './thread_machine.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../../src/shm/start_line.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -83,8 +84,13 @@ export class VaSpace {
     this.tlb = new DeviceTlb(ctx.self, ctx.inv, new Int32Array(bind.pri), bind.map ? new Int32Array(bind.map) : null);
     ctx.inv.addHook((s, e) => this.hit(s, e), 'device');
     this.checker = bind.check ? new SafetyChecker(ctx.self.name, bind.safety, (m) => ctx.logError(m)) : null;
-    ctx.dma.onGather = (runs, write) => this.onGather(runs, write);
-    ctx.dma.killed = () => this.flight.dead;
+    // Long-lived call targets reaching this VaSpace, not closures of it: TurboFan inlines them (./thread_machine.ts).
+    attachVa(ctx.dma, this);
+  }
+
+  /** DmaEngine.killed: the last checkpoint killed the run in flight. */
+  get flightKilled(): boolean {
+    return this.flight.dead;
   }
 
   get counters(): VaCounters {
@@ -293,7 +299,7 @@ export class VaSpace {
    * in use. (A dead run needs no veto here: DmaEngine.killed stops it
    * before its next step, and nothing kills it inside a step.)
    */
-  private onGather(runs: GatherList, write: boolean): void {
+  onGather(runs: GatherList, write: boolean): void {
     const f = this.flight;
     if (f.active && this.checker) this.checker.checkTlbGather(runs, this.tlb, f.v0, f.devAddr, write);
   }

@@ -1,0 +1,45 @@
+// A pooled device worker keeps its optimized code across reset (workers/runtime/thread_machine.ts):
+// three camera-chain runs on one DeviceWorkerPool, in a child node with --trace-deopt --trace-opt
+// (V8 flags are process-wide, so they reach the device threads). Before the change every reset's
+// collection deoptimized the device TLB and DMA code that embedded the old machine's objects
+// ("marking dependent code ... reason: weak objects" for DeviceTlb.block, word, usable, runPages,
+// verifyRun, ...: 7-10 a run at 8 frames), and the next run compiled them again inside its window.
+import t from 'tap';
+import { execFile } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
+
+const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/${p}.js`).href;
+
+/** Device-side hot functions (workers/runtime/device_tlb.ts, dma_engine.ts, va_space.ts); no main-thread function has these names. */
+const DEVICE_HOT = ['block', 'word', 'usable', 'runPages', 'verifyRun', 'installReply', 'fillMask', 'missingSpan', 'transfer', 'chunks', 'copyPieces', 'copyGathered'];
+
+t.test('three pooled runs: the device TLB and DMA code compiled in the first is never deoptimized for a collected machine', async (t) => {
+  const script = `
+    import { writeSync } from 'node:fs';
+    const { runScenario } = await import('${dist('scenario/run')}');
+    const { loadScenarioFile } = await import('${dist('scenario/load')}');
+    const { DeviceWorkerPool } = await import('${dist('devices/worker_pool')}');
+    const sc = await loadScenarioFile('scenarios/camera-chain.yaml');
+    const pool = new DeviceWorkerPool();
+    try {
+      for (let i = 0; i < 3; i++) {
+        writeSync(1, '@@run ' + i + '\\n');
+        const r = await runScenario(sc, { mode: 'p2p', frames: 8, pool });
+        writeSync(1, '@@clean ' + r.accounting.checks.every((c) => c.ok) + '\\n');
+      }
+    } finally { await pool.close(); }`;
+  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    const c = execFile(process.execPath, ['--trace-deopt', '--trace-opt', '--input-type=module', '-e', script], { timeout: 60000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
+    );
+    c.stdin?.end();
+  });
+  t.equal(out.code, 0, out.stderr.trim().slice(-2000));
+  const lines = out.stdout.split('\n');
+  t.same(lines.filter((l) => l.startsWith('@@clean')), ['@@clean true', '@@clean true', '@@clean true'], 'every run passed its checks');
+  const firstRun = lines.slice(0, lines.indexOf('@@run 1'));
+  const compiled = DEVICE_HOT.filter((f) => firstRun.some((l) => l.startsWith('[completed optimizing') && l.includes(`<JSFunction ${f} `)));
+  t.ok(compiled.length >= 3, `the first run optimized device code to lose (${compiled.join(', ')})`);
+  const weak = lines.filter((l) => l.includes('reason: weak objects')).map((l) => /SharedFunctionInfo ([^>]*)>/.exec(l)?.[1] ?? l);
+  t.same(weak.filter((f) => DEVICE_HOT.includes(f)), [], `no device function deoptimized for a collected machine (all 'weak objects' deopts: ${weak.join(', ') || 'none'})`);
+});
