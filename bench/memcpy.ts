@@ -59,6 +59,11 @@ export function scatteredRate(mem: Uint8Array, pages: readonly number[], minByte
   };
 }
 
+/** Words of twoThreads' start line (bench/memcpy_worker.ts reads the same). */
+export const GO = 0;
+export const READY = 1;
+const START_DEADLINE_MS = 10_000;
+
 /** What one thread of twoThreads copies: [srcOff, +len) of src into [dstOff, +len) of dst. */
 export interface ThreadSpan {
   readonly src: SharedArrayBuffer;
@@ -74,7 +79,9 @@ export interface ThreadSpan {
  * the aggregate MB/s and a close.
  */
 export async function twoThreads(span: number, spans?: readonly [ThreadSpan, ThreadSpan]): Promise<{ sample: (passes: number) => Promise<number>; close: () => Promise<void> }> {
-  const go = new SharedArrayBuffer(4);
+  // Word GO: the round both may start; word READY: threads that got their round's message (they
+  // leave together once both are waiting, not one message dispatch apart).
+  const go = new SharedArrayBuffer(2 * Int32Array.BYTES_PER_ELEMENT);
   const goWord = new Int32Array(go);
   const fresh = (): ThreadSpan => ({ src: sabBytes(span).buffer as SharedArrayBuffer, srcOff: 0, dst: sabBytes(span).buffer as SharedArrayBuffer, dstOff: 0, len: span });
   const work = spans ?? [fresh(), fresh()];
@@ -86,9 +93,12 @@ export async function twoThreads(span: number, spans?: readonly [ThreadSpan, Thr
       round++;
       const done = workers.map((w) => once(w, 'message') as Promise<[{ bytes: number; t0: number; t1: number }]>);
       for (const w of workers) w.postMessage({ round, passes });
-      // Pairs with the Atomics.wait on go in bench/memcpy_worker.ts.
-      Atomics.store(goWord, 0, round);
-      Atomics.notify(goWord, 0);
+      // Pairs with the Atomics.add on READY and the wait on GO in bench/memcpy_worker.ts.
+      for (let ready = Atomics.load(goWord, READY); ready < workers.length * round; ready = Atomics.load(goWord, READY)) {
+        if (Atomics.wait(goWord, READY, ready, START_DEADLINE_MS) === 'timed-out') throw new Error(`memcpy.2threads: a copy thread did not take round ${round} within ${START_DEADLINE_MS} ms`);
+      }
+      Atomics.store(goWord, GO, round);
+      Atomics.notify(goWord, GO);
       const r = (await Promise.all(done)).map(([m]) => m);
       // Aggregate over the window both threads were copying in (absolute times, ms since the epoch).
       const t0 = Math.min(...r.map((x) => x.t0));

@@ -5,6 +5,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { copyPass } from '../src/workloads/memcpy_baseline.js';
+import { GO, READY } from './memcpy.js';
 
 const { src, srcOff, dst, dstOff, len, chunk, go } = workerData as { src: SharedArrayBuffer; srcOff: number; dst: SharedArrayBuffer; dstOff: number; len: number; chunk: number; go: SharedArrayBuffer };
 const s = new Uint8Array(src, srcOff, len);
@@ -12,8 +13,10 @@ const d = new Uint8Array(dst, dstOff, len);
 const goWord = new Int32Array(go);
 copyPass(s, d, chunk); // warm-up: page in, JIT
 parentPort!.on('message', (m: { round: number; passes: number }) => {
-  // Both threads leave together: pairs with Atomics.store/notify(go) in bench/memcpy.ts.
-  while (Atomics.load(goWord, 0) < m.round) Atomics.wait(goWord, 0, m.round - 1, 1000);
+  // Both threads leave together: ready, then wait for GO (pairs with bench/memcpy.ts's sample).
+  Atomics.add(goWord, READY, 1);
+  Atomics.notify(goWord, READY);
+  while (Atomics.load(goWord, GO) < m.round) Atomics.wait(goWord, GO, m.round - 1, 1000);
   const t0 = performance.now();
   for (let i = 0; i < m.passes; i++) copyPass(s, d, chunk);
   // Absolute times: a worker's performance.now() counts from its own start.

@@ -10,11 +10,11 @@
  *   atomics   atomics.rtt (main Atomics.wait <-> worker Atomics.wait round trip:
  *             the floor), atomics.rtt.async (main in Atomics.waitAsync)
  *   inval     inval.raw (baseline), inval.idle
- *   dma       memcpy.contig (baseline), dma.p2p.contig, dma.p2p.64k, inval.streaming.p50/.p99,
+ *   dma       memcpy.contig (baseline), dma.p2p.contig, dma.p2p.64k (and .same), inval.streaming.p50/.p99,
  *             inval.streaming.b2b.p50/.p99,
  *             inval.batched, dma.p2p.storm, memcpy.scattered,
  *             dma.p2p.scattered, dma.p2p.cold, memcpy.2threads.same (baseline),
- *             dma.p2p.2streams, dma.bounce,
+ *             dma.p2p.2streams (and .same), dma.bounce,
  *             dma.p2p.cmd.<size> (bench/cmd_size.ts)
  *   boot      boot.64.plain (baseline), boot.64, boot.256, boot.rss.plain (baseline), boot.rss
  *   scenario  scenario.<name>.bounce (baseline), scenario.<name>

@@ -1,7 +1,7 @@
 /**
  * A start line for device streams timed together (bench/dma_rig.ts's
- * dma.p2p.2streams against memcpy.2threads.same, whose threads also leave on
- * one go word): commands sent to several devices one after another arrive
+ * dma.p2p.2streams against memcpy.2threads and .2threads.same, whose
+ * threads also leave on one go word once both are ready): commands sent to several devices one after another arrive
  * a dispatch apart (a device worker may be asleep in its wait when its
  * command is posted: 1-4 ms under load against a ~30 ms stream), so each
  * device counts itself ready and waits; main waits until all are, then
