@@ -7,11 +7,17 @@
  * stop once; then the main thread either terminates the worker or resets
  * it (a DeviceWorkerPool keeps it for the next machine, src/devices/
  * worker_pool.ts), and the next configure starts from nothing again.
- * [Required: reset drops every reference to the last machine: its shared
- * memory, model, queues, process binding, IOMMU walker, error log, trace
- * ring and run token; module-level state is reuse-safe (simd_kernels.ts
- * `instance`/`tablesOf`, accel_simd.ts `compiled` hold compiled code and
- * a table owner that is checked by identity, not machine state).]
+ * [Required: after reset nothing the next machine's run uses reaches the
+ * last machine: the endpoint's fields and thread_machine.ts's `live` holder
+ * are cleared; the endpoint keeps at most one retired machine (its shared
+ * memory, model, queues, binding, IOMMU walker), never reachable through
+ * `live`, only so V8's optimized code keeps its maps, until the next machine
+ * starts or binds (an idle pooled worker so holds one machine's memory);
+ * module-level state is reuse-safe (simd_kernels.ts `instance`/`tablesOf`,
+ * accel_simd.ts `compiled` hold compiled code and a table owner that is
+ * checked by identity, not machine state). The retired machine's release
+ * at bind-mm runs a full collection inside that control call: binds stay
+ * before the timed windows.]
  */
 import { parentPort } from 'node:worker_threads';
 import { setFlagsFromString } from 'node:v8';

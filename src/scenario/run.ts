@@ -295,6 +295,8 @@ export async function compareScenario(sc: Scenario, opts: RunOptions = {}, warmu
     await runScenario(sc, { ...quiet, mode: 'p2p', pool: pools.p2p });
     await runScenario(sc, { ...quiet, mode: 'bounce', pool: pools.bounce });
     const p2p = await runScenario(sc, { ...opts, mode: 'p2p', pool: pools.p2p });
+    // p2p's idle workers each hold their last machine (workers/runtime/thread_machine.ts): not through bounce's window.
+    await pools.p2p.close();
     const bounce = await runScenario(sc, { ...opts, mode: 'bounce', pool: pools.bounce });
     return [p2p, bounce];
   } finally {

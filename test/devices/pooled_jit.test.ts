@@ -13,7 +13,7 @@ const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/${p}.js`).h
 /** Device-side hot functions (workers/runtime/device_tlb.ts, dma_engine.ts, va_space.ts); no main-thread function has these names. */
 const DEVICE_HOT = ['block', 'word', 'usable', 'runPages', 'verifyRun', 'installReply', 'fillMask', 'missingSpan', 'transfer', 'chunks', 'copyPieces', 'copyGathered'];
 
-t.test('three pooled runs: the device TLB and DMA code compiled in the first is never deoptimized for a collected machine', async (t) => {
+t.test('three pooled runs: the device TLB and DMA code compiled in the first is never deoptimized for a collected machine', { timeout: 300000 }, async (t) => {
   const script = `
     import { writeSync } from 'node:fs';
     const { runScenario } = await import('${dist('scenario/run')}');
@@ -29,7 +29,7 @@ t.test('three pooled runs: the device TLB and DMA code compiled in the first is 
       }
     } finally { await pool.close(); }`;
   const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const c = execFile(process.execPath, ['--trace-deopt', '--trace-opt', '--input-type=module', '-e', script], { timeout: 60000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) =>
+    const c = execFile(process.execPath, ['--trace-deopt', '--trace-opt', '--input-type=module', '-e', script], { timeout: 240000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) =>
       resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
     );
     c.stdin?.end();
