@@ -14,7 +14,8 @@ const run = (inject: InjectKind, iommu: boolean, seed = 21, ops = small.ops) => 
 // With the IOMMU off a rogue shows only when it DMAs again through a translation it kept: on a
 // loaded host its worker can get too little of a core in 40 operations to do so (missed in 4 of 12
 // runs beside three busy processes, 0 of 12 at 80 operations), so that run is twice as long. With
-// the IOMMU on, 40 operations gave IOMMU faults in 12 of 12 runs under the same load.
+// the IOMMU on, 40 operations gave IOMMU faults in 12 of 12 runs under the same load once, and
+// none (outcome 'missed') once in a full suite beside two busy processes: it runs twice as long too.
 const ROGUE_OPS = 2 * small.ops;
 
 t.test('rogue, IOMMU off: caught, as generation and payload violations of the rogue, exit 1', async (t) => {
@@ -27,11 +28,13 @@ t.test('rogue, IOMMU off: caught, as generation and payload violations of the ro
 });
 
 t.test('rogue, IOMMU on: its stale bus accesses are IOMMU faults', async (t) => {
-  const r = await run('rogue', true);
+  const r = await run('rogue', true, 21, ROGUE_OPS);
   t.ok(r.iommuFaults > 0, `IOMMU faults counted (${r.iommuFaults})`);
   // Its own device-private memory is not behind the IOMMU: a rogue that
-  // reads its own freed pages is caught, not contained.
-  t.ok(r.violations.every((v) => v.device === 'imp0' && /^0x[0-9a-f]{1,6}$/.test(v.detail.split(' ').at(-1)!)), 'any violation is the rogue reaching its own memory, never a bus address');
+  // reads its own freed pages is caught, not contained: by the checker (a device-memory offset)
+  // or by the payload check (it read a page its driver had poisoned after migrating it away).
+  const own = (v: (typeof r.violations)[number]) => v.device === 'imp0' && ((v.source === 'payload' && v.kind === 'poison-read') || /^0x[0-9a-f]{1,6}$/.test(v.detail.split(' ').at(-1)!));
+  t.same(r.violations.filter((v) => !own(v)), [], 'any violation is the rogue reaching its own memory, never a bus address');
   t.match(r.injected[0], { kind: 'rogue', outcome: r.violations.length ? 'caught' : 'contained' });
 });
 
