@@ -26,9 +26,7 @@ import { MiB, sabBytes, timeCopy } from '../src/workloads/memcpy_baseline.js';
 
 /** MB/s of one timed copy over [0, span) of two fresh buffers. */
 export function memcpyRate(span: number, minBytes: number): () => number {
-  const src = sabBytes(span);
-  const dst = sabBytes(span);
-  return () => timeCopy(src, dst, MiB, minBytes).rate / 1e6;
+  return sameMemoryRate(sabBytes(span), sabBytes(span), minBytes);
 }
 
 /**

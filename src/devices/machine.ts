@@ -119,9 +119,11 @@ export class Machine {
     const rss0 = process.memoryUsage.rss();
     const desc = createMachineShm(spec.ramBytes, spec.devices.map((d) => ({ name: d.name, memBytes: d.memBytes, barBytes: d.barBytes, wasm: deviceKinds[d.kind]?.wasmMemory })), spec.traceRecords ?? 0);
     const shm = attachMachineShm(desc);
-    const { devices, reused } = await Machine.attachDevices(spec, shm, opts.pool ?? null);
+    const devices: Device[] = [];
+    let reused = 0;
     let m: Machine;
     try {
+      reused = Machine.attachDevices(spec, shm, opts.pool ?? null, devices);
       for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
       m = new Machine(spec, shm, devices, nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null, opts.pool ?? null);
     } catch (e) {
@@ -151,27 +153,25 @@ export class Machine {
     return m;
   }
 
-  /** One handle per device, on a pooled worker or a new one; if any step throws, every thread already taken or spawned is terminated. */
-  private static async attachDevices(spec: MachineSpec, shm: MachineShm, pool: DeviceWorkerPool | null): Promise<{ devices: Device[]; reused: number }> {
-    const devices: Device[] = [];
+  /**
+   * One handle per device, on a pooled worker or a new one, pushed to
+   * `devices` as it is made (so a throw midway leaves the caller every
+   * thread already taken or spawned, to terminate). Returns how many were pooled.
+   */
+  private static attachDevices(spec: MachineSpec, shm: MachineShm, pool: DeviceWorkerPool | null, devices: Device[]): number {
     let reused = 0;
-    try {
-      for (const [i, s] of spec.devices.entries()) {
-        const dshm = shm.devices[i];
-        const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
-        // The model's own working memory (line buffers, scratch) sits at the
-        // start of device memory; no driver may hand those pages out.
-        const own = Math.ceil((deviceKinds[s.kind]?.minMemBytes ?? 0) / PAGE_SIZE);
-        if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
-        const warm = pool?.take(s.kind, s.name) ?? null;
-        if (warm) reused++;
-        devices.push({ spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs, warm ?? new DeviceWorker(s.kind, s.name)), mem });
-      }
-    } catch (e) {
-      await Promise.allSettled(devices.map((d) => d.handle.terminate()));
-      throw e;
+    for (const [i, s] of spec.devices.entries()) {
+      const dshm = shm.devices[i];
+      const mem = dshm.mem ? new PageAllocator(`${s.name} memory`, s.memBytes / PAGE_SIZE, dshm.mem, dshm.memGen!) : null;
+      // The model's own working memory (line buffers, scratch) sits at the
+      // start of device memory; no driver may hand those pages out.
+      const own = Math.ceil((deviceKinds[s.kind]?.minMemBytes ?? 0) / PAGE_SIZE);
+      if (mem && own > 0) mem.allocContig(Math.min(own, mem.totalPages));
+      const warm = pool?.take(s.kind, s.name) ?? null;
+      if (warm) reused++;
+      devices.push({ spec: s, shm: dshm, handle: new DeviceHandle(s.name, dshm.ctl, spec.timeoutMs, warm ?? new DeviceWorker(s.kind, s.name)), mem });
     }
-    return { devices, reused };
+    return reused;
   }
 
   device(name: string): Device {
