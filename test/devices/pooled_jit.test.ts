@@ -5,7 +5,7 @@
 // ("marking dependent code ... reason: weak objects" for DeviceTlb.block, word, usable, runPages,
 // verifyRun, ...: 7-10 a run at 8 frames), and the next run compiled them again inside its window.
 import t from 'tap';
-import { execFile } from 'node:child_process';
+import { childNode } from '../fixtures/child_node.js';
 import { pathToFileURL } from 'node:url';
 
 const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/${p}.js`).href;
@@ -28,12 +28,7 @@ t.test('three pooled runs: the device TLB and DMA code compiled in the first is 
         writeSync(1, '@@clean ' + r.accounting.checks.every((c) => c.ok) + '\\n');
       }
     } finally { await pool.close(); }`;
-  const out = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    const c = execFile(process.execPath, ['--trace-deopt', '--trace-opt', '--input-type=module', '-e', script], { timeout: 240000, maxBuffer: 256 * 1024 * 1024 }, (err, stdout, stderr) =>
-      resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }),
-    );
-    c.stdin?.end();
-  });
+  const out = await childNode(script, ['--trace-deopt', '--trace-opt'], { timeoutMs: 240000, maxBuffer: 256 * 1024 * 1024 });
   t.equal(out.code, 0, out.stderr.trim().slice(-2000));
   const lines = out.stdout.split('\n');
   t.same(lines.filter((l) => l.startsWith('@@clean')), ['@@clean true', '@@clean true', '@@clean true'], 'every run passed its checks');

@@ -5,7 +5,7 @@
 // keeps the process alive, and close() ends every thread.
 import t, { type Test } from 'tap';
 import { oneCommand } from '../fixtures/host_completion.js';
-import { execFile } from 'node:child_process';
+import { childNode } from '../fixtures/child_node.js';
 import { pathToFileURL } from 'node:url';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import type { DeviceWorker } from '../../src/devices/device_worker.js';
@@ -148,14 +148,6 @@ t.test('an idle worker that dies leaves the pool', async (t) => {
 /** A compiled module of src/devices, as a URL a child's import() takes. */
 const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/devices/${p}.js`).href;
 
-/** Runs an ES module script in a child node (20 s deadline); its exit code and output. */
-function child(script: string, nodeArgs: string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const c = execFile(process.execPath, [...nodeArgs, '--input-type=module', '-e', script], { timeout: 20000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? -1) : 0, stdout, stderr }));
-    c.stdin?.end();
-  });
-}
-
 t.test('an idle pooled worker holds at most its last machine\'s memory, released when the next machine starts', async (t) => {
   // Each machine's 256 MiB of RAM is touched, then main drops it (run() returns): only the idle
   // worker can still hold it. It keeps its last machine retired (V8's optimized code keeps its
@@ -183,7 +175,7 @@ t.test('an idle pooled worker holds at most its last machine\'s memory, released
     await m.shutdown();
     await pool.close();
     console.log(JSON.stringify({ idle, next, closed: await settle() - base }));`;
-  const out = await child(script, ['--expose-gc']);
+  const out = await childNode(script, ['--expose-gc']);
   t.equal(out.code, 0, out.stderr.trim());
   const r = JSON.parse(out.stdout) as { idle: number[]; next: number[]; closed: number };
   const MiB = 2 ** 20;
@@ -209,7 +201,7 @@ t.test('a pool nobody closed does not keep the process alive; close() ends every
     await m.shutdown();
     console.log('idle', pool.idle);`;
   const t0 = Date.now();
-  const out = await child(script);
+  const out = await childNode(script);
   t.equal(out.code, 0, `the child exited by itself (${out.stderr.trim()})`);
   t.equal(out.stdout.trim(), 'idle 1', 'with a worker still idle in its pool');
   t.ok(Date.now() - t0 < 15000, 'without waiting for a timeout');
@@ -226,7 +218,7 @@ t.test('a Machine.create that throws leaves no thread behind (the process exits 
     const midway = await Machine.create(spec, { pool }).then(() => 'created', (e) => e.message);
     console.log(JSON.stringify([refused, midway]));`;
   const t0 = Date.now();
-  const out = await child(script);
+  const out = await childNode(script);
   t.equal(out.code, 0, `the child exited by itself (${out.stderr.trim()})`);
   t.match(JSON.parse(out.stdout), [/run tokens: expected/, 'take failed']);
   t.ok(Date.now() - t0 < 15000, 'without waiting for a timeout');
