@@ -420,17 +420,21 @@ function shadowCompare(rig: StressRig, shadows: Map<number, { epoch: number; acc
     const writer = rig.names[b.spec.writer];
     for (let p = 0; p < b.spec.npages; p++) {
       const va = b.va + p * PAGE_SIZE;
+      // Where the page lives goes into the detail: a stale payload in the rogue's own
+      // device memory (not behind the IOMMU) is not one on a bus address.
+      let backing: string;
       if (b.spec.kind === 'bar') {
         const pg = rig.exporter.pageOf(b.vma!, p);
         bytes.set(rig.machine.device('exp0').shm.mem!.subarray(pg * PAGE_SIZE, (pg + 1) * PAGE_SIZE));
+        backing = `exp0's BAR page 0x${pg.toString(16)}`;
       } else {
         const pte = rig.mm.pt.get(va / PAGE_SIZE);
-        if (!pte || pte.kind === 'zero') bytes.fill(0);
-        else if (pte.kind === 'ram') bytes.set(k.ramBytes.subarray(pte.pfn * PAGE_SIZE, (pte.pfn + 1) * PAGE_SIZE));
-        else bytes.set(pte.devmem.bytes.subarray(pte.page * PAGE_SIZE, (pte.page + 1) * PAGE_SIZE));
+        if (!pte || pte.kind === 'zero') { bytes.fill(0); backing = 'the zero page'; }
+        else if (pte.kind === 'ram') { bytes.set(k.ramBytes.subarray(pte.pfn * PAGE_SIZE, (pte.pfn + 1) * PAGE_SIZE)); backing = `RAM pfn 0x${pte.pfn.toString(16)}`; }
+        else { bytes.set(pte.devmem.bytes.subarray(pte.page * PAGE_SIZE, (pte.page + 1) * PAGE_SIZE)); backing = `${pte.devmem.owner.name}'s device memory page 0x${pte.page.toString(16)}`; }
       }
       const st = judgePage(page, 0, POISON_WORD);
-      const v = (kind: string, detail: string): void => add({ source: 'shadow', kind, device: writer, buf: i, page: p, generation: `epoch ${b.epoch}`, step, op: 'end of run', detail });
+      const v = (kind: string, detail: string): void => add({ source: 'shadow', kind, device: writer, buf: i, page: p, generation: `epoch ${b.epoch}`, step, op: 'end of run', detail: `${detail}; backed by ${backing}` });
       if (st.kind === 'poison') v('poison-live', 'a live page of a surviving buffer holds poison (freed under its mapping)');
       else if (st.kind === 'corrupt') v('corrupt', 'neither zero nor a valid payload (torn or foreign write)');
       else if (st.kind === 'payload' && sh && sh.epoch === b.epoch) {

@@ -31,10 +31,14 @@ t.test('rogue, IOMMU on: its stale bus accesses are IOMMU faults', async (t) => 
   const r = await run('rogue', true, 21, ROGUE_OPS);
   t.ok(r.iommuFaults > 0, `IOMMU faults counted (${r.iommuFaults})`);
   // Its own device-private memory is not behind the IOMMU: a rogue that
-  // reads its own freed pages is caught, not contained: by the checker (a device-memory offset)
-  // or by the payload check (it read a page its driver had poisoned after migrating it away).
-  const own = (v: (typeof r.violations)[number]) => v.device === 'imp0' && ((v.source === 'payload' && v.kind === 'poison-read') || /^0x[0-9a-f]{1,6}$/.test(v.detail.split(' ').at(-1)!));
-  t.same(r.violations.filter((v) => !own(v)), [], 'any violation is the rogue reaching its own memory, never a bus address');
+  // reaches its own freed pages is caught, not contained: by the checker (a device-memory offset),
+  // by the payload check (it read a page its driver had poisoned after migrating it away), or by
+  // the end-of-run shadow compare of a buffer it writes itself (seen once in a CI run: its stale
+  // write to its own memory, whose page may since back that buffer again or have been copied to
+  // RAM by a migration). The IOMMU's promise is about the other devices' buffers.
+  const own = (v: (typeof r.violations)[number]) =>
+    v.device === 'imp0' && (v.source === 'shadow' || (v.source === 'payload' && v.kind === 'poison-read') || /^0x[0-9a-f]{1,6}$/.test(v.detail.split(' ').at(-1)!));
+  t.same(r.violations.filter((v) => !own(v)), [], 'any violation is the rogue reaching its own memory or buffers, never those of another device');
   t.match(r.injected[0], { kind: 'rogue', outcome: r.violations.length ? 'caught' : 'contained' });
 });
 

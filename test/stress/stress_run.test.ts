@@ -6,7 +6,7 @@
 import t from 'tap';
 import { TASK_SIZE } from '../../src/kernel/mm.js';
 import { makeRange } from '../../src/kernel/mmu_notifier.js';
-import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
 import { runStress } from '../../src/stress/run.js';
 import type { StressRig } from '../../src/stress/rig.js';
 import { STRESS_VIOLATION_RECORDS, StressViolationKind, writePayload } from '../../src/shm/stress_layout.js';
@@ -91,6 +91,33 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
   const v = r.violations.find((x) => x.source === 'payload' && x.device === 'imp0')!;
   t.match(v, { device: 'imp0', buf: 0 });
   t.ok(v.page !== null && v.step >= 0 && v.op.length > 0, 'named: device, buffer, page, step, operation');
+  t.equal(r.exitCode, 1);
+});
+
+t.test('shadow: a stale payload and a poisoned page left to the end are named, with the page\'s backing', async (t) => {
+  const r = await runStress({
+    ...small,
+    seed: 12,
+    iommu: false,
+    xHooks: {
+      beforeEnd: async (rig) => {
+        rig.stopStreaming();
+        await sleep(100);
+        const b0 = rig.bufs[0]; // imp0's anonymous buffer
+        const page = new Uint8Array(PAGE_SIZE);
+        // A well-formed payload of an epoch the buffer never had: what a write through a
+        // translation kept past its invalidation leaves behind (the devices are idle now).
+        writePayload(new Int32Array(page.buffer), 0, rig.machine.device('imp0').shm.index, 0, 0, 1000, 0);
+        await rig.mm.write(b0.va, page);
+        await rig.mm.write(b0.va + PAGE_SIZE, new Uint8Array(PAGE_SIZE).fill(POISON_BYTE));
+      },
+    },
+  });
+  const shadow = r.violations.filter((v) => v.source === 'shadow');
+  const backing = /; backed by (RAM pfn|imp\d's device memory page) 0x[0-9a-f]+$/;
+  t.match(shadow.find((v) => v.page === 0), { kind: 'stale', device: 'imp0', buf: 0, detail: /of epoch 1000[;,]/ });
+  t.match(shadow.find((v) => v.page === 1), { kind: 'poison-live', device: 'imp0', buf: 0, detail: backing });
+  t.match(shadow.find((v) => v.page === 0)?.detail, backing);
   t.equal(r.exitCode, 1);
 });
 
