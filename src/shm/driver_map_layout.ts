@@ -74,15 +74,23 @@ export function freeMapSlots(m: Int32Array): number {
   return Math.min(MAP_SLOTS, Math.max(0, MAP_SLOTS - pending));
 }
 
-/** Installs one posted entry: VA page `vpn` -> the ReplyEntry fields. */
-export type MapInstall = (vpn: number, devAddr: number, flags: number, gen: number, mem: number, page: number) => void;
+/**
+ * Where takeMapPosts installs each posted entry: VA page `vpn` -> the
+ * ReplyEntry fields. An object with a method, not a callback: the worker's
+ * DeviceTlb passes itself, so every run's TLB calls the one prototype
+ * method, whose optimized code a pooled device thread keeps (a closure per
+ * TLB was a new function each run, compiled again inside each window).
+ */
+export interface MapSink {
+  installPosted(vpn: number, devAddr: number, flags: number, gen: number, mem: number, page: number): void;
+}
 
 /**
  * The worker's side: installs every slot posted since the last call, in
  * order (entries with flags 0 are skipped), then frees them. Returns the
  * entries installed.
  */
-export function takeMapPosts(m: Int32Array, install: MapInstall): number {
+export function takeMapPosts(m: Int32Array, sink: MapSink): number {
   // Pairs with Atomics.store(postSeq) in postMigrated (src/drivers/migrate_map.ts).
   const s = Atomics.load(m, DriverMap.postSeq);
   let d = m[DriverMap.doneSeq];
@@ -97,7 +105,7 @@ export function takeMapPosts(m: Int32Array, install: MapInstall): number {
       const w = slot + MapSlot.entries + i * ReplyEntry.kFieldCount;
       const f = m[w + ReplyEntry.flags];
       if (f === 0) continue;
-      install(v0 + i, loadU64(m, w + ReplyEntry.devAddr), f, m[w + ReplyEntry.gen], m[w + ReplyEntry.mem], m[w + ReplyEntry.page]);
+      sink.installPosted(v0 + i, loadU64(m, w + ReplyEntry.devAddr), f, m[w + ReplyEntry.gen], m[w + ReplyEntry.mem], m[w + ReplyEntry.page]);
       n++;
     }
   }

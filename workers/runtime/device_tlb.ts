@@ -52,7 +52,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_WRITE } from '../../src/shm/hmm_pfn.js';
 import { loadU64, storeU64 } from '../../src/shm/layout.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { DriverMap, takeMapPosts, type MapInstall } from '../../src/shm/driver_map_layout.js';
+import { DriverMap, takeMapPosts, type MapSink } from '../../src/shm/driver_map_layout.js';
 import { errnoCode, errnoName, PageRequest, pageAsked, priGroup, PriMailbox, PRI_GROUPS, ReplyEntry, REQ_MASK_WORDS, SPARSE_SPAN, ViolationKind, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { InvalidationPort } from './invalidation.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
@@ -131,7 +131,7 @@ interface Group {
   readonly racedPages: Uint8Array;
 }
 
-export class DeviceTlb {
+export class DeviceTlb implements MapSink {
   /** Block number (vpn >> TLB_BLOCK_SHIFT) -> block. guarded by: worker thread. */
   private readonly blocks = new Map<number, Block>();
   private lastKey = -1;
@@ -372,13 +372,13 @@ export class DeviceTlb {
    * invalidation the kernel posted after the mailbox drops what it held.
    */
   collectMap(): void {
-    if (this.map !== null) this.pagesMapped += takeMapPosts(this.map, this.installPosted);
+    if (this.map !== null) this.pagesMapped += takeMapPosts(this.map, this);
   }
 
-  /** takeMapPosts' install (src/shm/driver_map_layout.ts). */
-  private readonly installPosted: MapInstall = (vpn, devAddr, flags, gen, mem, page) => {
+  /** MapSink: takeMapPosts installs each posted entry here (src/shm/driver_map_layout.ts). */
+  installPosted(vpn: number, devAddr: number, flags: number, gen: number, mem: number, page: number): void {
     this.install(vpn, devAddr, flags, gen, mem, page);
-  };
+  }
 
   /** Are all of [vpn, +n) usable for the access (after installing the driver's post)? */
   allUsable(vpn: number, n: number, write: boolean): boolean {
