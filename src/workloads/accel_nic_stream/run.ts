@@ -5,11 +5,13 @@
  *
  *   p2p:    the result buffers are a device-special VMA each (BarExporter,
  *           read-only, NIC only); the NIC reads them by VA through the
- *           accelerator's BAR. While a SEND is in flight the driver moves
- *           the buffer (BarExporter.revoke: invalidate the NIC, wait for
- *           its ack, copy to new pages, free the old ones) at seeded
- *           delays; a BAR window smaller than the buffers adds LRU slot
- *           evictions. The NIC refaults and the stream stays byte-exact.
+ *           accelerator's BAR. At a seeded delay after a SEND starts
+ *           the driver moves the buffer (BarExporter.revoke: invalidate the
+ *           NIC, wait for its ack, copy to new pages, free the old ones);
+ *           timers cannot fire under 1 ms, a SEND takes ~0.5 ms, so most
+ *           moves land after their SEND (Revoker counts those during one).
+ *           A BAR window smaller than the buffers adds LRU slot evictions.
+ *           The NIC refaults and the stream stays byte-exact.
  *           With `evict: revoke` the driver revokes access instead
  *           (BarExporter.revokeAccess, dma-buf/VFIO style): the NIC is
  *           invalidated and its refault fails ENODEV, so the SEND fails;
