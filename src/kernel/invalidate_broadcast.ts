@@ -44,19 +44,6 @@
  * acked it. Main may then rewrite the slot while the device reads it, so
  * the slot is a seqlock (invWriting, odd while main writes).
  *
- * Devices parked on a page request: a device asleep in its page-request
- * wait (DeviceTlb.awaitReply) publishes the request's seq in
- * DeviceCtl.priParked and serves every posted batch when it wakes, before
- * it leaves the wait; post() loads priParked after its store of invSeq
- * (the device clears it before it loads invSeq: a Dekker pair, the
- * handshake is drawn in workers/runtime/device_tlb.ts), and a batch seen
- * parked is treated as above (stats.priParkedAcks). The common case is a
- * camera whose own page request makes the exporter recycle BAR slots of
- * its older buffer: upstream the invalidate callback would take the
- * driver lock and bump the interval sequence while the fault path sleeps,
- * and the fault path's mmu_interval_read_retry would see it; nothing
- * waits for the faulting device itself.
- *
  * A device that does not ack within the deadline is counted
  * (stats.timedOut) and reported by name to `onTimeout`: with the IOMMU on
  * the kernel fences the device off its domain (contained); with it off the
@@ -108,10 +95,9 @@ export class DeviceInvalidator {
    * out (the safety verdict reads these, not the log), ranges posted, acks
    * seen while main blocked (waitSync), of those the ones seen while it
    * still polled, batches not waited for because the device was parked
-   * (counted as acked), of those the ones parked on a page-request reply
-   * rather than a run token (priParkedAcks), ack latency of each batch waited for (µs).
+   * (counted as acked), ack latency of each batch waited for (µs).
    */
-  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, polledAcks: 0, parkedAcks: 0, priParkedAcks: 0, ackUs: [] as number[] };
+  readonly stats = { sent: 0, acked: 0, timedOut: 0, ranges: 0, syncAcks: 0, polledAcks: 0, parkedAcks: 0, ackUs: [] as number[] };
   /** How long the next round trip may block main (waitSync). */
   private syncBudgetMs = ACK_SYNC_MS;
   /** The device failed: its waits go straight to waitAsync, which reports the failure. */
@@ -251,16 +237,7 @@ export class DeviceInvalidator {
     Atomics.store(ctl, DeviceCtl.invSeq, seq);
     // After the store of invSeq (RunTokens.parked). A device told to lag or
     // delay its acks (fault injection) is always woken and waited for.
-    // priParked: asleep on page request N (DeviceTlb.awaitReply); pairs with
-    // the device's CAS of priParked before its check() on waking, which
-    // serves the post even when the device is told to lag (fault injection).
-    this.postedParked = false;
-    if (!this.failed) {
-      if (Atomics.load(ctl, DeviceCtl.priParked) !== 0) {
-        this.postedParked = true;
-        this.stats.priParkedAcks++;
-      } else if (Atomics.load(ctl, DeviceCtl.invLagMs) === 0 && Atomics.load(ctl, DeviceCtl.invDelayMs) === 0) this.postedParked = this.parked();
-    }
+    this.postedParked = !this.failed && Atomics.load(ctl, DeviceCtl.invLagMs) === 0 && Atomics.load(ctl, DeviceCtl.invDelayMs) === 0 && this.parked();
     if (!this.postedParked) ringWake(ctl);
     this.stats.sent++;
     this.stats.ranges += batch.length;

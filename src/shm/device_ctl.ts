@@ -50,7 +50,6 @@ export const DeviceCtl = defineLayout({
   invIgnore: { writer: 'main', doc: 'fault injection: the device acks but keeps its translations (a rogue device)' },
   invLagMs: { writer: 'main', doc: 'fault injection: a slow but legal device, which keeps DMAing through its old translations this long after an invalidation is posted, then drops them and acks' },
   invWriting: { writer: 'main', doc: 'seqlock over invCount/invRanges: odd while main rewrites them (a batch posted to a parked device that has not served the last one yet); the worker re-reads until it sees the same even value before and after' },
-  priParked: { writer: 'worker', doc: 'seq of the page request the device sleeps on in DeviceTlb.awaitReply, 0 when awake (set before the sleep, cleared by CAS before it serves invalidations on waking); the kernel counts a post seen parked as acked (invalidate_broadcast.ts)' },
   invPolls: { writer: 'worker', doc: 'bumped each time the device looks for a pending invalidation (InvalidationPort.pending/check); main polls for an ack only while it moves (the device is on a CPU)' },
 });
 

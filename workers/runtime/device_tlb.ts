@@ -43,43 +43,6 @@
  * Entries live in typed arrays (blocks of TLB_BLOCK consecutive VA
  * pages): no object per page, and a stream's lookups are array indexes.
  *
- * Parked on a page request (the lazy-ack handshake; kernel side:
- * src/kernel/invalidate_broadcast.ts post). A device asleep in
- * awaitReply touches no memory, so the kernel need not wake it for an
- * invalidation, nor wait for its ack, as long as the device serves every
- * posted batch after waking and before its next access: the
- * mmu_interval_notifier contract seen from the driver side (the
- * invalidate callback takes the driver lock and bumps the sequence; the
- * fault path's mmu_interval_read_retry under that lock tells it the reply
- * is stale), here with the ack deferred to the wake.
- *
- *   device (awaitReply)                     kernel (DeviceInvalidator.post)
- *   -------------------                     -------------------------------
- *   seen = load(wake); check()              write ranges; store(invSeq, s)
- *   reply in? -> leave                      p = load(priParked)
- *   store(priParked, N)  (request N)        p != 0: count s as acked, no wake
- *   Atomics.wait(wake, seen)                p == 0: ringWake, wait for invAck
- *   CAS(priParked, N, 0)
- *   loop: check() serves s (drops entries, acks), then the reply test
- *   [Required: no access through a translation between the kernel's load
- *    of priParked != 0 and the device's check() that serves s]
- *
- * All Atomics are sequentially consistent: the kernel stores invSeq
- * before it loads priParked, the device clears priParked before it loads
- * invSeq (check()), so when the kernel sees the device parked, the device
- * sees the post when it wakes (a Dekker pair; the CAS clears only its own
- * N). A device woken by anything (the reply, a doorbell, the slice)
- * passes the clear and check() before it leaves the loop; every path to
- * an access leaves through the check() after it ("take the lock"). That
- * check serves the batch even when the device is told to lag its acks
- * (invLagMs: a slow device keeps DMAing through old translations, which a
- * parked one is not doing), so the kernel honours priParked whatever the
- * fault-injection knobs say; a device that published priParked and did
- * touch memory is what test/kernel/pri_parked.test.ts shows the safety
- * checker catching.
- * Posts while the device was seen parked ride along with every later
- * batch until it acked them (DeviceInvalidator.parkedRanges).
- *
  * Threading: worker only. The invalidation hook runs on this thread
  * (InvalidationPort.check), so "holding the driver lock" here means "not
  * calling check()" — install is atomic with respect to acks.
@@ -542,27 +505,16 @@ export class DeviceTlb {
   private awaitReply(g: Group): boolean {
     const ctl = this.self.ctl;
     const hard = performance.now() + REPLY_DEADLINE_MS;
-    let woke = false;
     for (;;) {
       const seen = Atomics.load(ctl, DeviceCtl.wake);
-      // Keep acking invalidations while we wait; after a parked sleep serve
-      // even a batch we are told to lag (the kernel may have counted it acked).
-      this.inv.check(woke);
-      woke = false;
+      this.inv.check(); // keep acking invalidations while we wait
       // Pairs with Atomics.store(replySeq) + ringWake in ImporterBinding.reply.
       if (Atomics.load(g.view, PageRequest.replySeq) === g.seq) break;
       if (performance.now() > hard) {
         g.busy = false;
         return false;
       }
-      // Parked on request g.seq: asleep, touching no memory until the
-      // clear below and the check() after it (see the file comment).
-      Atomics.store(ctl, DeviceCtl.priParked, g.seq);
       Atomics.wait(ctl, DeviceCtl.wake, seen, this.inv.sleepBound(WAIT_SLICE_MS));
-      // Before the check() at the loop's top. Pairs with the load of
-      // priParked after the store of invSeq in DeviceInvalidator.post.
-      Atomics.compareExchange(ctl, DeviceCtl.priParked, g.seq, 0);
-      woke = true;
     }
     this.inv.check(); // "take the lock": serve what is pending, then install without checking again
     return true;

@@ -72,16 +72,12 @@ export class InvalidationPort {
     return Atomics.load(this.ctl, DeviceCtl.invSeq) !== Atomics.load(this.ctl, DeviceCtl.invAck);
   }
 
-  /**
-   * Serves a pending invalidation; returns true when one was acked.
-   * `now`: serve it even if told to lag (a device waking from a parked
-   * sleep the kernel may have counted as an ack: DeviceTlb.awaitReply).
-   */
-  check(now = false): boolean {
+  /** Serves a pending invalidation; returns true when one was acked. */
+  check(): boolean {
     this.ctl[DeviceCtl.invPolls]++;
     let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
     if (seq === Atomics.load(this.ctl, DeviceCtl.invAck)) return false;
-    const lag = now ? 0 : Atomics.load(this.ctl, DeviceCtl.invLagMs);
+    const lag = Atomics.load(this.ctl, DeviceCtl.invLagMs);
     if (lag > 0) {
       const now = performance.now();
       if (seq !== this.lagSeq) {
