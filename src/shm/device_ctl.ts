@@ -51,6 +51,7 @@ export const DeviceCtl = defineLayout({
   invLagMs: { writer: 'main', doc: 'fault injection: a slow but legal device, which keeps DMAing through its old translations this long after an invalidation is posted, then drops them and acks' },
   invWriting: { writer: 'main', doc: 'seqlock over invCount/invRanges: odd while main rewrites them (a batch posted to a parked device that has not served the last one yet); the worker re-reads until it sees the same even value before and after' },
   invPolls: { writer: 'worker', doc: 'bumped each time the device looks for a pending invalidation (InvalidationPort.pending/check); main polls for an ack only while it moves (the device is on a CPU)' },
+  cqWait: { writer: 'worker', doc: '1 while one of its queues holds commands and its CQ is full: a consumer that frees a CQ slot wakes the device only then (CqConsumer.poll; a Dekker pair with the CQyHDBL store, drawn in src/shm/ring.ts)' },
 });
 
 export const enum DeviceState {

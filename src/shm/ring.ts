@@ -19,13 +19,23 @@
  *   while phase(CQE[head]) == expected: consume; head++ (flip expected on wrap)
  *   Atomics.store(CQyHDBL, head)         [Required: the device never
  *                                         overwrites an entry past CQyHDBL]
+ *   load(cqWait) != 0: ringWake          CQ full with commands left:
+ *                                          store(cqWait, 1); load(CQyHDBL)
+ *                                          again; still full: sleep
+ *
+ * The consumer wakes the device only when it waits for CQ room (cqWait,
+ * workers/runtime/device_queues.ts): the consumer stores the head before
+ * it loads cqWait, the device stores cqWait before it loads the head
+ * again, so one of them sees the other (a Dekker pair). A wake on every
+ * reap woke a device asleep with nothing to do on ~80% of camera-farm's
+ * reaps (a futex wake on main, a spurious wake-up on the device).
  *
  * The SQ producer learns how far the device has read from the sqHead field
  * of each CQE (as NVMe hosts do); the device learns how far the consumer
  * has read from CQyHDBL. A ring of n entries holds at most n - 1.
  */
 import { defineLayout, loadU64, storeU64 } from './layout.js';
-import { DeviceRegs, ringWake } from './device_ctl.js';
+import { DeviceCtl, DeviceRegs, ringWake } from './device_ctl.js';
 
 /** Submission queue entry: 16 words (64 bytes, as NVMe). */
 export const SqEntry = defineLayout({
@@ -246,7 +256,8 @@ export class CqConsumer {
     if (this.head === 0) this.phase ^= 1;
     // Pairs with the Atomics.load(CQyHDBL) in CqProducer.full.
     Atomics.store(this.db.regs, DeviceRegs.cqHead + this.db.qid, this.head);
-    ringWake(this.db.ctl);
+    // After the head store: pairs with the store of cqWait in DeviceQueues.poll.
+    if (Atomics.load(this.db.ctl, DeviceCtl.cqWait) !== 0) ringWake(this.db.ctl);
     return c;
   }
 }

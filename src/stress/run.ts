@@ -1,8 +1,9 @@
 /**
  * One stress run: boot the rig, measure the Atomics round trip, stream,
  * apply the seeded schedule (with the injected fault at its step), collect
- * every violation after every step, stop, compare the shadow model, and
- * report. Exit code 1 when any violation was seen.
+ * every violation after every step, probe an injected hang or late ack
+ * that has not shown yet (probeInjected), stop, compare the shadow model,
+ * and report. Exit code 1 when any violation was seen.
  *
  * The checks (DESIGN.md section 6), all always on:
  *   checker   page generations per DMA run (workers/runtime/safety_check.ts):
@@ -55,6 +56,8 @@ export interface StressOptions {
 }
 
 const MAX_LISTED = 200;
+/** probeInjected gives up after this many ack deadlines. */
+const PROBE_ACK_TIMEOUTS = 20;
 const POISON_WORD = POISON_BYTE * 0x01010101;
 
 export async function runStress(o: StressOptions): Promise<StressReport> {
@@ -79,6 +82,8 @@ interface InjectState {
   readonly slot: number;
   readonly step: number;
   cleared: boolean;
+  /** Invalidations probeInjected sent after the schedule (0: the fault showed during it). */
+  probes: number;
 }
 
 /**
@@ -128,6 +133,7 @@ class StressRun {
     await this.scheduleLoop(t0);
     await this.o.xHooks?.beforeEnd?.(rig);
     const wallMs = performance.now() - t0;
+    await this.probeInjected();
     rig.stopStreaming();
     await this.endChecks();
     return this.buildReport(roundTripUs, wallMs);
@@ -155,6 +161,35 @@ class StressRun {
   private async scheduleLoop(t0: number): Promise<void> {
     const deadline = this.o.durationS ? t0 + this.o.durationS * 1000 : Number.POSITIVE_INFINITY;
     while (this.ops < this.total && performance.now() < deadline) await this.step(this.sched.next());
+  }
+
+  /**
+   * A hang or late ack injected during the schedule shows at the first
+   * invalidation the device must answer once the fault took effect (at
+   * the top of its next pass). A device that spent the rest of the
+   * schedule blocked on a page request never reached the fault: the run
+   * ended with it untested ("missed"; the schedule's operations take
+   * 0.1-0.5 ms each, a device's pass with a page request ~10 ms, and with
+   * session 12's lazy ack, which did not wait for a device asleep on its
+   * request, 3 of 6 seeds of 40 operations ended so). So, with streaming
+   * still on, the device gets one single-page invalidation at a time, with
+   * an event-loop turn between (its page request is served, it runs on
+   * into the fault), until one times out (named, then fenced or reported,
+   * and torn down as in a step) or PROBE_ACK_TIMEOUTS deadlines passed.
+   */
+  private async probeInjected(): Promise<void> {
+    const s = this.injectState;
+    if (!s || s.cleared || (s.kind !== 'hang' && s.kind !== 'late')) return;
+    const inv = this.rig.kernel.invalidator(s.device);
+    const end = performance.now() + PROBE_ACK_TIMEOUTS * this.ackTimeoutMs;
+    while (!s.cleared && performance.now() < end) {
+      await new Promise((res) => setTimeout(res, 1));
+      await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
+      s.probes++;
+      this.collect();
+      await settleInjection(this.rig, s, this.crashed);
+      for (const d of this.crashed.splice(0)) await this.rig.tearDown(d);
+    }
   }
 
   /** One operation: inject at its step, wait its gap, apply, collect, settle the injection, tear down the crashed. */
@@ -353,7 +388,7 @@ function inject(rig: StressRig, kind: InjectKind, step: number, ackTimeoutMs: nu
   else if (kind === 'late') Atomics.store(ctl, DeviceCtl.invDelayMs, Math.round(ackTimeoutMs * 1.5));
   else if (kind === 'hang') Atomics.store(rig.shm, w, StressInject.Hang);
   else Atomics.store(rig.shm, w, StressInject.Throw);
-  return { kind, device, slot, step, cleared: kind === 'rogue' };
+  return { kind, device, slot, step, cleared: kind === 'rogue', probes: 0 };
 }
 
 /** After the injected fault shows: late acks are cleared; a hung device is named, failed and torn down. */
@@ -370,7 +405,7 @@ async function settleInjection(rig: StressRig, s: { kind: InjectKind; device: st
   if (s.kind === 'crash' && rig.gone.has(s.device)) s.cleared = true;
 }
 
-function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: number }, iommu: boolean, iommuFaults: number, violations: readonly StressViolation[]): InjectOutcome {
+function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: number; probes: number }, iommu: boolean, iommuFaults: number, violations: readonly StressViolation[]): InjectOutcome {
   const mine = violations.filter((v) => v.device === s.device).length;
   const c = rig.kernel.invalidatorCounters().find((x) => x.device === s.device);
   const base = { kind: s.kind, device: s.device, step: s.step };
@@ -386,7 +421,7 @@ function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: 
   }
   const t = c?.timedOut ?? 0;
   if (t === 0) return { ...base, expected, outcome: 'missed', detail: 'no invalidation timed out' };
-  const torn = s.kind === 'hang' ? '; failed and torn down' : '';
+  const torn = (s.kind === 'hang' ? '; failed and torn down' : '') + (s.probes > 0 ? `; shown by probe ${s.probes} after the schedule` : '');
   if (c?.fenced) return { ...base, expected, outcome: 'contained', detail: `${t} invalidation(s) not acked in time: fenced off its IOMMU domain${torn}` };
   return { ...base, expected, outcome: 'caught', detail: `${t} invalidation(s) not acked in time: ack-timeout violation${torn}` };
 }

@@ -11,6 +11,7 @@ function pair(entries: number) {
   const db = { regs, ctl, qid: 1 };
   return {
     ctl,
+    regs,
     cqMem,
     sqp: new SqProducer(sqMem, entries, db),
     sqc: new SqConsumer(sqMem, entries, regs, 1),
@@ -87,4 +88,16 @@ t.test('a full CQ refuses until the consumer rings its head doorbell', async (t)
 
 t.test('rings refuse silly sizes', async (t) => {
   t.throws(() => pair(1), /at least 2 entries/);
+});
+
+t.test('a reap wakes the device only while it waits for CQ room (cqWait)', async (t) => {
+  const q = pair(4);
+  for (let i = 0; i < 2; i++) t.ok(q.cqp.post({ cid: i, status: 0, result: 0, sqHead: 0 }, 1));
+  const w0 = Atomics.load(q.ctl, DeviceCtl.wake);
+  t.ok(q.cqc.poll(), 'a completion');
+  t.equal(Atomics.load(q.ctl, DeviceCtl.wake), w0, 'not waiting for room: no wake');
+  Atomics.store(q.ctl, DeviceCtl.cqWait, 1);
+  t.ok(q.cqc.poll(), 'another completion');
+  t.equal(Atomics.load(q.ctl, DeviceCtl.wake), w0 + 1, 'waiting for room: woken');
+  t.equal(Atomics.load(q.regs, DeviceRegs.cqHead + 1), 2, 'the head was stored either way');
 });

@@ -8,6 +8,7 @@ import { runStress } from '../../src/stress/run.js';
 import { runSweep } from '../../src/stress/sweep.js';
 import { stressDevWord, StressDevStat, StressInject } from '../../src/shm/stress_layout.js';
 import type { InjectKind } from '../../src/stress/report.js';
+import { holdReplies } from '../fixtures/hold_replies.js';
 
 const small = { ops: 40, importers: 2, gapMaxUs: 500, ackTimeoutMs: 300 };
 const run = (inject: InjectKind, iommu: boolean, seed = 21, ops = small.ops) => runStress({ ...small, ops, seed, iommu, inject });
@@ -64,6 +65,37 @@ t.test('hang: named, torn down, the run finishes; crash: torn down and reported'
   t.match(crash.injected[0].detail, /injected crash/);
   t.equal(crash.ops, small.ops);
   t.same(crash.violations, []);
+});
+
+t.test('a hang injected while the device waits for a page request through the rest of the schedule is still named (probed after it)', async (t) => {
+  // imp0's replies are held from boot to the schedule's end: it waits on
+  // its first request (acking posts meanwhile) and reaches the injected
+  // hang only after the schedule, once its request is answered.
+  let release: (() => void) | null = null;
+  let moved = -1;
+  const r = await runStress({
+    ...small,
+    seed: 23,
+    iommu: true,
+    inject: 'hang',
+    xHooks: {
+      controlTimeoutMs: 2000,
+      afterBoot: (rig) => {
+        release = holdReplies(rig.bindings[0]);
+      },
+      beforeEnd: (rig) => {
+        moved = Atomics.load(rig.shm, stressDevWord(0) + StressDevStat.pagesRead) + Atomics.load(rig.shm, stressDevWord(0) + StressDevStat.pagesWritten);
+        release?.();
+      },
+    },
+  });
+  t.equal(moved, 0, 'imp0 moved no page during the schedule (held on its first request)');
+  t.match(r.injected, [{ kind: 'hang', device: 'imp0', outcome: 'contained' }]);
+  t.match(r.injected[0].detail, /fenced off its IOMMU domain; failed and torn down; shown by probe \d+ after the schedule/);
+  t.notOk(
+    r.violations.some((v) => v.kind === 'device-stuck'),
+    'named by its invalidation timeout, not by the end-of-run control call',
+  );
 });
 
 /** imp1's control-call deadline once it hangs (DeviceHandle's timeoutMs, set by the test). */

@@ -31,6 +31,8 @@ interface QueuePair {
 
 export class DeviceQueues {
   private readonly pairs: QueuePair[] = [];
+  /** What this device last published in DeviceCtl.cqWait (set: stored again on every blocked poll). */
+  private cqWait = false;
 
   constructor(
     private readonly self: DeviceShm,
@@ -53,9 +55,10 @@ export class DeviceQueues {
     return new Int32Array(mem.buffer, mem.byteOffset + off, bytes / 4);
   }
 
-  /** Executes what the queues hold; true when any command completed. */
+  /** Executes what the queues hold; true when any command completed, or a full CQ got room meanwhile (poll again at once). */
   poll(exec: Execute): boolean {
     let progress = false;
+    let blocked = false;
     for (const p of this.pairs) {
       if (!p) continue;
       let posted = 0;
@@ -71,8 +74,23 @@ export class DeviceQueues {
         this.raise();
         progress = true;
       }
+      if (p.sq.available() > 0 && p.cq.full) blocked = true;
     }
-    return progress;
+    return this.waitForRoom(blocked) || progress;
+  }
+
+  /**
+   * Publishes whether a queue waits for CQ room (cqWait: the consumer's
+   * reap wakes us only then, src/shm/ring.ts); after publishing it looks
+   * at the heads again (the Dekker pair with CqConsumer.poll's head store):
+   * true when a full CQ got room meanwhile.
+   */
+  private waitForRoom(blocked: boolean): boolean {
+    if (blocked || this.cqWait) Atomics.store(this.self.ctl, DeviceCtl.cqWait, blocked ? 1 : 0);
+    this.cqWait = blocked;
+    if (!blocked) return false;
+    for (const p of this.pairs) if (p && p.sq.available() > 0 && !p.cq.full) return true;
+    return false;
   }
 
   /**
