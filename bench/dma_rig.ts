@@ -15,7 +15,9 @@
  *                      copy rate is its allocation's, bench/memcpy.ts)
  *   inval.streaming.*  round trip of a revoke (notifier path) that the
  *                      streaming device must ack between two DMA chunks
- *                      (one per timer tick; .b2b.*: back to back)
+ *                      (one per timer tick; .b2b.*: back to back); .same
+ *                      against atomics.rtt.streaming, the bare round trip
+ *                      timed the same way under the same stream
  *   inval.batched      revokes of pages in the stream, 64 at a time, while
  *                      it streams: ranges/s, with the safety checker's
  *                      violation count; dma.p2p.storm is that stream's rate,
@@ -37,7 +39,10 @@
  * The span (DMA_SPAN, 128 MiB) is DRAM scale like memcpy.dram; it is below
  * 256 MiB because one device's BAR2 window is at most 240 MiB here.
  */
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import { Machine, type Device } from '../src/devices/machine.js';
+import { compiledModule } from '../src/devices/worker_entry.js';
 import { BarExporter } from '../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../src/drivers/importer_binding.js';
 import { mulberry32 } from '../src/hw/p2pdma.js';
@@ -210,41 +215,100 @@ function contiguous(mem: Uint8Array, pages: readonly number[]): Uint8Array {
  * nic0 while it streams `c`, one per timer tick (sporadic: main's code runs
  * cold each time); inval.streaming.b2b.*: the same back to back, one
  * event-loop turn apart, as atomics.rtt itself is measured.
+ *
+ * atomics.rtt.streaming: atomics.rtt's round trip (main blocks in
+ * Atomics.wait, an idle worker returns the ball) timed like the sporadic
+ * revokes, one per timer tick while nic0 streams, its windows alternating
+ * with theirs; inval.streaming.p50/.p99.same are the revokes' samples
+ * against it. atomics.rtt runs in its own section, back to back with both
+ * threads' vCPUs awake or asleep as the VM's load has them: it measured 4-5
+ * µs in some runs and 61-71 µs in others of one session (each wake of an
+ * idle vCPU costs tens of µs), so the issue's ratio moved 3-600x with no
+ * change to the invalidation path. The .same rows compare the revoke with
+ * the bare round trip under the same streaming load and timer-tick cadence.
  */
 async function invalStreamingRows(rig: DmaRig, c: Export): Promise<void> {
   rig.log('bench:   dma: invalidation while streaming');
   const other = await rig.mm.mmap({ length: PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
-  const sporadic = await revokeLatencies(rig, c, other, () => sleep(0));
-  rig.rows.add('inval.streaming.p50', 'us', sporadic.p50, 'atomics.rtt', 'revoke (notifier path) of a page the stream does not use, acked by nic0 while it streams, one per timer tick; p50 of each sample; ratio to the blocking Atomics round trip');
-  rig.rows.add('inval.streaming.p99', 'us', sporadic.p99, 'atomics.rtt', 'as inval.streaming.p50, p99 of each sample');
-  const b2b = await revokeLatencies(rig, c, other, () => new Promise<void>((r) => setImmediate(r)));
+  const rt = await roundTripper();
+  let sporadic: Latencies[];
+  try {
+    sporadic = await streamingLatencies(rig, c, [() => rig.mm.revokeRange(other, other + PAGE_SIZE, null), rt.roundTrip], () => sleep(0));
+  } finally {
+    await rt.close();
+  }
+  const [revoke, bare] = sporadic;
+  rig.rows.add('inval.streaming.p50', 'us', revoke.p50, 'atomics.rtt', 'revoke (notifier path) of a page the stream does not use, acked by nic0 while it streams, one per timer tick; p50 of each sample; ratio to the blocking Atomics round trip');
+  rig.rows.add('inval.streaming.p99', 'us', revoke.p99, 'atomics.rtt', 'as inval.streaming.p50, p99 of each sample');
+  rig.rows.add('atomics.rtt.streaming', 'us', bare.p50, null, "atomics.rtt's blocking round trip with an idle worker, one per timer tick while nic0 streams (its windows alternating with inval.streaming's); p50 of each sample");
+  rig.rows.add('atomics.rtt.streaming.p99', 'us', bare.p99, 'atomics.rtt.streaming', 'as atomics.rtt.streaming, p99 of each sample: the tail the machine gives a bare round trip under the same load');
+  rig.rows.add('inval.streaming.p50.same', 'us', revoke.p50, 'atomics.rtt.streaming', "inval.streaming.p50's samples against the bare round trip measured under the same streaming load, windows alternating");
+  rig.rows.add('inval.streaming.p99.same', 'us', revoke.p99, 'atomics.rtt.streaming', "inval.streaming.p99's samples, likewise");
+  const [b2b] = await streamingLatencies(rig, c, [() => rig.mm.revokeRange(other, other + PAGE_SIZE, null)], () => new Promise<void>((r) => setImmediate(r)));
   rig.rows.add('inval.streaming.b2b.p50', 'us', b2b.p50, 'atomics.rtt', 'as inval.streaming.p50 with the revokes back to back (one event-loop turn apart), as atomics.rtt is measured');
   rig.rows.add('inval.streaming.b2b.p99', 'us', b2b.p99, 'atomics.rtt', 'as inval.streaming.b2b.p50, p99 of each sample');
 }
 
-/** p50 and p99 of each sample's revoke round trips of page `other` while nic0 streams `c`; `gap` runs between two revokes. */
-async function revokeLatencies(rig: DmaRig, c: Export, other: number, gap: () => Promise<void>): Promise<{ p50: number[]; p99: number[] }> {
-  const { o, mm, span } = rig;
-  const p50: number[] = [];
-  const p99: number[] = [];
+interface Latencies {
+  readonly p50: number[];
+  readonly p99: number[];
+}
+
+/**
+ * p50 and p99 of each sample's calls of each of `ops` while nic0 streams
+ * `c`: per sample, one streaming window per op, in turn (the ops see the
+ * same load); `gap` runs between two calls.
+ */
+async function streamingLatencies(rig: DmaRig, c: Export, ops: readonly (() => unknown)[], gap: () => Promise<void>): Promise<Latencies[]> {
+  const { o, span } = rig;
+  const out = ops.map(() => ({ p50: [] as number[], p99: [] as number[] }));
   for (let k = 0; k < o.repeats; k++) {
-    const lat: number[] = [];
-    let done = false;
-    const s = stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB, untilMs: o.streamMs }).finally(() => (done = true));
-    await sleep(5); // let the stream get going
-    while (!done) {
-      const t0 = performance.now();
-      await mm.revokeRange(other, other + PAGE_SIZE, null);
-      if (!done) lat.push((performance.now() - t0) * 1000);
-      await gap();
-    }
-    await s;
-    if (lat.length > 0) {
-      p50.push(quantile(lat, 0.5));
-      p99.push(quantile(lat, 0.99));
+    for (let j = 0; j < ops.length; j++) {
+      const lat: number[] = [];
+      let done = false;
+      const s = stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB, untilMs: o.streamMs }).finally(() => (done = true));
+      await sleep(5); // let the stream get going
+      while (!done) {
+        const t0 = performance.now();
+        await ops[j]();
+        if (!done) lat.push((performance.now() - t0) * 1000);
+        await gap();
+      }
+      await s;
+      if (lat.length > 0) {
+        out[j].p50.push(quantile(lat, 0.5));
+        out[j].p99.push(quantile(lat, 0.99));
+      }
     }
   }
-  return { p50, p99 };
+  return out;
+}
+
+/** Longest one bare round trip may take before the bench gives up on the ping-pong worker. */
+const ROUND_TRIP_DEADLINE_MS = 2000;
+
+/**
+ * atomics.rtt's two ends (bench/pingpong.ts, bench/pingpong_worker.ts), one
+ * round trip per call: main stores the ball and blocks in Atomics.wait until
+ * the worker returns it.
+ */
+async function roundTripper(): Promise<{ roundTrip: () => void; close: () => Promise<number> }> {
+  const w = new Int32Array(new SharedArrayBuffer(8));
+  const worker = new Worker(compiledModule('bench/pingpong_worker'), { workerData: { sab: w.buffer, rounds: 2 ** 30 } });
+  await once(worker, 'message');
+  let i = 0;
+  const roundTrip = (): void => {
+    i++;
+    const t0 = performance.now();
+    // Pairs with the wait on word 0 and the store/notify of word 1 in bench/pingpong_worker.ts.
+    Atomics.store(w, 0, i);
+    Atomics.notify(w, 0);
+    while (Atomics.load(w, 1) < i) {
+      if (performance.now() - t0 > ROUND_TRIP_DEADLINE_MS) throw new Error(`bench: atomics.rtt.streaming: the ping-pong worker did not return round ${i} within ${ROUND_TRIP_DEADLINE_MS} ms`);
+      Atomics.wait(w, 1, i - 1, ROUND_TRIP_DEADLINE_MS);
+    }
+  };
+  return { roundTrip, close: () => worker.terminate() };
 }
 
 /**

@@ -11,6 +11,7 @@
  *             the floor), atomics.rtt.async (main in Atomics.waitAsync)
  *   inval     inval.raw (baseline), inval.idle
  *   dma       memcpy.contig (baseline), dma.p2p.contig, dma.p2p.64k (and .same), inval.streaming.p50/.p99,
+ *             atomics.rtt.streaming (baseline, and its .p99), inval.streaming.p50/.p99.same,
  *             inval.streaming.b2b.p50/.p99,
  *             inval.batched, dma.p2p.storm, memcpy.scattered,
  *             dma.p2p.scattered, dma.p2p.cold, memcpy.2threads.same (baseline),

@@ -275,18 +275,28 @@ export class DeviceInvalidator {
       return true;
     }
     const until = posted + Math.min(this.syncBudgetMs, this.timeoutMs);
-    for (;;) {
-      const ack = Atomics.load(ctl, DeviceCtl.invAck);
-      if (ack === seq) {
-        this.syncBudgetMs = ACK_SYNC_MS;
-        this.stats.syncAcks++;
-        this.ackSeen();
-        return true;
+    // The device that acks this seq yields its core until main is awake
+    // (InvalidationPort.yieldToSleeper); stored before the ack word is
+    // loaded below, as the device stores invAck before loading this.
+    Atomics.store(ctl, DeviceCtl.invSleeper, seq);
+    try {
+      for (;;) {
+        const ack = Atomics.load(ctl, DeviceCtl.invAck);
+        if (ack === seq) {
+          this.syncBudgetMs = ACK_SYNC_MS;
+          this.stats.syncAcks++;
+          this.ackSeen();
+          return true;
+        }
+        const left = until - performance.now();
+        if (left <= 0) break;
+        // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
+        Atomics.wait(ctl, DeviceCtl.invAck, ack, left);
       }
-      const left = until - performance.now();
-      if (left <= 0) break;
-      // Pairs with Atomics.store/notify(invAck) in InvalidationPort.check.
-      Atomics.wait(ctl, DeviceCtl.invAck, ack, left);
+    } finally {
+      // Main is awake: a device yielding to it goes on.
+      Atomics.store(ctl, DeviceCtl.invSleeper, 0);
+      Atomics.notify(ctl, DeviceCtl.invSleeper);
     }
     this.syncBudgetMs = ACK_SYNC_MISSED_MS;
     return false;

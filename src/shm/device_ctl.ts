@@ -52,6 +52,7 @@ export const DeviceCtl = defineLayout({
   invWriting: { writer: 'main', doc: 'seqlock over invCount/invRanges: odd while main rewrites them (a batch posted to a parked device that has not served the last one yet); the worker re-reads until it sees the same even value before and after' },
   invPolls: { writer: 'worker', doc: 'bumped each time the device looks for a pending invalidation (InvalidationPort.pending/check); main polls for an ack only while it moves (the device is on a CPU)' },
   cqWait: { writer: 'worker', doc: '1 while one of its queues holds commands and its CQ is full: a consumer that frees a CQ slot wakes the device only then (CqConsumer.poll; a Dekker pair with the CQyHDBL store, drawn in src/shm/ring.ts)' },
+  invSleeper: { writer: 'main', doc: 'the invSeq main sleeps on in Atomics.wait(invAck) after its poll gave up, 0 otherwise; a device that acks that seq waits until main is awake and clears it, yielding its core (Atomics.wait on this word) after a short spin, ACK_YIELD_MS at most (InvalidationPort.yieldToSleeper)' },
 });
 
 export const enum DeviceState {
@@ -86,6 +87,7 @@ export const DeviceStats = defineLayout({
   dmaNs: { writer: 'worker', doc: 'wall time spent copying' },
   computeNs: { writer: 'worker', doc: 'wall time spent computing' },
   invalidations: { writer: 'worker', doc: 'invalidation batches acked' },
+  ackYields: { writer: 'worker', doc: 'acks after which the device yielded its core to the main thread still asleep on them (InvalidationPort.yieldToSleeper)' },
   faultWaitNs: { writer: 'worker', doc: 'wall time the device waited on its page requests (request posted to reply seen, retries included)' },
   pagesRefaulted: { writer: 'worker', doc: 'pages faulted in again after an invalidation dropped their translation (the device TLB counts them)' },
   mapNs: { writer: 'main', doc: "kernel time serving this device's page requests (hmmRangeFault, p2p map, IOMMU map, reply): the mapping stage" },

@@ -8,15 +8,20 @@
 // - main polls only while the device is seen looking for invalidations
 //   (its invPolls word moves): a device that sleeps before acking
 //   (invDelayMs) or keeps DMAing without acking (invLagMs) is waited for
-//   by sleeping, never counted as a polled ack, and never times out.
+//   by sleeping, never counted as a polled ack, and never times out;
+// - a device that acks while main sleeps on the ack waits until main is
+//   awake, yielding its core after a short spin, for a bounded time
+//   (InvalidationPort.yieldToSleeper), and main clears the word it waits
+//   on once awake.
 import t, { type Test } from 'tap';
 import { Machine, type DeviceSpec } from '../../src/devices/machine.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { PROT_READ, PROT_WRITE, vpnOf, type Mm } from '../../src/kernel/mm.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
-import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { pattern } from '../fixtures/kernel_machine.js';
+import { InvalidationPort } from '../../workers/runtime/invalidation.js';
 
 const MiB = 1024 * 1024;
 const RW = PROT_READ | PROT_WRITE;
@@ -97,6 +102,49 @@ t.test('a device that is not looking for invalidations is slept for, not polled'
     t.ok(took >= 5 * ms * 0.9, `the acks came late, as the device was told (${took.toFixed(1)} ms for 5)`);
   }
   t.equal(inv.stats.timedOut, 0, 'late, within the deadline: no timeout');
+});
+
+t.test('a device that acks while main sleeps on the ack waits for main, yielding its core, a bounded time', async (t) => {
+  // The device side alone (InvalidationPort on this thread): nobody clears invSleeper, as when main cannot run.
+  const ctl = new Int32Array(new SharedArrayBuffer(DeviceCtl.kBytes));
+  const stats = new Float64Array(new SharedArrayBuffer(DeviceStats.kFieldCount * 8));
+  const port = new InvalidationPort(ctl, stats);
+  // Main is awake (invSleeper 0) or sleeps on another seq: no wait.
+  for (const [seq, sleeper] of [[1, 0], [2, 1]]) {
+    Atomics.store(ctl, DeviceCtl.invSeq, seq);
+    Atomics.store(ctl, DeviceCtl.invSleeper, sleeper);
+    t.ok(port.check(), `seq ${seq} acked`);
+    t.equal(stats[DeviceStats.ackYields], 0, `invSleeper ${sleeper}: no yield`);
+  }
+  Atomics.store(ctl, DeviceCtl.invSeq, 3);
+  Atomics.store(ctl, DeviceCtl.invSleeper, 3); // main sleeps on seq 3
+  const t0 = performance.now();
+  t.ok(port.check(), 'seq 3 acked');
+  const took = performance.now() - t0;
+  t.equal(Atomics.load(ctl, DeviceCtl.invAck), 3, 'the ack is stored before the device waits');
+  t.ok(took >= 1, `the device waited for main (${took.toFixed(2)} ms: 1 ms at most, then it went on)`);
+  t.equal(stats[DeviceStats.ackYields], 1, 'after its spin it yielded its core');
+});
+
+t.test('main clears invSleeper once awake, and a device yields only after acks main slept for', async (t) => {
+  const { machine, kernel, mm } = await rig(t);
+  const inv = kernel.invalidator('nic0');
+  const { ctl, stats } = machine.device('nic0').shm;
+  const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: RW });
+  const slept = () => inv.stats.acked - inv.stats.polledAcks;
+  const s0 = slept();
+  for (let i = 0; i < 5; i++) {
+    await mm.revokeRange(va, va + PAGE_SIZE, null); // an idle device: main sleeps for its ack
+    t.equal(Atomics.load(ctl, DeviceCtl.invSleeper), 0, `revoke ${i}: main cleared invSleeper once awake`);
+  }
+  t.equal(slept() - s0, 5, 'main slept for every ack of the idle device');
+  const s = machine.device('nic0').handle.cmd({ op: 'va-stream', va, len: 4 * PAGE_SIZE, cmdBytes: PAGE_SIZE, write: true, passes: 20000 });
+  await tick(5);
+  for (let i = 0; i < 20; i++) await mm.revokeRange(va + 3 * PAGE_SIZE, va + 4 * PAGE_SIZE, null);
+  await s;
+  t.equal(Atomics.load(ctl, DeviceCtl.invSleeper), 0, 'cleared after the streaming revokes too');
+  t.ok(stats[DeviceStats.ackYields] <= slept(), `yields only after acks main slept for (${stats[DeviceStats.ackYields]} <= ${slept()})`);
+  t.equal(inv.stats.timedOut, 0, 'no ack timed out');
 });
 
 t.test('run tokens: a parked device is not waited for, and serves what was posted before its next chunk', async (t) => {

@@ -115,6 +115,39 @@ export class InvalidationPort {
     // Pairs with the waitAsync on invAck in the kernel's broadcast.
     Atomics.store(this.ctl, DeviceCtl.invAck, seq);
     Atomics.notify(this.ctl, DeviceCtl.invAck);
+    this.yieldToSleeper(seq);
     return true;
   }
+
+  /**
+   * Main gave up polling for this ack and sleeps on it (invSleeper = seq):
+   * it stopped seeing the device run while it polled, so the two may
+   * share a core (or another thread preempted the device), and the ack's
+   * wake then makes main runnable behind a streaming device that keeps the
+   * core for the rest of its time slice (traced under load: post to ack
+   * ~40 µs, ack to main awake 3-5 ms in the slowest 1-2 % of revokes, in
+   * runs where not one poll succeeded). Hardware that acks takes no host
+   * CPU: the device waits for main to be awake and clear the word, first
+   * spinning ACK_SPIN_MS (main woken on a core of its own is back within
+   * that, and a sleep would cost the device its own wake), then stepping
+   * off the core (a futex sleep), as a directed yield (the kernel's
+   * yield_to) hands the CPU to the thread it waits for; ACK_YIELD_MS at
+   * most when main cannot run. Pairs with the store of invSleeper before
+   * main's Atomics.wait: each side stores its word, then loads the
+   * other's (seq-cst), so either main sees the ack before sleeping or the
+   * device sees it asleep.
+   */
+  private yieldToSleeper(seq: number): void {
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, DeviceCtl.invSleeper) !== seq) return;
+    const until = performance.now() + ACK_SPIN_MS;
+    while (performance.now() < until) if (Atomics.load(ctl, DeviceCtl.invSleeper) !== seq) return;
+    this.stats[DeviceStats.ackYields]++;
+    Atomics.wait(ctl, DeviceCtl.invSleeper, seq, ACK_YIELD_MS);
+  }
 }
+
+/** How long a device that acked a sleeping main spins for main to be awake before it yields its core (yieldToSleeper). */
+const ACK_SPIN_MS = 0.02;
+/** Longest a device that acked yields its core to the sleeping main thread (yieldToSleeper). */
+const ACK_YIELD_MS = 1;
