@@ -85,7 +85,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     this.core = core;
     const queues = new DeviceQueues(self, bus, shm.hostIrq);
     serveMachine(inv, queues, model);
-    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, liveCalls.work, liveCalls.invCheck) };
+    this.dev = { model, queues, loop: new DeviceLoop(self.ctl, liveCalls.work, liveCalls.invCheckLoop) };
   }
 
   createQueue(q: QueueConfig): void {

@@ -11,8 +11,10 @@
  *                                             posted meanwhile; safe because a
  *                                             batch re-sends unacked ranges)
  *   (one microtask: other devices post)     finish the DMA piece in flight,
- *   waitSync: Atomics.wait                  drop TLB / IOTLB entries in ranges
- *     (blocking, ACK_SYNC_MS at most)       Atomics.store(invAck, seq); notify
+ *   waitSync: poll invAck while the device  drop TLB / IOTLB entries in ranges
+ *     moves; then store(invSleeper, seq),   Atomics.store(invAck, seq); notify
+ *     Atomics.wait (ACK_SYNC_MS at most),   at a DMA checkpoint: invSleeper ==
+ *     store(invSleeper, 0); notify            seq? spin, then wait on it <= 1 ms
  *   else waitAsync(invAck, cur, deadline)
  *     until invAck == seq
  *   [Required: when invalidate() resolves, the device no longer uses any
@@ -221,7 +223,8 @@ export class DeviceInvalidator {
    */
   private post(batch: readonly InvRange[], hooks: readonly BeforePost[]): number {
     const ctl = this.ctl;
-    const seq = (this.seq + 1) | 0;
+    // Never 0 when it wraps: 0 is invSleeper's "main sleeps on no ack".
+    const seq = ((this.seq + 1) | 0) || 1;
     for (const h of hooks) h(seq, batch);
     // Pairs with the invWriting loads around the slot reads in InvalidationPort.check.
     Atomics.add(ctl, DeviceCtl.invWriting, 1);
@@ -294,7 +297,8 @@ export class DeviceInvalidator {
         Atomics.wait(ctl, DeviceCtl.invAck, ack, left);
       }
     } finally {
-      // Main is awake: a device yielding to it goes on.
+      // Main is awake: a device yielding to it goes on. Pairs with
+      // Atomics.wait(invSleeper) in InvalidationPort.yieldToSleeper.
       Atomics.store(ctl, DeviceCtl.invSleeper, 0);
       Atomics.notify(ctl, DeviceCtl.invSleeper);
     }

@@ -22,6 +22,7 @@ import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
 import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { pattern } from '../fixtures/kernel_machine.js';
 import { InvalidationPort } from '../../workers/runtime/invalidation.js';
+import { Worker } from 'node:worker_threads';
 
 const MiB = 1024 * 1024;
 const RW = PROT_READ | PROT_WRITE;
@@ -122,9 +123,39 @@ t.test('a device that acks while main sleeps on the ack waits for main, yielding
   t.ok(port.check(), 'seq 3 acked');
   const took = performance.now() - t0;
   t.equal(Atomics.load(ctl, DeviceCtl.invAck), 3, 'the ack is stored before the device waits');
-  t.ok(took >= 1, `the device waited for main (${took.toFixed(2)} ms: 1 ms at most, then it went on)`);
+  t.ok(took >= 1 && took < 500, `the device waited for main (${took.toFixed(2)} ms: 1 ms at most, then it went on)`);
   t.equal(stats[DeviceStats.ackYields], 1, 'after its spin it yielded its core');
+  // The loop's own pass (check(false)) acks without waiting: an idle device sleeps next anyway.
+  Atomics.store(ctl, DeviceCtl.invSeq, 4);
+  Atomics.store(ctl, DeviceCtl.invSleeper, 4);
+  t.ok(port.check(false), 'seq 4 acked');
+  t.equal(stats[DeviceStats.ackYields], 1, 'no yield from the loop pass');
 });
+
+/**
+ * Watches a device's control block from a thread of its own while main sleeps in Atomics.wait:
+ * counts the samples in which invSleeper named the seq posted (main stored it before sleeping).
+ */
+async function watchSleeper(ctl: Int32Array): Promise<{ stop(): Promise<number> }> {
+  const flag = new Int32Array(new SharedArrayBuffer(12));
+  const w = new Worker(
+    `const { workerData: { ctl, flag, sleeper, seq } } = require('node:worker_threads');
+     Atomics.store(flag, 2, 1);
+     while (Atomics.load(flag, 0) === 0) {
+       const s = Atomics.load(ctl, sleeper);
+       if (s !== 0 && s === Atomics.load(ctl, seq)) Atomics.add(flag, 1, 1);
+     }`,
+    { eval: true, workerData: { ctl, flag, sleeper: DeviceCtl.invSleeper, seq: DeviceCtl.invSeq } },
+  );
+  for (let i = 0; i < 2000 && Atomics.load(flag, 2) === 0; i++) await tick(5);
+  return {
+    async stop() {
+      Atomics.store(flag, 0, 1);
+      await w.terminate();
+      return Atomics.load(flag, 1);
+    },
+  };
+}
 
 t.test('main clears invSleeper once awake, and a device yields only after acks main slept for', async (t) => {
   const { machine, kernel, mm } = await rig(t);
@@ -132,6 +163,15 @@ t.test('main clears invSleeper once awake, and a device yields only after acks m
   const { ctl, stats } = machine.device('nic0').shm;
   const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: RW });
   const slept = () => inv.stats.acked - inv.stats.polledAcks;
+  // A device that sleeps 5 ms before acking: main gives up polling and sleeps on the ack,
+  // naming its seq in invSleeper meanwhile (seen from another thread).
+  const watch = await watchSleeper(ctl);
+  Atomics.store(ctl, DeviceCtl.invDelayMs, 5);
+  for (let i = 0; i < 3; i++) await mm.revokeRange(va, va + PAGE_SIZE, null);
+  Atomics.store(ctl, DeviceCtl.invDelayMs, 0);
+  const seen = await watch.stop();
+  t.ok(seen > 0, `main named the seq it slept on in invSleeper (${seen} samples)`);
+  t.equal(Atomics.load(ctl, DeviceCtl.invSleeper), 0, 'and cleared it once awake');
   const s0 = slept();
   for (let i = 0; i < 5; i++) {
     await mm.revokeRange(va, va + PAGE_SIZE, null); // an idle device: main sleeps for its ack

@@ -8,9 +8,14 @@
  *   Atomics.store(invSeq, seq)            if seq != invAck:
  *   ringWake(ctl)                           drop translations in the ranges
  *   waitAsync(invAck != old)                Atomics.store(invAck, seq)
- *                                           Atomics.notify(invAck)
+ *   (or, a sync waiter whose poll gave up:  Atomics.notify(invAck)
+ *    store(invSleeper, seq);                load(invSleeper) == seq, and
+ *    load(invAck); Atomics.wait(invAck)      more work to do: spin, then
+ *    ... store(invSleeper, 0); notify)        wait(invSleeper) <= 1 ms
  *   [Required: after invAck == seq, no DMA of this device uses a
  *    translation of the ranges made before seq]
+ *   [Required: main clears invSleeper as soon as it wakes, or the device
+ *    sits out ACK_YIELD_MS]
  *
  * check() runs at the top of each device-loop pass and between DMA chunks,
  * so latency is bounded by one chunk (DMA_CHECK_BYTES).
@@ -72,8 +77,14 @@ export class InvalidationPort {
     return Atomics.load(this.ctl, DeviceCtl.invSeq) !== Atomics.load(this.ctl, DeviceCtl.invAck);
   }
 
-  /** Serves a pending invalidation; returns true when one was acked. */
-  check(): boolean {
+  /**
+   * Serves a pending invalidation; returns true when one was acked.
+   * `yieldToMain`: the caller goes on working after the ack (a DMA
+   * checkpoint), so an ack to a sleeping main steps off the core
+   * (yieldToSleeper); the loop's own pass says false, since a device with
+   * nothing to do sleeps next anyway and a spin would only cost main.
+   */
+  check(yieldToMain = true): boolean {
     this.ctl[DeviceCtl.invPolls]++;
     let seq = Atomics.load(this.ctl, DeviceCtl.invSeq);
     if (seq === Atomics.load(this.ctl, DeviceCtl.invAck)) return false;
@@ -115,7 +126,7 @@ export class InvalidationPort {
     // Pairs with the waitAsync on invAck in the kernel's broadcast.
     Atomics.store(this.ctl, DeviceCtl.invAck, seq);
     Atomics.notify(this.ctl, DeviceCtl.invAck);
-    this.yieldToSleeper(seq);
+    if (yieldToMain) this.yieldToSleeper(seq);
     return true;
   }
 

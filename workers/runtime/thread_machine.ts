@@ -52,9 +52,14 @@ interface VaHooks {
 /** The machine this thread serves now; its fields are re-pointed at configure and cleared at reset. */
 const live: { inv: InvalidationPort | null; queues: DeviceQueues | null; model: ModelCalls | null; va: VaHooks | null } = { inv: null, queues: null, model: null, va: null };
 
-/** Serves live.inv's pending invalidations (DmaEngine checkpoint, DeviceLoop pass). */
+/** Serves live.inv's pending invalidations between DMA pieces (DmaEngine checkpoint): an ack to a sleeping main yields the core. */
 function invCheck(): boolean {
-  return live.inv!.check();
+  return live.inv!.check(true);
+}
+
+/** The same at the top of a DeviceLoop pass: no yield, a device with nothing to do sleeps next anyway. */
+function invCheckLoop(): boolean {
+  return live.inv!.check(false);
 }
 
 /** Is an invalidation of live.inv pending? (DmaEngine's poll). */
@@ -86,7 +91,7 @@ export function attachVa(dma: DmaEngine, va: VaHooks): void {
   dma.killed = vaKilled;
 }
 
-export const liveCalls = { invCheck, invPending, work } as const;
+export const liveCalls = { invCheck, invCheckLoop, invPending, work } as const;
 
 /** Points the long-lived calls at a newly configured machine. */
 export function serveMachine(inv: InvalidationPort, queues: DeviceQueues, model: ModelCalls): void {
