@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/${p}.js`).href;
 
 /** Device-side hot functions (workers/runtime/device_tlb.ts, dma_engine.ts, va_space.ts); no main-thread function has these names. */
-const DEVICE_HOT = ['block', 'word', 'usable', 'runPages', 'verifyRun', 'installReply', 'fillMask', 'missingSpan', 'transfer', 'chunks', 'copyPieces', 'copyGathered'];
+const DEVICE_HOT = ['block', 'word', 'usable', 'runPages', 'verifyRun', 'installReply', 'fillMask', 'missingSpan', 'transfer', 'chunks', 'copyPieces', 'copyGathered', 'installPosted', 'takeMapPosts'];
 
 t.test('three pooled runs: the device TLB and DMA code compiled in the first is never deoptimized for a collected machine', { timeout: 300000 }, async (t) => {
   const script = `
@@ -58,11 +58,15 @@ t.test('four pooled hmm-peer runs: the driver-post install is compiled once, not
         writeSync(1, '@@clean ' + r.accounting.checks.every((c) => c.ok) + '\\n');
       }
     } finally { await pool.close(); }`;
-  const out = await childNode(script, ['--trace-opt'], { timeoutMs: 240000, maxBuffer: 256 * 1024 * 1024 });
+  const out = await childNode(script, ['--trace-opt', '--trace-deopt'], { timeoutMs: 240000, maxBuffer: 256 * 1024 * 1024 });
   t.equal(out.code, 0, out.stderr.trim().slice(-2000));
   const lines = out.stdout.split('\n');
   t.same(lines.filter((l) => l.startsWith('@@clean')), Array(4).fill('@@clean true'), 'every run passed its checks');
   // The one accelerator thread installs the posts (the NIC's TLB has none): one compile in all, whichever run made it hot.
+  // A compile after a deopt is a re-optimization (a path not yet seen when the first compile ran,
+  // as a loaded machine's timing may leave it; seen in 2 of 22 runs two at a time): only a compile
+  // with no deopt before it is a fresh closure's. The old arrow field: 2-3 compiles, no deopt.
   const runs = lines.filter((l) => l.startsWith('[completed optimizing') && l.includes('<JSFunction installPosted ')).length;
-  t.equal(runs, 1, `installPosted optimized once in four runs (${runs} times)`);
+  const deopts = lines.filter((l) => (l.startsWith('[bailout') || l.includes('marking dependent code')) && / installPosted[ >]/.test(l)).length;
+  t.ok(runs >= 1 && runs - deopts <= 1, `installPosted optimized once in four runs, not counting re-optimizations (${runs} compiles, ${deopts} deopts)`);
 });
