@@ -27,6 +27,8 @@ export interface InjectOutcome {
   /** caught: reported as violations (IOMMU off); contained: blocked (IOMMU faults, fenced); torn-down: crash handled; missed: nothing happened. */
   readonly outcome: 'caught' | 'contained' | 'torn-down' | 'missed';
   readonly expected: 'caught' | 'contained' | 'torn-down';
+  /** Where it showed: during the schedule, or only to the probe after it (the device spent the schedule parked, e.g. on a page request). */
+  readonly shownBy: 'schedule' | 'probe';
   readonly detail: string;
 }
 

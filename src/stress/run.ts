@@ -56,8 +56,9 @@ export interface StressOptions {
 }
 
 const MAX_LISTED = 200;
-/** probeInjected gives up after this many ack deadlines. */
+/** probeInjected gives up after this many ack deadlines, or PROBE_MAX_MS, whichever is shorter (two deadlines at least). */
 const PROBE_ACK_TIMEOUTS = 20;
+const PROBE_MAX_MS = 5000;
 const POISON_WORD = POISON_BYTE * 0x01010101;
 
 export async function runStress(o: StressOptions): Promise<StressReport> {
@@ -180,15 +181,31 @@ class StressRun {
   private async probeInjected(): Promise<void> {
     const s = this.injectState;
     if (!s || s.cleared || (s.kind !== 'hang' && s.kind !== 'late')) return;
+    // A device that already failed another way has nothing left to show (its handle rejects).
+    if (this.rig.gone.has(s.device) || this.rig.machine.device(s.device).handle.failed) return;
     const inv = this.rig.kernel.invalidator(s.device);
-    const end = performance.now() + PROBE_ACK_TIMEOUTS * this.ackTimeoutMs;
-    while (!s.cleared && performance.now() < end) {
-      await new Promise((res) => setTimeout(res, 1));
-      await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
-      s.probes++;
-      this.collect();
-      await settleInjection(this.rig, s, this.crashed);
-      for (const d of this.crashed.splice(0)) await this.rig.tearDown(d);
+    const before = { sent: inv.stats.sent, acked: inv.stats.acked, ranges: inv.stats.ranges, ackUs: inv.stats.ackUs.length };
+    const ack = this.ackTimeoutMs;
+    const end = performance.now() + Math.max(2 * ack, Math.min(PROBE_ACK_TIMEOUTS * ack, PROBE_MAX_MS));
+    this.curOp = 'probe after the schedule';
+    try {
+      while (!s.cleared && performance.now() < end) {
+        await new Promise((res) => setTimeout(res, 1));
+        await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
+        s.probes++;
+        this.collect();
+        await settleInjection(this.rig, s, this.crashed);
+        for (const d of this.crashed.splice(0)) await this.rig.tearDown(d);
+      }
+    } catch {
+      // The device failed under the probe (a control call's deadline, a crash): the outcome says what it showed.
+    } finally {
+      // The probes are not the run's invalidations: the report's figures stay the schedule's
+      // (its timeouts stay counted: they are what the probe found).
+      inv.stats.sent = before.sent;
+      inv.stats.acked = before.acked;
+      inv.stats.ranges = before.ranges;
+      inv.stats.ackUs.length = Math.min(inv.stats.ackUs.length, before.ackUs);
     }
   }
 
@@ -224,6 +241,9 @@ class StressRun {
     const { rig } = this;
     const notifiers = rig.mm.notifiers;
     this.curOp = 'end of run';
+    // A device that failed after the last step (in the probe, or a hook) is torn down as a step
+    // would have: the process exit below must not invalidate it.
+    for (const d of this.crashed.splice(0)) await rig.tearDown(d);
     // Idle: every live importer answers a control call only between two passes.
     const stuck: string[] = [];
     const shadows = await shadowsOf(rig, (name, why) => {
@@ -408,7 +428,7 @@ async function settleInjection(rig: StressRig, s: { kind: InjectKind; device: st
 function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: number; probes: number }, iommu: boolean, iommuFaults: number, violations: readonly StressViolation[]): InjectOutcome {
   const mine = violations.filter((v) => v.device === s.device).length;
   const c = rig.kernel.invalidatorCounters().find((x) => x.device === s.device);
-  const base = { kind: s.kind, device: s.device, step: s.step };
+  const base = { kind: s.kind, device: s.device, step: s.step, shownBy: s.probes > 0 ? ('probe' as const) : ('schedule' as const) };
   if (s.kind === 'crash') {
     const dead = rig.machine.device(s.device).handle.failed;
     return { ...base, expected: 'torn-down', outcome: dead && rig.gone.has(s.device) ? 'torn-down' : 'missed', detail: dead ? `${dead.message}; binding closed, device-private pages migrated back` : 'the device did not crash' };

@@ -33,7 +33,7 @@ export interface SweepTotals {
   readonly ackP50Us: number;
   readonly ackP99Us: number;
   readonly ackMaxUs: number;
-  /** Per injected fault kind: outcome -> seeds. */
+  /** Per injected fault kind: outcome (' (by probe)' when only the probe after the schedule showed it) -> seeds. */
   readonly injected: Readonly<Record<string, Readonly<Record<string, number>>>>;
 }
 
@@ -52,7 +52,9 @@ export function totalsOf(rs: readonly StressReport[]): SweepTotals {
     for (const [k, n] of Object.entries(own)) kinds[k] = (kinds[k] ?? 0) + n;
     for (const i of r.injected as InjectOutcome[]) {
       const k = (injected[`${i.kind} (IOMMU ${r.iommu ? 'on' : 'off'})`] ??= {});
-      k[i.outcome] = (k[i.outcome] ?? 0) + 1;
+      // A fault only the post-schedule probe showed is counted apart: its device spent the schedule parked.
+      const o = i.shownBy === 'probe' ? `${i.outcome} (by probe)` : i.outcome;
+      k[o] = (k[o] ?? 0) + 1;
     }
   }
   return {

@@ -10,6 +10,7 @@ import { stressDevWord, StressDevStat, StressInject } from '../../src/shm/stress
 import type { InjectKind } from '../../src/stress/report.js';
 import { IOVA_BASE } from '../../src/shm/iommu_layout.js';
 import { holdReplies } from '../fixtures/hold_replies.js';
+import { DeviceError } from '../../src/errors.js';
 
 const small = { ops: 40, importers: 2, gapMaxUs: 500, ackTimeoutMs: 300 };
 const run = (inject: InjectKind, iommu: boolean, seed = 21, ops = small.ops) => runStress({ ...small, ops, seed, iommu, inject });
@@ -82,6 +83,9 @@ t.test('a hang injected while the device waits for a page request through the re
     seed: 23,
     iommu: true,
     inject: 'hang',
+    // imp0 sits parked through the schedule: an ack deadline it could miss only for want of a
+    // core (a loaded CI machine) would show the hang before the probe.
+    ackTimeoutMs: 1000,
     xHooks: {
       controlTimeoutMs: 2000,
       afterBoot: (rig) => {
@@ -94,12 +98,35 @@ t.test('a hang injected while the device waits for a page request through the re
     },
   });
   t.equal(moved, 0, 'imp0 moved no page during the schedule (held on its first request)');
-  t.match(r.injected, [{ kind: 'hang', device: 'imp0', outcome: 'contained' }]);
+  t.match(r.injected, [{ kind: 'hang', device: 'imp0', outcome: 'contained', shownBy: 'probe' }]);
   t.match(r.injected[0].detail, /fenced off its IOMMU domain; failed and torn down; shown by probe \d+ after the schedule/);
   t.notOk(
     r.violations.some((v) => v.kind === 'device-stuck'),
     'named by its invalidation timeout, not by the end-of-run control call',
   );
+});
+
+t.test('a hang whose device failed another way before the probe: the run still reports, nothing probed', async (t) => {
+  let release: (() => void) | null = null;
+  const r = await runStress({
+    ...small,
+    seed: 23,
+    iommu: true,
+    inject: 'hang',
+    ackTimeoutMs: 1000,
+    xHooks: {
+      controlTimeoutMs: 2000,
+      afterBoot: (rig) => {
+        release = holdReplies(rig.bindings[0]);
+      },
+      beforeEnd: (rig) => {
+        rig.machine.device('imp0').handle.fail(new DeviceError('imp0', 'timeout', 'failed by the test before the probe'));
+        release?.();
+      },
+    },
+  });
+  t.match(r.injected, [{ kind: 'hang', device: 'imp0', shownBy: 'schedule' }]);
+  t.equal(r.ops, small.ops, 'every operation ran');
 });
 
 /** imp1's control-call deadline once it hangs (DeviceHandle's timeoutMs, set by the test). */
