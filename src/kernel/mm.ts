@@ -448,6 +448,7 @@ function cpuPteUsable(pte: Pte | undefined, write: boolean): boolean {
   return write ? ram && shared && writable : (ram && shared) || zero;
 }
 
+/** The subject of a failed CPU access's error, e.g. "CPU store to 0x7f0000001000 in proc". */
 function cpuAccessName(va: number, write: boolean, mm: string): string {
   return `CPU ${write ? 'store to' : 'load from'} 0x${va.toString(16)} in ${mm}`;
 }
