@@ -56,7 +56,7 @@ import { DriverLock } from '../kernel/driver_lock.js';
 import { nextGroup } from '../kernel/page_request_order.js';
 import { coalesce, type BeforePost } from '../kernel/invalidate_broadcast.js';
 import type { IntervalNotifier, IntervalNotifierOps, MmuNotifierRange, MmuNotifyEvent } from '../kernel/mmu_notifier.js';
-import type { DeviceRef } from '../kernel/kernel_types.js';
+import type { DeviceRef, OwnerFlush } from '../kernel/kernel_types.js';
 import { allocSafetyLog, readViolations, type Violation } from '../kernel/safety.js';
 import type { Vma } from '../kernel/vma.js';
 import { traceDev, TraceEvent, traceSink } from '../shm/trace_ring.js';
@@ -115,7 +115,7 @@ interface HeldRange {
   readonly end: number;
 }
 
-export class ImporterBinding implements IntervalNotifierOps {
+export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   readonly lock: DriverLock;
   readonly ref: DeviceRef;
   readonly notifier: IntervalNotifier;
@@ -168,7 +168,7 @@ export class ImporterBinding implements IntervalNotifierOps {
     this.groups = Array.from({ length: PRI_GROUPS }, (_, g) => priGroup(this.pri, g));
     this.notifier = mm.notifiers.insert(0, TASK_SIZE, this, `${dev.spec.name} importer`);
     kernel.safetySources.push(this);
-    this.devmem.ownerFlush = (s, e) => this.flushOwn(s, e);
+    this.devmem.ownerFlush = this;
     this.map = allocLayout(DriverMap);
     this.server = Promise.resolve();
   }
@@ -344,7 +344,7 @@ export class ImporterBinding implements IntervalNotifierOps {
   }
 
   /** Own-migration flush (DevMem.ownerFlush); nothing to do when we hold no translation of the range (holdsNothingIn). */
-  protected async flushOwn(start: number, end: number): Promise<void> {
+  async flushOwn(start: number, end: number): Promise<void> {
     await this.lock.lock();
     let p: Promise<void>;
     try {

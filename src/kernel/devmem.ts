@@ -22,7 +22,7 @@ import { PAGE_SIZE } from '../shm/constants.js';
 import type { Errno } from '../errors.js';
 import type { Device } from '../devices/machine.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
-import type { DevMemRef, DeviceRef, KernelCore, MmRef } from './kernel_types.js';
+import type { DevMemRef, DeviceRef, KernelCore, MmRef, OwnerFlush } from './kernel_types.js';
 import type { Mm } from './mm.js';
 import type { SlotOwner } from './bar_manager.js';
 import { MmSlotOwner } from './mm_slot_owner.js';
@@ -42,7 +42,7 @@ export class DevMem implements DevMemRef {
    * migrations it caused (its invalidate callback skips those, as
    * dmirror_interval_invalidate skips MMU_NOTIFY_MIGRATE with owner == itself).
    */
-  ownerFlush: ((start: number, end: number) => Promise<void>) | null = null;
+  ownerFlush: OwnerFlush | null = null;
   /**
    * Set by the owner's driver: installs the owner's translations of VA
    * pages `vpns` of `mm` just migrated into this memory

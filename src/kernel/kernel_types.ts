@@ -100,6 +100,15 @@ export type P2pPolicy = (provider: DeviceRef, client: DeviceRef) => P2pVerdict;
  * A device's HMM memory as a device-private PTE and the fault paths see it
  * (class DevMem): struct dev_pagemap and its ops.
  */
+/**
+ * The owner driver's flush of its own device TLB for a migration it caused. An object with a
+ * prototype method, not a closure: a closure per binding is a new call target in every run, and
+ * the optimized migration code deoptimized on it ("wrong call target") in each pooled run.
+ */
+export interface OwnerFlush {
+  flushOwn(start: number, end: number): Promise<void>;
+}
+
 export interface DevMemRef {
   /** pgmap->owner's device. */
   readonly owner: DeviceRef;
@@ -109,7 +118,7 @@ export interface DevMemRef {
   /** The owner's answer to peers (the devmem p2p callback may refuse). */
   readonly allowPeers: boolean;
   /** Set by the owner's driver: flushes its own device TLB during migrations it caused. */
-  readonly ownerFlush: ((start: number, end: number) => Promise<void>) | null;
+  readonly ownerFlush: OwnerFlush | null;
   /** dev_pagemap_ops.page_free() of many pages (runs of consecutive pages freed at once). */
   freePageList(pages: ArrayLike<number>): void;
   /** dev_pagemap_ops.migrate_to_ram() for the page mapped at `va` of `mm`. Caller holds mm.lock. */

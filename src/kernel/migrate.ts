@@ -62,7 +62,7 @@ function checkMigrateRange(mm: Mm, start: number, end: number): Vma[] {
  * the other. Returns once every ack is in: nothing is copied before.
  */
 async function invalidateForMigration(mm: Mm, start: number, end: number, owner: DevMemRef): Promise<void> {
-  const own = owner.ownerFlush?.(start, end);
+  const own = owner.ownerFlush?.flushOwn(start, end);
   // Handled here too: it may fail while the invalidation is still awaited (it is rethrown below).
   own?.catch(() => undefined);
   try {

@@ -166,7 +166,7 @@ export class Mm implements MmRef {
   async read(addr: number, len: number): Promise<Uint8Array> {
     const out = new Uint8Array(len);
     await this.locked(async () => {
-      await this.cpuAccessLocked(addr, len, false, (bytes, off, done, n) => out.set(bytes.subarray(off, off + n), done));
+      await this.cpuAccessLocked(addr, out, false);
     });
     return out;
   }
@@ -174,7 +174,7 @@ export class Mm implements MmRef {
   /** A CPU store of `data` at addr. */
   async write(addr: number, data: Uint8Array): Promise<void> {
     await this.locked(async () => {
-      await this.cpuAccessLocked(addr, data.length, true, (bytes, off, done, n) => bytes.set(data.subarray(done, done + n), off));
+      await this.cpuAccessLocked(addr, data, true);
     });
   }
 
@@ -353,33 +353,57 @@ export class Mm implements MmRef {
     return out;
   }
 
-  private async cpuAccessLocked(addr: number, len: number, write: boolean, move: (bytes: Uint8Array, off: number, done: number, n: number) => void): Promise<void> {
+  /**
+   * The CPU's load (ram -> buf) or store (buf -> ram) of buf at addr, page by page, faulting pages in.
+   * One copy call site for both directions and every page kind, and every PTE test evaluated on
+   * every page (cpuPteUsable): the optimized code then meets nothing new when another mode's run
+   * stores where the last one loaded. A callback per direction deoptimized it ("wrong feedback
+   * cell") in --compare's bounce warm-up, and it recompiled inside p2p's timed window.
+   */
+  private async cpuAccessLocked(addr: number, buf: Uint8Array, write: boolean): Promise<void> {
+    const len = buf.length;
     let done = 0;
     while (done < len) {
       const va = addr + done;
       const inPage = va % PAGE_SIZE;
       const n = Math.min(len - done, PAGE_SIZE - inPage);
       const vma = this.findVma(va);
-      const what = `CPU ${write ? 'store to' : 'load from'} 0x${va.toString(16)} in ${this.name}`;
-      if (!vma) throw new PeerVmaError('EFAULT', what, 'no mapping there (SIGSEGV)');
-      if (!vma.readable || (write && !vma.writable)) throw new PeerVmaError('EFAULT', what, `${vma} does not allow it (SIGSEGV)`);
+      if (!vma || !vma.readable || (write && !vma.writable)) throw this.cpuSegv(va, write, vma);
+      let page: Uint8Array;
+      let off: number;
       if (vma.kind === 'device') {
-        const page = vma.vmOps?.cpuPage?.(vma, va - inPage, write);
-        if (page === undefined || typeof page === 'string') throw new PeerVmaError('EFAULT', what, `${vma}: the exporter does not let the CPU map this memory (SIGBUS)`);
-        move(page, inPage, done, n);
+        page = this.cpuDevicePage(vma, va - inPage, write);
+        off = inPage;
       } else {
         const vpn = Math.floor(va / PAGE_SIZE);
         let pte = this.pt.get(vpn);
-        if (!pte || pte.kind === 'devprivate' || (pte.kind === 'ram' && pte.exclusive !== undefined) || (write && (pte.kind === 'zero' || !pte.write))) {
+        if (!cpuPteUsable(pte, write)) {
           const r = await this.handleMmFaultLocked(vma, va, write);
-          if (r !== 0) throw new PeerVmaError(r, what, r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
+          if (r !== 0) throw new PeerVmaError(r, cpuAccessName(va, write, this.name), r === 'ENOMEM' ? 'out of system RAM' : 'fault failed');
           pte = this.pt.get(vpn)!;
         }
-        const pfn = pte.kind === 'ram' ? pte.pfn : this.kernel.zeroPfn;
-        move(this.kernel.ramBytes, pfn * PAGE_SIZE + inPage, done, n);
+        page = this.kernel.ramBytes;
+        off = (pte!.kind === 'ram' ? pte!.pfn : this.kernel.zeroPfn) * PAGE_SIZE + inPage;
       }
+      const dst = write ? page : buf;
+      const src = write ? buf : page;
+      const srcOff = write ? done : off;
+      dst.set(src.subarray(srcOff, srcOff + n), write ? off : done);
       done += n;
     }
+  }
+
+  /** The exporter's page behind a device-special VMA (vm_ops->fault for a CPU access), or SIGBUS. */
+  private cpuDevicePage(vma: Vma, pageVa: number, write: boolean): Uint8Array {
+    const page = vma.vmOps?.cpuPage?.(vma, pageVa, write);
+    if (page === undefined || typeof page === 'string') throw new PeerVmaError('EFAULT', cpuAccessName(pageVa, write, this.name), `${vma}: the exporter does not let the CPU map this memory (SIGBUS)`);
+    return page;
+  }
+
+  /** The SIGSEGV of a CPU access with no VMA or one whose protection forbids it. */
+  private cpuSegv(va: number, write: boolean, vma: Vma | undefined): PeerVmaError {
+    const what = cpuAccessName(va, write, this.name);
+    return vma ? new PeerVmaError('EFAULT', what, `${vma} does not allow it (SIGSEGV)`) : new PeerVmaError('EFAULT', what, 'no mapping there (SIGSEGV)');
   }
 
   /** Splits the VMA containing addr so that a VMA boundary falls at addr. */
@@ -408,6 +432,25 @@ export class Mm implements MmRef {
   private checkAlive(): void {
     if (this.dead) throw new PeerVmaError('EINVAL', this.name, 'the process has exited');
   }
+}
+
+/**
+ * Whether a CPU access may use pte without a fault (handle_mm_fault's "nothing to do"): RAM not
+ * held exclusive by a device, writable for a store; the zero page for a load. Every test runs on
+ * every call, so no compare in the optimized caller lacks feedback when a run first stores.
+ */
+function cpuPteUsable(pte: Pte | undefined, write: boolean): boolean {
+  if (pte === undefined) return false;
+  const ram = pte.kind === 'ram';
+  const zero = pte.kind === 'zero';
+  const shared = pte.exclusive === undefined;
+  const writable = pte.write;
+  return write ? ram && shared && writable : (ram && shared) || zero;
+}
+
+/** The subject of a failed CPU access's error, e.g. "CPU store to 0x7f0000001000 in proc". */
+function cpuAccessName(va: number, write: boolean, mm: string): string {
+  return `CPU ${write ? 'store to' : 'load from'} 0x${va.toString(16)} in ${mm}`;
 }
 
 export { PROT_NONE, PROT_READ, PROT_WRITE };
