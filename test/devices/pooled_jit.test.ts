@@ -5,33 +5,16 @@
 // ("marking dependent code ... reason: weak objects" for DeviceTlb.block, word, usable, runPages,
 // verifyRun, ...: 7-10 a run at 8 frames), and the next run compiled them again inside its window.
 import t from 'tap';
-import { childNode } from '../fixtures/child_node.js';
-import { pathToFileURL } from 'node:url';
-
-const dist = (p: string) => pathToFileURL(`${process.cwd()}/dist/src/${p}.js`).href;
+import { tracePooledRuns } from '../fixtures/pooled_runs.js';
 
 /** Device-side hot functions (workers/runtime/device_tlb.ts, dma_engine.ts, va_space.ts); no main-thread function has these names. */
 const DEVICE_HOT = ['block', 'word', 'usable', 'runPages', 'verifyRun', 'installReply', 'fillMask', 'missingSpan', 'transfer', 'chunks', 'copyPieces', 'copyGathered', 'installPosted', 'takeMapPosts'];
 
 t.test('three pooled runs: the device TLB and DMA code compiled in the first is never deoptimized for a collected machine', { timeout: 300000 }, async (t) => {
-  const script = `
-    import { writeSync } from 'node:fs';
-    const { runScenario } = await import('${dist('scenario/run')}');
-    const { loadScenarioFile } = await import('${dist('scenario/load')}');
-    const { DeviceWorkerPool } = await import('${dist('devices/worker_pool')}');
-    const sc = await loadScenarioFile('scenarios/camera-chain.yaml');
-    const pool = new DeviceWorkerPool();
-    try {
-      for (let i = 0; i < 3; i++) {
-        writeSync(1, '@@run ' + i + '\\n');
-        const r = await runScenario(sc, { mode: 'p2p', frames: 8, pool });
-        writeSync(1, '@@clean ' + r.accounting.checks.every((c) => c.ok) + '\\n');
-      }
-    } finally { await pool.close(); }`;
-  const out = await childNode(script, ['--trace-deopt', '--trace-opt'], { timeoutMs: 240000, maxBuffer: 256 * 1024 * 1024 });
+  const out = await tracePooledRuns('camera-chain', [0, 1, 2].map(() => ({ mode: 'p2p', frames: 8 })), ['--trace-deopt', '--trace-opt']);
   t.equal(out.code, 0, out.stderr.trim().slice(-2000));
-  const lines = out.stdout.split('\n');
-  t.same(lines.filter((l) => l.startsWith('@@clean')), ['@@clean true', '@@clean true', '@@clean true'], 'every run passed its checks');
+  const lines = out.lines;
+  t.same(out.clean, Array(3).fill('@@clean true'), 'every run passed its checks');
   const firstRun = lines.slice(0, lines.indexOf('@@run 1'));
   const compiled = DEVICE_HOT.filter((f) => firstRun.some((l) => l.startsWith('[completed optimizing') && l.includes(`<JSFunction ${f} `)));
   t.ok(compiled.length >= 3, `the first run optimized device code to lose (${compiled.join(', ')})`);
@@ -44,24 +27,10 @@ t.test('three pooled runs: the device TLB and DMA code compiled in the first is 
 // closure, and V8 compiled it again (TurboFan, 2-5 ms on a helper thread) inside every p2p window of
 // hmm-peer, whose accelerator installs each migrated chunk's post.
 t.test('four pooled hmm-peer runs: the driver-post install is compiled once, not once a run', { timeout: 300000 }, async (t) => {
-  const script = `
-    import { writeSync } from 'node:fs';
-    const { runScenario } = await import('${dist('scenario/run')}');
-    const { loadScenarioFile } = await import('${dist('scenario/load')}');
-    const { DeviceWorkerPool } = await import('${dist('devices/worker_pool')}');
-    const sc = await loadScenarioFile('scenarios/hmm-peer.yaml');
-    const pool = new DeviceWorkerPool();
-    try {
-      for (let i = 0; i < 4; i++) {
-        writeSync(1, '@@run ' + i + '\\n');
-        const r = await runScenario(sc, { mode: 'p2p', frames: 1024, pool });
-        writeSync(1, '@@clean ' + r.accounting.checks.every((c) => c.ok) + '\\n');
-      }
-    } finally { await pool.close(); }`;
-  const out = await childNode(script, ['--trace-opt', '--trace-deopt'], { timeoutMs: 240000, maxBuffer: 256 * 1024 * 1024 });
+  const out = await tracePooledRuns('hmm-peer', [0, 1, 2, 3].map(() => ({ mode: 'p2p', frames: 1024 })), ['--trace-opt', '--trace-deopt']);
   t.equal(out.code, 0, out.stderr.trim().slice(-2000));
-  const lines = out.stdout.split('\n');
-  t.same(lines.filter((l) => l.startsWith('@@clean')), Array(4).fill('@@clean true'), 'every run passed its checks');
+  const lines = out.lines;
+  t.same(out.clean, Array(4).fill('@@clean true'), 'every run passed its checks');
   // The one accelerator thread installs the posts (the NIC's TLB has none): one compile in all, whichever run made it hot.
   // A compile after a deopt is a re-optimization (a path not yet seen when the first compile ran,
   // as a loaded machine's timing may leave it; seen in 2 of 22 runs two at a time): only a compile

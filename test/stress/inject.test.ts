@@ -10,6 +10,7 @@ import { stressDevWord, StressDevStat, StressInject } from '../../src/shm/stress
 import type { InjectKind } from '../../src/stress/report.js';
 import { IOVA_BASE } from '../../src/shm/iommu_layout.js';
 import { holdReplies } from '../fixtures/hold_replies.js';
+import type { StressRig } from '../../src/stress/rig.js';
 import { DeviceError } from '../../src/errors.js';
 
 const small = { ops: 40, importers: 2, gapMaxUs: 500, ackTimeoutMs: 300 };
@@ -72,13 +73,14 @@ t.test('hang: named, torn down, the run finishes; crash: torn down and reported'
   t.same(crash.violations, []);
 });
 
-t.test('a hang injected while the device waits for a page request through the rest of the schedule is still named (probed after it)', async (t) => {
-  // imp0's replies are held from boot to the schedule's end: it waits on
-  // its first request (acking posts meanwhile) and reaches the injected
-  // hang only after the schedule, once its request is answered.
+/**
+ * A hang injected into imp0 while its page-request replies are held from boot to the schedule's
+ * end: it waits on its first request through the schedule (acking posts meanwhile) and could
+ * reach the hang only after it. `atEnd` runs just before the replies are released.
+ */
+function parkedHang(atEnd: (rig: StressRig) => void) {
   let release: (() => void) | null = null;
-  let moved = -1;
-  const r = await runStress({
+  return runStress({
     ...small,
     seed: 23,
     iommu: true,
@@ -92,10 +94,20 @@ t.test('a hang injected while the device waits for a page request through the re
         release = holdReplies(rig.bindings[0]);
       },
       beforeEnd: (rig) => {
-        moved = Atomics.load(rig.shm, stressDevWord(0) + StressDevStat.pagesRead) + Atomics.load(rig.shm, stressDevWord(0) + StressDevStat.pagesWritten);
+        atEnd(rig);
         release?.();
       },
     },
+  });
+}
+
+t.test('a hang injected while the device waits for a page request through the rest of the schedule is still named (probed after it)', async (t) => {
+  // imp0's replies are held from boot to the schedule's end: it waits on
+  // its first request (acking posts meanwhile) and reaches the injected
+  // hang only after the schedule, once its request is answered.
+  let moved = -1;
+  const r = await parkedHang((rig) => {
+    moved = Atomics.load(rig.shm, stressDevWord(0) + StressDevStat.pagesRead) + Atomics.load(rig.shm, stressDevWord(0) + StressDevStat.pagesWritten);
   });
   t.equal(moved, 0, 'imp0 moved no page during the schedule (held on its first request)');
   t.match(r.injected, [{ kind: 'hang', device: 'imp0', outcome: 'contained', shownBy: 'probe' }]);
@@ -107,24 +119,7 @@ t.test('a hang injected while the device waits for a page request through the re
 });
 
 t.test('a hang whose device failed another way before the probe: the run still reports, nothing probed', async (t) => {
-  let release: (() => void) | null = null;
-  const r = await runStress({
-    ...small,
-    seed: 23,
-    iommu: true,
-    inject: 'hang',
-    ackTimeoutMs: 1000,
-    xHooks: {
-      controlTimeoutMs: 2000,
-      afterBoot: (rig) => {
-        release = holdReplies(rig.bindings[0]);
-      },
-      beforeEnd: (rig) => {
-        rig.machine.device('imp0').handle.fail(new DeviceError('imp0', 'timeout', 'failed by the test before the probe'));
-        release?.();
-      },
-    },
-  });
+  const r = await parkedHang((rig) => rig.machine.device('imp0').handle.fail(new DeviceError('imp0', 'timeout', 'failed by the test before the probe')));
   t.match(r.injected, [{ kind: 'hang', device: 'imp0', shownBy: 'schedule' }]);
   t.equal(r.ops, small.ops, 'every operation ran');
 });
