@@ -343,7 +343,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     return { name: this.name, mm: this.mm, lock: this.lock, devmem: this.devmem, map: this.map, beforeLock: this.beforeMapLock, recordTranslated: (s, e) => this.translated.add(this.translated, null, s, e) };
   }
 
-  /** Own-migration flush (DevMem.ownerFlush); nothing to do when we hold no translation of the range (holdsNothingIn). */
+  /** Own-migration flush (DevMem.ownerFlush; public for that interface, called only by migrate.ts); nothing to do when we hold no translation of the range (holdsNothingIn). */
   async flushOwn(start: number, end: number): Promise<void> {
     await this.lock.lock();
     let p: Promise<void>;

@@ -372,7 +372,7 @@ export class Mm implements MmRef {
       let page: Uint8Array;
       let off: number;
       if (vma.kind === 'device') {
-        page = this.cpuDevicePage(vma, va - inPage, write);
+        page = this.cpuDevicePage(vma, va, write);
         off = inPage;
       } else {
         const vpn = Math.floor(va / PAGE_SIZE);
@@ -393,10 +393,10 @@ export class Mm implements MmRef {
     }
   }
 
-  /** The exporter's page behind a device-special VMA (vm_ops->fault for a CPU access), or SIGBUS. */
-  private cpuDevicePage(vma: Vma, pageVa: number, write: boolean): Uint8Array {
-    const page = vma.vmOps?.cpuPage?.(vma, pageVa, write);
-    if (page === undefined || typeof page === 'string') throw new PeerVmaError('EFAULT', cpuAccessName(pageVa, write, this.name), `${vma}: the exporter does not let the CPU map this memory (SIGBUS)`);
+  /** The exporter's page behind a device-special VMA (vm_ops->fault for a CPU access), or SIGBUS at the faulting address (si_addr: va itself, not its page). */
+  private cpuDevicePage(vma: Vma, va: number, write: boolean): Uint8Array {
+    const page = vma.vmOps?.cpuPage?.(vma, va - (va % PAGE_SIZE), write);
+    if (page === undefined || typeof page === 'string') throw new PeerVmaError('EFAULT', cpuAccessName(va, write, this.name), `${vma}: the exporter does not let the CPU map this memory (SIGBUS)`);
     return page;
   }
 

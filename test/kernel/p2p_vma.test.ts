@@ -22,6 +22,8 @@ t.test('device-special VMA', async (t) => {
     bytesEq(t, r.data, data);
     t.equal(ex.mapCalls, 1);
     await t.rejects(mm.read(va, 16), { code: 'EFAULT' }, 'not CPU-mappable: the CPU gets SIGBUS');
+    const at = va + PAGE_SIZE - 3;
+    await t.rejects(mm.read(at, 16), { message: new RegExp(`CPU load from 0x${at.toString(16)} .*SIGBUS`) }, 'at the faulting address (si_addr), not its page');
     await mm.munmap(va, 4 * PAGE_SIZE);
     t.equal(d0.violations().count, 0);
   });
