@@ -25,6 +25,7 @@ import { DeviceError } from '../errors.js';
 import type { Machine } from '../devices/machine.js';
 import { percentile, type InjectKind, type InjectOutcome, type StressReport, type StressViolation } from './report.js';
 import { StressRig } from './rig.js';
+import type { DeviceInvalidator } from '../kernel/invalidate_broadcast.js';
 import { bufferPlan, Schedule, type Op } from './schedule.js';
 
 export interface StressOptions {
@@ -184,29 +185,29 @@ class StressRun {
     // A device that already failed another way has nothing left to show (its handle rejects).
     if (this.rig.gone.has(s.device) || this.rig.machine.device(s.device).handle.failed) return;
     const inv = this.rig.kernel.invalidator(s.device);
-    const before = { sent: inv.stats.sent, acked: inv.stats.acked, ranges: inv.stats.ranges, ackUs: inv.stats.ackUs.length };
     const ack = this.ackTimeoutMs;
     const end = performance.now() + Math.max(2 * ack, Math.min(PROBE_ACK_TIMEOUTS * ack, PROBE_MAX_MS));
     this.curOp = 'probe after the schedule';
-    try {
-      while (!s.cleared && performance.now() < end) {
-        await new Promise((res) => setTimeout(res, 1));
-        await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
-        s.probes++;
-        this.collect();
-        await settleInjection(this.rig, s, this.crashed);
-        for (const d of this.crashed.splice(0)) await this.rig.tearDown(d);
+    // The probes are not the run's invalidations (their timeouts stay counted: they are what the probe found).
+    await uncounted(inv, async () => {
+      try {
+        while (!s.cleared && performance.now() < end) {
+          await new Promise((res) => setTimeout(res, 1));
+          await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
+          s.probes++;
+          this.collect();
+          await settleInjection(this.rig, s, this.crashed);
+          await this.tearDownCrashed();
+        }
+      } catch {
+        // The device failed under the probe (a control call's deadline, a crash): the outcome says what it showed.
       }
-    } catch {
-      // The device failed under the probe (a control call's deadline, a crash): the outcome says what it showed.
-    } finally {
-      // The probes are not the run's invalidations: the report's figures stay the schedule's
-      // (its timeouts stay counted: they are what the probe found).
-      inv.stats.sent = before.sent;
-      inv.stats.acked = before.acked;
-      inv.stats.ranges = before.ranges;
-      inv.stats.ackUs.length = Math.min(inv.stats.ackUs.length, before.ackUs);
-    }
+    });
+  }
+
+  /** Tears down the devices that failed since the last call (DeviceHandle.onFailure). */
+  private async tearDownCrashed(): Promise<void> {
+    for (const d of this.crashed.splice(0)) await this.rig.tearDown(d);
   }
 
   /** One operation: inject at its step, wait its gap, apply, collect, settle the injection, tear down the crashed. */
@@ -228,7 +229,7 @@ class StressRun {
     }
     this.collect();
     if (this.injectState && !this.injectState.cleared) await settleInjection(rig, this.injectState, this.crashed);
-    for (const d of this.crashed.splice(0)) await rig.tearDown(d);
+    await this.tearDownCrashed();
     o.onStep?.(op.step);
   }
 
@@ -243,7 +244,7 @@ class StressRun {
     this.curOp = 'end of run';
     // A device that failed after the last step (in the probe, or a hook) is torn down as a step
     // would have: the process exit below must not invalidate it.
-    for (const d of this.crashed.splice(0)) await rig.tearDown(d);
+    await this.tearDownCrashed();
     // Idle: every live importer answers a control call only between two passes.
     const stuck: string[] = [];
     const shadows = await shadowsOf(rig, (name, why) => {
@@ -386,17 +387,29 @@ function opName(op: Op): string {
 async function measureRoundTrip(rig: StressRig): Promise<number> {
   const inv = rig.kernel.invalidator(rig.names[0]);
   const us: number[] = [];
-  for (let i = 0; i < 200; i++) {
-    const t = performance.now();
-    await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
-    us.push((performance.now() - t) * 1000);
-  }
   // These are not the run's invalidations: keep the run's figures clean.
-  inv.stats.ackUs.length = 0;
-  inv.stats.sent -= 200;
-  inv.stats.acked -= 200;
-  inv.stats.ranges -= 200;
+  await uncounted(inv, async () => {
+    for (let i = 0; i < 200; i++) {
+      const t = performance.now();
+      await inv.invalidate([{ start: 0, end: PAGE_SIZE }]);
+      us.push((performance.now() - t) * 1000);
+    }
+  });
   return percentile(us.sort((a, b) => a - b), 50);
+}
+
+/** Runs `f`, then takes its invalidations to `inv` out of the run's figures (sent, acked, ranges, ack latencies); timeouts stay counted. */
+async function uncounted(inv: DeviceInvalidator, f: () => Promise<void>): Promise<void> {
+  const { sent, acked, ranges } = inv.stats;
+  const ackUs = inv.stats.ackUs.length;
+  try {
+    await f();
+  } finally {
+    inv.stats.sent = sent;
+    inv.stats.acked = acked;
+    inv.stats.ranges = ranges;
+    inv.stats.ackUs.length = Math.min(inv.stats.ackUs.length, ackUs);
+  }
 }
 
 function inject(rig: StressRig, kind: InjectKind, step: number, ackTimeoutMs: number): InjectState {
