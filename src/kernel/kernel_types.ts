@@ -97,10 +97,6 @@ export interface P2pVerdict {
 export type P2pPolicy = (provider: DeviceRef, client: DeviceRef) => P2pVerdict;
 
 /**
- * A device's HMM memory as a device-private PTE and the fault paths see it
- * (class DevMem): struct dev_pagemap and its ops.
- */
-/**
  * The owner driver's flush of its own device TLB for a migration it caused. An object with a
  * prototype method, not a closure: a closure per binding is a new call target in every run, and
  * the optimized migration code deoptimized on it ("wrong call target") in each pooled run.
@@ -109,6 +105,10 @@ export interface OwnerFlush {
   flushOwn(start: number, end: number): Promise<void>;
 }
 
+/**
+ * A device's HMM memory as a device-private PTE and the fault paths see it
+ * (class DevMem): struct dev_pagemap and its ops.
+ */
 export interface DevMemRef {
   /** pgmap->owner's device. */
   readonly owner: DeviceRef;
