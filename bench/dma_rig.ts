@@ -39,10 +39,7 @@
  * The span (DMA_SPAN, 128 MiB) is DRAM scale like memcpy.dram; it is below
  * 256 MiB because one device's BAR2 window is at most 240 MiB here.
  */
-import { once } from 'node:events';
-import { Worker } from 'node:worker_threads';
 import { Machine, type Device } from '../src/devices/machine.js';
-import { compiledModule } from '../src/devices/worker_entry.js';
 import { BarExporter } from '../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../src/drivers/importer_binding.js';
 import { mulberry32 } from '../src/hw/p2pdma.js';
@@ -56,6 +53,7 @@ import { allocLayout } from '../src/shm/layout.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../src/shm/start_line.js';
 import { MiB } from '../src/workloads/memcpy_baseline.js';
 import { sameMemoryRate, scatteredRate, twoThreads } from './memcpy.js';
+import { roundTripper } from './pingpong.js';
 import { quantile, repeat, type RowSet } from './stats.js';
 
 export interface DmaOptions {
@@ -282,33 +280,6 @@ async function streamingLatencies(rig: DmaRig, c: Export, ops: readonly (() => u
     }
   }
   return out;
-}
-
-/** Longest one bare round trip may take before the bench gives up on the ping-pong worker. */
-const ROUND_TRIP_DEADLINE_MS = 2000;
-
-/**
- * atomics.rtt's two ends (bench/pingpong.ts, bench/pingpong_worker.ts), one
- * round trip per call: main stores the ball and blocks in Atomics.wait until
- * the worker returns it.
- */
-async function roundTripper(): Promise<{ roundTrip: () => void; close: () => Promise<number> }> {
-  const w = new Int32Array(new SharedArrayBuffer(8));
-  const worker = new Worker(compiledModule('bench/pingpong_worker'), { workerData: { sab: w.buffer, rounds: 2 ** 30 } });
-  await once(worker, 'message');
-  let i = 0;
-  const roundTrip = (): void => {
-    i++;
-    const t0 = performance.now();
-    // Pairs with the wait on word 0 and the store/notify of word 1 in bench/pingpong_worker.ts.
-    Atomics.store(w, 0, i);
-    Atomics.notify(w, 0);
-    while (Atomics.load(w, 1) < i) {
-      if (performance.now() - t0 > ROUND_TRIP_DEADLINE_MS) throw new Error(`bench: atomics.rtt.streaming: the ping-pong worker did not return round ${i} within ${ROUND_TRIP_DEADLINE_MS} ms`);
-      Atomics.wait(w, 1, i - 1, ROUND_TRIP_DEADLINE_MS);
-    }
-  };
-  return { roundTrip, close: () => worker.terminate() };
 }
 
 /**
