@@ -5,15 +5,16 @@
  * operations of the schedule (src/stress/schedule.ts) applied to the
  * buffers while the importers stream.
  *
- * Lifetime: StressRig.create boots everything and starts streaming;
- * stopStreaming() makes the devices idle; shutdown() ends the machine.
+ * Lifetime: StressRig.create boots everything; startStreaming() starts
+ * the importers; quiesce() makes them idle (stopStreaming() only asks);
+ * shutdown() ends the machine.
  * Main thread only. Errors of an operation that the kernel refuses
  * (ENOMEM, EBUSY, ...) or that a dead device aborts are counted, never
  * thrown: the run goes on.
  */
 import { DeviceError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { DeviceCtl } from '../shm/device_ctl.js';
+import { DeviceCtl, ringWake } from '../shm/device_ctl.js';
 import { IOVA_BASE } from '../shm/iommu_layout.js';
 import { storeU64 } from '../shm/layout.js';
 import { STRESS_MAX_BUFS, StressBuf, StressBufKind, stressBufWord, stressDevWord, StressDevStat, StressHdr, stressKindWord, stressShmBytes, type StressViolationKind } from '../shm/stress_layout.js';
@@ -112,11 +113,43 @@ export class StressRig {
 
   startStreaming(): void {
     Atomics.store(this.shm, StressHdr.run, 1);
-    for (const n of this.names) this.wake(n);
+    for (const n of this.names) ringWake(this.machine.device(n).shm.ctl);
   }
 
+  /** Asks the importers to stop: a pass that reads run 0 starts no burst (workers/x_stress.ts pass()). A burst in flight runs on: quiesce() waits it out. */
   stopStreaming(): void {
     Atomics.store(this.shm, StressHdr.run, 0);
+  }
+
+  /**
+   * stopStreaming(), then waits until every live importer has come round its
+   * device loop once since (as blk_mq_quiesce_queue waits out the dispatches
+   * in progress): the burst in flight at the stop is over, and every later
+   * pass reads run 0. Rejects after timeoutMs naming the importers that did
+   * not come round (hung in a pass, or held in one transfer).
+   *
+   *   main (quiesce)                       importer (DeviceLoop.run)
+   *   --------------                       -------------------------
+   *   Atomics.store(run, 0)                Atomics.add(heartbeat, 1)
+   *   h0 = Atomics.load(heartbeat)         work(): pass(): Atomics.load(run)
+   *   ringWake; until heartbeat > h0
+   *   [Required: no burst runs once quiesce() has resolved]
+   *
+   * Pairs with the Atomics.add(heartbeat) in workers/runtime/device_loop.ts
+   * run(), which comes before the pass of that round reads run.
+   */
+  async quiesce(timeoutMs: number): Promise<void> {
+    this.stopStreaming();
+    const live = this.names.filter((n) => !this.gone.has(n) && !this.machine.device(n).handle.failed);
+    const beat = (n: string): number => Atomics.load(this.machine.device(n).shm.ctl, DeviceCtl.heartbeat);
+    const h0 = new Map(live.map((n) => [n, beat(n)]));
+    for (const n of live) ringWake(this.machine.device(n).shm.ctl);
+    const end = performance.now() + timeoutMs;
+    let behind = live;
+    while ((behind = behind.filter((n) => beat(n) === h0.get(n))).length > 0) {
+      if (performance.now() > end) throw new Error(`stress: ${behind.join(', ')} did not come round the device loop within ${timeoutMs} ms of the stop (hung in a pass, or held in one transfer)`);
+      await new Promise((res) => setTimeout(res, 1));
+    }
   }
 
   setStep(step: number): void {
@@ -130,12 +163,6 @@ export class StressRig {
   /** Importer i's exact count of payload violations of `kind` (its ring keeps only the last records). */
   kindCount(i: number, kind: StressViolationKind): number {
     return Atomics.load(this.shm, stressKindWord(i, kind));
-  }
-
-  private wake(name: string): void {
-    const ctl = this.machine.device(name).shm.ctl;
-    Atomics.add(ctl, DeviceCtl.wake, 1);
-    Atomics.notify(ctl, DeviceCtl.wake);
   }
 
   /** Maps buffer b (anonymous, or a BAR export) and publishes it in the job table. */

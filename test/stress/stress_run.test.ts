@@ -9,11 +9,11 @@ import { makeRange } from '../../src/kernel/mmu_notifier.js';
 import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
 import { runStress } from '../../src/stress/run.js';
 import type { StressRig } from '../../src/stress/rig.js';
-import { STRESS_VIOLATION_RECORDS, StressViolationKind, writePayload } from '../../src/shm/stress_layout.js';
+import { STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, StressViolationKind, writePayload } from '../../src/shm/stress_layout.js';
+import { until } from '../fixtures/until.js';
 
 const small = { ops: 30, importers: 2, gapMaxUs: 300, ackTimeoutMs: 2000 };
 const kinds = (r: { violations: readonly { source: string; kind: string }[] }) => [...new Set(r.violations.map((v) => `${v.source}/${v.kind}`))].sort();
-const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
 
 /**
  * Waits until importer 0 counts one more violation of `kind`, or 20 s. The total count is not
@@ -22,7 +22,7 @@ const sleep = (ms: number) => new Promise((res) => setTimeout(res, ms));
  */
 async function untilCounted(rig: StressRig, kind: StressViolationKind): Promise<void> {
   const from = rig.kindCount(0, kind);
-  for (let i = 0; i < 2000 && rig.kindCount(0, kind) === from; i++) await sleep(10);
+  await until(`imp0 to count a ${STRESS_VIOLATION_NAMES[kind]} violation`, () => rig.kindCount(0, kind) !== from, 20000, 10);
 }
 
 for (const iommu of [false, true]) {
@@ -65,13 +65,13 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
         // corrupt-data records follow, so the ring has surely lost every stale-data one (the old flake).
         await rig.mm.write(b0.va, junk);
         const from = rig.kindCount(0, StressViolationKind.CorruptData);
-        for (let i = 0; i < 2000 && rig.kindCount(0, StressViolationKind.CorruptData) <= from + 2 * STRESS_VIOLATION_RECORDS; i++) {
+        await until(`imp0 to count ${2 * STRESS_VIOLATION_RECORDS} corrupt-data violations more than ${from}`, async () => {
+          if (rig.kindCount(0, StressViolationKind.CorruptData) > from + 2 * STRESS_VIOLATION_RECORDS) return true;
           await rig.mm.write(b0.va, junk);
-          await sleep(10);
-        }
+          return false;
+        }, 20000, 10);
         // With the devices idle, junk that stays to the end is the shadow compare's to find.
-        rig.stopStreaming();
-        await sleep(100);
+        await rig.quiesce(5000);
         await rig.mm.write(b0.va, junk);
       },
     },
@@ -101,8 +101,7 @@ t.test('shadow: a stale payload and a poisoned page left to the end are named, w
     iommu: false,
     xHooks: {
       beforeEnd: async (rig) => {
-        rig.stopStreaming();
-        await sleep(100);
+        await rig.quiesce(5000);
         const b0 = rig.bufs[0]; // imp0's anonymous buffer
         const page = new Uint8Array(PAGE_SIZE);
         // A well-formed payload of an epoch the buffer never had: what a write through a

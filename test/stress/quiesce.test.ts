@@ -1,0 +1,27 @@
+// StressRig.quiesce(): stopping the importers waits out the burst in flight
+// (the tests that write pages "with the devices idle" rely on it), and an
+// importer that does not come round its loop is named, not waited for.
+import t from 'tap';
+import { StressRig } from '../../src/stress/rig.js';
+import { bufferPlan } from '../../src/stress/schedule.js';
+import { holdReplies } from '../fixtures/hold_replies.js';
+import { until } from '../fixtures/until.js';
+
+const moved = (rig: StressRig, i: number): number => rig.devStat(i, 'pagesRead') + rig.devStat(i, 'pagesWritten') + rig.devStat(i, 'ioErrors');
+
+t.test('quiesce waits out a burst held on its page request, names it meanwhile, and no page moves after', async (t) => {
+  const rig = await StressRig.create({ importers: 2, iommu: false, ackTimeoutMs: 2000, bufs: bufferPlan(2), seed: 3, controlTimeoutMs: 10000 });
+  t.teardown(() => rig.shutdown());
+  // Every buffer is fresh, so imp0's first burst faults and sleeps on its request.
+  const release = holdReplies(rig.bindings[0]);
+  rig.startStreaming();
+  await until('imp1 to move pages while imp0 is held', () => moved(rig, 1) > 0, 10000);
+  t.equal(moved(rig, 0), 0, 'imp0 is still in its first burst');
+  await t.rejects(rig.quiesce(300), /imp0 did not come round the device loop within 300 ms/, 'the held importer is named');
+  release();
+  await rig.quiesce(5000);
+  t.ok(moved(rig, 0) > 0, 'imp0 finished the burst it was in');
+  const after = [moved(rig, 0), moved(rig, 1)];
+  await new Promise((r) => setTimeout(r, 100));
+  t.same([moved(rig, 0), moved(rig, 1)], after, 'no importer moved a page once quiesce resolved');
+});
