@@ -10,16 +10,10 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { busWordView } from '../../src/shm/bus_map.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { CQE_WORDS, CqConsumer, CqEntry, queuePairBytes, SqProducer } from '../../src/shm/ring.js';
+import { until } from '../fixtures/until.js';
 
 const MiB = 1024 * 1024;
 const nic = (name: string): DeviceSpec => ({ name, kind: 'nic', memBytes: 2 * MiB, barBytes: 0, props: {} });
-const tick = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-async function until(what: () => boolean, ms = 3000): Promise<boolean> {
-  const t0 = performance.now();
-  while (!what() && performance.now() - t0 < ms) await tick(1);
-  return what();
-}
 
 t.test('a device blocked on a full CQ says so (cqWait), and the reap that frees a slot wakes it', async (t) => {
   const machine = await Machine.create({ ramBytes: 16 * MiB, devices: [nic('nic0')], timeoutMs: 5000, runTokens: 'off' });
@@ -44,19 +38,19 @@ t.test('a device blocked on a full CQ says so (cqWait), and the reap that frees 
   // Phase bit of CQ entry i (1 on the first pass round the ring).
   const phase = (i: number) => (Atomics.load(cq.view, i * CQE_WORDS + CqEntry.status) >>> 16) & 1;
   for (let i = 0; i < entries - 1; i++) t.ok(sqp.submit(cmd(i)));
-  t.ok(await until(() => phase(entries - 2) === 1), 'the CQ filled (3 completions, none reaped)');
+  await until('the CQ to fill (3 completions, none reaped)', () => phase(entries - 2) === 1, 3000);
   t.equal(Atomics.load(ctl, DeviceCtl.cqWait), 0, 'nothing left in the SQ: not waiting');
   sqp.retire(entries - 1);
   t.ok(sqp.submit(cmd(3)) && sqp.submit(cmd(4)), 'two more commands');
-  t.ok(await until(() => Atomics.load(ctl, DeviceCtl.cqWait) === 1), 'commands left, CQ full: the device publishes cqWait');
+  await until('the device to publish cqWait (commands left, CQ full)', () => Atomics.load(ctl, DeviceCtl.cqWait) === 1, 3000);
   const wake = Atomics.load(ctl, DeviceCtl.wake);
   t.equal(cqc.poll()?.cid, 0, 'the host reaps one');
   t.ok(Atomics.load(ctl, DeviceCtl.wake) > wake, 'that reap woke the device');
-  t.ok(await until(() => phase(3) === 1), 'the device completed the next command into the freed slot');
+  await until('the device to complete the next command into the freed slot', () => phase(3) === 1, 3000);
   const got = [1, 2, 3].map(() => cqc.poll()?.cid);
   t.same(got, [1, 2, 3], 'completions in order');
   let last: number | undefined;
-  t.ok(await until(() => (last ??= cqc.poll()?.cid) !== undefined), 'and the last one once there is room');
+  await until('the last completion, once there is room', () => (last ??= cqc.poll()?.cid) !== undefined, 3000);
   t.equal(last, 4);
-  t.ok(await until(() => Atomics.load(ctl, DeviceCtl.cqWait) === 0), 'room again: cqWait cleared');
+  await until('cqWait to clear (room again)', () => Atomics.load(ctl, DeviceCtl.cqWait) === 0, 3000);
 });

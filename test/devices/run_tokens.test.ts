@@ -12,6 +12,7 @@ import type { VaStreamResult } from '../../src/devices/protocol.js';
 import { allocRunTokens, giveBackTicket, RUN_TOKEN_FREE_BYTES, RunTokenHdr, RunTokenSlot, RunTokenState, runTokenRingWord, runTokenSlotWord, ticketAdmitted } from '../../src/shm/run_token_layout.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { bytesEq, pattern } from '../fixtures/kernel_machine.js';
+import { until } from '../fixtures/until.js';
 
 const MiB = 1024 * 1024;
 const nic = (name: string): DeviceSpec => ({ name, kind: 'nic', memBytes: 2 * MiB, barBytes: 0, props: {} });
@@ -76,14 +77,6 @@ function stream(r: Rig, dev: string, len: number, passes = 1): Promise<VaStreamR
     if (x.errno !== 0) throw new Error(`va-stream on ${dev}: ${(x as { message?: string }).message}`);
     return x as unknown as VaStreamResult;
   });
-}
-
-async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
-  const t0 = Date.now();
-  while (!cond()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 2));
-  }
 }
 
 t.test('a device waiting for a run token still acks invalidations, then streams the right bytes', async (t) => {

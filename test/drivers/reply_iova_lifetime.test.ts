@@ -20,6 +20,7 @@ import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { DeviceError } from '../../src/errors.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { kernelMachine, MiB, mirrorSpec, openMirrors, pattern } from '../fixtures/kernel_machine.js';
+import { until } from '../fixtures/until.js';
 
 /** The device's side of the mailbox, as DeviceTlb.post writes it. */
 function device(d: MirrorDriver) {
@@ -43,11 +44,7 @@ function device(d: MirrorDriver) {
       Atomics.notify(pri, PriMailbox.bell);
     },
     async answered(g: number, s: number): Promise<void> {
-      const until = performance.now() + 5000;
-      while (Atomics.load(priGroup(pri, g), PageRequest.replySeq) !== s) {
-        if (performance.now() > until) throw new Error(`group ${g}: no reply to request ${s} within 5 s`);
-        await new Promise((r) => setTimeout(r, 1));
-      }
+      await until(`group ${g}'s reply to request ${s}`, () => Atomics.load(priGroup(pri, g), PageRequest.replySeq) === s);
     },
     /** Entry `i` of group `g`'s reply: its device address (an IOVA) and errno. */
     iova(g: number, i: number): number {

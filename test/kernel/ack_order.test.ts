@@ -15,6 +15,7 @@ import { PageRequestOrder } from '../../src/kernel/page_request_order.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { bytesEq, kernelMachine, mirrorSpec, openMirrors, pattern } from '../fixtures/kernel_machine.js';
+import { until } from '../fixtures/until.js';
 
 t.test('a device waiting for a page-request reply acks a revoke meanwhile', async (t) => {
   const { kernel } = await kernelMachine(t, [mirrorSpec('m0')], { ackTimeoutMs: 5000 });
@@ -25,11 +26,7 @@ t.test('a device waiting for a page-request reply acks a revoke meanwhile', asyn
   await mm.write(va, pattern(4 * PAGE_SIZE, 5));
   await mm.lock.lock(); // the fault server needs the mmap_lock: no reply can come
   const read = d0.read(va, 4);
-  const t0 = performance.now();
-  while (!d0.requestPending()) {
-    if (performance.now() - t0 > 4000) throw new Error('m0 never posted its page request');
-    await new Promise((r) => setTimeout(r, 1));
-  }
+  await until('m0 to post its page request', () => d0.requestPending(), 4000);
   const sent = inv.stats.sent;
   const r0 = performance.now();
   await mm.revokeRange(va, va + PAGE_SIZE, null);

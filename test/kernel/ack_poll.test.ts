@@ -23,6 +23,7 @@ import { DeviceCtl, DeviceStats } from '../../src/shm/device_ctl.js';
 import { pattern } from '../fixtures/kernel_machine.js';
 import { InvalidationPort } from '../../workers/runtime/invalidation.js';
 import { Worker } from 'node:worker_threads';
+import { until } from '../fixtures/until.js';
 
 const MiB = 1024 * 1024;
 const RW = PROT_READ | PROT_WRITE;
@@ -147,7 +148,7 @@ async function watchSleeper(ctl: Int32Array): Promise<{ seen(): number; stop(): 
      }`,
     { eval: true, workerData: { ctl, flag, sleeper: DeviceCtl.invSleeper, seq: DeviceCtl.invSeq } },
   );
-  for (let i = 0; i < 2000 && Atomics.load(flag, 2) === 0; i++) await tick(5);
+  await until('the watcher thread to start', () => Atomics.load(flag, 2) !== 0, 10000, 5);
   return {
     seen: () => Atomics.load(flag, 1),
     async stop() {
