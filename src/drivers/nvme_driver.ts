@@ -23,7 +23,6 @@
  */
 import { PeerVmaError } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
-import { DeviceRegs } from '../shm/device_ctl.js';
 import { bar0Base } from '../shm/phys_mem.js';
 import { queuePairBytes } from '../shm/ring.js';
 import type { Device } from '../devices/machine.js';
@@ -142,12 +141,4 @@ export class NvmeDriver {
   private cmd<O extends DeviceOp>(c: DeviceCmd<O>): Promise<DeviceOk<O>> {
     return deviceCmdOk(this.kernel.machine, this.dev, this.name, c);
   }
-}
-
-/** Doorbell word indexes of a queue in DeviceRegs (BAR0). */
-export function sqTailReg(qid: number): number {
-  return DeviceRegs.sqTail + qid;
-}
-export function cqHeadReg(qid: number): number {
-  return DeviceRegs.cqHead + qid;
 }

@@ -30,19 +30,7 @@ export interface AcsBitInfo {
 
 export type AcsBit = 'SV' | 'TB' | 'RR' | 'CR' | 'UF' | 'EC' | 'DT';
 
-/** PCI_ACS_* from include/uapi/linux/pci_regs.h, in register order. */
-export const ACS_BITS: readonly AcsBitInfo[] = [
-  { bit: 'SV', mask: 0x0001, lspci: 'SrcValid', meaning: 'Source Validation' },
-  { bit: 'TB', mask: 0x0002, lspci: 'TransBlk', meaning: 'Translation Blocking' },
-  { bit: 'RR', mask: 0x0004, lspci: 'ReqRedir', meaning: 'P2P Request Redirect' },
-  { bit: 'CR', mask: 0x0008, lspci: 'CmpltRedir', meaning: 'P2P Completion Redirect' },
-  { bit: 'UF', mask: 0x0010, lspci: 'UpstreamFwd', meaning: 'Upstream Forwarding' },
-  { bit: 'EC', mask: 0x0020, lspci: 'EgressCtrl', meaning: 'P2P Egress Control' },
-  { bit: 'DT', mask: 0x0040, lspci: 'DirectTrans', meaning: 'Direct Translated P2P' },
-];
-
-export const ACS_BIT_NAMES = ACS_BITS.map((b) => b.bit) as readonly AcsBit[];
-
+/** PCI_ACS_* from include/uapi/linux/pci_regs.h. */
 export const PCI_ACS_SV = 0x0001;
 export const PCI_ACS_TB = 0x0002;
 export const PCI_ACS_RR = 0x0004;
@@ -50,6 +38,19 @@ export const PCI_ACS_CR = 0x0008;
 export const PCI_ACS_UF = 0x0010;
 export const PCI_ACS_EC = 0x0020;
 export const PCI_ACS_DT = 0x0040;
+
+/** The PCI_ACS_* bits in register order, with their lspci -vvv names. */
+export const ACS_BITS: readonly AcsBitInfo[] = [
+  { bit: 'SV', mask: PCI_ACS_SV, lspci: 'SrcValid', meaning: 'Source Validation' },
+  { bit: 'TB', mask: PCI_ACS_TB, lspci: 'TransBlk', meaning: 'Translation Blocking' },
+  { bit: 'RR', mask: PCI_ACS_RR, lspci: 'ReqRedir', meaning: 'P2P Request Redirect' },
+  { bit: 'CR', mask: PCI_ACS_CR, lspci: 'CmpltRedir', meaning: 'P2P Completion Redirect' },
+  { bit: 'UF', mask: PCI_ACS_UF, lspci: 'UpstreamFwd', meaning: 'Upstream Forwarding' },
+  { bit: 'EC', mask: PCI_ACS_EC, lspci: 'EgressCtrl', meaning: 'P2P Egress Control' },
+  { bit: 'DT', mask: PCI_ACS_DT, lspci: 'DirectTrans', meaning: 'Direct Translated P2P' },
+];
+
+export const ACS_BIT_NAMES = ACS_BITS.map((b) => b.bit) as readonly AcsBit[];
 
 /** Bits whose control setting sends peer TLPs upstream (pci_bridge_has_acs_redir). */
 export const ACS_REDIR_MASK = PCI_ACS_RR | PCI_ACS_CR | PCI_ACS_EC;
@@ -85,11 +86,6 @@ export function acsBitsOf(mask: number): AcsBit[] {
 export function formatAcs(mask: number): string {
   const bits = acsBitsOf(mask);
   return bits.length ? bits.join(' ') : '-';
-}
-
-/** lspci -vvv style: "SrcValid+ TransBlk- ReqRedir+ ..." */
-export function formatAcsLspci(mask: number): string {
-  return ACS_BITS.map((b) => `${b.lspci}${mask & b.mask ? '+' : '-'}`).join(' ');
 }
 
 /**
@@ -143,12 +139,7 @@ export function pciDisableAcsRedir(acs: AcsState): boolean {
   return true;
 }
 
-/** pci_bridge_has_acs_redir(): RR, CR or EC set in the control register. */
-export function acsHasRedir(acs: AcsState | null): boolean {
-  return !!acs && acs.cap !== null && (acs.ctl & ACS_REDIR_MASK) !== 0;
-}
-
-/** The redirect bits that are set, for messages. */
+/** pci_bridge_has_acs_redir() as a mask: the redirect bits (RR, CR, EC) set in the control register, for messages. */
 export function acsRedirBits(acs: AcsState | null): number {
   return acs && acs.cap !== null ? acs.ctl & ACS_REDIR_MASK : 0;
 }

@@ -23,7 +23,7 @@
  * expected; nothing is guessed silently — conversion notes say what was
  * assumed (missing -vvv, unknown ids).
  */
-import { parseAcsLspci, formatAcs, acsBitsOf, type AcsBit } from './acs.js';
+import { parseAcsLspci, acsBitsOf, type AcsBit } from './acs.js';
 import { genFromLspciSpeed } from './pcie_link.js';
 import { AMD_ZEN_ROOT_COMPLEXES } from './p2pdma.js';
 import { TopologySchema, type EndpointSpec, type PolicyMode, type PortSpec, type SwitchSpec, type TopologySpec } from './topology_schema.js';
@@ -527,9 +527,4 @@ export function importLspci(treeText: string, verboseText: string | null, opts: 
   } else roots = parseLspciTree(treeText, treeFile, notes);
   const imp = lspciToTopology(roots, verbose, opts);
   return { spec: imp.spec, notes: [...notes, ...imp.notes], sockets: imp.sockets };
-}
-
-/** For --explain output: "ACSCtl: ReqRedir+ CmpltRedir+" of a verbose entry. */
-export function describeVerboseAcs(x: LspciVerboseFn): string {
-  return x.acsCap === undefined ? 'no ACS capability' : `ACSCap ${formatAcs(x.acsCap)}, ACSCtl ${formatAcs(x.acsCtl ?? 0)}`;
 }

@@ -474,13 +474,6 @@ function applyKernelAcs(tree: PciTree): void {
   for (const w of wanted) tree.warnings.push(`pci: pci=disable_acs_redir names ${w}, which is not in the topology`);
 }
 
-/** The chain d, parent(d), … up to the root bus (inclusive of d). */
-export function upstreamChain(d: PciDev): PciDev[] {
-  const out: PciDev[] = [];
-  for (let x: PciDev | null = d; x; x = x.parent) out.push(x);
-  return out;
-}
-
 /** "gpu0 0000:03:00.0" / "0000:02:08.0 (switch downstream port)" — for messages. */
 export function devLabel(d: PciDev): string {
   if (d.device) return `${d.device} (${d.bdf})`;

@@ -93,10 +93,6 @@ export const DeviceStats = defineLayout({
   mapNs: { writer: 'main', doc: "kernel time serving this device's page requests (hmmRangeFault, p2p map, IOMMU map, reply): the mapping stage" },
 });
 
-export function allocStats(): Float64Array {
-  return new Float64Array(new SharedArrayBuffer(DeviceStats.kFieldCount * 8));
-}
-
 /**
  * Wakes a device: the second half of every doorbell. Pairs with the
  * Atomics.load(wake) at the top of DeviceLoop.run.

@@ -59,7 +59,3 @@ export function errnoName(code: number): Errno {
   if (!n) throw new RangeError(`errno code ${code} is not in src/shm/errno.ts`);
   return n;
 }
-
-export function isErrno(s: unknown): s is Errno {
-  return typeof s === 'string' && Object.prototype.hasOwnProperty.call(ERRNO, s);
-}
