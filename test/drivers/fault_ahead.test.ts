@@ -6,11 +6,12 @@
 // sees nothing.
 import t from 'tap';
 import { Machine } from '../../src/devices/machine.js';
-import type { VaStreamArgs, VaStreamResult } from '../../src/devices/protocol.js';
+import type { VaStreamArgs } from '../../src/devices/protocol.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
+import { deviceQuery } from '../../src/workloads/command_runner.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
@@ -74,11 +75,7 @@ t.test('fault-ahead', async (t) => {
   t.teardown(() => bind.close());
   const nic = machine.device('nic0');
 
-  const stream = async (args: VaStreamArgs): Promise<VaStreamResult> => {
-    const r = await machine.race(nic.handle.call('deviceCmd', { op: 'va-stream', ...args }));
-    if (r.errno !== 0) throw new Error(`va-stream: ${(r as { message?: string }).message}`);
-    return r as unknown as VaStreamResult;
-  };
+  const stream = (args: VaStreamArgs) => deviceQuery(machine, nic, { op: 'va-stream', ...args });
   const local = () => nic.shm.mem!.subarray(0, span);
 
   t.test('a cold stream asks for each window once, the later ones ahead, and reads every byte', async (t) => {

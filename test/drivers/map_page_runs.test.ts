@@ -7,11 +7,11 @@
 // exporter one call, and the bytes stay exact.
 import t from 'tap';
 import { Machine } from '../../src/devices/machine.js';
-import type { VaStreamResult } from '../../src/devices/protocol.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
+import { deviceQuery } from '../../src/workloads/command_runner.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
 import { MiB, pattern } from '../fixtures/kernel_machine.js';
@@ -94,11 +94,7 @@ t.test('through the kernel: a request with many holes is one exporter call, byte
   const bind = await ImporterBinding.bind(kernel, 'nic0', mm);
   t.teardown(() => bind.close());
   const nic = machine.device('nic0');
-  const stream = async (): Promise<VaStreamResult> => {
-    const r = await machine.race(nic.handle.call('deviceCmd', { op: 'va-stream', va, len: span, cmdBytes: 256 * 1024 }));
-    if (r.errno !== 0) throw new Error(`va-stream: ${(r as { message?: string }).message}`);
-    return r as unknown as VaStreamResult;
-  };
+  const stream = () => deviceQuery(machine, nic, { op: 'va-stream', va, len: span, cmdBytes: 256 * 1024 });
   const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
   ex.fill(vma, 0, pattern(span, 5));
   await stream();

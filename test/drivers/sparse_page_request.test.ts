@@ -9,11 +9,12 @@
 // next windows are asked for ahead (refault ahead, workers/runtime/va_space.ts).
 import t from 'tap';
 import { Machine } from '../../src/devices/machine.js';
-import type { VaStreamArgs, VaStreamResult } from '../../src/devices/protocol.js';
+import type { VaStreamArgs } from '../../src/devices/protocol.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { Kernel } from '../../src/kernel/kernel.js';
+import { deviceQuery } from '../../src/workloads/command_runner.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
 import { stubTlb } from '../fixtures/stub_kernel.js';
@@ -100,11 +101,7 @@ t.test('through the kernel: holes are mapped alone, asked ahead, and read bit-ex
   const bind = await ImporterBinding.bind(kernel, 'nic0', mm);
   t.teardown(() => bind.close());
   const nic = machine.device('nic0');
-  const stream = async (args: VaStreamArgs): Promise<VaStreamResult> => {
-    const r = await machine.race(nic.handle.call('deviceCmd', { op: 'va-stream', ...args }));
-    if (r.errno !== 0) throw new Error(`va-stream: ${(r as { message?: string }).message}`);
-    return r as unknown as VaStreamResult;
-  };
+  const stream = (args: VaStreamArgs) => deviceQuery(machine, nic, { op: 'va-stream', ...args });
   const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
   ex.fill(vma, 0, pattern(span, 31));
   await stream({ va, len: span, cmdBytes: 256 * 1024 });
