@@ -40,7 +40,7 @@ interface Cursor {
   k: number;
 }
 
-/** Ranges per chunk before it is split in two (a cut moves at most twice this many numbers). */
+/** Ranges a chunk keeps when it is split; it is split once it holds more than twice this many. */
 const CHUNK_PAIRS = 64;
 
 export class HeldRanges<V> {
@@ -49,7 +49,7 @@ export class HeldRanges<V> {
   private readonly at: Cursor = { c: 0, k: 0 };
   private readonly to: Cursor = { c: 0, k: 0 };
 
-  /** `chunkPairs`: ranges per chunk before a split (tests make it small to cross chunk edges often). */
+  /** `chunkPairs`: ranges a chunk keeps when split (at most twice this many before; tests make it small to cross chunk edges often). */
   constructor(private readonly chunkPairs = CHUNK_PAIRS) {}
 
   /** Adds [start, end) for `key` (whose value is `value`), merged with the ranges of the same key it overlaps or touches. */
