@@ -6,11 +6,10 @@
 import t from 'tap';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
-import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { makeRange, MmuNotifierSubscriptions, type IntervalNotifier, type MmuNotifierRange } from '../../src/kernel/mmu_notifier.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { safetyCheck } from '../../src/workloads/kernel_boot.js';
-import { kernelMachine, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
+import { kernelMachine, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
 
 const P = PAGE_SIZE;
 const RW = PROT_READ | PROT_WRITE;
@@ -53,12 +52,7 @@ t.test('a blockable invalidation a callback refuses: WARN, go on, seq even, read
 t.test('ack timeouts: counted by the invalidator, a violation with the IOMMU off, fenced with it on', async (t) => {
   const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('io0')], { check: true, iommu: ['io0'], ackTimeoutMs: 150 });
   const mm = kernel.createMm();
-  const m0 = await MirrorDriver.open(kernel, 'm0', mm);
-  const io0 = await MirrorDriver.open(kernel, 'io0', mm);
-  t.teardown(async () => {
-    await m0.close();
-    await io0.close();
-  });
+  const [m0, io0] = await openMirrors(t, kernel, mm, ['m0', 'io0']);
   const va = await mm.mmap({ length: 4 * P, prot: RW });
   await mm.write(va, pattern(4 * P, 1));
 

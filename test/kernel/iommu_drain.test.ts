@@ -11,10 +11,9 @@ import { DeviceCtl, INV_BATCH } from '../../src/shm/device_ctl.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
 import { IommuDomain } from '../../src/kernel/iommu.js';
 import { IommuWalk } from '../../workers/runtime/iommu_walk.js';
-import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
-import { kernelMachine, mirrorSpec, pattern, bytesEq } from '../fixtures/kernel_machine.js';
+import { kernelMachine, mirrorSpec, pattern, bytesEq, openMirrors } from '../fixtures/kernel_machine.js';
 
 t.test('a draining PTE is walked until the device acks the post that flushes it, never after', async (t) => {
   const dom = new IommuDomain('dom', [{ name: 'd', index: 0 }], () => []);
@@ -51,8 +50,7 @@ t.test('seq wrap: the drain seq compares modulo 2^32', async (t) => {
 t.test('a binding flush with the IOMMU on is one post and one ack, and releases its IOVAs', async (t) => {
   const { kernel } = await kernelMachine(t, [mirrorSpec('io0')], { check: true, iommu: ['io0'], policy: allP2p });
   const mm = kernel.createMm();
-  const io0 = await MirrorDriver.open(kernel, 'io0', mm);
-  t.teardown(() => io0.close());
+  const [io0] = await openMirrors(t, kernel, mm, ['io0']);
   const dom = kernel.domain('io0')!;
   const inv = kernel.invalidator('io0');
   const va = await mm.mmap({ length: 4 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });

@@ -7,21 +7,15 @@ import { allP2p } from '../../src/kernel/p2p_map.js';
 import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
 import { DeviceCtl } from '../../src/shm/device_ctl.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
-import { KiB, kernelMachine, MiB, mirrorSpec, pattern, bytesEq } from '../fixtures/kernel_machine.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, pattern, bytesEq, openMirrors } from '../fixtures/kernel_machine.js';
 
 const RW = PROT_READ | PROT_WRITE;
 
 t.test('iommu and safety checker', async (t) => {
   const { machine, kernel } = await kernelMachine(t, [mirrorSpec('io0'), mirrorSpec('rogue'), mirrorSpec('m2'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, iommu: ['io0'], ackTimeoutMs: 300, policy: allP2p });
   const mm = kernel.createMm();
-  const io0 = await MirrorDriver.open(kernel, 'io0', mm);
-  const rogue = await MirrorDriver.open(kernel, 'rogue', mm);
-  const m2 = await MirrorDriver.open(kernel, 'm2', mm);
-  t.teardown(async () => {
-    for (const d of [io0, rogue, m2]) await d.close();
-  });
+  const [io0, rogue, m2] = await openMirrors(t, kernel, mm, ['io0', 'rogue', 'm2']);
   const ctl = (name: string) => machine.device(name).shm.ctl;
 
   t.test('IOMMU on: translations are IOVAs; unmap + IOTLB flush releases them', async (t) => {

@@ -8,13 +8,12 @@ import fc from 'fast-check';
 import { PAGE_SIZE, POISON_BYTE } from '../../src/shm/constants.js';
 import { DeviceCtl, INV_BATCH } from '../../src/shm/device_ctl.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { coalesce, type InvRange } from '../../src/kernel/invalidate_broadcast.js';
 import { PROT_READ, PROT_WRITE, vpnOf } from '../../src/kernel/mm.js';
 import type { Vma } from '../../src/kernel/vma.js';
 import type { DeviceRef } from '../../src/kernel/kernel_types.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
-import { KiB, kernelMachine, MiB, mirrorSpec, pattern } from '../fixtures/kernel_machine.js';
+import { KiB, kernelMachine, MiB, mirrorSpec, pattern, openMirrors } from '../fixtures/kernel_machine.js';
 
 const P = PAGE_SIZE;
 const RW = PROT_READ | PROT_WRITE;
@@ -47,12 +46,7 @@ t.test('coalesce: more than INV_BATCH ranges, none dropped or shrunk', async (t)
 t.test('safety properties with live devices', async (t) => {
   const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m2'), mirrorSpec('rogue'), mirrorSpec('exp', 1 * MiB, 16 * KiB)], { check: true, ackTimeoutMs: 5000, policy: allP2p });
   const mm = kernel.createMm();
-  const m0 = await MirrorDriver.open(kernel, 'm0', mm);
-  const m2 = await MirrorDriver.open(kernel, 'm2', mm);
-  const rogue = await MirrorDriver.open(kernel, 'rogue', mm);
-  t.teardown(async () => {
-    for (const d of [m0, m2, rogue]) await d.close();
-  });
+  const [m0, m2, rogue] = await openMirrors(t, kernel, mm, ['m0', 'm2', 'rogue']);
   const ctl = (n: string) => machine.device(n).shm.ctl;
   const pfnsOf = (va: number, n: number) => Array.from({ length: n }, (_, i) => {
     const pte = mm.pt.get(vpnOf(va) + i);
