@@ -5,17 +5,12 @@
 // the device asks again) — the data stays bit-exact and the safety checker
 // sees nothing.
 import t from 'tap';
-import { Machine } from '../../src/devices/machine.js';
-import type { VaStreamArgs } from '../../src/devices/protocol.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { ImporterBinding } from '../../src/drivers/importer_binding.js';
-import { allP2p } from '../../src/kernel/p2p_map.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { deviceQuery } from '../../src/workloads/command_runner.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
 import { stubTlb } from '../fixtures/stub_kernel.js';
+import { nicImport } from '../fixtures/nic_import.js';
 import { MiB, pattern } from '../fixtures/kernel_machine.js';
 
 const WINDOW = FAULT_WINDOW * PAGE_SIZE;
@@ -57,25 +52,7 @@ t.test('DeviceTlb fault-ahead against a stub kernel', async (t) => {
 
 t.test('fault-ahead', async (t) => {
   const span = 4 * WINDOW;
-  const machine = await Machine.create({
-    ramBytes: 16 * MiB,
-    timeoutMs: 10000,
-    devices: [
-      { name: 'acc0', kind: 'accelerator', memBytes: 2 * span, barBytes: span, props: {} },
-      { name: 'nic0', kind: 'nic', memBytes: span, barBytes: 0, props: {} },
-      { name: 'acc1', kind: 'accelerator', memBytes: span, barBytes: 600 * PAGE_SIZE, props: {} },
-    ],
-  });
-  t.teardown(() => machine.shutdown());
-  await machine.start();
-  const kernel = Kernel.boot(machine, { check: true, policy: allP2p });
-  const mm = kernel.createMm();
-  const ex = new BarExporter(kernel, 'acc0', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
-  const bind = await ImporterBinding.bind(kernel, 'nic0', mm);
-  t.teardown(() => bind.close());
-  const nic = machine.device('nic0');
-
-  const stream = (args: VaStreamArgs) => deviceQuery(machine, nic, { op: 'va-stream', ...args });
+  const { machine, kernel, mm, ex, bind, nic, stream } = await nicImport(t, span, [{ name: 'acc1', kind: 'accelerator', memBytes: span, barBytes: 600 * PAGE_SIZE, props: {} }]);
   const local = () => nic.shm.mem!.subarray(0, span);
 
   t.test('a cold stream asks for each window once, the later ones ahead, and reads every byte', async (t) => {
@@ -157,7 +134,7 @@ t.test('fault-ahead', async (t) => {
     // acc1's BAR2 has 600 slots: a prefetched window can only be mapped by
     // recycling the slots of the window being copied (held by nic0, so
     // nic0 is invalidated). The stream must still finish, bit-exact.
-    const ex1 = new BarExporter(kernel, 'acc1', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+    const ex1 = new BarExporter(kernel, 'acc1');
     const { va, vma } = await ex1.mmap(mm, span / PAGE_SIZE);
     const data = pattern(span, 24);
     ex1.fill(vma, 0, data);

@@ -8,17 +8,11 @@
 // holes stays bit-exact, with the safety checker on, and the holes of the
 // next windows are asked for ahead (refault ahead, workers/runtime/va_space.ts).
 import t from 'tap';
-import { Machine } from '../../src/devices/machine.js';
-import type { VaStreamArgs } from '../../src/devices/protocol.js';
-import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { ImporterBinding } from '../../src/drivers/importer_binding.js';
-import { allP2p } from '../../src/kernel/p2p_map.js';
-import { Kernel } from '../../src/kernel/kernel.js';
-import { deviceQuery } from '../../src/workloads/command_runner.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
 import { stubTlb } from '../fixtures/stub_kernel.js';
-import { MiB, pattern } from '../fixtures/kernel_machine.js';
+import { nicImport } from '../fixtures/nic_import.js';
+import { pattern } from '../fixtures/kernel_machine.js';
 
 t.test('a sparse request after a sparse revoke names only the revoked pages, and installs only them', async (t) => {
   const k = stubTlb();
@@ -85,23 +79,7 @@ t.test('an asked page invalidated while its sparse request is in flight is left 
 
 t.test('through the kernel: holes are mapped alone, asked ahead, and read bit-exact', async (t) => {
   const span = 2 * SPARSE_SPAN * PAGE_SIZE; // two sparse windows: the second one's holes are asked ahead
-  const machine = await Machine.create({
-    ramBytes: 16 * MiB,
-    timeoutMs: 10000,
-    devices: [
-      { name: 'acc0', kind: 'accelerator', memBytes: 2 * span, barBytes: span, props: {} },
-      { name: 'nic0', kind: 'nic', memBytes: span, barBytes: 0, props: {} },
-    ],
-  });
-  t.teardown(() => machine.shutdown());
-  await machine.start();
-  const kernel = Kernel.boot(machine, { check: true, policy: allP2p });
-  const mm = kernel.createMm();
-  const ex = new BarExporter(kernel, 'acc0', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
-  const bind = await ImporterBinding.bind(kernel, 'nic0', mm);
-  t.teardown(() => bind.close());
-  const nic = machine.device('nic0');
-  const stream = (args: VaStreamArgs) => deviceQuery(machine, nic, { op: 'va-stream', ...args });
+  const { mm, ex, bind, nic, stream } = await nicImport(t, span);
   const { va, vma } = await ex.mmap(mm, span / PAGE_SIZE);
   ex.fill(vma, 0, pattern(span, 31));
   await stream({ va, len: span, cmdBytes: 256 * 1024 });
