@@ -71,7 +71,7 @@ t.test('payload, shadow, protocol: an old payload written back, a foreign write,
           return false;
         }, 20000, 10);
         // With the devices idle, junk that stays to the end is the shadow compare's to find.
-        await rig.quiesce(5000);
+        await rig.quiesce(10000);
         await rig.mm.write(b0.va, junk);
       },
     },
@@ -101,7 +101,7 @@ t.test('shadow: a stale payload and a poisoned page left to the end are named, w
     iommu: false,
     xHooks: {
       beforeEnd: async (rig) => {
-        await rig.quiesce(5000);
+        await rig.quiesce(10000);
         const b0 = rig.bufs[0]; // imp0's anonymous buffer
         const page = new Uint8Array(PAGE_SIZE);
         // A well-formed payload of an epoch the buffer never had: what a write through a
