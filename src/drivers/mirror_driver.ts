@@ -3,8 +3,10 @@
  *
  * Mirrors lib/test_hmm.c:
  *   dmirror_fops_open()/release()       -> MirrorDriver.open / close
- *   dmirror_interval_invalidate()       -> MirrorDriver.invalidate (ops table
- *       mirrorOps; skips MMU_NOTIFY_MIGRATE whose owner is our own devmem)
+ *   dmirror_interval_invalidate()       -> MirrorDriver.invalidate (the
+ *       binding is its own notifier ops; ImporterBinding.invalidate skips
+ *       MMU_NOTIFY_MIGRATE whose owner is our own devmem; this one also
+ *       erases the atomic entries in the range)
  *   dmirror_range_fault()/dmirror_fault() -> ImporterBinding.serveOne (the
  *       device asks through its page-request mailbox; the retry loop is
  *       completed in the worker, workers/runtime/device_tlb.ts)
