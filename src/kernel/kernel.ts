@@ -158,7 +158,7 @@ export class Kernel implements KernelCore {
     return inv;
   }
 
-  /** HMM device memory of a device; the first `reservePages` pages stay with the driver (bounce buffers). */
+  /** HMM device memory of a device: the pages of its allocator (the model's own working memory at the start was taken at Machine.create). */
   devmem(name: string): DevMem {
     let m = this.devmems.get(name);
     if (!m) {
