@@ -26,7 +26,7 @@ export interface SpeedscopePage {
 }
 
 /** speedscope's index.html inside the installed package. */
-export function speedscopeIndex(): string {
+function speedscopeIndex(): string {
   return join(dirname(createRequire(import.meta.url).resolve('speedscope/package.json')), 'dist/release/index.html');
 }
 

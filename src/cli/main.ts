@@ -45,7 +45,7 @@ function intArg(name: string, min: number) {
 }
 
 /** Prints an error the way a user needs it and returns the exit code. */
-export function reportError(e: unknown): number {
+function reportError(e: unknown): number {
   if (e instanceof P2pRefusedError) {
     // The fabric's reasons run to a thousand characters: wrapped to the terminal.
     process.stderr.write(`${paragraph(`peervma: ${e.message}`, terminalColumns(), 0, 2)}\n`);

@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress';
 import type { RunProgress } from '../scenario/run.js';
 
 /** Runs smaller than this finish before a bar would tell anything. */
-export const MIN_UNITS = 20;
+const MIN_UNITS = 20;
 
 export interface ProgressFlags {
   quiet?: boolean;

@@ -41,7 +41,7 @@ export interface TopoFlags {
 }
 
 /** The parts of a scenario `topo` needs, validated exactly as `peervma run` validates the file. */
-export function readScenarioTopology(file: string): { devices: string[]; seed: number; topology?: TopologySpec } {
+function readScenarioTopology(file: string): { devices: string[]; seed: number; topology?: TopologySpec } {
   const text = readInputFileSync(file, 'scenario file');
   try {
     const sc = parseScenario(text, file);

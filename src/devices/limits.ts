@@ -32,7 +32,7 @@ export interface MachineAsk {
   readonly devices: readonly { name: string; memBytes: number }[];
 }
 
-export function availableBytes(): number {
+function availableBytes(): number {
   return Math.max(0, Math.min(os.totalmem() * 0.75, os.freemem()) - RESERVE_BYTES);
 }
 

@@ -60,7 +60,7 @@ export const MIRROR_PROT = {
 const SNAPSHOT_PAGES = 64;
 
 /** Bounce pages the driver keeps out of the device-private pool. */
-export const MIRROR_BOUNCE_PAGES = 16;
+const MIRROR_BOUNCE_PAGES = 16;
 
 export interface MirrorIoResult {
   readonly data: Uint8Array | null;

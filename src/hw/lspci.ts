@@ -68,7 +68,7 @@ function lspciLines(text: string, file: string, notes: string[]): { text: string
 const PLAIN_HEADER = /^(?:[0-9a-fA-F]{4}:)?[0-9a-fA-F]{2}:[0-9a-fA-F]{2}\.[0-7] \S/;
 
 /** The text is a plain (non-tree) lspci listing: every device line is a header. */
-export function isPlainListing(text: string): boolean {
+function isPlainListing(text: string): boolean {
   const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '' && !classifyNoise(l));
   return lines.length > 0 && PLAIN_HEADER.test(lines[0]) && !lines.some((l) => /^[\s|+\\-]*-\[[0-9a-fA-F]{4}:[0-9a-fA-F]{2}\]/.test(l));
 }
@@ -442,7 +442,7 @@ function cpuRoutesP2p(opt: boolean | 'auto' | undefined, zen: string | undefined
 }
 
 /** Convert parsed lspci output to a TopologySpec. */
-export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, LspciVerboseFn> | null, opts: LspciImportOptions = {}): LspciImport {
+function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, LspciVerboseFn> | null, opts: LspciImportOptions = {}): LspciImport {
   const notes: string[] = [];
   if (!verbose) notes.push(NO_VVV_NOTE);
   const rd = new LspciSpecReader(verbose, notes);
@@ -467,7 +467,7 @@ export function lspciToTopology(roots: LspciRootBus[], verbose: Map<string, Lspc
  * when no bridge has it. Refused when a bridge lacks its Bus: line (run as
  * root?) or two bridges claim one bus.
  */
-export function treeFromVerbose(verbose: Map<string, LspciVerboseFn>, file: string): LspciRootBus[] {
+function treeFromVerbose(verbose: Map<string, LspciVerboseFn>, file: string): LspciRootBus[] {
   const fns = [...verbose.values()].sort((a, b) => (a.bdf < b.bdf ? -1 : 1));
   const bridgeOf = new Map<string, LspciTreeFn>();
   const node = new Map<string, LspciTreeFn>();

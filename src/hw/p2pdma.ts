@@ -332,7 +332,7 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-export function hashString(s: string): number {
+function hashString(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);

@@ -29,7 +29,7 @@ export interface PcieGenInfo {
 }
 
 /** One row per generation (PCIe base spec 1.0a … 6.0). */
-export const PCIE_GENS: readonly PcieGenInfo[] = [
+const PCIE_GENS: readonly PcieGenInfo[] = [
   { gen: 1, gtps: 2.5, encoding: '8b/10b', efficiency: 8 / 10, lspciSpeed: '2.5GT/s' },
   { gen: 2, gtps: 5, encoding: '8b/10b', efficiency: 8 / 10, lspciSpeed: '5GT/s' },
   { gen: 3, gtps: 8, encoding: '128b/130b', efficiency: 128 / 130, lspciSpeed: '8GT/s' },
@@ -39,7 +39,7 @@ export const PCIE_GENS: readonly PcieGenInfo[] = [
   { gen: 6, gtps: 64, encoding: 'PAM4 FLIT 242B/256B', efficiency: 242 / 256, lspciSpeed: '64GT/s' },
 ];
 
-export function genInfo(gen: number): PcieGenInfo {
+function genInfo(gen: number): PcieGenInfo {
   const g = PCIE_GENS.find((x) => x.gen === gen);
   if (!g) throw new RangeError(`PCIe generation ${gen} is not one of 1..6`);
   return g;

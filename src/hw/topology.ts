@@ -26,7 +26,7 @@ export type { MapTypeVerdict, FabricFlow, FabricRoute, P2pTest } from './fabric.
 export { TopologyError } from './pci_tree.js';
 
 /** The id given to the default host bridge: Intel Q35 DRAM controller, as QEMU emulates it. */
-export const DEFAULT_HOST_BRIDGE_ID = '8086:29c0';
+const DEFAULT_HOST_BRIDGE_ID = '8086:29c0';
 
 export function defaultTopology(deviceNames: string[]): TopologySpec {
   return TopologySchema.parse({

@@ -169,7 +169,7 @@ function slotStats(kernels: readonly Kernel[]): P2pSlotStats {
 }
 
 /** The machine a scenario describes; device props are what the worker models take. */
-export function machineSpec(sc: Scenario): MachineSpec {
+function machineSpec(sc: Scenario): MachineSpec {
   return {
     ramBytes: sc.machine.ram,
     timeoutMs: sc.machine.timeoutMs,
@@ -223,7 +223,7 @@ function memoryTooSmall(e: unknown, sc: Scenario): unknown {
  * scenario's `fallback` says refuse (P2pRefusedError, with the fabric's
  * reasons) or bounce.
  */
-export function decideMode(fabric: Fabric, w: Workload, requested: Mode): { mode: Mode; fallback: string | null; verdicts: PairVerdict[] } {
+function decideMode(fabric: Fabric, w: Workload, requested: Mode): { mode: Mode; fallback: string | null; verdicts: PairVerdict[] } {
   if (requested === 'bounce') return { mode: 'bounce', fallback: null, verdicts: [] };
   const verdicts = workloadDef(w).p2pPairs(w).map(([provider, client]) => {
     const v = fabric.mapType(provider, client);

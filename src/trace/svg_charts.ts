@@ -16,7 +16,7 @@ const BAR_H = 16;
 const ROW_GAP = 6;
 
 /** Series colours: p2p, bounce, then the stage colours. */
-export const SERIES_COLOURS: Readonly<Record<string, string>> = {
+const SERIES_COLOURS: Readonly<Record<string, string>> = {
   p2p: '#2e7d32',
   bounce: '#ef6c00',
 };

@@ -6,7 +6,7 @@
  * are wider, which is printed as it is rather than cut.
  */
 
-export const DEFAULT_COLUMNS = 100;
+const DEFAULT_COLUMNS = 100;
 /** Narrower than this and wrapping stops helping; we lay out for this width instead. */
 const MIN_COLUMNS = 60;
 /** A label column wider than this is cut to its own line. */

@@ -42,7 +42,7 @@ export const SORT_STRIDE = 100;
 /** Time grid of the written trace, in µs (125 ns). */
 export const QUANTUM_US = 0.125;
 /** Largest overlap treated as clock rounding, in µs (above it: concurrency). */
-export const ROUNDING_US = 1;
+const ROUNDING_US = 1;
 /** Lane k of thread tid is tid + k * LANE_TID (device tids stay far below). */
 export const LANE_TID = 1000;
 
