@@ -152,6 +152,11 @@ class DeviceEndpoint implements DeviceEndpointApi {
     },
     'va-counters': () => ({ errno: 0, ...(this.va?.counters ?? {}) }),
     'va-stream': (cmd) => (this.va ? vaStream(this.va, cmd) : { errno: 'EINVAL', message: `${this.core!.self.name}: va-stream on a device not bound to a process` }),
+    'va-prefault': (cmd) => {
+      if (!this.va) return { errno: 'EINVAL', message: `${this.core!.self.name}: va-prefault on a device not bound to a process` };
+      const r = this.va.prefault(cmd.va, cmd.len, cmd.write);
+      return typeof r === 'number' ? { errno: 0, pages: r } : { errno: 'EFAULT', message: r };
+    },
   };
 
   deviceCmd(cmd: DeviceCmd): DeviceReply {

@@ -119,6 +119,8 @@ export interface RuntimeOps {
   'va-counters': Op<None, Partial<VaCounters>>;
   /** workers/runtime/va_stream.ts: stream process memory by VA, no compute (peervma bench's data-path rows). */
   'va-stream': Op<VaStreamArgs, VaStreamResult>;
+  /** VaSpace.prefault: translate [va, +len) before first use (ATS ahead of the stream), through the page-request path; replies the pages faulted in. */
+  'va-prefault': Op<{ readonly va: number; readonly len: number; readonly write: boolean }, { readonly pages: number }>;
 }
 
 export interface VaStreamArgs {

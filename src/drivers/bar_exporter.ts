@@ -116,8 +116,11 @@ export class BarExporter implements VmOps {
    * VMA of `mm`. `backing`, when given, names the device pages to use (taken
    * from this device's allocator by the caller, owned by the exporter from
    * now on: benchmarks use it for scattered backing); else one contiguous run.
+   * `premapped`: how many pages from the start premap put into BAR slots
+   * (0 without premap), the part an importer may translate ahead with no
+   * slot recycled for it.
    */
-  async mmap(mm: Mm, npages: number, backing?: readonly number[]): Promise<{ va: number; vma: Vma }> {
+  async mmap(mm: Mm, npages: number, backing?: readonly number[]): Promise<{ va: number; vma: Vma; premapped: number }> {
     if (backing && backing.length !== npages) throw new PeerVmaError('EINVAL', this.name, `mmap of ${npages} pages given ${backing.length} backing pages`);
     this.askTopology(); // before anything is allocated: a policy that throws leaves nothing behind
     const ext = backing ? null : this.alloc.allocContig(npages);
@@ -127,8 +130,8 @@ export class BarExporter implements VmOps {
     const va = await mm.mmap({ length: npages * PAGE_SIZE, prot, kind: 'device', vmOps: this });
     const vma = mm.findVma(va)!;
     this.backing.set(vma, { pages });
-    if (this.policy.premap) await this.bar.premap(pages);
-    return { va, vma };
+    const premapped = this.policy.premap ? await this.bar.premap(pages) : 0;
+    return { va, vma, premapped };
   }
 
   /**

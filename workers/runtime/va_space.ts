@@ -114,6 +114,25 @@ export class VaSpace {
     return this.io(va, localOff, len, true, streamEnd);
   }
 
+  /**
+   * Translates [va, +len) ahead of its first use (a driver having its
+   * device issue ATS translation requests for the buffers it was just
+   * given, before the stream), through the same page requests a fault
+   * makes: each missing window is one sparse request. Returns the pages
+   * faulted in, or an error naming the device and address. The entries
+   * are ordinary TLB entries: any invalidation drops them as usual.
+   */
+  prefault(va: number, len: number, write: boolean): number | string {
+    const p0 = this.tlb.pagesFaulted;
+    const end = Math.ceil((va + len) / PAGE_SIZE);
+    for (let vpn = Math.floor(va / PAGE_SIZE); vpn < end; vpn++) {
+      if (this.tlb.usable(vpn, write)) continue;
+      const err = this.tlb.fault(vpn * PAGE_SIZE, this.missingSpan(vpn, Math.min(SPARSE_SPAN, end - vpn), write), write, true);
+      if (err !== 0) return `${this.ctx.self.name}: prefault of va 0x${(vpn * PAGE_SIZE).toString(16)} failed: ${err}`;
+    }
+    return this.tlb.pagesFaulted - p0;
+  }
+
   detach(): void {
     this.tlb.clear();
   }
