@@ -5,7 +5,9 @@
  * va_stream.ts) loops VaSpace reads of `cmdBytes` each. Every figure is
  * the worker's own time for whole passes; every layout is verified once
  * byte for byte against the exporter's memory (a bench that moves the
- * wrong bytes fast is worth nothing).
+ * wrong bytes fast is worth nothing), and before its first sample every
+ * timed device settles (settleStream: its engine's JIT, as the copy
+ * baselines' warm-up pass settles theirs).
  *
  *   dma.p2p.contig     contiguous backing, 1 MiB commands, warm TLB
  *   dma.p2p.64k        the same, 64 KiB commands; both against memcpy.dram,
@@ -164,11 +166,13 @@ export const SETTLE_COMMANDS = 4096;
  * already warm. The fault-in pass alone (128 commands of 1 MiB over 128 MiB,
  * through the fault path) left the steady path's per-command functions
  * (read, io, copy, transfer, decodeTo, gatherBar, chunkLoop, ...) to reach
- * TurboFan in the worker over the first ~8 timed samples (--trace-opt), and
- * the samples ramped up with them (4.1 -> 5.0 GB/s); after 4096 commands
- * no engine function compiled inside a sample. A real DMA engine runs at
- * its rate from its first command: this is the emulator's JIT, not the
- * modelled machine.
+ * TurboFan in the worker inside the timed samples (--trace-opt): 1 MiB
+ * samples alone ramped 4.1 -> 5.0 GB/s over ~8; in contigRows, where the
+ * 64 KiB samples tier them up sooner, the first dma.p2p.contig sample read
+ * 0.72 and 0.78 of its copy, the next ones 0.86-0.92. After 4096 commands no
+ * engine function compiled inside a sample, and nic1, a fresh worker in
+ * twoStreamsRows, needs the same. A real DMA engine runs at its rate from
+ * its first command: this is the emulator's JIT, not the modelled machine.
  */
 export function settleStream(machine: Machine, dev: string, va: number, len: number): Promise<VaStreamResult> {
   const passes = Math.ceil(SETTLE_COMMANDS / Math.ceil(len / SETTLE_CMD_BYTES));
