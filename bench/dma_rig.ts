@@ -170,13 +170,14 @@ export const SETTLE_COMMANDS = 4096;
  * samples alone ramped 4.1 -> 5.0 GB/s over ~8; in contigRows, where the
  * 64 KiB samples tier them up sooner, the first dma.p2p.contig sample read
  * 0.72 and 0.78 of its copy, the next ones 0.86-0.92. After 4096 commands no
- * engine function compiled inside a sample, and nic1, a fresh worker in
- * twoStreamsRows, needs the same. A real DMA engine runs at its rate from
- * its first command: this is the emulator's JIT, not the modelled machine.
+ * engine function compiled inside a sample, and nic1 (a fresh worker in
+ * twoStreamsRows) and acc0's write path (bounceRows) need the same. A real
+ * DMA engine runs at its rate from its first command: this is the
+ * emulator's JIT, not the modelled machine. `dir`: as the timed stream's.
  */
-export function settleStream(machine: Machine, dev: string, va: number, len: number): Promise<VaStreamResult> {
+export function settleStream(machine: Machine, dev: string, va: number, len: number, dir: Pick<VaStreamArgs, 'localOff' | 'write'> = {}): Promise<VaStreamResult> {
   const passes = Math.ceil(SETTLE_COMMANDS / Math.ceil(len / SETTLE_CMD_BYTES));
-  return vaStreamOn(machine, dev, { va, len, cmdBytes: SETTLE_CMD_BYTES, passes });
+  return vaStreamOn(machine, dev, { va, len, cmdBytes: SETTLE_CMD_BYTES, passes, ...dir });
 }
 
 /** The exporter's bytes of `pages`, in VMA order, must equal the importer's local [0, +len). */
@@ -495,6 +496,8 @@ async function bounceRows(rig: DmaRig, two: Export): Promise<void> {
   };
   await serial();
   verify(rig, 'dma.bounce.serial', two.pages, 'nic0');
+  await settleStream(rig.machine, 'acc0', ram, span, { localOff: srcOff, write: true }); // acc0's write path was cold
+  await settleStream(rig.machine, 'nic0', ram, span);
   rows.add('dma.bounce.serial', 'MB/s', await repeat(o.repeats, serial), 'memcpy.dram', 'as dma.bounce, one whole copy after the other (no pipelining): each at about dma.p2p.contig\'s rate');
   // Both halves hold acc0's span; nic0 drains each into the same local span.
   const fill = (half: number, startLine?: SharedArrayBuffer) => stream(rig, 'acc0', { va: ram + half * span, len: span, cmdBytes: MiB, localOff: srcOff, write: true, startLine });
