@@ -169,9 +169,10 @@ export const SETTLE_COMMANDS = 4096;
  * TurboFan in the worker inside the timed samples (--trace-opt): 1 MiB
  * samples alone ramped 4.1 -> 5.0 GB/s over ~8; in contigRows, where the
  * 64 KiB samples tier them up sooner, the first dma.p2p.contig sample read
- * 0.72 and 0.78 of its copy, the next ones 0.86-0.92 (26 functions compiled
- * inside 3 samples; after 4096 commands only vaStream and othersWait), and nic1 (a fresh worker in
- * twoStreamsRows) and acc0's write path (bounceRows) need the same. A real
+ * 0.72 and 0.78 of its copy, the next ones 0.86-0.92 (26 functions
+ * compiled inside 3 samples; after 4096 commands only vaStream and
+ * othersWait). nic1 (a fresh worker in twoStreamsRows) and acc0's write
+ * path (bounceRows) need the same. A real
  * DMA engine runs at its rate from its first command: this is the
  * emulator's JIT, not the modelled machine. `dir`: as the timed stream's.
  */
