@@ -5,7 +5,9 @@
  * va_stream.ts) loops VaSpace reads of `cmdBytes` each. Every figure is
  * the worker's own time for whole passes; every layout is verified once
  * byte for byte against the exporter's memory (a bench that moves the
- * wrong bytes fast is worth nothing).
+ * wrong bytes fast is worth nothing), and before its first sample every
+ * timed device settles (settleStream: its engine's JIT, as the copy
+ * baselines' warm-up pass settles theirs).
  *
  *   dma.p2p.contig     contiguous backing, 1 MiB commands, warm TLB
  *   dma.p2p.64k        the same, 64 KiB commands; both against memcpy.dram,
@@ -142,9 +144,41 @@ async function closeRig(rig: DmaRig): Promise<void> {
 }
 
 async function stream(rig: DmaRig, dev: string, args: VaStreamArgs): Promise<VaStreamResult> {
-  const r = await rig.machine.race(rig.machine.device(dev).handle.call('deviceCmd', { op: 'va-stream', ...args }));
+  return vaStreamOn(rig.machine, dev, args);
+}
+
+/** One va-stream command on `dev`; a failure throws, naming the device. */
+async function vaStreamOn(machine: Machine, dev: string, args: VaStreamArgs): Promise<VaStreamResult> {
+  const r = await machine.race(machine.device(dev).handle.call('deviceCmd', { op: 'va-stream', ...args }));
   if (r.errno !== 0) throw new Error(`bench: va-stream on ${dev} failed: ${(r as { message?: string }).message}`);
   return r as unknown as VaStreamResult;
+}
+
+/** Command size and count of settleStream's passes. */
+export const SETTLE_CMD_BYTES = 64 * 1024;
+export const SETTLE_COMMANDS = 4096;
+
+/**
+ * Lets a device's DMA path settle before its first timed sample, as the
+ * copy baselines' warm-up pass does theirs (timeCopy: "page in, let the JIT
+ * settle"): after the fault-in pass, at least SETTLE_COMMANDS commands of
+ * SETTLE_CMD_BYTES over [va, +len), the fault-in pass's translations
+ * already warm. The fault-in pass alone (128 commands of 1 MiB over 128 MiB,
+ * through the fault path) left the steady path's per-command functions
+ * (read, io, copy, transfer, decodeTo, gatherBar, chunkLoop, ...) to reach
+ * TurboFan in the worker inside the timed samples (--trace-opt): 1 MiB
+ * samples alone ramped 4.1 -> 5.0 GB/s over ~8; in contigRows, where the
+ * 64 KiB samples tier them up sooner, the first dma.p2p.contig sample read
+ * 0.72 and 0.78 of its copy, the next ones 0.86-0.92 (26 functions
+ * compiled inside 3 samples; after 4096 commands only vaStream and
+ * othersWait). nic1 (a fresh worker in twoStreamsRows) and acc0's write
+ * path (bounceRows) need the same. A real
+ * DMA engine runs at its rate from its first command: this is the
+ * emulator's JIT, not the modelled machine. `dir`: as the timed stream's.
+ */
+export function settleStream(machine: Machine, dev: string, va: number, len: number, dir: Pick<VaStreamArgs, 'localOff' | 'write'> = {}): Promise<VaStreamResult> {
+  const passes = Math.ceil(SETTLE_COMMANDS / Math.ceil(len / SETTLE_CMD_BYTES));
+  return vaStreamOn(machine, dev, { va, len, cmdBytes: SETTLE_CMD_BYTES, passes, ...dir });
 }
 
 /** The exporter's bytes of `pages`, in VMA order, must equal the importer's local [0, +len). */
@@ -181,6 +215,7 @@ async function contigRows(rig: DmaRig): Promise<Export> {
   const c = await exportPages(rig, rig.npages);
   await stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB }); // faults everything in
   verify(rig, 'dma.p2p.contig', c.pages, 'nic0');
+  await settleStream(rig.machine, 'nic0', c.va, span);
   // The baseline copies the bytes the stream reads into the memory it writes (bench/memcpy.ts: a fresh buffer's
   // copy rate is its allocation's); samples alternate, as memcpy.scattered's do.
   const copy = sameMemoryRate(contiguous(rig.accMem, c.pages), rig.machine.device('nic0').shm.mem!.subarray(0, span), 2 * span);
@@ -346,6 +381,7 @@ async function scatteredRows(rig: DmaRig): Promise<void> {
   const sc = await exportPages(rig, npages, shuffled);
   await stream(rig, 'nic0', { va: sc.va, len: span, cmdBytes: MiB });
   verify(rig, 'dma.p2p.scattered', sc.pages, 'nic0');
+  await settleStream(rig.machine, 'nic0', sc.va, span);
   const copy = scatteredRate(rig.accMem, sc.pages, 2 * span);
   const onCpu: number[] = [];
   const base: number[] = [];
@@ -409,6 +445,7 @@ async function twoStreamsRows(rig: DmaRig): Promise<Export> {
   for (const xs of sched) xs.length = 0; // the warm-up run is not a sample
   verify(rig, 'dma.p2p.2streams', two.pages.slice(0, half / PAGE_SIZE), 'nic0');
   verify(rig, 'dma.p2p.2streams', two.pages.slice(half / PAGE_SIZE), 'nic1');
+  await Promise.all([settleStream(rig.machine, 'nic0', two.va, half), settleStream(rig.machine, 'nic1', two.va + half, half)]); // nic1's worker is fresh
   // memcpy.2threads over the memory the streams read and write, its samples alternating with theirs (as
   // memcpy.scattered's do): a fresh buffer's copy rate is its allocation's (bench/memcpy.ts), and both rows need
   // both cores, so load that comes and goes between the memcpy section and this row weighs on one and not the other.
@@ -460,6 +497,8 @@ async function bounceRows(rig: DmaRig, two: Export): Promise<void> {
   };
   await serial();
   verify(rig, 'dma.bounce.serial', two.pages, 'nic0');
+  await settleStream(rig.machine, 'acc0', ram, span, { localOff: srcOff, write: true }); // acc0's write path was cold
+  await settleStream(rig.machine, 'nic0', ram, span);
   rows.add('dma.bounce.serial', 'MB/s', await repeat(o.repeats, serial), 'memcpy.dram', 'as dma.bounce, one whole copy after the other (no pipelining): each at about dma.p2p.contig\'s rate');
   // Both halves hold acc0's span; nic0 drains each into the same local span.
   const fill = (half: number, startLine?: SharedArrayBuffer) => stream(rig, 'acc0', { va: ram + half * span, len: span, cmdBytes: MiB, localOff: srcOff, write: true, startLine });
