@@ -300,12 +300,19 @@ async function streamingLatencies(rig: DmaRig, c: Export, ops: readonly (() => u
       const lat: number[] = [];
       let done = false;
       const s = stream(rig, 'nic0', { va: c.va, len: span, cmdBytes: MiB, untilMs: o.streamMs }).finally(() => (done = true));
-      await sleep(5); // let the stream get going
-      while (!done) {
-        const t0 = performance.now();
-        await ops[j]();
-        if (!done) lat.push((performance.now() - t0) * 1000);
-        await gap();
+      try {
+        await sleep(5); // let the stream get going
+        while (!done) {
+          const t0 = performance.now();
+          await ops[j]();
+          if (!done) lat.push((performance.now() - t0) * 1000);
+          await gap();
+        }
+      } catch (e) {
+        // An op that threw (roundTripper's deadline): the stream (untilMs-bounded) is waited out,
+        // so nic0 is idle before the caller tears down and its own rejection is not left unhandled.
+        await s.catch(() => undefined);
+        throw e;
       }
       await s;
       if (lat.length > 0) {
