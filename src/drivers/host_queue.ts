@@ -57,10 +57,19 @@ export class HostQueue {
     return this.sq.full;
   }
 
-  /** Submits a command with a fresh cid; `tag` comes back with its completion. False when the SQ is full. */
-  submit(cmd: Omit<SqCommand, 'cid'>, tag: unknown): boolean {
+  /**
+   * Submits a command with a fresh cid; `tag` comes back with its
+   * completion. False when the SQ is full. With `ring` false the doorbell
+   * waits for ring() (one device wake for a batch).
+   */
+  submit(cmd: Omit<SqCommand, 'cid'>, tag: unknown, ring = true): boolean {
     if (this.peerRung) throw new Error(`${this.dev.spec.name}: host submit on a queue whose doorbell a peer rings (its staged entries would start early)`);
-    return this.enqueue(cmd, tag, (c) => this.sq.submit(c));
+    return this.enqueue(cmd, tag, (c) => (ring ? this.sq.submit(c) : this.sq.stage(c) !== null));
+  }
+
+  /** Rings the SQ tail doorbell for the commands submitted with `ring` false. */
+  ring(): void {
+    this.sq.ring();
   }
 
   /**

@@ -159,10 +159,15 @@ export class SqProducer {
   /** Returns false when the ring is full (nothing written). */
   submit(c: SqCommand): boolean {
     if (this.stage(c) === null) return false;
+    this.ring();
+    return true;
+  }
+
+  /** The tail doorbell: starts every entry written so far (one wake for a batch of stage() calls). */
+  ring(): void {
     // Pairs with Atomics.load(SQyTDBL) in SqConsumer.available.
     Atomics.store(this.db.regs, DeviceRegs.sqTail + this.db.qid, this.tail);
     ringWake(this.db.ctl);
-    return true;
   }
 
   /**

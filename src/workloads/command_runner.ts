@@ -44,6 +44,16 @@ export class CommandRunner {
     return this.enqueue(q, cmd, (tag) => q.submit(cmd, tag));
   }
 
+  /** Submits `cmds` on `q` in order with one doorbell (one device wake); a promise per command, as run()'s. */
+  runBatch(q: HostQueue, cmds: readonly Omit<SqCommand, 'cid'>[]): Promise<Completion>[] {
+    try {
+      return cmds.map((cmd) => this.enqueue(q, cmd, (tag) => q.submit(cmd, tag, false)));
+    } finally {
+      // Also when the SQ filled up part way: what was written starts.
+      q.ring();
+    }
+  }
+
   /**
    * Stages `cmd` on `q` without ringing its doorbell (HostQueue.stage): a
    * peer starts it by writing `tail` to the queue's sqTail doorbell;

@@ -3,7 +3,8 @@
 // (SQE_F_QUIET) post their completion without an MSI unless they fail; the
 // accelerator's WRITE_VALUE rings a NIC queue's doorbell through the NIC's
 // BAR0, which starts the SEND the kernel staged there (and nothing else
-// does); a queue a peer rings takes no host submit.
+// does); a queue a peer rings takes no host submit; commands submitted
+// without their doorbell start together, with one device wake.
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Machine, type Device } from '../../src/devices/machine.js';
@@ -67,6 +68,23 @@ t.test('peer doorbell', async (t) => {
     const bad = await polled(accQ);
     t.equal(bad?.status, CqStatus.InvalidOpcode);
     t.equal(irqs(acc), before + 1, 'a failed quiet command raises its MSI');
+  });
+
+  t.test('commands submitted without their doorbell start together at ring(): one device wake for the batch', async (t) => {
+    const ram = machine.ram.allocContig(1).start * PAGE_SIZE;
+    const tail = Atomics.load(acc.shm.regs, DeviceRegs.sqTail + ACC_HOST_QID);
+    const wake = Atomics.load(acc.shm.ctl, DeviceCtl.wake);
+    for (const v of [1, 2]) t.ok(accQ.submit({ opcode: ACC_OP_WRITE_VALUE, src: scratch, dst: ram + 4 * v, len: 4, args: [v] }, v, false));
+    await sleep(20);
+    t.equal(Atomics.load(acc.shm.regs, DeviceRegs.sqTail + ACC_HOST_QID), tail, 'no doorbell yet');
+    t.equal(accQ.reap().length, 0, 'nothing ran');
+    accQ.ring();
+    t.equal(Atomics.load(acc.shm.ctl, DeviceCtl.wake), wake + 1, 'one wake for both');
+    const got: number[] = [];
+    for (const t0 = performance.now(); got.length < 2 && performance.now() - t0 < 3000; await sleep(1)) got.push(...accQ.reap().map((x) => x.c.status));
+    t.same(got, [CqStatus.Success, CqStatus.Success]);
+    const ramView = new DataView(machine.shm.ram.buffer);
+    t.same([ramView.getInt32(ram + 4, true), ramView.getInt32(ram + 8, true)], [1, 2], 'both ran, in order');
   });
 
   t.test("the accelerator's WRITE_VALUE to the NIC's BAR0 starts the SEND the kernel staged, and nothing else does", async (t) => {

@@ -16,6 +16,10 @@
  *           (BarExporter.revokeAccess, dma-buf/VFIO style): the NIC is
  *           invalidated and its refault fails ENODEV, so the SEND fails;
  *           the driver restores access and sends the result again.
+ *           The accelerator starts each SEND (trigger: accelerator,
+ *           ./send_trigger.ts): the kernel stages it in a NIC queue and
+ *           the accelerator rings that queue's doorbell after COMPUTE, so
+ *           the kernel wakes once a result (the SEND's MSI), not twice.
  *   bounce: accelerator -> system RAM (COPY_TO_VA into a staging buffer
  *           of the process) -> NIC: two copies of every result byte.
  *
@@ -25,6 +29,8 @@
  *   [bounce: COPY_TO_VA(b -> staging b)]
  *                     <--------  CQE
  *   SEND(va of b) ------------------------------------->  DMA by VA, fnv1a
+ *   [p2p, trigger: accelerator: SEND staged with COMPUTE; no CQE wake:
+ *    the accelerator's WRITE_VALUE rings the NIC's doorbell instead]
  *   (p2p, seeded) revoke(b) ---- invalidate ----------->  ack, refault
  *   COMPUTE(r + 1, buf b')       (overlaps the SEND)
  *                     <---------------------------------  CQE: checksum

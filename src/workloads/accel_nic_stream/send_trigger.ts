@@ -10,8 +10,10 @@
  *   kernel                          acc                        nic (queue NIC_PEER_QID)
  *   ------                          ---                        ------------------------
  *   stage SEND(r) in SQ (no doorbell)
- *   COMPUTE(r) [quiet] ---------->  kernel into buf b
- *   WRITE_VALUE(tail) [quiet] --->  DMA-write tail -> NIC BAR0 sqTail ---> SEND(r): DMA by VA
+ *   COMPUTE(r) [quiet],
+ *   WRITE_VALUE(tail) [quiet],
+ *   one doorbell ---------------->  kernel into buf b
+ *                                   DMA-write tail -> NIC BAR0 sqTail ---> SEND(r): DMA by VA
  *                     <-------------------------------------------------- CQE + MSI
  *   [Required: SEND(r) reads buffer b only after COMPUTE(r) wrote it: the
  *    accelerator runs its queue in order, so the doorbell follows the
@@ -87,8 +89,11 @@ export class SendTrigger {
   queueResult(send: { src: number; len: number }, compute: { src: number; len: number; args: number[] }, signaled: boolean): TriggeredResult {
     const { runner, accQ } = this.rig;
     const staged = runner.stage(this.q, { opcode: NIC_OP_SEND, src: send.src, dst: 0, len: send.len, args: [] });
-    const computed = runner.run(accQ, { opcode: ACC_OP_COMPUTE | SQE_F_QUIET, src: compute.src, dst: 0, len: compute.len, args: compute.args });
-    const started = runner.run(accQ, { opcode: ACC_OP_WRITE_VALUE | (signaled ? 0 : SQE_F_QUIET), src: this.scratch.start * PAGE_SIZE, dst: this.doorbell, len: 4, args: [staged.tail] });
+    // Both accelerator commands behind one doorbell: one wake of the accelerator a result.
+    const [computed, started] = runner.runBatch(accQ, [
+      { opcode: ACC_OP_COMPUTE | SQE_F_QUIET, src: compute.src, dst: 0, len: compute.len, args: compute.args },
+      { opcode: ACC_OP_WRITE_VALUE | (signaled ? 0 : SQE_F_QUIET), src: this.scratch.start * PAGE_SIZE, dst: this.doorbell, len: 4, args: [staged.tail] },
+    ]);
     return { sent: staged.done, started, computed };
   }
 
