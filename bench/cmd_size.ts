@@ -21,6 +21,7 @@ import { Kernel } from '../src/kernel/kernel.js';
 import type { P2pPolicy } from '../src/kernel/kernel_types.js';
 import type { VaStreamArgs, VaStreamResult } from '../src/devices/protocol.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
+import { deviceQuery } from '../src/workloads/command_runner.js';
 import { MiB } from '../src/workloads/memcpy_baseline.js';
 import { repeat, type RowSet } from './stats.js';
 
@@ -64,11 +65,8 @@ export async function cmdSizeRows(rows: RowSet, o: CmdSizeOptions, log: (m: stri
     const npages = o.span / PAGE_SIZE;
     const m = await ex.mmap(mm, npages);
     const pages = Array.from({ length: npages }, (_, i) => ex.pageOf(m.vma, i));
-    const stream = async (args: Omit<VaStreamArgs, 'va' | 'len'>): Promise<VaStreamResult> => {
-      const r = await machine.race(machine.device('nic0').handle.call('deviceCmd', { op: 'va-stream', va: m.va, len: o.span, ...args }));
-      if (r.errno !== 0) throw new Error(`bench: va-stream on nic0 failed: ${(r as { message?: string }).message}`);
-      return r as unknown as VaStreamResult;
-    };
+    const stream = (args: Omit<VaStreamArgs, 'va' | 'len'>): Promise<VaStreamResult> =>
+      deviceQuery(machine, machine.device('nic0'), { op: 'va-stream', va: m.va, len: o.span, ...args });
     await stream({ cmdBytes: MiB }); // faults the whole export in: every size runs warm
     for (const [bytes, suffix] of CMD_SIZES) {
       fill(machine.device('acc0').shm.mem!, pages, bytes);

@@ -53,6 +53,7 @@ import { PAGE_SIZE } from '../src/shm/constants.js';
 import { INV_BATCH } from '../src/shm/device_ctl.js';
 import { allocLayout } from '../src/shm/layout.js';
 import { START_LINE_DEADLINE_MS, StartLine } from '../src/shm/start_line.js';
+import { deviceQuery } from '../src/workloads/command_runner.js';
 import { MiB } from '../src/workloads/memcpy_baseline.js';
 import { sameMemoryRate, scatteredRate, twoThreads } from './memcpy.js';
 import { roundTripper } from './pingpong.js';
@@ -148,13 +149,11 @@ async function stream(rig: DmaRig, dev: string, args: VaStreamArgs): Promise<VaS
 }
 
 /** One va-stream command on `dev`; a failure throws, naming the device. */
-async function vaStreamOn(machine: Machine, dev: string, args: VaStreamArgs): Promise<VaStreamResult> {
-  const r = await machine.race(machine.device(dev).handle.call('deviceCmd', { op: 'va-stream', ...args }));
-  if (r.errno !== 0) throw new Error(`bench: va-stream on ${dev} failed: ${(r as { message?: string }).message}`);
-  return r as unknown as VaStreamResult;
+function vaStreamOn(machine: Machine, dev: string, args: VaStreamArgs): Promise<VaStreamResult> {
+  return deviceQuery(machine, machine.device(dev), { op: 'va-stream', ...args });
 }
 
-/** Command size and count of settleStream's passes. */
+/** settleStream's command size and the fewest commands it runs: enough for V8 to compile the steady path (DESIGN section 9, s23dma). */
 export const SETTLE_CMD_BYTES = 64 * 1024;
 export const SETTLE_COMMANDS = 4096;
 
@@ -164,17 +163,12 @@ export const SETTLE_COMMANDS = 4096;
  * settle"): after the fault-in pass, at least SETTLE_COMMANDS commands of
  * SETTLE_CMD_BYTES over [va, +len), the fault-in pass's translations
  * already warm. The fault-in pass alone (128 commands of 1 MiB over 128 MiB,
- * through the fault path) left the steady path's per-command functions
- * (read, io, copy, transfer, decodeTo, gatherBar, chunkLoop, ...) to reach
- * TurboFan in the worker inside the timed samples (--trace-opt): 1 MiB
- * samples alone ramped 4.1 -> 5.0 GB/s over ~8; in contigRows, where the
- * 64 KiB samples tier them up sooner, the first dma.p2p.contig sample read
- * 0.72 and 0.78 of its copy, the next ones 0.86-0.92 (26 functions
- * compiled inside 3 samples; after 4096 commands only vaStream and
- * othersWait). nic1 (a fresh worker in twoStreamsRows) and acc0's write
- * path (bounceRows) need the same. A real
+ * through the fault path) left the steady path's per-command functions to
+ * reach TurboFan in the worker inside the first timed samples (figures in
+ * DESIGN section 9, s23dma). A real
  * DMA engine runs at its rate from its first command: this is the
- * emulator's JIT, not the modelled machine. `dir`: as the timed stream's.
+ * emulator's JIT, not the modelled machine. `dir`: as the timed stream's;
+ * `len` a multiple of 64 KiB (va-stream's local span rule).
  */
 export function settleStream(machine: Machine, dev: string, va: number, len: number, dir: Pick<VaStreamArgs, 'localOff' | 'write'> = {}): Promise<VaStreamResult> {
   const passes = Math.ceil(SETTLE_COMMANDS / Math.ceil(len / SETTLE_CMD_BYTES));

@@ -6,32 +6,16 @@
 // writer (dma.bounce's acc0) settles in its own direction.
 import t from 'tap';
 import { settleStream, SETTLE_CMD_BYTES, SETTLE_COMMANDS } from '../../bench/dma_rig.js';
-import { Machine } from '../../src/devices/machine.js';
-import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
-import { Kernel } from '../../src/kernel/kernel.js';
 import { PROT_READ, PROT_WRITE } from '../../src/kernel/mm.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
-
-const MiB = 1024 * 1024;
+import { MiB } from '../fixtures/kernel_machine.js';
+import { nicImport } from '../fixtures/nic_import.js';
 
 t.test('settleStream: SETTLE_COMMANDS commands of the steady path, in the timed stream\'s direction', async (t) => {
   const span = 4 * MiB;
-  const machine = await Machine.create({
-    ramBytes: span + 4 * MiB, // the RAM buffer acc0 settles writing
-    timeoutMs: 20000,
-    devices: [
-      { name: 'acc0', kind: 'accelerator', memBytes: span + MiB, barBytes: span, props: {} },
-      { name: 'nic0', kind: 'nic', memBytes: span, barBytes: 0, props: {} },
-    ],
-  });
-  t.teardown(() => machine.shutdown());
-  await machine.start();
-  const kernel = Kernel.boot(machine, { policy: () => ({ map: 'bus-addr', distance: 2, reason: 'test: one switch' }), check: true });
-  const mm = kernel.createMm();
-  const ex = new BarExporter(kernel, 'acc0', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
-  const nic0 = await ImporterBinding.bind(kernel, 'nic0', mm);
+  const { machine, kernel, mm, ex, bind: nic0 } = await nicImport(t, span);
   const m = await ex.mmap(mm, span / PAGE_SIZE);
   const first = ex.pageOf(m.vma, 0);
   const acc = machine.device('acc0').shm.mem!.subarray(first * PAGE_SIZE, first * PAGE_SIZE + span);
@@ -40,23 +24,22 @@ t.test('settleStream: SETTLE_COMMANDS commands of the steady path, in the timed 
   const stats = machine.device('nic0').shm.stats;
   const r = await settleStream(machine, 'nic0', m.va, span); // faults the export in on its first pass
   t.ok(r.faults > 0, 'the first pass faulted the export in');
+  const nicMem = Buffer.from(machine.device('nic0').shm.mem!.buffer, 0, span);
+  nicMem.fill(0); // what the warm pass copies must land again
   const ops0 = stats[DeviceStats.dmaOps];
   const again = await settleStream(machine, 'nic0', m.va, span);
   t.equal(again.faults, 0, 'warm: no page request');
   t.ok(stats[DeviceStats.dmaOps] - ops0 >= SETTLE_COMMANDS, `at least ${SETTLE_COMMANDS} commands (${stats[DeviceStats.dmaOps] - ops0})`);
-  t.ok(Buffer.from(machine.device('nic0').shm.mem!.buffer, 0, span).equals(expect), "nic0's memory holds the export's bytes");
+  t.ok(nicMem.equals(expect), "nic0's memory holds the export's bytes");
   t.equal(nic0.violations().count, 0, 'no safety violation');
   // dma.bounce's writer settles in its own direction: acc0 writes its local bytes into process RAM by VA.
   const ram = await mm.mmap({ length: span, prot: PROT_READ | PROT_WRITE });
   const accB = await ImporterBinding.bind(kernel, 'acc0', mm);
   const w = await settleStream(machine, 'acc0', ram, span, { localOff: first * PAGE_SIZE, write: true });
   t.ok(w.bytes >= SETTLE_COMMANDS * SETTLE_CMD_BYTES, `acc0 wrote ${w.bytes} bytes`);
-  const nicMem = Buffer.from(machine.device('nic0').shm.mem!.buffer, 0, span);
   nicMem.fill(0);
   await settleStream(machine, 'nic0', ram, span); // nic0 reads the RAM buffer back into its memory
   t.ok(nicMem.equals(expect), "the RAM buffer holds acc0's bytes");
   t.equal(accB.violations().count, 0, 'no safety violation (acc0)');
   await accB.close();
-  await nic0.close();
-  await mm.exit();
 });
