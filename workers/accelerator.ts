@@ -50,8 +50,6 @@ import {
   ACC_OP_COPY_TO_VA,
   ACC_OP_DMA_IN,
   ACC_OP_TRANSFORM_VA,
-  ACC_OP_WRITE_VALUE,
-  ACC_ARG_VALUE,
   vaFromArgs,
   type AccCounters,
 } from '../src/devices/accelerator_abi.js';
@@ -98,8 +96,6 @@ class Accelerator implements DeviceModel {
         return this.transformVa(cmd);
       case ACC_OP_DMA_IN:
         return this.dmaIn(cmd);
-      case ACC_OP_WRITE_VALUE:
-        return this.writeValue(cmd);
       default:
         return { status: CqStatus.InvalidOpcode, result: this.ctx.logError(`${this.name}: unknown opcode ${cmd.opcode}`) };
     }
@@ -240,15 +236,6 @@ class Accelerator implements DeviceModel {
     if (!this.inLocal(cmd.dst, cmd.len)) return this.badField(`DMA_IN destination [${cmd.dst}, +${cmd.len}) outside local memory`);
     const err = this.ctx.dma.read(cmd.src, cmd.dst, cmd.len);
     if (err !== null) return this.dataError(err);
-    return { status: CqStatus.Success, result: 0 };
-  }
-
-  /** WRITE_VALUE: one aligned 32-bit DMA write of args[ACC_ARG_VALUE] (a peer's doorbell), staged in local word src. */
-  private writeValue(cmd: SqCommand): CommandResult {
-    if (!this.inLocal(cmd.src, 4) || cmd.dst % 4 !== 0) return this.badField(`WRITE_VALUE staged at ${cmd.src} to 0x${cmd.dst.toString(16)} (both 4-aligned)`);
-    this.words[cmd.src / 4] = cmd.args[ACC_ARG_VALUE];
-    const err = this.ctx.dma.write(cmd.dst, cmd.src, 4);
-    if (err !== null) return this.dataError(`${this.name}: WRITE_VALUE to 0x${cmd.dst.toString(16)}: ${err}`);
     return { status: CqStatus.Success, result: 0 };
   }
 

@@ -51,15 +51,6 @@
  *                  transformed where they are, a staging-sized chunk at a
  *                  time (workers/runtime/local_view.ts), others by DMA.
  *                  -> Success, result = 0.
- * ACC_OP_WRITE_VALUE  the 32-bit args[ACC_ARG_VALUE], staged in the local
- *                  word at src, DMA-written to device address dst (bus
- *                  address, or IOVA behind an IOMMU; 4-aligned): a stream
- *                  memory operation (CUDA's cuStreamWriteValue32), run after
- *                  the commands before it on the queue. Aimed at a peer's
- *                  BAR0 doorbell (DeviceRegs.sqTail) it starts commands its
- *                  driver staged there (GPUDirect Async: the device, not the
- *                  CPU, rings the NIC once the result is computed).
- *                  -> Success, result = 0.
  *
  * Errors: a VA fault or DMA error -> DataTransferError, result = the
  * device error log sequence (DeviceHandle.call('errors') has the message);
@@ -83,7 +74,6 @@ export const ACC_OP_COMPUTE = 1;
 export const ACC_OP_COPY_TO_VA = 2;
 export const ACC_OP_TRANSFORM_VA = 3;
 export const ACC_OP_DMA_IN = 4;
-export const ACC_OP_WRITE_VALUE = 5;
 
 /** ACC_OP_COMPUTE argument positions (SqCommand.args). */
 export const ACC_ARG_ITERATIONS = 0;
@@ -92,9 +82,6 @@ export const ACC_ARG_PUBLISH = 2;
 export const ACC_ARG_FLAGS = 3;
 export const ACC_ARG_MIRROR_LO = 4;
 export const ACC_ARG_MIRROR_HI = 5;
-
-/** ACC_OP_WRITE_VALUE argument position: the value. */
-export const ACC_ARG_VALUE = 0;
 
 /** ACC_OP_TRANSFORM_VA argument positions (ACC_ARG_SEED is shared). */
 export const ACC_ARG_STAGE_PAGE = 0;

@@ -86,8 +86,6 @@ export { MonitorSample, NicIoLog, NIC_IOLOG_DONE, NIC_PKT_SLOT_BYTES, NIC_PKT_SL
 
 /** Host queue the NIC's commands go to. */
 export const NIC_HOST_QID = 0;
-/** A queue whose entries the kernel stages and a peer starts by writing its sqTail doorbell (accel-nic-stream's send trigger). */
-export const NIC_PEER_QID = 1;
 
 export const NIC_OP_SEND = 1;
 export const NIC_OP_MONITOR = 2;

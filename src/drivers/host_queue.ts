@@ -25,8 +25,6 @@ function ramRing(machine: Machine, bytes: number, what: string): { ext: Extent; 
 export class HostQueue {
   private nextCid = 0;
   private readonly pending = new Map<number, unknown>();
-  /** Set by the first stage(): a peer rings this queue's doorbell. */
-  private peerRung = false;
 
   private constructor(
     readonly dev: Device,
@@ -57,38 +55,10 @@ export class HostQueue {
     return this.sq.full;
   }
 
-  /**
-   * Submits a command with a fresh cid; `tag` comes back with its
-   * completion. False when the SQ is full. With `ring` false the doorbell
-   * waits for ring() (one device wake for a batch).
-   */
-  submit(cmd: Omit<SqCommand, 'cid'>, tag: unknown, ring = true): boolean {
-    if (this.peerRung) throw new Error(`${this.dev.spec.name}: host submit on a queue whose doorbell a peer rings (its staged entries would start early)`);
-    return this.enqueue(cmd, tag, (c) => (ring ? this.sq.submit(c) : this.sq.stage(c) !== null));
-  }
-
-  /** Rings the SQ tail doorbell for the commands submitted with `ring` false. */
-  ring(): void {
-    this.sq.ring();
-  }
-
-  /**
-   * Writes a command with a fresh cid into the SQ without ringing its
-   * doorbell; returns the SQ tail value a peer writes to the device's
-   * sqTail doorbell to start it (GPUDirect Async: the CPU prepares, the
-   * peer triggers), or null when the SQ is full. From then on the queue
-   * takes no host submit: its doorbell belongs to the peer.
-   */
-  stage(cmd: Omit<SqCommand, 'cid'>, tag: unknown): number | null {
-    this.peerRung = true;
-    let tail: number | null = null;
-    this.enqueue(cmd, tag, (c) => (tail = this.sq.stage(c)) !== null);
-    return tail;
-  }
-
-  private enqueue(cmd: Omit<SqCommand, 'cid'>, tag: unknown, write: (c: SqCommand) => boolean): boolean {
+  /** Submits a command with a fresh cid; `tag` comes back with its completion. False when the SQ is full. */
+  submit(cmd: Omit<SqCommand, 'cid'>, tag: unknown): boolean {
     const cid = this.nextCid;
-    if (!write({ ...cmd, cid })) return false;
+    if (!this.sq.submit({ ...cmd, cid })) return false;
     this.nextCid = (cid + 1) & 0xffff;
     this.pending.set(cid, tag);
     return true;

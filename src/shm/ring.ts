@@ -39,7 +39,7 @@ import { DeviceCtl, DeviceRegs, ringWake } from './device_ctl.js';
 
 /** Submission queue entry: 16 words (64 bytes, as NVMe). */
 export const SqEntry = defineLayout({
-  opcode: { writer: 'peer', doc: 'device-specific operation (low 8 bits, SQE_OPCODE_MASK) | flags (SQE_F_QUIET)' },
+  opcode: { writer: 'peer', doc: 'device-specific operation' },
   cid: { writer: 'peer', doc: 'command identifier, echoed in the completion' },
   src: { words: 2, writer: 'peer', doc: 'source bus address (u64)' },
   dst: { words: 2, writer: 'peer', doc: 'destination bus address (u64)' },
@@ -54,17 +54,6 @@ export const CqEntry = defineLayout({
   sqHead: { writer: 'worker', doc: 'SQ head pointer after this command (DW2, low 16 bits) | SQ id << 16' },
   status: { writer: 'worker', doc: 'cid (low 16 bits) | phase << 16 | status << 17; stored last, with Atomics' },
 });
-
-/** Bits of SqEntry.opcode that name the operation (NVMe's CDW0 opcode byte); the bits above are flags. */
-export const SQE_OPCODE_MASK = 0xff;
-/**
- * Flag in SqEntry.opcode: an unsignaled command (an RDMA WQE without
- * IBV_SEND_SIGNALED): its completion entry is posted as usual but raises
- * no MSI when it succeeds; a failure still does. The consumer reaps it
- * with the next signaled completion, so a producer ends every run of
- * quiet commands on a queue with a signaled one.
- */
-export const SQE_F_QUIET = 0x100;
 
 export const SQE_WORDS = SqEntry.kFieldCount;
 export const CQE_WORDS = CqEntry.kFieldCount;
@@ -158,30 +147,13 @@ export class SqProducer {
 
   /** Returns false when the ring is full (nothing written). */
   submit(c: SqCommand): boolean {
-    if (this.stage(c) === null) return false;
-    this.ring();
-    return true;
-  }
-
-  /** The tail doorbell: starts every entry written so far (one wake for a batch of stage() calls). */
-  ring(): void {
+    if (this.full) return false;
+    writeSqe(this.view, this.tail, c);
+    this.tail = (this.tail + 1) % this.entries;
     // Pairs with Atomics.load(SQyTDBL) in SqConsumer.available.
     Atomics.store(this.db.regs, DeviceRegs.sqTail + this.db.qid, this.tail);
     ringWake(this.db.ctl);
-  }
-
-  /**
-   * Writes the entry at the tail without ringing the doorbell; returns the
-   * tail value whose doorbell write starts it (a peer writes it: the
-   * entry's words are in place before the peer's doorbell, which is
-   * ordered after this store by the command that tells the peer), or null
-   * when the ring is full.
-   */
-  stage(c: SqCommand): number | null {
-    if (this.full) return null;
-    writeSqe(this.view, this.tail, c);
-    this.tail = (this.tail + 1) % this.entries;
-    return this.tail;
+    return true;
   }
 
   /** Feeds back the device's SQ head from a completion. */

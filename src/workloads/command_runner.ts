@@ -14,9 +14,7 @@
  *    while it reaps ends the next wait at once (Machine.waitHostIrq)]
  *
  * A failed completion rejects with a DeviceError carrying the device's own
- * message (its error log). Commands staged for a peer's doorbell (stage)
- * and quiet ones (SQE_F_QUIET: no MSI when they succeed) resolve the same
- * way, once an MSI after their completion wakes the reaper. Lifetime: one per workload run; the reaper
+ * message (its error log). Lifetime: one per workload run; the reaper
  * stops when nothing is pending and restarts on the next submit.
  */
 import { DeviceError } from '../errors.js';
@@ -41,42 +39,13 @@ export class CommandRunner {
 
   /** Submits `cmd` on `q`; resolves with its completion, rejects on a failed status. */
   run(q: HostQueue, cmd: Omit<SqCommand, 'cid'>): Promise<Completion> {
-    return this.enqueue(q, cmd, (tag) => q.submit(cmd, tag));
-  }
-
-  /** Submits `cmds` on `q` in order with one doorbell (one device wake); a promise per command, as run()'s. */
-  runBatch(q: HostQueue, cmds: readonly Omit<SqCommand, 'cid'>[]): Promise<Completion>[] {
-    try {
-      return cmds.map((cmd) => this.enqueue(q, cmd, (tag) => q.submit(cmd, tag, false)));
-    } finally {
-      // Also when the SQ filled up part way: what was written starts.
-      q.ring();
-    }
-  }
-
-  /**
-   * Stages `cmd` on `q` without ringing its doorbell (HostQueue.stage): a
-   * peer starts it by writing `tail` to the queue's sqTail doorbell;
-   * `done` resolves with its completion like run()'s.
-   */
-  stage(q: HostQueue, cmd: Omit<SqCommand, 'cid'>): { tail: number; done: Promise<Completion> } {
-    let tail = 0;
-    const done = this.enqueue(q, cmd, (tag) => {
-      const t = q.stage(cmd, tag);
-      tail = t ?? 0;
-      return t !== null;
-    });
-    return { tail, done };
-  }
-
-  private enqueue(q: HostQueue, cmd: Omit<SqCommand, 'cid'>, write: (tag: object) => boolean): Promise<Completion> {
     const tag = {};
     const p = new Promise<Completion>((resolve, reject) => {
       let m = this.waiters.get(q);
       if (!m) this.waiters.set(q, (m = new Map()));
       m.set(tag, { resolve, reject });
     });
-    if (!write(tag)) {
+    if (!q.submit(cmd, tag)) {
       this.waiters.get(q)!.delete(tag);
       throw new DeviceError(q.dev.spec.name, 'device-error', `submission queue full (${q.entries} entries, ${q.outstanding} outstanding)`);
     }

@@ -5,13 +5,12 @@
  *
  * A pass executes at most BATCH commands per queue, so a device with a
  * deep queue still returns to its loop (invalidations, control calls)
- * regularly. A pass raises one MSI for what it posted unless every entry
- * was a quiet command that succeeded (SQE_F_QUIET in src/shm/ring.ts).
+ * regularly.
  */
 import { busWordView, type BusDecoder } from '../../src/shm/bus_map.js';
 import { DeviceCtl, DeviceStats, NR_QUEUES } from '../../src/shm/device_ctl.js';
 import type { DeviceShm } from '../../src/shm/phys_mem.js';
-import { CqProducer, CqStatus, CQE_BYTES, SqConsumer, SQE_BYTES, SQE_F_QUIET, SQE_OPCODE_MASK, type SqCommand } from '../../src/shm/ring.js';
+import { CqProducer, CQE_BYTES, SqConsumer, SQE_BYTES, type SqCommand } from '../../src/shm/ring.js';
 import type { QueueConfig } from '../../src/devices/protocol.js';
 import { TraceEvent, traceSink } from '../../src/shm/trace_ring.js';
 
@@ -63,21 +62,18 @@ export class DeviceQueues {
     for (const p of this.pairs) {
       if (!p) continue;
       let posted = 0;
-      let signaled = false;
       while (posted < BATCH && p.sq.available() > 0 && !p.cq.full) {
         const cmd = p.sq.peek();
-        const quiet = (cmd.opcode & SQE_F_QUIET) !== 0;
-        cmd.opcode &= SQE_OPCODE_MASK;
         const r = exec(cmd, p.cfg.qid);
         p.sq.pop();
         p.cq.post({ cid: cmd.cid, status: r.status, result: r.result, sqHead: p.sq.headIndex }, p.cfg.qid);
         posted++;
-        // A quiet command's success raises no MSI (SQE_F_QUIET); its failure does.
-        signaled ||= !quiet || r.status !== CqStatus.Success;
         this.self.stats[DeviceStats.commands]++;
       }
-      if (signaled) this.raise();
-      if (posted > 0) progress = true;
+      if (posted > 0) {
+        this.raise();
+        progress = true;
+      }
       if (p.sq.available() > 0 && p.cq.full) blocked = true;
     }
     return this.waitForRoom(blocked) || progress;

@@ -41,7 +41,7 @@ export const accelNicStreamDef: WorkloadDef<AccelNicStreamWorkload> = {
   p2pPairs: (w) => groups(w).flatMap(({ w: g }) => g.accelerators.map((a): [string, string] => [a, g.w.nic])),
   // The first NIC's SENDs: with several accelerators on it, it counts theirs too.
   progress: { device: (w) => groups(w)[0].w.w.nic, total: (w) => w.results * groups(w)[0].w.accelerators.length, unit: 'results' },
-  units: { 'BAR slots recycled': 'slots', 'system RAM bytes for the stream': 'B', hostInterrupts: 'MSIs' },
+  units: { 'BAR slots recycled': 'slots', 'system RAM bytes for the stream': 'B' },
   scale: (w, n) => ({ ...w, results: n }),
   async run(ctx, w) {
     if (w.streams === 1) return runAccelNicStream(ctx, w);

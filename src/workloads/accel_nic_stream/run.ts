@@ -16,10 +16,6 @@
  *           (BarExporter.revokeAccess, dma-buf/VFIO style): the NIC is
  *           invalidated and its refault fails ENODEV, so the SEND fails;
  *           the driver restores access and sends the result again.
- *           The accelerator starts each SEND (trigger: accelerator,
- *           ./send_trigger.ts): the kernel stages it in a NIC queue and
- *           the accelerator rings that queue's doorbell after COMPUTE, so
- *           the kernel wakes once a result (the SEND's MSI), not twice.
  *   bounce: accelerator -> system RAM (COPY_TO_VA into a staging buffer
  *           of the process) -> NIC: two copies of every result byte.
  *
@@ -29,8 +25,6 @@
  *   [bounce: COPY_TO_VA(b -> staging b)]
  *                     <--------  CQE
  *   SEND(va of b) ------------------------------------->  DMA by VA, fnv1a
- *   [p2p, trigger: accelerator: SEND staged with COMPUTE; no CQE wake:
- *    the accelerator's WRITE_VALUE rings the NIC's doorbell instead]
  *   (p2p, seeded) revoke(b) ---- invalidate ----------->  ack, refault
  *   COMPUTE(r + 1, buf b')       (overlaps the SEND)
  *                     <---------------------------------  CQE: checksum
@@ -53,7 +47,6 @@ import { modeledSeconds, processCpuMsSince, trafficTotals } from '../accounting.
 import { baseline, invalidationSince, NO_BASELINE, stageSince, vaSince, type Baseline } from '../counter_baseline.js';
 import { warmUp, WARM_ROUNDS } from './warmup.js';
 import { fnv1aReference } from '../reference/checksum.js';
-import { SendTrigger } from './send_trigger.js';
 import type { Accounting, Check, WorkloadContext } from '../workload.js';
 import type { AccelNicStreamWorkload } from './schema.js';
 
@@ -177,79 +170,48 @@ class Revoker {
  * The timed stream: COMPUTE result r into buffer r % buffers (after that
  * buffer's previous SEND and move finished), [bounce: COPY_TO_VA], SEND;
  * planned moves fire at their seeded fraction of the mean clean SEND time,
- * or, when the SEND ends first, right after it. With a SendTrigger (p2p)
- * the accelerator starts each SEND itself (./send_trigger.ts) and up to
- * `trigger.ahead` results are queued at once. Returns the checksums the
+ * or, when the SEND ends first, right after it. Returns the checksums the
  * NIC's sink saw.
  */
-async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, plan: ReadonlyMap<number, RevokePlan>, rev: Revoker, inFlight: number[], trigger: SendTrigger | null): Promise<{ sent: number[]; wallMs: number; cpuMs: number; msis: number }> {
+async function stream(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, plan: ReadonlyMap<number, RevokePlan>, rev: Revoker, inFlight: number[]): Promise<{ sent: number[]; wallMs: number; cpuMs: number }> {
   const { accQ, nicQ, runner } = rig;
   const sent = new Array<number>(w.results).fill(0);
-  const done: Promise<void>[] = [];
+  const sendDone: (Promise<void> | undefined)[] = new Array(w.buffers);
   const cleanSendMs: number[] = [];
-  // Trigger path: the accelerator's unsignaled completions, checked as they come and at the end.
-  const accDone: Promise<unknown>[] = [];
-  let accError: unknown = null;
-  const ahead = trigger ? Math.min(w.buffers, trigger.ahead) : w.buffers;
-  const irq0 = ctx.machine.irqSeen();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   for (let r = 0; r < w.results; r++) {
     const b = r % w.buffers;
-    await done[r - w.buffers];
-    await done[r - ahead];
-    if (accError !== null) throw accError;
+    await sendDone[b];
     await rev.running(b);
     if (rev.revoked(b)) await rev.restore(b);
-    const args = computeArgs({ iterations: w.iterations, seed: resultSeed(ctx.seed, r), publishEvery: 0, flags: ACC_F_INIT });
+    await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: w.resultBytes, args: computeArgs({ iterations: w.iterations, seed: resultSeed(ctx.seed, r), publishEvery: 0, flags: ACC_F_INIT }) });
+    if (!bufs.ex) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: w.resultBytes, args: [] });
+    const s0 = performance.now();
+    inFlight[b] = r;
+    const p = plan.get(r);
     const sendCmd = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: w.resultBytes, args: [] };
-    // evict: revoke — a SEND refused by the revocation is sent again (host queue) once access is restored.
+    // evict: revoke — a SEND refused by the revocation is sent again once access is restored.
     const resend = async (e: unknown): Promise<Completion> => {
       if (!(e instanceof Error) || !/ENODEV/.test(e.message) || !rev.revoked(b)) throw e;
       rev.sendsRefused++;
       await rev.restore(b);
       return runner.run(nicQ, sendCmd).catch(resend);
     };
-    const p = plan.get(r);
+    const send = runner.run(nicQ, sendCmd).catch(resend);
     const est = cleanSendMs.length > 0 ? cleanSendMs.reduce((a, x) => a + x, 0) / cleanSendMs.length : 1;
-    let cancel: (() => boolean) | null = null;
-    let s0 = 0;
-    let send: Promise<Completion>;
-    if (trigger) {
-      // The driver asks for the doorbell write's MSI only where it plans a move (its timer starts with the SEND) and after the last result.
-      const t = trigger.queueResult(sendCmd, { src: bufs.local(b), len: w.resultBytes, args }, p !== undefined || r === w.results - 1);
-      inFlight[b] = r;
-      for (const a of [t.computed, t.started]) accDone.push(a.catch((e: unknown) => void (accError ??= e)));
-      const sending = t.sent.catch(resend);
-      if (p) {
-        const started = t.started.then(() => {
-          s0 = performance.now();
-          cancel = rev.later(b, r, p.delayFrac * est);
-        });
-        send = Promise.all([started, sending]).then(([, c]) => c);
-      } else send = sending;
-    } else {
-      await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: w.resultBytes, args });
-      if (!bufs.ex) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: w.resultBytes, args: [] });
-      s0 = performance.now();
-      inFlight[b] = r;
-      send = runner.run(nicQ, sendCmd).catch(resend);
-      cancel = p ? rev.later(b, r, p.delayFrac * est) : null;
-    }
-    done[r] = send.then((c) => {
+    const cancel = p ? rev.later(b, r, p.delayFrac * est) : null;
+    sendDone[b] = send.then((c) => {
       inFlight[b] = -1;
       sent[r] = c.result;
-      // The trigger path knows when a SEND started only where it asked (s0 stays 0).
-      if (!p && s0 > 0) cleanSendMs.push(performance.now() - s0);
+      if (!p) cleanSendMs.push(performance.now() - s0);
       // A planned move whose delay outlived the SEND happens now, before
       // the buffer is recomputed (never while the accelerator writes it).
       if (cancel?.()) rev.fire(b, r);
     });
   }
-  await Promise.all(done);
-  await Promise.all(accDone);
-  if (accError !== null) throw accError;
-  return { sent, wallMs: performance.now() - t0, cpuMs: processCpuMsSince(cpu0), msis: ctx.machine.irqSeen() - irq0 };
+  await Promise.all(sendDone);
+  return { sent, wallMs: performance.now() - t0, cpuMs: processCpuMsSince(cpu0) };
 }
 
 /** The CPU reference, after the stream (not in the wall time): one line per result whose checksum differs. */
@@ -268,12 +230,12 @@ function mismatches(ctx: WorkloadContext, w: AccelNicStreamWorkload, sent: reado
  * the timed stream, then `afterStream` (wait for every other stream that
  * can still invalidate this NIC), then the accounting.
  */
-export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, afterStream: () => Promise<void>, trigger: SendTrigger | null = null): Promise<Accounting> {
+export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, afterStream: () => Promise<void>): Promise<Accounting> {
   const bounce = ctx.mode === 'bounce';
   let rev: Revoker | null = null;
   try {
     // Without a warm-up (a NIC group: its streams start at once) the counters are read whole, as before.
-    const warmCommands = w.warmUp ? await warmUp(w, rig, bounce, trigger) : 0;
+    const warmCommands = w.warmUp ? await warmUp(w, rig, bounce) : 0;
     const base = w.warmUp ? await baseline(ctx.machine, rig.kernel, [rig.acc, rig.nic], rig.runner.submitted) : NO_BASELINE;
     const recycled0 = bounce || !w.warmUp ? 0 : rig.kernel.bar(w.accelerator).recycled;
     const bufs = await allocBuffers(w, rig, bounce);
@@ -284,11 +246,11 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
     // recomputes the buffer, not while the NIC waits at the start of its next SEND.
     const prefetch = (b: number) => rig.runner.run(rig.nicQ, { opcode: NIC_OP_PREFETCH, src: bufs.sendVa(b), dst: 0, len: w.resultBytes, args: [] });
     rev = new Revoker(bufs, inFlight, w.evict === 'revoke', prefetch);
-    const { sent, wallMs, cpuMs, msis } = await stream(ctx, w, rig, bufs, plan, rev, inFlight, trigger);
+    const { sent, wallMs, cpuMs } = await stream(ctx, w, rig, bufs, plan, rev, inFlight);
     rev.stop();
     await rev.settle();
     await afterStream();
-    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, msis, trigger: trigger !== null, plan, rev, base, warmCommands, recycled: bufs.ex ? bufs.ex.barManager.recycled - recycled0 : 0 });
+    return await account(ctx, w, rig, bufs, { sent, wallMs, cpuMs, plan, rev, base, warmCommands, recycled: bufs.ex ? bufs.ex.barManager.recycled - recycled0 : 0 });
   } finally {
     rev?.stop();
   }
@@ -296,19 +258,16 @@ export async function streamOne(ctx: WorkloadContext, w: AccelNicStreamWorkload,
 
 export async function runAccelNicStream(ctx: WorkloadContext, w: AccelNicStreamWorkload): Promise<Accounting> {
   const rig = await accelNicRig(ctx, w, w.queueDepth, ctx.mode === 'bounce');
-  let trigger: SendTrigger | null = null;
   try {
-    if (ctx.mode === 'p2p' && w.trigger === 'accelerator' && SendTrigger.aheadFor(w.queueDepth) > 0) trigger = await SendTrigger.create(ctx.machine, rig, w.accelerator, w.queueDepth);
     // With other streams on the process, their moves invalidate this NIC too: count once all are done.
-    return await streamOne(ctx, w, rig, () => quiesce(ctx), trigger);
+    return await streamOne(ctx, w, rig, () => quiesce(ctx));
   } finally {
-    trigger?.close();
     await rig.close();
   }
 }
 
 /** The run's Accounting: traffic, invalidations, refaults, and the data and invalidation checks. */
-async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; msis: number; trigger: boolean; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker; base: Baseline; warmCommands: number; recycled: number }): Promise<Accounting> {
+async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, run: { sent: readonly number[]; wallMs: number; cpuMs: number; plan: ReadonlyMap<number, RevokePlan>; rev: Revoker; base: Baseline; warmCommands: number; recycled: number }): Promise<Accounting> {
   const { kernel, runner, acc, nic } = rig;
   const { ex } = bufs;
   const bounce = ex === null;
@@ -372,9 +331,6 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
       revokesFired,
       revokesDuringSend,
       'BAR slots recycled': recycled,
-      'SEND trigger': bounce ? 'host (bounce)' : run.trigger ? 'accelerator (rings the NIC doorbell through its BAR; ./send_trigger.ts)' : 'host',
-      // MSIs any device raised in the window (main's interrupt wake-ups are at most these; a shared boot's other workloads count too).
-      hostInterrupts: run.msis,
       'NIC page requests': `${nicVa.faults} (${nicVa.pagesFaulted} pages, ${refaultedPages} refaulted after an invalidation; ${nicVa.prefetchHits} answered ahead; ${nicVa.refaults} runs redone mid-transfer)`,
       'system RAM bytes for the stream': ramBytes,
     },

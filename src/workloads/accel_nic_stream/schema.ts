@@ -18,10 +18,6 @@ export const accelNicStreamSchema = z.strictObject({
     .enum(['move', 'revoke'])
     .default('move')
     .describe("p2p: what each planned eviction does — 'move': the RFC's invalidate, move the data, remap (the NIC refaults and goes on); 'revoke': dma-buf/VFIO-style revocation (the NIC is invalidated, its refault fails ENODEV, the driver restores access and sends the result again)"),
-  trigger: z
-    .enum(['accelerator', 'host'])
-    .default('accelerator')
-    .describe("p2p, single stream: who starts each SEND — 'accelerator': the kernel stages the SEND in a NIC queue and the accelerator rings that queue's doorbell through the NIC's BAR once the result is computed (GPUDirect Async; main wakes once a result); 'host': the kernel submits the SEND once it reaped the COMPUTE (two wakes a result). Needs queueDepth >= 5, else 'host'"),
   warmUp: z.boolean().default(true).describe("untimed, before the window: this mode's own path, 16 results of the result size through min(2, buffers) buffers of its own (device and kernel code compiles there, not in the window); not counted; single-stream runs only (streams: 1)"),
   queueDepth: z.number().int().min(2).max(1024).default(8),
   streams: z.number().int().min(1).max(64).default(1).describe('accelerators streaming at once; with more than one, `accelerator: acc` names acc0, acc1, ...'),

@@ -6,8 +6,6 @@
  * the stream itself moves buffers (evict: move, revokes > 0) the last two
  * results are also moved (BarExporter.revoke: the NIC acks the
  * invalidation), hinted (NIC_OP_PREFETCH) and sent again (the refault).
- * With the accelerator's send trigger (./send_trigger.ts) each result goes
- * through it, signaled, one at a time.
  * bounce: COMPUTE, COPY_TO_VA into a RAM staging buffer, SEND from RAM.
  * Without it the window pays V8 compiling the device and kernel code on
  * first use (the first SENDs of a run took 1.2-4.8 ms against 0.45 warm),
@@ -37,7 +35,6 @@ import { NIC_OP_PREFETCH, NIC_OP_SEND } from '../../devices/nic_abi.js';
 import type { AccelNicRig } from '../accel_nic_rig.js';
 import { allocBuffers, type Buffers } from './buffers.js';
 import type { AccelNicStreamWorkload } from './schema.js';
-import type { SendTrigger } from './send_trigger.js';
 
 /** Results through each warm-up buffer (each of the stream's result size; the buffers are unmapped before the stream). */
 export const WARM_ROUNDS = 8;
@@ -48,7 +45,7 @@ export const WARM_ROUNDS = 8;
  * states them). A failure names the warm-up, so nobody looks for it in the
  * stream; a failure to free the buffers after one does not hide it.
  */
-export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean, trigger: SendTrigger | null): Promise<number> {
+export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce: boolean): Promise<number> {
   const what = `${w.accelerator} -> ${w.nic}: accel-nic-stream warm-up (${bounce ? 'bounce' : 'p2p'}, untimed, before the window)`;
   // Never more buffers than the stream's own: its memory (and BAR) is sized for those (and a move's copy only if it moves).
   const ww: AccelNicStreamWorkload = { ...w, buffers: Math.min(2, w.buffers) };
@@ -56,7 +53,7 @@ export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce
   const n0 = rig.runner.submitted;
   let failed: unknown = null;
   try {
-    await warmRounds(ww, rig, bufs, trigger);
+    await warmRounds(ww, rig, bufs);
   } catch (e) {
     failed = e;
   }
@@ -76,22 +73,15 @@ export async function warmUp(w: AccelNicStreamWorkload, rig: AccelNicRig, bounce
  * the old pages, so it needs a result of accelerator memory more than a
  * stream that never moves was sized for.
  */
-async function warmRounds(ww: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers, trigger: SendTrigger | null): Promise<void> {
+async function warmRounds(ww: AccelNicStreamWorkload, rig: AccelNicRig, bufs: Buffers): Promise<void> {
   const { runner, accQ, nicQ } = rig;
   const moves = ww.revokes > 0 && ww.evict === 'move';
   for (let r = 0; r < 2 * WARM_ROUNDS; r++) {
     const b = r % ww.buffers;
-    const compute = { src: bufs.local(b), len: ww.resultBytes, args: computeArgs({ iterations: ww.iterations, seed: -1 - r, publishEvery: 0, flags: ACC_F_INIT }) };
+    await runner.run(accQ, { opcode: ACC_OP_COMPUTE, src: bufs.local(b), dst: 0, len: ww.resultBytes, args: computeArgs({ iterations: ww.iterations, seed: -1 - r, publishEvery: 0, flags: ACC_F_INIT }) });
+    if (bufs.staging.length > 0) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: ww.resultBytes, args: [] });
     const send = { opcode: NIC_OP_SEND, src: bufs.sendVa(b), dst: 0, len: ww.resultBytes, args: [] };
-    if (trigger) {
-      // The stream's own trigger, one result at a time (signaled: nothing follows it on the accelerator's queue).
-      const t = trigger.queueResult(send, compute, true);
-      await Promise.all([t.computed, t.started, t.sent]);
-    } else {
-      await runner.run(accQ, { opcode: ACC_OP_COMPUTE, dst: 0, ...compute });
-      if (bufs.staging.length > 0) await runner.run(accQ, { opcode: ACC_OP_COPY_TO_VA, src: bufs.local(b), dst: bufs.staging[b], len: ww.resultBytes, args: [] });
-      await runner.run(nicQ, send);
-    }
+    await runner.run(nicQ, send);
     if (bufs.ex && moves && r >= 2 * WARM_ROUNDS - 2) {
       // p2p's own path: the driver moves the buffer, hints the NIC, the NIC refaults.
       await bufs.ex.revoke(bufs.exported[b].vma);
