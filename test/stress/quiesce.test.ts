@@ -18,7 +18,7 @@ t.test('quiesce waits out a burst held on its page request, names it meanwhile, 
   // Its request waits at most 5 s in the device (then the burst fails): quiesce is asked well before.
   await until("imp0's first page request", () => rig.bindings[0].requestPending(), 10000);
   t.equal(moved(rig, 0), 0, 'imp0 is still in its first burst');
-  await t.rejects(rig.quiesce(300), /imp0 did not come round the device loop within 300 ms/, 'the held importer is named');
+  await t.rejects(rig.quiesce(300), /\bimp0\b[^]*did not come round the device loop within 300 ms/, 'the held importer is named (imp1 too, if a loaded host starved it)');
   release();
   await rig.quiesce(5000);
   t.ok(moved(rig, 0) > 0, 'imp0 finished the burst it was in');
