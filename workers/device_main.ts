@@ -155,7 +155,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
     'va-prefault': (cmd) => {
       if (!this.va) return { errno: 'EINVAL', message: `${this.core!.self.name}: va-prefault on a device not bound to a process` };
       const r = this.va.prefault(cmd.va, cmd.len, cmd.write);
-      return typeof r === 'number' ? { errno: 0, pages: r } : { errno: 'EFAULT', message: r };
+      return 'pages' in r ? { errno: 0, pages: r.pages } : r;
     },
   };
 

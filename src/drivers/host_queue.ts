@@ -115,10 +115,13 @@ export class HostCompletionQueue {
 /**
  * A completion with an error status, as the device's own message: the
  * device logged why (bad address, refused mapping) under the sequence
- * number it put in the completion's result.
+ * number it put in the completion's result. `kernel`: the kernel's side,
+ * appended (a bound device's ImporterBinding.lastRefusal: the device got
+ * only the errno of a refused page request).
  */
-export async function completionError(dev: Device, c: Pick<Completion, 'status' | 'result'>): Promise<DeviceError> {
+export async function completionError(dev: Device, c: Pick<Completion, 'status' | 'result'>, kernel?: string | null): Promise<DeviceError> {
   const log = await dev.handle.call('errors').catch(() => []);
   const rec = log.find((e) => e.seq === c.result);
-  return new DeviceError(dev.spec.name, 'device-error', rec?.message ?? `completion status ${c.status}`);
+  const msg = rec?.message ?? `completion status ${c.status}`;
+  return new DeviceError(dev.spec.name, 'device-error', kernel ? `${msg}; kernel: ${kernel}` : msg);
 }

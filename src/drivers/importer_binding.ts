@@ -35,7 +35,7 @@
  * Subclasses (MirrorDriver) add device commands; plain devices use
  * ImporterBinding.bind, whose device half is workers/runtime/va_space.ts.
  */
-import { PeerVmaError, type Errno } from '../errors.js';
+import { DeviceError, PeerVmaError, type Errno } from '../errors.js';
 import { PAGE_SIZE } from '../shm/constants.js';
 import { DeviceStats, ringWake } from '../shm/device_ctl.js';
 import { allocLayout, loadU64, storeU64 } from '../shm/layout.js';
@@ -152,6 +152,12 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   private server: Promise<void>;
   /** Page requests answered (any outcome). */
   requests = 0;
+  /**
+   * The kernel's line (dmesg) for the last page request refused: range,
+   * errno, and hmm's or the exporter's reason. A device only gets the
+   * errno back; its driver adds this to the error it reports (completionError).
+   */
+  lastRefusal: string | null = null;
   /** Called after every answered page request (tests use it to interleave). */
   onFault: ((errno: 0 | Errno, start: number, npages: number) => void) | null = null;
 
@@ -484,15 +490,37 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
       });
     } catch (e) {
       errno = e instanceof PeerVmaError ? e.code : 'EIO';
+      range.error ??= e instanceof PeerVmaError ? e : new PeerVmaError('EIO', this.name, String(e));
     } finally {
       void win.remove(); // not awaited: nothing waits on a window that is done
     }
-    if (errno !== 0 && range.error) this.kernel.log.push(`${this.name}: page request ${range.error.message}`);
+    // A bare EBUSY is a collision the device asks again for, not a refusal.
+    if (errno !== 0 && (range.error || errno !== 'EBUSY')) this.refused(range, errno);
     this.reply(p, seq, errno, errno === 0 ? npages : 0);
     this.requests++;
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
     traceSink.w?.emit(TraceEvent.PageRequestServed, performance.timeOrigin + t0, performance.now() - t0, traceDev(this.name), range.start, npages, errno === 0 ? 0 : errnoCode(errno));
     this.onFault?.(errno, range.start, npages);
+  }
+
+  /**
+   * Has the device translate [va, +len) now, before its first use (its
+   * VaSpace.prefault: the page requests a fault makes, without read-ahead),
+   * as a driver pre-populates its device's page table; returns the pages
+   * faulted in. A refusal is a DeviceError with the device's message
+   * (range, page, errno) and the kernel's reason (lastRefusal).
+   */
+  async prefault(va: number, len: number, write: boolean): Promise<number> {
+    this.lastRefusal = null; // a refusal before this call is not its reason
+    const r = await this.kernel.machine.race(this.dev.handle.cmd({ op: 'va-prefault', va, len, write }));
+    if (r.errno === 0) return r.pages;
+    throw new DeviceError(this.name, 'device-error', this.lastRefusal ? `${r.message}; kernel: ${this.lastRefusal}` : r.message);
+  }
+
+  /** Logs a refused page request and keeps its line as lastRefusal. */
+  private refused(range: HmmRange, errno: Errno): void {
+    this.lastRefusal = `${this.name}: page request [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) refused: ${range.error?.message ?? errno}`;
+    this.kernel.log.push(this.lastRefusal);
   }
 
   /**

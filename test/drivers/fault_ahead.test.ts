@@ -98,7 +98,7 @@ t.test('fault-ahead', async (t) => {
     const hole = va + 3 * PAGE_SIZE;
     await ex.revokeAccess(vma, hole, hole + PAGE_SIZE); // dma-buf-style revocation: the page's fault fails ENODEV
     local().fill(0);
-    await t.rejects(stream({ va, len: 256 * 1024, cmdBytes: 256 * 1024 }), new RegExp(`read of va 0x${hole.toString(16)} failed: ENODEV`));
+    await t.rejects(stream({ va, len: 256 * 1024, cmdBytes: 256 * 1024 }), new RegExp(`read of va \\[0x${va.toString(16)}, 0x${(va + 256 * 1024).toString(16)}\\) failed at va 0x${hole.toString(16)}: ENODEV`));
     t.ok(local().subarray(4 * PAGE_SIZE, 5 * PAGE_SIZE).some((b) => b !== 0), 'the pages past the hole were copied before the command came back for it');
     t.equal(bind.violations().count, 0);
     await ex.restoreAccess(vma, hole, hole + PAGE_SIZE);

@@ -34,7 +34,7 @@
 import { HMM_PFN_DEVICE_PRIVATE } from '../../src/shm/hmm_pfn.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
-import { FAULT_WINDOW, SPARSE_SPAN } from '../../src/shm/tlb_layout.js';
+import { FAULT_WINDOW, SPARSE_SPAN, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb } from './device_tlb.js';
@@ -71,7 +71,7 @@ export class VaSpace {
   /** The holes a read command copies last (hole_skip.ts). */
   private readonly holes = new Holes();
   /** The command in progress' passes' shared state (reset per command: nothing allocated per command). */
-  private readonly st: CopyState = { busAddr: -1, redo: 0 };
+  private readonly st: CopyState = { busAddr: -1, redo: 0, va: 0, len: 0 };
   /** The read window a fault at vpn would ask for, made once (skipHole calls it per hole met). */
   private readonly readSpan = (vpn: number, cap: number): number => this.missingSpan(vpn, cap, false);
 
@@ -118,19 +118,22 @@ export class VaSpace {
    * Translates [va, +len) ahead of its first use (a driver having its
    * device issue ATS translation requests for the buffers it was just
    * given, before the stream), through the same page requests a fault
-   * makes: each missing window is one sparse request. Returns the pages
-   * faulted in, or an error naming the device and address. The entries
-   * are ordinary TLB entries: any invalidation drops them as usual.
+   * makes (faultAt: each missing window is one sparse request), but
+   * without its read-ahead: nothing is asked for that the range has not
+   * reached yet, so each request is one window of the range.
+   * Returns the pages faulted in, or a refusal naming the device, the
+   * range, the page that failed and the kernel's errno. The entries are
+   * ordinary TLB entries: any invalidation drops them as usual.
    */
-  prefault(va: number, len: number, write: boolean): number | string {
+  prefault(va: number, len: number, write: boolean): { pages: number } | { errno: ErrnoName; message: string } {
     const p0 = this.tlb.pagesFaulted;
     const end = Math.ceil((va + len) / PAGE_SIZE);
     for (let vpn = Math.floor(va / PAGE_SIZE); vpn < end; vpn++) {
       if (this.tlb.usable(vpn, write)) continue;
-      const err = this.tlb.fault(vpn * PAGE_SIZE, this.missingSpan(vpn, Math.min(SPARSE_SPAN, end - vpn), write), write, true);
-      if (err !== 0) return `${this.ctx.self.name}: prefault of va 0x${(vpn * PAGE_SIZE).toString(16)} failed: ${err}`;
+      const errno = this.faultAt(vpn, end, write, false);
+      if (errno !== 0) return { errno, message: `${this.ctx.self.name}: prefault (${write ? 'write' : 'read'}) of va [0x${va.toString(16)}, 0x${(va + len).toString(16)}) failed at va 0x${(vpn * PAGE_SIZE).toString(16)}: ${errno}` };
     }
-    return this.tlb.pagesFaulted - p0;
+    return { pages: this.tlb.pagesFaulted - p0 };
   }
 
   detach(): void {
@@ -183,6 +186,8 @@ export class VaSpace {
     const st = this.st;
     st.busAddr = -1;
     st.redo = 0;
+    st.va = va;
+    st.len = len;
     let err = this.copy(va, localOff, len, write, streamEnd, holes, st);
     for (let h = 0; err === null && holes !== null && h < holes.count; h++) err = this.copy(va + holes.off[h], localOff + holes.off[h], holes.len[h], write, streamEnd, null, st);
     if (err !== null) return err;
@@ -209,7 +214,7 @@ export class VaSpace {
         }
         this.ctx.dma.releaseToken();
         const err = this.faultAt(vpn, last, write);
-        if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write to' : 'read of'} va 0x${cur.toString(16)} failed: ${err}`;
+        if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write' : 'read'} of va [0x${st.va.toString(16)}, 0x${(st.va + st.len).toString(16)}) failed at va 0x${cur.toString(16)}: ${err}`;
         continue;
       }
       const inPage = cur - vpn * PAGE_SIZE;
@@ -241,13 +246,13 @@ export class VaSpace {
    * whether they were never touched (a first-touch frontier) or dropped by
    * an invalidation (a stream cycling back over recycled pages), so the
    * kernel maps them while we copy instead of the device stalling window
-   * by window.
+   * by window. Without `ahead` (prefault), only the window.
    */
-  private faultAt(vpn: number, last: number, write: boolean): 0 | string {
+  private faultAt(vpn: number, last: number, write: boolean, ahead = true): 0 | ErrnoName {
     const tlb = this.tlb;
     const n = this.missingSpan(vpn, Math.min(SPARSE_SPAN, last - vpn), write);
     const r = tlb.fault(vpn * PAGE_SIZE, n, write, true);
-    if (r !== 0) return r;
+    if (r !== 0 || !ahead) return r;
     let next = vpn + n;
     const scanEnd = Math.min(last, vpn + n + AHEAD_SCAN);
     while (next < scanEnd && tlb.usable(next, write)) next++;
@@ -337,8 +342,10 @@ export function attachIommu(ctx: DeviceCtxCore, domain: SharedArrayBuffer): Iomm
   return w;
 }
 
-/** What a command's passes share: the bus address of its first run copied (the trace's), and its runs redone (MAX_REFAULTS is per command). */
+/** What a command's passes share: the bus address of its first run copied (the trace's), its runs redone (MAX_REFAULTS is per command), and its range (an error names it: a hole's pass copies only part). */
 interface CopyState {
   busAddr: number;
   redo: number;
+  va: number;
+  len: number;
 }
