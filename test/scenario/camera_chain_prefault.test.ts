@@ -1,16 +1,24 @@
 // p2p mode: before the stream, the camera translates the buffers cc0's exporter premapped
 // whole into its BAR window, and the ring (va-prefault), so the stream's page requests are
-// only those the window's shortfall makes. One pipeline of camera-farm's shape: 3 buffers of 75 pages (a page
-// apart) behind a 192-slot window, 4 frames (buffers 0, 1, 2, 0).
+// only those the window's shortfall makes; a fault refused after the prefault. One pipeline of camera-farm's shape (farmShape).
 import t from 'tap';
-import { loadScenarioFile } from '../../src/scenario/load.js';
+import { loadScenarioFile, prepareRun } from '../../src/scenario/load.js';
 import { runScenario } from '../../src/scenario/run.js';
 import { details } from '../fixtures/camera_chain.js';
+import { buildFabric } from '../../src/hw/topology.js';
+import { Machine } from '../../src/devices/machine.js';
+import { deviceKinds } from '../../src/devices/device_kinds.js';
+import { sharedBoot } from '../../src/workloads/kernel_boot.js';
+import { runCameraChain } from '../../src/workloads/camera_chain/run.js';
+import { StreamGate } from '../../src/workloads/camera_chain/stream_gate.js';
+import type { CameraChainWorkload } from '../../src/workloads/camera_chain/schema.js';
+import type { Scenario } from '../../src/scenario/schema.js';
+import type { Kernel } from '../../src/kernel/kernel.js';
+import { PROT_READ } from '../../src/kernel/vma.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
 
 t.test('p2p: the premapped buffers and the ring are translated before the stream; the stream asks only for the buffer the window cannot hold', async (t) => {
-  const s = await loadScenarioFile('scenarios/camera-chain.yaml');
-  Object.assign(s.workload!, { width: 320, height: 240, frames: 4, buffers: 3 });
-  Object.assign(s.devices[1], { memory: 4 * 1024 * 1024, bar: 768 * 1024 });
+  const s = await farmShape('scenarios/camera-chain.yaml');
   const r = await runScenario(s, { mode: 'p2p' });
   t.same(details(r)[0], [true, '4 of 4 frames']);
   t.ok(r.accounting.checks.every((c) => c.ok), 'frames bit-exact and safety holds');
@@ -23,3 +31,42 @@ t.test('p2p: the premapped buffers and the ring are translated before the stream
   t.equal(all - before, 1, `the stream's page requests: the window's shortfall only (${all} in all)`);
   t.equal(r.accounting.refaults, 0, 'no page faulted in again after an invalidation');
 });
+
+t.test("the stream's fault refused (buffers made read-only after the prefault): the camera's error says what, where and the kernel's why", async (t) => {
+  const s = await farmShape('scenarios/camera-chain.yaml');
+  const { ctx, w, boot } = await chainRig(t, s);
+  /** At the window's start: the first buffers VMA (cc0's input buffers) read-only (mprotect invalidates the camera's translations). */
+  class ReadOnlyAtStart extends StreamGate {
+    override async atStart(): Promise<void> {
+      const mm = boot.mms.get(w.output)!;
+      const v = mm.vmaList.find((x) => x.kind === 'device')!;
+      await mm.mprotect(v.start, v.end - v.start, PROT_READ);
+      return super.atStart();
+    }
+  }
+  await t.rejects(
+    runCameraChain(ctx, { ...w, mode: 'p2p' }, undefined, new ReadOnlyAtStart(1)),
+    /^device cam0 reported an error: .*cam0: write of va \[0x[0-9a-f]+, 0x[0-9a-f]+\) failed at va 0x[0-9a-f]+: EPERM; kernel: cam0: page request \[0x[0-9a-f]+, 0x[0-9a-f]+\) refused: EPERM: .*write asked on read-only/,
+  );
+});
+
+/** The machine, fabric and shared boot runScenario would make for `s` (p2p), to run one pipeline with a gate of the test's. */
+async function chainRig(t: { teardown(fn: () => unknown): void }, s: Scenario) {
+  const sc = prepareRun(s, { mode: 'p2p' });
+  const w = sc.workload as CameraChainWorkload;
+  const fabric = buildFabric(sc.topology, sc.devices.map((d) => d.name), sc.seed);
+  const devices = sc.devices.map((d) => ({ name: d.name, kind: d.kind, memBytes: d.memory, barBytes: d.bar, props: deviceKinds[d.kind]?.modelProps?.(d.props) ?? d.props, ignoreInvalidations: d['x-ignore-invalidations'] }));
+  const machine = await Machine.create({ ramBytes: sc.machine.ram, timeoutMs: sc.machine.timeoutMs, devices });
+  t.teardown(() => machine.shutdown());
+  const boot = sharedBoot(1, fabric);
+  const ctx = { machine, fabric, seed: sc.seed, mode: 'p2p' as const, kernels: [] as Kernel[], boot };
+  return { ctx, w, boot };
+}
+
+/** `file` shrunk to one camera-farm pipeline: 3 buffers of 75 pages (320x240), 4 frames (buffers 0, 1, 2, 0), cc0's window `slots` pages. */
+async function farmShape(file: string, slots = 192): Promise<Scenario> {
+  const s = await loadScenarioFile(file);
+  Object.assign(s.workload!, { width: 320, height: 240, frames: 4, buffers: 3 });
+  Object.assign(s.devices[1], { memory: 4 * 1024 * 1024, bar: slots * PAGE_SIZE });
+  return s;
+}

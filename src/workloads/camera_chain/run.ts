@@ -149,6 +149,8 @@ interface FinalStore {
   land(s: number): Promise<number>;
   /** Where the checker reads slot `s`. */
   view(s: number): { mem: SharedArrayBuffer; offset: number };
+  /** The kernel's reason for the last page request of cc0's it refused (p2p with a final device: cc0 is bound), or null. */
+  lastRefusal(): string | null;
   close(): Promise<void>;
 }
 
@@ -161,7 +163,7 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
   });
   const toRam = ramSlots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
   const ramView = (s: number) => ({ mem: machine.shm.desc.ram, offset: ramSlots[s] });
-  if (!w.final) return { ccFlags: 0, ccDst: (s) => toRam[s], land: async () => 0, view: ramView, close: async () => undefined };
+  if (!w.final) return { ccFlags: 0, ccDst: (s) => toRam[s], land: async () => 0, view: ramView, lastRefusal: () => null, close: async () => undefined };
   const fin = machine.device(w.final);
   const finMem = fin.shm.mem!.buffer as SharedArrayBuffer;
   if (mode === 'p2p') {
@@ -169,12 +171,13 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
     const ex = new BarExporter(kernel, w.final, { importers: [w.corrector], readOnly: false, requireIommu: false, cpuMappable: false, premap: true });
     const out = await ex.mmap(mm, framePages * OUTPUT_SLOTS);
     const binding = await ImporterBinding.bind(kernel, w.corrector, mm);
-    await prefault(machine, machine.device(w.corrector), out.va, out.premapped);
+    await prefault(binding, out.va, out.premapped);
     return {
       ccFlags: CC_F_DST_VA,
       ccDst: (s) => out.va + s * framePages * PAGE_SIZE,
       land: async () => 0,
       view: (s) => ({ mem: finMem, offset: ex.pageOf(out.vma, s * framePages) * PAGE_SIZE }),
+      lastRefusal: () => binding.lastRefusal,
       close: () => binding.close(),
     };
   }
@@ -191,6 +194,7 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
       return 1;
     },
     view: (s) => ({ mem: finMem, offset: local[s] }),
+    lastRefusal: () => null,
     close: async () => undefined,
   };
 }
@@ -256,8 +260,8 @@ async function p2pPath(k: Chain): Promise<Path> {
   // invalidation batches against 56 in 3 of 5 runs, likely because drop-behind spares only the one hold
   // just behind a request (the part of the tail a recycle left), so the head of the buffer asked for could
   // be taken. Faulted in the stream, such a buffer is one hold, as before.
-  for (let b = 0; b < w.buffers && b * stride + framePages <= bufs.premapped; b++) await prefault(machine, cam, inputs[b].dst, framePages);
-  await prefault(machine, cam, ring.va, sqPages);
+  for (let b = 0; b < w.buffers && b * stride + framePages <= bufs.premapped; b++) await prefault(binding, inputs[b].dst, framePages);
+  await prefault(binding, ring.va, sqPages);
   const prefaults = (await vaCounters(machine, cam)).faults;
   let inCc = 0;
   return {
@@ -273,9 +277,9 @@ async function p2pPath(k: Chain): Promise<Path> {
       return 1;
     },
     async reap(onDone) {
-      for (const { c } of camQ.reap()) if (c.status !== CqStatus.Success) throw await completionError(cam, c);
+      for (const { c } of camQ.reap()) if (c.status !== CqStatus.Success) throw await completionError(cam, c, binding.lastRefusal);
       for (const c of ccCq.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cc, c);
+        if (c.status !== CqStatus.Success) throw await completionError(cc, c, k.store.lastRefusal());
         inCc--;
         await onDone(c.result);
       }
@@ -293,16 +297,20 @@ async function p2pPath(k: Chain): Promise<Path> {
 }
 
 /**
- * Has `dev` (bound to the process) translate the first `pages` pages from
- * `va` before the stream: the driver pre-populating its device's page
- * table with what the exporter already put in its BAR window (premap), as
- * bounce mode's buffers are dma_map'ed before the stream. Asked for
- * premapped pages, it recycles no slot anyone holds (nobody is
- * invalidated for it); the translations are ordinary device-TLB entries,
- * dropped by any invalidation like faulted ones.
+ * Has the device of `binding` translate the first `pages` pages from `va`
+ * before the stream: the driver pre-populating its device's page table
+ * with what the exporter already put in its BAR window (premap), as bounce
+ * mode's buffers are dma_map'ed before the stream. Pages premap put in BAR
+ * slots are mapped with no recycle; a page in none (p2pPath's ring, when
+ * the buffers filled the window) recycles a slot, one nobody holds first
+ * (src/kernel/bar_manager.ts: a gap page's, or buffer 2's premapped
+ * head's), so no importer is invalidated for it while such a slot is left.
+ * The translations are ordinary device-TLB entries, dropped by any
+ * invalidation like faulted ones. A refusal is a DeviceError naming the
+ * device, range, errno and the kernel's reason (ImporterBinding.prefault).
  */
-async function prefault(machine: Machine, dev: Device, va: number, pages: number): Promise<void> {
-  if (pages > 0) await deviceQuery(machine, dev, { op: 'va-prefault', va, len: pages * PAGE_SIZE, write: true });
+async function prefault(binding: ImporterBinding, va: number, pages: number): Promise<void> {
+  if (pages > 0) await binding.prefault(va, pages * PAGE_SIZE, true);
 }
 
 /** CAPTURE's arguments (CAPTURE_CHAINED adds the engine's input offset and flags). */
