@@ -1,6 +1,7 @@
 // p2p mode: before the stream, the camera translates the buffers cc0's exporter premapped
 // whole into its BAR window, and the ring (va-prefault), so the stream's page requests are
-// only those the window's shortfall makes; a fault refused after the prefault. One pipeline of camera-farm's shape (farmShape).
+// only those the window's shortfall makes; the window's stage times leave the prefaults out;
+// a refusal or a revoke after the prefault. One pipeline of camera-farm's shape (farmShape).
 import t from 'tap';
 import { loadScenarioFile, prepareRun } from '../../src/scenario/load.js';
 import { runScenario } from '../../src/scenario/run.js';
@@ -8,7 +9,7 @@ import { details } from '../fixtures/camera_chain.js';
 import { buildFabric } from '../../src/hw/topology.js';
 import { Machine } from '../../src/devices/machine.js';
 import { deviceKinds } from '../../src/devices/device_kinds.js';
-import { sharedBoot } from '../../src/workloads/kernel_boot.js';
+import { safetyCheck, sharedBoot } from '../../src/workloads/kernel_boot.js';
 import { runCameraChain } from '../../src/workloads/camera_chain/run.js';
 import { StreamGate } from '../../src/workloads/camera_chain/stream_gate.js';
 import type { CameraChainWorkload } from '../../src/workloads/camera_chain/schema.js';
@@ -22,14 +23,74 @@ t.test('p2p: the premapped buffers and the ring are translated before the stream
   const r = await runScenario(s, { mode: 'p2p' });
   t.same(details(r)[0], [true, '4 of 4 frames']);
   t.ok(r.accounting.checks.every((c) => c.ok), 'frames bit-exact and safety holds');
-  const all = Number(r.accounting.extra['camera page requests']);
-  const before = Number(r.accounting.extra['camera page requests before the stream']);
+  const all = Number(r.accounting.extra['page requests']);
+  const before = Number(r.accounting.extra['page requests before the stream']);
   // Buffers 0 and 1 (whole in the window), the ring's page; not buffer 2's premapped head (one hold per buffer).
   t.equal(before, 3, 'one request per premapped buffer and one for the ring, before the stream');
   // Buffer 2 (its 35 pages past the window from buffer 1's tail), asked ahead once frame 1 is written.
   // Without the prefault the stream made the 3 other cold requests as well.
   t.equal(all - before, 1, `the stream's page requests: the window's shortfall only (${all} in all)`);
   t.equal(r.accounting.refaults, 0, 'no page faulted in again after an invalidation');
+});
+
+t.test("p2p, everything in the window: the stream makes no page request, and the devices' fault wait and mapping are the window's (the prefaults' are setup)", async (t) => {
+  // 256 slots: the 3 buffers, their gaps and the ring, all premapped.
+  const s = await farmShape('scenarios/camera-chain.yaml', 256);
+  const r = await runScenario(s, { mode: 'p2p' });
+  t.ok(r.accounting.checks.every((c) => c.ok), 'frames bit-exact and safety holds');
+  t.equal(r.accounting.extra['page requests before the stream'], 4, 'the 3 buffers and the ring, before the stream');
+  t.equal(r.accounting.extra['page requests'], 4, 'none in the stream');
+  const cam = r.accounting.devices.find((d) => d.device === 'cam0')!;
+  t.equal(cam.faultWaitMs, 0, "cam0's fault wait in the window: none (the prefaults' wait is not counted)");
+  t.equal(cam.mapMs, 0, 'nor the kernel mapping for cam0');
+});
+
+t.test('the -iommu variant: the same requests before and in the stream (IOVAs in the replies)', async (t) => {
+  const s = await farmShape('scenarios/camera-chain-iommu.yaml');
+  const r = await runScenario(s, { mode: 'p2p' });
+  t.ok(r.accounting.checks.every((c) => c.ok), 'frames bit-exact and safety holds');
+  t.equal(r.accounting.extra['page requests before the stream'], 3);
+  t.equal(Number(r.accounting.extra['page requests']) - 3, 1, 'the window shortfall only, in the stream');
+  t.equal(r.accounting.refaults, 0);
+});
+
+t.test("-final: cc0's prefault of the output slots is counted before the stream; cc0 asks nothing in it", async (t) => {
+  const s = await farmShape('scenarios/camera-chain-final.yaml');
+  const r = await runScenario(s, { mode: 'p2p' });
+  t.ok(r.accounting.checks.every((c) => c.ok), 'frames bit-exact and safety holds');
+  const before = Number(r.accounting.extra['page requests before the stream']);
+  // cam0's 3 (as above) and cc0's 1: the 3 output slots (225 pages), all in gpu0's window, one request.
+  t.equal(before, 4, "cam0's 3 and cc0's 1");
+  t.equal(Number(r.accounting.extra['page requests']) - before, 1, "the stream's: cam0's window shortfall only");
+  const cc = r.accounting.devices.find((d) => d.device === 'cc0')!;
+  t.equal(cc.faultWaitMs, 0, "cc0's fault wait in the window: none");
+});
+
+t.test('a revoke between the prefault and the first capture: the camera refaults, frames stay bit-exact, the checker sees nothing', async (t) => {
+  const s = await farmShape('scenarios/camera-chain.yaml');
+  const { ctx, w, boot } = await chainRig(t, s);
+  let revoked = 0;
+  /** At the window's start (setup and prefaults done, nothing captured): every exported range of the viewer is revoked. */
+  class RevokeAtStart extends StreamGate {
+    override async atStart(): Promise<void> {
+      const mm = boot.mms.get(w.output)!;
+      for (const v of mm.vmaList.filter((x) => x.kind === 'device')) {
+        await mm.revokeRange(v.start, v.end, null);
+        revoked += (v.end - v.start) / PAGE_SIZE;
+      }
+      return super.atStart();
+    }
+  }
+  const r = await runCameraChain(ctx, { ...w, mode: 'p2p' }, undefined, new RevokeAtStart(1));
+  t.ok(revoked > 0, `${revoked} pages revoked`);
+  t.equal(r.verified, 4);
+  t.same(r.mismatches, [], 'every frame bit-exact');
+  const safety = safetyCheck(ctx.kernels);
+  t.ok(safety.ok, `safety: ${safety.detail}`);
+  t.equal(r.prefaults, 3, 'the prefaults as without the revoke');
+  // The prefaulted buffers 0 and 1 and the ring were dropped: asked for again in the stream.
+  t.ok(r.faults - r.prefaults > 1, `the stream asked again for what the revoke dropped (${r.faults - r.prefaults} requests)`);
+  t.ok(r.refaults >= 2 * 75 + 1, `the prefaulted pages were faulted in again (${r.refaults} refaulted)`);
 });
 
 t.test("the stream's fault refused (buffers made read-only after the prefault): the camera's error says what, where and the kernel's why", async (t) => {

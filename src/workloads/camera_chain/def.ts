@@ -50,7 +50,7 @@ export const cameraChainDef: WorkloadDef<CameraChainWorkload> = {
   p2pPairs: (w) => pipelines(w).flatMap(({ w: p }) => [[p.corrector, p.camera], ...(p.final ? ([[p.final, p.corrector]] as [string, string][]) : [])] as [string, string][]),
   // Pipeline 0's frames: the pipelines run at once, each with the same count.
   progress: { device: (w) => pipeline(w, 0).corrector, total: (w) => w.frames, unit: 'frames' },
-  units: { frames: 'frames', verified: 'frames', 'camera page requests': 'requests', 'camera page requests before the stream': 'requests', 'BAR slots recycled': 'slots' },
+  units: { frames: 'frames', verified: 'frames', 'page requests': 'requests', 'page requests before the stream': 'requests', 'BAR slots recycled': 'slots' },
   scale: (w, n) => ({ ...w, frames: n }),
   async run(ctx, w): Promise<Accounting> {
     if (w.pipelines === 1) return runPipeline(ctx, w);
@@ -101,7 +101,7 @@ async function runPipeline(ctx: WorkloadContext, w: CameraChainWorkload, pool?: 
       frames: r.frames,
       'frame size': `${w.width}x${w.height} RGBA (${r.frameBytes} bytes)`,
       verified: r.verified,
-      ...(ctx.mode === 'p2p' ? { 'camera page requests': r.faults, 'camera page requests before the stream': r.prefaults, 'BAR slots recycled': r.barRecycled } : {}),
+      ...(ctx.mode === 'p2p' ? { 'page requests': r.faults, 'page requests before the stream': r.prefaults, 'BAR slots recycled': r.barRecycled } : {}),
     },
   };
 }

@@ -56,6 +56,7 @@ import type { CameraChainWorkload } from './schema.js';
 import { colourReferenceParams } from '../reference/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 import { SOLO_GATE, type StreamGate } from './stream_gate.js';
+import { NO_BASELINE, stageSince } from '../counter_baseline.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
@@ -92,12 +93,12 @@ export interface ChainResult {
   readonly mismatches: readonly VerifyResult[];
   readonly devices: readonly StageTimes[];
   readonly invalidations: InvalidationStats;
-  /** Camera page requests (faults) and runs redone after an invalidation. */
+  /** Page requests (faults) of the importers (the camera; cc0 too with a final device), and pages refaulted after an invalidation. */
   readonly faults: number;
   readonly refaults: number;
   /** BAR slots of cc0 recycled under pressure. */
   readonly barRecycled: number;
-  /** Of the camera's page requests, those made before the stream (prefault). */
+  /** Of the importers' page requests (`faults`), those made before the stream (prefault). */
   readonly prefaults: number;
 }
 
@@ -115,8 +116,8 @@ interface Path {
   /** Reaps completions: frames handed to cc0 (bounce: to be submitted) and frames done. */
   reap(onDone: (frame: number) => Promise<void>): Promise<number>;
   outstanding(): { dev: Device; outstanding: number }[];
-  /** Tears the path down; returns how many of cc0's BAR slots were recycled, and the camera's page requests before the stream. */
-  finish(): Promise<{ barRecycled: number; prefaults: number }>;
+  /** Tears the path down; returns how many of cc0's BAR slots were recycled. */
+  finish(): Promise<{ barRecycled: number }>;
 }
 
 interface Chain {
@@ -234,7 +235,7 @@ async function bouncePath(k: Chain): Promise<Path> {
       { dev: cam, outstanding: camQ.outstanding },
       { dev: cc, outstanding: ccQ.outstanding },
     ],
-    finish: async () => ({ barRecycled: 0, prefaults: 0 }),
+    finish: async () => ({ barRecycled: 0 }),
   };
 }
 
@@ -262,7 +263,6 @@ async function p2pPath(k: Chain): Promise<Path> {
   // be taken. Faulted in the stream, such a buffer is one hold, as before.
   for (let b = 0; b < w.buffers && b * stride + framePages <= bufs.premapped; b++) await prefault(binding, inputs[b].dst, framePages);
   await prefault(binding, ring.va, sqPages);
-  const prefaults = (await vaCounters(machine, cam)).faults;
   let inCc = 0;
   return {
     inputs,
@@ -291,7 +291,7 @@ async function p2pPath(k: Chain): Promise<Path> {
     ],
     async finish() {
       await binding.close();
-      return { barRecycled: exporter.barManager.recycled, prefaults };
+      return { barRecycled: exporter.barManager.recycled };
     },
   };
 }
@@ -439,11 +439,17 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
     const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
+    // The counters at the window's start: the prefaults' page requests and fault wait are the setup's, not the stream's.
+    const devs = [cam, cc, ...(w.final ? [machine.device(w.final)] : [])];
+    const setup = new Map(devs.map((d) => [d.spec.name, stageTimes(d)]));
+    const importers = w.final ? [w.camera, w.corrector] : [w.camera];
+    let prefaults = 0;
+    for (const d of importers) prefaults += (await vaCounters(machine, machine.device(d))).faults;
     const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate);
-    const imp = await importerStats(ctx, w.final ? [w.camera, w.corrector] : [w.camera]);
+    const imp = await importerStats(ctx, importers);
     const fin = await path.finish();
     await store.close();
-    const devices = [stageTimes(cam), stageTimes(cc), ...(w.final ? [stageTimes(machine.device(w.final))] : [])];
+    const devices = devs.map((d) => stageSince(d, { ...NO_BASELINE, stages: setup }));
     return {
       frames: w.frames,
       verified,
@@ -457,6 +463,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       devices,
       ...imp,
       ...fin,
+      prefaults,
     };
   } finally {
     if (!shared) await pool.destroy();
