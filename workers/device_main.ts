@@ -140,7 +140,7 @@ class DeviceEndpoint implements DeviceEndpointApi {
       return { errno: 0 };
     },
     'bind-mm': (cmd) => {
-      if (this.va) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
+      if (this.va?.bound) return { errno: 'EBUSY', message: `${this.core!.self.name}: already bound to a process` };
       if (cmd.iommu && !this.iommu) this.iommu = attachIommu(this.core!, cmd.iommu);
       this.va = new VaSpace(this.core!, cmd, this.iommu);
       this.retired.bound();

@@ -6,6 +6,7 @@ import t from 'tap';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { FAULT_WINDOW } from '../../src/shm/tlb_layout.js';
+import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { nicImport } from '../fixtures/nic_import.js';
 import { vaCounters } from '../../src/workloads/accounting.js';
 
@@ -46,4 +47,22 @@ t.test('va-prefault', async (t) => {
     const r = await machine.race(machine.device('acc1').handle.cmd({ op: 'va-prefault', va: 0x7f00_0000_0000, len: PAGE_SIZE, write: true }));
     t.same(r, { errno: 'EINVAL', message: 'acc1: va-prefault on a device not bound to a process' });
   });
+});
+
+// iommu_sva_unbind_device(): once a binding is closed the device has no process: a VA access
+// fails at once instead of posting page requests nobody serves (a timeout naming the wrong
+// cause), and the device can be bound again.
+t.test('after unbind: EINVAL at once, and the device binds again', async (t) => {
+  const { machine, kernel, mm, ex, bind, nic } = await nicImport(t, WINDOW);
+  const { va } = await ex.mmap(mm, FAULT_WINDOW);
+  await bind.close();
+  const r = await machine.race(nic.handle.cmd({ op: 'va-prefault', va, len: PAGE_SIZE, write: true }));
+  t.equal(r.errno, 'EINVAL', 'the translation fails (it used to post a page request nobody served)');
+  t.match('message' in r ? r.message : '', /^nic0: prefault \(write\) of va .* EINVAL$/, 'naming the device and the range');
+  const s = await machine.race(nic.handle.cmd({ op: 'va-stream', va, len: PAGE_SIZE, cmdBytes: PAGE_SIZE, passes: 1 }));
+  t.equal(s.errno, 'EIO', "a device command's DMA by VA fails");
+  t.match('message' in s ? s.message : '', /^nic0: .*EINVAL/, 'with the translation\'s EINVAL, naming the device');
+  const again = await ImporterBinding.bind(kernel, 'nic0', mm);
+  t.teardown(() => again.close());
+  t.equal(await again.prefault(va, WINDOW, true), FAULT_WINDOW, 'the new binding translates the export');
 });

@@ -64,6 +64,8 @@ interface Flight {
 
 export class VaSpace {
   readonly tlb: DeviceTlb;
+  /** False once detach()ed: the process is no longer this device's. */
+  bound = true;
   private readonly checker: SafetyChecker | null;
   private readonly flight: Flight = { active: false, v0: 0, v1: 0, devAddr: 0, dead: false };
   /** Runs redone because an invalidation hit them mid-transfer. */
@@ -136,7 +138,13 @@ export class VaSpace {
     return { pages: this.tlb.pagesFaulted - p0 };
   }
 
+  /**
+   * iommu_sva_unbind_device(): the binding is gone, so every later access
+   * fails at once with EINVAL (faultAt) instead of posting page requests
+   * no binding serves, and the device may be bound again ('bind-mm').
+   */
   detach(): void {
+    this.bound = false;
     this.tlb.clear();
   }
 
@@ -249,6 +257,7 @@ export class VaSpace {
    * by window. Without `ahead` (prefault), only the window.
    */
   private faultAt(vpn: number, last: number, write: boolean, ahead = true): 0 | ErrnoName {
+    if (!this.bound) return 'EINVAL';
     const tlb = this.tlb;
     const n = this.missingSpan(vpn, Math.min(SPARSE_SPAN, last - vpn), write);
     const r = tlb.fault(vpn * PAGE_SIZE, n, write, true);
