@@ -6,7 +6,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { HMM_PFN_ERROR, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_VALID, HMM_PFN_WRITE, HmmPfns, hmmRangeFault, type HmmRange } from '../../src/kernel/hmm.js';
 import { PROT_READ, PROT_WRITE, type Mm } from '../../src/kernel/mm.js';
-import type { MirrorDriver } from '../../src/drivers/mirror_driver.js';
+import { MIRROR_PROT, type MirrorDriver } from '../../src/drivers/mirror_driver.js';
 import { allP2p } from '../../src/kernel/p2p_map.js';
 import { KiB, kernelMachine, MiB, mirrorSpec, openMirrors } from '../fixtures/kernel_machine.js';
 
@@ -43,4 +43,28 @@ t.test('hmm_range_fault flags', async (t) => {
     t.same(snap.flags, [HMM_PFN_ERROR, HMM_PFN_ERROR, HMM_PFN_ERROR, HMM_PFN_ERROR], 'a snapshot of a device VMA shows nothing');
     await mm.munmap(va, 4 * PAGE_SIZE);
   });
+});
+
+// mm/hmm.c hmm_vma_handle_pte(): a device-exclusive entry is not present
+// (a swap entry); a snapshot reports 0 for it ("if (!required_fault) goto
+// out"), and only a fault (which restores the page) reports it VALID.
+// Reporting it VALID to a snapshot showed a page the CPU cannot use as mapped.
+t.test('device-exclusive page: not present to a snapshot, restored by a fault', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0')]);
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0']);
+  const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
+  await mm.write(va, new Uint8Array(2 * PAGE_SIZE).fill(7));
+  t.equal((await d0.exclusive(va, 1)).cpages, 1);
+  const s = await walk(mm, d0, va, 2, 0);
+  t.equal(s.r, 0);
+  t.same(s.flags, [0, HMM_PFN_VALID | HMM_PFN_WRITE], 'exclusive page: nothing; its neighbour: present');
+  t.same([...(await d0.snapshot(va, 2)).prot], [MIRROR_PROT.NONE, MIRROR_PROT.WRITE], 'HMM_DMIRROR_SNAPSHOT says the same');
+  // Restoring invalidates the page (MMU_NOTIFY_EXCLUSIVE), our notifier too: EBUSY, as upstream's
+  // check_retry after hmm_vma_fault; the caller's retry then sees a plain RAM page.
+  t.equal((await walk(mm, d0, va, 1, HMM_PFN_REQ_FAULT)).r, 'EBUSY', 'the restore collided with this walk');
+  const f = await walk(mm, d0, va, 1, HMM_PFN_REQ_FAULT);
+  t.equal(f.r, 0);
+  t.same(f.flags, [HMM_PFN_VALID | HMM_PFN_WRITE], 'the retry reports it');
+  t.equal(mm.pt.get(va / PAGE_SIZE)?.exclusive, undefined, 'no longer exclusive');
 });
