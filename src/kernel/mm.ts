@@ -132,7 +132,11 @@ export class Mm implements MmRef {
     });
   }
 
-  /** mprotect_fixup(). Lowering protection invalidates; raising it does not. */
+  /**
+   * mprotect_fixup(). Every change runs a 'protection' invalidation, as
+   * change_protection() does (MMU_NOTIFY_PROTECTION_VMA over each populated
+   * PMD, raising or lowering); only lowering write clears PTE write bits.
+   */
   async mprotect(addr: number, length: number, prot: number): Promise<void> {
     const end = addr + pageAlign(length);
     await this.locked(async () => {
@@ -150,12 +154,20 @@ export class Mm implements MmRef {
     });
   }
 
-  /** madvise(MADV_DONTNEED): drop the pages; the next touch faults in zeroes. */
+  /**
+   * madvise(MADV_DONTNEED): drop the pages; the next touch faults in zeroes.
+   * A device-special VMA (VM_PFNMAP) is EINVAL, as madvise_dontneed_free_valid_vma()
+   * says; refused before any VMA is touched (upstream zaps the VMAs before the
+   * refused one first).
+   */
   async madviseDontneed(addr: number, length: number): Promise<void> {
     const end = addr + pageAlign(length);
     await this.locked(async () => {
       this.checkRange(addr, end);
       this.checkCovered(addr, end, 'madvise');
+      for (const v of this.vmas) {
+        if (v.kind === 'device' && v.start < end && addr < v.end) throw new PeerVmaError('EINVAL', v.toString(), 'madvise(MADV_DONTNEED) of a device-special (VM_PFNMAP) mapping');
+      }
       const freed: Pte[] = [];
       await this.invalidateLocked(addr, end, 'clear', null, () => freed.push(...this.zapLocked(addr, end)));
       this.freePtes(freed);
