@@ -68,3 +68,35 @@ t.test('device-exclusive page: not present to a snapshot, restored by a fault', 
   t.same(f.flags, [HMM_PFN_VALID | HMM_PFN_WRITE], 'the retry reports it');
   t.equal(mm.pt.get(va / PAGE_SIZE)?.exclusive, undefined, 'no longer exclusive');
 });
+
+// mm/mprotect.c change_pte_range(): a writable device-private entry becomes
+// readable on any protection change (make_readable_device_private_entry),
+// even to PROT_READ|PROT_WRITE; an exclusive anonymous RAM page becomes
+// writable again when write comes back (MM_CP_TRY_CHANGE_WRITABLE,
+// can_change_pte_writable); the zero page stays read-only. Seen through
+// hmm_range_fault snapshots (HMM_DMIRROR_SNAPSHOT).
+t.test('PTE write bits after mprotect, as change_pte_range leaves them', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0')]);
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0']);
+  const RW = PROT_READ | PROT_WRITE;
+  const va = await mm.mmap({ length: 3 * PAGE_SIZE, prot: RW });
+  await mm.write(va, new Uint8Array(2 * PAGE_SIZE).fill(3)); // pages 0-1 RAM, written
+  await mm.read(va + 2 * PAGE_SIZE, 4); // page 2: the zero page
+  t.equal((await d0.migrateToDev(va + PAGE_SIZE, 1)).cpages, 1, 'page 1 to device memory');
+  const P = MIRROR_PROT;
+  t.same([...(await d0.snapshot(va, 3)).prot], [P.WRITE, P.DEV_PRIVATE_LOCAL | P.WRITE, P.ZERO | P.READ], 'before');
+  await mm.mprotect(va, 3 * PAGE_SIZE, PROT_READ);
+  t.same([...(await d0.snapshot(va, 3)).prot], [P.READ, P.DEV_PRIVATE_LOCAL | P.READ, P.ZERO | P.READ], 'read-only');
+  await mm.mprotect(va, 3 * PAGE_SIZE, RW);
+  t.same([...(await d0.snapshot(va, 3)).prot], [P.WRITE, P.DEV_PRIVATE_LOCAL | P.READ, P.ZERO | P.READ], 'RAM writable again, the device-private entry stays read-only');
+  // The device can still write all of it: its own read-only page migrates back first (hmm.ts), the zero page is replaced.
+  const w = await d0.write(va, 3, new Uint8Array(3 * PAGE_SIZE).fill(9));
+  t.equal(w.cpages, 3);
+  t.same([...(await mm.read(va, 3 * PAGE_SIZE))].every((b) => b === 9), true, 'what the device wrote');
+  // A writable device-private entry, then an mprotect that keeps PROT_WRITE: read-only all the same.
+  t.equal((await d0.migrateToDev(va + PAGE_SIZE, 1)).cpages, 1);
+  t.same([...(await d0.snapshot(va + PAGE_SIZE, 1)).prot], [P.DEV_PRIVATE_LOCAL | P.WRITE]);
+  await mm.mprotect(va, 3 * PAGE_SIZE, RW);
+  t.same([...(await d0.snapshot(va, 2)).prot], [P.WRITE, P.DEV_PRIVATE_LOCAL | P.READ], 'mprotect(RW) of a writable device-private entry');
+});
