@@ -104,6 +104,7 @@ interface Collected {
  * pages live in shmem's page cache and are not collected, nor are pages
  * held device-exclusive (upstream a non-present entry that is not
  * device-private: "Other special swap entries are not migratable").
+ * A read-only present page stays read-only in device memory.
  */
 function collectSystem(mm: Mm, vmas: readonly Vma[], start: number, end: number): Collected {
   const out: Collected = { vpns: [], write: [] };
@@ -114,7 +115,8 @@ function collectSystem(mm: Mm, vmas: readonly Vma[], start: number, end: number)
       const pte = mm.pt.get(vpn);
       if (pte?.kind === 'devprivate' || pte?.exclusive !== undefined) continue;
       out.vpns.push(vpn);
-      out.write.push(v.writable);
+      // MIGRATE_PFN_WRITE from pte_write() for a present page; none or zero: the VMA's VM_WRITE (dmirror_migrate_alloc_and_copy).
+      out.write.push(pte?.kind === 'ram' ? pte.write : v.writable);
     }
   }
   return out;

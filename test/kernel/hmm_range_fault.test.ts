@@ -100,3 +100,24 @@ t.test('PTE write bits after mprotect, as change_pte_range leaves them', async (
   await mm.mprotect(va, 3 * PAGE_SIZE, RW);
   t.same([...(await d0.snapshot(va, 2)).prot], [P.WRITE, P.DEV_PRIVATE_LOCAL | P.READ], 'mprotect(RW) of a writable device-private entry');
 });
+
+// mm/migrate_device.c migrate_vma_collect_pmd(): MIGRATE_PFN_WRITE comes from
+// pte_write() of a present page (the VMA's VM_WRITE only for none / zero
+// pages, dmirror_migrate_alloc_and_copy), so a read-only RAM PTE in a
+// writable VMA migrates to a read-only device-private entry.
+t.test('migrate keeps a present page read-only', async (t) => {
+  const { kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1')]);
+  const mm = kernel.createMm();
+  const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
+  const RW = PROT_READ | PROT_WRITE;
+  const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
+  await mm.write(va, new Uint8Array(PAGE_SIZE).fill(4)); // page 0 RAM; page 1 none
+  // A read-only RAM PTE in a writable VMA: via a device-private entry an mprotect made read-only.
+  await d1.migrateToDev(va, 1);
+  await mm.mprotect(va, 2 * PAGE_SIZE, RW);
+  await mm.read(va, 4);
+  t.equal(mm.pt.get(va / PAGE_SIZE)?.write, false, 'page 0: read-only RAM PTE');
+  t.equal((await d0.migrateToDev(va, 2)).cpages, 2);
+  const P = MIRROR_PROT;
+  t.same([...(await d0.snapshot(va, 2)).prot], [P.DEV_PRIVATE_LOCAL | P.READ, P.DEV_PRIVATE_LOCAL | P.WRITE], 'read-only stays read-only; pte_none takes VM_WRITE');
+});
