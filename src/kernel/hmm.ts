@@ -7,7 +7,8 @@
  * snapshot), hmm_pte_need_fault() (REQ_FAULT, REQ_WRITE on a read-only
  * PTE), hmm_vma_fault() (EPERM on a write to a read-only VMA),
  * hmm_vma_handle_pte() (device-private entries: the dev_private_owner gets
- * its own page directly; others fault, i.e. migrate it back), the -EBUSY
+ * its own page directly; others fault, i.e. migrate it back; a
+ * device-exclusive entry is not present to a snapshot), the -EBUSY
  * collision test with mmu_interval_check_retry(); plus the RFC's additions:
  * device-special VMAs go to vm_ops.p2pMap (patch 3/5), and a peer faulting
  * another device's private page gets the owner's peer address from the
