@@ -121,9 +121,11 @@ export class MirrorDriver extends ImporterBinding {
    * HMM_DMIRROR_MIGRATE_TO_DEV: migrates the system pages of [va, +npages)
    * to this device, then reads the range back from device memory as
    * dmirror_do_read does: `cpages` counts the pages that are this device's
-   * now (migrated now or before), `data` holds their bytes. A page that is
-   * not (shared anonymous memory, another device's page, no device memory
-   * left) fails the command with ENOENT, as upstream.
+   * now (migrated now or before), `data` holds their bytes; a page we hold
+   * device-exclusive is not migrated but is in our table all the same
+   * (read from RAM). A page that is neither (shared anonymous memory,
+   * another device's page, no device memory left) fails the command with
+   * ENOENT, as upstream.
    */
   async migrateToDev(va: number, npages: number): Promise<{ cpages: number; data: Uint8Array }> {
     this.checkCmd('MIGRATE_TO_DEV', va, npages);
@@ -132,6 +134,11 @@ export class MirrorDriver extends ImporterBinding {
       const data = new Uint8Array(npages * PAGE_SIZE);
       for (let i = 0; i < npages; i++) {
         const pte = this.mm.pt.get(va / PAGE_SIZE + i);
+        if (pte?.kind === 'ram' && this.atomic.has(va / PAGE_SIZE + i)) {
+          // Held device-exclusive (not migrated): dmirror_do_read finds it in the mirror's table (DPT_XA_TAG_ATOMIC).
+          data.set(this.kernel.ramBytes.subarray(pte.pfn * PAGE_SIZE, (pte.pfn + 1) * PAGE_SIZE), i * PAGE_SIZE);
+          continue;
+        }
         if (pte?.kind !== 'devprivate' || pte.devmem !== this.devmem) {
           throw new PeerVmaError('ENOENT', this.name, `MIGRATE_TO_DEV: 0x${(va + i * PAGE_SIZE).toString(16)} is not in ${this.name}'s memory after the migration (${pte?.kind === 'devprivate' ? `it is ${pte.devmem.owner.name}'s` : 'not migratable'}); cpages ${i}`);
         }
@@ -199,9 +206,13 @@ export class MirrorDriver extends ImporterBinding {
     }
   }
 
-  /** dmirror_interval_invalidate() also erases atomic entries (dmirror_do_update). */
+  /**
+   * dmirror_interval_invalidate() also erases atomic entries (dmirror_do_update),
+   * except for our own migrations, which it returns from first.
+   */
   override invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean {
     const ok = super.invalidate(sub, range, curSeq);
+    if (range.event === 'migrate' && range.owner === this.devmem) return ok;
     if (ok) for (const vpn of [...this.atomic]) if (vpn * PAGE_SIZE >= range.start && vpn * PAGE_SIZE < range.end) this.atomic.delete(vpn);
     return ok;
   }

@@ -7,7 +7,8 @@
  * snapshot), hmm_pte_need_fault() (REQ_FAULT, REQ_WRITE on a read-only
  * PTE), hmm_vma_fault() (EPERM on a write to a read-only VMA),
  * hmm_vma_handle_pte() (device-private entries: the dev_private_owner gets
- * its own page directly; others fault, i.e. migrate it back), the -EBUSY
+ * its own page directly; others fault, i.e. migrate it back; a
+ * device-exclusive entry is not present to a snapshot), the -EBUSY
  * collision test with mmu_interval_check_retry(); plus the RFC's additions:
  * device-special VMAs go to vm_ops.p2pMap (patch 3/5), and a peer faulting
  * another device's private page gets the owner's peer address from the
@@ -304,7 +305,10 @@ function reportPte(mm: Mm, range: HmmRange, pte: Pte | undefined, i: number, fau
     if (range.importer !== null && mm.kernel.p2pAllowed(owner.owner, range.importer).ok && owner.allowPeers) range.pfns.set(i, validFlags(HMM_PFN_DEVICE_PRIVATE, pte.write), 0, 0, owner.owner.index, pte.page);
     return true;
   }
-  if (pte?.kind === 'ram' && !(pte.exclusive !== undefined && fault) && (!write || pte.write)) {
+  // A device-exclusive entry is a non-present swap entry upstream: a snapshot reports nothing (hmm_vma_handle_pte's
+  // `if (!required_fault) goto out` with new_pfn_flags 0); a fault goes to handleAnonPage, which restores it.
+  if (pte?.kind === 'ram' && pte.exclusive !== undefined) return !fault;
+  if (pte?.kind === 'ram' && (!write || pte.write)) {
     range.pfns.set(i, validFlags(0, pte.write), pte.pfn * PAGE_SIZE, Atomics.load(mm.kernel.machine.shm.ramGen, pte.pfn), -1, pte.pfn);
     return true;
   }

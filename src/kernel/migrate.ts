@@ -101,7 +101,10 @@ interface Collected {
 /**
  * migrate_vma_collect_pmd() with MIGRATE_VMA_SELECT_SYSTEM: system pages
  * (present, zero or none) of private anonymous memory; shared anonymous
- * pages live in shmem's page cache and are not collected.
+ * pages live in shmem's page cache and are not collected, nor are pages
+ * held device-exclusive (upstream a non-present entry that is not
+ * device-private: "Other special swap entries are not migratable").
+ * A read-only present page stays read-only in device memory.
  */
 function collectSystem(mm: Mm, vmas: readonly Vma[], start: number, end: number): Collected {
   const out: Collected = { vpns: [], write: [] };
@@ -109,9 +112,11 @@ function collectSystem(mm: Mm, vmas: readonly Vma[], start: number, end: number)
     if (v.kind !== 'anon-private') continue;
     const v1 = Math.min(v.end, end) / PAGE_SIZE;
     for (let vpn = Math.max(v.start, start) / PAGE_SIZE; vpn < v1; vpn++) {
-      if (mm.pt.get(vpn)?.kind === 'devprivate') continue;
+      const pte = mm.pt.get(vpn);
+      if (pte?.kind === 'devprivate' || pte?.exclusive !== undefined) continue;
       out.vpns.push(vpn);
-      out.write.push(v.writable);
+      // MIGRATE_PFN_WRITE from pte_write() for a present page; none or zero: the VMA's VM_WRITE (dmirror_migrate_alloc_and_copy).
+      out.write.push(pte?.kind === 'ram' ? pte.write : v.writable);
     }
   }
   return out;

@@ -132,7 +132,19 @@ export class Mm implements MmRef {
     });
   }
 
-  /** mprotect_fixup(). Lowering protection invalidates; raising it does not. */
+  /**
+   * mprotect_fixup(). Every change runs a 'protection' invalidation, as
+   * change_protection() does (MMU_NOTIFY_PROTECTION_VMA over each populated
+   * PMD, raising or lowering). PTE write bits as change_pte_range() leaves
+   * them: a device-private entry becomes read-only on any mprotect
+   * (make_readable_device_private_entry; the owner's write migrates it back,
+   * hmm.ts), so does a device-exclusive one
+   * (make_readable_device_exclusive_entry; the restoring fault grants the
+   * write); any other RAM page becomes read-only without PROT_WRITE, and
+   * writable again with it (MM_CP_TRY_CHANGE_WRITABLE: every anonymous page
+   * here is PageAnonExclusive, there is no fork); the zero page stays
+   * read-only.
+   */
   async mprotect(addr: number, length: number, prot: number): Promise<void> {
     const end = addr + pageAlign(length);
     await this.locked(async () => {
@@ -142,20 +154,30 @@ export class Mm implements MmRef {
         this.splitAt(addr);
         this.splitAt(end);
         for (const v of this.vmas) if (v.start >= addr && v.end <= end) v.prot = prot;
+        const write = (prot & PROT_WRITE) !== 0;
         for (let va = addr; va < end; va += PAGE_SIZE) {
           const pte = this.pt.get(Math.floor(va / PAGE_SIZE));
-          if (pte && pte.kind !== 'zero' && (prot & PROT_WRITE) === 0) pte.write = false;
+          if (pte?.kind === 'devprivate') pte.write = false;
+          else if (pte?.kind === 'ram') pte.write = write && pte.exclusive === undefined;
         }
       });
     });
   }
 
-  /** madvise(MADV_DONTNEED): drop the pages; the next touch faults in zeroes. */
+  /**
+   * madvise(MADV_DONTNEED): drop the pages; the next touch faults in zeroes.
+   * A device-special VMA (VM_PFNMAP) is EINVAL, as madvise_dontneed_free_valid_vma()
+   * says; refused before any VMA is touched (upstream zaps the VMAs before the
+   * refused one first).
+   */
   async madviseDontneed(addr: number, length: number): Promise<void> {
     const end = addr + pageAlign(length);
     await this.locked(async () => {
       this.checkRange(addr, end);
       this.checkCovered(addr, end, 'madvise');
+      for (const v of this.vmas) {
+        if (v.kind === 'device' && v.start < end && addr < v.end) throw new PeerVmaError('EINVAL', v.toString(), 'madvise(MADV_DONTNEED) of a device-special (VM_PFNMAP) mapping');
+      }
       const freed: Pte[] = [];
       await this.invalidateLocked(addr, end, 'clear', null, () => freed.push(...this.zapLocked(addr, end)));
       this.freePtes(freed);

@@ -169,7 +169,8 @@ export class MmuNotifierSubscriptions {
   /** mmu_interval_notifier_insert(). */
   insert(start: number, length: number, ops: IntervalNotifierOps, name: string): IntervalNotifier {
     if (this.released) throw new PeerVmaError('ENODEV', this.owner, `cannot insert notifier '${name}': the process has exited`);
-    if (length <= 0 || start + length < start) throw new PeerVmaError('EINVAL', this.owner, `notifier '${name}' over [${start}, +${length}) is empty or wraps`);
+    // __mmu_interval_notifier_insert(): length 0 or a last byte past the address space is -EOVERFLOW.
+    if (!(length > 0) || !Number.isSafeInteger(start + length)) throw new PeerVmaError('EOVERFLOW', this.owner, `notifier '${name}' over [${start}, +${length}) is empty or overflows`);
     const sub = new IntervalNotifier(this, start, start + length, ops, name);
     if (this.activeInvalidateRanges > 0) {
       if (isInvalidating(this)) {
@@ -196,11 +197,12 @@ export class MmuNotifierSubscriptions {
     let seq = 0;
     if (sub.state === 'removed') return;
     if (isInvalidating(this)) {
-      seq = this.invalidateSeq;
       if (sub.state === 'deferred-insert') {
+        // Never in the tree, so no callback can be running for it: nothing to wait for (upstream leaves seq 0).
         this.deferred.splice(this.deferred.indexOf(sub), 1);
         sub.state = 'removed';
       } else {
+        seq = this.invalidateSeq;
         sub.state = 'deferred-remove';
         this.deferred.push(sub);
       }

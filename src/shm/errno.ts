@@ -19,7 +19,10 @@
  *              dmirror_range_fault
  *   ENODEV     a device or an export that is gone: a revoked dma-buf /
  *              VFIO region (maps fail until restored)
- *   EINVAL     bad arguments (unaligned, empty), migrate over a hole
+ *   EINVAL     bad arguments (unaligned, empty), migrate over a hole,
+ *              madvise(MADV_DONTNEED) of a VM_PFNMAP (device-special) VMA
+ *   EOVERFLOW  an interval notifier of length 0 or past the address space
+ *              (mmu_interval_notifier_insert)
  *   ENOSPC     no BAR slot / IOVA space left
  *   EOPNOTSUPP pci_p2pdma_map_type() says PCI_P2PDMA_MAP_NOT_SUPPORTED
  *   ETIMEDOUT  a device did not answer
@@ -39,6 +42,7 @@ export const ERRNO = {
   ENODEV: 19,
   EINVAL: 22,
   ENOSPC: 28,
+  EOVERFLOW: 75,
   EOPNOTSUPP: 95,
   ETIMEDOUT: 110,
   EREMOTEIO: 121,

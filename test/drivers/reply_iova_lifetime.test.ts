@@ -97,8 +97,12 @@ t.test('a page answered read-only, then for a write: the read-only IOVA lives un
   const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: PROT_READ | PROT_WRITE });
   await mm.write(va, pattern(2 * PAGE_SIZE, 5));
   // Its PTE read-only in a writable VMA: a write fault makes it writable with no invalidation (raising protection).
-  await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ);
+  // Made the upstream way: an mprotect leaves the page's device-private entry read-only, and the CPU's fault
+  // brings it back as a read-only RAM PTE (mprotect(RW) alone makes a RAM PTE writable: change_pte_range).
+  await d0.migrateToDev(va, 1);
   await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE);
+  await mm.read(va, 4);
+  t.equal(mm.pt.get(va / PAGE_SIZE)?.write, false, 'read-only RAM PTE');
   const dev = device(d0);
   const sRead = dev.write(0, va, 1, false, false);
   dev.ring();

@@ -131,6 +131,27 @@ t.test('hmm (device private)', async (t) => {
     fd[0].checkExclusive(ptr, npages);
   });
 
+  // Not an upstream TEST_F: hmm.exclusive followed by HMM_DMIRROR_MIGRATE_TO_DEV, with upstream's answer.
+  // migrate_vma_collect_pmd() does not collect a device-exclusive entry (a non-present entry that is not
+  // device-private), and dmirror_interval_invalidate() returns before dmirror_do_update() for its own
+  // migration, so the atomic entry stays; dmirror_do_read() finds the page in the mirror's table: 0,
+  // cpages = npages, the pages stay in system memory, and CHECK_EXCLUSIVE still fails with EPERM.
+  t.test('exclusive then migrate: exclusive pages are not migrated, atomic access stays', async (t) => {
+    const { mm, fd } = await hmmOpen(t, kernel, 1);
+    const n = 4;
+    const ptr = await mm.mmap({ length: n * PAGE_SIZE, prot: RW });
+    await mm.write(ptr, ints(n, (i) => i));
+    t.equal((await fd[0].exclusive(ptr, 2)).cpages, 2, 'pages 0-1 exclusive');
+    const r = await fd[0].migrateToDev(ptr, n);
+    t.equal(r.cpages, n);
+    t.equal(firstMismatch(r.data, (i) => i), -1, 'what the device read');
+    t.same([0, 1, 2, 3].map((i) => mm.pt.get(ptr / PAGE_SIZE + i)?.kind), ['ram', 'ram', 'devprivate', 'devprivate'], 'only pages 2-3 migrated');
+    t.throws(() => fd[0].checkExclusive(ptr, 2), { code: 'EPERM' }, 'atomic access still held');
+    // The CPU touches them: restored, atomic access revoked, data intact.
+    t.equal(firstMismatch(await mm.read(ptr, n * PAGE_SIZE), (i) => i), -1);
+    fd[0].checkExclusive(ptr, 2);
+  });
+
   t.test('exclusive_mprotect', async (t) => {
     const { mm, fd } = await hmmOpen(t, kernel, 1);
     const ptr = await mm.mmap({ length: size, prot: RW });

@@ -38,8 +38,12 @@ t.test('iommu and safety checker', async (t) => {
     const ab = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
     await mm.write(ab, pattern(2 * PAGE_SIZE, 31));
     // B's PTE read-only in a writable VMA: the device's write fault upgrades it with no invalidation.
-    await mm.mprotect(ab, 2 * PAGE_SIZE, PROT_READ);
+    // (As upstream gets one: an mprotect leaves B's device-private entry read-only, and the CPU's
+    // fault brings it back to a read-only RAM PTE; mprotect(RW) alone makes RAM PTEs writable.)
+    t.equal((await m2.migrateToDev(ab + PAGE_SIZE, 1)).cpages, 1);
     await mm.mprotect(ab, 2 * PAGE_SIZE, RW);
+    await mm.read(ab + PAGE_SIZE, 4);
+    t.equal(mm.pt.get((ab + PAGE_SIZE) / PAGE_SIZE)?.write, false, 'B: read-only RAM PTE');
     const dom = kernel.domain('io0')!;
     const before = io0.violations().count;
     const m0 = dom.mapped;

@@ -118,3 +118,36 @@ t.test('insert during an invalidation is deferred to the final end; remove waits
   const s = await late.readBegin();
   t.equal(late.readRetry(s), false);
 });
+
+// __mmu_interval_notifier_insert(): `length == 0 || check_add_overflow(start, length - 1, ...)` is -EOVERFLOW.
+t.test('insert of an empty or overflowing range fails with EOVERFLOW, as upstream', async (t) => {
+  const subs = new MmuNotifierSubscriptions('mm test');
+  t.throws(() => subs.insert(0, 0, recorder(), 'empty'), { code: 'EOVERFLOW' });
+  t.throws(() => subs.insert(Number.MAX_SAFE_INTEGER - P, 2 * P, recorder(), 'past the end'), { code: 'EOVERFLOW' });
+  t.equal(subs.subscribers.length, 0);
+});
+
+// mmu_interval_notifier_remove(): a subscriber still on the deferred list
+// (inserted during the invalidation) was never in the tree, so no callback
+// can be running for it: upstream unlinks it and returns without waiting.
+t.test('remove of a deferred insert returns at once; the running invalidation never sees it', async (t) => {
+  const subs = new MmuNotifierSubscriptions('mm test');
+  subs.insert(0, 10 * P, recorder(), 'a');
+  const r = makeRange(0, P, 'unmap', null);
+  subs.invalidateRangeStart(r);
+  const lateOps = recorder();
+  const late = subs.insert(0, 10 * P, lateOps, 'late');
+  t.equal(late.state, 'deferred-insert');
+  let removed = false;
+  const rm = late.remove().then(() => (removed = true));
+  await new Promise((res) => setImmediate(res));
+  t.equal(removed, true, 'not held until the invalidation ends');
+  t.equal(isInvalidating(subs), true, 'the invalidation is still running');
+  await subs.invalidateRangeEnd(r, r.deferred);
+  await rm;
+  t.same(subs.subscribers.map((s) => s.name), ['a'], 'the final inv_end did not insert it');
+  const r2 = makeRange(0, P, 'unmap', null);
+  subs.invalidateRangeStart(r2);
+  await subs.invalidateRangeEnd(r2, r2.deferred);
+  t.equal(lateOps.calls.length, 0, 'never called');
+});

@@ -13,6 +13,22 @@ t.test('device-special VMA', async (t) => {
   const mm = kernel.createMm();
   const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
 
+  // mm/madvise.c madvise_dontneed_free_valid_vma(): VM_PFNMAP is forbidden, -EINVAL. Before, the
+  // 'clear' invalidation ran and made every importer drop (and re-fault) its p2p mappings for nothing.
+  t.test('madvise(MADV_DONTNEED) of a device-special VMA is EINVAL and invalidates nothing', async (t) => {
+    const ex = new BarExporter(kernel, 'exp', { importers: ['m0'], readOnly: false, requireIommu: false, cpuMappable: false });
+    const { va, vma } = await ex.mmap(mm, 2);
+    const data = pattern(2 * PAGE_SIZE, 5);
+    ex.fill(vma, 0, data);
+    bytesEq(t, (await d0.read(va, 2)).data, data);
+    const unmaps = ex.unmapCalls;
+    const seq = mm.notifiers.invalidateSeq;
+    await t.rejects(mm.madviseDontneed(va, 2 * PAGE_SIZE), { code: 'EINVAL' });
+    t.equal(mm.notifiers.invalidateSeq, seq, 'no invalidation ran');
+    t.equal(ex.unmapCalls, unmaps, 'the importer kept its mapping');
+    await mm.munmap(va, 2 * PAGE_SIZE);
+  });
+
   t.test('an allowed importer reads the exported memory peer to peer', async (t) => {
     const ex = new BarExporter(kernel, 'exp', { importers: ['m0'], readOnly: false, requireIommu: false, cpuMappable: false });
     const { va, vma } = await ex.mmap(mm, 4);
