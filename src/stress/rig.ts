@@ -116,7 +116,14 @@ export class StressRig {
     for (const n of this.names) ringWake(this.machine.device(n).shm.ctl);
   }
 
-  /** Asks the importers to stop: a pass that reads run 0 starts no burst (workers/x_stress.ts pass()). A burst in flight runs on: quiesce() waits it out. */
+  /**
+   * Asks the importers to stop: a pass that reads run 0 starts no burst
+   * (workers/x_stress.ts pass()). A burst in flight runs on: quiesce() waits
+   * it out. StressRun.run (run.ts) calls only this and is still safe: its
+   * endChecks asks every live importer for its shadow (a control call), which
+   * DeviceLoop serves only between two passes, so each answer comes after that
+   * device's burst in flight; nothing before those calls needs the devices idle.
+   */
   stopStreaming(): void {
     Atomics.store(this.shm, StressHdr.run, 0);
   }
