@@ -164,7 +164,10 @@ export class StressRig {
     };
     let behind = live;
     while ((behind = behind.filter((n) => !failedMidWait(n) && beat(n) === h0.get(n))).length > 0) {
-      if (performance.now() > end) throw new Error(`stress: ${[`${behind.join(', ')} did not come round the device loop within ${timeoutMs} ms of the stop (hung in a pass, or held in one transfer)`, ...crashed].join('; ')}`);
+      if (performance.now() > end) {
+        const hung = `${behind.join(', ')} did not come round the device loop within ${timeoutMs} ms of the stop (hung in a pass, or held in one transfer)`;
+        throw new Error(`stress: ${[hung, ...crashed].join('; ')}`);
+      }
       await new Promise((res) => setTimeout(res, 1));
     }
     if (crashed.length > 0) throw new Error(`stress: ${crashed.join('; ')}`);
