@@ -36,7 +36,7 @@
  * nic_nvme/run.ts). Both paths fill the same IO log, so one checker
  * (src/workloads/nic_nvme/check.ts) judges both.
  */
-import { DeviceCtl, DeviceStats } from '../src/shm/device_ctl.js';
+import { DeviceCtl, DeviceRegs, DeviceStats, deviceRegByte } from '../src/shm/device_ctl.js';
 import { PAGE_SIZE } from '../src/shm/constants.js';
 import { FAULT_WINDOW } from '../src/shm/tlb_layout.js';
 import { CqEntry, CqStatus, SQE_BYTES, CQE_BYTES, CQE_WORDS, writeSqe, type SqCommand } from '../src/shm/ring.js';
@@ -64,7 +64,6 @@ import {
   NIC_RECV_WRITE,
 } from '../src/devices/nic_abi.js';
 import { NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_F_CMB, NVME_OP_READ, NVME_OP_WRITE } from '../src/devices/nvme_abi.js';
-import { DeviceRegs } from '../src/shm/device_ctl.js';
 import { clientPayload, clientRequest } from '../src/devices/models/nic_client.js';
 import type { ClientStream } from '../src/devices/nic_abi.js';
 import { checksum } from '../src/devices/models/checksum.js';
@@ -209,7 +208,7 @@ export class NicNvmeEngine {
   /** Writes a doorbell register of the attached NVMe (aligned 32-bit DMA write to its BAR0). */
   private ring(q: PeerQueue, reg: number, value: number): string | null {
     this.words[NicMem.doorbell] = value;
-    return this.ctx.dma.write(q.doorbellBase + reg * 4, DB_OFF, 4);
+    return this.ctx.dma.write(q.doorbellBase + deviceRegByte(reg), DB_OFF, 4);
   }
 
   private attach(cmd: SqCommand): CommandResult {

@@ -93,11 +93,6 @@ export class NvmeDriver {
     return this.dev.spec.name;
   }
 
-  /** Bus address of a doorbell register (BAR0 word `DeviceRegs.sqTail + qid` etc.). */
-  doorbell(reg: number): number {
-    return bar0Base(this.dev.shm.index) + reg * 4;
-  }
-
   /** A host queue pair (rings in system RAM): the kernel submits, as without P2P. */
   hostQueue(entries: number): Promise<HostQueue> {
     return HostQueue.create(this.kernel.machine, this.dev, NVME_HOST_QID, entries);
@@ -121,7 +116,7 @@ export class NvmeDriver {
     const base = first * PAGE_SIZE;
     await this.cmd({ op: 'nvme-create-cmb-queue', qid: NVME_CMB_QID, entries: o.entries, sqOff: base, cqOff: base + sqPages * PAGE_SIZE, dataOff: base + (sqPages + cqPages) * PAGE_SIZE, dataBytes: o.dataBytes, msiAddr: o.msiAddr });
     this.exporter = ex;
-    return { qid: NVME_CMB_QID, entries: o.entries, va, cqOffset: sqPages * PAGE_SIZE, dataOffset: (sqPages + cqPages) * PAGE_SIZE, dataBytes: o.dataBytes, npages, doorbellBase: this.doorbell(0), vma };
+    return { qid: NVME_CMB_QID, entries: o.entries, va, cqOffset: sqPages * PAGE_SIZE, dataOffset: (sqPages + cqPages) * PAGE_SIZE, dataBytes: o.dataBytes, npages, doorbellBase: bar0Base(this.dev.shm.index), vma };
   }
 
   /** The exporter of the CMB queue VMA (statistics: map calls, refusals). */

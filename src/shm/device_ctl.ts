@@ -69,6 +69,11 @@ export const DeviceRegs = defineLayout({
   msi: { writer: 'peer', doc: 'interrupt mailbox: a peer that completes work for this device DMA-writes a count here (MSI), which wakes it' },
 });
 
+/** Byte offset in BAR0 of register word `reg` (a DeviceRegs offset, e.g. DeviceRegs.sqTail + qid): what a peer adds to BAR0's address. */
+export function deviceRegByte(reg: number): number {
+  return reg * Int32Array.BYTES_PER_ELEMENT;
+}
+
 /**
  * Statistics, one float64 slot per field (the offsets index a
  * Float64Array). Each field has one writer (the worker, or for mapNs the

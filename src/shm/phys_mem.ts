@@ -14,7 +14,7 @@
  * side.
  */
 import { BAR2_OFFSET, BAR_SPACE_BASE, BAR_SPACE_STRIDE, PAGE_SIZE } from './constants.js';
-import { DeviceCtl, DeviceRegs, DeviceStats } from './device_ctl.js';
+import { DeviceCtl, DeviceRegs, DeviceStats, deviceRegByte } from './device_ctl.js';
 import { allocTraceRing } from './trace_ring.js';
 import { Wasm, type WasmMemory } from '../common/wasm.js';
 
@@ -101,6 +101,11 @@ function pagesOf(bytes: number, what: string): number {
 /** Bus address of a device's BAR0 (registers). */
 export function bar0Base(index: number): number {
   return BAR_SPACE_BASE + index * BAR_SPACE_STRIDE;
+}
+
+/** Bus address of register word `reg` (a DeviceRegs offset: a doorbell, the MSI mailbox) in a device's BAR0. */
+export function bar0Reg(index: number, reg: number): number {
+  return bar0Base(index) + deviceRegByte(reg);
 }
 
 /** Bus address of a device's BAR2 (memory window). */

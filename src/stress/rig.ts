@@ -116,7 +116,14 @@ export class StressRig {
     for (const n of this.names) ringWake(this.machine.device(n).shm.ctl);
   }
 
-  /** Asks the importers to stop: a pass that reads run 0 starts no burst (workers/x_stress.ts pass()). A burst in flight runs on: quiesce() waits it out. */
+  /**
+   * Asks the importers to stop: a pass that reads run 0 starts no burst
+   * (workers/x_stress.ts pass()). A burst in flight runs on: quiesce() waits
+   * it out. StressRun.run (run.ts) calls only this and is still safe: its
+   * endChecks asks every live importer for its shadow (a control call), which
+   * DeviceLoop serves only between two passes, so each answer comes after that
+   * device's burst in flight; nothing before those calls needs the devices idle.
+   */
   stopStreaming(): void {
     Atomics.store(this.shm, StressHdr.run, 0);
   }
@@ -125,8 +132,11 @@ export class StressRig {
    * stopStreaming(), then waits until every live importer has come round its
    * device loop once since (as blk_mq_quiesce_queue waits out the dispatches
    * in progress): the burst in flight at the stop is over, and every later
-   * pass reads run 0. Rejects after timeoutMs naming the importers that did
-   * not come round (hung in a pass, or held in one transfer).
+   * pass reads run 0. An importer that fails during the wait (crashed,
+   * exited, failed by a deadline) never comes round: it leaves the wait at
+   * once, and quiesce rejects with its error as soon as the others are idle.
+   * Rejects after timeoutMs naming the importers that did not come round
+   * (hung in a pass, or held in one transfer), and any that failed.
    *
    *   main (quiesce)                       importer (DeviceLoop.run)
    *   --------------                       -------------------------
@@ -140,16 +150,27 @@ export class StressRig {
    */
   async quiesce(timeoutMs: number): Promise<void> {
     this.stopStreaming();
-    const live = this.names.filter((n) => !this.gone.has(n) && !this.machine.device(n).handle.failed);
+    const failure = (n: string): DeviceError | null => this.machine.device(n).handle.failed;
+    const live = this.names.filter((n) => !this.gone.has(n) && !failure(n));
     const beat = (n: string): number => Atomics.load(this.machine.device(n).shm.ctl, DeviceCtl.heartbeat);
     const h0 = new Map(live.map((n) => [n, beat(n)]));
     for (const n of live) ringWake(this.machine.device(n).shm.ctl);
     const end = performance.now() + timeoutMs;
+    const crashed: string[] = [];
+    const failedMidWait = (n: string): boolean => {
+      const e = failure(n);
+      if (e) crashed.push(`${n} crashed while quiesced (${e.message})`);
+      return e !== null;
+    };
     let behind = live;
-    while ((behind = behind.filter((n) => beat(n) === h0.get(n))).length > 0) {
-      if (performance.now() > end) throw new Error(`stress: ${behind.join(', ')} did not come round the device loop within ${timeoutMs} ms of the stop (hung in a pass, or held in one transfer)`);
+    while ((behind = behind.filter((n) => !failedMidWait(n) && beat(n) === h0.get(n))).length > 0) {
+      if (performance.now() > end) {
+        const hung = `${behind.join(', ')} did not come round the device loop within ${timeoutMs} ms of the stop (hung in a pass, or held in one transfer)`;
+        throw new Error(`stress: ${[hung, ...crashed].join('; ')}`);
+      }
       await new Promise((res) => setTimeout(res, 1));
     }
+    if (crashed.length > 0) throw new Error(`stress: ${crashed.join('; ')}`);
   }
 
   setStep(step: number): void {

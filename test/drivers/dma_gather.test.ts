@@ -3,7 +3,7 @@
 // (scattered backing pages, coalesced where they are adjacent), each run
 // still passing the safety check; and the start line of streams timed
 // together (src/shm/start_line.ts, workers/runtime/va_space.ts waitStart).
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Machine } from '../../src/devices/machine.js';
 import type { VaStreamArgs, VaStreamResult } from '../../src/devices/protocol.js';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
@@ -92,20 +92,30 @@ t.test('gather', async (t) => {
     await mm.munmap(va, len);
   });
 
-  t.test('a stale entry inside a gathered run is caught by its generation, at its own page', async (t) => {
+  /**
+   * n scattered pages exported, filled with pattern(len, seed) and warm in
+   * nic0's TLB; then nic0 acks invalidations and keeps its entries, and the
+   * slot of page `victim` is closed (its generation moves on).
+   */
+  const warmThenCloseSlot = async (t: Test, seed: number, victim: number) => {
     const ext = machine.device('acc0').mem!.allocContig(2 * n);
     const pages = Array.from({ length: n }, (_, i) => ext.start + ((i * 37) % (2 * n)));
     const { va, vma } = await ex.mmap(mm, n, pages);
-    const data = pattern(len, 33);
+    const data = pattern(len, seed);
     ex.fill(vma, 0, data);
     await stream('nic0', { va, len, cmdBytes: len }); // warm: nic0's TLB holds all n
-    const bar = ex.barManager;
-    const victim = 29;
-    const slot = bar.slotOf(pages[victim]);
+    const slot = ex.barManager.slotOf(pages[victim]);
     const ctl = machine.device('nic0').shm.ctl;
-    Atomics.store(ctl, DeviceCtl.invIgnore, 1); // nic0 acks and keeps its entries
+    Atomics.store(ctl, DeviceCtl.invIgnore, 1);
     t.teardown(() => Atomics.store(ctl, DeviceCtl.invIgnore, 0));
-    await bar.unmapPage(pages[victim]); // closes the slot: its generation moves on
+    await ex.barManager.unmapPage(pages[victim]);
+    return { va, pages, data, slot, ctl };
+  };
+
+  t.test('a stale entry inside a gathered run is caught by its generation, at its own page', async (t) => {
+    const victim = 29;
+    const { va, pages, data, slot, ctl } = await warmThenCloseSlot(t, 33, victim);
+    const bar = ex.barManager;
     await stream('nic1', { va: va + victim * PAGE_SIZE, len: PAGE_SIZE, cmdBytes: PAGE_SIZE }); // reopens it for the same page
     t.equal(bar.slotOf(pages[victim]), slot, 'same slot, same page: only the generation tells old from new');
     const before = nic0.violations().count;
@@ -122,19 +132,9 @@ t.test('gather', async (t) => {
   });
 
   t.test('a recycled slot inside a gathered run is caught as remapped, at its own page', async (t) => {
-    const ext = machine.device('acc0').mem!.allocContig(2 * n);
-    const pages = Array.from({ length: n }, (_, i) => ext.start + ((i * 37) % (2 * n)));
-    const { va, vma } = await ex.mmap(mm, n, pages);
-    const data = pattern(len, 36);
-    ex.fill(vma, 0, data);
-    await stream('nic0', { va, len, cmdBytes: len }); // warm: nic0's TLB holds all n
-    const bar = ex.barManager;
     const victim = 41;
-    const slot = bar.slotOf(pages[victim]);
-    const ctl = machine.device('nic0').shm.ctl;
-    Atomics.store(ctl, DeviceCtl.invIgnore, 1); // nic0 acks and keeps its entries
-    t.teardown(() => Atomics.store(ctl, DeviceCtl.invIgnore, 0));
-    await bar.unmapPage(pages[victim]);
+    const { va, data, slot, ctl } = await warmThenCloseSlot(t, 36, victim);
+    const bar = ex.barManager;
     const other = await ex.mmap(mm, 1); // a page outside the window takes the lowest free slot: the victim's
     const otherData = pattern(PAGE_SIZE, 37);
     ex.fill(other.vma, 0, otherData);

@@ -2,7 +2,8 @@
 import t from 'tap';
 import { BusDecoder, busWordView, isBusFault, scratchRun, type BusRun } from '../../src/shm/bus_map.js';
 import { BAR_SPACE_BASE, PAGE_SIZE } from '../../src/shm/constants.js';
-import { attachMachineShm, bar0Base, bar2Base, createMachineShm } from '../../src/shm/phys_mem.js';
+import { DeviceRegs } from '../../src/shm/device_ctl.js';
+import { attachMachineShm, bar0Base, bar0Reg, bar2Base, createMachineShm } from '../../src/shm/phys_mem.js';
 
 const shm = attachMachineShm(
   createMachineShm(16 * PAGE_SIZE, [
@@ -26,6 +27,11 @@ t.test('system RAM decodes to itself, capped at the end of RAM', async (t) => {
 
 t.test('BAR0 decodes to the register file of its owner', async (t) => {
   t.match(run(bar0Base(1) + 4, 4), { target: 'regs', owner: 1, offset: 4, len: 4 });
+  // A peer that DMA-writes bar0Reg(i, r) stores word r of device i's register file (dma_engine doorbell()).
+  const word = (r: BusRun): number => r.offset / Int32Array.BYTES_PER_ELEMENT;
+  t.match(run(bar0Reg(1, DeviceRegs.sqTail + 3), 4), { target: 'regs', owner: 1, len: 4 });
+  t.equal(word(run(bar0Reg(1, DeviceRegs.sqTail + 3), 4)), DeviceRegs.sqTail + 3, "bar0Reg names queue 3's SQ tail doorbell");
+  t.equal(word(run(bar0Reg(0, DeviceRegs.msi), 4)), DeviceRegs.msi, "and device 0's MSI mailbox");
 });
 
 t.test('BAR2 goes through the slot table and merges adjacent pages', async (t) => {

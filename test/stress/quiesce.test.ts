@@ -26,3 +26,20 @@ t.test('quiesce waits out a burst held on its page request, names it meanwhile, 
   await new Promise((r) => setTimeout(r, 100));
   t.same([moved(rig, 0), moved(rig, 1)], after, 'no importer moved a page once quiesce resolved');
 });
+
+t.test('an importer that dies while quiesce waits for it is reported at once as crashed, with its error', async (t) => {
+  const rig = await StressRig.create({ importers: 2, iommu: false, ackTimeoutMs: 2000, bufs: bufferPlan(2), seed: 3, controlTimeoutMs: 10000 });
+  t.teardown(() => rig.shutdown());
+  // imp0 sleeps on its first page request, so it cannot come round before it dies.
+  const release = holdReplies(rig.bindings[0]);
+  t.teardown(release);
+  rig.startStreaming();
+  await until("imp0's first page request", () => rig.bindings[0].requestPending(), 10000);
+  const waiting = rig.quiesce(20000);
+  const t0 = performance.now();
+  // The thread ends under the device (not through DeviceWorker.terminate): its handle records the exit.
+  await rig.machine.device('imp0').handle.thread.worker.terminate();
+  await t.rejects(waiting, /\bimp0 crashed while quiesced \(device imp0 exited: worker exited with code/, 'the dead importer is named as crashed, with the worker error');
+  t.ok(performance.now() - t0 < 20000, 'quiesce did not wait out its timeout for the dead importer');
+  t.notMatch(await waiting.catch((e: Error) => e.message), /did not come round/, 'imp1 came round: nobody is called hung');
+});

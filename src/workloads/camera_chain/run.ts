@@ -41,7 +41,7 @@ import { BarExporter } from '../../drivers/bar_exporter.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
 import { DeviceRegs } from '../../shm/device_ctl.js';
-import { bar0Base } from '../../shm/phys_mem.js';
+import { bar0Reg } from '../../shm/phys_mem.js';
 import { CqStatus, queuePairBytes } from '../../shm/ring.js';
 import type { Extent } from '../../shm/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
@@ -251,7 +251,7 @@ async function p2pPath(k: Chain): Promise<Path> {
   const ring = await exporter.mmap(mm, sqPages);
   const ccCq = await HostCompletionQueue.create(machine, cc, PEER_QID, w.queueDepth, exporter.pageOf(ring.vma, 0) * PAGE_SIZE);
   const binding = await ImporterBinding.bind(kernel, w.camera, mm);
-  const doorbell = kernel.dmaMap(w.camera, bar0Base(cc.shm.index) + (DeviceRegs.sqTail + PEER_QID) * 4, 4, true);
+  const doorbell = kernel.dmaMap(w.camera, bar0Reg(cc.shm.index, DeviceRegs.sqTail + PEER_QID), 4, true);
   await deviceQuery(machine, cam, { op: 'chain', sqVa: ring.va, entries: w.queueDepth, doorbell });
   const inputs = Array.from({ length: w.buffers }, (_, b) => ({ dst: bufs.va + b * stride * PAGE_SIZE, src: exporter.pageOf(bufs.vma, b * stride) * PAGE_SIZE }));
   // The buffers premap put in the window whole, the camera translates now (buffer by buffer: the gaps stay

@@ -53,7 +53,7 @@ import {
 } from '../../devices/nic_abi.js';
 import { NVME_ARG_FLAGS, NVME_ARG_LBA, NVME_OP_READ, NVME_OP_WRITE, type NvmeCounters } from '../../devices/nvme_abi.js';
 import { PAGE_SIZE } from '../../shm/constants.js';
-import { bar0Base } from '../../shm/phys_mem.js';
+import { bar0Reg } from '../../shm/phys_mem.js';
 import { DeviceRegs } from '../../shm/device_ctl.js';
 import { CqStatus, type Completion, type SqCommand } from '../../shm/ring.js';
 import type { Extent } from '../../shm/page_alloc.js';
@@ -123,7 +123,7 @@ async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): P
       entries: w.queueEntries,
       dataBytes: w.queueDepth * w.ioBytes,
       policy: { importers: [w.nic], readOnly: false, requireIommu: false, cpuMappable: false },
-      msiAddr: su.kernel.dmaMap(w.nvme, bar0Base(nic.shm.index) + NIC_MSI_REG * 4, 4, true),
+      msiAddr: su.kernel.dmaMap(w.nvme, bar0Reg(nic.shm.index, NIC_MSI_REG), 4, true),
     });
     const attach = [0, 0, 0, 0, 0];
     attach[NIC_ARG_QID] = q.qid;
