@@ -318,7 +318,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    * Every translation a device has came from a page request whose window
    * was recorded in `translated` (and its p2p part in p2pHeld) under the
    * lock before the reply (recordHeld). A flush takes its ranges out before
-   * the device's ack, so nothing is skipped while one is in flight;
+   * the device's ack, so nothing overlapping a flush in flight is skipped;
    * otherwise those records are what we may hold. This is what an interval
    * notifier per mirrored range gives upstream drivers
    * (mmu_interval_notifier calls only the intervals a range overlaps); our
