@@ -144,8 +144,11 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    * hold a translation of (holdsNothingIn). guarded by: lock.
    */
   private readonly translated = new HeldRanges<null>();
-  /** flushLocked calls whose acks, IOTLB flush and p2p_unmap are not done yet (holdsNothingIn). */
-  private flushesInFlight = 0;
+  /**
+   * The VA ranges of flushLocked calls whose acks, IOTLB flush and p2p_unmap
+   * are not done yet (holdsNothingIn): one entry per call, removed when it ends.
+   */
+  private readonly flushesInFlight: { readonly start: number; readonly end: number }[] = [];
   private closed = false;
   /** Per group: the reqSeq served last. guarded by: the serve loop (one at a time). */
   private readonly served = new Int32Array(PRI_GROUPS);
@@ -315,7 +318,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    * Every translation a device has came from a page request whose window
    * was recorded in `translated` (and its p2p part in p2pHeld) under the
    * lock before the reply (recordHeld). A flush takes its ranges out before
-   * the device's ack, so nothing is skipped while one is in flight;
+   * the device's ack, so nothing overlapping a flush in flight is skipped;
    * otherwise those records are what we may hold. This is what an interval
    * notifier per mirrored range gives upstream drivers
    * (mmu_interval_notifier calls only the intervals a range overlaps); our
@@ -335,13 +338,23 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     // `translated` and p2pHeld all the same): they ride with the next batch, so it must be sent.
     if (this.kernel.invalidator(this.name).hasUnacked) return false;
     // A flush in flight took its ranges out of p2pHeld before its ack: the
-    // device may still hold them, and this invalidation must queue behind
-    // that ack (the invalidator's batch) before its caller reuses the pages.
-    if (this.flushesInFlight > 0) return false;
+    // device may still hold them, and an invalidation overlapping them must
+    // queue behind that ack (the invalidator's batch) before its caller
+    // reuses the pages. One elsewhere is judged by what we hold: a flush of
+    // another exporter's range must not make it wait for our ack
+    // (camera-farm: recycles of different engines served together each
+    // waited for every camera whose own recycle was in flight).
+    if (this.flushOverlaps(start, end)) return false;
     const vma = this.mm.findVma(start);
     if (vma && vma.kind === 'device' && vma.vmOps?.p2pUnmap && end <= vma.end) return !this.p2pHeld.overlaps(start, end);
     if (event !== 'migrate') return false;
     return !this.translated.overlaps(start, end) && !this.p2pHeld.overlaps(start, end);
+  }
+
+  /** Does [start, end) overlap the range of a flush in flight? */
+  private flushOverlaps(start: number, end: number): boolean {
+    for (const f of this.flushesInFlight) if (f.start < end && start < f.end) return true;
+    return false;
   }
 
   /** What postMigrated needs of us (DevMem.ownerMap). */
@@ -392,23 +405,24 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     const iovas = this.iovaOf.take(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
     const heldP2p = this.takeHeld(start, end);
     this.translated.cut(start, end);
-    this.flushesInFlight++;
+    const inFlight = { start, end };
+    this.flushesInFlight.push(inFlight);
     const dom = this.domain;
     if (dom && iovas.length > 0 && dom.devices.length === 1 && dom.devices[0].name === this.name) {
       for (const r of iovaRanges(iovas)) ranges.push(r);
       const acked = this.kernel.invalidator(this.name).invalidate(ranges, drainHook(dom, iovas));
-      return this.afterAck(acked, ranges, iovas, heldP2p, true);
+      return this.afterAck(acked, ranges, iovas, heldP2p, inFlight, true);
     }
-    return this.afterAck(this.kernel.invalidator(this.name).invalidate(ranges), ranges, iovas, heldP2p);
+    return this.afterAck(this.kernel.invalidator(this.name).invalidate(ranges), ranges, iovas, heldP2p, inFlight);
   }
 
   /**
    * flushLocked's second half, once the device acked (`acked`): IOTLB
-   * unmap and flush, then p2p_unmap; ends the flush (flushesInFlight). One
-   * async function rather than a then/finally chain: every promise hop is
-   * main-thread time on every revoke (inval.idle).
+   * unmap and flush, then p2p_unmap; ends the flush (its `inFlight` entry
+   * of flushesInFlight). One async function rather than a then/finally
+   * chain: every promise hop is main-thread time on every revoke (inval.idle).
    */
-  private async afterAck(acked: Promise<void>, ranges: readonly { start: number; end: number }[], iovas: readonly number[], heldP2p: readonly HeldRange[], iotlbFlushed = false): Promise<void> {
+  private async afterAck(acked: Promise<void>, ranges: readonly { start: number; end: number }[], iovas: readonly number[], heldP2p: readonly HeldRange[], inFlight: { start: number; end: number }, iotlbFlushed = false): Promise<void> {
     try {
       await acked;
       const dom = this.domain;
@@ -425,7 +439,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
       // p2p_unmap after the acks: the exporters may now reuse the slots without invalidating us.
       this.p2pUnmapAll(heldP2p);
     } finally {
-      this.flushesInFlight--;
+      this.flushesInFlight.splice(this.flushesInFlight.indexOf(inFlight), 1);
     }
   }
 

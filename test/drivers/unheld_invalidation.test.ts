@@ -92,3 +92,34 @@ t.test('a migration still reaches an importer whose last invalidation timed out 
   while (Atomics.load(ctl, DeviceCtl.invAck) !== Atomics.load(ctl, DeviceCtl.invSeq)) await new Promise((res) => setTimeout(res, 10));
   await mm.munmap(va, 2 * PAGE_SIZE);
 });
+
+t.test('a flush in flight under m0 makes m0 wait only for invalidations that overlap it, not for a range only m1 holds', async (t) => {
+  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('m1'), mirrorSpec('exp', 1 * MiB, 64 * KiB)], { check: true, policy: allP2p });
+  const mm = kernel.createMm();
+  const [d0, d1] = await openMirrors(t, kernel, mm, ['m0', 'm1']);
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  const n = 8;
+  const { va, vma } = await ex.mmap(mm, n);
+  const data = pattern(n * PAGE_SIZE, 43);
+  ex.fill(vma, 0, data);
+  const half = va + 4 * PAGE_SIZE;
+  bytesEq(t, (await d0.read(va, 4)).data, data.subarray(0, 4 * PAGE_SIZE), 'm0 reads (and holds) pages 0-3');
+  bytesEq(t, (await d1.read(half, 4)).data, data.subarray(4 * PAGE_SIZE), 'm1 reads (and holds) pages 4-7');
+  const inv0 = kernel.invalidator('m0');
+  const sent0 = inv0.stats.sent;
+  // m0 acks late: its flush of pages 0-3 stays in flight while pages 4-7 are revoked.
+  const ctl0 = machine.device('m0').shm.ctl;
+  Atomics.store(ctl0, DeviceCtl.invDelayMs, 300);
+  const order: string[] = [];
+  const first = mm.revokeRange(va, half, null).then(() => order.push('pages 0-3'));
+  await new Promise((res) => setImmediate(res)); // m0's post is out, its ack pending
+  const second = mm.revokeRange(half, va + n * PAGE_SIZE, null).then(() => order.push('pages 4-7'));
+  await Promise.all([first, second]);
+  Atomics.store(ctl0, DeviceCtl.invDelayMs, 0);
+  t.equal(inv0.stats.sent, sent0 + 1, 'm0 got one post, for its own pages: pages 4-7 (held by m1 only) did not queue behind its flush');
+  t.same(order, ['pages 4-7', 'pages 0-3'], "the revoke of m1's pages ended without waiting for m0's late ack");
+  t.equal(inv0.stats.timedOut, 0, 'm0 acked in time');
+  bytesEq(t, (await d0.read(va, n)).data, data, 'm0 refaults and reads all 8 pages');
+  t.equal(d0.violations().count + d1.violations().count, 0, 'no stale access');
+  await mm.munmap(va, n * PAGE_SIZE);
+});
