@@ -133,32 +133,37 @@ export class Mm implements MmRef {
   }
 
   /**
-   * mprotect_fixup(). Every change runs a 'protection' invalidation, as
-   * change_protection() does (MMU_NOTIFY_PROTECTION_VMA over each populated
-   * PMD, raising or lowering). PTE write bits as change_pte_range() leaves
-   * them: a device-private entry becomes read-only on any mprotect
-   * (make_readable_device_private_entry; the owner's write migrates it back,
-   * hmm.ts), so does a device-exclusive one
-   * (make_readable_device_exclusive_entry; the restoring fault grants the
-   * write); any other RAM page becomes read-only without PROT_WRITE, and
-   * writable again with it (MM_CP_TRY_CHANGE_WRITABLE: every anonymous page
-   * here is PageAnonExclusive, there is no fork); the zero page stays
-   * read-only.
+   * mprotect_fixup(), per VMA: one whose protection does not change is left
+   * alone (`newflags == oldflags`: no change_protection(), no invalidation,
+   * no PTE touched); when any changes, a 'protection' invalidation runs over
+   * the range, as change_protection() does (MMU_NOTIFY_PROTECTION_VMA over
+   * each populated PMD, raising or lowering), and the changed VMAs' PTE write
+   * bits become what change_pte_range() leaves: a device-private entry
+   * read-only (make_readable_device_private_entry; the owner's write
+   * migrates it back, hmm.ts), a device-exclusive one read-only (its
+   * restoring fault grants the write); any other RAM page read-only without
+   * PROT_WRITE and writable again with it (MM_CP_TRY_CHANGE_WRITABLE: every
+   * anonymous page here is PageAnonExclusive, there is no fork); the zero
+   * page stays read-only.
    */
   async mprotect(addr: number, length: number, prot: number): Promise<void> {
     const end = addr + pageAlign(length);
     await this.locked(async () => {
       this.checkRange(addr, end);
       this.checkCovered(addr, end, 'mprotect');
+      if (this.vmas.every((v) => v.end <= addr || v.start >= end || v.prot === prot)) return;
       await this.invalidateLocked(addr, end, 'protection', null, () => {
         this.splitAt(addr);
         this.splitAt(end);
-        for (const v of this.vmas) if (v.start >= addr && v.end <= end) v.prot = prot;
         const write = (prot & PROT_WRITE) !== 0;
-        for (let va = addr; va < end; va += PAGE_SIZE) {
-          const pte = this.pt.get(Math.floor(va / PAGE_SIZE));
-          if (pte?.kind === 'devprivate') pte.write = false;
-          else if (pte?.kind === 'ram') pte.write = write && pte.exclusive === undefined;
+        for (const v of this.vmas) {
+          if (v.start < addr || v.end > end || v.prot === prot) continue;
+          v.prot = prot;
+          for (let va = v.start; va < v.end; va += PAGE_SIZE) {
+            const pte = this.pt.get(Math.floor(va / PAGE_SIZE));
+            if (pte?.kind === 'devprivate') pte.write = false;
+            else if (pte?.kind === 'ram') pte.write = write && pte.exclusive === undefined;
+          }
         }
       });
     });

@@ -98,8 +98,9 @@ t.test('a page answered read-only, then for a write: the read-only IOVA lives un
   await mm.write(va, pattern(2 * PAGE_SIZE, 5));
   // Its PTE read-only in a writable VMA: a write fault makes it writable with no invalidation (raising protection).
   // Made the upstream way: an mprotect leaves the page's device-private entry read-only, and the CPU's fault
-  // brings it back as a read-only RAM PTE (mprotect(RW) alone makes a RAM PTE writable: change_pte_range).
+  // brings it back as a read-only RAM PTE (then mprotect(RW) makes RAM PTEs writable: change_pte_range).
   await d0.migrateToDev(va, 1);
+  await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ);
   await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE);
   await mm.read(va, 4);
   t.equal(mm.pt.get(va / PAGE_SIZE)?.write, false, 'read-only RAM PTE');

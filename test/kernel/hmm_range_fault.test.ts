@@ -94,11 +94,14 @@ t.test('PTE write bits after mprotect, as change_pte_range leaves them', async (
   const w = await d0.write(va, 3, new Uint8Array(3 * PAGE_SIZE).fill(9));
   t.equal(w.cpages, 3);
   t.same([...(await mm.read(va, 3 * PAGE_SIZE))].every((b) => b === 9), true, 'what the device wrote');
-  // A writable device-private entry, then an mprotect that keeps PROT_WRITE: read-only all the same.
+  // A writable device-private entry, then an mprotect that changes nothing (mprotect_fixup: newflags ==
+  // oldflags returns before change_protection): no invalidation, the entry stays writable.
   t.equal((await d0.migrateToDev(va + PAGE_SIZE, 1)).cpages, 1);
   t.same([...(await d0.snapshot(va + PAGE_SIZE, 1)).prot], [P.DEV_PRIVATE_LOCAL | P.WRITE]);
+  const seq = mm.notifiers.invalidateSeq;
   await mm.mprotect(va, 3 * PAGE_SIZE, RW);
-  t.same([...(await d0.snapshot(va, 2)).prot], [P.WRITE, P.DEV_PRIVATE_LOCAL | P.READ], 'mprotect(RW) of a writable device-private entry');
+  t.equal(mm.notifiers.invalidateSeq, seq, 'mprotect(RW) of an RW mapping: no invalidation');
+  t.same([...(await d0.snapshot(va, 2)).prot], [P.WRITE, P.DEV_PRIVATE_LOCAL | P.WRITE], 'mprotect(RW) of an RW mapping leaves the entries as they were');
 });
 
 // mm/migrate_device.c migrate_vma_collect_pmd(): MIGRATE_PFN_WRITE comes from
@@ -114,6 +117,7 @@ t.test('migrate keeps a present page read-only', async (t) => {
   await mm.write(va, new Uint8Array(PAGE_SIZE).fill(4)); // page 0 RAM; page 1 none
   // A read-only RAM PTE in a writable VMA: via a device-private entry an mprotect made read-only.
   await d1.migrateToDev(va, 1);
+  await mm.mprotect(va, 2 * PAGE_SIZE, PROT_READ);
   await mm.mprotect(va, 2 * PAGE_SIZE, RW);
   await mm.read(va, 4);
   t.equal(mm.pt.get(va / PAGE_SIZE)?.write, false, 'page 0: read-only RAM PTE');

@@ -39,8 +39,9 @@ t.test('iommu and safety checker', async (t) => {
     await mm.write(ab, pattern(2 * PAGE_SIZE, 31));
     // B's PTE read-only in a writable VMA: the device's write fault upgrades it with no invalidation.
     // (As upstream gets one: an mprotect leaves B's device-private entry read-only, and the CPU's
-    // fault brings it back to a read-only RAM PTE; mprotect(RW) alone makes RAM PTEs writable.)
+    // fault brings it back to a read-only RAM PTE; then mprotect(RW) makes RAM PTEs writable.)
     t.equal((await m2.migrateToDev(ab + PAGE_SIZE, 1)).cpages, 1);
+    await mm.mprotect(ab, 2 * PAGE_SIZE, PROT_READ);
     await mm.mprotect(ab, 2 * PAGE_SIZE, RW);
     await mm.read(ab + PAGE_SIZE, 4);
     t.equal(mm.pt.get((ab + PAGE_SIZE) / PAGE_SIZE)?.write, false, 'B: read-only RAM PTE');
