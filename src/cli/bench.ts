@@ -20,6 +20,7 @@ import { formatTable, runSuite, sectionsToRun, SECTIONS, type Section } from '..
 import type { RunReport } from '../scenario/run.js';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { renderReport } from '../trace/report_html.js';
+import { assertOutputs } from './output_file.js';
 
 interface BenchFlags {
   suite: 'quick' | 'full';
@@ -77,6 +78,7 @@ export function registerBench(program: Command): void {
     .option('--report <file>', 'write a self-contained HTML report: P2P vs bounce per scenario (last repeat) and a table of every bench row')
     .option('--quiet', 'no progress bar nor section lines on stderr')
     .action(async (flags: BenchFlags) => {
+      assertOutputs({ '--json': flags.json, '--trace': flags.trace, '--report': flags.report });
       const trace = flags.trace ? new TraceRecorder() : undefined;
       const pairs: [RunReport, RunReport][] = [];
       const p = progress(flags);

@@ -17,6 +17,7 @@ import { openObservers, registerObserveOptions, type ObserveFlags } from './obse
 import { registerTopo } from './topo.js';
 import { registerStress } from './stress.js';
 import { registerBench } from './bench.js';
+import { assertOutputs } from './output_file.js';
 import { internalErrorLine, setDebug } from './internal_error.js';
 import type { Mode } from '../workloads/workload.js';
 import { parseRunTokens, type RunTokenSetting } from '../devices/run_tokens.js';
@@ -81,6 +82,7 @@ function asJson(r: RunReport) {
 async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise<void> {
   if (flags.compare && flags.mode) throw new InputError(`--compare runs the scenario in both modes (p2p, then bounce); it cannot be combined with --mode ${flags.mode}: drop one of them`);
   const sc = await loadScenarioFile(file);
+  assertOutputs({ '--trace': flags.trace, '--report': flags.report });
   const obs = openObservers(flags);
   const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, runTokens: flags.runTokens, trace: obs.trace, progress: obs.progress };
   const warmup = flags.compare === true && flags.warmup !== false;

@@ -16,6 +16,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { writeStressReport } from '../trace/report_stress_html.js';
+import { assertOutputs } from './output_file.js';
 import { formatKinds, formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
 import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
@@ -80,6 +81,7 @@ async function stressCommand(f: StressFlags): Promise<void> {
   if (f.shard && !f.seeds) return usage('--shard I/N slices a sweep: give --seeds A..B');
   const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs, slow: f.slow === 'on' };
   if (f.trace && f.seeds) return usage('--trace records one run: give --seed N');
+  assertOutputs({ '--trace': f.trace, '--report': f.report });
   if (!f.seeds) {
     const rec = f.trace ? new TraceRecorder() : undefined;
     const r = await runStress({ ...base, seed: f.seed ?? 1, recorder: rec, trace: rec && ((ev) => rec.stressEvent(ev)) });
