@@ -18,6 +18,7 @@ import { registerTopo } from './topo.js';
 import { registerStress } from './stress.js';
 import { registerBench } from './bench.js';
 import { assertOutputs } from './output_file.js';
+import { helpText } from './help_text.js';
 import { internalErrorLine, setDebug } from './internal_error.js';
 import type { Mode } from '../workloads/workload.js';
 import { parseRunTokens, type RunTokenSetting } from '../devices/run_tokens.js';
@@ -124,7 +125,7 @@ export function buildProgram(): Command {
       if (r === null) throw new InvalidArgumentError(`--run-tokens must be auto, off or a whole number, got '${v}'`);
       return r;
     })
-    .addHelpText('after', '\nExit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).\nExample: peervma run scenarios/camera-chain.yaml --frames 8 --json')
+    .addHelpText('after', helpText('Exit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).', 'Example: peervma run scenarios/camera-chain.yaml --frames 8 --json'))
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
   registerObserveOptions(program.commands.find((c) => c.name() === 'run')!);
   registerTopo(program);

@@ -17,6 +17,7 @@ import cliProgress from 'cli-progress';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { writeStressReport } from '../trace/report_stress_html.js';
 import { assertOutputs } from './output_file.js';
+import { helpText } from './help_text.js';
 import { formatKinds, formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
 import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
@@ -138,7 +139,14 @@ export function registerStress(program: Command): void {
     .option('--ack-timeout-ms <n>', 'invalidation ack deadline', int('--ack-timeout-ms', 10, 60000), 1000)
     .option('--trace <file>', 'with --seed: write a Chrome/Perfetto trace (kernel operations, invalidations, acks, device DMA and faults)')
     .option('--report <file>', 'write a self-contained HTML report: one row per seed (ops, invalidations, violations, IOMMU faults, ack p50/p99/max) and an ack latency chart')
-    .addHelpText('after', '\nExit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.\nReplay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.\nExamples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json')
+    .addHelpText(
+      'after',
+      helpText(
+        'Exit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.',
+        'Replay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.',
+        'Examples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json',
+      ),
+    )
     .action(async (flags: StressFlags) => stressCommand(flags));
   cmd
     .command('merge')

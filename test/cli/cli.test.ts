@@ -117,3 +117,12 @@ t.test('--version prints the package version', async (t) => {
   t.equal(r.code, 0);
   t.equal(r.out, `${JSON.parse(readFileSync('package.json', 'utf8')).version}\n`);
 });
+
+// Every human output fits 100 columns: commander wraps the options, src/cli/help_text.ts the free text after them.
+t.test('every --help fits 100 columns', async (t) => {
+  for (const args of [[], ['run'], ['topo'], ['stress'], ['stress', 'merge'], ['bench']]) {
+    const r = await peervmaIn(...args, '--help');
+    t.equal(r.code, 0, `${args.join(' ')} --help`);
+    t.same(r.out.split('\n').filter((l) => [...l].length > 100), [], `peervma ${args.join(' ')} --help: no line over 100 columns`);
+  }
+});
