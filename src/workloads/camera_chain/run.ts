@@ -56,7 +56,7 @@ import type { CameraChainWorkload } from './schema.js';
 import { colourReferenceParams } from '../reference/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 import { SOLO_GATE, type StreamGate } from './stream_gate.js';
-import { NO_BASELINE, stageSince } from '../counter_baseline.js';
+import { invalidationSince, invalidatorMark, NO_BASELINE, stageSince, type Baseline } from '../counter_baseline.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
@@ -437,15 +437,15 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
     // The counters at the window's start: the prefaults' page requests and fault wait are the setup's, not the stream's.
     const devs = [cam, cc, ...(w.final ? [machine.device(w.final)] : [])];
-    const setup = new Map(devs.map((d) => [d.spec.name, stageTimes(d)]));
     const importers = w.final ? [w.camera, w.corrector] : [w.camera];
+    const setup: Baseline = { ...NO_BASELINE, stages: new Map(devs.map((d) => [d.spec.name, stageTimes(d)])), inv: new Map(importers.map((n) => [n, invalidatorMark(kernel, n)])) };
     let prefaults = 0;
     for (const d of importers) prefaults += (await vaCounters(machine, machine.device(d))).faults;
     const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate);
     const imp = await importerStats(ctx, importers);
     const fin = await path.finish();
     await store.close();
-    const devices = devs.map((d) => stageSince(d, { ...NO_BASELINE, stages: setup }));
+    const devices = devs.map((d) => stageSince(d, setup));
     return {
       frames: w.frames,
       verified,
@@ -458,6 +458,8 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       mismatches,
       devices,
       ...imp,
+      // The window's batches and ack waits (a prefault's recycle of a held slot invalidates the camera before it).
+      invalidations: invalidationSince(kernel, importers, setup),
       ...fin,
       prefaults,
     };
