@@ -13,6 +13,7 @@ import type { Extent } from '../shm/page_alloc.js';
 import type { Device, Machine } from '../devices/machine.js';
 import { busWordView } from '../shm/bus_map.js';
 import { DeviceError } from '../errors.js';
+import type { Kernel } from '../kernel/kernel.js';
 
 /** A zeroed ring of `bytes` in system RAM, one contiguous extent, with its bus address and word view. */
 function ramRing(machine: Machine, bytes: number, what: string): { ext: Extent; bus: number; view: Int32Array } {
@@ -115,13 +116,15 @@ export class HostCompletionQueue {
 /**
  * A completion with an error status, as the device's own message: the
  * device logged why (bad address, refused mapping) under the sequence
- * number it put in the completion's result. `kernel`: the kernel's side,
- * appended (a bound device's ImporterBinding.lastRefusal: the device got
- * only the errno of a refused page request).
+ * number it put in the completion's result. With the `kernel`: when a
+ * page request it refused is this failure's reason (the page and errno
+ * the message ends with: Kernel.refusals), its line is appended (the
+ * device got only the errno).
  */
-export async function completionError(dev: Device, c: Pick<Completion, 'status' | 'result'>, kernel?: string | null): Promise<DeviceError> {
+export async function completionError(dev: Device, c: Pick<Completion, 'status' | 'result'>, kernel?: Pick<Kernel, 'refusals'> | null): Promise<DeviceError> {
   const log = await dev.handle.call('errors').catch(() => []);
   const rec = log.find((e) => e.seq === c.result);
   const msg = rec?.message ?? `completion status ${c.status}`;
-  return new DeviceError(dev.spec.name, 'device-error', kernel ? `${msg}; kernel: ${kernel}` : msg);
+  const why = rec ? kernel?.refusals(dev.spec.name).reasonFor(msg) : null;
+  return new DeviceError(dev.spec.name, 'device-error', why ? `${msg}; kernel: ${why}` : msg);
 }

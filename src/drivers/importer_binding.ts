@@ -51,6 +51,7 @@ import type { DevMem } from '../kernel/devmem.js';
 import { HMM_PFN_DEVICE_PRIVATE, HMM_PFN_P2P, HMM_PFN_REQ_FAULT, HMM_PFN_REQ_WRITE, HMM_PFN_WRITE, HmmPfns, hmmRangeFault, type HmmRange } from '../kernel/hmm.js';
 import type { IommuDomain } from '../kernel/iommu.js';
 import type { Kernel } from '../kernel/kernel.js';
+import type { PageRequestRefusals } from '../kernel/page_request_refusals.js';
 import { TASK_SIZE, type Mm } from '../kernel/mm.js';
 import { DriverLock } from '../kernel/driver_lock.js';
 import { nextGroup } from '../kernel/page_request_order.js';
@@ -156,11 +157,12 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   /** Page requests answered (any outcome). */
   requests = 0;
   /**
-   * The kernel's line (dmesg) for the last page request refused: range,
-   * errno, and hmm's or the exporter's reason. A device only gets the
-   * errno back; its driver adds this to the error it reports (completionError).
+   * The kernel's lines (dmesg) for the device's refused page requests:
+   * range, errno, and hmm's or the exporter's reason. A device only gets
+   * the errno back; its driver adds the line of the failure it reports
+   * (completionError, prefault), only when the failed page and errno match.
    */
-  lastRefusal: string | null = null;
+  readonly refusals: PageRequestRefusals;
   /** Called after every answered page request (tests use it to interleave). */
   onFault: ((errno: 0 | Errno, start: number, npages: number) => void) | null = null;
 
@@ -180,6 +182,8 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     this.devmem.ownerFlush = this;
     this.map = allocLayout(DriverMap);
     this.server = Promise.resolve();
+    this.refusals = kernel.refusals(dev.spec.name);
+    this.refusals.clear(); // an earlier binding's refusals are no reason for this one's failures
   }
 
   /**
@@ -243,6 +247,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     // an invalidation in between still reaches the device, which may translate until it acks the detach.
     const detached = !this.dev.handle.failed && (await this.cmd({ op: this.detachOp }).then(() => true, () => false));
     await this.notifier.remove();
+    this.refusals.clear(); // unbound: the device's failures from now on are its own (EINVAL)
     if (detached) await this.releaseAll();
     else this.kernel.log.push(`${this.name}: closed without a detach (the device failed): its IOVAs and exporter holds are kept, never reused under it`);
   }
@@ -510,6 +515,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     }
     // A bare EBUSY is a collision the device asks again for, not a refusal.
     if (errno !== 0 && (range.error || errno !== 'EBUSY')) this.refused(range, errno);
+    else if (errno === 0) this.refusals.answered(range.start, range.end, want);
     this.reply(p, seq, errno, errno === 0 ? npages : 0);
     this.requests++;
     this.dev.shm.stats[DeviceStats.mapNs] += (performance.now() - t0) * 1e6;
@@ -522,19 +528,23 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    * VaSpace.prefault: the page requests a fault makes, without read-ahead),
    * as a driver pre-populates its device's page table; returns the pages
    * faulted in. A refusal is a DeviceError with the device's message
-   * (range, page, errno) and the kernel's reason (lastRefusal).
+   * (range, page, errno) and, when a refused page request is why, the
+   * kernel's reason: the line of the refusal of that page with that errno
+   * (refusals.reasonFor), so a refusal of another request in flight
+   * meanwhile is not reported as this call's.
    */
   async prefault(va: number, len: number, write: boolean): Promise<number> {
-    this.lastRefusal = null; // a refusal before this call is not its reason
     const r = await this.kernel.machine.race(this.dev.handle.cmd({ op: 'va-prefault', va, len, write }));
     if (r.errno === 0) return r.pages;
-    throw new DeviceError(this.name, 'device-error', this.lastRefusal ? `${r.message}; kernel: ${this.lastRefusal}` : r.message);
+    const why = this.refusals.reasonFor(r.message);
+    throw new DeviceError(this.name, 'device-error', why ? `${r.message}; kernel: ${why}` : r.message);
   }
 
-  /** Logs a refused page request and keeps its line as lastRefusal. */
+  /** Logs a refused page request and keeps its line (refusals). */
   private refused(range: HmmRange, errno: Errno): void {
-    this.lastRefusal = `${this.name}: page request [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) refused: ${range.error?.message ?? errno}`;
-    this.kernel.log.push(this.lastRefusal);
+    const line = `${this.name}: page request [0x${range.start.toString(16)}, 0x${range.end.toString(16)}) refused: ${range.error?.message ?? errno}`;
+    this.refusals.refused(range.start, range.end, errno, line);
+    this.kernel.log.push(line);
   }
 
   /**

@@ -27,6 +27,7 @@ import type { DeviceRef, KernelCore, P2pPolicy, P2pVerdict } from './kernel_type
 import { migrateToRamLocked } from './migrate.js';
 import { noFabricPolicy } from './p2p_map.js';
 import { PageRequestOrder } from './page_request_order.js';
+import { PageRequestRefusals } from './page_request_refusals.js';
 import type { PageAllocator } from '../shm/page_alloc.js';
 
 export interface KernelOptions {
@@ -91,6 +92,7 @@ export class Kernel implements KernelCore {
   private readonly bars = new Map<string, BarManager>();
   private readonly invs = new Map<string, DeviceInvalidator>();
   private readonly domains = new Map<string, IommuDomain>();
+  private readonly refusalLogs = new Map<string, PageRequestRefusals>();
 
   private constructor(
     readonly machine: Machine,
@@ -168,6 +170,13 @@ export class Kernel implements KernelCore {
       this.devmems.set(name, m);
     }
     return m;
+  }
+
+  /** The kernel's log of device `name`'s refused page requests (its binding writes it; its driver reads a failure's reason). */
+  refusals(name: string): PageRequestRefusals {
+    let r = this.refusalLogs.get(name);
+    if (!r) this.refusalLogs.set(name, (r = new PageRequestRefusals()));
+    return r;
   }
 
   bar(name: string): BarManager {

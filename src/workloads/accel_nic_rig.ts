@@ -47,7 +47,7 @@ export async function accelNicRig(ctx: WorkloadContext, names: { accelerator: st
     nicQ,
     kernel,
     mm,
-    runner: new CommandRunner(machine),
+    runner: new CommandRunner(machine, kernel),
     nicB,
     accB,
     async close() {

@@ -14,11 +14,13 @@
  *    while it reaps ends the next wait at once (Machine.waitHostIrq)]
  *
  * A failed completion rejects with a DeviceError carrying the device's own
- * message (its error log). Lifetime: one per workload run; the reaper
+ * message (its error log) and, with the kernel, the kernel's line when a
+ * page request it refused is the reason (completionError). Lifetime: one per workload run; the reaper
  * stops when nothing is pending and restarts on the next submit.
  */
 import { DeviceError } from '../errors.js';
 import type { Device, Machine } from '../devices/machine.js';
+import type { Kernel } from '../kernel/kernel.js';
 import type { DeviceCmd, DeviceOk, DeviceOp } from '../devices/protocol.js';
 import { completionError, type HostQueue } from '../drivers/host_queue.js';
 import { CqStatus, type Completion, type SqCommand } from '../shm/ring.js';
@@ -35,7 +37,11 @@ export class CommandRunner {
   /** Commands submitted (the kernel's interventions in the data path). */
   submitted = 0;
 
-  constructor(private readonly machine: Machine) {}
+  /** `kernel`: the bound devices' refused page requests are looked up there (Kernel.refusals). */
+  constructor(
+    private readonly machine: Machine,
+    private readonly kernel: Pick<Kernel, 'refusals'> | null = null,
+  ) {}
 
   /** Submits `cmd` on `q`; resolves with its completion, rejects on a failed status. */
   run(q: HostQueue, cmd: Omit<SqCommand, 'cid'>): Promise<Completion> {
@@ -73,7 +79,7 @@ export class CommandRunner {
             if (!w) continue;
             m.delete(tag as object);
             if (c.status === CqStatus.Success) w.resolve(c);
-            else w.reject(await completionError(q.dev, c));
+            else w.reject(await completionError(q.dev, c, this.kernel));
           }
         }
         if (this.pending() === 0) break;

@@ -30,10 +30,15 @@ export async function baseline(machine: Machine, kernel: Kernel, devs: readonly 
     const name = d.spec.name;
     stages.set(name, stageTimes(d));
     va.set(name, await vaCounters(machine, d));
-    const st = kernel.invalidator(name).stats;
-    inv.set(name, { sent: st.sent, acked: st.acked, acks: st.ackUs.length });
+    inv.set(name, invalidatorMark(kernel, name));
   }
   return { stages, va, inv, submitted };
+}
+
+/** Device `name`'s invalidator counters now (batches sent and acked, acks recorded). */
+export function invalidatorMark(kernel: Kernel, name: string): InvalidatorMark {
+  const st = kernel.invalidator(name).stats;
+  return { sent: st.sent, acked: st.acked, acks: st.ackUs.length };
 }
 
 /** `now` minus `old`, field by field over the numeric fields but those in `keep` (taken from `now`: levels, not counts). */

@@ -25,7 +25,7 @@ t.test('va-prefault', async (t) => {
     const c = await vaCounters(machine, nic);
     t.equal(c.faults - c0.faults, 3, 'one page request per window');
     t.equal(c.prefetchHits - c0.prefetchHits, 0, 'none of them asked ahead (a read-ahead would have made the 2nd and 3rd prefetch hits)');
-    t.equal(c.tlb - c0.tlb, 3 * FAULT_WINDOW, 'the window past the range is not translated');
+    t.equal(c.tlb - c0.tlb, 3 * FAULT_WINDOW, "the TLB gained the range's pages and none past it");
     t.equal(await bind.prefault(va, 3 * WINDOW, true), 0, 'translated already: no page asked again');
     await mm.munmap(va, span);
   });

@@ -131,3 +131,22 @@ async function farmShape(file: string, slots = 192): Promise<Scenario> {
   Object.assign(s.devices[1], { memory: 4 * 1024 * 1024, bar: slots * PAGE_SIZE });
   return s;
 }
+
+t.test("a prefault that recycles a held slot invalidates cam0 before the window: the run's invalidations are the window's only", async (t) => {
+  // 75 slots: buffer 0 fills the window; the ring's prefault then recycles a slot cam0 holds (an invalidation before the stream).
+  const s = await farmShape('scenarios/camera-chain.yaml', 75);
+  const { ctx, w } = await chainRig(t, s);
+  let atStart = -1;
+  /** The invalidation batches sent to cam0 when the window opens (setup and prefaults done). */
+  class CountAtStart extends StreamGate {
+    override async atStart(): Promise<void> {
+      atStart = ctx.kernels[0].invalidator(w.camera).stats.sent;
+      return super.atStart();
+    }
+  }
+  const r = await runCameraChain(ctx, { ...w, mode: 'p2p' }, undefined, new CountAtStart(1));
+  t.same(r.mismatches, [], 'every frame bit-exact');
+  const end = ctx.kernels[0].invalidator(w.camera).stats.sent;
+  t.ok(atStart > 0, `batches sent to cam0 before the window: ${atStart}`);
+  t.equal(r.invalidations.sent, end - atStart, `the run counts the window's ${end - atStart} only`);
+});

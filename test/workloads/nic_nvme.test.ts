@@ -41,6 +41,9 @@ t.test('p2p: every READ matches the shadow copy, no RAM, no kernel per IO', asyn
   t.equal(a.hostInterventions, 0, 'no kernel command or page request per IO after setup');
   t.equal(a.extra['kernel interventions per IO'], 0);
   t.equal(a.extra['page requests during the stream'], 0);
+  const nic = a.devices.find((d) => d.device === 'nic0')!;
+  t.equal(nic.faultWaitMs, 0, "nic0's fault wait in the timed window: none (NVME_ATTACH's prefault is setup)");
+  t.equal(nic.mapMs, 0, 'nor the kernel mapping for nic0');
   t.equal(a.extra['NVMe commands from the peer / the host'], `${IOS} / 0`);
   t.ok(a.modeledSeconds > 0);
 });

@@ -36,6 +36,7 @@ import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { DeviceStats } from '../../src/shm/device_ctl.js';
 import { FAULT_WINDOW, SPARSE_SPAN, type ErrnoName } from '../../src/shm/tlb_layout.js';
 import type { BindInfo, VaCounters } from '../../src/devices/protocol.js';
+import { failedAt } from '../../src/devices/va_failure.js';
 import type { DeviceCtxCore } from './device_ctx.js';
 import { DeviceTlb } from './device_tlb.js';
 import { Holes, skipHole } from './hole_skip.js';
@@ -133,7 +134,7 @@ export class VaSpace {
     for (let vpn = Math.floor(va / PAGE_SIZE); vpn < end; vpn++) {
       if (this.tlb.usable(vpn, write)) continue;
       const errno = this.faultAt(vpn, end, write, false);
-      if (errno !== 0) return { errno, message: `${this.ctx.self.name}: prefault (${write ? 'write' : 'read'}) of va [0x${va.toString(16)}, 0x${(va + len).toString(16)}) failed at va 0x${(vpn * PAGE_SIZE).toString(16)}: ${errno}` };
+      if (errno !== 0) return { errno, message: `${this.ctx.self.name}: prefault (${write ? 'write' : 'read'}) of va [0x${va.toString(16)}, 0x${(va + len).toString(16)}) ${failedAt(vpn * PAGE_SIZE, errno)}` };
     }
     return { pages: this.tlb.pagesFaulted - p0 };
   }
@@ -222,7 +223,7 @@ export class VaSpace {
         }
         this.ctx.dma.releaseToken();
         const err = this.faultAt(vpn, last, write);
-        if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write' : 'read'} of va [0x${st.va.toString(16)}, 0x${(st.va + st.len).toString(16)}) failed at va 0x${cur.toString(16)}: ${err}`;
+        if (err !== 0) return `${this.ctx.self.name}: ${write ? 'write' : 'read'} of va [0x${st.va.toString(16)}, 0x${(st.va + st.len).toString(16)}) ${failedAt(cur, err)}`;
         continue;
       }
       const inPage = cur - vpn * PAGE_SIZE;

@@ -56,7 +56,7 @@ import type { CameraChainWorkload } from './schema.js';
 import { colourReferenceParams } from '../reference/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 import { SOLO_GATE, type StreamGate } from './stream_gate.js';
-import { NO_BASELINE, stageSince } from '../counter_baseline.js';
+import { invalidationSince, invalidatorMark, NO_BASELINE, stageSince, type Baseline } from '../counter_baseline.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
@@ -150,8 +150,6 @@ interface FinalStore {
   land(s: number): Promise<number>;
   /** Where the checker reads slot `s`. */
   view(s: number): { mem: SharedArrayBuffer; offset: number };
-  /** The kernel's reason for the last page request of cc0's it refused (p2p with a final device: cc0 is bound), or null. */
-  lastRefusal(): string | null;
   close(): Promise<void>;
 }
 
@@ -164,7 +162,7 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
   });
   const toRam = ramSlots.map((bus) => kernel.dmaMap(w.corrector, bus, frameBytes, true));
   const ramView = (s: number) => ({ mem: machine.shm.desc.ram, offset: ramSlots[s] });
-  if (!w.final) return { ccFlags: 0, ccDst: (s) => toRam[s], land: async () => 0, view: ramView, lastRefusal: () => null, close: async () => undefined };
+  if (!w.final) return { ccFlags: 0, ccDst: (s) => toRam[s], land: async () => 0, view: ramView, close: async () => undefined };
   const fin = machine.device(w.final);
   const finMem = fin.shm.mem!.buffer as SharedArrayBuffer;
   if (mode === 'p2p') {
@@ -178,7 +176,6 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
       ccDst: (s) => out.va + s * framePages * PAGE_SIZE,
       land: async () => 0,
       view: (s) => ({ mem: finMem, offset: ex.pageOf(out.vma, s * framePages) * PAGE_SIZE }),
-      lastRefusal: () => binding.lastRefusal,
       close: () => binding.close(),
     };
   }
@@ -186,7 +183,7 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
   const local = Array.from({ length: OUTPUT_SLOTS }, () => fin.mem!.allocContig(framePages).start * PAGE_SIZE);
   const pull = ramSlots.map((bus) => kernel.dmaMap(w.final!, bus, frameBytes, false));
   const q = await HostQueue.create(machine, fin, ACC_HOST_QID, 4);
-  const runner = new CommandRunner(machine);
+  const runner = new CommandRunner(machine, kernel);
   return {
     ccFlags: 0,
     ccDst: (s) => toRam[s],
@@ -195,7 +192,6 @@ async function finalStore(machine: Machine, w: CameraChainWorkload, mode: Mode, 
       return 1;
     },
     view: (s) => ({ mem: finMem, offset: local[s] }),
-    lastRefusal: () => null,
     close: async () => undefined,
   };
 }
@@ -220,13 +216,13 @@ async function bouncePath(k: Chain): Promise<Path> {
     async reap(onDone) {
       let commands = 0;
       for (const { c, tag } of camQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cam, c);
+        if (c.status !== CqStatus.Success) throw await completionError(cam, c, kernel);
         const t = tag as { frame: number; buf: number; slotBus: number };
         ccQ.submit({ opcode: CC_OP_PROCESS, src: inputs[t.buf].src, dst: t.slotBus, len: frameBytes, args: processArgs(t.frame) }, t.frame);
         commands++;
       }
       for (const { c, tag } of ccQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cc, c);
+        if (c.status !== CqStatus.Success) throw await completionError(cc, c, kernel);
         await onDone(tag as number);
       }
       return commands;
@@ -277,9 +273,9 @@ async function p2pPath(k: Chain): Promise<Path> {
       return 1;
     },
     async reap(onDone) {
-      for (const { c } of camQ.reap()) if (c.status !== CqStatus.Success) throw await completionError(cam, c, binding.lastRefusal);
+      for (const { c } of camQ.reap()) if (c.status !== CqStatus.Success) throw await completionError(cam, c, kernel);
       for (const c of ccCq.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(cc, c, k.store.lastRefusal());
+        if (c.status !== CqStatus.Success) throw await completionError(cc, c, kernel);
         inCc--;
         await onDone(c.result);
       }
@@ -441,15 +437,15 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
     // The counters at the window's start: the prefaults' page requests and fault wait are the setup's, not the stream's.
     const devs = [cam, cc, ...(w.final ? [machine.device(w.final)] : [])];
-    const setup = new Map(devs.map((d) => [d.spec.name, stageTimes(d)]));
     const importers = w.final ? [w.camera, w.corrector] : [w.camera];
+    const setup: Baseline = { ...NO_BASELINE, stages: new Map(devs.map((d) => [d.spec.name, stageTimes(d)])), inv: new Map(importers.map((n) => [n, invalidatorMark(kernel, n)])) };
     let prefaults = 0;
     for (const d of importers) prefaults += (await vaCounters(machine, machine.device(d))).faults;
     const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate);
     const imp = await importerStats(ctx, importers);
     const fin = await path.finish();
     await store.close();
-    const devices = devs.map((d) => stageSince(d, { ...NO_BASELINE, stages: setup }));
+    const devices = devs.map((d) => stageSince(d, setup));
     return {
       frames: w.frames,
       verified,
@@ -462,6 +458,8 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       mismatches,
       devices,
       ...imp,
+      // The window's batches and ack waits (a prefault's recycle of a held slot invalidates the camera before it).
+      invalidations: invalidationSince(kernel, importers, setup),
       ...fin,
       prefaults,
     };

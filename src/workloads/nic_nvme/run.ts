@@ -25,7 +25,7 @@
  * shadow copy of the namespace.
  */
 import { DeviceError } from '../../errors.js';
-import type { Machine } from '../../devices/machine.js';
+import type { Device, Machine } from '../../devices/machine.js';
 import { completionError, HostQueue } from '../../drivers/host_queue.js';
 import { ImporterBinding } from '../../drivers/importer_binding.js';
 import { NvmeDriver } from '../../drivers/nvme_driver.js';
@@ -60,6 +60,7 @@ import type { Extent } from '../../shm/page_alloc.js';
 import type { Kernel } from '../../kernel/kernel.js';
 import { bootKernel, processMm, startMachine } from '../kernel_boot.js';
 import { stageTimes } from '../accounting.js';
+import { NO_BASELINE, stageSince, type Baseline } from '../counter_baseline.js';
 import type { StageTimes, WorkloadContext } from '../workload.js';
 import type { ClientStream, NicCounters } from '../../devices/nic_abi.js';
 import { deviceQuery } from '../command_runner.js';
@@ -81,15 +82,15 @@ export interface NicNvmeResult {
   readonly nic: NicCounters;
 }
 
-/** Submits one command and waits for its completion (setup and the p2p stream). Counts the host's wakeups. */
-async function oneCommand(machine: Machine, q: HostQueue, cmd: Omit<SqCommand, 'cid'>): Promise<{ c: Completion; wakeups: number }> {
+/** Submits one command and waits for its completion (setup and the p2p stream). Counts the host's wakeups. A failure names the kernel's reason when a refused page request is it (completionError). */
+async function oneCommand(machine: Machine, kernel: Kernel, q: HostQueue, cmd: Omit<SqCommand, 'cid'>): Promise<{ c: Completion; wakeups: number }> {
   q.submit(cmd, null);
   let wakeups = 0;
   for (;;) {
     const seen = machine.irqSeen();
     const got = q.reap();
     if (got.length > 0) {
-      if (got[0].c.status !== CqStatus.Success) throw await completionError(q.dev, got[0].c);
+      if (got[0].c.status !== CqStatus.Success) throw await completionError(q.dev, got[0].c, kernel);
       return { c: got[0].c, wakeups };
     }
     await machine.waitHostIrq(seen, () => [{ dev: q.dev, outstanding: q.outstanding }]);
@@ -113,7 +114,21 @@ interface Setup {
   readonly stream: ClientStream;
 }
 
-async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): Promise<{ wallMs: number; hostCommands: number; pageRequests: number; hostWakeups: number }> {
+/** A stream's figures; `setup`: the devices' stage times at its timed window's start (the NIC's NVME_ATTACH prefault is setup). */
+interface Streamed {
+  readonly wallMs: number;
+  readonly hostCommands: number;
+  readonly pageRequests: number;
+  readonly hostWakeups: number;
+  readonly setup: Baseline;
+}
+
+/** The devices' stage times now: the timed window's start (counter_baseline's stageSince counts from it). */
+function windowStart(su: Setup, nic: Device): Baseline {
+  return { ...NO_BASELINE, stages: new Map([nic, su.drv.dev].map((d) => [d.spec.name, stageTimes(d)])) };
+}
+
+async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): Promise<Streamed> {
   const { machine } = ctx;
   const nic = machine.device(w.nic);
   const mm = processMm(ctx, su.kernel, w.process);
@@ -132,24 +147,25 @@ async function p2pStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): P
     attach[NIC_ARG_DATA_OFFSET] = q.dataOffset;
     attach[NIC_ARG_DATA_BYTES] = q.dataBytes;
     const doorbells = su.kernel.dmaMap(w.nic, q.doorbellBase, DeviceRegs.kBytes, true);
-    await oneCommand(machine, su.nicQ, { opcode: NIC_OP_NVME_ATTACH, src: q.va, dst: doorbells, len: q.npages * PAGE_SIZE, args: attach });
+    await oneCommand(machine, su.kernel, su.nicQ, { opcode: NIC_OP_NVME_ATTACH, src: q.va, dst: doorbells, len: q.npages * PAGE_SIZE, args: attach });
     // Set up. From here the kernel only waits for the stream's one completion.
     const requests0 = binding.requests;
+    const setup = windowStart(su, nic);
     const run = streamArgs(su.stream);
     run[NIC_ARG_IOS] = w.ios;
     run[NIC_ARG_QDEPTH] = w.queueDepth;
     run[NIC_ARG_IO_BYTES] = w.ioBytes;
     const t0 = performance.now();
-    const { wakeups } = await oneCommand(machine, su.nicQ, { opcode: NIC_OP_NVME_RUN, src: 0, dst: 0, len: 0, args: run });
+    const { wakeups } = await oneCommand(machine, su.kernel, su.nicQ, { opcode: NIC_OP_NVME_RUN, src: 0, dst: 0, len: 0, args: run });
     const wallMs = performance.now() - t0;
     const pageRequests = binding.requests - requests0;
-    return { wallMs, hostCommands: 0, pageRequests, hostWakeups: wakeups };
+    return { wallMs, hostCommands: 0, pageRequests, hostWakeups: wakeups, setup };
   } finally {
     await binding.close();
   }
 }
 
-async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): Promise<{ wallMs: number; hostCommands: number; pageRequests: number; hostWakeups: number }> {
+async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup): Promise<Streamed> {
   const { machine } = ctx;
   const nvme = su.drv.dev;
   const nvmeQ = await su.drv.hostQueue(w.queueDepth + 1);
@@ -166,11 +182,12 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
     let done = 0;
     let hostCommands = 0;
     let wakeups = 0;
+    const setup = windowStart(su, su.nicQ.dev);
     const t0 = performance.now();
     while (done < w.ios) {
       const seen = machine.irqSeen();
       for (const { c, tag } of su.nicQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(su.nicQ.dev, c);
+        if (c.status !== CqStatus.Success) throw await completionError(su.nicQ.dev, c, su.kernel);
         const t = tag as Tag;
         if (t.stage === 'recv') toNvme.push({ io: t.io, buf: t.buf, write: (c.result & NIC_RECV_WRITE) !== 0, lba: c.result & ~NIC_RECV_WRITE });
         else {
@@ -179,7 +196,7 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
         }
       }
       for (const { c, tag } of nvmeQ.reap()) {
-        if (c.status !== CqStatus.Success) throw await completionError(nvme, c);
+        if (c.status !== CqStatus.Success) throw await completionError(nvme, c, su.kernel);
         const t = tag as { io: number; buf: number; write: boolean };
         const args = streamArgs(su.stream);
         args[NIC_ARG_IO] = t.io;
@@ -210,7 +227,7 @@ async function bounceStream(ctx: WorkloadContext, w: NicNvmeWorkload, su: Setup)
       ]);
       wakeups++;
     }
-    return { wallMs: performance.now() - t0, hostCommands, pageRequests: 0, hostWakeups: wakeups };
+    return { wallMs: performance.now() - t0, hostCommands, pageRequests: 0, hostWakeups: wakeups, setup };
   } finally {
     // The queues' rings stay allocated: the devices still hold them until the machine is shut down.
     for (const b of bufs) machine.ram.freeExtent(b);
@@ -230,7 +247,7 @@ export async function runNicNvme(ctx: WorkloadContext, w: NicNvmeWorkload): Prom
   const drv = await NvmeDriver.probe(kernel, w.nvme, w.blocks);
   {
     const su: Setup = { kernel, drv, nicQ, stream };
-    const r = ctx.mode === 'p2p' ? await p2pStream(ctx, w, su) : await bounceStream(ctx, w, su);
+    const { setup, ...r } = ctx.mode === 'p2p' ? await p2pStream(ctx, w, su) : await bounceStream(ctx, w, su);
     const { log } = await deviceQuery(machine, nic, { op: 'nic-iolog', first: 0, count: w.ios });
     const shadow = checkAgainstShadow(stream, blockBytes, w.ios, log);
     const nicCounters = await deviceQuery(machine, nic, { op: 'nic-counters' });
@@ -240,7 +257,8 @@ export async function runNicNvme(ctx: WorkloadContext, w: NicNvmeWorkload): Prom
       blockBytes,
       ...r,
       shadow,
-      devices: [stageTimes(nic), stageTimes(nvme)],
+      // The timed window's: not the NVME_ATTACH prefault's page requests and fault wait.
+      devices: [stageSince(nic, setup), stageSince(nvme, setup)],
       nvme: await drv.counters(),
       nic: nicCounters,
     };

@@ -1,0 +1,34 @@
+// A command that fails on a bound device (CommandRunner: hmm-peer, accel-progress, accel-nic-stream)
+// says the kernel's reason when a page request the kernel refused is why, and only then: another
+// failure after a refusal carries no stale kernel line.
+import t from 'tap';
+import { BarExporter } from '../../src/drivers/bar_exporter.js';
+import { HostQueue } from '../../src/drivers/host_queue.js';
+import { NIC_HOST_QID, NIC_OP_PREFETCH, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
+import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { CommandRunner } from '../../src/workloads/command_runner.js';
+import { nicImport } from '../fixtures/nic_import.js';
+
+const hex = (n: number) => `0x${n.toString(16)}`;
+
+t.test("a SEND over a range the exporter refuses names the kernel's reason; a later unrelated failure does not", async (t) => {
+  const acc1 = { name: 'acc1', kind: 'accelerator', memBytes: 16 * PAGE_SIZE, barBytes: 16 * PAGE_SIZE, props: {} } as const;
+  const { machine, kernel, mm, nic } = await nicImport(t, 64 * PAGE_SIZE, [acc1]);
+  const q = await HostQueue.create(machine, nic, NIC_HOST_QID, 4);
+  const runner = new CommandRunner(machine, kernel);
+  const only = new BarExporter(kernel, 'acc1', { importers: ['acc0'], readOnly: false, requireIommu: false, cpuMappable: false });
+  const { va } = await only.mmap(mm, 4);
+  const range = `\\[${hex(va)}, ${hex(va + 4 * PAGE_SIZE)}\\)`;
+  await t.rejects(
+    runner.run(q, { opcode: NIC_OP_SEND, src: va, dst: 0, len: 4 * PAGE_SIZE, args: [] }),
+    new RegExp(`^device nic0 reported an error: nic0: SEND of .*: nic0: read of va ${range} failed at va ${hex(va)}: EPERM; kernel: nic0: page request ${range} refused: EPERM: .*refuses nic0: not an allowed importer`),
+    "the device's message (range, page, errno), then the kernel's line for that page request",
+  );
+  const e = await runner.run(q, { opcode: NIC_OP_PREFETCH, src: va, dst: 0, len: 0, args: [] }).then(
+    () => null,
+    (x: unknown) => x,
+  );
+  t.match(e, { message: /nic0: PREFETCH of 0 bytes$/ }, 'a bad argument after the refusal: the device says so');
+  t.notMatch(String(e), /kernel:/, "and no kernel line: the refusal before it is not this failure's reason");
+  await mm.munmap(va, 4 * PAGE_SIZE);
+});
