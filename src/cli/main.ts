@@ -17,6 +17,7 @@ import { openObservers, registerObserveOptions, type ObserveFlags } from './obse
 import { registerTopo } from './topo.js';
 import { registerStress } from './stress.js';
 import { registerBench } from './bench.js';
+import { registerTargets } from './targets.js';
 import { assertOutputs } from './output_file.js';
 import { helpText } from './help_text.js';
 import { internalErrorLine, setDebug } from './internal_error.js';
@@ -131,6 +132,7 @@ export function buildProgram(): Command {
   registerTopo(program);
   registerStress(program);
   registerBench(program);
+  registerTargets(program);
   return program;
 }
 
