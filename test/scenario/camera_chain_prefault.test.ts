@@ -150,3 +150,25 @@ t.test("a prefault that recycles a held slot invalidates cam0 before the window:
   t.ok(atStart > 0, `batches sent to cam0 before the window: ${atStart}`);
   t.equal(r.invalidations.sent, end - atStart, `the run counts the window's ${end - atStart} only`);
 });
+
+t.test("-iommu: the run's invalidations and stage times end with the window: the unbind's IOTLB flush after it is teardown", async (t) => {
+  const s = await farmShape('scenarios/camera-chain-iommu.yaml');
+  const { ctx, w } = await chainRig(t, s);
+  const at = { start: -1, finish: -1 };
+  /** cam0's invalidation batches when the window opens and when it closes (every frame streamed). */
+  class CountAtLines extends StreamGate {
+    override async atStart(): Promise<void> {
+      at.start = ctx.kernels[0].invalidator(w.camera).stats.sent;
+      return super.atStart();
+    }
+    override async atFinish(): Promise<void> {
+      at.finish = ctx.kernels[0].invalidator(w.camera).stats.sent;
+      return super.atFinish();
+    }
+  }
+  const r = await runCameraChain(ctx, { ...w, mode: 'p2p' }, undefined, new CountAtLines(1));
+  t.same(r.mismatches, [], 'every frame bit-exact');
+  const end = ctx.kernels[0].invalidator(w.camera).stats.sent;
+  t.ok(end > at.finish, `the unbind flushed cam0's IOVAs after the window (${end - at.finish} batches)`);
+  t.equal(r.invalidations.sent, at.finish - at.start, `the run counts the window's ${at.finish - at.start} only`);
+});

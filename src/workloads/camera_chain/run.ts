@@ -443,9 +443,11 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     for (const d of importers) prefaults += (await vaCounters(machine, machine.device(d))).faults;
     const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate);
     const imp = await importerStats(ctx, importers);
+    // The window's end, before the teardown: an unbind's IOTLB flush (-iommu) is not the stream's.
+    const devices = devs.map((d) => stageSince(d, setup));
+    const invalidations = invalidationSince(kernel, importers, setup);
     const fin = await path.finish();
     await store.close();
-    const devices = devs.map((d) => stageSince(d, setup));
     return {
       frames: w.frames,
       verified,
@@ -459,7 +461,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       devices,
       ...imp,
       // The window's batches and ack waits (a prefault's recycle of a held slot invalidates the camera before it).
-      invalidations: invalidationSince(kernel, importers, setup),
+      invalidations,
       ...fin,
       prefaults,
     };
