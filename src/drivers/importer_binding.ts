@@ -183,7 +183,6 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     this.map = allocLayout(DriverMap);
     this.server = Promise.resolve();
     this.refusals = kernel.refusals(dev.spec.name);
-    this.refusals.clear(); // an earlier binding's refusals are no reason for this one's failures
   }
 
   /**
@@ -203,6 +202,9 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
 
   /** Once the device acked bind-mm: before that, no DeviceTlb would void a post an invalidation raced (ownerMap). */
   protected startServer(): void {
+    // An earlier binding's refusals are no reason for this one's failures. Not before the device acked:
+    // a bind it refused (bound already) must not drop the bound binding's.
+    this.refusals.clear();
     this.devmem.ownerMap = (m, vpns) => (m === this.mm && !this.closed ? postMigrated(this.mapTarget(), vpns) : Promise.resolve(0));
     this.server = this.serve();
     this.kernel.pageRequests.add(this);

@@ -4,6 +4,7 @@
 import t from 'tap';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
+import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { NIC_HOST_QID, NIC_OP_PREFETCH, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
 import { CommandRunner } from '../../src/workloads/command_runner.js';
@@ -30,5 +31,26 @@ t.test("a SEND over a range the exporter refuses names the kernel's reason; a la
   );
   t.match(e, { message: /nic0: PREFETCH of 0 bytes$/ }, 'a bad argument after the refusal: the device says so');
   t.notMatch(String(e), /kernel:/, "and no kernel line: the refusal before it is not this failure's reason");
+  await mm.munmap(va, 4 * PAGE_SIZE);
+});
+
+t.test("a bind of the device refused (it is bound already) does not drop the bound binding's refusals", async (t) => {
+  const acc1 = { name: 'acc1', kind: 'accelerator', memBytes: 16 * PAGE_SIZE, barBytes: 16 * PAGE_SIZE, props: {} } as const;
+  const { machine, kernel, mm, nic, bind } = await nicImport(t, 64 * PAGE_SIZE, [acc1]);
+  const q = await HostQueue.create(machine, nic, NIC_HOST_QID, 4);
+  const only = new BarExporter(kernel, 'acc1', { importers: ['acc0'], readOnly: false, requireIommu: false, cpuMappable: false });
+  const { va } = await only.mmap(mm, 4);
+  let second: Promise<unknown> | null = null;
+  // Once nic0's page request is refused, before its driver reads the failed SEND: a second bind of nic0 is tried.
+  bind.onFault = (errno) => {
+    if (errno !== 0 && !second) second = ImporterBinding.bind(kernel, 'nic0', mm).then(() => 'bound', (e: Error) => e.message);
+  };
+  await t.rejects(
+    new CommandRunner(machine, kernel).run(q, { opcode: NIC_OP_SEND, src: va, dst: 0, len: 4 * PAGE_SIZE, args: [] }),
+    /failed at va 0x[0-9a-f]+: EPERM; kernel: nic0: page request .* refused: EPERM: .*not an allowed importer/,
+    "the kernel's line for the bound binding's refusal",
+  );
+  t.match(await second, /EBUSY: nic0: .*already bound to a process/, 'the second bind was refused');
+  bind.onFault = null;
   await mm.munmap(va, 4 * PAGE_SIZE);
 });
