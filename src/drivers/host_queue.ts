@@ -125,6 +125,5 @@ export async function completionError(dev: Device, c: Pick<Completion, 'status' 
   const log = await dev.handle.call('errors').catch(() => []);
   const rec = log.find((e) => e.seq === c.result);
   const msg = rec?.message ?? `completion status ${c.status}`;
-  const why = rec ? kernel?.refusals(dev.spec.name).reasonFor(msg) : null;
-  return new DeviceError(dev.spec.name, 'device-error', why ? `${msg}; kernel: ${why}` : msg);
+  return new DeviceError(dev.spec.name, 'device-error', rec && kernel ? kernel.refusals(dev.spec.name).explain(msg) : msg);
 }

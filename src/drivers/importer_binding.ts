@@ -538,8 +538,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   async prefault(va: number, len: number, write: boolean): Promise<number> {
     const r = await this.kernel.machine.race(this.dev.handle.cmd({ op: 'va-prefault', va, len, write }));
     if (r.errno === 0) return r.pages;
-    const why = this.refusals.reasonFor(r.message);
-    throw new DeviceError(this.name, 'device-error', why ? `${r.message}; kernel: ${why}` : r.message);
+    throw new DeviceError(this.name, 'device-error', this.refusals.explain(r.message));
   }
 
   /** Logs a refused page request and keeps its line (refusals). */
@@ -703,7 +702,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   }
 
   protected cmd<O extends DeviceOp>(c: DeviceCmd<O>): Promise<DeviceOk<O>> {
-    return deviceCmdOk(this.kernel.machine, this.dev, this.name, c);
+    return deviceCmdOk(this.kernel.machine, this.dev, this.name, c, this.refusals);
   }
 }
 

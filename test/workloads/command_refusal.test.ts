@@ -1,6 +1,6 @@
 // A command that fails on a bound device (CommandRunner: hmm-peer, accel-progress, accel-nic-stream)
 // says the kernel's reason when a page request the kernel refused is why, and only then: another
-// failure after a refusal carries no stale kernel line.
+// failure after a refusal carries no stale kernel line. So does a device query that DMAs by VA (va-stream).
 import t from 'tap';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
 import { HostQueue } from '../../src/drivers/host_queue.js';
@@ -52,5 +52,18 @@ t.test("a bind of the device refused (it is bound already) does not drop the bou
   );
   t.match(await second, /EBUSY: nic0: .*already bound to a process/, 'the second bind was refused');
   bind.onFault = null;
+  await mm.munmap(va, 4 * PAGE_SIZE);
+});
+
+t.test("a va-stream (deviceQuery, not a queue command) over a range the exporter refuses names the kernel's reason", async (t) => {
+  const acc1 = { name: 'acc1', kind: 'accelerator', memBytes: 16 * PAGE_SIZE, barBytes: 16 * PAGE_SIZE, props: {} } as const;
+  const { kernel, mm, stream } = await nicImport(t, 64 * PAGE_SIZE, [acc1]);
+  const only = new BarExporter(kernel, 'acc1', { importers: ['acc0'], readOnly: false, requireIommu: false, cpuMappable: false });
+  const { va } = await only.mmap(mm, 4);
+  const range = `\\[${hex(va)}, ${hex(va + 4 * PAGE_SIZE)}\\)`;
+  await t.rejects(
+    stream({ va, len: 4 * PAGE_SIZE, cmdBytes: 4 * PAGE_SIZE }),
+    new RegExp(`^device nic0 reported an error: nic0: read of va ${range} failed at va ${hex(va)}: EPERM; kernel: nic0: page request ${range} refused: EPERM: .*refuses nic0: not an allowed importer`),
+  );
   await mm.munmap(va, 4 * PAGE_SIZE);
 });
