@@ -3,7 +3,8 @@
 // failure after a refusal carries no stale kernel line. So does a device query that DMAs by VA (va-stream).
 import t from 'tap';
 import { BarExporter } from '../../src/drivers/bar_exporter.js';
-import { HostQueue } from '../../src/drivers/host_queue.js';
+import { completionError, HostQueue } from '../../src/drivers/host_queue.js';
+import type { Device } from '../../src/devices/machine.js';
 import { ImporterBinding } from '../../src/drivers/importer_binding.js';
 import { NIC_HOST_QID, NIC_OP_PREFETCH, NIC_OP_SEND } from '../../src/devices/nic_abi.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
@@ -66,4 +67,10 @@ t.test("a va-stream (deviceQuery, not a queue command) over a range the exporter
     new RegExp(`^device nic0 reported an error: nic0: read of va ${range} failed at va ${hex(va)}: EPERM; kernel: nic0: page request ${range} refused: EPERM: .*refuses nic0: not an allowed importer`),
   );
   await mm.munmap(va, 4 * PAGE_SIZE);
+});
+
+t.test('a failed command whose device error log cannot be read says so, with why (not swallowed)', async (t) => {
+  const dev = { spec: { name: 'nic9' }, handle: { call: () => Promise.reject(new Error('device nic9 timeout: no answer to errors')) } } as unknown as Device;
+  const e = await completionError(dev, { status: 4, result: 0 }, null);
+  t.equal(e.message, 'device nic9 reported an error: completion status 4 (its error log could not be read: device nic9 timeout: no answer to errors)');
 });
