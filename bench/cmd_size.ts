@@ -66,7 +66,7 @@ export async function cmdSizeRows(rows: RowSet, o: CmdSizeOptions, log: (m: stri
     const m = await ex.mmap(mm, npages);
     const pages = Array.from({ length: npages }, (_, i) => ex.pageOf(m.vma, i));
     const stream = (args: Omit<VaStreamArgs, 'va' | 'len'>): Promise<VaStreamResult> =>
-      deviceQuery(machine, machine.device('nic0'), { op: 'va-stream', va: m.va, len: o.span, ...args });
+      deviceQuery(machine, machine.device('nic0'), { op: 'va-stream', va: m.va, len: o.span, ...args }, kernel);
     await stream({ cmdBytes: MiB }); // faults the whole export in: every size runs warm
     for (const [bytes, suffix] of CMD_SIZES) {
       fill(machine.device('acc0').shm.mem!, pages, bytes);

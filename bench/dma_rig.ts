@@ -144,13 +144,14 @@ async function closeRig(rig: DmaRig): Promise<void> {
   await rig.mm.exit();
 }
 
+/** One va-stream command on `dev`; a failure throws, naming the device and the kernel's reason for a refused page request. */
 async function stream(rig: DmaRig, dev: string, args: VaStreamArgs): Promise<VaStreamResult> {
-  return vaStreamOn(rig.machine, dev, args);
+  return vaStreamOn(rig.machine, dev, args, rig.kernel);
 }
 
-/** One va-stream command on `dev`; a failure throws, naming the device. */
-function vaStreamOn(machine: Machine, dev: string, args: VaStreamArgs): Promise<VaStreamResult> {
-  return deviceQuery(machine, machine.device(dev), { op: 'va-stream', ...args });
+/** One va-stream command on `dev`; a failure throws, naming the device (with the `kernel`: and its reason for a refused page request). */
+function vaStreamOn(machine: Machine, dev: string, args: VaStreamArgs, kernel?: Kernel): Promise<VaStreamResult> {
+  return deviceQuery(machine, machine.device(dev), { op: 'va-stream', ...args }, kernel);
 }
 
 /** settleStream's command size and the fewest commands it runs: enough for V8 to compile the steady path (DESIGN section 9, s23dma). */

@@ -149,7 +149,7 @@ async function openScaleRig(o: ScaleOptions, runTokens: number | 'off'): Promise
     const stream = async (i: number, n: number, args: { untilMs?: number }): Promise<VaStreamResult> => {
       const len = SPAN / n;
       const r = await machine.race(machine.device(names[i]).handle.cmd({ op: 'va-stream', va: va + i * len, len, cmdBytes: CMD, localSpan: Math.min(len, LOCAL), ...args }));
-      if (r.errno !== 0) throw new Error(`bench: scale: va-stream on ${names[i]} failed: ${r.message}`);
+      if (r.errno !== 0) throw new Error(`bench: scale: va-stream on ${names[i]} failed: ${kernel.refusals(names[i]).explain(r.message)}`);
       return r;
     };
     const all = (n: number, args: { untilMs?: number }) => Promise.all(Array.from({ length: n }, (_, i) => stream(i, n, args)));

@@ -41,6 +41,7 @@ import type { CmdHandlers, DeviceCmd, DeviceReply, MirrorOps } from '../src/devi
 import type { DeviceContext, DeviceModel } from './runtime/device_model.js';
 import { DeviceTlb, sameEntry, type TlbEntry } from './runtime/device_tlb.js';
 import { IommuWalk } from './runtime/iommu_walk.js';
+import { failedAt } from '../src/devices/va_failure.js';
 
 /** Pages per page request: dmirror_fault() faults 64 pfns at a time. */
 const MIRROR_FAULT_PAGES = 64;
@@ -206,7 +207,8 @@ class Mirror implements DeviceModel {
     if (c.refaults++ > MIRROR_MAX_REFAULTS) return { errno: 'EBUSY', message: `${this.name}: 0x${va.toString(16)} kept being invalidated while faulted in`, cpages: i, ...this.counters(a, c) };
     if (i !== c.next) c.faults++;
     const r = a.tlb.fault(va, Math.min(MIRROR_FAULT_PAGES, c.npages - i), c.write);
-    if (r !== 0) return { errno: r, message: `${this.name}: ${c.write ? 'WRITE' : 'READ'} of 0x${va.toString(16)} failed: ${r}`, cpages: i, ...this.counters(a, c) };
+    // failedAt: the driver adds the kernel's line when a refused page request is why (MirrorDriver, PageRequestRefusals).
+    if (r !== 0) return { errno: r, message: `${this.name}: ${c.write ? 'WRITE' : 'READ'} of 0x${c.va0.toString(16)} +${c.npages} pages ${failedAt(va, r)}`, cpages: i, ...this.counters(a, c) };
     // The reply may cover fewer pages (a window stops at a VMA's end or
     // at the exporter's BAR budget): the call goes on after them.
     let k = i + 1;

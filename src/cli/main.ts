@@ -48,7 +48,7 @@ function intArg(name: string, min: number) {
 }
 
 /** Prints an error the way a user needs it and returns the exit code. */
-function reportError(e: unknown): number {
+export function reportError(e: unknown): number {
   if (e instanceof P2pRefusedError) {
     // The fabric's reasons run to a thousand characters: wrapped to the terminal.
     process.stderr.write(`${paragraph(`peervma: ${e.message}`, terminalColumns(), 0, 2)}\n`);
@@ -59,7 +59,8 @@ function reportError(e: unknown): number {
     return 2;
   }
   if (e instanceof DeviceError || e instanceof VerifyError || e instanceof PeerVmaError) {
-    process.stderr.write(`peervma: run failed: ${e.message}\n`);
+    // A device's message, then the kernel's reason for a refused page request, runs to 300 characters: wrapped.
+    process.stderr.write(`${paragraph(`peervma: run failed: ${e.message}`, terminalColumns(), 0, 2)}\n`);
     return 1;
   }
   process.stderr.write(internalErrorLine('peervma', e));

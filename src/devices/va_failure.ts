@@ -1,6 +1,7 @@
 /**
  * How a device's error names a translation that failed (workers/runtime/
- * va_space.ts: a DMA by VA or a va-prefault): its message ends with the
+ * va_space.ts: a DMA by VA or a va-prefault; workers/mirror.ts: a dmirror
+ * READ / WRITE): its message ends with the
  * page's address and the errno its page request got. Declared once, for
  * the device that writes it and the driver that reads it back to match
  * the kernel's refusal of that page (src/kernel/page_request_refusals.ts):

@@ -119,12 +119,12 @@ export class HostCompletionQueue {
  * number it put in the completion's result. With the `kernel`: when a
  * page request it refused is this failure's reason (the page and errno
  * the message ends with: Kernel.refusals), its line is appended (the
- * device got only the errno).
+ * device got only the errno). A log that cannot be read is said so, with why.
  */
 export async function completionError(dev: Device, c: Pick<Completion, 'status' | 'result'>, kernel?: Pick<Kernel, 'refusals'> | null): Promise<DeviceError> {
-  const log = await dev.handle.call('errors').catch(() => []);
+  const log = await dev.handle.call('errors').catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))));
+  if (log instanceof Error) return new DeviceError(dev.spec.name, 'device-error', `completion status ${c.status} (its error log could not be read: ${log.message})`);
   const rec = log.find((e) => e.seq === c.result);
   const msg = rec?.message ?? `completion status ${c.status}`;
-  const why = rec ? kernel?.refusals(dev.spec.name).reasonFor(msg) : null;
-  return new DeviceError(dev.spec.name, 'device-error', why ? `${msg}; kernel: ${why}` : msg);
+  return new DeviceError(dev.spec.name, 'device-error', rec && kernel ? kernel.refusals(dev.spec.name).explain(msg) : msg);
 }

@@ -183,7 +183,6 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     this.map = allocLayout(DriverMap);
     this.server = Promise.resolve();
     this.refusals = kernel.refusals(dev.spec.name);
-    this.refusals.clear(); // an earlier binding's refusals are no reason for this one's failures
   }
 
   /**
@@ -203,6 +202,9 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
 
   /** Once the device acked bind-mm: before that, no DeviceTlb would void a post an invalidation raced (ownerMap). */
   protected startServer(): void {
+    // An earlier binding's refusals are no reason for this one's failures. Not before the device acked:
+    // a bind it refused (bound already) must not drop the bound binding's.
+    this.refusals.clear();
     this.devmem.ownerMap = (m, vpns) => (m === this.mm && !this.closed ? postMigrated(this.mapTarget(), vpns) : Promise.resolve(0));
     this.server = this.serve();
     this.kernel.pageRequests.add(this);
@@ -536,8 +538,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   async prefault(va: number, len: number, write: boolean): Promise<number> {
     const r = await this.kernel.machine.race(this.dev.handle.cmd({ op: 'va-prefault', va, len, write }));
     if (r.errno === 0) return r.pages;
-    const why = this.refusals.reasonFor(r.message);
-    throw new DeviceError(this.name, 'device-error', why ? `${r.message}; kernel: ${why}` : r.message);
+    throw new DeviceError(this.name, 'device-error', this.refusals.explain(r.message));
   }
 
   /** Logs a refused page request and keeps its line (refusals). */
@@ -701,7 +702,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   }
 
   protected cmd<O extends DeviceOp>(c: DeviceCmd<O>): Promise<DeviceOk<O>> {
-    return deviceCmdOk(this.kernel.machine, this.dev, this.name, c);
+    return deviceCmdOk(this.kernel.machine, this.dev, this.name, c, this.refusals);
   }
 }
 

@@ -58,6 +58,16 @@ export class PageRequestRefusals {
     return null;
   }
 
+  /**
+   * The device's message with the kernel's line appended when a refused page
+   * request is that failure's reason (reasonFor), else as it is: what every
+   * driver path that reports a device's failure to the user says.
+   */
+  explain(deviceMessage: string): string {
+    const why = this.reasonFor(deviceMessage);
+    return why ? `${deviceMessage}; kernel: ${why}` : deviceMessage;
+  }
+
   /** Forgets every line (a new binding: the old one's refusals are no reason for its failures). */
   clear(): void {
     this.recent.length = 0;

@@ -99,9 +99,13 @@ export class CommandRunner {
   }
 }
 
-/** A device's kind-specific command (src/devices/protocol.ts); a refusal becomes DeviceError naming the device. */
-export async function deviceQuery<O extends DeviceOp>(machine: Machine, dev: Device, cmd: DeviceCmd<O>): Promise<DeviceOk<O>> {
+/**
+ * A device's kind-specific command (src/devices/protocol.ts); a refusal becomes DeviceError naming the
+ * device. With the `kernel` (a command that DMAs by VA: va-stream), the kernel's line is added when a page
+ * request it refused is the failure's reason (PageRequestRefusals.explain).
+ */
+export async function deviceQuery<O extends DeviceOp>(machine: Machine, dev: Device, cmd: DeviceCmd<O>, kernel?: Pick<Kernel, 'refusals'>): Promise<DeviceOk<O>> {
   const r = await machine.race(dev.handle.cmd(cmd));
-  if (r.errno !== 0) throw new DeviceError(dev.spec.name, 'device-error', r.message);
+  if (r.errno !== 0) throw new DeviceError(dev.spec.name, 'device-error', kernel ? kernel.refusals(dev.spec.name).explain(r.message) : r.message);
   return r;
 }

@@ -70,6 +70,20 @@ t.test('mirror', async (t) => {
     bytesEq(t, (await d0.read(va, 4)).data, pattern(4 * PAGE_SIZE, 3));
   });
 
+  t.test("a READ / WRITE whose page request the kernel refused: the device's page and errno, then the kernel's reason", async (t) => {
+    const hex = (n: number) => `0x${n.toString(16)}`;
+    const ro = await mm.mmap({ length: 4 * PAGE_SIZE, prot: PROT_READ });
+    const w = await d0.write(ro + PAGE_SIZE, 2, new Uint8Array(2 * PAGE_SIZE)).then(() => null, (e: unknown) => e);
+    const range = (va: number, n: number) => `\\[${hex(va)}, ${hex(va + n * PAGE_SIZE)}\\)`;
+    t.match(w, { code: 'EPERM', message: new RegExp(`^EPERM: m0: m0: WRITE of ${hex(ro + PAGE_SIZE)} \\+2 pages failed at va ${hex(ro + PAGE_SIZE)}: EPERM; kernel: m0: page request ${range(ro + PAGE_SIZE, 2)} refused: EPERM: .*read-only`) });
+    const none = await mm.mmap({ length: 4 * PAGE_SIZE, prot: PROT_NONE });
+    const r = await d0.read(none, 4).then(() => null, (e: unknown) => e);
+    t.match(r, { code: 'EFAULT', message: new RegExp(`failed at va ${hex(none)}: EFAULT; kernel: m0: page request ${range(none, 4)} refused: EFAULT`) });
+    const unmapped = none + 64 * PAGE_SIZE;
+    const u = await d0.read(unmapped, 1).then(() => null, (e: unknown) => e);
+    t.match(u, { code: 'EFAULT', message: new RegExp(`failed at va ${hex(unmapped)}: EFAULT; kernel: m0: page request \\[${hex(unmapped)}, `) }, 'an unmapped range');
+  });
+
   t.test('mprotect takes write access away from a device that had it', async (t) => {
     const va = await mm.mmap({ length: 2 * PAGE_SIZE, prot: RW });
     await d0.write(va, 2, new Uint8Array(2 * PAGE_SIZE).fill(9));

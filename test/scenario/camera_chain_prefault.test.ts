@@ -150,3 +150,48 @@ t.test("a prefault that recycles a held slot invalidates cam0 before the window:
   t.ok(atStart > 0, `batches sent to cam0 before the window: ${atStart}`);
   t.equal(r.invalidations.sent, end - atStart, `the run counts the window's ${end - atStart} only`);
 });
+
+t.test("-iommu: the run's invalidations and stage times end with the window: the unbind's IOTLB flush after it is teardown", async (t) => {
+  const s = await farmShape('scenarios/camera-chain-iommu.yaml');
+  const { ctx, w } = await chainRig(t, s);
+  const at = { start: -1, finish: -1 };
+  /** cam0's invalidation batches when the window opens and when it closes (every frame streamed). */
+  class CountAtLines extends StreamGate {
+    override async atStart(): Promise<void> {
+      at.start = ctx.kernels[0].invalidator(w.camera).stats.sent;
+      return super.atStart();
+    }
+    override async atFinish(): Promise<void> {
+      at.finish = ctx.kernels[0].invalidator(w.camera).stats.sent;
+      return super.atFinish();
+    }
+  }
+  const r = await runCameraChain(ctx, { ...w, mode: 'p2p' }, undefined, new CountAtLines(1));
+  t.same(r.mismatches, [], 'every frame bit-exact');
+  const end = ctx.kernels[0].invalidator(w.camera).stats.sent;
+  t.ok(end > at.finish, `the unbind flushed cam0's IOVAs after the window (${end - at.finish} batches)`);
+  t.equal(r.invalidations.sent, at.finish - at.start, `the run counts the window's ${at.finish - at.start} only`);
+});
+
+t.test("the window's counters start when the window opens (the gate's start line), not before it: a revoke while waiting there is not the window's", async (t) => {
+  const s = await farmShape('scenarios/camera-chain.yaml');
+  const { ctx, w, boot } = await chainRig(t, s);
+  const at = { open: -1, finish: -1 };
+  /** While this pipeline waits at the start line (another pipeline's setup, say), cam0's translations are revoked. */
+  class RevokeWhileWaiting extends StreamGate {
+    override async atStart(): Promise<void> {
+      const mm = boot.mms.get(w.output)!;
+      for (const v of mm.vmaList.filter((x) => x.kind === 'device')) await mm.revokeRange(v.start, v.end, null);
+      await super.atStart();
+      at.open = ctx.kernels[0].invalidator(w.camera).stats.sent;
+    }
+    override async atFinish(): Promise<void> {
+      at.finish = ctx.kernels[0].invalidator(w.camera).stats.sent;
+      return super.atFinish();
+    }
+  }
+  const r = await runCameraChain(ctx, { ...w, mode: 'p2p' }, undefined, new RevokeWhileWaiting(1));
+  t.same(r.mismatches, [], 'every frame bit-exact');
+  t.ok(at.open > 0, `the revoke invalidated cam0 before the window opened (${at.open} batches by then)`);
+  t.equal(r.invalidations.sent, at.finish - at.open, `the run counts the window's ${at.finish - at.open} only`);
+});

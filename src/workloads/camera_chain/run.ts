@@ -56,7 +56,7 @@ import type { CameraChainWorkload } from './schema.js';
 import { colourReferenceParams } from '../reference/colour.js';
 import type { VerifyResult, VerifyTask } from './verify_task.js';
 import { SOLO_GATE, type StreamGate } from './stream_gate.js';
-import { invalidationSince, invalidatorMark, NO_BASELINE, stageSince, type Baseline } from '../counter_baseline.js';
+import { invalidationSince, invalidatorMark, NO_BASELINE, stageSince } from '../counter_baseline.js';
 
 /** Output frames the viewer process holds; a slot is reused once its frame is verified. */
 const OUTPUT_SLOTS = 3;
@@ -326,18 +326,46 @@ function processArgs(frame: number): number[] {
 }
 
 /**
+ * The devices' stage times and the importers' invalidation batches and ack
+ * waits between open() and close() (streamFrames' window): not the
+ * prefaults' page requests and fault wait (setup, before it), nor what
+ * reached them while waiting at the gate's lines (another pipeline's setup),
+ * nor the teardown's (-iommu: an unbind's IOTLB flush).
+ */
+function windowCounters(kernel: Kernel, devs: readonly Device[], importers: readonly string[]) {
+  let from = NO_BASELINE;
+  let got: { devices: StageTimes[]; invalidations: InvalidationStats } | null = null;
+  return {
+    open(): void {
+      from = { ...NO_BASELINE, stages: new Map(devs.map((d) => [d.spec.name, stageTimes(d)])), inv: new Map(importers.map((n) => [n, invalidatorMark(kernel, n)])) };
+    },
+    close(): void {
+      got = { devices: devs.map((d) => stageSince(d, from)), invalidations: invalidationSince(kernel, importers, from) };
+    },
+    /** What close() took. */
+    counted(): { devices: StageTimes[]; invalidations: InvalidationStats } {
+      if (!got) throw new Error('camera chain: the timed window never closed');
+      return got;
+    },
+  };
+}
+
+/**
  * The timed stream: captures while an input buffer, an output slot and
  * queue room are free; each completed frame is copied out of its slot
  * (the viewer keeps it; the slot is free again); ends when every frame is
  * kept. Then every kept frame is checked against the CPU reference on
  * the verify pool. With several pipelines the window opens once all are
  * set up and the checks wait until all have streamed (./stream_gate.ts).
+ * `window`: called as it opens and as it closes (the counters' marks):
+ * what happens while a pipeline waits at a line is not its window's.
  */
-async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams, gate: StreamGate): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number; cpuMs: number }> {
+async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourParams, gate: StreamGate, window: { open(): void; close(): void }): Promise<{ verified: number; mismatches: VerifyResult[]; hostCommands: number; wallMs: number; cpuMs: number }> {
   const { machine, w, seed, frameBytes, store } = k;
   const slots = Array.from({ length: OUTPUT_SLOTS }, () => ({ busy: false }));
   const keep = viewerRecording(w.frames, frameBytes);
   await gate.atStart();
+  window.open();
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
   const freeBufs = path.inputs.map((_, i) => i);
@@ -382,6 +410,7 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
   }
   const wallMs = performance.now() - t0;
   const cpuMs = processCpuMsSince(cpu0);
+  window.close();
   // Verification, bit-exact, after the stream (every pipeline's: not in any timed window).
   await gate.atFinish();
   const results = await Promise.all(kept.map((task) => pool.run(task) as Promise<VerifyResult>));
@@ -435,17 +464,16 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
     const store = await finalStore(machine, w, ctx.mode, kernel, mm, frameBytes, extents);
     const k: Chain = { machine, w, seed, cam, cc, frameBytes, framePages, extents, kernel, mm, store };
     const path = ctx.mode === 'p2p' ? await p2pPath(k) : await bouncePath(k);
-    // The counters at the window's start: the prefaults' page requests and fault wait are the setup's, not the stream's.
     const devs = [cam, cc, ...(w.final ? [machine.device(w.final)] : [])];
     const importers = w.final ? [w.camera, w.corrector] : [w.camera];
-    const setup: Baseline = { ...NO_BASELINE, stages: new Map(devs.map((d) => [d.spec.name, stageTimes(d)])), inv: new Map(importers.map((n) => [n, invalidatorMark(kernel, n)])) };
     let prefaults = 0;
     for (const d of importers) prefaults += (await vaCounters(machine, machine.device(d))).faults;
-    const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate);
+    const window = windowCounters(kernel, devs, importers);
+    const { verified, mismatches, hostCommands, wallMs, cpuMs } = await streamFrames(k, path, pool, params, gate, window);
+    const { devices, invalidations } = window.counted();
     const imp = await importerStats(ctx, importers);
     const fin = await path.finish();
     await store.close();
-    const devices = devs.map((d) => stageSince(d, setup));
     return {
       frames: w.frames,
       verified,
@@ -459,7 +487,7 @@ export async function runCameraChain(ctx: WorkloadContext, w: CameraChainWorkloa
       devices,
       ...imp,
       // The window's batches and ack waits (a prefault's recycle of a held slot invalidates the camera before it).
-      invalidations: invalidationSince(kernel, importers, setup),
+      invalidations,
       ...fin,
       prefaults,
     };
