@@ -151,6 +151,8 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    */
   private readonly flushesInFlight: { readonly start: number; readonly end: number }[] = [];
   private closed = false;
+  /** The device memory's ownerFlush before this binding took it: given back if the device refuses the bind. */
+  private readonly ownerFlushBefore: OwnerFlush | null;
   /** Per group: the reqSeq served last. guarded by: the serve loop (one at a time). */
   private readonly served = new Int32Array(PRI_GROUPS);
   private server: Promise<void>;
@@ -179,6 +181,7 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     this.groups = Array.from({ length: PRI_GROUPS }, (_, g) => priGroup(this.pri, g));
     this.notifier = mm.notifiers.insert(0, TASK_SIZE, this, `${dev.spec.name} importer`);
     kernel.safetySources.push(this);
+    this.ownerFlushBefore = this.devmem.ownerFlush;
     this.devmem.ownerFlush = this;
     this.map = allocLayout(DriverMap);
     this.server = Promise.resolve();
@@ -191,9 +194,31 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    */
   static async bind(kernel: Kernel, devName: string, mm: Mm): Promise<ImporterBinding> {
     const b = new ImporterBinding(kernel, kernel.machine.device(devName), mm);
-    await b.cmd({ op: 'bind-mm', ...b.bindInfo() });
+    await b.attach({ op: 'bind-mm', ...b.bindInfo() });
     b.startServer();
     return b;
+  }
+
+  /**
+   * Sends the device its bind (or attach) command; when the device refuses
+   * (bound already, failed), undoes what the constructor set up, as a
+   * driver's open() unwinds on error: a refused binding must not keep a
+   * notifier over the whole address space nor a safety source, and above
+   * all must not stay the device memory's ownerFlush, or the bound
+   * binding's own-migration flushes would go to this one, which holds
+   * nothing, and the device would keep translations of migrated pages.
+   */
+  protected async attach(cmd: DeviceCmd): Promise<void> {
+    try {
+      await this.cmd(cmd);
+    } catch (e) {
+      this.closed = true;
+      await this.notifier.remove();
+      const i = this.kernel.safetySources.indexOf(this);
+      if (i >= 0) this.kernel.safetySources.splice(i, 1);
+      if (this.devmem.ownerFlush === this) this.devmem.ownerFlush = this.ownerFlushBefore;
+      throw e;
+    }
   }
 
   protected bindInfo(): BindInfo {

@@ -85,7 +85,7 @@ export class MirrorDriver extends ImporterBinding {
     // Keep the first pages as bounce buffers (allocated once, never freed).
     const bounce = devmem.dev.mem!.allocContig(MIRROR_BOUNCE_PAGES);
     const d = new MirrorDriver(kernel, dev, mm);
-    await d.cmd({ op: 'attach', ...d.bindInfo(), bounceOff: bounce.start * PAGE_SIZE, bouncePages: MIRROR_BOUNCE_PAGES });
+    await d.attach({ op: 'attach', ...d.bindInfo(), bounceOff: bounce.start * PAGE_SIZE, bouncePages: MIRROR_BOUNCE_PAGES });
     d.startServer();
     return d;
   }
