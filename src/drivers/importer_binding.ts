@@ -319,11 +319,18 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
   invalidate(sub: IntervalNotifier, range: MmuNotifierRange, curSeq: number): boolean {
     // Our own migrations: the migration code flushes us itself (ownerFlush).
     if (range.event === 'migrate' && range.owner === this.devmem) return true;
-    if (this.holdsNothingIn(range.start, range.end, range.event)) {
+    const filter = this.filterOf(range.start, range.end, range.event);
+    if (filter === 'skip') {
       sub.setSeq(curSeq);
       return true;
     }
+    // An exporter's range ('p2p') is judged under the lock by the flush's own take of what we hold
+    // (flushHeldLocked); with the lock held elsewhere, by a search of it (holdsNoP2pIn).
     if (!this.lock.tryLock()) {
+      if (filter === 'p2p' && this.holdsNoP2pIn(range.start, range.end)) {
+        sub.setSeq(curSeq);
+        return true;
+      }
       if (!range.blockable) return false;
       // Blockable with the lock held elsewhere: JS cannot sleep here, so the
       // seq is set now (single-threaded: no reader can interleave) and the
@@ -334,7 +341,8 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
     }
     try {
       sub.setSeq(curSeq);
-      range.defer(this.flushLocked(range.start, range.end));
+      const flush = filter === 'p2p' ? this.flushHeldLocked(range.start, range.end) : this.flushLocked(range.start, range.end);
+      if (flush) range.defer(flush);
     } finally {
       this.lock.unlock();
     }
@@ -366,21 +374,39 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    *   a hung or late importer by the invalidations it fails to ack.
    */
   private holdsNothingIn(start: number, end: number, event: MmuNotifyEvent): boolean {
+    const filter = this.filterOf(start, end, event);
+    return filter === 'skip' || (filter === 'p2p' && this.holdsNoP2pIn(start, end));
+  }
+
+  /**
+   * holdsNothingIn's verdict short of an exporter's range: 'skip' (nothing
+   * held), 'flush' (it must be flushed), or 'p2p': a range of a device VMA
+   * whose exporter takes p2p_unmap, held exactly when p2pHeld overlaps it
+   * (holdsNoP2pIn).
+   */
+  private filterOf(start: number, end: number, event: MmuNotifyEvent): 'skip' | 'flush' | 'p2p' {
     // A post that timed out left ranges the device never acked (a flush that took them out of
     // `translated` and p2pHeld all the same): they ride with the next batch, so it must be sent.
-    if (this.kernel.invalidator(this.name).hasUnacked) return false;
+    if (this.kernel.invalidator(this.name).hasUnacked) return 'flush';
     // A flush in flight took its ranges out of p2pHeld before its ack: the
     // device may still hold them, and an invalidation overlapping them must
     // queue behind that ack (the invalidator's batch) before its caller
     // reuses the pages. One elsewhere is judged by what we hold: a flush of
     // another exporter's range must not make it wait for our ack
     // (camera-farm: recycles of different engines served together each
-    // waited for every camera whose own recycle was in flight).
-    if (this.flushOverlaps(start, end)) return false;
+    // waited for every camera whose own recycle was in flight). The flushes
+    // in flight are searched last, only for a range we hold nothing of: a
+    // revoke storm has up to a batch of them in flight, and most of its
+    // ranges are held (inval.batched, DESIGN section 9).
     const vma = this.mm.findVma(start);
-    if (vma && vma.kind === 'device' && vma.vmOps?.p2pUnmap && end <= vma.end) return !this.p2pHeld.overlaps(start, end);
-    if (event !== 'migrate') return false;
-    return !this.translated.overlaps(start, end) && !this.p2pHeld.overlaps(start, end);
+    if (vma && vma.kind === 'device' && vma.vmOps?.p2pUnmap && end <= vma.end) return 'p2p';
+    if (event !== 'migrate') return 'flush';
+    return !this.translated.overlaps(start, end) && !this.p2pHeld.overlaps(start, end) && !this.flushOverlaps(start, end) ? 'skip' : 'flush';
+  }
+
+  /** An exporter's range ('p2p'): nothing of it held, nor in a flush in flight. */
+  private holdsNoP2pIn(start: number, end: number): boolean {
+    return !this.p2pHeld.overlaps(start, end) && !this.flushOverlaps(start, end);
   }
 
   /** Does [start, end) overlap the range of a flush in flight? */
@@ -433,9 +459,26 @@ export class ImporterBinding implements IntervalNotifierOps, OwnerFlush {
    */
   protected flushLocked(start: number, end: number): Promise<void> {
     this.lock.assertHeld();
+    return this.flushTakenLocked(start, end, this.takeHeld(start, end));
+  }
+
+  /**
+   * flushLocked of an exporter's range (filterOf 'p2p'), unless we hold
+   * nothing of it (holdsNoP2pIn): then null, and nothing done. Its take of
+   * p2pHeld is the test, so a held range costs one search of p2pHeld, not
+   * two (an overlaps() then the take; inval.batched, DESIGN section 9).
+   */
+  private flushHeldLocked(start: number, end: number): Promise<void> | null {
+    this.lock.assertHeld();
+    const heldP2p = this.takeHeld(start, end);
+    if (heldP2p.length === 0 && !this.flushOverlaps(start, end)) return null;
+    return this.flushTakenLocked(start, end, heldP2p);
+  }
+
+  /** flushLocked with the p2p ranges held in [start, end) already taken (`heldP2p`). */
+  private flushTakenLocked(start: number, end: number, heldP2p: readonly HeldRange[]): Promise<void> {
     const ranges = [{ start, end }];
     const iovas = this.iovaOf.take(Math.floor(start / PAGE_SIZE), Math.ceil(end / PAGE_SIZE));
-    const heldP2p = this.takeHeld(start, end);
     this.translated.cut(start, end);
     const inFlight = { start, end };
     this.flushesInFlight.push(inFlight);

@@ -123,3 +123,32 @@ t.test('a flush in flight under m0 makes m0 wait only for invalidations that ove
   t.equal(d0.violations().count + d1.violations().count, 0, 'no stale access');
   await mm.munmap(va, n * PAGE_SIZE);
 });
+
+t.test('an invalidation overlapping a flush in flight waits for its ack, though the range is no longer held', async (t) => {
+  const { machine, kernel } = await kernelMachine(t, [mirrorSpec('m0'), mirrorSpec('exp', 1 * MiB, 64 * KiB)], { check: true, policy: allP2p });
+  const mm = kernel.createMm();
+  const [d0] = await openMirrors(t, kernel, mm, ['m0']);
+  const ex = new BarExporter(kernel, 'exp', { importers: '*', readOnly: false, requireIommu: false, cpuMappable: false });
+  const n = 4;
+  const { va, vma } = await ex.mmap(mm, n);
+  const data = pattern(n * PAGE_SIZE, 47);
+  ex.fill(vma, 0, data);
+  bytesEq(t, (await d0.read(va, n)).data, data, 'm0 reads (and holds) pages 0-3');
+  const inv0 = kernel.invalidator('m0');
+  const sent0 = inv0.stats.sent;
+  // m0 acks late: its flush of pages 0-3 took them out of what it holds and stays in flight.
+  const ctl0 = machine.device('m0').shm.ctl;
+  Atomics.store(ctl0, DeviceCtl.invDelayMs, 300);
+  const order: string[] = [];
+  const first = mm.revokeRange(va, va + n * PAGE_SIZE, null).then(() => order.push('pages 0-3'));
+  await new Promise((res) => setImmediate(res)); // m0's post is out, its ack pending
+  const second = mm.revokeRange(va, va + 2 * PAGE_SIZE, null).then(() => order.push('pages 0-1'));
+  await Promise.all([first, second]);
+  Atomics.store(ctl0, DeviceCtl.invDelayMs, 0);
+  t.equal(inv0.stats.sent, sent0 + 2, 'the revoke of pages 0-1 went to m0 too: the flush in flight may still be all it has of them');
+  t.same(order, ['pages 0-3', 'pages 0-1'], 'the revoke of pages 0-1 ended only after m0 acked the flush of pages 0-3');
+  t.equal(inv0.stats.timedOut, 0, 'm0 acked in time');
+  bytesEq(t, (await d0.read(va, n)).data, data, 'm0 refaults and reads all 4 pages');
+  t.equal(d0.violations().count, 0, 'no stale access');
+  await mm.munmap(va, n * PAGE_SIZE);
+});
