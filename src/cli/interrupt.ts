@@ -7,7 +7,8 @@
  * later output file (src/common/output_file_write.ts: an interrupted
  * command writes no file and leaves a previous one as it was), prints one
  * line and exits 128 + the signal number (130, 143). A second signal
- * exits at once.
+ * exits at once. A closed stdout (`| head`) ends the process quietly
+ * with 141, as SIGPIPE would.
  *
  * Invariant: after the first signal, the command's own flow may still
  * finish or fail in the background (its devices are gone); main() no
@@ -75,6 +76,12 @@ export function installInterruptHandlers(): void {
   if (installed) return;
   installed = true;
   for (const s of SIGNALS) process.on(s, () => onSignal(s));
+  // `peervma ... | head`: the reader left. Node ignores SIGPIPE, so the write fails with
+  // EPIPE instead; end quietly as a killed writer would (128 + SIGPIPE), not with a stack.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    process.exit(128 + constants.signals.SIGPIPE);
+  });
 }
 
 /** The signal caught, or null. */

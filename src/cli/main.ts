@@ -107,7 +107,7 @@ export function buildProgram(): Command {
   const program = new Command('peervma')
     .description('Emulated PCIe machine whose devices talk peer to peer through mapped memory (Linux RFC "Device peer to peer (p2p) through vma").\nEach device is a worker_thread; the main thread plays the kernel.')
     .version(JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')).version, '-V, --version', 'print the peervma version')
-    .option('--debug', 'print the stack of an internal error')
+    .option('--debug', 'print the stack of an internal error, and a line on stderr as each run starts and ends')
     .showHelpAfterError()
     .exitOverride();
   program.hook('preAction', () => setDebug(program.opts().debug === true));
