@@ -243,7 +243,34 @@ export class Machine {
   }
 
   async start(): Promise<void> {
-    await this.race(Promise.all(this.devices.map((d) => d.handle.call('start'))));
+    await this.callAll('start');
+  }
+
+  /**
+   * One control call to every device at once, each under the machine's
+   * deadline. All are timed from the same moment, so when one times out
+   * the others still silent time out in the same turn: the error names
+   * every device that had not answered (in device order), not only the
+   * one whose timer ran first (the first device listed, often a healthy
+   * camera starved of a core beside the one that hangs). A crash or
+   * another device failure rejects as it comes.
+   */
+  async callAll(method: 'start' | 'stop' | 'errors'): Promise<void> {
+    const calls = this.devices.map((d) => d.handle.call(method));
+    try {
+      await this.race(Promise.all(calls));
+    } catch (e) {
+      if (!(e instanceof DeviceError) || e.what !== 'timeout') throw e;
+      // Bounded: every call has the same deadline as the one that expired.
+      const outcomes = await Promise.allSettled(calls);
+      const silent = this.devices.filter((_, i) => {
+        const o = outcomes[i];
+        return o.status === 'rejected' && o.reason instanceof DeviceError && o.reason.what === 'timeout';
+      });
+      if (silent.length <= 1) throw silent.length === 1 ? (outcomes[this.devices.indexOf(silent[0])] as PromiseRejectedResult).reason : e;
+      const names = silent.map((d) => `${d.spec.name} (heartbeat ${Atomics.load(d.shm.ctl, DeviceCtl.heartbeat)})`);
+      throw new DeviceError(silent.map((d) => d.spec.name).join(', '), 'timeout', `no answer to '${method}' within ${this.spec.timeoutMs} ms from ${silent.length} devices: ${names.join(', ')}`);
+    }
   }
 
   /**
