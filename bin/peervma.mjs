@@ -8,5 +8,5 @@ if (!existsSync(cli)) {
   process.stderr.write(`peervma: ${cli} is missing; run 'npm run build' in ${fileURLToPath(new URL('..', import.meta.url))}\n`);
   process.exit(2);
 }
-const { main } = await import(cli);
-process.exitCode = await main(process.argv.slice(2));
+const { cli: run } = await import(cli);
+process.exitCode = await run(process.argv.slice(2));

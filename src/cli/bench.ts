@@ -13,7 +13,7 @@
  * stderr unless --quiet, --json or stderr is not a terminal; then the
  * section lines are printed as before (none with --quiet).
  */
-import { writeFileSync } from 'node:fs';
+import { writeOutputFile } from '../common/output_file_write.js';
 import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatTable, runSuite, sectionsToRun, SECTIONS, type Section } from '../../bench/suite.js';
@@ -21,6 +21,8 @@ import type { RunReport } from '../scenario/run.js';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { renderReport } from '../trace/report_html.js';
 import { assertOutputs } from './output_file.js';
+import { setOutputFiles, setPhase } from './interrupt.js';
+import { helpText } from './help_text.js';
 
 interface BenchFlags {
   suite: 'quick' | 'full';
@@ -77,20 +79,28 @@ export function registerBench(program: Command): void {
     .option('--trace <file>', 'write a Chrome/Perfetto trace of the last repeat of each scenario.* row (its p2p and bounce runs, timed with the trace on); other rows are not traced')
     .option('--report <file>', 'write a self-contained HTML report: P2P vs bounce per scenario (last repeat) and a table of every bench row')
     .option('--quiet', 'no progress bar nor section lines on stderr')
+    .addHelpText('after', helpText('Exit codes: 0 ok, 1 a data or safety check failed, 2 bad flags, 130/143 interrupted by SIGINT (Ctrl-C) / SIGTERM: devices stopped, no --json/--trace/--report file written (a previous one is left as it was).'))
     .action(async (flags: BenchFlags) => {
       assertOutputs({ '--json': flags.json, '--trace': flags.trace, '--report': flags.report });
+      setOutputFiles([flags.json, flags.trace, flags.report]);
+      setPhase('bench start-up');
       const trace = flags.trace ? new TraceRecorder() : undefined;
       const pairs: [RunReport, RunReport][] = [];
       const p = progress(flags);
+      // runSuite says `bench: <section> (<s> s)` and `bench:   <section>: <row>` as it goes.
+      const log = (m: string): void => {
+        setPhase(`bench ${m.replace(/^bench:\s*/, '').replace(/ \(\d+ s\)$/, '')}`);
+        p.log(m);
+      };
       let report;
       try {
-        report = await runSuite(flags.suite, flags.only, p.log, { trace, names: flags.scenarios, pair: (a, b) => pairs.push([a, b]) });
+        report = await runSuite(flags.suite, flags.only, log, { trace, names: flags.scenarios, pair: (a, b) => pairs.push([a, b]) });
       } finally {
         p.stop();
       }
       process.stdout.write(formatTable(report) + '\n');
       if (flags.json) {
-        writeFileSync(flags.json, JSON.stringify(report, null, 2) + '\n');
+        writeOutputFile(flags.json, JSON.stringify(report, null, 2) + '\n');
         process.stdout.write(`json: ${flags.json}\n`);
       }
       if (flags.report) {
@@ -101,7 +111,7 @@ export function registerBench(program: Command): void {
           benchRows: report.rows,
           notes: [`${String(m.date)}; ${m.repeats} runs per row, ${m.seconds} s; ${m.cpus} cpus (${String(m.cpuModel)}), node ${String(m.node)}`, 'P2P vs bounce figures are from the last repeat of each scenario row.'],
         });
-        writeFileSync(flags.report, html);
+        writeOutputFile(flags.report, html);
         process.stderr.write(`peervma: report written to ${flags.report}\n`);
       }
       if (trace && flags.trace) {

@@ -9,6 +9,11 @@ export function setDebug(on: boolean): void {
   debug = on;
 }
 
+/** The global --debug flag: also prints when each run starts and ends (src/cli/progress.ts). */
+export function debugOn(): boolean {
+  return debug;
+}
+
 export function internalErrorLine(prefix: string, e: unknown): string {
   if (debug) return `${prefix}: internal error: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`;
   const name = e instanceof Error ? e.name : typeof e;

@@ -3,7 +3,8 @@
  * The `peervma` command. Exit codes: 0 success; 1 the run failed (a device
  * crashed, hung or reported an error, or data differed from the
  * reference); 2 the input was refused before anything started (bad
- * scenario file, limits, usage).
+ * scenario file, limits, usage); 130 / 143 interrupted by SIGINT / SIGTERM
+ * (src/cli/interrupt.ts: devices stopped, no file written).
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,7 @@ import { registerTargets } from './targets.js';
 import { assertOutputs } from './output_file.js';
 import { helpText } from './help_text.js';
 import { internalErrorLine, setDebug } from './internal_error.js';
+import { installInterruptHandlers, interruptedBy, parked, setOutputFiles, setPhase } from './interrupt.js';
 import type { Mode } from '../workloads/workload.js';
 import { parseRunTokens, type RunTokenSetting } from '../devices/run_tokens.js';
 
@@ -86,6 +88,8 @@ async function runCommand(file: string, flags: RunFlags & ObserveFlags): Promise
   if (flags.compare && flags.mode) throw new InputError(`--compare runs the scenario in both modes (p2p, then bounce); it cannot be combined with --mode ${flags.mode}: drop one of them`);
   const sc = await loadScenarioFile(file);
   assertOutputs({ '--trace': flags.trace, '--report': flags.report });
+  setOutputFiles([flags.trace, flags.report]);
+  setPhase(`run of ${file}${flags.compare ? ' --compare' : ''}`);
   const obs = openObservers(flags);
   const opts = { seed: flags.seed, frames: flags.frames, mode: flags.mode, runTokens: flags.runTokens, trace: obs.trace, progress: obs.progress };
   const warmup = flags.compare === true && flags.warmup !== false;
@@ -105,7 +109,7 @@ export function buildProgram(): Command {
   const program = new Command('peervma')
     .description('Emulated PCIe machine whose devices talk peer to peer through mapped memory (Linux RFC "Device peer to peer (p2p) through vma").\nEach device is a worker_thread; the main thread plays the kernel.')
     .version(JSON.parse(readFileSync(PACKAGE_JSON, 'utf8')).version, '-V, --version', 'print the peervma version')
-    .option('--debug', 'print the stack of an internal error')
+    .option('--debug', 'print the stack of an internal error, and a line on stderr as each run starts and ends')
     .showHelpAfterError()
     .exitOverride();
   program.hook('preAction', () => setDebug(program.opts().debug === true));
@@ -127,7 +131,7 @@ export function buildProgram(): Command {
       if (r === null) throw new InvalidArgumentError(`--run-tokens must be auto, off or a whole number, got '${v}'`);
       return r;
     })
-    .addHelpText('after', helpText('Exit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology).', 'Example: peervma run scenarios/camera-chain.yaml --frames 8 --json'))
+    .addHelpText('after', helpText('Exit codes: 0 ok, 1 run failed (device error or data mismatch), 2 scenario refused (bad file, limits, P2P not allowed by the topology), 130/143 interrupted by SIGINT (Ctrl-C) / SIGTERM: devices stopped, no --trace/--report file written (a previous one is left as it was); a second Ctrl-C exits at once.', 'Example: peervma run scenarios/camera-chain.yaml --frames 8 --json'))
     .action(async (file: string, flags: RunFlags) => runCommand(file, flags));
   registerObserveOptions(program.commands.find((c) => c.name() === 'run')!);
   registerTopo(program);
@@ -141,15 +145,24 @@ export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
   try {
     await program.parseAsync(argv, { from: 'user' });
+    // After a signal the interrupt's line is the command's last word (src/cli/interrupt.ts).
+    if (interruptedBy()) return await parked();
     // Subcommands that report their own errors (topo) leave an exit code.
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (e) {
+    if (interruptedBy()) return await parked();
     const ce = e as { code?: string; exitCode?: number };
     if (typeof ce.code === 'string' && ce.code.startsWith('commander.')) return ce.exitCode === 0 ? 0 : 2;
     return reportError(e);
   }
 }
 
+/** The command line (bin/peervma.mjs, `node dist/src/cli/main.js`): main() with SIGINT/SIGTERM handled. */
+export async function cli(argv: string[]): Promise<number> {
+  installInterruptHandlers();
+  return main(argv);
+}
+
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  process.exitCode = await main(process.argv.slice(2));
+  process.exitCode = await cli(process.argv.slice(2));
 }

@@ -4,10 +4,12 @@
  * runScenario's progress callback (RunOptions.progress). Off with
  * --quiet, with --json, when stderr is not a terminal, and for short runs
  * (fewer than MIN_UNITS frames / requests / results), so it never
- * pollutes output that a script reads.
+ * pollutes output that a script reads. --debug prints plain lines instead
+ * where no bar shows.
  */
 import cliProgress from 'cli-progress';
 import type { RunProgress } from '../scenario/run.js';
+import { debugOn } from './internal_error.js';
 
 /** Runs smaller than this finish before a bar would tell anything. */
 const MIN_UNITS = 20;
@@ -17,9 +19,24 @@ export interface ProgressFlags {
   json?: boolean;
 }
 
+/**
+ * With --debug and no bar: one line when a run's devices first report
+ * work done and one at its end (`peervma: debug: camera-chain p2p: 3/300
+ * frames`), so a log, or a test that signals a run in progress
+ * (test/cli/interrupt.test.ts), sees where it is.
+ */
+function debugLines(stream: NodeJS.WritableStream): (p: RunProgress) => void {
+  let label = '';
+  return (p) => {
+    if ((p.label === label || p.done === 0) && !p.final) return;
+    label = p.label;
+    stream.write(`peervma: debug: ${p.label}: ${p.done}/${p.total} ${p.unit}${p.final ? ' (end)' : ''}\n`);
+  };
+}
+
 /** The progress callback for runScenario, or undefined when no bar should show. */
 export function progressBar(flags: ProgressFlags, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): ((p: RunProgress) => void) | undefined {
-  if (flags.quiet || flags.json || !stream.isTTY) return undefined;
+  if (flags.quiet || flags.json || !stream.isTTY) return debugOn() ? debugLines(stream) : undefined;
   let bar: cliProgress.SingleBar | null = null;
   let label = '';
   return (p) => {

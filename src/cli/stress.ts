@@ -7,7 +7,7 @@
  *   peervma stress merge FILES... [--json]
  *
  * Exit codes: 0 no violation; 1 at least one violation (or a run failed);
- * 2 bad flags or files. A sweep prints one line per seed (a progress bar on
+ * 2 bad flags or files; 130 / 143 interrupted (src/cli/interrupt.ts). A sweep prints one line per seed (a progress bar on
  * stderr when it is a terminal and --json is off); --shard writes JSON.
  * --report writes the per-seed table and ack latency chart as one HTML
  * page (src/trace/report_stress_html.ts).
@@ -17,6 +17,7 @@ import cliProgress from 'cli-progress';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { writeStressReport } from '../trace/report_stress_html.js';
 import { assertOutputs } from './output_file.js';
+import { setOutputFiles, setPhase } from './interrupt.js';
 import { helpText } from './help_text.js';
 import { formatKinds, formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
@@ -83,7 +84,9 @@ async function stressCommand(f: StressFlags): Promise<void> {
   const base: Omit<StressOptions, 'seed'> = { ops: f.ops, durationS: f.duration, importers: f.importers, iommu: f.iommu === 'on', inject: f.inject, ackTimeoutMs: f.ackTimeoutMs, gapMaxUs: f.gapUs, slow: f.slow === 'on' };
   if (f.trace && f.seeds) return usage('--trace records one run: give --seed N');
   assertOutputs({ '--trace': f.trace, '--report': f.report });
+  setOutputFiles([f.trace, f.report]);
   if (!f.seeds) {
+    setPhase(`stress seed ${f.seed ?? 1}`);
     const rec = f.trace ? new TraceRecorder() : undefined;
     const r = await runStress({ ...base, seed: f.seed ?? 1, recorder: rec, trace: rec && ((ev) => rec.stressEvent(ev)) });
     if (rec && f.trace) {
@@ -99,11 +102,15 @@ async function stressCommand(f: StressFlags): Promise<void> {
   const json = f.json || f.shard !== undefined;
   const bar = !json && process.stderr.isTTY ? new cliProgress.SingleBar({ format: 'stress {bar} {value}/{total} seeds | violations {violations}', stream: process.stderr, hideCursor: true }, cliProgress.Presets.shades_classic) : null;
   let violations = 0;
+  let done = 0;
+  const sweepPhase = (n: number): void => setPhase(`stress sweep (${n} of ${seeds.length} seeds done; each seed's machine runs in a pool thread, ended with the process)`);
+  sweepPhase(0);
   bar?.start(seeds.length, 0, { violations });
   let reports: StressReport[];
   try {
     reports = await runSweep(seeds, base, f.jobs, (r) => {
       violations += r.violationCount;
+      sweepPhase(++done);
       if (bar) bar.increment(1, { violations });
       else if (!json) process.stdout.write(formatRunLine(r) + '\n');
     });
@@ -142,7 +149,7 @@ export function registerStress(program: Command): void {
     .addHelpText(
       'after',
       helpText(
-        'Exit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags.',
+        'Exit codes: 0 no violation, 1 violation(s) found (a violation names device, buffer, page, generation, schedule step and operation), 2 bad flags, 130/143 interrupted by SIGINT/SIGTERM (no --trace/--report file written).',
         'Replay: every run prints its seed and schedule digest; the same seed and --ops give the same digest and operations.',
         'Examples:\n  peervma stress --seed 7 --ops 2000 --iommu on\n  peervma stress --seeds 1..50 --ops 300 --inject rogue\n  peervma stress --seeds 1..1000 --shard 3/8 > shard-3.json && peervma stress merge shard-*.json',
       ),

@@ -78,17 +78,23 @@ export class DeviceHandle {
     ringWake(this.ctl);
     const deadline = method === 'configure' ? Math.max(this.timeoutMs, BOOT_TIMEOUT_MS) : this.timeoutMs;
     let timer: NodeJS.Timeout | undefined;
+    let judged: NodeJS.Immediate | undefined;
     let unlisten = (): void => undefined;
     try {
       return await Promise.race([
         answer,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(this.fail(new DeviceError(this.name, 'timeout', `no answer to '${method}' within ${deadline} ms`))), deadline);
+          // Judged one turn later (setImmediate runs after the poll phase): when the kernel's
+          // thread itself was late, the expired timers run before the messages that came in
+          // meanwhile are read, and the device whose timer is first (the first one listed) would
+          // be blamed for an answer already waiting. A real timeout costs one turn more.
+          timer = setTimeout(() => (judged = setImmediate(() => reject(this.fail(new DeviceError(this.name, 'timeout', `no answer to '${method}' within ${deadline} ms`))))), deadline);
           unlisten = this.onFailure(reject);
         }),
       ]);
     } finally {
       clearTimeout(timer);
+      clearImmediate(judged);
       unlisten();
     }
   }

@@ -12,6 +12,11 @@
  * terminated, never kept. The first failure of any device rejects `failure`,
  * which every wait of the kernel races against, so a crashed or hung
  * device ends the run with its name instead of a hang.
+ *
+ * Every machine of this thread is listed in Machine.live from its first
+ * worker to the end of its shutdown: what an interrupt (src/cli/
+ * interrupt.ts, SIGINT/SIGTERM) stops with Machine.interrupt, the way the
+ * kernel's exit path quiesces a device before the process goes.
  */
 import { DeviceError } from '../errors.js';
 import { BusDecoder } from '../shm/bus_map.js';
@@ -46,6 +51,21 @@ export interface MachineSpec {
   readonly traceRecords?: number;
   /** Cooperative run tokens (src/devices/run_tokens.ts); absent: 'auto'. */
   readonly runTokens?: RunTokenSetting;
+  /** What the machine runs (a scenario and mode), for an interrupt's message; absent: its device count. */
+  readonly label?: string;
+}
+
+/** What an interrupt did to one machine (Machine.interrupt). */
+export interface InterruptOutcome {
+  readonly label: string;
+  /** 'booting', 'running' or 'stopping' when the interrupt came. */
+  readonly state: string;
+  /** Device workers terminated (all of the machine's). */
+  readonly devices: number;
+  /** Devices asked to stop that answered in time (none are asked unless running). */
+  readonly stopped: number;
+  /** Devices that did not answer 'stop' within the budget (terminated like the rest). */
+  readonly late: readonly string[];
 }
 
 /** Boot figures of a machine: the run's machine line (src/trace/summary.ts) and `--json`. */
@@ -79,7 +99,10 @@ export interface Device {
 export class Machine {
   readonly bus: BusDecoder;
   readonly ram: PageAllocator;
+  /** Machines of this thread from their first worker until their shutdown ends. */
+  private static readonly live = new Set<Machine>();
   private readonly byName = new Map<string, Device>();
+  private booted = false;
   private firstFailure: DeviceError | null = null;
   /** Rejects with the first device failure; never resolves. */
   readonly failure: Promise<never>;
@@ -126,6 +149,7 @@ export class Machine {
       reused = Machine.attachDevices(spec, shm, opts.pool ?? null, devices);
       for (const d of devices) if (d.spec.ignoreInvalidations) Atomics.store(d.shm.ctl, DeviceCtl.invIgnore, 1);
       m = new Machine(spec, shm, devices, nTokens > 0 ? new RunTokens(nTokens, devices.map((d) => d.shm.ctl)) : null, opts.pool ?? null);
+      Machine.live.add(m);
     } catch (e) {
       await Promise.allSettled(devices.map((d) => d.handle.terminate()));
       throw e;
@@ -150,7 +174,36 @@ export class Machine {
       runTokens: nTokens,
       reused,
     };
+    m.booted = true;
     return m;
+  }
+
+  /** The machines of this thread now (booting, running or shutting down). */
+  static liveMachines(): readonly Machine[] {
+    return [...Machine.live];
+  }
+
+  /**
+   * An interrupt: asks every device of a running machine that still
+   * answers to stop, waits at most `budgetMs` for all of them (not the
+   * machine's own deadline: the user is waiting), then terminates every
+   * worker (none goes back to a pool). Names the devices that did not
+   * answer 'stop' in time. A machine still booting has started no device
+   * and one shutting down has already asked them: both are only terminated.
+   */
+  async interrupt(budgetMs: number): Promise<InterruptOutcome> {
+    const state = this.down ? 'stopping' : this.booted ? 'running' : 'booting';
+    const pending = new Set(state === 'running' ? this.devices.filter((d) => !d.handle.failed).map((d) => d.spec.name) : []);
+    const asked = pending.size;
+    const stops = this.devices.filter((d) => pending.has(d.spec.name)).map((d) => d.handle.call('stop').finally(() => pending.delete(d.spec.name)));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.allSettled(stops), new Promise((r) => (timer = setTimeout(r, budgetMs)))]);
+    clearTimeout(timer);
+    const late = [...pending];
+    this.down ??= Promise.resolve();
+    await Promise.allSettled(this.devices.map((d) => d.handle.terminate()));
+    Machine.live.delete(this);
+    return { label: this.spec.label ?? `a machine of ${this.devices.length} devices`, state, devices: this.devices.length, stopped: asked - late.length, late };
   }
 
   /**
@@ -190,7 +243,34 @@ export class Machine {
   }
 
   async start(): Promise<void> {
-    await this.race(Promise.all(this.devices.map((d) => d.handle.call('start'))));
+    await this.callAll('start');
+  }
+
+  /**
+   * One control call to every device at once, each under the machine's
+   * deadline. All are timed from the same moment, so when one times out
+   * the others still silent time out in the same turn: the error names
+   * every device that had not answered (in device order), not only the
+   * one whose timer ran first (the first device listed, often a healthy
+   * camera starved of a core beside the one that hangs). A crash or
+   * another device failure rejects as it comes.
+   */
+  async callAll(method: 'start' | 'stop' | 'errors'): Promise<void> {
+    const calls = this.devices.map((d) => d.handle.call(method));
+    try {
+      await this.race(Promise.all(calls));
+    } catch (e) {
+      if (!(e instanceof DeviceError) || e.what !== 'timeout') throw e;
+      // Bounded: every call has the same deadline as the one that expired.
+      const outcomes = await Promise.allSettled(calls);
+      const silent = this.devices.filter((_, i) => {
+        const o = outcomes[i];
+        return o.status === 'rejected' && o.reason instanceof DeviceError && o.reason.what === 'timeout';
+      });
+      if (silent.length <= 1) throw silent.length === 1 ? (outcomes[this.devices.indexOf(silent[0])] as PromiseRejectedResult).reason : e;
+      const names = silent.map((d) => `${d.spec.name} (heartbeat ${Atomics.load(d.shm.ctl, DeviceCtl.heartbeat)})`);
+      throw new DeviceError(silent.map((d) => d.spec.name).join(', '), 'timeout', `no answer to '${method}' within ${this.spec.timeoutMs} ms from ${silent.length} devices: ${names.join(', ')}`);
+    }
   }
 
   /**
@@ -252,5 +332,6 @@ export class Machine {
     // timer outlives the machine.
     Atomics.notify(this.shm.hostIrq, 0);
     for (const d of this.devices) Atomics.notify(d.shm.ctl, DeviceCtl.invAck);
+    Machine.live.delete(this);
   }
 }

@@ -250,7 +250,7 @@ export async function runScenario(sc: Scenario, opts: RunOptions = {}): Promise<
   const requestedMode = w.mode;
   const { mode, fallback, verdicts } = decideMode(fabric, w, requestedMode);
   const { dram: memcpy, cached: memcpyCached } = memcpyBaselines();
-  const machine = await Machine.create({ ...machineSpec(sc), ...(opts.runTokens !== undefined ? { runTokens: opts.runTokens } : {}), traceRecords: opts.trace?.records ?? 0 }, { pool: opts.pool });
+  const machine = await Machine.create({ ...machineSpec(sc), ...(opts.runTokens !== undefined ? { runTokens: opts.runTokens } : {}), traceRecords: opts.trace?.records ?? 0, label: `${sc.name} (${mode})` }, { pool: opts.pool });
   let accounting: Accounting;
   /** Workers go back to a pool only from a run whose every check passed. */
   let clean = false;

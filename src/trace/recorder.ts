@@ -18,7 +18,7 @@
  * one after the other, never two at once (traceSink is per thread).
  * toJSON() nests each track's slices for the viewers (trace_tracks.ts).
  */
-import { writeFileSync } from 'node:fs';
+import { writeOutputFile } from '../common/output_file_write.js';
 import type { Machine } from '../devices/machine.js';
 import { nestTracks, SORT_STRIDE, type ChromeTraceEvent } from './trace_tracks.js';
 
@@ -156,6 +156,6 @@ export class TraceRecorder {
   }
 
   write(file: string): void {
-    writeFileSync(file, JSON.stringify(this.toJSON()));
+    writeOutputFile(file, JSON.stringify(this.toJSON()));
   }
 }

@@ -16,7 +16,7 @@
  * - with bench rows (peervma bench --report): every row of the bench,
  *   id, unit, median, min, max and ratio to its baseline row.
  */
-import { writeFileSync } from 'node:fs';
+import { writeOutputFile } from '../common/output_file_write.js';
 import { buildFabric } from '../hw/topology.js';
 import { formatBytes } from '../common/size.js';
 import type { Scenario } from '../scenario/schema.js';
@@ -201,5 +201,5 @@ export function writeReport(file: string, sc: Scenario, pairs: readonly (readonl
     topology: { graph: topoGraph(fabric, names), source: sc.name },
     notes: [sc.description, ...notes].filter(Boolean),
   });
-  writeFileSync(file, html);
+  writeOutputFile(file, html);
 }

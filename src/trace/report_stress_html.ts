@@ -6,7 +6,7 @@
  * seed as grouped bars (p50, p99, max). A stress run keeps percentiles,
  * not every ack, so the chart shows those three figures per seed.
  */
-import { writeFileSync } from 'node:fs';
+import { writeOutputFile } from '../common/output_file_write.js';
 import { groupedBars } from './svg_charts.js';
 import { reportPage } from './report_html.js';
 import { esc } from './topo_svg.js';
@@ -53,5 +53,5 @@ export function renderStressReport(seeds: readonly StressSeedView[], notes: read
 }
 
 export function writeStressReport(file: string, seeds: readonly StressSeedView[], notes: readonly string[] = []): void {
-  writeFileSync(file, renderStressReport(seeds, notes));
+  writeOutputFile(file, renderStressReport(seeds, notes));
 }

@@ -9,6 +9,8 @@ import { HostQueue } from '../../src/drivers/host_queue.js';
 import { Kernel } from '../../src/kernel/kernel.js';
 import { CqStatus } from '../../src/shm/ring.js';
 import { PAGE_SIZE } from '../../src/shm/constants.js';
+import { DeviceCtl } from '../../src/shm/device_ctl.js';
+import { until } from '../fixtures/until.js';
 
 const MiB = 1024 * 1024;
 
@@ -79,6 +81,46 @@ t.test('a worker that hangs is timed out by name and terminated', async (t) => {
   await m.shutdown();
   t.ok(Date.now() - t0 < 3000, 'timeout and teardown are bounded');
   await t.rejects(m.device('bad2').handle.call('errors'), { name: 'DeviceError', what: 'timeout' }, 'later calls fail at once with the same error');
+});
+
+/** Every device's answer to 'errors' while the kernel's thread is busy for `busyMs` right after asking (a starved kernel on a loaded host). */
+function askWhileBusy(m: Machine, busyMs: number): Promise<unknown> {
+  return new Promise((resolve) =>
+    // From a check-phase callback: the next turn runs the expired timers before reading the answers.
+    setImmediate(() => {
+      const asked = m.callAll('errors').then(() => null, (e: unknown) => e);
+      const t0 = Date.now();
+      while (Date.now() - t0 < busyMs);
+      resolve(asked);
+    }),
+  );
+}
+
+/** Resolves once the hang-at-start device `name` is spinning in its first pass (its loop began, no call pending). */
+function hung(m: Machine, name: string): Promise<void> {
+  return until(`${name} to begin its first pass`, () => Atomics.load(m.device(name).shm.ctl, DeviceCtl.heartbeat) > 0);
+}
+
+t.test('a kernel thread late past the deadline does not blame a device whose answer was waiting', async (t) => {
+  const cam = (name: string): DeviceSpec => ({ name, kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} });
+  const m = await machine(t, [cam('cam0'), faulty('bad0', 'hang', 'start'), cam('cam1')], 300);
+  await m.start();
+  await hung(m, 'bad0');
+  // 2 s busy against a 300 ms deadline: cam0 and cam1 answer long before the kernel looks.
+  const e = await askWhileBusy(m, 2000);
+  t.match(e, { name: 'DeviceError', device: 'bad0', what: 'timeout', message: /no answer to 'errors' within 300 ms/ }, 'the device that hangs is named, alone');
+  t.equal(m.device('cam0').handle.failed, null, 'cam0 answered in time: not failed');
+  t.equal(m.device('cam1').handle.failed, null, 'cam1 answered in time: not failed');
+});
+
+t.test('when several devices do not answer a call to all, every one is named', async (t) => {
+  const m = await machine(t, [{ name: 'cam0', kind: 'camera', memBytes: 256 * 1024, barBytes: 0, props: {} }, faulty('bad0', 'hang', 'start'), faulty('bad1', 'hang', 'start')], 300);
+  await m.start();
+  await hung(m, 'bad0');
+  await hung(m, 'bad1');
+  const e = await m.callAll('errors').then(() => null, (e: unknown) => e);
+  t.match(e, { name: 'DeviceError', device: 'bad0, bad1', what: 'timeout', message: /no answer to 'errors' within 300 ms from 2 devices: bad0 \(heartbeat \d+\), bad1 \(heartbeat \d+\)/ });
+  t.equal(m.device('cam0').handle.failed, null, 'cam0 answered');
 });
 
 t.test('a worker that throws while starting fails the machine', async (t) => {
