@@ -169,6 +169,7 @@ export function formatTable(r: BenchReport): string {
   for (const x of r.rows) out.push(line([x.id, x.unit, num(x.median), num(x.min), num(x.max), x.ratio === null ? '' : ratioText(x.ratio), vs(x)]));
   const m = r.machine;
   out.push('-'.repeat(100), `${m.suite} suite, ${m.repeats} runs per row, ${m.seconds} s; ${m.cpus} cpus, node ${m.node}; load ${(m.loadAvgAtStart as number[]).join(' ')} -> ${(m.loadAvgAtEnd as number[]).join(' ')}`.slice(0, 100));
-  out.push('ratio = median / median of the vs row, both measured in this run.', 'Other processes share these cores: compare ratios, not MB/s.');
+  out.push("Other run counts are in the row's --json note: scenario rows (3+ pairs), boot.256, boot.rss*.",
+    'ratio = median / median of the vs row, both measured in this run.', 'Other processes share these cores: compare ratios, not MB/s.');
   return out.join('\n');
 }

@@ -30,6 +30,7 @@ t.test('the table fits in 100 columns and names each row\'s baseline', async (t)
   rows.add('scenario.camera-chain-iommu', 'MB/s', [30, 31, 33], 'scenario.camera-chain-iommu.bounce');
   const out = formatTable({ machine: { suite: 'quick', repeats: 3, seconds: 1, cpus: 2, node: 'v20', loadAvgAtStart: [1, 1, 1], loadAvgAtEnd: [1, 1, 1] }, rows: rows.rows });
   for (const line of out.split('\n')) t.ok(line.length <= 100, `${line.length} columns: ${line.slice(0, 40)}`);
+  t.match(out, /quick suite, 3 runs per row, [^]*\nOther run counts are in the row's --json note: scenario rows \(3\+ pairs\), boot\.256, boot\.rss\*\./, 'the footer names the rows that ran another number of times');
   t.match(out, /scenario\.camera-chain-iommu\s+MB\/s\s+31\.0\s+30\.0\s+33\.0\s+1\.476\s+\.bounce/);
 });
 
