@@ -72,7 +72,8 @@ export async function bootRows(rows: RowSet, repeats: number, bigRepeats = 1): P
     big.push(r.ms);
     rss.push(r.rssPerWorker / MiB);
   }
-  rows.add('boot.256', 'ms', big, 'boot.64', '256 mirror device workers: create + start + one control call answered by each');
-  rows.add('boot.rss.plain', 'MiB', await repeat(bigRepeats, async () => (await plain(64, 'bench/alive_worker')).rssPerWorker / MiB), null, 'host RSS growth per live empty worker_thread, over 64 (Node floor)');
-  rows.add('boot.rss', 'MiB', rss, 'boot.rss.plain', 'host RSS growth per idle device worker, over the 256 of boot.256 (process.memoryUsage.rss delta / 256)');
+  const runs = `${bigRepeats} run${bigRepeats === 1 ? '' : 's'}`;
+  rows.add('boot.256', 'ms', big, 'boot.64', `256 mirror device workers: create + start + one control call answered by each; ${runs}`);
+  rows.add('boot.rss.plain', 'MiB', await repeat(bigRepeats, async () => (await plain(64, 'bench/alive_worker')).rssPerWorker / MiB), null, `host RSS growth per live empty worker_thread, over 64 (Node floor); ${runs}`);
+  rows.add('boot.rss', 'MiB', rss, 'boot.rss.plain', `host RSS growth per idle device worker, over the 256 of boot.256 (process.memoryUsage.rss delta / 256); ${runs}`);
 }

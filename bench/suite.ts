@@ -151,6 +151,11 @@ function num(x: number): string {
   return x.toFixed(2);
 }
 
+/** A ratio in the table's 7-character column: 3 decimals, fewer for large ratios (the JSON keeps them all). */
+function ratioText(x: number): string {
+  return x >= 1000 ? x.toFixed(0) : x >= 100 ? x.toFixed(1) : x.toFixed(3);
+}
+
 /** The table printed to stdout: at most 100 columns. */
 export function formatTable(r: BenchReport): string {
   const W = { id: 36, unit: 8, n: 8, ratio: 7 };
@@ -161,9 +166,10 @@ export function formatTable(r: BenchReport): string {
   const out = [line(['id', 'unit', 'median', 'min', 'max', 'ratio', 'vs']), '-'.repeat(100)];
   // A baseline named after its row (scenario.x.bounce for scenario.x) shows as its suffix.
   const vs = (x: BenchRow) => (x.baseline === null ? '' : x.baseline.startsWith(x.id + '.') ? x.baseline.slice(x.id.length) : x.baseline);
-  for (const x of r.rows) out.push(line([x.id, x.unit, num(x.median), num(x.min), num(x.max), x.ratio === null ? '' : x.ratio.toFixed(3), vs(x)]));
+  for (const x of r.rows) out.push(line([x.id, x.unit, num(x.median), num(x.min), num(x.max), x.ratio === null ? '' : ratioText(x.ratio), vs(x)]));
   const m = r.machine;
   out.push('-'.repeat(100), `${m.suite} suite, ${m.repeats} runs per row, ${m.seconds} s; ${m.cpus} cpus, node ${m.node}; load ${(m.loadAvgAtStart as number[]).join(' ')} -> ${(m.loadAvgAtEnd as number[]).join(' ')}`.slice(0, 100));
-  out.push('ratio = median / median of the vs row, both measured in this run.', 'Other processes share these cores: compare ratios, not MB/s.');
+  out.push("Other run counts are in the row's --json note: scenario rows (3+ pairs), boot.256, boot.rss*.",
+    'ratio = median / median of the vs row, both measured in this run.', 'Other processes share these cores: compare ratios, not MB/s.');
   return out.join('\n');
 }

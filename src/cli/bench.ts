@@ -18,6 +18,7 @@ import cliProgress from 'cli-progress';
 import { InvalidArgumentError, type Command } from 'commander';
 import { formatTable, runSuite, sectionsToRun, SECTIONS, type Section } from '../../bench/suite.js';
 import type { RunReport } from '../scenario/run.js';
+import { etaOrDashes } from './progress.js';
 import { TraceRecorder, traceViewerHint } from '../trace/recorder.js';
 import { renderReport } from '../trace/report_html.js';
 import { assertOutputs } from './output_file.js';
@@ -48,7 +49,7 @@ function progress(flags: BenchFlags): { log: (m: string) => void; stop: () => vo
   if (flags.json || !stream.isTTY) return { log: (m) => stream.write(m + '\n'), stop: () => undefined };
   const steps = sectionsToRun(flags.only);
   const bar = new cliProgress.SingleBar(
-    { stream, format: 'bench [{bar}] {value}/{total} sections | ETA {eta_formatted} | {step}', barsize: 30, hideCursor: false, clearOnComplete: true, etaBuffer: 4 },
+    { stream, format: 'bench [{bar}] {value}/{total} sections | ETA {eta_formatted} | {step}', barsize: 30, hideCursor: false, clearOnComplete: true, etaBuffer: 4, formatTime: etaOrDashes },
     cliProgress.Presets.shades_classic,
   );
   bar.start(steps.length, 0, { step: '' });

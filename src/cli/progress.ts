@@ -34,6 +34,9 @@ function debugLines(stream: NodeJS.WritableStream): (p: RunProgress) => void {
   };
 }
 
+/** cli-progress's time format, but '--' until an ETA can be estimated (it passes the strings '0', 'INF', 'NULL' before). */
+export const etaOrDashes = (t: unknown, o: cliProgress.Options, r: number): string => (typeof t === 'number' && Number.isFinite(t) ? cliProgress.Format.TimeFormat(t, o, r) : '--');
+
 /** The progress callback for runScenario, or undefined when no bar should show. */
 export function progressBar(flags: ProgressFlags, stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr): ((p: RunProgress) => void) | undefined {
   if (flags.quiet || flags.json || !stream.isTTY) return debugOn() ? debugLines(stream) : undefined;
@@ -45,7 +48,7 @@ export function progressBar(flags: ProgressFlags, stream: NodeJS.WritableStream 
       bar?.stop();
       label = p.label;
       bar = new cliProgress.SingleBar(
-        { stream: stream as NodeJS.WriteStream, format: '{label} [{bar}] {value}/{total} {unit} | {percentage}% | ETA {eta_formatted}', barsize: 30, hideCursor: false, clearOnComplete: true, etaBuffer: 20 },
+        { stream: stream as NodeJS.WriteStream, format: '{label} [{bar}] {value}/{total} {unit} | {percentage}% | ETA {eta_formatted}', barsize: 30, hideCursor: false, clearOnComplete: true, etaBuffer: 20, formatTime: etaOrDashes },
         cliProgress.Presets.shades_classic,
       );
       bar.start(p.total, p.done, { label: p.label, unit: p.unit });

@@ -63,6 +63,9 @@ export function topoFabric(scenario: string | undefined, flags: TopoFlags): { fa
     if (scenario) throw new UsageError('give either a scenario or --lspci, not both');
     const tree = readInputFileSync(flags.lspci, '--lspci file');
     const verbose = flags.lspciVvv ? readInputFileSync(flags.lspciVvv, '--lspci-vvv file') : null;
+    // `lspci -tvnn > tree.txt` without pciutils installed leaves an empty file and no other sign.
+    for (const [f, text, how] of [[flags.lspci, tree, '-tvnn'], [flags.lspciVvv, verbose, '-nnvvv']] as const)
+      if (text !== null && text.trim() === '') throw new UsageError(`${f} is empty: capture it with \`lspci ${how} > ${f}\` (lspci comes with pciutils: apt-get install pciutils)`);
     const imp = importLspci(
       tree,
       verbose,

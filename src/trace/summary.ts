@@ -131,6 +131,7 @@ export function formatSummary(r: RunReport, cols = terminalColumns()): string {
   const devs = table(
     ['device', 'commands', 'DMA ms', 'compute ms', 'RAM read', 'RAM written', 'P2P read', 'P2P written'],
     a.devices.map((d) => [d.device, String(d.commands), d.dmaMs.toFixed(1), d.computeMs.toFixed(1), formatBytes(d.bytesFromRam), formatBytes(d.bytesToRam), formatBytes(d.bytesFromPeer), formatBytes(d.bytesToPeer)]),
+    cols,
   );
   const parts = [kvBlock(rows, cols), '', devs];
   if (why) parts.push('', paragraph(why, cols, 0, 2));
@@ -166,7 +167,7 @@ export function formatComparison([p, b]: readonly [RunReport, RunReport], cols =
   const saved = b.accounting.ramBytes - p.accounting.ramBytes;
   const note = `System RAM bytes saved by p2p: ${formatBytes(Math.max(0, saved))}; memcpy baseline ${(p.memcpy.rate / MB).toFixed(0)} MB/s at DRAM scale (in cache ${(p.memcpyCached.rate / MB).toFixed(0)} MB/s), measured once for both runs.`;
   const why = comparisonWhy(whyFigures(p), whyFigures(b));
-  return `${table(head, rows)}\n${paragraph(note, cols)}\n\n${paragraph(why, cols)}\n`;
+  return `${table(head, rows, cols)}\n${paragraph(note, cols)}\n\n${paragraph(why, cols)}\n`;
 }
 
 function whyFigures(r: RunReport): WhyFigures {

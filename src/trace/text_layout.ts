@@ -2,8 +2,9 @@
  * Plain-text layout for the human summaries: a terminal width, word
  * wrapping with a hanging indent, label/value blocks and borderless
  * column tables. Everything a summary prints goes through here so that
- * it fits `$COLUMNS` (default 100) — except a table whose columns alone
- * are wider, which is printed as it is rather than cut.
+ * it fits `$COLUMNS` (default 100); a table whose columns alone are wider
+ * is stacked instead (a row's first cell, then its `header value` pairs
+ * wrapped under it) rather than cut.
  */
 
 const DEFAULT_COLUMNS = 100;
@@ -54,14 +55,38 @@ export function kvBlock(rows: readonly (readonly [string, string])[], cols: numb
 
 /**
  * A borderless table: a header, a rule, rows; the first column left
- * aligned, the others right aligned (they are figures).
+ * aligned, the others right aligned (they are figures). Wider than `cols`:
+ * stacked (see stacked()).
  */
-export function table(head: readonly string[], rows: readonly (readonly string[])[]): string {
+export function table(head: readonly string[], rows: readonly (readonly string[])[], cols = Infinity): string {
   const ws = head.map((h, i) => Math.max(width(h), ...rows.map((r) => width(r[i] ?? ''))));
+  if (ws.reduce((a, w) => a + w + 2, -2) > cols) return stacked(head, rows, cols);
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => (i === 0 ? c.padEnd(ws[i]) : c.padStart(ws[i])))
       .join('  ')
       .trimEnd();
   return [line(head), ws.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/**
+ * A table too wide for `cols`, one block per row:
+ *
+ *   cam0
+ *     commands 12 · DMA ms 3.1 · compute ms 0.0 · RAM read 0 B · ...
+ */
+function stacked(head: readonly string[], rows: readonly (readonly string[])[], cols: number): string {
+  const block = (r: readonly string[]) => [r[0] ?? '', ...packed(head.slice(1).map((h, i) => `${h} ${r[i + 1] ?? ''}`), cols - 2).map((l) => `  ${l}`)];
+  return [head[0], '-'.repeat(width(head[0])), ...rows.flatMap(block)].join('\n');
+}
+
+/** `items` joined by ' · ' into lines of at most `cols`, never splitting an item (a figure stays with its unit). */
+function packed(items: readonly string[], cols: number): string[] {
+  const lines: string[] = [];
+  for (const it of items) {
+    const last = lines.length - 1;
+    if (last >= 0 && width(lines[last]) + 3 + width(it) <= cols) lines[last] += ` · ${it}`;
+    else lines.push(it);
+  }
+  return lines;
 }

@@ -30,7 +30,22 @@ t.test('the table fits in 100 columns and names each row\'s baseline', async (t)
   rows.add('scenario.camera-chain-iommu', 'MB/s', [30, 31, 33], 'scenario.camera-chain-iommu.bounce');
   const out = formatTable({ machine: { suite: 'quick', repeats: 3, seconds: 1, cpus: 2, node: 'v20', loadAvgAtStart: [1, 1, 1], loadAvgAtEnd: [1, 1, 1] }, rows: rows.rows });
   for (const line of out.split('\n')) t.ok(line.length <= 100, `${line.length} columns: ${line.slice(0, 40)}`);
+  t.match(out, /quick suite, 3 runs per row, [^]*\nOther run counts are in the row's --json note: scenario rows \(3\+ pairs\), boot\.256, boot\.rss\*\./, 'the footer names the rows that ran another number of times');
   t.match(out, /scenario\.camera-chain-iommu\s+MB\/s\s+31\.0\s+30\.0\s+33\.0\s+1\.476\s+\.bounce/);
+});
+
+t.test('a large ratio fits its column: every row\'s baseline starts in the same column', async (t) => {
+  const rows = new RowSet();
+  rows.add('atomics.rtt', 'us', [0.05, 0.05, 0.05]);
+  rows.add('inval.streaming.p99.same', 'us', [81.9656, 81.9656, 81.9656], 'atomics.rtt');
+  rows.add('inval.streaming.p50.same', 'us', [6, 6, 6], 'atomics.rtt');
+  rows.add('inval.streaming.p90.same', 'us', [12, 12, 12], 'atomics.rtt');
+  const out = formatTable({ machine: { suite: 'quick', repeats: 3, seconds: 1, cpus: 2, node: 'v20', loadAvgAtStart: [1, 1, 1], loadAvgAtEnd: [1, 1, 1] }, rows: rows.rows });
+  for (const line of out.split('\n')) t.ok([...line].length <= 100, `${[...line].length} columns: ${line.slice(0, 40)}`);
+  const starts = out.split('\n').filter((l) => l.startsWith('inval.')).map((l) => l.indexOf('atomics.rtt'));
+  t.same(starts, [starts[0], starts[0], starts[0]], `baselines at column ${starts[0]}`);
+  t.match(out, /inval\.streaming\.p99\.same\s+us\s+82\.0\s+82\.0\s+82\.0\s+1639\s+atomics\.rtt/);
+  t.match(out, /inval\.streaming\.p90\.same\s+us\s+12\.0\s+12\.0\s+12\.0\s+240\.0\s+atomics\.rtt/);
 });
 
 t.test('bad suite or section: usage error, exit 2, nothing runs', async (t) => {

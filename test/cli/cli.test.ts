@@ -4,7 +4,9 @@
 // the CLI's main() in this process (test/cli/in_process.ts): same output, same
 // exit code, without a Node start per call.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { peervmaIn } from './in_process.js';
 import { spawnPeervma } from './spawn_cli.js';
 
@@ -110,6 +112,18 @@ t.test('a missing scenario file or a directory is refused naming the path', asyn
   const d = await peervmaIn('topo', '--lspci', 'test/fixtures');
   t.equal(d.code, 2);
   t.equal(d.err, 'peervma topo: cannot read --lspci file test/fixtures: it is a directory, not a file (EISDIR)\n');
+});
+
+t.test('an empty lspci capture (lspci not installed) is refused naming the file and how to capture it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'pv-lspci-'));
+  const empty = join(dir, 'tree.txt');
+  writeFileSync(empty, '');
+  const r = await peervmaIn('topo', '--lspci', empty);
+  t.equal(r.code, 2);
+  t.equal(r.err, `peervma topo: ${empty} is empty: capture it with \`lspci -tvnn > ${empty}\` (lspci comes with pciutils: apt-get install pciutils)\n`);
+  const v = await peervmaIn('topo', '--lspci', 'test/fixtures/lspci/server-skylake-plx.tvnn.txt', '--lspci-vvv', empty);
+  t.equal(v.code, 2);
+  t.match(v.err, `${empty} is empty: capture it with \`lspci -nnvvv > ${empty}\``);
 });
 
 t.test('--version prints the package version', async (t) => {

@@ -46,6 +46,15 @@ t.test('a bar per run on a terminal, with count, unit and ETA', async (t) => {
   bar({ label: 'camera-chain bounce', done: 40, total: 40, unit: 'frames', final: true }); // a live bar keeps its redraw timer
 });
 
+t.test('no ETA on the first tick, before it can be estimated', async (t) => {
+  const s = tty();
+  const bar = progressBar({}, s)!;
+  bar({ label: 'camera-chain p2p', done: 0, total: 20, unit: 'frames', final: false });
+  t.match(s.out(), /0\/20 frames \| 0% \| ETA --/);
+  t.notMatch(s.out(), /NF|NULL|LL/);
+  bar({ label: 'camera-chain p2p', done: 20, total: 20, unit: 'frames', final: true });
+});
+
 t.test('runScenario reports progress from the devices, ending at the total', async (t) => {
   const sc = await loadScenarioFile('test/fixtures/scenarios/small-chain.yaml');
   const seen: RunProgress[] = [];

@@ -23,6 +23,15 @@ t.test('table: first column left, figures right, a rule under the head', async (
   t.equal(table(['dev', 'n'], [['cam0', '12'], ['c', '3']]), 'dev    n\n----  --\ncam0  12\nc      3');
 });
 
+t.test('table: wider than the terminal, each row stacked, a figure never split from its unit', async (t) => {
+  const head = ['device', 'commands', 'DMA ms', 'RAM written', 'P2P written'];
+  const rows = [['cam0', '4', '5.5', '0 B', '14.1 MiB'], ['cc0', '4', '10.2', '14.1 MiB', '0 B']];
+  t.equal(table(head, rows, 60), table(head, rows), 'fits: the table as it is');
+  const text = table(head, rows, 40);
+  t.same(text.split('\n').filter((l) => [...l].length > 40), [], 'every line fits 40 columns');
+  t.equal(text, 'device\n------\ncam0\n  commands 4 · DMA ms 5.5\n  RAM written 0 B · P2P written 14.1 MiB\ncc0\n  commands 4 · DMA ms 10.2\n  RAM written 14.1 MiB · P2P written 0 B');
+});
+
 t.test('terminalColumns: $COLUMNS, else 100, never below 60', async (t) => {
   t.equal(terminalColumns({}), 100);
   t.equal(terminalColumns({ COLUMNS: '132' }), 132);

@@ -325,7 +325,7 @@ async function account(ctx: WorkloadContext, w: AccelNicStreamWorkload, rig: Acc
     checks,
     extra: {
       results: `${w.results} x ${w.resultBytes} bytes, ${w.iterations} kernel iteration(s) each, ${w.buffers} buffers`,
-      'warm-up (untimed, before the window)': w.warmUp ? `${run.warmCommands} commands: ${2 * WARM_ROUNDS} results of ${w.resultBytes} bytes through ${w.buffers >= 2 ? 'two buffers' : 'one buffer'} of their own, by this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false; always off with several streams)',
+      'warm-up (untimed, before the window)': w.warmUp ? `${run.warmCommands} commands: ${2 * WARM_ROUNDS} results of ${w.resultBytes} bytes through ${w.buffers >= 2 ? 'two buffers' : 'one buffer'} of their own, by this mode's own path (src/workloads/accel_nic_stream/warmup.ts), not counted here` : 'none (warmUp: false; always off with several streams)',
       [revokeAccess ? 'buffer revocations (revokeAccess)' : 'buffer moves (revoke)']: bounce ? 'n/a (bounce: results are staged in RAM)' : `${revokesFired} (${revokesDuringSend} during their SEND)`,
       sendsRefused,
       revokesFired,

@@ -287,7 +287,7 @@ function hmmAccounting(ctx: WorkloadContext, w: HmmPeerWorkload, r: { rig: Accel
     extra: {
       buffer: `${w.pages} pages (${len} bytes) of anonymous memory`,
       ...(one ? {} : { importers: `${imp.names.length} NICs (${imp.names[0]} .. ${imp.names[imp.names.length - 1]}) read the one buffer at once` }),
-      'warm-up (untimed, before the window)': w.warmUp ? `${WARM_PAGES} pages of another buffer through this mode's own path (./warmup.ts), not counted here` : 'none (warmUp: false)',
+      'warm-up (untimed, before the window)': w.warmUp ? `${WARM_PAGES} pages of another buffer through this mode's own path (src/workloads/hmm_peer/warmup.ts), not counted here` : 'none (warmUp: false)',
       'migrated to the accelerator': first.migratedIn,
       'pages after the CPU touch': `${kinds.ram} RAM, ${kinds.devprivate} device-private`,
       [one ? 'second SEND' : 'second SENDs (all NICs)']: `${sumOf((n) => n.second.fromPeer)} bytes peer to peer, ${sumOf((n) => n.second.fromRam)} bytes from RAM`,
