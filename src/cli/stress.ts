@@ -19,6 +19,7 @@ import { writeStressReport } from '../trace/report_stress_html.js';
 import { assertOutputs } from './output_file.js';
 import { setOutputFiles, setPhase } from './interrupt.js';
 import { helpText } from './help_text.js';
+import { terminalColumns } from '../trace/text_layout.js';
 import { formatKinds, formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
 import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
@@ -94,7 +95,7 @@ async function stressCommand(f: StressFlags): Promise<void> {
       process.stderr.write(`peervma: trace: ${rec.events.length} events written to ${f.trace}; ${traceViewerHint(f.trace)}\n`);
     }
     report(f, [r]);
-    process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r)) + '\n');
+    process.stdout.write((f.json ? JSON.stringify({ kind: 'peervma-stress', shard: null, seeds: [r], totals: totalsOf([r]) } satisfies SweepFile, null, 2) : formatRun(r, terminalColumns())) + '\n');
     process.exitCode = r.exitCode;
     return;
   }

@@ -2,6 +2,8 @@
  * What a stress run reports (the JSON of one run, one line of a sweep) and
  * how it is printed. Pure data and formatting.
  */
+import { wrap } from '../common/text_wrap.js';
+
 export type InjectKind = 'rogue' | 'late' | 'crash' | 'hang';
 
 /** One breach of the safety invariant, named the way a person needs to find it. */
@@ -58,6 +60,8 @@ export interface StressReport {
   readonly violationCount: number;
   /** Exact count per 'source/kind' (sums to violationCount), also of violations not listed or overwritten in a device's ring. */
   readonly violationKinds: Readonly<Record<string, number>>;
+  /** Exact count per device (sums to violationCount; '-' for the protocol's own checks). Absent in shards of older builds. */
+  readonly violationDevices?: Readonly<Record<string, number>>;
   readonly injected: readonly InjectOutcome[];
   readonly exitCode: 0 | 1;
 }
@@ -83,8 +87,8 @@ export function formatKinds(kinds: Readonly<Record<string, number>>): string {
     .join(', ');
 }
 
-/** The full report of one run, for a person. */
-export function formatRun(r: StressReport): string {
+/** The full report of one run, for a person: every line wrapped to `cols`, continuations indented under it. */
+export function formatRun(r: StressReport, cols = 100): string {
   const out = [
     `peervma stress: seed ${r.seed}, schedule ${r.schedule}, ${r.importers} importers, IOMMU ${r.iommu ? 'on' : 'off'}`,
     `  ops ${r.ops} (${r.opsFailed} refused or aborted), invalidations ${r.invalidations} batches / ${r.ranges} ranges in ${(r.wallMs / 1000).toFixed(1)} s (${Math.round(r.rangesPerSec)} ranges/s)`,
@@ -98,5 +102,13 @@ export function formatRun(r: StressReport): string {
   if (r.violations.length > 20) out.push(`  ... ${r.violationCount - 20} more (--json lists up to 200)`);
   for (const i of r.injected) out.push(`  injected ${i.kind} on ${i.device} at step ${i.step}: ${i.outcome} (expected ${i.expected}) — ${i.detail}`);
   out.push(`  exit ${r.exitCode}; replay: peervma stress --seed ${r.seed} --ops ${r.ops} --importers ${r.importers} --iommu ${r.iommu ? 'on' : 'off'}${r.gapMaxUs !== 2000 ? ` --gap-us ${r.gapMaxUs}` : ''}${r.slow ? '' : ' --slow off'}${r.injected.length ? ` --inject ${r.injected[0].kind}` : ''}`);
-  return out.join('\n');
+  return out.map((l) => indented(l, cols)).join('\n');
+}
+
+/** `line` wrapped to `cols`; its continuations indented two spaces past the line's own indent. */
+function indented(line: string, cols: number): string {
+  const lead = /^ */.exec(line)![0].length;
+  return wrap(line.slice(lead), cols - lead - 2)
+    .map((l, i) => ' '.repeat(i === 0 ? lead : lead + 2) + l)
+    .join('\n');
 }

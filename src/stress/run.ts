@@ -20,7 +20,7 @@
  */
 import { PAGE_SIZE, POISON_BYTE } from '../shm/constants.js';
 import { DeviceCtl } from '../shm/device_ctl.js';
-import { judgePage, STRESS_VIOLATION_KINDS, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, stressRecordWord, StressViolation as SV } from '../shm/stress_layout.js';
+import { judgePage, STRESS_VIOLATION_KINDS, STRESS_VIOLATION_NAMES, STRESS_VIOLATION_RECORDS, stressDevWord, StressDevStat, StressInject, StressViolationKind, stressRecordWord, StressViolation as SV } from '../shm/stress_layout.js';
 import { DeviceError } from '../errors.js';
 import type { Machine } from '../devices/machine.js';
 import { percentile, type InjectKind, type InjectOutcome, type StressReport, type StressViolation } from './report.js';
@@ -100,6 +100,8 @@ class StressRun {
   private violationCount = 0;
   /** Exact count per 'source/kind'. */
   private readonly kinds: Record<string, number> = {};
+  /** Exact count per device ('-' for the protocol's own): an injected device's outcome counts them all, not the listed ones. */
+  private readonly byDevice = new Map<string, number>();
   private curStep = -1;
   private curOp = 'setup';
   /** How many of each source's violations were already collected. */
@@ -142,14 +144,15 @@ class StressRun {
   }
 
   private readonly add = (v: StressViolation): void => {
-    this.tally(`${v.source}/${v.kind}`, 1);
+    this.tally(`${v.source}/${v.kind}`, 1, v.device);
     this.list(v);
   };
 
-  /** Counts n violations of `key` ('source/kind'), listed or not. */
-  private tally(key: string, n: number): void {
+  /** Counts n violations of `key` ('source/kind') by `device`, listed or not. */
+  private tally(key: string, n: number, device: string): void {
     if (n <= 0) return;
     this.violationCount += n;
+    this.byDevice.set(device, (this.byDevice.get(device) ?? 0) + n);
     this.kinds[key] = (this.kinds[key] ?? 0) + n;
   }
 
@@ -275,7 +278,7 @@ class StressRun {
     const ack = counters.flatMap((c) => c.ackUs).sort((a, b) => a - b);
     const iommuFaults = o.iommu ? rig.names.reduce((s, n) => s + (kernel.domain(n)?.faults().count ?? 0), 0) : 0;
     const injected: InjectOutcome[] = [];
-    if (this.injectState) injected.push(outcomeOf(rig, this.injectState, o.iommu, iommuFaults, this.violations));
+    if (this.injectState) injected.push(outcomeOf(rig, this.injectState, o.iommu, iommuFaults, this.byDevice.get(this.injectState.device) ?? 0));
     const ranges = counters.reduce((s, c) => s + c.ranges, 0);
     return {
       seed: o.seed,
@@ -298,6 +301,7 @@ class StressRun {
       roundTripUs,
       violations: this.violations,
       violationCount: this.violationCount,
+      violationDevices: Object.fromEntries(this.byDevice),
       violationKinds: { ...this.kinds },
       injected,
       exitCode: this.violationCount > 0 ? 1 : 0,
@@ -324,7 +328,7 @@ class StressRun {
         this.add({ source: 'checker', kind: r.kind, device: r.device, buf: at?.buf ?? null, page: at?.page ?? null, generation: `entry ${r.entryGen}, live ${r.liveGen}`, step: this.curStep, op: this.curOp, detail: `${r.write ? 'write' : 'read'} of va 0x${r.va.toString(16)} through device address 0x${r.devAddr.toString(16)}` });
       }
       // Records the checker's ring lost before they were read: counted, kind unknown.
-      this.tally('checker/kind-unknown', v.count - before - v.records.length);
+      this.tally('checker/kind-unknown', v.count - before - v.records.length, src.name);
     }
   }
 
@@ -342,7 +346,7 @@ class StressRun {
       const kinds = seen.payloadKinds[i];
       for (let k = 1; k <= STRESS_VIOLATION_KINDS; k++) {
         const c = rig.kindCount(i, k);
-        this.tally(`payload/${STRESS_VIOLATION_NAMES[k]}`, c - kinds[k - 1]);
+        this.tally(`payload/${STRESS_VIOLATION_NAMES[k]}`, c - kinds[k - 1], rig.names[i]);
         kinds[k - 1] = c;
       }
       for (let n = Math.max(seen.payload[i], count - STRESS_VIOLATION_RECORDS); n < count; n++) {
@@ -350,7 +354,7 @@ class StressRun {
         const s = rig.shm;
         const kind = STRESS_VIOLATION_NAMES[s[w + SV.kind]] ?? 'unknown';
         const buf = s[w + SV.buf];
-        this.list({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: this.curOp, detail: `page holds seq ${s[w + SV.seen]}, the device last wrote seq ${s[w + SV.expected]}` });
+        this.list({ source: 'payload', kind, device: rig.names[i], buf, page: s[w + SV.page], generation: `epoch ${rig.bufs[buf]?.epoch ?? '?'}`, step: s[w + SV.step], op: this.curOp, detail: payloadDetail(s[w + SV.kind], s[w + SV.seen], s[w + SV.expected]) });
       }
       seen.payload[i] = count;
     }
@@ -371,6 +375,13 @@ class StressRun {
       seen.warnings = notifiers.warnings;
     }
   }
+}
+
+/** What a payload record shows: poison carries no seq (the page was freed and poisoned under the device's translation). */
+function payloadDetail(kind: number, seen: number, expected: number): string {
+  if (kind === StressViolationKind.PoisonRead) return `the page read back as poison (0x${POISON_BYTE.toString(16)} bytes): it was freed while the device still translated to it`;
+  const wrote = expected < 0 ? 'the device has no write of it on record' : `the device last wrote seq ${expected}`;
+  return seen < 0 ? `the page's contents are not a stress record; ${wrote}` : `page holds seq ${seen}, ${wrote}`;
 }
 
 function sum(n: number, f: (i: number) => number): number {
@@ -438,8 +449,8 @@ async function settleInjection(rig: StressRig, s: { kind: InjectKind; device: st
   if (s.kind === 'crash' && rig.gone.has(s.device)) s.cleared = true;
 }
 
-function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: number; probes: number }, iommu: boolean, iommuFaults: number, violations: readonly StressViolation[]): InjectOutcome {
-  const mine = violations.filter((v) => v.device === s.device).length;
+/** `mine`: every violation counted against the injected device (the report lists only the first MAX_LISTED). */
+function outcomeOf(rig: StressRig, s: { kind: InjectKind; device: string; step: number; probes: number }, iommu: boolean, iommuFaults: number, mine: number): InjectOutcome {
   const c = rig.kernel.invalidatorCounters().find((x) => x.device === s.device);
   const base = { kind: s.kind, device: s.device, step: s.step, shownBy: s.probes > 0 ? ('probe' as const) : ('schedule' as const) };
   if (s.kind === 'crash') {

@@ -147,3 +147,14 @@ t.test('a device stuck in one pass at the end is named (device-stuck); a seed th
   const sweep = await runSweep([1], { ...small, importers: 5, iommu: false }, 1, () => undefined);
   t.match(sweep, [{ seed: 1, exitCode: 1, violations: [{ kind: 'run-failed', detail: /at most 4 importers/ }] }]);
 });
+
+t.test("rogue with more violations than the report lists: the outcome counts them all (the README's example run)", async (t) => {
+  const r = await runStress({ seed: 3, ops: 200, importers: 4, iommu: false, inject: 'rogue' });
+  t.ok(r.violationCount > r.violations.length, `more violations (${r.violationCount}) than listed (${r.violations.length}): the case this checks`);
+  const n = Number(/^(\d+) violation\(s\) by the rogue device/.exec(r.injected[0]?.detail ?? '')?.[1]);
+  t.equal(n, r.violationDevices?.imp0, "the outcome's count is every violation of imp0, not those listed");
+  t.ok(n > r.violations.filter((v) => v.device === 'imp0').length, 'more than the listed ones');
+  t.equal(Object.values(r.violationDevices ?? {}).reduce((a, b) => a + b, 0), r.violationCount, 'the per-device counts sum to the total');
+  t.same(r.violations.filter((v) => /seq -1/.test(v.detail)), [], 'no detail quotes the -1 a record carries for "no seq"');
+  for (const v of r.violations.filter((x) => x.kind === 'poison-read')) t.match(v.detail, /read back as poison/);
+});

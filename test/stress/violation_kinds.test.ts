@@ -25,3 +25,15 @@ t.test('totalsOf sums the kinds over the seeds', async (t) => {
   // The old shard's violation has no kind: totalled under a name that says so, so the kinds still add up to the total.
   t.same(totalsOf([a, b, old as StressReport]).violationKinds, { 'payload/stale-data': 2, 'protocol/run-failed': 2, 'uncounted/shard-without-kinds': 1 });
 });
+
+t.test('formatRun wraps every line to the columns it is given, continuations indented under it', async (t) => {
+  const long = 'read of va 0x7f00000be000 through device address 0x141018000 '.repeat(3).trim();
+  const r: StressReport = { ...failedRun(3, base, long), violationCount: 5, violationKinds: { 'payload/stale-data': 2, 'protocol/run-failed': 3 } };
+  for (const cols of [60, 80, 100]) {
+    const lines = formatRun(r, cols).split('\n');
+    for (const l of lines) t.ok(l.length <= cols, `${l.length} <= ${cols}: ${l}`);
+    const v = lines.findIndex((l) => l.startsWith('  VIOLATION '));
+    t.ok(v > 0 && lines[v + 1].startsWith('    '), 'the violation continues on an indented line');
+  }
+  t.match(formatRun(r, 100).replace(/\n +/g, ' '), long, 'nothing is lost in the wrapping');
+});
