@@ -22,7 +22,7 @@ import { helpText } from './help_text.js';
 import { terminalColumns } from '../trace/text_layout.js';
 import { formatKinds, formatRun, formatRunLine, type InjectKind, type StressReport } from '../stress/report.js';
 import { runStress, type StressOptions } from '../stress/run.js';
-import { mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
+import { inSeedOrder, mergeFiles, MergeError, runSweep, seedsOfShard, totalsOf, type SweepFile, type SweepTotals } from '../stress/sweep.js';
 
 interface StressFlags {
   seed?: number;
@@ -107,13 +107,14 @@ async function stressCommand(f: StressFlags): Promise<void> {
   const sweepPhase = (n: number): void => setPhase(`stress sweep (${n} of ${seeds.length} seeds done; each seed's machine runs in a pool thread, ended with the process)`);
   sweepPhase(0);
   bar?.start(seeds.length, 0, { violations });
+  const printLine = inSeedOrder(seeds, (r) => process.stdout.write(formatRunLine(r) + '\n'));
   let reports: StressReport[];
   try {
     reports = await runSweep(seeds, base, f.jobs, (r) => {
       violations += r.violationCount;
       sweepPhase(++done);
       if (bar) bar.increment(1, { violations });
-      else if (!json) process.stdout.write(formatRunLine(r) + '\n');
+      else if (!json) printLine(r);
     });
   } finally {
     bar?.stop();

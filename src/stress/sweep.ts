@@ -95,6 +95,23 @@ export async function runSweep(seeds: readonly number[], base: Omit<StressOption
   }
 }
 
+/**
+ * Calls `emit` with each report in the order of `seeds`, as soon as it and
+ * every seed before it are done: a sweep's lines read in seed order though
+ * its seeds finish in any order (pool threads, or one thread's queue).
+ */
+export function inSeedOrder(seeds: readonly number[], emit: (r: StressReport) => void): (r: StressReport) => void {
+  const done = new Map<number, StressReport>();
+  let next = 0;
+  return (r) => {
+    done.set(r.seed, r);
+    for (let d = done.get(seeds[next]); d !== undefined; d = done.get(seeds[next])) {
+      done.delete(seeds[next++]);
+      emit(d);
+    }
+  };
+}
+
 /** A seed whose run could not finish (the machine failed to boot, an internal error): reported, exit 1. */
 export function failedRun(seed: number, o: Omit<StressOptions, 'seed' | 'onStep'>, message: string): StressReport {
   const v = { source: 'protocol' as const, kind: 'run-failed', device: '-', buf: null, page: null, generation: null, step: -1, op: 'run', detail: message };

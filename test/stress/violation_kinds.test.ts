@@ -3,7 +3,7 @@
 // before the counts existed is totalled under "uncounted", and does not throw).
 import t from 'tap';
 import { formatKinds, formatRun, type StressReport } from '../../src/stress/report.js';
-import { failedRun, totalsOf } from '../../src/stress/sweep.js';
+import { failedRun, inSeedOrder, totalsOf } from '../../src/stress/sweep.js';
 
 const base = { importers: 2, iommu: false, ops: 0 };
 
@@ -36,4 +36,15 @@ t.test('formatRun wraps every line to the columns it is given, continuations ind
     t.ok(v > 0 && lines[v + 1].startsWith('    '), 'the violation continues on an indented line');
   }
   t.match(formatRun(r, 100).replace(/\n +/g, ' '), long, 'nothing is lost in the wrapping');
+});
+
+t.test('inSeedOrder: a sweep prints its lines in seed order, whatever order the seeds finish in', async (t) => {
+  const out: number[] = [];
+  const emit = inSeedOrder([1, 2, 3, 4], (r) => out.push(r.seed));
+  const seen: number[][] = [];
+  for (const seed of [1, 3, 2, 4]) {
+    emit(failedRun(seed, base, 'x'));
+    seen.push([...out]);
+  }
+  t.same(seen, [[1], [1], [1, 2, 3], [1, 2, 3, 4]], 'seed 3 waits for seed 2, then both go out');
 });
