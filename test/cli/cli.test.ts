@@ -140,3 +140,10 @@ t.test('every --help fits 100 columns', async (t) => {
     t.same(r.out.split('\n').filter((l) => [...l].length > 100), [], `peervma ${args.join(' ')} --help: no line over 100 columns`);
   }
 });
+
+t.test('more frames than the viewer can keep for the check: exit 2 with the numbers, not an internal RangeError', async (t) => {
+  const r = await peervmaIn('run', 'scenarios/camera-chain.yaml', '--frames', '3000');
+  t.equal(r.code, 2, r.err);
+  t.match(r.err, /scenario asks for 10547 MiB of the viewer's recording of every frame .*3000 frames of 3686400 bytes.*, this machine can give 4096 MiB/);
+  t.notMatch(r.err, /internal error/);
+});

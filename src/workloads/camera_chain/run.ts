@@ -32,7 +32,9 @@
  * was copied out.
  */
 import { Piscina } from 'piscina';
-import { DeviceError } from '../../errors.js';
+import { DeviceError, LimitError } from '../../errors.js';
+import { MAX_MEMORY_BYTES } from '../../devices/limits.js';
+import { MiB } from '../memcpy_baseline.js';
 import { WORKER_EXEC_ARGV, compiledModule } from '../../devices/worker_entry.js';
 import type { Device, Machine } from '../../devices/machine.js';
 import { CAM_ARG_CC_FLAGS, CAM_ARG_FRAME, CAM_ARG_INPUT, CAM_ARG_NEXT_PAGES, CAM_ARG_SEED, CAM_ARG_WIDTH, CAM_ARGS, CAMERA_OP_CAPTURE, CAMERA_OP_CAPTURE_CHAINED, CC_ARG_FRAME, CC_F_DST_VA, CC_OP_PROCESS, type ColourParams } from '../../devices/camera_chain_abi.js';
@@ -427,6 +429,11 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
  * both modes paid on the kernel's thread inside the window.
  */
 function viewerRecording(frames: number, frameBytes: number): SharedArrayBuffer {
+  // Every frame is kept for the bit-exact check after the stream: one SharedArrayBuffer, so the
+  // single-memory limit applies (3000 frames of 1280x720 asked 10.3 GiB and died as a RangeError).
+  if (frames * frameBytes > MAX_MEMORY_BYTES) {
+    throw new LimitError(`the viewer's recording of every frame for the bit-exact check (${frames} frames of ${frameBytes} bytes; fewer --frames or a smaller frame fit)`, Math.ceil((frames * frameBytes) / MiB), MAX_MEMORY_BYTES / MiB, 'MiB');
+  }
   const keep = new SharedArrayBuffer(frames * frameBytes);
   new Uint8Array(keep).fill(0);
   return keep;
