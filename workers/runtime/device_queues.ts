@@ -66,9 +66,10 @@ export class DeviceQueues {
         const cmd = p.sq.peek();
         const r = exec(cmd, p.cfg.qid);
         p.sq.pop();
+        // Counted before the completion is posted: the kernel may read the count as soon as it sees the CQE.
+        this.self.stats[DeviceStats.commands]++;
         p.cq.post({ cid: cmd.cid, status: r.status, result: r.result, sqHead: p.sq.headIndex }, p.cfg.qid);
         posted++;
-        this.self.stats[DeviceStats.commands]++;
       }
       if (posted > 0) {
         this.raise();

@@ -412,6 +412,15 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
   }
   const wallMs = performance.now() - t0;
   const cpuMs = processCpuMsSince(cpu0);
+  // The last frame landed in cc0's output, but the camera may not have posted its own last
+  // completion yet (p2p: the loop ends on cc0's): reap until no device owes one before the window's
+  // counters (commands, traffic) are taken. The clock stopped when the last frame landed: the
+  // wait for that completion's interrupt is not the stream's time.
+  for (let seen = machine.irqSeen(); path.outstanding().some((o) => o.outstanding > 0); seen = machine.irqSeen()) {
+    hostCommands += await path.reap(onDone);
+    if (path.outstanding().every((o) => o.outstanding === 0)) break;
+    await machine.waitHostIrq(seen, path.outstanding);
+  }
   window.close();
   // Verification, bit-exact, after the stream (every pipeline's: not in any timed window).
   await gate.atFinish();
