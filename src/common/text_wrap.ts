@@ -1,7 +1,7 @@
 /**
  * Text width and word wrapping, for every human output that must fit a
  * terminal: the run summaries (src/trace/text_layout.ts builds its blocks
- * on these) and `peervma topo` (src/hw/topo_report.ts, below src/trace).
+ * on these), `peervma stress`'s report (src/stress/report.ts) and `peervma topo` (src/hw/topo_report.ts, below src/trace).
  */
 
 /** Display width of a string (code points; every character we print is one column wide). */
@@ -35,4 +35,10 @@ export function wrap(text: string, w: number): string[] {
     out.push(line);
   }
   return out;
+}
+
+/** `text` wrapped to `cols`, every line after the first indented by `indent` spaces (and the first by `first`). */
+export function paragraph(text: string, cols: number, first = 0, indent = first): string {
+  const lines = wrap(text, cols - Math.max(first, indent));
+  return lines.map((l, i) => ' '.repeat(i === 0 ? first : indent) + l).join('\n');
 }

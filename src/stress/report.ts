@@ -2,7 +2,7 @@
  * What a stress run reports (the JSON of one run, one line of a sweep) and
  * how it is printed. Pure data and formatting.
  */
-import { wrap } from '../common/text_wrap.js';
+import { paragraph } from '../common/text_wrap.js';
 
 export type InjectKind = 'rogue' | 'late' | 'crash' | 'hang';
 
@@ -108,7 +108,5 @@ export function formatRun(r: StressReport, cols = 100): string {
 /** `line` wrapped to `cols`; its continuations indented two spaces past the line's own indent. */
 function indented(line: string, cols: number): string {
   const lead = /^ */.exec(line)![0].length;
-  return wrap(line.slice(lead), cols - lead - 2)
-    .map((l, i) => ' '.repeat(i === 0 ? lead : lead + 2) + l)
-    .join('\n');
+  return paragraph(line.slice(lead), cols, lead, lead + 2);
 }

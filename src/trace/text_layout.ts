@@ -19,14 +19,9 @@ export function terminalColumns(env: NodeJS.ProcessEnv = process.env): number {
   return Number.isInteger(n) && n > 0 ? Math.max(MIN_COLUMNS, n) : DEFAULT_COLUMNS;
 }
 
-export { width, wrap } from '../common/text_wrap.js';
+export { paragraph, width, wrap } from '../common/text_wrap.js';
 import { width, wrap } from '../common/text_wrap.js';
 
-/** `text` wrapped to `cols`, every line after the first indented by `indent` spaces (and the first by `first`). */
-export function paragraph(text: string, cols: number, first = 0, indent = first): string {
-  const lines = wrap(text, cols - Math.max(first, indent));
-  return lines.map((l, i) => ' '.repeat(i === 0 ? first : indent) + l).join('\n');
-}
 
 /**
  * Label/value rows: labels in a column, values wrapped beside them with a
