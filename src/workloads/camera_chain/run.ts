@@ -416,10 +416,11 @@ async function streamFrames(k: Chain, path: Path, pool: Piscina, params: ColourP
   // completion yet (p2p: the loop ends on cc0's): reap until no device owes one before the window's
   // counters (commands, traffic) are taken. The clock stopped when the last frame landed: the
   // wait for that completion's interrupt is not the stream's time.
-  for (let seen = machine.irqSeen(); path.outstanding().some((o) => o.outstanding > 0); seen = machine.irqSeen()) {
+  const owed = () => path.outstanding().some((o) => o.outstanding > 0);
+  while (owed()) {
+    const seen = machine.irqSeen();
     hostCommands += await path.reap(onDone);
-    if (path.outstanding().every((o) => o.outstanding === 0)) break;
-    await machine.waitHostIrq(seen, path.outstanding);
+    if (owed()) await machine.waitHostIrq(seen, path.outstanding);
   }
   window.close();
   // Verification, bit-exact, after the stream (every pipeline's: not in any timed window).
